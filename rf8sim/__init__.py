@@ -1,0 +1,44 @@
+"""rf8sim: RF8 residual floating point, from the format spec to Verilog and training.
+
+The public array API (``encode``, ``decode``, ``quantize``, ``dequantize``) is
+the Numba golden model of :mod:`rf8sim.golden`; it is imported on first use so
+that ``import rf8sim`` stays cheap.
+"""
+
+from . import formats
+from .formats import Format, FormatError, get as get_format, values
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "formats",
+    "Format",
+    "FormatError",
+    "get_format",
+    "values",
+    "encode",
+    "decode",
+    "quantize",
+    "dequantize",
+    "AccSpec",
+]
+
+_LAZY = {
+    "encode": "rf8sim.golden",
+    "decode": "rf8sim.golden",
+    "quantize": "rf8sim.golden",
+    "dequantize": "rf8sim.golden",
+    "AccSpec": "rf8sim.golden.accspec",
+}
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'rf8sim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,80 @@
+"""The ``rf8sim`` command line.
+
+Each part of the package contributes its subcommands through a ``commands``
+module with ``register(subparsers)``; this file only assembles them and turns
+the package's own exceptions into one-line messages with exit code 2.
+Heavy imports (numba, torch, amaranth) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+#: Modules that add subcommands, in help order.  A part that is not importable
+#: (e.g. an optional extra missing) is skipped with a note in ``--help``.
+COMMAND_MODULES = (
+    "rf8sim.commands",
+    "rf8sim.golden.commands",
+    "rf8sim.hdl.commands",
+    "rf8sim.training.commands",
+    "rf8sim.study.commands",
+)
+
+
+class CLIError(Exception):
+    """A user error the CLI reports as one line (exit code 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rf8sim",
+        description="RF8 residual floating point: formats, golden model, RTL, training and studies.",
+    )
+    parser.add_argument("--version", action="version", version=f"rf8sim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == name or name.startswith(e.name + ".")):
+                continue  # that part is not written yet / not installed
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from .formats import FormatError
+
+    user_errors: tuple[type[BaseException], ...] = (CLIError, FormatError, FileNotFoundError,
+                                                    FileExistsError)
+    try:
+        from .golden.accspec import AccSpecError
+
+        user_errors += (AccSpecError,)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        return int(args.func(args) or 0)
+    except user_errors as e:
+        print(f"rf8sim {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # the library raises ValueError subclasses with specific messages
+        print(f"rf8sim {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Format subcommands: ``rf8sim formats`` and ``rf8sim table FORMAT``."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("formats", help="one row per format: fields, bias, range, code usage")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_formats)
+
+    p = sub.add_parser("table", help="all 256 codes of a format: hex, bits, value, canonical")
+    p.add_argument("format", help="format name (see `rf8sim formats`)")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.set_defaults(func=cmd_table)
+
+
+def cmd_formats(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import formats as F
+
+    rows = [F.get(n).summary() for n in F.names()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    t = Table(title="rf8sim formats")
+    cols = ["name", "fields", "bias", "max", "min_positive", "distinct_values", "distinct_magnitudes",
+            "canonical_codes", "duplicate_codes", "nan_codes", "inf_codes"]
+    heads = ["format", "fields", "bias", "max", "min > 0", "distinct values", "distinct |v|",
+             "canonical", "duplicate", "NaN", "Inf"]
+    for h in heads:
+        t.add_column(h, justify="right" if h not in ("format", "fields") else "left")
+    for r in rows:
+        t.add_row(*[_fmt(r[c]) for c in cols])
+    Console().print(t)
+    return 0
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    return str(v)
+
+
+def cmd_table(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import formats as F
+
+    fmt = F.get(args.format)
+    canon = fmt.is_canonical
+    rows = []
+    for c in range(256):
+        sp = int(fmt.special[c])
+        note = {F.SPECIAL_NAN: "NaN", F.SPECIAL_INF: "Inf"}.get(sp, "")
+        if sp == F.SPECIAL_FINITE and not canon[c]:
+            note = f"duplicate of 0x{int(fmt.canonical[c]):02X}"
+        rows.append((f"0x{c:02X}", f"{c:08b}", _fmt(float(fmt.values[c])), "yes" if canon[c] else "no", note))
+    if args.csv:
+        print("code,bits,value,canonical,note")
+        for r in rows:
+            print(",".join(r))
+        return 0
+    t = Table(title=f"{fmt.name}: {fmt.description}")
+    for h in ("code", "bits", "value", "canonical", "note"):
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*r)
+    Console().print(t)
+    return 0

@@ -1,0 +1,22 @@
+"""Shared pytest configuration: the `slow` marker runs only with --runslow."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with `make test-slow` (--runslow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
