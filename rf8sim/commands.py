@@ -13,6 +13,12 @@ def register(sub) -> None:
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.set_defaults(func=cmd_table)
 
+    p = sub.add_parser("bench", help="benchmarks of every part, as ratios against same-run baselines")
+    p.add_argument("--only", default="golden,hdl,training", help="comma-separated parts (default: all)")
+    p.add_argument("--quick", action="store_true", help="small sizes, for smoke testing")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.set_defaults(func=cmd_bench)
+
 
 def cmd_formats(args) -> int:
     import json
@@ -71,4 +77,17 @@ def cmd_table(args) -> int:
     for r in rows:
         t.add_row(*r)
     Console().print(t)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import PARTS, run
+
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    bad = [p for p in parts if p not in PARTS]
+    if bad:
+        from .cli import CLIError
+
+        raise CLIError(f"unknown bench part(s) {bad}; valid: {', '.join(PARTS)}")
+    run(parts, quick=args.quick, json_out=args.json)
     return 0
