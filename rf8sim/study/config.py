@@ -1,0 +1,284 @@
+"""The study configuration: one TOML file describes a model, a sweep grid and how to run it.
+
+Schema (every key optional except where noted; unknown keys are errors so that a typo
+never silently falls back to a default)::
+
+    [study]
+    name = "small"              # used in titles and the default output folder
+    seed = 0
+    workers = 2                 # parallel jobs (joblib); 1 runs in-process
+    backend = "loky"            # any joblib backend: loky, threading, or a cluster one
+                                # (dask, ray) registered by the user, see docs/study.md
+    max_terms = 1024            # "exact" accumulators are exact for this many products
+
+    [model]
+    task = "mnist1d"            # the only task with a bit-exact inference path so far
+    arch = "mlp"
+    hidden = [64, 64]
+    epochs = 8
+    batch_size = 128
+    lr = 0.01
+    init = "gg"                 # "gg" (GG initialization) or "default" (torch's)
+    gg_shape = 1.0
+    backslash = 0.0             # BackSlash lambda; 0 turns it off
+    backslash_epochs = 0        # epochs (from the start) with BackSlash active
+    deepshape = false
+    finetune_epochs = 1         # after DeepShape
+    n_samples = 5000            # MNIST-1D samples generated (80 % train, 20 % test)
+    eval_samples = 1000         # test samples evaluated through the bit-exact path
+
+    [sweep]
+    formats = ["rf8", "e4m3", "int8"]     # weight formats (registered names, variants included)
+    act_formats = "same"                  # "same" (activation format = weight format) or a list
+    roundings = ["nearest", "paper", "truncate"]   # weight rounding; non-RF8 formats use nearest
+    granularities = ["tensor", "channel", "block"]
+    block = 32
+    acc = ["exact", "16:32"]              # AccSpec syntax: exact, exact:TERMS or FRAC:WIDTH
+    lanes = [1]                           # MAC lanes: area only
+
+    [area]
+    mode = "auto"               # auto: synthesize if yosys is there, else skip with a reason;
+                                # "required": fail without it; "off": never
+    liberty = ""                # a .lib file; empty: the hdl package's default (osu018)
+
+Accuracy depends on (weight format, activation format, rounding, granularity, block,
+accumulator); area depends on (activation format, weight format, accumulator, lanes).  The
+sweep runs each distinct job once and joins the two tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "StudyConfig",
+    "StudySection",
+    "ModelSection",
+    "SweepSection",
+    "AreaSection",
+    "load_config",
+    "config_from_dict",
+    "config_hash",
+    "GRANULARITIES",
+]
+
+GRANULARITIES = ("tensor", "channel", "block")
+TASKS = ("mnist1d",)
+ARCHS = ("mlp",)
+AREA_MODES = ("auto", "required", "off")
+
+
+class ConfigError(ValueError):
+    """A study configuration that is malformed; the message names the key and what is valid."""
+
+
+@dataclass(frozen=True)
+class StudySection:
+    name: str = "study"
+    seed: int = 0
+    workers: int = 2
+    backend: str = "loky"
+    max_terms: int = 1024
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    task: str = "mnist1d"
+    arch: str = "mlp"
+    hidden: tuple = (64, 64)
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 0.01
+    init: str = "gg"
+    gg_shape: float = 1.0
+    backslash: float = 0.0
+    backslash_epochs: int = 0
+    deepshape: bool = False
+    finetune_epochs: int = 1
+    n_samples: int = 5000
+    eval_samples: int = 1000
+
+
+@dataclass(frozen=True)
+class SweepSection:
+    formats: tuple = ("rf8", "e4m3", "int8")
+    act_formats: object = "same"
+    roundings: tuple = ("nearest", "paper", "truncate")
+    granularities: tuple = GRANULARITIES
+    block: int = 32
+    acc: tuple = ("exact", "16:32")
+    lanes: tuple = (1,)
+
+
+@dataclass(frozen=True)
+class AreaSection:
+    mode: str = "auto"
+    liberty: str = ""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    study: StudySection = field(default_factory=StudySection)
+    model: ModelSection = field(default_factory=ModelSection)
+    sweep: SweepSection = field(default_factory=SweepSection)
+    area: AreaSection = field(default_factory=AreaSection)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return json.loads(json.dumps(d))  # tuples -> lists, plain JSON types
+
+
+# ---------------------------------------------------------------------------
+# parsing and validation
+
+def _check_type(section: str, key: str, value, want):
+    """Coerce/validate one value against the type of its default."""
+    where = f"[{section}] {key}"
+    if isinstance(want, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(want, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(want, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(want, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if isinstance(want, tuple):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # a scalar where a list is expected: a one-element sweep axis
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{where} must be a non-empty list, got {value!r}")
+        return tuple(value)
+    return value
+
+
+def _section(cls, section: str, raw) -> object:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{section}] must be a table, got {type(raw).__name__}")
+    defaults = cls()
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in [{section}]; valid keys: {sorted(known)}")
+    kw = {}
+    for k, v in raw.items():
+        want = getattr(defaults, k)
+        if section == "sweep" and k == "act_formats":
+            if v != "same":
+                v = _check_type(section, k, v, ())
+            kw[k] = v
+            continue
+        kw[k] = _check_type(section, k, v, want)
+    return cls(**kw)
+
+
+def config_from_dict(raw: dict) -> StudyConfig:
+    """Build and validate a :class:`StudyConfig` from a parsed TOML/JSON mapping."""
+    from .. import formats as F
+    from ..golden.accspec import AccSpec, AccSpecError
+
+    if not isinstance(raw, dict):
+        raise ConfigError("a study configuration is a TOML table")
+    known = {"study", "model", "sweep", "area"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; valid sections: {sorted(known)}")
+    from . import variants
+
+    variants.ensure_registered()  # variant names are valid in configs
+    cfg = StudyConfig(
+        study=_section(StudySection, "study", raw.get("study")),
+        model=_section(ModelSection, "model", raw.get("model")),
+        sweep=_section(SweepSection, "sweep", raw.get("sweep")),
+        area=_section(AreaSection, "area", raw.get("area")),
+    )
+    s, m, w, a = cfg.study, cfg.model, cfg.sweep, cfg.area
+    if s.workers < 1:
+        raise ConfigError(f"[study] workers must be >= 1, got {s.workers}")
+    if s.max_terms < 1:
+        raise ConfigError(f"[study] max_terms must be >= 1, got {s.max_terms}")
+    if m.task not in TASKS:
+        raise ConfigError(f"[model] task {m.task!r} is not supported; valid: {list(TASKS)}")
+    if m.arch not in ARCHS:
+        raise ConfigError(f"[model] arch {m.arch!r} has no bit-exact inference path; valid: {list(ARCHS)}")
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in m.hidden):
+        raise ConfigError(f"[model] hidden must be a list of positive integers, got {list(m.hidden)}")
+    if m.n_samples < 50 or m.n_samples % 10:
+        raise ConfigError(f"[model] n_samples must be a multiple of 10 and >= 50, got {m.n_samples}")
+    for k in ("epochs", "batch_size", "eval_samples"):
+        if getattr(m, k) < 1:
+            raise ConfigError(f"[model] {k} must be >= 1, got {getattr(m, k)}")
+    for k in ("backslash_epochs", "finetune_epochs"):
+        if getattr(m, k) < 0:
+            raise ConfigError(f"[model] {k} must be >= 0, got {getattr(m, k)}")
+    if m.init not in ("gg", "default"):
+        raise ConfigError(f"[model] init must be 'gg' or 'default', got {m.init!r}")
+    if not 0.1 <= m.gg_shape <= 10:
+        raise ConfigError(f"[model] gg_shape must be in [0.1, 10], got {m.gg_shape}")
+    if m.backslash < 0:
+        raise ConfigError(f"[model] backslash (lambda) must be >= 0, got {m.backslash}")
+    if m.lr <= 0:
+        raise ConfigError(f"[model] lr must be > 0, got {m.lr}")
+    fmts = list(w.formats) + ([] if w.act_formats == "same" else list(w.act_formats))
+    for f in fmts:
+        if not isinstance(f, str):
+            raise ConfigError(f"[sweep] formats must be names, got {f!r}")
+        try:
+            F.get(f)
+        except F.FormatError as e:
+            raise ConfigError(f"[sweep] {e}") from None
+    for r in w.roundings:
+        if r not in F.ROUNDINGS:
+            raise ConfigError(f"[sweep] rounding {r!r} is not one of {list(F.ROUNDINGS)}")
+    for g in w.granularities:
+        if g not in GRANULARITIES:
+            raise ConfigError(f"[sweep] granularity {g!r} is not one of {list(GRANULARITIES)}")
+    if w.block < 1:
+        raise ConfigError(f"[sweep] block must be >= 1, got {w.block}")
+    for acc in w.acc:
+        try:
+            AccSpec.parse(str(acc))
+        except AccSpecError as e:
+            raise ConfigError(f"[sweep] acc: {e}") from None
+    for n in w.lanes:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"[sweep] lanes must be positive integers, got {n!r}")
+    if a.mode not in AREA_MODES:
+        raise ConfigError(f"[area] mode must be one of {list(AREA_MODES)}, got {a.mode!r}")
+    return cfg
+
+
+def load_config(path: "str | Path") -> StudyConfig:
+    """Read and validate a study TOML file (see the module docstring for the schema)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"study config {str(p)!r} does not exist")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return config_from_dict(raw)
+
+
+def config_hash(obj) -> str:
+    """Stable short hash of a JSON-able object (dataclasses are converted): cache keys."""
+    if hasattr(obj, "to_dict"):
+        obj = obj.to_dict()
+    elif hasattr(obj, "__dataclass_fields__"):
+        obj = asdict(obj)
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,148 @@
+"""Bit-exact integer inference of an MLP through the golden model's GEMM.
+
+Each Linear layer ``y = x W^T + b`` runs as the hardware would:
+
+1. the weights are quantized once (``rf8sim.golden.quantize``: format, rounding, granularity,
+   block) to codes and power-of-two scale exponents;
+2. the layer input is quantized to the activation format (``nearest`` rounding: the paper's
+   ``paper``/``truncate`` algorithms are weight-conversion rules) with a dynamic power-of-two
+   scale per sample (granularity "channel" = axis 0 of the (batch, features) matrix, so a
+   sample's result does not depend on the rest of the batch) or per block of ``block``
+   features when the weights use block scales (MX style: both operands share the block grid);
+3. ``rf8sim.golden.gemm`` accumulates every exact product in the fixed-point accumulator of
+   an :class:`~rf8sim.golden.AccSpec` (rounding toward -inf to ``frac_bits``, saturation,
+   sticky flags);
+4. ``rf8sim.golden.to_float32`` converts the accumulator (round to nearest even); the float32
+   bias is added and ReLU applied between layers.
+
+Nothing here uses floating-point matrix products: the logits are a pure function of the
+codes, the scales and the accumulator spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import formats as F
+
+__all__ = ["QuantizedLayer", "QuantizedMLP", "quantize_mlp", "exact_mlp_logits", "evaluate_mlp",
+           "ACT_GRANULARITY"]
+
+#: activation granularity used for each weight granularity (see the module docstring)
+ACT_GRANULARITY = {"tensor": "channel", "channel": "channel", "block": "block"}
+
+
+@dataclass
+class QuantizedLayer:
+    w_codes: np.ndarray      # (N, K) uint8
+    w_scale_exp: np.ndarray  # int8: (), (N,) or (N, K // block)
+    bias: np.ndarray         # (N,) float32
+
+
+@dataclass
+class QuantizedMLP:
+    """An MLP whose weights are codes + scales, with the arithmetic it runs under."""
+
+    layers: list
+    w_format: str
+    a_format: str
+    rounding: str
+    granularity: str
+    block: int
+    acc: object  # AccSpec
+    act_granularity: str = ""
+    stats: dict = field(default_factory=dict)
+
+
+def _as_layers(layers):
+    out = []
+    for i, (w, b) in enumerate(layers):
+        w = np.asarray(w, np.float32)
+        b = np.zeros(w.shape[0], np.float32) if b is None else np.asarray(b, np.float32)
+        if w.ndim != 2 or b.shape != (w.shape[0],):
+            raise ValueError(f"layer {i}: weight must be (out, in) and bias (out,), got {w.shape} and {b.shape}")
+        if i and w.shape[1] != out[-1][0].shape[0]:
+            raise ValueError(f"layer {i} takes {w.shape[1]} inputs but layer {i - 1} gives {out[-1][0].shape[0]}")
+        out.append((w, b))
+    if not out:
+        raise ValueError("an MLP needs at least one layer")
+    return out
+
+
+def quantize_mlp(layers, w_format="rf8", a_format=None, *, rounding="nearest", granularity="tensor",
+                 block=32, acc=None, max_terms=1024) -> QuantizedMLP:
+    """Quantize the weights of an MLP given as ``[(W (out, in), b (out,)), ...]`` (ReLU between).
+
+    ``acc`` is an AccSpec, a string in AccSpec syntax (``exact``, ``exact:TERMS``,
+    ``FRAC:WIDTH``) or None (= exact for ``max_terms`` products of these formats).
+    """
+    from .. import golden
+    from ..golden import AccSpec
+    from . import variants
+
+    variants.ensure_registered()
+    wf = F.get(w_format)
+    af = F.get(a_format if a_format is not None else w_format)
+    if rounding not in wf.roundings:
+        raise F.FormatError(f"{wf.name} has no rounding {rounding!r}; valid: {list(wf.roundings)}")
+    if granularity not in ACT_GRANULARITY:
+        raise ValueError(f"granularity {granularity!r} is not one of {list(ACT_GRANULARITY)}")
+    layers = _as_layers(layers)
+    if acc is None:
+        acc = AccSpec.exact(af, wf, max_terms)
+    elif isinstance(acc, str):
+        acc = (AccSpec.exact(af, wf, max_terms) if acc.strip().lower() == "exact"
+               else AccSpec.parse(acc, af, wf))
+    qls = []
+    for w, b in layers:
+        if granularity == "block" and w.shape[1] % block:
+            raise ValueError(f"block granularity needs in-features divisible by block={block}; "
+                             f"a layer has {w.shape[1]}")
+        codes, k = golden.quantize(w, wf, rounding=rounding, granularity=granularity, block=block)
+        qls.append(QuantizedLayer(np.asarray(codes), np.asarray(k), b))
+    return QuantizedMLP(qls, wf.name, af.name, rounding, granularity, block, acc,
+                        ACT_GRANULARITY[granularity])
+
+
+def exact_mlp_logits(qmlp: QuantizedMLP, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Logits (float32) of a batch ``x`` (batch, in) through the golden GEMM, plus flag counts.
+
+    The returned dict counts, over all layers, accumulator outputs whose sticky ``overflow`` or
+    ``invalid`` flag was set, and the number of outputs computed.
+    """
+    from .. import golden
+
+    x = np.asarray(x, np.float32)
+    if x.ndim != 2 or x.shape[1] != qmlp.layers[0].w_codes.shape[1]:
+        raise ValueError(f"input must be (batch, {qmlp.layers[0].w_codes.shape[1]}), got {x.shape}")
+    af, wf = F.get(qmlp.a_format), F.get(qmlp.w_format)
+    flags = {"overflow": 0, "invalid": 0, "outputs": 0}
+    h = x
+    for i, L in enumerate(qmlp.layers):
+        a_codes, a_k = golden.quantize(h, af, rounding="nearest", granularity=qmlp.act_granularity,
+                                       block=qmlp.block)
+        res = golden.gemm(a_codes, L.w_codes, af, wf, qmlp.acc, a_scale_exp=a_k, w_scale_exp=L.w_scale_exp,
+                          a_granularity=qmlp.act_granularity, w_granularity=qmlp.granularity,
+                          block=qmlp.block)
+        flags["overflow"] += int(np.count_nonzero(res.overflow))
+        flags["invalid"] += int(np.count_nonzero(res.invalid))
+        flags["outputs"] += int(np.asarray(res.overflow).size)
+        y = np.asarray(golden.to_float32(res.acc, qmlp.acc.frac_bits), np.float32)
+        y = y + L.bias  # float32 add, as a float bias unit would
+        h = np.maximum(y, np.float32(0)) if i + 1 < len(qmlp.layers) else y
+    return h, flags
+
+
+def evaluate_mlp(qmlp: QuantizedMLP, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> dict:
+    """Top-1 accuracy of the bit-exact inference on (x, y) and the flag counts."""
+    y = np.asarray(y)
+    correct = 0
+    tot = {"overflow": 0, "invalid": 0, "outputs": 0}
+    for s in range(0, len(x), batch):
+        logits, fl = exact_mlp_logits(qmlp, x[s:s + batch])
+        correct += int(np.count_nonzero(np.argmax(logits, axis=1) == y[s:s + batch]))
+        for k in tot:
+            tot[k] += fl[k]
+    return {"accuracy": correct / max(1, len(x)), "n": int(len(x)), **tot}

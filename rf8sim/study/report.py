@@ -1,0 +1,257 @@
+"""Pareto fronts, plots (matplotlib, Agg) and Markdown/console tables for the flow and the studies."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "pareto_front",
+    "md_table",
+    "write_csv",
+    "write_json",
+    "plot_pareto",
+    "plot_histograms",
+    "plot_bits",
+    "plot_error_vs_shape",
+    "print_table",
+    "fmt_value",
+]
+
+
+def pareto_front(cost: Sequence[float], value: Sequence[float]) -> np.ndarray:
+    """Mask of the points no other point beats: lower-or-equal cost and higher-or-equal value,
+    one of them strictly.  Points whose cost or value is NaN are never on the front.
+
+    Sweep: sort by cost (ties: best value first) and keep the points that raise the best
+    value seen so far; points equal to a front point in both coordinates are kept too.
+    """
+    c = np.asarray(cost, np.float64)
+    v = np.asarray(value, np.float64)
+    if c.shape != v.shape or c.ndim != 1:
+        raise ValueError(f"cost and value must be 1-D arrays of one length, got {c.shape} and {v.shape}")
+    ok = np.isfinite(c) & np.isfinite(v)
+    mask = np.zeros(c.shape, bool)
+    idx = np.flatnonzero(ok)
+    order = idx[np.lexsort((-v[idx], c[idx]))]
+    best_v = -math.inf
+    last = None  # (cost, value) of the last kept point
+    for i in order:
+        if v[i] > best_v:
+            mask[i] = True
+            best_v = v[i]
+            last = (c[i], v[i])
+        elif last is not None and (c[i], v[i]) == last:
+            mask[i] = True  # a duplicate of a front point is not dominated
+    return mask
+
+
+def fmt_value(v, digits: int = 4) -> str:
+    """Human formatting for tables: floats to `digits` significant digits, None/NaN as '-'."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return "-"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def md_table(rows: Sequence[dict], columns: Sequence[str], headers: Sequence[str] | None = None,
+             digits: int = 4) -> str:
+    """A GitHub Markdown table of ``rows`` (dicts) restricted to ``columns``."""
+    headers = list(headers or columns)
+    if len(headers) != len(columns):
+        raise ValueError("headers and columns differ in length")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt_value(r.get(c), digits) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: Sequence[dict], path: "str | Path", columns: Sequence[str] | None = None) -> Path:
+    """Write dict rows as CSV (columns: the union of keys in first-seen order unless given)."""
+    path = Path(path)
+    if columns is None:
+        columns = []
+        for r in rows:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def write_json(obj, path: "str | Path") -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True))
+    return path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_pareto(rows: Sequence[dict], path: "str | Path", *, cost: str = "area", value: str = "accuracy",
+                label: str = "label", xlabel: str = "MAC area", ylabel: str = "accuracy",
+                title: str = "") -> Path:
+    """Scatter of value vs cost with the Pareto front drawn as a step line and its points labelled."""
+    plt = _plt()
+    c = np.array([np.nan if r.get(cost) is None else float(r[cost]) for r in rows])
+    v = np.array([np.nan if r.get(value) is None else float(r[value]) for r in rows])
+    front = pareto_front(c, v)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    ok = np.isfinite(c) & np.isfinite(v)
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if ok[i]:
+            groups.setdefault(str(r.get("group", r.get("w_format", ""))), []).append(i)
+    for g, ii in sorted(groups.items()):
+        ax.scatter(c[ii], v[ii], s=22, alpha=0.75, label=g or None)
+    fi = np.flatnonzero(front)
+    fi = fi[np.argsort(c[fi])]
+    if len(fi):
+        ax.step(c[fi], v[fi], where="post", color="k", lw=1.2, label="Pareto front")
+        ax.scatter(c[fi], v[fi], s=60, facecolors="none", edgecolors="k")
+        for i in fi:
+            ax.annotate(str(rows[i].get(label, "")), (c[i], v[i]), fontsize=7, xytext=(4, -10),
+                        textcoords="offset points")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if groups:
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_histograms(tensors: dict, path: "str | Path", *, fits: dict | None = None, bins: int = 80,
+                    title: str = "") -> Path:
+    """Histogram (density) per tensor with the fitted GG and Gaussian densities overlaid.
+
+    ``fits[name]`` is ``{"gg": (beta, alpha, loc), "gauss": (mu, sigma)}``; missing fits are
+    computed here with scipy (``gennorm.fit`` / mean and std) so the plot always has both.
+    """
+    from scipy.stats import gennorm, norm
+
+    plt = _plt()
+    names = list(tensors)
+    n = len(names)
+    if n == 0:
+        raise ValueError("no tensors to plot")
+    cols = min(3, n)
+    rws = math.ceil(n / cols)
+    fig, axes = plt.subplots(rws, cols, figsize=(4.2 * cols, 3.2 * rws), squeeze=False)
+    fits = dict(fits or {})
+    for ax, name in zip(axes.flat, names):
+        w = np.asarray(tensors[name], np.float64).ravel()
+        f = fits.get(name) or {}
+        gg = f.get("gg") or gennorm.fit(w)
+        ga = f.get("gauss") or (float(w.mean()), float(w.std()))
+        lo, hi = np.quantile(w, [0.0005, 0.9995])
+        ax.hist(w, bins=bins, range=(lo, hi), density=True, color="0.75", label="weights")
+        xs = np.linspace(lo, hi, 400)
+        ax.plot(xs, gennorm.pdf(xs, gg[0], loc=gg[2], scale=gg[1]), lw=1.4,
+                label=f"GG β={gg[0]:.2f}")
+        ax.plot(xs, norm.pdf(xs, ga[0], ga[1]), lw=1.2, ls="--", label="Gaussian")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_bits(rows: Sequence[dict], path: "str | Path", *, title: str = "bits per parameter") -> Path:
+    """Horizontal bars: ``rows`` have ``label`` and ``bits`` (bits per parameter)."""
+    plt = _plt()
+    labels = [str(r["label"]) for r in rows]
+    bits = [float(r["bits"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    ax.barh(range(len(rows)), bits, color="tab:blue")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    for i, b in enumerate(bits):
+        ax.text(b, i, f" {b:.2f}", va="center", fontsize=7)
+    ax.set_xlabel("bits per parameter")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_error_vs_shape(rows: Sequence[dict], path: "str | Path", *, title: str = "") -> Path:
+    """SQNR (dB) against GG shape, one line per format/rounding/granularity (rows of error_vs_shape)."""
+    plt = _plt()
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        key = f"{r['format']}/{r['rounding']}/{r['granularity']}"
+        series.setdefault(key, []).append((r["shape"], r["sqnr_db"]))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, lw=1, label=key)
+    ax.set_xlabel("GG shape β (1 = Laplace, 2 = Gaussian)")
+    ax.set_ylabel("SQNR (dB)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def print_table(rows: Iterable[dict], columns: Sequence[str], headers: Sequence[str] | None = None,
+                title: str = "", console=None, digits: int = 4) -> None:
+    """A rich table on the console (the end-of-run summary)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title or None)
+    for h in headers or columns:
+        t.add_column(str(h))
+    for r in rows:
+        t.add_row(*[fmt_value(r.get(c), digits) for c in columns])
+    (console or Console()).print(t)
