@@ -1,0 +1,521 @@
+"""Bit-exact torch emulation of every rf8sim format: encode, decode, quantize, fake_quant.
+
+Pure torch (CPU and CUDA), no Numba.  Every table comes from :mod:`rf8sim.formats`.
+
+How ``nearest`` is computed without a float comparison chain: the float32 bit
+pattern of ``|x|`` is monotone in ``|x|``.  All midpoints between neighbouring
+magnitudes of a format have at most ``M`` fraction bits relative to their binade
+(rf8: 5, e4m3: 4, e5m2: 3), so every midpoint is the *start* of a bucket of
+``2**(23 - M)`` consecutive float32 patterns.  One lookup on ``bits >> (23 - M)``
+gives the number ``L`` of midpoints below the bucket start and whether the start
+is itself a midpoint; a value equal to that start is a tie and goes to the even
+index of the ascending magnitude list (issue 2, section 2).  The result is exact
+for every float32 input, ties included, without any float arithmetic.
+
+``paper`` and ``truncate`` read the exponent and significand from the bits and
+decide ``round(log2 |x|)`` by an integer comparison of the 24-bit significand with
+``ceil(sqrt(2) * 2**23)``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .. import formats as F
+
+__all__ = [
+    "GRANULARITIES",
+    "QuantError",
+    "encode",
+    "decode",
+    "quantize",
+    "dequantize",
+    "fake_quant",
+    "scale_exponent",
+    "scale_shape",
+]
+
+GRANULARITIES = ("tensor", "channel", "block")
+_SCALE_MIN, _SCALE_MAX = -128, 127  # scale exponents are stored as int8
+_NONFINITE = ("raise", "propagate")
+#: smallest 24-bit significand whose value is >= sqrt(2) * 2**23 (sqrt(2) is irrational: no equality)
+_SQRT2_SIG = math.isqrt(2 << 46) + 1
+
+
+class QuantError(ValueError):
+    """Bad input to the torch quantizer (NaN where a format has none, bad dtype, shape ...)."""
+
+
+# ---------------------------------------------------------------------------
+# tables
+
+
+class _Tables:
+    """Per-format lookup tables derived from rf8sim.formats (numpy, moved to a device on demand)."""
+
+    def __init__(self, fmt: F.Format):
+        self.fmt = fmt
+        mags = np.asarray(fmt.magnitudes, np.float64)
+        mids = (mags[1:] + mags[:-1]) / 2  # exact in float64 and in float32 (checked below)
+        self.overflow_idx = None
+        if fmt.kind == "float":
+            # the value after max if the exponent range were unbounded: OCP's non-saturating
+            # rule (overflow -> NaN / Inf) applies from the midpoint between them (ties to even)
+            codes = np.flatnonzero(fmt.finite & (fmt.values == fmt.max))
+            nxt = fmt.max + math.ldexp(1.0, int(fmt.exp[codes[0]]))  # max + one ulp of its binade
+            mids = np.append(mids, (fmt.max + nxt) / 2)
+            self.overflow_idx = len(mags)
+        assert np.all(mids.astype(np.float32).astype(np.float64) == mids)
+        mid_bits = mids.astype(np.float32).view(np.int32)
+        # fraction bits needed so that every midpoint is a bucket start
+        low = 0
+        for b in mid_bits.tolist():
+            tz = (b & -b).bit_length() - 1 if b else 23
+            low = max(low, 23 - min(tz, 23))
+        self.shift = 23 - low
+        nb = 1 << (31 - self.shift)
+        sbits = np.arange(nb, dtype=np.int64) << self.shift
+        starts = np.minimum(sbits, 0x7F800000).astype(np.uint32).view(np.float32).astype(np.float64)
+        # exponent field 255 (Inf, NaN) counts as above every midpoint
+        L = np.searchsorted(mids, starts, side="left")
+        is_mid = np.zeros(nb, bool)
+        inb = L < len(mids)
+        is_mid[inb] = mids[L[inb]] == starts[inb]
+        # index for a value strictly inside the bucket and for a value equal to its start
+        above = L + is_mid
+        at_start = np.where(is_mid, L + (L & 1), L)  # tie -> even index
+        self.lut_above = above.astype(np.int32)
+        self.lut_start = at_start.astype(np.int32)
+        # idx -> canonical positive code / magnitude (overflow index -> the OCP special)
+        n_idx = len(mags) + (1 if self.overflow_idx is not None else 0)
+        code_of_idx = np.zeros(n_idx, np.int32)
+        canon = fmt.is_canonical
+        for i, m in enumerate(mags):
+            if fmt.kind == "int":
+                break  # int8 is rounded arithmetically (asymmetric range); no magnitude table needed
+            c = np.flatnonzero(canon & fmt.finite & (np.abs(fmt.values) == m) & (fmt.sign == 0))
+            code_of_idx[i] = int(c[0])
+        val_of_idx = np.append(mags, np.nan if fmt.inf_code is None else np.inf)[:n_idx]
+        if self.overflow_idx is not None:
+            code_of_idx[self.overflow_idx] = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code
+        self.code_of_idx = code_of_idx
+        self.val_of_idx = val_of_idx.astype(np.float32)
+        self.n_mags = len(mags)
+        vals = np.asarray(fmt.values, np.float64)
+        self.values32 = vals.astype(np.float32)
+        self.canonical = np.asarray(fmt.canonical, np.int32)
+        self.max_code = int(code_of_idx[len(mags) - 1])
+        # residual formats: (t, d) -> R and E = e + bias
+        if fmt.kind == "residual":
+            rmap = np.full((3, 8), -1, np.int32)  # [t+1, d] -> R
+            for r, (t, d) in enumerate(fmt.residuals):
+                if t:
+                    rmap[t + 1, d] = r
+            self.rmap = rmap
+            self.dmax = max(d for _, d in fmt.residuals)
+            self.e_min = 1 - fmt.bias
+            self.e_max = (1 << fmt.exp_bits) - 1 - fmt.bias
+        self._dev: dict = {}
+
+    def on(self, device) -> dict:
+        key = str(device)
+        d = self._dev.get(key)
+        if d is None:
+            t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+            d = {
+                "above": t(self.lut_above), "start": t(self.lut_start),
+                "code": t(self.code_of_idx), "val": t(self.val_of_idx),
+                "values": t(self.values32), "canonical": t(self.canonical),
+            }
+            if self.fmt.kind == "residual":
+                d["rmap"] = t(self.rmap.reshape(-1))
+            self._dev[key] = d
+        return d
+
+
+@lru_cache(maxsize=None)
+def _tables_by_name(name: str) -> _Tables:
+    return _Tables(F.get(name))
+
+
+def _tables(fmt: F.Format) -> _Tables:
+    if F.get(fmt.name) is fmt:
+        return _tables_by_name(fmt.name)
+    return _Tables(fmt)  # an unregistered variant (studies): not cached
+
+
+# ---------------------------------------------------------------------------
+# argument checking
+
+
+def _fmt(fmt) -> F.Format:
+    return F.get(fmt)
+
+
+def _check_rounding(fmt: F.Format, rounding: str) -> str:
+    if rounding not in fmt.roundings:
+        raise QuantError(f"rounding {rounding!r} is not valid for {fmt.name}; valid: {', '.join(fmt.roundings)}")
+    return rounding
+
+
+def _as_float32(t, what="x") -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        if isinstance(t, np.ndarray) and t.dtype == np.float32:
+            t = torch.from_numpy(t)
+        else:
+            raise QuantError(f"{what} must be a torch.Tensor (float32, float16 or bfloat16), got {type(t).__name__}")
+    if t.dtype == torch.float32:
+        return t
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return t.float()  # every float16/bfloat16 value is exact in float32
+    raise QuantError(
+        f"{what} has dtype {t.dtype}; rf8sim quantizes float32 (float16/bfloat16 are converted exactly). "
+        "Convert float64 to float32 yourself: that conversion rounds.")
+
+
+def _check_nonempty(x: torch.Tensor, what="x") -> None:
+    if x.numel() == 0:
+        raise QuantError(f"{what} is empty (shape {tuple(x.shape)}); nothing to quantize")
+
+
+def _nan_error(x: torch.Tensor, fmt: F.Format, what: str) -> QuantError:
+    bad = torch.isnan(x).reshape(-1)
+    n = int(bad.sum())
+    first = int(torch.nonzero(bad)[0, 0])
+    return QuantError(f"{what} contains {n} NaN value(s) (first at flat index {first}); "
+                      f"{fmt.name} has no NaN code")
+
+
+# ---------------------------------------------------------------------------
+# encode / decode (already scaled values)
+
+
+def _nearest_idx(ab: torch.Tensor, tb: _Tables, d: dict) -> torch.Tensor:
+    """Index into fmt.magnitudes (or the overflow index) of |x|, from its float32 bits ``ab``."""
+    b = ab >> tb.shift
+    exact = (ab & ((1 << tb.shift) - 1)) == 0
+    return torch.where(exact, d["start"].index_select(0, b.reshape(-1)).view_as(b),
+                       d["above"].index_select(0, b.reshape(-1)).view_as(b))
+
+
+def _float_parts(ab: torch.Tensor):
+    """(unbiased exponent, 24-bit significand) of positive normal float32 bit patterns."""
+    e = (ab >> 23) - 127
+    sig = (ab & 0x7FFFFF) | 0x800000
+    return e, sig
+
+
+def _residual_terms(a: torch.Tensor, rounding: str):
+    """Leading exponent e1, residual sign t (-1, 0, 1) and exponent e2 for paper/truncate.
+
+    ``a`` is |x| as float32 (finite).  Values with e1 below the format's range are
+    marked by the caller; subnormal float32 inputs give a very negative e1.
+    """
+    ab = a.view(torch.int32)
+    e1, sig = _float_parts(ab)
+    if rounding == "paper":
+        e1 = e1 + (sig >= _SQRT2_SIG).to(torch.int32)
+    # exact in float32 whenever 2**e1 is a normal float: |x| and 2**e1 are within a factor 2
+    p1 = ((e1.clamp(-126, 127) + 127) << 23).view(torch.float32)
+    r = a - p1
+    t = torch.sign(r).to(torch.int32)
+    rb = r.abs().view(torch.int32)
+    e2, sig2 = _float_parts(rb)
+    if rounding == "paper":
+        e2 = e2 + (sig2 >= _SQRT2_SIG).to(torch.int32)
+    return e1, t, e2
+
+
+def _residual_codes(x: torch.Tensor, fmt: F.Format, rounding: str, saturate: bool, d: dict, tb: _Tables):
+    a = x.abs()
+    ab = a.view(torch.int32)
+    e1, t, e2 = _residual_terms(a, rounding)
+    dd = e1 - e2
+    keep = (t != 0) & (dd <= tb.dmax)
+    # R from (t, d); d is at least 1 for t=+1 and 2 for t=-1 by construction, at most dmax when kept
+    R = d["rmap"].index_select(0, ((t + 1) * 8 + dd.clamp(0, 7)).reshape(-1)).view_as(t)
+    R = torch.where(keep, R, torch.zeros_like(R))
+    E = e1 + fmt.bias
+    code = (E << fmt.man_bits) | R
+    big = (e1 > tb.e_max) | (ab >= 0x7F800000)
+    if not saturate and bool(big.any()):
+        n = int(big.sum())
+        raise QuantError(f"{n} value(s) exceed the {fmt.name} range (max {fmt.max}) with saturate=False")
+    code = torch.where(big, torch.full_like(code, tb.max_code), code)
+    code = torch.where(e1 < tb.e_min, torch.zeros_like(code), code)
+    code = d["canonical"].index_select(0, code.reshape(-1)).view_as(code)
+    return code
+
+
+def _encode32(x: torch.Tensor, fmt: F.Format, rounding: str, saturate: bool) -> torch.Tensor:
+    """int32 canonical codes of float32 ``x`` (any shape)."""
+    tb = _tables(fmt)
+    d = tb.on(x.device)
+    nan = torch.isnan(x)
+    if fmt.nan_code is None and bool(nan.any()):
+        raise _nan_error(x, fmt, "input")
+    if fmt.kind == "int":
+        r = torch.round(x)  # round half to even
+        if not saturate:
+            over = (r > 127) | (r < -128)
+            if bool(over.any()):
+                raise QuantError(f"{int(over.sum())} value(s) round outside int8's range -128..127 "
+                                 "with saturate=False")
+        q = r.clamp(-128, 127).to(torch.int32)
+        return q & 0xFF
+    bits = x.view(torch.int32)
+    sign = (bits >> 24) & 0x80  # arithmetic shift: keep only bit 7 of the result
+    if fmt.kind == "residual" and rounding != "nearest":
+        code = _residual_codes(x, fmt, rounding, saturate, d, tb)
+        return code | sign
+    ab = bits & 0x7FFFFFFF
+    ab = torch.where(ab > 0x7F800000, torch.zeros_like(ab), ab)  # NaN: handled below
+    idx = _nearest_idx(ab, tb, d)
+    if tb.overflow_idx is not None:
+        if saturate:
+            idx = idx.clamp_max(tb.n_mags - 1)
+    elif not saturate:
+        over = ab > int(np.float32(fmt.max).view(np.int32))
+        if bool(over.any()):
+            raise QuantError(f"{int(over.sum())} value(s) exceed the {fmt.name} range (max {fmt.max}) "
+                             "with saturate=False")
+    code = d["code"].index_select(0, idx.reshape(-1)).view_as(idx) | sign
+    if fmt.nan_code is not None:
+        code = torch.where(nan, torch.full_like(code, fmt.nan_code), code)
+    return d["canonical"].index_select(0, code.reshape(-1)).view_as(code)
+
+
+def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> torch.Tensor:
+    """Canonical uint8 codes of ``x`` (no scaling), bit-identical to ``rf8sim.golden.encode``.
+
+    ``x``: float32 tensor (float16/bfloat16 converted exactly).  NaN raises for
+    formats without NaN (rf8, int8) and gives the canonical NaN code otherwise;
+    values beyond max saturate (``saturate=False``: OCP overflow for e4m3/e5m2,
+    QuantError for rf8/int8).
+    """
+    fmt = _fmt(fmt)
+    _check_rounding(fmt, rounding)
+    x = _as_float32(x)
+    if x.numel() == 0:
+        return torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+    return _encode32(x.contiguous(), fmt, rounding, saturate).to(torch.uint8)
+
+
+def decode(codes: torch.Tensor, fmt="rf8") -> torch.Tensor:
+    """float32 values of uint8 ``codes`` (every finite value is exact in float32)."""
+    fmt = _fmt(fmt)
+    if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8:
+        raise QuantError(f"codes must be a torch.uint8 tensor, got "
+                         f"{codes.dtype if isinstance(codes, torch.Tensor) else type(codes).__name__}")
+    d = _tables(fmt).on(codes.device)
+    flat = codes.reshape(-1).to(torch.int32)
+    return d["values"].index_select(0, flat).view(codes.shape)
+
+
+# ---------------------------------------------------------------------------
+# scales
+
+
+def scale_shape(shape, granularity: str, block: int = 32) -> tuple:
+    """Shape of the scale exponents for a tensor of ``shape``."""
+    shape = tuple(shape)
+    if granularity == "tensor":
+        return ()
+    if len(shape) == 0:
+        raise QuantError(f"granularity {granularity!r} needs a tensor with at least one dimension")
+    if granularity == "channel":
+        return (shape[0],)
+    if granularity == "block":
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+            raise QuantError(f"block must be a positive integer, got {block!r}")
+        return shape[:-1] + (-(-shape[-1] // block),)
+    raise QuantError(f"granularity {granularity!r} is not valid; valid: {', '.join(GRANULARITIES)}")
+
+
+def _pow2_f32(k: torch.Tensor) -> torch.Tensor:
+    """2.0**k as float32 for integer k in [-149, 127] (subnormal powers included), exact."""
+    k = k.to(torch.int32)
+    normal = ((k.clamp(-126, 127) + 127) << 23).view(torch.float32)
+    sub = (torch.ones_like(k) << (k + 149).clamp(0, 22)).view(torch.float32)
+    return torch.where(k >= -126, normal, sub)
+
+
+def _fold(x: torch.Tensor, granularity: str, block: int) -> tuple[torch.Tensor, tuple]:
+    """View x as (groups, group_size) (block: zero-padded), so one scale per row."""
+    if granularity == "tensor":
+        return x.reshape(1, -1), ()
+    if granularity == "channel":
+        return x.reshape(x.shape[0], -1), (x.shape[0],)
+    n = x.shape[-1]
+    nb = -(-n // block)
+    pad = nb * block - n
+    y = x.reshape(-1, n)
+    if pad:
+        y = torch.nn.functional.pad(y, (0, pad))
+    return y.reshape(-1, block), x.shape[:-1] + (nb,)
+
+
+def _unfold(y: torch.Tensor, shape: tuple, granularity: str, block: int) -> torch.Tensor:
+    """Inverse of _fold (drops the block padding)."""
+    if granularity != "block":
+        return y.reshape(shape)
+    rows = math.prod(shape[:-1])
+    return y.reshape(rows, -1)[:, : shape[-1]].reshape(shape)
+
+
+def scale_exponent(amax: torch.Tensor, fmt) -> torch.Tensor:
+    """Smallest integer k with amax / 2**k <= fmt.max (amax = 0 -> 0), exactly, as int32.
+
+    Exact: amax (float32) and fmt.max * 2**k are compared in float64, where both
+    are exact.  Raises QuantError when k does not fit int8 (-128..127).
+    """
+    fmt = _fmt(fmt)
+    a = amax.to(torch.float64)
+    _, ea = torch.frexp(a)
+    _, em = torch.frexp(torch.tensor(fmt.max, dtype=torch.float64))
+    k0 = (ea - em).to(torch.int64)
+    k = k0 + 1
+    for delta in (0, -1):  # amax/max is in (2**(k0-1), 2**(k0+1)): the answer is k0 or k0+1
+        c = k0 + delta
+        ok = a <= torch.ldexp(torch.full_like(a, fmt.max), c)
+        k = torch.where(ok, c, k)
+    k = torch.where(a == 0, torch.zeros_like(k), k)
+    if k.numel() and (bool((k < _SCALE_MIN).any()) or bool((k > _SCALE_MAX).any())):
+        raise QuantError(f"a scale exponent is outside int8's range {_SCALE_MIN}..{_SCALE_MAX} "
+                         f"(amax {float(a.min())} .. {float(a.max())}); rescale the tensor")
+    return k.to(torch.int32)
+
+
+def _scale_exps(x: torch.Tensor, fmt: F.Format, granularity: str, block: int, nonfinite: str):
+    y, sshape = _fold(x, granularity, block)
+    a = y.abs()
+    if nonfinite == "propagate":
+        a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
+    amax = a.amax(dim=1)
+    return y, scale_exponent(amax, fmt), sshape
+
+
+def _check_x(x, fmt, rounding, granularity, block, nonfinite="raise"):
+    fmt = _fmt(fmt)
+    _check_rounding(fmt, rounding)
+    if nonfinite not in _NONFINITE:
+        raise QuantError(f"nonfinite={nonfinite!r} is not valid; valid: {', '.join(_NONFINITE)}")
+    x = _as_float32(x)
+    _check_nonempty(x)
+    scale_shape(x.shape, granularity, block)  # validates granularity and block
+    if nonfinite == "raise":
+        fin = torch.isfinite(x)
+        if not bool(fin.all()):
+            bad = (~fin).reshape(-1)
+            nn_ = int(torch.isnan(x).sum())
+            raise QuantError(f"x contains {int(bad.sum())} non-finite value(s) ({nn_} NaN; first at flat index "
+                             f"{int(torch.nonzero(bad)[0, 0])}); scaled quantization needs finite input "
+                             "(fake_quant(nonfinite='propagate') passes NaN/Inf through)")
+    return fmt, x.contiguous()
+
+
+def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity: str = "tensor",
+             block: int = 32, saturate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Power-of-two scaled quantization: ``(codes uint8, scale_exp int8)``.
+
+    ``scale_exp`` is the smallest integer k with amax / 2**k <= fmt.max per group
+    (``tensor``: shape (); ``channel``: (x.shape[0],); ``block``: x.shape[:-1] +
+    (ceil(n / block),), contiguous blocks along the last axis); codes =
+    encode(x / 2**k).  Bit-identical to ``rf8sim.golden.quantize``.  NaN/Inf and
+    empty input raise QuantError.
+    """
+    fmt, x = _check_x(x, fmt, rounding, granularity, block)
+    y, k, sshape = _scale_exps(x, fmt, granularity, block, "raise")
+    ys = _apply_scale(y, -k[:, None])
+    codes = _encode32(ys, fmt, rounding, saturate).to(torch.uint8)
+    codes = _unfold(codes, x.shape, granularity, block)
+    return codes, k.to(torch.int8).reshape(sshape)
+
+
+def _apply_scale(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """y * 2**k for |k| <= 128, exact except float32 underflow (scaled values that small
+    round to zero in every format, so the final codes are those of the exact product)."""
+    k1 = torch.div(k, 2, rounding_mode="floor")
+    return y * _pow2_f32(k1) * _pow2_f32(k - k1)
+
+
+def dequantize(codes: torch.Tensor, scale_exp: torch.Tensor, fmt="rf8", granularity: str = "tensor",
+               block: int = 32) -> torch.Tensor:
+    """``decode(codes) * 2**scale_exp`` as float32 (one correctly rounded step)."""
+    fmt = _fmt(fmt)
+    if not isinstance(scale_exp, torch.Tensor):
+        scale_exp = torch.as_tensor(scale_exp)
+    want = scale_shape(codes.shape, granularity, block)
+    if tuple(scale_exp.shape) != want:
+        raise QuantError(f"scale_exp has shape {tuple(scale_exp.shape)}; codes of shape {tuple(codes.shape)} "
+                         f"with granularity {granularity!r} need {want}")
+    if scale_exp.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64):
+        raise QuantError(f"scale_exp must be an integer tensor, got {scale_exp.dtype}")
+    v = decode(codes, fmt)
+    if v.numel() == 0:
+        return v
+    y, _ = _fold(v, granularity, block)
+    k = scale_exp.to(device=v.device, dtype=torch.int32).reshape(-1, 1)
+    # one rounding: the exact product in float64, then float32 (RNE) - same as a correct ldexp
+    out = (y.to(torch.float64) * torch.ldexp(torch.ones_like(k, dtype=torch.float64), k)).to(torch.float32)
+    return _unfold(out, codes.shape, granularity, block)
+
+
+# ---------------------------------------------------------------------------
+# fake quantization
+
+
+def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, block: int,
+               nonfinite: str) -> torch.Tensor:
+    y, k, _ = _scale_exps(x, fmt, granularity, block, nonfinite)
+    k = k[:, None]
+    ys = _apply_scale(y, -k)
+    tb = _tables(fmt)
+    d = tb.on(x.device)
+    if fmt.kind == "residual" and rounding == "nearest":
+        # the hot path: value straight from the magnitude index, no code assembly
+        ab = ys.view(torch.int32) & 0x7FFFFFFF
+        if nonfinite == "propagate":
+            ab = torch.where(ab >= 0x7F800000, torch.zeros_like(ab), ab)
+        idx = _nearest_idx(ab, tb, d)
+        v = torch.copysign(d["val"].index_select(0, idx.reshape(-1)).view_as(idx), ys)
+    else:
+        ysf = torch.where(torch.isfinite(ys), ys, torch.zeros_like(ys)) if nonfinite == "propagate" else ys
+        v = decode(_encode32(ysf, fmt, rounding, True).to(torch.uint8), fmt)
+    # value * 2**k: one correctly rounded float32 product for k >= -149 (always, for int8 k)
+    out = v * _pow2_f32(k)
+    if nonfinite == "propagate":
+        out = torch.where(torch.isfinite(y), out, y)
+    return _unfold(out, x.shape, granularity, block)
+
+
+class _FakeQuant(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, fmt, rounding, granularity, block, nonfinite):
+        return _fq_values(x, fmt, rounding, granularity, block, nonfinite)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None, None, None, None, None
+
+
+def fake_quant(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity: str = "tensor",
+               block: int = 32, nonfinite: str = "raise") -> torch.Tensor:
+    """``dequantize(*quantize(x))`` in one pass, with a straight-through gradient.
+
+    The forward value is bit-identical to quantize + dequantize; the backward
+    passes the incoming gradient unchanged (identity STE).  Output dtype is
+    float32 whatever the input float dtype (float16/bfloat16 are converted exactly).
+
+    NaN/Inf policy: ``nonfinite="raise"`` (default) raises QuantError; with
+    ``"propagate"`` the scale is computed over the finite values only, every
+    finite value is quantized normally and NaN/±Inf entries are passed through
+    unchanged (useful to let a loss-scaler see an overflow).
+    """
+    fmt, x32 = _check_x(x, fmt, rounding, granularity, block, nonfinite)
+    # x32 = x.float() for float16/bfloat16 inputs: autograd routes the gradient back through the cast
+    return _FakeQuant.apply(x32, fmt, rounding, granularity, block, nonfinite)
