@@ -103,8 +103,12 @@ def test_encode_special_inputs():
         encode(torch.ones(2), "e4m3", "paper")
     with pytest.raises(F.FormatError, match="valid formats"):
         encode(torch.ones(2), "fp4")
-    with pytest.raises(QuantError, match="float64"):
-        encode(torch.ones(2, dtype=torch.float64))
+    assert torch.equal(encode(torch.tensor([0.1, 3.0], dtype=torch.float64).float().double()),
+                       encode(torch.tensor([0.1, 3.0]).float()))
+    with pytest.raises(QuantError, match="1 of 2 float64 values are not exactly representable"):
+        encode(torch.tensor([0.1, 3.0], dtype=torch.float64))
+    with pytest.raises(QuantError, match="dtype torch.int32"):
+        encode(torch.ones(2, dtype=torch.int32))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -208,8 +212,12 @@ def test_bad_arguments():
         quantize(torch.ones(3), granularity="block", block=0)
     with pytest.raises(QuantError, match="at least one dimension"):
         quantize(torch.tensor(1.0), granularity="channel")
-    with pytest.raises(QuantError, match="outside int8's range"):
-        quantize(torch.tensor([1e-44]))
+    c, k = quantize(torch.tensor([1e-44, -3e-45]))  # k clamps to -128 (int8), as in the golden model
+    assert int(k) == -128
+    scaled = torch.tensor([1e-44, -3e-45]).double() * 2.0**128  # exact, then exact in float32
+    assert torch.equal(c, encode(scaled.float()))
+    with pytest.raises(QuantError, match="overflow float32"):
+        dequantize(torch.tensor([0x79], dtype=torch.uint8), torch.tensor(127, dtype=torch.int8))
     c, k = quantize(torch.ones(4, 8), granularity="block", block=4)
     with pytest.raises(QuantError, match="scale_exp has shape"):
         dequantize(c, k[:1])
