@@ -77,7 +77,7 @@ def expand_grid(cfg: StudyConfig) -> list[dict]:
     for wname in sw.formats:
         wf = F.get(wname)
         anames = [wname] if sw.act_formats == "same" else list(sw.act_formats)
-        rnds = [r for r in sw.roundings if r in wf.roundings] or ["nearest"]
+        rnds = [r for r in sw.roundings if r in wf.roundings and _supported(wf.name, r)] or ["nearest"]
         for aname in anames:
             af = F.get(aname)
             for rnd in rnds:
@@ -94,6 +94,15 @@ def expand_grid(cfg: StudyConfig) -> list[dict]:
                             seen.add(key)
                             pts.append(p)
     return pts
+
+
+def _supported(fmt_name: str, rounding: str) -> bool:
+    """paper/truncate exist only for residual sets the golden model can run them on."""
+    if rounding == "nearest" or F.get(fmt_name).name in ("rf8",):
+        return True
+    from .variants import rounding_supported
+
+    return rounding_supported(fmt_name, rounding)[0]
 
 
 def accuracy_key(p: dict) -> tuple:

@@ -36,6 +36,12 @@ never silently falls back to a default)::
     acc = ["exact", "16:32"]              # AccSpec syntax: exact, exact:TERMS or FRAC:WIDTH
     lanes = [1]                           # MAC lanes: area only
 
+    [flow]                      # only `rf8sim flow` reads this section
+    macs = ["rf8xrf8", "e4m3xe4m3", "int8xint8"]   # MACs generated, verified and synthesized
+    verify_sequences = 200      # random accumulation sequences per MAC (plus all 65,536 products)
+    verify_max_len = 64         # their maximum length
+    hist_layers = 3             # weight histograms in the report
+
     [area]
     mode = "auto"               # auto: synthesize if yosys is there, else skip with a reason;
                                 # "required": fail without it; "off": never
@@ -61,6 +67,7 @@ __all__ = [
     "ModelSection",
     "SweepSection",
     "AreaSection",
+    "FlowSection",
     "load_config",
     "config_from_dict",
     "config_hash",
@@ -122,11 +129,20 @@ class AreaSection:
 
 
 @dataclass(frozen=True)
+class FlowSection:
+    macs: tuple = ("rf8xrf8", "e4m3xe4m3", "int8xint8")
+    verify_sequences: int = 200
+    verify_max_len: int = 64
+    hist_layers: int = 3
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     study: StudySection = field(default_factory=StudySection)
     model: ModelSection = field(default_factory=ModelSection)
     sweep: SweepSection = field(default_factory=SweepSection)
     area: AreaSection = field(default_factory=AreaSection)
+    flow: FlowSection = field(default_factory=FlowSection)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -193,7 +209,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
 
     if not isinstance(raw, dict):
         raise ConfigError("a study configuration is a TOML table")
-    known = {"study", "model", "sweep", "area"}
+    known = {"study", "model", "sweep", "area", "flow"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; valid sections: {sorted(known)}")
@@ -205,6 +221,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
         model=_section(ModelSection, "model", raw.get("model")),
         sweep=_section(SweepSection, "sweep", raw.get("sweep")),
         area=_section(AreaSection, "area", raw.get("area")),
+        flow=_section(FlowSection, "flow", raw.get("flow")),
     )
     s, m, w, a = cfg.study, cfg.model, cfg.sweep, cfg.area
     if s.workers < 1:
@@ -257,6 +274,17 @@ def config_from_dict(raw: dict) -> StudyConfig:
     for n in w.lanes:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"[sweep] lanes must be positive integers, got {n!r}")
+    for mac in cfg.flow.macs:
+        parts = str(mac).lower().split("x")
+        if len(parts) != 2:
+            raise ConfigError(f"[flow] macs entries are 'AxW' (e.g. 'rf8xrf8'), got {mac!r}")
+        for f in parts:
+            try:
+                F.get(f)
+            except F.FormatError as e:
+                raise ConfigError(f"[flow] macs: {e}") from None
+    if cfg.flow.verify_sequences < 0 or cfg.flow.verify_max_len < 1:
+        raise ConfigError("[flow] verify_sequences must be >= 0 and verify_max_len >= 1")
     if a.mode not in AREA_MODES:
         raise ConfigError(f"[area] mode must be one of {list(AREA_MODES)}, got {a.mode!r}")
     return cfg

@@ -13,8 +13,14 @@ therefore needs d = 5; the variants here:
 * ``rf8m8``: R = 5 becomes 1 - 2^-5 (so 2^(e+1)·(1 - 2^-5) = 1.9375·2^e) instead of the
   duplicate 1 - 2^-2: eight distinct multipliers per binade, 28 codes recovered.
 * ``rf8m8lo``: the same with 1 + 2^-5 (1.03125·2^e) as the eighth multiplier.
-* ``rf8e3``: trades an exponent bit for residuals: 3-bit exponent (7 binades, bias 3),
-  16 two-term multipliers per binade (d up to 9).  It shows what range buys versus steps.
+
+Both keep every product a sum of at most four shifted copies (two terms times two terms) and
+cost the RTL one more shift distance (d = 5).  Finer residual sets (a 3-bit exponent with 16
+residuals, d up to 9) were tried and dropped: the golden model's nearest-rounding table
+resolves thresholds to 7 fraction bits of float32 and refuses them, and the two-term
+structure cannot fill RF8's widest gaps (1.25 -> 1.5 -> 1.75) anyway.  ``paper`` and
+``truncate`` rounding are RF8's greedy algorithms and need every +-2^-d term, so the
+variants use ``nearest`` only (the golden model refuses the others with a clear error).
 
 RF8 with MX-style block scales is not a new code table: it is ``rf8`` with
 ``granularity="block"`` (a power-of-two scale per 32 contiguous values, like OCP MX's E8M0
@@ -27,6 +33,8 @@ the golden model's quantize/dequantize; docs/study.md records the outcome.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import formats as F
@@ -37,6 +45,7 @@ __all__ = [
     "variant_names",
     "error_vs_shape",
     "sqnr_db",
+    "rounding_supported",
 ]
 
 #: name -> keyword arguments of :func:`rf8sim.formats.residual_format`.
@@ -48,10 +57,6 @@ VARIANT_SPECS: dict[str, dict] = {
     "rf8m8lo": dict(
         residuals=((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (-1, 3), (-1, 4)),
         description="RF8 with R=5 -> 1+2^-5: eight distinct multipliers per binade (1.03125 added)"),
-    "rf8e3": dict(
-        residuals=((0, 0),) + tuple((1, d) for d in range(1, 9)) + tuple((-1, d) for d in range(3, 10)),
-        exp_bits=3, bias=3,
-        description="3-bit exponent (bias 3), 16 two-term multipliers per binade (d <= 9)"),
 }
 
 
@@ -66,6 +71,26 @@ def ensure_registered() -> tuple[str, ...]:
             continue
         F.register(F.residual_format(name, **spec))
     return tuple(VARIANT_SPECS)
+
+
+@functools.lru_cache(maxsize=None)
+def rounding_supported(fmt_name: str, rounding: str) -> tuple[bool, str]:
+    """Whether the golden model encodes ``fmt_name`` with ``rounding``; the reason when not.
+
+    ``paper`` and ``truncate`` are RF8's greedy two-term algorithms; the golden model refuses
+    them for residual sets that lack some +-2^-d term (e.g. ``rf8m8``), with a FormatError.
+    """
+    from .. import golden
+
+    ensure_registered()
+    fmt = F.get(fmt_name)
+    if rounding not in fmt.roundings:
+        return False, f"{fmt.name} has no rounding {rounding!r}"
+    try:
+        golden.encode(np.array([1.3], np.float32), fmt, rounding=rounding)
+    except F.FormatError as e:
+        return False, str(e)
+    return True, ""
 
 
 def variant_names() -> tuple[str, ...]:
@@ -107,7 +132,7 @@ def error_vs_shape(formats=("rf8", "rf8m8", "e4m3", "int8"), shapes=(0.5, 1.0, 1
         for name in formats:
             fmt = F.get(name)
             for rnd in roundings:
-                if rnd not in fmt.roundings:
+                if not rounding_supported(fmt.name, rnd)[0]:
                     continue
                 for g in granularities:
                     codes, k = golden.quantize(x, fmt, rounding=rnd, granularity=g, block=block)

