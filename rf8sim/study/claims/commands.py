@@ -1,0 +1,34 @@
+"""``rf8sim claims NAME [--quick] [--seeds N] [--out DIR] [--force]``."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    from . import RECIPES
+
+    p = sub.add_parser(
+        "claims",
+        help="measure the paper's claims (gg-fit, gg-init, backslash, deepshape, rf8-inference, all)",
+        description="Run a claim recipe, print its summary table and write JSON results "
+                    "(default training/results/NAME.json, or NAME.quick.json with --quick).",
+    )
+    p.add_argument("name", choices=[*RECIPES, "all"], help="which claim (all: every recipe in turn)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and 1-2 seeds (seconds); for CI")
+    p.add_argument("--seeds", type=int, default=None, help="number of training seeds (default 3; quick 1-2)")
+    p.add_argument("--out", default=None, metavar="DIR", help="directory for NAME.json (and figures)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing result file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_claims)
+
+
+def cmd_claims(args) -> int:
+    from . import RECIPES
+    from .runner import run_claim
+
+    names = list(RECIPES) if args.name == "all" else [args.name]
+    for n in names:
+        run_claim(n, quick=args.quick, seeds=args.seeds, out=args.out, force=args.force,
+                  progress=not args.no_progress)
+    return 0

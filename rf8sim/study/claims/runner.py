@@ -1,0 +1,52 @@
+"""Runs a recipe module: output path checks, provenance, wall time, JSON, summary table."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+from .common import RESULTS_DIR, ClaimError, check_out_path, provenance, write_json
+
+__all__ = ["run_claim", "out_path"]
+
+
+def out_path(name: str, quick: bool, out=None) -> Path:
+    """``DIR/NAME.json`` (``NAME.quick.json`` for quick runs); DIR defaults to training/results."""
+    d = Path(out) if out is not None else RESULTS_DIR
+    return d / f"{name}{'.quick' if quick else ''}.json"
+
+
+def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None, force: bool = False,
+              progress: bool = True, console=None) -> dict:
+    """Run recipe ``name``; returns the payload it wrote.
+
+    Each recipe module has ``run(quick, seeds, progress, outdir) -> dict`` (with
+    ``config``, ``rows``, ``summary``) and ``summary_table(payload) -> (title, headers, rows)``.
+    """
+    from rich.console import Console
+
+    from . import RECIPES
+
+    if name not in RECIPES:
+        raise ClaimError(f"unknown claim {name!r}; valid: {', '.join(RECIPES)}, all")
+    if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
+        raise ClaimError(f"--seeds must be a positive integer, got {seeds!r}")
+    path = out_path(name, quick, out)
+    check_out_path(path, force)
+    console = console or Console(stderr=False)
+    mod = importlib.import_module(RECIPES[name])
+    t0 = time.perf_counter()
+    payload = mod.run(quick=quick, seeds=seeds, progress=progress, outdir=path.parent)
+    wall = time.perf_counter() - t0
+    payload = {"claim": name, "setting": "quick" if quick else "full",
+               "command": f"rf8sim claims {name}" + (" --quick" if quick else "")
+               + (f" --seeds {seeds}" if seeds is not None else ""),
+               "wall_time_s": round(wall, 2), "provenance": provenance(), **payload}
+    write_json(path, payload, force=True)  # refusal was decided before the run
+    from .common import print_table
+
+    title, headers, rows = mod.summary_table(payload)
+    print_table(f"{title}  [{payload['setting']}, {wall:.0f} s]", headers, rows, console=console)
+    console.print(f"results: {path}")
+    return payload
