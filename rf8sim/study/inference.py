@@ -8,7 +8,8 @@ Each Linear layer ``y = x W^T + b`` runs as the hardware would:
    ``paper``/``truncate`` algorithms are weight-conversion rules) with a dynamic power-of-two
    scale per sample (granularity "channel" = axis 0 of the (batch, features) matrix, so a
    sample's result does not depend on the rest of the batch) or per block of ``block``
-   features when the weights use block scales (MX style: both operands share the block grid);
+   features when the weights use block scales (MX style: both operands share the block grid;
+   a last partial block has its own scale, as in the golden model);
 3. ``rf8sim.golden.gemm`` accumulates every exact product in the fixed-point accumulator of
    an :class:`~rf8sim.golden.AccSpec` (rounding toward -inf to ``frac_bits``, saturation,
    sticky flags);
@@ -97,9 +98,6 @@ def quantize_mlp(layers, w_format="rf8", a_format=None, *, rounding="nearest", g
                else AccSpec.parse(acc, af, wf))
     qls = []
     for w, b in layers:
-        if granularity == "block" and w.shape[1] % block:
-            raise ValueError(f"block granularity needs in-features divisible by block={block}; "
-                             f"a layer has {w.shape[1]}")
         codes, k = golden.quantize(w, wf, rounding=rounding, granularity=granularity, block=block)
         qls.append(QuantizedLayer(np.asarray(codes), np.asarray(k), b))
     return QuantizedMLP(qls, wf.name, af.name, rounding, granularity, block, acc,

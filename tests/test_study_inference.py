@@ -1,0 +1,161 @@
+"""Bit-exact MLP inference through rf8sim.golden.gemm, against an independent Python-integer reference.
+
+The reference quantizes with the torch emulation (rf8sim.training, a separate implementation),
+decodes codes through the format tables into (sign, integer significand, exponent), forms every
+product as a Python integer aligned with floor to frac_bits, accumulates in k order with
+saturation after every product (a lanes=1 MAC), converts with an exact round-to-nearest-even
+from Fractions, then adds the float32 bias and applies ReLU.
+"""
+
+import zlib
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from rf8sim import formats as F
+from rf8sim.golden import AccSpec
+from rf8sim.study import variants
+from rf8sim.study.inference import ACT_GRANULARITY, evaluate_mlp, exact_mlp_logits, quantize_mlp
+
+variants.ensure_registered()
+
+
+def _f32_rne(v: Fraction) -> np.float32:
+    if v == 0:
+        return np.float32(0.0)
+    s = -1 if v < 0 else 1
+    a = abs(v)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    while Fraction(2) ** e > a:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= a:
+        e += 1
+    q = max(e, -126) - 23
+    m = round(a / Fraction(2) ** q)  # Fraction.__round__ rounds half to even
+    return np.float32(s * float(Fraction(m) * Fraction(2) ** q))
+
+
+def _torch_quant(x, fmt, rounding, granularity, block):
+    import torch
+
+    from rf8sim import training as T
+
+    c, k = T.quantize(torch.from_numpy(np.ascontiguousarray(x, np.float32)), fmt, rounding=rounding,
+                      granularity=granularity, block=block)
+    return c.numpy(), k.numpy().astype(np.int64)
+
+
+def _scale(k, i, kk, granularity, block):
+    if granularity == "tensor":
+        return int(k)
+    if granularity == "channel":
+        return int(k[i])
+    return int(k[i, kk // block])
+
+
+def _ref_layer(a_codes, a_k, w_codes, w_k, af, wf, acc, a_gran, w_gran, block):
+    M, K = a_codes.shape
+    N = w_codes.shape[0]
+    out = np.empty((M, N), np.float32)
+    flags = 0
+    for i in range(M):
+        for j in range(N):
+            s = 0
+            ovf = inv = False
+            for kk in range(K):
+                ca, cw = int(a_codes[i, kk]), int(w_codes[j, kk])
+                if af.special[ca] or wf.special[cw]:
+                    inv = True
+                    continue
+                sign = int(af.sign[ca]) ^ int(wf.sign[cw])
+                sig = int(af.sig[ca]) * int(wf.sig[cw])
+                e = int(af.exp[ca]) + int(wf.exp[cw]) + _scale(a_k, i, kk, a_gran, block) \
+                    + _scale(w_k, j, kk, w_gran, block)
+                v = -sig if sign else sig
+                sh = e + acc.frac_bits
+                s += v << sh if sh >= 0 else v >> -sh
+                if s > acc.max:
+                    s, ovf = acc.max, True
+                elif s < acc.min:
+                    s, ovf = acc.min, True
+            flags += ovf
+            out[i, j] = _f32_rne(Fraction(s, 1 << acc.frac_bits))
+    return out, flags
+
+
+def _reference_logits(layers, x, wf, af, rounding, granularity, block, acc):
+    a_gran = ACT_GRANULARITY[granularity]
+    h = np.asarray(x, np.float32)
+    flags = 0
+    for n, (w, b) in enumerate(layers):
+        wc, wk = _torch_quant(w, wf, rounding, granularity, block)
+        ac, ak = _torch_quant(h, af, "nearest", a_gran, block)
+        y, fl = _ref_layer(ac, ak, wc, wk, af, wf, acc, a_gran, granularity, block)
+        flags += fl
+        y = (y + b).astype(np.float32)
+        h = np.maximum(y, np.float32(0)) if n + 1 < len(layers) else y
+    return h, flags
+
+
+def _mlp(rng, dims=(40, 12, 10)):
+    layers = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        w = (rng.laplace(size=(b, a)) * (0.6 / np.sqrt(a))).astype(np.float32)
+        layers.append((w, (rng.normal(size=b) * 0.1).astype(np.float32)))
+    return layers
+
+
+CASES = [
+    ("rf8", "rf8", "nearest", "tensor", None),
+    ("rf8", "rf8", "paper", "channel", None),
+    ("rf8", "rf8", "truncate", "block", None),
+    ("rf8m8", "rf8m8", "nearest", "block", None),
+    ("e4m3", "e4m3", "nearest", "channel", None),
+    ("e5m2", "e5m2", "nearest", "block", None),
+    ("int8", "int8", "nearest", "tensor", None),
+    ("rf8", "int8", "nearest", "channel", None),
+    # narrow accumulators: floor rounding to few fraction bits and saturation
+    ("rf8", "rf8", "nearest", "channel", (4, 6)),
+    ("e4m3", "e4m3", "nearest", "tensor", (2, 5)),
+    ("int8", "int8", "nearest", "block", (0, 3)),
+]
+
+
+@pytest.mark.parametrize("wname, aname, rounding, gran, accspec", CASES)
+def test_exact_mlp_matches_integer_reference(wname, aname, rounding, gran, accspec):
+    rng = np.random.default_rng(zlib.crc32(repr((wname, aname, rounding, gran, accspec)).encode()))
+    layers = _mlp(rng)
+    x = rng.normal(size=(6, 40)).astype(np.float32) * 2
+    wf, af = F.get(wname), F.get(aname)
+    acc = AccSpec.exact(af, wf, 1024) if accspec is None else AccSpec(*accspec)
+    q = quantize_mlp(layers, wname, aname, rounding=rounding, granularity=gran, block=8, acc=acc)
+    got, fl = exact_mlp_logits(q, x)
+    want, ref_ovf = _reference_logits(layers, x, wf, af, rounding, gran, 8, acc)
+    assert got.dtype == np.float32 and got.shape == want.shape == (6, 10)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert fl["outputs"] == 6 * 12 + 6 * 10
+    assert fl["overflow"] == ref_ovf
+    if accspec is None:
+        assert fl["overflow"] == 0
+    else:  # the narrow cases must really saturate, else they test nothing
+        assert 0 < fl["overflow"] < fl["outputs"]
+
+
+def test_evaluate_and_errors():
+    rng = np.random.default_rng(0)
+    layers = _mlp(rng)
+    x = rng.normal(size=(30, 40)).astype(np.float32)
+    q = quantize_mlp(layers, "rf8", granularity="channel")
+    logits, _ = exact_mlp_logits(q, x)
+    y = np.argmax(logits, 1)
+    r = evaluate_mlp(q, x, y, batch=7)
+    assert r["accuracy"] == 1.0 and r["n"] == 30
+    with pytest.raises(ValueError, match="input must be"):
+        exact_mlp_logits(q, x[:, :39])
+    with pytest.raises(ValueError, match="takes 13 inputs"):
+        quantize_mlp([(np.zeros((12, 40)), None), (np.zeros((10, 13)), None)])
+    with pytest.raises(F.FormatError, match="no rounding"):
+        quantize_mlp(layers, "e4m3", rounding="paper")
+    with pytest.raises(F.FormatError, match="unknown format"):
+        quantize_mlp(layers, "rf9")
