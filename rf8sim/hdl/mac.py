@@ -132,7 +132,14 @@ class MacConfig:
             raise HdlError(f"lanes must be an integer in 1..{MAX_LANES}, got {lanes!r}")
         if out not in OUT_MODES:
             raise HdlError(f"out must be one of {', '.join(OUT_MODES)}, got {out!r}")
-        return cls(a, w, acc, int(lanes), out)
+        cfg = cls(a, w, acc, int(lanes), out)
+        lo, hi = cfg.aligned_range
+        # the golden model holds one beat's lane sum plus the accumulator in 127 bits
+        if int(lanes) * (max(hi, -lo) + 1) + (1 << (acc.width - 1)) >= 1 << MAX_WIDTH:
+            raise HdlError(
+                f"accumulator {acc} with {lanes} lane(s) of {a.name} x {w.name} needs a lane sum wider than the "
+                f"golden model's {MAX_WIDTH}-bit datapath; use fewer frac_bits or fewer lanes")
+        return cfg
 
     # ---- derived widths (all from exact ranges over the 65,536 code pairs) ----
     @property
@@ -378,7 +385,11 @@ class MacUnit(wiring.Component):
     """
 
     def __init__(self, a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed"):
-        self.config = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+        try:
+            self.config = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+        except Exception:
+            self._MustUse__silence = True  # a rejected configuration is not an unused elaboratable
+            raise
         cfg = self.config
         ports = {
             "in_valid": In(1), "in_clear": In(1),

@@ -26,7 +26,7 @@ from .stimulus import Stream, product_stream, random_stream, write_stimulus
 from .verilog import generate_verilog, module_name, verilator_env
 
 __all__ = ["SIMULATORS", "check_simulator", "build", "run_stream", "expected", "compare", "verify",
-           "hdl_dir", "build_root", "golden_available"]
+           "hdl_dir", "build_root", "golden_available", "run_direct"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -82,8 +82,12 @@ def _config_key(text: str, simulator: str) -> str:
     return hashlib.sha256(text.encode() + tb + simulator.encode()).hexdigest()[:12]
 
 
-def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, quiet: bool = True) -> dict:
+def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, quiet: bool = True,
+          wrapper: bool = True) -> dict:
     """Generate and compile the testbench for ``cfg``; cached by configuration hash.
+
+    ``wrapper=False`` builds the generated module alone as the toplevel (for the
+    Python-driven test).
 
     Returns ``{"dir", "toplevel", "build_s", "cached", "latency", "module"}``.
     """
@@ -92,10 +96,11 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     env = check_simulator(simulator)
     text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out)
     name = module_name(cfg)
-    key = _config_key(text, simulator)
-    bdir = Path(root or build_root()) / simulator / f"{name}-{key}"
+    key = _config_key(text, simulator + ("" if wrapper else "-direct"))
+    bdir = Path(root or build_root()) / simulator / f"{name}-{key}{'' if wrapper else '-direct'}"
     stamp = bdir / "rf8sim-build.json"
-    info = {"dir": str(bdir), "toplevel": "mac_tb", "latency": latency, "module": name}
+    top = "mac_tb" if wrapper else name
+    info = {"dir": str(bdir), "toplevel": top, "latency": latency, "module": name}
     if stamp.exists():
         return {**info, **json.loads(stamp.read_text()), "cached": True}
     bdir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +113,8 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     with _environ(env), _quiet(quiet, bdir / "build.log"):
         runner = get_runner(simulator)
         build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
-        runner.build(sources=[dut, hdl_dir() / "tb" / "mac_tb.v"], hdl_toplevel="mac_tb",
+        sources = [dut, hdl_dir() / "tb" / "mac_tb.v"] if wrapper else [dut]
+        runner.build(sources=sources, hdl_toplevel=top,
                      defines=defines, parameters={"LANES": cfg.lanes, "ACC_W": cfg.acc.width},
                      build_dir=bdir, build_args=build_args, timescale=("1ns", "1ps"), always=True)
     build_s = time.perf_counter() - t0
@@ -144,8 +150,6 @@ def _quiet(quiet: bool, log: Path):
 def run_stream(cfg: MacConfig, stream: Stream, simulator: str = "icarus", root: Path | None = None,
                tag: str = "run", quiet: bool = True) -> dict:
     """Simulate ``stream``; returns the parsed outputs plus timing and beat counts."""
-    from cocotb_tools.runner import get_runner
-
     if stream.lanes != cfg.lanes:
         raise HdlError(f"stream has {stream.lanes} lanes, the unit {cfg.lanes}")
     b = build(cfg, simulator, root, quiet)
@@ -158,26 +162,9 @@ def run_stream(cfg: MacConfig, stream: Stream, simulator: str = "icarus", root: 
             p.unlink()
     write_stimulus(stream, stim)
     meta = {"beats": len(stream), "latency": b["latency"], "summary": str(summ)}
-    env = check_simulator(simulator)
-    env["RF8SIM_TB_META"] = json.dumps(meta)
-    tb_dir = str(hdl_dir() / "tb")
-    added = tb_dir not in sys.path
-    if added:
-        sys.path.insert(0, tb_dir)
     t0 = time.perf_counter()
-    try:
-        with _environ(env), _quiet(quiet, rdir / "sim.log"):
-            runner = get_runner(simulator)
-            if simulator == "icarus":  # the runner needs its build state to find sim.vvp
-                runner.build_dir = bdir
-                runner.timescale = ("1ns", "1ps")
-            xml = runner.test(test_module="test_mac_stream", hdl_toplevel="mac_tb", hdl_toplevel_lang="verilog",
-                              build_dir=bdir,
-                              test_dir=rdir, plusargs=[f"+STIM={stim}", f"+RESULTS={res}"],
-                              results_xml=str(rdir / "results.xml"))
-    finally:
-        if added:
-            sys.path.remove(tb_dir)
+    xml = _run_test(cfg, b, simulator, "test_mac_stream", rdir, meta,
+                    [f"+STIM={stim}", f"+RESULTS={res}"], quiet)
     sim_s = time.perf_counter() - t0
     from cocotb_tools.runner import get_results
 
@@ -189,6 +176,58 @@ def run_stream(cfg: MacConfig, stream: Stream, simulator: str = "icarus", root: 
     out.update(summary, sim_s=sim_s, beats=len(stream), beats_per_s=len(stream) / sim_s,
                build_s=b["build_s"], build_cached=b["cached"], latency_reported=b["latency"])
     return out
+
+
+def run_direct(cfg: MacConfig, sequences: int = 20, seed: int = 0, max_len: int = 64,
+               simulator: str = "icarus", root: Path | None = None, quiet: bool = True) -> dict:
+    """cocotb drives the generated module's own ports from Python (hdl/tb/test_mac_direct.py).
+
+    Slow (Python per beat) but independent of the stream wrapper; compares with the
+    pure-Python reference inside the test.  Returns the test's summary.
+    """
+    b = build(cfg, simulator, root, quiet, wrapper=False)
+    bdir = Path(b["dir"])
+    rdir = bdir / f"direct-{seed}"
+    rdir.mkdir(exist_ok=True)
+    summ = rdir / "summary.json"
+    with contextlib.suppress(FileNotFoundError):
+        summ.unlink()
+    meta = {"a_fmt": cfg.a_fmt.name, "w_fmt": cfg.w_fmt.name, "acc": str(cfg.acc), "lanes": cfg.lanes,
+            "out": cfg.out, "sequences": sequences, "seed": seed, "max_len": max_len,
+            "latency": b["latency"], "summary": str(summ)}
+    xml = _run_test(cfg, b, simulator, "test_mac_direct", rdir, meta, [], quiet)
+    from cocotb_tools.runner import get_results
+
+    n_tests, n_failed = get_results(xml)
+    if not summ.exists():
+        raise HdlError(f"cocotb direct test did not finish; see {rdir / 'sim.log'}")
+    out = json.loads(summ.read_text())
+    out["failed_tests"] = n_failed
+    return out
+
+
+def _run_test(cfg, b, simulator, module, rdir, meta, plusargs, quiet):
+    from cocotb_tools.runner import get_runner
+
+    bdir = Path(b["dir"])
+    env = check_simulator(simulator)
+    env["RF8SIM_TB_META"] = json.dumps(meta)
+    tb_dir = str(hdl_dir() / "tb")
+    added = tb_dir not in sys.path
+    if added:
+        sys.path.insert(0, tb_dir)
+    try:
+        with _environ(env), _quiet(quiet, rdir / "sim.log"):
+            runner = get_runner(simulator)
+            if simulator == "icarus":  # the runner needs its build state to find sim.vvp
+                runner.build_dir = bdir
+                runner.timescale = ("1ns", "1ps")
+            return runner.test(test_module=module, hdl_toplevel=b["toplevel"], hdl_toplevel_lang="verilog",
+                               build_dir=bdir, test_dir=rdir, plusargs=plusargs,
+                               results_xml=str(rdir / "results.xml"))
+    finally:
+        if added:
+            sys.path.remove(tb_dir)
 
 
 def _parse_results(path: Path, cfg: MacConfig, n: int) -> dict:

@@ -131,3 +131,8 @@ def lint(path: str | Path, top: str | None = None) -> str:
     if r.returncode != 0 or "%Warning" in out or "%Error" in out:
         raise HdlError(f"verilator --lint-only -Wall {path} failed:\n{out}")
     return out
+
+
+if __name__ == "__main__":  # python -m rf8sim.hdl.verilog: refresh hdl/verilog/
+    for _p in write_defaults():
+        print(_p)

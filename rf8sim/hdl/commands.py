@@ -1,0 +1,115 @@
+"""RTL subcommands: ``rf8sim verilog``, ``rf8sim rtlsim`` and ``rf8sim synth``."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+
+def _config_args(p, lanes_default=1) -> None:
+    p.add_argument("--a-fmt", default="rf8", help="activation format (default rf8)")
+    p.add_argument("--w-fmt", default="rf8", help="weight format (default rf8)")
+    p.add_argument("--acc", default="exact", help="accumulator: exact[:TERMS] or FRAC:WIDTH (default exact = 1024 terms)")
+    p.add_argument("--lanes", type=int, default=lanes_default, help="products per clock (adder tree), default 1")
+    p.add_argument("--out", default="fixed", choices=("fixed", "fp32"), help="add an RNE float32 output (fp32)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verilog", help="generate the MAC / dot-product unit as Verilog-2005")
+    _config_args(p)
+    p.add_argument("-o", "--output", required=True, help="output .v file")
+    p.add_argument("--module", help="Verilog module name (default encodes the configuration)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall on the result")
+    p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser("rtlsim", help="simulate a generated MAC (cocotb) and compare every beat with the golden model")
+    _config_args(p)
+    p.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"))
+    p.add_argument("--random", type=int, default=200, help="random accumulation sequences (default 200)")
+    p.add_argument("--max-len", type=int, default=1024, help="longest random sequence (default 1024)")
+    p.add_argument("--no-products", action="store_true", help="skip the 65,536-product sweep")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="auto", choices=("auto", "golden", "reference", "both"))
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.set_defaults(func=cmd_rtlsim)
+
+    p = sub.add_parser("synth", help="synthesise MAC configurations with yosys: gates, NAND2-eq, um^2, depth")
+    _config_args(p)
+    p.add_argument("--stage", default="mac", choices=("mac", "product"),
+                   help="the whole MAC, or the product stage alone")
+    p.add_argument("--table", action="store_true",
+                   help="the docs/hdl.md area table: all pairs, exact and 16:32 accumulators, lanes 1 and 4, products")
+    p.add_argument("--liberty", help="your own Liberty file (default: osu018_stdcells.lib, fetched with apt)")
+    p.add_argument("--no-liberty", action="store_true", help="generic gates only (no standard-cell mapping)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--no-cache", action="store_true", help="ignore cached results")
+    p.set_defaults(func=cmd_synth)
+
+
+def _check_output(path: str, force: bool):
+    from pathlib import Path
+
+    out = Path(path)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    if out.parent and not out.parent.exists():
+        raise FileNotFoundError(f"directory {out.parent} does not exist")
+    return out
+
+
+def cmd_verilog(args) -> int:
+    from .mac import MacConfig
+    from .verilog import generate_verilog, lint
+
+    out = _check_output(args.output, args.force)
+    cfg = MacConfig.make(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out)
+    text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out, name=args.module)
+    out.write_text(text)
+    d = cfg.describe()
+    print(f"wrote {out}: {d['a_fmt']} x {d['w_fmt']}, acc {cfg.acc}, lanes {d['lanes']}, out {d['out']}, "
+          f"latency {latency} clocks, product {d['product']}")
+    if args.lint:
+        lint(out)
+        print("verilator --lint-only -Wall: clean (waivers in the file header)")
+    return 0
+
+
+def cmd_rtlsim(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .sim import verify
+
+    s = verify(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, products=not args.no_products,
+               n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator,
+               model=args.model)
+    c = s["config"]
+    t = Table(title=f"rtlsim {c['a_fmt']} x {c['w_fmt']} acc {c['acc_frac_bits']}:{c['acc_width']} "
+                    f"lanes {c['lanes']} out {c['out']} on {s['simulator']}")
+    for h in ("run", "beats", "products", "sequences", "model", "compared", "mismatched", "overflow beats",
+              "invalid beats", "beats/s"):
+        t.add_column(h, justify="right")
+    for tag, r in s["runs"].items():
+        for cmp in r["comparisons"]:
+            t.add_row(tag, str(r["beats"]), str(r["products"]), str(r["sequences"]), cmp["model"],
+                      str(cmp["compared_beats"]), str(cmp["mismatched_beats"]), str(r["overflow_beats"]),
+                      str(r["invalid_beats"]), f"{r['beats_per_s']:.0f}")
+    Console().print(t)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(s, fh, indent=2, default=str)
+    if not s["ok"]:
+        for r in s["runs"].values():
+            for cmp in r["comparisons"]:
+                if "first_mismatch" in cmp:
+                    print("first mismatch:", cmp["first_mismatch"])
+        return 1
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .synth import run_cli
+
+    return run_cli(args)
