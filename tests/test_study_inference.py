@@ -159,3 +159,22 @@ def test_evaluate_and_errors():
         quantize_mlp(layers, "e4m3", rounding="paper")
     with pytest.raises(F.FormatError, match="unknown format"):
         quantize_mlp(layers, "rf9")
+
+
+def test_fake_quant_comparison_counts():
+    # with an exact accumulator the only difference from fake-quant is float32 summation of the
+    # same products; predictions then agree on (almost) every sample, and the counts are consistent
+    rng = np.random.default_rng(3)
+    layers = _mlp(rng)
+    x = rng.normal(size=(50, 40)).astype(np.float32)
+    q = quantize_mlp(layers, "rf8", granularity="block", block=8)
+    logits, _ = exact_mlp_logits(q, x)
+    y = np.argmax(logits, 1)
+    r = evaluate_mlp(q, x, y, batch=16, float_layers=layers)
+    assert r["accuracy"] == 1.0
+    assert r["fq_accuracy"] == pytest.approx(1.0 - r["fq_disagree"])
+    assert r["fq_disagree"] <= 0.04
+    from rf8sim.study.inference import fake_quant_logits
+
+    fq = fake_quant_logits(layers, x, "rf8", granularity="block", block=8)
+    assert np.max(np.abs(fq - logits)) < 1e-3 * max(1.0, float(np.max(np.abs(logits))))

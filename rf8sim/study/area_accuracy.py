@@ -250,8 +250,9 @@ def eval_accuracy(job: dict, layers, x, y) -> dict:
     acc = AccSpec(int(job["acc_frac"]), int(job["acc_width"]))
     q = quantize_mlp(layers, job["w_format"], job["a_format"], rounding=job["rounding"],
                      granularity=job["granularity"], block=int(job["block"] or 32), acc=acc)
-    r = evaluate_mlp(q, x, y)
-    return {"accuracy": r["accuracy"], "n_eval": r["n"],
+    r = evaluate_mlp(q, x, y, float_layers=layers)
+    return {"accuracy": r["accuracy"], "n_eval": r["n"], "fq_accuracy": r["fq_accuracy"],
+            "fq_disagree": r["fq_disagree"],
             "overflow_frac": r["overflow"] / max(1, r["outputs"]),
             "invalid_frac": r["invalid"] / max(1, r["outputs"])}
 
@@ -329,7 +330,7 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
         row = dict(p)
         a = acc_map[accuracy_key(p)]
         row["accuracy"] = a.get("accuracy") if a["ok"] else None
-        for k in ("overflow_frac", "invalid_frac", "n_eval"):
+        for k in ("overflow_frac", "invalid_frac", "n_eval", "fq_accuracy", "fq_disagree"):
             row[k] = a.get(k)
         errs = [] if a["ok"] else [f"accuracy: {a['error']}"]
         ar = area_map.get(area_key(p))
@@ -372,7 +373,7 @@ def _label(r: dict) -> str:
 
 
 COLUMNS = ["label", "w_format", "a_format", "rounding", "granularity", "block", "acc", "acc_frac",
-           "acc_width", "lanes", "accuracy", "area_um2", "nand2_eq", "cells", "pareto", "overflow_frac",
+           "acc_width", "lanes", "accuracy", "fq_accuracy", "fq_disagree", "area_um2", "nand2_eq", "cells", "pareto", "overflow_frac",
            "invalid_frac", "n_eval", "error"]
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from .. import formats as F
 
 __all__ = ["QuantizedLayer", "QuantizedMLP", "quantize_mlp", "exact_mlp_logits", "evaluate_mlp",
-           "ACT_GRANULARITY"]
+           "fake_quant_logits", "ACT_GRANULARITY"]
 
 #: activation granularity used for each weight granularity (see the module docstring)
 ACT_GRANULARITY = {"tensor": "channel", "channel": "channel", "block": "block"}
@@ -133,14 +133,57 @@ def exact_mlp_logits(qmlp: QuantizedMLP, x: np.ndarray) -> tuple[np.ndarray, dic
     return h, flags
 
 
-def evaluate_mlp(qmlp: QuantizedMLP, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> dict:
-    """Top-1 accuracy of the bit-exact inference on (x, y) and the flag counts."""
+def fake_quant_logits(layers, x, w_format="rf8", a_format=None, *, rounding="nearest", granularity="tensor",
+                      block=32) -> np.ndarray:
+    """The usual fake-quant emulation of the same network, for comparison only.
+
+    Weights and activations go through ``rf8sim.training.fake_quant`` (the same codes and scales
+    as the exact path) but the products are summed by a float32 matmul, so the accumulation
+    (rounding toward -inf, saturation, summation order) is not the hardware's.
+    """
+    import torch
+
+    from .. import training as T
+
+    a_format = a_format or w_format
+    ag = ACT_GRANULARITY[granularity]
+    layers = _as_layers(layers)
+    h = torch.from_numpy(np.asarray(x, np.float32))
+    with torch.no_grad():
+        for i, (w, b) in enumerate(layers):
+            wq = T.fake_quant(torch.from_numpy(w), w_format, rounding=rounding, granularity=granularity, block=block)
+            hq = T.fake_quant(h, a_format, rounding="nearest", granularity=ag, block=block)
+            h = hq @ wq.T + torch.from_numpy(b)
+            if i + 1 < len(layers):
+                h = torch.relu(h)
+    return h.numpy()
+
+
+def evaluate_mlp(qmlp: QuantizedMLP, x: np.ndarray, y: np.ndarray, batch: int = 1000,
+                 float_layers=None) -> dict:
+    """Top-1 accuracy of the bit-exact inference on (x, y) and the flag counts.
+
+    With ``float_layers`` (the unquantized ``[(W, b)]``), also the fake-quant accuracy of the
+    same configuration and the fraction of samples whose predicted class differs between the
+    two (``fq_disagree``): how far fake quantization is from what the hardware computes.
+    """
     y = np.asarray(y)
-    correct = 0
+    correct = fq_correct = disagree = 0
     tot = {"overflow": 0, "invalid": 0, "outputs": 0}
     for s in range(0, len(x), batch):
         logits, fl = exact_mlp_logits(qmlp, x[s:s + batch])
-        correct += int(np.count_nonzero(np.argmax(logits, axis=1) == y[s:s + batch]))
+        pred = np.argmax(logits, axis=1)
+        correct += int(np.count_nonzero(pred == y[s:s + batch]))
         for k in tot:
             tot[k] += fl[k]
-    return {"accuracy": correct / max(1, len(x)), "n": int(len(x)), **tot}
+        if float_layers is not None:
+            fq = np.argmax(fake_quant_logits(float_layers, x[s:s + batch], qmlp.w_format, qmlp.a_format,
+                                             rounding=qmlp.rounding, granularity=qmlp.granularity,
+                                             block=qmlp.block), axis=1)
+            fq_correct += int(np.count_nonzero(fq == y[s:s + batch]))
+            disagree += int(np.count_nonzero(fq != pred))
+    n = max(1, len(x))
+    out = {"accuracy": correct / n, "n": int(len(x)), **tot}
+    if float_layers is not None:
+        out.update(fq_accuracy=fq_correct / n, fq_disagree=disagree / n)
+    return out
