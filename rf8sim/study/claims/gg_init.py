@@ -68,7 +68,7 @@ def init_weights_(model, method: str, generator):
         w = m.weight
         with torch.no_grad():
             if method.startswith("gg-b"):
-                from rf8sim.training import gg_init_
+                from rf8sim.training.gg import gg_init_
 
                 _gg_tensor_(gg_init_, w, float(method[4:]), generator)
             else:

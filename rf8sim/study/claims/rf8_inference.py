@@ -136,17 +136,53 @@ def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dic
     return cfg, rows
 
 
+#: (e) part 2: which trained MNIST-1D models are quantized, and with what
+SMALL_TASKS = {"mlp": dict(epochs=40, batch=100, lr=2e-3), "cnn": dict(epochs=40, batch=100, lr=3e-3)}
+SMALL_QUICK = {"mlp": dict(epochs=3, batch=100, lr=2e-3, n=1000)}
+#: BackSlash lambda for part 2 (the (c) sweep's value with a clear rate cut at small accuracy cost)
+SMALL_LAM = 100.0
+SMALL_SCHEMES = SCHEMES[:2] + (SCHEMES[3], SCHEMES[5])
+
+
+def ptq_small_models(quick: bool, seeds: list, progress: bool) -> dict:
+    """Plain / BackSlash / DeepShape(+1 fine-tuning epoch) MNIST-1D models: test accuracy in
+    float32 and after weight PTQ (tensor and channel granularity)."""
+    from .backslash import _data, _with_weights, evaluate, rf8_quantized, train_task
+    from .common import mean_std, progress_iter, seeded
+    from .deepshape import _finetune_epoch, reshape_
+
+    tasks = SMALL_QUICK if quick else SMALL_TASKS
+    grans = ("channel",) if quick else ("tensor", "channel")
+    data = {t: _data(t, c) for t, c in tasks.items()}
+    raw = {}
+    jobs = [(t, v, s) for t in tasks for v in ("plain", "backslash", "deepshape") for s in seeds]
+    for t, variant, s in progress_iter(jobs, progress, desc="PTQ of trained models"):
+        cfg = tasks[t]
+        if variant == "backslash":
+            model, _ = train_task(t, cfg, data[t], s, "backslash", SMALL_LAM)
+        else:
+            model, _ = train_task(t, cfg, data[t], s, "plain", 0.0)
+            if variant == "deepshape":
+                reshape_(model)
+                _finetune_epoch(t, cfg, model, data[t], seeded(1000 + s))
+        r = {"float32": evaluate(t, cfg, model, data[t])}
+        for lab, fmt, rnd in SMALL_SCHEMES:
+            for gran in grans:
+                with _with_weights(model, rf8_quantized(fmt, rnd, gran)):
+                    r[f"{lab}/{gran}"] = evaluate(t, cfg, model, data[t])
+        raw.setdefault(f"{t}/{variant}", []).append(r)
+    rows = {k: {m: mean_std([r[m] for r in v]) for m in v[0]} for k, v in raw.items()}
+    cfg = {"tasks": tasks, "backslash_lambda": SMALL_LAM, "deepshape": "defaults + 1 fine-tuning epoch",
+           "granularities": grans, "schemes": [x[0] for x in SMALL_SCHEMES],
+           "quantized": "weights of Linear/Conv layers; biases float32; activations float32"}
+    return {"config": cfg, "rows": rows}
+
+
 def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
     nseeds = seeds or (1 if quick else 3)
     seed_list = list(range(nseeds))
     cfg, rows = minilm_ptq(quick, seed_list, progress)
-    part2 = None
-    try:
-        from .backslash import ptq_small_models
-    except ImportError:  # pragma: no cover
-        ptq_small_models = None
-    if ptq_small_models is not None:
-        part2 = ptq_small_models(quick=quick, seeds=seed_list, progress=progress)
+    part2 = ptq_small_models(quick=quick, seeds=seed_list, progress=progress)
     best = max((r for r in rows.values() if r["format"] == "rf8"), key=lambda r: r["cos_mean"]["mean"])
     e4 = max((r for r in rows.values() if r["format"] == "e4m3"), key=lambda r: r["cos_mean"]["mean"])
     i8 = max((r for r in rows.values() if r["format"] == "int8"), key=lambda r: r["cos_mean"]["mean"])
@@ -166,7 +202,11 @@ def summary_table(p: dict):
     for k, r in p["rows"].items():
         rows.append([r["scheme"], r["granularity"], fmt_ms(r["cos_mean"], 6), fmt_ms(r["cos_min"], 4),
                      fmt_ms(r["top1_agreement"], 4), f"{r['weight_rel_err_mean']:.4f}"])
-    for k, r in (p.get("small_models") or {}).items():
-        rows.append([f"{k}", "", "", "", "", ""])
-    return ("(e) MiniLM weight PTQ: sentence-embedding cosine vs float32, top-1 retrieval agreement",
-            ["scheme", "granularity", "cos mean", "cos min", "top-1 agree", "weight rel. err"], rows)
+    t1 = ("(e) MiniLM weight PTQ: sentence-embedding cosine vs float32, top-1 retrieval agreement",
+          ["scheme", "granularity", "cos mean", "cos min", "top-1 agree", "weight rel. err"], rows)
+    small = p.get("small_models") or {}
+    if not small:
+        return t1
+    metrics = list(next(iter(small.values())))
+    rows2 = [[k, *[fmt_ms(r[m], 4) for m in metrics]] for k, r in small.items()]
+    return [t1, ("(e) MNIST-1D models: test accuracy in float32 and after weight PTQ", ["model", *metrics], rows2)]

@@ -1,0 +1,113 @@
+"""The claim recipes: helpers against hand-computed cases, and every --quick setting end to end."""
+
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from rf8sim.study.claims import RECIPES
+from rf8sim.study.claims import common as C
+from rf8sim.study.claims.runner import out_path, run_claim
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def test_mean_std_and_format():
+    d = C.mean_std([1.0, 2.0, 3.0])
+    assert d["mean"] == 2.0 and d["std"] == 1.0 and d["n"] == 3
+    assert C.mean_std([5.0])["std"] == 0.0
+    assert C.fmt_ms(d) == "2 ± 1"
+    assert C.fmt_ms(C.mean_std([])) == "-"
+
+
+def test_steps_to_target_window_mean():
+    from rf8sim.study.claims.gg_init import steps_to_target
+
+    losses = [5, 4, 3, 2, 1, 1, 1]
+    # trailing 2-step means: 4.5, 3.5, 2.5, 1.5, 1, 1 -> first <= 2.0 at step 5
+    assert steps_to_target(losses, 2.0, 2) == 5
+    assert steps_to_target(losses, 0.5, 2) is None
+    assert steps_to_target(losses, 5.0, 1) == 1
+
+
+def test_retrieval_agreement_counts_top1_neighbours():
+    from rf8sim.study.claims.rf8_inference import retrieval_agreement
+
+    e = torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.9, 0.1]]), dim=1)
+    assert retrieval_agreement(e, e.clone()) == 1.0
+    # swap the last two rows' identity: rows 2 and 3 still point at each other, rows 0,1 too
+    perm = e[[1, 0, 3, 2]]
+    assert retrieval_agreement(e, perm) == 1.0
+    far = e.clone()
+    far[1] = torch.tensor([0.0, 0.0, 1.0])  # row 1 moves next to row 3
+    assert retrieval_agreement(e, far) < 1.0
+
+
+def test_init_weights_variance_matches_kaiming_and_bias_zero():
+    from rf8sim.study.claims.gg_init import init_weights_
+    from rf8sim.study.models import MLP
+
+    m = MLP(hidden=(400, 400))
+    init_weights_(m, "kaiming-normal", torch.Generator().manual_seed(0))
+    w = m.layers[1].weight
+    assert abs(float(w.var()) / (2 / 400) - 1) < 0.05
+    assert float(m.layers[1].bias.abs().max()) == 0.0
+    with pytest.raises(C.ClaimError):
+        init_weights_(m, "nope", None)
+
+
+def test_out_path_and_refusal(tmp_path):
+    assert out_path("gg-fit", True, tmp_path) == tmp_path / "gg-fit.quick.json"
+    assert out_path("gg-fit", False).parent == C.RESULTS_DIR
+    p = tmp_path / "x.json"
+    p.write_text("{}")
+    with pytest.raises(FileExistsError):
+        C.check_out_path(p, force=False)
+    C.check_out_path(p, force=True)
+    with pytest.raises(FileExistsError):
+        C.write_json(p, {"a": 1}, force=False)
+    C.write_json(p, {"a": 1}, force=True)
+    assert json.loads(p.read_text()) == {"a": 1}
+    with pytest.raises(C.ClaimError):
+        run_claim("nope", out=tmp_path)
+    with pytest.raises(C.ClaimError):
+        run_claim("gg-fit", seeds=0, out=tmp_path)
+
+
+def test_cli_refuses_to_overwrite(tmp_path, capsys):
+    from rf8sim.cli import main
+
+    (tmp_path / "gg-init.quick.json").write_text("precious")
+    rc = main(["claims", "gg-init", "--quick", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 2 and "--force" in capsys.readouterr().err
+    assert (tmp_path / "gg-init.quick.json").read_text() == "precious"
+
+
+def _check_payload(p, name):
+    assert p["claim"] == name and p["setting"] == "quick"
+    assert p["wall_time_s"] > 0 and p["provenance"]["torch"] == torch.__version__
+    assert p["rows"] and p["summary"] and p["config"]
+
+
+def test_quick_rf8_inference(tmp_path):
+    p = run_claim("rf8-inference", quick=True, out=tmp_path, progress=False)
+    _check_payload(p, "rf8-inference")
+    on_disk = json.loads((tmp_path / "rf8-inference.quick.json").read_text())
+    assert on_disk["rows"].keys() == p["rows"].keys()
+    rows = p["rows"]
+    # bf16 rounding is far finer than any 8-bit format: it must be closest to float32
+    assert rows["bf16-cast/none"]["cos_mean"]["mean"] > max(r["cos_mean"]["mean"] for k, r in rows.items()
+                                                            if k != "bf16-cast/none")
+    for r in rows.values():
+        assert 0.9 < r["cos_mean"]["mean"] <= 1.0 + 1e-6 and 0 <= r["top1_agreement"]["mean"] <= 1
+        assert 0 < r["weight_rel_err_mean"] < 0.2
+
+
+def test_quick_gg_init(tmp_path):
+    p = run_claim("gg-init", quick=True, out=tmp_path, progress=False)
+    _check_payload(p, "gg-init")
+    assert {r["task"] for r in p["rows"].values()} == {"mlp", "cnn", "tinylm"}
+    for r in p["rows"].values():
+        assert math.isfinite(r["test_loss"]["mean"])
