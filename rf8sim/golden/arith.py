@@ -1,0 +1,579 @@
+"""Exact products and the fixed-point accumulator: the datapath the RTL implements.
+
+Semantics are those of :mod:`rf8sim.golden.accspec` (normative text in
+docs/formats.md, "Accumulation").  Two kernels implement them:
+
+* a one-limb int64 kernel, used when every intermediate value provably fits in
+  63 bits (``lanes * max|aligned product| + 2**(width-1) < 2**63``);
+* a two-limb kernel (signed 128-bit as ``hi: int64``, ``lo: uint64``) for wider
+  accumulators or products, used when everything fits in 127 bits.
+
+A spec whose aligned products (times the lanes summed per beat) do not fit in
+127 bits is rejected with :class:`AccSpecError`; nothing ever wraps.
+
+Accumulator values are returned as int64 arrays when ``acc.width <= 63`` and as
+object arrays of Python ints otherwise.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from .. import formats as F
+from .accspec import AccSpec, AccSpecError
+from .codec import DTypeError, as_codes
+
+__all__ = ["product_tables", "mac", "dot", "gemm", "to_float32", "MacTrace", "GemmResult", "DotResult",
+           "pair_tables", "check_spec"]
+
+_U64 = (1 << 64) - 1
+
+
+class MacTrace(NamedTuple):
+    """Per beat: the accumulator and the sticky flags after that beat."""
+
+    acc: np.ndarray
+    overflow: np.ndarray
+    invalid: np.ndarray
+
+
+class GemmResult(NamedTuple):
+    acc: np.ndarray
+    overflow: np.ndarray
+    invalid: np.ndarray
+
+
+class DotResult(NamedTuple):
+    acc: int
+    overflow: bool
+    invalid: bool
+
+
+# ---------------------------------------------------------------------------
+# products
+
+
+def product_tables(a_fmt, w_fmt):
+    """Exact product of every code pair: ``(sign, sig, exp, special)``, each 256x256.
+
+    Axis 0 is the ``a`` code, axis 1 the ``w`` code.  For finite operands the product
+    is ``(-1)**sign * sig * 2**exp`` (``sign`` uint8, ``sig`` int64 >= 0, ``exp``
+    int64; a zero product keeps the xor of the signs and the sum of the exponents).
+    ``special`` (uint8) is 1 where either operand is NaN or Inf; there ``sign``,
+    ``sig`` and ``exp`` are 0.
+    """
+    a, w = F.get(a_fmt), F.get(w_fmt)
+    special = ((a.special != F.SPECIAL_FINITE)[:, None] | (w.special != F.SPECIAL_FINITE)[None, :])
+    sign = (a.sign[:, None] ^ w.sign[None, :]).astype(np.uint8)
+    sig = a.sig[:, None].astype(np.int64) * w.sig[None, :].astype(np.int64)
+    exp = a.exp[:, None].astype(np.int64) + w.exp[None, :].astype(np.int64)
+    sign[special] = 0
+    sig[special] = 0
+    exp[special] = 0
+    return sign, sig, exp, special.astype(np.uint8)
+
+
+@lru_cache(maxsize=None)
+def pair_tables(a_fmt: F.Format, w_fmt: F.Format):
+    """Flat kernel tables indexed ``a * 256 + w``: signed significand, exponent, special."""
+    sign, sig, exp, special = product_tables(a_fmt, w_fmt)
+    sv = np.where(sign == 1, -sig, sig).reshape(-1)
+    out = (np.ascontiguousarray(sv), np.ascontiguousarray(exp.reshape(-1)),
+           np.ascontiguousarray(special.reshape(-1)))
+    for t in out:
+        t.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _product_extremes(a_fmt: F.Format, w_fmt: F.Format):
+    """(largest |product| as (sig, exp), smallest exponent of a nonzero product)."""
+    _, sig, exp, special = product_tables(a_fmt, w_fmt)
+    nz = (special == 0) & (sig > 0)
+    if not nz.any():
+        return (0, 0), 0
+    val = np.where(nz, np.ldexp(sig.astype(np.float64), exp), 0.0)  # exact: few bits, small exponents
+    i = np.unravel_index(int(np.argmax(val)), val.shape)
+    return (int(sig[i]), int(exp[i])), int(exp[nz].min())
+
+
+def _as_spec(acc, a_fmt, w_fmt) -> AccSpec:
+    if isinstance(acc, AccSpec):
+        return acc
+    if isinstance(acc, str):
+        return AccSpec.parse(acc, a_fmt, w_fmt)
+    raise DTypeError(f"acc must be an AccSpec (or 'exact', 'exact:TERMS', 'FRAC:WIDTH'), got {acc!r}")
+
+
+def check_spec(acc: AccSpec, a_fmt, w_fmt, lanes: int = 1, max_scale: int = 0) -> int:
+    """Validate ``acc`` for these formats; return the limb count the kernels use (1 or 2).
+
+    ``max_scale`` is the largest sum of scale exponents added to a product exponent.
+    """
+    a, w = F.get(a_fmt), F.get(w_fmt)
+    (s, e), _ = _product_extremes(a, w)
+    sh = e + acc.frac_bits + int(max_scale)
+    bound = (s << sh if sh >= 0 else s >> -sh) + 1  # +1: flooring a negative product
+    need = lanes * bound + (1 << (acc.width - 1))
+    if need >= 1 << 127:
+        raise AccSpecError(
+            f"accumulator {acc} cannot be handled exactly for {a.name} x {w.name}"
+            f"{f' with scale exponents up to {max_scale}' if max_scale else ''}: one beat of {lanes} aligned "
+            f"product(s) needs {(lanes * bound).bit_length() + 1} bits and the golden datapath holds 127; "
+            f"use fewer frac_bits (or smaller scales)")
+    return 1 if need < 1 << 63 else 2
+
+
+def _limits(acc: AccSpec):
+    lo, hi = acc.min, acc.max
+    return (lo >> 64, lo & _U64, hi >> 64, hi & _U64)
+
+
+# ---------------------------------------------------------------------------
+# 128-bit helpers (hi: int64, lo: uint64, two's complement)
+
+
+@nb.njit(cache=True, inline="always")
+def _align1(v, sh):
+    """floor(v * 2^sh) for an int64 known (by check_spec) to fit."""
+    if sh >= 0:
+        return v << sh
+    k = -sh
+    if k > 63:
+        k = 63
+    return v >> k
+
+
+@nb.njit(cache=True, inline="always")
+def _align2(v, sh):
+    """floor(v * 2^sh) as a 128-bit (hi, lo)."""
+    if sh <= 0:
+        k = -sh
+        if k > 63:
+            k = 63
+        r = v >> k
+        return r >> 63, np.uint64(r)
+    if sh < 64:
+        lo = np.uint64(v) << np.uint64(sh)
+        hi = v >> (64 - sh)
+        return hi, lo
+    return v << (sh - 64), np.uint64(0)
+
+
+@nb.njit(cache=True, inline="always")
+def _add2(h1, l1, h2, l2):
+    lo = l1 + l2
+    c = np.int64(1) if lo < l1 else np.int64(0)
+    return h1 + h2 + c, lo
+
+
+@nb.njit(cache=True, inline="always")
+def _lt2(h1, l1, h2, l2):
+    return h1 < h2 or (h1 == h2 and l1 < l2)
+
+
+# ---------------------------------------------------------------------------
+# MAC kernels
+
+
+@nb.njit(cache=True)
+def _mac1(a, w, clear, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
+    n, lanes = a.shape
+    acc = np.int64(0)
+    ovf = False
+    inv = False
+    for i in range(n):
+        if clear[i]:
+            acc = 0
+            ovf = False
+            inv = False
+        s = np.int64(0)
+        for j in range(lanes):
+            idx = np.int64(a[i, j]) * 256 + np.int64(w[i, j])
+            if sp[idx]:
+                inv = True
+                continue
+            s += _align1(sv[idx], pe[idx] + frac)
+        t = acc + s
+        if t > amax:
+            t = amax
+            ovf = True
+        elif t < amin:
+            t = amin
+            ovf = True
+        acc = t
+        acc_out[i] = acc
+        ovf_out[i] = ovf
+        inv_out[i] = inv
+
+
+@nb.njit(cache=True)
+def _mac2(a, w, clear, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out, inv_out):
+    n, lanes = a.shape
+    ah = np.int64(0)
+    al = np.uint64(0)
+    ovf = False
+    inv = False
+    for i in range(n):
+        if clear[i]:
+            ah = np.int64(0)
+            al = np.uint64(0)
+            ovf = False
+            inv = False
+        sh = np.int64(0)
+        sl = np.uint64(0)
+        for j in range(lanes):
+            idx = np.int64(a[i, j]) * 256 + np.int64(w[i, j])
+            if sp[idx]:
+                inv = True
+                continue
+            ph, pl = _align2(sv[idx], pe[idx] + frac)
+            sh, sl = _add2(sh, sl, ph, pl)
+        th, tl = _add2(ah, al, sh, sl)
+        if _lt2(maxh, maxl, th, tl):
+            th, tl = maxh, maxl
+            ovf = True
+        elif _lt2(th, tl, minh, minl):
+            th, tl = minh, minl
+            ovf = True
+        ah, al = th, tl
+        hi_out[i] = ah
+        lo_out[i] = al
+        ovf_out[i] = ovf
+        inv_out[i] = inv
+
+
+def _join(hi: np.ndarray, lo: np.ndarray, width: int) -> np.ndarray:
+    """Two limbs -> int64 (width <= 63) or an object array of Python ints."""
+    if width <= 63:
+        return lo.view(np.int64).copy()
+    return (hi.astype(object) << 64) + lo.astype(object)
+
+
+def _prep_codes(a_codes, w_codes):
+    a = as_codes(a_codes, "a_codes")
+    w = as_codes(w_codes, "w_codes")
+    if a.shape != w.shape:
+        raise ValueError(f"a_codes and w_codes must have the same shape, got {a.shape} and {w.shape}")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"codes must be 1-D (beats) or 2-D (beats, lanes), got shape {a.shape}")
+    if a.ndim == 1:
+        a, w = a[:, None], w[:, None]
+    if a.shape[1] < 1:
+        raise ValueError("at least one lane is needed")
+    return np.ascontiguousarray(a), np.ascontiguousarray(w)
+
+
+def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc) -> MacTrace:
+    """Run a MAC unit for ``n`` beats; the accumulator and flags after each beat.
+
+    ``a_codes``/``w_codes``: uint8 of shape ``(n,)`` or ``(n, lanes)``; ``clear``: bool
+    ``(n,)`` (None: never) - a beat with clear starts from zero (accumulator and
+    both sticky flags) before its products are added.  Each product is aligned to
+    ``acc.frac_bits`` by flooring, the lanes of a beat are summed exactly, then one
+    saturating add.  ``acc`` is int64 for ``acc.width <= 63``, else Python ints.
+    """
+    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    acc = _as_spec(acc, a_fmt, w_fmt)
+    a, w = _prep_codes(a_codes, w_codes)
+    n, lanes = a.shape
+    if clear is None:
+        clear = np.zeros(n, bool)
+    clear = np.asarray(clear)
+    if clear.dtype != np.bool_:
+        raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
+    if clear.shape != (n,):
+        raise ValueError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
+    clear = np.ascontiguousarray(clear)
+    limbs = check_spec(acc, a_fmt, w_fmt, lanes)
+    sv, pe, sp = pair_tables(a_fmt, w_fmt)
+    ovf = np.empty(n, np.bool_)
+    inv = np.empty(n, np.bool_)
+    if limbs == 1:
+        out = np.empty(n, np.int64)
+        if n:
+            _mac1(a, w, clear, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
+        res = out if acc.width <= 63 else out.astype(object)
+        return MacTrace(res, ovf, inv)
+    minh, minl, maxh, maxl = _limits(acc)
+    hi = np.empty(n, np.int64)
+    lo = np.empty(n, np.uint64)
+    if n:
+        _mac2(a, w, clear, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl), np.int64(maxh),
+              np.uint64(maxl), hi, lo, ovf, inv)
+    return MacTrace(_join(hi, lo, acc.width), ovf, inv)
+
+
+# ---------------------------------------------------------------------------
+# GEMM
+
+
+@nb.njit(cache=True, parallel=True)
+def _gemm1(a, w, sa, ba, sw, bw, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
+    M, K = a.shape
+    N = w.shape[0]
+    for m in nb.prange(M):
+        for n in range(N):
+            acc = np.int64(0)
+            ovf = False
+            inv = False
+            for k in range(K):
+                idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                if sp[idx]:
+                    inv = True
+                    continue
+                p = _align1(sv[idx], pe[idx] + frac + sa[m, k // ba] + sw[n, k // bw])
+                t = acc + p
+                if t > amax:
+                    t = amax
+                    ovf = True
+                elif t < amin:
+                    t = amin
+                    ovf = True
+                acc = t
+            acc_out[m, n] = acc
+            ovf_out[m, n] = ovf
+            inv_out[m, n] = inv
+
+
+@nb.njit(cache=True, parallel=True)
+def _gemm2(a, w, sa, ba, sw, bw, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out, inv_out):
+    M, K = a.shape
+    N = w.shape[0]
+    for m in nb.prange(M):
+        for n in range(N):
+            ah = np.int64(0)
+            al = np.uint64(0)
+            ovf = False
+            inv = False
+            for k in range(K):
+                idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                if sp[idx]:
+                    inv = True
+                    continue
+                ph, pl = _align2(sv[idx], pe[idx] + frac + sa[m, k // ba] + sw[n, k // bw])
+                th, tl = _add2(ah, al, ph, pl)
+                if _lt2(maxh, maxl, th, tl):
+                    th, tl = maxh, maxl
+                    ovf = True
+                elif _lt2(th, tl, minh, minl):
+                    th, tl = minh, minl
+                    ovf = True
+                ah, al = th, tl
+            hi_out[m, n] = ah
+            lo_out[m, n] = al
+            ovf_out[m, n] = ovf
+            inv_out[m, n] = inv
+
+
+def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: str):
+    """Scale exponents as an int64 (rows, groups) array plus the group length along K."""
+    if granularity not in ("tensor", "channel", "block"):
+        raise ValueError(f"unknown {what} granularity {granularity!r}; valid: tensor, channel, block")
+    if scale is None:
+        return np.zeros((rows, 1), np.int64), max(K, 1)
+    s = np.asarray(scale)
+    if s.dtype.kind not in "iu":
+        raise DTypeError(f"{what}_scale_exp must be an integer array, got dtype {s.dtype}")
+    if granularity == "tensor":
+        if s.shape != ():
+            raise ValueError(f"{what}_scale_exp for granularity 'tensor' must be a scalar, got shape {s.shape}")
+        return np.full((rows, 1), int(s), np.int64), max(K, 1)
+    if granularity == "channel":
+        if s.shape != (rows,):
+            raise ValueError(f"{what}_scale_exp for granularity 'channel' must have shape ({rows},), got {s.shape}")
+        return np.ascontiguousarray(s.astype(np.int64).reshape(rows, 1)), max(K, 1)
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"block must be a positive integer, got {block!r}")
+    nb_ = -(-K // int(block))
+    if s.shape != (rows, nb_):
+        raise ValueError(f"{what}_scale_exp for granularity 'block' (block={block}) must have shape "
+                         f"({rows}, {nb_}), got {s.shape}")
+    return np.ascontiguousarray(s.astype(np.int64)), int(block)
+
+
+def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None,
+         a_granularity: str = "tensor", w_granularity: str = "tensor", block: int = 32,
+         method: str = "auto") -> GemmResult:
+    """``C[m, n] = sum_k a[m, k] * w[n, k]`` on codes (nn.Linear layout), exactly.
+
+    Each product's exponent gets ``a_scale_exp`` + ``w_scale_exp`` added (tensor:
+    scalars; channel: per row ``m`` of a / row ``n`` of w; block: per block of
+    ``block`` along K, shapes ``(M, ceil(K/block))`` / ``(N, ceil(K/block))``), is
+    aligned to ``acc.frac_bits`` by flooring, and accumulated in k order with
+    saturation (sticky ``overflow``); NaN/Inf operands contribute 0 and set ``invalid``.
+
+    ``method="auto"`` uses an exact float64 matmul when it provably gives the same
+    result (no flooring, no saturation, every partial sum an integer below 2**53);
+    ``"sequential"`` always runs the k-ordered kernel.
+    """
+    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    acc = _as_spec(acc, a_fmt, w_fmt)
+    a = as_codes(a_codes, "a_codes")
+    w = as_codes(w_codes, "w_codes")
+    if a.ndim != 2 or w.ndim != 2:
+        raise ValueError(f"gemm needs 2-D code matrices a (M, K) and w (N, K), got {a.shape} and {w.shape}")
+    if a.shape[1] != w.shape[1]:
+        raise ValueError(f"inner dimensions differ: a is {a.shape}, w is {w.shape} (w is (N, K))")
+    if method not in ("auto", "sequential"):
+        raise ValueError(f"method must be 'auto' or 'sequential', got {method!r}")
+    M, K = a.shape
+    N = w.shape[0]
+    sa, ba = _scale_rows(a_scale_exp, M, K, a_granularity, block, "a")
+    sw, bw = _scale_rows(w_scale_exp, N, K, w_granularity, block, "w")
+    smax = (int(sa.max()) if sa.size else 0) + (int(sw.max()) if sw.size else 0)
+    smin = (int(sa.min()) if sa.size else 0) + (int(sw.min()) if sw.size else 0)
+    limbs = check_spec(acc, a_fmt, w_fmt, 1, smax)
+    ovf = np.zeros((M, N), np.bool_)
+    inv = np.zeros((M, N), np.bool_)
+    if M * N == 0:
+        return GemmResult(np.zeros((M, N), np.int64 if acc.width <= 63 else object), ovf, inv)
+    (s, e), emin = _product_extremes(a_fmt, w_fmt)
+    sh = e + acc.frac_bits + smax
+    bound = s << sh if sh >= 0 else (s >> -sh) + 1
+    exact_f64 = (emin + acc.frac_bits + smin >= 0 and K * bound <= acc.max and K * bound <= 1 << 53)
+    if method == "auto" and exact_f64:
+        return _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    a = np.ascontiguousarray(a)
+    w = np.ascontiguousarray(w)
+    sv, pe, sp = pair_tables(a_fmt, w_fmt)
+    if limbs == 1:
+        out = np.empty((M, N), np.int64)
+        _gemm1(a, w, sa, ba, sw, bw, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
+        return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
+    minh, minl, maxh, maxl = _limits(acc)
+    hi = np.empty((M, N), np.int64)
+    lo = np.empty((M, N), np.uint64)
+    _gemm2(a, w, sa, ba, sw, bw, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl),
+           np.int64(maxh), np.uint64(maxl), hi, lo, ovf, inv)
+    return GemmResult(_join(hi, lo, acc.width), ovf, inv)
+
+
+@lru_cache(maxsize=None)
+def _f64_values(fmt: F.Format) -> np.ndarray:
+    v = np.where(fmt.finite, fmt.values, 0.0)
+    v.setflags(write=False)
+    return v
+
+
+def _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
+    """Exact path: every product is an integer in units of 2**-frac_bits and every partial
+    sum stays below 2**53 in magnitude, so float64 BLAS is exact whatever its order."""
+    K = a.shape[1]
+    kidx = np.arange(K)
+    A = _f64_values(a_fmt)[a]
+    if sa.any():
+        A = np.ldexp(A, sa[:, kidx // ba])
+    W = _f64_values(w_fmt)[w]
+    W = np.ldexp(W, sw[:, kidx // bw] + acc.frac_bits)
+    C = A @ W.T
+    out = C.astype(np.int64)
+    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
+    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
+    inv = inv_a[:, None] | inv_w[None, :]
+    ovf = np.zeros(out.shape, np.bool_)
+    return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
+
+
+def dot(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp: int = 0, w_scale_exp: int = 0,
+        method: str = "auto") -> DotResult:
+    """Exact dot product of two 1-D code vectors, accumulated in index order with saturation."""
+    a = as_codes(a_codes, "a_codes")
+    w = as_codes(w_codes, "w_codes")
+    if a.ndim != 1 or w.ndim != 1 or a.shape != w.shape:
+        raise ValueError(f"dot needs two 1-D code vectors of equal length, got {a.shape} and {w.shape}")
+    r = gemm(a[None, :], w[None, :], a_fmt, w_fmt, acc, np.asarray(a_scale_exp), np.asarray(w_scale_exp),
+             method=method)
+    return DotResult(int(r.acc[0, 0]), bool(r.overflow[0, 0]), bool(r.invalid[0, 0]))
+
+
+# ---------------------------------------------------------------------------
+# conversion
+
+
+@nb.njit(cache=True, inline="always")
+def _bitlen64(v):
+    n = 0
+    while v != 0:
+        v >>= np.uint64(1)
+        n += 1
+    return n
+
+
+@nb.njit(cache=True, parallel=True)
+def _to_f32(hi, lo, frac, out):
+    one = np.uint64(1)
+    for i in nb.prange(hi.size):
+        h = hi[i]
+        l = lo[i]
+        neg = h < 0
+        if neg:  # magnitude of a 128-bit two's complement value
+            l = ~l + one
+            h = ~h + (np.int64(1) if l == np.uint64(0) else np.int64(0))
+        uh = np.uint64(h)
+        if uh == np.uint64(0) and l == np.uint64(0):
+            out[i] = np.float32(0.0)
+            continue
+        bl = _bitlen64(uh) + 64 if uh != np.uint64(0) else _bitlen64(l)
+        shift = bl - 24
+        if shift <= 0:
+            q = l << np.uint64(-shift) if shift < 0 else l
+            e = shift - frac
+            v = np.float64(q) * 2.0 ** e
+        else:
+            # q = top 24 bits, rem = the rest compared with half
+            if shift >= 64:
+                q = uh >> np.uint64(shift - 64)
+                rb = shift - 1  # position of the round bit
+                if rb >= 64:
+                    rbit = (uh >> np.uint64(rb - 64)) & one
+                    sticky = (uh & ((one << np.uint64(rb - 64)) - one)) != np.uint64(0) or l != np.uint64(0)
+                else:
+                    rbit = (l >> np.uint64(rb)) & one
+                    sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0)
+            else:
+                q = (l >> np.uint64(shift))
+                if uh != np.uint64(0):
+                    q |= uh << np.uint64(64 - shift)
+                q &= (one << np.uint64(24)) - one
+                rb = shift - 1
+                rbit = (l >> np.uint64(rb)) & one
+                sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0) if rb > 0 else False
+            if rbit == one and (sticky or (q & one) == one):
+                q += one
+            v = np.float64(q) * 2.0 ** (shift - frac)
+        out[i] = np.float32(-v if neg else v)
+
+
+def to_float32(acc, frac_bits: int) -> np.ndarray:
+    """Round ``acc * 2**-frac_bits`` to the nearest float32 (ties to even), exactly.
+
+    ``acc``: int64 array or object array of Python ints (|acc| < 2**127).
+    """
+    if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)) or not 0 <= frac_bits <= 96:
+        raise ValueError(f"frac_bits must be an integer in 0..96, got {frac_bits!r}")
+    a = np.asarray(acc)
+    if a.dtype == object:
+        flat = a.reshape(-1)
+        try:
+            ints = [int(v) for v in flat]
+        except (TypeError, ValueError):
+            raise DTypeError("acc object arrays must hold Python integers") from None
+        if any(not -(1 << 127) <= v < 1 << 127 for v in ints):
+            raise ValueError("acc values must lie in -2**127 .. 2**127-1")
+        hi = np.array([v >> 64 for v in ints], np.int64)
+        lo = np.array([v & _U64 for v in ints], np.uint64)
+    elif a.dtype.kind in "iu" and a.dtype.itemsize <= 8 and a.dtype != np.uint64:
+        v = a.astype(np.int64).reshape(-1)
+        hi = v >> 63
+        lo = v.view(np.uint64)
+    else:
+        raise DTypeError(f"acc must be an int64 array or an object array of Python ints, got {a.dtype}")
+    out = np.empty(hi.size, np.float32)
+    if hi.size:
+        _to_f32(np.ascontiguousarray(hi), np.ascontiguousarray(lo), int(frac_bits), out)
+    return out.reshape(a.shape)

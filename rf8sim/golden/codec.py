@@ -1,0 +1,609 @@
+"""Encode, decode and power-of-two scaling: the bit-exact reference conversions.
+
+``encode`` works on float32 bit patterns with integer operations only, so every
+decision (midpoints, ties, the exact ``paper`` threshold ``|x| >= sqrt(2) * 2**f``)
+is exact.
+
+Input handling (normative, see docs/formats.md):
+
+* float32 is the native input.
+* float16, bfloat16 and the ml_dtypes float8 types convert to float32 exactly and
+  are accepted as they are.
+* float64 and integer inputs (including Python scalars and lists) are accepted only
+  when every value is exactly representable in float32; otherwise a ``DTypeError``
+  names how many are not and where the first one is.  We refuse rather than
+  round twice (float64 -> float32 -> format): cast explicitly if that is what you
+  want.
+* bool, complex and object inputs are refused.
+
+``nearest`` is one table lookup on the top 16 bits of ``|x|``'s float32 pattern
+(sign, exponent and 7 mantissa bits select a bucket) plus one comparison with the
+single rounding threshold inside that bucket.  Every threshold of every format
+(midpoints between neighbours, the overflow point) has at most 7 significant
+mantissa bits, so a bucket holds at most one of them and it is compared exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numba as nb
+import numpy as np
+
+from .. import formats as F
+from ..formats import FormatError
+
+__all__ = [
+    "encode",
+    "decode",
+    "quantize",
+    "dequantize",
+    "scale_exponents",
+    "DTypeError",
+    "EncodeError",
+    "GRANULARITIES",
+    "as_float32",
+]
+
+GRANULARITIES = ("tensor", "channel", "block")
+
+_ERR_OVF = 256  # table marker: overflow with saturate=False and no overflow code
+_NAN_OUT = 257  # table marker: write the format's canonical NaN code (unsigned)
+
+
+class DTypeError(TypeError, ValueError):
+    """An input of a dtype (or with values) that an rf8sim function cannot take exactly."""
+
+
+class EncodeError(ValueError):
+    """Values a format cannot encode (NaN without a NaN code, overflow with saturate=False)."""
+
+
+# ---------------------------------------------------------------------------
+# input conversion
+
+
+def _ml_exact_types():
+    import ml_dtypes
+
+    names = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3", "float8_e3m4",
+             "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e4m3b11fnuz", "float8_e8m0fnu",
+             "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn")
+    return tuple(np.dtype(getattr(ml_dtypes, n)) for n in names if hasattr(ml_dtypes, n))
+
+
+def _c(a: np.ndarray) -> np.ndarray:
+    """C-contiguous view or copy that keeps 0-d arrays 0-d (np.ascontiguousarray does not)."""
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
+def as_float32(x, what: str = "x") -> np.ndarray:
+    """Convert ``x`` to a C-contiguous float32 array without any rounding (or raise DTypeError)."""
+    if isinstance(x, np.ndarray):
+        a = x
+    else:
+        try:
+            a = np.asarray(x)
+        except Exception as e:  # pragma: no cover - exotic objects
+            raise DTypeError(f"{what}: cannot convert {type(x).__name__} to an array ({e})") from None
+    dt = a.dtype
+    if dt == np.float32:
+        return _c(a)
+    if dt == np.float16 or dt in _ml_exact_types():
+        return _c(a.astype(np.float32))
+    if dt == np.float64 or dt.kind in "iu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = a.astype(np.float32)
+        if dt.kind == "f":
+            same = (y.astype(np.float64) == a) | (np.isnan(a) & np.isnan(y))
+        else:  # integers: convert back (only where that cannot overflow) and compare exactly
+            lim = 2.0 ** (8 * dt.itemsize - (1 if dt.kind == "i" else 0))
+            ok = np.abs(y.astype(np.float64)) < lim
+            back = np.where(ok, y, 0).astype(dt)
+            same = ok & (back == a)
+        bad = ~np.asarray(same)
+        nbad = int(bad.sum())
+        if nbad:
+            first = np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), a.shape) if a.ndim else ()
+            raise DTypeError(
+                f"{what}: {nbad} of {a.size} {dt} values are not exactly representable in float32 "
+                f"(first at index {tuple(int(i) for i in first)}: {a[first]!r}); rf8sim encodes float32 "
+                f"inputs exactly and refuses to round twice - convert explicitly with .astype(np.float32)")
+        return _c(y)
+    raise DTypeError(f"{what}: dtype {dt} is not supported; give float32 (or float16/bfloat16/float8, "
+                     f"or float64/integers exactly representable in float32)")
+
+
+def as_codes(codes, what: str = "codes") -> np.ndarray:
+    if not isinstance(codes, np.ndarray):
+        codes = np.asarray(codes)
+    if codes.dtype != np.uint8:
+        raise DTypeError(f"{what} must be a uint8 array, got dtype {codes.dtype}")
+    return _c(codes)
+
+
+def _check_rounding(fmt: F.Format, rounding: str) -> str:
+    if not isinstance(rounding, str) or rounding not in F.ROUNDINGS:
+        raise FormatError(f"unknown rounding {rounding!r}; valid: {', '.join(F.ROUNDINGS)}")
+    if rounding not in fmt.roundings:
+        raise FormatError(f"format {fmt.name} supports rounding {', '.join(fmt.roundings)} only, "
+                          f"not {rounding!r}")
+    return rounding
+
+
+def _first_index(shape, flat: int) -> tuple:
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+# ---------------------------------------------------------------------------
+# nearest: bucket table over the float32 magnitude pattern
+
+_NBUCKETS = (0x7F800000 >> 16) + 1  # last bucket starts at +Inf; NaN handled before lookup
+
+
+def _f32bits(v: float) -> int:
+    return int(np.array(v, np.float32).view(np.uint32))
+
+
+def _sign_magnitude(fmt: F.Format) -> None:
+    if fmt.kind not in ("residual", "float"):
+        raise FormatError(f"{fmt.name}: not a sign-magnitude format")
+    for c in range(128):
+        if fmt.special[c] != fmt.special[c | 0x80] or (
+                fmt.special[c] == F.SPECIAL_FINITE and fmt.values[c | 0x80] != -fmt.values[c]):
+            raise FormatError(f"{fmt.name}: code 0x{c | 0x80:02X} is not the negation of 0x{c:02X}; "
+                              f"encode supports sign-magnitude formats only")
+
+
+@lru_cache(maxsize=None)
+def _nearest_table(fmt: F.Format, saturate: bool) -> np.ndarray:
+    """(buckets, 4) int32: threshold pattern T, result below T, at T, above T (positive codes)."""
+    _sign_magnitude(fmt)
+    mags = [float(m) for m in fmt.magnitudes]
+    pos = {}
+    for c in range(128):  # smallest positive code of each magnitude (canonical)
+        if fmt.special[c] == F.SPECIAL_FINITE:
+            pos.setdefault(float(fmt.values[c]), c)
+    mcode = [pos[m] for m in mags]
+    # thresholds: (pattern, code below, code at, code above), ascending
+    thr = []
+    for i in range(len(mags) - 1):
+        mid = (mags[i] + mags[i + 1]) / 2
+        if float(np.float32(mid)) != mid:
+            raise FormatError(f"{fmt.name}: midpoint {mid!r} is not exact in float32")
+        tie = mcode[i] if i % 2 == 0 else mcode[i + 1]
+        thr.append((_f32bits(mid), mcode[i], tie, mcode[i + 1]))
+    top = mcode[-1]
+    if not saturate:
+        if fmt.kind == "float":
+            cmax = top
+            ulp = 2.0 ** int(fmt.exp[cmax])
+            mid = fmt.max + ulp / 2
+            ovf = fmt.inf_code if fmt.inf_code is not None else _NAN_OUT
+            tie = cmax if int(fmt.sig[cmax]) % 2 == 0 else ovf
+            thr.append((_f32bits(mid), cmax, tie, ovf))
+        else:  # RF8 family: anything beyond max is an error
+            thr.append((_f32bits(fmt.max), top, top, _ERR_OVF))
+    tab = np.empty((_NBUCKETS, 4), np.int32)
+    tb = np.array([t[0] for t in thr], np.int64)
+    buckets = tb >> 16
+    if len(np.unique(buckets)) != len(buckets):
+        raise FormatError(f"{fmt.name}: two rounding thresholds share a 16-bit bucket")
+    starts = np.arange(_NBUCKETS, dtype=np.int64) << 16
+    j = np.searchsorted(tb, starts, side="left")  # thresholds strictly below the bucket start
+    below = np.array([thr[0][1]] + [t[3] for t in thr], np.int32)
+    const = below[j]
+    tab[:, 0] = starts
+    tab[:, 1] = const
+    tab[:, 2] = const
+    tab[:, 3] = const
+    for (t, lo, eq, hi), b in zip(thr, buckets):
+        tab[b] = (t, lo, eq, hi)
+    tab.setflags(write=False)
+    return tab
+
+
+@nb.njit(cache=True, inline="always")
+def _nearest_one(b, tab, nan_code):
+    a = b & 0x7FFFFFFF
+    if a > 0x7F800000:
+        return nan_code if nan_code >= 0 else -1
+    k = a >> 16
+    t = tab[k, 0]
+    if a < t:
+        r = tab[k, 1]
+    elif a == t:
+        r = tab[k, 2]
+    else:
+        r = tab[k, 3]
+    if r >= 256:
+        if r == 257:
+            return nan_code
+        return -2
+    return r | ((b >> 24) & 0x80)
+
+
+@nb.njit(cache=True, parallel=True)
+def _nearest_kernel(bits, tab, nan_code, out):
+    nerr = 0
+    for i in nb.prange(bits.size):
+        r = _nearest_one(np.int64(bits[i]), tab, nan_code)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
+def _nearest_first_error(bits, tab, nan_code):
+    for i in range(bits.size):
+        r = _nearest_one(np.int64(bits[i]), tab, nan_code)
+        if r < 0:
+            return i, r
+    return -1, 0
+
+
+# ---------------------------------------------------------------------------
+# paper / truncate (RF8 family): exact integer decisions on the float32 pattern
+
+
+@lru_cache(maxsize=None)
+def _residual_params(fmt: F.Format):
+    """(canonical table, R lookup[(t+1)*(D+1)+d], D, bias, man_bits, E max)."""
+    if fmt.kind != "residual":
+        raise FormatError(f"{fmt.name}: paper/truncate rounding needs a residual format")
+    _sign_magnitude(fmt)
+    D = max(d for _, d in fmt.residuals)
+    rl = np.full(3 * (D + 1), -1, np.int64)
+    for R, (t, d) in enumerate(fmt.residuals):
+        rl[(t + 1) * (D + 1) + d] = R
+    if rl[1 * (D + 1)] < 0:
+        raise FormatError(f"{fmt.name}: no residual code for 'no second term'")
+    for d in range(1, D + 1):  # the greedy algorithms can produce +2^-d (d>=1) and -2^-d (d>=2)
+        if rl[2 * (D + 1) + d] < 0 or (d >= 2 and rl[0 * (D + 1) + d] < 0):
+            raise FormatError(f"{fmt.name}: residual set lacks +-2^-{d}; paper/truncate need all of them")
+    canon = np.ascontiguousarray(fmt.canonical.astype(np.int64))
+    return canon, rl, D, fmt.bias, fmt.man_bits, (1 << fmt.exp_bits) - 1
+
+
+@nb.njit(cache=True, inline="always")
+def _bitlen(v):
+    n = 0
+    while v > 0:
+        v >>= 1
+        n += 1
+    return n
+
+
+@nb.njit(cache=True, inline="always")
+def _residual_code(b, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode):
+    a = b & 0x7FFFFFFF
+    s = (b >> 31) & 1
+    if a > 0x7F800000:
+        return -1
+    ef = a >> 23
+    if ef == 0:  # zero and float32 subnormals: far below 2^-6
+        return canon[s << 7]
+    if a == 0x7F800000:  # +-Inf: beyond every exponent
+        if not saturate:
+            return -2
+        return maxcode | (s << 7)
+    X = (1 << 23) | (a & 0x7FFFFF)  # |x| = X * 2^(f - 23), 2^23 <= X < 2^24
+    f = ef - 127
+    e1 = f
+    if paper and X * X >= (np.int64(1) << 47):  # X^2 >= 2 * 2^46  <=>  |x| >= sqrt(2) 2^f
+        e1 = f + 1
+    E = e1 + bias
+    if E > emax_field:
+        if not saturate:
+            return -2
+        return maxcode | (s << 7)
+    if E < 1:
+        return canon[s << 7]
+    R = X - (np.int64(1) << (23 + e1 - f))  # |x| - 2^e1 in units of 2^(f-23): exact
+    t = 0
+    d = 0
+    if R != 0:
+        t = 1 if R > 0 else -1
+        m = R if R > 0 else -R
+        L = _bitlen(m) - 1  # floor(log2 m)
+        e2 = L + f - 23  # floor(log2 |r|)
+        if paper and m * m >= (np.int64(2) << (2 * L)):  # m^2 >= 2 * 4^L: round log2 up
+            e2 += 1
+        d = e1 - e2
+        if d > D:
+            t = 0
+            d = 0
+    Rf = rl[(t + 1) * (D + 1) + d]
+    return canon[(s << 7) | (E << man_bits) | Rf]
+
+
+@nb.njit(cache=True, parallel=True)
+def _residual_kernel(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, out):
+    nerr = 0
+    for i in nb.prange(bits.size):
+        r = _residual_code(np.int64(bits[i]), paper, canon, rl, D, bias, man_bits, emax_field, saturate,
+                           maxcode)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
+def _residual_first_error(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode):
+    for i in range(bits.size):
+        r = _residual_code(np.int64(bits[i]), paper, canon, rl, D, bias, man_bits, emax_field, saturate,
+                           maxcode)
+        if r < 0:
+            return i, r
+    return -1, 0
+
+
+# ---------------------------------------------------------------------------
+# int8: round half to even, saturate
+
+
+@nb.njit(cache=True, inline="always")
+def _int8_one(x, lo, hi, saturate):
+    if x != x:
+        return -1
+    v = np.rint(x)
+    if v > hi:
+        if not saturate:
+            return -2
+        v = hi
+    elif v < lo:
+        if not saturate:
+            return -2
+        v = lo
+    return np.int64(v) & 0xFF
+
+
+@nb.njit(cache=True, parallel=True)
+def _int8_kernel(x, lo, hi, saturate, out):
+    nerr = 0
+    for i in nb.prange(x.size):
+        r = _int8_one(x[i], lo, hi, saturate)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
+def _int8_first_error(x, lo, hi, saturate):
+    for i in range(x.size):
+        r = _int8_one(x[i], lo, hi, saturate)
+        if r < 0:
+            return i, r
+    return -1, 0
+
+
+# ---------------------------------------------------------------------------
+
+
+def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> np.ndarray:
+    """Encode values into canonical codes of ``fmt``; returns uint8 of ``x``'s shape.
+
+    Parameters
+    ----------
+    x : float32 array-like (float16/bfloat16/float8 exactly converted; float64 or
+        integers only when every value is exact in float32, see the module docstring).
+    fmt : format name or :class:`~rf8sim.formats.Format`.
+    rounding : ``nearest`` (all formats; ties to the even index in ``fmt.magnitudes``,
+        i.e. round-half-even for the OCP formats and int8), ``paper`` or ``truncate``
+        (residual formats only; see docs/formats.md).
+    saturate : ``True`` clamps values beyond the range (and +-Inf) to +-max.
+        ``False``: RF8 and int8 raise :class:`EncodeError`; e4m3 gives NaN and e5m2
+        +-Inf (OCP's non-saturating rule: the value rounded with an unbounded
+        exponent exceeds max).  int8 and ``nearest`` RF8 out of range means
+        "rounds beyond -128..127" and "|x| > max" respectively; for paper and
+        truncate it means the leading exponent e1 exceeds the largest exponent.
+
+    NaN input raises :class:`EncodeError` (count and first index) for formats without
+    NaN, and gives ``fmt.nan_code`` for e4m3/e5m2.
+    """
+    fmt = F.get(fmt)
+    rounding = _check_rounding(fmt, rounding)
+    saturate = bool(saturate)
+    x32 = as_float32(x)
+    shape = x32.shape
+    flat = x32.reshape(-1)
+    out = np.empty(flat.size, np.uint8)
+    if flat.size == 0:
+        return out.reshape(shape)
+    if fmt.kind == "int":
+        lo, hi = float(fmt.values[fmt.finite].min()), float(fmt.max)
+        nerr = _int8_kernel(flat, lo, hi, saturate, out)
+        if nerr:
+            i, r = _int8_first_error(flat, lo, hi, saturate)
+            _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
+        return out.reshape(shape)
+    bits = flat.view(np.uint32)
+    if rounding == "nearest":
+        tab = _nearest_table(fmt, saturate)
+        nan_code = -1 if fmt.nan_code is None else int(fmt.nan_code)
+        nerr = _nearest_kernel(bits, tab, nan_code, out)
+        if nerr:
+            i, r = _nearest_first_error(bits, tab, nan_code)
+            _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
+        return out.reshape(shape)
+    canon, rl, D, bias, man_bits, emf = _residual_params(fmt)
+    maxcode = int(fmt.canonical[int(np.flatnonzero(fmt.values == fmt.max)[0])])
+    paper = rounding == "paper"
+    args = (paper, canon, rl, D, bias, man_bits, emf, saturate, maxcode)
+    nerr = _residual_kernel(bits, *args, out)
+    if nerr:
+        i, r = _residual_first_error(bits, *args)
+        _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
+    return out.reshape(shape)
+
+
+def _raise_encode(fmt, flat, shape, nerr, i, r, rounding):
+    nnan = int(np.isnan(flat).sum())
+    first = _first_index(shape, int(i))
+    if nnan:
+        inan = _first_index(shape, int(np.flatnonzero(np.isnan(flat))[0]))
+        msg = (f"{nnan} NaN value(s) in the input (first at index {inan}); format {fmt.name} has no NaN")
+        if nerr > nnan:
+            msg += f"; and {nerr - nnan} value(s) out of range with saturate=False"
+        raise EncodeError(msg)
+    raise EncodeError(
+        f"{nerr} value(s) out of the range of {fmt.name} (max {fmt.max:g}, rounding {rounding}) with "
+        f"saturate=False (first at index {first}: {float(flat[i])!r}); pass saturate=True to clamp")
+
+
+# ---------------------------------------------------------------------------
+# decode
+
+
+@lru_cache(maxsize=None)
+def _value_table(fmt: F.Format) -> np.ndarray:
+    v = fmt.values.astype(np.float32)
+    v.setflags(write=False)
+    return v
+
+
+@nb.njit(cache=True, parallel=True)
+def _decode_kernel(codes, table, out):
+    for i in nb.prange(codes.size):
+        out[i] = table[codes[i]]
+
+
+def decode(codes, fmt="rf8") -> np.ndarray:
+    """The float32 values of uint8 ``codes`` (every finite value is exact in float32)."""
+    fmt = F.get(fmt)
+    c = as_codes(codes)
+    out = np.empty(c.shape, np.float32)
+    if c.size:
+        _decode_kernel(c.reshape(-1), _value_table(fmt), out.reshape(-1))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# power-of-two scales
+
+
+def _check_granularity(granularity, block, ndim):
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}")
+    if granularity == "block":
+        if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+            raise ValueError(f"block must be a positive integer, got {block!r}")
+    if granularity != "tensor" and ndim < 1:
+        raise ValueError(f"granularity {granularity!r} needs an array with at least one axis")
+
+
+def scale_shape(shape, granularity: str = "tensor", block: int = 32) -> tuple:
+    """Shape of ``scale_exp`` for codes/values of ``shape``."""
+    _check_granularity(granularity, block, len(shape))
+    if granularity == "tensor":
+        return ()
+    if granularity == "channel":
+        return (shape[0],)
+    return tuple(shape[:-1]) + (-(-shape[-1] // int(block)),)
+
+
+def _group_amax(a: np.ndarray, granularity: str, block: int) -> np.ndarray:
+    if granularity == "tensor":
+        return np.array(a.max() if a.size else 0.0, np.float32)
+    if granularity == "channel":
+        if a.size == 0:
+            return np.zeros(a.shape[0], np.float32)
+        return a.reshape(a.shape[0], -1).max(axis=1) if a.ndim > 1 else a.copy()
+    n = a.shape[-1]
+    nb_ = -(-n // block)
+    pad = nb_ * block - n
+    if pad:
+        a = np.concatenate([a, np.zeros(a.shape[:-1] + (pad,), np.float32)], axis=-1)
+    if a.size == 0:
+        return np.zeros(a.shape[:-1] + (nb_,), np.float32)
+    return a.reshape(a.shape[:-1] + (nb_, block)).max(axis=-1)
+
+
+def scale_exponents(amax, fmt) -> np.ndarray:
+    """Smallest integer k with ``amax / 2**k <= fmt.max`` (0 where amax == 0), as int8.
+
+    Decided by exact float64 comparisons ``amax <= ldexp(max, k)`` (both sides exact).
+    k is clamped to >= -128 (int8); that only happens for amax < max * 2**-128 and
+    still satisfies the bound.
+    """
+    fmt = F.get(fmt)
+    am = np.asarray(amax, np.float64)
+    _, ea = np.frexp(am)
+    _, em = math.frexp(fmt.max)
+    k = (ea.astype(np.int64) - em) - 1
+    for _ in range(3):  # candidates ea-em-1, ea-em, ea-em+1: the first that fits
+        k = np.where(am <= np.ldexp(fmt.max, k), k, k + 1)
+    # k may have overshot when an earlier candidate already fit: take the smallest that fits
+    for _ in range(2):
+        km = k - 1
+        k = np.where(am <= np.ldexp(fmt.max, km), km, k)
+    k = np.where(am == 0, 0, k)
+    k = np.clip(k, -128, 127)
+    return k.astype(np.int8)
+
+
+def _expand_scale(k: np.ndarray, shape, granularity: str, block: int) -> np.ndarray:
+    """Per-element exponent array (int32) broadcastable to ``shape``."""
+    k = k.astype(np.int32)
+    if granularity == "tensor":
+        return k
+    if granularity == "channel":
+        return k.reshape((shape[0],) + (1,) * (len(shape) - 1))
+    return np.repeat(k, block, axis=-1)[..., : shape[-1]]
+
+
+def quantize(x, fmt="rf8", rounding: str = "nearest", granularity: str = "tensor", block: int = 32,
+             saturate: bool = True):
+    """Scale by powers of two and encode: returns ``(codes uint8, scale_exp int8)``.
+
+    ``scale_exp`` holds, per group, the smallest k with ``amax / 2**k <= fmt.max``
+    (amax = 0 gives 0).  Groups: ``tensor`` (shape ``()``), ``channel`` (axis 0,
+    shape ``(x.shape[0],)``) and ``block`` (contiguous runs of ``block`` values along
+    the last axis, the last run possibly shorter; shape
+    ``x.shape[:-1] + (ceil(x.shape[-1] / block),)``).  Inputs must be finite.
+    The scaled value ``x * 2**-k`` is exact in float32 except where it falls below
+    2**-126, and every such value rounds to a signed zero in every format anyway.
+    """
+    fmt = F.get(fmt)
+    _check_rounding(fmt, rounding)
+    x32 = as_float32(x)
+    _check_granularity(granularity, block, x32.ndim)
+    block = int(block)
+    bad = ~np.isfinite(x32)
+    if bad.any():
+        first = _first_index(x32.shape, int(np.flatnonzero(bad.ravel())[0]))
+        raise EncodeError(f"quantize needs finite values: {int(bad.sum())} NaN/Inf in the input "
+                          f"(first at index {first})")
+    k = scale_exponents(_group_amax(np.abs(x32), granularity, block), fmt)
+    kk = _expand_scale(k, x32.shape, granularity, block)
+    scaled = np.ldexp(x32, -kk).astype(np.float32, copy=False)
+    codes = encode(scaled, fmt, rounding=rounding, saturate=saturate)
+    return codes, k
+
+
+def dequantize(codes, scale_exp, fmt="rf8", granularity: str = "tensor", block: int = 32) -> np.ndarray:
+    """``decode(codes) * 2**scale_exp`` (float32, exact; raises if a value overflows float32)."""
+    fmt = F.get(fmt)
+    c = as_codes(codes)
+    want = scale_shape(c.shape, granularity, block)
+    k = np.asarray(scale_exp)
+    if k.dtype.kind not in "iu":
+        raise DTypeError(f"scale_exp must be an integer array, got dtype {k.dtype}")
+    if k.shape != want:
+        raise ValueError(f"scale_exp has shape {k.shape}; granularity {granularity!r} with codes of shape "
+                         f"{c.shape} needs {want}")
+    v = decode(c, fmt)
+    kk = _expand_scale(k.astype(np.int64), c.shape, granularity, int(block))
+    out = np.ldexp(v, kk).astype(np.float32, copy=False)
+    ovf = np.isinf(out) & np.isfinite(v)
+    if ovf.any():
+        first = _first_index(c.shape, int(np.flatnonzero(ovf.ravel())[0]))
+        raise ValueError(f"{int(ovf.sum())} dequantized value(s) overflow float32 (first at index {first})")
+    return out
