@@ -3,10 +3,12 @@
 Pure torch (CPU and CUDA); no Numba anywhere in this package.
 """
 
+from .gg import GGError, GGFit, fit_gg, gg_init_, goodness_of_fit, sample_gg
 from .quant import (GRANULARITIES, QuantError, decode, dequantize, encode, fake_quant, quantize,
                     scale_exponent, scale_shape)
 
 __all__ = [
     "GRANULARITIES", "QuantError", "decode", "dequantize", "encode", "fake_quant", "quantize",
     "scale_exponent", "scale_shape",
+    "GGError", "GGFit", "fit_gg", "gg_init_", "goodness_of_fit", "sample_gg",
 ]

