@@ -601,7 +601,8 @@ def dequantize(codes, scale_exp, fmt="rf8", granularity: str = "tensor", block: 
                          f"{c.shape} needs {want}")
     v = decode(c, fmt)
     kk = _expand_scale(k.astype(np.int64), c.shape, granularity, int(block))
-    out = np.ldexp(v, kk).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        out = np.ldexp(v, kk).astype(np.float32, copy=False)
     ovf = np.isinf(out) & np.isfinite(v)
     if ovf.any():
         first = _first_index(c.shape, int(np.flatnonzero(ovf.ravel())[0]))
