@@ -4,11 +4,14 @@ Pure torch (CPU and CUDA); no Numba anywhere in this package.
 """
 
 from .gg import GGError, GGFit, fit_gg, gg_init_, goodness_of_fit, sample_gg
+from .params import select_params
+from .rate import RateError, entropy_bits, exp_golomb_bits, rate_report
 from .quant import (GRANULARITIES, QuantError, decode, dequantize, encode, fake_quant, quantize,
                     scale_exponent, scale_shape)
 
 __all__ = [
     "GRANULARITIES", "QuantError", "decode", "dequantize", "encode", "fake_quant", "quantize",
     "scale_exponent", "scale_shape",
+    "select_params", "RateError", "entropy_bits", "exp_golomb_bits", "rate_report",
     "GGError", "GGFit", "fit_gg", "gg_init_", "goodness_of_fit", "sample_gg",
 ]
