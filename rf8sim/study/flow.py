@@ -93,6 +93,25 @@ def _accuracy(model, x, y) -> float:
         return float((model(x).argmax(1) == y).float().mean())
 
 
+def training_fn(name: str):
+    """A function of rf8sim.training (or one of its submodules, while exports land); None if absent."""
+    import importlib
+
+    from .. import training as T
+
+    fn = getattr(T, name, None)
+    if fn is not None:
+        return fn
+    for sub in ("gg", "backslash", "deepshape", "rate", "regularize", "prior"):
+        try:
+            mod = importlib.import_module(f"rf8sim.training.{sub}")
+        except ImportError:
+            continue
+        if hasattr(mod, name):
+            return getattr(mod, name)
+    return None
+
+
 def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True, console=None,
                    use_cache: bool = True, keep_model: bool = False) -> dict:
     """Train the configured MNIST-1D MLP: GG init, BackSlash, optional DeepShape + fine-tune.
@@ -126,11 +145,10 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
     model = MLP(d_in=x_tr.shape[1], hidden=tuple(mcfg.hidden), n_classes=10)
     steps = {}
     if mcfg.init == "gg":
-        from .. import training as T
-
-        if not hasattr(T, "gg_init_"):
-            raise StageSkipped("rf8sim.training.gg_init_ is not available yet")
-        T.gg_init_(model, shape=mcfg.gg_shape, generator=gen)
+        gg_init_ = training_fn("gg_init_")
+        if gg_init_ is None:
+            raise StageSkipped("rf8sim.training.gg_init_ is not available")
+        gg_init_(model, shape=mcfg.gg_shape, generator=gen)
         steps["init"] = f"GG (shape {mcfg.gg_shape})"
     else:
         steps["init"] = "torch default"
@@ -167,11 +185,9 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
     acc_trained = _accuracy(model, x_te, y_te)
     out = {"float_acc_trained": acc_trained}
     if mcfg.deepshape:
-        from .. import training as T
-
-        fn = getattr(T, "deepshape_", None) or getattr(T, "deepshape", None)
+        fn = training_fn("deepshape_") or training_fn("deepshape")
         if fn is None:
-            raise StageSkipped("rf8sim.training.deepshape is not available yet")
+            raise StageSkipped("rf8sim.training.deepshape is not available")
         info = fn(model)
         steps["deepshape"] = _short(info)
         out["float_acc_deepshape"] = _accuracy(model, x_te, y_te)
@@ -200,11 +216,9 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
 
 
 def _make_backslash(model, lam):
-    from .. import training as T
-
-    cls = getattr(T, "BackSlash", None)
+    cls = training_fn("BackSlash")
     if cls is None:
-        raise StageSkipped("rf8sim.training.BackSlash is not available yet")
+        raise StageSkipped("rf8sim.training.BackSlash is not available")
     return cls(model, lam=lam)
 
 

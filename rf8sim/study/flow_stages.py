@@ -168,13 +168,15 @@ def stage_train(ctx: Context) -> dict:
 
 def _fit(w) -> dict:
     """GG fit with rf8sim.training.fit_gg (MLE) when present, else scipy's gennorm.fit (said so)."""
-    try:
-        from ..training import fit_gg
+    from .flow import training_fn
+
+    fit_gg = training_fn("fit_gg")
+    if fit_gg is not None:
         import torch
 
         beta, alpha, loc = fit_gg(torch.from_numpy(np.asarray(w, np.float32)), method="mle")
         src = "rf8sim.training.fit_gg (mle)"
-    except ImportError:
+    else:
         from scipy.stats import gennorm
 
         beta, loc, alpha = gennorm.fit(np.asarray(w, np.float64).ravel())
@@ -186,10 +188,11 @@ def stage_rate(ctx: Context) -> dict:
     m = ctx.state.get("model")
     if m is None:
         raise StageSkipped("no trained model (the train stage did not finish)")
-    try:
-        from ..training import rate_report
-    except ImportError as e:
-        raise StageSkipped(f"rf8sim.training.rate_report is not available yet ({e})") from None
+    from .flow import training_fn
+
+    rate_report = training_fn("rate_report")
+    if rate_report is None:
+        raise StageSkipped("rf8sim.training.rate_report is not available")
     rep = rate_report(m["model"])
     rows = _bits_rows(rep)
     if not rows:
@@ -327,10 +330,14 @@ def write_report(ctx: Context, stages, total_s: float) -> None:
                         xlabel="MAC area (µm², osu018)" if cost == "area_um2" else "MAC area (NAND2 eq.)",
                         ylabel="test accuracy (bit-exact)", title="accuracy vs MAC area")
             md.append("![accuracy vs area](pareto.png)\n")
-        cols = ["label", "accuracy", "float_acc", cost, "pareto", "overflow_frac"]
+        cols = ["label", "accuracy", "fq_accuracy", "fq_disagree", "float_acc", cost, "pareto", "overflow_frac"]
         md.append(md_table(sorted(rows, key=lambda r: -(r.get("accuracy") or 0)), cols,
-                           ["configuration", "bit-exact accuracy", "float32", cost.replace("_", " "), "Pareto",
+                           ["configuration", "bit-exact accuracy", "fake-quant accuracy",
+                            "predictions differing", "float32", cost.replace("_", " "), "Pareto",
                             "overflow frac"]))
+        md.append("Fake-quant = the same codes and scales summed by a float32 matmul (what QAT emulation "
+                  "computes); 'predictions differing' counts test samples whose class differs from the "
+                  "bit-exact path.\n")
         md.append(f"Raw points: [sweep/results.csv](sweep/results.csv).\n")
     (out / "report.md").write_text("\n".join(md))
     data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),

@@ -10,11 +10,15 @@ Each Linear layer ``y = x W^T + b`` runs as the hardware would:
    sample's result does not depend on the rest of the batch) or per block of ``block``
    features when the weights use block scales (MX style: both operands share the block grid;
    a last partial block has its own scale, as in the golden model);
-3. ``rf8sim.golden.gemm`` accumulates every exact product in the fixed-point accumulator of
-   an :class:`~rf8sim.golden.AccSpec` (rounding toward -inf to ``frac_bits``, saturation,
-   sticky flags);
-4. ``rf8sim.golden.to_float32`` converts the accumulator (round to nearest even); the float32
-   bias is added and ReLU applied between layers.
+3. ``rf8sim.golden.gemm`` accumulates every exact product of the *codes* in the fixed-point
+   accumulator of an :class:`~rf8sim.golden.AccSpec` (rounding toward -inf to ``frac_bits``,
+   saturation, sticky flags), as the MAC does: scales constant along K (tensor, channel) are
+   not the MAC's business and are applied to the result; block scales enter as shifts
+   relative to the row's largest block (see :func:`split_scales`), so small blocks lose the
+   bits the accumulator's fraction cannot hold, as in a fixed-point MX datapath;
+4. the accumulator is converted exactly with its output scale (``rf8sim.golden.to_float32``
+   then an exact power-of-two scaling, :func:`scaled_to_float32`); the float32 bias is added
+   and ReLU applied between layers.
 
 Nothing here uses floating-point matrix products: the logits are a pure function of the
 codes, the scales and the accumulator spec.
@@ -29,7 +33,7 @@ import numpy as np
 from .. import formats as F
 
 __all__ = ["QuantizedLayer", "QuantizedMLP", "quantize_mlp", "exact_mlp_logits", "evaluate_mlp",
-           "fake_quant_logits", "ACT_GRANULARITY"]
+           "fake_quant_logits", "split_scales", "scaled_to_float32", "ACT_GRANULARITY"]
 
 #: activation granularity used for each weight granularity (see the module docstring)
 ACT_GRANULARITY = {"tensor": "channel", "channel": "channel", "block": "block"}
@@ -104,11 +108,85 @@ def quantize_mlp(layers, w_format="rf8", a_format=None, *, rounding="nearest", g
                         ACT_GRANULARITY[granularity])
 
 
+def split_scales(codes: np.ndarray, k: np.ndarray, fmt, granularity: str, block: int = 32):
+    """Split power-of-two scales into a per-row output scale and in-MAC relative shifts.
+
+    A MAC multiplies codes only; scales that are constant along K (tensor, channel) are applied
+    once to the accumulated result, so the MAC sees relative shift 0.  Block scales vary along
+    K: the row's largest block exponent (over blocks holding a nonzero code) becomes the output
+    scale and each block enters the accumulator shifted by its (<= 0) difference to it.
+    Returns ``(rel, out)`` with ``rel`` shaped like ``k`` and ``out`` of shape (rows,).
+    """
+    rows = codes.shape[0]
+    k = np.asarray(k, np.int64)
+    if granularity == "tensor":
+        return np.zeros((), np.int64), np.full(rows, int(k), np.int64)
+    if granularity == "channel":
+        return np.zeros(rows, np.int64), k.copy()
+    fmt = F.get(fmt)
+    nb = k.shape[1]
+    if nb != -(-codes.shape[1] // block):
+        raise ValueError(f"{nb} block scales do not fit {codes.shape[1]} values in blocks of {block}")
+    pad = np.zeros((rows, nb * block), bool)
+    pad[:, :codes.shape[1]] = fmt.values[codes] != 0  # NaN != 0 counts as nonzero: it sets invalid anyway
+    live = pad.reshape(rows, nb, block).any(axis=2)
+    masked = np.where(live, k, np.iinfo(np.int64).min)
+    out = masked.max(axis=1)
+    out = np.where(live.any(axis=1), out, 0)
+    rel = np.where(live, k - out[:, None], 0)
+    return rel, out
+
+
+def scaled_to_float32(acc, frac_bits: int, scale: np.ndarray) -> np.ndarray:
+    """``acc * 2**(scale - frac_bits)`` rounded to nearest-even float32, elementwise, exactly.
+
+    ``rf8sim.golden.to_float32`` rounds the significand to 24 bits; multiplying by a power of two
+    afterwards is exact whenever the result is a normal float32.  The rare elements that would be
+    subnormal or overflow are converted from exact integers instead.
+    """
+    from fractions import Fraction
+
+    from .. import golden
+
+    y = np.asarray(golden.to_float32(acc, frac_bits), np.float64) * np.exp2(np.asarray(scale, np.float64))
+    tiny, huge = np.float64(2.0 ** -126), np.float64(np.finfo(np.float32).max)
+    bad = (y != 0) & ((np.abs(y) < tiny) | (np.abs(y) > huge))
+    with np.errstate(over="ignore"):  # overflowing elements are recomputed below
+        out = y.astype(np.float32)
+    if bad.any():
+        a = np.asarray(acc)
+        sc = np.broadcast_to(np.asarray(scale), out.shape)
+        for idx in zip(*np.nonzero(bad)):
+            v = Fraction(int(a[idx])) * Fraction(2) ** (int(sc[idx]) - frac_bits)
+            out[idx] = _fraction_to_f32(v)
+    return out
+
+
+def _fraction_to_f32(v) -> np.float32:
+    from fractions import Fraction
+
+    if v == 0:
+        return np.float32(0.0)
+    s = -1 if v < 0 else 1
+    a = abs(v)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    if Fraction(2) ** e > a:
+        e -= 1
+    q = max(e, -126) - 23
+    m = round(a / Fraction(2) ** q)  # half to even
+    if m * Fraction(2) ** q >= Fraction(2) ** 128:
+        return np.float32(s * np.inf)
+    return np.float32(s * float(m * Fraction(2) ** q))
+
+
 def exact_mlp_logits(qmlp: QuantizedMLP, x: np.ndarray) -> tuple[np.ndarray, dict]:
     """Logits (float32) of a batch ``x`` (batch, in) through the golden GEMM, plus flag counts.
 
-    The returned dict counts, over all layers, accumulator outputs whose sticky ``overflow`` or
-    ``invalid`` flag was set, and the number of outputs computed.
+    Per layer: quantize the input, split both operands' scales (:func:`split_scales`), run
+    ``golden.gemm`` on the codes with the relative shifts (zero for tensor/channel scales: the
+    MAC sums raw code products), convert with the output scale (:func:`scaled_to_float32`),
+    add the float32 bias, ReLU between layers.  The returned dict counts outputs whose sticky
+    ``overflow`` or ``invalid`` flag was set, and the outputs computed.
     """
     from .. import golden
 
@@ -121,13 +199,15 @@ def exact_mlp_logits(qmlp: QuantizedMLP, x: np.ndarray) -> tuple[np.ndarray, dic
     for i, L in enumerate(qmlp.layers):
         a_codes, a_k = golden.quantize(h, af, rounding="nearest", granularity=qmlp.act_granularity,
                                        block=qmlp.block)
-        res = golden.gemm(a_codes, L.w_codes, af, wf, qmlp.acc, a_scale_exp=a_k, w_scale_exp=L.w_scale_exp,
+        a_rel, a_out = split_scales(a_codes, a_k, af, qmlp.act_granularity, qmlp.block)
+        w_rel, w_out = split_scales(L.w_codes, L.w_scale_exp, wf, qmlp.granularity, qmlp.block)
+        res = golden.gemm(a_codes, L.w_codes, af, wf, qmlp.acc, a_scale_exp=a_rel, w_scale_exp=w_rel,
                           a_granularity=qmlp.act_granularity, w_granularity=qmlp.granularity,
                           block=qmlp.block)
         flags["overflow"] += int(np.count_nonzero(res.overflow))
         flags["invalid"] += int(np.count_nonzero(res.invalid))
         flags["outputs"] += int(np.asarray(res.overflow).size)
-        y = np.asarray(golden.to_float32(res.acc, qmlp.acc.frac_bits), np.float32)
+        y = scaled_to_float32(res.acc, qmlp.acc.frac_bits, a_out[:, None] + w_out[None, :])
         y = y + L.bias  # float32 add, as a float bias unit would
         h = np.maximum(y, np.float32(0)) if i + 1 < len(qmlp.layers) else y
     return h, flags
