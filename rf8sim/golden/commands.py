@@ -1,0 +1,198 @@
+"""Golden-model subcommands: ``rf8sim encode``, ``rf8sim decode`` and ``rf8sim golden``.
+
+* ``rf8sim encode 0.3 -1.7e-3 inf --format rf8 --rounding paper`` prints one row per value
+  (the value as float32, its code, the code's bits and decoded value).  Values given on
+  the command line are parsed by numpy as float32; ``--input x.npy`` reads an array
+  (float32, or anything :func:`rf8sim.encode` accepts).  ``-o codes.npy`` writes the codes
+  (uint8, same shape) and refuses to overwrite an existing file unless ``--force``.
+* ``rf8sim decode 0x39 57 0b10111001 --format rf8`` (hex, decimal or binary codes) or
+  ``--input codes.npy`` (uint8); ``-o values.npy`` writes float32.
+* ``rf8sim golden --out golden`` writes the golden vectors (see rf8sim/golden/vectors.py).
+  Files whose arrays are unchanged are left alone; if any would change it writes nothing,
+  lists what differs and exits 2 unless ``--force``.  ``--check`` only verifies.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["register"]
+
+_PREVIEW = 64  # rows printed when the input comes from a file
+
+
+def register(sub) -> None:
+    p = sub.add_parser("encode", help="encode float values into 8-bit codes (canonical codes only)")
+    p.add_argument("values", nargs="*", help="values (parsed as float32; nan, inf, -inf allowed)")
+    p.add_argument("--input", "-i", metavar="X.npy", help="read the values from a .npy file")
+    p.add_argument("--format", "-f", default="rf8", help="format name (default rf8; see `rf8sim formats`)")
+    p.add_argument("--rounding", "-r", default="nearest", help="nearest (default), paper or truncate (RF8)")
+    p.add_argument("--no-saturate", action="store_true",
+                   help="do not clamp out-of-range values (RF8/int8: error; e4m3: NaN; e5m2: Inf)")
+    p.add_argument("--output", "-o", metavar="CODES.npy", help="write the codes (uint8) to a .npy file")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="decode 8-bit codes into float32 values")
+    p.add_argument("codes", nargs="*", help="codes: 0x39, 57 or 0b00111001")
+    p.add_argument("--input", "-i", metavar="CODES.npy", help="read uint8 codes from a .npy file")
+    p.add_argument("--format", "-f", default="rf8", help="format name (default rf8)")
+    p.add_argument("--output", "-o", metavar="VALUES.npy", help="write the values (float32) to a .npy file")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("golden", help="write (or --check) the golden vectors for the RTL and torch tests")
+    p.add_argument("--out", default="golden", help="directory (default: golden)")
+    p.add_argument("--force", action="store_true", help="overwrite files whose contents changed")
+    p.add_argument("--check", action="store_true", help="only verify the directory against the model")
+    p.set_defaults(func=cmd_golden)
+
+
+def _err(msg: str):
+    from ..cli import CLIError
+
+    return CLIError(msg)
+
+
+def _load_npy(path: str):
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise _err(f"{path}: not a readable .npy file ({e})") from None
+
+
+def _save_npy(path: str, arr, force: bool) -> None:
+    import numpy as np
+
+    if not path.endswith(".npy"):
+        raise _err(f"--output {path!r} must end in .npy")
+    if os.path.exists(path) and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    np.save(path, arr)
+
+
+def _print_rows(title, heads, rows, total):
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for h in heads:
+        t.add_column(h, justify="right")
+    for r in rows:
+        t.add_row(*r)
+    c = Console()
+    c.print(t)
+    if total > len(rows):
+        c.print(f"[dim]... {total - len(rows)} more (use -o to save all)[/]")
+
+
+def _f(v) -> str:
+    return f"{float(v):.9g}"
+
+
+def cmd_encode(args) -> int:
+    import numpy as np
+
+    from .. import formats as F
+    from .codec import decode, encode
+
+    fmt = F.get(args.format)
+    if bool(args.values) == bool(args.input):
+        raise _err("give values on the command line or --input X.npy (exactly one of them)")
+    if args.input:
+        x = _load_npy(args.input)
+    else:
+        try:
+            x = np.array([np.float32(v) for v in args.values], np.float32)
+        except ValueError as e:
+            raise _err(f"not a number: {e}") from None
+    codes = encode(x, fmt, rounding=args.rounding, saturate=not args.no_saturate)
+    if args.output:
+        _save_npy(args.output, codes, args.force)
+    if args.output and args.input:
+        print(f"wrote {codes.size} {fmt.name} codes {codes.shape} to {args.output}")
+        return 0
+    xf = np.asarray(x).reshape(-1)[:_PREVIEW]
+    cf = codes.reshape(-1)[:_PREVIEW]
+    back = decode(cf, fmt)
+    rows = [(_f(np.float32(v)), f"0x{int(c):02X}", f"{int(c):08b}", _f(b)) for v, c, b in zip(xf, cf, back)]
+    _print_rows(f"{fmt.name} encode ({args.rounding})", ("value (float32)", "code", "bits", "decoded"), rows,
+                codes.size)
+    if args.output:
+        print(f"wrote {codes.size} codes to {args.output}")
+    return 0
+
+
+def _parse_code(s: str) -> int:
+    try:
+        v = int(s, 0)
+    except ValueError:
+        raise _err(f"{s!r} is not a code (use 0x39, 57 or 0b00111001)") from None
+    if not 0 <= v <= 255:
+        raise _err(f"code {s} is outside 0..255")
+    return v
+
+
+def cmd_decode(args) -> int:
+    import numpy as np
+
+    from .. import formats as F
+    from .codec import decode
+
+    fmt = F.get(args.format)
+    if bool(args.codes) == bool(args.input):
+        raise _err("give codes on the command line or --input CODES.npy (exactly one of them)")
+    if args.input:
+        codes = _load_npy(args.input)
+        if codes.dtype != np.uint8:
+            raise _err(f"{args.input}: codes must be uint8, got {codes.dtype}")
+    else:
+        codes = np.array([_parse_code(s) for s in args.codes], np.uint8)
+    vals = decode(codes, fmt)
+    if args.output:
+        _save_npy(args.output, vals, args.force)
+        if args.input:
+            print(f"wrote {vals.size} values {vals.shape} to {args.output}")
+            return 0
+    cf = codes.reshape(-1)[:_PREVIEW]
+    vf = vals.reshape(-1)[:_PREVIEW]
+    canon = fmt.is_canonical
+    rows = [(f"0x{int(c):02X}", f"{int(c):08b}", _f(v), "yes" if canon[c] else f"-> 0x{int(fmt.canonical[c]):02X}")
+            for c, v in zip(cf, vf)]
+    _print_rows(f"{fmt.name} decode", ("code", "bits", "value", "canonical"), rows, vals.size)
+    return 0
+
+
+def cmd_golden(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .vectors import GoldenMismatch, verify, write_golden
+
+    console = Console()
+    if args.check:
+        n = verify(args.out)
+        console.print(f"golden vectors in {args.out}: {n} arrays agree with the model")
+        return 0
+    with console.status("generating golden vectors"):
+        try:
+            status = write_golden(args.out, force=args.force)
+        except GoldenMismatch as e:
+            raise _err(str(e)) from None
+    t = Table(title=f"golden vectors in {args.out}")
+    t.add_column("file")
+    t.add_column("status")
+    t.add_column("bytes", justify="right")
+    total = 0
+    for name, st in status:
+        p = os.path.join(args.out, name)
+        size = os.path.getsize(p) if os.path.exists(p) else 0
+        total += size
+        t.add_row(name, st, str(size))
+    t.add_row("total", "", str(total))
+    console.print(t)
+    return 0
