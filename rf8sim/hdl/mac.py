@@ -292,7 +292,8 @@ def _shift_add(m: Module, r: _Decoded, x, name: str):
             with m.Case(code):
                 m.d.comb += [term.eq(xs << (dmax - d) if t else 0), sub.eq(t < 0)]
     res = Signal(signed(xw + 2), name=f"{name}_sum")
-    m.d.comb += res.eq(Mux(sub, base - term, base + term))
+    # one adder: base - term == base + ~term + 1
+    m.d.comb += res.eq(base + (term ^ sub.replicate(len(term))) + sub)
     return res
 
 
