@@ -111,3 +111,28 @@ def test_quick_gg_init(tmp_path):
     assert {r["task"] for r in p["rows"].values()} == {"mlp", "cnn", "tinylm"}
     for r in p["rows"].values():
         assert math.isfinite(r["test_loss"]["mean"])
+
+
+def test_quick_gg_fit(tmp_path):
+    p = run_claim("gg-fit", quick=True, out=tmp_path, progress=False)
+    _check_payload(p, "gg-fit")
+    assert (tmp_path / "gg-fit.quick.png").stat().st_size > 10_000
+    assert len(p["rows"]) == 2 and p["summary"]["tensors"] == 2
+    for r in p["rows"].values():
+        assert r["n"] == 20000
+        # the GG family contains the Gaussian and the Laplace: its ML fit cannot be worse
+        assert r["loglik_gg"] >= max(r["loglik_gauss"], r["loglik_laplace"]) - 1e-9
+        assert 0.3 < r["beta"] < 3 and 0 < r["ks_gg"] < 0.1
+
+
+def test_pruning_and_rate_grid_helpers():
+    from rf8sim.study.claims.backslash import RATE_STEP_BITS, magnitude_pruned, uniform_quantized
+
+    ws = {"a": torch.arange(1.0, 11.0).reshape(2, 5), "b": -torch.arange(11.0, 21.0)}
+    p = magnitude_pruned(0.5)(ws)
+    zeros = sum(int((v == 0).sum()) for v in p.values())
+    assert zeros == 10 and int((p["a"] == 0).sum()) == 10 and int((p["b"] == 0).sum()) == 0
+    p8 = magnitude_pruned(0.8)(ws)
+    assert sum(int((v == 0).sum()) for v in p8.values()) == 16
+    q = uniform_quantized({"w": torch.tensor([0.3, -0.001, 1 / 2 ** RATE_STEP_BITS])})["w"]
+    assert q.tolist() == [round(0.3 * 256) / 256, 0.0, 1 / 256]

@@ -23,7 +23,7 @@ FT_LR_FACTOR = 0.25
 
 TASKS = {
     "mlp": dict(epochs=40, batch=100, lr=2e-3),
-    "tinylm": dict(steps=800, batch=32, block=64, d_model=64, n_layer=2, n_head=4, lr=2e-3, eval_windows=200),
+    "tinylm": dict(steps=800, batch=16, block=64, d_model=64, n_layer=2, n_head=4, lr=2e-3, eval_windows=200),
 }
 QUICK = {"mlp": dict(epochs=3, batch=100, lr=2e-3, n=1000)}
 

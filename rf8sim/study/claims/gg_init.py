@@ -26,13 +26,13 @@ __all__ = ["run", "summary_table", "init_weights_", "INITS", "TASKS"]
 INITS = ("torch-default", "kaiming-normal", "kaiming-uniform", "xavier-normal", "xavier-uniform",
          "gg-b0.5", "gg-b1", "gg-b1.5", "gg-b2")
 
-#: task -> full-setting config.  Targets were set once from a pilot run so that
+#: task -> full-setting config.  Targets were set once from a pilot run (kaiming-normal, seed 0) so that
 #: most initializers reach them within the budget (recorded with the results).
 TASKS = {
     "mlp": dict(epochs=40, batch=100, lr=2e-3, target=0.25, window=40),
     "cnn": dict(epochs=40, batch=100, lr=3e-3, target=0.25, window=40),
-    "tinylm": dict(steps=800, batch=32, block=64, d_model=64, n_layer=2, n_head=4, lr=2e-3,
-                   target=2.0, window=50, eval_every=100, eval_windows=200),
+    "tinylm": dict(steps=800, batch=16, block=64, d_model=64, n_layer=2, n_head=4, lr=2e-3,
+                   target=2.2, window=50, eval_every=100, eval_windows=200),
 }
 QUICK = {
     "mlp": dict(epochs=3, batch=100, lr=2e-3, target=1.5, window=10, n=1000),
