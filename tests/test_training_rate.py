@@ -13,6 +13,16 @@ from rf8sim.training.rate import (RateError, entropy_bits, entropy_code, exp_gol
                                   rate_report, rounding_boundaries)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small tensors: torch's thread pool only adds contention on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
 def test_exp_golomb_by_hand():
     # codes round(w * 4): [0,0,0,1,1,-2] -> counts 0:3, 1:2, -2:1 -> ranks 0,1,2 -> lengths 1,3,3
     w = torch.tensor([0.0, 0.1, -0.1, 0.25, 0.3, -0.5])
