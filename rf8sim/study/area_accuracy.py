@@ -148,7 +148,8 @@ def synth_area(job: dict, liberty: str = "", cache_dir: "str | Path | None" = No
 
     key = {k: job[k] for k in AREA_FIELDS}
     key["liberty"] = str(liberty or "")
-    key["tool"] = getattr(synth, "TOOL_VERSION", "")
+    key["tool"] = synth.yosys_version()
+    key["v"] = 2
     h = config_hash(key)
     cache = Path(cache_dir or DEFAULT_CACHE) / "area"
     f = cache / f"{h}.json"
@@ -170,17 +171,15 @@ def synth_area(job: dict, liberty: str = "", cache_dir: "str | Path | None" = No
 
 
 def _run_synth(synth, a_fmt, w_fmt, acc, lanes, liberty) -> dict:
-    """Adapter over rf8sim.hdl.synth: normalise its report to area_um2 / nand2_eq / cells."""
-    kw = {}
-    if liberty:
-        kw["liberty"] = liberty
-    rep = synth.synthesize_mac(a_fmt, w_fmt, acc, lanes=lanes, **kw)
-    rep = dict(rep) if not isinstance(rep, dict) else rep
-    out = {"area_um2": rep.get("area_um2"), "nand2_eq": rep.get("nand2_eq"), "cells": rep.get("cells")}
-    for k, v in rep.items():
-        if isinstance(v, (int, float, str, bool)) or v is None:
-            out.setdefault(k, v)
-    return out
+    """Adapter over rf8sim.hdl.synth.synthesize: flatten its report to the study's columns."""
+    rep = synth.synthesize(a_fmt, w_fmt, acc, lanes=lanes, out="fixed", stage="mac",
+                           liberty=liberty or "default")
+    g, lib = rep.get("generic", {}), rep.get("liberty") or {}
+    return {"area_um2": lib.get("area_um2"), "area_seq_um2": lib.get("area_seq_um2"),
+            "area_comb_um2": lib.get("area_comb_um2"), "library": lib.get("library"),
+            "nand2_eq": g.get("nand2_eq"), "cells": (g.get("gates") or 0) + (g.get("flops") or 0),
+            "gates": g.get("gates"), "flops": g.get("flops"), "depth": g.get("depth"),
+            "synth_s": rep.get("synth_s"), "yosys": rep.get("yosys")}
 
 
 # ---------------------------------------------------------------------------

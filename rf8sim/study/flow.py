@@ -23,10 +23,9 @@ the flow failed (exit code 1) after the remaining independent stages ran.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import json
+import os
 import shutil
 import time
 import traceback
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import StudyConfig, config_from_dict, config_hash, load_config
+from .config import StudyConfig, config_hash, load_config
 
 __all__ = ["StageSkipped", "StageResult", "FlowResult", "run_flow", "train_pipeline", "default_config",
            "mlp_layers", "REPORT_MARKER"]
@@ -112,6 +111,27 @@ def training_fn(name: str):
     return None
 
 
+def _mnist1d_cached(n: int, cache_root: Path):
+    """load_mnist1d(n=n) through an .npz cache: generating MNIST-1D takes seconds, reading it ms."""
+    import torch
+
+    from .data import MNIST1D_SEED, load_mnist1d
+
+    f = cache_root / "data" / f"mnist1d-seed{MNIST1D_SEED}-n{n}.npz"
+    if f.is_file():
+        try:
+            z = np.load(f)
+            return tuple(torch.from_numpy(z[k]) for k in ("x", "y", "x_test", "y_test"))
+        except (OSError, ValueError, KeyError):
+            pass  # regenerate a damaged cache entry
+    xs = load_mnist1d(n=n)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_name(f.stem + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **dict(zip(("x", "y", "x_test", "y_test"), (t.numpy() for t in xs))))
+    os.replace(tmp, f)
+    return xs
+
+
 def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True, console=None,
                    use_cache: bool = True, keep_model: bool = False) -> dict:
     """Train the configured MNIST-1D MLP: GG init, BackSlash, optional DeepShape + fine-tune.
@@ -124,13 +144,12 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
     import torch
     from tqdm.auto import tqdm
 
-    from .data import load_mnist1d
     from .models import MLP
 
     mdict = dataclasses.asdict(mcfg)
     key = config_hash({"model": mdict, "seed": seed, "torch": torch.__version__, "v": 1})
     cache = Path(cache_dir or Path("build") / "study" / "cache") / "model" / f"{key}.npz"
-    x_tr, y_tr, x_te, y_te = load_mnist1d(n=mcfg.n_samples)
+    x_tr, y_tr, x_te, y_te = _mnist1d_cached(mcfg.n_samples, cache.parents[1])
     x_eval = x_te[: mcfg.eval_samples].numpy()
     y_eval = y_te[: mcfg.eval_samples].numpy()
     if use_cache and not keep_model and cache.is_file():
@@ -174,7 +193,7 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
                 opt_.step()
                 if bs is not None and ep < with_bs_until:
                     bs.step()
-                tot += float(loss) * len(idx)
+                tot += loss.item() * len(idx)
             model.eval()
             history.append({"phase": desc, "epoch": len(history), "loss": tot / len(x_tr),
                             "test_acc": _accuracy(model, x_te, y_te)})
