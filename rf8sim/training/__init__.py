@@ -4,6 +4,7 @@ Pure torch (CPU and CUDA); no Numba anywhere in this package.
 """
 
 from .backslash import BackSlash, BackSlashError, estimate_shape
+from .deepshape import DeepShapeError, DeepShapeResult, deepshape_, reshape_values
 from .gg import GGError, GGFit, fit_gg, gg_init_, goodness_of_fit, sample_gg
 from .params import select_params
 from .rate import RateError, entropy_bits, exp_golomb_bits, rate_report
@@ -14,6 +15,7 @@ __all__ = [
     "GRANULARITIES", "QuantError", "decode", "dequantize", "encode", "fake_quant", "quantize",
     "scale_exponent", "scale_shape",
     "BackSlash", "BackSlashError", "estimate_shape",
+    "DeepShapeError", "DeepShapeResult", "deepshape_", "reshape_values",
     "select_params", "RateError", "entropy_bits", "exp_golomb_bits", "rate_report",
     "GGError", "GGFit", "fit_gg", "gg_init_", "goodness_of_fit", "sample_gg",
 ]
