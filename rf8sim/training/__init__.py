@@ -5,9 +5,11 @@ Pure torch (CPU and CUDA); no Numba anywhere in this package.
 
 from .backslash import BackSlash, BackSlashError, estimate_shape
 from .deepshape import DeepShapeError, DeepShapeResult, deepshape_, reshape_values
+from .export import RF8FileError, load_rf8, read_rf8, save_rf8
 from .gg import GGError, GGFit, fit_gg, gg_init_, goodness_of_fit, sample_gg
 from .params import select_params
 from .rate import RateError, entropy_bits, exp_golomb_bits, rate_report
+from .qat import QATConfig, QuantizedTensor, convert, quantize_model_
 from .quant import (GRANULARITIES, QuantError, decode, dequantize, encode, fake_quant, quantize,
                     scale_exponent, scale_shape)
 
@@ -16,6 +18,8 @@ __all__ = [
     "scale_exponent", "scale_shape",
     "BackSlash", "BackSlashError", "estimate_shape",
     "DeepShapeError", "DeepShapeResult", "deepshape_", "reshape_values",
+    "RF8FileError", "load_rf8", "read_rf8", "save_rf8",
+    "QATConfig", "QuantizedTensor", "convert", "quantize_model_",
     "select_params", "RateError", "entropy_bits", "exp_golomb_bits", "rate_report",
     "GGError", "GGFit", "fit_gg", "gg_init_", "goodness_of_fit", "sample_gg",
 ]
