@@ -208,7 +208,13 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
         if fn is None:
             raise StageSkipped("rf8sim.training.deepshape is not available")
         info = fn(model)
-        steps["deepshape"] = _short(info)
+        summ = info.summary() if hasattr(info, "summary") else []
+        if summ:
+            steps["deepshape"] = ("per tensor: GG shape " + ", ".join(
+                f"{g['fitted_nu']:.2f}->{g['target_nu']:.2f}" for g in summ) + " (fitted -> target)")
+        else:
+            steps["deepshape"] = _short(info)
+        out["deepshape"] = summ
         out["float_acc_deepshape"] = _accuracy(model, x_te, y_te)
         if mcfg.finetune_epochs:
             opt2 = torch.optim.Adam(model.parameters(), lr=mcfg.lr * 0.3)

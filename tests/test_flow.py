@@ -1,0 +1,90 @@
+"""`rf8sim flow`: stage bookkeeping (skips are reported, failures exit non-zero) and a real quick run."""
+
+import json
+
+import pytest
+
+from rf8sim.cli import main
+from rf8sim.study import flow, flow_stages
+from rf8sim.study.flow import REPORT_MARKER, StageSkipped, default_config, run_flow
+
+
+def _fake_stages(monkeypatch, behaviour):
+    def mk(name, what):
+        def fn(ctx):
+            if what == "skip":
+                raise StageSkipped(f"{name} cannot run here: reason {name}")
+            if what == "fail":
+                raise RuntimeError(f"{name} broke")
+            return {"_detail": f"{name} done"}
+        return fn
+    monkeypatch.setattr(flow_stages, "STAGES", tuple((n, mk(n, w)) for n, w in behaviour))
+
+
+def test_skips_are_reported_and_exit_zero(tmp_path, monkeypatch, capsys):
+    _fake_stages(monkeypatch, [("a", "ok"), ("b", "skip"), ("c", "ok")])
+    res = run_flow(default_config(quick=True), tmp_path / "r", progress=False)
+    assert res.exit_code == 0
+    assert [s.status for s in res.stages] == ["ok", "skipped", "ok"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "**Skipped: b** -- b cannot run here: reason b" in md
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [s["status"] for s in data["stages"]] == ["ok", "skipped", "ok"]
+    assert "skipped: b" in capsys.readouterr().out
+
+
+def test_a_failed_stage_exits_nonzero_and_later_stages_still_run(tmp_path, monkeypatch, capsys):
+    _fake_stages(monkeypatch, [("a", "fail"), ("b", "ok")])
+    res = run_flow(default_config(quick=True), tmp_path / "r", progress=False)
+    assert res.exit_code == 1
+    assert [s.status for s in res.stages] == ["failed", "ok"]
+    assert "RuntimeError: a broke" in res.stages[0].detail
+    assert "FAILED: a" in (tmp_path / "r" / "report.md").read_text()
+    assert "flow FAILED in stage(s): a" in capsys.readouterr().out
+
+
+def test_out_dir_not_ours_is_not_replaced(tmp_path, monkeypatch):
+    _fake_stages(monkeypatch, [("a", "ok")])
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "precious.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="--force"):
+        run_flow(default_config(quick=True), d, progress=False)
+    assert (d / "precious.txt").read_text() == "keep"
+    # a folder the flow wrote is replaced without asking
+    run_flow(default_config(quick=True), tmp_path / "ours", progress=False)
+    assert (tmp_path / "ours" / REPORT_MARKER).exists()
+    run_flow(default_config(quick=True), tmp_path / "ours", progress=False)
+
+
+def test_missing_simulator_is_a_reported_skip(tmp_path, monkeypatch):
+    monkeypatch.setattr(flow_stages.shutil, "which", lambda name, *a, **k: None)
+    ctx = flow_stages.Context(cfg=default_config(quick=True), out=tmp_path, console=None)
+    with pytest.raises(StageSkipped, match="iverilog"):
+        flow_stages.stage_verify(ctx)
+    ctx.skip_hdl = True
+    for st in (flow_stages.stage_rtl, flow_stages.stage_verify, flow_stages.stage_synth):
+        with pytest.raises(StageSkipped, match="--skip-hdl"):
+            st(ctx)
+
+
+def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
+    """Every non-RTL stage for real on tiny settings: training, rate, bit-exact evaluation, report."""
+    out = tmp_path / "report"
+    rc = main(["flow", "--quick", "--skip-hdl", "--out", str(out), "--no-progress",
+               "--cache-dir", str(tmp_path / "cache")])
+    data = json.loads((out / "results.json").read_text())
+    status = {s["name"]: s["status"] for s in data["stages"]}
+    assert status == {"rtl": "skipped", "verify": "skipped", "synth": "skipped", "train": "ok", "rate": "ok",
+                      "evaluate": "ok"}, data["stages"]
+    assert rc == 0
+    cfg = default_config(quick=True)
+    # rf8: nearest + paper, e4m3 and int8: nearest -> 4 x 2 granularities, each through the golden GEMM
+    assert len(data["points"]) == 4 * len(cfg.sweep.granularities)
+    assert all(0.0 <= p["accuracy"] <= 1.0 and p["n_eval"] == cfg.model.eval_samples for p in data["points"])
+    md = (out / "report.md").read_text()
+    for s in ("**Skipped: verify** -- --skip-hdl given", "weights_hist.png", "bits_per_param.png",
+              "bit-exact accuracy"):
+        assert s in md
+    assert (out / "weights_hist.png").stat().st_size > 1000
+    assert "flow finished" in capsys.readouterr().out
