@@ -10,7 +10,7 @@ with relative paths because YoWASP mounts its own /tmp):
 * standard cells: ``dfflibmap`` + ``abc -liberty`` on osu018_stdcells.lib (Debian package
   qflow-tech-osu018, fetched with ``apt-get download`` on first use) or ``--liberty FILE``;
   area in um^2 split into sequential (cells with an ``ff``/``latch`` group) and
-  combinational, and the critical-path depth in cells (``ltp -noff`` on the mapped netlist).
+  combinational, and (combinational stages only) the depth in cells of the mapped netlist.
 
 Results are cached as JSON under ``build/synth/`` by a hash of the Verilog, the scripts,
 the Liberty file and the yosys version.
@@ -169,7 +169,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     work = root / f"{name}-{stage}-{key}"
     cached = work / "result.json"
     if use_cache and cached.exists():
-        return {**json.loads(cached.read_text()), "cached": True}
+        return _fix_depth({**json.loads(cached.read_text()), "cached": True})
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(text)
     t0 = time.perf_counter()
@@ -215,8 +215,17 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
         }
         res["liberty_s"] = time.perf_counter() - t1
     res["synth_s"] = time.perf_counter() - t0
+    res = _fix_depth(res)
     cached.write_text(json.dumps(res, indent=1))
     return {**res, "cached": False}
+
+
+def _fix_depth(res: dict) -> dict:
+    """``ltp`` does not stop at Liberty flip-flops, so a cell depth is only kept for combinational netlists."""
+    lib = res.get("liberty")
+    if lib and lib.get("area_seq_um2"):
+        lib["depth_cells"] = None
+    return res
 
 
 def _cells_of(stat: dict, name: str) -> dict:
