@@ -6,6 +6,7 @@ Pure torch (CPU and CUDA); no Numba anywhere in this package.
 from .backslash import BackSlash, BackSlashError, estimate_shape
 from .deepshape import DeepShapeError, DeepShapeResult, deepshape_, reshape_values
 from .export import RF8FileError, load_rf8, read_rf8, save_rf8
+from .gemm import GemmError, TorchGemmResult, gemm, to_float32
 from .gg import GGError, GGFit, fit_gg, gg_init_, goodness_of_fit, sample_gg
 from .params import select_params
 from .rate import RateError, entropy_bits, exp_golomb_bits, rate_report
@@ -20,6 +21,7 @@ __all__ = [
     "DeepShapeError", "DeepShapeResult", "deepshape_", "reshape_values",
     "RF8FileError", "load_rf8", "read_rf8", "save_rf8",
     "QATConfig", "QuantizedTensor", "convert", "quantize_model_",
+    "GemmError", "TorchGemmResult", "gemm", "to_float32",
     "select_params", "RateError", "entropy_bits", "exp_golomb_bits", "rate_report",
     "GGError", "GGFit", "fit_gg", "gg_init_", "goodness_of_fit", "sample_gg",
 ]
