@@ -101,11 +101,16 @@ def _product_extremes(a_fmt: F.Format, w_fmt: F.Format):
     return (int(sig[i]), int(exp[i])), int(exp[nz].min())
 
 
+@lru_cache(maxsize=256)
+def _parse_spec(text: str, a_fmt: F.Format, w_fmt: F.Format) -> AccSpec:
+    return AccSpec.parse(text, a_fmt, w_fmt)
+
+
 def _as_spec(acc, a_fmt, w_fmt) -> AccSpec:
     if isinstance(acc, AccSpec):
         return acc
     if isinstance(acc, str):
-        return AccSpec.parse(acc, a_fmt, w_fmt)
+        return _parse_spec(acc, a_fmt, w_fmt)
     raise DTypeError(f"acc must be an AccSpec (or 'exact', 'exact:TERMS', 'FRAC:WIDTH'), got {acc!r}")
 
 
@@ -454,22 +459,29 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
 
 
 @lru_cache(maxsize=None)
-def _f64_values(fmt: F.Format) -> np.ndarray:
-    v = np.where(fmt.finite, fmt.values, 0.0)
+def _f64_values(fmt: F.Format, shift: int = 0) -> np.ndarray:
+    """Finite values times 2**shift (exact in float64); NaN/Inf codes -> 0."""
+    v = np.ldexp(np.where(fmt.finite, fmt.values, 0.0), shift)
     v.setflags(write=False)
     return v
+
+
+def _apply_scale(X: np.ndarray, s: np.ndarray, blk: int) -> np.ndarray:
+    """Multiply rows (or row blocks along K) by 2**s, exactly (powers of two)."""
+    if not s.any():
+        return X
+    if s.shape[1] == 1:
+        return X * np.ldexp(1.0, s)
+    K = X.shape[1]
+    f = np.repeat(np.ldexp(1.0, s), blk, axis=1)[:, :K]
+    return X * f
 
 
 def _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
     """Exact path: every product is an integer in units of 2**-frac_bits and every partial
     sum stays below 2**53 in magnitude, so float64 BLAS is exact whatever its order."""
-    K = a.shape[1]
-    kidx = np.arange(K)
-    A = _f64_values(a_fmt)[a]
-    if sa.any():
-        A = np.ldexp(A, sa[:, kidx // ba])
-    W = _f64_values(w_fmt)[w]
-    W = np.ldexp(W, sw[:, kidx // bw] + acc.frac_bits)
+    A = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
+    W = _apply_scale(_f64_values(w_fmt, acc.frac_bits)[w], sw, bw)
     C = A @ W.T
     out = C.astype(np.int64)
     inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
