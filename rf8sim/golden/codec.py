@@ -64,6 +64,7 @@ class EncodeError(ValueError):
 # input conversion
 
 
+@lru_cache(maxsize=None)
 def _ml_exact_types():
     import ml_dtypes
 

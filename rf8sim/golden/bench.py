@@ -1,0 +1,125 @@
+"""Golden-model benchmarks (``rf8sim bench --only golden``), each against a baseline measured in
+the same run: encode vs ml_dtypes' float32 -> float8_e4m3fn cast, decode vs ml_dtypes'
+float8 -> float32 cast, exact GEMM vs numpy float64 matmul, plus first-call compile times.
+
+Ratios are throughputs (ours / baseline), so higher is better everywhere.  Each timing is
+the best of several repetitions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+__all__ = ["run"]
+
+
+def _best(fn, reps: int) -> float:
+    fn()  # warm (compile / page in)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+_COMPILE_SNIPPET = r"""
+import json, time, numpy as np
+t = time.perf_counter(); import rf8sim.golden as g; from rf8sim.golden import arith, vectors; t_imp = time.perf_counter() - t
+x = np.linspace(-3, 3, 64, dtype=np.float32)
+out = {"import": t_imp}
+def tm(name, fn):
+    t = time.perf_counter(); fn(); out[name] = time.perf_counter() - t
+tm("encode nearest", lambda: g.encode(x, "rf8"))
+tm("encode paper", lambda: g.encode(x, "rf8", "paper"))
+tm("encode int8", lambda: g.encode(x, "int8"))
+tm("decode", lambda: g.decode(np.arange(256, dtype=np.uint8), "rf8"))
+c = np.arange(64, dtype=np.uint8)
+tm("mac (1 and 2 limbs)", lambda: (g.mac(c, c, None, "rf8", "rf8", "exact"), g.mac(c, c, None, "e5m2", "e5m2", "exact")))
+m = c.reshape(8, 8)
+tm("gemm sequential (1 and 2 limbs)", lambda: (g.gemm(m, m, "rf8", "rf8", "exact", method="sequential"),
+                                               g.gemm(m, m, "e5m2", "e5m2", "exact")))
+tm("to_float32", lambda: g.to_float32(np.arange(5), 3))
+print(json.dumps(out))
+"""
+
+
+def _compile_times(cold: bool) -> dict:
+    env = dict(os.environ)
+    tmp = None
+    if cold:
+        tmp = tempfile.TemporaryDirectory(prefix="rf8sim-numba-")
+        env["NUMBA_CACHE_DIR"] = tmp.name
+    try:
+        r = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET], env=env, capture_output=True, text=True,
+                           timeout=900)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-2000:])
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Benchmark rows (see rf8sim/bench.py for the row format)."""
+    import ml_dtypes
+
+    from . import decode, encode, gemm
+
+    n = (1 << 20) if quick else (1 << 24)
+    reps = 3 if quick else 5
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n).astype(np.float32)
+    rows: list[dict] = []
+    size = f"{n / 2**20:g}M"
+
+    t_base = _best(lambda: x.astype(ml_dtypes.float8_e4m3fn), reps)
+    base = n / t_base / 1e6
+    rows.append({"name": f"ml_dtypes f32->float8_e4m3fn astype ({size})", "value": base, "unit": "M/s"})
+    for fmt, r, goal in [("rf8", "nearest", ">= 2x"), ("e4m3", "nearest", ">= 2x"), ("e5m2", "nearest", ""),
+                         ("int8", "nearest", ""), ("rf8", "paper", ""), ("rf8", "truncate", "")]:
+        t = _best(lambda: encode(x, fmt, r), reps)
+        rows.append({"name": f"encode f32->{fmt} {r} ({size})", "value": n / t / 1e6, "unit": "M/s",
+                     "baseline": "ml_dtypes f32->e4m3fn", "ratio": t_base / t, "goal": goal})
+
+    codes = encode(x, "e4m3")
+    fp8 = codes.view(ml_dtypes.float8_e4m3fn)
+    t_dbase = _best(lambda: fp8.astype(np.float32), reps)
+    rows.append({"name": f"ml_dtypes float8_e4m3fn->f32 astype ({size})", "value": n / t_dbase / 1e6,
+                 "unit": "M/s"})
+    for fmt in ("e4m3", "rf8"):
+        t = _best(lambda: decode(codes, fmt), reps)
+        rows.append({"name": f"decode {fmt}->f32 ({size})", "value": n / t / 1e6, "unit": "M/s",
+                     "baseline": "ml_dtypes e4m3fn->f32", "ratio": t_dbase / t, "goal": ">= 4x"})
+
+    d = 128 if quick else 512
+    a = rng.integers(0, 256, (d, d), dtype=np.uint8)
+    w = rng.integers(0, 256, (d, d), dtype=np.uint8)
+    A = rng.standard_normal((d, d))
+    B = rng.standard_normal((d, d))
+    t_mm = _best(lambda: A @ B.T, reps)
+    rows.append({"name": f"numpy float64 matmul {d}^3", "value": t_mm * 1e3, "unit": "ms"})
+    t = _best(lambda: gemm(a, w, "rf8", "rf8", "exact"), reps)
+    rows.append({"name": f"exact rf8 x rf8 GEMM {d}^3 (auto: exact float64 path)", "value": t * 1e3, "unit": "ms",
+                 "baseline": "numpy f64 matmul", "ratio": t_mm / t, "goal": ">= 0.33x (within 3x)"})
+    t = _best(lambda: gemm(a, w, "rf8", "rf8", "exact", method="sequential"), 1)
+    rows.append({"name": f"exact rf8 x rf8 GEMM {d}^3 (sequential k-order kernel)", "value": t * 1e3,
+                 "unit": "ms", "baseline": "numpy f64 matmul", "ratio": t_mm / t, "goal": ""})
+    t = _best(lambda: gemm(a, w, "e5m2", "e5m2", "exact"), 1)
+    rows.append({"name": f"exact e5m2 x e5m2 GEMM {d}^3 (75-bit, two limbs)", "value": t * 1e3, "unit": "ms",
+                 "baseline": "numpy f64 matmul", "ratio": t_mm / t, "goal": ""})
+
+    for cold in ((False,) if quick else (True, False)):
+        times = _compile_times(cold)
+        label = "first call, cold numba cache" if cold else "first call, warm numba cache"
+        for k, v in times.items():
+            rows.append({"name": f"{label}: {k}", "value": v, "unit": "s"})
+    return rows
