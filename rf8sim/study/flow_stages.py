@@ -234,23 +234,29 @@ def _bits_rows(rep) -> list:
     return rows
 
 
+def _area_from_synth(job, done, liberty, cache_dir):
+    """The synth stage's result for this MAC, else synthesize it (cached); top-level for pickling."""
+    from .area_accuracy import synth_area
+
+    r = done.get(f"{job['a_format']}x{job['w_format']}")
+    if r is None or r.get("acc") != f"{job['acc_frac']}:{job['acc_width']}" or job["lanes"] != 1:
+        return synth_area(job, liberty=liberty, cache_dir=cache_dir)
+    return r
+
+
 def stage_evaluate(ctx: Context) -> dict:
     m = ctx.state.get("model")
     if m is None:
         raise StageSkipped("no trained model (the train stage did not finish)")
-    from .area_accuracy import eval_accuracy, run_sweep, synth_area
+    from .area_accuracy import eval_accuracy, run_sweep
 
     cfg = ctx.cfg
     synth = ctx.results.get("synth")
     area_fn = None
     if synth is not None and synth.status == "ok":
-        done = {(r["mac"]): r for r in ctx.state.get("synth", [])}
-
-        def area_fn(job, _done=done):  # only the synthesized MACs; others have no area here
-            r = _done.get(f"{job['a_format']}x{job['w_format']}")
-            if r is None or (r.get("acc") != f"{job['acc_frac']}:{job['acc_width']}") or job["lanes"] != 1:
-                return synth_area(job, liberty=cfg.area.liberty, cache_dir=ctx.cache_dir)
-            return r
+        done = {r["mac"]: r for r in ctx.state.get("synth", [])}
+        area_fn = functools.partial(_area_from_synth, done=done, liberty=cfg.area.liberty,
+                                    cache_dir=ctx.cache_dir)
     else:
         why = "synthesis did not run" + (f" ({synth.detail})" if synth is not None else "")
         cfg = dataclasses.replace(cfg, area=dataclasses.replace(cfg.area, mode="off"))

@@ -62,6 +62,8 @@ def fmt_value(v, digits: int = 4) -> str:
             return "-"
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
+        if abs(v) >= 10 ** digits:  # areas and counts: all integer digits, no exponent
+            return f"{v:.0f}"
         return f"{v:.{digits}g}"
     return str(v)
 
