@@ -234,3 +234,42 @@ def test_bad_arguments():
     with pytest.raises(QuantError, match="uint8"):
         decode(torch.ones(3, dtype=torch.int32))
     assert encode(torch.empty(0)).shape == (0,)
+
+
+@pytest.mark.parametrize("fmt", ["rf8", "e4m3", "e5m2"])
+def test_fake_quant_fast_path_edge_scales(fmt):
+    """The folded-scale hot path vs quantize + dequantize: subnormal inputs with k < 0 (fallback),
+    huge amax with values that underflow after scaling, and every granularity."""
+    g = torch.Generator().manual_seed(1)
+    cases = [
+        torch.tensor([1e-40, -3e-39, 2e-45, 1e-38, 0.0, -0.0]),            # subnormals, k < 0
+        torch.cat([torch.tensor([3e38, -1e-30, 1e-38, 5e-39]), torch.randn(100, generator=g)]),  # k > 0, underflow
+        torch.randn(64, 96, generator=g) * torch.exp2(torch.randint(-40, 40, (64, 1), generator=g).float()),
+    ]
+    n = 0
+    for x in cases:
+        for gran in ("tensor", "channel", "block"):
+            if x.dim() == 1 and gran != "tensor":
+                xx = x[: (x.numel() // 2) * 2].reshape(2, -1)
+            else:
+                xx = x
+            want = dequantize(*quantize(xx, fmt, "nearest", gran, 16), fmt, gran, 16)
+            got = fake_quant(xx, fmt, "nearest", gran, 16)
+            assert torch.equal(got.view(torch.int32), want.view(torch.int32)), (fmt, gran)
+            n += xx.numel()
+    assert n > 18000
+
+
+@pytest.mark.slow
+def test_fake_quant_compiled_is_bit_identical():
+    from rf8sim.training import quant as Q
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(512, 300, generator=g) * torch.exp2(torch.randint(-20, 20, (512, 1), generator=g).float())
+    want = {f: fake_quant(x, f, granularity="channel") for f in ("rf8", "e4m3", "e5m2")}
+    Q.set_compile(True)
+    try:
+        for f, w in want.items():
+            assert torch.equal(fake_quant(x, f, granularity="channel").view(torch.int32), w.view(torch.int32))
+    finally:
+        Q.set_compile(False)

@@ -20,6 +20,7 @@ decide ``round(log2 |x|)`` by an integer comparison of the 24-bit significand wi
 from __future__ import annotations
 
 import math
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "fake_quant",
     "scale_exponent",
     "scale_shape",
+    "set_compile",
 ]
 
 GRANULARITIES = ("tensor", "channel", "block")
@@ -105,6 +107,15 @@ class _Tables:
         self.code_of_idx = code_of_idx
         self.val_of_idx = val_of_idx.astype(np.float32)
         self.n_mags = len(mags)
+        # interleaved value table for fake_quant: [2b] value above bucket start, [2b+1] value at it;
+        # saturating (overflow index -> max)
+        if fmt.kind != "int":
+            last = len(mags) - 1
+            va = val_of_idx[np.minimum(above, last)].astype(np.float32)
+            vs = val_of_idx[np.minimum(at_start, last)].astype(np.float32)
+            self.vlut = np.stack([va, vs], axis=1).reshape(-1)
+        else:
+            self.vlut = np.zeros(2, np.float32)
         vals = np.asarray(fmt.values, np.float64)
         self.values32 = vals.astype(np.float32)
         self.canonical = np.asarray(fmt.canonical, np.int32)
@@ -129,7 +140,8 @@ class _Tables:
             d = {
                 "above": t(self.lut_above), "start": t(self.lut_start),
                 "code": t(self.code_of_idx), "val": t(self.val_of_idx),
-                "values": t(self.values32), "canonical": t(self.canonical),
+                "values": t(self.values32), "canonical": t(self.canonical), "vlut": t(self.vlut),
+                "slut": t(np.concatenate([self.vlut, -self.vlut])),
             }
             if self.fmt.kind == "residual":
                 d["rmap"] = t(self.rmap.reshape(-1))
@@ -400,11 +412,24 @@ def scale_exponent(amax: torch.Tensor, fmt) -> torch.Tensor:
 
 def _scale_exps(x: torch.Tensor, fmt: F.Format, granularity: str, block: int, nonfinite: str):
     y, sshape = _fold(x, granularity, block)
-    a = y.abs()
     if nonfinite == "propagate":
-        a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
-    amax = a.amax(dim=1)
+        a = y.abs()
+        amax = torch.where(torch.isfinite(a), a, torch.zeros_like(a)).amax(dim=1)
+    else:
+        # one pass: min and max (NaN and Inf propagate into amax, which is how we detect them)
+        mn, mx = torch.aminmax(y, dim=1)
+        amax = torch.maximum(mx, -mn)
+        if not bool(torch.isfinite(amax).all()):
+            _raise_nonfinite(x)
     return y, scale_exponent(amax, fmt), sshape
+
+
+def _raise_nonfinite(x: torch.Tensor):
+    bad = (~torch.isfinite(x)).reshape(-1)
+    nn_ = int(torch.isnan(x).sum())
+    raise QuantError(f"x contains {int(bad.sum())} non-finite value(s) ({nn_} NaN; first at flat index "
+                     f"{int(torch.nonzero(bad)[0, 0])}); scaled quantization needs finite input "
+                     "(fake_quant(nonfinite='propagate') passes NaN/Inf through)")
 
 
 def _check_x(x, fmt, rounding, granularity, block, nonfinite="raise"):
@@ -415,14 +440,6 @@ def _check_x(x, fmt, rounding, granularity, block, nonfinite="raise"):
     x = _as_float32(x)
     _check_nonempty(x)
     scale_shape(x.shape, granularity, block)  # validates granularity and block
-    if nonfinite == "raise":
-        fin = torch.isfinite(x)
-        if not bool(fin.all()):
-            bad = (~fin).reshape(-1)
-            nn_ = int(torch.isnan(x).sum())
-            raise QuantError(f"x contains {int(bad.sum())} non-finite value(s) ({nn_} NaN; first at flat index "
-                             f"{int(torch.nonzero(bad)[0, 0])}); scaled quantization needs finite input "
-                             "(fake_quant(nonfinite='propagate') passes NaN/Inf through)")
     return fmt, x.contiguous()
 
 
@@ -481,23 +498,93 @@ def dequantize(codes: torch.Tensor, scale_exp: torch.Tensor, fmt="rf8", granular
 # fake quantization
 
 
+def _nearest_fq_core(x2: torch.Tensor, kb: torch.Tensor, p2k: torch.Tensor, vlut: torch.Tensor, shift: int,
+                     mask: int, nbm1: int) -> torch.Tensor:
+    """fake_quant for ``nearest`` on sign-magnitude formats, fused-friendly (torch.compile).
+
+    Scaling by 2**-k is folded into the bucket index: for a normal float32 the
+    pattern of x * 2**-k is the pattern of x minus k << 23, so the bucket is
+    (bits >> shift) - (k << (23 - shift)); results below the float32 normal range
+    land in the all-zero buckets, as they must (they round to 0 in every format).
+    The low mantissa bits (tie test) do not change.  Callers exclude float32
+    subnormal inputs when some k < 0 (scaling up would renormalise them).
+    """
+    ab = x2.view(torch.int32) & 0x7FFFFFFF
+    b = ((ab >> shift) - kb).clamp(0, nbm1)
+    key = (b << 1) | ((ab & mask) == 0).to(torch.int32)
+    v = vlut.index_select(0, key.reshape(-1)).view(key.shape)
+    return torch.copysign(v, x2) * p2k
+
+
+def _signed_fq_core(x2: torch.Tensor, kb: torch.Tensor, p2k: torch.Tensor, slut: torch.Tensor, shift: int,
+                    mask: int, nbits: int) -> torch.Tensor:
+    """As _nearest_fq_core with the sign folded into the bucket (no copysign, no clamp).
+
+    Valid when every k <= 0 and the input is finite: then the scaled magnitude
+    bucket never borrows into the sign bit nor passes the format's range.
+    """
+    bits = x2.view(torch.int32)
+    sb = ((bits >> shift) & ((1 << nbits) - 1)) - kb
+    key = (sb << 1) + ((bits & mask) == 0).to(torch.int32)
+    return slut.index_select(0, key.reshape(-1)).view(key.shape) * p2k
+
+
+def _tensor_fq(x2: torch.Tensor, k: int, slut: torch.Tensor, shift: int, mask: int, nb: int) -> torch.Tensor:
+    """Per-tensor scale k <= 0: fold the scale into a 4*nb-entry table, then one lookup per value."""
+    kb = k << (23 - shift)
+    src = torch.clamp(torch.arange(nb, device=x2.device) - kb, max=nb - 1)
+    lut = slut.view(2, nb, 2)[:, src, :].reshape(-1) * _pow2_f32(torch.tensor(k, device=x2.device))
+    bits = x2.view(torch.int32)
+    key = ((bits >> shift) & (2 * nb - 1)) << 1
+    key = key + ((bits & mask) == 0).to(torch.int32)
+    return lut.index_select(0, key.reshape(-1)).view(x2.shape)
+
+
+_COMPILE = {"on": os.environ.get("RF8SIM_COMPILE", "") == "1", "fn": None}
+
+
+def set_compile(on: bool = True) -> None:
+    """Use ``torch.compile`` for the fake_quant hot path (one fused kernel; first call compiles).
+
+    Bit-identical to the eager path (integer ops, a table lookup, copysign and a
+    multiplication by a power of two).  Also enabled by ``RF8SIM_COMPILE=1``.
+    """
+    _COMPILE["on"] = bool(on)
+
+
+def _core_fn():
+    if not _COMPILE["on"]:
+        return _nearest_fq_core
+    if _COMPILE["fn"] is None:
+        _COMPILE["fn"] = torch.compile(_nearest_fq_core, dynamic=True)
+    return _COMPILE["fn"]
+
+
 def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, block: int,
                nonfinite: str) -> torch.Tensor:
     y, k, _ = _scale_exps(x, fmt, granularity, block, nonfinite)
     k = k[:, None]
-    ys = _apply_scale(y, -k)
     tb = _tables(fmt)
     d = tb.on(x.device)
-    if fmt.kind == "residual" and rounding == "nearest":
-        # the hot path: value straight from the magnitude index, no code assembly
-        ab = ys.view(torch.int32) & 0x7FFFFFFF
+    fast = fmt.kind in ("residual", "float") and rounding == "nearest"
+    if fast and bool((k < 0).any()):
+        ab = y.view(torch.int32) & 0x7FFFFFFF
+        fast = not bool(((ab < 0x800000) & (ab != 0)).any())  # float32 subnormals would be renormalised
+    if fast:
+        shift, mask, nb = tb.shift, (1 << tb.shift) - 1, len(tb.lut_above)
+        if nonfinite == "raise" and not _COMPILE["on"] and bool((k <= 0).all()):
+            if k.numel() == 1:
+                v = _tensor_fq(y, int(k), d["slut"], shift, mask, nb)
+            else:
+                v = _signed_fq_core(y, k << (23 - shift), _pow2_f32(k), d["slut"], shift, mask, 32 - shift)
+            return _unfold(v, x.shape, granularity, block)
+        v = _core_fn()(y, k << (23 - shift), _pow2_f32(k), d["vlut"], shift, mask, nb - 1)
         if nonfinite == "propagate":
-            ab = torch.where(ab >= 0x7F800000, torch.zeros_like(ab), ab)
-        idx = _nearest_idx(ab, tb, d)
-        v = torch.copysign(d["val"].index_select(0, idx.reshape(-1)).view_as(idx), ys)
-    else:
-        ysf = torch.where(torch.isfinite(ys), ys, torch.zeros_like(ys)) if nonfinite == "propagate" else ys
-        v = decode(_encode32(ysf, fmt, rounding, True).to(torch.uint8), fmt)
+            v = torch.where(torch.isfinite(y), v, y)
+        return _unfold(v, x.shape, granularity, block)
+    ys = _apply_scale(y, -k)
+    ysf = torch.where(torch.isfinite(ys), ys, torch.zeros_like(ys)) if nonfinite == "propagate" else ys
+    v = decode(_encode32(ysf, fmt, rounding, True).to(torch.uint8), fmt)
     # value * 2**k: one correctly rounded float32 product for k >= -149 (always, for int8 k)
     out = v * _pow2_f32(k)
     if nonfinite == "propagate":
