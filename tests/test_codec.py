@@ -358,3 +358,20 @@ def test_paper_float_path_exhaustive_in_rf8_range():
 def _numpy_log2_is_not_correctly_rounded(x):
     """True when this CPU's float32 np.log2 differs from the correctly rounded one on some x."""
     return bool((np.log2(x) != np.log2(x.astype(np.float64)).astype(np.float32)).any())
+
+
+def test_residual_variants():
+    """RF8-family variants (as a study builds them): nearest always; truncate/paper only when the
+    residual set has every term the greedy algorithm can produce."""
+    lo = F.residual_format("t_rf8_plus5", ((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (-1, 3), (-1, 4)))
+    x = _random_inputs(200_000, "rf8", seed=9)
+    for r in ("nearest", "truncate"):
+        want, err = ref.encode_vec(x, lo, r)
+        assert not err.any() and np.array_equal(encode(x, lo, r).astype(np.int64), want)
+    with pytest.raises(F.FormatError, match=r"lacks -2\^-2; paper needs"):
+        encode(x, lo, "paper")
+    m8 = F.residual_format("t_rf8m8", ((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (-1, 5), (-1, 3), (-1, 4)))
+    with pytest.raises(F.FormatError, match=r"lacks \+2\^-5; truncate needs"):
+        encode(x, m8, "truncate")
+    want, _ = ref.encode_vec(x, m8, "nearest")
+    assert np.array_equal(encode(x, m8).astype(np.int64), want)

@@ -251,8 +251,13 @@ def _nearest_first_error(bits, tab, nan_code):
 
 
 @lru_cache(maxsize=None)
-def _residual_params(fmt: F.Format):
-    """(canonical table, R lookup[(t+1)*(D+1)+d], D, bias, man_bits, E max)."""
+def _residual_params(fmt: F.Format, paper: bool):
+    """(canonical table, R lookup[(t+1)*(D+1)+d], D, bias, man_bits, E max).
+
+    The greedy algorithms keep a second term iff e1 - e2 <= D (D = the largest d of the
+    residual set: 4 for RF8).  truncate produces +2^-d for d = 1..D; paper also -2^-d for
+    d = 2..D; a residual set lacking one of those cannot take that rounding.
+    """
     if fmt.kind != "residual":
         raise FormatError(f"{fmt.name}: paper/truncate rounding needs a residual format")
     _sign_magnitude(fmt)
@@ -260,11 +265,14 @@ def _residual_params(fmt: F.Format):
     rl = np.full(3 * (D + 1), -1, np.int64)
     for R, (t, d) in enumerate(fmt.residuals):
         rl[(t + 1) * (D + 1) + d] = R
+    mode = "paper" if paper else "truncate"
     if rl[1 * (D + 1)] < 0:
-        raise FormatError(f"{fmt.name}: no residual code for 'no second term'")
-    for d in range(1, D + 1):  # the greedy algorithms can produce +2^-d (d>=1) and -2^-d (d>=2)
-        if rl[2 * (D + 1) + d] < 0 or (d >= 2 and rl[0 * (D + 1) + d] < 0):
-            raise FormatError(f"{fmt.name}: residual set lacks +-2^-{d}; paper/truncate need all of them")
+        raise FormatError(f"{fmt.name}: no residual code for 'no second term'; {mode} needs one")
+    for d in range(1, D + 1):
+        if rl[2 * (D + 1) + d] < 0:
+            raise FormatError(f"{fmt.name}: residual set lacks +2^-{d}; {mode} needs +2^-1..+2^-{D}")
+        if paper and d >= 2 and rl[0 * (D + 1) + d] < 0:
+            raise FormatError(f"{fmt.name}: residual set lacks -2^-{d}; paper needs -2^-2..-2^-{D}")
     canon = np.ascontiguousarray(fmt.canonical.astype(np.int64))
     return canon, rl, D, fmt.bias, fmt.man_bits, (1 << fmt.exp_bits) - 1
 
@@ -434,9 +442,9 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> np
             i, r = _nearest_first_error(bits, tab, nan_code)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
         return out.reshape(shape)
-    canon, rl, D, bias, man_bits, emf = _residual_params(fmt)
-    maxcode = int(fmt.canonical[int(np.flatnonzero(fmt.values == fmt.max)[0])])
     paper = rounding == "paper"
+    canon, rl, D, bias, man_bits, emf = _residual_params(fmt, paper)
+    maxcode = int(fmt.canonical[int(np.flatnonzero(fmt.values == fmt.max)[0])])
     args = (paper, canon, rl, D, bias, man_bits, emf, saturate, maxcode)
     nerr = _residual_kernel(bits, *args, out)
     if nerr:
