@@ -318,61 +318,76 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc) -> MacTrace:
 
 
 @nb.njit(cache=True, parallel=True)
-def _gemm1(a, w, sa, ba, sw, bw, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
-    M, K = a.shape
+def _gemm1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
+    M = a.shape[0]
     N = w.shape[0]
+    nseg = seg.size - 1
     for m in nb.prange(M):
         for n in range(N):
             acc = np.int64(0)
             ovf = False
             inv = False
-            for k in range(K):
-                idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                if sp[idx]:
-                    inv = True
-                    continue
-                p = _align1(sv[idx], pe[idx] + frac + sa[m, k // ba] + sw[n, k // bw])
-                t = acc + p
-                if t > amax:
-                    t = amax
-                    ovf = True
-                elif t < amin:
-                    t = amin
-                    ovf = True
-                acc = t
+            for g in range(nseg):  # runs of k where both scale exponents are constant
+                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
+                for k in range(seg[g], seg[g + 1]):
+                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                    if sp[idx]:
+                        inv = True
+                        continue
+                    p = _align1(sv[idx], pe[idx] + off)
+                    t = acc + p
+                    if t > amax:
+                        t = amax
+                        ovf = True
+                    elif t < amin:
+                        t = amin
+                        ovf = True
+                    acc = t
             acc_out[m, n] = acc
             ovf_out[m, n] = ovf
             inv_out[m, n] = inv
 
 
 @nb.njit(cache=True, parallel=True)
-def _gemm2(a, w, sa, ba, sw, bw, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out, inv_out):
-    M, K = a.shape
+def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out,
+           inv_out):
+    M = a.shape[0]
     N = w.shape[0]
+    nseg = seg.size - 1
     for m in nb.prange(M):
         for n in range(N):
             ah = np.int64(0)
             al = np.uint64(0)
             ovf = False
             inv = False
-            for k in range(K):
-                idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                if sp[idx]:
-                    inv = True
-                    continue
-                ph, pl = _align2(sv[idx], pe[idx] + frac + sa[m, k // ba] + sw[n, k // bw])
-                th, tl = _add2(ah, al, ph, pl)
-                if _lt2(maxh, maxl, th, tl):
-                    th, tl = maxh, maxl
-                    ovf = True
-                elif _lt2(th, tl, minh, minl):
-                    th, tl = minh, minl
-                    ovf = True
-                ah, al = th, tl
+            for g in range(nseg):
+                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
+                for k in range(seg[g], seg[g + 1]):
+                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                    if sp[idx]:
+                        inv = True
+                        continue
+                    ph, pl = _align2(sv[idx], pe[idx] + off)
+                    th, tl = _add2(ah, al, ph, pl)
+                    if _lt2(maxh, maxl, th, tl):
+                        th, tl = maxh, maxl
+                        ovf = True
+                    elif _lt2(th, tl, minh, minl):
+                        th, tl = minh, minl
+                        ovf = True
+                    ah, al = th, tl
             hi_out[m, n] = ah
             lo_out[m, n] = al
             ovf_out[m, n] = ovf
             inv_out[m, n] = inv
+
+
+def _segments(K: int, ba: int, bw: int):
+    """Boundaries of the runs of k over which both operands' scale groups are constant."""
+    starts = sorted(set(range(0, K, ba)) | set(range(0, K, bw)))
+    seg = np.array(starts + [K], np.int64)
+    st = np.array(starts, np.int64)
+    return seg, st // ba, st // bw
 
 
 def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: str):
@@ -446,14 +461,15 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
     sv, pe, sp = pair_tables(a_fmt, w_fmt)
+    seg, seg_a, seg_w = _segments(K, ba, bw)
     if limbs == 1:
         out = np.empty((M, N), np.int64)
-        _gemm1(a, w, sa, ba, sw, bw, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
+        _gemm1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
         return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
     minh, minl, maxh, maxl = _limits(acc)
     hi = np.empty((M, N), np.int64)
     lo = np.empty((M, N), np.uint64)
-    _gemm2(a, w, sa, ba, sw, bw, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl),
+    _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl),
            np.int64(maxh), np.uint64(maxl), hi, lo, ovf, inv)
     return GemmResult(_join(hi, lo, acc.width), ovf, inv)
 
