@@ -192,6 +192,28 @@ class SweepResult:
     paths: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
+    iso: list = field(default_factory=list)
+
+
+def iso_accuracy(rows, cost_key: str, reference: float | None, tolerance: float) -> list:
+    """Per lanes value and weight format, the cheapest point whose accuracy is within ``tolerance``
+    of ``reference`` (the float32 model; the best point of the sweep when unknown)."""
+    ok = [r for r in rows if r.get("accuracy") is not None and r.get(cost_key) is not None]
+    if not ok:
+        return []
+    ref = reference if reference is not None else max(r["accuracy"] for r in ok)
+    out = []
+    for lanes in sorted({r["lanes"] for r in ok}):
+        for fmt in sorted({r["group"] for r in ok}):
+            cand = [r for r in ok if r["lanes"] == lanes and r["group"] == fmt and r["accuracy"] >= ref - tolerance]
+            if cand:
+                best = min(cand, key=lambda r: (r[cost_key], -r["accuracy"]))
+                out.append({"lanes": lanes, "format": fmt, "label": best["label"], "accuracy": best["accuracy"],
+                            cost_key: best[cost_key], "reference": ref})
+            else:
+                out.append({"lanes": lanes, "format": fmt, "label": "(none within tolerance)", "accuracy": None,
+                            cost_key: None, "reference": ref})
+    return out
 
 
 def _parallel(fn, jobs, workers, backend, desc, progress):
@@ -258,12 +280,13 @@ def eval_accuracy(job: dict, layers, x, y) -> dict:
 
 def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area_fn=None,
               overwrite: bool = False, progress: bool = True, cache_dir: "str | Path | None" = None,
-              console=None, workers: int | None = None) -> SweepResult:
+              console=None, workers: int | None = None, reference_accuracy: float | None = None) -> SweepResult:
     """Run the whole sweep and write ``results.csv``, ``results.json``, plots and ``report.md``.
 
     ``accuracy_fn(job) -> {"accuracy": ...}`` and ``area_fn(job) -> {"area_um2": ...}`` default
     to the real bit-exact evaluation of the configured model and to synthesis; tests pass
-    their own.  A point whose job raises gets the error in its row; area that cannot run at
+    their own; ``reference_accuracy`` (the float model's, when the caller trained it) anchors
+    the iso-accuracy table.  A point whose job raises gets the error in its row; area that cannot run at
     all (no yosys, ``[area] mode = "off"``) is skipped for every point with the reason in
     ``SweepResult.skipped``, or raises when ``mode = "required"``.
     """
@@ -357,6 +380,8 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
         for r, m in zip(sub, mask):
             r["pareto"] = bool(m)
 
+    ref = res.model.get("float_acc_eval", reference_accuracy)
+    res.iso = iso_accuracy(res.rows, cost_key, ref, cfg.study.tolerance)
     failed = [r for r in res.rows if r["error"]]
     if failed:
         res.skipped.append(f"{len(failed)} point(s) failed; first: {failed[0]['label']}: {failed[0]['error']}")
@@ -399,7 +424,8 @@ def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> N
         plots.append(p)
     res.paths["plots"] = [str(p) for p in plots]
     data = {"config": cfg.to_dict(), "machine": machine_info(), "python": sys.version.split()[0],
-            "timings": res.timings, "skipped": res.skipped, "model": res.model, "rows": res.rows}
+            "timings": res.timings, "skipped": res.skipped, "model": res.model, "iso_accuracy": res.iso,
+            "rows": res.rows}
     res.paths["json"] = str(report.write_json(data, out / "results.json"))
     md = [f"# Area-accuracy study `{cfg.study.name}`\n",
           f"Machine: {machine_info()}. Wall time {res.timings.get('total_s', 0):.1f} s "
@@ -409,6 +435,11 @@ def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> N
                                         if not isinstance(v, (list, dict))) + "\n")
     for s in res.skipped:
         md.append(f"> **Note:** {s}\n")
+    if res.iso:
+        md.append(f"## Cheapest MAC per format within {cfg.study.tolerance:g} of the reference accuracy "
+                  f"({report.fmt_value(res.iso[0]['reference'])})\n")
+        md.append(report.md_table(res.iso, ["lanes", "format", "label", "accuracy", cost_key],
+                                  ["lanes", "format", "configuration", "accuracy", cost_key.replace("_", " ")]))
     front = [r for r in res.rows if r["pareto"]]
     if front:
         md.append("## Pareto front (lower area, higher accuracy)\n")

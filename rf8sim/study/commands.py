@@ -89,6 +89,11 @@ def cmd_area_accuracy(args) -> int:
     print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
                 ["configuration", "accuracy", cost, "overflow frac"],
                 title=f"{cfg.study.name}: " + ("Pareto front" if front else "all points (no area)"), console=console)
+    if res.iso:
+        print_table(res.iso, ["lanes", "format", "label", "accuracy", cost],
+                    ["lanes", "format", "configuration", "accuracy", cost],
+                    title=f"cheapest MAC within {cfg.study.tolerance:g} of {res.iso[0]['reference']:.4f}",
+                    console=console)
     for s in res.skipped:
         console.print(f"[yellow]note: {s}[/]")
     console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {res.paths['csv']}, "

@@ -10,6 +10,7 @@ never silently falls back to a default)::
     backend = "loky"            # any joblib backend: loky, threading, or a cluster one
                                 # (dask, ray) registered by the user, see docs/study.md
     max_terms = 1024            # "exact" accumulators are exact for this many products
+    tolerance = 0.01            # "iso-accuracy": cheapest MAC within this of the float32 accuracy
 
     [model]
     task = "mnist1d"            # the only task with a bit-exact inference path so far
@@ -33,7 +34,7 @@ never silently falls back to a default)::
     roundings = ["nearest", "paper", "truncate"]   # weight rounding; non-RF8 formats use nearest
     granularities = ["tensor", "channel", "block"]
     block = 32
-    acc = ["exact", "16:32"]              # AccSpec syntax: exact, exact:TERMS or FRAC:WIDTH
+    acc = ["exact", "4:30"]               # AccSpec syntax: exact, exact:TERMS or FRAC:WIDTH
     lanes = [1]                           # MAC lanes: area only
 
     [flow]                      # only `rf8sim flow` reads this section
@@ -91,6 +92,7 @@ class StudySection:
     workers: int = 2
     backend: str = "loky"
     max_terms: int = 1024
+    tolerance: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class SweepSection:
     roundings: tuple = ("nearest", "paper", "truncate")
     granularities: tuple = GRANULARITIES
     block: int = 32
-    acc: tuple = ("exact", "16:32")
+    acc: tuple = ("exact", "4:30")
     lanes: tuple = (1,)
 
 
@@ -226,6 +228,8 @@ def config_from_dict(raw: dict) -> StudyConfig:
     s, m, w, a = cfg.study, cfg.model, cfg.sweep, cfg.area
     if s.workers < 1:
         raise ConfigError(f"[study] workers must be >= 1, got {s.workers}")
+    if not 0 <= s.tolerance <= 1:
+        raise ConfigError(f"[study] tolerance must be in [0, 1], got {s.tolerance}")
     if s.max_terms < 1:
         raise ConfigError(f"[study] max_terms must be >= 1, got {s.max_terms}")
     if m.task not in TASKS:

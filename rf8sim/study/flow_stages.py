@@ -263,7 +263,8 @@ def stage_evaluate(ctx: Context) -> dict:
         ctx.state["area_skip"] = why
     acc_fn = functools.partial(eval_accuracy, layers=m["layers"], x=m["x_eval"], y=m["y_eval"])
     res = run_sweep(cfg, ctx.out / "sweep", accuracy_fn=acc_fn, area_fn=area_fn, overwrite=True,
-                    progress=ctx.progress, cache_dir=ctx.cache_dir, console=ctx.console)
+                    progress=ctx.progress, cache_dir=ctx.cache_dir, console=ctx.console,
+                    reference_accuracy=m["float_acc_eval"])
     ctx.state["sweep"] = res
     for r in res.rows:
         r["float_acc"] = m["float_acc_eval"]
@@ -289,6 +290,10 @@ STAGES = (
 
 # ---------------------------------------------------------------------------
 # report
+
+def cfg_tol(ctx) -> str:
+    return f"{ctx.cfg.study.tolerance:g}"
+
 
 def write_report(ctx: Context, stages, total_s: float) -> None:
     from .. import __version__
@@ -357,6 +362,10 @@ def write_report(ctx: Context, stages, total_s: float) -> None:
                         xlabel="MAC area (µm², osu018)" if cost == "area_um2" else "MAC area (NAND2 eq.)",
                         ylabel="test accuracy (bit-exact)", title="accuracy vs MAC area")
             md.append("![accuracy vs area](pareto.png)\n")
+        if res.iso:
+            md.append(f"Cheapest MAC per format within {cfg_tol(ctx)} of the float32 accuracy:\n")
+            md.append(md_table(res.iso, ["format", "label", "accuracy", cost],
+                               ["format", "configuration", "bit-exact accuracy", cost.replace("_", " ")]))
         cols = ["label", "accuracy", "fq_accuracy", "fq_disagree", "float_acc", cost, "pareto", "overflow_frac"]
         md.append(md_table(sorted(rows, key=lambda r: -(r.get("accuracy") or 0)), cols,
                            ["configuration", "bit-exact accuracy", "fake-quant accuracy",

@@ -19,8 +19,10 @@ cost the RTL one more shift distance (d = 5).  Finer residual sets (a 3-bit expo
 residuals, d up to 9) were tried and dropped: the golden model's nearest-rounding table
 resolves thresholds to 7 fraction bits of float32 and refuses them, and the two-term
 structure cannot fill RF8's widest gaps (1.25 -> 1.5 -> 1.75) anyway.  ``paper`` and
-``truncate`` rounding are RF8's greedy algorithms and need every +-2^-d term, so the
-variants use ``nearest`` only (the golden model refuses the others with a clear error).
+``truncate`` rounding are RF8's greedy algorithms: the golden model runs ``truncate`` only on
+residual sets with every +2^-d term up to the largest d and ``paper`` only with every -2^-d
+too, and refuses the others with a clear error (:func:`rounding_supported`); so ``rf8m8``
+has ``nearest`` only and ``rf8m8lo`` ``nearest`` and ``truncate``.
 
 RF8 with MX-style block scales is not a new code table: it is ``rf8`` with
 ``granularity="block"`` (a power-of-two scale per 32 contiguous values, like OCP MX's E8M0

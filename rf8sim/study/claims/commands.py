@@ -14,7 +14,8 @@ def register(sub) -> None:
         description="Run a claim recipe, print its summary table and write JSON results "
                     "(default training/results/NAME.json, or NAME.quick.json with --quick).",
     )
-    p.add_argument("name", choices=[*RECIPES, "all"], help="which claim (all: every recipe in turn)")
+    p.add_argument("name", choices=[*RECIPES, "all", "report"],
+                   help="which claim (all: every recipe in turn; report: markdown tables of the recorded results)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and 1-2 seeds (seconds); for CI")
     p.add_argument("--seeds", type=int, default=None, help="number of training seeds (default 3; quick 1-2)")
     p.add_argument("--out", default=None, metavar="DIR", help="directory for NAME.json (and figures)")
@@ -27,6 +28,11 @@ def cmd_claims(args) -> int:
     from . import RECIPES
     from .runner import run_claim
 
+    if args.name == "report":
+        from .report import render
+
+        print(render(args.out), end="")
+        return 0
     names = list(RECIPES) if args.name == "all" else [args.name]
     for n in names:
         run_claim(n, quick=args.quick, seeds=args.seeds, out=args.out, force=args.force,
