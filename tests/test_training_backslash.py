@@ -192,5 +192,5 @@ def test_ddp_two_processes_identical_and_sharded_stats(tmp_path):
     r = json.loads(out.read_text())
     assert r["identical"] and r["changed"]
     assert r["n_sharded"] == r["n_full"] == 64 * 50
-    assert r["nu_sharded"] == pytest.approx(r["nu_full"], rel=1e-12)
+    assert r["nu_sharded"] == pytest.approx(r["nu_full"], rel=1e-5)  # float32 per-tensor norms
     assert r["rate_sharded"] == pytest.approx(r["rate_full"], rel=1e-6)

@@ -116,11 +116,14 @@ class BackSlash:
     @torch.no_grad()
     def _stats(self) -> tuple[float, float, float]:
         dev = self.params[0].device
-        s = torch.zeros(3, dtype=torch.float64, device=dev)
-        for p in self.params:
-            w = p.detach()
-            s += torch.stack([torch.tensor(float(w.numel()), dtype=torch.float64, device=dev),
-                              w.double().square().sum(), w.double().abs().sum()]).to(dev)
+        n = float(sum(p.numel() for p in self.params))
+        try:  # one fused launch per statistic on CUDA; float64 accumulation of the per-tensor sums
+            s1 = torch.stack(torch._foreach_norm(self.params, 1)).double().sum()
+            s2 = torch.stack(torch._foreach_norm(self.params, 2)).double().square().sum()
+        except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+            s1 = sum(p.detach().abs().sum(dtype=torch.float64) for p in self.params)
+            s2 = sum(p.detach().double().square().sum() for p in self.params)
+        s = torch.stack([torch.tensor(n, dtype=torch.float64, device=dev), s2.to(dev), s1.to(dev)])
         s = self._allreduce(s)
         n, s2, s1 = (float(v) for v in s.cpu())
         self.n = n
@@ -176,9 +179,15 @@ class BackSlash:
             return self.nu
         c = self.lam * self.nu / self.n
         e = self.nu - 1.0
-        for p in self.params:
-            g = (p.abs() + self.eps).pow_(e).mul_(torch.sign(p))
-            p.sub_(g, alpha=c)
+        try:  # foreach: a handful of fused launches instead of 5 ops per tensor
+            g = torch._foreach_abs(self.params)
+            torch._foreach_add_(g, self.eps)
+            torch._foreach_pow_(g, e)
+            torch._foreach_mul_(g, torch._foreach_sign(self.params))
+            torch._foreach_add_(self.params, g, alpha=-c)
+        except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+            for p in self.params:
+                p.sub_((p.abs() + self.eps).pow_(e).mul_(torch.sign(p)), alpha=c)
         return self.nu
 
     def state_dict(self) -> dict:

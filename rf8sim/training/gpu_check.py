@@ -1,0 +1,125 @@
+"""``python -m rf8sim.training.gpu_check --out FILE``: the torch emulation on CUDA.
+
+1. Bit-exactness: encode (every format, rounding and saturation mode) and
+   fake_quant / quantize (every granularity) on the GPU against the CPU path
+   (which the test suite proves identical to the Numba golden model), on
+   >= 10**7 float32 values per mode; counts printed.
+2. The training benchmarks (:mod:`rf8sim.training.bench`) on the GPU.
+
+Needs only torch, numpy, rich (no Numba, no rf8sim.golden).  Writes JSON to
+``--out`` after each section, so a timeout still leaves the finished parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+MODES = ([("rf8", r, True) for r in ("nearest", "paper", "truncate")]
+         + [(f, "nearest", s) for f in ("e4m3", "e5m2") for s in (True, False)] + [("int8", "nearest", True)])
+
+
+def _values(n: int, seed: int) -> torch.Tensor:
+    """Random bit patterns (every exponent) and values spread over every format's range, finite."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2**32, n // 2, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    bits = np.where(np.isfinite(bits), bits, np.float32(0))
+    spread = (rng.standard_normal(n - n // 2) * np.exp2(rng.uniform(-24, 20, n - n // 2))).astype(np.float32)
+    return torch.from_numpy(np.concatenate([bits, spread]))
+
+
+def exactness(device: str, n_per_mode: int, chunk: int = 1 << 22) -> list[dict]:
+    from .quant import encode, fake_quant, quantize
+
+    rows = []
+    for i, (fmt, rnd, sat) in enumerate(MODES):
+        t0 = time.perf_counter()
+        cnt = bad = 0
+        for c in range(0, n_per_mode, chunk):
+            x = _values(min(chunk, n_per_mode - c), 1000 * i + c // chunk)
+            a = encode(x, fmt, rnd, sat)
+            b = encode(x.to(device), fmt, rnd, sat).cpu()
+            cnt += x.numel()
+            bad += int((a != b).sum())
+        rows.append({"check": f"encode {fmt} {rnd} saturate={sat}", "compared": cnt, "mismatches": bad,
+                     "seconds": time.perf_counter() - t0})
+    g = torch.Generator().manual_seed(5)
+    for fmt, rnd, _ in [m for m in MODES if m[2]]:
+        for gran in ("tensor", "channel", "block"):
+            t0 = time.perf_counter()
+            x = torch.randn(2048, 1000, generator=g) * torch.exp2(torch.randint(-30, 30, (2048, 1), generator=g).float())
+            ca, ka = quantize(x, fmt, rnd, gran, 32)
+            cb, kb = quantize(x.to(device), fmt, rnd, gran, 32)
+            fa = fake_quant(x, fmt, rnd, gran, 32)
+            fb = fake_quant(x.to(device), fmt, rnd, gran, 32).cpu()
+            bad = int((ca != cb.cpu()).sum()) + int((ka != kb.cpu()).sum())
+            bad += int((fa.view(torch.int32) != fb.view(torch.int32)).sum())
+            rows.append({"check": f"quantize+fake_quant {fmt} {rnd} {gran}", "compared": 2 * x.numel() + ka.numel(),
+                         "mismatches": bad, "seconds": time.perf_counter() - t0})
+    return rows
+
+
+def main(argv=None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    p = argparse.ArgumentParser(prog="python -m rf8sim.training.gpu_check", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="JSON output path")
+    p.add_argument("--device", default="cuda", help="device to check (default cuda)")
+    p.add_argument("--values", type=int, default=10_000_000, help="values per encode mode (default 10^7)")
+    p.add_argument("--quick", action="store_true", help="small benchmark sizes")
+    p.add_argument("--no-bench", action="store_true")
+    args = p.parse_args(argv)
+    con = Console(width=max(Console().width, 140))
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        con.print("[red]CUDA is not available on this machine; use --device cpu to smoke-test[/]")
+        return 2
+    info = {"machine": f"{platform.node()} {platform.machine()}", "torch": torch.__version__,
+            "device": args.device,
+            "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor(),
+            "numba_imported": None}
+    res = {"info": info, "exactness": [], "bench": []}
+
+    def dump():
+        info["numba_imported"] = "numba" in sys.modules
+        with open(args.out, "w") as fh:
+            json.dump(res, fh, indent=2)
+
+    t0 = time.perf_counter()
+    res["exactness"] = exactness(args.device, args.values)
+    dump()
+    t = Table(title=f"torch quantizer on {args.device} ({info['device_name']}) vs CPU")
+    for h in ("check", "compared", "mismatches", "s"):
+        t.add_column(h)
+    for r in res["exactness"]:
+        t.add_row(r["check"], f"{r['compared']:,}", str(r["mismatches"]), f"{r['seconds']:.2f}")
+    con.print(t)
+    total = sum(r["compared"] for r in res["exactness"])
+    nbad = sum(r["mismatches"] for r in res["exactness"])
+    con.print(f"{total:,} values compared, {nbad} mismatches ({time.perf_counter() - t0:.1f} s)")
+    if not args.no_bench:
+        from .bench import run
+
+        res["bench"] = run(quick=args.quick, device=args.device)
+        dump()
+        t = Table(title=f"training benchmarks on {args.device} ({info['device_name']})")
+        for h in ("benchmark", "value", "baseline", "ratio", "goal"):
+            t.add_column(h)
+        for r in res["bench"]:
+            ratio = r.get("ratio")
+            t.add_row(r["name"], f"{r['value']:.4g} {r.get('unit', '')}", r.get("baseline", ""),
+                      "" if ratio is None else f"{ratio:.2f}x", r.get("goal", ""))
+        con.print(t)
+    res["seconds"] = time.perf_counter() - t0
+    dump()
+    return 0 if nbad == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
