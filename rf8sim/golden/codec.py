@@ -89,6 +89,9 @@ def as_float32(x, what: str = "x") -> np.ndarray:
         except Exception as e:  # pragma: no cover - exotic objects
             raise DTypeError(f"{what}: cannot convert {type(x).__name__} to an array ({e})") from None
     dt = a.dtype
+    if dt.kind == "f" and not dt.isnative:  # byte-swapped input: same values, native order
+        a = a.astype(dt.newbyteorder("="))
+        dt = a.dtype
     if dt == np.float32:
         return _c(a)
     if dt == np.float16 or dt in _ml_exact_types():
@@ -279,11 +282,24 @@ def _residual_params(fmt: F.Format, paper: bool):
 
 @nb.njit(cache=True, inline="always")
 def _bitlen(v):
+    """Bit length of 0 <= v < 2^32 (branch-light binary search)."""
     n = 0
-    while v > 0:
+    if v >= 65536:
+        v >>= 16
+        n += 16
+    if v >= 256:
+        v >>= 8
+        n += 8
+    if v >= 16:
+        v >>= 4
+        n += 4
+    if v >= 4:
+        v >>= 2
+        n += 2
+    if v >= 2:
         v >>= 1
         n += 1
-    return n
+    return n + v
 
 
 @nb.njit(cache=True, inline="always")
