@@ -23,7 +23,9 @@ _PREVIEW = 64  # rows printed when the input comes from a file
 
 def register(sub) -> None:
     p = sub.add_parser("encode", help="encode float values into 8-bit codes (canonical codes only)")
-    p.add_argument("values", nargs="*", help="values (parsed as float32; nan, inf, -inf allowed)")
+    p.add_argument("values", nargs="*",
+                   help="values (parsed as float32; nan, inf, -inf allowed; put -- before negative values in "
+                        "exponent notation, after the options: `rf8sim encode -r paper -- -1.7e-3`)")
     p.add_argument("--input", "-i", metavar="X.npy", help="read the values from a .npy file")
     p.add_argument("--format", "-f", default="rf8", help="format name (default rf8; see `rf8sim formats`)")
     p.add_argument("--rounding", "-r", default="nearest", help="nearest (default), paper or truncate (RF8)")
