@@ -273,3 +273,38 @@ def test_fake_quant_compiled_is_bit_identical():
             assert torch.equal(fake_quant(x, f, granularity="channel").view(torch.int32), w.view(torch.int32))
     finally:
         Q.set_compile(False)
+
+
+@pytest.mark.parametrize("fmt", ["rf8", "e4m3", "e5m2"])
+@pytest.mark.parametrize("gran", ["tensor", "channel", "block"])
+def test_sync_free_path_matches(fmt, gran):
+    """The accelerator/compiled fake_quant path (scale exponent from amax bits, subnormals
+    renormalised, no host sync), run here on CPU, vs quantize + dequantize."""
+    import math as _m
+
+    from rf8sim.training import quant as Q
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(300, 77, generator=g) * torch.exp2(torch.randint(-40, 40, (300, 1), generator=g).float())
+    x[0, :5] = torch.tensor([1e-40, -3e-39, 2e-45, 0.0, -0.0])
+    x[1, :3] = torch.tensor([3e38, -1e-30, 1e-38])
+    x[2, :] = 0.0
+    x[3, :4] = torch.tensor([1e-44, -1e-45, 0.0, 3e-42])  # amax subnormal: k clamps to -128
+    tb = Q._tables(F.get(fmt))
+    d = tb.on("cpu")
+    args = (d["vlut"], float(tb.fmt.max), _m.floor(_m.log2(tb.fmt.max)), tb.shift, (1 << tb.shift) - 1,
+            len(tb.lut_above) - 1)
+    y, _ = Q._fold(x, gran, 16)
+    out, k, ok = Q._fq_nearest_nosync(y, *args)
+    c, kk = quantize(x, fmt, "nearest", gran, 16)
+    assert torch.equal(Q._unfold(out, x.shape, gran, 16).view(torch.int32),
+                       dequantize(c, kk, fmt, gran, 16).view(torch.int32))
+    assert torch.equal(k.reshape(-1), kk.reshape(-1).to(torch.int32)) and bool(ok)
+    xn = x.clone()
+    xn[5, 5], xn[6, 1] = float("nan"), -float("inf")
+    y, _ = Q._fold(xn, gran, 16)
+    out, _, ok = Q._fq_nearest_nosync(y, *args)
+    out = Q._unfold(out, x.shape, gran, 16)
+    assert not bool(ok) and torch.isnan(out[5, 5]) and out[6, 1] == -float("inf")
+    fin = torch.isfinite(xn)
+    assert torch.equal(out[fin], fake_quant(xn, fmt, "nearest", gran, 16, nonfinite="propagate")[fin])

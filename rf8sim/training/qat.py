@@ -59,7 +59,8 @@ class FakeQuantize(nn.Module):
         self.fmt, self.rounding, self.granularity, self.block = fmt, rounding, granularity, block
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        out = fake_quant(w, self.fmt, self.rounding, self.granularity, self.block)
+        # propagate: no host synchronisation per forward; a NaN/Inf weight shows up as a NaN loss
+        out = fake_quant(w, self.fmt, self.rounding, self.granularity, self.block, nonfinite="propagate")
         return out if out.dtype == w.dtype else out.to(w.dtype)
 
     def extra_repr(self) -> str:
@@ -72,7 +73,7 @@ def _act_hook(cfg: QATConfig):
         if not args or not isinstance(args[0], torch.Tensor):
             return None
         x = args[0]
-        y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block)
+        y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block, nonfinite="propagate")
         return (y if y.dtype == x.dtype else y.to(x.dtype),) + tuple(args[1:])
     return hook
 

@@ -560,8 +560,68 @@ def _core_fn():
     return _COMPILE["fn"]
 
 
+def _pow2_f64(k: torch.Tensor) -> torch.Tensor:
+    """2.0**k as float64 from its bit pattern (exact; |k| < 1000)."""
+    return torch.bitwise_left_shift(k.to(torch.int64) + 1023, 52).view(torch.float64)
+
+
+def _fq_nearest_nosync(y: torch.Tensor, vlut: torch.Tensor, fmax: float, log2max: int, shift: int, mask: int,
+                       nbm1: int):
+    """Whole fake_quant (scale exponent included) for nearest on sign-magnitude formats, with no
+    host synchronisation and no data-dependent Python branch, so torch.compile fuses it.
+
+    Returns (values, scale exponents, all-finite flag).  The scale exponent is read
+    from the float32 bits of amax (an integer max of the magnitude patterns) and
+    fixed by exact float64 comparisons; subnormal inputs are renormalised by an
+    exact multiplication by 2**64 before the bucket arithmetic.  Non-finite
+    entries are excluded from amax and passed through.
+    """
+    ab = y.view(torch.int32) & 0x7FFFFFFF
+    finite = ab < 0x7F800000
+    amax_bits = torch.where(finite, ab, torch.zeros_like(ab)).amax(dim=1, keepdim=True)
+    all_finite = finite.all()
+    e = amax_bits >> 23
+    a64 = amax_bits.view(torch.float32).to(torch.float64)
+    k0 = (e - 127 - log2max).to(torch.int64)
+    k = k0 + 1
+    k = torch.where(a64 <= fmax * _pow2_f64(k0), k0, k)
+    k = torch.where(a64 <= fmax * _pow2_f64(k0 - 1), k0 - 1, k)
+    # amax below the float32 normal range needs k < -128: clamped, like the golden model
+    k = torch.where(e == 0, torch.where(amax_bits == 0, torch.zeros_like(k), torch.full_like(k, -128)), k)
+    k = k.clamp(-128, 127).to(torch.int32)
+    sub = ab < 0x800000
+    abn = torch.where(sub, (y.abs() * 18446744073709551616.0).view(torch.int32), ab)  # * 2**64, exact
+    kk = k + torch.where(sub, 64, 0).to(torch.int32)
+    b = ((abn >> shift) - (kk << (23 - shift))).clamp(0, nbm1)
+    key = (b << 1) | ((abn & mask) == 0).to(torch.int32)
+    v = vlut[key.long()]
+    out = torch.copysign(v, y) * _pow2_f32(k)
+    return torch.where(finite, out, y), k, all_finite
+
+
+_NOSYNC = {"fn": None}
+
+
+def _nosync_fn():
+    if not _COMPILE["on"]:
+        return _fq_nearest_nosync
+    if _NOSYNC["fn"] is None:
+        _NOSYNC["fn"] = torch.compile(_fq_nearest_nosync, dynamic=True)
+    return _NOSYNC["fn"]
+
+
 def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, block: int,
                nonfinite: str) -> torch.Tensor:
+    if fmt.kind in ("residual", "float") and rounding == "nearest" and (x.device.type != "cpu" or _COMPILE["on"]):
+        # accelerators (and compiled): the sync-free path; at most one host sync for the NaN/Inf check
+        tb = _tables(fmt)
+        d = tb.on(x.device)
+        y, _ = _fold(x, granularity, block)
+        out, _, ok = _nosync_fn()(y, d["vlut"], float(fmt.max), math.floor(math.log2(fmt.max)), tb.shift,
+                                  (1 << tb.shift) - 1, len(tb.lut_above) - 1)
+        if nonfinite == "raise" and not bool(ok):
+            _raise_nonfinite(x)
+        return _unfold(out, x.shape, granularity, block)
     y, k, _ = _scale_exps(x, fmt, granularity, block, nonfinite)
     k = k[:, None]
     tb = _tables(fmt)
