@@ -272,7 +272,7 @@ def test_fake_quant_compiled_is_bit_identical():
         for f, w in want.items():
             assert torch.equal(fake_quant(x, f, granularity="channel").view(torch.int32), w.view(torch.int32))
     finally:
-        Q.set_compile(False)
+        Q.set_compile("auto")
 
 
 @pytest.mark.parametrize("fmt", ["rf8", "e4m3", "e5m2"])

@@ -540,24 +540,26 @@ def _tensor_fq(x2: torch.Tensor, k: int, slut: torch.Tensor, shift: int, mask: i
     return lut.index_select(0, key.reshape(-1)).view(x2.shape)
 
 
-_COMPILE = {"on": os.environ.get("RF8SIM_COMPILE", "") == "1", "fn": None}
+_COMPILE = {"on": {"1": True, "0": False}.get(os.environ.get("RF8SIM_COMPILE", ""), "auto"), "fn": None,
+            "failed": False}
 
 
-def set_compile(on: bool = True) -> None:
-    """Use ``torch.compile`` for the fake_quant hot path (one fused kernel; first call compiles).
+def set_compile(on: "bool | str" = True) -> None:
+    """Use ``torch.compile`` for fake_quant (fused kernels; the first call compiles, ~15 s).
 
-    Bit-identical to the eager path (integer ops, a table lookup, copysign and a
-    multiplication by a power of two).  Also enabled by ``RF8SIM_COMPILE=1``.
+    ``True``: always; ``False``: never; ``"auto"`` (default): for CUDA tensors only,
+    falling back to eager if compilation fails.  Bit-identical to the eager path
+    (integer ops, a table lookup, copysign and a multiplication by a power of
+    two; tested).  ``RF8SIM_COMPILE=1`` / ``0`` set it from the environment.
     """
-    _COMPILE["on"] = bool(on)
+    if on not in (True, False, "auto"):
+        raise QuantError(f"set_compile takes True, False or 'auto', got {on!r}")
+    _COMPILE["on"] = on
 
 
-def _core_fn():
-    if not _COMPILE["on"]:
-        return _nearest_fq_core
-    if _COMPILE["fn"] is None:
-        _COMPILE["fn"] = torch.compile(_nearest_fq_core, dynamic=True)
-    return _COMPILE["fn"]
+def _use_compile(x: torch.Tensor) -> bool:
+    on = _COMPILE["on"]
+    return not _COMPILE["failed"] and (on is True or (on == "auto" and x.is_cuda))
 
 
 def _pow2_f64(k: torch.Tensor) -> torch.Tensor:
@@ -602,23 +604,27 @@ def _fq_nearest_nosync(y: torch.Tensor, vlut: torch.Tensor, fmax: float, log2max
 _NOSYNC = {"fn": None}
 
 
-def _nosync_fn():
-    if not _COMPILE["on"]:
-        return _fq_nearest_nosync
-    if _NOSYNC["fn"] is None:
-        _NOSYNC["fn"] = torch.compile(_fq_nearest_nosync, dynamic=True)
-    return _NOSYNC["fn"]
+def _run_nosync(compiled: bool, *args):
+    if compiled:
+        if _NOSYNC["fn"] is None:
+            _NOSYNC["fn"] = torch.compile(_fq_nearest_nosync, dynamic=True)
+        try:
+            return _NOSYNC["fn"](*args)
+        except Exception:  # noqa: BLE001 - no compiler/triton here: eager from now on
+            _COMPILE["failed"] = True
+    return _fq_nearest_nosync(*args)
 
 
 def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, block: int,
                nonfinite: str) -> torch.Tensor:
-    if fmt.kind in ("residual", "float") and rounding == "nearest" and (x.device.type != "cpu" or _COMPILE["on"]):
-        # accelerators (and compiled): the sync-free path; at most one host sync for the NaN/Inf check
+    compiled = _use_compile(x)
+    if fmt.kind in ("residual", "float") and rounding == "nearest" and compiled:
+        # the sync-free path, fused by torch.compile; at most one host sync for the NaN/Inf check
         tb = _tables(fmt)
         d = tb.on(x.device)
         y, _ = _fold(x, granularity, block)
-        out, _, ok = _nosync_fn()(y, d["vlut"], float(fmt.max), math.floor(math.log2(fmt.max)), tb.shift,
-                                  (1 << tb.shift) - 1, len(tb.lut_above) - 1)
+        out, _, ok = _run_nosync(True, y, d["vlut"], float(fmt.max), math.floor(math.log2(fmt.max)), tb.shift,
+                                 (1 << tb.shift) - 1, len(tb.lut_above) - 1)
         if nonfinite == "raise" and not bool(ok):
             _raise_nonfinite(x)
         return _unfold(out, x.shape, granularity, block)
@@ -632,13 +638,13 @@ def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, 
         fast = not bool(((ab < 0x800000) & (ab != 0)).any())  # float32 subnormals would be renormalised
     if fast:
         shift, mask, nb = tb.shift, (1 << tb.shift) - 1, len(tb.lut_above)
-        if nonfinite == "raise" and not _COMPILE["on"] and bool((k <= 0).all()):
+        if nonfinite == "raise" and bool((k <= 0).all()):
             if k.numel() == 1:
                 v = _tensor_fq(y, int(k), d["slut"], shift, mask, nb)
             else:
                 v = _signed_fq_core(y, k << (23 - shift), _pow2_f32(k), d["slut"], shift, mask, 32 - shift)
             return _unfold(v, x.shape, granularity, block)
-        v = _core_fn()(y, k << (23 - shift), _pow2_f32(k), d["vlut"], shift, mask, nb - 1)
+        v = _nearest_fq_core(y, k << (23 - shift), _pow2_f32(k), d["vlut"], shift, mask, nb - 1)
         if nonfinite == "propagate":
             v = torch.where(torch.isfinite(y), v, y)
         return _unfold(v, x.shape, granularity, block)
