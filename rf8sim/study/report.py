@@ -126,8 +126,12 @@ def _plt():
 
 def plot_pareto(rows: Sequence[dict], path: "str | Path", *, cost: str = "area", value: str = "accuracy",
                 label: str = "label", xlabel: str = "MAC area", ylabel: str = "accuracy",
-                title: str = "") -> Path:
-    """Scatter of value vs cost with the Pareto front drawn as a step line and its points labelled."""
+                title: str = "", zoom: float | None = 0.1) -> Path:
+    """Scatter of value vs cost with the Pareto front drawn as a step line and its points labelled.
+
+    ``zoom``: show only values within this of the best (points below are counted in a note);
+    None shows everything.
+    """
     plt = _plt()
     c = np.array([np.nan if r.get(cost) is None else float(r[cost]) for r in rows])
     v = np.array([np.nan if r.get(value) is None else float(r[value]) for r in rows])
@@ -145,9 +149,21 @@ def plot_pareto(rows: Sequence[dict], path: "str | Path", *, cost: str = "area",
     if len(fi):
         ax.step(c[fi], v[fi], where="post", color="k", lw=1.2, label="Pareto front")
         ax.scatter(c[fi], v[fi], s=60, facecolors="none", edgecolors="k")
+        names: dict = {}  # points at the same coordinates share one label
         for i in fi:
-            ax.annotate(str(rows[i].get(label, "")), (c[i], v[i]), fontsize=7, xytext=(4, -10),
-                        textcoords="offset points")
+            names.setdefault((c[i], v[i]), []).append(str(rows[i].get(label, "")))
+        for (x, y), ls in names.items():
+            ax.annotate(ls[0] + (f" (+{len(ls) - 1} same)" if len(ls) > 1 else ""), (x, y), fontsize=7,
+                        xytext=(4, -10), textcoords="offset points")
+    if ok.any() and zoom is not None:
+        # keep the interesting band readable: points far below the best go under the axis, counted
+        top = float(np.nanmax(v[ok]))
+        lo = top - zoom
+        below = int(np.sum(v[ok] < lo))
+        if below:
+            ax.set_ylim(lo, top + 0.1 * zoom)
+            ax.text(0.01, 0.01, f"{below} point(s) below {lo:.3g} not shown", transform=ax.transAxes,
+                    fontsize=7, color="0.3")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
