@@ -209,12 +209,33 @@ def test_gemm_fast_path_equals_sequential_large():
         a = rng.integers(0, 256, (33, 300), dtype=np.uint8)
         w = rng.integers(0, 256, (17, 300), dtype=np.uint8)
         sa = rng.integers(-4, 5, 33).astype(np.int8)
-        fast = gemm(a, w, fa, fw, "exact", sa, None, "channel")
-        slow = gemm(a, w, fa, fw, "exact", sa, None, "channel", method="sequential")
-        for x, y in zip(fast, slow):
-            assert np.array_equal(x, y)
-        compared += fast.acc.size
-    assert compared == 4 * 33 * 17
+        sw = rng.integers(0, 3, (17, 10)).astype(np.int8)
+        spec = AccSpec.exact(fa, fw, 2048)  # headroom for the scales: the fast path still applies
+        for args in [(sa, None, "channel", "tensor"), (None, sw, "tensor", "block")]:
+            fast = gemm(a, w, fa, fw, spec, *args, block=32)
+            slow = gemm(a, w, fa, fw, spec, *args, block=32, method="sequential")
+            for x, y in zip(fast, slow):
+                assert np.array_equal(x, y)
+            assert not fast.overflow.any()
+            compared += fast.acc.size
+    assert compared == 4 * 2 * 33 * 17
+
+
+def test_two_limb_saturation_against_python_integers():
+    """Deterministic coverage of the 128-bit kernels: a 70-bit accumulator driven into both limits."""
+    f = F.E5M2
+    big = int(np.flatnonzero(f.values == f.max)[0])
+    spec = AccSpec(32, 70)
+    a = np.array([big] * 60 + [big | 0x80] * 150 + [big] * 5, np.uint8)
+    w = np.full(a.size, big, np.uint8)
+    clear = np.zeros(a.size, bool)
+    tr = mac(a, w, clear, "e5m2", "e5m2", spec)
+    want = ref_mac(a[:, None], w[:, None], clear, "e5m2", "e5m2", spec)
+    assert [int(v) for v in tr.acc] == [v for v, _, _ in want]
+    assert tr.overflow.tolist() == [o for _, o, _ in want]
+    assert int(tr.acc[59]) == spec.max and int(tr.acc[209]) == spec.min and tr.overflow[-1]
+    g = gemm(a[None, :], w[None, :], "e5m2", "e5m2", spec)
+    assert int(g.acc[0, 0]) == int(tr.acc[-1]) and bool(g.overflow[0, 0])
 
 
 def test_dot_and_mac_agree():
