@@ -1,19 +1,33 @@
 // Stream testbench around one generated MacUnit (module name given by `define MAC_MODULE).
-// cocotb owns clk/rst and raises `start`; from then on this wrapper feeds one beat per clock
+// cocotb owns clk/rst (or, with TB_INTERNAL_CLOCK, the wrapper makes them) and raises `start`; from then on this wrapper feeds one beat per clock
 // from the stimulus file (+STIM=path) on the falling edge and writes every out_valid beat to
 // +RESULTS=path on the rising edge, so no Python runs per beat.  Stimulus line:
 //   <gap cycles, decimal> <clear, hex> <in_a, hex> <in_w, hex>
 // Result line: <out_acc hex> <out_overflow> <out_invalid> <out_fp32 hex, or 0>
 `timescale 1ns/1ps
 module mac_tb #(parameter LANES = 1, parameter ACC_W = 32) (
+`ifdef TB_INTERNAL_CLOCK
+    // the clock and reset are generated here: no simulator callback per clock edge
+    input start,
+`else
     input clk,
     input rst,
     input start,
+`endif
     output reg done = 1'b0,
     output reg [31:0] n_in = 0,
     output reg [31:0] n_out = 0,
     output reg [31:0] latency = 0
 );
+`ifdef TB_INTERNAL_CLOCK
+  reg clk = 1'b0;
+  reg rst = 1'b1;
+  always #5 clk = ~clk;
+  initial begin
+    repeat (3) @(posedge clk);
+    rst <= 1'b0;
+  end
+`endif
   reg in_valid = 1'b0;
   reg in_clear = 1'b0;
   reg [8*LANES-1:0] in_a = 0;

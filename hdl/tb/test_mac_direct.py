@@ -7,6 +7,7 @@ passed) are sampled and then the next beat is driven, and every out_valid beat i
 
 import json
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -40,6 +41,7 @@ async def direct(dut):
     w_words = [int(sum(int(c) << int(k) for c, k in zip(row, shifts))) for row in s.w]
     got, issued, cycle, first_in, first_out = [], 0, 0, None, None
     n = len(s.clear)
+    t0 = time.perf_counter()
     while len(got) < n:
         await FallingEdge(dut.clk)
         # sample first: the outputs hold the state after the rising edge just passed
@@ -68,6 +70,7 @@ async def direct(dut):
             dut.in_valid.value = 0
         cycle += 1
         assert cycle < 20 * n + 100, "the MAC stopped producing out_valid beats"
+    loop_s = time.perf_counter() - t0
     bad = 0
     for k, row in enumerate(got):
         ok = row[0] == exp_acc[k] and bool(row[1]) == exp_ovf[k] and bool(row[2]) == exp_inv[k]
@@ -78,7 +81,7 @@ async def direct(dut):
         bad += not ok
     with open(meta["summary"], "w") as fh:
         json.dump({"compared_beats": len(got), "mismatched_beats": bad,
-                   "latency": first_out - first_in, "overflow_beats": int(exp_ovf.sum()),
+                   "latency": first_out - first_in, "loop_s": loop_s, "overflow_beats": int(exp_ovf.sum()),
                    "invalid_beats": int(exp_inv.sum())}, fh)
     assert len(got) == n
     assert first_out - first_in == meta["latency"], f"latency {first_out - first_in}, generator says {meta['latency']}"

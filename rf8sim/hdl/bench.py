@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 __all__ = ["run"]
@@ -34,15 +33,16 @@ def run(quick: bool = False) -> list[dict]:
         ic = run_stream(cfg, stream, "icarus", tmp, "bench")
         rows.append({"name": "icarus build (iverilog, rf8xrf8 exact l1)", "value": ic["build_s"], "unit": "s",
                      "lower_is_better": True})
-        rows.append({"name": f"icarus streamed beats/s ({n} beats, incl. start-up)", "value": ic["beats_per_s"],
-                     "unit": "beats/s", "goal": ">= 20k beats/s"})
+        rows.append({"name": f"icarus streamed beats/s ({n} beats, whole run incl. cocotb start-up)",
+                     "value": ic["beats_per_s"], "unit": "beats/s", "goal": ">= 20k beats/s"})
+        rows.append({"name": f"icarus streamed beats/s ({n} beats, simulation loop only)",
+                     "value": ic["stream_beats_per_s"], "unit": "beats/s", "goal": ">= 20k beats/s"})
         n_direct = 20 if quick else 60
-        t0 = time.perf_counter()
         d = run_direct(cfg, sequences=n_direct, seed=0, max_len=32, simulator="icarus", root=tmp)
-        direct_bps = d["compared_beats"] / (time.perf_counter() - t0)
-        rows.append({"name": f"icarus Python-driven beats/s ({d['compared_beats']} beats)", "value": direct_bps,
-                     "unit": "beats/s"})
-        rows[-2].update(baseline="Python-driven cocotb", ratio=ic["beats_per_s"] / direct_bps)
+        direct_bps = d["compared_beats"] / max(d["loop_s"], 1e-9)
+        rows.append({"name": f"icarus Python-driven beats/s ({d['compared_beats']} beats, loop only)",
+                     "value": direct_bps, "unit": "beats/s"})
+        rows[-2].update(baseline="Python-driven cocotb loop", ratio=ic["stream_beats_per_s"] / direct_bps)
         if not quick:
             try:
                 check_simulator("verilator")
@@ -53,8 +53,11 @@ def run(quick: bool = False) -> list[dict]:
                 rows.append({"name": "verilator build (C++ compile)", "value": vl["build_s"], "unit": "s",
                              "lower_is_better": True, "baseline": "icarus build",
                              "ratio": vl["build_s"] / max(ic["build_s"], 1e-9)})
-                rows.append({"name": f"verilator streamed beats/s ({n} beats)", "value": vl["beats_per_s"],
-                             "unit": "beats/s", "baseline": "icarus streamed", "ratio": vl["beats_per_s"] / ic["beats_per_s"]})
+                rows.append({"name": f"verilator streamed beats/s ({n} beats, whole run)", "value": vl["beats_per_s"],
+                             "unit": "beats/s", "baseline": "icarus whole run", "ratio": vl["beats_per_s"] / ic["beats_per_s"]})
+                rows.append({"name": f"verilator streamed beats/s ({n} beats, simulation loop only)",
+                             "value": vl["stream_beats_per_s"], "unit": "beats/s", "baseline": "icarus loop",
+                             "ratio": vl["stream_beats_per_s"] / ic["stream_beats_per_s"]})
         configs = [("rf8", "rf8", "16:32", 1, "product")] if quick else [
             ("rf8", "rf8", "16:32", 1, "product"), ("rf8", "rf8", "16:32", 1, "mac"), ("e4m3", "e4m3", "16:32", 1, "mac"),
             ("rf8", "rf8", "exact", 4, "mac")]
