@@ -63,30 +63,62 @@ def test_decode_all_codes_match_golden(fmt):
     assert np.array_equal(np.isnan(a), np.isnan(b))
 
 
-def test_golden_vector_tables():
-    """The committed golden value tables (golden/), when present, decode identically."""
-    import json
-    from pathlib import Path
+def _vectors():
+    try:
+        return G.list_vectors()
+    except (AttributeError, FileNotFoundError):
+        pytest.skip("golden vectors (golden/MANIFEST.json) not available")
 
-    root = Path(__file__).resolve().parents[1] / "golden"
-    manifest = root / "manifest.json"
-    if not manifest.exists():
-        pytest.skip("golden/manifest.json not written yet")
-    files = json.loads(manifest.read_text())
-    n = 0
-    for fmt in F.names():
-        cand = sorted(root.glob(f"*{fmt}*table*")) + sorted(root.glob(f"table*{fmt}*"))
-        for p in cand:
-            if p.suffix == ".npy":
-                vals = np.load(p)
-                if vals.shape == (256,):
-                    got = decode(torch.arange(256, dtype=torch.uint8), fmt).numpy().astype(vals.dtype)
-                    same = (got == vals) | (np.isnan(got) & np.isnan(vals))
-                    assert same.all(), p
-                    n += 1
-    assert files is not None
-    if n == 0:
-        pytest.skip("no .npy value tables found in golden/")
+
+def test_golden_vectors_encode_tables_and_mac_traces():
+    """Every checked-in golden vector the torch side can reproduce: encodings of every format and
+    rounding (saturating and not), the 256-entry value tables, and lanes=1 MAC traces (each
+    clear-to-clear segment is one dot product of the torch GEMM)."""
+    from rf8sim.golden.accspec import AccSpec
+    from rf8sim.training.gemm import gemm
+
+    names = _vectors()
+    counts = {"encode": 0, "table": 0, "mac": 0}
+    for name in names:
+        v = G.load_vectors(name)
+        if name.startswith("encode_"):
+            fmt = name[len("encode_"):]
+            x = torch.from_numpy(v["x"])
+            for key, arr in v.items():
+                if not key.startswith("codes_"):
+                    continue
+                rnd = key[len("codes_"):]
+                sat = not rnd.endswith("_nonsat")
+                rnd = rnd.replace("_nonsat", "")
+                got = encode(x, fmt, rnd, sat).numpy()
+                assert np.array_equal(got, arr), (name, key)
+                counts["encode"] += arr.size
+        elif name.startswith("table_"):
+            fmt = name[len("table_"):]
+            got = decode(torch.arange(256, dtype=torch.uint8), fmt).numpy()
+            assert np.array_equal(got.view(np.uint32), v["bits"].astype(np.uint32)), name
+            counts["table"] += 256
+        elif name.startswith("mac_") and int(v["lanes"]) == 1:
+            spec = AccSpec(int(v["frac_bits"]), int(v["width"]))
+            if spec.width > 62:
+                continue
+            a, w, clear = v["a"][:, 0], v["w"][:, 0], v["clear"]
+            acc = np.asarray([int(t) for t in v["acc"]], dtype=object)
+            starts = list(np.flatnonzero(clear)) + [len(clear)]
+            if starts[0] != 0:
+                starts = [0] + starts
+            for s0, s1 in zip(starts[:-1], starts[1:]):
+                if s1 <= s0:
+                    continue
+                r = gemm(torch.from_numpy(a[None, s0:s1].copy()), torch.from_numpy(w[None, s0:s1].copy()),
+                         v["a_fmt"], v["w_fmt"], spec)
+                assert int(r.acc[0, 0]) == int(acc[s1 - 1]), (name, s0)
+                assert bool(r.overflow[0, 0]) == bool(v["overflow"][s1 - 1])
+                assert bool(r.invalid[0, 0]) == bool(v["invalid"][s1 - 1])
+                counts["mac"] += s1 - s0
+    assert counts["encode"] > 10000 and counts["mac"] > 10000, counts
+    if any(n.startswith("table_") for n in names):
+        assert counts["table"] >= 4 * 256
 
 
 @pytest.mark.slow

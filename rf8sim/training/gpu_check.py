@@ -34,7 +34,7 @@ def _values(n: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([bits, spread]))
 
 
-def exactness(device: str, n_per_mode: int, chunk: int = 1 << 22) -> list[dict]:
+def exactness(device: str, n_per_mode: int, chunk: int = 1 << 22, n_rows: int = 1024) -> list[dict]:
     from .quant import encode, fake_quant, quantize
 
     rows = []
@@ -53,7 +53,7 @@ def exactness(device: str, n_per_mode: int, chunk: int = 1 << 22) -> list[dict]:
     for fmt, rnd, _ in [m for m in MODES if m[2]]:
         for gran in ("tensor", "channel", "block"):
             t0 = time.perf_counter()
-            x = torch.randn(2048, 1000, generator=g) * torch.exp2(torch.randint(-30, 30, (2048, 1), generator=g).float())
+            x = torch.randn(n_rows, 1000, generator=g) * torch.exp2(torch.randint(-30, 30, (n_rows, 1), generator=g).float())
             ca, ka = quantize(x, fmt, rnd, gran, 32)
             cb, kb = quantize(x.to(device), fmt, rnd, gran, 32)
             fa = fake_quant(x, fmt, rnd, gran, 32)
@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="JSON output path")
     p.add_argument("--device", default="cuda", help="device to check (default cuda)")
     p.add_argument("--values", type=int, default=10_000_000, help="values per encode mode (default 10^7)")
+    p.add_argument("--rows", type=int, default=1024, help="rows of the 1000-column quantize/fake_quant checks")
     p.add_argument("--quick", action="store_true", help="small benchmark sizes")
     p.add_argument("--no-bench", action="store_true")
     args = p.parse_args(argv)
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
             json.dump(res, fh, indent=2)
 
     t0 = time.perf_counter()
-    res["exactness"] = exactness(args.device, args.values)
+    res["exactness"] = exactness(args.device, args.values, n_rows=args.rows)
     dump()
     t = Table(title=f"torch quantizer on {args.device} ({info['device_name']}) vs CPU")
     for h in ("check", "compared", "mismatches", "s"):
