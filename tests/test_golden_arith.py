@@ -314,3 +314,13 @@ def test_bad_inputs():
         gemm(m, m, "rf8", "rf8", "exact", None, None, "row")
     with pytest.raises(DTypeError, match="int64 array or an object array"):
         to_float32(np.zeros(3), 0)
+
+
+def test_to_float32_parallel_equals_serial_twin():
+    from rf8sim.golden.codec import PARALLEL_MIN
+
+    rng = np.random.default_rng(8)
+    v = rng.integers(-(1 << 62), 1 << 62, PARALLEL_MIN * 2, dtype=np.int64) >> rng.integers(0, 60, PARALLEL_MIN * 2)
+    whole = to_float32(v, 17)  # parallel kernel
+    parts = np.concatenate([to_float32(c, 17) for c in np.array_split(v, 64)])  # serial twin
+    assert np.array_equal(whole.view(np.uint32), parts.view(np.uint32)) and v.size == 2 * PARALLEL_MIN

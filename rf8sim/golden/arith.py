@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import formats as F
 from .accspec import AccSpec, AccSpecError
-from .codec import DTypeError, as_codes
+from .codec import PARALLEL_MIN, DTypeError, as_codes
 
 __all__ = ["product_tables", "mac", "dot", "gemm", "to_float32", "MacTrace", "GemmResult", "DotResult",
            "pair_tables", "check_spec"]
@@ -348,6 +348,38 @@ def _gemm1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax, acc_ou
             inv_out[m, n] = inv
 
 
+@nb.njit(cache=True)
+def _gemm1_serial(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
+    """Serial twin of _gemm1: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    M = a.shape[0]
+    N = w.shape[0]
+    nseg = seg.size - 1
+    for m in range(M):
+        for n in range(N):
+            acc = np.int64(0)
+            ovf = False
+            inv = False
+            for g in range(nseg):  # runs of k where both scale exponents are constant
+                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
+                for k in range(seg[g], seg[g + 1]):
+                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                    if sp[idx]:
+                        inv = True
+                        continue
+                    p = _align1(sv[idx], pe[idx] + off)
+                    t = acc + p
+                    if t > amax:
+                        t = amax
+                        ovf = True
+                    elif t < amin:
+                        t = amin
+                        ovf = True
+                    acc = t
+            acc_out[m, n] = acc
+            ovf_out[m, n] = ovf
+            inv_out[m, n] = inv
+
+
 @nb.njit(cache=True, parallel=True)
 def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out,
            inv_out):
@@ -355,6 +387,41 @@ def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, 
     N = w.shape[0]
     nseg = seg.size - 1
     for m in nb.prange(M):
+        for n in range(N):
+            ah = np.int64(0)
+            al = np.uint64(0)
+            ovf = False
+            inv = False
+            for g in range(nseg):
+                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
+                for k in range(seg[g], seg[g + 1]):
+                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                    if sp[idx]:
+                        inv = True
+                        continue
+                    ph, pl = _align2(sv[idx], pe[idx] + off)
+                    th, tl = _add2(ah, al, ph, pl)
+                    if _lt2(maxh, maxl, th, tl):
+                        th, tl = maxh, maxl
+                        ovf = True
+                    elif _lt2(th, tl, minh, minl):
+                        th, tl = minh, minl
+                        ovf = True
+                    ah, al = th, tl
+            hi_out[m, n] = ah
+            lo_out[m, n] = al
+            ovf_out[m, n] = ovf
+            inv_out[m, n] = inv
+
+
+@nb.njit(cache=True)
+def _gemm2_serial(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out,
+                  ovf_out, inv_out):
+    """Serial twin of _gemm2: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    M = a.shape[0]
+    N = w.shape[0]
+    nseg = seg.size - 1
+    for m in range(M):
         for n in range(N):
             ah = np.int64(0)
             al = np.uint64(0)
@@ -462,14 +529,17 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     w = np.ascontiguousarray(w)
     sv, pe, sp = pair_tables(a_fmt, w_fmt)
     seg, seg_a, seg_w = _segments(K, ba, bw)
+    par = M > 1 and M * N * K >= PARALLEL_MIN
     if limbs == 1:
         out = np.empty((M, N), np.int64)
-        _gemm1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
+        k1 = _gemm1 if par else _gemm1_serial
+        k1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
         return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
     minh, minl, maxh, maxl = _limits(acc)
     hi = np.empty((M, N), np.int64)
     lo = np.empty((M, N), np.uint64)
-    _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl),
+    k2 = _gemm2 if par else _gemm2_serial
+    k2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl),
            np.int64(maxh), np.uint64(maxl), hi, lo, ovf, inv)
     return GemmResult(_join(hi, lo, acc.width), ovf, inv)
 
@@ -577,6 +647,52 @@ def _to_f32(hi, lo, frac, out):
         out[i] = np.float32(-v if neg else v)
 
 
+@nb.njit(cache=True)
+def _to_f32_serial(hi, lo, frac, out):
+    """Serial twin of _to_f32: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    one = np.uint64(1)
+    for i in range(hi.size):
+        h = hi[i]
+        l = lo[i]
+        neg = h < 0
+        if neg:  # magnitude of a 128-bit two's complement value
+            l = ~l + one
+            h = ~h + (np.int64(1) if l == np.uint64(0) else np.int64(0))
+        uh = np.uint64(h)
+        if uh == np.uint64(0) and l == np.uint64(0):
+            out[i] = np.float32(0.0)
+            continue
+        bl = _bitlen64(uh) + 64 if uh != np.uint64(0) else _bitlen64(l)
+        shift = bl - 24
+        if shift <= 0:
+            q = l << np.uint64(-shift) if shift < 0 else l
+            e = shift - frac
+            v = np.float64(q) * 2.0 ** e
+        else:
+            # q = top 24 bits, rem = the rest compared with half
+            if shift >= 64:
+                q = uh >> np.uint64(shift - 64)
+                rb = shift - 1  # position of the round bit
+                if rb >= 64:
+                    rbit = (uh >> np.uint64(rb - 64)) & one
+                    sticky = (uh & ((one << np.uint64(rb - 64)) - one)) != np.uint64(0) or l != np.uint64(0)
+                else:
+                    rbit = (l >> np.uint64(rb)) & one
+                    sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0)
+            else:
+                q = (l >> np.uint64(shift))
+                if uh != np.uint64(0):
+                    q |= uh << np.uint64(64 - shift)
+                q &= (one << np.uint64(24)) - one
+                rb = shift - 1
+                rbit = (l >> np.uint64(rb)) & one
+                sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0) if rb > 0 else False
+            if rbit == one and (sticky or (q & one) == one):
+                q += one
+            v = np.float64(q) * 2.0 ** (shift - frac)
+        out[i] = np.float32(-v if neg else v)
+
+
 def to_float32(acc, frac_bits: int) -> np.ndarray:
     """Round ``acc * 2**-frac_bits`` to the nearest float32 (ties to even), exactly.
 
@@ -603,5 +719,6 @@ def to_float32(acc, frac_bits: int) -> np.ndarray:
         raise DTypeError(f"acc must be an int64 array or an object array of Python ints, got {a.dtype}")
     out = np.empty(hi.size, np.float32)
     if hi.size:
-        _to_f32(np.ascontiguousarray(hi), np.ascontiguousarray(lo), int(frac_bits), out)
+        kern = _to_f32 if hi.size >= PARALLEL_MIN else _to_f32_serial
+        kern(np.ascontiguousarray(hi), np.ascontiguousarray(lo), int(frac_bits), out)
     return out.reshape(a.shape)

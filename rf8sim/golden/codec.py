@@ -44,9 +44,14 @@ __all__ = [
     "EncodeError",
     "GRANULARITIES",
     "as_float32",
+    "PARALLEL_MIN",
 ]
 
 GRANULARITIES = ("tensor", "channel", "block")
+
+#: Arrays smaller than this run the serial twin of a kernel: launching a parallel region costs
+#: tens of microseconds on an idle machine and milliseconds on a busy one.
+PARALLEL_MIN = 1 << 16
 
 _ERR_OVF = 256  # table marker: overflow with saturate=False and no overflow code
 _NAN_OUT = 257  # table marker: write the format's canonical NaN code (unsigned)
@@ -241,6 +246,19 @@ def _nearest_kernel(bits, tab, nan_code, out):
 
 
 @nb.njit(cache=True)
+def _nearest_kernel_serial(bits, tab, nan_code, out):
+    """Serial twin of _nearest_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    nerr = 0
+    for i in range(bits.size):
+        r = _nearest_one(np.int64(bits[i]), tab, nan_code)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
 def _nearest_first_error(bits, tab, nan_code):
     for i in range(bits.size):
         r = _nearest_one(np.int64(bits[i]), tab, nan_code)
@@ -359,6 +377,20 @@ def _residual_kernel(bits, paper, canon, rl, D, bias, man_bits, emax_field, satu
 
 
 @nb.njit(cache=True)
+def _residual_kernel_serial(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, out):
+    """Serial twin of _residual_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    nerr = 0
+    for i in range(bits.size):
+        r = _residual_code(np.int64(bits[i]), paper, canon, rl, D, bias, man_bits, emax_field, saturate,
+                           maxcode)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
 def _residual_first_error(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode):
     for i in range(bits.size):
         r = _residual_code(np.int64(bits[i]), paper, canon, rl, D, bias, man_bits, emax_field, saturate,
@@ -392,6 +424,19 @@ def _int8_one(x, lo, hi, saturate):
 def _int8_kernel(x, lo, hi, saturate, out):
     nerr = 0
     for i in nb.prange(x.size):
+        r = _int8_one(x[i], lo, hi, saturate)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
+def _int8_kernel_serial(x, lo, hi, saturate, out):
+    """Serial twin of _int8_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    nerr = 0
+    for i in range(x.size):
         r = _int8_one(x[i], lo, hi, saturate)
         if r < 0:
             nerr += 1
@@ -442,9 +487,11 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> np
     out = np.empty(flat.size, np.uint8)
     if flat.size == 0:
         return out.reshape(shape)
+    par = flat.size >= PARALLEL_MIN
     if fmt.kind == "int":
         lo, hi = float(fmt.values[fmt.finite].min()), float(fmt.max)
-        nerr = _int8_kernel(flat, lo, hi, saturate, out)
+        kern = _int8_kernel if par else _int8_kernel_serial
+        nerr = kern(flat, lo, hi, saturate, out)
         if nerr:
             i, r = _int8_first_error(flat, lo, hi, saturate)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
@@ -453,7 +500,8 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> np
     if rounding == "nearest":
         tab = _nearest_table(fmt, saturate)
         nan_code = -1 if fmt.nan_code is None else int(fmt.nan_code)
-        nerr = _nearest_kernel(bits, tab, nan_code, out)
+        kern = _nearest_kernel if par else _nearest_kernel_serial
+        nerr = kern(bits, tab, nan_code, out)
         if nerr:
             i, r = _nearest_first_error(bits, tab, nan_code)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
@@ -462,7 +510,8 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> np
     canon, rl, D, bias, man_bits, emf = _residual_params(fmt, paper)
     maxcode = int(fmt.canonical[int(np.flatnonzero(fmt.values == fmt.max)[0])])
     args = (paper, canon, rl, D, bias, man_bits, emf, saturate, maxcode)
-    nerr = _residual_kernel(bits, *args, out)
+    kern = _residual_kernel if par else _residual_kernel_serial
+    nerr = kern(bits, *args, out)
     if nerr:
         i, r = _residual_first_error(bits, *args)
         _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
@@ -500,13 +549,21 @@ def _decode_kernel(codes, table, out):
         out[i] = table[codes[i]]
 
 
+@nb.njit(cache=True)
+def _decode_kernel_serial(codes, table, out):
+    """Serial twin of _decode_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    for i in range(codes.size):
+        out[i] = table[codes[i]]
+
+
 def decode(codes, fmt="rf8") -> np.ndarray:
     """The float32 values of uint8 ``codes`` (every finite value is exact in float32)."""
     fmt = F.get(fmt)
     c = as_codes(codes)
     out = np.empty(c.shape, np.float32)
     if c.size:
-        _decode_kernel(c.reshape(-1), _value_table(fmt), out.reshape(-1))
+        kern = _decode_kernel if c.size >= PARALLEL_MIN else _decode_kernel_serial
+        kern(c.reshape(-1), _value_table(fmt), out.reshape(-1))
     return out
 
 
