@@ -41,3 +41,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["study", "area-accuracy", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "unknown format 'rf9'" in err and "Traceback" not in err
+
+
+def test_variants_command(tmp_path, capsys):
+    csv_path, png = tmp_path / "v.csv", tmp_path / "v.png"
+    rc = main(["study", "variants", "--shapes", "1,2", "--formats", "rf8,rf8m8,int8", "--n", "4096",
+               "--csv", str(csv_path), "--plot", str(png)])
+    assert rc == 0
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    # rf8: nearest, paper, truncate; rf8m8 and int8: nearest -> 5 x 2 shapes x 3 granularities
+    assert len(rows) == 5 * 2 * 3
+    assert png.stat().st_size > 1000
+    assert "error vs GG shape" in capsys.readouterr().out
+    assert main(["study", "variants", "--shapes", "0"]) == 2

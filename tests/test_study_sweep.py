@@ -83,6 +83,10 @@ def test_config_defaults_and_hash():
     ({"model": {"hidden": [0]}}, "positive integers"),
     ({"study": {"workers": 0}}, "workers"),
     ({"area": {"mode": "maybe"}}, "mode"),
+    ({"flow": {"macs": ["rf8"]}}, "'AxW'"),
+    ({"flow": {"macs": ["rf8xfp9"]}}, "unknown format 'fp9'"),
+    ({"study": {"tolerance": 2.0}}, "tolerance"),
+    ({"model": {"n_samples": 55}}, "multiple of 10"),
 ])
 def test_config_errors_are_specific(raw, msg):
     with pytest.raises(ConfigError, match=msg):
