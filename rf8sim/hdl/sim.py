@@ -26,7 +26,8 @@ from .stimulus import Stream, product_stream, random_stream, write_stimulus
 from .verilog import generate_verilog, module_name, verilator_env
 
 __all__ = ["SIMULATORS", "check_simulator", "build", "run_stream", "expected", "compare", "verify",
-           "hdl_dir", "build_root", "golden_available", "run_direct"]
+           "hdl_dir", "build_root", "golden_available", "run_direct",
+           "verify_vector_file", "expected_from_product_vectors"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Generate the clock inside the stream wrapper (no VPI callback per edge) where that is faster.
@@ -318,6 +319,71 @@ def expected(cfg: MacConfig, stream: Stream, model: str = "auto") -> dict:
     return {"model": model, "acc": acc, "overflow": ovf, "invalid": inv, "fp32": fp}
 
 
+def _vectors():
+    """rf8sim.golden.vectors if the golden model and its checked-in vectors are present, else None."""
+    try:
+        from ..golden import vectors
+        vectors.list_vectors()
+    except (ImportError, FileNotFoundError, OSError):
+        return None
+    return vectors
+
+
+def expected_from_product_vectors(cfg: MacConfig, stream: Stream) -> dict | None:
+    """Expected trace of a clear-every-beat stream from ``golden/products_<a>_<w>.npz`` (None if absent)."""
+    vec = _vectors()
+    name = f"products_{cfg.a_fmt.name}_{cfg.w_fmt.name}"
+    if vec is None or name not in vec.list_vectors():
+        return None
+    if not stream.clear.all():
+        raise HdlError("product vectors only describe streams with clear on every beat")
+    v = vec.load_vectors(name)
+    acc = cfg.acc
+    sign, sig, exp, sp = v["sign"].tolist(), v["sig"].tolist(), v["exp"].tolist(), v["special"]
+    table = [[acc.align(sign[i][j], sig[i][j], exp[i][j]) for j in range(256)] for i in range(256)]
+    out, ovf = [], np.zeros(len(stream), bool)
+    for k, (ra, rw) in enumerate(zip(stream.a.tolist(), stream.w.tolist())):
+        val, o = acc.saturate(sum(table[x][y] for x, y in zip(ra, rw)))
+        out.append(val)
+        ovf[k] = o
+    inv = sp[stream.a, stream.w].astype(bool).any(axis=1)
+    accs = np.array(out, dtype=np.int64 if acc.width <= 63 else object)
+    fp = None
+    if cfg.out == "fp32":
+        from .reference import fp32_rne_bits
+
+        fp = np.array([fp32_rne_bits(int(x), acc.frac_bits) for x in out], np.uint32)
+    return {"model": f"golden/{name}.npz", "acc": accs, "overflow": ovf, "invalid": inv, "fp32": fp}
+
+
+def verify_vector_file(name: str, simulator: str = "icarus", out: str = "fixed", root: Path | None = None,
+                       quiet: bool = True) -> dict:
+    """Replay ``golden/<name>.npz`` (a ``mac_*`` file) through the RTL and compare with its recorded trace."""
+    vec = _vectors()
+    if vec is None:
+        raise HdlError("golden vectors not found: run `make golden` (rf8sim golden --out golden)")
+    v = vec.load_vectors(name)
+    if "acc" not in v:
+        raise HdlError(f"{name} is not a MAC vector file (no accumulator trace)")
+    from ..golden.accspec import AccSpec
+
+    cfg = MacConfig.make(v["a_fmt"], v["w_fmt"], AccSpec(int(v["frac_bits"]), int(v["width"])), int(v["lanes"]), out)
+    n = len(v["clear"])
+    stream = Stream(v["a"].astype(np.uint8), v["w"].astype(np.uint8), v["clear"].astype(bool), np.zeros(n, np.uint8))
+    got = run_stream(cfg, stream, simulator, root, f"vec-{name}", quiet)
+    acc = v["acc"]
+    exp = {"model": f"golden/{name}.npz", "acc": np.array([int(x) for x in acc], dtype=object),
+           "overflow": v["overflow"].astype(bool), "invalid": v["invalid"].astype(bool), "fp32": None}
+    if out == "fp32":
+        from .reference import fp32_rne_bits
+
+        exp["fp32"] = np.array([fp32_rne_bits(int(x), cfg.acc.frac_bits) for x in acc], np.uint32)
+    c = compare(cfg, got, exp)
+    c.update(beats=n, sequences=int(stream.clear.sum()), overflow_beats=int(got["overflow"].sum()),
+             invalid_beats=int(got["invalid"].sum()), config=cfg.describe())
+    return c
+
+
 def compare(cfg: MacConfig, got: dict, exp: dict) -> dict:
     """Bit-for-bit comparison of every beat; returns counts and the first mismatch."""
     n = len(got["overflow"])
@@ -351,13 +417,14 @@ def _py(x):
 
 def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", *, products: bool = True,
            n_random: int = 1000, max_len: int = 1024, seed: int = 0, simulator: str = "icarus",
-           model: str = "auto", root: Path | None = None, quiet: bool = True) -> dict:
+           model: str = "auto", vectors: bool = True, root: Path | None = None, quiet: bool = True) -> dict:
     """Simulate a MAC and compare every beat with the golden model; returns a summary dict.
 
     ``products``: all 65,536 code pairs in every lane, clear on every beat.
     ``n_random``: seeded random accumulation sequences (lengths 1..max_len).
     ``model``: "golden" (rf8sim.golden.mac), "reference" (pure Python) or "auto";
-    "both" compares against both.  Counts of compared beats are in the summary;
+    "both" compares against both.  ``vectors``: the product sweep is also compared with
+    the checked-in ``golden/products_<a>_<w>.npz`` when it exists.  Counts of compared beats are in the summary;
     ``ok`` is True only if nothing mismatched.
     """
     cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
@@ -376,8 +443,13 @@ def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed
                "sim_s": got["sim_s"], "beats_per_s": got["beats_per_s"], "build_s": got["build_s"],
                "latency": got["latency"], "overflow_beats": int(got["overflow"].sum()),
                "invalid_beats": int(got["invalid"].sum()), "comparisons": []}
-        for mdl in models:
-            c = compare(cfg, got, expected(cfg, stream, mdl))
+        exps = [expected(cfg, stream, mdl) for mdl in models]
+        if tag == "products" and vectors:
+            pv = expected_from_product_vectors(cfg, stream)
+            if pv is not None:
+                exps.append(pv)
+        for e in exps:
+            c = compare(cfg, got, e)
             run["comparisons"].append(c)
             summary["ok"] &= c["mismatched_beats"] == 0 and c["compared_beats"] == len(stream)
         summary["runs"][tag] = run
