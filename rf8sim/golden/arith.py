@@ -89,6 +89,23 @@ def pair_tables(a_fmt: F.Format, w_fmt: F.Format):
     return out
 
 
+#: Packed kernel table: one int32 per pair, ``sig << 8 | (exp + _EXP_BIAS)``, low byte 255 =
+#: NaN/Inf operand.  A quarter of the memory of three tables keeps it in cache.
+_EXP_BIAS = 64
+
+
+@lru_cache(maxsize=None)
+def packed_pairs(a_fmt: F.Format, w_fmt: F.Format) -> np.ndarray:
+    """``pair_tables`` packed into one int32 per pair (signed significand, biased exponent)."""
+    sv, pe, sp = pair_tables(a_fmt, w_fmt)
+    fin = sp == 0
+    if np.abs(sv).max() >= 1 << 23 or (fin & ((pe + _EXP_BIAS < 0) | (pe + _EXP_BIAS > 254))).any():
+        raise AccSpecError(f"{a_fmt.name} x {w_fmt.name}: products outside the packed kernel table's range")
+    pk = np.where(fin, (sv << 8) | (pe + _EXP_BIAS), 255).astype(np.int32)
+    pk.setflags(write=False)
+    return pk
+
+
 @lru_cache(maxsize=None)
 def _product_extremes(a_fmt: F.Format, w_fmt: F.Format):
     """(largest |product| as (sig, exp), smallest exponent of a nonzero product)."""
@@ -186,7 +203,7 @@ def _lt2(h1, l1, h2, l2):
 
 
 @nb.njit(cache=True)
-def _mac1(a, w, clear, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
+def _mac1(a, w, clear, pk, frac, amin, amax, acc_out, ovf_out, inv_out):
     n, lanes = a.shape
     acc = np.int64(0)
     ovf = False
@@ -199,10 +216,11 @@ def _mac1(a, w, clear, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
         s = np.int64(0)
         for j in range(lanes):
             idx = np.int64(a[i, j]) * 256 + np.int64(w[i, j])
-            if sp[idx]:
+            q = np.int64(pk[idx])
+            if (q & 255) == 255:
                 inv = True
                 continue
-            s += _align1(sv[idx], pe[idx] + frac)
+            s += _align1(q >> 8, (q & 255) - _EXP_BIAS + frac)
         t = acc + s
         if t > amax:
             t = amax
@@ -217,7 +235,7 @@ def _mac1(a, w, clear, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
 
 
 @nb.njit(cache=True)
-def _mac2(a, w, clear, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out, inv_out):
+def _mac2(a, w, clear, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out, inv_out):
     n, lanes = a.shape
     ah = np.int64(0)
     al = np.uint64(0)
@@ -233,10 +251,11 @@ def _mac2(a, w, clear, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out,
         sl = np.uint64(0)
         for j in range(lanes):
             idx = np.int64(a[i, j]) * 256 + np.int64(w[i, j])
-            if sp[idx]:
+            q = np.int64(pk[idx])
+            if (q & 255) == 255:
                 inv = True
                 continue
-            ph, pl = _align2(sv[idx], pe[idx] + frac)
+            ph, pl = _align2(q >> 8, (q & 255) - _EXP_BIAS + frac)
             sh, sl = _add2(sh, sl, ph, pl)
         th, tl = _add2(ah, al, sh, sl)
         if _lt2(maxh, maxl, th, tl):
@@ -295,20 +314,20 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc) -> MacTrace:
         raise ValueError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
     clear = np.ascontiguousarray(clear)
     limbs = check_spec(acc, a_fmt, w_fmt, lanes)
-    sv, pe, sp = pair_tables(a_fmt, w_fmt)
+    pk = packed_pairs(a_fmt, w_fmt)
     ovf = np.empty(n, np.bool_)
     inv = np.empty(n, np.bool_)
     if limbs == 1:
         out = np.empty(n, np.int64)
         if n:
-            _mac1(a, w, clear, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
+            _mac1(a, w, clear, pk, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
         res = out if acc.width <= 63 else out.astype(object)
         return MacTrace(res, ovf, inv)
     minh, minl, maxh, maxl = _limits(acc)
     hi = np.empty(n, np.int64)
     lo = np.empty(n, np.uint64)
     if n:
-        _mac2(a, w, clear, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl), np.int64(maxh),
+        _mac2(a, w, clear, pk, acc.frac_bits, np.int64(minh), np.uint64(minl), np.int64(maxh),
               np.uint64(maxl), hi, lo, ovf, inv)
     return MacTrace(_join(hi, lo, acc.width), ovf, inv)
 
@@ -318,7 +337,7 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc) -> MacTrace:
 
 
 @nb.njit(cache=True, parallel=True)
-def _gemm1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
+def _gemm1(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, amin, amax, acc_out, ovf_out, inv_out):
     M = a.shape[0]
     N = w.shape[0]
     nseg = seg.size - 1
@@ -331,10 +350,11 @@ def _gemm1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax, acc_ou
                 off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
                 for k in range(seg[g], seg[g + 1]):
                     idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    if sp[idx]:
+                    q = np.int64(pk[idx])
+                    if (q & 255) == 255:
                         inv = True
                         continue
-                    p = _align1(sv[idx], pe[idx] + off)
+                    p = _align1(q >> 8, (q & 255) - _EXP_BIAS + off)
                     t = acc + p
                     if t > amax:
                         t = amax
@@ -349,7 +369,7 @@ def _gemm1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax, acc_ou
 
 
 @nb.njit(cache=True)
-def _gemm1_serial(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax, acc_out, ovf_out, inv_out):
+def _gemm1_serial(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, amin, amax, acc_out, ovf_out, inv_out):
     """Serial twin of _gemm1: small inputs skip the parallel launch (milliseconds on a busy machine)."""
     M = a.shape[0]
     N = w.shape[0]
@@ -363,10 +383,11 @@ def _gemm1_serial(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax,
                 off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
                 for k in range(seg[g], seg[g + 1]):
                     idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    if sp[idx]:
+                    q = np.int64(pk[idx])
+                    if (q & 255) == 255:
                         inv = True
                         continue
-                    p = _align1(sv[idx], pe[idx] + off)
+                    p = _align1(q >> 8, (q & 255) - _EXP_BIAS + off)
                     t = acc + p
                     if t > amax:
                         t = amax
@@ -381,7 +402,7 @@ def _gemm1_serial(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, amin, amax,
 
 
 @nb.njit(cache=True, parallel=True)
-def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out,
+def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out,
            inv_out):
     M = a.shape[0]
     N = w.shape[0]
@@ -396,10 +417,11 @@ def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, 
                 off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
                 for k in range(seg[g], seg[g + 1]):
                     idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    if sp[idx]:
+                    q = np.int64(pk[idx])
+                    if (q & 255) == 255:
                         inv = True
                         continue
-                    ph, pl = _align2(sv[idx], pe[idx] + off)
+                    ph, pl = _align2(q >> 8, (q & 255) - _EXP_BIAS + off)
                     th, tl = _add2(ah, al, ph, pl)
                     if _lt2(maxh, maxl, th, tl):
                         th, tl = maxh, maxl
@@ -415,7 +437,7 @@ def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, 
 
 
 @nb.njit(cache=True)
-def _gemm2_serial(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl, maxh, maxl, hi_out, lo_out,
+def _gemm2_serial(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out,
                   ovf_out, inv_out):
     """Serial twin of _gemm2: small inputs skip the parallel launch (milliseconds on a busy machine)."""
     M = a.shape[0]
@@ -431,10 +453,11 @@ def _gemm2_serial(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, frac, minh, minl,
                 off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
                 for k in range(seg[g], seg[g + 1]):
                     idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    if sp[idx]:
+                    q = np.int64(pk[idx])
+                    if (q & 255) == 255:
                         inv = True
                         continue
-                    ph, pl = _align2(sv[idx], pe[idx] + off)
+                    ph, pl = _align2(q >> 8, (q & 255) - _EXP_BIAS + off)
                     th, tl = _add2(ah, al, ph, pl)
                     if _lt2(maxh, maxl, th, tl):
                         th, tl = maxh, maxl
@@ -527,19 +550,19 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
         return _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
-    sv, pe, sp = pair_tables(a_fmt, w_fmt)
+    pk = packed_pairs(a_fmt, w_fmt)
     seg, seg_a, seg_w = _segments(K, ba, bw)
     par = M > 1 and M * N * K >= PARALLEL_MIN
     if limbs == 1:
         out = np.empty((M, N), np.int64)
         k1 = _gemm1 if par else _gemm1_serial
-        k1(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
+        k1(a, w, sa, sw, seg, seg_a, seg_w, pk, acc.frac_bits, acc.min, acc.max, out, ovf, inv)
         return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
     minh, minl, maxh, maxl = _limits(acc)
     hi = np.empty((M, N), np.int64)
     lo = np.empty((M, N), np.uint64)
     k2 = _gemm2 if par else _gemm2_serial
-    k2(a, w, sa, sw, seg, seg_a, seg_w, sv, pe, sp, acc.frac_bits, np.int64(minh), np.uint64(minl),
+    k2(a, w, sa, sw, seg, seg_a, seg_w, pk, acc.frac_bits, np.int64(minh), np.uint64(minl),
            np.int64(maxh), np.uint64(maxl), hi, lo, ovf, inv)
     return GemmResult(_join(hi, lo, acc.width), ovf, inv)
 
