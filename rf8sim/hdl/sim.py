@@ -222,6 +222,9 @@ def _run_test(cfg, b, simulator, module, rdir, meta, plusargs, quiet):
     bdir = Path(b["dir"])
     env = check_simulator(simulator)
     env["RF8SIM_TB_META"] = json.dumps(meta)
+    # no pytest assertion rewriting inside the simulator: it imports pytest (seconds of start-up)
+    # and our asserts carry their own messages
+    env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", "")
     tb_dir = str(hdl_dir() / "tb")
     added = tb_dir not in sys.path
     if added:
