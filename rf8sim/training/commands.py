@@ -85,6 +85,8 @@ def gg_fit_rows(tensors: dict, method="both", min_size=1024, include_1d=False, m
 
     from .gg import fit_gg, goodness_of_fit
 
+    if hasattr(tensors, "state_dict") and callable(tensors.state_dict):  # an nn.Module
+        tensors = tensors.state_dict()
     names = [n for n, t in tensors.items()
              if t.is_floating_point() and t.numel() >= min_size and (include_1d or t.dim() >= 2)]
     rows = []
