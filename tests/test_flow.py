@@ -88,3 +88,25 @@ def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
         assert s in md
     assert (out / "weights_hist.png").stat().st_size > 1000
     assert "flow finished" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(flow_stages.hdl_unavailable(need_sim=True) != "", reason="RTL tools not installed")
+def test_hdl_stages_for_real(tmp_path):
+    """rtl -> verify (Icarus, every beat counted) -> synth on one MAC, through the flow's own stage code."""
+    import dataclasses
+
+    cfg = default_config(quick=True)
+    cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, macs=("int8xint8",), verify_sequences=5,
+                                                            verify_max_len=8))
+    ctx = flow_stages.Context(cfg=cfg, out=tmp_path, console=None, progress=False, cache_dir=tmp_path / "cache")
+    r = flow_stages.stage_rtl(ctx)
+    (row,) = r["macs"]
+    assert (tmp_path / row["file"]).read_text().startswith("// mac_int8xint8")
+    v = flow_stages.stage_verify(ctx)["macs"][0]
+    assert v["products"] == 65536 and v["sequences"] == 5 and v["mismatches"] == 0
+    assert v["beats"] == 65536 + v["seq_beats"] and v["ok"]
+    from rf8sim.study.area_accuracy import area_available
+
+    if area_available()[0]:
+        s = flow_stages.stage_synth(ctx)["macs"][0]
+        assert s["area_um2"] > 0 and s["nand2_eq"] > 0 and s["acc"] == row["acc"]
