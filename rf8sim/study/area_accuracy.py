@@ -420,7 +420,7 @@ def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> N
         rows = sorted({r["label"].rsplit("/L", 1)[0]: r for r in res.rows if r.get("accuracy") is not None}.values(),
                       key=lambda r: -r["accuracy"])
         report.plot_bits([{"label": r["label"].rsplit("/L", 1)[0], "bits": r["accuracy"]} for r in rows], p,
-                         title="accuracy (bit-exact); no area: synthesis skipped")
+                         title="accuracy (bit-exact); no area: synthesis skipped", xlabel="test accuracy")
         plots.append(p)
     res.paths["plots"] = [str(p) for p in plots]
     data = {"config": cfg.to_dict(), "machine": machine_info(), "python": sys.version.split()[0],

@@ -218,8 +218,9 @@ def plot_histograms(tensors: dict, path: "str | Path", *, fits: dict | None = No
     return Path(path)
 
 
-def plot_bits(rows: Sequence[dict], path: "str | Path", *, title: str = "bits per parameter") -> Path:
-    """Horizontal bars: ``rows`` have ``label`` and ``bits`` (bits per parameter)."""
+def plot_bits(rows: Sequence[dict], path: "str | Path", *, title: str = "bits per parameter",
+              xlabel: str = "bits per parameter") -> Path:
+    """Horizontal bars: ``rows`` have ``label`` and ``bits`` (the bar length, bits per parameter by default)."""
     plt = _plt()
     labels = [str(r["label"]) for r in rows]
     bits = [float(r["bits"]) for r in rows]
@@ -230,7 +231,7 @@ def plot_bits(rows: Sequence[dict], path: "str | Path", *, title: str = "bits pe
     ax.invert_yaxis()
     for i, b in enumerate(bits):
         ax.text(b, i, f" {b:.2f}", va="center", fontsize=7)
-    ax.set_xlabel("bits per parameter")
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
