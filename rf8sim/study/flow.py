@@ -111,6 +111,18 @@ def training_fn(name: str):
     return None
 
 
+def _training_code_hash() -> str:
+    """Hash of the code a cached model depends on (training part, models, this pipeline)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for f in sorted((root / "training").glob("*.py")) + [root / "study" / "models.py", Path(__file__)]:
+        if f.is_file():
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _mnist1d_cached(n: int, cache_root: Path):
     """load_mnist1d(n=n) through an .npz cache: generating MNIST-1D takes seconds, reading it ms."""
     import torch
@@ -147,7 +159,8 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
     from .models import MLP
 
     mdict = dataclasses.asdict(mcfg)
-    key = config_hash({"model": mdict, "seed": seed, "torch": torch.__version__, "v": 1})
+    key = config_hash({"model": mdict, "seed": seed, "torch": torch.__version__, "code": _training_code_hash(),
+                       "v": 2})
     cache = Path(cache_dir or Path("build") / "study" / "cache") / "model" / f"{key}.npz"
     x_tr, y_tr, x_te, y_te = _mnist1d_cached(mcfg.n_samples, cache.parents[1])
     x_eval = x_te[: mcfg.eval_samples].numpy()
