@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import formats as F
-from .flow import StageSkipped, mlp_layers, train_pipeline
+from .flow import StageSkipped, train_pipeline
 
 __all__ = ["Context", "STAGES", "write_report", "hdl_unavailable"]
 
