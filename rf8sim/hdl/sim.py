@@ -106,8 +106,12 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     info = {"dir": str(bdir), "toplevel": top, "latency": latency, "module": name}
     if stamp.exists():
         return {**info, **json.loads(stamp.read_text()), "cached": True}
-    bdir.mkdir(parents=True, exist_ok=True)
-    dut = bdir / f"{name}.v"
+    # build in a private directory and rename it into place, so that parallel test
+    # workers asking for the same configuration never see a half-written build
+    tmp = bdir.parent / f".{bdir.name}.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    dut = tmp / f"{name}.v"
     dut.write_text(text)
     defines = {"MAC_MODULE": name}
     if wrapper and INTERNAL_CLOCK[simulator]:
@@ -115,18 +119,28 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     if cfg.out == "fp32":
         defines["HAS_FP32"] = 1
     t0 = time.perf_counter()
-    with _environ(env), _quiet(quiet, bdir / "build.log"):
-        runner = get_runner(simulator)
-        build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
-        if simulator == "verilator" and wrapper and INTERNAL_CLOCK[simulator]:
-            # the wrapper's `always #5 clk = ~clk` needs Verilator's C++20 coroutines
-            build_args += ["--timing", "-CFLAGS", "-std=c++20 -fcoroutines"]
-        sources = [dut, hdl_dir() / "tb" / "mac_tb.v"] if wrapper else [dut]
-        runner.build(sources=sources, hdl_toplevel=top,
-                     defines=defines, parameters={"LANES": cfg.lanes, "ACC_W": cfg.acc.width},
-                     build_dir=bdir, build_args=build_args, timescale=("1ns", "1ps"), always=True)
+    try:
+        with _environ(env), _quiet(quiet, tmp / "build.log"):
+            runner = get_runner(simulator)
+            build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else []
+            if simulator == "verilator" and wrapper and INTERNAL_CLOCK[simulator]:
+                # the wrapper's `always #5 clk = ~clk` needs Verilator's C++20 coroutines
+                build_args += ["--timing", "-CFLAGS", "-std=c++20 -fcoroutines"]
+            sources = [dut, hdl_dir() / "tb" / "mac_tb.v"] if wrapper else [dut]
+            runner.build(sources=sources, hdl_toplevel=top,
+                         defines=defines, parameters={"LANES": cfg.lanes, "ACC_W": cfg.acc.width},
+                         build_dir=tmp, build_args=build_args, timescale=("1ns", "1ps"), always=True)
+    except (RuntimeError, HdlError) as e:
+        raise HdlError(f"{simulator} build of {name} failed ({e}); see {tmp / 'build.log'}") from None
     build_s = time.perf_counter() - t0
-    stamp.write_text(json.dumps({"build_s": build_s}))
+    (tmp / "rf8sim-build.json").write_text(json.dumps({"build_s": build_s}))
+    if bdir.exists() and not stamp.exists():  # a stale, unfinished build
+        shutil.rmtree(bdir, ignore_errors=True)
+    try:
+        os.rename(tmp, bdir)
+    except OSError:  # another process finished the same build first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return {**info, **json.loads(stamp.read_text()), "cached": True}
     return {**info, "build_s": build_s, "cached": False}
 
 
