@@ -161,3 +161,19 @@ def test_gg_fit_real_minilm():
     for r in rows:
         assert 1.0 < r["beta_mle"] < 1.95 and 1.0 < r["beta_moments"] < 1.95
         assert r["loglik_gg"] > r["loglik_gaussian"]
+
+
+def test_gg_fit_rows_from_checkpoint_and_module(tmp_path):
+    from rf8sim.training.commands import gg_fit_rows, load_tensors
+
+    m = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
+    p = tmp_path / "ck.pt"
+    torch.save({"state_dict": m.state_dict()}, p)
+    t = load_tensors(str(p))
+    assert set(t) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    rows = gg_fit_rows(m, "moments", min_size=1000, progress=False)
+    assert [r["name"] for r in rows] == ["0.weight", "2.weight"]
+    assert all("ks_gg" in r and "beta_moments" in r for r in rows)
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="not a safetensors file or torch state dict"):
+        load_tensors(str(tmp_path / "bad.pt"))
