@@ -20,6 +20,9 @@ def test_training_sweep_cli_range(capsys):
     # a slice of the 2^32 sweep: around 1.0f and the RF8 range, every mode
     assert main(["training-sweep", "--start", "0x3F000000", "--stop", "0x3F100000", "--chunk-bits", "20"]) == 0
     assert "mismatches" in capsys.readouterr().out
+    assert main(["training-sweep", "--start", "0x43000000", "--stop", "0x43010000", "--chunk-bits", "16",
+                 "--modes", "rf8:paper,e5m2:nearest:nosat"]) == 0
+    assert main(["training-sweep", "--modes", "fp4:nearest"]) == 2
 
 
 def test_gpu_check_runs_without_numba(tmp_path):

@@ -41,6 +41,8 @@ def register(sub) -> None:
     p.add_argument("--start", type=lambda s: int(s, 0), default=0)
     p.add_argument("--stop", type=lambda s: int(s, 0), default=1 << 32)
     p.add_argument("--chunk-bits", type=int, default=24)
+    p.add_argument("--modes", default="all",
+                   help="comma-separated FORMAT:ROUNDING[:nosat] (e.g. rf8:nearest,e4m3:nearest:nosat); default all")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -161,9 +163,18 @@ def cmd_sweep(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .sweep import sweep
+    from .sweep import MODES, sweep
 
-    rows = sweep(args.chunk_bits, start=args.start, stop=args.stop)
+    modes = MODES
+    if args.modes != "all":
+        modes = []
+        for m in args.modes.split(","):
+            parts = m.strip().split(":")
+            mode = (parts[0], parts[1] if len(parts) > 1 else "nearest", not (len(parts) > 2 and parts[2] == "nosat"))
+            if mode not in MODES:
+                raise ValueError(f"mode {m!r} is not one of {[f'{a}:{b}' + ('' if c else ':nosat') for a, b, c in MODES]}")
+            modes.append(mode)
+    rows = sweep(args.chunk_bits, modes=tuple(modes), start=args.start, stop=args.stop)
     t = Table(title=f"torch quantizer vs golden encode, float32 patterns [{args.start:#x}, {args.stop:#x})")
     for h in ("format", "rounding", "saturate", "compared", "mismatches"):
         t.add_column(h)
