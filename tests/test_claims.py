@@ -89,6 +89,11 @@ def _check_payload(p, name):
     assert p["claim"] == name and p["setting"] == "quick"
     assert p["wall_time_s"] > 0 and p["provenance"]["torch"] == torch.__version__
     assert p["rows"] and p["summary"] and p["config"]
+    # the markdown report renders every row of the payload
+    from rf8sim.study.claims.report import render_one
+
+    md = render_one(json.loads(json.dumps(p)))
+    assert p["command"] in md and md.count("\n|") >= len(p["rows"]) + 1
 
 
 def test_quick_rf8_inference(tmp_path):
@@ -158,4 +163,6 @@ def test_quick_backslash(tmp_path):
 def test_quick_deepshape(tmp_path):
     p = run_claim("deepshape", quick=True, out=tmp_path, progress=False)
     _check_payload(p, "deepshape")
-    assert [r["stage"] for r in p["rows"].values()] == ["trained", "reshaped", "ft1", "ft2", "ft3"]
+    from rf8sim.study.claims.deepshape import STAGES
+
+    assert [r["stage"] for r in p["rows"].values()] == list(STAGES)

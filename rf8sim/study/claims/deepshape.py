@@ -8,7 +8,8 @@ shape x0.8, scale x0.6 of the fitted one, on the dense core; the authors'
 factors, applied per tensor) and fine-tuned with ordinary training (learning rate x
 ``FT_LR_FACTOR``) for 1, 2 and 3 epochs.  At each stage we record the metric
 (test accuracy / held-out bits per byte) and the rate (exp-Golomb and real
-coder bits/param, as in (c)).  A TinyLM "epoch" is ``len(train) / (batch *
+coder bits/param, as in (c)).  A control copy of the trained model gets the same
+fine-tuning (same batches) without reshaping.  A TinyLM "epoch" is ``len(train) / (batch *
 block)`` random-window steps.
 """
 
@@ -18,7 +19,7 @@ import math
 
 __all__ = ["run", "summary_table", "reshape_", "STAGES"]
 
-STAGES = ("trained", "reshaped", "ft1", "ft2", "ft3")
+STAGES = ("trained", "reshaped", "ft1", "control-ft1", "ft2", "control-ft2", "ft3", "control-ft3")
 FT_LR_FACTOR = 0.25
 #: DeepShape's uniform step 2^-STEP_EXP.  The authors' 2^-13 suits LLM-sized tensors; on
 #: these small models most 2^-13 levels hold 0-1 values and the dense core degenerates
@@ -56,6 +57,8 @@ def _finetune_epoch(task, cfg, model, data, g):
 
 def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
     from .backslash import _data, evaluate, rate_of, train_task
+    import copy
+
     from .common import mean_std, progress_iter, seeded
 
     nseeds = seeds or (1 if quick else 3)
@@ -67,16 +70,21 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
         cfg = tasks[t]
         model, _ = train_task(t, cfg, data[t], s, "plain", 0.0)
 
-        def rec(stage):
-            raw.setdefault(f"{t}/{stage}", []).append({"metric": evaluate(t, cfg, model, data[t]), **rate_of(model)})
+        def rec(stage, m):
+            raw.setdefault(f"{t}/{stage}", []).append({"metric": evaluate(t, cfg, m, data[t]), **rate_of(m)})
 
-        rec("trained")
+        rec("trained", model)
+        # control: the same fine-tuning (same batches) without reshaping, so "recovery"
+        # is not confused with the gain of simply training longer
+        control = copy.deepcopy(model)
         fits[f"{t}/seed{s}"] = reshape_(model)
-        rec("reshaped")
-        g = seeded(1000 + s)
+        rec("reshaped", model)
+        g, gc = seeded(1000 + s), seeded(1000 + s)
         for e in (1, 2, 3):
             _finetune_epoch(t, cfg, model, data[t], g)
-            rec(f"ft{e}")
+            rec(f"ft{e}", model)
+            _finetune_epoch(t, cfg, control, data[t], gc)
+            rec(f"control-ft{e}", control)
     rows = {}
     for key, runs in raw.items():
         t, stage = key.split("/")
@@ -88,7 +96,8 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
         summary[t] = {"coded_bits_trained": tr["coded_bits"]["mean"], "coded_bits_reshaped": rs["coded_bits"]["mean"],
                       "metric_trained": tr["metric"]["mean"], "metric_reshaped": rs["metric"]["mean"],
                       **{f"metric_ft{e}": rows[f"{t}/ft{e}"]["metric"]["mean"] for e in (1, 2, 3)},
-                      **{f"coded_bits_ft{e}": rows[f"{t}/ft{e}"]["coded_bits"]["mean"] for e in (1, 2, 3)}}
+                      **{f"coded_bits_ft{e}": rows[f"{t}/ft{e}"]["coded_bits"]["mean"] for e in (1, 2, 3)},
+                      **{f"metric_control_ft{e}": rows[f"{t}/control-ft{e}"]["metric"]["mean"] for e in (1, 2, 3)}}
     cfg = {"tasks": tasks, "ft_lr_factor": FT_LR_FACTOR,
            "deepshape": f"rf8sim.training.deepshape.deepshape_(model, mode='tensor', step_exp={STEP_EXP}); "
                         "defaults otherwise: core_count 1 % of peak level, shape x0.8, scale x0.6",
