@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 
 from rf8sim.training.deepshape import DeepShapeError, deepshape_, reshape_values
 from rf8sim.training.gg import fit_gg, sample_gg

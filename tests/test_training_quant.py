@@ -1,6 +1,5 @@
 """rf8sim.training.quant against independent references (numpy/Fractions, ml_dtypes, torch float8)."""
 
-import math
 
 import ml_dtypes
 import numpy as np

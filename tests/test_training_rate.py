@@ -1,6 +1,5 @@
 """Rate measurement: exp-Golomb metric, entropies, constriction coding (lossless), GG code model."""
 
-import math
 
 import numpy as np
 import pytest

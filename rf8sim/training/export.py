@@ -25,7 +25,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize

@@ -21,7 +21,6 @@ Fixed-width baselines in bits/param: fp32 32, fp16 16; int8, e4m3 and raw rf8
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
