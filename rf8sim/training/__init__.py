@@ -12,11 +12,11 @@ from .params import select_params
 from .rate import RateError, entropy_bits, exp_golomb_bits, rate_report
 from .qat import QATConfig, QuantizedTensor, convert, quantize_model_
 from .quant import (GRANULARITIES, QuantError, decode, dequantize, encode, fake_quant, quantize,
-                    scale_exponent, scale_shape)
+                    scale_exponent, scale_shape, set_compile)
 
 __all__ = [
     "GRANULARITIES", "QuantError", "decode", "dequantize", "encode", "fake_quant", "quantize",
-    "scale_exponent", "scale_shape",
+    "scale_exponent", "scale_shape", "set_compile",
     "BackSlash", "BackSlashError", "estimate_shape",
     "DeepShapeError", "DeepShapeResult", "deepshape_", "reshape_values",
     "RF8FileError", "load_rf8", "read_rf8", "save_rf8",
