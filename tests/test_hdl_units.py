@@ -217,3 +217,60 @@ def test_widths_follow_formats():
     p_std, p_var = ProductPlan.make("rf8", "rf8"), ProductPlan.make(variant, variant)
     assert p_var.p_hi > p_std.p_hi  # dmax = 5 widens the significand
     assert p_std.p_hi == int(F.RF8.sig.max()) ** 2
+
+
+def test_reset_hold_and_clear_semantics():
+    """rst zeroes the accumulator and flags; in_valid = 0 holds; a beat without clear after reset adds to 0."""
+    from amaranth.hdl import ClockDomain, Elaboratable, Module
+
+    from rf8sim.hdl.reference import aligned_table
+
+    unit = MacUnit("e5m2", "e5m2", "2:8", 1, "fixed")
+    cd = ClockDomain("sync")
+
+    class Top(Elaboratable):  # an explicit sync domain whose rst the testbench drives
+        def elaborate(self, platform):
+            m = Module()
+            m.domains.sync = cd
+            m.submodules.mac = unit
+            return m
+
+    table, _ = aligned_table("e5m2", "e5m2", unit.config.acc)
+    big, one, nan = 0x7B, 0x3C, 0x7F  # 57344 (max), 1.0, NaN
+    seen = {}
+
+    async def tb(ctx):
+        async def beat(a, w, clear, valid=1):
+            ctx.set(unit.in_valid, valid)
+            ctx.set(unit.in_clear, clear)
+            ctx.set(unit.in_a, a)
+            ctx.set(unit.in_w, w)
+            await ctx.tick()
+
+        await beat(big, big, 1)       # saturates: max^2 * 4 >> 2**7
+        await beat(nan, one, 0)       # invalid
+        await beat(0, 0, 0, valid=0)
+        await ctx.tick()
+        seen["before"] = (ctx.get(unit.out_acc), ctx.get(unit.out_overflow), ctx.get(unit.out_invalid))
+        await ctx.tick()              # in_valid = 0 for several cycles: everything holds
+        seen["held"] = (ctx.get(unit.out_acc), ctx.get(unit.out_overflow), ctx.get(unit.out_invalid),
+                        ctx.get(unit.out_valid))
+        ctx.set(cd.rst, 1)
+        await ctx.tick()
+        ctx.set(cd.rst, 0)
+        seen["reset"] = (ctx.get(unit.out_acc), ctx.get(unit.out_overflow), ctx.get(unit.out_invalid),
+                         ctx.get(unit.out_valid))
+        await beat(one, one, 0)       # no clear: starts from the reset accumulator
+        await beat(one, one, 0, valid=0)
+        await ctx.tick()
+        seen["after"] = (ctx.get(unit.out_acc), ctx.get(unit.out_overflow), ctx.get(unit.out_invalid))
+
+    sim = Simulator(Top())
+    sim.add_clock(1e-6, domain="sync")
+    sim.add_testbench(tb)
+    sim.run()
+    acc = unit.config.acc
+    assert seen["before"] == (acc.max, 1, 1)
+    assert seen["held"] == (acc.max, 1, 1, 0)
+    assert seen["reset"] == (0, 0, 0, 0)
+    assert seen["after"] == (table[one][one], 0, 0) and table[one][one] == 1 << acc.frac_bits
