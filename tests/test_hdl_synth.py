@@ -1,6 +1,5 @@
 """Synthesis driver: results are self-consistent and the RF8 product stage has no multiplier."""
 
-import shutil
 
 import pytest
 

@@ -23,17 +23,15 @@ The product stage is specialised per format pair:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import formats as F
-from ..golden.accspec import MAX_WIDTH, AccSpec, AccSpecError
+from ..golden.accspec import MAX_WIDTH, AccSpec
 
 __all__ = ["HdlError", "MacConfig", "MacUnit", "ProductStage", "Fp32Convert", "LATENCY",
            "OUT_MODES", "MAX_LANES"]
