@@ -223,6 +223,11 @@ def _parallel(fn, jobs, workers, backend, desc, progress):
     jobs = list(jobs)
     if not jobs:
         return []
+    first = None
+    if workers > 1 and len(jobs) > 1 and backend == "loky":
+        # one job in this process first: Numba compiles and caches the kernels once instead of in
+        # every worker at the same time (and a systematic error shows up before the fan-out)
+        first = fn(jobs[0])
     if workers <= 1 or len(jobs) == 1:
         it = ((i, fn(j)) for i, j in enumerate(jobs))
     else:
@@ -241,9 +246,13 @@ def _parallel(fn, jobs, workers, backend, desc, progress):
                 raise ConfigError("[study] backend = 'dask' needs dask.distributed "
                                   "(pip install 'dask[distributed]') and a running Client") from None
         par = Parallel(n_jobs=workers, backend=backend, return_as="generator_unordered")
-        it = par(delayed(_indexed)(fn, i, j) for i, j in enumerate(jobs))
+        start = 0 if first is None else 1
+        it = par(delayed(_indexed)(fn, i, j) for i, j in enumerate(jobs) if i >= start)
     out = [None] * len(jobs)
-    for i, r in tqdm(it, total=len(jobs), desc=desc, disable=not progress, leave=False):
+    if first is not None:
+        out[0] = first
+    for i, r in tqdm(it, total=len(jobs), initial=0 if first is None else 1, desc=desc, disable=not progress,
+                     leave=False):
         out[i] = r
     return out
 
