@@ -185,7 +185,17 @@ def _fit(w) -> dict:
 
         beta, loc, alpha = gennorm.fit(np.asarray(w, np.float64).ravel())
         src = "scipy.stats.gennorm.fit"
-    return {"beta": float(beta), "alpha": float(alpha), "loc": float(loc), "fit": src}
+    out = {"beta": float(beta), "alpha": float(alpha), "loc": float(loc), "fit": src}
+    gof = training_fn("goodness_of_fit")
+    if gof is not None and fit_gg is not None:
+        import torch
+
+        g = gof(torch.from_numpy(np.asarray(w, np.float32)), fit_gg(torch.from_numpy(np.asarray(w, np.float32)),
+                                                                    method="mle"))
+        for k in ("gg", "gaussian", "laplace"):
+            out[f"loglik_{k}"] = float(g[k]["loglik"])
+            out[f"ks_{k}"] = float(g[k]["ks"])
+    return out
 
 
 def stage_rate(ctx: Context) -> dict:
@@ -342,8 +352,11 @@ def write_report(ctx: Context, stages, total_s: float) -> None:
         md.append(md_table(acc_rows, ["phase", "accuracy"], ["float32 model", "test accuracy"]))
         md.append("![weight histograms](weights_hist.png)\n")
         if ctx.state.get("fits"):
-            md.append(md_table(ctx.state["fits"], ["tensor", "beta", "alpha", "fit"],
-                               ["tensor", "GG shape β", "GG scale α", "fitted with"]))
+            heads = {"tensor": "tensor", "beta": "GG shape β", "alpha": "GG scale α",
+                     "loglik_gg": "log-lik/param GG", "loglik_gaussian": "Gaussian", "loglik_laplace": "Laplace",
+                     "ks_gg": "KS GG", "ks_gaussian": "KS Gaussian", "fit": "fitted with"}
+            cols = [c for c in heads if any(c in r for r in ctx.state["fits"])]
+            md.append(md_table(ctx.state["fits"], cols, [heads[c] for c in cols]))
     if ctx.state.get("bits"):
         md.append("## Bits per parameter\n")
         md.append("All weights of the trained model (`rf8sim.training.rate_report`, channel scales, "
