@@ -257,3 +257,16 @@ def test_cluster_backends_need_their_engine(tmp_path):
     cfg = dataclasses.replace(cfg, study=dataclasses.replace(cfg.study, backend="threading"))
     res = run_sweep(cfg, tmp_path / "t", accuracy_fn=fake_accuracy, area_fn=fake_area, progress=False)
     assert len(res.rows) == 2 and all(r["accuracy"] for r in res.rows)
+
+
+def test_expand_grid_mixed_formats():
+    from rf8sim.golden import AccSpec
+
+    cfg = config_from_dict({"sweep": {"formats": ["rf8", "e4m3"], "act_formats": ["int8", "rf8"],
+                                      "roundings": ["nearest"], "granularities": ["tensor"], "acc": ["exact"]}})
+    pts = expand_grid(cfg)
+    assert sorted((p["w_format"], p["a_format"]) for p in pts) == [
+        ("e4m3", "int8"), ("e4m3", "rf8"), ("rf8", "int8"), ("rf8", "rf8")]
+    p = next(p for p in pts if (p["w_format"], p["a_format"]) == ("rf8", "int8"))
+    spec = AccSpec.exact("int8", "rf8", 1024)
+    assert (p["acc_frac"], p["acc_width"]) == (spec.frac_bits, spec.width)
