@@ -148,8 +148,12 @@ def _num(v):
 
 
 def stage_train(ctx: Context) -> dict:
-    m = train_pipeline(ctx.cfg.model, seed=ctx.cfg.study.seed, cache_dir=ctx.cache_dir, progress=ctx.progress,
-                       console=ctx.console, keep_model=True)
+    try:
+        m = train_pipeline(ctx.cfg.model, seed=ctx.cfg.study.seed, cache_dir=ctx.cache_dir, progress=ctx.progress,
+                           console=ctx.console, keep_model=True)
+    except ModuleNotFoundError as e:
+        raise RuntimeError(f"{e}: the flow trains on MNIST-1D; install the data extra "
+                           f"(pip install 'rf8sim[data]')") from e
     ctx.state["model"] = m
     # weight histograms with GG and Gaussian fits
     from .report import plot_histograms
