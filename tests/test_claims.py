@@ -166,3 +166,17 @@ def test_quick_deepshape(tmp_path):
     from rf8sim.study.claims.deepshape import STAGES
 
     assert [r["stage"] for r in p["rows"].values()] == list(STAGES)
+
+
+def test_deepshape_leaves_tiny_tensors_alone():
+    from rf8sim.study.claims.deepshape import MIN_NUMEL, reshape_
+    from rf8sim.study.models import CNN1D
+
+    torch.manual_seed(0)
+    m = CNN1D()
+    before = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    groups = reshape_(m)
+    assert [g["name"] for g in groups] == ["convs.1.weight", "convs.2.weight", "head.weight"]
+    assert m.convs[0].weight.numel() < MIN_NUMEL and torch.equal(m.convs[0].weight, before["convs.0.weight"])
+    assert not torch.equal(m.convs[1].weight, before["convs.1.weight"])
+    assert all(torch.equal(m.state_dict()[k], before[k]) for k in before if k.endswith("bias"))

@@ -25,6 +25,8 @@ FT_LR_FACTOR = 0.25
 #: these small models most 2^-13 levels hold 0-1 values and the dense core degenerates
 #: (deepshape_ then refuses: "no mass on the core levels"), so we use the rate grid, 2^-8.
 STEP_EXP = 8
+#: tensors with fewer values are left unchanged (too few for a histogram)
+MIN_NUMEL = 1000
 
 TASKS = {
     "mlp": dict(epochs=40, batch=100, lr=2e-3),
@@ -40,7 +42,15 @@ def reshape_(model, mode: str = "tensor", step_exp: int = STEP_EXP) -> list[dict
     target shape x0.8, scale x0.6); returns the fitted/target parameters per group."""
     from rf8sim.training.deepshape import deepshape_
 
-    res = deepshape_(model, mode=mode, step_exp=step_exp)
+    from torch import nn
+
+    def select(name, p, module):
+        # Linear/Conv/Embedding weights (deepshape_'s default set) with enough values for a
+        # histogram: the CNN's first conv (125 weights) has no dense core at any useful step
+        return (isinstance(module, (nn.Linear, nn.Conv1d, nn.Embedding)) and name.endswith("weight")
+                and p.numel() >= MIN_NUMEL)
+
+    res = deepshape_(model, mode=mode, step_exp=step_exp, select=select)
     return [{k: (float(v) if isinstance(v, float) else v) for k, v in g.items()} for g in res.summary()]
 
 
@@ -99,7 +109,8 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
                       **{f"coded_bits_ft{e}": rows[f"{t}/ft{e}"]["coded_bits"]["mean"] for e in (1, 2, 3)},
                       **{f"metric_control_ft{e}": rows[f"{t}/control-ft{e}"]["metric"]["mean"] for e in (1, 2, 3)}}
     cfg = {"tasks": tasks, "ft_lr_factor": FT_LR_FACTOR,
-           "deepshape": f"rf8sim.training.deepshape.deepshape_(model, mode='tensor', step_exp={STEP_EXP}); "
+           "deepshape": f"rf8sim.training.deepshape.deepshape_(model, mode='tensor', step_exp={STEP_EXP}) on "
+                        f"Linear/Conv/Embedding weights with >= {MIN_NUMEL} values; "
                         "defaults otherwise: core_count 1 % of peak level, shape x0.8, scale x0.6",
            "fits": fits}
     return {"config": cfg, "seeds": seed_list, "rows": rows, "summary": summary}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -34,23 +36,20 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
         raise ClaimError(f"--seeds must be a positive integer, got {seeds!r}")
     path = out_path(name, quick, out)
     check_out_path(path, force)
-    import sys
-
     # a wide table stays readable when the output is piped to a file
     console = console or Console(width=None if sys.stdout.isatty() else 180)
     mod = importlib.import_module(RECIPES[name])
-    import os
-
     import torch
 
     # These models are tiny: one intra-op thread is as fast as two on an idle
     # machine and far faster on a shared one (no spinning threads).
     threads = torch.get_num_threads()
     torch.set_num_threads(int(os.environ.get("RF8SIM_CLAIMS_THREADS", "1")))
+    prov = provenance()  # the commit the run started from
+    prov["torch_threads"] = torch.get_num_threads()
     t0 = time.perf_counter()
     try:
         payload = mod.run(quick=quick, seeds=seeds, progress=progress, outdir=path.parent)
-        prov = provenance()
     finally:
         torch.set_num_threads(threads)
     wall = time.perf_counter() - t0
