@@ -53,7 +53,7 @@ def test_init_weights_variance_matches_kaiming_and_bias_zero():
     init_weights_(m, "kaiming-normal", torch.Generator().manual_seed(0))
     w = m.layers[1].weight.detach()
     assert abs(float(w.var()) / (2 / 400) - 1) < 0.05
-    assert float(m.layers[1].bias.abs().max()) == 0.0
+    assert float(m.layers[1].bias.detach().abs().max()) == 0.0
     with pytest.raises(C.ClaimError):
         init_weights_(m, "nope", None)
 
