@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "CNN1D", "TinyLM", "MiniLM", "load_minilm", "minilm_dir", "ModelError"]
+__all__ = ["MLP", "CNN1D", "TinyLM", "MiniLM", "load_minilm", "load_minilm_state", "minilm_dir", "ModelError"]
 
 
 class ModelError(ValueError):
