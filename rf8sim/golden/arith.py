@@ -625,95 +625,61 @@ def _bitlen64(v):
     return n
 
 
+@nb.njit(cache=True)
+def _to_f32_one(hi, lo, frac):
+    """RNE float32 of the 128-bit two's complement value (hi, lo) times 2**-frac."""
+    one = np.uint64(1)
+    h = hi
+    l = lo
+    neg = h < 0
+    if neg:  # magnitude of a 128-bit two's complement value
+        l = ~l + one
+        h = ~h + (np.int64(1) if l == np.uint64(0) else np.int64(0))
+    uh = np.uint64(h)
+    if uh == np.uint64(0) and l == np.uint64(0):
+        return np.float32(0.0)
+    bl = _bitlen64(uh) + 64 if uh != np.uint64(0) else _bitlen64(l)
+    shift = bl - 24
+    if shift <= 0:
+        q = l << np.uint64(-shift) if shift < 0 else l
+        e = shift - frac
+        v = np.float64(q) * 2.0 ** e
+    else:
+        # q = top 24 bits, rem = the rest compared with half
+        if shift >= 64:
+            q = uh >> np.uint64(shift - 64)
+            rb = shift - 1  # position of the round bit
+            if rb >= 64:
+                rbit = (uh >> np.uint64(rb - 64)) & one
+                sticky = (uh & ((one << np.uint64(rb - 64)) - one)) != np.uint64(0) or l != np.uint64(0)
+            else:
+                rbit = (l >> np.uint64(rb)) & one
+                sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0)
+        else:
+            q = (l >> np.uint64(shift))
+            if uh != np.uint64(0):
+                q |= uh << np.uint64(64 - shift)
+            q &= (one << np.uint64(24)) - one
+            rb = shift - 1
+            rbit = (l >> np.uint64(rb)) & one
+            sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0) if rb > 0 else False
+        if rbit == one and (sticky or (q & one) == one):
+            q += one
+        v = np.float64(q) * 2.0 ** (shift - frac)
+    return np.float32(-v if neg else v)
+
+
 @nb.njit(cache=True, parallel=True)
 def _to_f32(hi, lo, frac, out):
-    one = np.uint64(1)
     for i in nb.prange(hi.size):
-        h = hi[i]
-        l = lo[i]
-        neg = h < 0
-        if neg:  # magnitude of a 128-bit two's complement value
-            l = ~l + one
-            h = ~h + (np.int64(1) if l == np.uint64(0) else np.int64(0))
-        uh = np.uint64(h)
-        if uh == np.uint64(0) and l == np.uint64(0):
-            out[i] = np.float32(0.0)
-            continue
-        bl = _bitlen64(uh) + 64 if uh != np.uint64(0) else _bitlen64(l)
-        shift = bl - 24
-        if shift <= 0:
-            q = l << np.uint64(-shift) if shift < 0 else l
-            e = shift - frac
-            v = np.float64(q) * 2.0 ** e
-        else:
-            # q = top 24 bits, rem = the rest compared with half
-            if shift >= 64:
-                q = uh >> np.uint64(shift - 64)
-                rb = shift - 1  # position of the round bit
-                if rb >= 64:
-                    rbit = (uh >> np.uint64(rb - 64)) & one
-                    sticky = (uh & ((one << np.uint64(rb - 64)) - one)) != np.uint64(0) or l != np.uint64(0)
-                else:
-                    rbit = (l >> np.uint64(rb)) & one
-                    sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0)
-            else:
-                q = (l >> np.uint64(shift))
-                if uh != np.uint64(0):
-                    q |= uh << np.uint64(64 - shift)
-                q &= (one << np.uint64(24)) - one
-                rb = shift - 1
-                rbit = (l >> np.uint64(rb)) & one
-                sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0) if rb > 0 else False
-            if rbit == one and (sticky or (q & one) == one):
-                q += one
-            v = np.float64(q) * 2.0 ** (shift - frac)
-        out[i] = np.float32(-v if neg else v)
+        out[i] = _to_f32_one(hi[i], lo[i], frac)
 
 
 @nb.njit(cache=True)
 def _to_f32_serial(hi, lo, frac, out):
     """Serial twin of _to_f32: small inputs skip the parallel launch (milliseconds on a busy machine)."""
-    one = np.uint64(1)
     for i in range(hi.size):
-        h = hi[i]
-        l = lo[i]
-        neg = h < 0
-        if neg:  # magnitude of a 128-bit two's complement value
-            l = ~l + one
-            h = ~h + (np.int64(1) if l == np.uint64(0) else np.int64(0))
-        uh = np.uint64(h)
-        if uh == np.uint64(0) and l == np.uint64(0):
-            out[i] = np.float32(0.0)
-            continue
-        bl = _bitlen64(uh) + 64 if uh != np.uint64(0) else _bitlen64(l)
-        shift = bl - 24
-        if shift <= 0:
-            q = l << np.uint64(-shift) if shift < 0 else l
-            e = shift - frac
-            v = np.float64(q) * 2.0 ** e
-        else:
-            # q = top 24 bits, rem = the rest compared with half
-            if shift >= 64:
-                q = uh >> np.uint64(shift - 64)
-                rb = shift - 1  # position of the round bit
-                if rb >= 64:
-                    rbit = (uh >> np.uint64(rb - 64)) & one
-                    sticky = (uh & ((one << np.uint64(rb - 64)) - one)) != np.uint64(0) or l != np.uint64(0)
-                else:
-                    rbit = (l >> np.uint64(rb)) & one
-                    sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0)
-            else:
-                q = (l >> np.uint64(shift))
-                if uh != np.uint64(0):
-                    q |= uh << np.uint64(64 - shift)
-                q &= (one << np.uint64(24)) - one
-                rb = shift - 1
-                rbit = (l >> np.uint64(rb)) & one
-                sticky = (l & ((one << np.uint64(rb)) - one)) != np.uint64(0) if rb > 0 else False
-            if rbit == one and (sticky or (q & one) == one):
-                q += one
-            v = np.float64(q) * 2.0 ** (shift - frac)
-        out[i] = np.float32(-v if neg else v)
+        out[i] = _to_f32_one(hi[i], lo[i], frac)
 
 
 def to_float32(acc, frac_bits: int) -> np.ndarray:
