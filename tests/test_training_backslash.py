@@ -14,14 +14,7 @@ from rf8sim.training.backslash import BackSlash, BackSlashError, estimate_shape
 from rf8sim.training.gg import sample_gg
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's thread pool only adds contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(seed=0):

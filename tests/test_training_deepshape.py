@@ -8,12 +8,7 @@ from rf8sim.training.deepshape import DeepShapeError, deepshape_, reshape_values
 from rf8sim.training.gg import fit_gg, sample_gg
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _check_group(w, new, g):

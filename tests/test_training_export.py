@@ -11,12 +11,7 @@ from rf8sim.training.qat import QATConfig, convert, quantize_model_
 from rf8sim.training.quant import QuantError, dequantize, fake_quant, quantize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Net(nn.Module):

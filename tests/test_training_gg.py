@@ -10,14 +10,7 @@ from rf8sim.training.gg import (GGError, fit_gg, gg_init_, gg_variance, goodness
                                 shape_from_rho)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's thread pool only adds contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_rho_known_values_and_inverse():

@@ -10,13 +10,7 @@ from rf8sim.training import decode, dequantize, encode, fake_quant, quantize
 from rf8sim.training.sweep import MODES, compare_patterns, sweep
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's thread pool only adds contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 if not hasattr(G, "encode"):

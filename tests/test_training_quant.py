@@ -11,13 +11,7 @@ from rf8sim import formats as F
 from rf8sim.training import QuantError, decode, dequantize, encode, fake_quant, quantize, scale_exponent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's thread pool only adds contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ROUNDED = [("rf8", "nearest"), ("rf8", "paper"), ("rf8", "truncate"), ("e4m3", "nearest"),

@@ -12,14 +12,7 @@ from rf8sim.training.rate import (RateError, entropy_bits, entropy_code, exp_gol
                                   rate_report, rounding_boundaries)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: torch's thread pool only adds contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_exp_golomb_by_hand():
