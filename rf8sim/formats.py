@@ -147,11 +147,6 @@ class Format:
         nz = self.finite & (self.sig > 0)
         return int(self.exp[nz].max())
 
-    @property
-    def max_sig_product(self) -> int:
-        """Largest |significand| over finite codes (the int8 -128 included)."""
-        return int(self.sig[self.finite].max())
-
     def exact_value(self, code: int) -> Fraction:
         """The exact value of a finite code as a Fraction (raises for NaN/Inf)."""
         code = int(code)
@@ -161,11 +156,6 @@ class Format:
             raise FormatError(f"{self.name} code 0x{code:02X} is not finite")
         v = Fraction(int(self.sig[code])) * Fraction(2) ** int(self.exp[code])
         return -v if self.sign[code] else v
-
-    def check_codes(self, codes: np.ndarray) -> None:
-        """All uint8 values are codes of every format; kept for symmetry/extension."""
-        if codes.dtype != np.uint8:
-            raise FormatError(f"codes must be uint8, got {codes.dtype}")
 
     def fields(self) -> str:
         if self.kind == "residual":
