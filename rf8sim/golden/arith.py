@@ -336,140 +336,97 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc) -> MacTrace:
 # GEMM
 
 
+@nb.njit(cache=True, inline="always")
+def _gemm1_row(m, a, w, sa, sw, seg, seg_a, seg_w, pk, frac, amin, amax, acc_out, ovf_out, inv_out):
+    """Row m of the one-limb sequential GEMM (shared by the parallel and serial kernels)."""
+    nseg = seg.size - 1
+    for n in range(w.shape[0]):
+        acc = np.int64(0)
+        ovf = False
+        inv = False
+        for g in range(nseg):  # runs of k where both scale exponents are constant
+            off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
+            for k in range(seg[g], seg[g + 1]):
+                idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                q = np.int64(pk[idx])
+                if (q & 255) == 255:
+                    inv = True
+                    continue
+                p = _align1(q >> 8, (q & 255) - _EXP_BIAS + off)
+                t = acc + p
+                if t > amax:
+                    t = amax
+                    ovf = True
+                elif t < amin:
+                    t = amin
+                    ovf = True
+                acc = t
+        acc_out[m, n] = acc
+        ovf_out[m, n] = ovf
+        inv_out[m, n] = inv
+
+
 @nb.njit(cache=True, parallel=True)
 def _gemm1(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, amin, amax, acc_out, ovf_out, inv_out):
-    M = a.shape[0]
-    N = w.shape[0]
-    nseg = seg.size - 1
-    for m in nb.prange(M):
-        for n in range(N):
-            acc = np.int64(0)
-            ovf = False
-            inv = False
-            for g in range(nseg):  # runs of k where both scale exponents are constant
-                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
-                for k in range(seg[g], seg[g + 1]):
-                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    q = np.int64(pk[idx])
-                    if (q & 255) == 255:
-                        inv = True
-                        continue
-                    p = _align1(q >> 8, (q & 255) - _EXP_BIAS + off)
-                    t = acc + p
-                    if t > amax:
-                        t = amax
-                        ovf = True
-                    elif t < amin:
-                        t = amin
-                        ovf = True
-                    acc = t
-            acc_out[m, n] = acc
-            ovf_out[m, n] = ovf
-            inv_out[m, n] = inv
+    for m in nb.prange(a.shape[0]):
+        _gemm1_row(m, a, w, sa, sw, seg, seg_a, seg_w, pk, frac, amin, amax, acc_out, ovf_out, inv_out)
 
 
 @nb.njit(cache=True)
 def _gemm1_serial(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, amin, amax, acc_out, ovf_out, inv_out):
     """Serial twin of _gemm1: small inputs skip the parallel launch (milliseconds on a busy machine)."""
-    M = a.shape[0]
-    N = w.shape[0]
+    for m in range(a.shape[0]):
+        _gemm1_row(m, a, w, sa, sw, seg, seg_a, seg_w, pk, frac, amin, amax, acc_out, ovf_out, inv_out)
+
+
+@nb.njit(cache=True, inline="always")
+def _gemm2_row(m, a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out,
+               inv_out):
+    """Row m of the two-limb (up to 127-bit) sequential GEMM."""
     nseg = seg.size - 1
-    for m in range(M):
-        for n in range(N):
-            acc = np.int64(0)
-            ovf = False
-            inv = False
-            for g in range(nseg):  # runs of k where both scale exponents are constant
-                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
-                for k in range(seg[g], seg[g + 1]):
-                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    q = np.int64(pk[idx])
-                    if (q & 255) == 255:
-                        inv = True
-                        continue
-                    p = _align1(q >> 8, (q & 255) - _EXP_BIAS + off)
-                    t = acc + p
-                    if t > amax:
-                        t = amax
-                        ovf = True
-                    elif t < amin:
-                        t = amin
-                        ovf = True
-                    acc = t
-            acc_out[m, n] = acc
-            ovf_out[m, n] = ovf
-            inv_out[m, n] = inv
+    for n in range(w.shape[0]):
+        ah = np.int64(0)
+        al = np.uint64(0)
+        ovf = False
+        inv = False
+        for g in range(nseg):
+            off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
+            for k in range(seg[g], seg[g + 1]):
+                idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
+                q = np.int64(pk[idx])
+                if (q & 255) == 255:
+                    inv = True
+                    continue
+                ph, pl = _align2(q >> 8, (q & 255) - _EXP_BIAS + off)
+                th, tl = _add2(ah, al, ph, pl)
+                if _lt2(maxh, maxl, th, tl):
+                    th, tl = maxh, maxl
+                    ovf = True
+                elif _lt2(th, tl, minh, minl):
+                    th, tl = minh, minl
+                    ovf = True
+                ah, al = th, tl
+        hi_out[m, n] = ah
+        lo_out[m, n] = al
+        ovf_out[m, n] = ovf
+        inv_out[m, n] = inv
 
 
 @nb.njit(cache=True, parallel=True)
 def _gemm2(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out, ovf_out,
            inv_out):
-    M = a.shape[0]
-    N = w.shape[0]
-    nseg = seg.size - 1
-    for m in nb.prange(M):
-        for n in range(N):
-            ah = np.int64(0)
-            al = np.uint64(0)
-            ovf = False
-            inv = False
-            for g in range(nseg):
-                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
-                for k in range(seg[g], seg[g + 1]):
-                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    q = np.int64(pk[idx])
-                    if (q & 255) == 255:
-                        inv = True
-                        continue
-                    ph, pl = _align2(q >> 8, (q & 255) - _EXP_BIAS + off)
-                    th, tl = _add2(ah, al, ph, pl)
-                    if _lt2(maxh, maxl, th, tl):
-                        th, tl = maxh, maxl
-                        ovf = True
-                    elif _lt2(th, tl, minh, minl):
-                        th, tl = minh, minl
-                        ovf = True
-                    ah, al = th, tl
-            hi_out[m, n] = ah
-            lo_out[m, n] = al
-            ovf_out[m, n] = ovf
-            inv_out[m, n] = inv
+    for m in nb.prange(a.shape[0]):
+        _gemm2_row(m, a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out,
+                   ovf_out, inv_out)
 
 
 @nb.njit(cache=True)
 def _gemm2_serial(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out,
                   ovf_out, inv_out):
     """Serial twin of _gemm2: small inputs skip the parallel launch (milliseconds on a busy machine)."""
-    M = a.shape[0]
-    N = w.shape[0]
-    nseg = seg.size - 1
-    for m in range(M):
-        for n in range(N):
-            ah = np.int64(0)
-            al = np.uint64(0)
-            ovf = False
-            inv = False
-            for g in range(nseg):
-                off = frac + sa[m, seg_a[g]] + sw[n, seg_w[g]]
-                for k in range(seg[g], seg[g + 1]):
-                    idx = np.int64(a[m, k]) * 256 + np.int64(w[n, k])
-                    q = np.int64(pk[idx])
-                    if (q & 255) == 255:
-                        inv = True
-                        continue
-                    ph, pl = _align2(q >> 8, (q & 255) - _EXP_BIAS + off)
-                    th, tl = _add2(ah, al, ph, pl)
-                    if _lt2(maxh, maxl, th, tl):
-                        th, tl = maxh, maxl
-                        ovf = True
-                    elif _lt2(th, tl, minh, minl):
-                        th, tl = minh, minl
-                        ovf = True
-                    ah, al = th, tl
-            hi_out[m, n] = ah
-            lo_out[m, n] = al
-            ovf_out[m, n] = ovf
-            inv_out[m, n] = inv
+    for m in range(a.shape[0]):
+        _gemm2_row(m, a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, maxl, hi_out, lo_out,
+                   ovf_out, inv_out)
 
 
 def _segments(K: int, ba: int, bw: int):
