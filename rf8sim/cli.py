@@ -8,6 +8,8 @@ Heavy imports (numba, torch, amaranth) happen inside the handlers.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import argparse
 import importlib
 import sys
@@ -26,7 +28,7 @@ COMMAND_MODULES = (
 )
 
 
-class CLIError(Exception):
+class CLIError(RF8SimError):
     """A user error the CLI reports as one line (exit code 2)."""
 
 

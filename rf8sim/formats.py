@@ -20,6 +20,8 @@ integers times a power of two, which is what the fixed-point accumulator of
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -55,7 +57,7 @@ SPECIAL_INF = 2
 ROUNDINGS = ("nearest", "paper", "truncate")
 
 
-class FormatError(ValueError):
+class FormatError(RF8SimError, ValueError):
     """An unknown format or an operation a format does not support."""
 
 

@@ -17,6 +17,8 @@ Semantics (normative, see docs/formats.md "Accumulation"):
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import re
 from dataclasses import dataclass
 
@@ -30,7 +32,7 @@ MAX_WIDTH = 127
 MAX_FRAC_BITS = 96
 
 
-class AccSpecError(ValueError):
+class AccSpecError(RF8SimError, ValueError):
     """An accumulator specification that rf8sim cannot honour exactly."""
 
 

@@ -25,6 +25,8 @@ mantissa bits, so a bucket holds at most one of them and it is compared exactly.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import math
 from functools import lru_cache
 
@@ -57,11 +59,11 @@ _ERR_OVF = 256  # table marker: overflow with saturate=False and no overflow cod
 _NAN_OUT = 257  # table marker: write the format's canonical NaN code (unsigned)
 
 
-class DTypeError(TypeError, ValueError):
+class DTypeError(RF8SimError, TypeError, ValueError):
     """An input of a dtype (or with values) that an rf8sim function cannot take exactly."""
 
 
-class EncodeError(ValueError):
+class EncodeError(RF8SimError, ValueError):
     """Values a format cannot encode (NaN without a NaN code, overflow with saturate=False)."""
 
 

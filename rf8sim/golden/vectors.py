@@ -36,6 +36,8 @@ model gives the same bytes.  :func:`load_vectors` reads one by name.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import hashlib
 import io
 import json
@@ -60,7 +62,7 @@ FORMATS = ("rf8", "e4m3", "e5m2", "int8")
 PRODUCT_PAIRS = (("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"), ("rf8", "int8"))
 
 
-class GoldenMismatch(ValueError):
+class GoldenMismatch(RF8SimError, ValueError):
     """Files in the golden directory differ from what the model generates now."""
 
 

@@ -23,6 +23,8 @@ The product stage is specialised per format pair:
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +44,7 @@ OUT_MODES = ("fixed", "fp32")
 MAX_LANES = 64
 
 
-class HdlError(ValueError):
+class HdlError(RF8SimError, ValueError):
     """Invalid generator parameters or a missing HDL tool, with what to change or install."""
 
 

@@ -55,6 +55,8 @@ sweep runs each distinct job once and joins the two tables.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import hashlib
 import json
 import tomllib
@@ -81,7 +83,7 @@ ARCHS = ("mlp",)
 AREA_MODES = ("auto", "required", "off")
 
 
-class ConfigError(ValueError):
+class ConfigError(RF8SimError, ValueError):
     """A study configuration that is malformed; the message names the key and what is valid."""
 
 

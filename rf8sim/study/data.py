@@ -12,6 +12,8 @@ machine (the corpus depends on the Python version, which results record).
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import functools
 import random
 import re
@@ -33,7 +35,7 @@ __all__ = [
 MNIST1D_SEED = 42
 
 
-class DataError(ValueError):
+class DataError(RF8SimError, ValueError):
     """Bad arguments to a dataset loader."""
 
 

@@ -13,6 +13,8 @@ sentence-transformers' own (tested in ``tests/test_data_models.py``).
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import math
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from torch import nn
 __all__ = ["MLP", "CNN1D", "TinyLM", "MiniLM", "load_minilm", "load_minilm_state", "minilm_dir", "ModelError"]
 
 
-class ModelError(ValueError):
+class ModelError(RF8SimError, ValueError):
     """Bad model arguments or missing model files."""
 
 

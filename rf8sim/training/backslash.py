@@ -23,6 +23,8 @@ all-reduced (SUM) over the group, so nu and n are those of the full model.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import math
 
 import numpy as np
@@ -34,7 +36,7 @@ from .params import select_params
 __all__ = ["BackSlash", "BackSlashError", "estimate_shape"]
 
 
-class BackSlashError(ValueError):
+class BackSlashError(RF8SimError, ValueError):
     """Bad BackSlash configuration."""
 
 

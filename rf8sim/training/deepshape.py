@@ -21,6 +21,8 @@ pooled in the authors' ``mode="global"``):
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import math
 from dataclasses import dataclass, field
 
@@ -34,7 +36,7 @@ from .params import select_params
 __all__ = ["DeepShapeError", "DeepShapeResult", "GroupShape", "reshape_values", "deepshape_"]
 
 
-class DeepShapeError(ValueError):
+class DeepShapeError(RF8SimError, ValueError):
     """Bad DeepShape configuration or input."""
 
 

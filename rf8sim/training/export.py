@@ -20,6 +20,8 @@ pass used.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import hashlib
 import json
 import os
@@ -40,7 +42,7 @@ _META_KEY = "rf8sim"
 _LAYOUT = 1
 
 
-class RF8FileError(ValueError):
+class RF8FileError(RF8SimError, ValueError):
     """A corrupted, truncated or mismatched rf8sim safetensors file."""
 
 

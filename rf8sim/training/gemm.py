@@ -14,6 +14,8 @@ sum without int64 overflow); wider specs raise :class:`GemmError` - use
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -28,7 +30,7 @@ __all__ = ["GemmError", "TorchGemmResult", "gemm", "to_float32", "MAX_TORCH_WIDT
 MAX_TORCH_WIDTH = 62
 
 
-class GemmError(ValueError):
+class GemmError(RF8SimError, ValueError):
     """A GEMM the torch emulation cannot do exactly, or inconsistent arguments."""
 
 

@@ -10,6 +10,8 @@ Computations run in float64 torch; scalar root finding uses scipy.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import math
 from dataclasses import dataclass
 
@@ -35,7 +37,7 @@ __all__ = [
 SHAPE_RANGE = (0.05, 20.0)
 
 
-class GGError(ValueError):
+class GGError(RF8SimError, ValueError):
     """Bad input to a GG routine (shape out of range, empty or non-finite data ...)."""
 
 

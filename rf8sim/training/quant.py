@@ -19,6 +19,8 @@ decide ``round(log2 |x|)`` by an integer comparison of the 24-bit significand wi
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import math
 import os
 from functools import lru_cache
@@ -48,7 +50,7 @@ _NONFINITE = ("raise", "propagate")
 _SQRT2_SIG = math.isqrt(2 << 46) + 1
 
 
-class QuantError(ValueError):
+class QuantError(RF8SimError, ValueError):
     """Bad input to the torch quantizer (NaN where a format has none, bad dtype, shape ...)."""
 
 

@@ -21,6 +21,8 @@ Fixed-width baselines in bits/param: fp32 32, fp16 16; int8, e4m3 and raw rf8
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 from functools import lru_cache
 
 import numpy as np
@@ -32,7 +34,7 @@ __all__ = ["exp_golomb_bits", "entropy_bits", "rounding_boundaries", "gg_code_pm
            "rate_report", "RateError"]
 
 
-class RateError(ValueError):
+class RateError(RF8SimError, ValueError):
     """Bad input to a rate measurement."""
 
 

