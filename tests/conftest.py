@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from toolcheck import check_item
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -11,6 +13,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+
+
+def pytest_runtest_setup(item):
+    check_item(item)  # a missing tool: skip here, failure under RF8SIM_REQUIRE_TOOLS=1 (CI)
 
 
 def pytest_collection_modifyitems(config, items):
