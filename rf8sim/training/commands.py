@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--chunk-bits", type=int, default=24)
     p.add_argument("--modes", default="all",
                    help="comma-separated FORMAT:ROUNDING[:nosat] (e.g. rf8:nearest,e4m3:nearest:nosat); default all")
+    p.add_argument("--record", metavar="FILE",
+                   help="write the counts as a results record (JSON with machine, versions, commit)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -174,7 +177,16 @@ def cmd_sweep(args) -> int:
             if mode not in MODES:
                 raise ValueError(f"mode {m!r} is not one of {[f'{a}:{b}' + ('' if c else ':nosat') for a, b, c in MODES]}")
             modes.append(mode)
+    if args.record:
+        from rf8sim.fileio import check_output_path
+
+        check_output_path(args.record, args.force)  # before hours of work, not after
     rows = sweep(args.chunk_bits, modes=tuple(modes), start=args.start, stop=args.stop)
+    if args.record:
+        from rf8sim.records import write_record
+
+        write_record(args.record, {"kind": "training-sweep", "start": args.start, "stop": args.stop,
+                                   "rows": rows}, overwrite=args.force)
     t = Table(title=f"torch quantizer vs golden encode, float32 patterns [{args.start:#x}, {args.stop:#x})")
     for h in ("format", "rounding", "saturate", "compared", "mismatches"):
         t.add_column(h)
