@@ -542,17 +542,20 @@ def _tensor_fq(x2: torch.Tensor, k: int, slut: torch.Tensor, shift: int, mask: i
     return lut.index_select(0, key.reshape(-1)).view(x2.shape)
 
 
-_COMPILE = {"on": {"1": True, "0": False}.get(os.environ.get("RF8SIM_COMPILE", ""), "auto"), "fn": None,
-            "failed": False}
+_COMPILE = {"on": {"1": True, "0": False}.get(os.environ.get("RF8SIM_COMPILE", ""), "auto")}
 
 
 def set_compile(on: "bool | str" = True) -> None:
-    """Use ``torch.compile`` for fake_quant (fused kernels; the first call compiles, ~15 s).
+    """Run fake_quant's fused kernel through ``torch.compile`` (one loop over the data).
 
-    ``True``: always; ``False``: never; ``"auto"`` (default): for CUDA tensors only,
-    falling back to eager if compilation fails.  Bit-identical to the eager path
-    (integer ops, a table lookup, copysign and a multiplication by a power of
-    two; tested).  ``RF8SIM_COMPILE=1`` / ``0`` set it from the environment.
+    ``True``: always; ``False``: never; ``"auto"`` (default): for CUDA tensors.  On
+    CPU the compiled kernel needs a C++ compiler and costs one compilation (about
+    15-30 s) per process and kernel mode, after which it runs at about the speed of
+    torch's own float8 cast; turn it on for training runs (``RF8SIM_COMPILE=1``).
+    Bit-identical to the eager path (tested against the golden model).  A failed
+    compilation is reported (a warning and ``fastquant.compile_status()``) and
+    the eager kernel runs instead.  ``RF8SIM_COMPILE=1`` / ``0`` set it from the
+    environment.
     """
     if on not in (True, False, "auto"):
         raise QuantError(f"set_compile takes True, False or 'auto', got {on!r}")
@@ -561,75 +564,11 @@ def set_compile(on: "bool | str" = True) -> None:
 
 def _use_compile(x: torch.Tensor) -> bool:
     on = _COMPILE["on"]
-    return not _COMPILE["failed"] and (on is True or (on == "auto" and x.is_cuda))
-
-
-def _pow2_f64(k: torch.Tensor) -> torch.Tensor:
-    """2.0**k as float64 from its bit pattern (exact; |k| < 1000)."""
-    return torch.bitwise_left_shift(k.to(torch.int64) + 1023, 52).view(torch.float64)
-
-
-def _fq_nearest_nosync(y: torch.Tensor, vlut: torch.Tensor, fmax: float, log2max: int, shift: int, mask: int,
-                       nbm1: int):
-    """Whole fake_quant (scale exponent included) for nearest on sign-magnitude formats, with no
-    host synchronisation and no data-dependent Python branch, so torch.compile fuses it.
-
-    Returns (values, scale exponents, all-finite flag).  The scale exponent is read
-    from the float32 bits of amax (an integer max of the magnitude patterns) and
-    fixed by exact float64 comparisons; subnormal inputs are renormalised by an
-    exact multiplication by 2**64 before the bucket arithmetic.  Non-finite
-    entries are excluded from amax and passed through.
-    """
-    ab = y.view(torch.int32) & 0x7FFFFFFF
-    finite = ab < 0x7F800000
-    amax_bits = torch.where(finite, ab, torch.zeros_like(ab)).amax(dim=1, keepdim=True)
-    all_finite = finite.all()
-    e = amax_bits >> 23
-    a64 = amax_bits.view(torch.float32).to(torch.float64)
-    k0 = (e - 127 - log2max).to(torch.int64)
-    k = k0 + 1
-    k = torch.where(a64 <= fmax * _pow2_f64(k0), k0, k)
-    k = torch.where(a64 <= fmax * _pow2_f64(k0 - 1), k0 - 1, k)
-    # amax below the float32 normal range needs k < -128: clamped, like the golden model
-    k = torch.where(e == 0, torch.where(amax_bits == 0, torch.zeros_like(k), torch.full_like(k, -128)), k)
-    k = k.clamp(-128, 127).to(torch.int32)
-    sub = ab < 0x800000
-    abn = torch.where(sub, (y.abs() * 18446744073709551616.0).view(torch.int32), ab)  # * 2**64, exact
-    kk = k + torch.where(sub, 64, 0).to(torch.int32)
-    b = ((abn >> shift) - (kk << (23 - shift))).clamp(0, nbm1)
-    key = (b << 1) | ((abn & mask) == 0).to(torch.int32)
-    v = vlut[key.long()]
-    out = torch.copysign(v, y) * _pow2_f32(k)
-    return torch.where(finite, out, y), k, all_finite
-
-
-_NOSYNC = {"fn": None}
-
-
-def _run_nosync(compiled: bool, *args):
-    if compiled:
-        if _NOSYNC["fn"] is None:
-            _NOSYNC["fn"] = torch.compile(_fq_nearest_nosync, dynamic=True)
-        try:
-            return _NOSYNC["fn"](*args)
-        except Exception:  # noqa: BLE001 - no compiler/triton here: eager from now on
-            _COMPILE["failed"] = True
-    return _fq_nearest_nosync(*args)
+    return on is True or (on == "auto" and x.is_cuda)
 
 
 def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, block: int,
                nonfinite: str) -> torch.Tensor:
-    compiled = _use_compile(x)
-    if fmt.kind in ("residual", "float") and rounding == "nearest" and compiled:
-        # the sync-free path, fused by torch.compile; at most one host sync for the NaN/Inf check
-        tb = _tables(fmt)
-        d = tb.on(x.device)
-        y, _ = _fold(x, granularity, block)
-        out, _, ok = _run_nosync(True, y, d["vlut"], float(fmt.max), math.floor(math.log2(fmt.max)), tb.shift,
-                                 (1 << tb.shift) - 1, len(tb.lut_above) - 1)
-        if nonfinite == "raise" and not bool(ok):
-            _raise_nonfinite(x)
-        return _unfold(out, x.shape, granularity, block)
     y, k, _ = _scale_exps(x, fmt, granularity, block, nonfinite)
     k = k[:, None]
     tb = _tables(fmt)
@@ -660,6 +599,10 @@ def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, 
     return _unfold(out, x.shape, granularity, block)
 
 
+#: granularities the fused op handles (others go through the autograd Function below)
+_FUSED_GRANULARITIES = ("tensor", "channel", "block")
+
+
 class _FakeQuant(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, fmt, rounding, granularity, block, nonfinite):
@@ -685,4 +628,9 @@ def fake_quant(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularit
     """
     fmt, x32 = _check_x(x, fmt, rounding, granularity, block, nonfinite)
     # x32 = x.float() for float16/bfloat16 inputs: autograd routes the gradient back through the cast
+    if granularity in _FUSED_GRANULARITIES and F.get(fmt.name) is fmt:
+        from .fastquant import fake_quant_op
+
+        # one custom op (torch.compile sees it, no graph break); fused compiled kernel when enabled
+        return fake_quant_op(x32, fmt.name, rounding, granularity, block, nonfinite, _use_compile(x32))
     return _FakeQuant.apply(x32, fmt, rounding, granularity, block, nonfinite)
