@@ -176,3 +176,29 @@ def test_torch_compile_sees_the_op_without_graph_breaks():
     ex = torch._dynamo.explain(f)(torch.randn(4, 32))
     torch._dynamo.reset()
     assert ex.graph_break_count == 0 and ex.graph_count == 1
+
+
+def test_sweep_compares_every_pattern_and_can_fail(monkeypatch):
+    """The exhaustive `training-sweep --fake-quant` machinery on slices: the top of the float32
+    range (rounding overflow, Inf, NaN payloads), subnormals, and a broken kernel is caught."""
+    from rf8sim.training import sweep as S
+
+    top = np.arange(0x7F7F0000, 0x7F800400, dtype=np.uint64).astype(np.uint32)
+    top = np.concatenate([top, top | np.uint32(0x80000000)])
+    low = np.arange(0, 1 << 15, dtype=np.uint32)
+    n = 0
+    for fmt, rounding in S.FQ_MODES:
+        for bits in (top, low):
+            got = S.compare_fake_quant(bits, fmt, rounding, compiled=False)
+            assert got == (bits.size, 0), (fmt, rounding)
+            n += got[0]
+    assert n == 6 * (top.size + low.size)
+    real = FQ._KERNELS["paper"]
+
+    def broken(y, *a):
+        out, ok = real(y, *a)
+        return torch.where(out.abs() == 1.0625, out * 2, out), ok
+
+    monkeypatch.setitem(FQ._KERNELS, "paper", broken)
+    mid = np.arange(0x3F800000, 0x3F800000 + (1 << 20), dtype=np.uint32)
+    assert S.compare_fake_quant(mid, "rf8", "paper", compiled=False)[1] > 0

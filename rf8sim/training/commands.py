@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--chunk-bits", type=int, default=24)
     p.add_argument("--modes", default="all",
                    help="comma-separated FORMAT:ROUNDING[:nosat] (e.g. rf8:nearest,e4m3:nearest:nosat); default all")
+    p.add_argument("--fake-quant", action="store_true",
+                   help="compare the fused fake-quant kernel (compiled) instead of encode; modes FORMAT:ROUNDING")
+    p.add_argument("--eager", action="store_true", help="with --fake-quant: the uncompiled kernel")
     p.add_argument("--record", metavar="FILE",
                    help="write the counts as a results record (JSON with machine, versions, commit)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --record file")
@@ -162,12 +165,46 @@ def cmd_verify_layer(args) -> int:
     return 0 if rep["ok"] else 1
 
 
+def _cmd_sweep_fq(args, all_modes, run) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from rf8sim.errors import RF8SimError
+
+    modes = all_modes
+    if args.modes != "all":
+        modes = tuple(tuple(m.strip().split(":")) for m in args.modes.split(","))
+        bad = [":".join(m) for m in modes if m not in all_modes]
+        if bad:
+            raise RF8SimError(f"--fake-quant modes {bad} are not valid; valid: "
+                              f"{', '.join(a + ':' + b for a, b in all_modes)}")
+    if args.record:
+        from rf8sim.fileio import check_output_path
+
+        check_output_path(args.record, args.force)
+    rows = run(args.chunk_bits, modes=modes, start=args.start, stop=args.stop, compiled=not args.eager)
+    if args.record:
+        from rf8sim.records import write_record
+
+        write_record(args.record, {"kind": "training-sweep-fake-quant", "start": args.start, "stop": args.stop,
+                                   "rows": rows}, overwrite=args.force)
+    t = Table(title=f"fused fake-quant kernel vs golden, float32 patterns [{args.start:#x}, {args.stop:#x})")
+    for h in ("format", "rounding", "kernel", "compared", "mismatches"):
+        t.add_column(h)
+    for r in rows:
+        t.add_row(r["format"], r["rounding"], r["kernel"], f"{r['compared']:,}", str(r["mismatches"]))
+    Console().print(t)
+    return 0 if all(r["mismatches"] == 0 for r in rows) else 1
+
+
 def cmd_sweep(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .sweep import MODES, sweep
+    from .sweep import FQ_MODES, MODES, sweep, sweep_fake_quant
 
+    if args.fake_quant:
+        return _cmd_sweep_fq(args, FQ_MODES, sweep_fake_quant)
     modes = MODES
     if args.modes != "all":
         modes = []
