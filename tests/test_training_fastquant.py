@@ -202,3 +202,36 @@ def test_sweep_compares_every_pattern_and_can_fail(monkeypatch):
     monkeypatch.setitem(FQ._KERNELS, "paper", broken)
     mid = np.arange(0x3F800000, 0x3F800000 + (1 << 20), dtype=np.uint32)
     assert S.compare_fake_quant(mid, "rf8", "paper", compiled=False)[1] > 0
+
+
+def test_backslash_compiled_step_matches_foreach_step():
+    """The fused BackSlash step (set_compile(True)) against the eager foreach step: the same update
+    up to the last bits of the vectorised pow; and it must really have compiled."""
+    import copy
+
+    from rf8sim.training import BackSlash
+    from rf8sim.training.backslash import _UPDATE
+
+    _require_compiler()
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    m2 = copy.deepcopy(m)
+    w0 = [p.detach().clone() for p in m.parameters()]
+    b1, b2 = BackSlash(m, lam=2e3), BackSlash(m2, lam=2e3)
+    set_compile(False)
+    b1.step()
+    set_compile(True)
+    try:
+        b2.step()
+    finally:
+        set_compile("auto")
+    assert _UPDATE["failed"] is None, _UPDATE["failed"]
+    n = 0
+    for p1, p2, p0 in zip(m.parameters(), m2.parameters(), w0):
+        if p0.dim() < 2:  # biases are not selected: untouched by both
+            assert torch.equal(p1, p0) and torch.equal(p2, p0)
+            continue
+        assert not torch.equal(p1, p0)
+        torch.testing.assert_close(p2 - p0, p1 - p0, rtol=1e-5, atol=1e-7)
+        n += p1.numel()
+    assert n == 64 * 128 + 128 * 10
