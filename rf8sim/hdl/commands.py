@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--max-len", type=int, default=1024, help="longest random sequence (default 1024)")
     p.add_argument("--no-products", action="store_true", help="skip the 65,536-product sweep")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="auto", choices=("auto", "golden", "reference", "both"))
+    p.add_argument("--model", default="golden", choices=("golden", "reference", "both"))
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     p.set_defaults(func=cmd_rtlsim)
 
