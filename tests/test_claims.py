@@ -7,7 +7,6 @@ import os
 import pytest
 import torch
 
-from rf8sim.study.claims import RECIPES
 from rf8sim.study.claims import common as C
 from rf8sim.study.claims.runner import out_path, run_claim
 

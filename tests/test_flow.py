@@ -6,7 +6,7 @@ import pytest
 import toolcheck
 
 from rf8sim.cli import main
-from rf8sim.study import flow, flow_stages
+from rf8sim.study import flow_stages
 from rf8sim.study.flow import REPORT_MARKER, StageSkipped, default_config, run_flow
 
 

@@ -4,7 +4,6 @@ import pytest
 import toolcheck
 
 from rf8sim.hdl.formal import prove_product_stage
-from rf8sim.hdl.synth import yosys_available
 
 pytestmark = toolcheck.yosys
 

@@ -11,12 +11,11 @@ exact accumulator, lanes 1, fixed; rf8xrf8 lanes 4 fp32 (65,536 beats x 4 lanes,
 lane sees every pair) + 50 sequences; narrow accumulators that overflow (16:32 against
 golden and the pure-Python reference, 4:12, 0:12) with 150 sequences; one Python-driven
 cocotb test; every checked-in golden/mac_*.npz trace replayed (and the
-products sweeps also compared with golden/products_*.npz).  Verilator lane: rf8xrf8 exact lanes 1 (products + 100 sequences of length
-1..1024); e5m2 16:32 lanes 4 fp32 in the slow run.  Slow (--runslow): 10,000
+products sweeps also compared with golden/products_*.npz).  Verilator lane: rf8xrf8 exact lanes 1
+(products + 100 sequences of length 1..1024); e5m2 16:32 lanes 4 fp32 in the slow run.  Slow (--runslow): 10,000
 sequences of length 1..1024 per pair and configuration, lanes 1 and 4, both modes.
 """
 
-import shutil
 
 import pytest
 import toolcheck

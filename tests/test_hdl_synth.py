@@ -5,7 +5,7 @@ import pytest
 import toolcheck
 
 from rf8sim.hdl import HdlError
-from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize, yosys_available
+from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize
 
 pytestmark = toolcheck.yosys
 

@@ -106,7 +106,6 @@ def test_fp32_reference_matches_golden():
 
 def _run_mac(unit, stream):
     """Drive a MacUnit in Amaranth's simulator; returns (acc, ovf, inv, fp32, latency)."""
-    L = unit.config.lanes
     words_a = [sum(int(c) << (8 * i) for i, c in enumerate(row)) for row in stream.a]
     words_w = [sum(int(c) << (8 * i) for i, c in enumerate(row)) for row in stream.w]
     got, lat = [], []

@@ -1,6 +1,5 @@
 """Verilog export: checked-in defaults regenerate byte for byte, lint clean, Verilog-2005, CLI."""
 
-import shutil
 import subprocess
 
 import pytest
@@ -42,13 +41,13 @@ def test_header_states_parameters():
 @pytest.mark.verilator
 @toolcheck.verilator
 def test_lint_clean_with_verilator():
-    for cfg, path in _defaults():
+    for _, path in _defaults():
         lint(path, top=path.stem)  # raises on any warning
 
 
 @toolcheck.needs(toolcheck.iverilog_available, "Icarus Verilog", toolcheck.ICARUS_HINT)
 def test_plain_verilog_2005(tmp_path):
-    for cfg, path in _defaults():
+    for _, path in _defaults():
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "x.vvp"), str(path)],
                            capture_output=True, text=True)
         assert r.returncode == 0 and not r.stderr.strip(), (path.name, r.stderr)

@@ -1,7 +1,6 @@
 """RF8 variants: their code tables, the golden model's nearest rounding on them (against an
 independent Fraction reference), and the RTL generator accepting them."""
 
-import shutil
 from fractions import Fraction
 
 import numpy as np

@@ -406,8 +406,8 @@ def _label(r: dict) -> str:
 
 
 COLUMNS = ["label", "w_format", "a_format", "rounding", "granularity", "block", "acc", "acc_frac",
-           "acc_width", "lanes", "accuracy", "fq_accuracy", "fq_disagree", "area_um2", "nand2_eq", "cells", "pareto", "overflow_frac",
-           "invalid_frac", "n_eval", "error"]
+           "acc_width", "lanes", "accuracy", "fq_accuracy", "fq_disagree", "area_um2", "nand2_eq", "cells", "pareto",
+           "overflow_frac", "invalid_frac", "n_eval", "error"]
 
 
 def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> None:

@@ -255,7 +255,7 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
     summary = {}
     for t in tasks:
         plain = rows[f"{t}/plain/0"]
-        for key, r in rows.items():
+        for r in rows.values():
             if r["task"] != t:
                 continue
             for m in ("exp_golomb_bits", "uniform_coded_bits", "coded_bits"):

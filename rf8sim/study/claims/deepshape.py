@@ -15,7 +15,6 @@ block)`` random-window steps.
 
 from __future__ import annotations
 
-import math
 
 __all__ = ["run", "summary_table", "reshape_", "STAGES"]
 

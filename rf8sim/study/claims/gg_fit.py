@@ -14,7 +14,6 @@ distance (which is not nested).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
