@@ -40,7 +40,7 @@ test-slow: venv
 	$(PY) -m pytest -n 2 -q -m slow --runslow
 
 bench: venv
-	$(VENV)/bin/rf8sim bench
+	$(VENV)/bin/rf8sim bench --record results/bench.json --force
 
 golden: venv
 	$(VENV)/bin/rf8sim golden --out golden

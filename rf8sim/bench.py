@@ -10,11 +10,14 @@ ratio compares two measurements taken back to back in this process.
 from __future__ import annotations
 
 import importlib
-import json
 import platform
 import time
+from pathlib import Path
 
 PARTS = ("golden", "hdl", "training")
+
+#: The checked-in record of ``make bench`` that README's "Measured here" table is generated from.
+RECORD = Path(__file__).resolve().parents[1] / "results" / "bench.json"
 
 
 def machine() -> str:
@@ -23,10 +26,18 @@ def machine() -> str:
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
 
 
-def run(parts=PARTS, quick: bool = False, json_out: str | None = None) -> list[dict]:
+def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: str | None = None,
+        force: bool = False) -> list[dict]:
+    """Run every part's benchmarks; ``record``: write them with provenance (rf8sim.records) to that file."""
     from rich.console import Console
     from rich.table import Table
 
+    from . import fileio, records
+
+    for path in (json_out, record):
+        if path:
+            fileio.check_output_path(path, overwrite=force)  # before minutes of work
+    prov = records.provenance()  # the commit and diff the run started from
     rows: list[dict] = []
     console = Console()
     for part in parts:
@@ -49,7 +60,9 @@ def run(parts=PARTS, quick: bool = False, json_out: str | None = None) -> list[d
         t.add_row(r["part"], r["name"], f"{r['value']:.4g} {r.get('unit', '')}", r.get("baseline", ""),
                   "" if ratio is None else f"{ratio:.2f}x", r.get("goal", ""))
     console.print(t)
-    if json_out:
-        with open(json_out, "w") as fh:
-            json.dump({"machine": machine(), "rows": rows}, fh, indent=2)
+    payload = {"provenance": prov, "kind": "rf8sim bench", "quick": quick, "parts": list(parts), "rows": rows}
+    for path in (json_out, record):
+        if path:
+            records.write_record(path, payload, overwrite=force)
+            console.print(f"record: {path}")
     return rows

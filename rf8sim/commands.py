@@ -16,7 +16,11 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks of every part, as ratios against same-run baselines")
     p.add_argument("--only", default="golden,hdl,training", help="comma-separated parts (default: all)")
     p.add_argument("--quick", action="store_true", help="small sizes, for smoke testing")
-    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (a record, like --record)")
+    p.add_argument("--record", metavar="FILE",
+                   help="write the rows as a record (machine, versions, command, commit, dirty flag, diff hash); "
+                        "results/bench.json is the one README's table is generated from")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json/--record file")
     p.set_defaults(func=cmd_bench)
 
 
@@ -89,5 +93,5 @@ def cmd_bench(args) -> int:
         from .cli import CLIError
 
         raise CLIError(f"unknown bench part(s) {bad}; valid: {', '.join(PARTS)}")
-    run(parts, quick=args.quick, json_out=args.json)
+    run(parts, quick=args.quick, json_out=args.json, record=args.record, force=args.force)
     return 0
