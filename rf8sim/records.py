@@ -93,8 +93,9 @@ def git_state(root: Path | None = None) -> dict:
 def provenance(command: str | list | None = None) -> dict:
     """Machine, versions, command line, commit, dirty flag and diff hash, with a UTC timestamp."""
     if command is None:
-        command = ["rf8sim" if Path(sys.argv[0]).name == "rf8sim" else Path(sys.argv[0]).name,
-                   *sys.argv[1:]]
+        a0 = Path(sys.argv[0])
+        is_cli = a0.name == "rf8sim" or (a0.name == "cli.py" and a0.parent.name == "rf8sim")  # python -m rf8sim.cli
+        command = ["rf8sim" if is_cli else a0.name, *sys.argv[1:]]
     if isinstance(command, (list, tuple)):
         command = " ".join(str(c) for c in command)
     return {"machine": machine(), "versions": versions(), "command": command, **git_state(),
