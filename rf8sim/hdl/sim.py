@@ -35,15 +35,22 @@ INTERNAL_CLOCK = {"icarus": True, "verilator": True}
 
 def hdl_dir() -> Path:
     """The repository's ``hdl/`` (testbenches, synthesis scripts, checked-in Verilog)."""
-    p = Path(__file__).resolve().parents[2] / "hdl"
-    if not (p / "tb" / "mac_tb.v").exists():
-        raise HdlError(f"{p}/tb/mac_tb.v not found: RTL simulation needs a source checkout of rf8sim")
-    return p
+    from ..resources import ResourceError, data_dir
+
+    try:
+        tb = data_dir("hdl/tb")
+    except ResourceError as e:
+        raise HdlError(str(e)) from None
+    if not (tb / "mac_tb.v").exists():
+        raise HdlError(f"{tb}/mac_tb.v not found: reinstall rf8sim (the testbenches are package data)")
+    return tb.parent
 
 
 def build_root() -> Path:
     env = os.environ.get("RF8SIM_BUILD")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "build" / "hdl"
+    from ..resources import build_dir
+
+    return Path(env) if env else build_dir("hdl")
 
 
 def check_simulator(simulator: str) -> dict:

@@ -127,13 +127,15 @@ def _design(cfg: MacConfig, stage: str) -> tuple[str, str]:
 
 
 def _scripts_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "hdl" / "synth"
+    from ..resources import data_dir
+
+    return data_dir("hdl/synth")
 
 
 def _script(name: str, **subst) -> str:
     p = _scripts_dir() / name
     if not p.exists():
-        raise HdlError(f"synthesis script {p} missing: synthesis needs a source checkout of rf8sim")
+        raise HdlError(f"synthesis script {p} missing: reinstall rf8sim (the scripts are package data)")
     text = p.read_text()
     for k, v in subst.items():
         text = text.replace("{" + k + "}", str(v))
@@ -173,7 +175,11 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     if lib:
         h.update(lib.read_bytes())
     key = h.hexdigest()[:16]
-    root = Path(root) if root else Path(__file__).resolve().parents[2] / "build" / "synth"
+    if not root:
+        from ..resources import build_dir
+
+        root = build_dir("synth")
+    root = Path(root)
     work = root / f"{name}-{stage}-{key}"
     cached = work / "result.json"
     if use_cache and cached.exists():

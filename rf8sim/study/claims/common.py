@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rf8sim.resources import source_root
+
 __all__ = [
     "ClaimError",
     "RESULTS_DIR",
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 #: Where full-setting results are recorded (checked in).
-RESULTS_DIR = Path(__file__).resolve().parents[3] / "training" / "results"
+RESULTS_DIR = (source_root() or Path.cwd()) / "training" / "results"
 
 
 class ClaimError(RF8SimError, ValueError):
