@@ -55,7 +55,13 @@ def test_cli_synth_product(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["synth", "--a-fmt", "e4m3", "--w-fmt", "e4m3", "--stage", "product", "--no-liberty",
                  "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())
+    rec = json.loads(out.read_text())
+    rows = rec["rows"]
+    assert rec["provenance"]["command"] and "dirty" in rec["provenance"]
     assert rows[0]["stage"] == "product" and rows[0]["generic"]["gates"] > 0
     assert main(["synth", "--liberty", str(tmp_path / "missing.lib")]) == 2
     assert "not found" in capsys.readouterr().err
+    lib = tmp_path / "x.lib"
+    lib.write_text("library(x) {}")
+    assert main(["synth", "--no-liberty", "--liberty", str(lib)]) == 2  # contradictory: refused, not ignored
+    assert "contradict" in capsys.readouterr().err

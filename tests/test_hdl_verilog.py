@@ -56,7 +56,7 @@ def test_plain_verilog_2005(tmp_path):
 def test_cli_verilog(tmp_path, capsys):
     out = tmp_path / "mac.v"
     assert main(["verilog", "--a-fmt", "e4m3", "--w-fmt", "e4m3", "--acc", "16:32", "--lanes", "2",
-                 "--out", "fp32", "-o", str(out)]) == 0
+                 "--result", "fp32", "-o", str(out)]) == 0
     assert "latency 2" in capsys.readouterr().out
     text = out.read_text()
     assert text == generate_verilog("e4m3", "e4m3", "16:32", 2, "fp32")[0]

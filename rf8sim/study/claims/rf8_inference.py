@@ -206,3 +206,23 @@ def summary_table(p: dict):
     metrics = list(next(iter(small.values())))
     rows2 = [[k, *[fmt_ms(r[m], 4) for m in metrics]] for k, r in small.items()]
     return [t1, ("(e) MNIST-1D models: test accuracy in float32 and after weight PTQ", ["model", *metrics], rows2)]
+
+
+VERDICT_RULE = ("without compromising accuracy = (i) every small model's accuracy after rf8-nearest weight PTQ "
+                "is within 0.01 + its seed std of float32 and (ii) MiniLM's top-1 retrieval agreement of the "
+                "best rf8-nearest granularity is >= 0.99; supported: (i) and (ii); partly: one of them; "
+                "not supported: neither")
+
+
+def verdict(p: dict) -> dict:
+    """The claim's verdict from the recorded rows, by :data:`VERDICT_RULE`."""
+    small_ok = {}
+    for m, accs in (p.get("small_models") or {}).items():
+        f = accs["float32"]
+        r = max((v for k, v in accs.items() if k.startswith("rf8-nearest/")), key=lambda v: v["mean"])
+        small_ok[m] = f["mean"] - r["mean"] <= 0.01 + f["std"]
+    top1 = max(r["top1_agreement"]["mean"] for k, r in p["rows"].items() if k.startswith("rf8-nearest/"))
+    i, ii = bool(small_ok) and all(small_ok.values()), top1 >= 0.99
+    v = "supported" if i and ii else ("partly supported" if i or ii else "not supported")
+    return {"verdict": v, "rule": VERDICT_RULE,
+            "evidence": {"small_models_within_tolerance": small_ok, "minilm_best_rf8_nearest_top1": top1}}
