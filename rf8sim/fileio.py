@@ -77,11 +77,13 @@ def write_bytes(path, data: bytes, overwrite: bool = False) -> Path:
                 os.link(tmp, p)  # exclusive: fails if p appeared meanwhile
             except FileExistsError:
                 raise OutputExistsError(f"{p} exists (written by someone else meanwhile); "
-                                  "pass --force to overwrite it") from None
+                                        "pass --force to overwrite it") from None
             except OSError:  # file systems without hard links: fall back to O_EXCL create + replace
                 with open(p, "xb"):
                     pass
                 os.replace(tmp, p)
+    except OutputError:  # already says what went wrong (it is an OSError too)
+        raise
     except OSError as e:
         raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
     finally:

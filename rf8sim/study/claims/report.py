@@ -258,3 +258,21 @@ def _register_blocks():
 
 
 _register_blocks()
+
+
+def _readme_claims() -> str:
+    out = []
+    for name, (claim, _) in _SETUP.items():
+        p = _load(name)
+        v = (p.get("verdict") or {}).get("verdict", "not recorded")
+        out.append(f"- {claim}: **{v}** (`training/results/{name}.json`)")
+    return "\n".join(out)
+
+
+def _register_readme():
+    from rf8sim.docgen import register
+
+    register("readme:claims")(_readme_claims)
+
+
+_register_readme()
