@@ -233,3 +233,23 @@ def test_every_package_error_class_is_an_rf8sim_error():
                 assert issubclass(cls, errors.RF8SimError), f"{m.name}.{cls.__name__}"
                 seen += 1
     assert seen >= 15
+
+
+def test_rtl_verification_never_falls_back_from_the_golden_model(monkeypatch):
+    """Without an importable golden model, verify() refuses before simulating (no silent reference run)."""
+    import sys
+
+    from rf8sim.hdl import HdlError, sim
+
+    import rf8sim
+
+    monkeypatch.setitem(sys.modules, "rf8sim.golden", None)  # import rf8sim.golden -> ImportError
+    monkeypatch.delattr(rf8sim, "golden", raising=False)
+    ran = []
+    monkeypatch.setattr(sim, "run_stream", lambda *a, **k: ran.append(1))
+    for model in ("golden", "both"):
+        with pytest.raises(HdlError, match="golden model .* cannot be imported"):
+            sim.verify("int8", "int8", "0:12", products=False, n_random=2, model=model)
+    with pytest.raises(HdlError, match="unknown model 'auto'"):
+        sim.verify("int8", "int8", "0:12", products=False, n_random=2, model="auto")
+    assert not ran and not sim.golden_available()
