@@ -53,7 +53,8 @@ def _head(p):
     prov = p["provenance"]
     return (f"`{p['command']}` — {p['setting']} setting, wall time {p['wall_time_s']:.0f} s on {_machine(prov)} "
             f"({prov['torch_threads']} torch thread(s)), torch {prov['torch']}, "
-            f"Python {prov.get('python') or prov['machine'].get('python')}, rf8sim {prov['rf8sim']}, {_commit(prov)}; seeds {p['seeds']}.")
+            f"Python {prov.get('python') or prov['machine'].get('python')}, rf8sim {prov['rf8sim']}, "
+            f"{_commit(prov)}; seeds {p['seeds']}.")
 
 
 def verdict_line(p) -> str:
