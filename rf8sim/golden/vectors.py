@@ -382,7 +382,9 @@ def load_vectors(name: str, root=None) -> dict:
             known = ", ".join(list_vectors(root))
         except FileNotFoundError:
             known = f"(no MANIFEST.json in {root}; run `{GOLDEN_COMMAND}`)"
-        raise FileNotFoundError(f"no golden vector file {fname!r} in {root}; available: {known}")
+        from ..errors import InputFileError
+
+        raise InputFileError(f"no golden vector file {fname!r} in {root}; available: {known}")
     out = {}
     for k, v in _read_npz(p).items():
         out[k] = v.item() if v.ndim == 0 else v

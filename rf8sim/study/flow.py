@@ -280,8 +280,10 @@ def _short(info) -> str:
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / REPORT_MARKER).exists() and not force:
-            raise FileExistsError(f"{out} exists and was not written by `rf8sim flow`; "
-                                  f"pass --force to replace it or choose --out")
+            from ..errors import OutputExistsError
+
+            raise OutputExistsError(f"{out} exists and was not written by `rf8sim flow`; "
+                                    f"pass --force to replace it or choose --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_MARKER).write_text("written by rf8sim flow; the next run replaces this folder\n")
