@@ -87,6 +87,10 @@ def test_cli_refuses_to_overwrite(tmp_path, capsys):
 def _check_payload(p, name):
     assert p["claim"] == name and p["setting"] == "quick"
     assert p["wall_time_s"] > 0 and p["provenance"]["torch"] == torch.__version__
+    prov = p["provenance"]  # rf8sim.records: the commit, whether the tree was dirty, and the diff's hash
+    assert len(prov["commit"]) == 40 and isinstance(prov["dirty"], bool)
+    assert (prov["diff_sha256"] is not None) == prov["dirty"]
+    assert p["verdict"]["verdict"] in ("supported", "partly supported", "not supported") and p["verdict"]["rule"]
     assert p["rows"] and p["summary"] and p["config"]
     # the markdown report renders every row of the payload
     from rf8sim.study.claims.report import render_one
