@@ -185,7 +185,11 @@ def cmd_golden(args) -> int:
 
     from .vectors import GoldenMismatch, verify, write_golden
 
+    from ..fileio import check_output_dir
+
     console = Console()
+    if not args.check:
+        check_output_dir(args.out)
     if args.check:
         n = verify(args.out)
         console.print(f"golden vectors in {escape(args.out)}: {n} arrays agree with the model")

@@ -125,6 +125,8 @@ def cmd_variants(args) -> int:
     if not shapes or any(not 0.1 <= s <= 10 for s in shapes):
         raise CLIError(f"--shapes must be numbers in [0.1, 10], got {args.shapes!r}")
     fmts = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    if args.block < 1 or args.n < args.block:
+        raise CLIError(f"--block must be >= 1 and --n >= --block (got --n {args.n}, --block {args.block})")
     rows = error_vs_shape(formats=fmts, shapes=shapes, roundings=("nearest", "paper", "truncate"),
                           n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
     print_table(rows, ["format", "rounding", "granularity", "shape", "sqnr_db", "zero_frac"],
