@@ -4,6 +4,7 @@
 import ml_dtypes
 import numpy as np
 import pytest
+import toolcheck
 import torch
 
 import training_ref as R
@@ -254,6 +255,8 @@ def test_fake_quant_fast_path_edge_scales(fmt):
 
 
 @pytest.mark.slow
+@toolcheck.needs(lambda: __import__("shutil").which("g++") or __import__("shutil").which("c++"),
+                 "a C++ compiler (torch.compile's CPU backend)", "apt-get install g++")
 def test_fake_quant_compiled_is_bit_identical():
     from rf8sim.training import quant as Q
 
