@@ -47,7 +47,7 @@ golden: venv
 
 # ruff (pinned in the test extra); the rule set and its justified ignores are in pyproject.toml
 lint: venv
-	$(VENV)/bin/ruff check rf8sim tests hdl
+	$(VENV)/bin/ruff check rf8sim tests hdl setup.py
 
 clean:
 	rm -rf build .pytest_cache
