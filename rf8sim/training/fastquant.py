@@ -18,9 +18,10 @@ weights without a graph break, and the op itself runs one fused kernel:
   exponent the same way; int8 is a rounded, clamped integer;
 * with ``compiled=True`` the kernel is compiled by ``torch.compile`` (Inductor:
   C++ on CPU, Triton on CUDA) into one loop over the data.  Compilation happens
-  once per process and (format kind, rounding); when it fails the failure is
-  recorded in :func:`compile_status` and a warning is issued - the eager kernel
-  (same integer arithmetic, same bits) runs instead, never silently.
+  once per process and (format kind, rounding).  When compilation fails after an
+  explicit ``set_compile(True)`` that is a QuantError; under ``"auto"`` the failure
+  is recorded in :func:`compile_status`, a warning is issued and the eager kernel
+  (same integer arithmetic, same bits) runs instead - never silently.
 
 Bit-exactness with the golden model is tested on every float32 bucket edge and
 on all 2**32 float32 (``rf8sim training-sweep --fake-quant``).
@@ -190,8 +191,13 @@ def _run(mode: str, compiled: bool, y: torch.Tensor, args: tuple):
             if mode not in _STATUS["compiled_modes"]:
                 _STATUS["compiled_modes"].append(mode)
             return res
-        except Exception as e:  # noqa: BLE001 - no C++ compiler / Triton: say so once, then eager
-            _STATUS["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        except Exception as e:  # noqa: BLE001 - no C++ compiler / Triton
+            from .quant import _COMPILE, QuantError
+
+            _STATUS["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            if _COMPILE["on"] is True:  # asked for explicitly: a failure is an error, never a silent eager run
+                raise QuantError(f"torch.compile of the fake-quant kernel failed ({_STATUS['failed']}); "
+                                 "set_compile('auto') or RF8SIM_COMPILE=0 runs the eager kernel") from e
             warnings.warn(f"rf8sim: torch.compile of the fake-quant kernel failed ({_STATUS['failed']}); "
                           "running the eager kernel (same bits, slower). rf8sim.training.set_compile(False) "
                           "silences this.", RuntimeWarning, stacklevel=3)

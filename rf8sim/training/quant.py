@@ -560,6 +560,15 @@ def set_compile(on: "bool | str" = True) -> None:
     if on not in (True, False, "auto"):
         raise QuantError(f"set_compile takes True, False or 'auto', got {on!r}")
     _COMPILE["on"] = on
+    if on is True:
+        _COMPILE["failed"] = False  # try again; a failure now raises (see _run_nosync)
+
+
+def compile_status() -> dict:
+    """How many fake_quant calls ran the compiled kernel / eager, and why compilation failed (None if not)."""
+    from .fastquant import compile_status as status
+
+    return status()
 
 
 def _use_compile(x: torch.Tensor) -> bool:
