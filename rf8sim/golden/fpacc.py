@@ -34,7 +34,7 @@ import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import formats as F
-from .accspec import AccSpec, AccSpecError
+from ..accspec import AccSpec, AccSpecError
 from .codec import PARALLEL_MIN, DTypeError
 
 __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trace", "Fp32Result",
