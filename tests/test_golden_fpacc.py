@@ -142,6 +142,8 @@ DESIGNED = [  # (acc bits, negative, mb, eb): ties, subnormals, overflow, cancel
     (0x4B800000, True, (1 << 48) - 1, -24), (0x3F800000, False, 1, -200), (0x3F800000, True, 1, -200),
     (0x00000001, False, (1 << 59) + 12345, -40), (0x3F800000, False, (1 << 59) - 1, 60),
     (0x3F800000, True, (1 << 24) - 1, -24), (0x00400000, True, 1 << 58, -208), (0x7F000000, False, 1, 127),
+    # a truncated (sticky) subtrahend just below a tie: the borrow decides the rounding direction
+    (0x3F800000, True, (1 << 59) + 1, -84), (0x80000000 | (57 << 23) | 1, False, (1 << 25) - 1, -25),
 ]
 
 
@@ -527,6 +529,21 @@ def test_aligned_specials_gemm_policy_and_mac_contract():
     assert t.acc[3] != 0x7FC00000 and (t.acc[7:] == 0x7FC00000).all() and t.invalid.tolist() == [False] * 7 + [True]
 
 
+def test_aligned_wide_register_keeps_far_bits():
+    """bf16 weights (a 280-bit block register): 1 + 2**-24 (a tie) +- 2**-100 rounds by the far bit;
+    the fp32 chain, rounding at each step, lands on 1.0 both times."""
+    bf = lambda x: np.array(x, np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)  # noqa: E731
+    a = bf([[1.0, 1.0, 1.0, 1.0]])
+    cases = [([1.0, 2.0 ** -24, 2.0 ** -100, 0.0], 1.0 + 2.0 ** -23), ([1.0, 2.0 ** -24, -(2.0 ** -100), 0.0], 1.0),
+             ([1.0, 2.0 ** -24, 0.0, 0.0], 1.0), ([2.0 ** -100, 1.0, -(2.0 ** -25), 0.0], 1.0)]
+    for wv, want in cases:
+        w = bf([wv])
+        r = gemm(a, w, "bf16", "bf16", "aligned:4:16")
+        assert r.as_float32()[0, 0] == np.float32(want)
+        assert (int(r.acc[0, 0]), False, False) == R.aligned_dot(a[0].tolist(), w[0].tolist(), "bf16", "bf16", 4, 16)
+        assert gemm(a, w, "bf16", "bf16", "fp32").as_float32()[0, 0] == 1.0
+
+
 def test_aligned_saturation_and_rounding_rule():
     """M = 4: 1.9921875 with block max exponent 0 rounds to 8 = 2**(M-1) and saturates to 7;
     1.0625 (= 4.25 units) rounds half-even to 4; ties to even on the magnitude (-2.5 units -> -2)."""
@@ -608,3 +625,33 @@ def test_mac16_vectors_against_fractions():
     assert n == 240 * len(MAC16_CASES) == 240 * 12
     assert {"bf16_rf8_fp32_l1", "bf16_rf8_fp32_l4", "bf16_rf8_aligned_32_16_l4", "bf16_e4m3_fp32_l1",
             "bf16_int8_fp32_l1", "bf16_bf16_fp32_l1"} <= names
+
+
+def test_docs_blocks_are_generated():
+    """docs/formats.md holds exactly the rendered aligned-width and aligned-error tables."""
+    from pathlib import Path
+
+    from rf8sim import docgen
+    from rf8sim.golden import aligned_error  # noqa: F401  (registers the renderers)
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    mine = {k: body for k, body in docgen.blocks(text) if k.startswith("formats:aligned")}
+    assert set(mine) == {"formats:aligned-width", "formats:aligned-error"}
+    for key, body in mine.items():
+        assert body == docgen.render(key), f"run `rf8sim docs` (or update the {key} block)"
+    assert "| rf8 | " in mine["formats:aligned-width"] and "`aligned:32:16`" in mine["formats:aligned-error"]
+
+
+def test_aligned_error_record_is_consistent():
+    """The checked-in record: every K x M, aligned error falls as M grows (M = 16 the closest)."""
+    from rf8sim.golden.aligned_error import KS, MS, RECORD
+    from rf8sim.records import read_record
+
+    rec = read_record(RECORD)
+    res = rec["results"]
+    assert {f"aligned:{k}:{m}" for k in KS for m in MS} <= set(res) and "fp32_vs_float64" in res
+    assert rec["provenance"]["commit"]
+    for k in KS:
+        nw = [res[f"aligned:{k}:{m}"]["normwise"]["median"] for m in MS]
+        assert all(a > b for a, b in zip(nw, nw[1:]))
+    assert rec["data"]["macs_per_accumulator"] > 10**7 and len(rec["data"]["layers"]) == 36

@@ -183,3 +183,16 @@ def render_table(record=None) -> str:
                      f"{_fmt(u['p99'])} / {_fmt(u['max'])} | {_fmt(e['p50'])} / {_fmt(e['p99'])} / {_fmt(e['max'])} "
                      f"| {_fmt(nw['median'])} / {_fmt(nw['max'])} |")
     return "\n".join(lines) + "\n"
+
+
+@register("formats:aligned-width")
+def render_widths() -> str:
+    """Markdown table of the aligned:K:M block register widths (derived from the formats)."""
+    from ..accspec import AccSpec
+
+    cols = [(k, m) for k in KS for m in (8, 16)] + [(4096, 24)]
+    lines = ["| weights | " + " | ".join(f"K={k}, M={m}" for k, m in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for w in ("rf8", "e4m3", "e5m2", "int8", "bf16"):
+        lines.append(f"| {w} | " + " | ".join(str(AccSpec.aligned(k, m).block_width(w)) for k, m in cols) + " |")
+    return "\n".join(lines) + "\n"
