@@ -87,7 +87,7 @@ def test_accspec_kinds_and_parse():
         with pytest.raises(AccSpecError, match=needle):
             AccSpec.parse(bad)
     with pytest.raises(AccSpecError, match="fixed-point accumulators only"):
-        AccSpec.fp32().max
+        _ = AccSpec.fp32().max
     with pytest.raises(AccSpecError, match="fixed-point accumulators only"):
         AccSpec.aligned(32, 16).align(0, 1, 1)
     with pytest.raises(AccSpecError, match="no frac_bits"):
@@ -654,4 +654,5 @@ def test_aligned_error_record_is_consistent():
     for k in KS:
         nw = [res[f"aligned:{k}:{m}"]["normwise"]["median"] for m in MS]
         assert all(a > b for a, b in zip(nw, nw[1:]))
+        assert all(res[f"aligned:{k}:{m}"]["flagged_outputs"] == 0 for m in MS)  # no overflow/NaN on real data
     assert rec["data"]["macs_per_accumulator"] > 10**7 and len(rec["data"]["layers"]) == 36

@@ -100,20 +100,22 @@ def measure(layers, ks=KS, ms=MS, w_fmt: str = "rf8", progress=None) -> dict:
     jobs = [(k, m) for k in ks for m in ms]
     for k, m in jobs:
         ulps, rels, norms = [], [], []
-        for name, a, w, ws, ref, _ in prepared:
+        flags = 0
+        for _name, a, w, ws, ref, _f64 in prepared:
             r = gemm(a, w, "bf16", w_fmt, f"aligned:{k}:{m}", None, ws, "tensor", "channel")
             y, xx = ref.as_float32().astype(np.float64), r.as_float32().astype(np.float64)
             ulps.append(_ulps(xx, y).reshape(-1))
             nz = y != 0
             rels.append((np.abs(xx - y)[nz] / np.abs(y[nz])).reshape(-1))
             norms.append(float(np.linalg.norm(xx - y) / np.linalg.norm(y)))
-            assert not r.overflow.any() and not r.invalid.any()
-        results[f"aligned:{k}:{m}"] = {"K": k, "M": m, **_stats(np.concatenate(ulps), np.concatenate(rels), norms)}
+            flags += int(r.overflow.sum() + r.invalid.sum())
+        results[f"aligned:{k}:{m}"] = {"K": k, "M": m, "flagged_outputs": flags,
+                                       **_stats(np.concatenate(ulps), np.concatenate(rels), norms)}
         if progress:
             progress()
     # context: the fp32 accumulator against a float64 matmul of the same codes
     ulps, rels, norms = [], [], []
-    for name, a, w, ws, ref, f64 in prepared:
+    for *_, ref, f64 in prepared:
         y = f64.astype(np.float32)
         ulps.append(_ulps(ref.as_float32(), y).reshape(-1))
         nz = f64 != 0
