@@ -257,3 +257,21 @@ def test_constructor_refuses_bad_parameters():
     with pytest.raises(F.FormatError, match="exp_bits must be an integer"):
         F.float_format("x", 4.0, 3)
     assert issubclass(F.FormatError, RF8SimError)
+
+
+def test_docs_format_table_matches_the_spec():
+    """docs/formats.md's format table states what Format.summary() computes."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    n = 0
+    for name in ("rf8", "e4m3", "e5m2", "int8", "bf16", "fp16"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}`"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        lead = [int(re.match(r"\d+", c).group()) for c in [cells[1], cells[3]] + cells[6:]]
+        sm = F.get(name).summary()
+        assert lead == [sm["bits"], sm["bias"], sm["distinct_values"], sm["distinct_magnitudes"],
+                        sm["canonical_codes"], sm["duplicate_codes"], sm["nan_codes"], sm["inf_codes"]], name
+        n += 1
+    assert n == 6
