@@ -584,6 +584,14 @@ def _bf(n):
                   None, np.zeros((3, 4), np.int64), "tensor", "block", 16), "must be a multiple of K=32"),
     (lambda: gemm(np.zeros((2, 8), np.uint16), np.zeros((3, 8), np.uint8), "bf16", "rf8", "fp32",
                   np.int64(900)), "within 2\\*\\*-1000..2\\*\\*1000"),
+    (lambda: gemm(np.zeros((2, 8, 1), np.uint16), np.zeros((3, 8), np.uint8), "bf16", "rf8", "fp32"),
+     "2-D code matrices"),
+    (lambda: gemm(np.zeros((2, 8), np.uint16), np.zeros((3, 9), np.uint8), "bf16", "rf8", "fp32"),
+     "inner dimensions differ"),
+    (lambda: mac(_bf(8), np.zeros(7, np.uint8), None, "bf16", "rf8", "fp32"), "same shape"),
+    (lambda: mac(_bf(8), np.zeros(8, np.uint8), np.zeros(8, int), "bf16", "rf8", "fp32"), "bool array"),
+    (lambda: gemm(np.zeros((2, 8), np.uint16), np.zeros((3, 8), np.uint8), "bf16", "rf8", "aligned:8:8",
+                  specials="ignore"), "'error' or 'propagate'"),
 ])
 def test_bad_input_is_a_clear_error(call, needle):
     with pytest.raises(RF8SimError, match=needle):

@@ -35,16 +35,21 @@ from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import formats as F
 from ..accspec import AccSpec, AccSpecError
+from ..errors import RF8SimError
 from .codec import PARALLEL_MIN, DTypeError
 
 __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trace", "Fp32Result",
-           "align_activations", "AlignedActivations", "W16_FORMATS"]
+           "align_activations", "AlignedActivations", "W16_FORMATS", "ShapeError"]
 
 #: The float32 NaN every fp32/aligned result writes.
 CANONICAL_NAN = np.uint32(0x7FC00000)
 #: 16-bit formats allowed as weights (the dequantized-weight baseline).
 W16_FORMATS = ("bf16",)
 _M32 = (1 << 32) - 1
+
+
+class ShapeError(RF8SimError, ValueError):
+    """Operand arrays whose shapes do not fit together (or an unknown option value)."""
 
 
 class Fp32Trace(NamedTuple):
@@ -665,21 +670,21 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = F
     a = _codes(a_codes, "a_codes", a_fmt)
     w = _codes(w_codes, "w_codes", w_fmt)
     if a.shape != w.shape:
-        raise ValueError(f"a_codes and w_codes must have the same shape, got {a.shape} and {w.shape}")
+        raise ShapeError(f"a_codes and w_codes must have the same shape, got {a.shape} and {w.shape}")
     if a.ndim not in (1, 2):
-        raise ValueError(f"codes must be 1-D (beats) or 2-D (beats, lanes), got shape {a.shape}")
+        raise ShapeError(f"codes must be 1-D (beats) or 2-D (beats, lanes), got shape {a.shape}")
     if a.ndim == 1:
         a, w = a[:, None], w[:, None]
     n, lanes = a.shape
     if lanes < 1:
-        raise ValueError("at least one lane is needed")
+        raise ShapeError("at least one lane is needed")
     if clear is None:
         clear = np.zeros(n, bool)
     clear = np.asarray(clear)
     if clear.dtype != np.bool_:
         raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
     if clear.shape != (n,):
-        raise ValueError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
+        raise ShapeError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
     clear = np.ascontiguousarray(clear)
     a, w = np.ascontiguousarray(a), np.ascontiguousarray(w)
     out = np.empty(n, np.float32)
@@ -736,13 +741,13 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
     a_fmt, w_fmt = F.get(a_fmt), _weight_format(w_fmt)
     _check_float_acc(acc, a_fmt, w_fmt)
     if specials not in ("error", "propagate"):
-        raise ValueError(f"specials must be 'error' or 'propagate', got {specials!r}")
+        raise ShapeError(f"specials must be 'error' or 'propagate', got {specials!r}")
     a = _codes(a_codes, "a_codes", a_fmt)
     w = _codes(w_codes, "w_codes", w_fmt)
     if a.ndim != 2 or w.ndim != 2:
-        raise ValueError(f"gemm needs 2-D code matrices a (M, K) and w (N, K), got {a.shape} and {w.shape}")
+        raise ShapeError(f"gemm needs 2-D code matrices a (M, K) and w (N, K), got {a.shape} and {w.shape}")
     if a.shape[1] != w.shape[1]:
-        raise ValueError(f"inner dimensions differ: a is {a.shape}, w is {w.shape} (w is (N, K))")
+        raise ShapeError(f"inner dimensions differ: a is {a.shape}, w is {w.shape} (w is (N, K))")
     M, Kd = a.shape
     N = w.shape[0]
     sa, ba = _scale_rows(a_scale_exp, M, Kd, a_granularity, block, "a")
