@@ -386,7 +386,7 @@ def test_fp32_negative_zero_accumulates():
 @pytest.mark.parametrize("a,w", [("bf16", "rf8"), ("fp16", "e4m3"), ("bf16", "bf16"), ("e5m2", "int8")])
 def test_fp32_gemm_against_fractions_with_scales(a, w):
     rng = np.random.default_rng(7)
-    M, N, K = 5, 4, 48
+    M, N, K = 5, 6, 48  # N = 6: a block of four columns and two single ones
     ca = draw(rng, a, (M, K), 0.003)
     cw = draw(rng, w, (N, K), 0.003)
     sa = rng.integers(-30, 90, (M, K // 16))  # block scales: overflow reachable

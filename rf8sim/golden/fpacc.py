@@ -307,8 +307,45 @@ def _fp32_step(acc, p, a_ss, w_ss, pexp, force_int):
 
 @nb.njit(cache=True, inline="always")
 def _fp32_row(m, a, w, sa, sw, seg, seg_a, seg_w, av, wv, ass, wss, aex, wex, force_int, out, ovf_out, inv_out):
+    """Row m: each output's chain in k order.  Four columns advance together (independent chains:
+    the CPU overlaps their latencies); the results are those of one column at a time."""
     nseg = seg.size - 1
-    for n in range(w.shape[0]):
+    N = w.shape[0]
+    n4 = N - N % 4
+    for n in range(0, n4, 4):
+        acc0 = acc1 = acc2 = acc3 = 0.0
+        o0 = o1 = o2 = o3 = False
+        i0 = i1 = i2 = i3 = False
+        for g in range(nseg):
+            ka = sa[m, seg_a[g]]
+            k0 = ka + sw[n, seg_w[g]]
+            k1 = ka + sw[n + 1, seg_w[g]]
+            k2 = ka + sw[n + 2, seg_w[g]]
+            k3 = ka + sw[n + 3, seg_w[g]]
+            s0, s1, s2, s3 = math.ldexp(1.0, k0), math.ldexp(1.0, k1), math.ldexp(1.0, k2), math.ldexp(1.0, k3)
+            for k in range(seg[g], seg[g + 1]):
+                ca = a[m, k]
+                va = av[ca]
+                xa = ass[ca]
+                ea = aex[ca]
+                c0, c1, c2, c3 = w[n, k], w[n + 1, k], w[n + 2, k], w[n + 3, k]
+                acc0, o, i = _fp32_step(acc0, va * wv[c0] * s0, xa, wss[c0], ea + wex[c0] + k0, force_int)
+                o0 |= o
+                i0 |= i
+                acc1, o, i = _fp32_step(acc1, va * wv[c1] * s1, xa, wss[c1], ea + wex[c1] + k1, force_int)
+                o1 |= o
+                i1 |= i
+                acc2, o, i = _fp32_step(acc2, va * wv[c2] * s2, xa, wss[c2], ea + wex[c2] + k2, force_int)
+                o2 |= o
+                i2 |= i
+                acc3, o, i = _fp32_step(acc3, va * wv[c3] * s3, xa, wss[c3], ea + wex[c3] + k3, force_int)
+                o3 |= o
+                i3 |= i
+        out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = (np.float32(acc0), np.float32(acc1),
+                                                                  np.float32(acc2), np.float32(acc3))
+        ovf_out[m, n], ovf_out[m, n + 1], ovf_out[m, n + 2], ovf_out[m, n + 3] = o0, o1, o2, o3
+        inv_out[m, n], inv_out[m, n + 1], inv_out[m, n + 2], inv_out[m, n + 3] = i0, i1, i2, i3
+    for n in range(n4, N):
         acc = 0.0
         ovf = False
         inv = False
