@@ -275,3 +275,27 @@ def test_docs_format_table_matches_the_spec():
                         sm["canonical_codes"], sm["duplicate_codes"], sm["nan_codes"], sm["inf_codes"]], name
         n += 1
     assert n == 6
+
+
+@pytest.mark.parametrize("eb,mb", [(3, 12), (2, 13), (4, 11)])
+def test_fine_16bit_user_formats_take_the_scan_path(eb, mb):
+    """Formats whose midpoints need more than 10 fraction bits of float32 (the bucket-scan path
+    of the encoder) against the sorted-table bisection reference of tests/reference.py."""
+    import reference as ref
+    from rf8sim.golden.codec import _nearest_table
+
+    f = F.float_format(f"t_e{eb}m{mb}", eb, mb, specials="ieee")
+    tab = _nearest_table(f, False)[0]
+    assert int((tab[:, 0] < 0).sum()) > 100  # crowded buckets exist: the scan path runs
+    mags = f.magnitudes
+    mids = ((mags[:-1] + mags[1:]) / 2).astype(np.float32)
+    pts = _neighbours(np.concatenate([mids, mags.astype(np.float32)]).view(np.uint32))
+    rng = np.random.default_rng(eb * 100 + mb)
+    x = np.concatenate([pts, -pts, (rng.standard_normal(300_000) * f.max / 3).astype(np.float32),
+                        np.array([f.max * 4, np.inf, -np.inf], np.float32)])
+    for sat in (True, False):
+        want, err = ref.encode_vec(x, f, "nearest", sat)
+        assert not err.any()
+        got = encode(x, f, saturate=sat)
+        assert got.dtype == np.uint16 and np.array_equal(got.astype(np.int64), want), sat
+    assert x.size > 3 * (1 << (eb + mb))
