@@ -598,6 +598,16 @@ def test_bad_input_is_a_clear_error(call, needle):
         call()
 
 
+def test_dot_takes_16bit_codes():
+    from rf8sim.golden import dot, encode
+
+    a = encode(np.array([1.5, 2.0, -0.25, 3.0], np.float32), "bf16")
+    w = encode(np.array([1.0, 0.5, 4.0, -0.125], np.float32), "rf8")
+    r = dot(a, w, "bf16", "rf8", "fp32")
+    assert view_float32(np.uint32(r.acc)) == np.float32(1.5 + 1.0 - 1.0 - 0.375) and not r.overflow
+    assert dot(a, w, "bf16", "rf8", "aligned:4:8").acc == r.acc  # every term exact at M = 8 here
+
+
 def test_view_float32_and_trace_helpers():
     assert view_float32(np.array([0x3F800000], np.uint32))[0] == 1.0
     with pytest.raises(RF8SimError, match="uint32"):
