@@ -19,7 +19,7 @@ How the kernels stay exact (the tests check every claim against Python-Fraction 
   :func:`_round_pack` rounds once.
 * aligned block sums are int64 when their register width (``AccSpec.block_width``) is at
   most 61 bits (rf8, e4m3, int8 weights), added to the float32 with :func:`_add_exact`;
-  wider ones (bf16, e5m2 weights) are summed, together with the accumulator, exactly in
+  wider ones (bf16 weights; e5m2 at large K x M) are summed, together with the accumulator, exactly in
   a little-endian register of 32-bit limbs and rounded once (:func:`_reg_round`).
 """
 
