@@ -676,3 +676,22 @@ def test_aligned_error_record_is_consistent():
         assert all(a > b for a, b in zip(nw, nw[1:]))
         assert all(res[f"aligned:{k}:{m}"]["flagged_outputs"] == 0 for m in MS)  # no overflow/NaN on real data
     assert rec["data"]["macs_per_accumulator"] > 10**7 and len(rec["data"]["layers"]) == 36
+
+
+def test_rf8_variants_as_weights():
+    """Every RF8 variant of the spec as the weight format (a Format object, not registered here),
+    fp32 and aligned, against the reference."""
+    names = [F.residual_format(name, **spec) for name, spec in F.RF8_VARIANTS.items()]
+    rng = np.random.default_rng(77)
+    n = 0
+    for wn in names:
+        ca = draw(rng, "bf16", (64, 2), 0.002)
+        cw = draw(rng, wn, (64, 2), 0)
+        clear = np.zeros(64, bool)
+        clear[[0, 32]] = True
+        assert _trace_rows(mac(ca, cw, clear, "bf16", wn, "fp32")) == R.fp32_trace(
+            ca.tolist(), cw.tolist(), clear, "bf16", wn)
+        assert _trace_rows(mac(ca, cw, clear, "bf16", wn, "aligned:8:10")) == R.aligned_trace(
+            ca.tolist(), cw.tolist(), clear, "bf16", wn, 8, 10)
+        n += 1
+    assert n == len(names) == len(F.RF8_VARIANTS) >= 2
