@@ -695,3 +695,16 @@ def test_rf8_variants_as_weights():
             ca.tolist(), cw.tolist(), clear, "bf16", wn, 8, 10)
         n += 1
     assert n == len(names) == len(F.RF8_VARIANTS) >= 2
+
+
+def test_aligned_error_cli_refuses_bad_arguments(capsys, tmp_path):
+    """Checked before any model is loaded: bad counts, and an existing record without --force."""
+    from rf8sim.cli import main
+
+    assert main(["aligned-error", "--rows", "0"]) == 2
+    assert ">= 1" in capsys.readouterr().err
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    assert main(["aligned-error", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert out.read_text() == "{}"

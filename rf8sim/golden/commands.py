@@ -226,7 +226,14 @@ def cmd_aligned_error(args) -> int:
 
     if args.sentences < 1 or args.rows < 1:
         raise _err("--sentences and --rows must be >= 1")
+    from .. import fileio
+    from ..errors import OutputError
+
     out = args.out or RECORD
+    try:
+        fileio.check_output_path(out, args.force)  # before loading the model
+    except OutputError as e:
+        raise _err(str(e)) from None
     payload = run(out, args.sentences, args.rows, args.seed, overwrite=args.force)
     con = Console()
     con.print(render_table({"provenance": {}, **payload}))
