@@ -92,7 +92,9 @@ def _code_bits(fmt: F.Format) -> int:
 
 def _codes(codes, what: str, fmt: F.Format) -> np.ndarray:
     """``codes`` as a C-contiguous array of the format's code dtype (uint8 / uint16), exactly."""
-    if not isinstance(codes, np.ndarray):
+    if isinstance(codes, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: masked arrays are not supported; pass codes.filled(...)")
+    if type(codes) is not np.ndarray:  # lists, np.matrix and other subclasses: a plain array
         codes = np.asarray(codes)
     want = np.dtype(np.uint8) if _code_bits(fmt) <= 8 else np.dtype(np.uint16)
     if codes.dtype != want:
