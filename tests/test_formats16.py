@@ -299,3 +299,15 @@ def test_fine_16bit_user_formats_take_the_scan_path(eb, mb):
         got = encode(x, f, saturate=sat)
         assert got.dtype == np.uint16 and np.array_equal(got.astype(np.int64), want), sat
     assert x.size > 3 * (1 << (eb + mb))
+
+
+def test_formats_pickle():
+    import pickle
+
+    assert pickle.loads(pickle.dumps(F.BF16)) is F.BF16  # registered: by name
+    f = F.float_format("t_pickle_e3m4", 3, 4)  # not registered: by value
+    g = pickle.loads(pickle.dumps(f))
+    assert g is not f and g.name == f.name and g.code_bits == 8
+    assert np.array_equal(g.values, f.values, equal_nan=True) and not g.values.flags.writeable
+    x = np.linspace(-20, 20, 999, dtype=np.float32)
+    assert np.array_equal(encode(x, g), encode(x, f))
