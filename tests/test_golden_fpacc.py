@@ -664,10 +664,10 @@ def test_docs_blocks_are_generated():
 
 def test_aligned_error_record_is_consistent():
     """The checked-in record: every K x M, aligned error falls as M grows (M = 16 the closest)."""
-    from rf8sim.golden.aligned_error import KS, MS, RECORD
+    from rf8sim.golden.aligned_error import KS, MS, record_path
     from rf8sim.records import read_record
 
-    rec = read_record(RECORD)
+    rec = read_record(record_path())
     res = rec["results"]
     assert {f"aligned:{k}:{m}" for k in KS for m in MS} <= set(res) and "fp32_vs_float64" in res
     assert rec["provenance"]["commit"]

@@ -26,11 +26,17 @@ import numpy as np
 
 from ..docgen import register
 
-__all__ = ["KS", "MS", "RECORD", "collect_minilm_linears", "measure", "run", "render_table"]
+__all__ = ["KS", "MS", "record_path", "collect_minilm_linears", "measure", "run", "render_table"]
 
 KS = (16, 32, 64)
 MS = (8, 10, 12, 16)
-RECORD = Path(__file__).resolve().parents[2] / "golden" / "results" / "aligned_error.json"
+
+
+def record_path() -> Path:
+    """``golden/results/aligned_error.json`` of the checkout (or of the installed package data)."""
+    from ..resources import data_dir
+
+    return data_dir("golden") / "results" / "aligned_error.json"
 
 
 def collect_minilm_linears(sentences: int = 16, rows: int = 48, seed: int = 0):
@@ -125,7 +131,7 @@ def measure(layers, ks=KS, ms=MS, w_fmt: str = "rf8", progress=None) -> dict:
     return results
 
 
-def run(out=RECORD, sentences: int = 16, rows: int = 48, seed: int = 0, overwrite: bool = False,
+def run(out=None, sentences: int = 16, rows: int = 48, seed: int = 0, overwrite: bool = False,
         command=None) -> dict:
     """Collect MiniLM linears, measure, write the record; returns the payload."""
     import time
@@ -134,6 +140,7 @@ def run(out=RECORD, sentences: int = 16, rows: int = 48, seed: int = 0, overwrit
 
     from .. import fileio, records
 
+    out = record_path() if out is None else out
     fileio.check_output_path(out, overwrite)
     t0 = time.time()
     layers, n_sent, n_tok = collect_minilm_linears(sentences, rows, seed)
@@ -166,9 +173,10 @@ def render_table(record=None) -> str:
     from ..docgen import DocgenError
 
     if record is None:
-        if not RECORD.exists():
-            raise DocgenError(f"{RECORD} is missing; run `rf8sim aligned-error`")
-        record = records.read_record(RECORD)
+        path = record_path()
+        if not path.exists():
+            raise DocgenError(f"{path} is missing; run `rf8sim aligned-error`")
+        record = records.read_record(path)
     d = record["data"]
     lines = [f"all-MiniLM-L6-v2, {len(d['layers'])} linear layers x {d['rows_per_layer']} real token rows "
              f"({d['sentences']} sentences), bf16 x rf8 (per-channel scales); "

@@ -237,14 +237,14 @@ def cmd_golden(args) -> int:
 def cmd_aligned_error(args) -> int:
     from rich.console import Console
 
-    from .aligned_error import RECORD, render_table, run
+    from .aligned_error import record_path, render_table, run
 
     if args.sentences < 1 or args.rows < 1:
         raise _err("--sentences and --rows must be >= 1")
     from .. import fileio
     from ..errors import OutputError
 
-    out = args.out or RECORD
+    out = args.out or record_path()
     try:
         fileio.check_output_path(out, args.force)  # before loading the model
     except OutputError as e:
