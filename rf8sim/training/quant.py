@@ -637,7 +637,8 @@ def fake_quant(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularit
     """
     fmt, x32 = _check_x(x, fmt, rounding, granularity, block, nonfinite)
     # x32 = x.float() for float16/bfloat16 inputs: autograd routes the gradient back through the cast
-    if granularity in _FUSED_GRANULARITIES and F.get(fmt.name) is fmt:
+    if (granularity in _FUSED_GRANULARITIES and F.get(fmt.name) is fmt and fmt.code_bits == 8
+            and fmt.kind in ("residual", "float", "int")):
         from .fastquant import fake_quant_op
 
         # one custom op (torch.compile sees it, no graph break); fused compiled kernel when enabled
