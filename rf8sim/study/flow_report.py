@@ -96,11 +96,71 @@ def write_report(ctx, stages, total_s: float) -> None:
                   "computes); 'predictions differing' counts test samples whose class differs from the "
                   "bit-exact path.\n")
         md.append("Raw points: [sweep/results.csv](sweep/results.csv).\n")
+    tr = ctx.state.get("transformer")
+    if tr is not None:
+        md += transformer_markdown(tr, out)
     (out / "report.md").write_text("\n".join(md))
     data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),
             "config": ctx.cfg.to_dict(), "macs": list(macs.values()),
             "model": None if m is None else {k: v for k, v in m.items() if k not in ("layers", "x_eval", "y_eval",
                                                                                    "model")},
             "fits": ctx.state.get("fits"), "bits": ctx.state.get("bits"),
-            "points": None if res is None else res.rows}
+            "points": None if res is None else res.rows, "transformer": tr}
     write_json(data, out / "results.json")
+
+
+def transformer_markdown(tr: dict, out) -> list[str]:
+    """Report section of the MiniLM study (tables + plots written next to report.md)."""
+    from .report import md_table, plot_pareto_ci, plot_sensitivity
+
+    md = ["## all-MiniLM-L6-v2 through the bit-exact datapath\n",
+          f"{tr['sentences']} real sentences ({tr['tokens']:,} tokens, {tr['words'][0]}-{tr['words'][1]} words, "
+          f"pydoc_data.topics); every Linear layer through `rf8sim.golden.gemm`, softmax/LayerNorm/GELU float32. "
+          f"Means with 95 % bootstrap intervals over sentences.\n"]
+    rows = []
+    for p in tr["points"]:
+        rows.append({"config": p["label"], "cos": f"{p['cosine']:.5f}",
+                     "loss": f"{p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}]",
+                     "top1": f"{p['top1']:.3f} [{p['top1_lo']:.3f}, {p['top1_hi']:.3f}]",
+                     "top10": f"{p['top10']:.3f} [{p['top10_lo']:.3f}, {p['top10_hi']:.3f}]",
+                     "area": "-" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}",
+                     "ovf": p["overflow"]})
+    md.append(md_table(rows, ["config", "cos", "loss", "top1", "top10", "area", "ovf"],
+                       ["configuration", "mean cosine", "1 - cosine [95 % CI]", "top-1 agreement",
+                        "top-10 overlap", "MAC area µm²", "saturated outputs"]))
+    if any(p.get("area_um2") for p in tr["points"]):
+        plot_pareto_ci(tr, out / "pareto_minilm.png")
+        md.append("![MiniLM: cosine loss vs MAC area](pareto_minilm.png)\n")
+    md.append("Paired comparisons on the same sentences (paired bootstrap of the mean difference, Wilcoxon "
+              "signed-rank); **significant** = the interval excludes 0 and p < 0.05:\n")
+    md.append(md_table([{"a": r["a"], "b": r["b"], "metric": r["metric"],
+                         "diff": f"{r['diff']:+.2e} [{r['lo']:+.2e}, {r['hi']:+.2e}]",
+                         "p": f"{r['p_wilcoxon']:.2g}", "sig": "**yes**" if r["significant"] else "no"}
+                        for r in tr["pairs"]],
+                       ["a", "b", "metric", "diff", "p", "sig"],
+                       ["A", "B", "metric", "A - B [95 % CI]", "p (Wilcoxon)", "significant"]))
+    sens = tr["sensitivity"]
+    plot_sensitivity(sens, out / "sensitivity_minilm.png")
+    md.append(f"Per-layer sensitivity: mean 1 - cosine with only that layer group quantized (first "
+              f"{sens['sentences']} sentences):\n")
+    md.append("![per-layer sensitivity](sensitivity_minilm.png)\n")
+    mx = tr["mixed"]
+    if "assignment" in mx:
+        md.append(f"Mixed formats: cheapest per-group assignment with {mx['constraint']} (greedy on the "
+                  f"additive sensitivity model, verified bit-exactly on all sentences): "
+                  f"**{mx['cost_um2_per_mac']:,.0f} µm² per MAC** (MAC-weighted), verified cosine "
+                  f"{mx['verified']['mean']:.5f} [{mx['verified']['lo']:.5f}, {mx['verified']['hi']:.5f}], "
+                  f"{'meets' if mx['meets_constraint'] else 'does NOT meet'} the constraint.\n")
+        md.append(md_table([{"config": u["config"], "cost": f"{u['cost']:,.0f}", "cos": f"{u['cosine']:.5f}"}
+                            for u in mx["uniform"]] +
+                           [{"config": "mixed: " + ", ".join(f"{g}={c.split()[0]}" for g, c in mx["assignment"].items()),
+                             "cost": f"{mx['cost_um2_per_mac']:,.0f}", "cos": f"{mx['verified']['mean']:.5f}"}],
+                           ["config", "cost", "cos"], ["assignment", "µm² per MAC", "mean cosine"]))
+    elif mx.get("skipped"):
+        md.append(f"> **Mixed formats skipped:** {mx['skipped']}\n")
+    ck = tr["torch_check"]
+    if ck:
+        md.append(f"Torch emulation (`rf8sim.training`) vs golden, per layer: {len(ck)} layer runs, "
+                  f"{sum(r['outputs'] for r in ck):,} outputs, {sum(r['mismatches'] for r in ck)} mismatches "
+                  f"(activation codes/scales, weight codes, accumulator, flags, float32 output bits).\n")
+    return md

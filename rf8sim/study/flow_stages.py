@@ -294,6 +294,40 @@ def stage_evaluate(ctx: Context) -> dict:
     return {"rows": res.rows, "skipped": res.skipped, "_detail": detail}
 
 
+def transformer_spec(cfg):
+    """The transformer stage's :class:`~rf8sim.study.minilm.TransformerSpec` from ``[transformer]``."""
+    from .minilm import TransformerSpec
+
+    t = cfg.transformer
+    return TransformerSpec(model=t.model, sentences=t.sentences, min_words=t.min_words, max_words=t.max_words,
+                           seed=cfg.study.seed, configs=tuple(t.configs), granularity=t.granularity,
+                           acc=tuple(t.acc), sensitivity_sentences=t.sensitivity_sentences,
+                           min_cosine=t.min_cosine, batch_size=t.batch_size, bootstrap=t.bootstrap,
+                           torch_check=t.torch_check, max_terms=max(cfg.study.max_terms, 1536))
+
+
+def stage_transformer(ctx: Context) -> dict:
+    if ctx.cfg.transformer.model == "none":
+        raise StageSkipped("[transformer] model = 'none' (the quick setting runs the MNIST-1D MLP only)")
+    from .minilm import run_transformer_study
+
+    areas = {r["mac"]: r.get("area_um2") for r in ctx.state.get("synth", []) if r.get("area_um2")}
+    res = run_transformer_study(transformer_spec(ctx.cfg), areas, progress=ctx.progress, console=ctx.console)
+    ctx.state["transformer"] = res
+    bad = sum(r["mismatches"] for r in res["torch_check"])
+    if bad:
+        raise RuntimeError(f"torch emulation disagrees with the golden model in {bad} value(s) "
+                           f"(see results.json: transformer.torch_check)")
+    best = min(res["points"], key=lambda r: r["loss"])
+    mixed = res["mixed"]
+    detail = (f"{res['sentences']} sentences, {len(res['points'])} configs; best {best['label']} cosine "
+              f"{best['cosine']:.5f}")
+    if "assignment" in mixed:
+        detail += (f"; mixed {mixed['cost_um2_per_mac']:,.0f} µm²/MAC "
+                   f"({'meets' if mixed['meets_constraint'] else 'misses'} {mixed['constraint']})")
+    return {"_detail": detail, "timing_s": res["timing_s"]}
+
+
 STAGES = (
     ("rtl", stage_rtl),
     ("verify", stage_verify),
@@ -301,4 +335,5 @@ STAGES = (
     ("train", stage_train),
     ("rate", stage_rate),
     ("evaluate", stage_evaluate),
+    ("transformer", stage_transformer),
 )
