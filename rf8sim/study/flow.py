@@ -63,6 +63,7 @@ class FlowResult:
     out: Path
     exit_code: int
     summary_rows: list = field(default_factory=list)
+    state: dict = field(default_factory=dict)
 
 
 def default_config(quick: bool = False) -> StudyConfig:
@@ -141,4 +142,4 @@ def run_flow(cfg: StudyConfig | None = None, out: str | Path = "build/report", *
         if skipped:
             msg += f" (skipped: {', '.join(skipped)}; reasons above and in the report)"
         console.print(f"[bold green]{msg}[/]")
-    return FlowResult(stages, out, 1 if failed else 0, rows)
+    return FlowResult(stages, out, 1 if failed else 0, rows, ctx.state)

@@ -142,7 +142,7 @@ class ExactLinear(nn.Module):
         if not np.isfinite(x2).all():
             raise DatapathError(f"layer {self.name}: non-finite input activations")
         if self.capture is not None:
-            self.capture.append(x2[: max(1, min(len(x2), 24))].copy())
+            self.capture.append(x2[: max(1, min(len(x2), 8))].copy())
         y, res, _, _ = self.golden_rows(x2)
         self.flags["overflow"] += int(np.count_nonzero(res.overflow))
         self.flags["invalid"] += int(np.count_nonzero(res.invalid))
@@ -254,7 +254,7 @@ def torch_check(model: nn.Module, run_fn) -> list[dict]:
             m.capture = None
     rows = []
     for m in layers:
-        x2 = np.concatenate(caps[m.name])[:24]
+        x2 = np.concatenate(caps[m.name])[:8]
         y, res, (a_codes, a_k, _, a_out), (w_rel, w_out) = m.golden_rows(x2)
         c = m.cfg
         tc, tk = T.quantize(torch.from_numpy(x2), c.act_format, rounding="nearest", granularity=m.act_granularity,
