@@ -145,7 +145,11 @@ def transformer_markdown(tr: dict, out) -> list[str]:
               f"{sens['sentences']} sentences):\n")
     md.append("![per-layer sensitivity](sensitivity_minilm.png)\n")
     mx = tr["mixed"]
-    if "assignment" in mx:
+    if "assignment" in mx and mx.get("verified") is None:
+        md.append(f"Mixed formats: no per-group assignment of these formats is predicted (additive sensitivity "
+                  f"model) to meet {mx['constraint']}; the last candidate costs {mx['cost_um2_per_mac']:,.0f} µm² "
+                  f"per MAC and was not verified.\n")
+    elif "assignment" in mx:
         md.append(f"Mixed formats: cheapest per-group assignment with {mx['constraint']} (greedy on the "
                   f"additive sensitivity model, verified bit-exactly on all sentences): "
                   f"**{mx['cost_um2_per_mac']:,.0f} µm² per MAC** (MAC-weighted), verified cosine "

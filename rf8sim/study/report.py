@@ -187,7 +187,7 @@ def plot_pareto_ci(tr: dict, path: "str | Path") -> Path:
         ax.errorbar(p["area_um2"], p["loss"], yerr=[[p["loss"] - p["loss_lo"]], [p["loss_hi"] - p["loss"]]],
                     fmt="o", capsize=3, label=p["label"])
     mx = tr.get("mixed", {})
-    if mx.get("verified"):
+    if mx.get("verified") is not None:
         v = mx["verified"]
         ax.errorbar(mx["cost_um2_per_mac"], 1 - v["mean"], yerr=[[v["hi"] - v["mean"]], [v["mean"] - v["lo"]]],
                     fmt="*", ms=12, capsize=3, color="k", label="mixed (best)")

@@ -102,8 +102,12 @@ def render_mixed() -> str:
         lines.append(f"| uniform {u['config']} | {u['cost']:,.0f} | {u['cosine']:.5f} |")
     v = mx["verified"]
     groups = ", ".join(f"{g}: {c.split()[0]}" for g, c in mx["assignment"].items())
-    lines.append(f"| **mixed** ({groups}) | {mx['cost_um2_per_mac']:,.0f} | {v['mean']:.5f} "
-                 f"[{v['lo']:.5f}, {v['hi']:.5f}] {'meets' if mx['meets_constraint'] else 'misses'} the constraint |")
+    if v is None:
+        lines.append(f"| mixed, last candidate ({groups}) | {mx['cost_um2_per_mac']:,.0f} | not verified: no "
+                     f"assignment of these formats is predicted to meet the constraint |")
+    else:
+        lines.append(f"| **mixed** ({groups}) | {mx['cost_um2_per_mac']:,.0f} | {v['mean']:.5f} "
+                     f"[{v['lo']:.5f}, {v['hi']:.5f}] {'meets' if mx['meets_constraint'] else 'misses'} the constraint |")
     ck = tr.get("torch_check") or []
     lines += ["", f"Per-layer torch emulation check: {len(ck)} layer runs, {sum(r['outputs'] for r in ck):,} "
                   f"outputs, {sum(r['mismatches'] for r in ck)} mismatches."]
