@@ -99,7 +99,7 @@ def test_fast_equals_sequential_adversarial_saturation_at_chosen_k(fa, fw, spec_
     rng = np.random.default_rng(3)
     big = int(np.argmax(np.where(f_a.finite & (f_a.values > 0), f_a.values, 0)))  # largest positive finite code
     bigw = int(np.argmax(np.where(f_w.finite & (f_w.values > 0), f_w.values, 0)))
-    one_a, one_w = int(encode(np.float32(1.0), fa)), int(encode(np.float32(1.0), fw))
+    one_w = int(encode(np.float32(1.0), fw))
     big_val = abs(int(AccSpec(spec.frac_bits, 127).align(0, int(f_a.sig[big]) * int(f_w.sig[bigw]),
                                                        int(f_a.exp[big]) + int(f_w.exp[bigw]))))
     run_len = spec.max // big_val + 1  # this many big products push the sum over the top

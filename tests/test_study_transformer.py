@@ -117,6 +117,8 @@ def test_bad_models_and_configs_are_named_before_work():
         check_assignment(model, DatapathConfig("rf8", acc="9:zz"))
     with pytest.raises(DatapathError, match="no rounding"):
         check_assignment(model, DatapathConfig("e4m3", rounding="paper"))
+    with pytest.raises(DatapathError, match="not wired"):
+        check_assignment(model, DatapathConfig("rf8", a_format="bf16", acc="fp32"))
     with pytest.raises(DatapathError, match="nope"):
         check_assignment(model, DatapathConfig("nope"))
     with pytest.raises(DatapathError, match="unknown layer"):

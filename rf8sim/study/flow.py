@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from rich.markup import escape
+
 from .config import StudyConfig, load_config
 from .pipeline import StageSkipped, mlp_layers, train_pipeline, training_fn  # noqa: F401  (re-exported)
 
@@ -79,8 +81,10 @@ def default_config(quick: bool = False) -> StudyConfig:
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / REPORT_MARKER).exists() and not force:
-            raise FileExistsError(f"{out} exists and was not written by `rf8sim flow`; "
-                                  f"pass --force to replace it or choose --out")
+            from ..errors import OutputExistsError
+
+            raise OutputExistsError(f"{out} exists and was not written by `rf8sim flow`; "
+                                    f"pass --force to replace it or choose --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_MARKER).write_text("written by rf8sim flow; the next run replaces this folder\n")
@@ -120,7 +124,7 @@ def run_flow(cfg: StudyConfig | None = None, out: str | Path = "build/report", *
         ctx.results[name] = st
         stages.append(st)
         color = {"ok": "green", "skipped": "yellow", "failed": "red"}[st.status]
-        console.print(f"[{color}]{name}: {st.status}[/] ({st.seconds:.1f} s) {st.detail}")
+        console.print(f"[{color}]{name}: {st.status}[/] ({st.seconds:.1f} s) {escape(str(st.detail))}")
     total = time.perf_counter() - t_all
     rows = [{"stage": s.name, "status": s.status, "seconds": s.seconds, "detail": s.detail} for s in stages]
     rows.append({"stage": "total", "status": "", "seconds": total, "detail": ""})
@@ -131,11 +135,11 @@ def run_flow(cfg: StudyConfig | None = None, out: str | Path = "build/report", *
         stages.append(StageResult("report", "failed", 0.0, f"{type(e).__name__}: {e}"))
     from .report import print_table
 
-    print_table(rows, ["stage", "status", "seconds", "detail"], title=f"rf8sim flow -> {out}", console=console,
+    print_table(rows, ["stage", "status", "seconds", "detail"], title=f"rf8sim flow -> {escape(str(out))}", console=console,
                 digits=3)
     failed = [s.name for s in stages if s.status == "failed"]
     if failed:
-        console.print(f"[bold red]flow FAILED in stage(s): {', '.join(failed)}[/] (details in {out}/results.json)")
+        console.print(f"[bold red]flow FAILED in stage(s): {', '.join(failed)}[/] (details in {escape(str(out))}/results.json)")
     else:
         skipped = [s.name for s in stages if s.status == "skipped"]
         msg = f"flow finished in {total:.0f} s: report in {out}/report.md"

@@ -20,7 +20,7 @@ most loss-per-area group until the verified constraint holds).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

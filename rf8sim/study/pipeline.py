@@ -110,6 +110,11 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
                        "v": 2})
     cache = Path(cache_dir or Path("build") / "study" / "cache") / "model" / f"{key}.npz"
     x_tr, y_tr, x_te, y_te = _mnist1d_cached(mcfg.n_samples, cache.parents[1])
+    if mcfg.eval_samples > len(x_te):
+        from .config import ConfigError
+
+        raise ConfigError(f"[model] eval_samples = {mcfg.eval_samples} but n_samples = {mcfg.n_samples} gives only "
+                          f"{len(x_te)} test samples; lower eval_samples or raise n_samples")
     x_eval = x_te[: mcfg.eval_samples].numpy()
     y_eval = y_te[: mcfg.eval_samples].numpy()
     if use_cache and not keep_model and cache.is_file():

@@ -77,8 +77,9 @@ class DatapathConfig:
         except (KeyError, ValueError, F.FormatError) as e:
             raise DatapathError(f"{self.label}: {e}") from None
         if len(wf.values) != 256 or len(af.values) != 256:
-            raise DatapathError(f"{self.label}: the golden GEMM takes 8-bit codes; {wf.name} x {af.name} is not "
-                                f"an available format pair (16-bit activations need the W8A16 datapath)")
+            raise DatapathError(f"{self.label}: the transformer study runs 8-bit codes only; {wf.name} x {af.name} is not "
+                                f"a pair the transformer study runs yet (bf16/fp16 activations with fp32/aligned "
+                                f"accumulators are in rf8sim.golden.gemm but not wired into rf8sim.study.transformer)")
         if self.rounding not in wf.roundings:
             raise DatapathError(f"{self.label}: {wf.name} has no rounding {self.rounding!r}; "
                                 f"valid: {list(wf.roundings)}")
