@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all]'
+	$(PY) -m pip install -q --no-deps torchao==0.18.0  # MX reference in the tests; --no-deps keeps torch pinned
 	@touch $@
 
 venv: $(STAMP) sysdeps

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .. import formats as F
-from .quant import GRANULARITIES, QuantError, dequantize, fake_quant, quantize
+from .quant import BLOCK_GRANULARITIES, QuantError, canonical_granularity, dequantize, fake_quant, quantize
 
 __all__ = ["QATConfig", "QuantizedTensor", "FakeQuantize", "quantize_model_", "convert", "quantized_weights",
            "QAT_KINDS"]
@@ -45,8 +45,10 @@ class QATConfig:
             f = F.get(fmt)
             if rnd not in f.roundings:
                 raise QuantError(f"{what}_rounding {rnd!r} is not valid for {f.name}; valid: {', '.join(f.roundings)}")
-            if gran not in GRANULARITIES:
-                raise QuantError(f"{what}_granularity {gran!r} is not valid; valid: {', '.join(GRANULARITIES)}")
+            try:
+                object.__setattr__(self, f"{what}_granularity", canonical_granularity(gran))
+            except QuantError as e:
+                raise QuantError(f"{what}_{e}") from None
         if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
             raise QuantError(f"block must be a positive integer, got {self.block!r}")
 
@@ -65,7 +67,7 @@ class FakeQuantize(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.fmt}, {self.rounding}, {self.granularity}" + (
-            f", block={self.block}" if self.granularity == "block" else "")
+            f", block={self.block}" if self.granularity in BLOCK_GRANULARITIES else "")
 
 
 def _act_hook(cfg: QATConfig):
