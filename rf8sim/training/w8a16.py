@@ -46,7 +46,7 @@ import torch
 
 from .. import formats as F
 from .gemm import GemmError
-from .quant import QuantError, _as_float32, scale_shape
+from .quant import QuantError, _as_float32, canonical_granularity, scale_shape
 
 __all__ = ["A16_FORMATS", "W8A16Result", "encode16", "decode16", "fake_quant16", "gemm16", "parse_acc16",
            "CANONICAL_NAN_F32"]
@@ -180,6 +180,26 @@ def _act_parts(c: torch.Tensor, f: _F16):
     return sign, sig.to(torch.int64), exp.to(torch.int64), torch.where(E == 0, 1, E), special
 
 
+def _act8_parts(a_codes: torch.Tensor, a_fmt):
+    """As _act_parts for 8-bit activation codes (uint8), from rf8sim.formats; the alignment exponent
+    field is E (zeros/subnormals 1) for floats and RF8-family formats, none (-1) for int8."""
+    f = F.get(a_fmt)
+    if not isinstance(a_codes, torch.Tensor) or a_codes.dtype != torch.uint8:
+        raise GemmError(f"a_codes must be a torch.uint8 tensor of {f.name} codes")
+    fin = f.special == F.SPECIAL_FINITE
+    exp = np.where(fin, f.exp, 0).astype(np.int64)
+    codes = np.arange(len(f.values))
+    if f.kind == "float":
+        ef = np.where(fin, exp + f.bias + f.man_bits, -1)
+    elif f.kind == "residual":
+        ef = np.where(fin, np.maximum((codes >> f.man_bits) & ((1 << f.exp_bits) - 1), 1), -1)
+    else:
+        ef = np.full(len(codes), -1, np.int64)
+    idx = a_codes.to(torch.int64)
+    t = lambda a: torch.from_numpy(np.array(a, np.int64)).to(a_codes.device)[idx]  # noqa: E731
+    return t(f.sign), t(np.where(fin, f.sig, 0)), t(exp), t(ef), t(f.special), f
+
+
 def _weight_parts(w_codes: torch.Tensor, w_fmt):
     """(sign, sig, exp, special) int64 of weight codes: 8-bit formats from rf8sim.formats, or bf16."""
     name = getattr(w_fmt, "name", w_fmt)
@@ -204,11 +224,11 @@ def _value64(sign, sig, exp, special) -> torch.Tensor:
     return torch.where(sign == 1, -v, v)
 
 
-def _w_scales(w_scale_exp, N: int, K: int, gran: str, block: int, dev) -> torch.Tensor:
+def _w_scales(w_scale_exp, N: int, K: int, gran: str, block: int, dev, what: str = "w") -> torch.Tensor:
     """Per (n, k) weight scale exponent, int64 (N, K)."""
     if w_scale_exp is None:
         if gran != "tensor":
-            raise GemmError(f"w_scale_exp is required for granularity {gran!r}")
+            raise GemmError(f"{what}_scale_exp is required for granularity {gran!r}")
         return torch.zeros((N, K), dtype=torch.int64, device=dev)
     k = torch.as_tensor(w_scale_exp).to(device=dev, dtype=torch.int64)
     try:
@@ -216,9 +236,9 @@ def _w_scales(w_scale_exp, N: int, K: int, gran: str, block: int, dev) -> torch.
     except QuantError as e:
         raise GemmError(str(e)) from None
     if tuple(k.shape) != want:
-        raise GemmError(f"w_scale_exp has shape {tuple(k.shape)}; granularity {gran!r} with {N}x{K} codes needs {want}")
+        raise GemmError(f"{what}_scale_exp has shape {tuple(k.shape)}; granularity {gran!r} with {N}x{K} codes needs {want}")
     if bool((k == -128).any()):
-        raise GemmError("w_scale_exp holds the NaN scale (-128): an MX block with a non-finite weight")
+        raise GemmError(f"{what}_scale_exp holds the NaN scale (-128): an MX block with a non-finite weight")
     if gran == "tensor":
         return k.reshape(1, 1).expand(N, K)
     if gran == "channel":
@@ -258,13 +278,24 @@ class W8A16Result(NamedTuple):
 
 
 def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=None,
-           w_granularity: str = "tensor", block: int = 32) -> W8A16Result:
+           w_granularity: str = "tensor", block: int = 32, a_scale_exp=None,
+           a_granularity: str = "tensor") -> W8A16Result:
     """``C[m, n] = sum_k a[m, k] * w[n, k]`` with 16-bit activation codes (uint16, (M, K)) and weight
     codes (uint8 8-bit formats or uint16 bf16, (N, K), nn.Linear layout) under the contract's ``fp32``
-    or ``aligned:K:M`` accumulator; bit-exact (see the module docstring)."""
-    fa = _f16(a_fmt)
+    or ``aligned:K:M`` accumulator; bit-exact (see the module docstring).
+
+    8-bit activation formats (uint8 codes, with ``a_scale_exp``) go through the same accumulators
+    (as in ``rf8sim.golden.gemm``); under ``aligned`` their scale must be constant along a row
+    (tensor or channel granularity)."""
     spec = parse_acc16(acc)
-    a = _codes16(a_codes, "a_codes")
+    a8 = getattr(a_fmt, "name", a_fmt) not in A16_FORMATS
+    if a8:
+        if not isinstance(a_codes, torch.Tensor) or a_codes.dim() != 2:
+            raise GemmError("a_codes must be 2-D: a (M, K)")
+        a = a_codes
+    else:
+        fa = _f16(a_fmt)
+        a = _codes16(a_codes, "a_codes")
     if a.dim() != 2 or w_codes.dim() != 2:
         raise GemmError("a_codes and w_codes must be 2-D: a (M, K), w (N, K)")
     if a.shape[1] != w_codes.shape[1]:
@@ -273,11 +304,25 @@ def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=
     a = a.to(dev)
     M, K = a.shape
     N = w_codes.shape[0]
-    from .quant import canonical_granularity
     gran = canonical_granularity(w_granularity)
     ws, wsig, wexp, wsp = _weight_parts(w_codes, w_fmt)
     wexp = wexp + _w_scales(w_scale_exp, N, K, gran, block, dev)
-    asg, asig, aexp, aE, asp = _act_parts(a, fa)
+    if a8:
+        asg, asig, aexp, aE, asp, f8 = _act8_parts(a, a_fmt)
+        fa = _F16(f8.name, torch.float32, f8.exp_bits, f8.man_bits, f8.bias, 0)
+        ga = canonical_granularity(a_granularity)
+        ska = _w_scales(a_scale_exp, M, K, ga, block, dev, "a")
+        if spec.kind == "aligned":
+            if ga not in ("tensor", "channel"):
+                raise GemmError(f"{spec} with 8-bit activations needs a tensor or channel activation scale")
+            if bool((aE < 0).any()):
+                raise GemmError(f"{spec} aligns activations by their exponent field; {f8.name} has none")
+            # the alignment works on the codes; the row's scale multiplies the block sum
+            aexp_s = aexp
+        aexp = aexp + ska
+    else:
+        asg, asig, aexp, aE, asp = _act_parts(a, fa)
+        ska = None
     accv = torch.zeros((M, N), dtype=torch.float32, device=dev)
     ovf = torch.zeros((M, N), dtype=torch.bool, device=dev)
     if spec.kind == "fp32":
@@ -289,14 +334,18 @@ def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=
             accv = _rne_f32_add(prev, p)
             ovf |= torch.isinf(accv) & torch.isfinite(prev) & torch.isfinite(p)
     else:
-        accv, ovf = _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa, spec, accv, ovf)
+        if ska is not None:
+            accv, ovf = _aligned(asg, asig, aexp_s, aE, asp, ws, wsig, wexp, wsp, fa, spec, accv, ovf,
+                                 ska[:, 0])
+        else:
+            accv, ovf = _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa, spec, accv, ovf)
     inv = torch.isnan(accv)  # NaN is sticky within a row, so a NaN result <=> invalid was raised
     out = torch.where(inv, torch.tensor(CANONICAL_NAN_F32, dtype=torch.int32, device=dev).view(torch.float32),
                       accv)
     return W8A16Result(out, ovf, inv)
 
 
-def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: Acc16, accv, ovf):
+def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: Acc16, accv, ovf, a_row_scale=None):
     M, K = asig.shape
     N = wsig.shape[0]
     Kb, Mb = spec.K, spec.M
@@ -340,6 +389,8 @@ def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: Acc1
             raise GemmError(f"aligned:{Kb}:{Mb}: a block sum reaches 2**53; the torch emulation adds block "
                             "sums through float64 - use rf8sim.golden.gemm for this configuration")
         ex = q[:, b:b + 1] + e0[None, :, b]                     # (M, N)
+        if a_row_scale is not None:
+            ex = ex + a_row_scale[:, None]
         v = S.to(torch.float64) * torch.bitwise_left_shift(ex + 1023, 52).view(torch.float64)
         bad = a_bad[:, b:b + 1] | w_bad[None, :, b]
         v = torch.where(bad, torch.full_like(v, float("nan")), v)
