@@ -27,7 +27,12 @@ QAT_KINDS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass(frozen=True)
 class QATConfig:
-    """What to fake-quantize.  Weights: per output channel by default; activations off by default."""
+    """What to fake-quantize.  Weights: per output channel by default; activations off by default.
+
+    ``act_fmt="bf16"`` (or ``"fp16"``) is weight-only quantization as the paper uses RF8: each
+    layer's input is rounded to bf16 (torch's RNE cast, equal to the golden bf16 encode) with a
+    straight-through gradient, and the weights go through the 8-bit fake quantizer.
+    """
 
     weight_fmt: str = "rf8"
     weight_rounding: str = "nearest"
@@ -42,6 +47,8 @@ class QATConfig:
                                      (self.act_fmt, self.act_rounding, self.act_granularity, "act")):
             if fmt is None:
                 continue
+            if what == "act" and fmt in ("bf16", "fp16"):
+                continue  # weight-only quantization: activations rounded to bf16/fp16 (RNE), no scale
             f = F.get(fmt)
             if rnd not in f.roundings:
                 raise QuantError(f"{what}_rounding {rnd!r} is not valid for {f.name}; valid: {', '.join(f.roundings)}")
@@ -75,7 +82,12 @@ def _act_hook(cfg: QATConfig):
         if not args or not isinstance(args[0], torch.Tensor):
             return None
         x = args[0]
-        y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block, nonfinite="propagate")
+        if cfg.act_fmt in ("bf16", "fp16"):
+            from .w8a16 import fake_quant16
+
+            y = fake_quant16(x, cfg.act_fmt)
+        else:
+            y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block, nonfinite="propagate")
         return (y if y.dtype == x.dtype else y.to(x.dtype),) + tuple(args[1:])
     return hook
 
