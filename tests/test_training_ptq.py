@@ -91,7 +91,13 @@ def test_exact_forward_8bit_activations_matches_golden_gemm():
 def test_save_load_roundtrip_packed(tmp_path):
     cfg = QuantConfig("rf8", "bf16", granularity="mx")
     a = quantize_(Net(1), cfg)
-    b = quantize_(Net(2), cfg)
+    nb = Net(2)
+    with torch.no_grad():
+        for m in nb.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(16.0)  # other scales, so that the load must restore them
+    b = quantize_(nb, cfg)
+    assert not torch.equal(a.enc[0].scale_exp, b.enc[0].scale_exp)
     p = tmp_path / "m.rf8.safetensors"
     meta = save_rf8(a, p)
     assert meta["quantized"]["enc.0.weight"]["packed"]["granularity"] == "mx"
