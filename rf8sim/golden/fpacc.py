@@ -34,7 +34,7 @@ import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import formats as F
-from .accspec import AccSpec, AccSpecError
+from ..accspec import AccSpec, AccSpecError
 from .codec import PARALLEL_MIN, DTypeError
 
 __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trace", "Fp32Result",
@@ -96,7 +96,7 @@ def _codes(codes, what: str, fmt: F.Format) -> np.ndarray:
     n = 1 << _code_bits(fmt)
     if n < (1 << (8 * want.itemsize)) and codes.size and int(codes.max()) >= n:
         raise DTypeError(f"{what}: codes >= {n}; format {fmt.name} has codes 0..{n - 1} only")
-    return np.ascontiguousarray(codes)
+    return codes if codes.flags.c_contiguous else codes.copy(order="C")  # keeps 0-d arrays 0-d
 
 
 def _weight_format(w_fmt) -> F.Format:
