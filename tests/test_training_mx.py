@@ -175,7 +175,7 @@ def test_mx_scale_rule_against_fractions():
     from rf8sim.training import scale_exponent
 
     n = 0
-    for fmt in F.names():
+    for fmt in F.names(code_bits=8):
         f = F.get(fmt)
         pts = [2.0 ** e for e in range(-149, 128)] + [f.max * 2.0 ** e for e in range(-140, 100)]
         b = np.array(pts, np.float32).view(np.int32)

@@ -55,7 +55,7 @@ class QATConfig:
             try:
                 object.__setattr__(self, f"{what}_granularity", canonical_granularity(gran))
             except QuantError as e:
-                raise QuantError(f"{what}_{e}") from None
+                raise QuantError(f"{what}_granularity: {e}") from None
         if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
             raise QuantError(f"block must be a positive integer, got {self.block!r}")
 

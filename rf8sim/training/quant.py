@@ -50,17 +50,15 @@ __all__ = [
     "set_compile",
 ]
 
-#: ``tensor``, ``channel`` (axis 0) and the two block rules along the last axis: ``ceil`` (the
-#: no-clipping rule k = ceil(log2(amax / max)), torchao's RCEIL; formerly called ``block``) and
-#: ``mx`` (OCP Microscaling v1.0: X = floor(log2 amax) - emax_elem, saturating elements, block 32)
-GRANULARITIES = ("tensor", "channel", "ceil", "mx")
-BLOCK_GRANULARITIES = ("ceil", "mx")
-_GRAN_ALIASES = {"block": "ceil"}  # deprecated name of the ceil rule
-#: scale exponents are E8M0 values: -127..127, stored as int8; SCALE_NAN (-128) is the NaN scale
-#: of an ``mx`` block with a non-finite value (E8M0 byte 0xFF; see to_e8m0)
-SCALE_MIN, SCALE_MAX, SCALE_NAN = -127, 127, -128
+# The granularities (tensor, channel, ceil = the no-clipping rule k = ceil(log2(amax / max)) that
+# torchao calls RCEIL and that was called "block", mx = OCP MX v1.0), the E8M0 scale range -127..127
+# and the NaN scale (-128 as int8, E8M0 byte 0xFF) come from the spec module rf8sim.scales.
+from ..scales import (BLOCK_GRANULARITIES, GRANULARITIES, MX_BLOCK, SCALE_MAX, SCALE_MIN, SCALE_NAN,  # noqa: E402
+                      ScaleError)
+from ..scales import canonical_granularity as _canonical_granularity  # noqa: E402
+from ..scales import scale_shape as _scale_shape  # noqa: E402
+
 _SCALE_MIN, _SCALE_MAX = SCALE_MIN, SCALE_MAX
-MX_BLOCK = 32
 _NONFINITE = ("raise", "propagate")
 #: smallest 24-bit significand whose value is >= sqrt(2) * 2**23 (sqrt(2) is irrational: no equality)
 _SQRT2_SIG = math.isqrt(2 << 46) + 1
@@ -183,7 +181,11 @@ def _tables(fmt: F.Format) -> _Tables:
 
 
 def _fmt(fmt) -> F.Format:
-    return F.get(fmt)
+    f = F.get(fmt)
+    if f.code_bits > 8:
+        raise QuantError(f"{f.name} has {f.code_bits}-bit codes; the scaled quantizer takes 8-bit formats "
+                         f"({', '.join(F.names(code_bits=8))}); 16-bit activations: rf8sim.training.w8a16.encode16")
+    return f
 
 
 def _check_rounding(fmt: F.Format, rounding: str) -> str:
@@ -361,11 +363,10 @@ def decode(codes: torch.Tensor, fmt="rf8") -> torch.Tensor:
 
 def canonical_granularity(granularity: str) -> str:
     """The granularity's current name (``block`` -> ``ceil``); QuantError if unknown."""
-    g = _GRAN_ALIASES.get(granularity, granularity) if isinstance(granularity, str) else granularity
-    if g not in GRANULARITIES:
-        raise QuantError(f"granularity {granularity!r} is not valid; valid: {', '.join(GRANULARITIES)} "
-                         "('block' is accepted as the old name of 'ceil')")
-    return g
+    try:
+        return _canonical_granularity(granularity)
+    except ScaleError as e:
+        raise QuantError(str(e)) from None
 
 
 def to_e8m0(scale_exp: torch.Tensor) -> torch.Tensor:
@@ -390,19 +391,10 @@ def from_e8m0(scale_bytes: torch.Tensor) -> torch.Tensor:
 
 def scale_shape(shape, granularity: str, block: int = 32) -> tuple:
     """Shape of the scale exponents for a tensor of ``shape``."""
-    shape = tuple(shape)
-    granularity = canonical_granularity(granularity)
-    if granularity == "tensor":
-        return ()
-    if len(shape) == 0:
-        raise QuantError(f"granularity {granularity!r} needs a tensor with at least one dimension")
-    if granularity == "channel":
-        return (shape[0],)
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise QuantError(f"block must be a positive integer, got {block!r}")
-    if granularity == "mx" and block != MX_BLOCK:
-        raise QuantError(f"granularity 'mx' uses OCP MX blocks of {MX_BLOCK} values, got block={block}")
-    return shape[:-1] + (-(-shape[-1] // block),)
+    try:
+        return _scale_shape(tuple(shape), granularity, block)
+    except ScaleError as e:
+        raise QuantError(str(e)) from None
 
 
 def _pow2_f32(k: torch.Tensor) -> torch.Tensor:
