@@ -106,7 +106,7 @@ def test_gemm_bad_input():
 def test_verify_layer_torch_vs_golden():
     from rf8sim.verify import verify_layer
 
-    for gran in ("tensor", "channel", "ceil"):  # "mx" joins when the golden model has it (spec branch)
+    for gran in ("tensor", "channel", "ceil", "mx"):
         rep = verify_layer(in_features=64, out_features=16, batch=4, granularity=gran, rtl_slice=0)
         assert rep["ok"] and not rep["complete"], rep["checks"]
         assert rep["legs"] == {"torch": "ran", "golden": "ran", "rtl": "not run (--no-rtl)"}

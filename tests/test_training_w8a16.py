@@ -228,3 +228,29 @@ def test_gemm_matches_golden_8bit_activations(acc, a_fmt, w_fmt):
     assert np.array_equal(t.bits.numpy().astype(np.uint32), np.asarray(r.acc, np.uint32))
     assert np.array_equal(t.overflow.numpy(), r.overflow) and np.array_equal(t.invalid.numpy(), r.invalid)
     assert int(t.overflow.sum()) >= 1 and t.bits.numel() == M * N
+
+
+@pytest.mark.parametrize("acc", ["fp32", "aligned:32:16", "aligned:16:9"])
+@pytest.mark.parametrize("a_fmt,w_fmt", [("bf16", "rf8"), ("bf16", "e4m3"), ("fp16", "int8"), ("bf16", "bf16"),
+                                         ("fp16", "e5m2")])
+def test_gemm16_matches_golden(acc, a_fmt, w_fmt):
+    """16-bit activations (every exponent, subnormals, cancellations, huge values, a NaN and an Inf
+    row) vs rf8sim.golden.gemm, bits and flags."""
+    import rf8sim.golden as G
+
+    K = 64
+    ac = _a_codes(a_fmt, 6, K, 9)
+    extra = ac[1:3].copy()
+    extra[0, 7] = {"bf16": 0x7FC1, "fp16": 0x7E01}[a_fmt]
+    extra[1, 40] = {"bf16": 0xFF80, "fp16": 0xFC00}[a_fmt]
+    ac = np.concatenate([ac, extra])
+    wc, wk = _w(w_fmt, 5, K, 10)
+    if w_fmt != "bf16":
+        wk[0] = 100
+    a_t = torch.from_numpy(ac.astype(np.int32)).to(torch.int16).view(torch.uint16)
+    t = gemm16(a_t, wc, a_fmt, w_fmt, acc, wk, "channel")
+    wn = wc.view(torch.int16).numpy().view(np.uint16) if w_fmt == "bf16" else wc.numpy()
+    r = G.gemm(ac, wn, a_fmt, w_fmt, acc, None, wk.numpy(), "tensor", "channel", specials="propagate")
+    assert np.array_equal(t.bits.numpy().astype(np.uint32), np.asarray(r.acc, np.uint32))
+    assert np.array_equal(t.overflow.numpy(), r.overflow) and np.array_equal(t.invalid.numpy(), r.invalid)
+    assert bool(t.invalid[6].all()) and bool(torch.isinf(t.out[7]).any() | t.invalid[7].any()) and t.bits.numel() == 40
