@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -682,12 +682,16 @@ class AlignUnit(wiring.Component):
         r_w = Signal(wb * L, name="r_w", reset_less=True)
         r_emax = Signal(eb, name="r_emax", reset_less=True)
         r_first, r_last, r_clear, r_spec = (Signal(name=n) for n in ("r_first", "r_last", "r_clear", "r_special"))
-        a_arr = Array(rows_a)
-        w_arr = Array(rows_w)
         m.d.sync += r_valid.eq(0)
         for b in range(2):
             with m.If((rbank == b) & full[b]):
-                m.d.sync += [r_valid.eq(1), r_a.eq(a_arr[b * B + rrow]), r_w.eq(w_arr[b * B + rrow]),
+                with m.Switch(rrow):
+                    for r in range(B):
+                        with m.Case(r):
+                            m.d.sync += [r_a.eq(rows_a[b * B + r]), r_w.eq(rows_w[b * B + r])]
+                    with m.Default():
+                        m.d.sync += [r_a.eq(0), r_w.eq(0)]
+                m.d.sync += [r_valid.eq(1),
                              r_emax.eq(emax[b]), r_first.eq(rrow == 0), r_last.eq(rrow == B - 1),
                              r_clear.eq(clr[b] & (rrow == 0)), r_spec.eq(spec[b])]
                 with m.If(rrow == B - 1):
@@ -771,7 +775,7 @@ class AlignedColumn(wiring.Component):
                 base = mag * w.sig
             # the shift-add's adder carries a spare top bit (complement trick): keep the exact width
             base = base[0:(((1 << (Mb - 1)) - 1) * c.w.sig_hi).bit_length()]
-            shift = Signal(range(span + 1), name=f"wshift{i}")
+            shift = Signal(max(1, span.bit_length()), name=f"wshift{i}")
             m.d.comb += shift.eq(w.efield - w.efield_min)
             um = Signal(tw - 1, name=f"term_mag{i}")
             m.d.comb += um.eq(Mux(w.zero | w.nan | w.inf, 0, (base << shift)[0:tw - 1]))
