@@ -8,7 +8,9 @@ __all__ = ["register"]
 def _config_args(p, lanes_default=1) -> None:
     p.add_argument("--a-fmt", default="rf8", help="activation format (default rf8)")
     p.add_argument("--w-fmt", default="rf8", help="weight format (default rf8)")
-    p.add_argument("--acc", default="exact", help="accumulator: exact[:TERMS] or FRAC:WIDTH (default exact = 1024 terms)")
+    p.add_argument("--acc", default="exact",
+                   help="accumulator: exact[:TERMS] or FRAC:WIDTH (8-bit activations, default exact = 1024 terms); "
+                        "fp32 or aligned:K:M (16-bit activations bf16/fp16, W8A16)")
     p.add_argument("--lanes", type=int, default=lanes_default, help="products per clock (adder tree), default 1")
     p.add_argument("--out", default="fixed", choices=("fixed", "fp32"), help="add an RNE float32 output (fp32)")
 
@@ -35,8 +37,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("synth", help="synthesise MAC configurations with yosys: gates, NAND2-eq, um^2, depth")
     _config_args(p)
-    p.add_argument("--stage", default="mac", choices=("mac", "product"),
-                   help="the whole MAC, or the product stage alone")
+    p.add_argument("--stage", default="mac", choices=("mac", "product", "align", "column"),
+                   help="the whole MAC, the product stage alone, or (aligned:K:M) its AlignUnit / column alone")
     p.add_argument("--table", action="store_true",
                    help="the docs/hdl.md area table: all pairs, exact and 16:32 accumulators, lanes 1 and 4, products")
     p.add_argument("--liberty", help="your own Liberty file (default: osu018_stdcells.lib, fetched with apt)")
@@ -61,7 +63,11 @@ def cmd_verilog(args) -> int:
     from .mac import MacConfig
     from .verilog import generate_verilog, lint
 
+    from .w8a16 import is_a16_request
+
     out = _check_output(args.output, args.force)
+    if is_a16_request(args.a_fmt, args.acc):
+        return _verilog16(args, out)
     cfg = MacConfig.make(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out)
     text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out, name=args.module)
     out.write_text(text)
@@ -74,7 +80,57 @@ def cmd_verilog(args) -> int:
     return 0
 
 
+def _verilog16(args, out) -> int:
+    from .verilog import lint
+    from .verilog16 import generate_verilog16
+    from .w8a16 import A16Config
+
+    cfg = A16Config.make(args.a_fmt, args.w_fmt, args.acc, args.lanes)
+    text, latency = generate_verilog16(cfg.a.name, cfg.w.name, cfg.acc_text, cfg.lanes, name=args.module)
+    out.write_text(text)
+    d = cfg.describe()
+    print(f"wrote {out}: {d['w_fmt']} weights x {d['a_fmt']} activations, acc {d['acc']}, lanes {d['lanes']}, "
+          f"latency {latency} clocks, product {d['product']}; out_acc is the float32 bit pattern")
+    if args.lint:
+        lint(out)
+        print("verilator --lint-only -Wall: clean (waivers in the file header)")
+    return 0
+
+
+def _rtlsim16(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .sim16 import verify16
+
+    model = {"auto": "golden"}.get(args.model, args.model)
+    s = verify16(args.a_fmt, args.w_fmt, args.acc, args.lanes, sweep=False if args.no_products else 4096,
+                 n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator, model=model)
+    c = s["config"]
+    t = Table(title=f"rtlsim {c['w_fmt']} x {c['a_fmt']} acc {c['acc']} lanes {c['lanes']} on {s['simulator']}")
+    for h in ("run", "beats", "products", "sequences", "model", "compared", "mismatched", "overflow beats",
+              "invalid beats"):
+        t.add_column(h, justify="right")
+    for tag, r in s["runs"].items():
+        for cmp in r["comparisons"]:
+            t.add_row(tag, str(r["beats"]), str(r["products"]), str(r["sequences"]), cmp["model"],
+                      str(cmp["compared_beats"]), str(cmp["mismatched_beats"]), str(r["overflow_beats"]),
+                      str(r["invalid_beats"]))
+    Console().print(t)
+    if not s["ok"]:
+        for r in s["runs"].values():
+            for cmp in r["comparisons"]:
+                if "first_mismatch" in cmp:
+                    print("first mismatch:", cmp["first_mismatch"])
+        return 1
+    return 0
+
+
 def cmd_rtlsim(args) -> int:
+    from .w8a16 import is_a16_request
+
+    if is_a16_request(args.a_fmt, args.acc):
+        return _rtlsim16(args)
     import json
 
     from rich.console import Console

@@ -157,8 +157,16 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     ``stage``: "mac" (the whole unit) or "product" (one lane's product stage alone,
     combinational).  ``liberty``: "default" (osu018), a path, or None (generic only).
     """
-    cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
-    name, text = _design(cfg, stage)
+    from .w8a16 import is_a16_request
+
+    if is_a16_request(a_fmt, acc):  # W8A16 units (rf8sim.hdl.synth16); out does not apply
+        from .synth16 import design16
+
+        describe, name, text = design16(a_fmt, w_fmt, acc, lanes, stage)
+    else:
+        cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+        describe = cfg.describe()
+        name, text = _design(cfg, stage)
     lib = None
     if liberty == "default":
         lib = default_liberty()
@@ -192,7 +200,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     nand_comb = sum(n * NAND2_WEIGHTS[c] for c, n in cells.items() if "DFF" not in c)
     m = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)", glog)
     res = {
-        "config": cfg.describe(), "stage": stage, "module": name, "yosys": yosys_version(),
+        "config": describe, "stage": stage, "module": name, "yosys": yosys_version(),
         "generic": {
             "cells": dict(sorted(cells.items())), "gates": sum(n for c, n in cells.items() if "DFF" not in c),
             "flops": sum(n for c, n in cells.items() if "DFF" in c),
