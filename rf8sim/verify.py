@@ -301,19 +301,44 @@ def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc
 
 
 def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
-    """A slice of outputs through the W8A16 MAC of rf8sim.hdl (when that unit exists)."""
+    """A slice of outputs (row 0, ``n_out`` outputs x K beats) through the W8A16 MAC of rf8sim.hdl.
+
+    The MAC has no scale input, so the slice is compared with torch's gemm16 on the
+    same codes at weight scale 0 (the scale is a power of two outside the datapath).
+    """
     if n_out <= 0:
         return {"status": "not run (--no-rtl)"}
     try:
-        from .hdl.sim import check_simulator
-        from .hdl.w8a16 import A16Config  # noqa: F401 - the W8A16 MAC (issue 10, rtl16)
+        from .hdl.sim import check_simulator, run_stream
+        from .hdl.stimulus import Stream
+        from .hdl.w8a16 import A16Config
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl has no W8A16 MAC here: {e})"}
     try:
         check_simulator(simulator)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - report any reason the simulator is unusable
         return {"status": f"not run (simulator {simulator!r} unavailable: {e})"}
-    return {"status": "not run (the W8A16 RTL leg is not wired into verify-layer yet)"}
+    from .training.w8a16 import gemm16
+
+    cfg = A16Config.make(a_name, w_fmt.name, str(spec), 1)
+    K = a.shape[1]
+    ns = list(range(min(n_out, wc.shape[0])))
+    aa = np.concatenate([a[0] for _ in ns])[:, None].astype(np.uint16)
+    ww = np.concatenate([wc[n].numpy() for n in ns])[:, None].astype(np.uint8)
+    clear = np.zeros(len(ns) * K, bool)
+    clear[::K] = True
+    t0 = time.perf_counter()
+    got = run_stream(cfg, Stream(aa, ww, clear, np.zeros(len(clear), np.uint8)), simulator, tag="verify-layer16")
+    last = np.arange(1, len(ns) + 1) * K - 1
+    a_t = torch.from_numpy(a[:1].astype(np.int32)).to(torch.int16).view(torch.uint16)
+    want = gemm16(a_t, wc[ns], a_name, w_fmt, str(spec), torch.zeros(len(ns), dtype=torch.int8), "channel")
+    bad = int((np.asarray(got["acc"])[last].astype(np.int64) != want.bits[0].numpy()).sum())
+    bad += int((np.asarray(got["overflow"])[last] != want.overflow[0].numpy()).sum())
+    bad += int((np.asarray(got["invalid"])[last] != want.invalid[0].numpy()).sum())
+    check(f"RTL W8A16 MAC ({simulator}) vs torch: row 0, {len(ns)} outputs x {K} beats", 3 * len(ns), bad,
+          "weight scales 0 (the MAC has no scale input)")
+    return {"status": "ran", "outputs": ns, "beats": int(len(clear)), "seconds": time.perf_counter() - t0,
+            "mac": cfg.module_name()}
 
 
 LEG_NAMES = {"torch": "torch", "golden": "golden", "rtl": "RTL"}

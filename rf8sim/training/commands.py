@@ -39,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--rtl-slice", type=int, default=4, help="outputs per row pushed through the RTL MAC")
     p.add_argument("--no-rtl", action="store_true", help="skip the RTL part")
     p.add_argument("--require-all", action="store_true", help="exit 1 unless torch, golden and RTL all ran")
+    p.add_argument("--json", metavar="FILE", help="also write the report as a record (rf8sim.records: provenance, "
+                                                  "checks, legs, verdict)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_verify_layer)
 
     p = sub.add_parser("training-sweep", help="torch quantizer vs golden encode on float32 bit patterns "
@@ -154,13 +157,21 @@ def cmd_gg_fit(args) -> int:
 
 
 def cmd_verify_layer(args) -> int:
-    from ..verify import print_report, verify_layer
+    from ..verify import print_report, verdict, verify_layer
 
+    if args.json:
+        from ..fileio import check_output_path
+
+        check_output_path(args.json, overwrite=args.force)
     rep = verify_layer(in_features=args.in_features, out_features=args.out_features, batch=args.batch,
                        a_fmt=args.a_fmt, w_fmt=args.w_fmt, rounding=args.rounding,
                        granularity=args.granularity, block=args.block, acc=args.acc, seed=args.seed,
                        rtl_slice=0 if args.no_rtl else args.rtl_slice, layer=args.layer)
     print_report(rep)
+    if args.json:
+        from ..records import write_record
+
+        write_record(args.json, {"verify_layer": rep, "verdict": verdict(rep)}, overwrite=args.force)
     return 0 if rep["ok"] and (rep["complete"] or not args.require_all) else 1
 
 
