@@ -377,3 +377,38 @@ def print_report(rep: dict) -> None:
               f"{100 * rep['float32_linear_bitexact_fraction']:.1f} % of outputs")
     line = escape(verdict(rep))
     con.print(f"[bold green]{line}[/]" if rep["ok"] else f"[bold red]{line}[/]")
+
+
+#: the checked-in verify-layer records quoted by docs/training.md
+RECORDS = ("training/results/verify-layer-minilm-rf8-rf8-exact.json",
+           "training/results/verify-layer-minilm-bf16-rf8-fp32.json",
+           "training/results/verify-layer-minilm-bf16-rf8-aligned-32-16.json")
+
+
+def render_records(root=None) -> str:
+    """Markdown table of the checked-in verify-layer records (docs/training.md, generated block
+    ``training:verify-layer``)."""
+    from pathlib import Path
+
+    from .records import read_record
+
+    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    lines = ["| layer (real tokens) | a x w | accumulator | values compared | mismatches | RTL slice | "
+             "F.linear float32 bit-exact | verdict | commit |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for rel in RECORDS:
+        p = root / rel
+        if not p.exists():
+            raise VerifyError(f"record {rel} is missing (run the command in its provenance)")
+        r = read_record(p)
+        v, c = r["verify_layer"], r["verify_layer"]["config"]
+        n = sum(x["compared"] for x in v["checks"])
+        bad = sum(x["mismatches"] for x in v["checks"])
+        rtl = [x for x in v["checks"] if x["check"].startswith("RTL")]
+        rtl_s = f"{rtl[0]['compared']} values, {rtl[0]['mismatches']} off" if rtl else "not run"
+        prov = r["provenance"]
+        commit = (prov.get("commit") or "?")[:8] + (" (dirty)" if prov.get("dirty") else "")
+        lines.append(f"| {c['source'].replace('all-MiniLM-L6-v2 ', '')} | {c['a_fmt']} x {c['w_fmt']} | "
+                     f"{v['acc']} | {n:,} | {bad} | {rtl_s} | "
+                     f"{100 * v['float32_linear_bitexact_fraction']:.1f} % | {r['verdict']} | {commit} |")
+    return "\n".join(lines) + "\n"
