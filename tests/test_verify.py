@@ -68,3 +68,17 @@ def test_w8a16_rtl_leg_runs(tmp_path):
     rtl = [c for c in rec["verify_layer"]["checks"] if c["check"].startswith("RTL W8A16 MAC")]
     assert len(rtl) == 1 and rtl[0]["compared"] == 6 and rtl[0]["mismatches"] == 0
     assert rec["provenance"]["command"].startswith("rf8sim") or rec["provenance"]["command"]
+
+
+def test_docs_table_is_generated_from_the_records():
+    import pathlib
+    import re
+
+    from rf8sim.verify import RECORDS, render_records
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "training.md").read_text()
+    m = re.search(r"^<!-- BEGIN generated:training:verify-layer -->\n(.*?)^<!-- END generated:training:verify-layer -->$",
+                  doc, re.S | re.M)
+    assert m and m.group(1) == render_records(root)
+    assert m.group(1).count("OK: torch == golden == RTL (bit-identical)") == len(RECORDS) == 3
