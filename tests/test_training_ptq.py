@@ -144,3 +144,20 @@ def test_bad_configs():
         quantize_(nn.Linear(3, 3))
     assert QuantConfig(granularity="block").granularity == "ceil"
     assert QuantConfig(forward="exact").acc == "fp32"
+
+
+def test_qat_weight_only_bf16_activations():
+    from rf8sim.training import QATConfig, fake_quant, quantize_model_
+
+    torch.manual_seed(7)
+    m = nn.Sequential(nn.Linear(20, 12), nn.ReLU(), nn.Linear(12, 4))
+    w2 = m[2].weight.detach().clone()
+    quantize_model_(m, QATConfig(weight_fmt="rf8", act_fmt="bf16"), filter_fn=lambda module, fqn: fqn == "0")
+    x = torch.randn(6, 20) * 4
+    y = m(x)
+    lat = m[0].parametrizations.weight.original
+    xb = torch.from_numpy(x.numpy().astype(ml_dtypes.bfloat16).astype(np.float32))
+    h = torch.relu(nn.functional.linear(xb, fake_quant(lat.detach(), "rf8", granularity="channel"), m[0].bias))
+    assert torch.equal(y, nn.functional.linear(h, w2, m[2].bias))
+    y.sum().backward()
+    assert lat.grad is not None and bool((lat.grad != 0).any())

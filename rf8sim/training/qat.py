@@ -95,7 +95,7 @@ def _act_hook(cfg: QATConfig):
 def quantize_model_(model: nn.Module, config: QATConfig | None = None, kinds=QAT_KINDS, filter_fn=None) -> nn.Module:
     """Put fake quantization on the weights (and optionally inputs) of Linear/Conv layers, in place.
 
-    ``filter_fn(name, module) -> bool`` restricts the layers.  Calling it twice
+    ``filter_fn(module, fqn) -> bool`` (torchao's signature, as ``quantize_``) restricts the layers.  Calling it twice
     on the same layer raises.  Returns ``model``.
     """
     cfg = config or QATConfig()
@@ -103,7 +103,7 @@ def quantize_model_(model: nn.Module, config: QATConfig | None = None, kinds=QAT
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
     n = 0
     for name, mod in list(model.named_modules()):
-        if not isinstance(mod, kinds) or (filter_fn is not None and not filter_fn(name, mod)):
+        if not isinstance(mod, kinds) or (filter_fn is not None and not filter_fn(mod, name)):
             continue
         if parametrize.is_parametrized(mod, "weight"):
             raise QuantError(f"layer {name!r} is already parametrized (quantize_model_ called twice?)")
