@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import w8a16_ref as R
+from rf8sim import formats as F
 from rf8sim.training import quantize
 from rf8sim.training.gemm import GemmError
 from rf8sim.training.quant import QuantError
@@ -184,8 +185,12 @@ def test_bad_inputs():
         gemm16(a, w, "bf16", "rf8", "aligned:4:25", k, "channel")
     with pytest.raises(GemmError, match="valid: fp32, aligned:K:M"):
         gemm16(a, w, "bf16", "rf8", "24:8", k, "channel")
+    with pytest.raises(GemmError, match="a_codes must be a torch.uint8 tensor of e4m3 codes"):
+        gemm16(a, w, "e4m3", "rf8", "fp32", k, "channel")  # 16-bit codes for an 8-bit format
+    with pytest.raises(F.FormatError, match="unknown format 'fp9'"):
+        gemm16(a, w, "fp9", "rf8", "fp32", k, "channel")
     with pytest.raises(QuantError, match="'e4m3' is not a 16-bit float format"):
-        gemm16(a, w, "e4m3", "rf8", "fp32", k, "channel")
+        encode16(torch.ones(2), "e4m3")
     with pytest.raises(GemmError, match="w_codes must be a torch.uint8 tensor of rf8 codes"):
         gemm16(a, a, "bf16", "rf8", "fp32", k, "channel")
 

@@ -67,11 +67,16 @@ class _F16(NamedTuple):
         return float(torch.finfo(self.dtype).max)
 
 
+def _from_spec(name: str, dtype: torch.dtype) -> _F16:
+    f = F.get(name)  # the field layout comes from the spec (rf8sim.formats)
+    t = _F16(name, dtype, f.exp_bits, f.man_bits, f.bias, int(f.nan_code))
+    fi = torch.finfo(dtype)  # torch's cast must implement exactly that layout
+    assert (fi.bits, fi.max, fi.eps) == (f.code_bits, f.max, 2.0 ** -f.man_bits), name
+    return t
+
+
 #: the 16-bit float formats of the contract (torch's casts are IEEE RNE)
-A16_FORMATS = {
-    "bf16": _F16("bf16", torch.bfloat16, 8, 7, 127, 0x7FC0),
-    "fp16": _F16("fp16", torch.float16, 5, 10, 15, 0x7E00),
-}
+A16_FORMATS = {"bf16": _from_spec("bf16", torch.bfloat16), "fp16": _from_spec("fp16", torch.float16)}
 
 
 def _f16(fmt) -> _F16:
