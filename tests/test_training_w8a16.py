@@ -39,7 +39,7 @@ def test_encode16_matches_casts(fmt, saturate):
     x = bits.view(np.float32)
     got = encode16(torch.from_numpy(x.copy()), fmt, saturate).view(torch.int16).numpy().view(np.uint16)
     mx = float(ml_dtypes.finfo(NP16[fmt]).max)
-    xin = np.where(np.isfinite(x), np.clip(x, -mx, mx), x) if saturate else x
+    xin = np.where(np.isnan(x), x, np.clip(x, -mx, mx)) if saturate else x
     with np.errstate(all="ignore"):
         want = xin.astype(NP16[fmt]).view(np.uint16)
     nan = np.isnan(x)
@@ -259,3 +259,19 @@ def test_gemm16_matches_golden(acc, a_fmt, w_fmt):
     assert np.array_equal(t.bits.numpy().astype(np.uint32), np.asarray(r.acc, np.uint32))
     assert np.array_equal(t.overflow.numpy(), r.overflow) and np.array_equal(t.invalid.numpy(), r.invalid)
     assert bool(t.invalid[6].all()) and bool(torch.isinf(t.out[7]).any() | t.invalid[7].any()) and t.bits.numel() == 40
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_encode16_matches_golden_encode(fmt):
+    """torch's cast == the golden model's bf16/fp16 encode (spec), 2^20 random patterns + every tie."""
+    import rf8sim.golden as G
+
+    rng = np.random.default_rng(4)
+    bits = np.concatenate([rng.integers(0, 2**32, 1 << 20, dtype=np.uint64).astype(np.uint32), _ties_and_bounds(fmt)])
+    x = bits.view(np.float32)
+    for sat in (False, True):
+        got = encode16(torch.from_numpy(x.copy()), fmt, sat).view(torch.int16).numpy().view(np.uint16)
+        with np.errstate(all="ignore"):
+            want = np.asarray(G.encode(x, fmt, saturate=sat))
+        assert want.dtype == np.uint16 and np.array_equal(got, want), (fmt, sat)
+    assert got.size > 1_000_000

@@ -132,7 +132,7 @@ class RF8Linear(nn.Module):
             y = gemm16(encode16(x2, c.act_fmt), self.codes, c.act_fmt, c.weight_fmt, c.acc, self.scale_exp,
                        c.granularity, c.block).out
         else:
-            from ..golden.accspec import AccSpec  # pure Python
+            from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
             from .gemm import gemm, to_float32
 
             spec = AccSpec.parse(c.acc, c.act_fmt, c.weight_fmt)

@@ -89,13 +89,13 @@ def _f16(fmt) -> _F16:
 def encode16(x: torch.Tensor, fmt="bf16", saturate: bool = False) -> torch.Tensor:
     """float32 -> uint16 codes, round to nearest even (torch's cast), canonical NaN.
 
-    Overflow goes to +-Inf unless ``saturate`` (then +-max).  Same codes as
+    Overflow goes to +-Inf unless ``saturate`` (then +-max, and +-Inf inputs too).  Same codes as
     ml_dtypes.bfloat16 / numpy.float16 casts (tested) and as the golden model.
     """
     f = _f16(fmt)
     x = _as_float32(x)
-    if saturate:
-        x = torch.where(torch.isfinite(x), x.clamp(-f.max, f.max), x)
+    if saturate:  # finite overflow and +-Inf both become +-max (as the golden encode and the 8-bit formats)
+        x = torch.where(torch.isnan(x), x, x.clamp(-f.max, f.max))
     c = x.to(f.dtype).view(torch.int16).to(torch.int32) & 0xFFFF
     c = torch.where(torch.isnan(x), torch.full_like(c, f.nan), c)
     return c.to(torch.int16).view(torch.uint16)
