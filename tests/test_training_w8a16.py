@@ -275,3 +275,14 @@ def test_encode16_matches_golden_encode(fmt):
             want = np.asarray(G.encode(x, fmt, saturate=sat))
         assert want.dtype == np.uint16 and np.array_equal(got, want), (fmt, sat)
     assert got.size > 1_000_000
+
+
+def test_training_gemm_dispatches_float_accumulators():
+    from rf8sim.training import gemm
+
+    a = encode16(torch.randn(3, 64), "bf16")
+    wc, wk = quantize(torch.randn(5, 64), "rf8", "nearest", "channel")
+    for acc in ("fp32", "aligned:32:16"):
+        r = gemm(a, wc, "bf16", "rf8", acc, w_scale_exp=wk, w_granularity="channel")
+        want = gemm16(a, wc, "bf16", "rf8", acc, wk, "channel")
+        assert torch.equal(r.bits, want.bits) and r.bits.numel() == 15
