@@ -86,8 +86,11 @@ def _c(a: np.ndarray) -> np.ndarray:
 
 def as_float32(x, what: str = "x") -> np.ndarray:
     """Convert ``x`` to a C-contiguous float32 array without any rounding (or raise DTypeError)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: a masked array's masked values would be encoded too; "
+                         "pass x.filled(...) or x.compressed()")
     if isinstance(x, np.ndarray):
-        a = x
+        a = x if type(x) is np.ndarray else np.asarray(x)  # np.matrix and other subclasses: a plain array
     else:
         try:
             a = np.asarray(x)
@@ -131,7 +134,9 @@ def as_codes(codes, what: str = "codes", fmt=None) -> np.ndarray:
     8-bit one, is a :class:`DTypeError` naming the valid dtype), and codes of formats narrower
     than their dtype (e.g. a 6-bit format in uint8) must be below ``fmt.n_codes``.
     """
-    if not isinstance(codes, np.ndarray):
+    if isinstance(codes, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: masked arrays are not supported; pass codes.filled(...)")
+    if type(codes) is not np.ndarray:  # lists, np.matrix and other subclasses: a plain array
         codes = np.asarray(codes)
     if fmt is None:
         if codes.dtype != np.uint8:
