@@ -138,6 +138,10 @@ def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16
         rep["checks"].append({"check": name, "compared": int(n), "mismatches": int(bad), "note": note})
         rep["ok"] &= bad == 0 and n > 0
 
+    if a_name not in A16 and str(acc).strip().lower().startswith(("fp32", "aligned")):
+        raise VerifyError(f"--acc {acc}: the float accumulators (fp32, aligned:K:M) are checked here with bf16/fp16 "
+                          f"activations; 8-bit activations ({a_name}) take a fixed-point accumulator "
+                          "(exact, exact:TERMS or FRAC:WIDTH)")
     if a_name in A16:
         _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
     else:

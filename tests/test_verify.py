@@ -49,6 +49,10 @@ def test_bad_arguments():
         verify_layer(w_fmt="e4m3", rounding="paper", rtl_slice=0)
     with pytest.raises(VerifyError, match="aligned:24:16: K=24 must divide the layer's 256 inputs"):
         verify_layer(a_fmt="bf16", acc="aligned:24:16", rtl_slice=0)
+    with pytest.raises(VerifyError, match="8-bit activations .e4m3. take a fixed-point accumulator"):
+        verify_layer(a_fmt="e4m3", acc="fp32", rtl_slice=0)
+    with pytest.raises(VerifyError, match="weights are 8-bit formats here, got bf16"):
+        verify_layer(a_fmt="bf16", w_fmt="bf16", rtl_slice=0)
     with pytest.raises(VerifyError, match="batch must be a positive integer"):
         verify_layer(batch=0)
     assert torch.is_tensor(torch.zeros(1))
