@@ -191,6 +191,10 @@ def test_bad_inputs():
         gemm16(a, w, "fp9", "rf8", "fp32", k, "channel")
     with pytest.raises(QuantError, match="'e4m3' is not a 16-bit float format"):
         encode16(torch.ones(2), "e4m3")
+    with pytest.raises(GemmError, match="w_scale_exp must hold integers .* at flat index 0"):
+        gemm16(a, w, "bf16", "rf8", "fp32", k.float() + 0.5, "channel")
+    with pytest.raises(GemmError, match="w_scale_exp has shape .2,.; granularity 'channel' with 3x8 codes needs .3,."):
+        gemm16(a, w, "bf16", "rf8", "fp32", k[:2], "channel")
     with pytest.raises(GemmError, match="w_codes must be a torch.uint8 tensor of rf8 codes"):
         gemm16(a, a, "bf16", "rf8", "fp32", k, "channel")
 

@@ -230,25 +230,17 @@ def _value64(sign, sig, exp, special) -> torch.Tensor:
 
 
 def _w_scales(w_scale_exp, N: int, K: int, gran: str, block: int, dev, what: str = "w") -> torch.Tensor:
-    """Per (n, k) weight scale exponent, int64 (N, K)."""
-    if w_scale_exp is None:
-        if gran != "tensor":
-            raise GemmError(f"{what}_scale_exp is required for granularity {gran!r}")
-        return torch.zeros((N, K), dtype=torch.int64, device=dev)
-    k = torch.as_tensor(w_scale_exp).to(device=dev, dtype=torch.int64)
+    """Per (n, k) scale exponent, int64 (N, K): the integer GEMM's checks (integers only, shape) plus
+    a refusal of the MX NaN scale."""
+    from .gemm import _scales
+
     try:
-        want = scale_shape((N, K), gran, block)
+        k = _scales(w_scale_exp, N, K, gran, block, what, dev)
     except QuantError as e:
         raise GemmError(str(e)) from None
-    if tuple(k.shape) != want:
-        raise GemmError(f"{what}_scale_exp has shape {tuple(k.shape)}; granularity {gran!r} with {N}x{K} codes needs {want}")
     if bool((k == -128).any()):
-        raise GemmError(f"{what}_scale_exp holds the NaN scale (-128): an MX block with a non-finite weight")
-    if gran == "tensor":
-        return k.reshape(1, 1).expand(N, K)
-    if gran == "channel":
-        return k.reshape(N, 1).expand(N, K)
-    return k.repeat_interleave(block, dim=1)[:, :K]
+        raise GemmError(f"{what}_scale_exp holds the NaN scale (-128): an MX block with a non-finite value")
+    return k
 
 
 # ---------------------------------------------------------------------------
