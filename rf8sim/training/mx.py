@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from .. import formats as F
-from .quant import MX_BLOCK, QuantError, quantize, scale_shape, to_e8m0
+from ..scales import MX_BLOCK
+from .quant import QuantError, quantize, scale_shape, to_e8m0
 
 __all__ = ["MX_ELEM_DTYPES", "export_mx", "to_torchao"]
 

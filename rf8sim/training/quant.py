@@ -54,7 +54,7 @@ __all__ = [
 # The granularities (tensor, channel, ceil = the no-clipping rule k = ceil(log2(amax / max)) that
 # torchao calls RCEIL and that was called "block", mx = OCP MX v1.0), the E8M0 scale range -127..127
 # and the NaN scale (-128 as int8, E8M0 byte 0xFF) come from the spec module rf8sim.scales.
-from ..scales import (BLOCK_GRANULARITIES, GRANULARITIES, MX_BLOCK, SCALE_MAX, SCALE_MIN, SCALE_NAN,  # noqa: E402
+from ..scales import (BLOCK_GRANULARITIES, GRANULARITIES, SCALE_MAX, SCALE_MIN, SCALE_NAN,  # noqa: E402
                       ScaleError)
 from ..scales import canonical_granularity as _canonical_granularity  # noqa: E402
 from ..scales import scale_shape as _scale_shape  # noqa: E402

@@ -37,7 +37,6 @@ sets ``invalid``; a finite sum that rounds beyond float32 becomes Inf and sets
 
 from __future__ import annotations
 
-import math
 import re
 from typing import NamedTuple
 
@@ -46,7 +45,7 @@ import torch
 
 from .. import formats as F
 from .gemm import GemmError
-from .quant import QuantError, _as_float32, canonical_granularity, scale_shape
+from .quant import QuantError, _as_float32, canonical_granularity
 
 __all__ = ["A16_FORMATS", "W8A16Result", "encode16", "decode16", "fake_quant16", "gemm16", "parse_acc16",
            "CANONICAL_NAN_F32"]
