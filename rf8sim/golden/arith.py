@@ -605,9 +605,10 @@ def _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
 
 def dot(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp: int = 0, w_scale_exp: int = 0,
         method: str = "auto") -> DotResult:
-    """Exact dot product of two 1-D code vectors, accumulated in index order with saturation."""
-    a = as_codes(a_codes, "a_codes")
-    w = as_codes(w_codes, "w_codes")
+    """Exact dot product of two 1-D code vectors, accumulated in index order with saturation.
+    With ``acc="fp32"`` / ``"aligned:K:M"`` the result's ``acc`` is the float32 bit pattern (an int)."""
+    a = as_codes(a_codes, "a_codes", F.get(a_fmt))
+    w = as_codes(w_codes, "w_codes", F.get(w_fmt))
     if a.ndim != 1 or w.ndim != 1 or a.shape != w.shape:
         raise ValueError(f"dot needs two 1-D code vectors of equal length, got {a.shape} and {w.shape}")
     r = gemm(a[None, :], w[None, :], a_fmt, w_fmt, acc, np.asarray(a_scale_exp), np.asarray(w_scale_exp),

@@ -169,7 +169,6 @@ def _first_index(shape, flat: int) -> tuple:
 # ---------------------------------------------------------------------------
 # nearest: sorted thresholds over the float32 magnitude pattern, found through a bucket index
 
-_NBUCKETS = (0x7F800000 >> 16) + 1  # last bucket starts at +Inf; NaN handled before lookup
 _ERR_OVF = -2  # table marker: overflow with saturate=False and no code for it
 _NAN_OUT = -3  # table marker: write the format's canonical NaN code (unsigned)
 
@@ -193,14 +192,16 @@ def _sign_magnitude(fmt: F.Format) -> None:
 
 @lru_cache(maxsize=None)
 def _nearest_table(fmt: F.Format, saturate: bool):
-    """(thr, region, tie, start): the rounding thresholds of ``nearest`` for positive inputs.
+    """(tab, thr, region, tie, shift): the rounding thresholds of ``nearest`` for positive inputs.
 
     ``thr`` (int64, ascending) are the float32 patterns of the midpoints between neighbouring
     magnitudes (plus the overflow point when not saturating); an input magnitude pattern ``a``
     with ``j`` thresholds below it encodes to ``tie[j]`` if ``a == thr[j]``, else ``region[j]``
-    (positive codes, or the markers _ERR_OVF / _NAN_OUT).  ``start[a >> 16]`` is the number of
-    thresholds below the 16-bit bucket of ``a``, so a lookup scans only that bucket's thresholds
-    (at most 1 for every 8-bit format and bf16, at most 8 for fp16).
+    (positive codes, or the markers _ERR_OVF / _NAN_OUT).  ``tab[a >> shift]`` (int32) resolves a
+    bucket holding at most one threshold in one row, ``(T, below, at, above)``; ``shift`` is the
+    largest of 16..13 for which every bucket does (16 for the 8-bit formats and bf16, 13 for
+    fp16).  For finer formats ``shift`` is 16 and a bucket with more thresholds holds
+    ``(-1, j0, 0, 0)``: the lookup scans ``thr`` from ``j0``, its first threshold.
     """
     _sign_magnitude(fmt)
     mags = fmt.magnitudes
@@ -242,27 +243,75 @@ def _nearest_table(fmt: F.Format, saturate: bool):
         thr = np.append(thr, t_ovf)
         tie = np.append(tie, tie_ovf)
         region = np.append(region, ovf)
-    starts = np.arange(_NBUCKETS, dtype=np.int64) << 16
-    start = np.searchsorted(thr, starts, side="left").astype(np.int64)
-    out = tuple(np.ascontiguousarray(a, dtype=np.int64) for a in (thr, region, tie, start))
+    # the widest buckets (16 -> 13 bits dropped) in which no bucket holds two thresholds; failing that,
+    # 16-bit buckets and a scan inside the crowded ones
+    for shift in (16, 15, 14, 13, 16):
+        starts = np.arange((0x7F800000 >> shift) + 1, dtype=np.int64) << shift
+        start = np.searchsorted(thr, starts, side="left").astype(np.int64)  # thresholds below each bucket
+        count = np.diff(np.append(start, len(thr)))  # thresholds inside each bucket
+        if count.max() <= 1:
+            break
+    tab = np.empty((len(starts), 4), np.int64)
+    tab[:, 0] = starts
+    tab[:, 1] = tab[:, 2] = tab[:, 3] = region[start]
+    one = np.flatnonzero(count == 1)
+    j = start[one]
+    tab[one, 0], tab[one, 1], tab[one, 2], tab[one, 3] = thr[j], region[j], tie[j], region[j + 1]
+    many = np.flatnonzero(count > 1)
+    tab[many, 0], tab[many, 1], tab[many, 2], tab[many, 3] = -1, start[many], 0, 0
+    out = (np.ascontiguousarray(tab, dtype=np.int32),) + tuple(
+        np.ascontiguousarray(a, dtype=np.int64) for a in (thr, region, tie))
     for a in out:
         a.setflags(write=False)
-    return out
+    return out + (shift,)
 
 
 @nb.njit(cache=True, inline="always")
-def _nearest_one(b, thr, region, tie, start, nan_code, sbit):
+def _nearest_one(b, tab, shift, thr, region, tie, nan_code, sbit):
     a = b & 0x7FFFFFFF
     if a > 0x7F800000:
         return nan_code if nan_code >= 0 else -1
-    j = start[a >> 16]
-    n = thr.size
-    while j < n and thr[j] < a:
-        j += 1
-    if j < n and thr[j] == a:
-        r = tie[j]
+    k = a >> shift
+    t = tab[k, 0]
+    if t >= 0:  # at most one threshold in this bucket
+        if a < t:
+            r = tab[k, 1]
+        elif a == t:
+            r = tab[k, 2]
+        else:
+            r = tab[k, 3]
     else:
-        r = region[j]
+        j = np.int64(tab[k, 1])
+        n = thr.size
+        while j < n and thr[j] < a:
+            j += 1
+        if j < n and thr[j] == a:
+            r = tie[j]
+        else:
+            r = region[j]
+    if r < 0:
+        if r == -3:
+            return nan_code
+        return -2
+    if (b >> 31) & 1:
+        r |= sbit
+    return r
+
+
+@nb.njit(cache=True, inline="always")
+def _bucket_one(b, tab, shift, nan_code, sbit):
+    """_nearest_one for tables whose every bucket holds at most one threshold (8-bit formats, bf16)."""
+    a = b & 0x7FFFFFFF
+    if a > 0x7F800000:
+        return nan_code if nan_code >= 0 else -1
+    k = a >> shift
+    t = tab[k, 0]
+    if a < t:
+        r = tab[k, 1]
+    elif a == t:
+        r = tab[k, 2]
+    else:
+        r = tab[k, 3]
     if r < 0:
         if r == -3:
             return nan_code
@@ -273,10 +322,10 @@ def _nearest_one(b, thr, region, tie, start, nan_code, sbit):
 
 
 @nb.njit(cache=True, parallel=True)
-def _nearest_kernel(bits, thr, region, tie, start, nan_code, sbit, out):
+def _bucket_kernel(bits, tab, shift, nan_code, sbit, out):
     nerr = 0
     for i in nb.prange(bits.size):
-        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
+        r = _bucket_one(np.int64(bits[i]), tab, shift, nan_code, sbit)
         if r < 0:
             nerr += 1
             r = 0
@@ -285,11 +334,36 @@ def _nearest_kernel(bits, thr, region, tie, start, nan_code, sbit, out):
 
 
 @nb.njit(cache=True)
-def _nearest_kernel_serial(bits, thr, region, tie, start, nan_code, sbit, out):
+def _bucket_kernel_serial(bits, tab, shift, nan_code, sbit, out):
+    """Serial twin of _bucket_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    nerr = 0
+    for i in range(bits.size):
+        r = _bucket_one(np.int64(bits[i]), tab, shift, nan_code, sbit)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True, parallel=True)
+def _nearest_kernel(bits, tab, shift, thr, region, tie, nan_code, sbit, out):
+    nerr = 0
+    for i in nb.prange(bits.size):
+        r = _nearest_one(np.int64(bits[i]), tab, shift, thr, region, tie, nan_code, sbit)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
+def _nearest_kernel_serial(bits, tab, shift, thr, region, tie, nan_code, sbit, out):
     """Serial twin of _nearest_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
     nerr = 0
     for i in range(bits.size):
-        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
+        r = _nearest_one(np.int64(bits[i]), tab, shift, thr, region, tie, nan_code, sbit)
         if r < 0:
             nerr += 1
             r = 0
@@ -298,9 +372,9 @@ def _nearest_kernel_serial(bits, thr, region, tie, start, nan_code, sbit, out):
 
 
 @nb.njit(cache=True)
-def _nearest_first_error(bits, thr, region, tie, start, nan_code, sbit):
+def _nearest_first_error(bits, tab, shift, thr, region, tie, nan_code, sbit):
     for i in range(bits.size):
-        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
+        r = _nearest_one(np.int64(bits[i]), tab, shift, thr, region, tie, nan_code, sbit)
         if r < 0:
             return i, r
     return -1, 0
@@ -537,9 +611,14 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None
     bits = flat.view(np.uint32)
     if rounding == "nearest":
         nan_code = -1 if fmt.nan_code is None else int(fmt.nan_code)
-        args = _nearest_table(fmt, saturate) + (nan_code, fmt.sign_bit)
-        kern = _nearest_kernel if par else _nearest_kernel_serial
-        nerr = kern(bits, *args, out)
+        tab, thr, region, tie, shift = _nearest_table(fmt, saturate)
+        args = (tab, shift, thr, region, tie, nan_code, fmt.sign_bit)
+        if (tab[:, 0] >= 0).all():  # at most one threshold per bucket: no scan
+            kern = _bucket_kernel if par else _bucket_kernel_serial
+            nerr = kern(bits, tab, shift, nan_code, fmt.sign_bit, out)
+        else:
+            kern = _nearest_kernel if par else _nearest_kernel_serial
+            nerr = kern(bits, *args, out)
         if nerr:
             i, r = _nearest_first_error(bits, *args)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)

@@ -43,7 +43,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("decode", help="decode codes of a format into float32 values")
     p.add_argument("codes", nargs="*", help="codes: 0x39, 57 or 0b00111001")
-    p.add_argument("--input", "-i", metavar="CODES.npy", help="read codes (uint8, or uint16 for 16-bit formats) from a .npy file")
+    p.add_argument("--input", "-i", metavar="CODES.npy",
+                   help="read codes (uint8, or uint16 for 16-bit formats) from a .npy file")
     p.add_argument("--fmt", "-f", default="rf8", help="format name (default rf8)")
     p.add_argument("--format", dest="fmt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--output", "-o", metavar="VALUES.npy", help="write the values (float32) to a .npy file")
@@ -55,6 +56,15 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite files whose contents changed")
     p.add_argument("--check", action="store_true", help="only verify the directory against the model")
     p.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("aligned-error", help="measure aligned:K:M against the fp32 accumulator on real MiniLM "
+                                             "layers (bf16 x rf8) and record it")
+    p.add_argument("--out", default=None, help="record file (default: golden/results/aligned_error.json)")
+    p.add_argument("--sentences", type=int, default=16, help="real sentences in the forward pass (default 16)")
+    p.add_argument("--rows", type=int, default=48, help="token rows per linear layer (default 48)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite the record")
+    p.set_defaults(func=cmd_aligned_error)
 
 
 def _err(msg: str):
@@ -221,4 +231,26 @@ def cmd_golden(args) -> int:
         t.add_row(name, st, str(size))
     t.add_row("total", "", str(total))
     console.print(t)
+    return 0
+
+
+def cmd_aligned_error(args) -> int:
+    from rich.console import Console
+
+    from .aligned_error import record_path, render_table, run
+
+    if args.sentences < 1 or args.rows < 1:
+        raise _err("--sentences and --rows must be >= 1")
+    from .. import fileio
+    from ..errors import OutputError
+
+    out = args.out or record_path()
+    try:
+        fileio.check_output_path(out, args.force)  # before loading the model
+    except OutputError as e:
+        raise _err(str(e)) from None
+    payload = run(out, args.sentences, args.rows, args.seed, overwrite=args.force)
+    con = Console()
+    con.print(render_table({"provenance": {}, **payload}))
+    con.print(f"wrote {out} ({payload['wall_s']} s)")
     return 0
