@@ -7,7 +7,7 @@ specify-block path delay: glitches in the adder and shifter chains are counted l
 transitions of a real circuit (``specify=False`` gives zero-delay, glitch-free counts).
 
 Stimulus: one row per clock cycle with a value for every input port except ``clk``,
-applied on the falling edge.  Toggles (0<->1 transitions; X/Z ignored) are counted for
+applied on the falling edge (row r at r * period; clk rises half a period later).  Toggles (0<->1 transitions; X/Z ignored) are counted for
 every bit that the VCD declares in the top scope, inside a window of whole clock
 periods that starts on a falling edge, so a count divided by the number of cycles is an
 activity in transitions per cycle.
@@ -132,7 +132,6 @@ module rf8sim_gate_tb;
     $readmemh("stim.hex", mem);
     $dumpfile("act.vcd");
     $dumpvars(1, dut);
-    #{half};
     for (i = 0; i < {n_rows}; i = i + 1) begin
       {cat + " = mem[i];" if ins else ""}
       #{period_ns};
@@ -195,7 +194,8 @@ def simulate(netlist_path: Path, stim: dict, warmup: int, period_ns: float = 20.
         raise HdlError(f"stimulus has {n_rows} rows, needs more than the {warmup} warm-up rows")
     work = Path(workdir) if workdir else netlist_path.parent / "gatesim"
     work.mkdir(parents=True, exist_ok=True)
-    t0 = period_ns / 2 + warmup * period_ns  # the falling edge where counted row `warmup` is applied
+    # row r is applied at t = r * period (clk falls there; it rises at r * period + period / 2)
+    t0 = warmup * period_ns
     (work / "tb.v").write_text(_tb(nl, n_rows, period_ns, t0))
     (work / "stim.hex").write_text(_stim_hex(nl, stim, n_rows))
     (work / "netlist.v").write_text("`timescale 1ns/10ps\n" + netlist_path.read_text())

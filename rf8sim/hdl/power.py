@@ -35,7 +35,7 @@ DEFAULT_CLOCK_NS = 10.0
 DEFAULT_BEATS = 2000
 PRE_BEATS = 4  # stream beats simulated before counting (pipeline fill), after 2 reset cycles
 RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa.json"
-POWER_VERSION = 1
+POWER_VERSION = 2
 
 
 def _iverilog_version() -> str:
@@ -265,3 +265,19 @@ def ppa_rows(path: Path | None = None) -> list[dict]:
             d[f"pj_per_mac_{s}"] = v["pj_per_mac"]
         out.append(d)
     return out
+
+
+def map_to_cells(verilog: str, top: str, workdir: Path, liberty="default") -> Path:
+    """Synthesise any Verilog module with the same ``hdl/synth/liberty.ys`` flow; returns ``mapped.v``
+    (``cells.lib`` beside it).  Used by the energy-flow checks on small known circuits."""
+    import shutil
+
+    from .synth import _run_yosys, _script, default_liberty
+
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    lib = default_liberty() if liberty == "default" else Path(liberty)
+    shutil.copyfile(lib, work / "cells.lib")
+    (work / "design.v").write_text(verilog)
+    _run_yosys(work, _script("liberty.ys", top=top), "liberty")
+    return work / "mapped.v"
