@@ -132,28 +132,33 @@ $dumpvars
 0"
 bx01 #
 $end
-#100
+#50
 1"
+b011 #
+#100
+0"
 b101 #
 #150
-0"
+1"
 b1 #
 #200
-1"
+0"
 bz01 #
 #300
-0"
+1"
 b110 #
 #400
-1"
+0"
 """)
     # window [1 ns, 4 ns): times 100, 150, 200, 300 (10 ps units)
     got = count_toggles(vcd, 1.0, 4.0, scope="tb.dut")
-    # s: 0->1 @100, 1->0 @150, 0->1 @200, 1->0 @300 = 4 (the @400 change is outside)
-    # v[2]: x->1 (not counted), 1->0 @150, 0->z (no), z->1 @300 (no: from z) = 1
-    # v[1]: 0->0, 0->0, 0->0, 0->1 @300 = 1 ; v[0]: 1->1, 1->1, 1->1, 1->0 @300 = 1
-    assert got == {"s": 4, "s_alias": 4, "v[2]": 1, "v[1]": 1, "v[0]": 1}
+    # before the window: s 0->1 @50, v x01 -> 011 @50 (not counted, but they set the start state)
+    # s: 1->0 @100, 0->1 @150, 1->0 @200, 0->1 @300 = 4 (the @400 change is outside)
+    # v (msb first): 011 -> 101 @100 -> 001 @150 (b1 left-padded with 0) -> z01 @200 -> 110 @300
+    # v[2]: 0->1, 1->0, 0->z (no), z->1 (no) = 2 ; v[1]: 1->0, 0->0, 0->0, 0->1 = 2 ; v[0]: 1,1,1,1->0 = 1
+    assert got == {"s": 4, "s_alias": 4, "v[2]": 2, "v[1]": 2, "v[0]": 1}
     assert count_toggles(vcd, 0.0, 10.0, scope="tb") == {"clk": 0}
+    assert count_toggles(vcd, 0.0, 10.0, scope="tb.dut")["s"] == 6
 
 
 # ---------------------------------------------------------------- closed-form circuits

@@ -50,6 +50,8 @@ def register(sub) -> None:
                    help="operand stream for --power (repeatable; default: minilm and random)")
     g.add_argument("--clock-ns", type=float, default=10.0, help="stated clock period in ns (default 10)")
     g.add_argument("--beats", type=int, default=2000, help="gate-level beats per stream (default 2000)")
+    g.add_argument("--zero-delay", action="store_true",
+                   help="gate-level simulation without cell delays (no glitches); default: specify delays on")
     g.add_argument("--record", metavar="FILE", help="with --table --timing --power: write the PPA record "
                    "(e.g. hdl/results/ppa.json) and with --plot FILE its plot")
     g.add_argument("--plot", metavar="FILE", help="PNG of the PPA table (with --record)")

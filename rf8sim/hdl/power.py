@@ -59,9 +59,20 @@ def check_clock(clock_ns) -> float:
 def stimulus(netlist, stream, reset_rows: int = 2) -> dict:
     """Port -> values per cycle for a MAC (clk/rst/in_valid/in_clear/in_a/in_w) or a product stage (a/w)."""
     lanes = stream.a.shape[1]
-    pack = (1 << (8 * np.arange(lanes))).astype(object)
-    a = [0] * reset_rows + [int(x) for x in (stream.a.astype(object) * pack).sum(axis=1)]
-    w = [0] * reset_rows + [int(x) for x in (stream.w.astype(object) * pack).sum(axis=1)]
+    widths = dict(netlist.inputs)
+
+    def packed(codes, port):
+        lw = widths[port] // lanes
+        if widths[port] % lanes or int(codes.max(initial=0)) >> lw:
+            raise HdlError(f"port {port} is {widths[port]} bits: does not hold {lanes} lanes of these codes")
+        pack = (1 << (lw * np.arange(lanes))).astype(object)
+        return [0] * reset_rows + [int(x) for x in (codes.astype(object) * pack).sum(axis=1)]
+
+    a_port = "in_a" if "in_a" in widths else "a"
+    w_port = "in_w" if "in_w" in widths else "w"
+    if a_port not in widths or w_port not in widths:
+        raise HdlError(f"{netlist.top} has no in_a/in_w (or a/w) input ports")
+    a, w = packed(stream.a, a_port), packed(stream.w, w_port)
     n = len(a)
     stim = {}
     for name, width in netlist.inputs:
@@ -79,8 +90,6 @@ def stimulus(netlist, stream, reset_rows: int = 2) -> dict:
             stim[name] = w
         else:
             raise HdlError(f"no stimulus rule for input port {name!r} of {netlist.top}")
-        if name in ("in_a", "a", "in_w", "w") and width != 8 * lanes:
-            raise HdlError(f"port {name} is {width} bits, stream has {lanes} lanes of 8 bits")
     return stim
 
 
@@ -202,7 +211,8 @@ def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", 
 
 
 def ppa_table(streams=("minilm", "random"), clock_ns: float = DEFAULT_CLOCK_NS, beats: int = DEFAULT_BEATS,
-              liberty="default", use_cache: bool = True, progress: bool = True, only=None) -> list[dict]:
+              liberty="default", use_cache: bool = True, progress: bool = True, only=None,
+              specify: bool = True) -> list[dict]:
     """PPA of every row of the area table (``rf8sim.hdl.synth.area_table``)."""
     from .synth import area_table
 
@@ -217,11 +227,17 @@ def ppa_table(streams=("minilm", "random"), clock_ns: float = DEFAULT_CLOCK_NS, 
         it = tqdm(rows, desc="ppa", unit="cfg")
     for r in it:
         c = r["config"]
-        out.append(ppa(c["a_fmt"], c["w_fmt"], (c["acc_frac_bits"], c["acc_width"]), c["lanes"], c["out"], r["stage"],
-                       clock_ns=clock_ns, streams=streams, beats=beats, liberty=liberty, use_cache=use_cache,
-                       synth=r, progress=progress))
+        out.append(ppa(synth=r, clock_ns=clock_ns, streams=streams, beats=beats, liberty=liberty,
+                       use_cache=use_cache, progress=progress, specify=specify))
         out[-1]["acc_label"] = r.get("acc_label")
     return out
+
+
+def acc_text(c: dict) -> str:
+    """``FRAC:WIDTH`` of a config description (or its own ``acc`` label, e.g. for W8A16 units)."""
+    if "acc_frac_bits" in c and "acc_width" in c:
+        return f"{c['acc_frac_bits']}:{c['acc_width']}"
+    return str(c.get("acc", "?"))
 
 
 def table_record(rows: list[dict], command: str | None = None) -> dict:
@@ -230,7 +246,7 @@ def table_record(rows: list[dict], command: str | None = None) -> dict:
     for r in rows:
         c = r["config"]
         slim.append({
-            "a_fmt": c["a_fmt"], "w_fmt": c["w_fmt"], "acc": f"{c['acc_frac_bits']}:{c['acc_width']}",
+            "a_fmt": c["a_fmt"], "w_fmt": c["w_fmt"], "acc": acc_text(c),
             "acc_label": r.get("acc_label"), "lanes": c["lanes"], "stage": r["stage"], "module": r["module"],
             "area_um2": r["area_um2"], "cells": r["cells"], "macs_per_cycle": r["macs_per_cycle"],
             "critical_path_ns": r["timing"]["critical_path_ns"], "slack_ns": r["timing"]["slack_ns"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..docgen import register
 from .mac import HdlError
-from .power import RECORD, check_clock
+from .power import RECORD, acc_text, check_clock
 
 __all__ = ["run_ppa_cli", "render_ppa_table", "render_ppa_anchors", "plot_ppa"]
 
@@ -46,10 +46,12 @@ def run_ppa_cli(args) -> int:
             fileio.check_output_path(p, args.force)
     liberty = args.liberty or "default"
     if args.table:
-        rows = ppa_table(specs, clock, args.beats, liberty, use_cache=not args.no_cache)
+        rows = ppa_table(specs, clock, args.beats, liberty, use_cache=not args.no_cache,
+                         specify=not args.zero_delay)
     else:
         rows = [ppa(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, args.stage, clock_ns=clock,
-                    streams=specs, beats=args.beats, liberty=liberty, use_cache=not args.no_cache, progress=True)]
+                    streams=specs, beats=args.beats, liberty=liberty, use_cache=not args.no_cache, progress=True,
+                    specify=not args.zero_delay)]
     _print(rows, specs)
     if args.json:
         fileio.write_text(args.json, json.dumps(rows, indent=1), overwrite=args.force)
@@ -73,7 +75,7 @@ def _print(rows, specs) -> None:
     for r in rows:
         c, tm = r["config"], r["timing"]
         st = r["streams"]
-        t.add_row(r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", f"{c['acc_frac_bits']}:{c['acc_width']}",
+        t.add_row(r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", acc_text(c),
                   str(r["macs_per_cycle"]), f"{r['area_um2']:.0f}", f"{tm['critical_path_ns']:.2f}",
                   f"{tm['slack_ns']:.2f}", f"{tm['fmax_mhz']:.0f}", f"{r['area_x_delay_um2_ns']:.0f}",
                   *[f"{st[s]['pj_per_mac']:.2f}" for s in st], *[f"{st[s]['tops_per_w_at_fmax']:.4f}" for s in st],

@@ -12,7 +12,7 @@ output of layer 0, then layer 1, ...
   that every ``nn.Linear`` really receives in the model's forward pass on real
   sentences (``rf8sim.study.data.load_sentences``); both quantized per tensor with
   ``rf8sim.golden.codec.quantize`` to the unit's weight / activation format.
-* ``random``: independent uniform codes 0..255 for weights and activations.
+* ``random``: independent uniform codes (0..255, or 0..65535 for 16-bit formats).
 * ``gg:BETA``: generalised-Gaussian(beta) values (``scipy.stats.gennorm``), quantized per
   tensor like the real data (beta = 2 Gaussian, 1 Laplace).
 """
@@ -38,8 +38,8 @@ _LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value"
 @dataclass(frozen=True)
 class Stream:
     name: str
-    a: np.ndarray  # (beats, lanes) uint8 activation codes
-    w: np.ndarray  # (beats, lanes) uint8 weight codes
+    a: np.ndarray  # (beats, lanes) activation codes (uint8, or uint16 for 16-bit formats)
+    w: np.ndarray  # (beats, lanes) weight codes
     clear: np.ndarray  # (beats,) 0/1
     tile: int
 
@@ -94,7 +94,16 @@ def _codes(x, fmt):
     from ..golden.codec import quantize
 
     codes, _ = quantize(np.asarray(x, np.float32), fmt, granularity="tensor")
-    return np.asarray(codes, np.uint8)
+    return np.asarray(codes)
+
+
+def code_bits(fmt) -> int:
+    """Width of a code of ``fmt`` (8, or 16 for the W8A16 activation formats)."""
+    return int(getattr(fmt, "code_bits", 8))
+
+
+def _dtype(bits: int):
+    return np.uint8 if bits <= 8 else np.uint16
 
 
 def make_stream(spec: str, a_fmt, w_fmt, lanes: int, beats: int, tile: int = 32, seed: int = 0) -> Stream:
@@ -139,8 +148,9 @@ def make_stream(spec: str, a_fmt, w_fmt, lanes: int, beats: int, tile: int = 32,
         a = np.concatenate(a_rows)[:beats]
         w = np.concatenate(w_rows)[:beats]
     elif kind == "random":
-        a = rng.integers(0, 256, size=(beats, lanes), dtype=np.uint8)
-        w = np.repeat(rng.integers(0, 256, size=(n_tiles, lanes), dtype=np.uint8), tile, axis=0)[:beats]
+        ab, wb = code_bits(a_fmt), code_bits(w_fmt)
+        a = rng.integers(0, 2 ** ab, size=(beats, lanes)).astype(_dtype(ab))
+        w = np.repeat(rng.integers(0, 2 ** wb, size=(n_tiles, lanes)).astype(_dtype(wb)), tile, axis=0)[:beats]
     else:
         from scipy.stats import gennorm
 
@@ -151,4 +161,5 @@ def make_stream(spec: str, a_fmt, w_fmt, lanes: int, beats: int, tile: int = 32,
     clear = np.zeros(beats, np.uint8)
     clear[::tile] = 1
     name = spec if kind != "gg" else f"gg:{beta:g}"
-    return Stream(name, np.ascontiguousarray(a, np.uint8), np.ascontiguousarray(w, np.uint8), clear, tile)
+    return Stream(name, np.ascontiguousarray(a, _dtype(code_bits(a_fmt))),
+                  np.ascontiguousarray(w, _dtype(code_bits(w_fmt))), clear, tile)
