@@ -7,7 +7,8 @@ specify-block path delay: glitches in the adder and shifter chains are counted l
 transitions of a real circuit (``specify=False`` gives zero-delay, glitch-free counts).
 
 Stimulus: one row per clock cycle with a value for every input port except ``clk``,
-applied on the falling edge (row r at r * period; clk rises half a period later).  Toggles (0<->1 transitions; X/Z ignored) are counted for
+applied on the falling edge (row r at r * period; clk rises half a period later).
+Toggles (0<->1 transitions; X/Z ignored) are counted for
 every bit that the VCD declares in the top scope, inside a window of whole clock
 periods that starts on a falling edge, so a count divided by the number of cycles is an
 activity in transitions per cycle.

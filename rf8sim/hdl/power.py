@@ -75,7 +75,7 @@ def stimulus(netlist, stream, reset_rows: int = 2) -> dict:
     a, w = packed(stream.a, a_port), packed(stream.w, w_port)
     n = len(a)
     stim = {}
-    for name, width in netlist.inputs:
+    for name, _width in netlist.inputs:
         if name == "clk":
             continue
         if name == "rst":
@@ -226,7 +226,6 @@ def ppa_table(streams=("minilm", "random"), clock_ns: float = DEFAULT_CLOCK_NS, 
 
         it = tqdm(rows, desc="ppa", unit="cfg")
     for r in it:
-        c = r["config"]
         out.append(ppa(synth=r, clock_ns=clock_ns, streams=streams, beats=beats, liberty=liberty,
                        use_cache=use_cache, progress=progress, specify=specify))
         out[-1]["acc_label"] = r.get("acc_label")
