@@ -56,7 +56,10 @@ def run_ppa_cli(args) -> int:
     if args.json:
         fileio.write_text(args.json, json.dumps(rows, indent=1), overwrite=args.force)
     if args.record:
-        write_record(args.record, table_record(rows), overwrite=args.force)
+        import sys
+
+        cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("cli.py", "__main__.py", "rf8sim") else None
+        write_record(args.record, table_record(rows), overwrite=args.force, command=cmd)
         print(f"wrote {args.record}")
         if args.plot:
             plot_ppa(args.record, args.plot, overwrite=args.force)
