@@ -219,3 +219,30 @@ def plot_ppa(record, out, overwrite: bool = False) -> Path:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return fileio.write_bytes(out, buf.getvalue(), overwrite=overwrite)
+
+
+ZERO_DELAY_RECORD = RECORD.parent / "ppa_zero_delay.json"
+
+
+@register("hdl:ppa-glitch")
+def render_glitch_table(path=None, zero_path=None) -> str:
+    """Cell-output transitions per cycle and pJ/MAC with cell delays (glitches) vs zero-delay simulation."""
+    rec, zero = _load(path), _load(zero_path or ZERO_DELAY_RECORD)
+    if not rec["specify"] or zero["specify"]:
+        from ..docgen import DocgenError
+
+        raise DocgenError("hdl:ppa-glitch needs ppa.json with delays and ppa_zero_delay.json without")
+    key = {(r["module"], r["stage"]): r for r in zero["rows"]}
+    lines = [f"Zero-delay record: `{zero['provenance'].get('command')}` (commit "
+             f"{str(zero['provenance'].get('commit'))[:10]}). MiniLM stream, lanes-1 units and product stages.", "",
+             "| a × w | accumulator | transitions/cycle, delays | zero-delay | ratio | pJ/MAC, delays | zero-delay |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        z = key.get((r["module"], r["stage"]))
+        if z is None or r["lanes"] != 1 or "minilm" not in r["streams"] or "minilm" not in z["streams"]:
+            continue
+        a, b = r["streams"]["minilm"], z["streams"]["minilm"]
+        ta, tb = a["cell_output_toggles_per_cycle"], b["cell_output_toggles_per_cycle"]
+        lines.append(f"| {r['a_fmt']} × {r['w_fmt']} | {_label(r)} | {ta:.0f} | {tb:.0f} | {ta / tb:.2f} | "
+                     f"{a['pj_per_mac']:.1f} | {b['pj_per_mac']:.1f} |")
+    return "\n".join(lines) + "\n"
