@@ -217,8 +217,8 @@ def ppa_table(streams=("minilm", "random"), clock_ns: float = DEFAULT_CLOCK_NS, 
     from .synth import area_table
 
     rows = area_table(liberty, use_cache=use_cache, progress=progress)
-    if only:
-        rows = [r for r in rows if only(r)]
+    # units with the MAC ports (clk rst in_valid in_clear in_a in_w) and product stages (a, w)
+    rows = [r for r in rows if r["stage"] in ("mac", "product") and (only is None or only(r))]
     out = []
     it = rows
     if progress:
