@@ -458,3 +458,20 @@ def test_full_ppa_one_config_both_streams(tmp_path):
             synth=None, use_cache=False)
     for s in r["streams"].values():
         assert s["cycles"] == 2000 and s["pj_per_mac"] > 0
+
+
+def test_glitches_only_add_transitions():
+    """With settled cycles, every value change of the zero-delay run also happens with cell delays,
+    so the delay-annotated run has at least as many transitions (per unit and stream) -- a property
+    of the two checked-in records, independent of how either was produced."""
+    rec = json.loads((REPO / "hdl" / "results" / "ppa.json").read_text())
+    zero = json.loads((REPO / "hdl" / "results" / "ppa_zero_delay.json").read_text())
+    assert rec["specify"] is True and zero["specify"] is False and rec["beats"] == zero["beats"]
+    z = {(r["module"], r["stage"]): r for r in zero["rows"]}
+    compared = 0
+    for r in rec["rows"]:
+        for s, v in r["streams"].items():
+            zv = z[(r["module"], r["stage"])]["streams"][s]
+            assert v["cell_output_toggles_per_cycle"] >= zv["cell_output_toggles_per_cycle"], (r["module"], s)
+            compared += 1
+    assert compared == 2 * len(rec["rows"]) >= 50
