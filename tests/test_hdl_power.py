@@ -482,3 +482,25 @@ def test_glitches_only_add_transitions():
             assert v["cell_output_toggles_per_cycle"] >= zv["cell_output_toggles_per_cycle"], (r["module"], s)
             compared += 1
     assert compared == 2 * len(rec["rows"]) >= 50
+
+
+@flow
+def test_why_not_set_power_activity_pins(small):
+    """The evidence for the per-instance method (docs/hdl.md): in this OpenSTA build
+    `set_power_activity -pins` fails, and an activity set on an internal pin is overwritten by
+    OpenSTA's propagation before report_power reads it.  If a newer sta honours per-pin
+    activities, this test fails and the flow can hand it the toggle counts directly."""
+    from rf8sim.hdl.gatesim import parse_netlist
+    from rf8sim.hdl.sta import _setup, run_sta
+
+    m = small["tchain"]
+    inst = next(i for i in parse_netlist(m).instances if i.cell.startswith("NOR"))
+    base = _setup("cells.lib", "mapped.v", "tchain", 10.0, m.parent)
+    script = base + (f"set_power_activity -input -activity 0 -duty 0.5\n"
+                     f"sta::set_power_pin_activity [get_pins {inst.name}/Y] 1.0 0.5\n"
+                     f"report_power -instances [get_cells {inst.name}] -digits 12\n")
+    out = run_sta(m.parent, script, "pin_activity")
+    row = [ln.split() for ln in out.splitlines() if ln.strip().endswith(inst.name)]
+    assert row and float(row[0][0]) == 0.0 and float(row[0][1]) == 0.0  # internal, switching: ignored
+    with pytest.raises(HdlError, match="get_pins_error"):
+        run_sta(m.parent, base + f"set_power_activity -pins [get_pins {inst.name}/Y] -activity 1.0\n", "pins_opt")
