@@ -47,10 +47,14 @@ test-slow: venv
 	$(PY) -m pytest -n 2 -q -m slow --runslow
 
 bench: venv
-	$(VENV)/bin/rf8sim bench
+	$(VENV)/bin/rf8sim bench --record results/bench.json --force
 
 golden: venv
 	$(VENV)/bin/rf8sim golden --out golden
+
+# ruff (pinned in the test extra); the rule set and its justified ignores are in pyproject.toml
+lint: venv
+	$(VENV)/bin/ruff check rf8sim tests hdl setup.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -40,9 +40,10 @@ RENDERER_MODULES = (
     "rf8sim.hdl.ppa_cli",
 )
 
-_BLOCK = re.compile(r"<!-- BEGIN generated:(?P<key>[A-Za-z0-9_.:/-]+) -->\n(?P<body>.*?)"
-                    r"<!-- END generated:(?P=key) -->", re.S)
-_MARKER = re.compile(r"<!-- (BEGIN|END) generated:([^ ]*) -->")
+#: markers stand alone on their line (a marker quoted inside a sentence is text)
+_BLOCK = re.compile(r"^<!-- BEGIN generated:(?P<key>[A-Za-z0-9_.:/-]+) -->\n(?P<body>.*?)"
+                    r"^<!-- END generated:(?P=key) -->$", re.S | re.M)
+_MARKER = re.compile(r"^<!-- (BEGIN|END) generated:([^ ]*) -->$", re.M)
 
 
 class DocgenError(RF8SimError, ValueError):

@@ -88,8 +88,11 @@ def _c(a: np.ndarray) -> np.ndarray:
 
 def as_float32(x, what: str = "x") -> np.ndarray:
     """Convert ``x`` to a C-contiguous float32 array without any rounding (or raise DTypeError)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: a masked array's masked values would be encoded too; "
+                         "pass x.filled(...) or x.compressed()")
     if isinstance(x, np.ndarray):
-        a = x
+        a = x if type(x) is np.ndarray else np.asarray(x)  # np.matrix and other subclasses: a plain array
     else:
         try:
             a = np.asarray(x)
@@ -127,7 +130,9 @@ def as_float32(x, what: str = "x") -> np.ndarray:
 
 
 def as_codes(codes, what: str = "codes") -> np.ndarray:
-    if not isinstance(codes, np.ndarray):
+    if isinstance(codes, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: masked arrays are not supported; pass codes.filled(...)")
+    if type(codes) is not np.ndarray:  # lists, np.matrix and other subclasses: a plain array
         codes = np.asarray(codes)
     if codes.dtype != np.uint8:
         raise DTypeError(f"{what} must be a uint8 array, got dtype {codes.dtype}")

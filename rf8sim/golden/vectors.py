@@ -101,8 +101,10 @@ MAC_CASES = (
 
 
 def default_root() -> Path:
-    """The repository's ``golden/`` directory (next to the ``rf8sim`` package)."""
-    return Path(__file__).resolve().parents[2] / "golden"
+    """The repository's ``golden/`` directory (or its installed copy, see rf8sim.resources)."""
+    from ..resources import data_dir
+
+    return data_dir("golden")
 
 
 # ---------------------------------------------------------------------------
@@ -380,7 +382,9 @@ def load_vectors(name: str, root=None) -> dict:
             known = ", ".join(list_vectors(root))
         except FileNotFoundError:
             known = f"(no MANIFEST.json in {root}; run `{GOLDEN_COMMAND}`)"
-        raise FileNotFoundError(f"no golden vector file {fname!r} in {root}; available: {known}")
+        from ..errors import InputFileError
+
+        raise InputFileError(f"no golden vector file {fname!r} in {root}; available: {known}")
     out = {}
     for k, v in _read_npz(p).items():
         out[k] = v.item() if v.ndim == 0 else v

@@ -37,6 +37,8 @@ def run_ppa_cli(args) -> int:
         raise HdlError("--stream needs --power")
     if args.no_liberty:
         raise HdlError("--timing/--power need the standard-cell netlist: drop --no-liberty")
+    if args.liberty and not Path(args.liberty).is_file():
+        raise HdlError(f"Liberty file {args.liberty} not found (or not a file)")
     if args.beats < 1:
         raise HdlError(f"--beats must be >= 1, got {args.beats}")
     if (args.record or args.plot) and not (args.table and args.power):
@@ -49,12 +51,12 @@ def run_ppa_cli(args) -> int:
         rows = ppa_table(specs, clock, args.beats, liberty, use_cache=not args.no_cache,
                          specify=not args.zero_delay)
     else:
-        rows = [ppa(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, args.stage, clock_ns=clock,
+        rows = [ppa(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, args.stage, clock_ns=clock,
                     streams=specs, beats=args.beats, liberty=liberty, use_cache=not args.no_cache, progress=True,
                     specify=not args.zero_delay)]
     _print(rows, specs)
     if args.json:
-        fileio.write_text(args.json, json.dumps(rows, indent=1), overwrite=args.force)
+        write_record(args.json, {"rows": rows}, overwrite=args.force)
     if args.record:
         import sys
 

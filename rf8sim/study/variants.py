@@ -126,7 +126,9 @@ def error_vs_shape(formats=("rf8", "rf8m8", "e4m3", "int8"), shapes=(0.5, 1.0, 1
 
     ensure_registered()
     if n % rows or (n // rows) % block:
-        raise ValueError(f"n={n} must split into {rows} rows of a multiple of block={block}")
+        from ..errors import InputError
+
+        raise InputError(f"n={n} must split into {rows} rows of a multiple of block={block}")
     rng = np.random.default_rng(seed)
     out = []
     for beta in shapes:
