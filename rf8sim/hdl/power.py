@@ -34,7 +34,7 @@ __all__ = ["ppa", "ppa_table", "ppa_rows", "energy_from_toggles", "DEFAULT_CLOCK
 DEFAULT_CLOCK_NS = 10.0
 DEFAULT_BEATS = 2000
 PRE_BEATS = 4  # stream beats simulated before counting (pipeline fill), after 2 reset cycles
-RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa.json"
+RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa.json"  # in a source checkout
 POWER_VERSION = 2
 
 
@@ -270,7 +270,8 @@ def ppa_rows(path: Path | None = None) -> list[dict]:
     pj_per_mac_minilm, pj_per_mac_random`` from the checked-in ``hdl/results/ppa.json``."""
     p = Path(path) if path else RECORD
     if not p.exists():
-        raise HdlError(f"no PPA record at {p}: run `rf8sim synth --table --timing --power --record {p}`")
+        raise HdlError(f"no PPA record at {p} (it is part of a source checkout, not of an installed copy): "
+                       f"pass its path, or run `rf8sim synth --table --timing --power --record FILE`")
     rec = json.loads(p.read_text())
     out = []
     for r in rec["rows"]:
