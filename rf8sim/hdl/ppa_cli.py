@@ -115,9 +115,9 @@ def render_ppa_table(path=None) -> str:
              f"{m.get('cores', m.get('cpu_count', '?'))} cores. Commit {str(prov.get('commit'))[:10]}"
              f"{' (dirty)' if prov.get('dirty') else ''}.", "",
              "| a × w | accumulator | lanes | area µm² | crit. path ns | slack ns @ clock | fmax MHz | "
-             "area×delay µm²·ns | pJ/MAC minilm | pJ/MAC random | TOPS/W minilm @ fmax | TOPS/W random @ fmax "
-             "| TOPS/mm² @ fmax |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "area×delay µm²·ns | pJ/MAC minilm | pJ/MAC random | minilm @ clock: internal / switching mW, "
+             "leakage nW | TOPS/W minilm @ fmax | TOPS/W random @ fmax | TOPS/mm² @ fmax |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rec["rows"]:
         s = r["streams"]
         mi, ra = s.get("minilm", {}), s.get("random", {})
@@ -128,9 +128,16 @@ def render_ppa_table(path=None) -> str:
         lines.append(f"| {r['a_fmt']} × {r['w_fmt']} | {_label(r)} | {r['lanes'] if r['stage'] == 'mac' else 1} | "
                      f"{r['area_um2']:.0f} | {r['critical_path_ns']:.2f} | {r['slack_ns']:.2f} | {r['fmax_mhz']:.0f} | "
                      f"{r['area_x_delay_um2_ns']:.0f} | {f(mi, 'pj_per_mac', '.1f')} | {f(ra, 'pj_per_mac', '.1f')} | "
+                     f"{_split(mi)} | "
                      f"{f(mi, 'tops_per_w_at_fmax', '.4f')} | {f(ra, 'tops_per_w_at_fmax', '.4f')} | "
                      f"{f(ra or mi, 'tops_per_mm2_at_fmax', '.4f')} |")
     return "\n".join(lines) + "\n"
+
+
+def _split(s: dict) -> str:
+    if "internal_w" not in s:
+        return "–"
+    return f"{s['internal_w'] * 1e3:.2f} / {s['switching_w'] * 1e3:.2f} / {s['leakage_w'] * 1e9:.0f}"
 
 
 def _find(rec, a, w, acc_label, lanes, stage="mac"):
