@@ -255,3 +255,30 @@ def render_glitch_table(path=None, zero_path=None) -> str:
         lines.append(f"| {r['a_fmt']} × {r['w_fmt']} | {_label(r)} | {ta:.0f} | {tb:.0f} | {ta / tb:.2f} | "
                      f"{a['pj_per_mac']:.1f} | {b['pj_per_mac']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+GG_RECORD = RECORD.parent / "ppa_gg.json"
+
+
+@register("hdl:ppa-streams")
+def render_stream_table(path=None, gg_path=None) -> str:
+    """pJ/MAC per stream: real MiniLM data, GG(beta) synthetic, uniform random codes."""
+    rec, gg = _load(path), _load(gg_path or GG_RECORD)
+    key = {(r["module"], r["stage"]): r for r in gg["rows"]}
+    gnames = sorted({s for r in gg["rows"] for s in r["streams"]})
+    lines = [f"GG record: `{gg['provenance'].get('command')}` (commit {str(gg['provenance'].get('commit'))[:10]}), "
+             f"same dataflow, beats and clock; GG values quantized per tensor like the real data.", "",
+             "| a × w | accumulator | lanes | pJ/MAC minilm | " + " | ".join(f"pJ/MAC {g}" for g in gnames)
+             + " | pJ/MAC random |",
+             "|---|---|---|---|" + "---|" * len(gnames) + "---|"]
+    for r in rec["rows"]:
+        z = key.get((r["module"], r["stage"]))
+        if z is None:
+            continue
+        s = r["streams"]
+        cells = [f"{s['minilm']['pj_per_mac']:.1f}" if "minilm" in s else "–"]
+        cells += [f"{z['streams'][g]['pj_per_mac']:.1f}" if g in z["streams"] else "–" for g in gnames]
+        cells.append(f"{s['random']['pj_per_mac']:.1f}" if "random" in s else "–")
+        lines.append(f"| {r['a_fmt']} × {r['w_fmt']} | {_label(r)} | {r['lanes'] if r['stage'] == 'mac' else 1} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
