@@ -37,6 +37,7 @@ REGISTRY: dict[str, Callable[[], str]] = {}
 RENDERER_MODULES = (
     "rf8sim.bench",
     "rf8sim.study.claims.report",
+    "rf8sim.golden.aligned_error",
     "rf8sim.hdl.ppa_cli",
 )
 
