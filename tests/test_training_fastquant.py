@@ -61,11 +61,12 @@ def _cases(fmt_name: str) -> list[np.ndarray]:
 
 
 def _golden(x: np.ndarray, fmt, rounding, gran, block=16) -> np.ndarray:
+    block = 32 if gran == "mx" else block
     c, k = G.quantize(x, fmt, rounding=rounding, granularity=gran, block=block)
     return G.dequantize(c, k, fmt, granularity=gran, block=block)
 
 
-def _check(fmt, rounding, compiled: bool, grans=("tensor", "channel", "block")) -> int:
+def _check(fmt, rounding, compiled: bool, grans=("tensor", "channel", "ceil", "mx")) -> int:
     n = 0
     for x in _cases(fmt):
         for gran in grans:
@@ -73,9 +74,10 @@ def _check(fmt, rounding, compiled: bool, grans=("tensor", "channel", "block")) 
             y = torch.from_numpy(x)
             from rf8sim.training.quant import _fold, _unfold
 
-            y2, _ = _fold(y, gran, 16)
-            got, ok = FQ.kernel_values(y2, fmt, rounding, compiled, _SCALE_MIN, _SCALE_MAX)
-            got = _unfold(got, y.shape, gran, 16).numpy()
+            b = 32 if gran == "mx" else 16
+            y2, _ = _fold(y, gran, b)
+            got, ok = FQ.kernel_values(y2, fmt, rounding, compiled, _SCALE_MIN, _SCALE_MAX, gran == "mx")
+            got = _unfold(got, y.shape, gran, b).numpy()
             assert bool(ok)
             bad = got.view(np.int32) != want.view(np.int32)
             assert not bad.any(), (fmt, rounding, gran, int(bad.sum()), x[bad][:4], got[bad][:4], want[bad][:4])
@@ -86,7 +88,7 @@ def _check(fmt, rounding, compiled: bool, grans=("tensor", "channel", "block")) 
 @pytest.mark.parametrize("fmt,rounding", MODES)
 def test_eager_kernel_matches_golden(fmt, rounding, one_torch_thread):
     n = _check(fmt, rounding, compiled=False)
-    assert n == 3 * (254 * 256 + 300 * 77)
+    assert n == 4 * (254 * 256 + 300 * 77)
 
 
 def _require_compiler():
@@ -101,7 +103,7 @@ def test_compiled_kernel_matches_golden_and_does_not_fall_back():
     second specialisation); all modes and granularities in the slow test."""
     _require_compiler()
     before = FQ.compile_status()["compiled_calls"]
-    n = _check("rf8", "nearest", compiled=True, grans=("channel", "block"))
+    n = _check("rf8", "nearest", compiled=True, grans=("channel", "ceil"))
     st = FQ.compile_status()
     assert st["failed"] is None, st["failed"]
     assert st["compiled_calls"] - before == 4  # 2 cases x 2 granularities: every call ran compiled
@@ -115,7 +117,7 @@ def test_compiled_kernel_all_modes(fmt, rounding):
     before = FQ.compile_status()["compiled_calls"]
     _check(fmt, rounding, compiled=True)
     st = FQ.compile_status()
-    assert st["failed"] is None and st["compiled_calls"] - before == 6
+    assert st["failed"] is None and st["compiled_calls"] - before == 8
 
 
 def test_public_fake_quant_uses_the_op_and_compiled_switch():

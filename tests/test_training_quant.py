@@ -141,8 +141,9 @@ def test_scale_exponent_exact():
     assert cnt > 2000
 
 
-@pytest.mark.parametrize("gran,shape", [("tensor", (37, 19)), ("channel", (8, 3, 5)), ("block", (6, 70)),
-                                        ("block", (3, 2, 32)), ("channel", (11,))])
+@pytest.mark.parametrize("gran,shape", [("tensor", (37, 19)), ("channel", (8, 3, 5)), ("ceil", (6, 70)),
+                                        ("block", (3, 2, 32)), ("channel", (11,)), ("mx", (6, 70)),
+                                        ("mx", (3, 2, 32))])
 @pytest.mark.parametrize("fmt,rounding", ROUNDED)
 def test_quantize_against_reference(fmt, rounding, gran, shape):
     g = torch.Generator().manual_seed(hash((fmt, rounding, gran, shape)) % 2**31)
@@ -167,9 +168,12 @@ def test_quantize_against_reference(fmt, rounding, gran, shape):
                 groups.append((m, idx + (b,)))
     want_codes = np.zeros(shape, np.uint8)
     for m, sidx in groups:
-        kk = R.ref_scale_exp(float(np.abs(xn[m]).max()), fmt)
+        kk = R.ref_scale_exp(float(np.abs(xn[m]).max()), fmt, "mx" if gran == "mx" else "ceil")
         assert int(k[sidx]) == kk
         scaled = np.array([float(v) / 2.0 ** kk for v in xn[m]], np.float32)  # exact: powers of two
+        if gran == "mx":  # OCP MX: the floor rule can put scaled values above max; elements saturate
+            f = F.get(fmt)
+            scaled = np.clip(scaled, -f.max if fmt != "int8" else -128, f.max)
         want_codes[m] = _ref(scaled, fmt, rounding)
     assert np.array_equal(codes.numpy(), want_codes)
     # dequantize == decode * 2**k exactly, and fake_quant is the same value
@@ -209,15 +213,17 @@ def test_fake_quant_nonfinite_policy():
 def test_bad_arguments():
     with pytest.raises(QuantError, match="empty"):
         quantize(torch.empty(0, 3))
-    with pytest.raises(QuantError, match="granularity 'row' is not valid; valid: tensor, channel, block"):
+    with pytest.raises(QuantError, match="unknown granularity .row.; valid: tensor, channel, ceil, mx"):
         quantize(torch.ones(3), granularity="row")
     with pytest.raises(QuantError, match="block must be a positive integer"):
         quantize(torch.ones(3), granularity="block", block=0)
-    with pytest.raises(QuantError, match="at least one dimension"):
+    with pytest.raises(QuantError, match="at least one axis"):
         quantize(torch.tensor(1.0), granularity="channel")
-    c, k = quantize(torch.tensor([1e-44, -3e-45]))  # k clamps to -128 (int8), as in the golden model
-    assert int(k) == -128
-    scaled = torch.tensor([1e-44, -3e-45]).double() * 2.0**128  # exact, then exact in float32
+    with pytest.raises(QuantError, match="'mx' uses OCP MX blocks of 32 values, got block=16"):
+        quantize(torch.ones(3, 40), granularity="mx", block=16)
+    c, k = quantize(torch.tensor([1e-44, -3e-45]))  # k clamps to -127 (the E8M0 range)
+    assert int(k) == -127
+    scaled = torch.tensor([1e-44, -3e-45]).double() * 2.0**127  # exact, then exact in float32
     assert torch.equal(c, encode(scaled.float()))
     with pytest.raises(QuantError, match="overflow float32"):
         dequantize(torch.tensor([0x79], dtype=torch.uint8), torch.tensor(127, dtype=torch.int8))
@@ -241,13 +247,14 @@ def test_fake_quant_fast_path_edge_scales(fmt):
     ]
     n = 0
     for x in cases:
-        for gran in ("tensor", "channel", "block"):
+        for gran in ("tensor", "channel", "ceil", "mx"):
             if x.dim() == 1 and gran != "tensor":
                 xx = x[: (x.numel() // 2) * 2].reshape(2, -1)
             else:
                 xx = x
-            want = dequantize(*quantize(xx, fmt, "nearest", gran, 16), fmt, gran, 16)
-            got = fake_quant(xx, fmt, "nearest", gran, 16)
+            b = 32 if gran == "mx" else 16
+            want = dequantize(*quantize(xx, fmt, "nearest", gran, b), fmt, gran, b)
+            got = fake_quant(xx, fmt, "nearest", gran, b)
             assert torch.equal(got.view(torch.int32), want.view(torch.int32)), (fmt, gran)
             n += xx.numel()
-    assert n > 18000
+    assert n > 24000

@@ -132,7 +132,7 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
         gg_init_ = training_fn("gg_init_")
         if gg_init_ is None:
             raise StageSkipped("rf8sim.training.gg_init_ is not available")
-        gg_init_(model, shape=mcfg.gg_shape, generator=gen)
+        gg_init_(model, beta=mcfg.gg_shape, generator=gen)
         steps["init"] = f"GG (shape {mcfg.gg_shape})"
     else:
         steps["init"] = "torch default"

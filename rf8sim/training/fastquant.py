@@ -70,12 +70,16 @@ def _pow2_f32(k: torch.Tensor) -> torch.Tensor:
     return torch.where(k >= -126, normal, sub)
 
 
-def _scale_k(ab: torch.Tensor, finite: torch.Tensor, fmax: float, log2max: int, smin: int, smax: int):
-    """Per row: smallest k with amax / 2**k <= fmax (amax over finite entries; 0 -> 0), clamped."""
+def _scale_k(ab: torch.Tensor, finite: torch.Tensor, fmax: float, log2max: int, smin: int, smax: int,
+             mx: bool = False):
+    """Per row: smallest k with amax / 2**k <= fmax (amax over finite entries; 0 -> 0), clamped;
+    ``mx``: the OCP MX floor rule k = floor(log2 amax) - floor(log2 max) (zero/subnormal amax -> smin)."""
     amax_bits = torch.where(finite, ab, torch.zeros_like(ab)).amax(dim=1, keepdim=True)
     e = amax_bits >> 23
     a64 = amax_bits.view(torch.float32).to(torch.float64)
     k0 = (e - 127 - log2max).to(torch.int64)
+    if mx:
+        return torch.where(e == 0, torch.full_like(k0, smin), k0).clamp(smin, smax).to(torch.int32)
     # amax / fmax lies in (2**(k0-1), 2**(k0+1)): the answer is k0 or k0 + 1
     k = torch.where(a64 <= fmax * _pow2_f64(k0), k0, k0 + 1)
     k = torch.where(a64 <= fmax * _pow2_f64(k0 - 1), k0 - 1, k)
@@ -91,11 +95,11 @@ def _scaled(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return y * _pow2_f32(k1) * _pow2_f32(nk - k1)
 
 
-def _k_nearest(y, vlut, fmax: float, log2max: int, smin: int, smax: int, shift: int, nbm1: int):
+def _k_nearest(y, vlut, fmax: float, log2max: int, smin: int, smax: int, shift: int, nbm1: int, mx: bool):
     """nearest on sign-magnitude formats: the scale is folded into the bucket index."""
     ab = y.view(torch.int32) & 0x7FFFFFFF
     finite = ab < 0x7F800000
-    k = _scale_k(ab, finite, fmax, log2max, smin, smax)
+    k = _scale_k(ab, finite, fmax, log2max, smin, smax, mx)
     sub = ab < 0x800000  # float32 subnormals: renormalise by an exact * 2**64 first
     abn = torch.where(sub, (y.abs() * 18446744073709551616.0).view(torch.int32), ab)
     kk = k + torch.where(sub, 64, 0).to(torch.int32)
@@ -132,10 +136,10 @@ def _residual_values(a: torch.Tensor, values, rmap, paper: bool, sqrt2_sig: int,
 
 
 def _k_residual(y, values, rmap, fmax: float, log2max: int, smin: int, smax: int, paper: bool, sqrt2_sig: int,
-                bias: int, man_bits: int, e_min: int, e_max: int, dmax: int, max_code: int):
+                bias: int, man_bits: int, e_min: int, e_max: int, dmax: int, max_code: int, mx: bool):
     ab = y.view(torch.int32) & 0x7FFFFFFF
     finite = ab < 0x7F800000
-    k = _scale_k(ab, finite, fmax, log2max, smin, smax)
+    k = _scale_k(ab, finite, fmax, log2max, smin, smax, mx)
     ys = _scaled(torch.where(finite, y, torch.zeros_like(y)), k)
     v = _residual_values(ys.abs(), values, rmap, paper, sqrt2_sig, bias, man_bits, e_min, e_max, dmax, max_code)
     out = torch.copysign(v, ys) * _pow2_f32(k)
@@ -143,10 +147,10 @@ def _k_residual(y, values, rmap, fmax: float, log2max: int, smin: int, smax: int
     return out, torch.isfinite(out).all()
 
 
-def _k_int(y, fmax: float, log2max: int, smin: int, smax: int, lo: int, hi: int):
+def _k_int(y, fmax: float, log2max: int, smin: int, smax: int, lo: int, hi: int, mx: bool):
     ab = y.view(torch.int32) & 0x7FFFFFFF
     finite = ab < 0x7F800000
-    k = _scale_k(ab, finite, fmax, log2max, smin, smax)
+    k = _scale_k(ab, finite, fmax, log2max, smin, smax, mx)
     ys = _scaled(torch.where(finite, y, torch.zeros_like(y)), k)
     q = torch.round(ys).clamp(lo, hi) + 0.0  # round half to even; + 0.0 turns -0 into the code 0's +0
     out = q * _pow2_f32(k)
@@ -158,20 +162,20 @@ _KERNELS = {"nearest": _k_nearest, "paper": _k_residual, "truncate": _k_residual
 _COMPILED: dict = {}
 
 
-def _args(fmt: F.Format, mode: str, device, smin: int, smax: int):
+def _args(fmt: F.Format, mode: str, device, smin: int, smax: int, mx: bool):
     from .quant import _SQRT2_SIG, _tables
 
     tb = _tables(fmt)
     d = tb.on(device)
     common = (float(fmt.max), math.floor(math.log2(fmt.max)), smin, smax)
     if mode == "nearest":
-        return (d["vlut"], *common, tb.shift, len(tb.lut_above) - 1)
+        return (d["vlut"], *common, tb.shift, len(tb.lut_above) - 1, mx)
     if mode == "int":
         lo = int(min(fmt.values[fmt.finite]))
-        return (*common, lo, int(fmt.max))
+        return (*common, lo, int(fmt.max), mx)
     values_abs = d["values"].abs()
     return (values_abs, d["rmap"], *common, mode == "paper", _SQRT2_SIG, fmt.bias, fmt.man_bits, tb.e_min,
-            tb.e_max, tb.dmax, tb.max_code)
+            tb.e_max, tb.dmax, tb.max_code, mx)
 
 
 def _kernel(mode: str, compiled: bool):
@@ -205,11 +209,11 @@ def _run(mode: str, compiled: bool, y: torch.Tensor, args: tuple):
     return _kernel(mode, False)(y, *args)
 
 
-def kernel_values(y2: torch.Tensor, fmt, rounding: str, compiled: bool, smin: int, smax: int):
-    """Run the kernel on a (groups, group_size) float32 tensor: (values, all-finite flag tensor)."""
+def kernel_values(y2: torch.Tensor, fmt, rounding: str, compiled: bool, smin: int, smax: int, mx: bool = False):
+    """Run the kernel on a (groups, group_size) float32 tensor: (values, all-outputs-finite flag tensor)."""
     fmt = F.get(fmt)
     mode = _mode(fmt, rounding)
-    return _run(mode, compiled, y2, _args(fmt, mode, y2.device, smin, smax))
+    return _run(mode, compiled, y2, _args(fmt, mode, y2.device, smin, smax, mx))
 
 
 def _raise_overflow(x: torch.Tensor, out: torch.Tensor, fmt: str):
@@ -235,7 +239,7 @@ def fake_quant_op(x: torch.Tensor, fmt: str, rounding: str, granularity: str, bl
         ok = nonfinite != "raise" or bool(torch.isfinite(out).all())
     else:
         y, _ = _fold(x, granularity, block)
-        out, ok = kernel_values(y, fmt, rounding, compiled, _SCALE_MIN, _SCALE_MAX)
+        out, ok = kernel_values(y, fmt, rounding, compiled, _SCALE_MIN, _SCALE_MAX, granularity == "mx")
         out = _unfold(out, x.shape, granularity, block)
     if nonfinite == "raise" and not bool(ok):
         _raise_overflow(x, out, fmt)
