@@ -616,16 +616,18 @@ def set_compile(on: "bool | str" = True) -> None:
     CPU the compiled kernel needs a C++ compiler and costs one compilation (about
     15-30 s) per process and kernel mode, after which it runs at about the speed of
     torch's own float8 cast; turn it on for training runs (``RF8SIM_COMPILE=1``).
-    Bit-identical to the eager path (tested against the golden model).  A failed
-    compilation is reported (a warning and ``fastquant.compile_status()``) and
-    the eager kernel runs instead.  ``RF8SIM_COMPILE=1`` / ``0`` set it from the
-    environment.
+    Bit-identical to the eager path (tested against the golden model).  After an
+    explicit ``set_compile(True)`` a failed compilation raises QuantError; under
+    ``"auto"`` it is reported (a warning and ``compile_status()``) and the eager
+    kernel runs instead.  ``RF8SIM_COMPILE=1`` / ``0`` set it from the environment.
     """
     if on not in (True, False, "auto"):
         raise QuantError(f"set_compile takes True, False or 'auto', got {on!r}")
     _COMPILE["on"] = on
     if on is True:
-        _COMPILE["failed"] = False  # try again; a failure now raises (see _run_nosync)
+        from .fastquant import _STATUS
+
+        _STATUS["failed"] = None  # try again; a failure now raises
 
 
 def compile_status() -> dict:
