@@ -42,8 +42,11 @@ def hdl_dir() -> Path:
 
 
 def build_root() -> Path:
-    env = os.environ.get("RF8SIM_BUILD")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "build" / "hdl"
+    """Simulator builds: the cache root's ``hdl/`` (:mod:`rf8sim.cache`), keyed by a hash of the
+    Verilog, the testbench and the simulator."""
+    from .. import cache
+
+    return cache.subdir("hdl")
 
 
 def check_simulator(simulator: str) -> dict:

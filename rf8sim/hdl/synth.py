@@ -12,8 +12,8 @@ with relative paths because YoWASP mounts its own /tmp):
   area in um^2 split into sequential (cells with an ``ff``/``latch`` group) and
   combinational, and (combinational stages only) the depth in cells of the mapped netlist.
 
-Results are cached as JSON under ``build/synth/`` by a hash of the Verilog, the scripts,
-the Liberty file and the yosys version.
+Results are cached as JSON under the cache root's ``synth/`` (:mod:`rf8sim.cache`) by a hash
+of the Verilog, the scripts, the Liberty file and the yosys version.
 """
 
 from __future__ import annotations
@@ -71,14 +71,18 @@ def yosys_available() -> bool:
         return False
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("RF8SIM_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "rf8sim"
+#: where Debian's qflow-tech-osu018 installs the library (``make sysdeps``)
+SYSTEM_OSU018 = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 
 
 def default_liberty() -> Path:
-    """osu018_stdcells.lib, extracted from Debian's qflow-tech-osu018 into the cache on first use."""
-    root = _cache_dir() / "osu018"
+    """osu018_stdcells.lib: the system-wide copy of Debian's qflow-tech-osu018 when installed, else
+    extracted from that package into the cache root's ``osu018/`` on first use."""
+    from .. import cache
+
+    if SYSTEM_OSU018.is_file():
+        return SYSTEM_OSU018
+    root = cache.subdir("osu018")
     hits = list(root.rglob("osu018_stdcells.lib")) if root.exists() else []
     if hits:
         return hits[0]
@@ -173,7 +177,11 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     if lib:
         h.update(lib.read_bytes())
     key = h.hexdigest()[:16]
-    root = Path(root) if root else Path(__file__).resolve().parents[2] / "build" / "synth"
+    if root is None:
+        from .. import cache
+
+        root = cache.subdir("synth")
+    root = Path(root)
     work = root / f"{name}-{stage}-{key}"
     cached = work / "result.json"
     if use_cache and cached.exists():

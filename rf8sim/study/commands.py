@@ -16,7 +16,8 @@ def register(sub) -> None:
         p.add_argument("--force", action="store_true",
                        help="replace --out even if it was not written by rf8sim flow")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        p.add_argument("--cache-dir", default=None, help="synthesis/model cache (default build/study/cache)")
+        p.add_argument("--cache-dir", default=None,
+                       help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
         p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("study", help="design-space studies (accuracy vs area, RF8 variants)")
@@ -25,10 +26,10 @@ def register(sub) -> None:
     q.add_argument("--config", required=True, metavar="FILE.toml",
                    help="study configuration; shipped ones: tiny, small, full (see docs/study.md)")
     q.add_argument("--out", help="output folder (default build/study/<name>)")
-    q.add_argument("--workers", type=int, help="parallel jobs (overrides [study] workers)")
+    q.add_argument("--workers", type=int, help="local parallel jobs (overrides [study] workers)")
+    add_cluster_args(q)
     q.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     q.add_argument("--no-progress", action="store_true")
-    q.add_argument("--cache-dir", default=None)
     q.set_defaults(func=cmd_area_accuracy)
     q = ssub.add_parser("variants", help="SQNR of RF8 variants and baselines on generalized Gaussian samples")
     q.add_argument("--shapes", default="0.5,0.75,1,1.5,2", help="GG shapes β (comma-separated)")
@@ -39,6 +40,15 @@ def register(sub) -> None:
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR vs shape")
     q.set_defaults(func=cmd_variants)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def add_cluster_args(p) -> None:
+    """``--cluster`` and ``--cache-dir``, shared by the commands that fan out."""
+    p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+                   help="where the jobs run: local (this machine; default), auto (the Ray cluster this "
+                        "machine belongs to), ray://HOST:PORT (Ray Client) or HOST:PORT (GCS address)")
+    p.add_argument("--cache-dir", default=None,
+                   help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
 
 
 def _resolve_config(arg):
@@ -61,6 +71,10 @@ def _resolve_config(arg):
 def cmd_flow(args) -> int:
     from .flow import run_flow
 
+    from .. import cache
+
+    if args.cache_dir:
+        cache.set_root(args.cache_dir)
     cfg = _resolve_config(args.config) if args.config else None
     res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
                    cache_dir=args.cache_dir, quick=args.quick)
@@ -75,6 +89,12 @@ def cmd_area_accuracy(args) -> int:
     from .area_accuracy import run_sweep
     from .report import print_table
 
+    from .. import cache
+    from ..cluster import parse_cluster
+
+    if args.cache_dir:
+        cache.set_root(args.cache_dir)
+    cluster = parse_cluster(args.cluster) if args.cluster is not None else None
     cfg = _resolve_config(args.config)
     out = Path(args.out or Path("build") / "study" / cfg.study.name)
     if args.workers is not None and args.workers < 1:
@@ -83,7 +103,7 @@ def cmd_area_accuracy(args) -> int:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
     console = Console()
     res = run_sweep(cfg, out, overwrite=args.force, progress=not args.no_progress, cache_dir=args.cache_dir,
-                    console=console, workers=args.workers)
+                    console=console, workers=args.workers, cluster=cluster or cfg.study.cluster)
     front = sorted((r for r in res.rows if r["pareto"]), key=lambda r: (r["lanes"], r.get("area_um2") or 0))
     cost = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
     print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
