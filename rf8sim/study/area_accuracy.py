@@ -155,9 +155,6 @@ def synth_area(job: dict, liberty: str = "", cache_dir: "str | Path | None" = No
                       root=cache.subdir("synth", cache_dir))
 
 
-_VERILOG_SHA: dict = {}
-
-
 def area_task_key(job: dict, liberty: str = "") -> str:
     """Content hash of what an area job's result depends on: the generated Verilog (so a generator
     change is a different key), the synthesis scripts, the Liberty file, the yosys version and the
@@ -172,15 +169,13 @@ def area_task_key(job: dict, liberty: str = "") -> str:
     from ..hdl import synth
     from ..hdl.verilog import generate_verilog
 
-    k = tuple(job[f] for f in AREA_FIELDS)
-    if k not in _VERILOG_SHA:
-        text, _ = generate_verilog(job["a_format"], job["w_format"], AccSpec(int(job["acc_frac"]), int(job["acc_width"])),
-                                   int(job["lanes"]), "fixed")
-        _VERILOG_SHA[k] = hashlib.sha256(text.encode()).hexdigest()
+    text, _ = generate_verilog(job["a_format"], job["w_format"], AccSpec(int(job["acc_frac"]), int(job["acc_width"])),
+                               int(job["lanes"]), "fixed")
     lib = synth.default_liberty() if not liberty else Path(liberty)
     lib_sha = hashlib.sha256(lib.read_bytes()).hexdigest() if lib.is_file() else str(lib)
     scripts = [synth._script(n, top="TOP") for n in ("generic.ys", "liberty.ys")]
-    return cache.content_hash("area", {f: job[f] for f in AREA_FIELDS}, _VERILOG_SHA[k], lib_sha, scripts,
+    return cache.content_hash("area", {f: job[f] for f in AREA_FIELDS}, hashlib.sha256(text.encode()).hexdigest(),
+                              lib_sha, scripts,
                               synth.yosys_version(), cache.code_version("hdl.synth", "study.area_accuracy"))
 
 
