@@ -1,6 +1,9 @@
-"""Study subcommands: ``rf8sim demo``, ``rf8sim flow``, ``rf8sim study area-accuracy`` and ``rf8sim study variants``."""
+"""Study subcommands: ``rf8sim demo``, ``rf8sim flow``, ``rf8sim study area-accuracy``, ``rf8sim study variants``
+and ``rf8sim study cluster-scaling``."""
 
 from __future__ import annotations
+
+import json
 
 
 def register(sub) -> None:
@@ -39,6 +42,13 @@ def register(sub) -> None:
     q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR vs shape")
     q.set_defaults(func=cmd_variants)
+    q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
+    q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
+    q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
+    q.add_argument("--record", metavar="FILE.json", required=True, help="write the record here (with provenance)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_cluster_scaling)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -145,3 +155,25 @@ def cmd_variants(args) -> int:
     if args.plot:
         plot_error_vs_shape(rows, args.plot, title="SQNR vs generalized Gaussian shape")
     return 0
+
+
+def cmd_cluster_scaling(args) -> int:
+    from rich.console import Console
+
+    from .. import fileio, records
+    from ..cli import CLIError
+    from ..cluster_scaling import measure, render_table
+
+    try:
+        nodes = tuple(int(n) for n in args.nodes.split(",") if n.strip())
+    except ValueError:
+        raise CLIError(f"--nodes must be comma-separated positive integers, got {args.nodes!r}") from None
+    if not nodes or any(n < 1 for n in nodes):
+        raise CLIError(f"--nodes must be comma-separated positive integers, got {args.nodes!r}")
+    fileio.check_output_path(args.record, overwrite=args.force)
+    console = Console()
+    payload = measure(args.config, nodes, progress=not args.no_progress, console=console)
+    path = records.write_record(args.record, payload, overwrite=args.force)
+    console.print(render_table(json.loads(path.read_text())))
+    console.print(f"record: {path}")
+    return 0 if all(r["identical_to_serial"] for r in payload["runs"]) else 1
