@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rf8sim-installed
 export MPLBACKEND := Agg
-export NUMBA_CACHE_DIR := $(CURDIR)/build/numba-cache
+export NUMBA_CACHE_DIR := $(CURDIR)/build/cache/numba
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 

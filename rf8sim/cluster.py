@@ -128,9 +128,12 @@ def _ray_task(fn, job, label, cache_root):
         except OSError:
             pass  # this node cannot see the driver's disk: its own default root
     try:
-        return _execute(fn, job)
+        result = _execute(fn, job)
     except RF8SimError as e:
         raise ClusterError(f"task {label} failed on {_node_name()}: {type(e).__name__}: {e}") from None
+    if isinstance(result, dict) and result.get("ok") is False and isinstance(result.get("error"), str):
+        result = {**result, "error": f"{result['error']} (task {label} on {_node_name()})"}  # error records name the node
+    return result
 
 
 TOOL_CHECKS = {

@@ -43,6 +43,11 @@ def register(sub) -> None:
     p.add_argument("--no-liberty", action="store_true", help="generic gates only (no standard-cell mapping)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
+    p.add_argument("--workers", type=int, default=1, help="--table: local parallel syntheses (default 1)")
+    p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+                   help="--table: where the syntheses run (docs/study.md, 'Running on a cluster')")
+    p.add_argument("--cache-dir", default=None,
+                   help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
     p.set_defaults(func=cmd_synth)
 
 

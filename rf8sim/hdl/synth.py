@@ -18,6 +18,7 @@ of the Verilog, the scripts, the Liberty file and the yosys version.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -250,26 +251,44 @@ def _cells_of(stat: dict, name: str) -> dict:
     return {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items()}
 
 
-def area_table(liberty="default", use_cache: bool = True, progress: bool = True) -> list[dict]:
+def _table_job(job, liberty, use_cache):
+    """One configuration of :func:`area_table` (a cluster task; top-level so it pickles)."""
+    a, w, acc, lanes, stage = job
+    r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache)
+    r["acc_label"] = acc if stage == "mac" else "-"
+    return r
+
+
+def area_table(liberty="default", use_cache: bool = True, progress: bool = True, cluster: str = "local",
+               workers: int = 1) -> list[dict]:
     """The docs/hdl.md table: each pair with its exact (1024-term) and the 16:32 accumulator,
-    lanes 1 and 4, fixed output; plus each pair's product stage alone."""
+    lanes 1 and 4, fixed output; plus each pair's product stage alone.
+
+    The configurations run through :func:`rf8sim.cluster.run_tasks` (``cluster``: local, auto,
+    ray://HOST:PORT; ``workers``: local processes), one CPU and yosys per task; with ``use_cache``
+    each result is also kept in the cache root's task cache, keyed by the configuration, the
+    Liberty file, yosys and the code version (which determines the Verilog).
+    """
+    import hashlib
+
+    from .. import cache
+    from ..cluster import Resources, run_tasks
+
     jobs = []
     for a, w in TABLE_PAIRS:
         for acc in ("exact", "16:32"):
             for lanes in (1, 4):
                 jobs.append((a, w, acc, lanes, "mac"))
         jobs.append((a, w, "16:32", 1, "product"))
-    rows = []
-    it = jobs
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(jobs, desc="synth", unit="cfg")
-    for a, w, acc, lanes, stage in it:
-        r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache)
-        r["acc_label"] = acc if stage == "mac" else "-"
-        rows.append(r)
-    return rows
+    keys = None
+    if use_cache:
+        lib = default_liberty() if liberty == "default" else (Path(liberty) if liberty else None)
+        lib_sha = hashlib.sha256(lib.read_bytes()).hexdigest() if lib is not None and lib.is_file() else str(lib)
+        keys = [cache.content_hash("synth", job, lib_sha, yosys_version(), cache.code_version()) for job in jobs]
+    return run_tasks(functools.partial(_table_job, liberty=liberty, use_cache=use_cache), jobs, keys=keys,
+                     kind="synth", cluster=cluster, workers=workers, resources=Resources(num_cpus=1, tools=("yosys",)),
+                     labels=[f"synth {a}x{w} acc {acc} lanes {n} {st}" for a, w, acc, n, st in jobs],
+                     progress=progress, desc="synth")
 
 
 def _print(rows: list[dict]) -> None:
@@ -296,8 +315,13 @@ def _f(x):
 
 def run_cli(args) -> int:
     liberty = None if args.no_liberty else (args.liberty or "default")
+    from .. import cache
+
+    if getattr(args, "cache_dir", None):
+        cache.set_root(args.cache_dir)
     if args.table:
-        rows = area_table(liberty, use_cache=not args.no_cache)
+        rows = area_table(liberty, use_cache=not args.no_cache, cluster=getattr(args, "cluster", None) or "local",
+                          workers=getattr(args, "workers", 1) or 1)
     else:
         rows = [synthesize(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, args.stage, liberty,
                            use_cache=not args.no_cache)]

@@ -21,6 +21,8 @@ def register(sub) -> None:
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("--cache-dir", default=None,
                        help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
+        p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+                       help="where the verification and synthesis tasks run (default local)")
         p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("study", help="design-space studies (accuracy vs area, RF8 variants)")
@@ -87,7 +89,7 @@ def cmd_flow(args) -> int:
         cache.set_root(args.cache_dir)
     cfg = _resolve_config(args.config) if args.config else None
     res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
-                   cache_dir=args.cache_dir, quick=args.quick)
+                   cache_dir=args.cache_dir, quick=args.quick, cluster=args.cluster or "local")
     return res.exit_code
 
 
