@@ -48,6 +48,8 @@ class LocalRayCluster:
         self.object_store = object_store_mb * 1024 * 1024
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.client_port = free_port()  # Ray Client server on the head (not the default 10001: may be taken)
+        self.client_address = f"ray://127.0.0.1:{self.client_port}"
         # short paths: Ray's Unix sockets live below them (108-byte limit)
         self.tmp = Path(tempfile.mkdtemp(prefix="rf8ray", dir="/tmp"))
         self.pids: set[int] = set()
@@ -75,7 +77,8 @@ class LocalRayCluster:
 
     def start(self) -> "LocalRayCluster":
         try:
-            self._ray(["--head", f"--port={self.port}", "--include-dashboard=false",
+            self._ray(["--head", f"--port={self.port}", f"--ray-client-server-port={self.client_port}",
+                       "--include-dashboard=false",
                        f"--temp-dir={self.tmp / 'n0'}"], 0)
             for i in range(1, self.nodes):
                 self._ray([f"--address={self.address}", f"--temp-dir={self.tmp / f'n{i}'}"], i)

@@ -256,3 +256,38 @@ def test_cluster_bad_input_is_a_clear_error(two_nodes):
     # both nodes named (Ray reports a node by its host address even when started on 127.0.0.1)
     assert msg.count(" (node ") == 2 and msg.count("No module named 'rf8sim_no_such_tool'") == 2
     assert time.monotonic() - t0 < 120
+
+
+def test_ray_client_address_runs_tasks(two_nodes):
+    """``ray://HOST:PORT`` (Ray Client, the driver outside the cluster) runs tasks on both nodes."""
+    from rf8sim import cluster
+    from rf8sim.cluster import probe_node
+
+    try:
+        st = {}
+        got = run_tasks(probe_node, [(), ("numba",), ("torch",)], cluster=two_nodes.client_address, progress=False,
+                        stats=st)
+    finally:
+        cluster.shutdown()
+    assert st["nodes"] == 2 and st["computed"] == 3
+    assert [g["missing"] for g in got] == [{}, {}, {}] and {g["code"] for g in got} == {cache.code_version()}
+
+
+# ------------------------------------------------------------------------------ the recorded measurement
+
+def test_docs_scaling_table_is_generated_from_the_record():
+    """docs/study.md's scaling table is exactly what the checked-in record renders to."""
+    import json
+    import re
+
+    from rf8sim.cluster_scaling import RECORD, render_table
+
+    rec = json.loads(RECORD.read_text())
+    assert rec["points"] == 64 and [(r["mode"], r["nodes"]) for r in rec["runs"]] == [
+        ("serial", 1), ("ray", 1), ("ray", 2)]
+    assert all(r["identical_to_serial"] and r["tasks_computed"] == 64 for r in rec["runs"])
+    assert rec["provenance"]["machine"]["load_1min"] is not None
+    text = (Path(__file__).resolve().parents[1] / "docs" / "study.md").read_text()
+    m = re.search(r"^<!-- BEGIN generated:cluster:scaling -->\n(.*?)^<!-- END generated:cluster:scaling -->$",
+                  text, re.S | re.M)
+    assert m is not None and m.group(1) == render_table(rec)
