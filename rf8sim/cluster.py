@@ -43,6 +43,8 @@ __all__ = ["ClusterError", "Resources", "parse_cluster", "run_tasks", "connect",
 #: the longest a run waits without any task finishing before it gives up (RF8SIM_TASK_TIMEOUT)
 TASK_TIMEOUT_S = float(os.environ.get("RF8SIM_TASK_TIMEOUT", "3600"))
 CONNECT_TIMEOUT_S = 10.0
+#: how long the connection probe (a subprocess that runs ray.init) may take (RF8SIM_CONNECT_TIMEOUT)
+CONNECT_PROBE_TIMEOUT_S = float(os.environ.get("RF8SIM_CONNECT_TIMEOUT", "90"))
 PROBE_TIMEOUT_S = 120.0
 MAX_RETRIES = 3
 
@@ -211,9 +213,13 @@ def connect(spec: str):
         address = spec
     elif spec == "auto":
         address = "auto"
+        env = os.environ.get("RAY_ADDRESS", "")
+        if env and not env.startswith("ray://") and ":" in env:
+            _check_reachable(env)
     else:
         _check_reachable(spec)
         address = spec
+    _probe_connect(spec, address)
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
@@ -222,6 +228,33 @@ def connect(spec: str):
         raise ClusterError(f"cannot connect to the Ray cluster {spec}: {type(e).__name__}: {e}{hint}") from None
     _CONNECTED["spec"] = spec
     return ray
+
+
+_PROBE_CODE = """
+import sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print("rf8sim-nodes", sum(1 for n in ray.nodes() if n.get("Alive")))
+"""
+
+
+def _probe_connect(spec: str, address: str) -> None:
+    """Connect once in a subprocess with a timeout: ray.init itself can wait forever on a port that
+    accepts connections but is not a Ray cluster (or a cluster that never answers)."""
+    import subprocess
+    import sys
+
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE_CODE, address], capture_output=True, text=True,
+                           timeout=CONNECT_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"no Ray cluster answered at {spec} within {CONNECT_PROBE_TIMEOUT_S:.0f} s "
+                           "(RF8SIM_CONNECT_TIMEOUT): the port is open, but is it a Ray GCS port "
+                           "(`ray start --head --port`) or, for ray://, the client server port (10001)?") from None
+    if r.returncode != 0 or "rf8sim-nodes" not in r.stdout:
+        lines = [ln for ln in (r.stderr or r.stdout).strip().splitlines() if ln.strip()]
+        raise ClusterError(f"cannot connect to the Ray cluster {spec}: {lines[-1] if lines else 'no output'}"
+                           + (" (no cluster on this machine: run `ray start --head`, or pass --cluster "
+                              "ray://HOST:PORT)" if spec == "auto" else ""))
 
 
 def shutdown() -> None:
@@ -282,7 +315,7 @@ def _preflight(ray, resources: Resources, spec: str) -> list[dict]:
         if info["code"] != mine:
             problems.append(f"{_node_label(n)}: rf8sim code version {info['code']} differs from this "
                             f"driver's {mine} (install the same commit on every node)")
-        for tool, why in info["missing"].items():
+        for why in info["missing"].values():
             problems.append(f"{_node_label(n)}: {why}")
     if problems:
         raise ClusterError("the Ray cluster cannot run these tasks:\n  " + "\n  ".join(problems))

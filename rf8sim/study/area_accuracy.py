@@ -15,10 +15,8 @@ byte-identical to those of a local serial run and a re-run computes only what is
 from __future__ import annotations
 
 import functools
-import json
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import formats as F
-from .config import ConfigError, StudyConfig, config_hash
+from .config import StudyConfig
 
 __all__ = ["SweepResult", "expand_grid", "accuracy_key", "area_key", "run_sweep", "resolve_acc",
            "synth_area", "area_available", "machine_info", "area_task_key", "accuracy_task_key",
@@ -183,7 +181,7 @@ def accuracy_task_key(job: dict, layers, x, y) -> str:
     """Content hash of an accuracy job: its settings, the model's weights, the evaluation data, the code."""
     from .. import cache
 
-    return cache.content_hash("accuracy", {f: job[f] for f in ACCURACY_FIELDS}, [list(l) for l in layers], x, y,
+    return cache.content_hash("accuracy", {f: job[f] for f in ACCURACY_FIELDS}, [list(layer) for layer in layers], x, y,
                               cache.code_version())
 
 

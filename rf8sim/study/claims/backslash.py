@@ -252,7 +252,7 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
     runs = [(t, kind, lam, s) for (t, kind, lam) in jobs for s in seed_list]
     results = fan_out(functools.partial(_job, tasks=tasks, data=data), runs, kind="backslash",
                       setting={"tasks": tasks, "quick": quick}, progress=progress, desc="backslash runs")
-    for (t, kind, lam, s), r in zip(runs, results):
+    for (t, kind, lam, _s), r in zip(runs, results):
         descs[f"{t}/{kind}/{lam:g}"] = r["regularizer"]
         raw.setdefault(f"{t}/{kind}/{lam:g}", []).append(r["metrics"])
     rows = {}

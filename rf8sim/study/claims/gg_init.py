@@ -168,7 +168,7 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
     data = {t: _task_data(t, c) for t, c in tasks.items()}
     results = fan_out(functools.partial(_job, tasks=tasks, data=data), jobs, kind="gg-init",
                       setting={"tasks": tasks, "quick": quick}, progress=progress, desc="gg-init runs")
-    for (t, m, s), r in zip(jobs, results):
+    for (t, m, _s), r in zip(jobs, results):
         raw.setdefault(f"{t}/{m}", []).append(r)
     for key, runs in raw.items():
         t, m = key.split("/")

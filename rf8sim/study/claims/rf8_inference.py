@@ -207,7 +207,7 @@ def ptq_small_models(quick: bool, seeds: list, progress: bool) -> dict:
                       kind="rf8-inference-small", setting={"tasks": tasks, "grans": grans, "lam": SMALL_LAM,
                                                            "schemes": SMALL_SCHEMES, "quick": quick},
                       progress=progress, desc="PTQ of trained models")
-    for (t, variant, s), r in zip(jobs, results):
+    for (t, variant, _s), r in zip(jobs, results):
         raw.setdefault(f"{t}/{variant}", []).append(r)
     rows = {k: {m: mean_std([r[m] for r in v]) for m in v[0]} for k, v in raw.items()}
     cfg = {"tasks": tasks, "backslash_lambda": SMALL_LAM, "deepshape": "defaults + 1 fine-tuning epoch",
