@@ -15,15 +15,17 @@ if not _os.environ.get("NUMBA_CACHE_DIR"):
     _os.environ["NUMBA_CACHE_DIR"] = str(_cache.root() / "numba")
     _os.environ["RF8SIM_NUMBA_CACHE_DEFAULT"] = "1"
 
-from . import formats  # noqa: E402
-from .formats import Format, FormatError, get as get_format, values  # noqa: E402
+from . import formats, scales  # noqa: E402
+from .formats import Format, FormatError, float_format, get as get_format, values  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "formats",
+    "scales",
     "Format",
+    "float_format",
     "FormatError",
     "get_format",
     "values",
@@ -39,7 +41,7 @@ _LAZY = {
     "decode": "rf8sim.golden",
     "quantize": "rf8sim.golden",
     "dequantize": "rf8sim.golden",
-    "AccSpec": "rf8sim.golden.accspec",
+    "AccSpec": "rf8sim.accspec",
 }
 
 

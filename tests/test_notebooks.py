@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from toolcheck import package
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
@@ -13,16 +15,19 @@ def test_three_notebooks_exist():
                                             "03_gg_training_pipeline.ipynb"]
 
 
+@package("nbformat", "nbformat==5.11.1 (rf8sim[test])")
+@package("nbclient", "nbclient==0.11.0 (rf8sim[test])")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
+    import nbformat
+
     monkeypatch.setenv("RF8SIM_NOTEBOOK_SIZE", "small")
     monkeypatch.setenv("RF8SIM_NOTEBOOK_OUT", str(tmp_path / "out"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     # the kernel inherits this environment; keep Numba's cache where the rest of the suite has it
     monkeypatch.setenv("NUMBA_CACHE_DIR", os.environ.get("NUMBA_CACHE_DIR",
-                                                         str(Path(__file__).resolve().parents[1] / "build" / "numba-cache")))
+                                                         str(Path(__file__).resolve().parents[1] / "build" / "cache" / "numba")))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})

@@ -23,9 +23,29 @@
     ``frac_bits``, ``width``, ``lanes``, ``seed`` (int64).  The accumulator's real value
     is ``acc * 2**-frac_bits``.
 
+``mac16_<case>.npz`` - W8A16 MAC traces (``fp32`` and ``aligned:K:M`` accumulators, docs/formats.md
+    "Accumulation: fp32" / "Accumulation: aligned:K:M"), n beats: inputs ``a`` (uint16 for
+    bf16/fp16 activations), ``w`` (uint8, or uint16 for bf16 weights), both (n, lanes), ``clear``
+    bool (n,); outputs after each beat ``acc_bits`` uint32 (n,) - the float32 bit pattern of the
+    accumulator, every NaN the canonical 0x7FC00000 - and the sticky ``overflow`` / ``invalid``
+    bool (n,); metadata ``a_fmt``, ``w_fmt``, ``acc`` (str, ``AccSpec.parse`` syntax), ``lanes``,
+    ``seed``.  aligned cases put a clear only on block boundaries (K/lanes beats).
+
 ``encode_<fmt>.npz`` - float32 inputs ``x`` (boundary values and random) and the codes
     ``codes_<rounding>`` (uint8, saturate=True) for every rounding mode of the format;
     for e4m3/e5m2 also ``codes_nearest_nonsat`` (saturate=False).
+
+``table_<fmt>.npz`` for the 16-bit formats bf16 and fp16 - the same arrays for all 65,536
+    codes (``canonical`` uint16).
+
+``encode_<fmt>.npz`` for bf16 and fp16 - ``x`` float32 (ties, neighbours of ties, the
+    overflow threshold, subnormal edges, signed zeros, Inf, NaN, random) and ``codes_nearest``
+    (uint16, the format's default: overflow to +-Inf) and ``codes_nearest_sat`` (saturate=True).
+
+``mx_<fmt>.npz`` for fmt in rf8, e4m3, e5m2, int8 - OCP MX quantization (granularity "mx",
+    blocks of 32 along the last axis): ``x`` float32 (rows, 64) with zero, subnormal, huge,
+    power-of-two, NaN and Inf blocks; ``codes`` uint8, ``scale_exp`` int8 (rows, 2) (-128 is the
+    NaN scale), ``scale_e8m0`` uint8 (the OCP E8M0 bytes), ``deq`` float32 (dequantized values).
 
 ``MANIFEST.json`` - the generating command, the layout version and, per file, its
     SHA-256, size and arrays (dtype, shape).
@@ -52,13 +72,18 @@ from .. import __version__
 from .. import formats as F
 from .accspec import AccSpec
 
-__all__ = ["GOLDEN_COMMAND", "LAYOUT_VERSION", "FORMATS", "PRODUCT_PAIRS", "MAC_CASES", "MacCase",
+__all__ = ["GOLDEN_COMMAND", "LAYOUT_VERSION", "FORMATS", "FORMATS16", "MX_FORMATS", "PRODUCT_PAIRS", "MAC_CASES", "MacCase",
+           "MAC16_CASES", "Mac16Case",
            "generate", "write_golden", "verify", "load_vectors", "list_vectors", "default_root",
            "GoldenMismatch"]
 
 GOLDEN_COMMAND = "rf8sim golden --out golden"
 LAYOUT_VERSION = 1
 FORMATS = ("rf8", "e4m3", "e5m2", "int8")
+#: 16-bit formats with table and encode vectors.
+FORMATS16 = ("bf16", "fp16")
+#: formats with OCP MX quantization vectors.
+MX_FORMATS = ("rf8", "e4m3", "e5m2", "int8")
 PRODUCT_PAIRS = (("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"), ("rf8", "int8"))
 
 
@@ -100,9 +125,46 @@ MAC_CASES = (
 )
 
 
+@dataclass(frozen=True)
+class Mac16Case:
+    """A W8A16 MAC trace: ``acc`` is ``fp32`` or ``aligned:K:M``."""
+
+    name: str
+    a_fmt: str
+    w_fmt: str
+    acc: str
+    lanes: int
+    n: int
+    seed: int
+    special_rate: float = 0.0005  # probability of a NaN/Inf operand code
+    clear_rate: float = 1 / 40  # per beat (aligned: per block boundary, times K/lanes)
+    big_rate: float = 0.004  # probability of one of the 40 largest-magnitude codes
+
+    def spec(self) -> AccSpec:
+        return AccSpec.parse(self.acc)
+
+
+MAC16_CASES = (
+    Mac16Case("bf16_rf8_fp32_l1", "bf16", "rf8", "fp32", 1, 3000, 601),
+    Mac16Case("bf16_rf8_fp32_l4", "bf16", "rf8", "fp32", 4, 1500, 602),
+    Mac16Case("bf16_rf8_aligned_32_16_l4", "bf16", "rf8", "aligned:32:16", 4, 1600, 603),
+    Mac16Case("bf16_rf8_aligned_16_8_l1", "bf16", "rf8", "aligned:16:8", 1, 1600, 604),
+    Mac16Case("fp16_rf8_fp32_l4", "fp16", "rf8", "fp32", 4, 1500, 605),
+    Mac16Case("bf16_e4m3_fp32_l1", "bf16", "e4m3", "fp32", 1, 3000, 611),
+    Mac16Case("bf16_e4m3_aligned_32_16_l4", "bf16", "e4m3", "aligned:32:16", 4, 1600, 612),
+    Mac16Case("bf16_int8_fp32_l1", "bf16", "int8", "fp32", 1, 3000, 621),
+    Mac16Case("bf16_int8_aligned_32_16_l4", "bf16", "int8", "aligned:32:16", 4, 1600, 622),
+    Mac16Case("bf16_bf16_fp32_l1", "bf16", "bf16", "fp32", 1, 3000, 631),
+    Mac16Case("bf16_bf16_fp32_l4", "bf16", "bf16", "fp32", 4, 1500, 632),
+    Mac16Case("bf16_bf16_aligned_32_16_l4", "bf16", "bf16", "aligned:32:16", 4, 1600, 633),
+)
+
+
 def default_root() -> Path:
-    """The repository's ``golden/`` directory (next to the ``rf8sim`` package)."""
-    return Path(__file__).resolve().parents[2] / "golden"
+    """The repository's ``golden/`` directory (or its installed copy, see rf8sim.resources)."""
+    from ..resources import data_dir
+
+    return data_dir("golden")
 
 
 # ---------------------------------------------------------------------------
@@ -169,6 +231,58 @@ def _mac_vectors(case: MacCase) -> dict:
     }
 
 
+def _draw16(rng, fmt: F.Format, size, special_rate: float, big_rate: float) -> np.ndarray:
+    """Codes of any width: zeros, subnormals/smallest, largest, values near 1, moderate, uniform."""
+    fin = np.flatnonzero(fmt.special == F.SPECIAL_FINITE)
+    mag = np.abs(fmt.values[fin])
+    pools = [fin, fin[mag == 0], fin[np.argsort(mag)[1:40]], fin[np.argsort(mag)[-40:]],
+             fin[(mag >= 0.5) & (mag <= 2)], fin[(mag >= 2.0 ** -6) & (mag <= 2.0 ** 6)]]
+    probs = np.array([0.03, 0.06, 0.04, big_rate, 0.35, 0.52 - big_rate])
+    which = rng.choice(len(pools), size=size, p=probs / probs.sum())
+    out = np.empty(size, np.int64)
+    for i, p in enumerate(pools):
+        sel = which == i
+        out[sel] = rng.choice(p, int(sel.sum()))
+    spec = np.flatnonzero(fmt.special != F.SPECIAL_FINITE)
+    if spec.size and special_rate:
+        s = rng.random(size) < special_rate
+        out[s] = rng.choice(spec, int(s.sum()))
+    return out.astype(fmt.code_dtype)
+
+
+def _mac16_vectors(case: Mac16Case) -> dict:
+    from .arith import mac
+
+    a_fmt, w_fmt = F.get(case.a_fmt), F.get(case.w_fmt)
+    spec = case.spec()
+    rng = np.random.default_rng(case.seed)
+    shape = (case.n, case.lanes)
+    a = _draw16(rng, a_fmt, shape, case.special_rate, case.big_rate)
+    w = _draw16(rng, w_fmt, shape, case.special_rate, case.big_rate)
+    # exact cancellations: a term that is the negation of the one before it
+    fa, fw = a.reshape(-1), w.reshape(-1)
+    idx = np.flatnonzero(rng.random(fa.size - 1) < 0.08) + 1
+    fa[idx] = fa[idx - 1] ^ np.array(a_fmt.sign_bit, fa.dtype)
+    fw[idx] = fw[idx - 1]
+    bpb = spec.block // case.lanes if spec.kind == "aligned" else 1
+    # runs of same-signed largest products: overflow to Inf where the formats can reach it
+    big_a = np.flatnonzero(a_fmt.finite)[np.argsort(np.abs(a_fmt.values[a_fmt.finite]))[-8:]]
+    big_w = np.flatnonzero(w_fmt.finite)[np.argsort(np.abs(w_fmt.values[w_fmt.finite]))[-8:]]
+    for start in rng.integers(0, case.n // bpb - 4, 3) * bpb:
+        run = slice(int(start), int(start) + 2 * bpb)
+        a[run] = rng.choice(big_a[a_fmt.sign[big_a] == 0], a[run].shape)
+        w[run] = rng.choice(big_w[w_fmt.sign[big_w] == 0], w[run].shape)
+    clear = rng.random(case.n) < case.clear_rate * bpb
+    clear &= np.arange(case.n) % bpb == 0
+    clear[0] = True
+    tr = mac(a, w, clear, a_fmt, w_fmt, spec)
+    return {
+        "a": a, "w": w, "clear": clear, "acc_bits": tr.acc, "overflow": tr.overflow, "invalid": tr.invalid,
+        "a_fmt": np.array(case.a_fmt), "w_fmt": np.array(case.w_fmt), "acc": np.array(str(spec)),
+        "lanes": np.array(case.lanes, np.int64), "seed": np.array(case.seed, np.int64),
+    }
+
+
 def _encode_inputs(fmt: F.Format, seed: int) -> np.ndarray:
     mags = [float(m) for m in fmt.magnitudes]
     pts = []
@@ -211,7 +325,64 @@ def _table_vectors(name: str) -> dict:
     v = fmt.values.astype(np.float32)
     return {"values": v, "bits": v.view(np.uint32).copy(), "sign": fmt.sign.astype(np.uint8),
             "sig": fmt.sig.astype(np.int32), "exp": fmt.exp.astype(np.int16),
-            "special": fmt.special.astype(np.uint8), "canonical": fmt.canonical.astype(np.uint8)}
+            "special": fmt.special.astype(np.uint8), "canonical": fmt.canonical.astype(fmt.code_dtype)}
+
+
+def _encode16_inputs(fmt: F.Format, seed: int) -> np.ndarray:
+    """Ties and their float32 neighbours (a seeded sample of all of them), every boundary, random."""
+    rng = np.random.default_rng(seed)
+    mags = fmt.magnitudes
+    mids = ((mags[:-1] + mags[1:]) / 2).astype(np.float32)
+    pick = np.concatenate([mids[:64], mids[-64:], rng.choice(mids, 1500, replace=False)])
+    ulp = 2.0 ** int(fmt.exp[fmt.max_code])
+    with np.errstate(over="ignore"):  # bf16: max + ulp is beyond float32 (becomes Inf, also wanted)
+        edges = np.array([fmt.max, fmt.max + ulp / 2, fmt.max + ulp, fmt.min_positive, fmt.min_positive / 2,
+                          fmt.min_positive * 1.5, 2.0 ** (1 - fmt.bias), 3.0e38, 1e-45, np.inf], np.float32)
+    pts = np.concatenate([pick, edges, mags[rng.integers(0, len(mags), 500)].astype(np.float32)])
+    b = pts.view(np.uint32).astype(np.int64)
+    b = np.concatenate([b, b + 1, b - 1])
+    pts = b[(b >= 0) & (b <= 0x7F800000)].astype(np.uint32).view(np.float32)
+    rnd = rng.integers(0, 0x7F800000, 2000, dtype=np.int64).astype(np.uint32).view(np.float32)
+    x = np.unique(np.concatenate([pts, rnd]))
+    return np.concatenate([x, -x, np.array([np.nan, -np.nan], np.float32)]).astype(np.float32)
+
+
+def _encode16_vectors(name: str, seed: int) -> dict:
+    from .codec import encode
+
+    fmt = F.get(name)
+    x = _encode16_inputs(fmt, seed)
+    return {"x": x, "codes_nearest": encode(x, fmt), "codes_nearest_sat": encode(x, fmt, saturate=True)}
+
+
+def mx_inputs(seed: int) -> np.ndarray:
+    """(40, 64) float32 blocks over 2**-140..2**120 plus zero, subnormal, huge, power-of-two, NaN, Inf blocks."""
+    rng = np.random.default_rng(seed)
+    rows = 40
+    x = rng.standard_normal((rows, 64)) * np.exp2(rng.integers(-140, 120, (rows, 2))).repeat(32, axis=1)
+    x[::3] *= rng.standard_t(2, size=(len(x[::3]), 64))
+    x = x.astype(np.float32)
+    x[0, :32] = 0.0
+    x[0, 32:] = -0.0
+    x[1, :32] = np.float32(2.0**-149) * rng.integers(-3, 4, 32)
+    x[2, :32] = np.finfo(np.float32).max * np.float32(0.99)
+    x[2, 32:] = np.exp2(np.arange(32) - 16.0)
+    x[3, :] = np.float32(1.0)
+    x[3, 33] = np.nextafter(np.float32(2.0), np.float32(0))
+    x[4, 5] = np.nan
+    x[5, 40] = np.inf
+    x[6, 1] = -np.inf
+    return x
+
+
+def _mx_vectors(name: str, seed: int) -> dict:
+    from .. import scales as S
+    from .codec import dequantize, quantize
+
+    x = mx_inputs(seed)
+    codes, k = quantize(x, name, granularity="mx")
+    return {"x": x, "codes": codes, "scale_exp": k, "scale_e8m0": S.to_e8m0(k),
+            "deq": dequantize(codes, k, name, "mx")}
 
 
 def _product_vectors(a: str, w: str) -> dict:
@@ -233,6 +404,13 @@ def generate() -> dict[str, dict[str, np.ndarray]]:
         files[f"encode_{name}.npz"] = _encode_vectors(name, 900 + i)
     for case in MAC_CASES:
         files[f"mac_{case.name}.npz"] = _mac_vectors(case)
+    for i, name in enumerate(FORMATS16):
+        files[f"table_{name}.npz"] = _table_vectors(name)
+        files[f"encode_{name}.npz"] = _encode16_vectors(name, 1600 + i)
+    for i, name in enumerate(MX_FORMATS):
+        files[f"mx_{name}.npz"] = _mx_vectors(name, 3200 + i)
+    for case in MAC16_CASES:
+        files[f"mac16_{case.name}.npz"] = _mac16_vectors(case)
     return files
 
 
@@ -380,7 +558,9 @@ def load_vectors(name: str, root=None) -> dict:
             known = ", ".join(list_vectors(root))
         except FileNotFoundError:
             known = f"(no MANIFEST.json in {root}; run `{GOLDEN_COMMAND}`)"
-        raise FileNotFoundError(f"no golden vector file {fname!r} in {root}; available: {known}")
+        from ..errors import InputFileError
+
+        raise InputFileError(f"no golden vector file {fname!r} in {root}; available: {known}")
     out = {}
     for k, v in _read_npz(p).items():
         out[k] = v.item() if v.ndim == 0 else v

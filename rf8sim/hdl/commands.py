@@ -10,7 +10,8 @@ def _config_args(p, lanes_default=1) -> None:
     p.add_argument("--w-fmt", default="rf8", help="weight format (default rf8)")
     p.add_argument("--acc", default="exact", help="accumulator: exact[:TERMS] or FRAC:WIDTH (default exact = 1024 terms)")
     p.add_argument("--lanes", type=int, default=lanes_default, help="products per clock (adder tree), default 1")
-    p.add_argument("--out", default="fixed", choices=("fixed", "fp32"), help="add an RNE float32 output (fp32)")
+    p.add_argument("--result", default="fixed", choices=("fixed", "fp32"),
+                   help="the unit's result port: the fixed-point accumulator (default) or also an RNE float32 (fp32)")
 
 
 def register(sub) -> None:
@@ -29,8 +30,9 @@ def register(sub) -> None:
     p.add_argument("--max-len", type=int, default=1024, help="longest random sequence (default 1024)")
     p.add_argument("--no-products", action="store_true", help="skip the 65,536-product sweep")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="auto", choices=("auto", "golden", "reference", "both"))
-    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--model", default="golden", choices=("golden", "reference", "both"))
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON (a record with provenance)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_rtlsim)
 
     p = sub.add_parser("synth", help="synthesise MAC configurations with yosys: gates, NAND2-eq, um^2, depth")
@@ -41,7 +43,8 @@ def register(sub) -> None:
                    help="the docs/hdl.md area table: all pairs, exact and 16:32 accumulators, lanes 1 and 4, products")
     p.add_argument("--liberty", help="your own Liberty file (default: osu018_stdcells.lib, fetched with apt)")
     p.add_argument("--no-liberty", action="store_true", help="generic gates only (no standard-cell mapping)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a record with provenance)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
     p.add_argument("--workers", type=int, default=1, help="--table: local parallel syntheses (default 1)")
     p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
@@ -51,25 +54,15 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_synth)
 
 
-def _check_output(path: str, force: bool):
-    from pathlib import Path
-
-    out = Path(path)
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    if out.parent and not out.parent.exists():
-        raise FileNotFoundError(f"directory {out.parent} does not exist")
-    return out
-
-
 def cmd_verilog(args) -> int:
+    from ..fileio import check_output_path, write_text
     from .mac import MacConfig
     from .verilog import generate_verilog, lint
 
-    out = _check_output(args.output, args.force)
-    cfg = MacConfig.make(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out)
+    out = check_output_path(args.output, args.force)
+    cfg = MacConfig.make(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result)
     text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out, name=args.module)
-    out.write_text(text)
+    write_text(out, text, overwrite=args.force)  # atomic; exclusive unless --force (two writers cannot both win)
     d = cfg.describe()
     print(f"wrote {out}: {d['a_fmt']} x {d['w_fmt']}, acc {cfg.acc}, lanes {d['lanes']}, out {d['out']}, "
           f"latency {latency} clocks, product {d['product']}")
@@ -80,14 +73,20 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_rtlsim(args) -> int:
-    import json
 
     from rich.console import Console
     from rich.table import Table
 
+    from .. import records
+    from ..fileio import check_output_path
+    from .mac import HdlError
     from .sim import verify
 
-    s = verify(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, products=not args.no_products,
+    if args.random < 0 or args.max_len < 1:
+        raise HdlError(f"--random must be >= 0 and --max-len >= 1 (got {args.random}, {args.max_len})")
+    if args.json:
+        check_output_path(args.json, overwrite=args.force)
+    s = verify(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, products=not args.no_products,
                n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator,
                model=args.model)
     c = s["config"]
@@ -103,8 +102,7 @@ def cmd_rtlsim(args) -> int:
                       str(r["invalid_beats"]), f"{r['beats_per_s']:.0f}")
     Console().print(t)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(s, fh, indent=2, default=str)
+        records.write_record(args.json, s, overwrite=args.force)
     if not s["ok"]:
         for r in s["runs"].values():
             for cmp in r["comparisons"]:
