@@ -31,7 +31,7 @@ HAVE_PSUTIL = importlib.util.find_spec("psutil") is not None
 #: a small real sweep: 2 formats x 2 granularities x 2 accumulators (8 bit-exact evaluations)
 #: and 4 MAC syntheses
 SWEEP = {"study": {"name": "cluster-test", "seed": 0, "workers": 1},
-         "model": {"hidden": [16], "epochs": 1, "n_samples": 500, "eval_samples": 200},
+         "model": {"hidden": [16], "epochs": 1, "n_samples": 500, "eval_samples": 100},
          "sweep": {"formats": ["rf8", "int8"], "roundings": ["nearest"], "granularities": ["tensor", "block"],
                    "block": 8, "acc": ["exact", "4:30"], "lanes": [1]},
          "area": {"mode": "auto"}}
