@@ -34,10 +34,10 @@ demo: venv
 	$(VENV)/bin/rf8sim demo
 
 test: venv
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-slow: venv
-	$(PY) -m pytest -n 2 -q -m slow --runslow
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m slow --runslow
 
 bench: venv
 	$(VENV)/bin/rf8sim bench --record results/bench.json --force

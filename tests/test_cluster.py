@@ -25,6 +25,9 @@ from rf8sim.cluster import ClusterError, Resources, parse_cluster, run_tasks
 from rf8sim.raylocal import free_port, ray_executable
 from toolcheck import require
 
+#: one worker runs this module under `pytest -n 2 --dist loadgroup` (make test): one cluster, not two
+pytestmark = pytest.mark.xdist_group("ray_cluster")
+
 HAVE_RAY = importlib.util.find_spec("ray") is not None and ray_executable() is not None
 HAVE_PSUTIL = importlib.util.find_spec("psutil") is not None
 
