@@ -276,6 +276,20 @@ def test_cluster_bad_input_is_a_clear_error(two_nodes):
     assert time.monotonic() - t0 < 180
 
 
+def test_claims_on_the_cluster_match_the_local_run(two_nodes, tmp_path):
+    """``rf8sim claims`` with --cluster: every seed x arm a task on the cluster, the same numbers as in-process."""
+    from rf8sim.study.claims.runner import run_claim
+
+    def run(where, cluster):
+        p = run_claim("backslash", quick=True, out=tmp_path / where, progress=False, cluster=cluster,
+                      use_cache=False)
+        return {k: p[k] for k in ("config", "rows", "summary", "verdict", "seeds")}
+
+    local = run("local", "local")
+    remote = run("ray", two_nodes.address)
+    assert remote == local and len(local["rows"]) == 3
+
+
 def test_ray_client_address_runs_tasks(two_nodes):
     """``ray://HOST:PORT`` (Ray Client, the driver outside the cluster) runs tasks on both nodes."""
     from rf8sim import cluster
