@@ -360,6 +360,8 @@ def run_tasks(fn: Callable, jobs: Sequence, *, keys: "Sequence[str] | None" = No
     st.update(cached=n - len(todo), computed=len(todo), backend=cluster if cluster != "local" else
               ("in-process" if workers <= 1 else f"local processes ({workers})"))
     if not todo:
+        if cluster != "local":
+            connect(cluster)  # a wrong address is an error even when every result is cached
         return out
     bar = tqdm(total=n, initial=n - len(todo), desc=desc or kind, disable=not progress, leave=False)
 

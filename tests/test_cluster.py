@@ -243,13 +243,18 @@ def test_killed_worker_is_retried_and_results_are_identical(two_nodes, local_run
     assert _files(tmp_path / "out") == _files(local_run / "out")
 
 
-def test_cluster_bad_input_is_a_clear_error(two_nodes):
+def test_cluster_bad_input_is_a_clear_error(two_nodes, tmp_path):
     """Unreachable address, missing resources, a tool missing on the nodes: errors that name them, fast."""
     t0 = time.monotonic()
     port = free_port()
     for spec in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
         with pytest.raises(ClusterError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
             run_tasks(_square, [1], cluster=spec, progress=False)
+    # also when every result is cached (nothing would be submitted)
+    run_tasks(_square, [1], keys=["sq1"], kind="sq", progress=False, cache_base=tmp_path)
+    with pytest.raises(ClusterError, match="cannot reach"):
+        run_tasks(_square, [1], keys=["sq1"], kind="sq", cluster=f"127.0.0.1:{port}", progress=False,
+                  cache_base=tmp_path)
     # a port that accepts connections but is not Ray: ray.init alone would wait forever
     import socket
 
