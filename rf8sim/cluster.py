@@ -219,15 +219,30 @@ def connect(spec: str):
     else:
         _check_reachable(spec)
         address = spec
-    _probe_connect(spec, address)
-    try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=True)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
-        hint = " (no cluster on this machine: run `ray start --head`, or pass --cluster ray://HOST:PORT)" \
-            if spec == "auto" else ""
-        raise ClusterError(f"cannot connect to the Ray cluster {spec}: {type(e).__name__}: {e}{hint}") from None
+    if not spec.startswith("ray://"):  # Ray Client bounds its own connection attempts (and a second
+        _probe_connect(spec, address)   # client connection right after a probe's can be refused under load)
+    # Ray Client's server starts one process per client; on an overloaded head that start can fail
+    # ("Starting Ray client server failed"): a bounded number of attempts, each bounded by Ray (~30 s)
+    attempts = 3 if spec.startswith("ray://") else 1
+    for attempt in range(attempts):
+        try:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=True)
+            break
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+            if attempt + 1 < attempts and not isinstance(e, ValueError):
+                ray.shutdown()
+                time.sleep(2.0 * (attempt + 1))
+                continue
+            _raise_connect(spec, e)
     _CONNECTED["spec"] = spec
     return ray
+
+
+def _raise_connect(spec: str, e: BaseException):
+    """ClusterError for a failed ray.init (with a hint for ``auto``)."""
+    hint = " (no cluster on this machine: run `ray start --head`, or pass --cluster ray://HOST:PORT)" \
+        if spec == "auto" else ""
+    raise ClusterError(f"cannot connect to the Ray cluster {spec}: {type(e).__name__}: {e}{hint}") from None
 
 
 _PROBE_CODE = """
