@@ -38,6 +38,9 @@ RENDERER_MODULES = (
     "rf8sim.bench",
     "rf8sim.study.claims.report",
     "rf8sim.golden.aligned_error",
+    "rf8sim.study.results",
+    "rf8sim.hdl.ppa_cli",
+    "rf8sim.verify",
     "rf8sim.cluster_scaling",
 )
 

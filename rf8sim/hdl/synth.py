@@ -71,6 +71,13 @@ def yosys_available() -> bool:
         return False
 
 
+def _cache_dir() -> Path:
+    """The one cache root (:func:`rf8sim.cache.root`); osu018 extractions go to its ``osu018/``."""
+    from .. import cache
+
+    return cache.root()
+
+
 #: where Debian's qflow-tech-osu018 installs the library (``make sysdeps``)
 SYSTEM_OSU018 = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 
@@ -163,8 +170,16 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     ``stage``: "mac" (the whole unit) or "product" (one lane's product stage alone,
     combinational).  ``liberty``: "default" (osu018), a path, or None (generic only).
     """
-    cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
-    name, text = _design(cfg, stage)
+    from .w8a16 import is_a16_request
+
+    if is_a16_request(a_fmt, acc):  # W8A16 units (rf8sim.hdl.synth16); out does not apply
+        from .synth16 import design16
+
+        describe, name, text = design16(a_fmt, w_fmt, acc, lanes, stage)
+    else:
+        cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+        describe = cfg.describe()
+        name, text = _design(cfg, stage)
     lib = None
     if liberty == "default":
         lib = default_liberty()
@@ -187,7 +202,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     work = root / f"{name}-{stage}-{key}"
     cached = work / "result.json"
     if use_cache and cached.exists():
-        return _fix_depth({**json.loads(cached.read_text()), "cached": True})
+        return _fix_depth({**json.loads(cached.read_text()), "cached": True, "workdir": str(work)})
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(text)
     t0 = time.perf_counter()
@@ -202,7 +217,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     nand_comb = sum(n * NAND2_WEIGHTS[c] for c, n in cells.items() if "DFF" not in c)
     m = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)", glog)
     res = {
-        "config": cfg.describe(), "stage": stage, "module": name, "yosys": yosys_version(),
+        "config": describe, "stage": stage, "module": name, "yosys": yosys_version(),
         "generic": {
             "cells": dict(sorted(cells.items())), "gates": sum(n for c, n in cells.items() if "DFF" not in c),
             "flops": sum(n for c, n in cells.items() if "DFF" in c),
@@ -235,7 +250,8 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     res["synth_s"] = time.perf_counter() - t0
     res = _fix_depth(res)
     cached.write_text(json.dumps(res, indent=1))
-    return {**res, "cached": False}
+    # workdir holds mapped.v + cells.lib (the osu018 netlist) for rf8sim.hdl.sta / power
+    return {**res, "cached": False, "workdir": str(work)}
 
 
 def _fix_depth(res: dict) -> dict:

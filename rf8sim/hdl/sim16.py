@@ -1,0 +1,95 @@
+"""Verification of the W8A16 units on Icarus/Verilator (cocotb runner), bit for bit.
+
+The stream testbench (hdl/tb/mac_tb.v with ``A_BITS = 16``) is the same as for the
+8-bit MAC; every output beat (float32 bits and both sticky flags) is compared with the
+golden model ``rf8sim.golden.mac(..., acc="fp32" | "aligned:K:M")`` and, with
+``model="both"``, also with the independent Fraction reference
+:mod:`rf8sim.hdl.reference16`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .mac import HdlError
+from .sim import compare, run_stream
+from .stimulus16 import edge_codes16, product_sweep16, random_stream16
+from .w8a16 import A16Config
+
+__all__ = ["expected16", "verify16", "sweep_codes"]
+
+
+def expected16(cfg: A16Config, stream, model: str = "golden") -> dict:
+    """Expected float32 bits and flags after each beat from the golden model or the reference."""
+    a = stream.a if cfg.lanes > 1 else stream.a[:, 0]
+    w = stream.w if cfg.lanes > 1 else stream.w[:, 0]
+    if model == "golden":
+        from .. import golden
+
+        tr = golden.mac(a, w, stream.clear, cfg.a.name, cfg.w.name, cfg.acc_text)
+        acc = np.asarray(tr.acc).astype(np.uint32)
+        ovf, inv = np.asarray(tr.overflow, bool), np.asarray(tr.invalid, bool)
+    elif model == "reference":
+        from .reference16 import mac_aligned_reference, mac_fp32_reference
+
+        if cfg.kind == "fp32":
+            acc, ovf, inv = mac_fp32_reference(stream.a, stream.w, stream.clear, cfg.a.name, cfg.w.name)
+        else:
+            acc, ovf, inv = mac_aligned_reference(stream.a, stream.w, stream.clear, cfg.a.name, cfg.w.name,
+                                                  cfg.acc[1], cfg.acc[2])
+    else:
+        raise HdlError(f"unknown model {model!r}; use 'golden', 'reference' or 'both'")
+    return {"model": model, "acc": acc, "overflow": ovf, "invalid": inv, "fp32": None}
+
+
+def sweep_codes(cfg: A16Config, n_act: int | None = None, seed: int = 0) -> np.ndarray:
+    """Activation codes of the product sweep: all 65,536 (n_act None) or the edge codes, every exponent
+    field's extremes and a seeded sample, n_act in all."""
+    if n_act is None:
+        return np.arange(1 << 16, dtype=np.uint16)
+    fl = cfg.a
+    E = np.arange(1 << fl.exp_bits, dtype=np.uint16)
+    top = np.uint16((1 << fl.man_bits) - 1)
+    ext = np.concatenate([E << fl.man_bits, (E << fl.man_bits) | top])
+    base = np.unique(np.concatenate([edge_codes16(fl), ext, ext | np.uint16(0x8000)]))
+    rng = np.random.default_rng(seed)
+    rest = np.setdiff1d(np.arange(1 << 16, dtype=np.uint16), base)
+    k = max(0, n_act - len(base))
+    return np.sort(np.concatenate([base, rng.choice(rest, k, replace=False)]))[:max(n_act, len(base))]
+
+
+def verify16(a_fmt="bf16", w_fmt="rf8", acc="fp32", lanes: int = 1, *, sweep: int | None | bool = False,
+             n_random: int = 100, max_len: int = 256, seed: int = 0, simulator: str = "icarus",
+             model: str = "golden", root: Path | None = None, quiet: bool = True) -> dict:
+    """Simulate a W8A16 unit; compare every beat with the golden model (and/or the reference).
+
+    ``sweep``: False (none), None (all 65,536 activation codes x every weight code, fp32 only) or
+    an int (that many activation codes x every weight code).  ``n_random``: seeded sequences
+    (random, realistic, edge, overflow, cancellation, tiny, long equal sums).
+    """
+    cfg = A16Config.make(a_fmt, w_fmt, acc, lanes)
+    streams = []
+    if sweep is not False:
+        if cfg.kind != "fp32":
+            raise HdlError("the product sweep runs on the fp32 accumulator (one product per beat)")
+        streams.append(("sweep", product_sweep16(cfg, sweep_codes(cfg, sweep, seed))))
+    if n_random:
+        streams.append(("random", random_stream16(cfg, n_random, seed, max_len)))
+    if not streams:
+        raise HdlError("nothing to verify: no sweep and n_random=0")
+    summary = {"config": cfg.describe(), "simulator": simulator, "runs": {}, "ok": True}
+    models = ["golden", "reference"] if model == "both" else [model]
+    for tag, stream in streams:
+        got = run_stream(cfg, stream, simulator, root, tag, quiet)
+        run = {"beats": len(stream), "products": len(stream) * cfg.lanes, "sequences": stream.sequences,
+               "sim_s": got["sim_s"], "latency": got["latency"], "overflow_beats": int(got["overflow"].sum()),
+               "invalid_beats": int(got["invalid"].sum()), "comparisons": []}
+        for mdl in models:
+            c = compare(cfg, got, expected16(cfg, stream, mdl))
+            run["comparisons"].append(c)
+            summary["ok"] &= c["mismatched_beats"] == 0 and c["compared_beats"] == len(stream)
+        summary["runs"][tag] = run
+    summary["compared_beats"] = sum(r["beats"] for r in summary["runs"].values())
+    return summary
