@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rf8sim-installed
 export MPLBACKEND := Agg
-export NUMBA_CACHE_DIR := $(CURDIR)/build/numba-cache
+export NUMBA_CACHE_DIR := $(CURDIR)/build/cache/numba
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -42,10 +42,10 @@ demo: venv
 	$(VENV)/bin/rf8sim demo
 
 test: venv
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-slow: venv
-	$(PY) -m pytest -n 2 -q -m slow --runslow
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m slow --runslow
 
 bench: venv
 	$(VENV)/bin/rf8sim bench --record results/bench.json --force

@@ -48,6 +48,11 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a record with provenance)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json / --record / --plot file")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
+    p.add_argument("--workers", type=int, default=1, help="--table: local parallel syntheses (default 1)")
+    p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+                   help="--table: where the syntheses run (docs/study.md, 'Running on a cluster')")
+    p.add_argument("--cache-dir", default=None,
+                   help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
     g = p.add_argument_group("timing and energy (OpenSTA + gate-level Icarus; docs/hdl.md)")
     g.add_argument("--timing", action="store_true", help="OpenSTA critical path, slack, fmax, area x delay")
     g.add_argument("--power", action="store_true", help="gate-level switching activity -> pJ/MAC, TOPS/W, TOPS/mm2")

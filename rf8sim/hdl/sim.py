@@ -47,10 +47,11 @@ def hdl_dir() -> Path:
 
 
 def build_root() -> Path:
-    env = os.environ.get("RF8SIM_BUILD")
-    from ..resources import build_dir
+    """Simulator builds: the cache root's ``hdl/`` (:mod:`rf8sim.cache`), keyed by a hash of the
+    Verilog, the testbench and the simulator."""
+    from .. import cache
 
-    return Path(env) if env else build_dir("hdl")
+    return cache.subdir("hdl")
 
 
 def check_simulator(simulator: str) -> dict:
