@@ -71,6 +71,7 @@ def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: s
 # ---- README's "Measured here" table, generated from the records (rf8sim docs) -------------------
 
 GPU_RECORD = Path(__file__).resolve().parents[1] / "training" / "results" / "gpu_check_h100.json"
+TRAINING_RECORD = Path(__file__).resolve().parents[1] / "training" / "results" / "bench_training_cpu.json"
 
 
 def _read(path: Path) -> dict:
@@ -104,15 +105,26 @@ def measured_table() -> str:
     prov = b["provenance"]
     m = prov["machine"]
     dirty = " + uncommitted changes" if prov.get("dirty") else ""
+    if TRAINING_RECORD.is_file():
+        tp = _read(TRAINING_RECORD)["provenance"]
+        tdirty = " + uncommitted changes" if tp.get("dirty") else ""
+        tnote = (f" Training rows (fake_quant, QAT, BackSlash): `{tp['command']}` (load {tp['machine']['load_1min']:g}), "
+                 f"commit {str(tp['commit'])[:10]}{tdirty}, {tp['utc']} — record `training/results/bench_training_cpu.json`.")
+    else:
+        tnote = ""
     head = (f"CPU rows: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load {m['load_1min']:g} at the "
             f"start: a shared machine, so each ratio compares two timings taken back to back), torch "
             f"{prov['versions'].get('torch')}, commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']} — "
             f"record `results/bench.json`. GPU rows: `python -m rf8sim.training.gpu_check` on "
             f"{g['info']['device_name']}, torch {g['info']['torch']} — record `training/results/gpu_check_h100.json` "
-            "(that record has no commit or dirty flag: it predates rf8sim.records).")
+            "(that record has no commit or dirty flag: it predates rf8sim.records)." + tnote)
     enc = [_row(rows, f"encode f32->{f} nearest") for f in ("rf8", "e4m3")]
     dec = [_row(rows, f"decode {f}->f32") for f in ("e4m3", "rf8")]
     gemm = _row(rows, "exact rf8 x rf8 GEMM 512^3 (auto")
+    # training rows: the dedicated training record (python -m rf8sim.training.bench --record) when present
+    t = _read(TRAINING_RECORD) if TRAINING_RECORD.is_file() else None
+    trows = t["rows"] if t else rows
+    rows_all, rows = rows, trows
     fq = _row(rows, "fake_quant rf8 tensor, 16M")
     fqc = _row(rows, "fake_quant rf8 per-channel (1024 cols)")
     fq_fused = [r for r in rows if r["name"].startswith("fake_quant ") and "(fused op, torch.compile" in r["name"]]
@@ -120,6 +132,7 @@ def measured_table() -> str:
     qat_c = [r for r in rows if r["name"].startswith("QAT step, same model, fake_quant via torch.compile")]
     bs = [r for r in rows if r["name"].startswith("BackSlash step") and "fused" not in r["name"]]
     bs_c = [r for r in rows if r["name"].startswith("BackSlash step") and "fused" in r["name"]]
+    rows = rows_all
     ic_run = _row(rows, "icarus streamed beats/s (65536 beats, whole run")
     ic_loop = _row(rows, "icarus streamed beats/s (65536 beats, simulation loop only")
     g_fqc = _row(grows, "fake_quant rf8 per-channel, 16M fp32 (torch.compile")

@@ -2,8 +2,8 @@
 
 * ``training:sweeps`` - the exhaustive float32 sweeps (``rf8sim training-sweep [--fake-quant]
   --record``), records ``training/results/sweep_*.json``;
-* ``training:bench`` - the CPU training benchmarks (rows of ``results/bench.json``, written by
-  ``make bench``);
+* ``training:bench`` - the CPU training benchmarks (``training/results/bench_training_cpu.json``,
+  written by ``python -m rf8sim.training.bench --record``; else the training rows of ``results/bench.json``);
 * ``training:gpu`` - ``python -m rf8sim.training.gpu_check`` on a lent GPU
   (``training/results/gpu_check_*.json``).
 """
@@ -60,12 +60,16 @@ def sweeps_table() -> str:
     return "\n".join(out + [""] + [f"- {n}" for n in notes])
 
 
-def _bench_rows() -> tuple[list, dict]:
+def _bench_rows() -> tuple[list, dict, str]:
+    f = _root() / "training" / "results" / "bench_training_cpu.json"
+    if f.is_file():
+        d = _load(f)
+        return d["rows"], d["provenance"], f"training/results/{f.name}"
     d = _load(_root() / "results" / "bench.json")
     rows = [r for r in d["rows"] if r.get("part") == "training"]
     if not rows:
         raise DocgenError("results/bench.json has no training rows; rerun `make bench`")
-    return rows, d["provenance"]
+    return rows, d["provenance"], "results/bench.json (training rows)"
 
 
 def _table(rows: list) -> list[str]:
@@ -79,8 +83,8 @@ def _table(rows: list) -> list[str]:
 
 @register("training:bench")
 def bench_table() -> str:
-    rows, prov = _bench_rows()
-    return "\n".join([f"CPU, {_prov(prov)}; record `results/bench.json` (training rows).", ""] + _table(rows))
+    rows, prov, where = _bench_rows()
+    return "\n".join([f"CPU, {_prov(prov)}; record `{where}`.", ""] + _table(rows))
 
 
 @register("training:gpu")
