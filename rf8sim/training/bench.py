@@ -245,6 +245,9 @@ def main(argv=None) -> int:
         from rf8sim.fileio import check_output_path
 
         check_output_path(args.record, args.force)
+    from rf8sim.records import provenance
+
+    prov = provenance()  # the state of the code that runs (taken before the run, not after)
     rows = run(quick=args.quick, device=args.device)
     t = Table(title="rf8sim training benchmarks (ratios: same-run, interleaved)")
     for h in ("benchmark", "value", "baseline", "ratio", "goal"):
@@ -257,7 +260,8 @@ def main(argv=None) -> int:
     if args.record:
         from rf8sim.records import write_record
 
-        write_record(args.record, {"kind": "bench-training", "device": str(rows[0]["device"]) if rows else None,
+        write_record(args.record, {"provenance": prov, "kind": "bench-training",
+                                   "device": str(rows[0]["device"]) if rows else None,
                                    "quick": args.quick, "torch_threads": torch.get_num_threads(), "rows": rows},
                      overwrite=args.force)
     return 0

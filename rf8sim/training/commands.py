@@ -230,12 +230,15 @@ def _cmd_sweep_fq(args, all_modes, run) -> int:
         from rf8sim.fileio import check_output_path
 
         check_output_path(args.record, args.force)
+        from rf8sim.records import provenance
+
+        prov = provenance()  # the code that runs is the code at the start, not at the end
     rows = run(args.chunk_bits, modes=modes, start=args.start, stop=args.stop, compiled=not args.eager)
     if args.record:
         from rf8sim.records import write_record
 
-        write_record(args.record, {"kind": "training-sweep-fake-quant", "start": args.start, "stop": args.stop,
-                                   "rows": rows}, overwrite=args.force)
+        write_record(args.record, {"provenance": prov, "kind": "training-sweep-fake-quant", "start": args.start,
+                                   "stop": args.stop, "rows": rows}, overwrite=args.force)
     t = Table(title=f"fused fake-quant kernel vs golden, float32 patterns [{args.start:#x}, {args.stop:#x})")
     for h in ("format", "rounding", "kernel", "compared", "mismatches"):
         t.add_column(h)
@@ -266,13 +269,16 @@ def cmd_sweep(args) -> int:
     if args.record:
         from rf8sim.fileio import check_output_path
 
-        check_output_path(args.record, args.force)  # before hours of work, not after
+        check_output_path(args.record, args.force)
+        from rf8sim.records import provenance
+
+        prov = provenance()  # the code that runs is the code at the start, not at the end  # before hours of work, not after
     rows = sweep(args.chunk_bits, modes=tuple(modes), start=args.start, stop=args.stop)
     if args.record:
         from rf8sim.records import write_record
 
-        write_record(args.record, {"kind": "training-sweep", "start": args.start, "stop": args.stop,
-                                   "rows": rows}, overwrite=args.force)
+        write_record(args.record, {"provenance": prov, "kind": "training-sweep", "start": args.start,
+                                   "stop": args.stop, "rows": rows}, overwrite=args.force)
     t = Table(title=f"torch quantizer vs golden encode, float32 patterns [{args.start:#x}, {args.stop:#x})")
     for h in ("format", "rounding", "saturate", "compared", "mismatches"):
         t.add_column(h)
