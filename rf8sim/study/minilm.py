@@ -54,11 +54,11 @@ class TransformerSpec:
     max_terms: int = 2048       # "exact" accumulators are exact for this many products (>= 1536)
 
     def datapaths(self) -> list[DatapathConfig]:
+        from .transformer import parse_configs
+
         out = []
-        for c in self.configs:
-            w, _, r = str(c).partition(":")  # "rf8" or "rf8:paper"
-            for a in self.acc:
-                out.append(DatapathConfig(w, "", r or "nearest", self.granularity, self.block, str(a)))
+        for c in self.configs:  # "rf8", "rf8:paper", "rf8/bf16@fp32" (see parse_configs)
+            out += parse_configs(c, self.granularity, self.block, self.acc)
         return out
 
 
@@ -198,10 +198,11 @@ def run_transformer_study(spec: TransformerSpec, areas: dict, *, progress: bool 
 
     sens = _sensitivity(model, sentences, lengths, spec, dps, ref, progress)
     mixed = _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress)
+    mixed_bits = _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress, "weight_bits")
     timing["total"] = time.perf_counter() - t0
     return {"model": "all-MiniLM-L6-v2", "sentences": n, "tokens": int(lengths.sum()),
             "words": [spec.min_words, spec.max_words], "points": points, "pairs": pairs, "torch_check": checks,
-            "sensitivity": sens, "mixed": mixed, "timing_s": timing, "spec": _spec_dict(spec)}
+            "sensitivity": sens, "mixed": mixed, "mixed_bits": mixed_bits, "timing_s": timing, "spec": _spec_dict(spec)}
 
 
 def _spec_dict(spec) -> dict:
@@ -235,14 +236,32 @@ def _sensitivity(model, sentences, lengths, spec, dps, ref, progress) -> dict:
     return {"sentences": ns, "groups": {g: names for g, names in groups.items()}, "rows": rows}
 
 
-def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress) -> dict:
-    """Greedy per-group assignment minimising MAC-weighted area s.t. mean cosine >= min_cosine."""
+def weight_bits(dp: DatapathConfig) -> float:
+    """Stored bits per weight: the code plus its share of the power-of-two scale (8 bits per channel
+    row is negligible; per block of ``block`` values it is 8/block)."""
+    from .. import formats as F
+
+    bits = float(getattr(F.get(dp.w_format), "code_bits", 8))
+    if bits <= 8 and dp.granularity == "block":
+        bits += 8.0 / dp.block
+    return bits
+
+
+def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress, metric: str = "area") -> dict:
+    """Greedy per-group assignment minimising a MAC-weighted cost s.t. mean cosine >= min_cosine.
+
+    ``metric="area"``: synthesized MAC area (configurations with a MAC in the flow);
+    ``metric="weight_bits"``: stored bits per weight (every configuration; the W8A16 question)."""
     from .stats import bootstrap_ci
 
-    cands = [dp for dp in dps if dp.acc == "exact" and areas.get(f"{dp.act_format}x{dp.w_format}")]
-    if not cands:
-        return {"skipped": "no configuration has a synthesized MAC area"}
-    area = {dp.label: float(areas[f"{dp.act_format}x{dp.w_format}"]) for dp in cands}
+    if metric == "area":
+        cands = [dp for dp in dps if dp.acc == "exact" and areas.get(f"{dp.act_format}x{dp.w_format}")]
+        if not cands:
+            return {"skipped": "no configuration has a synthesized MAC area"}
+        area = {dp.label: float(areas[f"{dp.act_format}x{dp.w_format}"]) for dp in cands}
+    else:
+        cands = list(dps)
+        area = {dp.label: weight_bits(dp) for dp in cands}
     groups = sens["groups"]
     macs = _mac_counts(model, lengths)
     gmacs = {g: sum(macs[n] for n in names) for g, names in groups.items()}
@@ -256,7 +275,8 @@ def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress
     def predicted(assign):
         return sum(loss[(g, assign[g])] for g in groups)
 
-    by_area = sorted(cands, key=lambda d: area[d.label])
+    tot_loss = {d.label: sum(loss[(g, d.label)] for g in groups) for d in cands}
+    by_area = sorted(cands, key=lambda d: (area[d.label], tot_loss[d.label]))  # ties: least sensitive first
     assign = {g: by_area[0].label for g in groups}
     # upgrade the group with the best predicted loss reduction per area added until the prediction fits
     history = []
@@ -290,6 +310,7 @@ def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress
     uniform = [{"config": d.label, "cost": area[d.label], "cosine": float(per[d.label]["cosine"].mean())}
                for d in cands]
     ok = verified is not None and verified["mean"] >= spec.min_cosine
-    return {"constraint": f"mean cosine to float32 >= {spec.min_cosine}", "assignment": assign,
-            "cost_um2_per_mac": cost(assign), "verified": verified, "meets_constraint": ok,
+    unit = "cost_um2_per_mac" if metric == "area" else "cost_bits_per_weight"
+    return {"constraint": f"mean cosine to float32 >= {spec.min_cosine}", "assignment": assign, "metric": metric,
+            unit: cost(assign), "verified": verified, "meets_constraint": ok,
             "uniform": uniform, "history": history, "group_macs": gmacs}
