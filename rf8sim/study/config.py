@@ -54,6 +54,8 @@ never silently falls back to a default)::
     acc = ["exact"]             # AccSpec syntax; "exact" = exact for the longest K (1536); entries
                                 # with 16-bit codes take the fp32/aligned:K:M ones (else fp32)
     sensitivity_sentences = 200 # per-layer-group sensitivity scan on the first N sentences
+    a16_sentences = 1000        # configs with fp32/aligned:K:M accumulators (W8A16) on the first N only
+                                # (their golden kernels cost ~10x the exact 8-bit path per sentence)
     min_cosine = 0.999          # constraint of the mixed-format search (mean cosine to float32)
     batch_size = 64
     bootstrap = 2000            # bootstrap resamples for every interval and paired test
@@ -167,6 +169,7 @@ class TransformerSection:
     granularity: str = "channel"
     acc: tuple = ("exact",)
     sensitivity_sentences: int = 200
+    a16_sentences: int = 1000
     min_cosine: float = 0.999
     batch_size: int = 64
     bootstrap: int = 2000
@@ -345,7 +348,7 @@ def _check_transformer(t: "TransformerSection") -> None:
         raise ConfigError(f"[transformer] model {t.model!r}; valid: 'minilm', 'none'")
     if t.model == "none":
         return
-    for k in ("sentences", "sensitivity_sentences", "batch_size", "bootstrap", "min_words", "max_words"):
+    for k in ("sentences", "sensitivity_sentences", "a16_sentences", "batch_size", "bootstrap", "min_words", "max_words"):
         if getattr(t, k) < 1:
             raise ConfigError(f"[transformer] {k} must be >= 1, got {getattr(t, k)}")
     if t.sentences < 20:

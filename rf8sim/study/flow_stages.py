@@ -302,6 +302,7 @@ def transformer_spec(cfg):
     return TransformerSpec(model=t.model, sentences=t.sentences, min_words=t.min_words, max_words=t.max_words,
                            seed=cfg.study.seed, configs=tuple(t.configs), granularity=t.granularity,
                            acc=tuple(t.acc), sensitivity_sentences=t.sensitivity_sentences,
+                           a16_sentences=t.a16_sentences,
                            min_cosine=t.min_cosine, batch_size=t.batch_size, bootstrap=t.bootstrap,
                            torch_check=t.torch_check, max_terms=max(cfg.study.max_terms, 1536))
 
