@@ -442,7 +442,7 @@ def _check_float(m: ExactLinear, x_rows: np.ndarray) -> dict:
                                  granularity=c.granularity, block=c.block)
         r = T16.gemm16(tc, tw, c.act_format, c.w_format, str(m.acc), w_scale_exp=tkw,
                        w_granularity=m.w_granularity, block=c.block)
-        tbits = r.acc.contiguous().view(torch.int32).numpy().view(np.uint32)
+        tbits = r.bits.numpy().astype(np.uint32)
         mism = {"act_codes": int(np.count_nonzero(tc.numpy().astype(np.uint16) != a_codes)),
                 "w_codes": int(np.count_nonzero(tw.numpy().astype(m.w_codes.dtype) != m.w_codes)),
                 "acc": int(np.count_nonzero(tbits != acc_bits)),
