@@ -120,7 +120,8 @@ def render_costs() -> str:
     pv = rec["provenance"]
     m = pv["machine"]
     t = load_config(_root() / "rf8sim" / "study" / "configs" / "flow.toml").transformer
-    lines = [f"Record `{COSTS_RECORD}`: `{pv['command']}` at commit {str(pv['commit'])[:10]} on {m['cpu']}, "
+    lines = [f"Record `{COSTS_RECORD}`: `{pv['command']}` at commit {str(pv['commit'])[:10]}"
+             f"{' (dirty tree)' if pv.get('dirty') else ''} on {m['cpu']}, "
              f"{m['cores']} cores, load average {m.get('load_1min')} (other jobs: per-sentence costs on a quiet "
              f"machine are lower); {rec['sentences']} sentences ({rec['tokens']} tokens), one thread.", "",
              "| configuration | CPU s per sentence | × float32 | torch/reference check CPU s |", "|---|---|---|---|"]
