@@ -29,7 +29,7 @@ _LAZY = {
     "decode": "rf8sim.golden",
     "quantize": "rf8sim.golden",
     "dequantize": "rf8sim.golden",
-    "AccSpec": "rf8sim.golden.accspec",
+    "AccSpec": "rf8sim.accspec",
 }
 
 

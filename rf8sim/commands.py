@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 
+#: ``rf8sim table`` prints every code of formats this small, and only this many codes of wider ones
+#: unless ``--range`` or ``--all`` says otherwise.
+_TABLE_ALL = 256
+
+
 def register(sub) -> None:
     p = sub.add_parser("formats", help="one row per format: fields, bias, range, code usage")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_formats)
 
-    p = sub.add_parser("table", help="all 256 codes of a format: hex, bits, value, canonical")
+    p = sub.add_parser("table", help="the codes of a format: hex, bits, value, canonical")
     p.add_argument("format", help="format name (see `rf8sim formats`)")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.add_argument("--range", metavar="LO:HI", dest="code_range",
+                   help="only codes LO..HI-1 (hex or decimal, e.g. 0x3F80:0x3FA0); default: every code of "
+                        f"formats of up to {_TABLE_ALL} codes, the first {_TABLE_ALL} otherwise")
+    p.add_argument("--all", action="store_true", help="every code, however many (65,536 for bf16/fp16)")
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("bench", help="benchmarks of every part, as ratios against same-run baselines")
@@ -33,12 +42,12 @@ def cmd_formats(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     t = Table(title="rf8sim formats")
-    cols = ["name", "fields", "bias", "max", "min_positive", "distinct_values", "distinct_magnitudes",
-            "canonical_codes", "duplicate_codes", "nan_codes", "inf_codes"]
-    heads = ["format", "fields", "bias", "max", "min > 0", "distinct values", "distinct |v|",
-             "canonical", "duplicate", "NaN", "Inf"]
+    cols = ["name", "bits", "fields", "bias", "max", "min_positive", "distinct_values", "distinct_magnitudes",
+            "canonical_codes", "duplicate_codes", "nan_codes", "inf_codes", "roundings"]
+    heads = ["format", "bits", "fields", "bias", "max", "min > 0", "distinct values", "distinct |v|",
+             "canonical", "duplicate", "NaN", "Inf", "roundings"]
     for h in heads:
-        t.add_column(h, justify="right" if h not in ("format", "fields") else "left")
+        t.add_column(h, justify="right" if h not in ("format", "fields", "roundings") else "left")
     for r in rows:
         t.add_row(*[_fmt(r[c]) for c in cols])
     Console().print(t)
@@ -58,26 +67,58 @@ def cmd_table(args) -> int:
     from . import formats as F
 
     fmt = F.get(args.format)
+    lo, hi = _code_range(args, fmt)
     canon = fmt.is_canonical
+    hw, bw = (fmt.code_bits + 3) // 4, fmt.code_bits
     rows = []
-    for c in range(256):
+    for c in range(lo, hi):
         sp = int(fmt.special[c])
         note = {F.SPECIAL_NAN: "NaN", F.SPECIAL_INF: "Inf"}.get(sp, "")
         if sp == F.SPECIAL_FINITE and not canon[c]:
-            note = f"duplicate of 0x{int(fmt.canonical[c]):02X}"
-        rows.append((f"0x{c:02X}", f"{c:08b}", _fmt(float(fmt.values[c])), "yes" if canon[c] else "no", note))
+            note = f"duplicate of 0x{int(fmt.canonical[c]):0{hw}X}"
+        rows.append((f"0x{c:0{hw}X}", f"{c:0{bw}b}", _fmt(float(fmt.values[c])), "yes" if canon[c] else "no", note))
     if args.csv:
         print("code,bits,value,canonical,note")
         for r in rows:
             print(",".join(r))
+        _note_partial(args, fmt, lo, hi)
         return 0
-    t = Table(title=f"{fmt.name}: {fmt.description}")
+    shown = "" if (lo, hi) == (0, fmt.n_codes) else f" (codes 0x{lo:0{hw}X}..0x{hi - 1:0{hw}X} of {fmt.n_codes})"
+    t = Table(title=f"{fmt.name}: {fmt.description}{shown}")
     for h in ("code", "bits", "value", "canonical", "note"):
         t.add_column(h)
     for r in rows:
         t.add_row(*r)
     Console().print(t)
+    _note_partial(args, fmt, lo, hi)
     return 0
+
+
+def _note_partial(args, fmt, lo, hi) -> None:
+    if not args.code_range and not args.all and hi - lo < fmt.n_codes:
+        import sys
+
+        print(f"showing the first {hi - lo} of {fmt.n_codes} codes; use --range LO:HI or --all", file=sys.stderr)
+
+
+def _code_range(args, fmt) -> tuple[int, int]:
+    from .cli import CLIError
+
+    if args.code_range and args.all:
+        raise CLIError("--range and --all contradict each other; give at most one")
+    if args.all:
+        return 0, fmt.n_codes
+    if not args.code_range:
+        return 0, min(fmt.n_codes, _TABLE_ALL)
+    parts = args.code_range.split(":")
+    try:
+        lo, hi = (int(p, 0) for p in parts)
+    except ValueError:
+        raise CLIError(f"--range {args.code_range!r} is not LO:HI (two integers, e.g. 0x3F80:0x3FA0)") from None
+    if not 0 <= lo < hi <= fmt.n_codes:
+        raise CLIError(f"--range {args.code_range}: need 0 <= LO < HI <= {fmt.n_codes} ({fmt.name} has "
+                       f"{fmt.n_codes} codes)")
+    return lo, hi
 
 
 def cmd_bench(args) -> int:

@@ -1,13 +1,25 @@
-"""The normative definition of every 8-bit format in rf8sim.
+"""The normative definition of every format in rf8sim.
 
 This module is the single source of truth: biases, field widths, value tables,
 special codes and the exact (sign, integer significand, exponent) decomposition
 that the golden model, the RTL generator and the torch emulation all derive
 their arithmetic from.  Nothing else in the package hard-codes a format constant.
 
+Formats have ``code_bits`` of 2..16 (``n_codes = 2**code_bits`` codes, stored as
+``uint8`` up to 8 bits and ``uint16`` above).  Three public constructors build them
+from a handful of parameters, the way gfloat's ``FormatInfo`` does:
+
+* :func:`float_format` - any IEEE-style binary float (sign, exponent, mantissa;
+  bias, subnormals on/off, Inf/NaN convention ``ieee`` / ``fn`` / ``none``, default
+  saturation).  ``e4m3``, ``e5m2``, ``bf16`` and ``fp16`` are built with it; a user
+  defines E3M4, E2M1 or an FP6 the same way and may :func:`register` it.
+* :func:`residual_format` - the RF8 family (a leading power of two plus one signed
+  residual term).
+* :func:`int_format` - two's complement integers.
+
 A :class:`Format` is immutable.  Every finite value of every format is exact in
-float32, so ``values`` (float64) and ``values.astype(float32)`` hold the same
-numbers.
+float32 (the constructors refuse formats where that is not so), so ``values``
+(float64) and ``values.astype(float32)`` hold the same numbers.
 
 Value of a finite code ``c``::
 
@@ -16,18 +28,19 @@ Value of a finite code ``c``::
 with ``sig`` a non-negative integer.  Products of two codes are therefore exact
 integers times a power of two, which is what the fixed-point accumulator of
 :mod:`rf8sim.golden` and the RTL consume.
+
+This module imports numpy only (no Numba): the hdl and training packages use it.
 """
 
 from __future__ import annotations
 
-from rf8sim.errors import RF8SimError
-
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable
 
 import numpy as np
+
+from rf8sim.errors import RF8SimError
 
 __all__ = [
     "Format",
@@ -36,25 +49,45 @@ __all__ = [
     "SPECIAL_NAN",
     "SPECIAL_INF",
     "ROUNDINGS",
+    "SPECIALS",
     "RF8_RESIDUALS",
+    "RF8_VARIANTS",
+    "register_rf8_variants",
+    "MAX_CODE_BITS",
+    "float_format",
+    "residual_format",
+    "int_format",
+    "greedy_roundings",
+    "rounding_unsupported",
     "get",
     "names",
     "register",
-    "residual_format",
     "values",
     "RF8",
     "E4M3",
     "E5M2",
     "INT8",
+    "BF16",
+    "FP16",
 ]
 
 SPECIAL_FINITE = 0
 SPECIAL_NAN = 1
 SPECIAL_INF = 2
 
-#: Rounding modes understood by ``encode``.  ``paper`` and ``truncate`` exist
-#: only for residual (RF8-like) formats; the others are round-to-nearest.
+#: Rounding modes understood by ``encode``.  ``paper`` and ``truncate`` exist only for
+#: residual (RF8-like) formats whose residual set has the terms the greedy algorithms
+#: produce (see :func:`greedy_roundings`); ``nearest`` exists for every format.
 ROUNDINGS = ("nearest", "paper", "truncate")
+
+#: Inf/NaN conventions of :func:`float_format`:
+#: ``ieee`` - exponent field all ones: M == 0 is +-Inf, M != 0 is NaN (E5M2, bf16, fp16);
+#: ``fn`` - no Inf, only S.1..1.1..1 is NaN (OCP E4M3, "finite + NaN");
+#: ``none`` - every code is a finite number (OCP E2M1, E2M3, E3M2).
+SPECIALS = ("ieee", "fn", "none")
+
+#: Widest code the package handles (tables of 2**16 entries).
+MAX_CODE_BITS = 16
 
 
 class FormatError(RF8SimError, ValueError):
@@ -69,16 +102,16 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Format:
-    """One 8-bit format, completely described by data.
+    """One format, completely described by data.
 
     Attributes
     ----------
-    name : registry name (``rf8``, ``e4m3``, ``e5m2``, ``int8`` ...).
-    kind : ``"residual"`` (RF8 family), ``"float"`` (OCP FP8) or ``"int"``.
+    name : registry name (``rf8``, ``e4m3``, ``e5m2``, ``int8``, ``bf16``, ``fp16`` ...).
+    kind : ``"residual"`` (RF8 family), ``"float"`` (IEEE-style binary float) or ``"int"``.
     exp_bits, man_bits : widths of the exponent field and of the field below it
         (the mantissa for floats, the residual selector ``R`` for RF8; 7 for int8).
     bias : exponent bias (RF8: leading exponent ``e = E - bias``).
-    values : the 256 code values as float64 (NaN/Inf where the code is special).
+    values : the ``n_codes`` code values as float64 (NaN/Inf where the code is special).
     sign, sig, exp : exact decomposition of each finite code
         (``value = (-1)**sign * sig * 2**exp``; zero has ``sig == 0``).
     special : per code, ``SPECIAL_FINITE``, ``SPECIAL_NAN`` or ``SPECIAL_INF``.
@@ -89,10 +122,15 @@ class Format:
         tie-breaking rule of ``nearest`` uses the parity of an index into it.
     max, min_positive : largest finite value and smallest positive value.
     nan_code : the code ``encode`` writes for NaN (None if the format has none).
-    inf_code : the code of +Inf (None if none; -Inf is ``inf_code | 0x80``).
-    residuals : RF8 family only: for ``R`` = 0..7 the residual term as
+    inf_code : the code of +Inf (None if none; -Inf is ``inf_code | sign_bit``).
+    residuals : RF8 family only: for ``R`` = 0..2**man_bits-1 the residual term as
         ``(t, d)`` meaning multiplier ``1 + t * 2**-d`` (``t = 0``: no term).
-    roundings : rounding modes ``encode`` accepts for this format.
+    roundings : rounding modes ``encode`` implements for this format (exactly those).
+    code_bits : width of a code (2..16); ``n_codes = 2**code_bits``.
+    subnormals : floats: whether ``E == 0`` codes are subnormals (else signed zeros).
+    specials : floats: ``ieee``, ``fn`` or ``none`` (see :data:`SPECIALS`); others ``none``.
+    saturate : the default of ``encode(..., saturate=None)``: True clamps out-of-range
+        values to +-max, False gives Inf/NaN (or an error where the format has neither).
     """
 
     name: str
@@ -114,12 +152,35 @@ class Format:
     residuals: tuple = ()
     roundings: tuple = ("nearest",)
     description: str = ""
+    code_bits: int = 8
+    subnormals: bool = True
+    specials: str = "none"
+    saturate: bool = True
 
     # ---- derived facts -------------------------------------------------
     @property
+    def n_codes(self) -> int:
+        return 1 << self.code_bits
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        """``uint8`` for codes of up to 8 bits, ``uint16`` above."""
+        return np.dtype(np.uint8) if self.code_bits <= 8 else np.dtype(np.uint16)
+
+    @property
+    def sign_bit(self) -> int:
+        """The sign bit of a sign-magnitude code (the two's complement sign bit for ints)."""
+        return 1 << (self.code_bits - 1)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Every code, ascending, in ``code_dtype``."""
+        return np.arange(self.n_codes, dtype=self.code_dtype)
+
+    @property
     def is_canonical(self) -> np.ndarray:
         """Boolean mask of the codes that ``encode`` can return."""
-        return self.canonical == np.arange(256, dtype=np.uint8)
+        return self.canonical == np.arange(self.n_codes)
 
     @property
     def finite(self) -> np.ndarray:
@@ -149,15 +210,25 @@ class Format:
         nz = self.finite & (self.sig > 0)
         return int(self.exp[nz].max())
 
+    @property
+    def max_code(self) -> int:
+        """The canonical code of +max."""
+        return int(self.canonical[int(np.flatnonzero(self.values == self.max)[0])])
+
     def exact_value(self, code: int) -> Fraction:
         """The exact value of a finite code as a Fraction (raises for NaN/Inf)."""
         code = int(code)
-        if not 0 <= code <= 255:
-            raise FormatError(f"code {code} is not in 0..255")
+        if not 0 <= code < self.n_codes:
+            raise FormatError(f"code {code} is not in 0..{self.n_codes - 1} ({self.name} has "
+                              f"{self.code_bits}-bit codes)")
         if self.special[code] != SPECIAL_FINITE:
-            raise FormatError(f"{self.name} code 0x{code:02X} is not finite")
+            raise FormatError(f"{self.name} code 0x{code:0{self._hexw}X} is not finite")
         v = Fraction(int(self.sig[code])) * Fraction(2) ** int(self.exp[code])
         return -v if self.sign[code] else v
+
+    @property
+    def _hexw(self) -> int:
+        return (self.code_bits + 3) // 4
 
     def fields(self) -> str:
         if self.kind == "residual":
@@ -170,9 +241,10 @@ class Format:
         """Key numbers, as printed by ``rf8sim formats`` and tabulated in docs."""
         canon = self.is_canonical
         finite = self.finite
-        distinct = len({float(v) for v in self.values[finite]})  # -0 == +0
+        distinct = len(np.unique(self.values[finite]))  # -0 == +0
         return {
             "name": self.name,
+            "bits": self.code_bits,
             "fields": self.fields(),
             "bias": self.bias,
             "max": self.max,
@@ -183,6 +255,7 @@ class Format:
             "duplicate_codes": int((~canon & finite).sum()),
             "nan_codes": len(self.nan_codes),
             "inf_codes": len(self.inf_codes),
+            "roundings": ",".join(self.roundings),
         }
 
     def __repr__(self) -> str:
@@ -196,129 +269,254 @@ class Format:
 # construction helpers
 
 
-def _finish(name, kind, exp_bits, man_bits, bias, sign, sig, exp, special, *,
-            nan_code, inf_code, residuals=(), roundings=("nearest",), description=""):
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise FormatError(f"a format name is a non-empty string, got {name!r}")
+    return name.strip().lower()
+
+
+def _int_param(what: str, v, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise FormatError(f"{what} must be an integer, got {v!r}")
+    if not lo <= int(v) <= hi:
+        raise FormatError(f"{what} must be in {lo}..{hi}, got {v}")
+    return int(v)
+
+
+def _finish(name, kind, exp_bits, man_bits, bias, sign, sig, exp, special, *, code_bits=8,
+            nan_code, inf_code, residuals=(), roundings=("nearest",), description="",
+            subnormals=True, specials="none", saturate=True) -> Format:
+    n = 1 << code_bits
     sign = np.asarray(sign, np.uint8)
     sig = np.asarray(sig, np.int64)
     exp = np.asarray(exp, np.int64)
     special = np.asarray(special, np.uint8)
-    vals = np.empty(256, np.float64)
-    for c in range(256):
-        if special[c] == SPECIAL_NAN:
-            vals[c] = math.copysign(math.nan, -1.0 if sign[c] else 1.0)
-        elif special[c] == SPECIAL_INF:
-            vals[c] = -np.inf if sign[c] else np.inf
-        else:
-            v = math.ldexp(float(sig[c]), int(exp[c]))
-            vals[c] = -v if sign[c] else v
-    # canonical: smallest code with the same (value, sign-of-zero); NaNs -> nan_code
-    canonical = np.empty(256, np.uint8)
-    first: dict = {}
-    for c in range(256):
-        if special[c] == SPECIAL_NAN:
-            canonical[c] = nan_code
-            continue
-        key = (vals[c], bool(sign[c]) if vals[c] == 0 else None)
-        canonical[c] = first.setdefault(key, c)
+    assert sign.shape == sig.shape == exp.shape == special.shape == (n,)
     fin = special == SPECIAL_FINITE
+    neg = sign.astype(bool)
+    with np.errstate(over="ignore"):
+        mag = np.ldexp(sig.astype(np.float64), np.where(fin, exp, 0).astype(np.int32))
+    vals = np.where(neg, -mag, mag)
+    vals[special == SPECIAL_INF] = np.where(neg, -np.inf, np.inf)[special == SPECIAL_INF]
+    vals[special == SPECIAL_NAN] = np.where(neg, -np.nan, np.nan)[special == SPECIAL_NAN]
+    if not fin.any() or not np.all(np.isfinite(vals[fin])):
+        raise FormatError(f"{name}: finite codes must decode to finite numbers")
+    v32 = vals[fin].astype(np.float32)
+    inexact = v32.astype(np.float64) != vals[fin]
+    if inexact.any():
+        c = int(np.flatnonzero(fin)[np.flatnonzero(inexact)[0]])
+        raise FormatError(f"{name}: code 0x{c:X} has value {vals[c]!r}, which float32 cannot hold exactly; "
+                          f"rf8sim formats must lie inside float32 (2**-149 .. 2**128)")
+    # canonical: smallest code with the same float64 bit pattern (signed zeros distinct); NaNs -> nan_code
+    keys = vals.view(np.int64)
+    canonical = np.empty(n, np.int64)
+    fidx = np.flatnonzero(fin)
+    _, first, inv = np.unique(keys[fidx], return_index=True, return_inverse=True)
+    canonical[fidx] = fidx[first][inv.reshape(-1)]
+    canonical[special == SPECIAL_INF] = np.flatnonzero(special == SPECIAL_INF)
+    if (special == SPECIAL_NAN).any():
+        canonical[special == SPECIAL_NAN] = nan_code
     mags = np.unique(np.abs(vals[fin]))
-    assert np.all(np.isfinite(vals[fin]))
-    for c in range(256):  # every finite value is exact in float32
-        if fin[c]:
-            assert float(np.float32(vals[c])) == vals[c], (name, c)
+    if mags.size < 2:
+        raise FormatError(f"{name}: needs a nonzero finite value")
     maxv = float(vals[fin].max())  # int8: 127, not |-128|
     minpos = float(mags[mags > 0][0])
+    dt = np.uint8 if code_bits <= 8 else np.uint16
     return Format(
         name=name, kind=kind, exp_bits=exp_bits, man_bits=man_bits, bias=bias,
         values=_readonly(vals), sign=_readonly(sign), sig=_readonly(sig), exp=_readonly(exp),
-        special=_readonly(special), canonical=_readonly(canonical), magnitudes=_readonly(mags),
+        special=_readonly(special), canonical=_readonly(canonical.astype(dt)), magnitudes=_readonly(mags),
         max=maxv, min_positive=minpos, nan_code=nan_code, inf_code=inf_code,
         residuals=tuple(residuals), roundings=tuple(roundings), description=description,
+        code_bits=code_bits, subnormals=bool(subnormals), specials=specials, saturate=bool(saturate),
     )
 
+
+# ---------------------------------------------------------------------------
+# IEEE-style binary floats
+
+
+def float_format(name: str, exp_bits: int, man_bits: int, *, bias: int | None = None,
+                 subnormals: bool = True, specials: str = "ieee", saturate: bool | None = None,
+                 description: str = "") -> Format:
+    """An IEEE-style binary float ``s | E (exp_bits) | M (man_bits)``, ``code_bits = 1 + exp_bits + man_bits``.
+
+    Parameters
+    ----------
+    exp_bits : 1..8; man_bits : 0..15 (with ``1 + exp_bits + man_bits <= 16``).
+    bias : exponent bias; default ``2**(exp_bits - 1) - 1``.
+    subnormals : True: ``E == 0`` codes are subnormals ``M * 2**(1 - bias - man_bits)``;
+        False: every ``E == 0`` code is a signed zero (encode writes ``M == 0``).
+    specials : ``ieee`` (E all ones: Inf if M == 0, else NaN), ``fn`` (only S.1..1.1..1
+        is NaN, no Inf) or ``none`` (all codes finite); see :data:`SPECIALS`.
+    saturate : default of ``encode(..., saturate=None)``; default False for ``ieee``
+        (overflow to Inf, as IEEE and ml_dtypes casts), True otherwise.
+
+    Normal codes: ``sig = 2**man_bits | M``, ``exp = E - bias - man_bits``.  The canonical
+    NaN (``nan_code``) is the positive quiet NaN: E all ones with the top mantissa bit
+    (``ieee``) or all ones (``fn``).  Every value must be exact in float32.
+    """
+    name = _check_name(name)
+    exp_bits = _int_param(f"{name}: exp_bits", exp_bits, 1, 8)
+    man_bits = _int_param(f"{name}: man_bits", man_bits, 0, MAX_CODE_BITS - 2)
+    code_bits = 1 + exp_bits + man_bits
+    if code_bits > MAX_CODE_BITS:
+        raise FormatError(f"{name}: 1 + exp_bits + man_bits = {code_bits} bits; at most {MAX_CODE_BITS} "
+                          f"are supported")
+    if specials not in SPECIALS:
+        raise FormatError(f"{name}: specials {specials!r} is not one of {', '.join(SPECIALS)}")
+    if specials == "ieee" and (man_bits < 1 or exp_bits < 2):
+        raise FormatError(f"{name}: specials='ieee' needs man_bits >= 1 and exp_bits >= 2 (Inf and NaN "
+                          f"take the top binade)")
+    if specials == "fn" and code_bits < 3:
+        raise FormatError(f"{name}: specials='fn' needs at least 3 bits")
+    if bias is None:
+        bias = (1 << (exp_bits - 1)) - 1
+    bias = _int_param(f"{name}: bias", bias, -1 << 10, 1 << 10)
+    if saturate is None:
+        saturate = specials != "ieee"
+    n = 1 << code_bits
+    c = np.arange(n, dtype=np.int64)
+    s = c >> (code_bits - 1)
+    ef = (1 << exp_bits) - 1
+    E = (c >> man_bits) & ef
+    M = c & ((1 << man_bits) - 1)
+    special = np.full(n, SPECIAL_FINITE, np.uint8)
+    if specials == "ieee":
+        special[(E == ef) & (M == 0)] = SPECIAL_INF
+        special[(E == ef) & (M != 0)] = SPECIAL_NAN
+    elif specials == "fn":
+        special[(E == ef) & (M == (1 << man_bits) - 1)] = SPECIAL_NAN
+    sub = E == 0
+    sig = np.where(sub, M if subnormals else 0, (1 << man_bits) | M)
+    exp = np.where(sub, 1 - bias - man_bits, E - bias - man_bits)
+    fin = special == SPECIAL_FINITE
+    sig = np.where(fin, sig, 0)
+    exp = np.where(fin, exp, 0)
+    nan_code = inf_code = None
+    if specials == "ieee":
+        nan_code = (ef << man_bits) | (1 << (man_bits - 1))
+        inf_code = ef << man_bits
+    elif specials == "fn":
+        nan_code = (1 << (code_bits - 1)) - 1
+    return _finish(name, "float", exp_bits, man_bits, bias, s, sig, exp, special, code_bits=code_bits,
+                   nan_code=nan_code, inf_code=inf_code, description=description,
+                   subnormals=subnormals, specials=specials, saturate=saturate)
+
+
+# ---------------------------------------------------------------------------
+# RF8 family
 
 #: RF8 residual selector: R -> (t, d), multiplier 1 + t * 2**-d.
 RF8_RESIDUALS = ((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (-1, 2), (-1, 3), (-1, 4))
 
 
+def _greedy_missing(residuals, mode: str) -> str:
+    """Why ``mode`` (``paper``/``truncate``) cannot run on this residual set ('' if it can)."""
+    terms = {(int(t), int(d)) for t, d in residuals}
+    D = max(d for _, d in terms)
+    if (0, 0) not in terms:
+        return f"no residual code for 'no second term'; {mode} needs one"
+    for d in range(1, D + 1):
+        if (1, d) not in terms:
+            return f"residual set lacks +2^-{d}; {mode} needs +2^-1..+2^-{D}"
+        if mode == "paper" and d >= 2 and (-1, d) not in terms:
+            return f"residual set lacks -2^-{d}; paper needs -2^-2..-2^-{D}"
+    return ""
+
+
+def greedy_roundings(residuals) -> tuple[str, ...]:
+    """The roundings the golden model implements for a residual set (always ``nearest``).
+
+    ``truncate`` and ``paper`` are RF8's greedy two-term algorithms: they keep a second term
+    iff its distance ``d`` to the leading one is at most ``D`` (the largest ``d`` of the set).
+    ``truncate`` produces ``+2**-d`` for every d = 1..D, ``paper`` also ``-2**-d`` for d = 2..D;
+    a set lacking one of those (or a "no second term" code) cannot take that rounding.
+    """
+    return ("nearest",) + tuple(m for m in ("paper", "truncate") if not _greedy_missing(residuals, m))
+
+
+def rounding_unsupported(fmt: "Format", rounding: str) -> str:
+    """'' when ``encode`` implements ``rounding`` for ``fmt``; otherwise the reason, in words."""
+    if rounding not in ROUNDINGS:
+        return f"unknown rounding {rounding!r}; valid: {', '.join(ROUNDINGS)}"
+    if rounding in fmt.roundings:
+        return ""
+    if fmt.kind != "residual":
+        return f"{rounding} is RF8's greedy two-term rounding; {fmt.kind} formats round to nearest only"
+    return _greedy_missing(fmt.residuals, rounding)
+
+
 def residual_format(name: str, residuals: Iterable[tuple[int, int]] = RF8_RESIDUALS, *,
-                    exp_bits: int = 4, bias: int = 7, description: str = "") -> Format:
-    """Build an RF8-family format: ``s | E (exp_bits) | R (8-1-exp_bits)``.
+                    exp_bits: int = 4, bias: int = 7, code_bits: int = 8, description: str = "") -> Format:
+    """Build an RF8-family format: ``s | E (exp_bits) | R (code_bits - 1 - exp_bits)``.
 
     ``E == 0`` is a signed zero whatever ``R``; otherwise the value is
     ``(-1)**s * 2**(E - bias) * (1 + t * 2**-d)`` with ``(t, d) = residuals[R]``.
     Each multiplier is a sum of at most two signed powers of two, so products of
-    two such codes are shifts and adds.
+    two such codes are shifts and adds.  ``roundings`` is :func:`greedy_roundings`.
     """
+    name = _check_name(name)
+    code_bits = _int_param(f"{name}: code_bits", code_bits, 3, MAX_CODE_BITS)
+    exp_bits = _int_param(f"{name}: exp_bits", exp_bits, 1, code_bits - 2)
     residuals = tuple((int(t), int(d)) for t, d in residuals)
-    man_bits = 7 - exp_bits
+    man_bits = code_bits - 1 - exp_bits
     if len(residuals) != 1 << man_bits:
         raise FormatError(f"{name}: need {1 << man_bits} residuals for {man_bits} R bits, got {len(residuals)}")
     for t, d in residuals:
         if t not in (-1, 0, 1) or (t != 0 and d < 1) or (t == 0 and d != 0):
             raise FormatError(f"{name}: residual (t={t}, d={d}) must be t in (-1, 0, 1), d >= 1 (t=0: d=0)")
     dmax = max(d for _, d in residuals)
-    sign, sig, exp, special = [], [], [], []
-    for c in range(256):
-        s = c >> 7
-        E = (c >> man_bits) & ((1 << exp_bits) - 1)
-        R = c & ((1 << man_bits) - 1)
-        sign.append(s)
-        special.append(SPECIAL_FINITE)
-        if E == 0:
-            sig.append(0)
-            exp.append(1 - bias - dmax)
-            continue
-        t, d = residuals[R]
-        # multiplier * 2**dmax is an integer: 2**dmax + t * 2**(dmax - d)
-        sig.append((1 << dmax) + (t << (dmax - d) if t else 0))
-        exp.append(E - bias - dmax)
-    return _finish(name, "residual", exp_bits, man_bits, bias, sign, sig, exp, special,
+    n = 1 << code_bits
+    c = np.arange(n, dtype=np.int64)
+    s = c >> (code_bits - 1)
+    E = (c >> man_bits) & ((1 << exp_bits) - 1)
+    R = c & ((1 << man_bits) - 1)
+    # multiplier * 2**dmax is an integer: 2**dmax + t * 2**(dmax - d)
+    msig = np.array([(1 << dmax) + (t << (dmax - d) if t else 0) for t, d in residuals], np.int64)
+    sig = np.where(E == 0, 0, msig[R])
+    exp = np.where(E == 0, 1 - bias - dmax, E - bias - dmax)
+    special = np.full(n, SPECIAL_FINITE, np.uint8)
+    return _finish(name, "residual", exp_bits, man_bits, bias, s, sig, exp, special, code_bits=code_bits,
                    nan_code=None, inf_code=None, residuals=residuals,
-                   roundings=ROUNDINGS, description=description)
+                   roundings=greedy_roundings(residuals), description=description)
 
 
-def _ocp_float(name: str, exp_bits: int, man_bits: int, bias: int, ieee_specials: bool,
-               description: str) -> Format:
-    """OCP 8-bit float (rev 1.0). E4M3 ('FN'): only S.1111.111 is NaN; E5M2: IEEE-like."""
-    sign, sig, exp, special = [], [], [], []
-    emax_field = (1 << exp_bits) - 1
-    for c in range(256):
-        s = c >> 7
-        E = (c >> man_bits) & emax_field
-        M = c & ((1 << man_bits) - 1)
-        sign.append(s)
-        sp = SPECIAL_FINITE
-        if ieee_specials and E == emax_field:
-            sp = SPECIAL_INF if M == 0 else SPECIAL_NAN
-        elif not ieee_specials and E == emax_field and M == (1 << man_bits) - 1:
-            sp = SPECIAL_NAN
-        special.append(sp)
-        if sp != SPECIAL_FINITE:
-            sig.append(0)
-            exp.append(0)
-        elif E == 0:  # subnormal (and zero)
-            sig.append(M)
-            exp.append(1 - bias - man_bits)
-        else:
-            sig.append((1 << man_bits) | M)
-            exp.append(E - bias - man_bits)
-    nan_code = 0x7F if not ieee_specials else (emax_field << man_bits) | (1 << (man_bits - 1))
-    inf_code = (emax_field << man_bits) if ieee_specials else None
-    return _finish(name, "float", exp_bits, man_bits, bias, sign, sig, exp, special,
-                   nan_code=nan_code, inf_code=inf_code, description=description)
+#: The RF8 variants a study sweeps (not registered by default; :func:`register_rf8_variants`).
+#: name -> keyword arguments of :func:`residual_format`.  See rf8sim.study.variants for why.
+RF8_VARIANTS: dict = {
+    "rf8m8": dict(
+        residuals=((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (-1, 5), (-1, 3), (-1, 4)),
+        description="RF8 with R=5 -> 1-2^-5: eight distinct multipliers per binade (1.9375 added), "
+                    "no duplicate nonzero codes"),
+    "rf8m8lo": dict(
+        residuals=((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (-1, 3), (-1, 4)),
+        description="RF8 with R=5 -> 1+2^-5: eight distinct multipliers per binade (1.03125 added)"),
+}
 
 
-def _int8() -> Format:
-    sign, sig, exp, special = [], [], [], []
-    for c in range(256):
-        v = c - 256 if c >= 128 else c
-        sign.append(1 if v < 0 else 0)
-        sig.append(abs(v))
-        exp.append(0)
-        special.append(SPECIAL_FINITE)
-    return _finish("int8", "int", 0, 7, 0, sign, sig, exp, special, nan_code=None, inf_code=None,
-                   description="two's complement -128..127, round half to even, saturating")
+def register_rf8_variants() -> tuple[str, ...]:
+    """Register every format of :data:`RF8_VARIANTS` (idempotent); return their names."""
+    for name, spec in RF8_VARIANTS.items():
+        if name not in _REGISTRY:
+            register(residual_format(name, **spec))
+    return tuple(RF8_VARIANTS)
+
+
+# ---------------------------------------------------------------------------
+# integers
+
+
+def int_format(name: str, code_bits: int = 8, *, description: str = "") -> Format:
+    """Two's complement integers of ``code_bits`` bits (round half to even, saturating)."""
+    name = _check_name(name)
+    code_bits = _int_param(f"{name}: code_bits", code_bits, 2, MAX_CODE_BITS)
+    n = 1 << code_bits
+    c = np.arange(n, dtype=np.int64)
+    v = np.where(c >= n >> 1, c - n, c)
+    return _finish(name, "int", 0, code_bits - 1, 0, (v < 0).astype(np.uint8), np.abs(v),
+                   np.zeros(n, np.int64), np.full(n, SPECIAL_FINITE, np.uint8), code_bits=code_bits,
+                   nan_code=None, inf_code=None, description=description)
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +526,9 @@ _REGISTRY: dict[str, Format] = {}
 
 
 def register(fmt: Format, *, replace: bool = False) -> Format:
-    """Add a format to the registry (e.g. a study's RF8 variant)."""
+    """Add a format to the registry (e.g. a study's RF8 variant, or a user's E3M4)."""
+    if not isinstance(fmt, Format):
+        raise FormatError(f"register takes a Format, got {type(fmt).__name__}")
     if fmt.name in _REGISTRY and not replace:
         raise FormatError(f"a format named {fmt.name!r} is already registered")
     _REGISTRY[fmt.name] = fmt
@@ -338,13 +538,22 @@ def register(fmt: Format, *, replace: bool = False) -> Format:
 RF8 = register(residual_format(
     "rf8", RF8_RESIDUALS,
     description="residual float: (-1)^s 2^(E-7) (1 + t 2^-d), two leading signed powers of two"))
-E4M3 = register(_ocp_float("e4m3", 4, 3, 7, False, "OCP FP8 E4M3 (FN): no Inf, NaN = S.1111.111, max 448"))
-E5M2 = register(_ocp_float("e5m2", 5, 2, 15, True, "OCP FP8 E5M2: IEEE-like Inf/NaN, max 57344"))
-INT8 = register(_int8())
+E4M3 = register(float_format("e4m3", 4, 3, bias=7, specials="fn", saturate=True,
+                             description="OCP FP8 E4M3 (FN): no Inf, NaN = S.1111.111, max 448"))
+E5M2 = register(float_format("e5m2", 5, 2, bias=15, specials="ieee", saturate=True,
+                             description="OCP FP8 E5M2: IEEE-like Inf/NaN, max 57344"))
+INT8 = register(int_format("int8", 8, description="two's complement -128..127, round half to even, saturating"))
+BF16 = register(float_format("bf16", 8, 7, bias=127, specials="ieee", saturate=False,
+                             description="bfloat16: 1-8-7, bias 127, IEEE Inf/NaN, overflow to Inf"))
+FP16 = register(float_format("fp16", 5, 10, bias=15, specials="ieee", saturate=False,
+                             description="IEEE binary16: 1-5-10, bias 15, IEEE Inf/NaN, overflow to Inf"))
 
 
-def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+def names(code_bits: int | None = None) -> tuple[str, ...]:
+    """Registered format names (only those with ``code_bits``-bit codes when given)."""
+    if code_bits is None:
+        return tuple(_REGISTRY)
+    return tuple(n for n, f in _REGISTRY.items() if f.code_bits == code_bits)
 
 
 def get(fmt: "str | Format") -> Format:
@@ -361,5 +570,5 @@ def get(fmt: "str | Format") -> Format:
 
 
 def values(fmt: "str | Format") -> np.ndarray:
-    """The 256 code values of ``fmt`` as float64 (read-only)."""
+    """The ``n_codes`` code values of ``fmt`` as float64 (read-only)."""
     return get(fmt).values

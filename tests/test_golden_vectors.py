@@ -17,7 +17,7 @@ ROOT = V.default_root()
 def test_vectors_agree_with_the_model():
     """Regenerates everything in memory; fails when model and checked-in vectors disagree."""
     n = V.verify(ROOT)
-    assert n == 229
+    assert n == 229 + 11 * len(V.MAC16_CASES)  # 11 arrays per W8A16 trace
 
 
 def test_manifest_hashes_and_size():
@@ -28,7 +28,7 @@ def test_manifest_hashes_and_size():
         data = (ROOT / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == info["sha256"], name
         total += len(data)
-    assert len(man["files"]) == 4 + 5 + 4 + len(V.MAC_CASES)
+    assert len(man["files"]) == 4 + 5 + 4 + len(V.MAC_CASES) + len(V.MAC16_CASES)
     assert total < 2_000_000  # compact
 
 
@@ -122,4 +122,4 @@ def test_write_refuses_to_overwrite_changed_files(tmp_path):
     with pytest.raises(V.GoldenMismatch, match=r"table_rf8.npz: arrays values"):
         V.write_golden(out)
     assert dict(V.write_golden(out, force=True))["table_rf8.npz"] == "updated"
-    assert V.verify(out) == 229
+    assert V.verify(out) == 229 + 11 * len(V.MAC16_CASES)

@@ -127,8 +127,20 @@ def _as_spec(acc, a_fmt, w_fmt) -> AccSpec:
     if isinstance(acc, AccSpec):
         return acc
     if isinstance(acc, str):
+        t = acc.strip().lower()
+        if t == "fp32" or t.startswith("aligned"):  # format-independent: no exact-width search
+            return AccSpec.parse(t)
         return _parse_spec(acc, a_fmt, w_fmt)
-    raise DTypeError(f"acc must be an AccSpec (or 'exact', 'exact:TERMS', 'FRAC:WIDTH'), got {acc!r}")
+    raise DTypeError(f"acc must be an AccSpec (or 'fp32', 'aligned:K:M', 'exact', 'exact:TERMS', 'FRAC:WIDTH'), "
+                     f"got {acc!r}")
+
+
+def _fixed_formats(acc: AccSpec, a_fmt: F.Format, w_fmt: F.Format) -> None:
+    """Fixed-point accumulators take 8-bit formats only (16-bit codes: fp32 or aligned:K:M)."""
+    for what, f in (("activation", a_fmt), ("weight", w_fmt)):
+        if getattr(f, "code_bits", 8) > 8:
+            raise AccSpecError(f"the fixed-point accumulator {acc} takes 8-bit formats; {what} format {f.name} "
+                               f"has {f.code_bits}-bit codes: use acc='fp32' or 'aligned:K:M'")
 
 
 def check_spec(acc: AccSpec, a_fmt, w_fmt, lanes: int = 1, max_scale: int = 0) -> int:
@@ -292,17 +304,30 @@ def _prep_codes(a_codes, w_codes):
     return np.ascontiguousarray(a), np.ascontiguousarray(w)
 
 
-def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc) -> MacTrace:
+def mac(a_codes, w_codes, clear, a_fmt="bf16", w_fmt="rf8", acc="fp32") -> MacTrace:
     """Run a MAC unit for ``n`` beats; the accumulator and flags after each beat.
 
-    ``a_codes``/``w_codes``: uint8 of shape ``(n,)`` or ``(n, lanes)``; ``clear``: bool
-    ``(n,)`` (None: never) - a beat with clear starts from zero (accumulator and
-    both sticky flags) before its products are added.  Each product is aligned to
-    ``acc.frac_bits`` by flooring, the lanes of a beat are summed exactly, then one
-    saturating add.  ``acc`` is int64 for ``acc.width <= 63``, else Python ints.
+    ``a_codes``/``w_codes``: codes of shape ``(n,)`` or ``(n, lanes)`` in each format's code
+    dtype (uint8 for 8-bit formats, uint16 for bf16/fp16); ``clear``: bool ``(n,)`` (None:
+    never) - a beat with clear starts from zero (accumulator and both sticky flags) before
+    its products are added.
+
+    ``acc`` (an :class:`AccSpec` or its CLI string):
+
+    * fixed point (``FRAC:WIDTH``, ``exact[:TERMS]``; 8-bit formats): each product is aligned
+      to ``acc.frac_bits`` by flooring, the lanes of a beat are summed exactly, then one
+      saturating add.  ``acc`` is int64 for ``acc.width <= 63``, else Python ints.
+    * ``fp32`` / ``aligned:K:M`` (W8A16 contract, docs/formats.md): the trace's ``acc`` is the
+      float32 bit pattern (uint32) after each beat (``.as_float32()`` views it as float32);
+      see :func:`rf8sim.golden.fpacc.mac`.
     """
     a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
     acc = _as_spec(acc, a_fmt, w_fmt)
+    if acc.kind != "fixed":
+        from . import fpacc
+
+        return fpacc.mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc)
+    _fixed_formats(acc, a_fmt, w_fmt)
     a, w = _prep_codes(a_codes, w_codes)
     n, lanes = a.shape
     if clear is None:
@@ -465,7 +490,7 @@ def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: st
 
 def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None,
          a_granularity: str = "tensor", w_granularity: str = "tensor", block: int = 32,
-         method: str = "auto") -> GemmResult:
+         method: str = "auto", specials: str = "error") -> GemmResult:
     """``C[m, n] = sum_k a[m, k] * w[n, k]`` on codes (nn.Linear layout), exactly.
 
     Each product's exponent gets ``a_scale_exp`` + ``w_scale_exp`` added (tensor:
@@ -477,9 +502,23 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     ``method="auto"`` uses an exact float64 matmul when it provably gives the same
     result (no flooring, no saturation, every partial sum an integer below 2**53);
     ``"sequential"`` always runs the k-ordered kernel.
+
+    ``acc="fp32"`` / ``"aligned:K:M"`` (W8A16 contract; codes uint8 or uint16 by format):
+    ``C`` comes back as float32 bit patterns (uint32; ``.as_float32()``), the fp32 chain in k
+    order or blocks of K along k; ``specials`` (aligned only): ``"error"`` refuses a NaN/Inf
+    operand in an alignment block, ``"propagate"`` gives the contract's NaN + invalid.  See
+    :func:`rf8sim.golden.fpacc.gemm`.
     """
     a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
     acc = _as_spec(acc, a_fmt, w_fmt)
+    if acc.kind != "fixed":
+        if method not in ("auto", "sequential"):
+            raise ValueError(f"method must be 'auto' or 'sequential', got {method!r}")
+        from . import fpacc
+
+        return fpacc.gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity,
+                          w_granularity, block, specials)
+    _fixed_formats(acc, a_fmt, w_fmt)
     a = as_codes(a_codes, "a_codes")
     w = as_codes(w_codes, "w_codes")
     if a.ndim != 2 or w.ndim != 2:

@@ -55,9 +55,6 @@ GRANULARITIES = ("tensor", "channel", "block")
 #: tens of microseconds on an idle machine and milliseconds on a busy one.
 PARALLEL_MIN = 1 << 16
 
-_ERR_OVF = 256  # table marker: overflow with saturate=False and no overflow code
-_NAN_OUT = 257  # table marker: write the format's canonical NaN code (unsigned)
-
 
 class DTypeError(RF8SimError, TypeError, ValueError):
     """An input of a dtype (or with values) that an rf8sim function cannot take exactly."""
@@ -126,11 +123,27 @@ def as_float32(x, what: str = "x") -> np.ndarray:
                      f"or float64/integers exactly representable in float32)")
 
 
-def as_codes(codes, what: str = "codes") -> np.ndarray:
+def as_codes(codes, what: str = "codes", fmt=None) -> np.ndarray:
+    """``codes`` as a C-contiguous array of ``fmt.code_dtype`` (uint8 when ``fmt`` is None).
+
+    The dtype must match exactly (a uint8 array for a 16-bit format, or a uint16 array for an
+    8-bit one, is a :class:`DTypeError` naming the valid dtype), and codes of formats narrower
+    than their dtype (e.g. a 6-bit format in uint8) must be below ``fmt.n_codes``.
+    """
     if not isinstance(codes, np.ndarray):
         codes = np.asarray(codes)
-    if codes.dtype != np.uint8:
-        raise DTypeError(f"{what} must be a uint8 array, got dtype {codes.dtype}")
+    if fmt is None:
+        if codes.dtype != np.uint8:
+            raise DTypeError(f"{what} must be a uint8 array, got dtype {codes.dtype}")
+        return _c(codes)
+    want = fmt.code_dtype
+    if codes.dtype != want:
+        raise DTypeError(f"{what}: format {fmt.name} has {fmt.code_bits}-bit codes, which must be a {want} "
+                         f"array; got dtype {codes.dtype}")
+    if fmt.n_codes < (1 << (8 * want.itemsize)) and codes.size and int(codes.max()) >= fmt.n_codes:
+        nbad = int((codes >= fmt.n_codes).sum())
+        raise DTypeError(f"{what}: {nbad} code(s) >= {fmt.n_codes}; format {fmt.name} has codes "
+                         f"0..{fmt.n_codes - 1} only")
     return _c(codes)
 
 
@@ -139,7 +152,7 @@ def _check_rounding(fmt: F.Format, rounding: str) -> str:
         raise FormatError(f"unknown rounding {rounding!r}; valid: {', '.join(F.ROUNDINGS)}")
     if rounding not in fmt.roundings:
         raise FormatError(f"format {fmt.name} supports rounding {', '.join(fmt.roundings)} only, "
-                          f"not {rounding!r}")
+                          f"not {rounding!r}: {F.rounding_unsupported(fmt, rounding)}")
     return rounding
 
 
@@ -148,9 +161,11 @@ def _first_index(shape, flat: int) -> tuple:
 
 
 # ---------------------------------------------------------------------------
-# nearest: bucket table over the float32 magnitude pattern
+# nearest: sorted thresholds over the float32 magnitude pattern, found through a bucket index
 
 _NBUCKETS = (0x7F800000 >> 16) + 1  # last bucket starts at +Inf; NaN handled before lookup
+_ERR_OVF = -2  # table marker: overflow with saturate=False and no code for it
+_NAN_OUT = -3  # table marker: write the format's canonical NaN code (unsigned)
 
 
 def _f32bits(v: float) -> int:
@@ -160,86 +175,102 @@ def _f32bits(v: float) -> int:
 def _sign_magnitude(fmt: F.Format) -> None:
     if fmt.kind not in ("residual", "float"):
         raise FormatError(f"{fmt.name}: not a sign-magnitude format")
-    for c in range(128):
-        if fmt.special[c] != fmt.special[c | 0x80] or (
-                fmt.special[c] == F.SPECIAL_FINITE and fmt.values[c | 0x80] != -fmt.values[c]):
-            raise FormatError(f"{fmt.name}: code 0x{c | 0x80:02X} is not the negation of 0x{c:02X}; "
-                              f"encode supports sign-magnitude formats only")
+    h = fmt.n_codes >> 1
+    pos, neg = np.arange(h), np.arange(h) + h
+    fin = fmt.special[pos] == F.SPECIAL_FINITE
+    bad = (fmt.special[pos] != fmt.special[neg]) | (fin & (fmt.values[neg] != -fmt.values[pos]))
+    if bad.any():
+        c = int(np.flatnonzero(bad)[0])
+        raise FormatError(f"{fmt.name}: code 0x{c + h:X} is not the negation of 0x{c:X}; "
+                          f"encode supports sign-magnitude formats only")
 
 
 @lru_cache(maxsize=None)
-def _nearest_table(fmt: F.Format, saturate: bool) -> np.ndarray:
-    """(buckets, 4) int32: threshold pattern T, result below T, at T, above T (positive codes)."""
+def _nearest_table(fmt: F.Format, saturate: bool):
+    """(thr, region, tie, start): the rounding thresholds of ``nearest`` for positive inputs.
+
+    ``thr`` (int64, ascending) are the float32 patterns of the midpoints between neighbouring
+    magnitudes (plus the overflow point when not saturating); an input magnitude pattern ``a``
+    with ``j`` thresholds below it encodes to ``tie[j]`` if ``a == thr[j]``, else ``region[j]``
+    (positive codes, or the markers _ERR_OVF / _NAN_OUT).  ``start[a >> 16]`` is the number of
+    thresholds below the 16-bit bucket of ``a``, so a lookup scans only that bucket's thresholds
+    (at most 1 for every 8-bit format and bf16, at most 8 for fp16).
+    """
     _sign_magnitude(fmt)
-    mags = [float(m) for m in fmt.magnitudes]
-    pos = {}
-    for c in range(128):  # smallest positive code of each magnitude (canonical)
-        if fmt.special[c] == F.SPECIAL_FINITE:
-            pos.setdefault(float(fmt.values[c]), c)
-    mcode = [pos[m] for m in mags]
-    # thresholds: (pattern, code below, code at, code above), ascending
-    thr = []
-    for i in range(len(mags) - 1):
-        mid = (mags[i] + mags[i + 1]) / 2
-        if float(np.float32(mid)) != mid:
-            raise FormatError(f"{fmt.name}: midpoint {mid!r} is not exact in float32")
-        tie = mcode[i] if i % 2 == 0 else mcode[i + 1]
-        thr.append((_f32bits(mid), mcode[i], tie, mcode[i + 1]))
-    top = mcode[-1]
+    mags = fmt.magnitudes
+    h = fmt.n_codes >> 1
+    pos_vals = fmt.values[:h]
+    fin = fmt.special[:h] == F.SPECIAL_FINITE
+    # smallest positive code of each magnitude (canonical)
+    order = np.flatnonzero(fin)
+    idx = np.searchsorted(mags, pos_vals[order])
+    mcode = np.full(len(mags), -1, np.int64)
+    for c, i in zip(order[::-1], idx[::-1]):  # reversed: the smallest code wins
+        mcode[i] = c
+    mids = (mags[:-1] + mags[1:]) / 2  # exact in float64
+    m32 = mids.astype(np.float32)
+    if np.any(m32.astype(np.float64) != mids):
+        bad = float(mids[np.flatnonzero(m32.astype(np.float64) != mids)[0]])
+        raise FormatError(f"{fmt.name}: midpoint {bad!r} is not exact in float32; nearest rounding "
+                          f"needs every midpoint between neighbouring values to be a float32")
+    thr = m32.view(np.uint32).astype(np.int64)
+    i = np.arange(len(mids))
+    tie = np.where(i % 2 == 0, mcode[:-1], mcode[1:])  # the even index in magnitudes
+    region = mcode.copy()
     if not saturate:
+        top = int(mcode[-1])
         if fmt.kind == "float":
-            cmax = top
-            ulp = 2.0 ** int(fmt.exp[cmax])
+            ulp = 2.0 ** int(fmt.exp[top])
             mid = fmt.max + ulp / 2
-            ovf = fmt.inf_code if fmt.inf_code is not None else _NAN_OUT
-            tie = cmax if int(fmt.sig[cmax]) % 2 == 0 else ovf
-            thr.append((_f32bits(mid), cmax, tie, ovf))
-        else:  # RF8 family: anything beyond max is an error
-            thr.append((_f32bits(fmt.max), top, top, _ERR_OVF))
-    tab = np.empty((_NBUCKETS, 4), np.int32)
-    tb = np.array([t[0] for t in thr], np.int64)
-    buckets = tb >> 16
-    if len(np.unique(buckets)) != len(buckets):
-        raise FormatError(f"{fmt.name}: two rounding thresholds share a 16-bit bucket")
+            if float(np.float32(mid)) != mid:
+                raise FormatError(f"{fmt.name}: overflow point {mid!r} is not exact in float32")
+            if fmt.inf_code is not None:
+                ovf = int(fmt.inf_code)
+            elif fmt.nan_code is not None:
+                ovf = _NAN_OUT
+            else:
+                ovf = _ERR_OVF
+            t_ovf, tie_ovf = _f32bits(mid), (top if int(fmt.sig[top]) % 2 == 0 else ovf)
+        else:  # RF8 family and ints: anything beyond max is an error
+            t_ovf, tie_ovf, ovf = _f32bits(fmt.max), top, _ERR_OVF
+        thr = np.append(thr, t_ovf)
+        tie = np.append(tie, tie_ovf)
+        region = np.append(region, ovf)
     starts = np.arange(_NBUCKETS, dtype=np.int64) << 16
-    j = np.searchsorted(tb, starts, side="left")  # thresholds strictly below the bucket start
-    below = np.array([thr[0][1]] + [t[3] for t in thr], np.int32)
-    const = below[j]
-    tab[:, 0] = starts
-    tab[:, 1] = const
-    tab[:, 2] = const
-    tab[:, 3] = const
-    for (t, lo, eq, hi), b in zip(thr, buckets):
-        tab[b] = (t, lo, eq, hi)
-    tab.setflags(write=False)
-    return tab
+    start = np.searchsorted(thr, starts, side="left").astype(np.int64)
+    out = tuple(np.ascontiguousarray(a, dtype=np.int64) for a in (thr, region, tie, start))
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
 @nb.njit(cache=True, inline="always")
-def _nearest_one(b, tab, nan_code):
+def _nearest_one(b, thr, region, tie, start, nan_code, sbit):
     a = b & 0x7FFFFFFF
     if a > 0x7F800000:
         return nan_code if nan_code >= 0 else -1
-    k = a >> 16
-    t = tab[k, 0]
-    if a < t:
-        r = tab[k, 1]
-    elif a == t:
-        r = tab[k, 2]
+    j = start[a >> 16]
+    n = thr.size
+    while j < n and thr[j] < a:
+        j += 1
+    if j < n and thr[j] == a:
+        r = tie[j]
     else:
-        r = tab[k, 3]
-    if r >= 256:
-        if r == 257:
+        r = region[j]
+    if r < 0:
+        if r == -3:
             return nan_code
         return -2
-    return r | ((b >> 24) & 0x80)
+    if (b >> 31) & 1:
+        r |= sbit
+    return r
 
 
 @nb.njit(cache=True, parallel=True)
-def _nearest_kernel(bits, tab, nan_code, out):
+def _nearest_kernel(bits, thr, region, tie, start, nan_code, sbit, out):
     nerr = 0
     for i in nb.prange(bits.size):
-        r = _nearest_one(np.int64(bits[i]), tab, nan_code)
+        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
         if r < 0:
             nerr += 1
             r = 0
@@ -248,11 +279,11 @@ def _nearest_kernel(bits, tab, nan_code, out):
 
 
 @nb.njit(cache=True)
-def _nearest_kernel_serial(bits, tab, nan_code, out):
+def _nearest_kernel_serial(bits, thr, region, tie, start, nan_code, sbit, out):
     """Serial twin of _nearest_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
     nerr = 0
     for i in range(bits.size):
-        r = _nearest_one(np.int64(bits[i]), tab, nan_code)
+        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
         if r < 0:
             nerr += 1
             r = 0
@@ -261,9 +292,9 @@ def _nearest_kernel_serial(bits, tab, nan_code, out):
 
 
 @nb.njit(cache=True)
-def _nearest_first_error(bits, tab, nan_code):
+def _nearest_first_error(bits, thr, region, tie, start, nan_code, sbit):
     for i in range(bits.size):
-        r = _nearest_one(np.int64(bits[i]), tab, nan_code)
+        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
         if r < 0:
             return i, r
     return -1, 0
@@ -283,19 +314,15 @@ def _residual_params(fmt: F.Format, paper: bool):
     """
     if fmt.kind != "residual":
         raise FormatError(f"{fmt.name}: paper/truncate rounding needs a residual format")
+    mode = "paper" if paper else "truncate"
+    if mode not in F.greedy_roundings(fmt.residuals):  # fmt.roundings says the same (checked by callers)
+        raise FormatError(f"{fmt.name}: its residual set lacks terms that {mode} rounding produces; "
+                          f"it supports rounding {', '.join(F.greedy_roundings(fmt.residuals))} only")
     _sign_magnitude(fmt)
     D = max(d for _, d in fmt.residuals)
     rl = np.full(3 * (D + 1), -1, np.int64)
     for R, (t, d) in enumerate(fmt.residuals):
         rl[(t + 1) * (D + 1) + d] = R
-    mode = "paper" if paper else "truncate"
-    if rl[1 * (D + 1)] < 0:
-        raise FormatError(f"{fmt.name}: no residual code for 'no second term'; {mode} needs one")
-    for d in range(1, D + 1):
-        if rl[2 * (D + 1) + d] < 0:
-            raise FormatError(f"{fmt.name}: residual set lacks +2^-{d}; {mode} needs +2^-1..+2^-{D}")
-        if paper and d >= 2 and rl[0 * (D + 1) + d] < 0:
-            raise FormatError(f"{fmt.name}: residual set lacks -2^-{d}; paper needs -2^-2..-2^-{D}")
     canon = np.ascontiguousarray(fmt.canonical.astype(np.int64))
     return canon, rl, D, fmt.bias, fmt.man_bits, (1 << fmt.exp_bits) - 1
 
@@ -323,18 +350,18 @@ def _bitlen(v):
 
 
 @nb.njit(cache=True, inline="always")
-def _residual_code(b, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode):
+def _residual_code(b, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, sshift):
     a = b & 0x7FFFFFFF
     s = (b >> 31) & 1
     if a > 0x7F800000:
         return -1
     ef = a >> 23
     if ef == 0:  # zero and float32 subnormals: far below 2^-6
-        return canon[s << 7]
+        return canon[s << sshift]
     if a == 0x7F800000:  # +-Inf: beyond every exponent
         if not saturate:
             return -2
-        return maxcode | (s << 7)
+        return maxcode | (s << sshift)
     X = (1 << 23) | (a & 0x7FFFFF)  # |x| = X * 2^(f - 23), 2^23 <= X < 2^24
     f = ef - 127
     e1 = f
@@ -344,9 +371,9 @@ def _residual_code(b, paper, canon, rl, D, bias, man_bits, emax_field, saturate,
     if E > emax_field:
         if not saturate:
             return -2
-        return maxcode | (s << 7)
+        return maxcode | (s << sshift)
     if E < 1:
-        return canon[s << 7]
+        return canon[s << sshift]
     R = X - (np.int64(1) << (23 + e1 - f))  # |x| - 2^e1 in units of 2^(f-23): exact
     t = 0
     d = 0
@@ -362,15 +389,15 @@ def _residual_code(b, paper, canon, rl, D, bias, man_bits, emax_field, saturate,
             t = 0
             d = 0
     Rf = rl[(t + 1) * (D + 1) + d]
-    return canon[(s << 7) | (E << man_bits) | Rf]
+    return canon[(s << sshift) | (E << man_bits) | Rf]
 
 
 @nb.njit(cache=True, parallel=True)
-def _residual_kernel(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, out):
+def _residual_kernel(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, sshift, out):
     nerr = 0
     for i in nb.prange(bits.size):
         r = _residual_code(np.int64(bits[i]), paper, canon, rl, D, bias, man_bits, emax_field, saturate,
-                           maxcode)
+                           maxcode, sshift)
         if r < 0:
             nerr += 1
             r = 0
@@ -379,12 +406,12 @@ def _residual_kernel(bits, paper, canon, rl, D, bias, man_bits, emax_field, satu
 
 
 @nb.njit(cache=True)
-def _residual_kernel_serial(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, out):
+def _residual_kernel_serial(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, sshift, out):
     """Serial twin of _residual_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
     nerr = 0
     for i in range(bits.size):
         r = _residual_code(np.int64(bits[i]), paper, canon, rl, D, bias, man_bits, emax_field, saturate,
-                           maxcode)
+                           maxcode, sshift)
         if r < 0:
             nerr += 1
             r = 0
@@ -393,10 +420,10 @@ def _residual_kernel_serial(bits, paper, canon, rl, D, bias, man_bits, emax_fiel
 
 
 @nb.njit(cache=True)
-def _residual_first_error(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode):
+def _residual_first_error(bits, paper, canon, rl, D, bias, man_bits, emax_field, saturate, maxcode, sshift):
     for i in range(bits.size):
         r = _residual_code(np.int64(bits[i]), paper, canon, rl, D, bias, man_bits, emax_field, saturate,
-                           maxcode)
+                           maxcode, sshift)
         if r < 0:
             return i, r
     return -1, 0
@@ -407,7 +434,7 @@ def _residual_first_error(bits, paper, canon, rl, D, bias, man_bits, emax_field,
 
 
 @nb.njit(cache=True, inline="always")
-def _int8_one(x, lo, hi, saturate):
+def _int8_one(x, lo, hi, saturate, mask):
     if x != x:
         return -1
     v = np.rint(x)
@@ -419,14 +446,14 @@ def _int8_one(x, lo, hi, saturate):
         if not saturate:
             return -2
         v = lo
-    return np.int64(v) & 0xFF
+    return np.int64(v) & mask
 
 
 @nb.njit(cache=True, parallel=True)
-def _int8_kernel(x, lo, hi, saturate, out):
+def _int8_kernel(x, lo, hi, saturate, mask, out):
     nerr = 0
     for i in nb.prange(x.size):
-        r = _int8_one(x[i], lo, hi, saturate)
+        r = _int8_one(x[i], lo, hi, saturate, mask)
         if r < 0:
             nerr += 1
             r = 0
@@ -435,11 +462,11 @@ def _int8_kernel(x, lo, hi, saturate, out):
 
 
 @nb.njit(cache=True)
-def _int8_kernel_serial(x, lo, hi, saturate, out):
+def _int8_kernel_serial(x, lo, hi, saturate, mask, out):
     """Serial twin of _int8_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
     nerr = 0
     for i in range(x.size):
-        r = _int8_one(x[i], lo, hi, saturate)
+        r = _int8_one(x[i], lo, hi, saturate, mask)
         if r < 0:
             nerr += 1
             r = 0
@@ -448,9 +475,9 @@ def _int8_kernel_serial(x, lo, hi, saturate, out):
 
 
 @nb.njit(cache=True)
-def _int8_first_error(x, lo, hi, saturate):
+def _int8_first_error(x, lo, hi, saturate, mask):
     for i in range(x.size):
-        r = _int8_one(x[i], lo, hi, saturate)
+        r = _int8_one(x[i], lo, hi, saturate, mask)
         if r < 0:
             return i, r
     return -1, 0
@@ -459,8 +486,9 @@ def _int8_first_error(x, lo, hi, saturate):
 # ---------------------------------------------------------------------------
 
 
-def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> np.ndarray:
-    """Encode values into canonical codes of ``fmt``; returns uint8 of ``x``'s shape.
+def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None) -> np.ndarray:
+    """Encode values into canonical codes of ``fmt``; returns ``fmt.code_dtype`` (uint8 or uint16)
+    of ``x``'s shape.
 
     Parameters
     ----------
@@ -468,50 +496,51 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> np
         integers only when every value is exact in float32, see the module docstring).
     fmt : format name or :class:`~rf8sim.formats.Format`.
     rounding : ``nearest`` (all formats; ties to the even index in ``fmt.magnitudes``,
-        i.e. round-half-even for the OCP formats and int8), ``paper`` or ``truncate``
-        (residual formats only; see docs/formats.md).
-    saturate : ``True`` clamps values beyond the range (and +-Inf) to +-max.
-        ``False``: RF8 and int8 raise :class:`EncodeError`; e4m3 gives NaN and e5m2
-        +-Inf (OCP's non-saturating rule: the value rounded with an unbounded
-        exponent exceeds max).  int8 and ``nearest`` RF8 out of range means
-        "rounds beyond -128..127" and "|x| > max" respectively; for paper and
-        truncate it means the leading exponent e1 exceeds the largest exponent.
+        i.e. round-half-even for the float formats and int8), ``paper`` or ``truncate``
+        (residual formats whose ``fmt.roundings`` list them; see docs/formats.md).
+    saturate : ``None`` (default) takes ``fmt.saturate``: True for rf8, e4m3, e5m2, int8,
+        False for bf16 and fp16 (IEEE: overflow to +-Inf, as ml_dtypes/numpy casts).
+        ``True`` clamps values beyond the range (and +-Inf) to +-max.
+        ``False``: RF8 and int8 raise :class:`EncodeError`; e4m3 gives NaN, e5m2/bf16/fp16
+        +-Inf (the value rounded with an unbounded exponent exceeds max).  int8 and ``nearest``
+        RF8 out of range means "rounds beyond -128..127" and "|x| > max" respectively; for
+        paper and truncate it means the leading exponent e1 exceeds the largest exponent.
 
     NaN input raises :class:`EncodeError` (count and first index) for formats without
-    NaN, and gives ``fmt.nan_code`` for e4m3/e5m2.
+    NaN, and gives ``fmt.nan_code`` (positive, canonical) for the others.
     """
     fmt = F.get(fmt)
     rounding = _check_rounding(fmt, rounding)
-    saturate = bool(saturate)
+    saturate = fmt.saturate if saturate is None else bool(saturate)
     x32 = as_float32(x)
     shape = x32.shape
     flat = x32.reshape(-1)
-    out = np.empty(flat.size, np.uint8)
+    out = np.empty(flat.size, fmt.code_dtype)
     if flat.size == 0:
         return out.reshape(shape)
     par = flat.size >= PARALLEL_MIN
     if fmt.kind == "int":
         lo, hi = float(fmt.values[fmt.finite].min()), float(fmt.max)
+        args = (lo, hi, saturate, fmt.n_codes - 1)
         kern = _int8_kernel if par else _int8_kernel_serial
-        nerr = kern(flat, lo, hi, saturate, out)
+        nerr = kern(flat, *args, out)
         if nerr:
-            i, r = _int8_first_error(flat, lo, hi, saturate)
+            i, r = _int8_first_error(flat, *args)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
         return out.reshape(shape)
     bits = flat.view(np.uint32)
     if rounding == "nearest":
-        tab = _nearest_table(fmt, saturate)
         nan_code = -1 if fmt.nan_code is None else int(fmt.nan_code)
+        args = _nearest_table(fmt, saturate) + (nan_code, fmt.sign_bit)
         kern = _nearest_kernel if par else _nearest_kernel_serial
-        nerr = kern(bits, tab, nan_code, out)
+        nerr = kern(bits, *args, out)
         if nerr:
-            i, r = _nearest_first_error(bits, tab, nan_code)
+            i, r = _nearest_first_error(bits, *args)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
         return out.reshape(shape)
     paper = rounding == "paper"
     canon, rl, D, bias, man_bits, emf = _residual_params(fmt, paper)
-    maxcode = int(fmt.canonical[int(np.flatnonzero(fmt.values == fmt.max)[0])])
-    args = (paper, canon, rl, D, bias, man_bits, emf, saturate, maxcode)
+    args = (paper, canon, rl, D, bias, man_bits, emf, saturate, fmt.max_code, fmt.code_bits - 1)
     kern = _residual_kernel if par else _residual_kernel_serial
     nerr = kern(bits, *args, out)
     if nerr:
@@ -559,9 +588,10 @@ def _decode_kernel_serial(codes, table, out):
 
 
 def decode(codes, fmt="rf8") -> np.ndarray:
-    """The float32 values of uint8 ``codes`` (every finite value is exact in float32)."""
+    """The float32 values of ``codes`` (``fmt.code_dtype``: uint8 or uint16; every finite value is
+    exact in float32; NaN codes decode to NaN with their sign, Inf codes to +-Inf)."""
     fmt = F.get(fmt)
-    c = as_codes(codes)
+    c = as_codes(codes, fmt=fmt)
     out = np.empty(c.shape, np.float32)
     if c.size:
         kern = _decode_kernel if c.size >= PARALLEL_MIN else _decode_kernel_serial

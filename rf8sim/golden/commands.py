@@ -22,22 +22,26 @@ _PREVIEW = 64  # rows printed when the input comes from a file
 
 
 def register(sub) -> None:
-    p = sub.add_parser("encode", help="encode float values into 8-bit codes (canonical codes only)")
+    p = sub.add_parser("encode", help="encode float values into codes of a format (canonical codes only)")
     p.add_argument("values", nargs="*",
                    help="values (parsed as float32; nan, inf, -inf allowed; put -- before negative values in "
                         "exponent notation, after the options: `rf8sim encode -r paper -- -1.7e-3`)")
     p.add_argument("--input", "-i", metavar="X.npy", help="read the values from a .npy file")
     p.add_argument("--format", "-f", default="rf8", help="format name (default rf8; see `rf8sim formats`)")
     p.add_argument("--rounding", "-r", default="nearest", help="nearest (default), paper or truncate (RF8)")
+    p.add_argument("--saturate", action="store_true",
+                   help="clamp values beyond the range to +-max (the default of rf8, e4m3, e5m2, int8)")
     p.add_argument("--no-saturate", action="store_true",
-                   help="do not clamp out-of-range values (RF8/int8: error; e4m3: NaN; e5m2: Inf)")
-    p.add_argument("--output", "-o", metavar="CODES.npy", help="write the codes (uint8) to a .npy file")
+                   help="do not clamp out-of-range values (RF8/int8: error; e4m3: NaN; e5m2/bf16/fp16: Inf; "
+                        "the default of bf16 and fp16)")
+    p.add_argument("--output", "-o", metavar="CODES.npy",
+                   help="write the codes (uint8, or uint16 for 16-bit formats) to a .npy file")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("decode", help="decode 8-bit codes into float32 values")
+    p = sub.add_parser("decode", help="decode codes of a format into float32 values")
     p.add_argument("codes", nargs="*", help="codes: 0x39, 57 or 0b00111001")
-    p.add_argument("--input", "-i", metavar="CODES.npy", help="read uint8 codes from a .npy file")
+    p.add_argument("--input", "-i", metavar="CODES.npy", help="read codes (uint8, or uint16 for 16-bit formats) from a .npy file")
     p.add_argument("--format", "-f", default="rf8", help="format name (default rf8)")
     p.add_argument("--output", "-o", metavar="VALUES.npy", help="write the values (float32) to a .npy file")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
@@ -48,6 +52,15 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite files whose contents changed")
     p.add_argument("--check", action="store_true", help="only verify the directory against the model")
     p.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("aligned-error", help="measure aligned:K:M against the fp32 accumulator on real MiniLM "
+                                             "layers (bf16 x rf8) and record it")
+    p.add_argument("--out", default=None, help="record file (default: golden/results/aligned_error.json)")
+    p.add_argument("--sentences", type=int, default=16, help="real sentences in the forward pass (default 16)")
+    p.add_argument("--rows", type=int, default=48, help="token rows per linear layer (default 48)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite the record")
+    p.set_defaults(func=cmd_aligned_error)
 
 
 def _err(msg: str):
@@ -112,7 +125,10 @@ def cmd_encode(args) -> int:
             x = np.array([np.float32(v) for v in args.values], np.float32)
         except ValueError as e:
             raise _err(f"not a number: {e}") from None
-    codes = encode(x, fmt, rounding=args.rounding, saturate=not args.no_saturate)
+    if args.no_saturate and args.saturate:
+        raise _err("--saturate and --no-saturate contradict each other; give at most one")
+    saturate = False if args.no_saturate else (True if args.saturate else None)
+    codes = encode(x, fmt, rounding=args.rounding, saturate=saturate)
     if args.output:
         _save_npy(args.output, codes, args.force)
     if args.output and args.input:
@@ -121,7 +137,8 @@ def cmd_encode(args) -> int:
     xf = np.asarray(x).reshape(-1)[:_PREVIEW]
     cf = codes.reshape(-1)[:_PREVIEW]
     back = decode(cf, fmt)
-    rows = [(_f(np.float32(v)), f"0x{int(c):02X}", f"{int(c):08b}", _f(b)) for v, c, b in zip(xf, cf, back)]
+    hw, bw = (fmt.code_bits + 3) // 4, fmt.code_bits
+    rows = [(_f(np.float32(v)), f"0x{int(c):0{hw}X}", f"{int(c):0{bw}b}", _f(b)) for v, c, b in zip(xf, cf, back)]
     _print_rows(f"{fmt.name} encode ({args.rounding})", ("value (float32)", "code", "bits", "decoded"), rows,
                 codes.size)
     if args.output:
@@ -129,13 +146,13 @@ def cmd_encode(args) -> int:
     return 0
 
 
-def _parse_code(s: str) -> int:
+def _parse_code(s: str, fmt) -> int:
     try:
         v = int(s, 0)
     except ValueError:
         raise _err(f"{s!r} is not a code (use 0x39, 57 or 0b00111001)") from None
-    if not 0 <= v <= 255:
-        raise _err(f"code {s} is outside 0..255")
+    if not 0 <= v < fmt.n_codes:
+        raise _err(f"code {s} is outside 0..{fmt.n_codes - 1} ({fmt.name} has {fmt.code_bits}-bit codes)")
     return v
 
 
@@ -150,10 +167,11 @@ def cmd_decode(args) -> int:
         raise _err("give codes on the command line or --input CODES.npy (exactly one of them)")
     if args.input:
         codes = _load_npy(args.input)
-        if codes.dtype != np.uint8:
-            raise _err(f"{args.input}: codes must be uint8, got {codes.dtype}")
+        if codes.dtype != fmt.code_dtype:
+            raise _err(f"{args.input}: {fmt.name} codes must be {fmt.code_dtype} ({fmt.code_bits}-bit codes), "
+                       f"got {codes.dtype}")
     else:
-        codes = np.array([_parse_code(s) for s in args.codes], np.uint8)
+        codes = np.array([_parse_code(s, fmt) for s in args.codes], fmt.code_dtype)
     vals = decode(codes, fmt)
     if args.output:
         _save_npy(args.output, vals, args.force)
@@ -163,8 +181,9 @@ def cmd_decode(args) -> int:
     cf = codes.reshape(-1)[:_PREVIEW]
     vf = vals.reshape(-1)[:_PREVIEW]
     canon = fmt.is_canonical
-    rows = [(f"0x{int(c):02X}", f"{int(c):08b}", _f(v), "yes" if canon[c] else f"-> 0x{int(fmt.canonical[c]):02X}")
-            for c, v in zip(cf, vf)]
+    hw, bw = (fmt.code_bits + 3) // 4, fmt.code_bits
+    rows = [(f"0x{int(c):0{hw}X}", f"{int(c):0{bw}b}", _f(v),
+             "yes" if canon[c] else f"-> 0x{int(fmt.canonical[c]):0{hw}X}") for c, v in zip(cf, vf)]
     _print_rows(f"{fmt.name} decode", ("code", "bits", "value", "canonical"), rows, vals.size)
     return 0
 
@@ -197,4 +216,19 @@ def cmd_golden(args) -> int:
         t.add_row(name, st, str(size))
     t.add_row("total", "", str(total))
     console.print(t)
+    return 0
+
+
+def cmd_aligned_error(args) -> int:
+    from rich.console import Console
+
+    from .aligned_error import RECORD, render_table, run
+
+    if args.sentences < 1 or args.rows < 1:
+        raise _err("--sentences and --rows must be >= 1")
+    out = args.out or RECORD
+    payload = run(out, args.sentences, args.rows, args.seed, overwrite=args.force)
+    con = Console()
+    con.print(render_table({"provenance": {}, **payload}))
+    con.print(f"wrote {out} ({payload['wall_s']} s)")
     return 0

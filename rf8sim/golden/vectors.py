@@ -23,6 +23,14 @@
     ``frac_bits``, ``width``, ``lanes``, ``seed`` (int64).  The accumulator's real value
     is ``acc * 2**-frac_bits``.
 
+``mac16_<case>.npz`` - W8A16 MAC traces (``fp32`` and ``aligned:K:M`` accumulators, docs/formats.md
+    "Accumulation: fp32" / "Accumulation: aligned:K:M"), n beats: inputs ``a`` (uint16 for
+    bf16/fp16 activations), ``w`` (uint8, or uint16 for bf16 weights), both (n, lanes), ``clear``
+    bool (n,); outputs after each beat ``acc_bits`` uint32 (n,) - the float32 bit pattern of the
+    accumulator, every NaN the canonical 0x7FC00000 - and the sticky ``overflow`` / ``invalid``
+    bool (n,); metadata ``a_fmt``, ``w_fmt``, ``acc`` (str, ``AccSpec.parse`` syntax), ``lanes``,
+    ``seed``.  aligned cases put a clear only on block boundaries (K/lanes beats).
+
 ``encode_<fmt>.npz`` - float32 inputs ``x`` (boundary values and random) and the codes
     ``codes_<rounding>`` (uint8, saturate=True) for every rounding mode of the format;
     for e4m3/e5m2 also ``codes_nearest_nonsat`` (saturate=False).
@@ -53,6 +61,7 @@ from .. import formats as F
 from .accspec import AccSpec
 
 __all__ = ["GOLDEN_COMMAND", "LAYOUT_VERSION", "FORMATS", "PRODUCT_PAIRS", "MAC_CASES", "MacCase",
+           "MAC16_CASES", "Mac16Case",
            "generate", "write_golden", "verify", "load_vectors", "list_vectors", "default_root",
            "GoldenMismatch"]
 
@@ -97,6 +106,41 @@ MAC_CASES = (
     MacCase("int8_int8_narrow_l4", "int8", "int8", "0:18", 4, 1500, 402, big_rate=0.05),
     MacCase("rf8_int8_exact_l1", "rf8", "int8", "exact:1024", 1, 3000, 501),
     MacCase("rf8_int8_narrow_l4", "rf8", "int8", "2:20", 4, 1500, 502, big_rate=0.03),
+)
+
+
+@dataclass(frozen=True)
+class Mac16Case:
+    """A W8A16 MAC trace: ``acc`` is ``fp32`` or ``aligned:K:M``."""
+
+    name: str
+    a_fmt: str
+    w_fmt: str
+    acc: str
+    lanes: int
+    n: int
+    seed: int
+    special_rate: float = 0.0005  # probability of a NaN/Inf operand code
+    clear_rate: float = 1 / 40  # per beat (aligned: per block boundary, times K/lanes)
+    big_rate: float = 0.004  # probability of one of the 40 largest-magnitude codes
+
+    def spec(self) -> AccSpec:
+        return AccSpec.parse(self.acc)
+
+
+MAC16_CASES = (
+    Mac16Case("bf16_rf8_fp32_l1", "bf16", "rf8", "fp32", 1, 3000, 601),
+    Mac16Case("bf16_rf8_fp32_l4", "bf16", "rf8", "fp32", 4, 1500, 602),
+    Mac16Case("bf16_rf8_aligned_32_16_l4", "bf16", "rf8", "aligned:32:16", 4, 1600, 603),
+    Mac16Case("bf16_rf8_aligned_16_8_l1", "bf16", "rf8", "aligned:16:8", 1, 1600, 604),
+    Mac16Case("fp16_rf8_fp32_l4", "fp16", "rf8", "fp32", 4, 1500, 605),
+    Mac16Case("bf16_e4m3_fp32_l1", "bf16", "e4m3", "fp32", 1, 3000, 611),
+    Mac16Case("bf16_e4m3_aligned_32_16_l4", "bf16", "e4m3", "aligned:32:16", 4, 1600, 612),
+    Mac16Case("bf16_int8_fp32_l1", "bf16", "int8", "fp32", 1, 3000, 621),
+    Mac16Case("bf16_int8_aligned_32_16_l4", "bf16", "int8", "aligned:32:16", 4, 1600, 622),
+    Mac16Case("bf16_bf16_fp32_l1", "bf16", "bf16", "fp32", 1, 3000, 631),
+    Mac16Case("bf16_bf16_fp32_l4", "bf16", "bf16", "fp32", 4, 1500, 632),
+    Mac16Case("bf16_bf16_aligned_32_16_l4", "bf16", "bf16", "aligned:32:16", 4, 1600, 633),
 )
 
 
@@ -169,6 +213,58 @@ def _mac_vectors(case: MacCase) -> dict:
     }
 
 
+def _draw16(rng, fmt: F.Format, size, special_rate: float, big_rate: float) -> np.ndarray:
+    """Codes of any width: zeros, subnormals/smallest, largest, values near 1, moderate, uniform."""
+    fin = np.flatnonzero(fmt.special == F.SPECIAL_FINITE)
+    mag = np.abs(fmt.values[fin])
+    pools = [fin, fin[mag == 0], fin[np.argsort(mag)[1:40]], fin[np.argsort(mag)[-40:]],
+             fin[(mag >= 0.5) & (mag <= 2)], fin[(mag >= 2.0 ** -6) & (mag <= 2.0 ** 6)]]
+    probs = np.array([0.03, 0.06, 0.04, big_rate, 0.35, 0.52 - big_rate])
+    which = rng.choice(len(pools), size=size, p=probs / probs.sum())
+    out = np.empty(size, np.int64)
+    for i, p in enumerate(pools):
+        sel = which == i
+        out[sel] = rng.choice(p, int(sel.sum()))
+    spec = np.flatnonzero(fmt.special != F.SPECIAL_FINITE)
+    if spec.size and special_rate:
+        s = rng.random(size) < special_rate
+        out[s] = rng.choice(spec, int(s.sum()))
+    return out.astype(fmt.code_dtype)
+
+
+def _mac16_vectors(case: Mac16Case) -> dict:
+    from .arith import mac
+
+    a_fmt, w_fmt = F.get(case.a_fmt), F.get(case.w_fmt)
+    spec = case.spec()
+    rng = np.random.default_rng(case.seed)
+    shape = (case.n, case.lanes)
+    a = _draw16(rng, a_fmt, shape, case.special_rate, case.big_rate)
+    w = _draw16(rng, w_fmt, shape, case.special_rate, case.big_rate)
+    # exact cancellations: a term that is the negation of the one before it
+    fa, fw = a.reshape(-1), w.reshape(-1)
+    idx = np.flatnonzero(rng.random(fa.size - 1) < 0.08) + 1
+    fa[idx] = fa[idx - 1] ^ np.array(a_fmt.sign_bit, fa.dtype)
+    fw[idx] = fw[idx - 1]
+    bpb = spec.block // case.lanes if spec.kind == "aligned" else 1
+    # runs of same-signed largest products: overflow to Inf where the formats can reach it
+    big_a = np.flatnonzero(a_fmt.finite)[np.argsort(np.abs(a_fmt.values[a_fmt.finite]))[-8:]]
+    big_w = np.flatnonzero(w_fmt.finite)[np.argsort(np.abs(w_fmt.values[w_fmt.finite]))[-8:]]
+    for start in rng.integers(0, case.n // bpb - 4, 3) * bpb:
+        run = slice(int(start), int(start) + 2 * bpb)
+        a[run] = rng.choice(big_a[a_fmt.sign[big_a] == 0], a[run].shape)
+        w[run] = rng.choice(big_w[w_fmt.sign[big_w] == 0], w[run].shape)
+    clear = rng.random(case.n) < case.clear_rate * bpb
+    clear &= np.arange(case.n) % bpb == 0
+    clear[0] = True
+    tr = mac(a, w, clear, a_fmt, w_fmt, spec)
+    return {
+        "a": a, "w": w, "clear": clear, "acc_bits": tr.acc, "overflow": tr.overflow, "invalid": tr.invalid,
+        "a_fmt": np.array(case.a_fmt), "w_fmt": np.array(case.w_fmt), "acc": np.array(str(spec)),
+        "lanes": np.array(case.lanes, np.int64), "seed": np.array(case.seed, np.int64),
+    }
+
+
 def _encode_inputs(fmt: F.Format, seed: int) -> np.ndarray:
     mags = [float(m) for m in fmt.magnitudes]
     pts = []
@@ -233,6 +329,8 @@ def generate() -> dict[str, dict[str, np.ndarray]]:
         files[f"encode_{name}.npz"] = _encode_vectors(name, 900 + i)
     for case in MAC_CASES:
         files[f"mac_{case.name}.npz"] = _mac_vectors(case)
+    for case in MAC16_CASES:
+        files[f"mac16_{case.name}.npz"] = _mac16_vectors(case)
     return files
 
 

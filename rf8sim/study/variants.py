@@ -35,8 +35,6 @@ the golden model's quantize/dequantize; docs/study.md records the outcome.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from .. import formats as F
@@ -50,16 +48,8 @@ __all__ = [
     "rounding_supported",
 ]
 
-#: name -> keyword arguments of :func:`rf8sim.formats.residual_format`.
-VARIANT_SPECS: dict[str, dict] = {
-    "rf8m8": dict(
-        residuals=((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (-1, 5), (-1, 3), (-1, 4)),
-        description="RF8 with R=5 -> 1-2^-5: eight distinct multipliers per binade (1.9375 added), "
-                    "no duplicate nonzero codes"),
-    "rf8m8lo": dict(
-        residuals=((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (-1, 3), (-1, 4)),
-        description="RF8 with R=5 -> 1+2^-5: eight distinct multipliers per binade (1.03125 added)"),
-}
+#: name -> keyword arguments of :func:`rf8sim.formats.residual_format` (defined in the spec).
+VARIANT_SPECS: dict[str, dict] = F.RF8_VARIANTS
 
 
 def ensure_registered() -> tuple[str, ...]:
@@ -67,32 +57,19 @@ def ensure_registered() -> tuple[str, ...]:
 
     Worker processes call this before looking a variant up by name (formats pickle by name).
     """
-    known = set(F.names())
-    for name, spec in VARIANT_SPECS.items():
-        if name in known:
-            continue
-        F.register(F.residual_format(name, **spec))
-    return tuple(VARIANT_SPECS)
+    return F.register_rf8_variants()
 
 
-@functools.lru_cache(maxsize=None)
 def rounding_supported(fmt_name: str, rounding: str) -> tuple[bool, str]:
     """Whether the golden model encodes ``fmt_name`` with ``rounding``; the reason when not.
 
-    ``paper`` and ``truncate`` are RF8's greedy two-term algorithms; the golden model refuses
-    them for residual sets that lack some +-2^-d term (e.g. ``rf8m8``), with a FormatError.
+    ``paper`` and ``truncate`` are RF8's greedy two-term algorithms; ``Format.roundings`` lists
+    exactly the roundings the golden model implements (the encoder refuses the others).
     """
-    from .. import golden
-
     ensure_registered()
     fmt = F.get(fmt_name)
-    if rounding not in fmt.roundings:
-        return False, f"{fmt.name} has no rounding {rounding!r}"
-    try:
-        golden.encode(np.array([1.3], np.float32), fmt, rounding=rounding)
-    except F.FormatError as e:
-        return False, str(e)
-    return True, ""
+    why = F.rounding_unsupported(fmt, rounding)
+    return (not why), why
 
 
 def variant_names() -> tuple[str, ...]:

@@ -1,0 +1,126 @@
+"""Generated blocks in README.md and docs/*.md: every table of numbers is rendered from a record.
+
+A block is delimited by ``<!-- BEGIN generated:KEY -->`` and ``<!-- END generated:KEY -->``
+and its content is exactly ``render(KEY)``: a function registered under KEY that reads a
+checked-in record (``rf8sim.records``) and returns markdown.  ``rf8sim docs`` rewrites
+every block; ``rf8sim docs --check`` (and ``tests/test_docs_sync.py``) fails when a
+block differs from its render, names an unknown key, or its record is missing.
+
+Register a renderer where its record is produced::
+
+    from rf8sim.docgen import register
+
+    @register("claims:gg-fit")
+    def _gg_fit_table() -> str:
+        return ...markdown...
+
+The modules that register renderers are listed in :data:`RENDERER_MODULES` (imported by
+:func:`load_all`); a missing record raises :class:`DocgenError` from the renderer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import RF8SimError
+
+__all__ = ["REGISTRY", "register", "render", "update_file", "check_file", "blocks", "doc_files",
+           "load_all", "DocgenError", "RENDERER_MODULES"]
+
+#: key -> function returning the block's markdown (without the marker lines)
+REGISTRY: dict[str, Callable[[], str]] = {}
+
+#: Modules whose import registers renderers (each part adds its own module here).
+RENDERER_MODULES = (
+    "rf8sim.bench",
+    "rf8sim.study.claims.report",
+    "rf8sim.golden.aligned_error",
+)
+
+#: markers stand alone on their line (a marker quoted inside a sentence is text)
+_BLOCK = re.compile(r"^<!-- BEGIN generated:(?P<key>[A-Za-z0-9_.:/-]+) -->\n(?P<body>.*?)"
+                    r"^<!-- END generated:(?P=key) -->$", re.S | re.M)
+_MARKER = re.compile(r"^<!-- (BEGIN|END) generated:([^ ]*) -->$", re.M)
+
+
+class DocgenError(RF8SimError, ValueError):
+    """A generated block that cannot be rendered: unknown key, unbalanced markers, missing record."""
+
+
+def register(key: str):
+    """Decorator: ``fn`` renders the block ``key``."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:/-]+", key):
+        raise DocgenError(f"bad generated-block key {key!r} (letters, digits and _.:/- only)")
+
+    def deco(fn: Callable[[], str]) -> Callable[[], str]:
+        if key in REGISTRY and REGISTRY[key] is not fn:
+            raise DocgenError(f"generated-block key {key!r} is registered twice "
+                              f"({REGISTRY[key].__module__} and {fn.__module__})")
+        REGISTRY[key] = fn
+        return fn
+
+    return deco
+
+
+def load_all() -> None:
+    """Import every module in :data:`RENDERER_MODULES` so their renderers are registered."""
+    for name in RENDERER_MODULES:
+        importlib.import_module(name)
+
+
+def render(key: str) -> str:
+    """The markdown of block ``key``, ending with exactly one newline."""
+    if key not in REGISTRY:
+        load_all()
+    if key not in REGISTRY:
+        raise DocgenError(f"no renderer registered for generated block {key!r}; known: {', '.join(sorted(REGISTRY))}")
+    text = REGISTRY[key]()
+    return text.rstrip("\n") + "\n"
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """``(key, current body)`` of every block in ``text``; DocgenError on unbalanced markers."""
+    found = [(m.group("key"), m.group("body")) for m in _BLOCK.finditer(text)]
+    markers = _MARKER.findall(text)
+    if len(markers) != 2 * len(found):
+        raise DocgenError(f"{len(markers)} generated-block markers but {len(found)} complete blocks: "
+                          "every <!-- BEGIN generated:KEY --> needs its <!-- END generated:KEY --> on a later line")
+    return found
+
+
+def _rendered(text: str) -> str:
+    blocks(text)  # validates the markers
+    return _BLOCK.sub(lambda m: f"<!-- BEGIN generated:{m.group('key')} -->\n{render(m.group('key'))}"
+                                f"<!-- END generated:{m.group('key')} -->", text)
+
+
+def check_file(path) -> list[str]:
+    """Keys of the blocks in ``path`` whose content differs from their render (empty: in sync)."""
+    text = Path(path).read_text()
+    return [key for key, body in blocks(text) if body != render(key)]
+
+
+def update_file(path) -> bool:
+    """Rewrite every block in ``path`` from its render; True when the file changed (written atomically)."""
+    from . import fileio
+
+    p = Path(path)
+    text = p.read_text()
+    new = _rendered(text)
+    if new == text:
+        return False
+    fileio.write_text(p, new, overwrite=True)
+    return True
+
+
+def doc_files(root=None) -> list[Path]:
+    """README.md and docs/*.md of the checkout (the files ``rf8sim docs`` maintains)."""
+    from .resources import source_root
+
+    r = Path(root) if root else source_root()
+    if r is None:
+        raise DocgenError("rf8sim docs works on a source checkout (README.md and docs/ are not installed)")
+    return [p for p in [r / "README.md", *sorted((r / "docs").glob("*.md"))] if p.exists()]

@@ -1,0 +1,798 @@
+"""W8A16 golden arithmetic: exact products of any two formats and the two floating-point
+accumulators of the W8A16 contract, ``fp32`` and ``aligned:K:M``.
+
+Normative text: docs/formats.md, "Accumulation: fp32" and "Accumulation: aligned:K:M".
+Results are IEEE binary32 bit patterns (uint32, every NaN the canonical 0x7FC00000) plus
+the sticky ``overflow`` and ``invalid`` flags.
+
+How the kernels stay exact (the tests check every claim against Python-Fraction references):
+
+* The accumulator is held as a float64 that always equals a float32 value.  A product of
+  two codes is at most 11 x 8 bits (fp16 x bf16: 19 bits) of significand with an exponent
+  in float64's normal range, so ``va * vw`` (times a power-of-two scale) is exact in float64.
+* fp32 step: ``s = acc + p`` in float64 with the TwoSum error ``e`` (6 flops).  If ``e == 0``,
+  ``s`` is the exact sum and ``float32(s)`` is the one correct RNE rounding (hardware
+  cvtsd2ss: ties to even, subnormals, overflow to Inf).  If ``e != 0``, rounding ``s`` to
+  float32 could round twice, so the step reruns in integers: :func:`_add_exact` aligns
+  the float32 significand and the product in a 62-bit window with a sticky bit (exact: a
+  term that falls below the window is at most 2**-36 of the other one) and
+  :func:`_round_pack` rounds once.
+* aligned block sums are int64 when their register width (``AccSpec.block_width``) is at
+  most 61 bits (rf8, e4m3, int8 weights), added to the float32 with :func:`_add_exact`;
+  wider ones (bf16, e5m2 weights) are summed, together with the accumulator, exactly in
+  a little-endian register of 32-bit limbs and rounded once (:func:`_reg_round`).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
+
+from .. import formats as F
+from ..accspec import AccSpec, AccSpecError
+from .codec import PARALLEL_MIN, DTypeError
+
+__all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trace", "Fp32Result",
+           "align_activations", "AlignedActivations", "W16_FORMATS"]
+
+#: The float32 NaN every fp32/aligned result writes.
+CANONICAL_NAN = np.uint32(0x7FC00000)
+#: 16-bit formats allowed as weights (the dequantized-weight baseline).
+W16_FORMATS = ("bf16",)
+_M32 = (1 << 32) - 1
+
+
+class Fp32Trace(NamedTuple):
+    """Per beat: the float32 bits of the accumulator (uint32) and the sticky flags after that beat."""
+
+    acc: np.ndarray
+    overflow: np.ndarray
+    invalid: np.ndarray
+
+    def as_float32(self) -> np.ndarray:
+        return view_float32(self.acc)
+
+
+class Fp32Result(NamedTuple):
+    """``acc``: float32 bit patterns (uint32) of C; sticky flags per output."""
+
+    acc: np.ndarray
+    overflow: np.ndarray
+    invalid: np.ndarray
+
+    def as_float32(self) -> np.ndarray:
+        return view_float32(self.acc)
+
+
+def view_float32(bits) -> np.ndarray:
+    """View float32 bit patterns (uint32, as fp32/aligned results come back) as float32."""
+    b = np.asarray(bits)
+    if b.dtype != np.uint32:
+        raise DTypeError(f"float32 bit patterns must be a uint32 array, got dtype {b.dtype}")
+    return b.view(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# formats and codes
+
+
+def _code_bits(fmt: F.Format) -> int:
+    return int(getattr(fmt, "code_bits", 8))
+
+
+def _codes(codes, what: str, fmt: F.Format) -> np.ndarray:
+    """``codes`` as a C-contiguous array of the format's code dtype (uint8 / uint16), exactly."""
+    if not isinstance(codes, np.ndarray):
+        codes = np.asarray(codes)
+    want = np.dtype(np.uint8) if _code_bits(fmt) <= 8 else np.dtype(np.uint16)
+    if codes.dtype != want:
+        raise DTypeError(f"{what}: format {fmt.name} has {_code_bits(fmt)}-bit codes, which must be a {want} "
+                         f"array; got dtype {codes.dtype}")
+    n = 1 << _code_bits(fmt)
+    if n < (1 << (8 * want.itemsize)) and codes.size and int(codes.max()) >= n:
+        raise DTypeError(f"{what}: codes >= {n}; format {fmt.name} has codes 0..{n - 1} only")
+    return codes if codes.flags.c_contiguous else codes.copy(order="C")  # keeps 0-d arrays 0-d
+
+
+def _weight_format(w_fmt) -> F.Format:
+    w = F.get(w_fmt)
+    if _code_bits(w) > 8 and w.name not in W16_FORMATS:
+        raise F.FormatError(f"weight format {w.name} has {_code_bits(w)}-bit codes; weights are 8-bit formats "
+                            f"({', '.join(n for n in F.names() if _code_bits(F.get(n)) <= 8)}) or the "
+                            f"dequantized-weight baseline {', '.join(W16_FORMATS)}")
+    return w
+
+
+class _Tab(NamedTuple):
+    val: np.ndarray  # float64 value per code (NaN / +-Inf for specials)
+    ssig: np.ndarray  # int64 signed significand (0 for specials)
+    exp: np.ndarray  # int64 exponent (0 for specials)
+    special: np.ndarray  # uint8
+    efield: np.ndarray  # int64 alignment exponent field (E, zeros/subnormals 1), -1: none
+
+
+@lru_cache(maxsize=None)
+def _tables(fmt: F.Format) -> _Tab:
+    fin = fmt.special == F.SPECIAL_FINITE
+    sig = np.where(fin, fmt.sig, 0).astype(np.int64)
+    exp = np.where(fin, fmt.exp, 0).astype(np.int64)
+    ssig = np.where(fmt.sign.astype(bool), -sig, sig)
+    val = np.asarray(fmt.values, np.float64)
+    if fmt.kind == "float":
+        # every finite code: exp = E - bias - man_bits (normal), 1 - bias - man_bits (E == 0)
+        ef = np.where(fin, exp + fmt.bias + fmt.man_bits, -1)
+    elif fmt.kind == "residual":
+        codes = np.arange(len(val))
+        E = (codes >> fmt.man_bits) & ((1 << fmt.exp_bits) - 1)
+        ef = np.where(fin, np.maximum(E, 1), -1)
+    else:
+        ef = np.full(len(val), -1, np.int64)
+    out = _Tab(val, ssig, exp, fmt.special.astype(np.uint8), ef.astype(np.int64))
+    for t in out:
+        t.setflags(write=False)
+    return out
+
+
+def products(a_codes, w_codes, a_fmt, w_fmt, a_scale_exp=0, w_scale_exp=0):
+    """Exact products of codes of any two formats, elementwise (numpy broadcasting).
+
+    Returns ``(sign, sig, exp, special)``: for finite operands the product is
+    ``(-1)**sign * sig * 2**exp`` with ``sig = sig_a * sig_w`` (int64 >= 0, a zero keeps the
+    xor of the signs) and ``exp = exp_a + exp_w + a_scale_exp + w_scale_exp``; ``special`` (uint8)
+    is 1 where an operand is NaN or Inf (then sign = sig = exp = 0).
+    """
+    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    a = _codes(a_codes, "a_codes", a_fmt)
+    w = _codes(w_codes, "w_codes", w_fmt)
+    ta, tw = _tables(a_fmt), _tables(w_fmt)
+    special = ((ta.special[a] != 0) | (tw.special[w] != 0))
+    sign = (a_fmt.sign[a] ^ w_fmt.sign[w]).astype(np.uint8)
+    sig = np.abs(ta.ssig[a]) * np.abs(tw.ssig[w])
+    exp = ta.exp[a] + tw.exp[w] + np.asarray(a_scale_exp, np.int64) + np.asarray(w_scale_exp, np.int64)
+    sign, sig, exp = np.broadcast_arrays(sign, sig, exp)
+    special = np.broadcast_to(special, sig.shape)
+    sign = np.where(special, 0, sign).astype(np.uint8)
+    sig = np.where(special, 0, sig).astype(np.int64)
+    exp = np.where(special, 0, exp).astype(np.int64)
+    return sign, sig, exp, special.astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------
+# exact float32 rounding in integers
+
+
+@nb.njit(cache=True, inline="always")
+def _bitlen(x):
+    """Bit length of a non-negative int64."""
+    if x == 0:
+        return 0
+    return 64 - np.int64(leading_zeros(np.uint64(x)))
+
+
+@nb.njit(cache=True)
+def _round_pack(neg, z, base, sticky):
+    """RNE float32 of ``(z + d) * 2**base`` (``d`` in (0, 1) iff ``sticky``), as a float64 value,
+    and whether it overflowed to Inf.  ``z``: int64 in 0 .. 2**63-1; with ``sticky`` the caller
+    guarantees at least two bits between the result's last place and ``2**base``."""
+    if z == 0 and not sticky:
+        return (-0.0 if neg else 0.0), False
+    L = _bitlen(z)
+    lsb = base + L - 24
+    if lsb < -149:
+        lsb = -149
+    r = lsb - base
+    one = np.int64(1)
+    if r <= 0:
+        q = z << (-r)
+    elif r > 63:
+        q = np.int64(0)  # |value| < 2**(lsb - 1): rounds to zero
+    else:
+        q = z >> r
+        rb = (z >> (r - 1)) & one
+        st = sticky or (z & ((one << (r - 1)) - one)) != 0
+        if rb == 1 and (st or (q & one) == 1):
+            q += 1
+            if q == (one << 24):
+                q = one << 23
+                lsb += 1
+    if q >= (one << 23) and lsb > 104:
+        return (-np.inf if neg else np.inf), True
+    v = math.ldexp(np.float64(q), lsb)
+    return (-v if neg else v), False
+
+
+@nb.njit(cache=True, inline="always")
+def _decompose(acc):
+    """A float64 holding a finite float32 value -> (neg, m, e) with m < 2**24, e >= -149."""
+    neg = math.copysign(1.0, acc) < 0
+    if acc == 0.0:
+        return neg, np.int64(0), np.int64(-149)
+    fr, ex = math.frexp(abs(acc))
+    m = np.int64(math.ldexp(fr, 24))
+    e = np.int64(ex) - 24
+    if e < -149:
+        m = m >> (-149 - e)
+        e = np.int64(-149)
+    return neg, m, e
+
+
+@nb.njit(cache=True, inline="always")
+def _shift(m, d):
+    """(m * 2**d truncated, sticky): exact for d >= 0 (caller bounds the result)."""
+    if d >= 0:
+        return m << d, False
+    k = -d
+    if k >= 63:
+        return np.int64(0), m != 0
+    return m >> k, (m & ((np.int64(1) << k) - 1)) != 0
+
+
+@nb.njit(cache=True)
+def _add_exact(acc, nb_, mb, eb):
+    """RNE float32 of ``acc + (-1)**nb_ * mb * 2**eb`` (``acc`` a finite float32 value held in a
+    float64, ``0 <= mb < 2**60``): (value as float64, overflowed)."""
+    na, ma, ea = _decompose(acc)
+    if mb == 0:
+        if ma == 0:
+            return (-0.0 if (na and nb_) else 0.0), False
+        return acc, False
+    if ma == 0:
+        return _round_pack(nb_, mb, eb, False)
+    ta = ea + _bitlen(ma)
+    tb = eb + _bitlen(mb)
+    t = ta if ta > tb else tb
+    base = ea if ea < eb else eb
+    if base < t - 62:
+        base = t - 62
+    x, sx = _shift(ma, ea - base)
+    y, sy = _shift(mb, eb - base)
+    st = sx or sy
+    if na == nb_:
+        return _round_pack(na, x + y, base, st)
+    if x > y or (x == y and sx):
+        z = x - y
+        if sy:
+            z -= 1
+        neg = na
+    else:
+        z = y - x
+        if sx:
+            z -= 1
+        neg = nb_
+    if z == 0 and not st:
+        return 0.0, False  # x + (-x) = +0 under round to nearest
+    return _round_pack(neg, z, base, st)
+
+
+# ---------------------------------------------------------------------------
+# fp32 accumulator
+
+
+@nb.njit(cache=True, inline="always")
+def _fp32_step(acc, p, a_ss, w_ss, pexp, force_int):
+    """One fused add ``RNE_f32(acc + p)``; ``p`` exact in float64, equal to ``a_ss * w_ss * 2**pexp``.
+    Returns (acc, overflow, invalid) - the flags of this step only."""
+    s = acc + p
+    if s - s != 0.0:  # NaN or Inf: an operand was NaN/Inf (finite sums stay below 2**300)
+        if s != s:
+            return np.nan, False, True
+        return s, False, False
+    if not force_int:
+        bb = s - acc
+        err = (acc - (s - bb)) + (p - bb)
+        if err == 0.0:
+            r = np.float64(np.float32(s))
+            if r - r != 0.0:
+                return r, True, False
+            return r, False, False
+    if acc - acc != 0.0:  # acc is Inf (p finite, else s was not finite)
+        return acc, False, False
+    v = a_ss * w_ss
+    if v == 0:  # exact zero product: IEEE signed-zero rules, exact in float64
+        r = np.float64(np.float32(s))
+        return r, False, False
+    r, o = _add_exact(acc, v < 0, abs(v), pexp)
+    return r, o, False
+
+
+@nb.njit(cache=True, inline="always")
+def _fp32_row(m, a, w, sa, sw, seg, seg_a, seg_w, av, wv, ass, wss, aex, wex, force_int, out, ovf_out, inv_out):
+    nseg = seg.size - 1
+    for n in range(w.shape[0]):
+        acc = 0.0
+        ovf = False
+        inv = False
+        for g in range(nseg):
+            ks = sa[m, seg_a[g]] + sw[n, seg_w[g]]
+            sc = math.ldexp(1.0, ks)
+            for k in range(seg[g], seg[g + 1]):
+                ca = a[m, k]
+                cw = w[n, k]
+                p = av[ca] * wv[cw] * sc
+                acc, o, i = _fp32_step(acc, p, ass[ca], wss[cw], aex[ca] + wex[cw] + ks, force_int)
+                ovf |= o
+                inv |= i
+        out[m, n] = np.float32(acc)
+        ovf_out[m, n] = ovf
+        inv_out[m, n] = inv
+
+
+@nb.njit(cache=True, parallel=True)
+def _fp32_gemm(a, w, sa, sw, seg, seg_a, seg_w, av, wv, ass, wss, aex, wex, force_int, out, ovf_out, inv_out):
+    for m in nb.prange(a.shape[0]):
+        _fp32_row(m, a, w, sa, sw, seg, seg_a, seg_w, av, wv, ass, wss, aex, wex, force_int, out, ovf_out,
+                  inv_out)
+
+
+@nb.njit(cache=True)
+def _fp32_gemm_serial(a, w, sa, sw, seg, seg_a, seg_w, av, wv, ass, wss, aex, wex, force_int, out, ovf_out,
+                      inv_out):
+    for m in range(a.shape[0]):
+        _fp32_row(m, a, w, sa, sw, seg, seg_a, seg_w, av, wv, ass, wss, aex, wex, force_int, out, ovf_out,
+                  inv_out)
+
+
+@nb.njit(cache=True)
+def _fp32_mac(a, w, clear, av, wv, ass, wss, aex, wex, force_int, out, ovf_out, inv_out):
+    n, lanes = a.shape
+    acc = 0.0
+    ovf = False
+    inv = False
+    for i in range(n):
+        if clear[i]:
+            acc = 0.0
+            ovf = False
+            inv = False
+        for j in range(lanes):
+            ca = a[i, j]
+            cw = w[i, j]
+            acc, o, v = _fp32_step(acc, av[ca] * wv[cw], ass[ca], wss[cw], aex[ca] + wex[cw], force_int)
+            ovf |= o
+            inv |= v
+        out[i] = np.float32(acc)
+        ovf_out[i] = ovf
+        inv_out[i] = inv
+
+
+# ---------------------------------------------------------------------------
+# aligned:K:M
+
+
+class AlignedActivations(NamedTuple):
+    """The alignment unit's output for activations cut into blocks of K along the last axis.
+
+    ``a_int``: int64, the signed M-bit integers, shape of the input; ``q``: int64 per block
+    (the power of two of the integer LSB), shape ``(..., nblocks)``; ``emax``: the block's
+    largest exponent field; ``special``: bool per block (a NaN/Inf activation in it)."""
+
+    a_int: np.ndarray
+    q: np.ndarray
+    emax: np.ndarray
+    special: np.ndarray
+
+
+def align_activations(a_codes, a_fmt, block: int, align_bits: int) -> AlignedActivations:
+    """The ``aligned:K:M`` alignment of activation codes (last axis cut into blocks of ``block``).
+
+    Per block: ``E_max`` = largest exponent field (zeros and subnormals count as 1),
+    ``q = (E_max - bias) - (M - 2)``, ``a_int = sign * min(RNE(|a| / 2**q), 2**(M-1) - 1)``.
+    """
+    a_fmt = F.get(a_fmt)
+    spec = AccSpec.aligned(block, align_bits)
+    a = _codes(a_codes, "a_codes", a_fmt)
+    t = _tables(a_fmt)
+    if t.efield.max() < 0:
+        raise AccSpecError(f"{spec} aligns activations by their exponent field; {a_fmt.name} has none "
+                           f"(valid activation formats: floats and RF8-family formats)")
+    K = a.shape[-1] if a.ndim else 0
+    if a.ndim == 0 or K % spec.block:
+        raise AccSpecError(f"{spec}: the reduction length {K} is not a whole number of blocks of K={spec.block}")
+    shp = a.shape[:-1] + (K // spec.block, spec.block)
+    ab = a.reshape(shp)
+    ef = t.efield[ab]
+    emax = ef.max(axis=-1)
+    special = (t.special[ab] != 0).any(axis=-1)
+    q = emax - a_fmt.bias - (spec.align_bits - 2)
+    sig = np.abs(t.ssig[ab])
+    d = t.exp[ab] - q[..., None]
+    left = np.clip(d, 0, 62)
+    k = np.clip(-d, 1, 62)
+    qv = sig >> k
+    rem = sig & ((np.int64(1) << k) - 1)
+    half = np.int64(1) << (k - 1)
+    up = (rem > half) | ((rem == half) & ((qv & 1) == 1))
+    mag = np.where(d >= 0, sig << left, qv + up)
+    mag = np.minimum(mag, (1 << (spec.align_bits - 1)) - 1)
+    mag = np.where(t.special[ab] != 0, 0, mag)
+    a_int = np.where(t.ssig[ab] < 0, -mag, mag).reshape(a.shape)
+    return AlignedActivations(a_int.astype(np.int64), q.astype(np.int64), emax.astype(np.int64), special)
+
+
+@lru_cache(maxsize=None)
+def _weight_terms(w_fmt: F.Format):
+    """Per weight code: signed significand, shift ``exp_w - exp_w_min`` (0 for zeros), exp_w_min."""
+    t = _tables(w_fmt)
+    fin = (t.special == 0) & (t.ssig != 0)
+    emin = int(t.exp[fin].min())
+    sh = np.where(fin, t.exp - emin, 0).astype(np.int64)
+    wt = np.where(fin, t.ssig << np.minimum(sh, 62), 0)  # used only when the block register is narrow
+    for x in (sh, wt):
+        x.setflags(write=False)
+    return t.ssig, sh, wt, emin
+
+
+@nb.njit(cache=True, inline="always")
+def _reg_add(reg, v, off):
+    """reg += v * 2**off (v: |v| < 2**32 signed, off >= 0); limbs hold 32-bit digits plus carries."""
+    li = off >> 5
+    t = v << (off & 31)
+    reg[li] += t & 0xFFFFFFFF
+    reg[li + 1] += t >> 32
+
+
+@nb.njit(cache=True)
+def _reg_round(reg, base):
+    """RNE float32 of the exact integer in ``reg`` times ``2**base``; clears ``reg``.
+    Returns (value, overflowed); an exact zero is +0."""
+    nl = reg.size
+    carry = np.int64(0)
+    for i in range(nl):
+        x = reg[i] + carry
+        reg[i] = x & 0xFFFFFFFF
+        carry = x >> 32
+    neg = carry < 0
+    if neg:  # two's complement negate of the normalized digits (the value is -(2**(32 nl) - digits))
+        c = np.int64(1)
+        for i in range(nl):
+            x = ((~reg[i]) & 0xFFFFFFFF) + c
+            reg[i] = x & 0xFFFFFFFF
+            c = x >> 32
+    top = -1
+    for i in range(nl - 1, -1, -1):
+        if reg[i] != 0:
+            top = i
+            break
+    if top < 0:
+        return 0.0, False
+    T = 32 * top + _bitlen(reg[top])
+    if T <= 62:
+        z = np.int64(0)
+        for i in range(top, -1, -1):
+            z = (z << 32) | reg[i]
+            reg[i] = 0
+        return _round_pack(neg, z, base, False)
+    sh = T - 62
+    li = sh >> 5
+    o = sh & 31
+    hi = reg[li + 2] if li + 2 < nl else np.int64(0)
+    mid = (hi << 32) | reg[li + 1]
+    z = (mid << (32 - o)) | (reg[li] >> o)
+    sticky = (reg[li] & ((np.int64(1) << o) - 1)) != 0
+    for i in range(li):
+        if reg[i] != 0:
+            sticky = True
+    for i in range(nl):
+        reg[i] = 0
+    return _round_pack(neg, z, base + sh, sticky)
+
+
+@nb.njit(cache=True)
+def _reg_block_add(acc, reg, base, u):
+    """Round ``acc + reg_value * 2**u`` where the block terms sit in ``reg`` relative to ``base``
+    (``base = min(u, acc's last-place exponent)``, fixed when the block started)."""
+    if acc != 0.0:
+        na, ma, ea = _decompose(acc)
+        _reg_add(reg, -ma if na else ma, ea - base)
+    return _reg_round(reg, base)
+
+
+@nb.njit(cache=True, inline="always")
+def _acc_base(acc, u):
+    if acc == 0.0 or acc - acc != 0.0:
+        return u
+    na, ma, ea = _decompose(acc)
+    return ea if ea < u else u
+
+
+@nb.njit(cache=True, inline="always")
+def _block_finish(acc, S, bad, reg, base, u, wide):
+    """acc after a block: (acc, overflow, invalid) of this block."""
+    if bad or acc - acc != 0.0:  # NaN block, or acc NaN / +-Inf (plus a finite block sum)
+        if wide:
+            for i in range(reg.size):
+                reg[i] = 0
+        if bad:
+            return np.nan, False, True
+        return acc, False, False
+    if wide:
+        r, o = _reg_block_add(acc, reg, base, u)
+        return r, o, False
+    if S == 0:
+        return acc + 0.0, False, False  # -0 + 0 = +0
+    r, o = _add_exact(acc, S < 0, abs(S), u)
+    return r, o, False
+
+
+@nb.njit(cache=True, inline="always")
+def _aligned_row(m, a_int, q, abad, w, wbad, sa, sw, K, wss, wsh, wt, emin, wide, nl, out, ovf_out, inv_out):
+    nblk = q.shape[1]
+    reg = np.zeros(nl if wide else 1, np.int64)
+    for n in range(w.shape[0]):
+        acc = 0.0
+        ovf = False
+        inv = False
+        for b in range(nblk):
+            bad = abad[m, b] or wbad[n, b]
+            u = q[m, b] + emin + sa[m, b] + sw[n, b]
+            S = np.int64(0)
+            base = u
+            if bad:
+                pass
+            elif wide:
+                base = _acc_base(acc, u)
+                off0 = u - base
+                for k in range(b * K, (b + 1) * K):
+                    cw = w[n, k]
+                    v = a_int[m, k] * wss[cw]
+                    if v != 0:
+                        _reg_add(reg, v, off0 + wsh[cw])
+            else:
+                for k in range(b * K, (b + 1) * K):
+                    S += a_int[m, k] * wt[w[n, k]]
+            acc, o, i = _block_finish(acc, S, bad, reg, base, u, wide)
+            ovf |= o
+            inv |= i
+        out[m, n] = np.float32(acc)
+        ovf_out[m, n] = ovf
+        inv_out[m, n] = inv
+
+
+@nb.njit(cache=True, parallel=True)
+def _aligned_gemm(a_int, q, abad, w, wbad, sa, sw, K, wss, wsh, wt, emin, wide, nl, out, ovf_out, inv_out):
+    for m in nb.prange(a_int.shape[0]):
+        _aligned_row(m, a_int, q, abad, w, wbad, sa, sw, K, wss, wsh, wt, emin, wide, nl, out, ovf_out, inv_out)
+
+
+@nb.njit(cache=True)
+def _aligned_gemm_serial(a_int, q, abad, w, wbad, sa, sw, K, wss, wsh, wt, emin, wide, nl, out, ovf_out,
+                         inv_out):
+    for m in range(a_int.shape[0]):
+        _aligned_row(m, a_int, q, abad, w, wbad, sa, sw, K, wss, wsh, wt, emin, wide, nl, out, ovf_out, inv_out)
+
+
+@nb.njit(cache=True)
+def _aligned_mac(a_int, w, clear, blk, last, q, bad, wss, wsh, wt, emin, wide, nl, out, ovf_out, inv_out):
+    """Beats with lanes; ``blk[i]`` the block of beat i, ``last[i]`` whether it ends its block."""
+    n, lanes = a_int.shape
+    reg = np.zeros(nl if wide else 1, np.int64)
+    acc = 0.0
+    ovf = False
+    inv = False
+    S = np.int64(0)
+    base = np.int64(0)
+    started = False
+    for i in range(n):
+        if clear[i]:
+            acc = 0.0
+            ovf = False
+            inv = False
+        b = blk[i]
+        u = q[b] + emin
+        if not started:
+            S = np.int64(0)
+            base = _acc_base(acc, u)
+            started = True
+        if not bad[b]:
+            for j in range(lanes):
+                cw = w[i, j]
+                if wide:
+                    v = a_int[i, j] * wss[cw]
+                    if v != 0:
+                        _reg_add(reg, v, u - base + wsh[cw])
+                else:
+                    S += a_int[i, j] * wt[cw]
+        if last[i]:
+            acc, o, v2 = _block_finish(acc, S, bad[b], reg, base, u, wide)
+            ovf |= o
+            inv |= v2
+            started = False
+        out[i] = np.float32(acc)
+        ovf_out[i] = ovf
+        inv_out[i] = inv
+
+
+# ---------------------------------------------------------------------------
+# Python API
+
+
+def _bits(f32: np.ndarray) -> np.ndarray:
+    b = f32.view(np.uint32).copy()
+    b[np.isnan(f32)] = CANONICAL_NAN
+    return b
+
+
+def _check_float64_range(a_fmt, w_fmt, smin: int, smax: int):
+    """Products (with scales) and their exponents must stay exact in float64 and int64."""
+    ta, tw = _tables(a_fmt), _tables(w_fmt)
+    fa = (ta.special == 0) & (ta.ssig != 0)
+    fw = (tw.special == 0) & (tw.ssig != 0)
+    lo = int(ta.exp[fa].min()) + int(tw.exp[fw].min()) + smin
+    hi = int(ta.exp[fa].max()) + int(tw.exp[fw].max()) + smax + 40
+    if lo < -1000 or hi > 1000:
+        raise AccSpecError(f"{a_fmt.name} x {w_fmt.name} with scale exponents in {smin}..{smax}: products reach "
+                           f"2**{lo}..2**{hi}; the float accumulators take scale exponents that keep every "
+                           f"product within 2**-1000..2**1000")
+
+
+def _fp32_tables(a_fmt, w_fmt):
+    ta, tw = _tables(a_fmt), _tables(w_fmt)
+    return ta.val, tw.val, ta.ssig, tw.ssig, ta.exp, tw.exp
+
+
+def _check_float_acc(acc: AccSpec, a_fmt, w_fmt):
+    if acc.kind == "aligned" and _tables(a_fmt).efield.max() < 0:
+        raise AccSpecError(f"{acc} aligns activations by their exponent field; activation format {a_fmt.name} "
+                           f"has none (valid: float formats such as bf16, fp16, e4m3, e5m2, and rf8)")
+
+
+def _register_limbs(acc: AccSpec, w_fmt, q: np.ndarray, smin: int, smax: int, force_wide=False):
+    """(wide, limbs): whether the block register needs limbs (width > 61 bits) and how many."""
+    width = acc.block_width(w_fmt)
+    if width <= 61 and not force_wide:
+        return False, 1
+    _, sh, _, emin = _weight_terms(w_fmt)
+    if q.size:
+        umin = int(q.min()) + emin + smin
+        umax = int(q.max()) + emin + smax
+    else:
+        umin = umax = 0
+    off0 = max(0, umax + 149)  # u - min(u, ea) with ea >= -149
+    offa = max(0, 104 - umin)  # ea - min(u, ea) with ea <= 104
+    bits = max(off0 + int(sh.max()) + 32 + (acc.block * 1).bit_length() + 32, offa + 24 + 32) + 96
+    return True, bits // 32 + 3
+
+
+def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = False,
+        force_wide: bool = False) -> Fp32Trace:
+    """fp32 / aligned:K:M MAC trace (see :func:`rf8sim.golden.mac`)."""
+    a_fmt, w_fmt = F.get(a_fmt), _weight_format(w_fmt)
+    _check_float_acc(acc, a_fmt, w_fmt)
+    a = _codes(a_codes, "a_codes", a_fmt)
+    w = _codes(w_codes, "w_codes", w_fmt)
+    if a.shape != w.shape:
+        raise ValueError(f"a_codes and w_codes must have the same shape, got {a.shape} and {w.shape}")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"codes must be 1-D (beats) or 2-D (beats, lanes), got shape {a.shape}")
+    if a.ndim == 1:
+        a, w = a[:, None], w[:, None]
+    n, lanes = a.shape
+    if lanes < 1:
+        raise ValueError("at least one lane is needed")
+    if clear is None:
+        clear = np.zeros(n, bool)
+    clear = np.asarray(clear)
+    if clear.dtype != np.bool_:
+        raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
+    if clear.shape != (n,):
+        raise ValueError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
+    clear = np.ascontiguousarray(clear)
+    a, w = np.ascontiguousarray(a), np.ascontiguousarray(w)
+    out = np.empty(n, np.float32)
+    ovf = np.empty(n, np.bool_)
+    inv = np.empty(n, np.bool_)
+    _check_float64_range(a_fmt, w_fmt, 0, 0)
+    if acc.kind == "fp32":
+        if n:
+            _fp32_mac(a, w, clear, *_fp32_tables(a_fmt, w_fmt), bool(force_int), out, ovf, inv)
+        return Fp32Trace(_bits(out), ovf, inv)
+    K = acc.block
+    if K % lanes:
+        raise AccSpecError(f"{acc}: K={K} must be a multiple of lanes={lanes} (a block is K/lanes beats)")
+    bpb = K // lanes  # beats per block
+    starts = np.flatnonzero(clear).tolist()
+    if not starts or starts[0] != 0:
+        starts = [0] + starts
+    bounds = starts + [n]
+    blk = np.empty(n, np.int64)
+    last = np.zeros(n, np.bool_)
+    order = []  # beat indices of each block
+    for s0, s1 in zip(bounds[:-1], bounds[1:]):
+        if (s1 - s0) % bpb:
+            raise AccSpecError(
+                f"{acc} with {lanes} lane(s): the segment of beats {s0}..{s1 - 1} (from a clear to the next clear "
+                f"or the end) has {s1 - s0} beats, not a whole number of blocks of K/lanes = {bpb} beats")
+        for b0 in range(s0, s1, bpb):
+            blk[b0:b0 + bpb] = len(order)
+            last[b0 + bpb - 1] = True
+            order.append(b0)
+    nblk = len(order)
+    # the activations of each block, in beat-major lane order, as rows of K
+    ab = a.reshape(-1)[:nblk * K].reshape(nblk, K) if n else np.zeros((0, K), a.dtype)
+    al = align_activations(ab, a_fmt, K, acc.align_bits)
+    a_int = al.a_int.reshape(n, lanes)
+    q = al.q.reshape(nblk)
+    tw = _tables(w_fmt)
+    wbad = (tw.special[w] != 0).reshape(nblk, K).any(axis=1) if n else np.zeros(0, bool)
+    bad = np.ascontiguousarray(al.special.reshape(nblk) | wbad)
+    wss, wsh, wt, emin = _weight_terms(w_fmt)
+    wide, nl = _register_limbs(acc, w_fmt, q, 0, 0, force_wide)
+    if n:
+        _aligned_mac(np.ascontiguousarray(a_int), w, clear, blk, last, np.ascontiguousarray(q), bad, wss, wsh, wt,
+                     np.int64(emin), wide, nl, out, ovf, inv)
+    return Fp32Trace(_bits(out), ovf, inv)
+
+
+def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale_exp=None,
+         a_granularity="tensor", w_granularity="tensor", block=32, specials="error",
+         force_int: bool = False, force_wide: bool = False) -> Fp32Result:
+    """fp32 / aligned:K:M GEMM (see :func:`rf8sim.golden.gemm`)."""
+    from .arith import _scale_rows, _segments
+
+    a_fmt, w_fmt = F.get(a_fmt), _weight_format(w_fmt)
+    _check_float_acc(acc, a_fmt, w_fmt)
+    if specials not in ("error", "propagate"):
+        raise ValueError(f"specials must be 'error' or 'propagate', got {specials!r}")
+    a = _codes(a_codes, "a_codes", a_fmt)
+    w = _codes(w_codes, "w_codes", w_fmt)
+    if a.ndim != 2 or w.ndim != 2:
+        raise ValueError(f"gemm needs 2-D code matrices a (M, K) and w (N, K), got {a.shape} and {w.shape}")
+    if a.shape[1] != w.shape[1]:
+        raise ValueError(f"inner dimensions differ: a is {a.shape}, w is {w.shape} (w is (N, K))")
+    M, Kd = a.shape
+    N = w.shape[0]
+    sa, ba = _scale_rows(a_scale_exp, M, Kd, a_granularity, block, "a")
+    sw, bw = _scale_rows(w_scale_exp, N, Kd, w_granularity, block, "w")
+    smax = (int(sa.max()) if sa.size else 0) + (int(sw.max()) if sw.size else 0)
+    smin = (int(sa.min()) if sa.size else 0) + (int(sw.min()) if sw.size else 0)
+    _check_float64_range(a_fmt, w_fmt, smin, smax)
+    out = np.zeros((M, N), np.float32)
+    ovf = np.zeros((M, N), np.bool_)
+    inv = np.zeros((M, N), np.bool_)
+    par = M > 1 and M * N * max(Kd, 1) >= PARALLEL_MIN
+    if acc.kind == "fp32":
+        if M * N:
+            seg, seg_a, seg_w = _segments(Kd, ba, bw)
+            kern = _fp32_gemm if par else _fp32_gemm_serial
+            kern(a, w, sa, sw, seg, seg_a, seg_w, *_fp32_tables(a_fmt, w_fmt), bool(force_int), out, ovf, inv)
+        return Fp32Result(_bits(out), ovf, inv)
+    K = acc.block
+    if Kd % K:
+        raise AccSpecError(f"{acc}: K={K} must divide the reduction length (row length) {Kd}")
+    nblk = Kd // K
+    for s, blk_, what in ((sa, ba, "a"), (sw, bw, "w")):
+        if s.shape[1] > 1 and blk_ % K:
+            raise AccSpecError(f"{acc}: {what} scale blocks of {blk_} must be a multiple of K={K} (the scale "
+                               f"must be constant within each alignment block)")
+    al = align_activations(a, a_fmt, K, acc.align_bits)
+    tw = _tables(w_fmt)
+    wbad = (tw.special[w] != 0).reshape(N, nblk, K).any(axis=2) if N else np.zeros((0, nblk), bool)
+    abad = al.special.reshape(M, nblk)
+    if specials == "error" and (abad.any() or wbad.any()):
+        if abad.any():
+            m, b = np.argwhere(abad)[0]
+            where = f"activation row {m}, block {b} (k = {b * K}..{b * K + K - 1})"
+        else:
+            n_, b = np.argwhere(wbad)[0]
+            where = f"weight row {n_}, block {b} (k = {b * K}..{b * K + K - 1})"
+        raise AccSpecError(f"{acc}: a NaN or Inf operand in {where}; an alignment block needs finite "
+                           f"activations and weights (pass specials='propagate' for the contract's NaN + "
+                           f"invalid result)")
+
+    def per_block(s, blk_):
+        if s.shape[1] == 1:
+            return np.ascontiguousarray(np.repeat(s, nblk, axis=1))
+        return np.ascontiguousarray(s[:, (np.arange(nblk) * K) // blk_])
+
+    sab, swb = per_block(sa, ba), per_block(sw, bw)
+    wss, wsh, wt, emin = _weight_terms(w_fmt)
+    wide, nl = _register_limbs(acc, w_fmt, al.q, smin, smax, force_wide)
+    if M * N:
+        kern = _aligned_gemm if par else _aligned_gemm_serial
+        kern(np.ascontiguousarray(al.a_int), np.ascontiguousarray(al.q), np.ascontiguousarray(abad), w,
+             np.ascontiguousarray(wbad), sab, swb, K, wss, wsh, wt, np.int64(emin), wide, nl, out, ovf, inv)
+    return Fp32Result(_bits(out), ovf, inv)
