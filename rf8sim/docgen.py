@@ -38,6 +38,7 @@ RENDERER_MODULES = (
     "rf8sim.bench",
     "rf8sim.study.claims.report",
     "rf8sim.golden.aligned_error",
+    "rf8sim.hdl.synth16",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)

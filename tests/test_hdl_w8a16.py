@@ -235,7 +235,7 @@ def _check(summary, runs):
 def test_icarus_fp32_against_golden():
     from rf8sim.hdl.sim16 import verify16
 
-    s = verify16("bf16", "rf8", "fp32", 1, sweep=24, n_random=40, max_len=128, model="golden")
+    s = verify16("bf16", "rf8", "fp32", 1, sweep=64, n_random=40, max_len=128, model="golden")
     _check(s, {"sweep": 256 * 64, "random": 1000})
     assert s["runs"]["random"]["overflow_beats"] > 0 and s["runs"]["random"]["invalid_beats"] > 0
 

@@ -45,8 +45,12 @@ def design16(a_fmt, w_fmt, acc, lanes: int, stage: str) -> tuple[dict, str, str]
         return desc, name, verilog.convert(ProductStage16(cfg.a.name, cfg.w.name), name=name, emit_src=False)
     if cfg.kind != "aligned":
         raise HdlError(f"stage {stage!r} exists for the aligned:K:M accumulator only")
-    comp = AlignUnit(cfg) if stage == "align" else AlignedColumn(cfg)
-    name = f"{stage}_{cfg.module_name()}"
+    if stage == "align":  # depends on the weight code width only: one netlist for all 8-bit weights
+        comp = AlignUnit(cfg)
+        name = f"align_{cfg.a.name}_w{cfg.w.bits}_k{cfg.acc[1]}m{cfg.acc[2]}_l{cfg.lanes}"
+    else:
+        comp = AlignedColumn(cfg)
+        name = f"column_{cfg.module_name()}"
     return desc, name, verilog.convert(comp, name=name, emit_src=False)
 
 
@@ -110,6 +114,15 @@ def _load(path=None) -> dict:
 
 def _f(x, nd=0):
     return "–" if x is None else f"{x:,.{nd}f}"
+
+
+def _register():
+    try:
+        from ..docgen import register
+    except ImportError:  # docgen not present: the tests compare the docs with the renderers directly
+        return
+    register("hdl:w8a16-area")(lambda: render_table())
+    register("hdl:w8a16-goals")(lambda: render_summary())
 
 
 def render_table(path=None) -> str:
@@ -192,6 +205,9 @@ def main(argv=None) -> int:  # python -m rf8sim.hdl.synth16 [--lanes 1,4] [--rec
                       for r in rows], indent=0))
     return 0
 
+
+if __name__ != "__main__":
+    _register()
 
 if __name__ == "__main__":
     raise SystemExit(main())
