@@ -375,3 +375,27 @@ def test_reference_matches_golden(a, w, acc, lanes):
         ea, eo, ei = mac_aligned_reference(s.a, s.w, s.clear, a, w, c.acc[1], c.acc[2])
     assert np.asarray(tr.acc).dtype == np.uint32 and len(tr.acc) == len(s) >= 40
     assert np.array_equal(tr.acc, ea) and np.array_equal(tr.overflow, eo) and np.array_equal(tr.invalid, ei)
+
+
+def _vector_names():
+    from rf8sim.hdl.sim16 import vector_files16
+
+    return vector_files16()
+
+
+_DEFAULT_VECTORS = ("mac16_bf16_rf8_fp32_l4", "mac16_bf16_rf8_aligned_32_16_l4", "mac16_bf16_bf16_fp32_l1")
+
+
+def test_w8a16_vector_files_present():
+    names = _vector_names()
+    assert set(_DEFAULT_VECTORS) <= set(names) and len(names) >= 12
+
+
+@icarus
+@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in _DEFAULT_VECTORS else pytest.mark.slow)
+                                  for n in sorted(set(_vector_names()) | set(_DEFAULT_VECTORS))])
+def test_icarus_replays_golden_w8a16_traces(name):
+    from rf8sim.hdl.sim16 import verify_vector_file16
+
+    c = verify_vector_file16(name)
+    assert c["compared_beats"] == c["beats"] >= 1000 and c["mismatched_beats"] == 0, c.get("first_mismatch")

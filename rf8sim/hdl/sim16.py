@@ -18,7 +18,7 @@ from .sim import compare, run_stream
 from .stimulus16 import edge_codes16, product_sweep16, random_stream16
 from .w8a16 import A16Config
 
-__all__ = ["expected16", "verify16", "sweep_codes"]
+__all__ = ["expected16", "verify16", "sweep_codes", "vector_files16", "verify_vector_file16"]
 
 
 def expected16(cfg: A16Config, stream, model: str = "golden") -> dict:
@@ -89,3 +89,34 @@ def verify16(a_fmt="bf16", w_fmt="rf8", acc="fp32", lanes: int = 1, *, sweep: in
         summary["runs"][tag] = run
     summary["compared_beats"] = sum(r["beats"] for r in summary["runs"].values())
     return summary
+
+
+def vector_files16() -> list[str]:
+    """Names of the checked-in W8A16 golden MAC traces (``golden/mac16_*.npz``)."""
+    from ..golden import vectors
+
+    return [n for n in vectors.list_vectors() if n.startswith("mac16_")]
+
+
+def verify_vector_file16(name: str, simulator: str = "icarus", root: Path | None = None, quiet: bool = True) -> dict:
+    """Replay one checked-in ``golden/mac16_*.npz`` trace on the simulator; compare every beat with the file."""
+    from ..golden import vectors
+    from .stimulus import Stream
+
+    v = vectors.load_vectors(name)
+    if "acc_bits" not in v:
+        raise HdlError(f"{name} is not a W8A16 MAC trace (no acc_bits)")
+    cfg = A16Config.make(str(v["a_fmt"]), str(v["w_fmt"]), str(v["acc"]), int(v["lanes"]))
+    a, w = np.asarray(v["a"]), np.asarray(v["w"])
+    if a.ndim == 1:
+        a, w = a[:, None], w[:, None]
+    n = len(v["clear"])
+    stream = Stream(a.astype(np.uint16), w.astype(np.uint16 if cfg.w.bits == 16 else np.uint8),
+                    np.asarray(v["clear"], bool), np.zeros(n, np.uint8))
+    got = run_stream(cfg, stream, simulator, root, f"vec-{name}", quiet)
+    exp = {"model": f"golden/{name}.npz", "acc": np.asarray(v["acc_bits"], np.uint32),
+           "overflow": np.asarray(v["overflow"], bool), "invalid": np.asarray(v["invalid"], bool), "fp32": None}
+    c = compare(cfg, got, exp)
+    c.update(beats=n, sequences=int(stream.clear.sum()), overflow_beats=int(got["overflow"].sum()),
+             invalid_beats=int(got["invalid"].sum()), config=cfg.describe())
+    return c
