@@ -120,3 +120,38 @@ def verify_vector_file16(name: str, simulator: str = "icarus", root: Path | None
     c.update(beats=n, sequences=int(stream.clear.sum()), overflow_beats=int(got["overflow"].sum()),
              invalid_beats=int(got["invalid"].sum()), config=cfg.describe())
     return c
+
+
+def main(argv=None) -> int:
+    """``python -m rf8sim.hdl.sim16 A W ACC LANES [--sweep N|all] [--random N] [--simulator S] [--record FILE]``."""
+    import argparse
+    import time
+
+    p = argparse.ArgumentParser(prog="python -m rf8sim.hdl.sim16")
+    p.add_argument("a_fmt")
+    p.add_argument("w_fmt")
+    p.add_argument("acc")
+    p.add_argument("lanes", type=int)
+    p.add_argument("--sweep", default="no", help="activation codes swept against every weight: N, all or no")
+    p.add_argument("--random", type=int, default=100)
+    p.add_argument("--max-len", type=int, default=1024)
+    p.add_argument("--simulator", default="icarus")
+    p.add_argument("--model", default="golden")
+    p.add_argument("--record", help="write the summary as a record (rf8sim.records)")
+    args = p.parse_args(argv)
+    sweep = False if args.sweep == "no" else (None if args.sweep == "all" else int(args.sweep))
+    t0 = time.perf_counter()
+    s = verify16(args.a_fmt, args.w_fmt, args.acc, args.lanes, sweep=sweep, n_random=args.random,
+                 max_len=args.max_len, simulator=args.simulator, model=args.model)
+    s["wall_s"] = time.perf_counter() - t0
+    if args.record:
+        from ..records import write_record
+
+        write_record(args.record, {"kind": "verify_w8a16", **s})
+    print({k: (r["beats"], [(c["model"], c["compared_beats"], c["mismatched_beats"]) for c in r["comparisons"]])
+           for k, r in s["runs"].items()}, "ok" if s["ok"] else "MISMATCH")
+    return 0 if s["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
