@@ -92,7 +92,10 @@ def _row(r: dict, a, w, acc, lanes, stage) -> dict:
             "area_comb_um2": lib.get("area_comb_um2"), "synth_s": r.get("synth_s"), "config": r["config"]}
 
 
-def run_grid(jobs=None, liberty="default", use_cache: bool = True, progress: bool = True) -> list[dict]:
+def run_grid(jobs=None, liberty="default", use_cache: bool = True, progress: bool = True,
+             cached_only: bool = False, missing: list | None = None) -> list[dict]:
+    """Synthesise ``jobs`` (default :func:`grid`); ``cached_only`` collects the synthesised ones and
+    appends the others to ``missing``."""
     from .synth import synthesize
 
     jobs = grid() if jobs is None else jobs
@@ -103,7 +106,11 @@ def run_grid(jobs=None, liberty="default", use_cache: bool = True, progress: boo
         it = tqdm(jobs, desc="synth w8a16", unit="cfg")
     rows = []
     for a, w, acc, lanes, stage in it:
-        r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache)
+        r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache, cache_only=cached_only)
+        if r is None:
+            if missing is not None:
+                missing.append({"a_fmt": a, "w_fmt": w, "acc": acc, "lanes": lanes, "stage": stage})
+            continue
         rows.append(_row(r, a, w, acc, lanes, stage))
     return rows
 
@@ -150,6 +157,12 @@ def render_table(path=None) -> str:
                    f"{r['flops']:,} | {_f(r['nand2_eq'])} | {r['depth']} | {_f(r['area_um2'])} | "
                    f"{_f(r['area_seq_um2'])} | {_f(eff)} |")
     del key
+    miss = rec.get("not_synthesised") or []
+    if miss:
+        out += ["", f"Not synthesised (time on the shared machine ran out; `python -m rf8sim.hdl.synth16` without "
+                f"`--cached-only` completes them): {len(miss)} configurations — "
+                + "; ".join(f"{m['w_fmt']}×{m['a_fmt']} {m['acc']} lanes {m['lanes']} {m['stage']}" for m in miss)
+                + "."]
     return "\n".join(out) + "\n"
 
 
@@ -206,12 +219,15 @@ def main(argv=None) -> int:  # python -m rf8sim.hdl.synth16 [--lanes 1,4] [--rec
     p.add_argument("--lanes", default="1,4,16")
     p.add_argument("--l16-points", action="store_true", help="add the lanes-16 points of L16_POINTS")
     p.add_argument("--record", help="write the rows as a record (rf8sim.records)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="record only what is already synthesised (cache); list the rest as not synthesised")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
     lanes = tuple(int(x) for x in args.lanes.split(","))
-    rows = run_grid(grid(lanes, args.l16_points))
+    missing: list = []
+    rows = run_grid(grid(lanes, args.l16_points), cached_only=args.cached_only, missing=missing)
     if args.record:
-        write_record(args.record, table_record(rows), overwrite=args.force)
+        write_record(args.record, {**table_record(rows), "not_synthesised": missing}, overwrite=args.force)
     print(json.dumps([{k: r[k] for k in ("a_fmt", "w_fmt", "acc", "lanes", "stage", "area_um2", "nand2_eq")}
                       for r in rows], indent=0))
     return 0
