@@ -39,6 +39,7 @@ RENDERER_MODULES = (
     "rf8sim.study.claims.report",
     "rf8sim.golden.aligned_error",
     "rf8sim.hdl.synth16",
+    "rf8sim.hdl.sim16",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)

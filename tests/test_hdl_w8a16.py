@@ -399,3 +399,14 @@ def test_icarus_replays_golden_w8a16_traces(name):
 
     c = verify_vector_file16(name)
     assert c["compared_beats"] == c["beats"] >= 1000 and c["mismatched_beats"] == 0, c.get("first_mismatch")
+
+
+def test_verification_records_in_docs():
+    from pathlib import Path
+
+    from rf8sim.hdl.sim16 import render_verify_records
+
+    text = render_verify_records()
+    assert text.count("\n") >= 4 and " 0 of 16,777,216 |" in text      # at least one exhaustive sweep recorded
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "hdl.md").read_text()
+    assert f"<!-- BEGIN generated:hdl:w8a16-verify -->\n{text}<!-- END generated:hdl:w8a16-verify -->" in doc

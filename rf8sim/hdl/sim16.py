@@ -153,5 +153,36 @@ def main(argv=None) -> int:
     return 0 if s["ok"] else 1
 
 
+
+def render_verify_records() -> str:
+    """Markdown table of the checked-in verification records ``hdl/results/verify_w8a16_*.json``."""
+    from ..records import read_record
+
+    root = Path(__file__).resolve().parents[2] / "hdl" / "results"
+    out = ["| record | w × a | accumulator | lanes | simulator | run | beats | products | sequences | "
+           "compared with | mismatched |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(root.glob("verify_w8a16_*.json")):
+        r = read_record(p)
+        c = r["config"]
+        for tag, run in r["runs"].items():
+            for cmp in run["comparisons"]:
+                out.append(f"| `{p.name}` | {c['w_fmt']} × {c['a_fmt']} | {c['acc']} | {c['lanes']} | {r['simulator']} | "
+                           f"{tag} | {run['beats']:,} | {run['products']:,} | {run['sequences']:,} | {cmp['model']} | "
+                           f"{cmp['mismatched_beats']} of {cmp['compared_beats']:,} |")
+    return "\n".join(out) + "\n"
+
+
+def _register():
+    try:
+        from ..docgen import register
+    except ImportError:
+        return
+    register("hdl:w8a16-verify")(render_verify_records)
+
+
+if __name__ != "__main__":
+    _register()
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
