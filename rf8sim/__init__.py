@@ -5,15 +5,17 @@ the Numba golden model of :mod:`rf8sim.golden`; it is imported on first use so
 that ``import rf8sim`` stays cheap.
 """
 
-from . import formats
-from .formats import Format, FormatError, get as get_format, values
+from . import formats, scales
+from .formats import Format, FormatError, float_format, get as get_format, values
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "formats",
+    "scales",
     "Format",
+    "float_format",
     "FormatError",
     "get_format",
     "values",

@@ -10,11 +10,14 @@ ratio compares two measurements taken back to back in this process.
 from __future__ import annotations
 
 import importlib
-import json
 import platform
 import time
+from pathlib import Path
 
 PARTS = ("golden", "hdl", "training")
+
+#: The checked-in record of ``make bench`` that README's "Measured here" table is generated from.
+RECORD = Path(__file__).resolve().parents[1] / "results" / "bench.json"
 
 
 def machine() -> str:
@@ -23,10 +26,18 @@ def machine() -> str:
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
 
 
-def run(parts=PARTS, quick: bool = False, json_out: str | None = None) -> list[dict]:
+def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: str | None = None,
+        force: bool = False) -> list[dict]:
+    """Run every part's benchmarks; ``record``: write them with provenance (rf8sim.records) to that file."""
     from rich.console import Console
     from rich.table import Table
 
+    from . import fileio, records
+
+    for path in (json_out, record):
+        if path:
+            fileio.check_output_path(path, overwrite=force)  # before minutes of work
+    prov = records.provenance()  # the commit and diff the run started from
     rows: list[dict] = []
     console = Console()
     for part in parts:
@@ -49,7 +60,104 @@ def run(parts=PARTS, quick: bool = False, json_out: str | None = None) -> list[d
         t.add_row(r["part"], r["name"], f"{r['value']:.4g} {r.get('unit', '')}", r.get("baseline", ""),
                   "" if ratio is None else f"{ratio:.2f}x", r.get("goal", ""))
     console.print(t)
-    if json_out:
-        with open(json_out, "w") as fh:
-            json.dump({"machine": machine(), "rows": rows}, fh, indent=2)
+    payload = {"provenance": prov, "kind": "rf8sim bench", "quick": quick, "parts": list(parts), "rows": rows}
+    for path in (json_out, record):
+        if path:
+            records.write_record(path, payload, overwrite=force)
+            console.print(f"record: {path}")
     return rows
+
+
+# ---- README's "Measured here" table, generated from the records (rf8sim docs) -------------------
+
+GPU_RECORD = Path(__file__).resolve().parents[1] / "training" / "results" / "gpu_check_h100.json"
+
+
+def _read(path: Path) -> dict:
+    import json
+
+    from .docgen import DocgenError
+
+    if not path.is_file():
+        raise DocgenError(f"record {path} missing: it is checked in (regenerate with `make bench` / gpu_check)")
+    return json.loads(path.read_text())
+
+
+def _row(rows: list, prefix: str) -> dict:
+    from .docgen import DocgenError
+
+    for r in rows:
+        if r["name"].startswith(prefix):
+            return r
+    raise DocgenError(f"no benchmark row starting with {prefix!r} in the record; rerun `make bench`")
+
+
+def _x(r: dict) -> str:
+    """The ratio as 'N.N×' of the baseline's speed (higher is better) or time (lower is better)."""
+    return f"{r['ratio']:.2f}×"
+
+
+def measured_table() -> str:
+    b = _read(RECORD)
+    g = _read(GPU_RECORD)
+    rows, grows = b["rows"], g["bench"]
+    prov = b["provenance"]
+    m = prov["machine"]
+    dirty = " + uncommitted changes" if prov.get("dirty") else ""
+    head = (f"CPU rows: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load {m['load_1min']:g} at the "
+            f"start: a shared machine, so each ratio compares two timings taken back to back), torch "
+            f"{prov['versions'].get('torch')}, commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']} — "
+            f"record `results/bench.json`. GPU rows: `python -m rf8sim.training.gpu_check` on "
+            f"{g['info']['device_name']}, torch {g['info']['torch']} — record `training/results/gpu_check_h100.json` "
+            "(that record has no commit or dirty flag: it predates rf8sim.records).")
+    enc = [_row(rows, f"encode f32->{f} nearest") for f in ("rf8", "e4m3")]
+    dec = [_row(rows, f"decode {f}->f32") for f in ("e4m3", "rf8")]
+    gemm = _row(rows, "exact rf8 x rf8 GEMM 512^3 (auto")
+    fq = _row(rows, "fake_quant rf8 tensor, 16M")
+    fqc = _row(rows, "fake_quant rf8 per-channel (1024 cols)")
+    qat = _row(rows, "QAT step (rf8 weights")
+    bs = [r for r in rows if r["name"].startswith("BackSlash step")]
+    ic_run = _row(rows, "icarus streamed beats/s (65536 beats, whole run")
+    ic_loop = _row(rows, "icarus streamed beats/s (65536 beats, simulation loop only")
+    g_fqc = _row(grows, "fake_quant rf8 per-channel, 16M fp32 (torch.compile")
+    g_fq = _row(grows, "fake_quant rf8 tensor, 16M")
+    g_qat = _row(grows, "QAT step, same model, fake_quant via torch.compile")
+    g_bs = [r for r in grows if r["name"].startswith("BackSlash step")]
+    ex = g["exactness"]
+    n_cmp, n_bad = sum(r["compared"] for r in ex), sum(r["mismatches"] for r in ex)
+
+    def rng(rs):
+        lo, hi = min(r["ratio"] for r in rs), max(r["ratio"] for r in rs)
+        return f"{lo:.2f}×" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}–{hi:.2f}×"
+
+    table = [
+        ("encode float32 → rf8 `nearest` / e4m3, 16M values",
+         f"{_x(enc[0])} / {_x(enc[1])} the speed of ml_dtypes' `astype(float8_e4m3fn)` (goal ≥ 2×)", "`make bench`"),
+        ("decode e4m3 / rf8 → float32", f"{_x(dec[0])} / {_x(dec[1])} ml_dtypes (goal ≥ 4×)", "`make bench`"),
+        ("exact rf8×rf8 GEMM 512³, 49-bit accumulator",
+         f"{gemm['ratio']:.2f}× the speed of numpy's float64 matmul (goal ≥ 0.33×, i.e. within 3× its time)",
+         "`make bench`"),
+        ("fake_quant rf8, 16M fp32, time vs the float8 cast (goal ≤ 3×)",
+         f"CPU eager {_x(fq)} (per-channel {_x(fqc)}); {g['info']['device_name']} eager {_x(g_fq)}, "
+         f"compiled {_x(g_fqc)}", "`make bench`, `gpu_check`"),
+        ("QAT step, small transformer, time vs float32 (goal ≤ 1.5×)",
+         f"CPU eager {_x(qat)}; GPU compiled {_x(g_qat)}", "same"),
+        ("BackSlash overhead per step (goal ≤ 1.10×)", f"CPU {rng(bs)}; GPU {rng(g_bs)}", "same"),
+        ("Icarus MAC simulation (goal ≥ 20k beats/s)",
+         f"{ic_loop['value'] / 1e3:.1f}k beats/s in the loop, {ic_run['value'] / 1e3:.1f}k beats/s whole 65,536-beat run",
+         "`make bench`"),
+        ("torch quantizer on CUDA vs CPU", f"{n_cmp:,} values, {n_bad} mismatches ({g['info']['device_name']})",
+         "`python -m rf8sim.training.gpu_check`"),
+    ]
+    out = [head, "", "| what | number | command |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in table]
+    return "\n".join(out)
+
+
+def _register():
+    from .docgen import register
+
+    register("readme:measured")(measured_table)
+
+
+_register()

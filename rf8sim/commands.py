@@ -22,10 +22,20 @@ def register(sub) -> None:
     p.add_argument("--all", action="store_true", help="every code, however many (65,536 for bf16/fp16)")
     p.set_defaults(func=cmd_table)
 
+    p = sub.add_parser("docs", help="regenerate the generated tables in README.md and docs/*.md from their records")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 and name every block that differs from its record's render")
+    p.add_argument("files", nargs="*", help="markdown files (default: README.md and docs/*.md of the checkout)")
+    p.set_defaults(func=cmd_docs)
+
     p = sub.add_parser("bench", help="benchmarks of every part, as ratios against same-run baselines")
     p.add_argument("--only", default="golden,hdl,training", help="comma-separated parts (default: all)")
     p.add_argument("--quick", action="store_true", help="small sizes, for smoke testing")
-    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (a record, like --record)")
+    p.add_argument("--record", metavar="FILE",
+                   help="write the rows as a record (machine, versions, command, commit, dirty flag, diff hash); "
+                        "results/bench.json is the one README's table is generated from")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json/--record file")
     p.set_defaults(func=cmd_bench)
 
 
@@ -121,6 +131,35 @@ def _code_range(args, fmt) -> tuple[int, int]:
     return lo, hi
 
 
+def cmd_docs(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from . import docgen
+
+    console = Console()
+    files = [Path(f) for f in args.files] or docgen.doc_files()
+    stale = changed = 0
+    for f in files:
+        if not f.is_file():
+            raise docgen.DocgenError(f"{f} is not a file")
+        if args.check:
+            bad = docgen.check_file(f)
+            stale += len(bad)
+            for key in bad:
+                console.print(f"[red]stale[/]: {escape(str(f))} block {escape(key)} differs from its record "
+                              "(run `rf8sim docs`)")
+        elif docgen.update_file(f):
+            changed += 1
+            console.print(f"updated {escape(str(f))}")
+    n = sum(len(docgen.blocks(f.read_text())) for f in files)
+    console.print(f"{n} generated blocks in {len(files)} files; "
+                  + (f"{stale} stale" if args.check else f"{changed} files rewritten"))
+    return 1 if stale else 0
+
+
 def cmd_bench(args) -> int:
     from .bench import PARTS, run
 
@@ -130,5 +169,5 @@ def cmd_bench(args) -> int:
         from .cli import CLIError
 
         raise CLIError(f"unknown bench part(s) {bad}; valid: {', '.join(PARTS)}")
-    run(parts, quick=args.quick, json_out=args.json)
+    run(parts, quick=args.quick, json_out=args.json, record=args.record, force=args.force)
     return 0

@@ -8,7 +8,7 @@ bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["RF8SimError", "OutputError", "ToolMissingError"]
+__all__ = ["RF8SimError", "OutputError", "OutputExistsError", "ToolMissingError", "InputError", "InputFileError"]
 
 
 class RF8SimError(Exception):
@@ -17,6 +17,18 @@ class RF8SimError(Exception):
 
 class OutputError(RF8SimError, OSError):
     """An output path that cannot be written (exists, is a directory, unwritable, escapes its root)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output file exists and overwriting was not asked for (``--force``)."""
+
+
+class InputError(RF8SimError, ValueError):
+    """A bad input value, option or file content (says what was wrong and what is valid)."""
+
+
+class InputFileError(RF8SimError, FileNotFoundError):
+    """An input path that does not exist or cannot be read."""
 
 
 class ToolMissingError(RF8SimError, RuntimeError):

@@ -14,9 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import OutputError, OutputExistsError
 
-__all__ = ["write_text", "write_bytes", "check_output_path", "safe_child"]
+__all__ = ["write_text", "write_bytes", "check_output_path", "check_output_dir", "safe_child"]
 
 
 def check_output_path(path, overwrite: bool = False) -> Path:
@@ -27,7 +27,7 @@ def check_output_path(path, overwrite: bool = False) -> Path:
     if p.is_dir():
         raise OutputError(f"{p} is a directory; give a file path")
     if p.exists() and not overwrite:
-        raise OutputError(f"{p} exists; pass --force to overwrite it or choose another path")
+        raise OutputExistsError(f"{p} exists; pass --force to overwrite it or choose another path")
     parent = p.parent if str(p.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"{parent} is not a directory, so {p.name} cannot be written in it")
@@ -36,6 +36,23 @@ def check_output_path(path, overwrite: bool = False) -> Path:
         probe = probe.parent
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {p}: {probe} is not writable")
+    return p
+
+
+def check_output_dir(path, what: str = "--out") -> Path:
+    """Validate ``path`` as an output folder (created if missing) before any long work starts."""
+    p = Path(path)
+    if p.is_symlink():
+        raise OutputError(f"{what} {p} is a symbolic link; give a real folder (rf8sim does not write through links)")
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{what} {p} is a file; {what} takes a folder")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{what} {p}: {probe} is a file, so the folder cannot be created")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {p}: {probe} is not writable")
     return p
 
 
@@ -59,12 +76,14 @@ def write_bytes(path, data: bytes, overwrite: bool = False) -> Path:
             try:
                 os.link(tmp, p)  # exclusive: fails if p appeared meanwhile
             except FileExistsError:
-                raise OutputError(f"{p} exists (written by someone else meanwhile); "
-                                  "pass --force to overwrite it") from None
+                raise OutputExistsError(f"{p} exists (written by someone else meanwhile); "
+                                        "pass --force to overwrite it") from None
             except OSError:  # file systems without hard links: fall back to O_EXCL create + replace
                 with open(p, "xb"):
                     pass
                 os.replace(tmp, p)
+    except OutputError:  # already says what went wrong (it is an OSError too)
+        raise
     except OSError as e:
         raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
     finally:

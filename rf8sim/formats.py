@@ -261,8 +261,20 @@ class Format:
     def __repr__(self) -> str:
         return f"Format({self.name!r})"
 
-    def __reduce__(self):  # pickle by name: formats are registry singletons
-        return (get, (self.name,))
+    def __reduce__(self):
+        # registered formats pickle by name (registry singletons); a user's unregistered format by value
+        if _REGISTRY.get(self.name) is self:
+            return (get, (self.name,))
+        from dataclasses import fields as _fields
+
+        return (_rebuild, ({f.name: getattr(self, f.name) for f in _fields(self)},))
+
+
+def _rebuild(kw: dict) -> "Format":
+    for k, v in kw.items():
+        if isinstance(v, np.ndarray):
+            kw[k] = _readonly(v)
+    return Format(**kw)
 
 
 # ---------------------------------------------------------------------------

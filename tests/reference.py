@@ -160,14 +160,13 @@ def encode_one(x, fmt, rounding="nearest", saturate=True) -> int:
 
 def _positive_codes(fmt):
     """Sorted positive finite values (float64) and the smallest code of each."""
-    vals, codes = [], []
-    for c in range(128):
+    first = {}
+    for c in range(fmt.n_codes // 2):  # the positive half of a sign-magnitude format
         v = float(fmt.values[c])
-        if np.isfinite(v) and v not in vals:
-            vals.append(v)
-            codes.append(c)
-    order = np.argsort(vals)
-    return np.array(vals)[order], np.array(codes)[order]
+        if np.isfinite(v):
+            first.setdefault(v, c)
+    vals = sorted(first)
+    return np.array(vals), np.array([first[v] for v in vals])
 
 
 def encode_vec(x, fmt, rounding="nearest", saturate=True):
@@ -206,7 +205,7 @@ def encode_vec(x, fmt, rounding="nearest", saturate=True):
                 oc = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code
                 code = np.where(ovf, oc, code)
                 neg = neg & ~(ovf & (fmt.inf_code is None))
-        code = np.where(neg, code | 0x80, code)
+        code = np.where(neg, code | fmt.sign_bit, code)
     else:
         paper = rounding == "paper"
         emax = (1 << fmt.exp_bits) - 1 - fmt.bias

@@ -7,7 +7,6 @@ import os
 import pytest
 import torch
 
-from rf8sim.study.claims import RECIPES
 from rf8sim.study.claims import common as C
 from rf8sim.study.claims.runner import out_path, run_claim
 
@@ -88,6 +87,10 @@ def test_cli_refuses_to_overwrite(tmp_path, capsys):
 def _check_payload(p, name):
     assert p["claim"] == name and p["setting"] == "quick"
     assert p["wall_time_s"] > 0 and p["provenance"]["torch"] == torch.__version__
+    prov = p["provenance"]  # rf8sim.records: the commit, whether the tree was dirty, and the diff's hash
+    assert len(prov["commit"]) == 40 and isinstance(prov["dirty"], bool)
+    assert (prov["diff_sha256"] is not None) == prov["dirty"]
+    assert p["verdict"]["verdict"] in ("supported", "partly supported", "not supported") and p["verdict"]["rule"]
     assert p["rows"] and p["summary"] and p["config"]
     # the markdown report renders every row of the payload
     from rf8sim.study.claims.report import render_one
@@ -118,9 +121,30 @@ def test_quick_rf8_inference(tmp_path):
 def test_quick_gg_init(tmp_path):
     p = run_claim("gg-init", quick=True, out=tmp_path, progress=False)
     _check_payload(p, "gg-init")
-    assert {r["task"] for r in p["rows"].values()} == {"mlp", "cnn", "tinylm"}
-    for r in p["rows"].values():
-        assert math.isfinite(r["test_loss"]["mean"])
+    inits, tasks = p["config"]["inits"], p["config"]["tasks"]
+    assert set(tasks) == {"mlp", "cnn", "tinylm"} and len(inits) == 4
+    assert sorted(p["rows"]) == sorted(f"{t}/{m}" for t in tasks for m in inits)
+    chance = {"mlp": math.log(10), "cnn": math.log(10), "tinylm": math.log(256)}
+    for key, r in p["rows"].items():
+        t, m = key.split("/")
+        assert (r["task"], r["init"]) == (t, m)
+        # every model learned something: losses below the uniform-guess loss, accuracy above chance
+        assert r["final_train_loss"]["mean"] < chance[t] and r["test_loss"]["mean"] < chance[t], key
+        if t != "tinylm":
+            assert 0.1 < r["test_acc"]["mean"] <= 1, key
+        # "reached" agrees with the steps recorded (None = not reached within the budget)
+        stt = r["steps_to_target"]
+        n_reached = int(r["reached"].split("/")[0])
+        assert (stt["mean"] is not None) == (n_reached == 1), key
+    for t in tasks:  # the initializer really changes the run: no two inits give the same test loss
+        losses = {m: p["rows"][f"{t}/{m}"]["test_loss"]["mean"] for m in inits}
+        assert len(set(losses.values())) == len(inits), (t, losses)
+        s = p["summary"][t]  # the summary is the argmin of the rows it summarizes
+        assert s["best_test_loss"] == min(losses, key=losses.get)
+        gg = {m: v for m, v in losses.items() if m.startswith("gg-")}
+        base = {m: v for m, v in losses.items() if not m.startswith("gg-")}
+        assert s["best_gg"] == min(gg, key=gg.get) and s["best_baseline"] == min(base, key=base.get)
+        assert s["best_gg_test_loss"]["mean"] == gg[s["best_gg"]]
 
 
 def test_quick_gg_fit(tmp_path):
@@ -165,7 +189,28 @@ def test_quick_deepshape(tmp_path):
     _check_payload(p, "deepshape")
     from rf8sim.study.claims.deepshape import STAGES
 
+    rows = {r["stage"]: r for r in p["rows"].values()}
     assert [r["stage"] for r in p["rows"].values()] == list(STAGES)
+    params = {r["params"]["mean"] for r in rows.values()}
+    assert len(params) == 1 and params.pop() > 1000
+    for st, r in rows.items():
+        assert 0 <= r["metric"]["mean"] <= 1, st
+        # an entropy coder cannot beat the empirical entropy of what it codes
+        assert r["uniform_coded_bits"]["mean"] >= r["entropy_bits"]["mean"] > 0, st
+        assert r["coded_bits"]["mean"] >= r["rf8_entropy_bits"]["mean"] > 0, st
+    # reshaping to a heavier-tailed, narrower law lowers the rate on the fixed grid ...
+    assert rows["reshaped"]["exp_golomb_bits"]["mean"] < rows["trained"]["exp_golomb_bits"]["mean"] - 0.5
+    assert rows["reshaped"]["entropy_bits"]["mean"] < rows["trained"]["entropy_bits"]["mean"]
+    # ... and the controls (fine-tuned without reshaping) keep the trained rate
+    for k in (1, 2, 3):
+        assert abs(rows[f"control-ft{k}"]["exp_golomb_bits"]["mean"] - rows["trained"]["exp_golomb_bits"]["mean"]) < 0.2
+    # the recorded fits follow the stated rule: target shape x0.8, scale x0.6 of the fitted one
+    fits = [f for fs in p["config"]["fits"].values() for f in fs]
+    assert fits
+    for f in fits:
+        assert f["target_nu"] == pytest.approx(0.8 * f["fitted_nu"], rel=1e-12)
+        assert f["target_alpha"] == pytest.approx(0.6 * f["fitted_alpha"], rel=1e-12)
+        assert 0 < f["n_core"] <= f["n"]
 
 
 def test_deepshape_leaves_tiny_tensors_alone():

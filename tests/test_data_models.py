@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from toolcheck import package
 
 from rf8sim.study import data as D
 from rf8sim.study import models as M
@@ -122,8 +123,10 @@ def minilm():
     return M.load_minilm()
 
 
+@package("sentence_transformers", "sentence-transformers (the reference implementation of MiniLM)")
 def test_minilm_matches_sentence_transformers(minilm):
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st
+
     ref_model = st.SentenceTransformer(str(M.minilm_dir()), device="cpu")
     sents = D.load_sentences(48) + ["word " * 400, "x", "Ünïcode — text…"]  # includes one truncated at 256
     ids, mask = minilm.tokenize(sents)

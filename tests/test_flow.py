@@ -3,9 +3,10 @@
 import json
 
 import pytest
+import toolcheck
 
 from rf8sim.cli import main
-from rf8sim.study import flow, flow_stages
+from rf8sim.study import flow_stages
 from rf8sim.study.flow import REPORT_MARKER, StageSkipped, default_config, run_flow
 
 
@@ -90,7 +91,8 @@ def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
     assert "flow finished" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(flow_stages.hdl_unavailable(need_sim=True) != "", reason="RTL tools not installed")
+@toolcheck.needs(lambda: flow_stages.hdl_unavailable(need_sim=True) == "", "RTL tools (Icarus Verilog, cocotb, yosys)",
+                 toolcheck.ICARUS_HINT + "; pip install 'rf8sim[hdl]'")
 def test_hdl_stages_for_real(tmp_path):
     """rtl -> verify (Icarus, every beat counted) -> synth on one MAC, through the flow's own stage code."""
     import dataclasses

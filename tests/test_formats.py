@@ -1,5 +1,6 @@
 """The format definitions, checked against the spec's own statements and independent sources."""
 
+import dataclasses
 from fractions import Fraction
 
 import ml_dtypes
@@ -96,5 +97,5 @@ def test_decomposition_is_exact(name):
 def test_format_is_immutable():
     with pytest.raises(ValueError):
         F.RF8.values[0] = 1.0
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         F.RF8.bias = 3

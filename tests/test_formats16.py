@@ -257,3 +257,57 @@ def test_constructor_refuses_bad_parameters():
     with pytest.raises(F.FormatError, match="exp_bits must be an integer"):
         F.float_format("x", 4.0, 3)
     assert issubclass(F.FormatError, RF8SimError)
+
+
+def test_docs_format_table_matches_the_spec():
+    """docs/formats.md's format table states what Format.summary() computes."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    n = 0
+    for name in ("rf8", "e4m3", "e5m2", "int8", "bf16", "fp16"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}`"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        lead = [int(re.match(r"\d+", c).group()) for c in [cells[1], cells[3]] + cells[6:]]
+        sm = F.get(name).summary()
+        assert lead == [sm["bits"], sm["bias"], sm["distinct_values"], sm["distinct_magnitudes"],
+                        sm["canonical_codes"], sm["duplicate_codes"], sm["nan_codes"], sm["inf_codes"]], name
+        n += 1
+    assert n == 6
+
+
+@pytest.mark.parametrize("eb,mb", [(3, 12), (2, 13), (4, 11)])
+def test_fine_16bit_user_formats_take_the_scan_path(eb, mb):
+    """Formats whose midpoints need more than 10 fraction bits of float32 (the bucket-scan path
+    of the encoder) against the sorted-table bisection reference of tests/reference.py."""
+    import reference as ref
+    from rf8sim.golden.codec import _nearest_table
+
+    f = F.float_format(f"t_e{eb}m{mb}", eb, mb, specials="ieee")
+    tab = _nearest_table(f, False)[0]
+    assert int((tab[:, 0] < 0).sum()) > 100  # crowded buckets exist: the scan path runs
+    mags = f.magnitudes
+    mids = ((mags[:-1] + mags[1:]) / 2).astype(np.float32)
+    pts = _neighbours(np.concatenate([mids, mags.astype(np.float32)]).view(np.uint32))
+    rng = np.random.default_rng(eb * 100 + mb)
+    x = np.concatenate([pts, -pts, (rng.standard_normal(300_000) * f.max / 3).astype(np.float32),
+                        np.array([f.max * 4, np.inf, -np.inf], np.float32)])
+    for sat in (True, False):
+        want, err = ref.encode_vec(x, f, "nearest", sat)
+        assert not err.any()
+        got = encode(x, f, saturate=sat)
+        assert got.dtype == np.uint16 and np.array_equal(got.astype(np.int64), want), sat
+    assert x.size > 3 * (1 << (eb + mb))
+
+
+def test_formats_pickle():
+    import pickle
+
+    assert pickle.loads(pickle.dumps(F.BF16)) is F.BF16  # registered: by name
+    f = F.float_format("t_pickle_e3m4", 3, 4)  # not registered: by value
+    g = pickle.loads(pickle.dumps(f))
+    assert g is not f and g.name == f.name and g.code_bits == 8
+    assert np.array_equal(g.values, f.values, equal_nan=True) and not g.values.flags.writeable
+    x = np.linspace(-20, 20, 999, dtype=np.float32)
+    assert np.array_equal(encode(x, g), encode(x, f))

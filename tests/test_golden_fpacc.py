@@ -87,7 +87,7 @@ def test_accspec_kinds_and_parse():
         with pytest.raises(AccSpecError, match=needle):
             AccSpec.parse(bad)
     with pytest.raises(AccSpecError, match="fixed-point accumulators only"):
-        AccSpec.fp32().max
+        _ = AccSpec.fp32().max
     with pytest.raises(AccSpecError, match="fixed-point accumulators only"):
         AccSpec.aligned(32, 16).align(0, 1, 1)
     with pytest.raises(AccSpecError, match="no frac_bits"):
@@ -142,6 +142,8 @@ DESIGNED = [  # (acc bits, negative, mb, eb): ties, subnormals, overflow, cancel
     (0x4B800000, True, (1 << 48) - 1, -24), (0x3F800000, False, 1, -200), (0x3F800000, True, 1, -200),
     (0x00000001, False, (1 << 59) + 12345, -40), (0x3F800000, False, (1 << 59) - 1, 60),
     (0x3F800000, True, (1 << 24) - 1, -24), (0x00400000, True, 1 << 58, -208), (0x7F000000, False, 1, 127),
+    # a truncated (sticky) subtrahend just below a tie: the borrow decides the rounding direction
+    (0x3F800000, True, (1 << 59) + 1, -84), (0x80000000 | (57 << 23) | 1, False, (1 << 25) - 1, -25),
 ]
 
 
@@ -274,13 +276,15 @@ def test_products_every_pair_sampled(a, w):
 def test_products_exhaustive_slow(a, w):
     """Every 8-bit weight code x every 16-bit activation code, against float64 of decoded operands."""
     av = np.arange(65536, dtype=np.uint16).view(ml_dtypes.bfloat16 if a == "bf16" else np.float16)
-    av = av.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        av = av.astype(np.float32).astype(np.float64)
     wv = F.get(w).values
     n = 0
     for lo in range(0, 65536, 8192):
         a_c = np.arange(lo, lo + 8192, dtype=np.uint16)
         sign, sig, exp, special = products(a_c[:, None], np.arange(256, dtype=np.uint8)[None, :], a, w)
-        want = av[lo:lo + 8192, None] * wv[None, :]
+        with np.errstate(invalid="ignore"):
+            want = av[lo:lo + 8192, None] * wv[None, :]
         fin = np.isfinite(av[lo:lo + 8192, None]) & np.isfinite(wv[None, :])
         assert np.array_equal(special.astype(bool), ~fin)
         got = np.where(sign == 1, -1.0, 1.0) * np.ldexp(sig.astype(np.float64), exp)
@@ -384,7 +388,7 @@ def test_fp32_negative_zero_accumulates():
 @pytest.mark.parametrize("a,w", [("bf16", "rf8"), ("fp16", "e4m3"), ("bf16", "bf16"), ("e5m2", "int8")])
 def test_fp32_gemm_against_fractions_with_scales(a, w):
     rng = np.random.default_rng(7)
-    M, N, K = 5, 4, 48
+    M, N, K = 5, 6, 48  # N = 6: a block of four columns and two single ones
     ca = draw(rng, a, (M, K), 0.003)
     cw = draw(rng, w, (N, K), 0.003)
     sa = rng.integers(-30, 90, (M, K // 16))  # block scales: overflow reachable
@@ -527,6 +531,21 @@ def test_aligned_specials_gemm_policy_and_mac_contract():
     assert t.acc[3] != 0x7FC00000 and (t.acc[7:] == 0x7FC00000).all() and t.invalid.tolist() == [False] * 7 + [True]
 
 
+def test_aligned_wide_register_keeps_far_bits():
+    """bf16 weights (a 280-bit block register): 1 + 2**-24 (a tie) +- 2**-100 rounds by the far bit;
+    the fp32 chain, rounding at each step, lands on 1.0 both times."""
+    bf = lambda x: np.array(x, np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)  # noqa: E731
+    a = bf([[1.0, 1.0, 1.0, 1.0]])
+    cases = [([1.0, 2.0 ** -24, 2.0 ** -100, 0.0], 1.0 + 2.0 ** -23), ([1.0, 2.0 ** -24, -(2.0 ** -100), 0.0], 1.0),
+             ([1.0, 2.0 ** -24, 0.0, 0.0], 1.0), ([2.0 ** -100, 1.0, -(2.0 ** -25), 0.0], 1.0)]
+    for wv, want in cases:
+        w = bf([wv])
+        r = gemm(a, w, "bf16", "bf16", "aligned:4:16")
+        assert r.as_float32()[0, 0] == np.float32(want)
+        assert (int(r.acc[0, 0]), False, False) == R.aligned_dot(a[0].tolist(), w[0].tolist(), "bf16", "bf16", 4, 16)
+        assert gemm(a, w, "bf16", "bf16", "fp32").as_float32()[0, 0] == 1.0
+
+
 def test_aligned_saturation_and_rounding_rule():
     """M = 4: 1.9921875 with block max exponent 0 rounds to 8 = 2**(M-1) and saturates to 7;
     1.0625 (= 4.25 units) rounds half-even to 4; ties to even on the magnitude (-2.5 units -> -2)."""
@@ -567,10 +586,28 @@ def _bf(n):
                   None, np.zeros((3, 4), np.int64), "tensor", "block", 16), "must be a multiple of K=32"),
     (lambda: gemm(np.zeros((2, 8), np.uint16), np.zeros((3, 8), np.uint8), "bf16", "rf8", "fp32",
                   np.int64(900)), "within 2\\*\\*-1000..2\\*\\*1000"),
+    (lambda: gemm(np.zeros((2, 8, 1), np.uint16), np.zeros((3, 8), np.uint8), "bf16", "rf8", "fp32"),
+     "2-D code matrices"),
+    (lambda: gemm(np.zeros((2, 8), np.uint16), np.zeros((3, 9), np.uint8), "bf16", "rf8", "fp32"),
+     "inner dimensions differ"),
+    (lambda: mac(_bf(8), np.zeros(7, np.uint8), None, "bf16", "rf8", "fp32"), "same shape"),
+    (lambda: mac(_bf(8), np.zeros(8, np.uint8), np.zeros(8, int), "bf16", "rf8", "fp32"), "bool array"),
+    (lambda: gemm(np.zeros((2, 8), np.uint16), np.zeros((3, 8), np.uint8), "bf16", "rf8", "aligned:8:8",
+                  specials="ignore"), "'error' or 'propagate'"),
 ])
 def test_bad_input_is_a_clear_error(call, needle):
     with pytest.raises(RF8SimError, match=needle):
         call()
+
+
+def test_dot_takes_16bit_codes():
+    from rf8sim.golden import dot, encode
+
+    a = encode(np.array([1.5, 2.0, -0.25, 3.0], np.float32), "bf16")
+    w = encode(np.array([1.0, 0.5, 4.0, -0.125], np.float32), "rf8")
+    r = dot(a, w, "bf16", "rf8", "fp32")
+    assert view_float32(np.uint32(r.acc)) == np.float32(1.5 + 1.0 - 1.0 - 0.375) and not r.overflow
+    assert dot(a, w, "bf16", "rf8", "aligned:4:8").acc == r.acc  # every term exact at M = 8 here
 
 
 def test_view_float32_and_trace_helpers():
@@ -608,3 +645,66 @@ def test_mac16_vectors_against_fractions():
     assert n == 240 * len(MAC16_CASES) == 240 * 12
     assert {"bf16_rf8_fp32_l1", "bf16_rf8_fp32_l4", "bf16_rf8_aligned_32_16_l4", "bf16_e4m3_fp32_l1",
             "bf16_int8_fp32_l1", "bf16_bf16_fp32_l1"} <= names
+
+
+def test_docs_blocks_are_generated():
+    """docs/formats.md holds exactly the rendered aligned-width and aligned-error tables."""
+    from pathlib import Path
+
+    from rf8sim import docgen
+    from rf8sim.golden import aligned_error  # noqa: F401  (registers the renderers)
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    mine = {k: body for k, body in docgen.blocks(text) if k.startswith("formats:aligned")}
+    assert set(mine) == {"formats:aligned-width", "formats:aligned-error"}
+    for key, body in mine.items():
+        assert body == docgen.render(key), f"run `rf8sim docs` (or update the {key} block)"
+    assert "| rf8 | " in mine["formats:aligned-width"] and "`aligned:32:16`" in mine["formats:aligned-error"]
+
+
+def test_aligned_error_record_is_consistent():
+    """The checked-in record: every K x M, aligned error falls as M grows (M = 16 the closest)."""
+    from rf8sim.golden.aligned_error import KS, MS, record_path
+    from rf8sim.records import read_record
+
+    rec = read_record(record_path())
+    res = rec["results"]
+    assert {f"aligned:{k}:{m}" for k in KS for m in MS} <= set(res) and "fp32_vs_float64" in res
+    assert rec["provenance"]["commit"]
+    for k in KS:
+        nw = [res[f"aligned:{k}:{m}"]["normwise"]["median"] for m in MS]
+        assert all(a > b for a, b in zip(nw, nw[1:]))
+        assert all(res[f"aligned:{k}:{m}"]["flagged_outputs"] == 0 for m in MS)  # no overflow/NaN on real data
+    assert rec["data"]["macs_per_accumulator"] > 10**7 and len(rec["data"]["layers"]) == 36
+
+
+def test_rf8_variants_as_weights():
+    """Every RF8 variant of the spec as the weight format (a Format object, not registered here),
+    fp32 and aligned, against the reference."""
+    names = [F.residual_format(name, **spec) for name, spec in F.RF8_VARIANTS.items()]
+    rng = np.random.default_rng(77)
+    n = 0
+    for wn in names:
+        ca = draw(rng, "bf16", (64, 2), 0.002)
+        cw = draw(rng, wn, (64, 2), 0)
+        clear = np.zeros(64, bool)
+        clear[[0, 32]] = True
+        assert _trace_rows(mac(ca, cw, clear, "bf16", wn, "fp32")) == R.fp32_trace(
+            ca.tolist(), cw.tolist(), clear, "bf16", wn)
+        assert _trace_rows(mac(ca, cw, clear, "bf16", wn, "aligned:8:10")) == R.aligned_trace(
+            ca.tolist(), cw.tolist(), clear, "bf16", wn, 8, 10)
+        n += 1
+    assert n == len(names) == len(F.RF8_VARIANTS) >= 2
+
+
+def test_aligned_error_cli_refuses_bad_arguments(capsys, tmp_path):
+    """Checked before any model is loaded: bad counts, and an existing record without --force."""
+    from rf8sim.cli import main
+
+    assert main(["aligned-error", "--rows", "0"]) == 2
+    assert ">= 1" in capsys.readouterr().err
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    assert main(["aligned-error", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert out.read_text() == "{}"

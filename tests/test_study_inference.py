@@ -79,12 +79,11 @@ def _ref_layer(a_codes, a_k, w_codes, w_k, af, wf, acc, a_gran, w_gran, block):
     for i in range(M):
         for j in range(N):
             s = 0
-            ovf = inv = False
+            ovf = False
             for kk in range(K):
                 ca, cw = int(a_codes[i, kk]), int(w_codes[j, kk])
                 if af.special[ca] or wf.special[cw]:
-                    inv = True
-                    continue
+                    continue  # a NaN/Inf operand contributes no product (the flag is not compared here)
                 sign = int(af.sign[ca]) ^ int(wf.sign[cw])
                 sig = int(af.sig[ca]) * int(wf.sig[cw])
                 e = int(af.exp[ca]) + int(wf.exp[cw]) + ra[i][1].get(kk // block, 0) + rw[j][1].get(kk // block, 0)

@@ -1,11 +1,11 @@
 """RF8 variants: their code tables, the golden model's nearest rounding on them (against an
 independent Fraction reference), and the RTL generator accepting them."""
 
-import shutil
 from fractions import Fraction
 
 import numpy as np
 import pytest
+import toolcheck
 
 from rf8sim import formats as F
 from rf8sim import golden
@@ -97,9 +97,8 @@ def test_error_vs_shape_rows():
     assert all(20 < r["sqnr_db"] < 50 for r in rows)
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+@toolcheck.icarus
 def test_rtl_accepts_variant_and_matches_golden():
-    pytest.importorskip("cocotb")
     from rf8sim.hdl.sim import verify
 
     r = verify("rf8m8", "rf8m8", None, products=True, n_random=0)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import toolcheck
 import torch
 
 import rf8sim.golden as G
@@ -116,11 +117,10 @@ def test_verify_layer_torch_vs_golden():
 
 
 @pytest.mark.slow
+@toolcheck.icarus
 def test_verify_layer_through_rtl():
-    pytest.importorskip("rf8sim.hdl.sim")
     from rf8sim.training.verify import verify_layer
 
     rep = verify_layer(in_features=64, out_features=16, batch=4, rtl_slice=3)
-    if rep["rtl"]["status"] != "ran":
-        pytest.skip(rep["rtl"]["status"])
+    assert rep["rtl"]["status"] == "ran", rep["rtl"]["status"]
     assert rep["ok"] and any(c["check"].startswith("RTL") and c["compared"] == 6 for c in rep["checks"])

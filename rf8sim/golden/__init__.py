@@ -22,7 +22,8 @@ __all__ = [
     "encode", "decode", "quantize", "dequantize", "scale_exponents", "scale_shape", "GRANULARITIES",
     "DTypeError", "EncodeError",
     "product_tables", "mac", "dot", "gemm", "to_float32", "MacTrace", "GemmResult", "DotResult",
-    "load_vectors", "list_vectors", "products", "view_float32", "align_activations",
+    "load_vectors", "list_vectors", "products", "view_float32", "align_activations", "Fp32Trace", "Fp32Result",
+    "ShapeError",
 ]
 
 _LAZY = {
@@ -32,7 +33,8 @@ _LAZY = {
     **{n: "rf8sim.golden.arith" for n in ("product_tables", "mac", "dot", "gemm", "to_float32", "MacTrace",
                                           "GemmResult", "DotResult")},
     **{n: "rf8sim.golden.vectors" for n in ("load_vectors", "list_vectors")},
-    **{n: "rf8sim.golden.fpacc" for n in ("products", "view_float32", "align_activations")},
+    **{n: "rf8sim.golden.fpacc" for n in ("products", "view_float32", "align_activations", "Fp32Trace",
+                                          "Fp32Result", "ShapeError")},
 }
 
 

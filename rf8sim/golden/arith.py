@@ -464,8 +464,13 @@ def _segments(K: int, ba: int, bw: int):
 
 def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: str):
     """Scale exponents as an int64 (rows, groups) array plus the group length along K."""
-    if granularity not in ("tensor", "channel", "block"):
-        raise ValueError(f"unknown {what} granularity {granularity!r}; valid: tensor, channel, block")
+    from .. import scales as S
+
+    try:
+        granularity = S.canonical_granularity(granularity)
+    except S.ScaleError:
+        raise S.ScaleError(f"unknown {what} granularity {granularity!r}; valid: {', '.join(S.GRANULARITIES)} "
+                           f"('block' is the old name of 'ceil')") from None
     if scale is None:
         return np.zeros((rows, 1), np.int64), max(K, 1)
     s = np.asarray(scale)
@@ -479,12 +484,14 @@ def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: st
         if s.shape != (rows,):
             raise ValueError(f"{what}_scale_exp for granularity 'channel' must have shape ({rows},), got {s.shape}")
         return np.ascontiguousarray(s.astype(np.int64).reshape(rows, 1)), max(K, 1)
-    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-        raise ValueError(f"block must be a positive integer, got {block!r}")
+    S.check_block(granularity, block)
     nb_ = -(-K // int(block))
     if s.shape != (rows, nb_):
-        raise ValueError(f"{what}_scale_exp for granularity 'block' (block={block}) must have shape "
+        raise ValueError(f"{what}_scale_exp for granularity {granularity!r} (block={block}) must have shape "
                          f"({rows}, {nb_}), got {s.shape}")
+    if granularity == "mx" and (s == S.SCALE_NAN).any():
+        raise S.ScaleError(f"{what}_scale_exp holds {int((s == S.SCALE_NAN).sum())} NaN scale(s) (mx blocks "
+                           f"with NaN/Inf); the integer datapath cannot multiply them")
     return np.ascontiguousarray(s.astype(np.int64)), int(block)
 
 
@@ -598,9 +605,10 @@ def _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
 
 def dot(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp: int = 0, w_scale_exp: int = 0,
         method: str = "auto") -> DotResult:
-    """Exact dot product of two 1-D code vectors, accumulated in index order with saturation."""
-    a = as_codes(a_codes, "a_codes")
-    w = as_codes(w_codes, "w_codes")
+    """Exact dot product of two 1-D code vectors, accumulated in index order with saturation.
+    With ``acc="fp32"`` / ``"aligned:K:M"`` the result's ``acc`` is the float32 bit pattern (an int)."""
+    a = as_codes(a_codes, "a_codes", F.get(a_fmt))
+    w = as_codes(w_codes, "w_codes", F.get(w_fmt))
     if a.ndim != 1 or w.ndim != 1 or a.shape != w.shape:
         raise ValueError(f"dot needs two 1-D code vectors of equal length, got {a.shape} and {w.shape}")
     r = gemm(a[None, :], w[None, :], a_fmt, w_fmt, acc, np.asarray(a_scale_exp), np.asarray(w_scale_exp),

@@ -1,6 +1,7 @@
 """Golden-model benchmarks (``rf8sim bench --only golden``), each against a baseline measured in
 the same run: encode vs ml_dtypes' float32 -> float8_e4m3fn cast, decode vs ml_dtypes'
-float8 -> float32 cast, exact GEMM vs numpy float64 matmul, plus first-call compile times.
+float8 -> float32 cast, exact GEMM vs numpy float64 matmul, the W8A16 (fp32 / aligned:K:M)
+GEMMs vs the fixed-point sequential kernel on the same shape, plus first-call compile times.
 
 Ratios are throughputs (ours / baseline), so higher is better everywhere.  Each timing is
 the best of several repetitions.
@@ -47,6 +48,11 @@ m = c.reshape(8, 8)
 tm("gemm sequential (1 and 2 limbs)", lambda: (g.gemm(m, m, "rf8", "rf8", "exact", method="sequential"),
                                                g.gemm(m, m, "e5m2", "e5m2", "exact")))
 tm("to_float32", lambda: g.to_float32(np.arange(5), 3))
+b = np.arange(64, dtype=np.uint16).reshape(4, 16)
+w8 = m.reshape(4, 16)[:2]
+tm("W8A16 gemm fp32 + aligned (int64 and limb registers)",
+   lambda: (g.gemm(b, w8, "bf16", "rf8", "fp32"), g.gemm(b, w8, "bf16", "rf8", "aligned:16:8"),
+            g.gemm(b, b[:2], "bf16", "bf16", "aligned:16:8")))
 print(json.dumps(out))
 """
 
@@ -116,6 +122,24 @@ def run(quick: bool = False) -> list[dict]:
     t = _best(lambda: gemm(a, w, "e5m2", "e5m2", "exact"), 1)
     rows.append({"name": f"exact e5m2 x e5m2 GEMM {d}^3 (75-bit, two limbs)", "value": t * 1e3, "unit": "ms",
                  "baseline": "numpy f64 matmul", "ratio": t_mm / t, "goal": ""})
+
+    # W8A16: the MiniLM FFN shape (128 tokens x 384 -> 1536), bf16 activations
+    M_, K_, N_ = (32, 384, 384) if quick else (128, 384, 1536)
+    xa = encode(rng.standard_normal((M_, K_)).astype(np.float32), "bf16")
+    xw = rng.standard_normal((N_, K_)).astype(np.float32)
+    w8, w16, a8 = encode(xw, "rf8"), encode(xw * 0.05, "bf16"), encode(rng.standard_normal((M_, K_)).astype(np.float32), "e4m3")
+    Af, Bf = rng.standard_normal((M_, K_)), rng.standard_normal((N_, K_))
+    shape = f"{M_}x{K_}x{N_}"
+    t_mm = _best(lambda: Af @ Bf.T, reps)
+    rows.append({"name": f"numpy float64 matmul {shape}", "value": t_mm * 1e3, "unit": "ms"})
+    t_seq = _best(lambda: gemm(a8, w8, "e4m3", "rf8", "exact", method="sequential"), 2)
+    rows.append({"name": f"exact e4m3 x rf8 GEMM {shape} (sequential fixed-point kernel)", "value": t_seq * 1e3,
+                 "unit": "ms", "baseline": "numpy f64 matmul", "ratio": t_mm / t_seq, "goal": ""})
+    for wn, wc, acc in (("rf8", w8, "fp32"), ("rf8", w8, "aligned:32:16"), ("bf16", w16, "fp32"),
+                        ("bf16", w16, "aligned:32:16")):
+        t = _best(lambda: gemm(xa, wc, "bf16", wn, acc), 2)  # noqa: B023
+        rows.append({"name": f"W8A16 bf16 x {wn} GEMM {shape}, acc {acc}", "value": t * 1e3, "unit": "ms",
+                     "baseline": "fixed-point e4m3 x rf8 sequential", "ratio": t_seq / t, "goal": ""})
 
     for cold in ((False,) if quick else (True, False)):
         times = _compile_times(cold)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from rf8sim.errors import RF8SimError
 
-import math
 from functools import lru_cache
 
 import numba as nb
@@ -35,6 +34,8 @@ import numpy as np
 
 from .. import formats as F
 from ..formats import FormatError
+from .. import scales as S
+from ..scales import GRANULARITIES, scale_exponents, scale_shape  # noqa: F401  (re-exported)
 
 __all__ = [
     "encode",
@@ -42,6 +43,7 @@ __all__ = [
     "quantize",
     "dequantize",
     "scale_exponents",
+    "scale_shape",
     "DTypeError",
     "EncodeError",
     "GRANULARITIES",
@@ -49,7 +51,6 @@ __all__ = [
     "PARALLEL_MIN",
 ]
 
-GRANULARITIES = ("tensor", "channel", "block")
 
 #: Arrays smaller than this run the serial twin of a kernel: launching a parallel region costs
 #: tens of microseconds on an idle machine and milliseconds on a busy one.
@@ -85,8 +86,11 @@ def _c(a: np.ndarray) -> np.ndarray:
 
 def as_float32(x, what: str = "x") -> np.ndarray:
     """Convert ``x`` to a C-contiguous float32 array without any rounding (or raise DTypeError)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: a masked array's masked values would be encoded too; "
+                         "pass x.filled(...) or x.compressed()")
     if isinstance(x, np.ndarray):
-        a = x
+        a = x if type(x) is np.ndarray else np.asarray(x)  # np.matrix and other subclasses: a plain array
     else:
         try:
             a = np.asarray(x)
@@ -130,7 +134,9 @@ def as_codes(codes, what: str = "codes", fmt=None) -> np.ndarray:
     8-bit one, is a :class:`DTypeError` naming the valid dtype), and codes of formats narrower
     than their dtype (e.g. a 6-bit format in uint8) must be below ``fmt.n_codes``.
     """
-    if not isinstance(codes, np.ndarray):
+    if isinstance(codes, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: masked arrays are not supported; pass codes.filled(...)")
+    if type(codes) is not np.ndarray:  # lists, np.matrix and other subclasses: a plain array
         codes = np.asarray(codes)
     if fmt is None:
         if codes.dtype != np.uint8:
@@ -163,7 +169,6 @@ def _first_index(shape, flat: int) -> tuple:
 # ---------------------------------------------------------------------------
 # nearest: sorted thresholds over the float32 magnitude pattern, found through a bucket index
 
-_NBUCKETS = (0x7F800000 >> 16) + 1  # last bucket starts at +Inf; NaN handled before lookup
 _ERR_OVF = -2  # table marker: overflow with saturate=False and no code for it
 _NAN_OUT = -3  # table marker: write the format's canonical NaN code (unsigned)
 
@@ -187,14 +192,16 @@ def _sign_magnitude(fmt: F.Format) -> None:
 
 @lru_cache(maxsize=None)
 def _nearest_table(fmt: F.Format, saturate: bool):
-    """(thr, region, tie, start): the rounding thresholds of ``nearest`` for positive inputs.
+    """(tab, thr, region, tie, shift): the rounding thresholds of ``nearest`` for positive inputs.
 
     ``thr`` (int64, ascending) are the float32 patterns of the midpoints between neighbouring
     magnitudes (plus the overflow point when not saturating); an input magnitude pattern ``a``
     with ``j`` thresholds below it encodes to ``tie[j]`` if ``a == thr[j]``, else ``region[j]``
-    (positive codes, or the markers _ERR_OVF / _NAN_OUT).  ``start[a >> 16]`` is the number of
-    thresholds below the 16-bit bucket of ``a``, so a lookup scans only that bucket's thresholds
-    (at most 1 for every 8-bit format and bf16, at most 8 for fp16).
+    (positive codes, or the markers _ERR_OVF / _NAN_OUT).  ``tab[a >> shift]`` (int32) resolves a
+    bucket holding at most one threshold in one row, ``(T, below, at, above)``; ``shift`` is the
+    largest of 16..13 for which every bucket does (16 for the 8-bit formats and bf16, 13 for
+    fp16).  For finer formats ``shift`` is 16 and a bucket with more thresholds holds
+    ``(-1, j0, 0, 0)``: the lookup scans ``thr`` from ``j0``, its first threshold.
     """
     _sign_magnitude(fmt)
     mags = fmt.magnitudes
@@ -236,27 +243,75 @@ def _nearest_table(fmt: F.Format, saturate: bool):
         thr = np.append(thr, t_ovf)
         tie = np.append(tie, tie_ovf)
         region = np.append(region, ovf)
-    starts = np.arange(_NBUCKETS, dtype=np.int64) << 16
-    start = np.searchsorted(thr, starts, side="left").astype(np.int64)
-    out = tuple(np.ascontiguousarray(a, dtype=np.int64) for a in (thr, region, tie, start))
+    # the widest buckets (16 -> 13 bits dropped) in which no bucket holds two thresholds; failing that,
+    # 16-bit buckets and a scan inside the crowded ones
+    for shift in (16, 15, 14, 13, 16):
+        starts = np.arange((0x7F800000 >> shift) + 1, dtype=np.int64) << shift
+        start = np.searchsorted(thr, starts, side="left").astype(np.int64)  # thresholds below each bucket
+        count = np.diff(np.append(start, len(thr)))  # thresholds inside each bucket
+        if count.max() <= 1:
+            break
+    tab = np.empty((len(starts), 4), np.int64)
+    tab[:, 0] = starts
+    tab[:, 1] = tab[:, 2] = tab[:, 3] = region[start]
+    one = np.flatnonzero(count == 1)
+    j = start[one]
+    tab[one, 0], tab[one, 1], tab[one, 2], tab[one, 3] = thr[j], region[j], tie[j], region[j + 1]
+    many = np.flatnonzero(count > 1)
+    tab[many, 0], tab[many, 1], tab[many, 2], tab[many, 3] = -1, start[many], 0, 0
+    out = (np.ascontiguousarray(tab, dtype=np.int32),) + tuple(
+        np.ascontiguousarray(a, dtype=np.int64) for a in (thr, region, tie))
     for a in out:
         a.setflags(write=False)
-    return out
+    return out + (shift,)
 
 
 @nb.njit(cache=True, inline="always")
-def _nearest_one(b, thr, region, tie, start, nan_code, sbit):
+def _nearest_one(b, tab, shift, thr, region, tie, nan_code, sbit):
     a = b & 0x7FFFFFFF
     if a > 0x7F800000:
         return nan_code if nan_code >= 0 else -1
-    j = start[a >> 16]
-    n = thr.size
-    while j < n and thr[j] < a:
-        j += 1
-    if j < n and thr[j] == a:
-        r = tie[j]
+    k = a >> shift
+    t = tab[k, 0]
+    if t >= 0:  # at most one threshold in this bucket
+        if a < t:
+            r = tab[k, 1]
+        elif a == t:
+            r = tab[k, 2]
+        else:
+            r = tab[k, 3]
     else:
-        r = region[j]
+        j = np.int64(tab[k, 1])
+        n = thr.size
+        while j < n and thr[j] < a:
+            j += 1
+        if j < n and thr[j] == a:
+            r = tie[j]
+        else:
+            r = region[j]
+    if r < 0:
+        if r == -3:
+            return nan_code
+        return -2
+    if (b >> 31) & 1:
+        r |= sbit
+    return r
+
+
+@nb.njit(cache=True, inline="always")
+def _bucket_one(b, tab, shift, nan_code, sbit):
+    """_nearest_one for tables whose every bucket holds at most one threshold (8-bit formats, bf16)."""
+    a = b & 0x7FFFFFFF
+    if a > 0x7F800000:
+        return nan_code if nan_code >= 0 else -1
+    k = a >> shift
+    t = tab[k, 0]
+    if a < t:
+        r = tab[k, 1]
+    elif a == t:
+        r = tab[k, 2]
+    else:
+        r = tab[k, 3]
     if r < 0:
         if r == -3:
             return nan_code
@@ -267,10 +322,10 @@ def _nearest_one(b, thr, region, tie, start, nan_code, sbit):
 
 
 @nb.njit(cache=True, parallel=True)
-def _nearest_kernel(bits, thr, region, tie, start, nan_code, sbit, out):
+def _bucket_kernel(bits, tab, shift, nan_code, sbit, out):
     nerr = 0
     for i in nb.prange(bits.size):
-        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
+        r = _bucket_one(np.int64(bits[i]), tab, shift, nan_code, sbit)
         if r < 0:
             nerr += 1
             r = 0
@@ -279,11 +334,36 @@ def _nearest_kernel(bits, thr, region, tie, start, nan_code, sbit, out):
 
 
 @nb.njit(cache=True)
-def _nearest_kernel_serial(bits, thr, region, tie, start, nan_code, sbit, out):
+def _bucket_kernel_serial(bits, tab, shift, nan_code, sbit, out):
+    """Serial twin of _bucket_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
+    nerr = 0
+    for i in range(bits.size):
+        r = _bucket_one(np.int64(bits[i]), tab, shift, nan_code, sbit)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True, parallel=True)
+def _nearest_kernel(bits, tab, shift, thr, region, tie, nan_code, sbit, out):
+    nerr = 0
+    for i in nb.prange(bits.size):
+        r = _nearest_one(np.int64(bits[i]), tab, shift, thr, region, tie, nan_code, sbit)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
+def _nearest_kernel_serial(bits, tab, shift, thr, region, tie, nan_code, sbit, out):
     """Serial twin of _nearest_kernel: small inputs skip the parallel launch (milliseconds on a busy machine)."""
     nerr = 0
     for i in range(bits.size):
-        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
+        r = _nearest_one(np.int64(bits[i]), tab, shift, thr, region, tie, nan_code, sbit)
         if r < 0:
             nerr += 1
             r = 0
@@ -292,9 +372,9 @@ def _nearest_kernel_serial(bits, thr, region, tie, start, nan_code, sbit, out):
 
 
 @nb.njit(cache=True)
-def _nearest_first_error(bits, thr, region, tie, start, nan_code, sbit):
+def _nearest_first_error(bits, tab, shift, thr, region, tie, nan_code, sbit):
     for i in range(bits.size):
-        r = _nearest_one(np.int64(bits[i]), thr, region, tie, start, nan_code, sbit)
+        r = _nearest_one(np.int64(bits[i]), tab, shift, thr, region, tie, nan_code, sbit)
         if r < 0:
             return i, r
     return -1, 0
@@ -531,9 +611,14 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None
     bits = flat.view(np.uint32)
     if rounding == "nearest":
         nan_code = -1 if fmt.nan_code is None else int(fmt.nan_code)
-        args = _nearest_table(fmt, saturate) + (nan_code, fmt.sign_bit)
-        kern = _nearest_kernel if par else _nearest_kernel_serial
-        nerr = kern(bits, *args, out)
+        tab, thr, region, tie, shift = _nearest_table(fmt, saturate)
+        args = (tab, shift, thr, region, tie, nan_code, fmt.sign_bit)
+        if (tab[:, 0] >= 0).all():  # at most one threshold per bucket: no scan
+            kern = _bucket_kernel if par else _bucket_kernel_serial
+            nerr = kern(bits, tab, shift, nan_code, fmt.sign_bit, out)
+        else:
+            kern = _nearest_kernel if par else _nearest_kernel_serial
+            nerr = kern(bits, *args, out)
         if nerr:
             i, r = _nearest_first_error(bits, *args)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
@@ -600,30 +685,20 @@ def decode(codes, fmt="rf8") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# power-of-two scales
+# power-of-two scales (rules and shapes: rf8sim.scales)
 
 
 def _check_granularity(granularity, block, ndim):
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"unknown granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}")
-    if granularity == "block":
-        if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-            raise ValueError(f"block must be a positive integer, got {block!r}")
-    if granularity != "tensor" and ndim < 1:
-        raise ValueError(f"granularity {granularity!r} needs an array with at least one axis")
-
-
-def scale_shape(shape, granularity: str = "tensor", block: int = 32) -> tuple:
-    """Shape of ``scale_exp`` for codes/values of ``shape``."""
-    _check_granularity(granularity, block, len(shape))
-    if granularity == "tensor":
-        return ()
-    if granularity == "channel":
-        return (shape[0],)
-    return tuple(shape[:-1]) + (-(-shape[-1] // int(block)),)
+    g = S.canonical_granularity(granularity)
+    if g in S.BLOCK_GRANULARITIES:
+        S.check_block(g, block)
+    if g != "tensor" and ndim < 1:
+        raise S.ScaleError(f"granularity {granularity!r} needs an array with at least one axis")
+    return g
 
 
 def _group_amax(a: np.ndarray, granularity: str, block: int) -> np.ndarray:
+    """Largest magnitude per group (NaN where a group holds a NaN)."""
     if granularity == "tensor":
         return np.array(a.max() if a.size else 0.0, np.float32)
     if granularity == "channel":
@@ -640,29 +715,6 @@ def _group_amax(a: np.ndarray, granularity: str, block: int) -> np.ndarray:
     return a.reshape(a.shape[:-1] + (nb_, block)).max(axis=-1)
 
 
-def scale_exponents(amax, fmt) -> np.ndarray:
-    """Smallest integer k with ``amax / 2**k <= fmt.max`` (0 where amax == 0), as int8.
-
-    Decided by exact float64 comparisons ``amax <= ldexp(max, k)`` (both sides exact).
-    k is clamped to >= -128 (int8); that only happens for amax < max * 2**-128 and
-    still satisfies the bound.
-    """
-    fmt = F.get(fmt)
-    am = np.asarray(amax, np.float64)
-    _, ea = np.frexp(am)
-    _, em = math.frexp(fmt.max)
-    k = (ea.astype(np.int64) - em) - 1
-    for _ in range(3):  # candidates ea-em-1, ea-em, ea-em+1: the first that fits
-        k = np.where(am <= np.ldexp(fmt.max, k), k, k + 1)
-    # k may have overshot when an earlier candidate already fit: take the smallest that fits
-    for _ in range(2):
-        km = k - 1
-        k = np.where(am <= np.ldexp(fmt.max, km), km, k)
-    k = np.where(am == 0, 0, k)
-    k = np.clip(k, -128, 127)
-    return k.astype(np.int8)
-
-
 def _expand_scale(k: np.ndarray, shape, granularity: str, block: int) -> np.ndarray:
     """Per-element exponent array (int32) broadcastable to ``shape``."""
     k = k.astype(np.int32)
@@ -674,51 +726,90 @@ def _expand_scale(k: np.ndarray, shape, granularity: str, block: int) -> np.ndar
 
 
 def quantize(x, fmt="rf8", rounding: str = "nearest", granularity: str = "tensor", block: int = 32,
-             saturate: bool = True):
-    """Scale by powers of two and encode: returns ``(codes uint8, scale_exp int8)``.
+             saturate: bool | None = None):
+    """Scale by powers of two and encode: returns ``(codes, scale_exp int8)``.
 
-    ``scale_exp`` holds, per group, the smallest k with ``amax / 2**k <= fmt.max``
-    (amax = 0 gives 0).  Groups: ``tensor`` (shape ``()``), ``channel`` (axis 0,
-    shape ``(x.shape[0],)``) and ``block`` (contiguous runs of ``block`` values along
-    the last axis, the last run possibly shorter; shape
-    ``x.shape[:-1] + (ceil(x.shape[-1] / block),)``).  Inputs must be finite.
-    The scaled value ``x * 2**-k`` is exact in float32 except where it falls below
-    2**-126, and every such value rounds to a signed zero in every format anyway.
+    Groups and scale rules are those of :mod:`rf8sim.scales` (normative text in
+    docs/formats.md): ``tensor`` (shape ``()``), ``channel`` (axis 0), ``ceil`` (runs of
+    ``block`` values along the last axis; ``block`` is its deprecated old name) take the
+    smallest k with ``amax / 2**k <= fmt.max`` (amax = 0 gives 0) and need finite inputs.
+    ``mx`` follows OCP Microscaling v1.0: blocks of 32, ``k = floor(log2 amax) - emax_elem``,
+    elements rounded with saturation (``saturate=False`` is refused), ``k = -127`` for an
+    all-zero block, and a block holding NaN/Inf gets ``scale_exp = SCALE_NAN`` (-128, the
+    E8M0 NaN byte 0xFF; see :func:`rf8sim.scales.to_e8m0`) and all-zero codes.
+    Scale exponents are clamped to the E8M0 range -127..127.
+
+    ``codes`` are ``fmt.code_dtype``.  The scaled value ``x * 2**-k`` is formed exactly; if it
+    is not a float32 (it fell below 2**-126) and the format could resolve the lost bits, a
+    ScaleError is raised rather than rounding twice.
     """
     fmt = F.get(fmt)
     _check_rounding(fmt, rounding)
     x32 = as_float32(x)
-    _check_granularity(granularity, block, x32.ndim)
+    g = _check_granularity(granularity, block, x32.ndim)
     block = int(block)
+    mx = g == "mx"
     bad = ~np.isfinite(x32)
-    if bad.any():
+    if mx:
+        if saturate is False:
+            raise S.ScaleError("granularity 'mx' always saturates its elements (OCP MX v1.0); "
+                               "saturate=False is not valid with it")
+        saturate = True
+    elif bad.any():
         first = _first_index(x32.shape, int(np.flatnonzero(bad.ravel())[0]))
         raise EncodeError(f"quantize needs finite values: {int(bad.sum())} NaN/Inf in the input "
-                          f"(first at index {first})")
-    k = scale_exponents(_group_amax(np.abs(x32), granularity, block), fmt)
-    kk = _expand_scale(k, x32.shape, granularity, block)
-    scaled = np.ldexp(x32, -kk).astype(np.float32, copy=False)
+                          f"(first at index {first}); granularity 'mx' gives such blocks the NaN scale")
+    with np.errstate(invalid="ignore"):
+        amax = _group_amax(np.abs(x32), g, block)
+    k = S.scale_exponents(amax, fmt, S.scale_rule(g))
+    kk = _expand_scale(k, x32.shape, g, block)
+    src = x32
+    if mx and bad.any():
+        src = np.where(kk == S.SCALE_NAN, np.float32(0), x32)  # NaN-scale blocks: codes 0
+        kk = np.where(kk == S.SCALE_NAN, 0, kk)
+    exact = np.ldexp(src.astype(np.float64), -kk)
+    scaled = exact.astype(np.float32)
+    lost = scaled.astype(np.float64) != exact
+    if lost.any() and fmt.min_positive / 2 < 2.0**-126:
+        first = _first_index(x32.shape, int(np.flatnonzero(lost.ravel())[0]))
+        raise S.ScaleError(f"{int(lost.sum())} scaled value(s) x * 2**-k fall below the float32 normal range "
+                           f"and {fmt.name} resolves them (first at index {first}); quantize would round twice")
     codes = encode(scaled, fmt, rounding=rounding, saturate=saturate)
     return codes, k
 
 
 def dequantize(codes, scale_exp, fmt="rf8", granularity: str = "tensor", block: int = 32) -> np.ndarray:
-    """``decode(codes) * 2**scale_exp`` (float32, exact; raises if a value overflows float32)."""
+    """``decode(codes) * 2**scale_exp`` (float32, exact; raises if a value overflows float32).
+
+    Under ``mx`` a NaN scale (SCALE_NAN) makes every element of its block NaN.
+    """
     fmt = F.get(fmt)
-    c = as_codes(codes)
-    want = scale_shape(c.shape, granularity, block)
+    c = as_codes(codes, fmt=fmt)
+    g = _check_granularity(granularity, block, c.ndim)
+    want = S.scale_shape(c.shape, g, block)
     k = np.asarray(scale_exp)
     if k.dtype.kind not in "iu":
         raise DTypeError(f"scale_exp must be an integer array, got dtype {k.dtype}")
     if k.shape != want:
-        raise ValueError(f"scale_exp has shape {k.shape}; granularity {granularity!r} with codes of shape "
-                         f"{c.shape} needs {want}")
+        raise S.ScaleError(f"scale_exp has shape {k.shape}; granularity {granularity!r} with codes of shape "
+                           f"{c.shape} needs {want}")
+    k = k.astype(np.int64)
+    if g == "mx":
+        badk = (k != S.SCALE_NAN) & ((k < S.SCALE_MIN) | (k > S.SCALE_MAX))
+        if badk.any():
+            raise S.ScaleError(f"{int(badk.sum())} mx scale exponent(s) outside the E8M0 range "
+                               f"{S.SCALE_MIN}..{S.SCALE_MAX} (or {S.SCALE_NAN}, the NaN scale)")
     v = decode(c, fmt)
-    kk = _expand_scale(k.astype(np.int64), c.shape, granularity, int(block))
+    kk = _expand_scale(k, c.shape, g, int(block))
+    nan_blk = kk == S.SCALE_NAN if g == "mx" else None
+    if nan_blk is not None:
+        kk = np.where(nan_blk, 0, kk)
     with np.errstate(over="ignore"):
         out = np.ldexp(v, kk).astype(np.float32, copy=False)
     ovf = np.isinf(out) & np.isfinite(v)
     if ovf.any():
         first = _first_index(c.shape, int(np.flatnonzero(ovf.ravel())[0]))
-        raise ValueError(f"{int(ovf.sum())} dequantized value(s) overflow float32 (first at index {first})")
+        raise S.ScaleError(f"{int(ovf.sum())} dequantized value(s) overflow float32 (first at index {first})")
+    if nan_blk is not None and nan_blk.any():
+        out = np.where(nan_blk, np.float32(np.nan), out).astype(np.float32)
     return out

@@ -1,11 +1,11 @@
 """Golden-model subcommands: ``rf8sim encode``, ``rf8sim decode`` and ``rf8sim golden``.
 
-* ``rf8sim encode 0.3 -1.7e-3 inf --format rf8 --rounding paper`` prints one row per value
+* ``rf8sim encode 0.3 -1.7e-3 inf --fmt rf8 --rounding paper`` prints one row per value
   (the value as float32, its code, the code's bits and decoded value).  Values given on
   the command line are parsed by numpy as float32; ``--input x.npy`` reads an array
   (float32, or anything :func:`rf8sim.encode` accepts).  ``-o codes.npy`` writes the codes
   (uint8, same shape) and refuses to overwrite an existing file unless ``--force``.
-* ``rf8sim decode 0x39 57 0b10111001 --format rf8`` (hex, decimal or binary codes) or
+* ``rf8sim decode 0x39 57 0b10111001 --fmt rf8`` (hex, decimal or binary codes) or
   ``--input codes.npy`` (uint8); ``-o values.npy`` writes float32.
 * ``rf8sim golden --out golden`` writes the golden vectors (see rf8sim/golden/vectors.py).
   Files whose arrays are unchanged are left alone; if any would change it writes nothing,
@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 __all__ = ["register"]
@@ -27,7 +28,8 @@ def register(sub) -> None:
                    help="values (parsed as float32; nan, inf, -inf allowed; put -- before negative values in "
                         "exponent notation, after the options: `rf8sim encode -r paper -- -1.7e-3`)")
     p.add_argument("--input", "-i", metavar="X.npy", help="read the values from a .npy file")
-    p.add_argument("--format", "-f", default="rf8", help="format name (default rf8; see `rf8sim formats`)")
+    p.add_argument("--fmt", "-f", default="rf8", help="format name (default rf8; see `rf8sim formats`)")
+    p.add_argument("--format", dest="fmt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--rounding", "-r", default="nearest", help="nearest (default), paper or truncate (RF8)")
     p.add_argument("--saturate", action="store_true",
                    help="clamp values beyond the range to +-max (the default of rf8, e4m3, e5m2, int8)")
@@ -41,8 +43,10 @@ def register(sub) -> None:
 
     p = sub.add_parser("decode", help="decode codes of a format into float32 values")
     p.add_argument("codes", nargs="*", help="codes: 0x39, 57 or 0b00111001")
-    p.add_argument("--input", "-i", metavar="CODES.npy", help="read codes (uint8, or uint16 for 16-bit formats) from a .npy file")
-    p.add_argument("--format", "-f", default="rf8", help="format name (default rf8)")
+    p.add_argument("--input", "-i", metavar="CODES.npy",
+                   help="read codes (uint8, or uint16 for 16-bit formats) from a .npy file")
+    p.add_argument("--fmt", "-f", default="rf8", help="format name (default rf8)")
+    p.add_argument("--format", dest="fmt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--output", "-o", metavar="VALUES.npy", help="write the values (float32) to a .npy file")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     p.set_defaults(func=cmd_decode)
@@ -72,8 +76,10 @@ def _err(msg: str):
 def _load_npy(path: str):
     import numpy as np
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
+    from ..errors import InputFileError
+
+    if not os.path.isfile(path):
+        raise InputFileError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a file")
     try:
         return np.load(path, allow_pickle=False)
     except Exception as e:
@@ -83,11 +89,15 @@ def _load_npy(path: str):
 def _save_npy(path: str, arr, force: bool) -> None:
     import numpy as np
 
+    import io
+
+    from ..fileio import write_bytes
+
     if not path.endswith(".npy"):
         raise _err(f"--output {path!r} must end in .npy")
-    if os.path.exists(path) and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
-    np.save(path, arr)
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    write_bytes(path, buf.getvalue(), overwrite=force)  # atomic; exclusive unless --force
 
 
 def _print_rows(title, heads, rows, total):
@@ -115,7 +125,7 @@ def cmd_encode(args) -> int:
     from .. import formats as F
     from .codec import decode, encode
 
-    fmt = F.get(args.format)
+    fmt = F.get(args.fmt)
     if bool(args.values) == bool(args.input):
         raise _err("give values on the command line or --input X.npy (exactly one of them)")
     if args.input:
@@ -162,7 +172,7 @@ def cmd_decode(args) -> int:
     from .. import formats as F
     from .codec import decode
 
-    fmt = F.get(args.format)
+    fmt = F.get(args.fmt)
     if bool(args.codes) == bool(args.input):
         raise _err("give codes on the command line or --input CODES.npy (exactly one of them)")
     if args.input:
@@ -190,21 +200,26 @@ def cmd_decode(args) -> int:
 
 def cmd_golden(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .vectors import GoldenMismatch, verify, write_golden
 
+    from ..fileio import check_output_dir
+
     console = Console()
+    if not args.check:
+        check_output_dir(args.out)
     if args.check:
         n = verify(args.out)
-        console.print(f"golden vectors in {args.out}: {n} arrays agree with the model")
+        console.print(f"golden vectors in {escape(args.out)}: {n} arrays agree with the model")
         return 0
     with console.status("generating golden vectors"):
         try:
             status = write_golden(args.out, force=args.force)
         except GoldenMismatch as e:
             raise _err(str(e)) from None
-    t = Table(title=f"golden vectors in {args.out}")
+    t = Table(title=f"golden vectors in {escape(args.out)}")
     t.add_column("file")
     t.add_column("status")
     t.add_column("bytes", justify="right")
@@ -222,11 +237,18 @@ def cmd_golden(args) -> int:
 def cmd_aligned_error(args) -> int:
     from rich.console import Console
 
-    from .aligned_error import RECORD, render_table, run
+    from .aligned_error import record_path, render_table, run
 
     if args.sentences < 1 or args.rows < 1:
         raise _err("--sentences and --rows must be >= 1")
-    out = args.out or RECORD
+    from .. import fileio
+    from ..errors import OutputError
+
+    out = args.out or record_path()
+    try:
+        fileio.check_output_path(out, args.force)  # before loading the model
+    except OutputError as e:
+        raise _err(str(e)) from None
     payload = run(out, args.sentences, args.rows, args.seed, overwrite=args.force)
     con = Console()
     con.print(render_table({"provenance": {}, **payload}))

@@ -19,7 +19,7 @@ How the kernels stay exact (the tests check every claim against Python-Fraction 
   :func:`_round_pack` rounds once.
 * aligned block sums are int64 when their register width (``AccSpec.block_width``) is at
   most 61 bits (rf8, e4m3, int8 weights), added to the float32 with :func:`_add_exact`;
-  wider ones (bf16, e5m2 weights) are summed, together with the accumulator, exactly in
+  wider ones (bf16 weights; e5m2 at large K x M) are summed, together with the accumulator, exactly in
   a little-endian register of 32-bit limbs and rounded once (:func:`_reg_round`).
 """
 
@@ -35,16 +35,21 @@ from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import formats as F
 from ..accspec import AccSpec, AccSpecError
+from ..errors import RF8SimError
 from .codec import PARALLEL_MIN, DTypeError
 
 __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trace", "Fp32Result",
-           "align_activations", "AlignedActivations", "W16_FORMATS"]
+           "align_activations", "AlignedActivations", "W16_FORMATS", "ShapeError"]
 
 #: The float32 NaN every fp32/aligned result writes.
 CANONICAL_NAN = np.uint32(0x7FC00000)
 #: 16-bit formats allowed as weights (the dequantized-weight baseline).
 W16_FORMATS = ("bf16",)
 _M32 = (1 << 32) - 1
+
+
+class ShapeError(RF8SimError, ValueError):
+    """Operand arrays whose shapes do not fit together (or an unknown option value)."""
 
 
 class Fp32Trace(NamedTuple):
@@ -87,7 +92,9 @@ def _code_bits(fmt: F.Format) -> int:
 
 def _codes(codes, what: str, fmt: F.Format) -> np.ndarray:
     """``codes`` as a C-contiguous array of the format's code dtype (uint8 / uint16), exactly."""
-    if not isinstance(codes, np.ndarray):
+    if isinstance(codes, np.ma.MaskedArray):
+        raise DTypeError(f"{what}: masked arrays are not supported; pass codes.filled(...)")
+    if type(codes) is not np.ndarray:  # lists, np.matrix and other subclasses: a plain array
         codes = np.asarray(codes)
     want = np.dtype(np.uint8) if _code_bits(fmt) <= 8 else np.dtype(np.uint16)
     if codes.dtype != want:
@@ -302,8 +309,45 @@ def _fp32_step(acc, p, a_ss, w_ss, pexp, force_int):
 
 @nb.njit(cache=True, inline="always")
 def _fp32_row(m, a, w, sa, sw, seg, seg_a, seg_w, av, wv, ass, wss, aex, wex, force_int, out, ovf_out, inv_out):
+    """Row m: each output's chain in k order.  Four columns advance together (independent chains:
+    the CPU overlaps their latencies); the results are those of one column at a time."""
     nseg = seg.size - 1
-    for n in range(w.shape[0]):
+    N = w.shape[0]
+    n4 = N - N % 4
+    for n in range(0, n4, 4):
+        acc0 = acc1 = acc2 = acc3 = 0.0
+        o0 = o1 = o2 = o3 = False
+        i0 = i1 = i2 = i3 = False
+        for g in range(nseg):
+            ka = sa[m, seg_a[g]]
+            k0 = ka + sw[n, seg_w[g]]
+            k1 = ka + sw[n + 1, seg_w[g]]
+            k2 = ka + sw[n + 2, seg_w[g]]
+            k3 = ka + sw[n + 3, seg_w[g]]
+            s0, s1, s2, s3 = math.ldexp(1.0, k0), math.ldexp(1.0, k1), math.ldexp(1.0, k2), math.ldexp(1.0, k3)
+            for k in range(seg[g], seg[g + 1]):
+                ca = a[m, k]
+                va = av[ca]
+                xa = ass[ca]
+                ea = aex[ca]
+                c0, c1, c2, c3 = w[n, k], w[n + 1, k], w[n + 2, k], w[n + 3, k]
+                acc0, o, i = _fp32_step(acc0, va * wv[c0] * s0, xa, wss[c0], ea + wex[c0] + k0, force_int)
+                o0 |= o
+                i0 |= i
+                acc1, o, i = _fp32_step(acc1, va * wv[c1] * s1, xa, wss[c1], ea + wex[c1] + k1, force_int)
+                o1 |= o
+                i1 |= i
+                acc2, o, i = _fp32_step(acc2, va * wv[c2] * s2, xa, wss[c2], ea + wex[c2] + k2, force_int)
+                o2 |= o
+                i2 |= i
+                acc3, o, i = _fp32_step(acc3, va * wv[c3] * s3, xa, wss[c3], ea + wex[c3] + k3, force_int)
+                o3 |= o
+                i3 |= i
+        out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = (np.float32(acc0), np.float32(acc1),
+                                                                  np.float32(acc2), np.float32(acc3))
+        ovf_out[m, n], ovf_out[m, n + 1], ovf_out[m, n + 2], ovf_out[m, n + 3] = o0, o1, o2, o3
+        inv_out[m, n], inv_out[m, n + 1], inv_out[m, n + 2], inv_out[m, n + 3] = i0, i1, i2, i3
+    for n in range(n4, N):
         acc = 0.0
         ovf = False
         inv = False
@@ -665,21 +709,21 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = F
     a = _codes(a_codes, "a_codes", a_fmt)
     w = _codes(w_codes, "w_codes", w_fmt)
     if a.shape != w.shape:
-        raise ValueError(f"a_codes and w_codes must have the same shape, got {a.shape} and {w.shape}")
+        raise ShapeError(f"a_codes and w_codes must have the same shape, got {a.shape} and {w.shape}")
     if a.ndim not in (1, 2):
-        raise ValueError(f"codes must be 1-D (beats) or 2-D (beats, lanes), got shape {a.shape}")
+        raise ShapeError(f"codes must be 1-D (beats) or 2-D (beats, lanes), got shape {a.shape}")
     if a.ndim == 1:
         a, w = a[:, None], w[:, None]
     n, lanes = a.shape
     if lanes < 1:
-        raise ValueError("at least one lane is needed")
+        raise ShapeError("at least one lane is needed")
     if clear is None:
         clear = np.zeros(n, bool)
     clear = np.asarray(clear)
     if clear.dtype != np.bool_:
         raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
     if clear.shape != (n,):
-        raise ValueError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
+        raise ShapeError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
     clear = np.ascontiguousarray(clear)
     a, w = np.ascontiguousarray(a), np.ascontiguousarray(w)
     out = np.empty(n, np.float32)
@@ -736,13 +780,13 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
     a_fmt, w_fmt = F.get(a_fmt), _weight_format(w_fmt)
     _check_float_acc(acc, a_fmt, w_fmt)
     if specials not in ("error", "propagate"):
-        raise ValueError(f"specials must be 'error' or 'propagate', got {specials!r}")
+        raise ShapeError(f"specials must be 'error' or 'propagate', got {specials!r}")
     a = _codes(a_codes, "a_codes", a_fmt)
     w = _codes(w_codes, "w_codes", w_fmt)
     if a.ndim != 2 or w.ndim != 2:
-        raise ValueError(f"gemm needs 2-D code matrices a (M, K) and w (N, K), got {a.shape} and {w.shape}")
+        raise ShapeError(f"gemm needs 2-D code matrices a (M, K) and w (N, K), got {a.shape} and {w.shape}")
     if a.shape[1] != w.shape[1]:
-        raise ValueError(f"inner dimensions differ: a is {a.shape}, w is {w.shape} (w is (N, K))")
+        raise ShapeError(f"inner dimensions differ: a is {a.shape}, w is {w.shape} (w is (N, K))")
     M, Kd = a.shape
     N = w.shape[0]
     sa, ba = _scale_rows(a_scale_exp, M, Kd, a_granularity, block, "a")

@@ -35,6 +35,18 @@
     ``codes_<rounding>`` (uint8, saturate=True) for every rounding mode of the format;
     for e4m3/e5m2 also ``codes_nearest_nonsat`` (saturate=False).
 
+``table_<fmt>.npz`` for the 16-bit formats bf16 and fp16 - the same arrays for all 65,536
+    codes (``canonical`` uint16).
+
+``encode_<fmt>.npz`` for bf16 and fp16 - ``x`` float32 (ties, neighbours of ties, the
+    overflow threshold, subnormal edges, signed zeros, Inf, NaN, random) and ``codes_nearest``
+    (uint16, the format's default: overflow to +-Inf) and ``codes_nearest_sat`` (saturate=True).
+
+``mx_<fmt>.npz`` for fmt in rf8, e4m3, e5m2, int8 - OCP MX quantization (granularity "mx",
+    blocks of 32 along the last axis): ``x`` float32 (rows, 64) with zero, subnormal, huge,
+    power-of-two, NaN and Inf blocks; ``codes`` uint8, ``scale_exp`` int8 (rows, 2) (-128 is the
+    NaN scale), ``scale_e8m0`` uint8 (the OCP E8M0 bytes), ``deq`` float32 (dequantized values).
+
 ``MANIFEST.json`` - the generating command, the layout version and, per file, its
     SHA-256, size and arrays (dtype, shape).
 
@@ -60,7 +72,7 @@ from .. import __version__
 from .. import formats as F
 from .accspec import AccSpec
 
-__all__ = ["GOLDEN_COMMAND", "LAYOUT_VERSION", "FORMATS", "PRODUCT_PAIRS", "MAC_CASES", "MacCase",
+__all__ = ["GOLDEN_COMMAND", "LAYOUT_VERSION", "FORMATS", "FORMATS16", "MX_FORMATS", "PRODUCT_PAIRS", "MAC_CASES", "MacCase",
            "MAC16_CASES", "Mac16Case",
            "generate", "write_golden", "verify", "load_vectors", "list_vectors", "default_root",
            "GoldenMismatch"]
@@ -68,6 +80,10 @@ __all__ = ["GOLDEN_COMMAND", "LAYOUT_VERSION", "FORMATS", "PRODUCT_PAIRS", "MAC_
 GOLDEN_COMMAND = "rf8sim golden --out golden"
 LAYOUT_VERSION = 1
 FORMATS = ("rf8", "e4m3", "e5m2", "int8")
+#: 16-bit formats with table and encode vectors.
+FORMATS16 = ("bf16", "fp16")
+#: formats with OCP MX quantization vectors.
+MX_FORMATS = ("rf8", "e4m3", "e5m2", "int8")
 PRODUCT_PAIRS = (("rf8", "rf8"), ("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8"), ("rf8", "int8"))
 
 
@@ -145,8 +161,10 @@ MAC16_CASES = (
 
 
 def default_root() -> Path:
-    """The repository's ``golden/`` directory (next to the ``rf8sim`` package)."""
-    return Path(__file__).resolve().parents[2] / "golden"
+    """The repository's ``golden/`` directory (or its installed copy, see rf8sim.resources)."""
+    from ..resources import data_dir
+
+    return data_dir("golden")
 
 
 # ---------------------------------------------------------------------------
@@ -307,7 +325,64 @@ def _table_vectors(name: str) -> dict:
     v = fmt.values.astype(np.float32)
     return {"values": v, "bits": v.view(np.uint32).copy(), "sign": fmt.sign.astype(np.uint8),
             "sig": fmt.sig.astype(np.int32), "exp": fmt.exp.astype(np.int16),
-            "special": fmt.special.astype(np.uint8), "canonical": fmt.canonical.astype(np.uint8)}
+            "special": fmt.special.astype(np.uint8), "canonical": fmt.canonical.astype(fmt.code_dtype)}
+
+
+def _encode16_inputs(fmt: F.Format, seed: int) -> np.ndarray:
+    """Ties and their float32 neighbours (a seeded sample of all of them), every boundary, random."""
+    rng = np.random.default_rng(seed)
+    mags = fmt.magnitudes
+    mids = ((mags[:-1] + mags[1:]) / 2).astype(np.float32)
+    pick = np.concatenate([mids[:64], mids[-64:], rng.choice(mids, 1500, replace=False)])
+    ulp = 2.0 ** int(fmt.exp[fmt.max_code])
+    with np.errstate(over="ignore"):  # bf16: max + ulp is beyond float32 (becomes Inf, also wanted)
+        edges = np.array([fmt.max, fmt.max + ulp / 2, fmt.max + ulp, fmt.min_positive, fmt.min_positive / 2,
+                          fmt.min_positive * 1.5, 2.0 ** (1 - fmt.bias), 3.0e38, 1e-45, np.inf], np.float32)
+    pts = np.concatenate([pick, edges, mags[rng.integers(0, len(mags), 500)].astype(np.float32)])
+    b = pts.view(np.uint32).astype(np.int64)
+    b = np.concatenate([b, b + 1, b - 1])
+    pts = b[(b >= 0) & (b <= 0x7F800000)].astype(np.uint32).view(np.float32)
+    rnd = rng.integers(0, 0x7F800000, 2000, dtype=np.int64).astype(np.uint32).view(np.float32)
+    x = np.unique(np.concatenate([pts, rnd]))
+    return np.concatenate([x, -x, np.array([np.nan, -np.nan], np.float32)]).astype(np.float32)
+
+
+def _encode16_vectors(name: str, seed: int) -> dict:
+    from .codec import encode
+
+    fmt = F.get(name)
+    x = _encode16_inputs(fmt, seed)
+    return {"x": x, "codes_nearest": encode(x, fmt), "codes_nearest_sat": encode(x, fmt, saturate=True)}
+
+
+def mx_inputs(seed: int) -> np.ndarray:
+    """(40, 64) float32 blocks over 2**-140..2**120 plus zero, subnormal, huge, power-of-two, NaN, Inf blocks."""
+    rng = np.random.default_rng(seed)
+    rows = 40
+    x = rng.standard_normal((rows, 64)) * np.exp2(rng.integers(-140, 120, (rows, 2))).repeat(32, axis=1)
+    x[::3] *= rng.standard_t(2, size=(len(x[::3]), 64))
+    x = x.astype(np.float32)
+    x[0, :32] = 0.0
+    x[0, 32:] = -0.0
+    x[1, :32] = np.float32(2.0**-149) * rng.integers(-3, 4, 32)
+    x[2, :32] = np.finfo(np.float32).max * np.float32(0.99)
+    x[2, 32:] = np.exp2(np.arange(32) - 16.0)
+    x[3, :] = np.float32(1.0)
+    x[3, 33] = np.nextafter(np.float32(2.0), np.float32(0))
+    x[4, 5] = np.nan
+    x[5, 40] = np.inf
+    x[6, 1] = -np.inf
+    return x
+
+
+def _mx_vectors(name: str, seed: int) -> dict:
+    from .. import scales as S
+    from .codec import dequantize, quantize
+
+    x = mx_inputs(seed)
+    codes, k = quantize(x, name, granularity="mx")
+    return {"x": x, "codes": codes, "scale_exp": k, "scale_e8m0": S.to_e8m0(k),
+            "deq": dequantize(codes, k, name, "mx")}
 
 
 def _product_vectors(a: str, w: str) -> dict:
@@ -329,6 +404,11 @@ def generate() -> dict[str, dict[str, np.ndarray]]:
         files[f"encode_{name}.npz"] = _encode_vectors(name, 900 + i)
     for case in MAC_CASES:
         files[f"mac_{case.name}.npz"] = _mac_vectors(case)
+    for i, name in enumerate(FORMATS16):
+        files[f"table_{name}.npz"] = _table_vectors(name)
+        files[f"encode_{name}.npz"] = _encode16_vectors(name, 1600 + i)
+    for i, name in enumerate(MX_FORMATS):
+        files[f"mx_{name}.npz"] = _mx_vectors(name, 3200 + i)
     for case in MAC16_CASES:
         files[f"mac16_{case.name}.npz"] = _mac16_vectors(case)
     return files
@@ -478,7 +558,9 @@ def load_vectors(name: str, root=None) -> dict:
             known = ", ".join(list_vectors(root))
         except FileNotFoundError:
             known = f"(no MANIFEST.json in {root}; run `{GOLDEN_COMMAND}`)"
-        raise FileNotFoundError(f"no golden vector file {fname!r} in {root}; available: {known}")
+        from ..errors import InputFileError
+
+        raise InputFileError(f"no golden vector file {fname!r} in {root}; available: {known}")
     out = {}
     for k, v in _read_npz(p).items():
         out[k] = v.item() if v.ndim == 0 else v

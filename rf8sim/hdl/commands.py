@@ -12,7 +12,8 @@ def _config_args(p, lanes_default=1) -> None:
                    help="accumulator: exact[:TERMS] or FRAC:WIDTH (8-bit activations, default exact = 1024 terms); "
                         "fp32 or aligned:K:M (16-bit activations bf16/fp16, W8A16)")
     p.add_argument("--lanes", type=int, default=lanes_default, help="products per clock (adder tree), default 1")
-    p.add_argument("--out", default="fixed", choices=("fixed", "fp32"), help="add an RNE float32 output (fp32)")
+    p.add_argument("--result", default="fixed", choices=("fixed", "fp32"),
+                   help="the unit's result port: the fixed-point accumulator (default) or also an RNE float32 (fp32)")
 
 
 def register(sub) -> None:
@@ -31,8 +32,9 @@ def register(sub) -> None:
     p.add_argument("--max-len", type=int, default=1024, help="longest random sequence (default 1024)")
     p.add_argument("--no-products", action="store_true", help="skip the 65,536-product sweep")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="auto", choices=("auto", "golden", "reference", "both"))
-    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--model", default="golden", choices=("golden", "reference", "both"))
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON (a record with provenance)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_rtlsim)
 
     p = sub.add_parser("synth", help="synthesise MAC configurations with yosys: gates, NAND2-eq, um^2, depth")
@@ -43,34 +45,25 @@ def register(sub) -> None:
                    help="the docs/hdl.md area table: all pairs, exact and 16:32 accumulators, lanes 1 and 4, products")
     p.add_argument("--liberty", help="your own Liberty file (default: osu018_stdcells.lib, fetched with apt)")
     p.add_argument("--no-liberty", action="store_true", help="generic gates only (no standard-cell mapping)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a record with provenance)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
     p.set_defaults(func=cmd_synth)
 
 
-def _check_output(path: str, force: bool):
-    from pathlib import Path
-
-    out = Path(path)
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    if out.parent and not out.parent.exists():
-        raise FileNotFoundError(f"directory {out.parent} does not exist")
-    return out
-
-
 def cmd_verilog(args) -> int:
+    from ..fileio import check_output_path, write_text
     from .mac import MacConfig
     from .verilog import generate_verilog, lint
 
     from .w8a16 import is_a16_request
 
-    out = _check_output(args.output, args.force)
+    out = check_output_path(args.output, args.force)
     if is_a16_request(args.a_fmt, args.acc):
         return _verilog16(args, out)
-    cfg = MacConfig.make(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out)
+    cfg = MacConfig.make(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result)
     text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out, name=args.module)
-    out.write_text(text)
+    write_text(out, text, overwrite=args.force)  # atomic; exclusive unless --force (two writers cannot both win)
     d = cfg.describe()
     print(f"wrote {out}: {d['a_fmt']} x {d['w_fmt']}, acc {cfg.acc}, lanes {d['lanes']}, out {d['out']}, "
           f"latency {latency} clocks, product {d['product']}")
@@ -87,7 +80,9 @@ def _verilog16(args, out) -> int:
 
     cfg = A16Config.make(args.a_fmt, args.w_fmt, args.acc, args.lanes)
     text, latency = generate_verilog16(cfg.a.name, cfg.w.name, cfg.acc_text, cfg.lanes, name=args.module)
-    out.write_text(text)
+    from ..fileio import write_text
+
+    write_text(out, text, overwrite=args.force)
     d = cfg.describe()
     print(f"wrote {out}: {d['w_fmt']} weights x {d['a_fmt']} activations, acc {d['acc']}, lanes {d['lanes']}, "
           f"latency {latency} clocks, product {d['product']}; out_acc is the float32 bit pattern")
@@ -103,9 +98,14 @@ def _rtlsim16(args) -> int:
 
     from .sim16 import verify16
 
-    model = {"auto": "golden"}.get(args.model, args.model)
-    s = verify16(args.a_fmt, args.w_fmt, args.acc, args.lanes, sweep=False if args.no_products else 4096,
-                 n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator, model=model)
+    from .. import records
+    from ..fileio import check_output_path
+
+    if args.json:
+        check_output_path(args.json, overwrite=args.force)
+    s = verify16(args.a_fmt, args.w_fmt, args.acc, args.lanes, sweep=False if args.no_products else 64,
+                 n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator,
+                 model=args.model)
     c = s["config"]
     t = Table(title=f"rtlsim {c['w_fmt']} x {c['a_fmt']} acc {c['acc']} lanes {c['lanes']} on {s['simulator']}")
     for h in ("run", "beats", "products", "sequences", "model", "compared", "mismatched", "overflow beats",
@@ -117,6 +117,8 @@ def _rtlsim16(args) -> int:
                       str(cmp["compared_beats"]), str(cmp["mismatched_beats"]), str(r["overflow_beats"]),
                       str(r["invalid_beats"]))
     Console().print(t)
+    if args.json:
+        records.write_record(args.json, {"kind": "verify_w8a16", **s}, overwrite=args.force)
     if not s["ok"]:
         for r in s["runs"].values():
             for cmp in r["comparisons"]:
@@ -131,14 +133,20 @@ def cmd_rtlsim(args) -> int:
 
     if is_a16_request(args.a_fmt, args.acc):
         return _rtlsim16(args)
-    import json
 
     from rich.console import Console
     from rich.table import Table
 
+    from .. import records
+    from ..fileio import check_output_path
+    from .mac import HdlError
     from .sim import verify
 
-    s = verify(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, products=not args.no_products,
+    if args.random < 0 or args.max_len < 1:
+        raise HdlError(f"--random must be >= 0 and --max-len >= 1 (got {args.random}, {args.max_len})")
+    if args.json:
+        check_output_path(args.json, overwrite=args.force)
+    s = verify(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, products=not args.no_products,
                n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator,
                model=args.model)
     c = s["config"]
@@ -154,8 +162,7 @@ def cmd_rtlsim(args) -> int:
                       str(r["invalid_beats"]), f"{r['beats_per_s']:.0f}")
     Console().print(t)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(s, fh, indent=2, default=str)
+        records.write_record(args.json, s, overwrite=args.force)
     if not s["ok"]:
         for r in s["runs"].values():
             for cmp in r["comparisons"]:

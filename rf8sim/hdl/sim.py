@@ -35,15 +35,22 @@ INTERNAL_CLOCK = {"icarus": True, "verilator": True}
 
 def hdl_dir() -> Path:
     """The repository's ``hdl/`` (testbenches, synthesis scripts, checked-in Verilog)."""
-    p = Path(__file__).resolve().parents[2] / "hdl"
-    if not (p / "tb" / "mac_tb.v").exists():
-        raise HdlError(f"{p}/tb/mac_tb.v not found: RTL simulation needs a source checkout of rf8sim")
-    return p
+    from ..resources import ResourceError, data_dir
+
+    try:
+        tb = data_dir("hdl/tb")
+    except ResourceError as e:
+        raise HdlError(str(e)) from None
+    if not (tb / "mac_tb.v").exists():
+        raise HdlError(f"{tb}/mac_tb.v not found: reinstall rf8sim (the testbenches are package data)")
+    return tb.parent
 
 
 def build_root() -> Path:
     env = os.environ.get("RF8SIM_BUILD")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "build" / "hdl"
+    from ..resources import build_dir
+
+    return Path(env) if env else build_dir("hdl")
 
 
 def check_simulator(simulator: str) -> dict:
@@ -316,20 +323,28 @@ def _parse_results(path: Path, cfg: MacConfig, n: int) -> dict:
 
 def golden_available() -> bool:
     try:
-        from .. import golden
-    except ImportError:
+        _golden()
+    except HdlError:
         return False
-    return hasattr(golden, "mac")
+    return True
 
 
-def expected(cfg: MacConfig, stream: Stream, model: str = "auto") -> dict:
+def _golden():
+    """The golden model; a clear HdlError (never a silent fallback to the reference) if it cannot be imported."""
+    try:
+        from .. import golden
+    except ImportError as e:
+        raise HdlError(f"the golden model (rf8sim.golden) cannot be imported ({e}); it is required to "
+                       "verify the RTL: install rf8sim with its dependencies (numba)") from None
+    return golden
+
+
+def expected(cfg: MacConfig, stream: Stream, model: str = "golden") -> dict:
     """Expected accumulator/flags (and fp32 bits) after each beat from the golden model or the reference."""
-    if model == "auto":
-        model = "golden" if golden_available() else "reference"
     clear = stream.clear
     a, w = stream.a, stream.w
     if model == "golden":
-        from .. import golden
+        golden = _golden()
 
         tr = golden.mac(a if cfg.lanes > 1 else a[:, 0], w if cfg.lanes > 1 else w[:, 0], clear,
                         cfg.a_fmt, cfg.w_fmt, cfg.acc)
@@ -348,7 +363,7 @@ def expected(cfg: MacConfig, stream: Stream, model: str = "auto") -> dict:
             fb = cfg.acc.frac_bits
             fp = np.array([fp32_rne_bits(int(v), fb) for v in acc.tolist()], np.uint32)
     else:
-        raise HdlError(f"unknown model {model!r}; use 'golden', 'reference' or 'auto'")
+        raise HdlError(f"unknown model {model!r}; use 'golden' or 'reference'")
     return {"model": model, "acc": acc, "overflow": ovf, "invalid": inv, "fp32": fp}
 
 
@@ -450,16 +465,20 @@ def _py(x):
 
 def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", *, products: bool = True,
            n_random: int = 1000, max_len: int = 1024, seed: int = 0, simulator: str = "icarus",
-           model: str = "auto", vectors: bool = True, root: Path | None = None, quiet: bool = True) -> dict:
+           model: str = "golden", vectors: bool = True, root: Path | None = None, quiet: bool = True) -> dict:
     """Simulate a MAC and compare every beat with the golden model; returns a summary dict.
 
     ``products``: all 65,536 code pairs in every lane, clear on every beat.
     ``n_random``: seeded random accumulation sequences (lengths 1..max_len).
-    ``model``: "golden" (rf8sim.golden.mac), "reference" (pure Python) or "auto";
-    "both" compares against both.  ``vectors``: the product sweep is also compared with
+    ``model``: "golden" (rf8sim.golden.mac, required: no fallback), "reference" (pure Python)
+    or "both" (compares against both).  ``vectors``: the product sweep is also compared with
     the checked-in ``golden/products_<a>_<w>.npz`` when it exists.  Counts of compared beats are in the summary;
     ``ok`` is True only if nothing mismatched.
     """
+    if model not in ("golden", "reference", "both"):
+        raise HdlError(f"unknown model {model!r}; use 'golden', 'reference' or 'both'")
+    if model != "reference":
+        _golden()  # before any simulation: the golden model is required, never silently replaced
     cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
     streams = []
     if products:

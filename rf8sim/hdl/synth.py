@@ -127,13 +127,15 @@ def _design(cfg: MacConfig, stage: str) -> tuple[str, str]:
 
 
 def _scripts_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "hdl" / "synth"
+    from ..resources import data_dir
+
+    return data_dir("hdl/synth")
 
 
 def _script(name: str, **subst) -> str:
     p = _scripts_dir() / name
     if not p.exists():
-        raise HdlError(f"synthesis script {p} missing: synthesis needs a source checkout of rf8sim")
+        raise HdlError(f"synthesis script {p} missing: reinstall rf8sim (the scripts are package data)")
     text = p.read_text()
     for k, v in subst.items():
         text = text.replace("{" + k + "}", str(v))
@@ -174,7 +176,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     elif liberty:
         lib = Path(liberty)
         if not lib.is_file():
-            raise FileNotFoundError(f"Liberty file {lib} not found")
+            raise HdlError(f"Liberty file {lib} not found")
     gen_s, lib_s = _script("generic.ys", top=name), _script("liberty.ys", top=name)
     h = hashlib.sha256()
     for part in (text, gen_s, lib_s, yosys_version(), json.dumps(NAND2_WEIGHTS, sort_keys=True)):
@@ -182,7 +184,11 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     if lib:
         h.update(lib.read_bytes())
     key = h.hexdigest()[:16]
-    root = Path(root) if root else Path(__file__).resolve().parents[2] / "build" / "synth"
+    if not root:
+        from ..resources import build_dir
+
+        root = build_dir("synth")
+    root = Path(root)
     work = root / f"{name}-{stage}-{key}"
     cached = work / "result.json"
     if use_cache and cached.exists():
@@ -298,14 +304,22 @@ def _f(x):
 
 
 def run_cli(args) -> int:
+    from .. import records
+    from ..fileio import check_output_path
+
+    if args.no_liberty and args.liberty:
+        raise HdlError(f"--no-liberty and --liberty {args.liberty} contradict each other: give one of them")
+    if args.liberty and not Path(args.liberty).is_file():
+        raise HdlError(f"Liberty file {args.liberty} not found (or not a file)")
+    if args.json:
+        check_output_path(args.json, overwrite=getattr(args, "force", False))  # before minutes of synthesis
     liberty = None if args.no_liberty else (args.liberty or "default")
     if args.table:
         rows = area_table(liberty, use_cache=not args.no_cache)
     else:
-        rows = [synthesize(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.out, args.stage, liberty,
+        rows = [synthesize(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, args.stage, liberty,
                            use_cache=not args.no_cache)]
     _print(rows)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
+        records.write_record(args.json, {"rows": rows}, overwrite=getattr(args, "force", False))
     return 0

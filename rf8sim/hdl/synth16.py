@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from .mac import HdlError
-from .w8a16 import A16Config, AlignedColumn, AlignUnit, ProductStage16, make_unit
+from .w8a16 import A16Config, AlignedColumn, AlignUnit, ProductStage16
 
 __all__ = ["L16_POINTS", "STAGES16", "design16", "grid", "run_grid", "record_path", "render_table", "render_summary",
            "TABLE_W", "TABLE_A", "TABLE_ACC", "TABLE_LANES"]

@@ -87,7 +87,9 @@ def generate_verilog(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: st
 
 
 def default_verilog_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "hdl" / "verilog"
+    from ..resources import data_dir
+
+    return data_dir("hdl/verilog")
 
 
 def write_defaults(directory: str | Path | None = None) -> list[Path]:

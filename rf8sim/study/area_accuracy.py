@@ -307,7 +307,9 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
     out = Path(out_dir)
     existing = [p for p in ("results.csv", "results.json", "report.md") if (out / p).exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds {existing}; pass --force to overwrite or choose --out")
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError(f"{out} already holds {existing}; pass --force to overwrite or choose --out")
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or cfg.study.workers
     t0 = time.perf_counter()
@@ -344,7 +346,9 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
             ok, why = area_available()
             if not ok:
                 if cfg.area.mode == "required":
-                    raise RuntimeError(f"area: synthesis required but unavailable: {why}")
+                    from ..errors import ToolMissingError
+
+                    raise ToolMissingError(f"area: synthesis required but unavailable: {why}")
                 res.skipped.append(f"area: skipped, synthesis unavailable: {why}")
             else:
                 area_fn = functools.partial(synth_area, liberty=cfg.area.liberty, cache_dir=cache_dir)
@@ -406,8 +410,8 @@ def _label(r: dict) -> str:
 
 
 COLUMNS = ["label", "w_format", "a_format", "rounding", "granularity", "block", "acc", "acc_frac",
-           "acc_width", "lanes", "accuracy", "fq_accuracy", "fq_disagree", "area_um2", "nand2_eq", "cells", "pareto", "overflow_frac",
-           "invalid_frac", "n_eval", "error"]
+           "acc_width", "lanes", "accuracy", "fq_accuracy", "fq_disagree", "area_um2", "nand2_eq", "cells", "pareto",
+           "overflow_frac", "invalid_frac", "n_eval", "error"]
 
 
 def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> None:

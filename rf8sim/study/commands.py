@@ -55,12 +55,18 @@ def _resolve_config(arg):
     if not p.suffix and ship.is_file():
         with resources.as_file(ship) as f:
             return load_config(f)
-    return load_config(p)  # raises FileNotFoundError with the path
+    return load_config(p)  # raises a clear error naming the path
 
 
 def cmd_flow(args) -> int:
+    from ..cli import CLIError
+    from ..fileio import check_output_dir
     from .flow import run_flow
 
+    if args.quick and args.config:
+        raise CLIError("--quick selects the embedded quick settings and cannot be combined with --config; "
+                       "give a small configuration file instead (e.g. --config tiny)")
+    check_output_dir(args.out)
     cfg = _resolve_config(args.config) if args.config else None
     res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
                    cache_dir=args.cache_dir, quick=args.quick)
@@ -71,12 +77,16 @@ def cmd_area_accuracy(args) -> int:
     from pathlib import Path
 
     from rich.console import Console
+    from rich.markup import escape
 
     from .area_accuracy import run_sweep
     from .report import print_table
 
+    from ..fileio import check_output_dir, safe_child
+
     cfg = _resolve_config(args.config)
-    out = Path(args.out or Path("build") / "study" / cfg.study.name)
+    out = Path(args.out) if args.out else safe_child(Path("build") / "study", cfg.study.name, "[study] name")
+    check_output_dir(out)
     if args.workers is not None and args.workers < 1:
         from ..cli import CLIError
 
@@ -88,16 +98,16 @@ def cmd_area_accuracy(args) -> int:
     cost = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
     print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
                 ["configuration", "accuracy", cost, "overflow frac"],
-                title=f"{cfg.study.name}: " + ("Pareto front" if front else "all points (no area)"), console=console)
+                title=f"{escape(cfg.study.name)}: " + ("Pareto front" if front else "all points (no area)"), console=console)
     if res.iso:
         print_table(res.iso, ["lanes", "format", "label", "accuracy", cost],
                     ["lanes", "format", "configuration", "accuracy", cost],
                     title=f"cheapest MAC within {cfg.study.tolerance:g} of {res.iso[0]['reference']:.4f}",
                     console=console)
     for s in res.skipped:
-        console.print(f"[yellow]note: {s}[/]")
-    console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {res.paths['csv']}, "
-                  f"{res.paths['report']}")
+        console.print(f"[yellow]note: {escape(str(s))}[/]")
+    console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {escape(str(res.paths['csv']))}, "
+                  f"{escape(str(res.paths['report']))}")
     return 1 if any(r["error"] for r in res.rows) else 0
 
 
@@ -115,6 +125,8 @@ def cmd_variants(args) -> int:
     if not shapes or any(not 0.1 <= s <= 10 for s in shapes):
         raise CLIError(f"--shapes must be numbers in [0.1, 10], got {args.shapes!r}")
     fmts = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    if args.block < 1 or args.n < args.block:
+        raise CLIError(f"--block must be >= 1 and --n >= --block (got --n {args.n}, --block {args.block})")
     rows = error_vs_shape(formats=fmts, shapes=shapes, roundings=("nearest", "paper", "truncate"),
                           n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
     print_table(rows, ["format", "rounding", "granularity", "shape", "sqnr_db", "zero_frac"],

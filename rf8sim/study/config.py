@@ -228,6 +228,13 @@ def config_from_dict(raw: dict) -> StudyConfig:
         flow=_section(FlowSection, "flow", raw.get("flow")),
     )
     s, m, w, a = cfg.study, cfg.model, cfg.sweep, cfg.area
+    from ..errors import OutputError
+    from ..fileio import safe_child
+
+    try:  # the name becomes build/study/<name>: it must not escape that folder
+        safe_child("build/study", s.name, "[study] name")
+    except OutputError as e:
+        raise ConfigError(str(e)) from None
     if s.workers < 1:
         raise ConfigError(f"[study] workers must be >= 1, got {s.workers}")
     if not 0 <= s.tolerance <= 1:
@@ -300,7 +307,9 @@ def load_config(path: "str | Path") -> StudyConfig:
     """Read and validate a study TOML file (see the module docstring for the schema)."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"study config {str(p)!r} does not exist")
+        from ..errors import InputFileError
+
+        raise InputFileError(f"study config {str(p)!r} does not exist (shipped ones: tiny, small, full, flow)")
     try:
         raw = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:

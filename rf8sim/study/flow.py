@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from rich.markup import escape
+
 import numpy as np
 
 from .config import StudyConfig, config_hash, load_config
@@ -163,6 +165,11 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
                        "v": 2})
     cache = Path(cache_dir or Path("build") / "study" / "cache") / "model" / f"{key}.npz"
     x_tr, y_tr, x_te, y_te = _mnist1d_cached(mcfg.n_samples, cache.parents[1])
+    if mcfg.eval_samples > len(x_te):
+        from .config import ConfigError
+
+        raise ConfigError(f"[model] eval_samples = {mcfg.eval_samples} but n_samples = {mcfg.n_samples} gives only "
+                          f"{len(x_te)} test samples; lower eval_samples or raise n_samples")
     x_eval = x_te[: mcfg.eval_samples].numpy()
     y_eval = y_te[: mcfg.eval_samples].numpy()
     if use_cache and not keep_model and cache.is_file():
@@ -273,8 +280,10 @@ def _short(info) -> str:
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / REPORT_MARKER).exists() and not force:
-            raise FileExistsError(f"{out} exists and was not written by `rf8sim flow`; "
-                                  f"pass --force to replace it or choose --out")
+            from ..errors import OutputExistsError
+
+            raise OutputExistsError(f"{out} exists and was not written by `rf8sim flow`; "
+                                    f"pass --force to replace it or choose --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_MARKER).write_text("written by rf8sim flow; the next run replaces this folder\n")
@@ -313,7 +322,7 @@ def run_flow(cfg: StudyConfig | None = None, out: "str | Path" = "build/report",
         ctx.results[name] = st
         stages.append(st)
         color = {"ok": "green", "skipped": "yellow", "failed": "red"}[st.status]
-        console.print(f"[{color}]{name}: {st.status}[/] ({st.seconds:.1f} s) {st.detail}")
+        console.print(f"[{color}]{name}: {st.status}[/] ({st.seconds:.1f} s) {escape(str(st.detail))}")
     total = time.perf_counter() - t_all
     rows = [{"stage": s.name, "status": s.status, "seconds": s.seconds, "detail": s.detail} for s in stages]
     rows.append({"stage": "total", "status": "", "seconds": total, "detail": ""})
@@ -324,15 +333,15 @@ def run_flow(cfg: StudyConfig | None = None, out: "str | Path" = "build/report",
         stages.append(StageResult("report", "failed", 0.0, f"{type(e).__name__}: {e}"))
     from .report import print_table
 
-    print_table(rows, ["stage", "status", "seconds", "detail"], title=f"rf8sim flow -> {out}", console=console,
+    print_table(rows, ["stage", "status", "seconds", "detail"], title=f"rf8sim flow -> {escape(str(out))}", console=console,
                 digits=3)
     failed = [s.name for s in stages if s.status == "failed"]
     if failed:
-        console.print(f"[bold red]flow FAILED in stage(s): {', '.join(failed)}[/] (details in {out}/results.json)")
+        console.print(f"[bold red]flow FAILED in stage(s): {', '.join(failed)}[/] (details in {escape(str(out))}/results.json)")
     else:
         skipped = [s.name for s in stages if s.status == "skipped"]
         msg = f"flow finished in {total:.0f} s: report in {out}/report.md"
         if skipped:
             msg += f" (skipped: {', '.join(skipped)}; reasons above and in the report)"
-        console.print(f"[bold green]{msg}[/]")
+        console.print(f"[bold green]{escape(msg)}[/]")
     return FlowResult(stages, out, 1 if failed else 0, rows)

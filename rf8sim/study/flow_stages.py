@@ -395,7 +395,7 @@ def write_report(ctx: Context, stages, total_s: float) -> None:
         md.append("Fake-quant = the same codes and scales summed by a float32 matmul (what QAT emulation "
                   "computes); 'predictions differing' counts test samples whose class differs from the "
                   "bit-exact path.\n")
-        md.append(f"Raw points: [sweep/results.csv](sweep/results.csv).\n")
+        md.append("Raw points: [sweep/results.csv](sweep/results.csv).\n")
     (out / "report.md").write_text("\n".join(md))
     data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),
             "config": ctx.cfg.to_dict(), "macs": list(macs.values()),

@@ -16,9 +16,8 @@ therefore needs d = 5; the variants here:
 
 Both keep every product a sum of at most four shifted copies (two terms times two terms) and
 cost the RTL one more shift distance (d = 5).  Finer residual sets (a 3-bit exponent with 16
-residuals, d up to 9) were tried and dropped: the golden model's nearest-rounding table
-resolves thresholds to 7 fraction bits of float32 and refuses them, and the two-term
-structure cannot fill RF8's widest gaps (1.25 -> 1.5 -> 1.75) anyway.  ``paper`` and
+residuals, d up to 9) were tried and dropped: the two-term structure cannot fill RF8's widest
+gaps (1.25 -> 1.5 -> 1.75).  The residual sets are spec data (``rf8sim.formats.RF8_VARIANTS``).  ``paper`` and
 ``truncate`` rounding are RF8's greedy algorithms: the golden model runs ``truncate`` only on
 residual sets with every +2^-d term up to the largest d and ``paper`` only with every -2^-d
 too, and refuses the others with a clear error (:func:`rounding_supported`); so ``rf8m8``
@@ -103,7 +102,9 @@ def error_vs_shape(formats=("rf8", "rf8m8", "e4m3", "int8"), shapes=(0.5, 1.0, 1
 
     ensure_registered()
     if n % rows or (n // rows) % block:
-        raise ValueError(f"n={n} must split into {rows} rows of a multiple of block={block}")
+        from ..errors import InputError
+
+        raise InputError(f"n={n} must split into {rows} rows of a multiple of block={block}")
     rng = np.random.default_rng(seed)
     out = []
     for beta in shapes:

@@ -5,6 +5,8 @@ Heavy imports (torch, scipy) happen inside the handlers.
 
 from __future__ import annotations
 
+import argparse
+
 __all__ = ["register", "load_tensors"]
 
 
@@ -17,7 +19,9 @@ def register(sub) -> None:
     p.add_argument("--all", action="store_true", help="include 1-D tensors (norms, biases)")
     p.add_argument("--max-samples", type=int, default=50_000,
                    help="subsample larger tensors for the MLE and KS (seeded; default 50000)")
-    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (tensors that could not be "
+                                                  "fitted have an 'error' field)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_gg_fit)
 
     p = sub.add_parser("verify-layer", help="one Linear layer with RF8 weights and activations: torch emulation "
@@ -25,8 +29,10 @@ def register(sub) -> None:
     p.add_argument("--in-features", type=int, default=256)
     p.add_argument("--out-features", type=int, default=64)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--a-format", default="rf8")
-    p.add_argument("--w-format", default="rf8")
+    p.add_argument("--a-fmt", default="rf8", help="activation format (default rf8)")
+    p.add_argument("--w-fmt", default="rf8", help="weight format (default rf8)")
+    p.add_argument("--a-format", dest="a_fmt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # deprecated
+    p.add_argument("--w-format", dest="w_fmt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--rounding", default="nearest")
     p.add_argument("--granularity", default="channel", help="tensor, channel or block (weights and activations)")
     p.add_argument("--block", type=int, default=32)
@@ -53,14 +59,18 @@ def load_tensors(spec: str) -> dict:
 
     import torch
 
+    from ..errors import InputError, InputFileError
+
     path = Path(spec)
+    if path.is_dir():
+        raise InputFileError(f"{spec} is a directory; give a .safetensors file, a checkpoint or a package name")
     if not path.exists():
         mod = importlib.util.find_spec(spec.replace("-", "_")) if "/" not in spec else None
         if mod is None or not mod.submodule_search_locations:
-            raise FileNotFoundError(f"{spec}: no such file, and not an installed package")
+            raise InputFileError(f"{spec}: no such file, and not an installed package")
         found = sorted(Path(list(mod.submodule_search_locations)[0]).rglob("*.safetensors"))
         if not found:
-            raise FileNotFoundError(f"package {spec} contains no .safetensors file")
+            raise InputFileError(f"package {spec} contains no .safetensors file")
         path = found[0]
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -68,24 +78,27 @@ def load_tensors(spec: str) -> dict:
         try:
             return load_file(str(path))
         except Exception as e:
-            raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+            raise InputError(f"{path}: not a readable safetensors file ({e})") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a safetensors file or torch state dict ({e})") from None
+        raise InputError(f"{path}: not a safetensors file or torch state dict ({e})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+        raise InputError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
 def gg_fit_rows(tensors: dict, method="both", min_size=1024, include_1d=False, max_samples=50_000,
                 progress=True) -> list[dict]:
-    """Per-tensor GG fits and goodness of fit (the rows of ``rf8sim gg-fit``)."""
+    """Per-tensor GG fits and goodness of fit (the rows of ``rf8sim gg-fit``).
+
+    A tensor that cannot be fitted (constant, non-finite, ...) does not abort the others: its row
+    names it and carries ``error`` (the GGError message) instead of the fit."""
     from tqdm import tqdm
 
-    from .gg import fit_gg, goodness_of_fit
+    from .gg import GGError, fit_gg, goodness_of_fit
 
     if hasattr(tensors, "state_dict") and callable(tensors.state_dict):  # an nn.Module
         tensors = tensors.state_dict()
@@ -95,15 +108,19 @@ def gg_fit_rows(tensors: dict, method="both", min_size=1024, include_1d=False, m
     for n in tqdm(names, desc="gg-fit", disable=not progress, unit="tensor"):
         t = tensors[n].float()
         row = {"name": n, "shape": list(t.shape), "numel": t.numel()}
-        if method in ("moments", "both"):
-            f = fit_gg(t, "moments")
-            row.update(beta_moments=f.beta, alpha_moments=f.alpha)
-        if method in ("mle", "both"):
-            f = fit_gg(t, "mle", max_samples=max_samples)
-            row.update(beta_mle=f.beta, alpha_mle=f.alpha, loc_mle=f.loc)
-            g = goodness_of_fit(t, f, max_samples=max_samples)
-        else:
-            g = goodness_of_fit(t, None, max_samples=max_samples)
+        try:
+            if method in ("moments", "both"):
+                f = fit_gg(t, "moments")
+                row.update(beta_moments=f.beta, alpha_moments=f.alpha)
+            if method in ("mle", "both"):
+                f = fit_gg(t, "mle", max_samples=max_samples)
+                row.update(beta_mle=f.beta, alpha_mle=f.alpha, loc_mle=f.loc)
+                g = goodness_of_fit(t, f, max_samples=max_samples)
+            else:
+                g = goodness_of_fit(t, None, max_samples=max_samples)
+        except GGError as e:
+            rows.append({"name": n, "shape": list(t.shape), "numel": t.numel(), "error": str(e)})
+            continue
         for k in ("gg", "gaussian", "laplace"):
             row[f"loglik_{k}"] = g[k]["loglik"]
             row[f"ks_{k}"] = g[k]["ks"]
@@ -118,12 +135,23 @@ def cmd_gg_fit(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
+    from ..errors import InputError
+    from ..fileio import check_output_path
+
+    if args.max_samples < 2 or args.min_size < 2:
+        raise InputError(f"--max-samples and --min-size must be >= 2 (got {args.max_samples}, {args.min_size})")
+    if args.json:
+        check_output_path(args.json, overwrite=args.force)
     tensors = load_tensors(args.model)
-    rows = gg_fit_rows(tensors, args.method, args.min_size, args.all, args.max_samples)
-    if not rows:
-        raise ValueError(f"{args.model}: no tensor with >= {args.min_size} values "
+    all_rows = gg_fit_rows(tensors, args.method, args.min_size, args.all, args.max_samples)
+    rows = [r for r in all_rows if "error" not in r]
+    failed = [r for r in all_rows if "error" in r]
+    if not all_rows:
+        raise InputError(f"{args.model}: no tensor with >= {args.min_size} values "
                          f"({'any' if args.all else '>= 2'} dims) to fit")
-    t = Table(title=f"GG fits of {args.model} ({len(rows)} tensors)")
+    t = Table(title=f"GG fits of {escape(args.model)} ({len(rows)} tensors)")
     cols = [("tensor", "name"), ("shape", "shape")]
     if args.method in ("moments", "both"):
         cols += [("beta mom", "beta_moments")]
@@ -135,24 +163,28 @@ def cmd_gg_fit(args) -> int:
         t.add_column(h, justify="left" if h in ("tensor", "shape", "best KS") else "right")
     for r in rows:
         t.add_row(*[("x".join(map(str, r[k])) if k == "shape" else f"{r[k]:.4g}" if isinstance(r[k], float)
-                     else str(r[k])) for _, k in cols])
+                     else escape(str(r[k]))) for _, k in cols])
     con = Console(width=max(Console().width, 150))
     con.print(t)
     nbest = sum(r["best"] == "gg" for r in rows)
     wins = sum(r["loglik_gg"] >= max(r["loglik_gaussian"], r["loglik_laplace"]) for r in rows)
     con.print(f"GG has the smallest KS statistic on {nbest}/{len(rows)} tensors and the highest "
-                    f"log-likelihood on {wins}/{len(rows)}.")
+              f"log-likelihood on {wins}/{len(rows)}.")
+    for r in failed:
+        con.print(f"[yellow]not fitted: {escape(r['name'])} ({'x'.join(map(str, r['shape']))}): "
+                  f"{escape(r['error'])}[/]")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
-    return 0
+        from ..fileio import write_text
+
+        write_text(args.json, json.dumps(all_rows, indent=2) + "\n", overwrite=args.force)
+    return 0 if rows else 1
 
 
 def cmd_verify_layer(args) -> int:
     from .verify import print_report, verify_layer
 
     rep = verify_layer(in_features=args.in_features, out_features=args.out_features, batch=args.batch,
-                       a_fmt=args.a_format, w_fmt=args.w_format, rounding=args.rounding,
+                       a_fmt=args.a_fmt, w_fmt=args.w_fmt, rounding=args.rounding,
                        granularity=args.granularity, block=args.block, acc=args.acc, seed=args.seed,
                        rtl_slice=0 if args.no_rtl else args.rtl_slice)
     print_report(rep)
@@ -163,6 +195,7 @@ def cmd_sweep(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from ..errors import InputError
     from .sweep import MODES, sweep
 
     modes = MODES
@@ -172,7 +205,7 @@ def cmd_sweep(args) -> int:
             parts = m.strip().split(":")
             mode = (parts[0], parts[1] if len(parts) > 1 else "nearest", not (len(parts) > 2 and parts[2] == "nosat"))
             if mode not in MODES:
-                raise ValueError(f"mode {m!r} is not one of {[f'{a}:{b}' + ('' if c else ':nosat') for a, b, c in MODES]}")
+                raise InputError(f"mode {m!r} is not one of {[f'{a}:{b}' + ('' if c else ':nosat') for a, b, c in MODES]}")
             modes.append(mode)
     rows = sweep(args.chunk_bits, modes=tuple(modes), start=args.start, stop=args.stop)
     t = Table(title=f"torch quantizer vs golden encode, float32 patterns [{args.start:#x}, {args.stop:#x})")

@@ -106,9 +106,13 @@ def save_rf8(model: nn.Module, path, fmt="rf8", rounding: str = "nearest", granu
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    from ..errors import OutputExistsError
+    from ..fileio import check_output_path
+
+    try:
+        path = check_output_path(path, overwrite)
+    except OutputExistsError:  # a FileExistsError
+        raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it") from None
     fmt = F.get(fmt)
     tensors, qmeta = {}, {}
     for name, mod in _targets(model, select):
@@ -134,7 +138,20 @@ def save_rf8(model: nn.Module, path, fmt="rf8", rounding: str = "nearest", granu
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # exclusive: a file that appeared meanwhile is not replaced
+            except FileExistsError:
+                raise OutputExistsError(f"{path} exists (written meanwhile); pass overwrite=True to replace it") \
+                    from None
+    except OSError as e:
+        if isinstance(e, OutputExistsError):
+            raise
+        from ..errors import OutputError
+
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -147,7 +164,9 @@ def read_rf8(path) -> tuple[dict, dict]:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        from ..errors import InputFileError
+
+        raise InputFileError(f"{path}: no such file")
     try:
         with safe_open(str(path), framework="pt") as f:
             md = f.metadata() or {}
@@ -158,9 +177,19 @@ def read_rf8(path) -> tuple[dict, dict]:
         raise RF8FileError(f"{path}: no rf8sim metadata; not written by save_rf8")
     try:
         meta = json.loads(md[_META_KEY])
-        digest = meta.pop("sha256")
-    except (ValueError, KeyError) as e:
+    except ValueError as e:
         raise RF8FileError(f"{path}: malformed rf8sim metadata ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+        raise RF8FileError(f"{path}: malformed rf8sim metadata (expected a JSON object with a sha256 entry, "
+                           f"got {type(meta).__name__})")
+    digest = meta.pop("sha256")
+    if not isinstance(meta.get("quantized"), dict) or not isinstance(meta.get("raw"), list):
+        raise RF8FileError(f"{path}: malformed rf8sim metadata ('quantized' must be an object and 'raw' a list)")
+    for name, q in meta["quantized"].items():
+        if not isinstance(q, dict) or not {"shape", "format", "rounding", "granularity", "block"} <= set(q) \
+                or not isinstance(q["shape"], list) or not isinstance(q["format"], str):
+            raise RF8FileError(f"{path}: malformed rf8sim metadata for {name!r} (needs shape, format, rounding, "
+                               "granularity and block)")
     if meta.get("layout") != _LAYOUT:
         raise RF8FileError(f"{path}: layout {meta.get('layout')!r} is not supported (expected {_LAYOUT})")
     if _digest(meta, tensors) != digest:

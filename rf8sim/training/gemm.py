@@ -61,7 +61,16 @@ def _scales(k, rows: int, K: int, gran: str, block: int, what: str, device) -> t
         if gran != "tensor":
             raise GemmError(f"{what}_scale_exp is required for granularity {gran!r}")
         k = torch.zeros((), dtype=torch.int64)
-    k = torch.as_tensor(k).to(device=device, dtype=torch.int64)
+    k = torch.as_tensor(k)
+    if k.dtype == torch.bool or k.is_complex():
+        raise GemmError(f"{what}_scale_exp must hold integers, got dtype {k.dtype}")
+    if k.is_floating_point():  # 1.5 must not silently become 1
+        bad = ~torch.isfinite(k) | (k != torch.round(k))
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad.reshape(-1))[0])
+            raise GemmError(f"{what}_scale_exp must hold integers (power-of-two exponents); "
+                            f"got {float(k.reshape(-1)[i])!r} at flat index {i}")
+    k = k.to(device=device, dtype=torch.int64)
     if tuple(k.shape) != want:
         raise GemmError(f"{what}_scale_exp has shape {tuple(k.shape)}; granularity {gran!r} with {rows}x{K} "
                         f"codes needs {want}")

@@ -13,7 +13,6 @@ Needs only torch, numpy, rich (no Numba, no rf8sim.golden).  Writes JSON to
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -67,17 +66,28 @@ def exactness(device: str, n_per_mode: int, chunk: int = 1 << 22, n_rows: int = 
 
 def main(argv=None) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     p = argparse.ArgumentParser(prog="python -m rf8sim.training.gpu_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="JSON output path")
+    p.add_argument("--out", required=True, help="JSON output path (a record: provenance with commit and dirty flag)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--device", default="cuda", help="device to check (default cuda)")
     p.add_argument("--values", type=int, default=10_000_000, help="values per encode mode (default 10^7)")
     p.add_argument("--rows", type=int, default=1024, help="rows of the 1000-column quantize/fake_quant checks")
     p.add_argument("--quick", action="store_true", help="small benchmark sizes")
     p.add_argument("--no-bench", action="store_true")
     args = p.parse_args(argv)
+    from .. import records
+    from ..errors import RF8SimError
+    from ..fileio import check_output_path
+
     con = Console(width=max(Console().width, 140))
+    try:
+        check_output_path(args.out, overwrite=args.force)
+    except RF8SimError as e:
+        con.print(f"[red]{escape(str(e))}[/]")
+        return 2
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         con.print("[red]CUDA is not available on this machine; use --device cpu to smoke-test[/]")
         return 2
@@ -85,12 +95,13 @@ def main(argv=None) -> int:
             "device": args.device,
             "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor(),
             "numba_imported": None}
-    res = {"info": info, "exactness": [], "bench": []}
+    res = {"provenance": records.provenance(), "info": info, "exactness": [], "bench": []}
+    written = []
 
-    def dump():
+    def dump():  # after each section; the first write is exclusive unless --force
         info["numba_imported"] = "numba" in sys.modules
-        with open(args.out, "w") as fh:
-            json.dump(res, fh, indent=2)
+        records.write_record(args.out, res, overwrite=args.force or bool(written))
+        written.append(1)
 
     t0 = time.perf_counter()
     res["exactness"] = exactness(args.device, args.values, n_rows=args.rows)

@@ -27,7 +27,7 @@ def select_params(model: nn.Module, select: "str | Iterable[str] | Callable | No
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
     owners = {}
     for mname, mod in model.named_modules():
-        for pname, p in mod.named_parameters(recurse=False):
+        for pname, _ in mod.named_parameters(recurse=False):
             owners[(mname + "." if mname else "") + pname] = (mod, pname)
     named = list(model.named_parameters())
     if select is None:

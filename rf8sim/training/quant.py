@@ -23,6 +23,7 @@ from rf8sim.errors import RF8SimError
 
 import math
 import os
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -557,6 +558,8 @@ def set_compile(on: "bool | str" = True) -> None:
     if on not in (True, False, "auto"):
         raise QuantError(f"set_compile takes True, False or 'auto', got {on!r}")
     _COMPILE["on"] = on
+    if on is True:
+        _COMPILE["failed"] = False  # try again; a failure now raises (see _run_nosync)
 
 
 def _use_compile(x: torch.Tensor) -> bool:
@@ -603,7 +606,12 @@ def _fq_nearest_nosync(y: torch.Tensor, vlut: torch.Tensor, fmax: float, log2max
     return torch.where(finite, out, y), k, all_finite
 
 
-_NOSYNC = {"fn": None}
+_NOSYNC = {"fn": None, "compiled_calls": 0, "error": None}
+
+
+def compile_status() -> dict:
+    """How many fake_quant calls ran the torch.compile'd kernel, and why compilation failed (if it did)."""
+    return {"compiled_calls": _NOSYNC["compiled_calls"], "failed": _COMPILE["failed"], "error": _NOSYNC["error"]}
 
 
 def _run_nosync(compiled: bool, *args):
@@ -611,9 +619,18 @@ def _run_nosync(compiled: bool, *args):
         if _NOSYNC["fn"] is None:
             _NOSYNC["fn"] = torch.compile(_fq_nearest_nosync, dynamic=True)
         try:
-            return _NOSYNC["fn"](*args)
-        except Exception:  # noqa: BLE001 - no compiler/triton here: eager from now on
-            _COMPILE["failed"] = True
+            out = _NOSYNC["fn"](*args)
+        except Exception as e:  # noqa: BLE001 - no compiler/triton here
+            _NOSYNC["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            if _COMPILE["on"] is True:  # asked for explicitly: a failure is visible, never a silent eager run
+                raise QuantError(f"torch.compile of fake_quant failed ({_NOSYNC['error']}); "
+                                 "set_compile('auto') or RF8SIM_COMPILE=0 runs the eager kernel") from e
+            _COMPILE["failed"] = True  # "auto": eager from now on, recorded in compile_status()
+            warnings.warn(f"torch.compile of fake_quant failed, eager from now on: {_NOSYNC['error']}",
+                          RuntimeWarning, stacklevel=3)
+        else:
+            _NOSYNC["compiled_calls"] += 1
+            return out
     return _fq_nearest_nosync(*args)
 
 

@@ -45,13 +45,14 @@ def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16
                  seed: int = 0, rtl_slice: int = 4, simulator: str = "icarus") -> dict:
     """Run the comparison; returns a report dict with ``ok`` and counts."""
     import rf8sim.golden as G
+    from ..errors import InputError
     from ..golden.accspec import AccSpec
     from .gemm import gemm as tgemm, to_float32 as t_to_f32
     from .quant import dequantize, quantize
 
     for name, v in (("in_features", in_features), ("out_features", out_features), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            raise InputError(f"{name} must be a positive integer, got {v!r}")
     a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
     g = torch.Generator().manual_seed(seed)
     layer = torch.nn.Linear(in_features, out_features, bias=False)
@@ -66,8 +67,7 @@ def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16
         rep["checks"].append({"check": name, "compared": int(n), "mismatches": int(bad), "note": note})
         rep["ok"] &= bad == 0 and n > 0
 
-    a_round = rounding if rounding in a_fmt.roundings else "nearest"
-    w_round = rounding if rounding in w_fmt.roundings else "nearest"
+    a_round = w_round = rounding  # never silently replaced: the quantizer refuses a rounding a format lacks
     t0 = time.perf_counter()
     ac, ak = quantize(x, a_fmt, a_round, granularity, block)
     wc, wk = quantize(layer.weight.detach(), w_fmt, w_round, granularity, block)

@@ -255,7 +255,7 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
     summary = {}
     for t in tasks:
         plain = rows[f"{t}/plain/0"]
-        for key, r in rows.items():
+        for r in rows.values():
             if r["task"] != t:
                 continue
             for m in ("exp_golomb_bits", "uniform_coded_bits", "coded_bits"):
@@ -284,3 +284,35 @@ def summary_table(p: dict):
             ["task", "kind", "λ", "metric", "metric @ 2^-8 grid", "exp-Golomb b/p", "coded b/p (grid)",
              "saving vs plain (EG / coded)", "metric @ rf8", "coded b/p (rf8)", "saving (rf8)",
              "pruned 50 %", "pruned 80 %"], rows)
+
+
+#: "minimal accuracy loss", per task: accuracy points (MLP/CNN) or bits per byte (TinyLM)
+MINIMAL_LOSS = {"mlp": 0.01, "cnn": 0.01, "tinylm": 0.05}
+VERDICT_RULE = ("claim A: some BackSlash lambda saves >= 60 % of the plain model's exp-Golomb bits with a metric "
+                "loss <= MINIMAL_LOSS (0.01 accuracy, 0.05 bits/byte); claim B: >= 60 % at any loss, or the "
+                "80 %-pruned metric beats the plain model's by more than the sum of their seed stds; "
+                "supported: A on every task; partly: A or B on some task; not supported: neither")
+
+
+def verdict(p: dict) -> dict:
+    """The claim's verdict from the recorded rows, by :data:`VERDICT_RULE`."""
+    per_task = {}
+    tasks = sorted({r["task"] for r in p["rows"].values()})
+    for t in tasks:
+        plain = next(r for r in p["rows"].values() if r["task"] == t and r["kind"] == "plain")
+        lower = t == "tinylm"  # bits per byte: lower is better
+        a = b = False
+        for r in p["rows"].values():
+            if r["task"] != t or r["kind"] != "backslash":
+                continue
+            loss = (r["metric"]["mean"] - plain["metric"]["mean"]) * (1 if lower else -1)
+            big = r["saving_vs_plain_exp_golomb_bits"] >= 0.6
+            a |= big and loss <= MINIMAL_LOSS.get(t, 0.01)
+            pr, pp = r["metric_pruned_80"], plain["metric_pruned_80"]
+            gain = (pp["mean"] - pr["mean"]) if lower else (pr["mean"] - pp["mean"])
+            b |= big or gain > pr["std"] + pp["std"]
+        per_task[t] = "A" if a else ("B" if b else "neither")
+    vals = list(per_task.values())
+    v = ("supported" if all(x == "A" for x in vals)
+         else "partly supported" if any(x != "neither" for x in vals) else "not supported")
+    return {"verdict": v, "rule": VERDICT_RULE, "evidence": per_task}

@@ -12,13 +12,11 @@ from rf8sim.errors import RF8SimError
 
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from rf8sim.resources import source_root
 
 __all__ = [
     "ClaimError",
@@ -38,7 +36,7 @@ __all__ = [
 ]
 
 #: Where full-setting results are recorded (checked in).
-RESULTS_DIR = Path(__file__).resolve().parents[3] / "training" / "results"
+RESULTS_DIR = (source_root() or Path.cwd()) / "training" / "results"
 
 
 class ClaimError(RF8SimError, ValueError):
@@ -46,47 +44,34 @@ class ClaimError(RF8SimError, ValueError):
 
 
 def provenance() -> dict:
-    """Machine, versions and commit, recorded with every result."""
+    """rf8sim.records.provenance (machine, versions, command, commit, dirty flag, diff hash) plus the
+    torch settings a claim run depends on."""
     import numpy
     import torch
 
     from rf8sim import __version__
+    from rf8sim.records import provenance as record_provenance
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
-    except Exception:  # pragma: no cover - not a git checkout
-        commit = None
-    return {
-        "rf8sim": __version__,
-        "git_commit": commit,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-        "processor": platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-    }
+    p = record_provenance()
+    p.update({"rf8sim": __version__, "git_commit": p["commit"], "torch": torch.__version__,
+              "numpy": numpy.__version__, "torch_threads": torch.get_num_threads()})
+    return p
 
 
 def check_out_path(path: Path, force: bool) -> None:
     """Refuse (before any work) to overwrite an existing result file unless ``force``."""
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it or --out to write elsewhere")
-    if path.exists() and path.is_dir():
+    from rf8sim.fileio import check_output_path
+
+    if path.is_dir() and not path.is_symlink():
         raise ClaimError(f"{path} is a directory; --out takes a directory and writes NAME.json in it")
+    check_output_path(path, overwrite=force)
 
 
 def write_json(path: Path, payload: dict, force: bool) -> None:
-    """Write ``payload``; an existing different file is only replaced with ``force``."""
-    text = json.dumps(payload, indent=1, default=_json_default) + "\n"
-    if path.exists() and not force and path.read_text() != text:
-        raise FileExistsError(f"{path} exists and differs; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``payload`` atomically; an existing file is only replaced with ``force``."""
+    from rf8sim.fileio import write_text
+
+    write_text(path, json.dumps(payload, indent=1, default=_json_default) + "\n", overwrite=force)
 
 
 def _json_default(o):

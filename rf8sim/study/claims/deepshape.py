@@ -15,7 +15,6 @@ block)`` random-window steps.
 
 from __future__ import annotations
 
-import math
 
 __all__ = ["run", "summary_table", "reshape_", "STAGES"]
 
@@ -125,3 +124,33 @@ def summary_table(p: dict):
     return ("(d) DeepShape: metric and rate (bits/param) before/after reshaping and fine-tuning",
             ["task", "stage", "metric (acc / bits per byte)", "exp-Golomb (2^-8 grid)", "entropy (grid)",
              "coded (grid)", "entropy (rf8)", "coded (rf8)"], rows)
+
+
+VERDICT_RULE = ("per task, after k = 1..3 fine-tuning epochs: recovered when the metric is no worse than the "
+                "control's (same fine-tuning without reshaping) by more than the sum of their seed stds, and "
+                "compressed when the exp-Golomb rate is below the control's; supported: some k recovered and "
+                "compressed on every task; partly: compressed on every task and recovered on some; "
+                "not supported otherwise")
+
+
+def verdict(p: dict) -> dict:
+    """The claim's verdict from the recorded rows, by :data:`VERDICT_RULE`."""
+    per_task = {}
+    for t in sorted({r["task"] for r in p["rows"].values()}):
+        rows = {r["stage"]: r for r in p["rows"].values() if r["task"] == t}
+        lower = "bits" in rows["trained"]["metric_name"]
+        got = []
+        for k in (1, 2, 3):
+            ft, c = rows[f"ft{k}"], rows[f"control-ft{k}"]
+            worse = (ft["metric"]["mean"] - c["metric"]["mean"]) * (1 if lower else -1)
+            rec = worse <= ft["metric"]["std"] + c["metric"]["std"]
+            comp = ft["exp_golomb_bits"]["mean"] < c["exp_golomb_bits"]["mean"]
+            got.append((k, rec, comp))
+        ok = [k for k, rec, comp in got if rec and comp]
+        per_task[t] = {"recovered_and_compressed_after": ok[0] if ok else None,
+                       "compressed_every_k": all(comp for _, _, comp in got)}
+    every = all(x["recovered_and_compressed_after"] is not None for x in per_task.values())
+    some = any(x["recovered_and_compressed_after"] is not None for x in per_task.values())
+    comp = all(x["compressed_every_k"] for x in per_task.values())
+    v = "supported" if every else ("partly supported" if comp and some else "not supported")
+    return {"verdict": v, "rule": VERDICT_RULE, "evidence": per_task}

@@ -14,7 +14,6 @@ distance (which is not nested).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -154,3 +153,11 @@ def summary_table(p: dict):
                  f"GG<G {s['gg_beats_gauss_ks']}/{s['tensors']}", "", f"GG<L {s['gg_beats_laplace_ks']}/{s['tensors']}"])
     return ("(a) GG fit of all-MiniLM-L6-v2 weights",
             ["tensor", "n", "β", "α", "ll/p GG", "ll/p Gauss", "ll/p Laplace", "KS GG", "KS Gauss", "KS Laplace"], rows)
+
+
+def verdict(p: dict) -> dict:
+    """The verdict the recipe computes (``summary.verdict``) with its rule, as a record field."""
+    s = p["summary"]
+    return {"verdict": s["verdict"], "rule": s["verdict_rule"],
+            "evidence": {"tensors": s["tensors"], "gg_beats_gauss_loglik": s["gg_beats_gauss_loglik"],
+                         "gg_beats_gauss_ks": s["gg_beats_gauss_ks"]}}

@@ -204,3 +204,31 @@ def summary_table(p: dict):
     return ("(b) initialization: steps to target training loss, final losses",
             ["task", "init", "reached", "steps to target", "final train loss", "test loss", "test acc / bits per byte"],
             rows)
+
+
+VERDICT_RULE = ("per task, GG wins when the best GG init (lowest mean test loss) beats the best standard init "
+                "by more than the sum of their seed standard deviations, in test loss and, where both reached "
+                "the target, in steps to target; GG loses when the standard init is better by that margin in "
+                "test loss; supported: GG wins on every task; partly: on some task; not supported: on none")
+
+
+def verdict(p: dict) -> dict:
+    """The claim's verdict from the recorded rows, by :data:`VERDICT_RULE`."""
+    per_task = {}
+    for t, s in p["summary"].items():
+        g, b = p["rows"][f"{t}/{s['best_gg']}"], p["rows"][f"{t}/{s['best_baseline']}"]
+        margin = g["test_loss"]["std"] + b["test_loss"]["std"]
+        dloss = b["test_loss"]["mean"] - g["test_loss"]["mean"]  # > 0: GG lower loss
+        gs, bs = g["steps_to_target"], b["steps_to_target"]
+        faster = None
+        if gs["mean"] is not None and bs["mean"] is not None:
+            faster = bs["mean"] - gs["mean"] > gs["std"] + bs["std"]
+        if dloss > margin and faster is not False:
+            per_task[t] = "GG wins"
+        elif -dloss > margin:
+            per_task[t] = "GG loses"
+        else:
+            per_task[t] = "tie"
+    wins = sum(v == "GG wins" for v in per_task.values())
+    v = "supported" if wins == len(per_task) else ("partly supported" if wins else "not supported")
+    return {"verdict": v, "rule": VERDICT_RULE, "evidence": per_task}

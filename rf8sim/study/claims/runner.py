@@ -34,6 +34,10 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
         raise ClaimError(f"unknown claim {name!r}; valid: {', '.join(RECIPES)}, all")
     if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
         raise ClaimError(f"--seeds must be a positive integer, got {seeds!r}")
+    if out is not None:
+        from rf8sim.fileio import check_output_dir
+
+        check_output_dir(out)
     path = out_path(name, quick, out)
     check_out_path(path, force)
     # a wide table stays readable when the output is piped to a file
@@ -57,11 +61,14 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
                "command": f"rf8sim claims {name}" + (" --quick" if quick else "")
                + (f" --seeds {seeds}" if seeds is not None else ""),
                "wall_time_s": round(wall, 2), "provenance": prov, **payload}
-    write_json(path, payload, force=True)  # refusal was decided before the run
+    payload["verdict"] = mod.verdict(payload)  # computed from the recorded numbers by the recipe's stated rule
+    write_json(path, payload, force=force)  # checked before the run; exclusive create unless --force
     from .common import print_table
 
     tables = mod.summary_table(payload)  # one (title, headers, rows) or a list of them
     for title, headers, rows in [tables] if isinstance(tables, tuple) else tables:
         print_table(f"{title}  [{payload['setting']}, {wall:.0f} s]", headers, rows, console=console)
-    console.print(f"results: {path}")
+    from rich.markup import escape
+
+    console.print(f"results: {escape(str(path))}")
     return payload

@@ -1,0 +1,93 @@
+"""Every generated block in README.md and docs/*.md is exactly what its record renders to."""
+
+import json
+
+import pytest
+
+from rf8sim import docgen
+from rf8sim.cli import main
+
+
+def test_every_generated_block_matches_its_record():
+    files = docgen.doc_files()
+    assert any(f.name == "README.md" for f in files) and any(f.name == "claims.md" for f in files)
+    n = 0
+    for f in files:
+        for key, body in docgen.blocks(f.read_text()):  # an unregistered key or a missing record raises
+            assert body == docgen.render(key), f"{f.name}: block {key} is stale; run `rf8sim docs`"
+            n += 1
+    assert n >= 8  # README's measured table, the claims table, wall times and 5 detail tables
+
+
+def test_every_registered_block_is_used_somewhere():
+    docgen.load_all()
+    used = {key for f in docgen.doc_files() for key, _ in docgen.blocks(f.read_text())}
+    assert set(docgen.REGISTRY) <= used, set(docgen.REGISTRY) - used
+
+
+def test_check_and_update(tmp_path, monkeypatch):
+    calls = []
+
+    @docgen.register("test:demo")
+    def _demo():
+        calls.append(1)
+        return "| a |\n|---|\n| 1 |"
+
+    try:
+        doc = tmp_path / "x.md"
+        doc.write_text("intro\n<!-- BEGIN generated:test:demo -->\nold\n<!-- END generated:test:demo -->\ntail\n")
+        assert docgen.check_file(doc) == ["test:demo"]
+        assert main(["docs", "--check", str(doc)]) == 1
+        assert docgen.update_file(doc) and not docgen.update_file(doc)
+        assert doc.read_text() == ("intro\n<!-- BEGIN generated:test:demo -->\n| a |\n|---|\n| 1 |\n"
+                                   "<!-- END generated:test:demo -->\ntail\n")
+        assert docgen.check_file(doc) == [] and main(["docs", "--check", str(doc)]) == 0
+        doc.write_text("<!-- BEGIN generated:test:demo -->\nno end\n")
+        with pytest.raises(docgen.DocgenError, match="markers"):
+            docgen.check_file(doc)
+        doc.write_text("<!-- BEGIN generated:test:nope -->\n<!-- END generated:test:nope -->\n")
+        with pytest.raises(docgen.DocgenError, match="no renderer"):
+            docgen.check_file(doc)
+        assert main(["docs", "--check", str(doc)]) == 2  # a clear error, no traceback
+    finally:
+        docgen.REGISTRY.pop("test:demo")
+
+
+def test_a_missing_record_fails_the_render(tmp_path, monkeypatch):
+    from rf8sim.study.claims import report
+
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    with pytest.raises(docgen.DocgenError, match="record .*gg-fit.json missing"):
+        docgen.render("claims:detail:gg-fit")
+
+
+def test_claim_verdicts_recorded_with_their_rule():
+    """The verdict in each results file is what the recipe's verdict function computes from its numbers."""
+    import importlib
+
+    from rf8sim.study.claims import RECIPES
+    from rf8sim.study.claims.common import RESULTS_DIR
+
+    for name, mod in RECIPES.items():
+        p = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+        want = importlib.import_module(mod).verdict(p)
+        assert p["verdict"] == json.loads(json.dumps(want)), name
+        assert p["verdict"]["verdict"] in ("supported", "partly supported", "not supported")
+        assert len(p["verdict"]["rule"]) > 40
+
+
+def test_claims_header_renders_what_the_record_says():
+    from rf8sim.study.claims.report import _head
+
+    base = {"command": "rf8sim claims gg-fit", "setting": "full", "wall_time_s": 10.0, "seeds": []}
+    prov = {"torch_threads": 1, "torch": "2.13.0", "python": "3.11.7", "rf8sim": "0.1.0",
+            "machine": {"cpu": "Xeon", "cores": 2, "load_1min": 3.5}, "commit": "a" * 40, "dirty": True,
+            "diff_sha256": "f" * 64}
+    h = _head({**base, "provenance": prov})
+    assert "uncommitted changes (diff sha256 ffffffffffff)" in h and "Xeon, 2 cores, load 3.5" in h
+    assert "shared with other jobs" not in h
+    h = _head({**base, "provenance": {**prov, "dirty": False}})
+    assert "commit aaaaaaaaaa (clean tree)" in h
+    old = {k: v for k, v in prov.items() if k not in ("commit", "dirty", "diff_sha256")}
+    h = _head({**base, "provenance": {**old, "git_commit": "bb42c94", "machine": "vm x86_64 2 cpus"}})
+    assert "commit bb42c94 (dirty-tree flag not recorded)" in h and "vm x86_64 2 cpus" in h
