@@ -37,7 +37,7 @@ def design16(a_fmt, w_fmt, acc, lanes: int, stage: str) -> tuple[dict, str, str]
     if stage == "mac":
         from .verilog16 import generate_verilog16
 
-        name = cfg.module_name()
+        name = _module_name(a_fmt, w_fmt, acc, lanes, stage)
         text, _ = generate_verilog16(cfg.a.name, cfg.w.name, cfg.acc_text, cfg.lanes, name=name)
         return desc, name, text
     if stage == "product":
@@ -106,13 +106,31 @@ def run_grid(jobs=None, liberty="default", use_cache: bool = True, progress: boo
         it = tqdm(jobs, desc="synth w8a16", unit="cfg")
     rows = []
     for a, w, acc, lanes, stage in it:
-        r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache, cache_only=cached_only)
+        r = None
+        if not cached_only or _has_cache_dir(a, w, acc, lanes, stage):  # skip elaborating what never ran
+            r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache, cache_only=cached_only)
         if r is None:
             if missing is not None:
                 missing.append({"a_fmt": a, "w_fmt": w, "acc": acc, "lanes": lanes, "stage": stage})
             continue
         rows.append(_row(r, a, w, acc, lanes, stage))
     return rows
+
+
+def _module_name(a, w, acc, lanes, stage) -> str:
+    cfg = A16Config.make(a, w, "fp32" if stage == "product" else acc, 1 if stage == "product" else lanes)
+    if stage == "product":
+        return f"product16_{cfg.a.name}x{cfg.w.name}"
+    if stage == "align":
+        return f"align_{cfg.a.name}_w{cfg.w.bits}_k{cfg.acc[1]}m{cfg.acc[2]}_l{cfg.lanes}"
+    return cfg.module_name() if stage == "mac" else f"column_{cfg.module_name()}"
+
+
+def _has_cache_dir(a, w, acc, lanes, stage) -> bool:
+    """Whether any synthesis of this module/stage exists under build/synth (the result decides by hash)."""
+    root = Path(__file__).resolve().parents[2] / "build" / "synth"
+    name = _module_name(a, w, acc, lanes, stage)
+    return any(d.name.startswith(f"{name}-{stage}-") and (d / "result.json").exists() for d in root.glob(f"{name}-*"))
 
 
 # ---------------------------------------------------------------------------
