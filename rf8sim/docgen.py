@@ -40,6 +40,9 @@ RENDERER_MODULES = (
     "rf8sim.golden.aligned_error",
     "rf8sim.hdl.synth16",
     "rf8sim.hdl.sim16",
+    "rf8sim.study.results",
+    "rf8sim.hdl.ppa_cli",
+    "rf8sim.verify",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)

@@ -257,3 +257,13 @@ def test_mx_partial_last_block_and_16bit_codes():
     inf = (want & 0x7FFF) == 0x7F80
     want = np.where(inf, (want & 0x8000) | 0x7F7F, want)  # mx saturates
     assert np.array_equal(cb, want)
+
+
+def test_quantize_refuses_to_round_twice():
+    """A scaled value that leaves float32's normal range and that bf16 could still resolve: refused.
+    (For the 8-bit formats such values encode to +-0 anyway and quantize is exact.)"""
+    x = np.array([[3.4e38, 3 * 2.0**-149]], np.float32)  # ceil k = 1: 1.5 * 2**-149 is not a float32
+    with pytest.raises(S.ScaleError, match="round twice"):
+        quantize(x, "bf16", granularity="ceil", block=32)
+    c, k = quantize(x, "e4m3", granularity="ceil", block=32)
+    assert int(c[0, 1]) == 0 and int(k[0, 0]) == 120  # 3.4e38 / 2**120 = 255.8 <= 448 < 511.6

@@ -454,6 +454,151 @@ def _gemm2_serial(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, m
                    ovf_out, inv_out)
 
 
+# ---------------------------------------------------------------------------
+# fast GEMM: saturation proofs on k-prefixes
+#
+# For an output (m, n), cut k into chunks; within chunk c every aligned product has
+# magnitude at most ``ab[m, c] * wb[n, c] + 1`` (the largest |a| times the largest |w| of the
+# chunk, in accumulator units; ``+ 1``: flooring a negative product).  Summing those bounds
+# over the chunks gives, for every k-prefix, a bound on every partial sum starting from 0.
+# Up to ``kstar[m, n]``, the end of the last chunk whose cumulative bound is still inside the
+# accumulator range, no product can saturate, so that prefix is a plain (vectorised) sum;
+# from there on the kernel runs the clamped per-product loop.  The result is the k-ordered
+# saturating sum bit for bit; ``invalid`` is order-independent and computed from the rows.
+
+
+@nb.njit(cache=True, inline="always")
+def _shift_floor(v, sh):
+    """floor(v * 2**sh) without branches (|sh| bounded by check_spec)."""
+    return (v << max(sh, 0)) >> min(max(-sh, 0), 63)
+
+
+@nb.njit(cache=True, inline="always")
+def _fast1_row(m, a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out):
+    K = a.shape[1]
+    for n in range(w.shape[0]):
+        ks = kstar[m, n]
+        if ks < 0:  # already final (exact float64 sum)
+            continue
+        acc = np.int64(0)
+        if mode == 0:  # one offset for the whole GEMM: aligned product table
+            for k in range(ks):
+                acc += tab[np.int64(a[m, k]) * 256 + np.int64(w[n, k])]
+        elif mode == 1:  # one offset per (m, n): tensor/channel scales
+            off = frac + offa[m, 0] + offw[n, 0]
+            for k in range(ks):
+                q = np.int64(pk[np.int64(a[m, k]) * 256 + np.int64(w[n, k])])
+                acc += _shift_floor(q >> 8, (q & 255) - _EXP_BIAS + off)
+        else:  # block scales: offsets per k
+            for k in range(ks):
+                q = np.int64(pk[np.int64(a[m, k]) * 256 + np.int64(w[n, k])])
+                acc += _shift_floor(q >> 8, (q & 255) - _EXP_BIAS + frac + offa[m, k] + offw[n, k])
+        ovf = False
+        for k in range(ks, K):
+            q = np.int64(pk[np.int64(a[m, k]) * 256 + np.int64(w[n, k])])
+            if mode == 2:
+                off = frac + offa[m, k] + offw[n, k]
+            else:
+                off = frac + offa[m, 0] + offw[n, 0]
+            t = acc + _shift_floor(q >> 8, (q & 255) - _EXP_BIAS + off)
+            cl = min(max(t, amin), amax)
+            ovf |= cl != t
+            acc = cl
+        acc_out[m, n] = acc
+        ovf_out[m, n] = ovf
+
+
+@nb.njit(cache=True, parallel=True)
+def _fast1(a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out):
+    for m in nb.prange(a.shape[0]):
+        _fast1_row(m, a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out)
+
+
+@nb.njit(cache=True)
+def _fast1_serial(a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out):
+    for m in range(a.shape[0]):
+        _fast1_row(m, a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out)
+
+
+#: k-chunk length of the saturation proofs (a chunk never straddles a scale group).
+FAST_CHUNK = 64
+
+
+def _safe_prefix(A, W, lo, hi, chunk: int, exact_sum: bool = False):
+    """kstar[m, n]: the end of the last k-chunk before which no product of (m, n) can saturate.
+
+    ``A`` (M, K) and ``W`` (N, K) are the exact operand values in accumulator units (scales
+    and ``2**frac_bits`` applied).  With ``P`` the exact sum of the products before a chunk and
+    ``Q`` the sum of their magnitudes inside it, every floored partial sum inside the chunk lies
+    in ``[P - Q - len - 1, P + Q]`` (flooring lowers each product by less than 1).  Both come from
+    float64 matmuls; their rounding error is covered by a relative margin on the magnitudes.
+    Returns ``(kstar, None)``, or with ``exact_sum`` (every product an integer in accumulator
+    units) ``(kstar, done_values)`` where ``kstar == -1`` marks outputs already final.
+    """
+    M, K = A.shape
+    N = W.shape[0]
+    cb = np.array(list(range(0, K, chunk)) + [K], np.int64)
+    kstar = np.zeros((M, N), np.int64)
+    alive = np.ones((M, N), np.bool_)
+    P = np.zeros((M, N))
+    Pabs = np.zeros((M, N))
+    absA, absW = np.abs(A), np.abs(W)
+    for c in range(len(cb) - 1):
+        sl = slice(int(cb[c]), int(cb[c + 1]))
+        Q = absA[:, sl] @ absW[:, sl].T
+        margin = (Pabs + Q) * 2.0 ** -40 + (cb[c + 1] + 2)
+        ok = alive & (P + Q + margin <= hi) & (P - Q - margin >= lo)
+        kstar[ok] = cb[c + 1]
+        alive = ok
+        if not alive.any():
+            break
+        P += A[:, sl] @ W[:, sl].T
+        Pabs += Q
+    if exact_sum:
+        # integer products (no flooring) whose magnitudes sum below 2**53: every float64 partial
+        # sum is exact whatever the BLAS order, so a fully proven output is P itself (-1: done)
+        done = (kstar == K) & (Pabs < 2.0 ** 53)
+        return np.where(done, -1, kstar), np.where(done, P, 0.0).astype(np.int64)
+    return kstar, None
+
+
+def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
+    """The k-ordered saturating GEMM, proven-safe prefixes summed without clamping (one limb)."""
+    M, K = a.shape
+    N = w.shape[0]
+    Av = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
+    Wv = _apply_scale(_f64_values(w_fmt, acc.frac_bits)[w], sw, bw)
+    integer = bool((Av == np.floor(Av)).all() and (Wv == np.floor(Wv)).all()) and acc.frac_bits >= 0
+    kstar, done = _safe_prefix(Av, Wv, float(acc.min), float(acc.max), FAST_CHUNK, integer)
+    pk = packed_pairs(a_fmt, w_fmt)
+    tab = np.zeros(1, np.int64)
+    if sa.shape[1] == 1 and sw.shape[1] == 1:
+        offa, offw = sa, sw
+        if (sa == sa.flat[0]).all() and (sw == sw.flat[0]).all():
+            mode = 0
+            q = pk.astype(np.int64)
+            sh = (q & 255) - _EXP_BIAS + acc.frac_bits + int(sa.flat[0]) + int(sw.flat[0])
+            tab = np.where((q & 255) == 255, 0, ((q >> 8) << np.clip(sh, 0, 63)) >> np.clip(-sh, 0, 63))
+        else:
+            mode = 1
+    else:
+        mode = 2
+        offa = np.ascontiguousarray(sa[:, np.arange(K) // ba])
+        offw = np.ascontiguousarray(sw[:, np.arange(K) // bw])
+    a = np.ascontiguousarray(a)
+    w = np.ascontiguousarray(w)
+    out = np.empty((M, N), np.int64) if done is None else done
+    ovf = np.zeros((M, N), np.bool_)
+    par = M > 1 and M * N * K >= PARALLEL_MIN
+    kern = _fast1 if par else _fast1_serial
+    kern(a, w, np.ascontiguousarray(offa), np.ascontiguousarray(offw), kstar, pk, tab, mode, acc.frac_bits,
+         acc.min, acc.max, out, ovf)
+    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
+    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
+    inv = inv_a[:, None] | inv_w[None, :]
+    return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
+
+
 def _segments(K: int, ba: int, bw: int):
     """Boundaries of the runs of k over which both operands' scale groups are constant."""
     starts = sorted(set(range(0, K, ba)) | set(range(0, K, bw)))
@@ -508,7 +653,12 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
 
     ``method="auto"`` uses an exact float64 matmul when it provably gives the same
     result (no flooring, no saturation, every partial sum an integer below 2**53);
-    ``"sequential"`` always runs the k-ordered kernel.
+    Otherwise (one-limb accumulators, ``K >= 64``) it runs the k-ordered kernel with
+    saturation proofs: per output, the longest k-prefix (in chunks of :data:`FAST_CHUNK`)
+    over which bounds on the products prove that no saturation can occur is summed without
+    per-product clamping, the rest with the clamped per-product loop; ``"fast"`` forces
+    that kernel, ``"sequential"`` always runs the plain k-ordered kernel.  All three give
+    the same bits (accumulator and both flags).
 
     ``acc="fp32"`` / ``"aligned:K:M"`` (W8A16 contract; codes uint8 or uint16 by format):
     ``C`` comes back as float32 bit patterns (uint32; ``.as_float32()``), the fp32 chain in k
@@ -532,8 +682,8 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
         raise ValueError(f"gemm needs 2-D code matrices a (M, K) and w (N, K), got {a.shape} and {w.shape}")
     if a.shape[1] != w.shape[1]:
         raise ValueError(f"inner dimensions differ: a is {a.shape}, w is {w.shape} (w is (N, K))")
-    if method not in ("auto", "sequential"):
-        raise ValueError(f"method must be 'auto' or 'sequential', got {method!r}")
+    if method not in ("auto", "sequential", "fast"):
+        raise ValueError(f"method must be 'auto', 'fast' or 'sequential', got {method!r}")
     M, K = a.shape
     N = w.shape[0]
     sa, ba = _scale_rows(a_scale_exp, M, K, a_granularity, block, "a")
@@ -551,6 +701,11 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     exact_f64 = (emin + acc.frac_bits + smin >= 0 and K * bound <= acc.max and K * bound <= 1 << 53)
     if method == "auto" and exact_f64:
         return _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    if method == "fast" or (method == "auto" and limbs == 1 and K >= 2 * FAST_CHUNK):
+        if limbs != 1:
+            raise AccSpecError(f"method='fast' needs a one-limb accumulator ({acc} for {a_fmt.name} x "
+                               f"{w_fmt.name} needs two); use method='auto'")
+        return _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
     pk = packed_pairs(a_fmt, w_fmt)

@@ -74,6 +74,38 @@ def _compile_times(cold: bool) -> dict:
             tmp.cleanup()
 
 
+def _narrow_rows(rng, d: int, reps: int) -> list[dict]:
+    """Every accumulator against float32 ``A @ B`` (same shapes, same run): realistic codes
+    (Gaussian values through the encoder, no saturation) and the same codes with a few rows
+    scaled up so that some outputs saturate (order-dependent clamping)."""
+    from . import encode, gemm
+
+    A = rng.standard_normal((d, d)).astype(np.float32)
+    B = rng.standard_normal((d, d)).astype(np.float32)
+    t32 = _best(lambda: A @ B.T, 3 * reps)
+    rows = [{"name": f"numpy float32 matmul {d}^3", "value": t32 * 1e3, "unit": "ms"}]
+    x = rng.standard_normal((d, d)).astype(np.float32) * 8
+    y = rng.standard_normal((d, d)).astype(np.float32) * 8
+    hot = x.copy()
+    hot[: max(1, d // 32)] *= 64  # 1/32 of the rows push their sums past the narrow limits
+    for fmt in ("rf8", "e4m3", "int8"):
+        a, w, ah = encode(x, fmt), encode(y, fmt), encode(hot, fmt)
+        for spec in ("exact", "16:32", "8:36", "4:30"):
+            for label, aa in (("no saturation", a), ("saturating", ah)):
+                r = gemm(aa, w, fmt, fmt, spec)
+                nsat = int(r.overflow.sum())
+                if label == "saturating" and nsat == 0:
+                    continue
+                if label == "no saturation" and nsat:
+                    label = "saturating"
+                t = _best(lambda: gemm(aa, w, fmt, fmt, spec), max(1, reps // 2))
+                goal = "<= 50x f32" if nsat else "<= 10x f32"
+                rows.append({"name": f"{fmt} x {fmt} GEMM {d}^3 acc {spec}, {label} ({nsat} outputs saturate)",
+                             "value": t * 1e3, "unit": "ms", "baseline": "numpy f32 matmul",
+                             "ratio": t32 / t, "goal": goal.replace("<= ", ">= 1/")})
+    return rows
+
+
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see rf8sim/bench.py for the row format)."""
     import ml_dtypes
@@ -122,6 +154,8 @@ def run(quick: bool = False) -> list[dict]:
     t = _best(lambda: gemm(a, w, "e5m2", "e5m2", "exact"), 1)
     rows.append({"name": f"exact e5m2 x e5m2 GEMM {d}^3 (75-bit, two limbs)", "value": t * 1e3, "unit": "ms",
                  "baseline": "numpy f64 matmul", "ratio": t_mm / t, "goal": ""})
+
+    rows += _narrow_rows(rng, d, reps)
 
     # W8A16: the MiniLM FFN shape (128 tokens x 384 -> 1536), bf16 activations
     M_, K_, N_ = (32, 384, 384) if quick else (128, 384, 1536)

@@ -46,8 +46,20 @@ def register(sub) -> None:
     p.add_argument("--liberty", help="your own Liberty file (default: osu018_stdcells.lib, fetched with apt)")
     p.add_argument("--no-liberty", action="store_true", help="generic gates only (no standard-cell mapping)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a record with provenance)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json / --record / --plot file")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
+    g = p.add_argument_group("timing and energy (OpenSTA + gate-level Icarus; docs/hdl.md)")
+    g.add_argument("--timing", action="store_true", help="OpenSTA critical path, slack, fmax, area x delay")
+    g.add_argument("--power", action="store_true", help="gate-level switching activity -> pJ/MAC, TOPS/W, TOPS/mm2")
+    g.add_argument("--stream", action="append", metavar="minilm|random|gg:BETA",
+                   help="operand stream for --power (repeatable; default: minilm and random)")
+    g.add_argument("--clock-ns", type=float, default=10.0, help="stated clock period in ns (default 10)")
+    g.add_argument("--beats", type=int, default=2000, help="gate-level beats per stream (default 2000)")
+    g.add_argument("--zero-delay", action="store_true",
+                   help="gate-level simulation without cell delays (no glitches); default: specify delays on")
+    g.add_argument("--record", metavar="FILE", help="with --table --timing --power: write the PPA record "
+                   "(e.g. hdl/results/ppa.json) and with --plot FILE its plot")
+    g.add_argument("--plot", metavar="FILE", help="PNG of the PPA table (with --record)")
     p.set_defaults(func=cmd_synth)
 
 
@@ -173,6 +185,10 @@ def cmd_rtlsim(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    if args.timing or args.power or args.stream or args.record or args.plot:
+        from .ppa_cli import run_ppa_cli
+
+        return run_ppa_cli(args)
     from .synth import run_cli
 
     return run_cli(args)

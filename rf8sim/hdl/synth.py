@@ -192,7 +192,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     work = root / f"{name}-{stage}-{key}"
     cached = work / "result.json"
     if use_cache and cached.exists():
-        return _fix_depth({**json.loads(cached.read_text()), "cached": True})
+        return _fix_depth({**json.loads(cached.read_text()), "cached": True, "workdir": str(work)})
     if cache_only:  # the caller only collects what has been synthesised
         return None
     work.mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,8 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     res["synth_s"] = time.perf_counter() - t0
     res = _fix_depth(res)
     cached.write_text(json.dumps(res, indent=1))
-    return {**res, "cached": False}
+    # workdir holds mapped.v + cells.lib (the osu018 netlist) for rf8sim.hdl.sta / power
+    return {**res, "cached": False, "workdir": str(work)}
 
 
 def _fix_depth(res: dict) -> dict:

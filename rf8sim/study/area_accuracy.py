@@ -470,7 +470,7 @@ def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> N
 
 def _study_model(cfg: StudyConfig, cache_dir, progress, console) -> dict:
     """Train (or load from the cache) the study's model; returns layers and the evaluation set."""
-    from .flow import train_pipeline
+    from .pipeline import train_pipeline
 
     return train_pipeline(cfg.model, seed=cfg.study.seed, cache_dir=cache_dir, progress=progress,
                           console=console)

@@ -17,6 +17,8 @@ def register(sub) -> None:
                        help="replace --out even if it was not written by rf8sim flow")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("--cache-dir", default=None, help="synthesis/model cache (default build/study/cache)")
+        p.add_argument("--record", metavar="FILE.json", default=None,
+                       help="also write the results as a provenance record (e.g. study/results/minilm-flow.json)")
         p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("study", help="design-space studies (accuracy vs area, RF8 variants)")
@@ -68,8 +70,16 @@ def cmd_flow(args) -> int:
                        "give a small configuration file instead (e.g. --config tiny)")
     check_output_dir(args.out)
     cfg = _resolve_config(args.config) if args.config else None
+    if args.record:
+        from ..fileio import check_output_path
+
+        check_output_path(args.record, args.force)  # before the long work
     res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
                    cache_dir=args.cache_dir, quick=args.quick)
+    if args.record:
+        from .results import write_flow_record
+
+        write_flow_record(args.record, res, res.state, overwrite=args.force)
     return res.exit_code
 
 

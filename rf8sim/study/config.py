@@ -43,6 +43,20 @@ never silently falls back to a default)::
     verify_max_len = 64         # their maximum length
     hist_layers = 3             # weight histograms in the report
 
+    [transformer]               # only `rf8sim flow` reads this section (stage "transformer")
+    model = "none"              # "minilm": all-MiniLM-L6-v2 bit-exact (the demo's default); "none": off
+    sentences = 1000            # real sentences from pydoc_data.topics (5..32 words)
+    min_words = 5
+    max_words = 32
+    configs = ["rf8", "e4m3", "int8"]   # weight = activation format; "rf8:paper" picks a weight rounding
+    granularity = "channel"     # weight scales; activations: per token
+    acc = ["exact"]             # AccSpec syntax; "exact" = exact for the longest K (1536)
+    sensitivity_sentences = 200 # per-layer-group sensitivity scan on the first N sentences
+    min_cosine = 0.999          # constraint of the mixed-format search (mean cosine to float32)
+    batch_size = 64
+    bootstrap = 2000            # bootstrap resamples for every interval and paired test
+    torch_check = true          # per layer: the torch emulation gives the same bits
+
     [area]
     mode = "auto"               # auto: synthesize if yosys is there, else skip with a reason;
                                 # "required": fail without it; "off": never
@@ -71,6 +85,7 @@ __all__ = [
     "SweepSection",
     "AreaSection",
     "FlowSection",
+    "TransformerSection",
     "load_config",
     "config_from_dict",
     "config_hash",
@@ -141,12 +156,29 @@ class FlowSection:
 
 
 @dataclass(frozen=True)
+class TransformerSection:
+    model: str = "none"
+    sentences: int = 1000
+    min_words: int = 5
+    max_words: int = 32
+    configs: tuple = ("rf8", "e4m3", "int8")
+    granularity: str = "channel"
+    acc: tuple = ("exact",)
+    sensitivity_sentences: int = 200
+    min_cosine: float = 0.999
+    batch_size: int = 64
+    bootstrap: int = 2000
+    torch_check: bool = True
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     study: StudySection = field(default_factory=StudySection)
     model: ModelSection = field(default_factory=ModelSection)
     sweep: SweepSection = field(default_factory=SweepSection)
     area: AreaSection = field(default_factory=AreaSection)
     flow: FlowSection = field(default_factory=FlowSection)
+    transformer: TransformerSection = field(default_factory=TransformerSection)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -213,7 +245,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
 
     if not isinstance(raw, dict):
         raise ConfigError("a study configuration is a TOML table")
-    known = {"study", "model", "sweep", "area", "flow"}
+    known = {"study", "model", "sweep", "area", "flow", "transformer"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; valid sections: {sorted(known)}")
@@ -226,6 +258,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
         sweep=_section(SweepSection, "sweep", raw.get("sweep")),
         area=_section(AreaSection, "area", raw.get("area")),
         flow=_section(FlowSection, "flow", raw.get("flow")),
+        transformer=_section(TransformerSection, "transformer", raw.get("transformer")),
     )
     s, m, w, a = cfg.study, cfg.model, cfg.sweep, cfg.area
     from ..errors import OutputError
@@ -298,9 +331,38 @@ def config_from_dict(raw: dict) -> StudyConfig:
                 raise ConfigError(f"[flow] macs: {e}") from None
     if cfg.flow.verify_sequences < 0 or cfg.flow.verify_max_len < 1:
         raise ConfigError("[flow] verify_sequences must be >= 0 and verify_max_len >= 1")
+    _check_transformer(cfg.transformer)
     if a.mode not in AREA_MODES:
         raise ConfigError(f"[area] mode must be one of {list(AREA_MODES)}, got {a.mode!r}")
     return cfg
+
+
+def _check_transformer(t: "TransformerSection") -> None:
+    """Everything the transformer stage needs, checked before any work (formats, accumulators)."""
+    if t.model not in ("none", "minilm"):
+        raise ConfigError(f"[transformer] model {t.model!r}; valid: 'minilm', 'none'")
+    if t.model == "none":
+        return
+    for k in ("sentences", "sensitivity_sentences", "batch_size", "bootstrap", "min_words", "max_words"):
+        if getattr(t, k) < 1:
+            raise ConfigError(f"[transformer] {k} must be >= 1, got {getattr(t, k)}")
+    if t.sentences < 20:
+        raise ConfigError(f"[transformer] sentences must be >= 20 (retrieval needs neighbours), got {t.sentences}")
+    if t.min_words > t.max_words:
+        raise ConfigError(f"[transformer] min_words ({t.min_words}) > max_words ({t.max_words})")
+    if not 0 < t.min_cosine <= 1:
+        raise ConfigError(f"[transformer] min_cosine must be in (0, 1], got {t.min_cosine}")
+    if t.granularity not in GRANULARITIES:
+        raise ConfigError(f"[transformer] granularity {t.granularity!r} is not one of {list(GRANULARITIES)}")
+    from .transformer import DatapathConfig, DatapathError
+
+    for c in t.configs:
+        w, _, r = str(c).partition(":")
+        for acc in t.acc:
+            try:
+                DatapathConfig(w, "", r or "nearest", t.granularity, 32, str(acc)).validate(1536)
+            except DatapathError as e:
+                raise ConfigError(f"[transformer] configs/acc: {e}") from None
 
 
 def load_config(path: "str | Path") -> StudyConfig:

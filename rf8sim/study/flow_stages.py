@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import formats as F
-from .flow import StageSkipped, train_pipeline
+from .pipeline import StageSkipped, train_pipeline
 
-__all__ = ["Context", "STAGES", "write_report", "hdl_unavailable"]
+__all__ = ["STAGES", "Context", "hdl_unavailable"]
 
 
 @dataclass
@@ -66,8 +64,8 @@ def stage_rtl(ctx: Context) -> dict:
     why = hdl_unavailable()
     if why:
         raise StageSkipped(why)
-    from ..hdl.verilog import generate_verilog, module_name
     from ..hdl.mac import MacConfig
+    from ..hdl.verilog import generate_verilog, module_name
 
     d = ctx.out / "verilog"
     d.mkdir(parents=True, exist_ok=True)
@@ -176,7 +174,7 @@ def stage_train(ctx: Context) -> dict:
 
 def _fit(w) -> dict:
     """GG fit with rf8sim.training.fit_gg (MLE) when present, else scipy's gennorm.fit (said so)."""
-    from .flow import training_fn
+    from .pipeline import training_fn
 
     fit_gg = training_fn("fit_gg")
     if fit_gg is not None:
@@ -206,7 +204,7 @@ def stage_rate(ctx: Context) -> dict:
     m = ctx.state.get("model")
     if m is None:
         raise StageSkipped("no trained model (the train stage did not finish)")
-    from .flow import training_fn
+    from .pipeline import training_fn
 
     rate_report = training_fn("rate_report")
     if rate_report is None:
@@ -296,6 +294,40 @@ def stage_evaluate(ctx: Context) -> dict:
     return {"rows": res.rows, "skipped": res.skipped, "_detail": detail}
 
 
+def transformer_spec(cfg):
+    """The transformer stage's :class:`~rf8sim.study.minilm.TransformerSpec` from ``[transformer]``."""
+    from .minilm import TransformerSpec
+
+    t = cfg.transformer
+    return TransformerSpec(model=t.model, sentences=t.sentences, min_words=t.min_words, max_words=t.max_words,
+                           seed=cfg.study.seed, configs=tuple(t.configs), granularity=t.granularity,
+                           acc=tuple(t.acc), sensitivity_sentences=t.sensitivity_sentences,
+                           min_cosine=t.min_cosine, batch_size=t.batch_size, bootstrap=t.bootstrap,
+                           torch_check=t.torch_check, max_terms=max(cfg.study.max_terms, 1536))
+
+
+def stage_transformer(ctx: Context) -> dict:
+    if ctx.cfg.transformer.model == "none":
+        raise StageSkipped("[transformer] model = 'none' (the quick setting runs the MNIST-1D MLP only)")
+    from .minilm import run_transformer_study
+
+    areas = {r["mac"]: r.get("area_um2") for r in ctx.state.get("synth", []) if r.get("area_um2")}
+    res = run_transformer_study(transformer_spec(ctx.cfg), areas, progress=ctx.progress, console=ctx.console)
+    ctx.state["transformer"] = res
+    bad = sum(r["mismatches"] for r in res["torch_check"])
+    if bad:
+        raise RuntimeError(f"torch emulation disagrees with the golden model in {bad} value(s) "
+                           f"(see results.json: transformer.torch_check)")
+    best = min(res["points"], key=lambda r: r["loss"])
+    mixed = res["mixed"]
+    detail = (f"{res['sentences']} sentences, {len(res['points'])} configs; best {best['label']} cosine "
+              f"{best['cosine']:.5f}")
+    if "assignment" in mixed:
+        detail += (f"; mixed {mixed['cost_um2_per_mac']:,.0f} µm²/MAC "
+                   f"({'meets' if mixed['meets_constraint'] else 'misses'} {mixed['constraint']})")
+    return {"_detail": detail, "timing_s": res["timing_s"]}
+
+
 STAGES = (
     ("rtl", stage_rtl),
     ("verify", stage_verify),
@@ -303,104 +335,5 @@ STAGES = (
     ("train", stage_train),
     ("rate", stage_rate),
     ("evaluate", stage_evaluate),
+    ("transformer", stage_transformer),
 )
-
-
-# ---------------------------------------------------------------------------
-# report
-
-def cfg_tol(ctx) -> str:
-    return f"{ctx.cfg.study.tolerance:g}"
-
-
-def write_report(ctx: Context, stages, total_s: float) -> None:
-    from .. import __version__
-    from .area_accuracy import machine_info
-    from .report import md_table, plot_pareto, write_json
-
-    out = ctx.out
-    md = ["# rf8sim flow report\n",
-          f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by "
-          f"`rf8sim {' '.join(sys.argv[1:]) or 'flow'}` (rf8sim {__version__}) on {machine_info()}; "
-          f"total {total_s:.0f} s.\n",
-          "## Stages\n",
-          md_table([{"stage": s.name, "status": s.status.upper() if s.status != "ok" else "ok",
-                     "seconds": s.seconds, "detail": s.detail} for s in stages],
-                   ["stage", "status", "seconds", "detail"], digits=3)]
-    skipped = [s for s in stages if s.status == "skipped"]
-    for s in skipped:
-        md.append(f"> **Skipped: {s.name}** -- {s.detail}\n")
-    for s in stages:
-        if s.status == "failed":
-            md.append(f"> **FAILED: {s.name}** -- {s.detail}\n")
-
-    # MACs
-    macs = {}
-    for key in ("rtl", "verify", "synth"):
-        for r in ctx.state.get(key, []):
-            macs.setdefault(r["mac"], {"mac": r["mac"]}).update({f"{key}:{k}": v for k, v in r.items()})
-    if macs:
-        md.append("## MACs: generated, verified against the golden model, synthesized\n")
-        cols = [c for c in ["mac", "rtl:acc", "rtl:latency", "verify:products", "verify:sequences",
-                            "verify:beats", "verify:models", "verify:mismatches", "synth:area_um2", "synth:nand2_eq",
-                            "synth:cells", "synth:cached"] if any(c in m for m in macs.values())]
-        md.append(md_table(list(macs.values()), cols, [c.split(":")[-1] for c in cols]))
-
-    m = ctx.state.get("model")
-    if m is not None:
-        md.append("## Model\n")
-        md.append(f"MNIST-1D MLP, hidden {m['hidden']}, {m['n_params']} parameters, seed {m['seed']}: "
-                  + "; ".join(f"{k}: {v}" for k, v in m["steps"].items()) + ".\n")
-        acc_rows = [{"phase": k.replace("float_acc_", "").replace("float_acc", "final"), "accuracy": v}
-                    for k, v in m.items() if k.startswith("float_acc")]
-        md.append(md_table(acc_rows, ["phase", "accuracy"], ["float32 model", "test accuracy"]))
-        md.append("![weight histograms](weights_hist.png)\n")
-        if ctx.state.get("fits"):
-            heads = {"tensor": "tensor", "beta": "GG shape β", "alpha": "GG scale α",
-                     "loglik_gg": "log-lik/param GG", "loglik_gaussian": "Gaussian", "loglik_laplace": "Laplace",
-                     "ks_gg": "KS GG", "ks_gaussian": "KS Gaussian", "fit": "fitted with"}
-            cols = [c for c in heads if any(c in r for r in ctx.state["fits"])]
-            md.append(md_table(ctx.state["fits"], cols, [heads[c] for c in cols]))
-    if ctx.state.get("bits"):
-        md.append("## Bits per parameter\n")
-        md.append("All weights of the trained model (`rf8sim.training.rate_report`, channel scales, "
-                  "coded sizes decoded back and compared).\n")
-        md.append(md_table(ctx.state["bits"], ["format", "coder", "bits"], ["format", "coder", "bits per parameter"]))
-        md.append("![bits per parameter](bits_per_param.png)\n")
-
-    res = ctx.state.get("sweep")
-    if res is not None:
-        rows = res.rows
-        md.append("## Accuracy through the bit-exact GEMM vs MAC area\n")
-        md.append("Weights quantized with each format / rounding / granularity; activations in the same "
-                  "format (nearest, per-sample or per-block scale); every layer through "
-                  "`rf8sim.golden.gemm` with the MAC's exact accumulator (see docs/study.md).\n")
-        if ctx.state.get("area_skip"):
-            md.append(f"> **No area:** {ctx.state['area_skip']}; the Pareto plot is omitted.\n")
-        cost = "area_um2" if any(r.get("area_um2") is not None for r in rows) else "nand2_eq"
-        if any(r.get(cost) is not None for r in rows):
-            plot_pareto(rows, out / "pareto.png", cost=cost, value="accuracy",
-                        xlabel="MAC area (µm², osu018)" if cost == "area_um2" else "MAC area (NAND2 eq.)",
-                        ylabel="test accuracy (bit-exact)", title="accuracy vs MAC area")
-            md.append("![accuracy vs area](pareto.png)\n")
-        if res.iso:
-            md.append(f"Cheapest MAC per format within {cfg_tol(ctx)} of the float32 accuracy:\n")
-            md.append(md_table(res.iso, ["format", "label", "accuracy", cost],
-                               ["format", "configuration", "bit-exact accuracy", cost.replace("_", " ")]))
-        cols = ["label", "accuracy", "fq_accuracy", "fq_disagree", "float_acc", cost, "pareto", "overflow_frac"]
-        md.append(md_table(sorted(rows, key=lambda r: -(r.get("accuracy") or 0)), cols,
-                           ["configuration", "bit-exact accuracy", "fake-quant accuracy",
-                            "predictions differing", "float32", cost.replace("_", " "), "Pareto",
-                            "overflow frac"]))
-        md.append("Fake-quant = the same codes and scales summed by a float32 matmul (what QAT emulation "
-                  "computes); 'predictions differing' counts test samples whose class differs from the "
-                  "bit-exact path.\n")
-        md.append("Raw points: [sweep/results.csv](sweep/results.csv).\n")
-    (out / "report.md").write_text("\n".join(md))
-    data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),
-            "config": ctx.cfg.to_dict(), "macs": list(macs.values()),
-            "model": None if m is None else {k: v for k, v in m.items() if k not in ("layers", "x_eval", "y_eval",
-                                                                                   "model")},
-            "fits": ctx.state.get("fits"), "bits": ctx.state.get("bits"),
-            "points": None if res is None else res.rows}
-    write_json(data, out / "results.json")

@@ -177,6 +177,53 @@ def plot_pareto(rows: Sequence[dict], path: "str | Path", *, cost: str = "area",
     return Path(path)
 
 
+def plot_pareto_ci(tr: dict, path: "str | Path") -> Path:
+    """MiniLM: mean 1 - cosine (95 % CI error bars) vs MAC area, uniform configs and the mixed one."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for p in tr["points"]:
+        if p.get("area_um2") is None:
+            continue
+        ax.errorbar(p["area_um2"], p["loss"], yerr=[[p["loss"] - p["loss_lo"]], [p["loss_hi"] - p["loss"]]],
+                    fmt="o", capsize=3, label=p["label"])
+    mx = tr.get("mixed", {})
+    if mx.get("verified") is not None:
+        v = mx["verified"]
+        ax.errorbar(mx["cost_um2_per_mac"], 1 - v["mean"], yerr=[[v["hi"] - v["mean"]], [v["mean"] - v["lo"]]],
+                    fmt="*", ms=12, capsize=3, color="k", label="mixed (best)")
+    ax.set_xlabel("MAC area (µm² per MAC, osu018)")
+    ax.set_ylabel("1 - cosine to float32 (mean, 95 % CI)")
+    ax.set_yscale("log")
+    ax.set_title("all-MiniLM-L6-v2, bit-exact")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_sensitivity(sens: dict, path: "str | Path") -> Path:
+    """Heat map: layer group x configuration -> mean 1 - cosine (log colour scale)."""
+    plt = _plt()
+    from matplotlib.colors import LogNorm
+
+    groups = list(dict.fromkeys(r["group"] for r in sens["rows"]))
+    cfgs = list(dict.fromkeys(r["config"] for r in sens["rows"]))
+    M = np.full((len(groups), len(cfgs)), np.nan)
+    for r in sens["rows"]:
+        M[groups.index(r["group"]), cfgs.index(r["config"])] = max(r["loss"], 1e-9)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cfgs), 0.8 + 0.32 * len(groups)))
+    im = ax.imshow(M, aspect="auto", norm=LogNorm(), cmap="viridis")
+    ax.set_xticks(range(len(cfgs)), cfgs, rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(groups)), groups, fontsize=7)
+    fig.colorbar(im, ax=ax, label="1 - cosine")
+    ax.set_title("per-layer sensitivity")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_histograms(tensors: dict, path: "str | Path", *, fits: dict | None = None, bins: int = 80,
                     title: str = "") -> Path:
     """Histogram (density) per tensor with the fitted GG and Gaussian densities overlaid.

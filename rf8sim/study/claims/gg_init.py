@@ -86,7 +86,7 @@ def init_weights_(model, method: str, generator):
 
 def _gg_tensor_(gg_init_, w, beta, generator):
     """GG with Kaiming's fan_in variance (xi = 2) on one weight tensor."""
-    gg_init_(w, shape=beta, xi=2.0, mode="fan_in", generator=generator)
+    gg_init_(w, beta=beta, xi=2.0, mode="fan_in", generator=generator)
 
 
 def _task_data(task, cfg):

@@ -1,0 +1,170 @@
+"""The report of ``rf8sim flow``: report.md, plots and results.json from the stages' results."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import sys
+
+__all__ = ["write_report"]
+
+
+def cfg_tol(ctx) -> str:
+    return f"{ctx.cfg.study.tolerance:g}"
+
+
+def write_report(ctx, stages, total_s: float) -> None:
+    from .. import __version__
+    from .area_accuracy import machine_info
+    from .report import md_table, plot_pareto, write_json
+
+    out = ctx.out
+    md = ["# rf8sim flow report\n",
+          f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC} by "
+          f"`rf8sim {' '.join(sys.argv[1:]) or 'flow'}` (rf8sim {__version__}) on {machine_info()}; "
+          f"total {total_s:.0f} s.\n",
+          "## Stages\n",
+          md_table([{"stage": s.name, "status": s.status.upper() if s.status != "ok" else "ok",
+                     "seconds": s.seconds, "detail": s.detail} for s in stages],
+                   ["stage", "status", "seconds", "detail"], digits=3)]
+    skipped = [s for s in stages if s.status == "skipped"]
+    for s in skipped:
+        md.append(f"> **Skipped: {s.name}** -- {s.detail}\n")
+    for s in stages:
+        if s.status == "failed":
+            md.append(f"> **FAILED: {s.name}** -- {s.detail}\n")
+
+    # MACs
+    macs = {}
+    for key in ("rtl", "verify", "synth"):
+        for r in ctx.state.get(key, []):
+            macs.setdefault(r["mac"], {"mac": r["mac"]}).update({f"{key}:{k}": v for k, v in r.items()})
+    if macs:
+        md.append("## MACs: generated, verified against the golden model, synthesized\n")
+        cols = [c for c in ["mac", "rtl:acc", "rtl:latency", "verify:products", "verify:sequences",
+                            "verify:beats", "verify:models", "verify:mismatches", "synth:area_um2", "synth:nand2_eq",
+                            "synth:cells", "synth:cached"] if any(c in m for m in macs.values())]
+        md.append(md_table(list(macs.values()), cols, [c.split(":")[-1] for c in cols]))
+
+    m = ctx.state.get("model")
+    if m is not None:
+        md.append("## Model\n")
+        md.append(f"MNIST-1D MLP, hidden {m['hidden']}, {m['n_params']} parameters, seed {m['seed']}: "
+                  + "; ".join(f"{k}: {v}" for k, v in m["steps"].items()) + ".\n")
+        acc_rows = [{"phase": k.replace("float_acc_", "").replace("float_acc", "final"), "accuracy": v}
+                    for k, v in m.items() if k.startswith("float_acc")]
+        md.append(md_table(acc_rows, ["phase", "accuracy"], ["float32 model", "test accuracy"]))
+        md.append("![weight histograms](weights_hist.png)\n")
+        if ctx.state.get("fits"):
+            heads = {"tensor": "tensor", "beta": "GG shape β", "alpha": "GG scale α",
+                     "loglik_gg": "log-lik/param GG", "loglik_gaussian": "Gaussian", "loglik_laplace": "Laplace",
+                     "ks_gg": "KS GG", "ks_gaussian": "KS Gaussian", "fit": "fitted with"}
+            cols = [c for c in heads if any(c in r for r in ctx.state["fits"])]
+            md.append(md_table(ctx.state["fits"], cols, [heads[c] for c in cols]))
+    if ctx.state.get("bits"):
+        md.append("## Bits per parameter\n")
+        md.append("All weights of the trained model (`rf8sim.training.rate_report`, channel scales, "
+                  "coded sizes decoded back and compared).\n")
+        md.append(md_table(ctx.state["bits"], ["format", "coder", "bits"], ["format", "coder", "bits per parameter"]))
+        md.append("![bits per parameter](bits_per_param.png)\n")
+
+    res = ctx.state.get("sweep")
+    if res is not None:
+        rows = res.rows
+        md.append("## Accuracy through the bit-exact GEMM vs MAC area\n")
+        md.append("Weights quantized with each format / rounding / granularity; activations in the same "
+                  "format (nearest, per-sample or per-block scale); every layer through "
+                  "`rf8sim.golden.gemm` with the MAC's exact accumulator (see docs/study.md).\n")
+        if ctx.state.get("area_skip"):
+            md.append(f"> **No area:** {ctx.state['area_skip']}; the Pareto plot is omitted.\n")
+        cost = "area_um2" if any(r.get("area_um2") is not None for r in rows) else "nand2_eq"
+        if any(r.get(cost) is not None for r in rows):
+            plot_pareto(rows, out / "pareto.png", cost=cost, value="accuracy",
+                        xlabel="MAC area (µm², osu018)" if cost == "area_um2" else "MAC area (NAND2 eq.)",
+                        ylabel="test accuracy (bit-exact)", title="accuracy vs MAC area")
+            md.append("![accuracy vs area](pareto.png)\n")
+        if res.iso:
+            md.append(f"Cheapest MAC per format within {cfg_tol(ctx)} of the float32 accuracy:\n")
+            md.append(md_table(res.iso, ["format", "label", "accuracy", cost],
+                               ["format", "configuration", "bit-exact accuracy", cost.replace("_", " ")]))
+        cols = ["label", "accuracy", "fq_accuracy", "fq_disagree", "float_acc", cost, "pareto", "overflow_frac"]
+        md.append(md_table(sorted(rows, key=lambda r: -(r.get("accuracy") or 0)), cols,
+                           ["configuration", "bit-exact accuracy", "fake-quant accuracy",
+                            "predictions differing", "float32", cost.replace("_", " "), "Pareto",
+                            "overflow frac"]))
+        md.append("Fake-quant = the same codes and scales summed by a float32 matmul (what QAT emulation "
+                  "computes); 'predictions differing' counts test samples whose class differs from the "
+                  "bit-exact path.\n")
+        md.append("Raw points: [sweep/results.csv](sweep/results.csv).\n")
+    tr = ctx.state.get("transformer")
+    if tr is not None:
+        md += transformer_markdown(tr, out)
+    (out / "report.md").write_text("\n".join(md))
+    data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),
+            "config": ctx.cfg.to_dict(), "macs": list(macs.values()),
+            "model": None if m is None else {k: v for k, v in m.items() if k not in ("layers", "x_eval", "y_eval",
+                                                                                   "model")},
+            "fits": ctx.state.get("fits"), "bits": ctx.state.get("bits"),
+            "points": None if res is None else res.rows, "transformer": tr}
+    write_json(data, out / "results.json")
+
+
+def transformer_markdown(tr: dict, out) -> list[str]:
+    """Report section of the MiniLM study (tables + plots written next to report.md)."""
+    from .report import md_table, plot_pareto_ci, plot_sensitivity
+
+    md = ["## all-MiniLM-L6-v2 through the bit-exact datapath\n",
+          f"{tr['sentences']} real sentences ({tr['tokens']:,} tokens, {tr['words'][0]}-{tr['words'][1]} words, "
+          f"pydoc_data.topics); every Linear layer through `rf8sim.golden.gemm`, softmax/LayerNorm/GELU float32. "
+          f"Means with 95 % bootstrap intervals over sentences.\n"]
+    rows = []
+    for p in tr["points"]:
+        rows.append({"config": p["label"], "cos": f"{p['cosine']:.5f}",
+                     "loss": f"{p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}]",
+                     "top1": f"{p['top1']:.3f} [{p['top1_lo']:.3f}, {p['top1_hi']:.3f}]",
+                     "top10": f"{p['top10']:.3f} [{p['top10_lo']:.3f}, {p['top10_hi']:.3f}]",
+                     "area": "-" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}",
+                     "ovf": p["overflow"]})
+    md.append(md_table(rows, ["config", "cos", "loss", "top1", "top10", "area", "ovf"],
+                       ["configuration", "mean cosine", "1 - cosine [95 % CI]", "top-1 agreement",
+                        "top-10 overlap", "MAC area µm²", "saturated outputs"]))
+    if any(p.get("area_um2") for p in tr["points"]):
+        plot_pareto_ci(tr, out / "pareto_minilm.png")
+        md.append("![MiniLM: cosine loss vs MAC area](pareto_minilm.png)\n")
+    md.append("Paired comparisons on the same sentences (paired bootstrap of the mean difference, Wilcoxon "
+              "signed-rank); **significant** = the interval excludes 0 and p < 0.05:\n")
+    md.append(md_table([{"a": r["a"], "b": r["b"], "metric": r["metric"],
+                         "diff": f"{r['diff']:+.2e} [{r['lo']:+.2e}, {r['hi']:+.2e}]",
+                         "p": f"{r['p_wilcoxon']:.2g}", "sig": "**yes**" if r["significant"] else "no"}
+                        for r in tr["pairs"]],
+                       ["a", "b", "metric", "diff", "p", "sig"],
+                       ["A", "B", "metric", "A - B [95 % CI]", "p (Wilcoxon)", "significant"]))
+    sens = tr["sensitivity"]
+    plot_sensitivity(sens, out / "sensitivity_minilm.png")
+    md.append(f"Per-layer sensitivity: mean 1 - cosine with only that layer group quantized (first "
+              f"{sens['sentences']} sentences):\n")
+    md.append("![per-layer sensitivity](sensitivity_minilm.png)\n")
+    mx = tr["mixed"]
+    if "assignment" in mx and mx.get("verified") is None:
+        md.append(f"Mixed formats: no per-group assignment of these formats is predicted (additive sensitivity "
+                  f"model) to meet {mx['constraint']}; the last candidate costs {mx['cost_um2_per_mac']:,.0f} µm² "
+                  f"per MAC and was not verified.\n")
+    elif "assignment" in mx:
+        md.append(f"Mixed formats: cheapest per-group assignment with {mx['constraint']} (greedy on the "
+                  f"additive sensitivity model, verified bit-exactly on all sentences): "
+                  f"**{mx['cost_um2_per_mac']:,.0f} µm² per MAC** (MAC-weighted), verified cosine "
+                  f"{mx['verified']['mean']:.5f} [{mx['verified']['lo']:.5f}, {mx['verified']['hi']:.5f}], "
+                  f"{'meets' if mx['meets_constraint'] else 'does NOT meet'} the constraint.\n")
+        md.append(md_table([{"config": u["config"], "cost": f"{u['cost']:,.0f}", "cos": f"{u['cosine']:.5f}"}
+                            for u in mx["uniform"]] +
+                           [{"config": "mixed: " + ", ".join(f"{g}={c.split()[0]}" for g, c in mx["assignment"].items()),
+                             "cost": f"{mx['cost_um2_per_mac']:,.0f}", "cos": f"{mx['verified']['mean']:.5f}"}],
+                           ["config", "cost", "cos"], ["assignment", "µm² per MAC", "mean cosine"]))
+    elif mx.get("skipped"):
+        md.append(f"> **Mixed formats skipped:** {mx['skipped']}\n")
+    ck = tr["torch_check"]
+    if ck:
+        md.append(f"Torch emulation (`rf8sim.training`) vs golden, per layer: {len(ck)} layer runs, "
+                  f"{sum(r['outputs'] for r in ck):,} outputs, {sum(r['mismatches'] for r in ck)} mismatches "
+                  f"(activation codes/scales, weight codes, accumulator, flags, float32 output bits).\n")
+    return md

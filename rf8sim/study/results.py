@@ -1,0 +1,114 @@
+"""Records of the study (checked in under ``study/results/``) and the docs tables rendered from them.
+
+``rf8sim flow --record study/results/minilm-flow.json`` writes the transformer stage's results with
+:func:`rf8sim.records.write_record` (machine, load, versions, command, commit, dirty flag);
+docs/study.md's MiniLM tables are generated from that file (``<!-- BEGIN generated:study:... -->``
+blocks, :mod:`rf8sim.docgen`) and ``tests/test_study_records.py`` checks that they match.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..docgen import DocgenError, register
+
+__all__ = ["MINILM_RECORD", "write_flow_record", "load_minilm_record"]
+
+#: the checked-in record of the demo's transformer stage (repo-relative)
+MINILM_RECORD = Path("study") / "results" / "minilm-flow.json"
+
+
+def _root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def write_flow_record(path, flow_result, ctx_state: dict, *, overwrite: bool = False) -> Path:
+    """The flow's record: stage statuses and times, MAC areas, the transformer study."""
+    from ..records import write_record
+
+    tr = ctx_state.get("transformer")
+    payload = {
+        "kind": "rf8sim-flow",
+        "stages": [{"stage": s.name, "status": s.status, "seconds": round(s.seconds, 3), "detail": s.detail}
+                   for s in flow_result.stages],
+        "total_s": round(sum(s.seconds for s in flow_result.stages), 3),
+        "macs": ctx_state.get("synth", []),
+        "transformer": None if tr is None else _json_safe(tr),
+    }
+    return write_record(path, payload, overwrite=overwrite)
+
+
+def _json_safe(o):
+    return json.loads(json.dumps(o, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def load_minilm_record(path=None) -> dict:
+    p = Path(path) if path else _root() / MINILM_RECORD
+    if not p.is_file():
+        raise DocgenError(f"record {p} is missing: run `rf8sim flow --record {MINILM_RECORD}` and check it in")
+    rec = json.loads(p.read_text())
+    if rec.get("kind") != "rf8sim-flow" or not rec.get("transformer"):
+        raise DocgenError(f"{p} is not an rf8sim flow record with a transformer stage")
+    return rec
+
+
+@register("study:minilm-run")
+def render_run() -> str:
+    rec = load_minilm_record()
+    pv, tr = rec["provenance"], rec["transformer"]
+    m = pv["machine"]
+    stages = ", ".join(f"{s['stage']} {s['seconds']:.0f} s" + ("" if s["status"] == "ok" else f" ({s['status']})")
+                       for s in rec["stages"])
+    return (f"Record `{MINILM_RECORD}`: `{pv['command']}` at commit {str(pv['commit'])[:10]}"
+            f"{' (dirty tree)' if pv.get('dirty') else ''} on {m['cpu']}, {m['cores']} cores, load average "
+            f"{m.get('load_1min')} at the end (other engineers' jobs); {tr['sentences']} sentences, "
+            f"{tr['tokens']:,} tokens. Stages: {stages}; total {rec['total_s']:.0f} s.\n")
+
+
+@register("study:minilm-points")
+def render_points() -> str:
+    tr = load_minilm_record()["transformer"]
+    lines = ["| configuration | mean cosine | 1 − cosine [95 % CI] | top-1 agreement [95 % CI] | "
+             "top-10 overlap [95 % CI] | MAC area µm² | saturated outputs |",
+             "|---|---|---|---|---|---|---|"]
+    for p in tr["points"]:
+        area = "–" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}"
+        lines.append(f"| {p['label']} | {p['cosine']:.5f} | {p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}] "
+                     f"| {p['top1']:.3f} [{p['top1_lo']:.3f}, {p['top1_hi']:.3f}] "
+                     f"| {p['top10']:.3f} [{p['top10_lo']:.3f}, {p['top10_hi']:.3f}] | {area} | {p['overflow']} |")
+    return "\n".join(lines) + "\n"
+
+
+@register("study:minilm-pairs")
+def render_pairs() -> str:
+    tr = load_minilm_record()["transformer"]
+    lines = ["| A | B | metric | A − B [95 % CI] | p (Wilcoxon) | significant |", "|---|---|---|---|---|---|"]
+    for r in tr["pairs"]:
+        lines.append(f"| {r['a']} | {r['b']} | {r['metric']} | {r['diff']:+.2e} [{r['lo']:+.2e}, {r['hi']:+.2e}] "
+                     f"| {r['p_wilcoxon']:.2g} | {'**yes**' if r['significant'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+@register("study:minilm-mixed")
+def render_mixed() -> str:
+    tr = load_minilm_record()["transformer"]
+    mx = tr["mixed"]
+    if "assignment" not in mx:
+        return f"Mixed-format search skipped: {mx.get('skipped', 'no result')}.\n"
+    lines = [f"Constraint: {mx['constraint']}.", "", "| assignment | µm² per MAC (MAC-weighted) | mean cosine |",
+             "|---|---|---|"]
+    for u in mx["uniform"]:
+        lines.append(f"| uniform {u['config']} | {u['cost']:,.0f} | {u['cosine']:.5f} |")
+    v = mx["verified"]
+    groups = ", ".join(f"{g}: {c.split()[0]}" for g, c in mx["assignment"].items())
+    if v is None:
+        lines.append(f"| mixed, last candidate ({groups}) | {mx['cost_um2_per_mac']:,.0f} | not verified: no "
+                     f"assignment of these formats is predicted to meet the constraint |")
+    else:
+        lines.append(f"| **mixed** ({groups}) | {mx['cost_um2_per_mac']:,.0f} | {v['mean']:.5f} "
+                     f"[{v['lo']:.5f}, {v['hi']:.5f}] {'meets' if mx['meets_constraint'] else 'misses'} the constraint |")
+    ck = tr.get("torch_check") or []
+    lines += ["", f"Per-layer torch emulation check: {len(ck)} layer runs, {sum(r['outputs'] for r in ck):,} "
+                  f"outputs, {sum(r['mismatches'] for r in ck)} mismatches."]
+    return "\n".join(lines) + "\n"
