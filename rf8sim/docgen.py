@@ -38,6 +38,8 @@ RENDERER_MODULES = (
     "rf8sim.bench",
     "rf8sim.study.claims.report",
     "rf8sim.golden.aligned_error",
+    "rf8sim.hdl.synth16",
+    "rf8sim.hdl.sim16",
     "rf8sim.study.results",
     "rf8sim.hdl.ppa_cli",
     "rf8sim.verify",
