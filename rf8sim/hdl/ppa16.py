@@ -105,23 +105,27 @@ def render_table(path=None) -> str:
     rec = _load(path)
     prov = rec["provenance"]
     m = prov.get("machine", {})
-    beats = sorted({r["beats"] for r in rec["rows"]})
-    lines = [f"Command: `{prov.get('command')}`; {' / '.join(map(str, beats))} beats per stream (lanes 1 / 4), "
+    by_lanes = {}
+    for r in rec["rows"]:
+        by_lanes.setdefault(r["lanes"], r["beats"])
+    beats_txt = ", ".join(f"{b} at lanes {ln}" for ln, b in sorted(by_lanes.items()))
+    lines = [f"Command: `{prov.get('command')}`; beats per stream: {beats_txt}; "
              f"weight tiles of {rec['tile']} beats, clock {rec['clock_ns']} ns for the power columns, gate-level "
              f"delays {'on (specify)' if rec['specify'] else 'off'}. Tools: {rec['tools']['sta']}, "
              f"{rec['tools']['iverilog']}. Machine: {m.get('cpu', m.get('processor', '?'))}, "
              f"{m.get('cores', m.get('cpu_count', '?'))} cores. Commit {str(prov.get('commit'))[:10]}"
              f"{' (dirty)' if prov.get('dirty') else ''}.", "",
              "| w × a | accumulator | lanes | beats | area µm² | crit. path ns | fmax MHz | pJ/MAC minilm | "
-             "pJ/MAC random | cell toggles/cycle minilm / random | TOPS/W minilm @ fmax | TOPS/W random @ fmax | "
+             "pJ/MAC random | cell toggles/cycle minilm / random | beats with a non-finite accumulator minilm / random | TOPS/W minilm @ fmax | TOPS/W random @ fmax | "
              "TOPS/mm² @ fmax |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rec["rows"]:
         mi, ra = r["streams"]["minilm"], r["streams"]["random"]
         lines.append(f"| {r['w_fmt']} × {r['a_fmt']} | {r['acc']} | {r['lanes']} | {r['beats']} | "
                      f"{r['area_um2']:,.0f} | {r['critical_path_ns']:.2f} | {r['fmax_mhz']:.0f} | "
                      f"{mi['pj_per_mac']:.1f} | {ra['pj_per_mac']:.1f} | "
                      f"{mi['cell_output_toggles_per_cycle']:,.0f} / {ra['cell_output_toggles_per_cycle']:,.0f} | "
+                     f"{mi['nonfinite_acc_fraction']:.0%} / {ra['nonfinite_acc_fraction']:.0%} | "
                      f"{mi['tops_per_w_at_fmax']:.5f} | {ra['tops_per_w_at_fmax']:.5f} | "
                      f"{ra['tops_per_mm2_at_fmax']:.5f} |")
     base = next((r for r in rec["rows"] if r["w_fmt"] == "bf16" and r["acc"] == "fp32" and r["lanes"] == 1), None)
@@ -148,6 +152,21 @@ def _register():
 _register()
 
 
+def nonfinite_fraction(res: dict, stream: str) -> float:
+    """Fraction of the stream's beats after which the golden model's float32 accumulator is Inf or NaN."""
+    import numpy as np
+
+    from ..golden import mac
+    from .power import PRE_BEATS
+    from .streams import make_stream
+
+    c = res["config"]
+    st = make_stream(stream, c["a_fmt"], c["w_fmt"], c["lanes"], res["beats"] + PRE_BEATS, res["tile"], res["seed"])
+    t = mac(st.a, st.w, st.clear.astype(bool), c["a_fmt"], c["w_fmt"], res["acc_label"])
+    acc = np.asarray(t.acc).astype(np.uint32).ravel()[PRE_BEATS:]
+    return float((((acc >> 23) & 0xFF) == 0xFF).mean())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rf8sim.hdl.ppa16", description=__doc__.splitlines()[0])
     ap.add_argument("--beats", type=int, default=1000, help="beats per stream for lanes-1 units")
@@ -165,6 +184,9 @@ def main(argv=None) -> int:
     for r, slim in zip(rows, payload["rows"]):
         slim["beats"] = r["beats"]
     payload["kind"] = "hdl-ppa-w8a16"
+    for r, slim in zip(rows, payload["rows"]):  # how often the golden accumulator is Inf/NaN on each stream
+        for k in slim["streams"]:
+            slim["streams"][k]["nonfinite_acc_fraction"] = nonfinite_fraction(r, k)
     for s in payload["rows"]:
         print(f"{s['w_fmt']:>5} x {s['a_fmt']} {s['acc']:>14} l{s['lanes']}: {s['area_um2']:.0f} um2, "
               f"{s['critical_path_ns']:.2f} ns, fmax {s['fmax_mhz']:.0f} MHz, "
