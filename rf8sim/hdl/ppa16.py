@@ -116,7 +116,8 @@ def render_table(path=None) -> str:
              f"{m.get('cores', m.get('cpu_count', '?'))} cores. Commit {str(prov.get('commit'))[:10]}"
              f"{' (dirty)' if prov.get('dirty') else ''}.", "",
              "| w × a | accumulator | lanes | beats | area µm² | crit. path ns | fmax MHz | pJ/MAC minilm | "
-             "pJ/MAC random | cell toggles/cycle minilm / random | beats with a non-finite accumulator minilm / random | TOPS/W minilm @ fmax | TOPS/W random @ fmax | "
+             "pJ/MAC random | cell toggles/cycle minilm / random | beats with a non-finite accumulator minilm / random | "
+             "TOPS/W minilm @ fmax | TOPS/W random @ fmax | "
              "TOPS/mm² @ fmax |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rec["rows"]:
