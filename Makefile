@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rf8sim-installed
 export MPLBACKEND := Agg
-export NUMBA_CACHE_DIR := $(CURDIR)/build/numba-cache
+export NUMBA_CACHE_DIR := $(CURDIR)/build/cache/numba
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -13,19 +13,27 @@ export TRANSFORMERS_OFFLINE := 1
 
 all: test
 
-# System packages the tests need: Icarus Verilog (cocotb's simulator).  Installed with apt when run
-# as root; otherwise the target fails and prints the command to run (CI must not skip the RTL legs).
+# System packages: Icarus Verilog (cocotb's simulator and the gate-level power runs), OpenSTA
+# (`sta`: static timing and power) and qflow-tech-osu018 (the osu018 Liberty file and its Verilog
+# cell models).  Installed with apt when run as root; otherwise the target fails and prints the
+# command to run (CI must not skip the RTL, timing and power legs).
 sysdeps:
-	@if command -v iverilog >/dev/null && command -v vvp >/dev/null; then :; \
+	@missing=""; \
+	{ command -v iverilog && command -v vvp; } >/dev/null || missing="$$missing iverilog"; \
+	command -v sta >/dev/null || missing="$$missing opensta"; \
+	test -f /usr/share/qflow/tech/osu018/osu018_stdcells.v || missing="$$missing qflow-tech-osu018"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing iverilog (apt)"; \
-	  (apt-get install -y -q iverilog >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q iverilog >/dev/null)); \
-	else echo "error: Icarus Verilog is missing; run: sudo apt-get install -y iverilog   (or: sudo make sysdeps)" >&2; exit 1; fi
+	  echo "installing$$missing (apt)"; \
+	  (apt-get install -y -q $$missing >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null)) \
+	  || { echo "error: apt-get install$$missing failed; run: sudo apt-get update && sudo apt-get install -y$$missing" >&2; exit 1; }; \
+	else echo "error: missing$$missing; run: sudo apt-get install -y$$missing   (or: sudo make sysdeps)" >&2; exit 1; fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all]'
+	$(PY) -m pip install -q --no-deps torchao==0.18.0  # MX reference in the tests; --no-deps keeps torch pinned
 	@touch $@
 
 venv: $(STAMP) sysdeps
@@ -34,10 +42,10 @@ demo: venv
 	$(VENV)/bin/rf8sim demo
 
 test: venv
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-slow: venv
-	$(PY) -m pytest -n 2 -q -m slow --runslow
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m slow --runslow
 
 bench: venv
 	$(VENV)/bin/rf8sim bench --record results/bench.json --force

@@ -5,8 +5,18 @@ the Numba golden model of :mod:`rf8sim.golden`; it is imported on first use so
 that ``import rf8sim`` stays cheap.
 """
 
-from . import formats, scales
-from .formats import Format, FormatError, float_format, get as get_format, values
+import os as _os
+
+from . import cache as _cache
+
+# Numba's compiled kernels live in the one cache root unless NUMBA_CACHE_DIR says otherwise
+# (set before anything imports numba; rf8sim.cache.set_root moves it while numba is not loaded).
+if not _os.environ.get("NUMBA_CACHE_DIR"):
+    _os.environ["NUMBA_CACHE_DIR"] = str(_cache.root() / "numba")
+    _os.environ["RF8SIM_NUMBA_CACHE_DEFAULT"] = "1"
+
+from . import formats, scales  # noqa: E402
+from .formats import Format, FormatError, float_format, get as get_format, values  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -38,7 +38,13 @@ RENDERER_MODULES = (
     "rf8sim.bench",
     "rf8sim.study.claims.report",
     "rf8sim.golden.aligned_error",
+    "rf8sim.hdl.synth16",
+    "rf8sim.hdl.sim16",
     "rf8sim.study.results",
+    "rf8sim.hdl.ppa_cli",
+    "rf8sim.hdl.ppa16",
+    "rf8sim.verify",
+    "rf8sim.cluster_scaling",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)

@@ -34,6 +34,7 @@ def test_liberty_without_apt(monkeypatch, tmp_path):
     from rf8sim.hdl import synth
 
     monkeypatch.setenv("RF8SIM_CACHE", str(tmp_path))
+    monkeypatch.setattr(synth, "SYSTEM_OSU018", tmp_path / "not-installed.lib")
     monkeypatch.setattr(shutil, "which", lambda *a, **k: None)
     with pytest.raises(HdlError, match="--liberty FILE"):
         synth.default_liberty()

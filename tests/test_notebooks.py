@@ -27,7 +27,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     # the kernel inherits this environment; keep Numba's cache where the rest of the suite has it
     monkeypatch.setenv("NUMBA_CACHE_DIR", os.environ.get("NUMBA_CACHE_DIR",
-                                                         str(Path(__file__).resolve().parents[1] / "build" / "numba-cache")))
+                                                         str(Path(__file__).resolve().parents[1] / "build" / "cache" / "numba")))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})

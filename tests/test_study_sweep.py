@@ -237,24 +237,15 @@ def test_iso_accuracy_picks_cheapest_within_tolerance():
     assert iso_accuracy([], "area_um2", 0.9, 0.01) == []
 
 
-def test_cluster_backends_need_their_engine(tmp_path):
-    """Ray/Dask run through joblib; without them installed the error says what to install."""
-    import importlib.util
-
-    cfg = config_from_dict({"study": {"workers": 2, "backend": "dask"},
+def test_cluster_setting_is_validated(tmp_path):
+    """[study] cluster takes local/auto/ray://HOST:PORT; the old joblib backend key is refused by name."""
+    with pytest.raises(ConfigError, match="backend is gone.*cluster"):
+        config_from_dict({"study": {"backend": "dask"}})
+    with pytest.raises(ConfigError, match="cluster.*not valid"):
+        config_from_dict({"study": {"cluster": "ray://nohostport"}})
+    cfg = config_from_dict({"study": {"workers": 2, "cluster": "local"},
                             "sweep": {"formats": ["rf8", "int8"], "roundings": ["nearest"],
                                       "granularities": ["tensor"], "acc": ["exact"]}})
-    if importlib.util.find_spec("distributed") is None:
-        with pytest.raises(ConfigError, match="dask"):
-            run_sweep(cfg, tmp_path / "d", accuracy_fn=fake_accuracy, area_fn=fake_area, progress=False)
-    import dataclasses
-
-    cfg = dataclasses.replace(cfg, study=dataclasses.replace(cfg.study, backend="ray"))
-    if importlib.util.find_spec("ray") is None:
-        with pytest.raises(ConfigError, match="ray"):
-            run_sweep(cfg, tmp_path / "r", accuracy_fn=fake_accuracy, area_fn=fake_area, progress=False)
-    # threading is a built-in joblib backend and needs nothing
-    cfg = dataclasses.replace(cfg, study=dataclasses.replace(cfg.study, backend="threading"))
     res = run_sweep(cfg, tmp_path / "t", accuracy_fn=fake_accuracy, area_fn=fake_area, progress=False)
     assert len(res.rows) == 2 and all(r["accuracy"] for r in res.rows)
 

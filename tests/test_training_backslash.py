@@ -53,7 +53,7 @@ def test_step_matches_formula_and_selection():
 
 def test_loss_form_gradient_equals_step():
     m = _net(1)
-    bs = BackSlash(m, lam=5.0, eps=0.5, nu=1.3)
+    bs = BackSlash(m, lam=5.0, eps=0.5, beta=1.3)
     j = bs.loss(torch.tensor(0.0))
     j.backward()
     w = m[0].weight
@@ -117,8 +117,11 @@ def test_bad_config():
         BackSlash(m, every=0)
     with pytest.raises(BackSlashError, match="no parameters selected"):
         BackSlash(torch.nn.LayerNorm(4))
-    with pytest.raises(BackSlashError, match="nu_method 'newton'"):
-        BackSlash(m, nu_method="newton")
+    with pytest.raises(BackSlashError, match="beta_method 'newton'"):
+        BackSlash(m, beta_method="newton")
+    with pytest.warns(DeprecationWarning, match=r"nu=, nu_method=\) are deprecated"):
+        old = BackSlash(m, nu=1.7, nu_method="root")
+    assert old.beta == 1.7 and old.nu == 1.7 and old.beta_method == "root"
 
 
 # ---------------------------------------------------------------------------
@@ -155,17 +158,17 @@ def _worker(rank, world, port, out):
         shard = torch.nn.Linear(50, 32, bias=False)
         with torch.no_grad():
             shard.weight.copy_(full[rank * 32:(rank + 1) * 32])
-        bss = BackSlash(shard, lam=1.0, sharded=True, nu_method="root")
-        nu = bss.estimate_nu()
+        bss = BackSlash(shard, lam=1.0, sharded=True, beta_method="root")
+        nu = bss.estimate_beta()
         rate = float(bss.rate())
         if rank == 0:
             whole = torch.nn.Linear(50, 64, bias=False)
             with torch.no_grad():
                 whole.weight.copy_(full)
-            bw = BackSlash(whole, lam=1.0, nu_method="root")
+            bw = BackSlash(whole, lam=1.0, beta_method="root")
             res = {"identical": all(torch.equal(allp[0], a) for a in allp[1:]),
                    "changed": not torch.equal(flat, torch.cat([p.detach().reshape(-1) for p in _net(0).parameters()])),
-                   "nu_sharded": nu, "nu_full": bw.estimate_nu(), "n_sharded": bss.n, "n_full": bw.n,
+                   "nu_sharded": nu, "nu_full": bw.estimate_beta(), "n_sharded": bss.n, "n_full": bw.n,
                    "rate_sharded": rate, "rate_full": float(bw.rate())}
             with open(out, "w") as fh:
                 json.dump(res, fh)

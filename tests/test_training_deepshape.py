@@ -60,7 +60,7 @@ def test_deepshape_model_tensor_and_global_modes():
         _check_group(before[g.name], dict(m.named_parameters())[g.name].detach().double(), g)
     assert torch.equal(m[0].bias, before["0.bias"])  # biases untouched
     rows = res.summary()
-    assert rows[0]["target_nu"] == pytest.approx(0.8 * rows[0]["fitted_nu"])
+    assert rows[0]["target_beta"] == pytest.approx(0.8 * rows[0]["fitted_beta"])
     m2 = torch.nn.Sequential(torch.nn.Linear(300, 200), torch.nn.ReLU(), torch.nn.Linear(200, 100))
     m2.load_state_dict(before)
     r2 = deepshape_(m2, mode="global", step_exp=12, core_count=200)

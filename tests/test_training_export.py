@@ -69,7 +69,7 @@ def test_qat_forward_uses_fake_quant_and_trains():
 def test_qat_config_errors():
     with pytest.raises(QuantError, match="weight_rounding 'paper' is not valid for e4m3"):
         QATConfig(weight_fmt="e4m3", weight_rounding="paper")
-    with pytest.raises(QuantError, match="act_granularity 'row'"):
+    with pytest.raises(QuantError, match="act_granularity: unknown granularity 'row'"):
         QATConfig(act_fmt="rf8", act_granularity="row")
     m = _net()
     quantize_model_(m)

@@ -104,11 +104,12 @@ def test_gemm_bad_input():
 
 
 def test_verify_layer_torch_vs_golden():
-    from rf8sim.training.verify import verify_layer
+    from rf8sim.verify import verify_layer
 
-    for gran in ("tensor", "channel", "block"):
+    for gran in ("tensor", "channel", "ceil", "mx"):
         rep = verify_layer(in_features=64, out_features=16, batch=4, granularity=gran, rtl_slice=0)
-        assert rep["ok"], rep["checks"]
+        assert rep["ok"] and not rep["complete"], rep["checks"]
+        assert rep["legs"] == {"torch": "ran", "golden": "ran", "rtl": "not run (--no-rtl)"}
         assert sum(c["compared"] for c in rep["checks"]) > 1000
     rep = verify_layer(in_features=64, out_features=16, batch=4, acc="4:16", rtl_slice=0)
     assert rep["ok"] and rep["acc"] == "4:16"
@@ -119,8 +120,9 @@ def test_verify_layer_torch_vs_golden():
 @pytest.mark.slow
 @toolcheck.icarus
 def test_verify_layer_through_rtl():
-    from rf8sim.training.verify import verify_layer
+    from rf8sim.verify import verdict, verify_layer
 
     rep = verify_layer(in_features=64, out_features=16, batch=4, rtl_slice=3)
     assert rep["rtl"]["status"] == "ran", rep["rtl"]["status"]
+    assert rep["complete"] and verdict(rep) == "OK: torch == golden == RTL (bit-identical)"
     assert rep["ok"] and any(c["check"].startswith("RTL") and c["compared"] == 6 for c in rep["checks"])

@@ -87,7 +87,7 @@ def test_sample_law_ks_and_variance(beta):
 def test_gg_init_module(mode):
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Linear(300, 200), torch.nn.LayerNorm(200), torch.nn.Conv2d(8, 16, 3))
-    gg_init_(m, shape=1.0, xi=2.0, mode=mode, generator=torch.Generator().manual_seed(1))
+    gg_init_(m, beta=1.0, xi=2.0, mode=mode, generator=torch.Generator().manual_seed(1))
     w = m[0].weight.detach()
     n = 300 if mode == "fan_in" else 200
     assert float(w.var()) == pytest.approx(2.0 / n, rel=0.05)
@@ -107,14 +107,18 @@ def test_gg_init_module(mode):
 def test_gg_init_bad_input():
     t = torch.empty(4, 4)
     with pytest.raises(GGError, match="shape 0.0 is out of range; valid: 0.05 <= shape <= 20"):
-        gg_init_(t, shape=0.0)
+        gg_init_(t, beta=0.0)
     with pytest.raises(GGError, match="xi must be a positive"):
         gg_init_(t, xi=-1)
     with pytest.raises(GGError, match="mode 'fan' is not valid"):
         gg_init_(t, mode="fan")
     with pytest.raises(GGError, match=">= 2 dimensions"):
         gg_init_(torch.empty(4))
-    assert torch.isfinite(gg_init_(t, shape=0.5)).all()
+    assert torch.isfinite(gg_init_(t, beta=0.5)).all()
+    with pytest.warns(DeprecationWarning, match="shape=. is deprecated"):
+        a = gg_init_(torch.empty(64, 64), shape=0.7, generator=torch.Generator().manual_seed(3))
+    b = gg_init_(torch.empty(64, 64), 0.7, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
 
 
 def test_gg_fit_cli_on_safetensors(tmp_path, capsys):

@@ -30,8 +30,8 @@ def test_ten_million_random_float32_all_modes():
     assert all(v >= 10**7 * 0.99 for v in total.values()), total
 
 
-@pytest.mark.parametrize("gran,shape", [("tensor", (300, 77)), ("channel", (64, 3, 33)), ("block", (50, 100)),
-                                        ("block", (7, 5, 32))])
+@pytest.mark.parametrize("gran,shape", [("tensor", (300, 77)), ("channel", (64, 3, 33)), ("ceil", (50, 100)),
+                                        ("block", (7, 5, 32)), ("mx", (50, 100)), ("mx", (7, 5, 32))])
 @pytest.mark.parametrize("fmt,rounding", [(m[0], m[1]) for m in MODES if m[2]])
 def test_quantize_dequantize_match_golden(fmt, rounding, gran, shape):
     g = torch.Generator().manual_seed(5)
@@ -43,6 +43,21 @@ def test_quantize_dequantize_match_golden(fmt, rounding, gran, shape):
     gd = G.dequantize(gc, gk, fmt, gran, 32)
     assert np.array_equal(dequantize(c, k, fmt, gran, 32).numpy(), gd)
     assert np.array_equal(fake_quant(x, fmt, rounding, gran, 32).numpy(), gd)
+
+
+@pytest.mark.parametrize("fmt", F.names(code_bits=8))
+def test_mx_nonfinite_blocks_match_golden(fmt):
+    """OCP MX: a block with NaN or +-Inf gets the NaN scale (-128) and zero codes; all-zero blocks -127."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(9, 100, generator=g) * torch.exp2(torch.randint(-60, 60, (9, 1), generator=g).float())
+    x[0, 5], x[1, 70], x[2, 99], x[3, :] = float("nan"), float("inf"), -float("inf"), 0.0
+    c, k = quantize(x, fmt, "nearest", "mx", 32)
+    gc, gk = G.quantize(x.numpy(), fmt, "nearest", "mx", 32)
+    assert np.array_equal(c.numpy(), gc) and np.array_equal(k.numpy(), gk)
+    assert int((gk == -128).sum()) == 3 and int((gk == -127).sum()) >= 4
+    a, b = dequantize(c, k, fmt, "mx", 32).numpy(), G.dequantize(gc, gk, fmt, "mx", 32)
+    assert np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
+    assert int(np.isnan(a).sum()) == 32 + 32 + 4
 
 
 @pytest.mark.parametrize("fmt", F.names(code_bits=8))

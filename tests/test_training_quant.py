@@ -142,8 +142,9 @@ def test_scale_exponent_exact():
     assert cnt > 2000
 
 
-@pytest.mark.parametrize("gran,shape", [("tensor", (37, 19)), ("channel", (8, 3, 5)), ("block", (6, 70)),
-                                        ("block", (3, 2, 32)), ("channel", (11,))])
+@pytest.mark.parametrize("gran,shape", [("tensor", (37, 19)), ("channel", (8, 3, 5)), ("ceil", (6, 70)),
+                                        ("block", (3, 2, 32)), ("channel", (11,)), ("mx", (6, 70)),
+                                        ("mx", (3, 2, 32))])
 @pytest.mark.parametrize("fmt,rounding", ROUNDED)
 def test_quantize_against_reference(fmt, rounding, gran, shape):
     g = torch.Generator().manual_seed(hash((fmt, rounding, gran, shape)) % 2**31)
@@ -168,9 +169,12 @@ def test_quantize_against_reference(fmt, rounding, gran, shape):
                 groups.append((m, idx + (b,)))
     want_codes = np.zeros(shape, np.uint8)
     for m, sidx in groups:
-        kk = R.ref_scale_exp(float(np.abs(xn[m]).max()), fmt)
+        kk = R.ref_scale_exp(float(np.abs(xn[m]).max()), fmt, "mx" if gran == "mx" else "ceil")
         assert int(k[sidx]) == kk
         scaled = np.array([float(v) / 2.0 ** kk for v in xn[m]], np.float32)  # exact: powers of two
+        if gran == "mx":  # OCP MX: the floor rule can put scaled values above max; elements saturate
+            f = F.get(fmt)
+            scaled = np.clip(scaled, -f.max if fmt != "int8" else -128, f.max)
         want_codes[m] = _ref(scaled, fmt, rounding)
     assert np.array_equal(codes.numpy(), want_codes)
     # dequantize == decode * 2**k exactly, and fake_quant is the same value
@@ -210,15 +214,17 @@ def test_fake_quant_nonfinite_policy():
 def test_bad_arguments():
     with pytest.raises(QuantError, match="empty"):
         quantize(torch.empty(0, 3))
-    with pytest.raises(QuantError, match="granularity 'row' is not valid; valid: tensor, channel, block"):
+    with pytest.raises(QuantError, match="unknown granularity .row.; valid: tensor, channel, ceil, mx"):
         quantize(torch.ones(3), granularity="row")
     with pytest.raises(QuantError, match="block must be a positive integer"):
         quantize(torch.ones(3), granularity="block", block=0)
-    with pytest.raises(QuantError, match="at least one dimension"):
+    with pytest.raises(QuantError, match="at least one axis"):
         quantize(torch.tensor(1.0), granularity="channel")
-    c, k = quantize(torch.tensor([1e-44, -3e-45]))  # k clamps to -128 (int8), as in the golden model
-    assert int(k) == -128
-    scaled = torch.tensor([1e-44, -3e-45]).double() * 2.0**128  # exact, then exact in float32
+    with pytest.raises(QuantError, match="'mx' uses OCP MX blocks of 32 values, got block=16"):
+        quantize(torch.ones(3, 40), granularity="mx", block=16)
+    c, k = quantize(torch.tensor([1e-44, -3e-45]))  # k clamps to -127 (the E8M0 range)
+    assert int(k) == -127
+    scaled = torch.tensor([1e-44, -3e-45]).double() * 2.0**127  # exact, then exact in float32
     assert torch.equal(c, encode(scaled.float()))
     with pytest.raises(QuantError, match="overflow float32"):
         dequantize(torch.tensor([0x79], dtype=torch.uint8), torch.tensor(127, dtype=torch.int8))
@@ -242,16 +248,17 @@ def test_fake_quant_fast_path_edge_scales(fmt):
     ]
     n = 0
     for x in cases:
-        for gran in ("tensor", "channel", "block"):
+        for gran in ("tensor", "channel", "ceil", "mx"):
             if x.dim() == 1 and gran != "tensor":
                 xx = x[: (x.numel() // 2) * 2].reshape(2, -1)
             else:
                 xx = x
-            want = dequantize(*quantize(xx, fmt, "nearest", gran, 16), fmt, gran, 16)
-            got = fake_quant(xx, fmt, "nearest", gran, 16)
+            b = 32 if gran == "mx" else 16
+            want = dequantize(*quantize(xx, fmt, "nearest", gran, b), fmt, gran, b)
+            got = fake_quant(xx, fmt, "nearest", gran, b)
             assert torch.equal(got.view(torch.int32), want.view(torch.int32)), (fmt, gran)
             n += xx.numel()
-    assert n > 18000
+    assert n > 24000
 
 
 @pytest.mark.slow
@@ -274,7 +281,7 @@ def test_fake_quant_compiled_is_bit_identical():
 
 
 @pytest.mark.parametrize("fmt", ["rf8", "e4m3", "e5m2"])
-@pytest.mark.parametrize("gran", ["tensor", "channel", "block"])
+@pytest.mark.parametrize("gran", ["tensor", "channel", "ceil", "mx"])
 def test_sync_free_path_matches(fmt, gran):
     """The accelerator/compiled fake_quant path (scale exponent from amax bits, subnormals
     renormalised, no host sync), run here on CPU, vs quantize + dequantize."""
@@ -287,22 +294,23 @@ def test_sync_free_path_matches(fmt, gran):
     x[0, :5] = torch.tensor([1e-40, -3e-39, 2e-45, 0.0, -0.0])
     x[1, :3] = torch.tensor([3e38, -1e-30, 1e-38])
     x[2, :] = 0.0
-    x[3, :4] = torch.tensor([1e-44, -1e-45, 0.0, 3e-42])  # amax subnormal: k clamps to -128
+    x[3, :4] = torch.tensor([1e-44, -1e-45, 0.0, 3e-42])  # amax subnormal: k clamps to -127
     tb = Q._tables(F.get(fmt))
     d = tb.on("cpu")
     args = (d["vlut"], float(tb.fmt.max), _m.floor(_m.log2(tb.fmt.max)), tb.shift, (1 << tb.shift) - 1,
-            len(tb.lut_above) - 1)
-    y, _ = Q._fold(x, gran, 16)
+            len(tb.lut_above) - 1, gran == "mx")
+    B = 32 if gran == "mx" else 16
+    y, _ = Q._fold(x, gran, B)
     out, k, ok = Q._fq_nearest_nosync(y, *args)
-    c, kk = quantize(x, fmt, "nearest", gran, 16)
-    assert torch.equal(Q._unfold(out, x.shape, gran, 16).view(torch.int32),
-                       dequantize(c, kk, fmt, gran, 16).view(torch.int32))
+    c, kk = quantize(x, fmt, "nearest", gran, B)
+    assert torch.equal(Q._unfold(out, x.shape, gran, B).view(torch.int32),
+                       dequantize(c, kk, fmt, gran, B).view(torch.int32))
     assert torch.equal(k.reshape(-1), kk.reshape(-1).to(torch.int32)) and bool(ok)
     xn = x.clone()
     xn[5, 5], xn[6, 1] = float("nan"), -float("inf")
-    y, _ = Q._fold(xn, gran, 16)
+    y, _ = Q._fold(xn, gran, B)
     out, _, ok = Q._fq_nearest_nosync(y, *args)
-    out = Q._unfold(out, x.shape, gran, 16)
+    out = Q._unfold(out, x.shape, gran, B)
     assert not bool(ok) and torch.isnan(out[5, 5]) and out[6, 1] == -float("inf")
     fin = torch.isfinite(xn)
-    assert torch.equal(out[fin], fake_quant(xn, fmt, "nearest", gran, 16, nonfinite="propagate")[fin])
+    assert torch.equal(out[fin], fake_quant(xn, fmt, "nearest", gran, B, nonfinite="propagate")[fin])

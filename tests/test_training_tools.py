@@ -12,8 +12,15 @@ from rf8sim.cli import main
 def test_verify_layer_cli(capsys):
     assert main(["verify-layer", "--in-features", "48", "--out-features", "8", "--batch", "3", "--no-rtl"]) == 0
     out = capsys.readouterr().out
-    assert "OK: bit-identical" in out and "accumulators (torch vs golden)" in out
+    # says plainly which legs ran: never a bare "bit-identical" when the RTL leg did not run
+    assert "OK: torch == golden (bit-identical); RTL not run (--no-rtl)" in " ".join(out.split())
+    assert "accumulators (torch vs golden)" in out
+    assert main(["verify-layer", "--in-features", "48", "--out-features", "8", "--batch", "3", "--no-rtl",
+                 "--require-all"]) == 1
     assert main(["verify-layer", "--in-features", "0"]) == 2
+    assert main(["verify-layer", "--w-fmt", "e4m3", "--rounding", "paper", "--no-rtl"]) == 2
+    err = capsys.readouterr().err
+    assert "rounding 'paper' is not valid for e4m3" in err
 
 
 def test_training_sweep_cli_range(capsys):

@@ -128,10 +128,21 @@ def _rlog2_frac(a: Fraction, rounding: str) -> int:
     return f
 
 
-def ref_scale_exp(amax: float, fmt) -> int:
-    """Smallest integer k with amax / 2**k <= max, with Fractions."""
+def ref_scale_exp(amax: float, fmt, rule: str = "ceil") -> int:
+    """The scale exponent with Fractions, clamped to the E8M0 range -127..127.
+
+    ceil: the smallest integer k with amax / 2**k <= max (amax = 0 -> 0);
+    mx (OCP MX v1.0): floor(log2 amax) - floor(log2 max) (amax = 0 -> -127; NaN/Inf -> -128, the NaN scale).
+    """
     fmt = F.get(fmt)
+    if not math.isfinite(float(amax)):
+        assert rule == "mx"
+        return -128
     a = Fraction(float(amax))
+    if rule == "mx":
+        if a == 0:
+            return -127
+        return max(-127, min(127, _floor_log2(a) - _floor_log2(Fraction(fmt.max))))
     if a == 0:
         return 0
     k = 0
@@ -139,7 +150,17 @@ def ref_scale_exp(amax: float, fmt) -> int:
         k += 1
     while a / Fraction(2) ** (k - 1) <= Fraction(fmt.max):
         k -= 1
-    return k
+    return max(-127, min(127, k))
+
+
+def _floor_log2(a: Fraction) -> int:
+    """floor(log2 a) for a > 0, exactly."""
+    f = a.numerator.bit_length() - a.denominator.bit_length()
+    while Fraction(2) ** f > a:
+        f -= 1
+    while Fraction(2) ** (f + 1) <= a:
+        f += 1
+    return f
 
 
 def boundary_values(fmt) -> np.ndarray:

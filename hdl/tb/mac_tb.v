@@ -1,11 +1,12 @@
-// Stream testbench around one generated MacUnit (module name given by `define MAC_MODULE).
+// Stream testbench around one generated MacUnit or W8A16 unit (module name given by `define MAC_MODULE;
+// A_BITS/W_BITS = code width per lane: 8, or 16 for bf16/fp16).
 // cocotb owns clk/rst (or, with TB_INTERNAL_CLOCK, the wrapper makes them) and raises `start`; from then on this wrapper feeds one beat per clock
 // from the stimulus file (+STIM=path) on the falling edge and writes every out_valid beat to
 // +RESULTS=path on the rising edge, so no Python runs per beat.  Stimulus line:
 //   <gap cycles, decimal> <clear, hex> <in_a, hex> <in_w, hex>
 // Result line: <out_acc hex> <out_overflow> <out_invalid> <out_fp32 hex, or 0>
 `timescale 1ns/1ps
-module mac_tb #(parameter LANES = 1, parameter ACC_W = 32) (
+module mac_tb #(parameter LANES = 1, parameter ACC_W = 32, parameter A_BITS = 8, parameter W_BITS = 8) (
 `ifdef TB_INTERNAL_CLOCK
     // the clock and reset are generated here: no simulator callback per clock edge
     input start,
@@ -30,8 +31,8 @@ module mac_tb #(parameter LANES = 1, parameter ACC_W = 32) (
 `endif
   reg in_valid = 1'b0;
   reg in_clear = 1'b0;
-  reg [8*LANES-1:0] in_a = 0;
-  reg [8*LANES-1:0] in_w = 0;
+  reg [A_BITS*LANES-1:0] in_a = 0;
+  reg [W_BITS*LANES-1:0] in_w = 0;
   wire out_valid;
   wire [ACC_W-1:0] out_acc;
   wire out_overflow;
@@ -58,8 +59,8 @@ module mac_tb #(parameter LANES = 1, parameter ACC_W = 32) (
   integer gap = 0;
   integer got = 0;
   reg [3:0] clr = 0;
-  reg [8*LANES-1:0] a = 0;
-  reg [8*LANES-1:0] w = 0;
+  reg [A_BITS*LANES-1:0] a = 0;
+  reg [W_BITS*LANES-1:0] w = 0;
   reg eof = 1'b0;
   reg opened = 1'b0;
   reg [31:0] cycle = 0;

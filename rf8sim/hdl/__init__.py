@@ -24,8 +24,25 @@ def verify(*args, **kwargs):
     return _verify(*args, **kwargs)
 
 
-def synthesize(*args, **kwargs):
-    """Synthesise one configuration with yosys (see :func:`rf8sim.hdl.synth.synthesize`)."""
+def synthesize(*args, timing: bool = False, power=None, clock_ns: float = 10.0, beats: int = 2000, **kwargs):
+    """Synthesise one configuration with yosys (see :func:`rf8sim.hdl.synth.synthesize`).
+
+    ``timing=True`` adds OpenSTA's critical path / slack / fmax at ``clock_ns`` (``"timing"``,
+    ``"area_x_delay_um2_ns"``); ``power`` = a stream (``"minilm"``, ``"random"``, ``"gg:BETA"``), a
+    list of them or True (minilm and random) adds gate-level energy per stream (``"power"``:
+    pJ/MAC, TOPS/W, TOPS/mm2, internal/switching/leakage W at ``clock_ns``); see
+    :func:`rf8sim.hdl.power.ppa`.
+    """
     from .synth import synthesize as _synthesize
 
-    return _synthesize(*args, **kwargs)
+    r = _synthesize(*args, **kwargs)
+    if timing or power:
+        from .power import ppa
+
+        streams = () if not power else (("minilm", "random") if power is True else power)
+        p = ppa(synth=r, streams=streams, clock_ns=clock_ns, beats=beats,
+                use_cache=kwargs.get("use_cache", True))
+        r = {**r, "timing": p["timing"], "area_x_delay_um2_ns": p["area_x_delay_um2_ns"]}
+        if power:
+            r["power"] = p["streams"]
+    return r

@@ -47,10 +47,11 @@ def hdl_dir() -> Path:
 
 
 def build_root() -> Path:
-    env = os.environ.get("RF8SIM_BUILD")
-    from ..resources import build_dir
+    """Simulator builds: the cache root's ``hdl/`` (:mod:`rf8sim.cache`), keyed by a hash of the
+    Verilog, the testbench and the simulator."""
+    from .. import cache
 
-    return Path(env) if env else build_dir("hdl")
+    return cache.subdir("hdl")
 
 
 def check_simulator(simulator: str) -> dict:
@@ -103,8 +104,15 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     from cocotb_tools.runner import get_runner
 
     env = check_simulator(simulator)
-    text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out)
-    name = module_name(cfg)
+    a16 = _is_a16(cfg)
+    if a16:  # W8A16 unit: 16-bit activation codes, out_acc is the float32 bit pattern
+        from .verilog16 import generate_verilog16
+
+        text, latency = generate_verilog16(cfg.a.name, cfg.w.name, cfg.acc_text, cfg.lanes)
+        name = cfg.module_name()
+    else:
+        text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out)
+        name = module_name(cfg)
     key = _config_key(text, simulator + ("" if wrapper else "-direct") + str(INTERNAL_CLOCK[simulator]))
     bdir = Path(root or build_root()) / simulator / f"{name}-{key}{'' if wrapper else '-direct'}"
     stamp = bdir / "rf8sim-build.json"
@@ -122,8 +130,10 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     defines = {"MAC_MODULE": name}
     if wrapper and INTERNAL_CLOCK[simulator]:
         defines["TB_INTERNAL_CLOCK"] = 1
-    if cfg.out == "fp32":
+    if not a16 and cfg.out == "fp32":
         defines["HAS_FP32"] = 1
+    params = ({"LANES": cfg.lanes, "ACC_W": 32, "A_BITS": 16, "W_BITS": cfg.w.bits} if a16
+              else {"LANES": cfg.lanes, "ACC_W": cfg.acc.width})
     t0 = time.perf_counter()
     try:
         with _environ(env), _quiet(quiet, tmp / "build.log"):
@@ -134,7 +144,7 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
                 build_args += ["--timing", "-CFLAGS", "-std=c++20 -fcoroutines"]
             sources = [dut, hdl_dir() / "tb" / "mac_tb.v"] if wrapper else [dut]
             runner.build(sources=sources, hdl_toplevel=top,
-                         defines=defines, parameters={"LANES": cfg.lanes, "ACC_W": cfg.acc.width},
+                         defines=defines, parameters=params,
                          build_dir=tmp, build_args=build_args, timescale=("1ns", "1ps"), always=True)
     except (RuntimeError, HdlError) as e:
         raise HdlError(f"{simulator} build of {name} failed ({e}); see {tmp / 'build.log'}") from None
@@ -263,8 +273,14 @@ def _run_test(cfg, b, simulator, module, rdir, meta, plusargs, quiet):
             sys.path.remove(tb_dir)
 
 
+def _is_a16(cfg) -> bool:
+    from .w8a16 import A16Config
+
+    return isinstance(cfg, A16Config)
+
+
 def _parse_results(path: Path, cfg: MacConfig, n: int) -> dict:
-    W = cfg.acc.width
+    W = 32 if _is_a16(cfg) else cfg.acc.width
     hw = (W + 3) // 4
     row = hw + 1 + 1 + 1 + 1 + 1 + 8 + 1
     raw = np.fromfile(path, np.uint8)
@@ -301,6 +317,8 @@ def _parse_results(path: Path, cfg: MacConfig, n: int) -> dict:
     fp = np.zeros(n, np.uint32)
     for k in range(8):
         fp = (fp << np.uint32(4)) | fd[:, k]
+    if _is_a16(cfg):  # out_acc is a float32 bit pattern
+        acc = (np.asarray(acc, np.int64) & 0xFFFFFFFF).astype(np.uint32)
     return {"acc": acc, "overflow": ovf, "invalid": inv, "fp32": fp}
 
 
@@ -427,7 +445,7 @@ def compare(cfg: MacConfig, got: dict, exp: dict) -> dict:
         acc_bad = ga.astype(np.int64) != ea.astype(np.int64)
     bad = {"acc": acc_bad, "overflow": got["overflow"] != exp["overflow"],
            "invalid": got["invalid"] != exp["invalid"]}
-    if cfg.out == "fp32":
+    if getattr(cfg, "out", None) == "fp32":  # W8A16 units have no separate fp32 output
         bad["fp32"] = got["fp32"] != exp["fp32"]
     anyb = np.zeros(n, bool)
     for v in bad.values():

@@ -145,18 +145,20 @@ _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
 def write_stimulus(stream: Stream, path) -> None:
-    """One fixed-width text line per beat: ``gap clear a_hex w_hex`` (lane lanes-1 first in hex)."""
+    """One fixed-width text line per beat: ``gap clear a_hex w_hex`` (lane lanes-1 first in hex; 2 or 4 digits per lane)."""
     n, L = stream.a.shape
-    row = 2 + 2 + (2 * L + 1) * 2
+    digits = [2 * arr.dtype.itemsize for arr in (stream.a, stream.w)]  # uint8: 2 hex digits, uint16: 4
+    row = 4 + sum(dg * L + 1 for dg in digits)
     buf = np.full((n, row), ord(" "), np.uint8)
     buf[:, 0] = ord("0") + stream.gap
     buf[:, 2] = ord("0") + stream.clear.astype(np.uint8)
-    for k, arr in enumerate((stream.a, stream.w)):
-        base = 4 + k * (2 * L + 1)
+    base = 4
+    for arr, dg in zip((stream.a, stream.w), digits):
         for i in range(L):
-            col = base + 2 * (L - 1 - i)
-            buf[:, col] = _HEX[arr[:, i] >> 4]
-            buf[:, col + 1] = _HEX[arr[:, i] & 15]
+            col = base + dg * (L - 1 - i)
+            for j in range(dg):
+                buf[:, col + j] = _HEX[(arr[:, i] >> (4 * (dg - 1 - j))) & 15]
+        base += dg * L + 1
     buf[:, -1] = ord("\n")
     with open(path, "wb") as fh:
         fh.write(buf.tobytes())

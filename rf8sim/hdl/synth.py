@@ -12,15 +12,15 @@ with relative paths because YoWASP mounts its own /tmp):
   area in um^2 split into sequential (cells with an ``ff``/``latch`` group) and
   combinational, and (combinational stages only) the depth in cells of the mapped netlist.
 
-Results are cached as JSON under ``build/synth/`` by a hash of the Verilog, the scripts,
-the Liberty file and the yosys version.
+Results are cached as JSON under the cache root's ``synth/`` (:mod:`rf8sim.cache`) by a hash
+of the Verilog, the scripts, the Liberty file and the yosys version.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -72,13 +72,24 @@ def yosys_available() -> bool:
 
 
 def _cache_dir() -> Path:
-    env = os.environ.get("RF8SIM_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "rf8sim"
+    """The one cache root (:func:`rf8sim.cache.root`); osu018 extractions go to its ``osu018/``."""
+    from .. import cache
+
+    return cache.root()
+
+
+#: where Debian's qflow-tech-osu018 installs the library (``make sysdeps``)
+SYSTEM_OSU018 = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 
 
 def default_liberty() -> Path:
-    """osu018_stdcells.lib, extracted from Debian's qflow-tech-osu018 into the cache on first use."""
-    root = _cache_dir() / "osu018"
+    """osu018_stdcells.lib: the system-wide copy of Debian's qflow-tech-osu018 when installed, else
+    extracted from that package into the cache root's ``osu018/`` on first use."""
+    from .. import cache
+
+    if SYSTEM_OSU018.is_file():
+        return SYSTEM_OSU018
+    root = cache.subdir("osu018")
     hits = list(root.rglob("osu018_stdcells.lib")) if root.exists() else []
     if hits:
         return hits[0]
@@ -153,14 +164,23 @@ def _run_yosys(workdir: Path, script: str, log: str) -> str:
 
 
 def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", stage: str = "mac",
-               liberty: str | Path | None = "default", use_cache: bool = True, root: Path | None = None) -> dict:
+               liberty: str | Path | None = "default", use_cache: bool = True, root: Path | None = None,
+               cache_only: bool = False) -> dict | None:
     """Synthesise one configuration; returns a dict of areas, gate counts and depth.
 
     ``stage``: "mac" (the whole unit) or "product" (one lane's product stage alone,
     combinational).  ``liberty``: "default" (osu018), a path, or None (generic only).
     """
-    cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
-    name, text = _design(cfg, stage)
+    from .w8a16 import is_a16_request
+
+    if is_a16_request(a_fmt, acc):  # W8A16 units (rf8sim.hdl.synth16); out does not apply
+        from .synth16 import design16
+
+        describe, name, text = design16(a_fmt, w_fmt, acc, lanes, stage)
+    else:
+        cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+        describe = cfg.describe()
+        name, text = _design(cfg, stage)
     lib = None
     if liberty == "default":
         lib = default_liberty()
@@ -175,15 +195,17 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     if lib:
         h.update(lib.read_bytes())
     key = h.hexdigest()[:16]
-    if not root:
-        from ..resources import build_dir
+    if root is None:
+        from .. import cache
 
-        root = build_dir("synth")
+        root = cache.subdir("synth")
     root = Path(root)
     work = root / f"{name}-{stage}-{key}"
     cached = work / "result.json"
     if use_cache and cached.exists():
-        return _fix_depth({**json.loads(cached.read_text()), "cached": True})
+        return _fix_depth({**json.loads(cached.read_text()), "cached": True, "workdir": str(work)})
+    if cache_only:  # the caller only collects what has been synthesised
+        return None
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(text)
     t0 = time.perf_counter()
@@ -198,7 +220,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     nand_comb = sum(n * NAND2_WEIGHTS[c] for c, n in cells.items() if "DFF" not in c)
     m = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)", glog)
     res = {
-        "config": cfg.describe(), "stage": stage, "module": name, "yosys": yosys_version(),
+        "config": describe, "stage": stage, "module": name, "yosys": yosys_version(),
         "generic": {
             "cells": dict(sorted(cells.items())), "gates": sum(n for c, n in cells.items() if "DFF" not in c),
             "flops": sum(n for c, n in cells.items() if "DFF" in c),
@@ -231,7 +253,8 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     res["synth_s"] = time.perf_counter() - t0
     res = _fix_depth(res)
     cached.write_text(json.dumps(res, indent=1))
-    return {**res, "cached": False}
+    # workdir holds mapped.v + cells.lib (the osu018 netlist) for rf8sim.hdl.sta / power
+    return {**res, "cached": False, "workdir": str(work)}
 
 
 def _fix_depth(res: dict) -> dict:
@@ -248,26 +271,44 @@ def _cells_of(stat: dict, name: str) -> dict:
     return {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items()}
 
 
-def area_table(liberty="default", use_cache: bool = True, progress: bool = True) -> list[dict]:
+def _table_job(job, liberty, use_cache):
+    """One configuration of :func:`area_table` (a cluster task; top-level so it pickles)."""
+    a, w, acc, lanes, stage = job
+    r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache)
+    r["acc_label"] = acc if stage == "mac" else "-"
+    return r
+
+
+def area_table(liberty="default", use_cache: bool = True, progress: bool = True, cluster: str = "local",
+               workers: int = 1) -> list[dict]:
     """The docs/hdl.md table: each pair with its exact (1024-term) and the 16:32 accumulator,
-    lanes 1 and 4, fixed output; plus each pair's product stage alone."""
+    lanes 1 and 4, fixed output; plus each pair's product stage alone.
+
+    The configurations run through :func:`rf8sim.cluster.run_tasks` (``cluster``: local, auto,
+    ray://HOST:PORT; ``workers``: local processes), one CPU and yosys per task; with ``use_cache``
+    each result is also kept in the cache root's task cache, keyed by the configuration, the
+    Liberty file, yosys and the code version (which determines the Verilog).
+    """
+    import hashlib
+
+    from .. import cache
+    from ..cluster import Resources, run_tasks
+
     jobs = []
     for a, w in TABLE_PAIRS:
         for acc in ("exact", "16:32"):
             for lanes in (1, 4):
                 jobs.append((a, w, acc, lanes, "mac"))
         jobs.append((a, w, "16:32", 1, "product"))
-    rows = []
-    it = jobs
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(jobs, desc="synth", unit="cfg")
-    for a, w, acc, lanes, stage in it:
-        r = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache)
-        r["acc_label"] = acc if stage == "mac" else "-"
-        rows.append(r)
-    return rows
+    keys = None
+    if use_cache:
+        lib = default_liberty() if liberty == "default" else (Path(liberty) if liberty else None)
+        lib_sha = hashlib.sha256(lib.read_bytes()).hexdigest() if lib is not None and lib.is_file() else str(lib)
+        keys = [cache.content_hash("synth", job, lib_sha, yosys_version(), cache.code_version()) for job in jobs]
+    return run_tasks(functools.partial(_table_job, liberty=liberty, use_cache=use_cache), jobs, keys=keys,
+                     kind="synth", cluster=cluster, workers=workers, resources=Resources(num_cpus=1, tools=("yosys",)),
+                     labels=[f"synth {a}x{w} acc {acc} lanes {n} {st}" for a, w, acc, n, st in jobs],
+                     progress=progress, desc="synth")
 
 
 def _print(rows: list[dict]) -> None:
@@ -303,8 +344,13 @@ def run_cli(args) -> int:
     if args.json:
         check_output_path(args.json, overwrite=getattr(args, "force", False))  # before minutes of synthesis
     liberty = None if args.no_liberty else (args.liberty or "default")
+    from .. import cache
+
+    if getattr(args, "cache_dir", None):
+        cache.set_root(args.cache_dir)
     if args.table:
-        rows = area_table(liberty, use_cache=not args.no_cache)
+        rows = area_table(liberty, use_cache=not args.no_cache, cluster=getattr(args, "cluster", None) or "local",
+                          workers=getattr(args, "workers", 1) or 1)
     else:
         rows = [synthesize(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, args.stage, liberty,
                            use_cache=not args.no_cache)]

@@ -1,25 +1,22 @@
 """``rf8sim study area-accuracy``: sweep formats x rounding x granularity x accumulator x lanes.
 
-Every point of the grid gets a MAC area (synthesis of the MAC generator's Verilog, cached by
-the hash of its configuration) and an accuracy (the study's model evaluated through the
-bit-exact inference path of :mod:`rf8sim.study.inference`).  Area and accuracy depend on
-different parts of a point, so each distinct area job and each distinct accuracy job runs
-once, in parallel through joblib, and the two tables are joined.
-
-Running on a cluster needs no scheduler of ours: the jobs are plain joblib ``delayed`` calls,
-so any joblib backend runs them.  ``[study] backend = "dask"`` (with a
-``dask.distributed.Client`` connected, see docs/study.md) or ``"ray"`` (after
-``ray.util.joblib.register_ray()``, which :func:`run_sweep` calls for you) sends them to the
-cluster; the local default is ``loky`` (processes).
+Every point of the grid gets a MAC area (synthesis of the MAC generator's Verilog) and an
+accuracy (the study's model evaluated through the bit-exact inference path of
+:mod:`rf8sim.study.inference`).  Area and accuracy depend on different parts of a point, so
+each distinct area job and each distinct accuracy job runs once and the two tables are
+joined.  The jobs run through :func:`rf8sim.cluster.run_tasks`: in this process, in local
+processes (``workers``), or on a Ray cluster (``--cluster``), each cached under the cache
+root by a content hash of its inputs (the accuracy job: its settings, the model's weights,
+the evaluation data and the code; the area job: the generated Verilog, the synthesis
+scripts, the Liberty file and yosys), so that the results files of a cluster run are
+byte-identical to those of a local serial run and a re-run computes only what is missing.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import formats as F
-from .config import ConfigError, StudyConfig, config_hash
+from .config import StudyConfig
 
 __all__ = ["SweepResult", "expand_grid", "accuracy_key", "area_key", "run_sweep", "resolve_acc",
-           "synth_area", "area_available", "machine_info", "DEFAULT_CACHE"]
+           "synth_area", "area_available", "machine_info", "area_task_key", "accuracy_task_key",
+           "RUN_SPECIFIC_MODEL_KEYS"]
 
-DEFAULT_CACHE = Path("build") / "study" / "cache"
+#: model fields that describe this run (time, cache hit), not the model: kept out of results.json
+RUN_SPECIFIC_MODEL_KEYS = ("train_s", "cached")
 
 ACCURACY_FIELDS = ("w_format", "a_format", "rounding", "granularity", "block", "acc_frac", "acc_width")
 AREA_FIELDS = ("a_format", "w_format", "acc_frac", "acc_width", "lanes")
@@ -134,52 +133,68 @@ def area_available() -> tuple[bool, str]:
 
 
 def synth_area(job: dict, liberty: str = "", cache_dir: "str | Path | None" = None) -> dict:
-    """Synthesize one MAC configuration and return its area figures (cached by config hash).
+    """Synthesize one MAC configuration and return its area figures.
 
     ``job`` has a_format, w_format, acc_frac, acc_width, lanes.  Returns a dict with
     ``area_um2`` (standard cells), ``nand2_eq``, ``cells`` and whatever else the synthesis
-    reports, plus ``cached`` (True when read from the cache).
+    reports.  The yosys run is cached by :func:`rf8sim.hdl.synth.synthesize` (keyed by the
+    generated Verilog); the study's task cache adds nothing stale (:func:`area_task_key`).
+    ``cache_dir`` is a cache root (default: :func:`rf8sim.cache.root`).
     """
     from . import variants
 
     variants.ensure_registered()
+    from .. import cache
     from ..golden import AccSpec
     from ..hdl import synth
 
-    key = {k: job[k] for k in AREA_FIELDS}
-    key["liberty"] = str(liberty or "")
-    key["tool"] = synth.yosys_version()
-    key["v"] = 2
-    h = config_hash(key)
-    cache = Path(cache_dir or DEFAULT_CACHE) / "area"
-    f = cache / f"{h}.json"
-    if f.is_file():
-        try:
-            d = json.loads(f.read_text())
-            d["cached"] = True
-            return d
-        except (OSError, ValueError):
-            pass  # a corrupt cache entry is recomputed
     acc = AccSpec(int(job["acc_frac"]), int(job["acc_width"]))
-    rep = _run_synth(synth, job["a_format"], job["w_format"], acc, int(job["lanes"]), liberty)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(rep, default=str))
-    os.replace(tmp, f)
-    rep["cached"] = False
-    return rep
+    return _run_synth(synth, job["a_format"], job["w_format"], acc, int(job["lanes"]), liberty,
+                      root=cache.subdir("synth", cache_dir))
 
 
-def _run_synth(synth, a_fmt, w_fmt, acc, lanes, liberty) -> dict:
+def area_task_key(job: dict, liberty: str = "") -> str:
+    """Content hash of what an area job's result depends on: the generated Verilog (so a generator
+    change is a different key), the synthesis scripts, the Liberty file, the yosys version and the
+    code that turns the yosys reports into numbers."""
+    import hashlib
+
+    from . import variants
+
+    variants.ensure_registered()
+    from .. import cache
+    from ..golden import AccSpec
+    from ..hdl import synth
+    from ..hdl.verilog import generate_verilog
+
+    text, _ = generate_verilog(job["a_format"], job["w_format"], AccSpec(int(job["acc_frac"]), int(job["acc_width"])),
+                               int(job["lanes"]), "fixed")
+    lib = synth.default_liberty() if not liberty else Path(liberty)
+    lib_sha = hashlib.sha256(lib.read_bytes()).hexdigest() if lib.is_file() else str(lib)
+    scripts = [synth._script(n, top="TOP") for n in ("generic.ys", "liberty.ys")]
+    return cache.content_hash("area", {f: job[f] for f in AREA_FIELDS}, hashlib.sha256(text.encode()).hexdigest(),
+                              lib_sha, scripts,
+                              synth.yosys_version(), cache.code_version("hdl.synth", "study.area_accuracy"))
+
+
+def accuracy_task_key(job: dict, layers, x, y) -> str:
+    """Content hash of an accuracy job: its settings, the model's weights, the evaluation data, the code."""
+    from .. import cache
+
+    return cache.content_hash("accuracy", {f: job[f] for f in ACCURACY_FIELDS}, [list(layer) for layer in layers], x, y,
+                              cache.code_version())
+
+
+def _run_synth(synth, a_fmt, w_fmt, acc, lanes, liberty, root=None) -> dict:
     """Adapter over rf8sim.hdl.synth.synthesize: flatten its report to the study's columns."""
     rep = synth.synthesize(a_fmt, w_fmt, acc, lanes=lanes, out="fixed", stage="mac",
-                           liberty=liberty or "default")
+                           liberty=liberty or "default", root=root)
     g, lib = rep.get("generic", {}), rep.get("liberty") or {}
     return {"area_um2": lib.get("area_um2"), "area_seq_um2": lib.get("area_seq_um2"),
             "area_comb_um2": lib.get("area_comb_um2"), "library": lib.get("library"),
             "nand2_eq": g.get("nand2_eq"), "cells": (g.get("gates") or 0) + (g.get("flops") or 0),
             "gates": g.get("gates"), "flops": g.get("flops"), "depth": g.get("depth"),
-            "synth_s": rep.get("synth_s"), "yosys": rep.get("yosys")}
+            "synth_s": rep.get("synth_s"), "yosys": rep.get("yosys"), "cached": rep.get("cached")}
 
 
 # ---------------------------------------------------------------------------
@@ -216,49 +231,19 @@ def iso_accuracy(rows, cost_key: str, reference: float | None, tolerance: float)
     return out
 
 
-def _parallel(fn, jobs, workers, backend, desc, progress):
-    """Run fn over jobs with joblib; yields (index, result) with a progress bar."""
-    from tqdm.auto import tqdm
+def _parallel(fn, jobs, workers, cluster, desc, progress, kind, keys=None, resources=None, stats=None,
+              cache_base=None):
+    """Run fn over jobs through :func:`rf8sim.cluster.run_tasks`; results in job order."""
+    from .. import cluster as C
 
     jobs = list(jobs)
-    if not jobs:
-        return []
-    first = None
-    if workers > 1 and len(jobs) > 1 and backend == "loky":
-        # one job in this process first: Numba compiles and caches the kernels once instead of in
-        # every worker at the same time (and a systematic error shows up before the fan-out)
-        first = fn(jobs[0])
-    if workers <= 1 or len(jobs) == 1:
-        it = ((i, fn(j)) for i, j in enumerate(jobs))
-    else:
-        from joblib import Parallel, delayed
-
-        if backend == "ray":
-            try:
-                from ray.util.joblib import register_ray
-            except ImportError:
-                raise ConfigError("[study] backend = 'ray' needs Ray (pip install 'ray[default]')") from None
-            register_ray()
-        if backend == "dask":
-            try:
-                import distributed  # noqa: F401
-            except ImportError:
-                raise ConfigError("[study] backend = 'dask' needs dask.distributed "
-                                  "(pip install 'dask[distributed]') and a running Client") from None
-        par = Parallel(n_jobs=workers, backend=backend, return_as="generator_unordered")
-        start = 0 if first is None else 1
-        it = par(delayed(_indexed)(fn, i, j) for i, j in enumerate(jobs) if i >= start)
-    out = [None] * len(jobs)
-    if first is not None:
-        out[0] = first
-    for i, r in tqdm(it, total=len(jobs), initial=0 if first is None else 1, desc=desc, disable=not progress,
-                     leave=False):
-        out[i] = r
-    return out
+    return C.run_tasks(fn, jobs, keys=keys, kind=kind, cluster=cluster, workers=workers,
+                       resources=resources or C.Resources(), labels=[_job_label(j) for j in jobs],
+                       progress=progress, desc=desc, stats=stats, cache_base=cache_base)
 
 
-def _indexed(fn, i, job):
-    return i, fn(job)
+def _job_label(job: dict) -> str:
+    return "/".join(str(v) for v in job.values())
 
 
 def _safe(fn, job):
@@ -289,7 +274,8 @@ def eval_accuracy(job: dict, layers, x, y) -> dict:
 
 def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area_fn=None,
               overwrite: bool = False, progress: bool = True, cache_dir: "str | Path | None" = None,
-              console=None, workers: int | None = None, reference_accuracy: float | None = None) -> SweepResult:
+              console=None, workers: int | None = None, reference_accuracy: float | None = None,
+              cluster: str = "local") -> SweepResult:
     """Run the whole sweep and write ``results.csv``, ``results.json``, plots and ``report.md``.
 
     ``accuracy_fn(job) -> {"accuracy": ...}`` and ``area_fn(job) -> {"area_um2": ...}`` default
@@ -297,7 +283,9 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
     their own; ``reference_accuracy`` (the float model's, when the caller trained it) anchors
     the iso-accuracy table.  A point whose job raises gets the error in its row; area that cannot run at
     all (no yosys, ``[area] mode = "off"``) is skipped for every point with the reason in
-    ``SweepResult.skipped``, or raises when ``mode = "required"``.
+    ``SweepResult.skipped``, or raises when ``mode = "required"``.  ``cluster``: where the jobs run
+    (``local``, ``auto``, ``ray://HOST:PORT``, see :mod:`rf8sim.cluster`); ``cache_dir``: the cache
+    root (default :func:`rf8sim.cache.root`).  Only the default (real) jobs are cached.
     """
     from rich.console import Console
 
@@ -305,7 +293,7 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
 
     console = console or Console()
     out = Path(out_dir)
-    existing = [p for p in ("results.csv", "results.json", "report.md") if (out / p).exists()]
+    existing = [p for p in ("results.csv", "results.json", "report.md", "run.json") if (out / p).exists()]
     if existing and not overwrite:
         from ..errors import OutputExistsError
 
@@ -325,12 +313,24 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
         model = _study_model(cfg, cache_dir, progress, console)
         res.model = {k: v for k, v in model.items() if k not in ("layers", "x_eval", "y_eval")}
         res.timings["model_s"] = time.perf_counter() - t
-        accuracy_fn = functools.partial(eval_accuracy, layers=model["layers"], x=model["x_eval"],
-                                        y=model["y_eval"])
+    from .. import cluster as C
+
+    cluster = C.parse_cluster(cluster)
+    res.timings["cluster"] = cluster
+    res.timings["workers"] = workers
     t = time.perf_counter()
     acc_keys = list(acc_jobs)
+    task_keys = None
+    if accuracy_fn is None:
+        task_keys = [accuracy_task_key(acc_jobs[k], model["layers"], model["x_eval"], model["y_eval"])
+                     for k in acc_keys]
+        accuracy_fn = functools.partial(eval_accuracy, layers=model["layers"], x=model["x_eval"],
+                                        y=model["y_eval"])
+    stats: dict = {}
     acc_res = _parallel(functools.partial(_safe, accuracy_fn), [acc_jobs[k] for k in acc_keys],
-                        workers, cfg.study.backend, "accuracy (bit-exact)", progress)
+                        workers, cluster, "accuracy (bit-exact)", progress, "accuracy", task_keys,
+                        C.Resources(num_cpus=1, tools=("numba",)), stats, cache_dir)
+    res.timings["accuracy_tasks"] = dict(stats)
     acc_map = dict(zip(acc_keys, acc_res))
     res.timings["accuracy_s"] = time.perf_counter() - t
 
@@ -339,6 +339,7 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
     for p in points:
         area_jobs.setdefault(area_key(p), {k: p[k] for k in AREA_FIELDS})
     area_map = {}
+    area_keys = None
     if cfg.area.mode == "off":
         res.skipped.append("area: skipped ([area] mode = \"off\")")
     else:
@@ -352,11 +353,15 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
                 res.skipped.append(f"area: skipped, synthesis unavailable: {why}")
             else:
                 area_fn = functools.partial(synth_area, liberty=cfg.area.liberty, cache_dir=cache_dir)
+                area_keys = [area_task_key(area_jobs[k], cfg.area.liberty) for k in area_jobs]
         if area_fn is not None:
             t = time.perf_counter()
             keys = list(area_jobs)
+            stats = {}
             got = _parallel(functools.partial(_safe, area_fn), [area_jobs[k] for k in keys], workers,
-                            cfg.study.backend, "area (synthesis)", progress)
+                            cluster, "area (synthesis)", progress, "area", area_keys,
+                            C.Resources(num_cpus=1, tools=("yosys",)), stats, cache_dir)
+            res.timings["area_tasks"] = dict(stats)
             area_map = dict(zip(keys, got))
             res.timings["area_s"] = time.perf_counter() - t
 
@@ -436,13 +441,24 @@ def _write_outputs(cfg, out: Path, res: SweepResult, cost_key: str, report) -> N
                          title="accuracy (bit-exact); no area: synthesis skipped", xlabel="test accuracy")
         plots.append(p)
     res.paths["plots"] = [str(p) for p in plots]
-    data = {"config": cfg.to_dict(), "machine": machine_info(), "python": sys.version.split()[0],
-            "timings": res.timings, "skipped": res.skipped, "model": res.model, "iso_accuracy": res.iso,
-            "rows": res.rows}
+    # results.json holds only what the configuration determines (byte-identical whether the jobs ran
+    # in-process, in local processes, on a cluster or came from the cache); what describes this run
+    # (machine, load, wall times, where the jobs ran) goes to run.json
+    model = {k: v for k, v in res.model.items() if k not in RUN_SPECIFIC_MODEL_KEYS}
+    cfg_d = cfg.to_dict()
+    cfg_d["study"].pop("workers", None)
+    cfg_d["study"].pop("cluster", None)
+    data = {"config": cfg_d, "skipped": res.skipped, "model": model, "iso_accuracy": res.iso, "rows": res.rows}
     res.paths["json"] = str(report.write_json(data, out / "results.json"))
+    from .. import fileio, records
+
+    run = {"study": cfg.study.name, "timings": res.timings,
+           "model_run": {k: res.model.get(k) for k in RUN_SPECIFIC_MODEL_KEYS if k in res.model}}
+    fileio.check_output_path(out / "run.json", overwrite=True)
+    res.paths["run"] = str(records.write_record(out / "run.json", run, overwrite=True))
     md = [f"# Area-accuracy study `{cfg.study.name}`\n",
           f"Machine: {machine_info()}. Wall time {res.timings.get('total_s', 0):.1f} s "
-          f"(workers={cfg.study.workers}, backend={cfg.study.backend}).\n"]
+          f"(cluster={res.timings.get('cluster', 'local')}, workers={res.timings.get('workers')}).\n"]
     if res.model:
         md.append("Model: " + ", ".join(f"{k}={report.fmt_value(v)}" for k, v in res.model.items()
                                         if not isinstance(v, (list, dict))) + "\n")

@@ -1,6 +1,9 @@
-"""Study subcommands: ``rf8sim demo``, ``rf8sim flow``, ``rf8sim study area-accuracy`` and ``rf8sim study variants``."""
+"""Study subcommands: ``rf8sim demo``, ``rf8sim flow``, ``rf8sim study area-accuracy``, ``rf8sim study variants``
+and ``rf8sim study cluster-scaling``."""
 
 from __future__ import annotations
+
+import json
 
 
 def register(sub) -> None:
@@ -16,7 +19,10 @@ def register(sub) -> None:
         p.add_argument("--force", action="store_true",
                        help="replace --out even if it was not written by rf8sim flow")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        p.add_argument("--cache-dir", default=None, help="synthesis/model cache (default build/study/cache)")
+        p.add_argument("--cache-dir", default=None,
+                       help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
+        p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+                       help="where the verification and synthesis tasks run (default local)")
         p.add_argument("--record", metavar="FILE.json", default=None,
                        help="also write the results as a provenance record (e.g. study/results/minilm-flow.json)")
         p.set_defaults(func=cmd_flow)
@@ -27,10 +33,10 @@ def register(sub) -> None:
     q.add_argument("--config", required=True, metavar="FILE.toml",
                    help="study configuration; shipped ones: tiny, small, full (see docs/study.md)")
     q.add_argument("--out", help="output folder (default build/study/<name>)")
-    q.add_argument("--workers", type=int, help="parallel jobs (overrides [study] workers)")
+    q.add_argument("--workers", type=int, help="local parallel jobs (overrides [study] workers)")
+    add_cluster_args(q)
     q.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     q.add_argument("--no-progress", action="store_true")
-    q.add_argument("--cache-dir", default=None)
     q.set_defaults(func=cmd_area_accuracy)
     q = ssub.add_parser("variants", help="SQNR of RF8 variants and baselines on generalized Gaussian samples")
     q.add_argument("--shapes", default="0.5,0.75,1,1.5,2", help="GG shapes β (comma-separated)")
@@ -40,7 +46,23 @@ def register(sub) -> None:
     q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR vs shape")
     q.set_defaults(func=cmd_variants)
+    q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
+    q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
+    q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
+    q.add_argument("--record", metavar="FILE.json", required=True, help="write the record here (with provenance)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_cluster_scaling)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def add_cluster_args(p) -> None:
+    """``--cluster`` and ``--cache-dir``, shared by the commands that fan out."""
+    p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+                   help="where the jobs run: local (this machine; default), auto (the Ray cluster this "
+                        "machine belongs to), ray://HOST:PORT (Ray Client) or HOST:PORT (GCS address)")
+    p.add_argument("--cache-dir", default=None,
+                   help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
 
 
 def _resolve_config(arg):
@@ -65,6 +87,10 @@ def cmd_flow(args) -> int:
     from ..fileio import check_output_dir
     from .flow import run_flow
 
+    from .. import cache
+
+    if args.cache_dir:
+        cache.set_root(args.cache_dir)
     if args.quick and args.config:
         raise CLIError("--quick selects the embedded quick settings and cannot be combined with --config; "
                        "give a small configuration file instead (e.g. --config tiny)")
@@ -75,7 +101,7 @@ def cmd_flow(args) -> int:
 
         check_output_path(args.record, args.force)  # before the long work
     res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
-                   cache_dir=args.cache_dir, quick=args.quick)
+                   cache_dir=args.cache_dir, quick=args.quick, cluster=args.cluster or "local")
     if args.record:
         from .results import write_flow_record
 
@@ -92,6 +118,12 @@ def cmd_area_accuracy(args) -> int:
     from .area_accuracy import run_sweep
     from .report import print_table
 
+    from .. import cache
+    from ..cluster import parse_cluster
+
+    if args.cache_dir:
+        cache.set_root(args.cache_dir)
+    cluster = parse_cluster(args.cluster) if args.cluster is not None else None
     from ..fileio import check_output_dir, safe_child
 
     cfg = _resolve_config(args.config)
@@ -103,7 +135,7 @@ def cmd_area_accuracy(args) -> int:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
     console = Console()
     res = run_sweep(cfg, out, overwrite=args.force, progress=not args.no_progress, cache_dir=args.cache_dir,
-                    console=console, workers=args.workers)
+                    console=console, workers=args.workers, cluster=cluster or cfg.study.cluster)
     front = sorted((r for r in res.rows if r["pareto"]), key=lambda r: (r["lanes"], r.get("area_um2") or 0))
     cost = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
     print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
@@ -147,3 +179,25 @@ def cmd_variants(args) -> int:
     if args.plot:
         plot_error_vs_shape(rows, args.plot, title="SQNR vs generalized Gaussian shape")
     return 0
+
+
+def cmd_cluster_scaling(args) -> int:
+    from rich.console import Console
+
+    from .. import fileio, records
+    from ..cli import CLIError
+    from ..cluster_scaling import measure, render_table
+
+    try:
+        nodes = tuple(int(n) for n in args.nodes.split(",") if n.strip())
+    except ValueError:
+        raise CLIError(f"--nodes must be comma-separated positive integers, got {args.nodes!r}") from None
+    if not nodes or any(n < 1 for n in nodes):
+        raise CLIError(f"--nodes must be comma-separated positive integers, got {args.nodes!r}")
+    fileio.check_output_path(args.record, overwrite=args.force)
+    console = Console()
+    payload = measure(args.config, nodes, progress=not args.no_progress, console=console)
+    path = records.write_record(args.record, payload, overwrite=args.force)
+    console.print(render_table(json.loads(path.read_text())))
+    console.print(f"record: {path}")
+    return 0 if all(r["identical_to_serial"] for r in payload["runs"]) else 1

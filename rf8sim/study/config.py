@@ -6,9 +6,8 @@ never silently falls back to a default)::
     [study]
     name = "small"              # used in titles and the default output folder
     seed = 0
-    workers = 2                 # parallel jobs (joblib); 1 runs in-process
-    backend = "loky"            # any joblib backend: loky, threading, or a cluster one
-                                # (dask, ray) registered by the user, see docs/study.md
+    workers = 2                 # local parallel jobs; 1 runs in-process
+    cluster = "local"           # local | auto | ray://HOST:PORT | HOST:PORT (rf8sim.cluster)
     max_terms = 1024            # "exact" accumulators are exact for this many products
     tolerance = 0.01            # "iso-accuracy": cheapest MAC within this of the float32 accuracy
 
@@ -111,7 +110,7 @@ class StudySection:
     name: str = "study"
     seed: int = 0
     workers: int = 2
-    backend: str = "loky"
+    cluster: str = "local"
     max_terms: int = 1024
     tolerance: float = 0.01
 
@@ -254,6 +253,9 @@ def config_from_dict(raw: dict) -> StudyConfig:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; valid sections: {sorted(known)}")
+    if isinstance(raw.get("study"), dict) and "backend" in raw["study"]:
+        raise ConfigError("[study] backend is gone: jobs run locally or on Ray; use [study] cluster = "
+                          "\"local\" | \"auto\" | \"ray://HOST:PORT\" (or --cluster)")
     from . import variants
 
     variants.ensure_registered()  # variant names are valid in configs
@@ -266,6 +268,12 @@ def config_from_dict(raw: dict) -> StudyConfig:
         transformer=_section(TransformerSection, "transformer", raw.get("transformer")),
     )
     s, m, w, a = cfg.study, cfg.model, cfg.sweep, cfg.area
+    from ..cluster import ClusterError, parse_cluster
+
+    try:
+        parse_cluster(s.cluster)
+    except ClusterError as e:
+        raise ConfigError(f"[study] cluster: {e}") from None
     from ..errors import OutputError
     from ..fileio import safe_child
 

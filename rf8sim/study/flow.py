@@ -92,7 +92,7 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 def run_flow(cfg: StudyConfig | None = None, out: str | Path = "build/report", *, skip_hdl: bool = False,
              force: bool = False, progress: bool = True, console=None, cache_dir=None,
-             quick: bool = False) -> FlowResult:
+             quick: bool = False, cluster: str = "local") -> FlowResult:
     """Run every stage, write the report, print the summary; returns the stage results and exit code."""
     from rich.console import Console
 
@@ -103,8 +103,10 @@ def run_flow(cfg: StudyConfig | None = None, out: str | Path = "build/report", *
     cfg = cfg or default_config(quick)
     out = Path(out)
     _prepare_out(out, force)
+    from ..cluster import parse_cluster
+
     ctx = S.Context(cfg=cfg, out=out, console=console, progress=progress, cache_dir=cache_dir,
-                    skip_hdl=skip_hdl)
+                    skip_hdl=skip_hdl, cluster=parse_cluster(cluster))
     stages = []
     t_all = time.perf_counter()
     for name, fn in S.STAGES:

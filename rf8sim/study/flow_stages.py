@@ -24,6 +24,7 @@ class Context:
     progress: bool = True
     cache_dir: object = None
     skip_hdl: bool = False
+    cluster: str = "local"      # where verify/synth tasks run (rf8sim.cluster)
     results: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
 
@@ -87,38 +88,53 @@ def stage_verify(ctx: Context) -> dict:
     why = hdl_unavailable(need_sim=True)
     if why:
         raise StageSkipped(why)
-    from tqdm.auto import tqdm
+    from .. import cluster as C
 
-    from ..hdl.sim import verify
-
+    macs = _macs(ctx.cfg)
+    got = C.run_tasks(functools.partial(_verify_job, flow=dataclasses.asdict(ctx.cfg.flow), seed=ctx.cfg.study.seed),
+                      [(a, w, acc.frac_bits, acc.width) for a, w, acc in macs], kind="verify", cluster=ctx.cluster,
+                      resources=C.Resources(num_cpus=1, tools=("iverilog",)),
+                      labels=[f"verify {a}x{w}" for a, w, _ in macs], progress=ctx.progress, desc="verify (Icarus)")
     rows = []
-    for a, w, acc in tqdm(_macs(ctx.cfg), desc="verify (Icarus)", disable=not ctx.progress, leave=False):
-        r = verify(a, w, acc, lanes=1, out="fixed", products=True, n_random=ctx.cfg.flow.verify_sequences,
-                   max_len=ctx.cfg.flow.verify_max_len, seed=ctx.cfg.study.seed, simulator="icarus")
-        runs = r["runs"]
-        models, short = set(), []
-        for tag, run in runs.items():
-            for c in run["comparisons"]:
-                models.add(c.get("model", "?"))
-                if c["compared_beats"] != run["beats"]:  # every driven beat must have been compared
-                    short.append(f"{tag}/{c.get('model')}: {c['compared_beats']} of {run['beats']}")
-        beats = sum(run["beats"] for run in runs.values())
-        rows.append({"mac": f"{a}x{w}", "acc": str(acc), "simulator": "icarus",
-                     "products": runs.get("products", {}).get("beats", 0),
-                     "sequences": runs.get("random", {}).get("sequences", 0),
-                     "seq_beats": runs.get("random", {}).get("beats", 0),
-                     "beats": beats, "models": "+".join(sorted(models)),
-                     "mismatches": sum(c["mismatched_beats"] for run in runs.values() for c in run["comparisons"]),
-                     "overflow_beats": sum(run["overflow_beats"] for run in runs.values()),
-                     "sim_s": sum(run["sim_s"] for run in runs.values()), "ok": bool(r["ok"])})
-        if short or beats < 65536 or not models:
-            raise RuntimeError(f"{a}x{w}: not every beat was compared ({'; '.join(short) or f'{beats} beats'})")
+    for (a, w, _), (row, short) in zip(macs, got):
+        rows.append(row)
+        if short or row["beats"] < 65536 or not row["models"]:
+            detail = "; ".join(short) or f"{row['beats']} beats"
+            raise RuntimeError(f"{a}x{w}: not every beat was compared ({detail})")
     ctx.state["verify"] = rows
     bad = [r for r in rows if r["mismatches"] or not r["ok"]]
     if bad:
         raise RuntimeError(f"RTL disagrees with the golden model: {bad}")
     n = sum(r["beats"] for r in rows)
     return {"macs": rows, "_detail": f"{len(rows)} MAC(s), {n:,} beats compared bit for bit"}
+
+
+def _verify_job(job, flow: dict, seed: int):
+    """One MAC through Icarus against the golden model (a cluster task); returns (row, incomplete runs)."""
+    from ..golden import AccSpec
+    from ..hdl.sim import verify
+
+    a, w, frac, width = job
+    acc = AccSpec(int(frac), int(width))
+    r = verify(a, w, acc, lanes=1, out="fixed", products=True, n_random=flow["verify_sequences"],
+               max_len=flow["verify_max_len"], seed=seed, simulator="icarus")
+    runs = r["runs"]
+    models, short = set(), []
+    for tag, run in runs.items():
+        for c in run["comparisons"]:
+            models.add(c.get("model", "?"))
+            if c["compared_beats"] != run["beats"]:  # every driven beat must have been compared
+                short.append(f"{tag}/{c.get('model')}: {c['compared_beats']} of {run['beats']}")
+    beats = sum(run["beats"] for run in runs.values())
+    row = {"mac": f"{a}x{w}", "acc": str(acc), "simulator": "icarus",
+           "products": runs.get("products", {}).get("beats", 0),
+           "sequences": runs.get("random", {}).get("sequences", 0),
+           "seq_beats": runs.get("random", {}).get("beats", 0),
+           "beats": beats, "models": "+".join(sorted(models)),
+           "mismatches": sum(c["mismatched_beats"] for run in runs.values() for c in run["comparisons"]),
+           "overflow_beats": sum(run["overflow_beats"] for run in runs.values()),
+           "sim_s": sum(run["sim_s"] for run in runs.values()), "ok": bool(r["ok"])}
+    return row, short
 
 
 def stage_synth(ctx: Context) -> dict:
@@ -129,12 +145,18 @@ def stage_synth(ctx: Context) -> dict:
     ok, why = area_available()
     if not ok:
         raise StageSkipped(why)
-    from tqdm.auto import tqdm
+    from .. import cluster as C
+    from .area_accuracy import area_task_key
 
+    macs = _macs(ctx.cfg)
+    jobs = [{"a_format": a, "w_format": w, "acc_frac": acc.frac_bits, "acc_width": acc.width, "lanes": 1}
+            for a, w, acc in macs]
+    got = C.run_tasks(functools.partial(synth_area, liberty=ctx.cfg.area.liberty, cache_dir=ctx.cache_dir), jobs,
+                      keys=[area_task_key(j, ctx.cfg.area.liberty) for j in jobs], kind="area", cluster=ctx.cluster,
+                      resources=C.Resources(num_cpus=1, tools=("yosys",)), labels=[f"synth {a}x{w}" for a, w, _ in macs],
+                      progress=ctx.progress, desc="synthesis", cache_base=ctx.cache_dir)
     rows = []
-    for a, w, acc in tqdm(_macs(ctx.cfg), desc="synthesis", disable=not ctx.progress, leave=False):
-        r = synth_area({"a_format": a, "w_format": w, "acc_frac": acc.frac_bits, "acc_width": acc.width,
-                        "lanes": 1}, liberty=ctx.cfg.area.liberty, cache_dir=ctx.cache_dir)
+    for (a, w, acc), r in zip(macs, got):
         rows.append({"mac": f"{a}x{w}", "acc": str(acc), **{k: v for k, v in r.items()
                                                              if isinstance(v, (int, float, str, bool)) or v is None}})
     ctx.state["synth"] = rows

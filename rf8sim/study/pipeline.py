@@ -98,7 +98,8 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
     Returns a dict with ``layers`` (numpy (W, b) list), ``x_eval``/``y_eval`` (the first
     ``eval_samples`` test samples), float accuracies after each phase, per-epoch losses,
     ``steps`` (what ran, and what was skipped and why) and, with ``keep_model``, the torch
-    ``model``.  Results are cached under ``cache_dir/model/<hash>.npz`` unless ``keep_model``.
+    ``model``.  Results are cached under the cache root's ``model/<hash>.npz`` (``cache_dir``: a root other
+than :func:`rf8sim.cache.root`) unless ``keep_model``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -108,7 +109,9 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
     mdict = dataclasses.asdict(mcfg)
     key = config_hash({"model": mdict, "seed": seed, "torch": torch.__version__, "code": _training_code_hash(),
                        "v": 2})
-    cache = Path(cache_dir or Path("build") / "study" / "cache") / "model" / f"{key}.npz"
+    from .. import cache as _cache
+
+    cache = _cache.subdir("model", cache_dir) / f"{key}.npz"
     x_tr, y_tr, x_te, y_te = _mnist1d_cached(mcfg.n_samples, cache.parents[1])
     if mcfg.eval_samples > len(x_te):
         from .config import ConfigError
@@ -132,7 +135,7 @@ def train_pipeline(mcfg, seed: int = 0, *, cache_dir=None, progress: bool = True
         gg_init_ = training_fn("gg_init_")
         if gg_init_ is None:
             raise StageSkipped("rf8sim.training.gg_init_ is not available")
-        gg_init_(model, shape=mcfg.gg_shape, generator=gen)
+        gg_init_(model, beta=mcfg.gg_shape, generator=gen)
         steps["init"] = f"GG (shape {mcfg.gg_shape})"
     else:
         steps["init"] = "torch default"

@@ -1,16 +1,16 @@
 """BackSlash: rate-constrained training with a generalized Gaussian prior.
 
-Rate term ``R(w) = (1/n) * sum (|w| + eps)**nu`` over the selected parameters
+Rate term ``R(w) = (1/n) * sum (|w| + eps)**beta`` over the selected parameters
 (default: weights of Linear/Conv/Embedding), ``n`` their total count, with the
-shape ``nu`` re-estimated by moment matching every ``every`` steps:
-``rho = n * sum w^2 / (sum |w|)^2`` matched to ``Gamma(1/nu)Gamma(3/nu)/Gamma(2/nu)^2``
-(the authors look nu up on a 0.01 grid over [0.1, 3.0]; ``nu_method="root"``
+shape ``beta`` re-estimated by moment matching every ``every`` steps:
+``rho = n * sum w^2 / (sum |w|)^2`` matched to ``Gamma(1/beta)Gamma(3/beta)/Gamma(2/beta)^2``
+(the authors look beta up on a 0.01 grid over [0.1, 3.0]; ``beta_method="root"``
 solves it exactly instead).
 
 Two forms:
 
 (a) ``step()`` after ``optimizer.step()`` - the authors' per-batch update
-    ``w <- w - (lam * nu / n) * sign(w) * (|w| + eps)**(nu - 1)`` (a subgradient
+    ``w <- w - (lam * beta / n) * sign(w) * (|w| + eps)**(beta - 1)`` (a subgradient
     step on lam * R; their defaults lam = 2e3, eps = 1).
 (b) ``loss(D)`` returns ``D + lam * R`` for autograd (then any optimizer).
 
@@ -18,7 +18,7 @@ Distributed: with replicated parameters (DDP) every rank holds the same weights,
 so statistics are local and identical.  With sharded parameters (FSDP, or any
 manual sharding) pass ``sharded=True`` (and optionally ``process_group``): the
 three sufficient statistics (count, sum w^2, sum |w|) and the rate's sum are
-all-reduced (SUM) over the group, so nu and n are those of the full model.
+all-reduced (SUM) over the group, so beta and n are those of the full model.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _GRID_RHO = rho(_GRID)
 
 
 def estimate_shape(n: float, s2: float, s1: float, method: str = "grid", bounds=(0.1, 3.0)) -> float:
-    """nu from the pooled statistics (count, sum w^2, sum |w|)."""
+    """beta from the pooled statistics (count, sum w^2, sum |w|)."""
     if s1 <= 0:
         return float(bounds[1])
     r = n * s2 / (s1 * s1)
@@ -55,7 +55,7 @@ def estimate_shape(n: float, s2: float, s1: float, method: str = "grid", bounds=
         return float(_GRID[g][i])
     if method == "root":
         return shape_from_rho(r, bounds)
-    raise BackSlashError(f"nu_method {method!r} is not valid; valid: grid, root")
+    raise BackSlashError(f"beta_method {method!r} is not valid; valid: grid, root")
 
 
 class BackSlash:
@@ -65,46 +65,53 @@ class BackSlash:
     ----------
     model : the nn.Module (under DDP pass the wrapper or ``.module``; both work).
     lam : multiplier lambda >= 0 (authors: 2e3).
-    eps : offset in (|w| + eps)**nu, > 0 (authors: 1; an older variant 1e-5).
-    every : re-estimate nu every this many steps (1 = every batch, as the authors).
+    eps : offset in (|w| + eps)**beta, > 0 (authors: 1; an older variant 1e-5).
+    every : re-estimate beta every this many steps (1 = every batch, as the authors).
     select : parameter selection (see :func:`select_params`); default Linear/Conv/Embedding weights.
-    nu : a fixed shape instead of re-estimating it (``variant="l1"`` subtracts (lam/n) sign(w)).
-    nu_method : ``grid`` (authors, 0.01 steps) or ``root``.
+    beta : a fixed shape instead of re-estimating it (``variant="l1"`` subtracts (lam/n) sign(w)).
+    beta_method : ``grid`` (authors, 0.01 steps) or ``root``.
     sharded, process_group : all-reduce statistics for sharded parameters.
     """
 
     def __init__(self, model: torch.nn.Module, lam: float = 2e3, eps: float = 1.0, every: int = 1, select=None,
-                 nu: float | None = None, nu_method: str = "grid", bounds=(0.1, 3.0), variant: str = "gg",
-                 sharded: bool = False, process_group=None):
+                 beta: float | None = None, beta_method: str = "grid", bounds=(0.1, 3.0), variant: str = "gg",
+                 sharded: bool = False, process_group=None, *, nu: float | None = None, nu_method: str | None = None):
+        if nu is not None or nu_method is not None:  # the GG shape's old names (one name, beta, since issue 9)
+            import warnings
+
+            warnings.warn("BackSlash(nu=, nu_method=) are deprecated; use beta=, beta_method=", DeprecationWarning,
+                          stacklevel=2)
+            beta = beta if nu is None else nu
+            beta_method = beta_method if nu_method is None else nu_method
         for name, v in (("lam", lam), ("eps", eps)):
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise BackSlashError(f"{name} must be a finite number, got {v!r}")
         if lam < 0:
             raise BackSlashError(f"lam must be >= 0, got {lam}")
         if eps <= 0:
-            raise BackSlashError(f"eps must be > 0 (the gradient of (|w|+eps)^nu is infinite at 0 otherwise), got {eps}")
+            raise BackSlashError(f"eps must be > 0 (the gradient of (|w|+eps)^beta is infinite at 0 otherwise), got {eps}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise BackSlashError(f"every must be a positive integer, got {every!r}")
         if variant not in ("gg", "l1"):
             raise BackSlashError(f"variant {variant!r} is not valid; valid: gg, l1")
-        if nu_method not in ("grid", "root"):
-            raise BackSlashError(f"nu_method {nu_method!r} is not valid; valid: grid, root")
-        if nu is not None and not (0 < float(nu) <= 20):
-            raise BackSlashError(f"nu must be in (0, 20], got {nu!r}")
+        if beta_method not in ("grid", "root"):
+            raise BackSlashError(f"beta_method {beta_method!r} is not valid; valid: grid, root")
+        if beta is not None and not (0 < float(beta) <= 20):
+            raise BackSlashError(f"beta must be in (0, 20], got {beta!r}")
         inner = getattr(model, "module", model)
         self.params = [p for _, p in select_params(inner, select)]
         self.names = [n for n, _ in select_params(inner, select)]
         if not self.params:
             raise BackSlashError("no parameters selected")
         self.lam, self.eps, self.every = float(lam), float(eps), every
-        self.fixed_nu = None if nu is None else float(nu)
-        self.nu_method, self.bounds, self.variant = nu_method, tuple(bounds), variant
+        self.fixed_beta = None if beta is None else float(beta)
+        self.beta_method, self.bounds, self.variant = beta_method, tuple(bounds), variant
         self.sharded, self.group = sharded, process_group
         self.steps = 0
-        self.nu = self.fixed_nu if self.fixed_nu is not None else 2.0
+        self.beta = self.fixed_beta if self.fixed_beta is not None else 2.0
         self.n = None
         self.history: list[float] = []
-        self._stats()  # n (and nu) from the start
+        self._stats()  # n (and beta) from the start
 
     # -- statistics ----------------------------------------------------------
     def _allreduce(self, t: torch.Tensor) -> torch.Tensor:
@@ -131,23 +138,32 @@ class BackSlash:
         self.n = n
         return n, s2, s1
 
+    @property
+    def nu(self) -> float:
+        """Deprecated name of :attr:`beta`."""
+        return self.beta
+
     def estimate_nu(self) -> float:
-        """Re-estimate nu by moment matching over the selected parameters (all ranks if sharded)."""
+        """Deprecated name of :meth:`estimate_beta`."""
+        return self.estimate_beta()
+
+    def estimate_beta(self) -> float:
+        """Re-estimate beta by moment matching over the selected parameters (all ranks if sharded)."""
         n, s2, s1 = self._stats()
-        if self.fixed_nu is None:
-            self.nu = estimate_shape(n, s2, s1, self.nu_method, self.bounds)
-        self.history.append(self.nu)
-        return self.nu
+        if self.fixed_beta is None:
+            self.beta = estimate_shape(n, s2, s1, self.beta_method, self.bounds)
+        self.history.append(self.beta)
+        return self.beta
 
     def _maybe_update(self):
         if self.steps % self.every == 0:
-            self.estimate_nu()
+            self.estimate_beta()
         self.steps += 1
 
     # -- form (b): differentiable rate ------------------------------------------
     def rate(self) -> torch.Tensor:
-        """R = (1/n) sum (|w| + eps)**nu (differentiable; summed over ranks if sharded)."""
-        parts = [(p.abs() + self.eps).pow(self.nu).sum() if self.variant == "gg" else p.abs().sum()
+        """R = (1/n) sum (|w| + eps)**beta (differentiable; summed over ranks if sharded)."""
+        parts = [(p.abs() + self.eps).pow(self.beta).sum() if self.variant == "gg" else p.abs().sum()
                  for p in self.params]
         r = torch.stack(parts).sum()
         if self.sharded:
@@ -160,27 +176,27 @@ class BackSlash:
         return r / self.n
 
     def loss(self, distortion: torch.Tensor) -> torch.Tensor:
-        """J = D + lam * R, with nu re-estimated every ``every`` calls."""
+        """J = D + lam * R, with beta re-estimated every ``every`` calls."""
         self._maybe_update()
         return distortion + self.lam * self.rate()
 
     # -- form (a): the authors' per-batch step ---------------------------------------
     @torch.no_grad()
     def step(self) -> float:
-        """Apply w <- w - (lam nu / n) sign(w) (|w| + eps)**(nu - 1) to every selected parameter.
+        """Apply w <- w - (lam beta / n) sign(w) (|w| + eps)**(beta - 1) to every selected parameter.
 
-        Call after ``optimizer.step()``.  Returns the nu used.
+        Call after ``optimizer.step()``.  Returns the beta used.
         """
         self._maybe_update()
         if self.lam == 0:
-            return self.nu
+            return self.beta
         if self.variant == "l1":
             c = self.lam / self.n
             for p in self.params:
                 p.sub_(torch.sign(p) * c)
-            return self.nu
-        c = self.lam * self.nu / self.n
-        e = self.nu - 1.0
+            return self.beta
+        c = self.lam * self.beta / self.n
+        e = self.beta - 1.0
         try:  # foreach: a handful of fused launches instead of 5 ops per tensor
             g = torch._foreach_abs(self.params)
             torch._foreach_add_(g, self.eps)
@@ -190,10 +206,11 @@ class BackSlash:
         except (AttributeError, RuntimeError):  # pragma: no cover - older torch
             for p in self.params:
                 p.sub_((p.abs() + self.eps).pow_(e).mul_(torch.sign(p)), alpha=c)
-        return self.nu
+        return self.beta
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "nu": self.nu, "history": list(self.history)}
+        return {"steps": self.steps, "beta": self.beta, "history": list(self.history)}
 
     def load_state_dict(self, d: dict) -> None:
-        self.steps, self.nu, self.history = int(d["steps"]), float(d["nu"]), list(d["history"])
+        self.steps, self.history = int(d["steps"]), list(d["history"])
+        self.beta = float(d["beta"] if "beta" in d else d["nu"])  # "nu": state saved before the rename

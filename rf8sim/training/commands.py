@@ -24,22 +24,30 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_gg_fit)
 
-    p = sub.add_parser("verify-layer", help="one Linear layer with RF8 weights and activations: torch emulation "
-                                            "== rf8sim.golden.gemm (and the RTL MAC when available), bit for bit")
-    p.add_argument("--in-features", type=int, default=256)
-    p.add_argument("--out-features", type=int, default=64)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--a-fmt", default="rf8", help="activation format (default rf8)")
-    p.add_argument("--w-fmt", default="rf8", help="weight format (default rf8)")
+    p = sub.add_parser("verify-layer", help="one Linear layer (a real MiniLM layer with --layer): torch emulation "
+                                            "== rf8sim.golden.gemm == the RTL MAC, bit for bit; says which legs ran")
+    p.add_argument("--layer", default=None, help="a MiniLM Linear, e.g. encoder.layer.0.attention.self.query "
+                                                 "(real weights and activations); default: a random layer")
+    p.add_argument("--in-features", type=int, default=256, help="random layer only")
+    p.add_argument("--out-features", type=int, default=64, help="random layer only")
+    p.add_argument("--batch", type=int, default=16, help="activation rows (MiniLM: tokens)")
+    p.add_argument("--a-fmt", default="rf8",
+                   help="activation format: an 8-bit format, or bf16/fp16 (weight-only quantization)")
+    p.add_argument("--w-fmt", default="rf8", help="weight format (8-bit)")
     p.add_argument("--a-format", dest="a_fmt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--w-format", dest="w_fmt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--rounding", default="nearest")
-    p.add_argument("--granularity", default="channel", help="tensor, channel or block (weights and activations)")
+    p.add_argument("--granularity", default="channel", help="tensor, channel, ceil or mx (scales)")
     p.add_argument("--block", type=int, default=32)
-    p.add_argument("--acc", default="exact", help="accumulator: exact, exact:TERMS or FRAC:WIDTH")
+    p.add_argument("--acc", default="exact", help="8-bit activations: exact, exact:TERMS or FRAC:WIDTH; "
+                                                  "bf16/fp16: fp32 (default) or aligned:K:M")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rtl-slice", type=int, default=4, help="outputs per row pushed through the RTL MAC")
     p.add_argument("--no-rtl", action="store_true", help="skip the RTL part")
+    p.add_argument("--require-all", action="store_true", help="exit 1 unless torch, golden and RTL all ran")
+    p.add_argument("--json", metavar="FILE", help="also write the report as a record (rf8sim.records: provenance, "
+                                                  "checks, legs, verdict)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_verify_layer)
 
     p = sub.add_parser("training-sweep", help="torch quantizer vs golden encode on float32 bit patterns "
@@ -181,14 +189,22 @@ def cmd_gg_fit(args) -> int:
 
 
 def cmd_verify_layer(args) -> int:
-    from .verify import print_report, verify_layer
+    from ..verify import print_report, verdict, verify_layer
 
+    if args.json:
+        from ..fileio import check_output_path
+
+        check_output_path(args.json, overwrite=args.force)
     rep = verify_layer(in_features=args.in_features, out_features=args.out_features, batch=args.batch,
                        a_fmt=args.a_fmt, w_fmt=args.w_fmt, rounding=args.rounding,
                        granularity=args.granularity, block=args.block, acc=args.acc, seed=args.seed,
-                       rtl_slice=0 if args.no_rtl else args.rtl_slice)
+                       rtl_slice=0 if args.no_rtl else args.rtl_slice, layer=args.layer)
     print_report(rep)
-    return 0 if rep["ok"] else 1
+    if args.json:
+        from ..records import write_record
+
+        write_record(args.json, {"verify_layer": rep, "verdict": verdict(rep)}, overwrite=args.force)
+    return 0 if rep["ok"] and (rep["complete"] or not args.require_all) else 1
 
 
 def cmd_sweep(args) -> int:

@@ -7,9 +7,9 @@ pooled in the authors' ``mode="global"``):
 2. dense core: ``|q| <= T`` with T the smallest positive level whose count is at
    most ``core_count`` (authors: 1000 in their pooled mode; a float in (0, 1) is a
    fraction of the most populated level's count - the per-tensor default is 0.01);
-3. fit a GG to the core values by moment matching (nu from rho, alpha = sigma
-   sqrt(Gamma(1/nu)/Gamma(3/nu)));
-4. target GG: shape ``nu * shape_factor`` (0.8), scale ``alpha * scale_factor`` (0.6);
+3. fit a GG to the core values by moment matching (beta from rho, alpha = sigma
+   sqrt(Gamma(1/beta)/Gamma(3/beta)));
+4. target GG: shape ``beta * shape_factor`` (0.8), scale ``alpha * scale_factor`` (0.6);
 5. histogram specification: the target's mass on each level of [-T, T],
    normalised over the core, times N_core, rounded by the largest-remainder rule
    (so the counts sum to N_core exactly - the authors floor and leave the
@@ -49,8 +49,8 @@ class GroupShape:
     n_core: int
     threshold_level: int
     step: float
-    fitted: tuple  # (nu, alpha)
-    target: tuple  # (nu, alpha)
+    fitted: tuple  # (beta, alpha)
+    target: tuple  # (beta, alpha)
     counts: np.ndarray = field(repr=False)  # assigned count per level -T..T
     target_counts: np.ndarray = field(repr=False)  # N_core * normalised target mass per level
 
@@ -63,12 +63,14 @@ class DeepShapeResult:
 
     def summary(self) -> list[dict]:
         return [{"name": g.name, "n": g.n, "n_core": g.n_core, "T": g.threshold_level,
-                 "fitted_nu": g.fitted[0], "fitted_alpha": g.fitted[1],
-                 "target_nu": g.target[0], "target_alpha": g.target[1]} for g in self.groups]
+                 "fitted_beta": g.fitted[0], "fitted_alpha": g.fitted[1],
+                 "target_beta": g.target[0], "target_alpha": g.target[1],
+                 # deprecated keys (the GG shape was called nu here before issue 9): read by older callers
+                 "fitted_nu": g.fitted[0], "target_nu": g.target[0]} for g in self.groups]
 
 
 def reshape_values(w: torch.Tensor, step_exp: int = 13, core_count=1000, shape_factor: float = 0.8,
-                   scale_factor: float = 0.6, nu_method: str = "grid", name: str = "values"):
+                   scale_factor: float = 0.6, beta_method: str = "grid", name: str = "values"):
     """DeepShape one 1-D group of values: returns (new values float64, GroupShape)."""
     from scipy import stats
 
@@ -98,11 +100,11 @@ def reshape_values(w: torch.Tensor, step_exp: int = 13, core_count=1000, shape_f
     m1 = float(c.abs().mean())
     if m1 == 0:
         raise DeepShapeError(f"{name}: the dense core is all zeros")
-    nu = estimate_shape(n_core, m2 * n_core, m1 * n_core, nu_method, (0.1, 3.0))
-    alpha = gg_scale_for_variance(nu, m2)
-    nu_t, alpha_t = nu * shape_factor, alpha * scale_factor
+    beta = estimate_shape(n_core, m2 * n_core, m1 * n_core, beta_method, (0.1, 3.0))
+    alpha = gg_scale_for_variance(beta, m2)
+    beta_t, alpha_t = beta * shape_factor, alpha * scale_factor
     levels = np.arange(-T, T + 1)
-    d = stats.gennorm(nu_t, scale=alpha_t)
+    d = stats.gennorm(beta_t, scale=alpha_t)
     mass = d.cdf((levels + 0.5) * step) - d.cdf((levels - 0.5) * step)
     if not mass.sum() > 0:
         raise DeepShapeError(f"{name}: the target GG puts no mass on the core levels")
@@ -119,12 +121,12 @@ def reshape_values(w: torch.Tensor, step_exp: int = 13, core_count=1000, shape_f
     vals = torch.empty(n_core, dtype=torch.float64)
     vals[rank] = assigned
     new[ci] = vals
-    g = GroupShape(name, int(x.numel()), n_core, T, step, (nu, alpha), (nu_t, alpha_t), cnt, raw)
+    g = GroupShape(name, int(x.numel()), n_core, T, step, (beta, alpha), (beta_t, alpha_t), cnt, raw)
     return new.reshape(w.shape), g
 
 
 def deepshape_(model, mode: str = "tensor", step_exp: int = 13, core_count=None, shape_factor: float = 0.8,
-               scale_factor: float = 0.6, select=None, nu_method: str = "grid", finetune=None,
+               scale_factor: float = 0.6, select=None, beta_method: str = "grid", finetune=None,
                epochs: int = 0) -> DeepShapeResult:
     """Reshape the selected weights of ``model`` in place (see the module docstring).
 
@@ -148,7 +150,7 @@ def deepshape_(model, mode: str = "tensor", step_exp: int = 13, core_count=None,
     if not params:
         raise DeepShapeError("no parameters selected")
     kw = dict(step_exp=step_exp, core_count=core_count, shape_factor=shape_factor, scale_factor=scale_factor,
-              nu_method=nu_method)
+              beta_method=beta_method)
     groups = []
     with torch.no_grad():
         if mode == "tensor":

@@ -46,12 +46,18 @@ class RF8FileError(RF8SimError, ValueError):
     """A corrupted, truncated or mismatched rf8sim safetensors file."""
 
 
+def _packed(mod) -> bool:
+    from .ptq import RF8Linear
+
+    return isinstance(mod, RF8Linear)
+
+
 def _targets(model: nn.Module, select):
     """(param name, module, attribute) of the weights to quantize."""
     out = []
     if select is None:
         for mname, mod in model.named_modules():
-            if isinstance(mod, DEFAULT_KINDS):
+            if isinstance(mod, DEFAULT_KINDS) or _packed(mod):
                 out.append(((mname + "." if mname else "") + "weight", mod))
     else:
         wanted = set(select)
@@ -67,6 +73,8 @@ def _targets(model: nn.Module, select):
 
 
 def _latent(mod: nn.Module) -> torch.Tensor:
+    if _packed(mod):
+        return mod.codes
     if parametrize.is_parametrized(mod, "weight"):
         return mod.parametrizations.weight.original
     return mod.weight
@@ -118,13 +126,22 @@ def save_rf8(model: nn.Module, path, fmt="rf8", rounding: str = "nearest", granu
     for name, mod in _targets(model, select):
         w = _latent(mod).detach()
         cfg = getattr(mod, "_rf8sim_qat", None)
-        spec = (fmt.name, rounding, granularity, block) if cfg is None else (
-            cfg.weight_fmt, cfg.weight_rounding, cfg.weight_granularity, cfg.block)
-        codes, k = quantize(w, *spec)
+        if _packed(mod):  # quantize_'s packed module: its codes and scales, bit for bit
+            pc = mod.config
+            spec = (pc.weight_fmt, pc.rounding, pc.granularity, pc.block)
+            codes, k = mod.codes.detach(), mod.scale_exp.detach()
+        else:
+            spec = (fmt.name, rounding, granularity, block) if cfg is None else (
+                cfg.weight_fmt, cfg.weight_rounding, cfg.weight_granularity, cfg.block)
+            codes, k = quantize(w, *spec)
         tensors[name + ".codes"] = codes.cpu().contiguous()
         tensors[name + ".scale_exp"] = k.cpu().contiguous()
         qmeta[name] = {"shape": list(w.shape), "format": spec[0], "rounding": spec[1], "granularity": spec[2],
                        "block": spec[3]}
+        if _packed(mod):
+            from dataclasses import asdict
+
+            qmeta[name]["packed"] = asdict(mod.config)
     if not qmeta:
         raise RF8FileError("no weight selected for RF8 export")
     raw = _raw_state(model, set(qmeta))
@@ -231,6 +248,16 @@ def load_rf8(path, model: nn.Module, strict: bool = True) -> nn.Module:
         want = scale_shape(codes.shape, q["granularity"], q["block"])
         if tuple(k.shape) != want:
             raise RF8FileError(f"{path}: {name}: scale_exp shape {tuple(k.shape)}, expected {want}")
+        if _packed(targets[name]):
+            pc = targets[name].config
+            mine = (pc.weight_fmt, pc.granularity, pc.block)
+            theirs = (fmt.name, q["granularity"], q["block"])
+            if mine != theirs and not (mine[1] == "ceil" and theirs[1] == "block" and mine[::2] == theirs[::2]):
+                raise RF8FileError(f"{path}: {name}: the file holds {theirs} (format, granularity, block), the "
+                                   f"packed module expects {mine}")
+            plan.append((targets[name].codes, codes))
+            plan.append((targets[name].scale_exp, k))
+            continue
         plan.append((w, dequantize(codes, k, fmt, q["granularity"], q["block"])))
     raw_names = meta["raw"]
     if strict:

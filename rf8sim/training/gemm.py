@@ -84,14 +84,23 @@ def _scales(k, rows: int, K: int, gran: str, block: int, what: str, device) -> t
 def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None,
          a_granularity: str = "tensor", w_granularity: str = "tensor", block: int = 32,
          chunk: int = 64) -> TorchGemmResult:
-    """Bit-exact torch twin of ``rf8sim.golden.gemm`` (see the module docstring)."""
-    from ..golden.accspec import AccSpec  # pure Python (no Numba)
+    """Bit-exact torch twin of ``rf8sim.golden.gemm`` (see the module docstring).
+
+    A float accumulator (``acc="fp32"`` or ``"aligned:K:M"``) goes to
+    :func:`rf8sim.training.w8a16.gemm16` and returns its ``W8A16Result`` (float32
+    outputs and flags), as the golden gemm returns float32 bit patterns then."""
+    from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
 
     a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
     if isinstance(acc, str):
         acc = AccSpec.parse(acc, a_fmt, w_fmt)
     if not isinstance(acc, AccSpec):
         raise GemmError(f"acc must be an AccSpec or a spec string, got {acc!r}")
+    if acc.kind != "fixed":  # fp32 / aligned:K:M (the W8A16 contract), as rf8sim.golden.gemm dispatches
+        from .w8a16 import gemm16
+
+        return gemm16(a_codes, w_codes, a_fmt, w_fmt, str(acc), w_scale_exp, w_granularity, block, a_scale_exp,
+                      a_granularity)
     if acc.width > MAX_TORCH_WIDTH:
         raise GemmError(f"accumulator {acc}: the torch emulation handles widths up to {MAX_TORCH_WIDTH} bits; "
                         "use rf8sim.golden.gemm for wider accumulators")

@@ -281,21 +281,28 @@ def _fans(shape) -> tuple[int, int]:
     return shape[1] * rf, shape[0] * rf  # torch's convention (nn.Linear weight is (out, in))
 
 
-def gg_init_(module, shape: float = 2.0, xi: float = 2.0, mode: str = "fan_in",
-             generator: torch.Generator | None = None):
+def gg_init_(module, beta: float = 2.0, xi: float = 2.0, mode: str = "fan_in",
+             generator: torch.Generator | None = None, *, shape: float | None = None):
     """Initialise in place with GG samples of variance xi / n (Kaiming/Xavier variance, GG shape).
 
     ``module``: an ``nn.Module`` (every parameter with >= 2 dims is drawn; 1-D
     parameters named ``weight`` (norm scales) are set to 1 and biases to 0, as
     in the authors' code) or a single tensor (>= 2 dims).
-    ``shape``: beta in SHAPE_RANGE.  ``xi``: 1 for sigmoid/none, 2 for ReLU,
+    ``beta``: the GG shape, in SHAPE_RANGE (``shape=`` is its deprecated old name).  ``xi``: 1 for
+    sigmoid/none, 2 for ReLU,
     2/(1+k^2) for LeakyReLU(k).
     ``mode``: ``"fan_in"`` (default: the forward-variance convention of
     ``torch.nn.init.kaiming_*``; for nn.Linear, in_features) or ``"fan_out"``
     (the authors' ``param.shape[0]``: out_features for nn.Linear).
     alpha = sqrt(xi / n * Gamma(1/b) / Gamma(3/b)).  Returns ``module``.
     """
-    beta = _check_shape(shape)
+    if shape is not None:
+        import warnings
+
+        warnings.warn("gg_init_(shape=) is deprecated; the GG shape is called beta everywhere", DeprecationWarning,
+                      stacklevel=2)
+        beta = shape
+    beta = _check_shape(beta)
     try:
         xi = float(xi)
     except (TypeError, ValueError):

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .. import formats as F
-from .quant import GRANULARITIES, QuantError, dequantize, fake_quant, quantize
+from .quant import BLOCK_GRANULARITIES, QuantError, canonical_granularity, dequantize, fake_quant, quantize
 
 __all__ = ["QATConfig", "QuantizedTensor", "FakeQuantize", "quantize_model_", "convert", "quantized_weights",
            "QAT_KINDS"]
@@ -27,7 +27,12 @@ QAT_KINDS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass(frozen=True)
 class QATConfig:
-    """What to fake-quantize.  Weights: per output channel by default; activations off by default."""
+    """What to fake-quantize.  Weights: per output channel by default; activations off by default.
+
+    ``act_fmt="bf16"`` (or ``"fp16"``) is weight-only quantization as the paper uses RF8: each
+    layer's input is rounded to bf16 (torch's RNE cast, equal to the golden bf16 encode) with a
+    straight-through gradient, and the weights go through the 8-bit fake quantizer.
+    """
 
     weight_fmt: str = "rf8"
     weight_rounding: str = "nearest"
@@ -42,11 +47,15 @@ class QATConfig:
                                      (self.act_fmt, self.act_rounding, self.act_granularity, "act")):
             if fmt is None:
                 continue
+            if what == "act" and fmt in ("bf16", "fp16"):
+                continue  # weight-only quantization: activations rounded to bf16/fp16 (RNE), no scale
             f = F.get(fmt)
             if rnd not in f.roundings:
                 raise QuantError(f"{what}_rounding {rnd!r} is not valid for {f.name}; valid: {', '.join(f.roundings)}")
-            if gran not in GRANULARITIES:
-                raise QuantError(f"{what}_granularity {gran!r} is not valid; valid: {', '.join(GRANULARITIES)}")
+            try:
+                object.__setattr__(self, f"{what}_granularity", canonical_granularity(gran))
+            except QuantError as e:
+                raise QuantError(f"{what}_granularity: {e}") from None
         if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
             raise QuantError(f"block must be a positive integer, got {self.block!r}")
 
@@ -65,7 +74,7 @@ class FakeQuantize(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.fmt}, {self.rounding}, {self.granularity}" + (
-            f", block={self.block}" if self.granularity == "block" else "")
+            f", block={self.block}" if self.granularity in BLOCK_GRANULARITIES else "")
 
 
 def _act_hook(cfg: QATConfig):
@@ -73,7 +82,12 @@ def _act_hook(cfg: QATConfig):
         if not args or not isinstance(args[0], torch.Tensor):
             return None
         x = args[0]
-        y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block, nonfinite="propagate")
+        if cfg.act_fmt in ("bf16", "fp16"):
+            from .w8a16 import fake_quant16
+
+            y = fake_quant16(x, cfg.act_fmt)
+        else:
+            y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block, nonfinite="propagate")
         return (y if y.dtype == x.dtype else y.to(x.dtype),) + tuple(args[1:])
     return hook
 
@@ -81,7 +95,7 @@ def _act_hook(cfg: QATConfig):
 def quantize_model_(model: nn.Module, config: QATConfig | None = None, kinds=QAT_KINDS, filter_fn=None) -> nn.Module:
     """Put fake quantization on the weights (and optionally inputs) of Linear/Conv layers, in place.
 
-    ``filter_fn(name, module) -> bool`` restricts the layers.  Calling it twice
+    ``filter_fn(module, fqn) -> bool`` (torchao's signature, as ``quantize_``) restricts the layers.  Calling it twice
     on the same layer raises.  Returns ``model``.
     """
     cfg = config or QATConfig()
@@ -89,7 +103,7 @@ def quantize_model_(model: nn.Module, config: QATConfig | None = None, kinds=QAT
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
     n = 0
     for name, mod in list(model.named_modules()):
-        if not isinstance(mod, kinds) or (filter_fn is not None and not filter_fn(name, mod)):
+        if not isinstance(mod, kinds) or (filter_fn is not None and not filter_fn(mod, name)):
             continue
         if parametrize.is_parametrized(mod, "weight"):
             raise QuantError(f"layer {name!r} is already parametrized (quantize_model_ called twice?)")

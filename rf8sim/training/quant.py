@@ -33,7 +33,14 @@ from .. import formats as F
 
 __all__ = [
     "GRANULARITIES",
+    "BLOCK_GRANULARITIES",
+    "SCALE_MIN",
+    "SCALE_MAX",
+    "SCALE_NAN",
     "QuantError",
+    "canonical_granularity",
+    "to_e8m0",
+    "from_e8m0",
     "encode",
     "decode",
     "quantize",
@@ -44,8 +51,15 @@ __all__ = [
     "set_compile",
 ]
 
-GRANULARITIES = ("tensor", "channel", "block")
-_SCALE_MIN, _SCALE_MAX = -128, 127  # scale exponents are stored as int8
+# The granularities (tensor, channel, ceil = the no-clipping rule k = ceil(log2(amax / max)) that
+# torchao calls RCEIL and that was called "block", mx = OCP MX v1.0), the E8M0 scale range -127..127
+# and the NaN scale (-128 as int8, E8M0 byte 0xFF) come from the spec module rf8sim.scales.
+from ..scales import (BLOCK_GRANULARITIES, GRANULARITIES, SCALE_MAX, SCALE_MIN, SCALE_NAN,  # noqa: E402
+                      ScaleError)
+from ..scales import canonical_granularity as _canonical_granularity  # noqa: E402
+from ..scales import scale_shape as _scale_shape  # noqa: E402
+
+_SCALE_MIN, _SCALE_MAX = SCALE_MIN, SCALE_MAX
 _NONFINITE = ("raise", "propagate")
 #: smallest 24-bit significand whose value is >= sqrt(2) * 2**23 (sqrt(2) is irrational: no equality)
 _SQRT2_SIG = math.isqrt(2 << 46) + 1
@@ -168,7 +182,11 @@ def _tables(fmt: F.Format) -> _Tables:
 
 
 def _fmt(fmt) -> F.Format:
-    return F.get(fmt)
+    f = F.get(fmt)
+    if f.code_bits > 8:
+        raise QuantError(f"{f.name} has {f.code_bits}-bit codes; the scaled quantizer takes 8-bit formats "
+                         f"({', '.join(F.names(code_bits=8))}); 16-bit activations: rf8sim.training.w8a16.encode16")
+    return f
 
 
 def _check_rounding(fmt: F.Format, rounding: str) -> str:
@@ -344,20 +362,40 @@ def decode(codes: torch.Tensor, fmt="rf8") -> torch.Tensor:
 # scales
 
 
+def canonical_granularity(granularity: str) -> str:
+    """The granularity's current name (``block`` -> ``ceil``); QuantError if unknown."""
+    try:
+        return _canonical_granularity(granularity)
+    except ScaleError as e:
+        raise QuantError(str(e)) from None
+
+
+def to_e8m0(scale_exp: torch.Tensor) -> torch.Tensor:
+    """OCP E8M0 scale bytes (uint8: k + 127; the NaN scale SCALE_NAN -> 0xFF) of int8 scale exponents."""
+    k = torch.as_tensor(scale_exp).to(torch.int16)
+    bad = (k != SCALE_NAN) & ((k < SCALE_MIN) | (k > SCALE_MAX))
+    if bool(bad.any()):
+        raise QuantError(f"{int(bad.sum())} scale exponent(s) outside the E8M0 range {SCALE_MIN}..{SCALE_MAX}")
+    return torch.where(k == SCALE_NAN, torch.full_like(k, 255), k + 127).to(torch.uint8)
+
+
+def from_e8m0(scale_bytes: torch.Tensor) -> torch.Tensor:
+    """Inverse of to_e8m0: int8 scale exponents (0xFF -> SCALE_NAN)."""
+    b = torch.as_tensor(scale_bytes)
+    if b.dtype == getattr(torch, "float8_e8m0fnu", None):
+        b = b.view(torch.uint8)
+    if b.dtype != torch.uint8:
+        raise QuantError(f"E8M0 scales must be uint8 bytes (or float8_e8m0fnu), got {b.dtype}")
+    k = b.to(torch.int16)
+    return torch.where(k == 255, torch.full_like(k, SCALE_NAN), k - 127).to(torch.int8)
+
+
 def scale_shape(shape, granularity: str, block: int = 32) -> tuple:
     """Shape of the scale exponents for a tensor of ``shape``."""
-    shape = tuple(shape)
-    if granularity == "tensor":
-        return ()
-    if len(shape) == 0:
-        raise QuantError(f"granularity {granularity!r} needs a tensor with at least one dimension")
-    if granularity == "channel":
-        return (shape[0],)
-    if granularity == "block":
-        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-            raise QuantError(f"block must be a positive integer, got {block!r}")
-        return shape[:-1] + (-(-shape[-1] // block),)
-    raise QuantError(f"granularity {granularity!r} is not valid; valid: {', '.join(GRANULARITIES)}")
+    try:
+        return _scale_shape(tuple(shape), granularity, block)
+    except ScaleError as e:
+        raise QuantError(str(e)) from None
 
 
 def _pow2_f32(k: torch.Tensor) -> torch.Tensor:
@@ -385,19 +423,31 @@ def _fold(x: torch.Tensor, granularity: str, block: int) -> tuple[torch.Tensor, 
 
 def _unfold(y: torch.Tensor, shape: tuple, granularity: str, block: int) -> torch.Tensor:
     """Inverse of _fold (drops the block padding)."""
-    if granularity != "block":
+    if granularity not in BLOCK_GRANULARITIES:
         return y.reshape(shape)
     rows = math.prod(shape[:-1])
     return y.reshape(rows, -1)[:, : shape[-1]].reshape(shape)
 
 
-def scale_exponent(amax: torch.Tensor, fmt) -> torch.Tensor:
-    """Smallest integer k with amax / 2**k <= fmt.max (amax = 0 -> 0), exactly, as int32.
+def scale_exponent(amax: torch.Tensor, fmt, rule: str = "ceil") -> torch.Tensor:
+    """The scale exponent of each group maximum ``amax`` (>= 0), as int32.
 
-    Exact: amax (float32) and fmt.max * 2**k are compared in float64, where both
-    are exact.  Clamped to >= -128 (int8 storage), as the golden model does.
+    ``rule="ceil"`` (tensor, channel, ceil): the smallest integer k with
+    amax / 2**k <= fmt.max (amax = 0 -> 0), exactly (amax and fmt.max * 2**k are
+    compared in float64, where both are exact).  ``rule="mx"`` (OCP MX v1.0):
+    k = floor(log2 amax) - floor(log2 fmt.max), -127 for amax = 0, SCALE_NAN for
+    a non-finite amax.  Both are clamped to the E8M0 range -127..127.
     """
     fmt = _fmt(fmt)
+    if rule == "mx":
+        a = amax.to(torch.float64)
+        _, ea = torch.frexp(torch.where(torch.isfinite(a), a, torch.zeros_like(a)))
+        _, em = torch.frexp(torch.tensor(fmt.max, dtype=torch.float64))
+        k = (ea - em).to(torch.int64).clamp(_SCALE_MIN, _SCALE_MAX)
+        k = torch.where(a == 0, torch.full_like(k, _SCALE_MIN), k)
+        return torch.where(torch.isfinite(a), k, torch.full_like(k, SCALE_NAN)).to(torch.int32)
+    if rule != "ceil":
+        raise QuantError(f"scale rule {rule!r} is not valid; valid: ceil, mx")
     a = amax.to(torch.float64)
     _, ea = torch.frexp(a)
     _, em = torch.frexp(torch.tensor(fmt.max, dtype=torch.float64))
@@ -408,13 +458,16 @@ def scale_exponent(amax: torch.Tensor, fmt) -> torch.Tensor:
         ok = a <= torch.ldexp(torch.full_like(a, fmt.max), c)
         k = torch.where(ok, c, k)
     k = torch.where(a == 0, torch.zeros_like(k), k)
-    # int8 storage: k < -128 only for amax < max * 2**-128, where -128 still satisfies the bound
+    # E8M0 range: k < -127 only for amax < max * 2**-127, where -127 still satisfies the bound
     # (k > 127 cannot happen for a finite float32 amax and any format max >= 1)
     return k.clamp(_SCALE_MIN, _SCALE_MAX).to(torch.int32)
 
 
 def _scale_exps(x: torch.Tensor, fmt: F.Format, granularity: str, block: int, nonfinite: str):
     y, sshape = _fold(x, granularity, block)
+    rule = "mx" if granularity == "mx" else "ceil"
+    if nonfinite == "mx":  # quantize(granularity="mx"): a block with NaN/Inf gets the NaN scale
+        return y, scale_exponent(y.abs().amax(dim=1), fmt, rule), sshape
     if nonfinite == "propagate":
         a = y.abs()
         amax = torch.where(torch.isfinite(a), a, torch.zeros_like(a)).amax(dim=1)
@@ -424,7 +477,7 @@ def _scale_exps(x: torch.Tensor, fmt: F.Format, granularity: str, block: int, no
         amax = torch.maximum(mx, -mn)
         if not bool(torch.isfinite(amax).all()):
             _raise_nonfinite(x)
-    return y, scale_exponent(amax, fmt), sshape
+    return y, scale_exponent(amax, fmt, rule), sshape
 
 
 def _raise_nonfinite(x: torch.Tensor):
@@ -443,7 +496,7 @@ def _check_x(x, fmt, rounding, granularity, block, nonfinite="raise"):
     x = _as_float32(x)
     _check_nonempty(x)
     scale_shape(x.shape, granularity, block)  # validates granularity and block
-    return fmt, x.contiguous()
+    return fmt, x.contiguous(), canonical_granularity(granularity)
 
 
 def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity: str = "tensor",
@@ -451,13 +504,21 @@ def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity:
     """Power-of-two scaled quantization: ``(codes uint8, scale_exp int8)``.
 
     ``scale_exp`` is the smallest integer k with amax / 2**k <= fmt.max per group
-    (``tensor``: shape (); ``channel``: (x.shape[0],); ``block``: x.shape[:-1] +
+    (``tensor``: shape (); ``channel``: (x.shape[0],); ``ceil``/``mx``: x.shape[:-1] +
     (ceil(n / block),), contiguous blocks along the last axis); codes =
     encode(x / 2**k).  Bit-identical to ``rf8sim.golden.quantize``.  NaN/Inf and
-    empty input raise QuantError.
+    empty input raise QuantError, except under ``mx``, where a block holding
+    NaN/Inf gets the NaN scale SCALE_NAN and all-zero codes (OCP MX v1.0), and
+    elements always saturate (``saturate`` is ignored: the floor rule lets a
+    scaled value exceed the format's max).
     """
-    fmt, x = _check_x(x, fmt, rounding, granularity, block)
-    y, k, sshape = _scale_exps(x, fmt, granularity, block, "raise")
+    fmt, x, granularity = _check_x(x, fmt, rounding, granularity, block)
+    mx = granularity == "mx"
+    y, k, sshape = _scale_exps(x, fmt, granularity, block, "mx" if mx else "raise")
+    if mx:
+        nan_blk = k == SCALE_NAN
+        y = torch.where(nan_blk[:, None], torch.zeros_like(y), y)
+        saturate = True
     ys = _apply_scale(y, -k[:, None])
     codes = _encode32(ys, fmt, rounding, saturate).to(torch.uint8)
     codes = _unfold(codes, x.shape, granularity, block)
@@ -478,6 +539,7 @@ def dequantize(codes: torch.Tensor, scale_exp: torch.Tensor, fmt="rf8", granular
     if not isinstance(scale_exp, torch.Tensor):
         scale_exp = torch.as_tensor(scale_exp)
     want = scale_shape(codes.shape, granularity, block)
+    granularity = canonical_granularity(granularity)
     if tuple(scale_exp.shape) != want:
         raise QuantError(f"scale_exp has shape {tuple(scale_exp.shape)}; codes of shape {tuple(codes.shape)} "
                          f"with granularity {granularity!r} need {want}")
@@ -490,6 +552,8 @@ def dequantize(codes: torch.Tensor, scale_exp: torch.Tensor, fmt="rf8", granular
     k = scale_exp.to(device=v.device, dtype=torch.int32).reshape(-1, 1)
     # one rounding: the exact product in float64, then float32 (RNE) - same as a correct ldexp
     out = (y.to(torch.float64) * torch.ldexp(torch.ones_like(k, dtype=torch.float64), k)).to(torch.float32)
+    if granularity == "mx":  # the E8M0 NaN scale makes its whole block NaN
+        out = torch.where(k == SCALE_NAN, torch.full_like(out, float("nan")), out)
     ovf = torch.isinf(out) & torch.isfinite(y)
     if bool(ovf.any()):
         raise QuantError(f"{int(ovf.sum())} dequantized value(s) overflow float32 (scale_exp up to "
@@ -573,7 +637,7 @@ def _pow2_f64(k: torch.Tensor) -> torch.Tensor:
 
 
 def _fq_nearest_nosync(y: torch.Tensor, vlut: torch.Tensor, fmax: float, log2max: int, shift: int, mask: int,
-                       nbm1: int):
+                       nbm1: int, mx: bool = False):
     """Whole fake_quant (scale exponent included) for nearest on sign-magnitude formats, with no
     host synchronisation and no data-dependent Python branch, so torch.compile fuses it.
 
@@ -581,7 +645,8 @@ def _fq_nearest_nosync(y: torch.Tensor, vlut: torch.Tensor, fmax: float, log2max
     from the float32 bits of amax (an integer max of the magnitude patterns) and
     fixed by exact float64 comparisons; subnormal inputs are renormalised by an
     exact multiplication by 2**64 before the bucket arithmetic.  Non-finite
-    entries are excluded from amax and passed through.
+    entries are excluded from amax and passed through.  ``mx``: the OCP MX floor rule
+    (k = floor(log2 amax) - floor(log2 max), -127 for zero or subnormal amax).
     """
     ab = y.view(torch.int32) & 0x7FFFFFFF
     finite = ab < 0x7F800000
@@ -590,12 +655,15 @@ def _fq_nearest_nosync(y: torch.Tensor, vlut: torch.Tensor, fmax: float, log2max
     e = amax_bits >> 23
     a64 = amax_bits.view(torch.float32).to(torch.float64)
     k0 = (e - 127 - log2max).to(torch.int64)
-    k = k0 + 1
-    k = torch.where(a64 <= fmax * _pow2_f64(k0), k0, k)
-    k = torch.where(a64 <= fmax * _pow2_f64(k0 - 1), k0 - 1, k)
-    # amax below the float32 normal range needs k < -128: clamped, like the golden model
-    k = torch.where(e == 0, torch.where(amax_bits == 0, torch.zeros_like(k), torch.full_like(k, -128)), k)
-    k = k.clamp(-128, 127).to(torch.int32)
+    if mx:
+        k = torch.where(e == 0, torch.full_like(k0, _SCALE_MIN), k0)
+    else:
+        k = k0 + 1
+        k = torch.where(a64 <= fmax * _pow2_f64(k0), k0, k)
+        k = torch.where(a64 <= fmax * _pow2_f64(k0 - 1), k0 - 1, k)
+        # amax below the float32 normal range needs k < -127: clamped to the E8M0 range
+        k = torch.where(e == 0, torch.where(amax_bits == 0, torch.zeros_like(k), torch.full_like(k, _SCALE_MIN)), k)
+    k = k.clamp(_SCALE_MIN, _SCALE_MAX).to(torch.int32)
     sub = ab < 0x800000
     abn = torch.where(sub, (y.abs() * 18446744073709551616.0).view(torch.int32), ab)  # * 2**64, exact
     kk = k + torch.where(sub, 64, 0).to(torch.int32)
@@ -643,7 +711,7 @@ def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, 
         d = tb.on(x.device)
         y, _ = _fold(x, granularity, block)
         out, _, ok = _run_nosync(True, y, d["vlut"], float(fmt.max), math.floor(math.log2(fmt.max)), tb.shift,
-                                 (1 << tb.shift) - 1, len(tb.lut_above) - 1)
+                                 (1 << tb.shift) - 1, len(tb.lut_above) - 1, granularity == "mx")
         if nonfinite == "raise" and not bool(ok):
             _raise_nonfinite(x)
         return _unfold(out, x.shape, granularity, block)
@@ -657,7 +725,8 @@ def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, 
         fast = not bool(((ab < 0x800000) & (ab != 0)).any())  # float32 subnormals would be renormalised
     if fast:
         shift, mask, nb = tb.shift, (1 << tb.shift) - 1, len(tb.lut_above)
-        if nonfinite == "raise" and bool((k <= 0).all()):
+        if nonfinite == "raise" and granularity != "mx" and bool((k <= 0).all()):
+            # (not mx: its floor rule lets scaled values pass max, which only the clamped core saturates)
             if k.numel() == 1:
                 v = _tensor_fq(y, int(k), d["slut"], shift, mask, nb)
             else:
@@ -700,6 +769,6 @@ def fake_quant(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularit
     finite value is quantized normally and NaN/±Inf entries are passed through
     unchanged (useful to let a loss-scaler see an overflow).
     """
-    fmt, x32 = _check_x(x, fmt, rounding, granularity, block, nonfinite)
+    fmt, x32, granularity = _check_x(x, fmt, rounding, granularity, block, nonfinite)
     # x32 = x.float() for float16/bfloat16 inputs: autograd routes the gradient back through the cast
     return _FakeQuant.apply(x32, fmt, rounding, granularity, block, nonfinite)

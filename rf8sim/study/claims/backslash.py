@@ -229,8 +229,17 @@ def measure(task, cfg, model, data, ptq=True) -> dict:
     return r
 
 
+def _job(job, tasks, data):
+    """One seed x regularizer x lambda x task (a cluster task; top-level so it pickles)."""
+    t, kind, lam, s = job
+    model, info = train_task(t, tasks[t], data[t], s, kind, lam)
+    return {"regularizer": info["regularizer"], "metrics": measure(t, tasks[t], model, data[t])}
+
+
 def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
-    from .common import mean_std, progress_iter
+    import functools
+
+    from .common import fan_out, mean_std
 
     nseeds = seeds or (1 if quick else 3)
     seed_list = list(range(nseeds))
@@ -240,10 +249,12 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
         jobs += [(t, "plain", 0.0)] + [(t, "backslash", l) for l in cfg["lams"]] + [(t, "l1", l) for l in cfg["l1_lams"]]
     data = {t: _data(t, c) for t, c in tasks.items()}
     raw, descs = {}, {}
-    for (t, kind, lam), s in progress_iter([(j, s) for j in jobs for s in seed_list], progress, desc="backslash runs"):
-        model, info = train_task(t, tasks[t], data[t], s, kind, lam)
-        descs[f"{t}/{kind}/{lam:g}"] = info["regularizer"]
-        raw.setdefault(f"{t}/{kind}/{lam:g}", []).append(measure(t, tasks[t], model, data[t]))
+    runs = [(t, kind, lam, s) for (t, kind, lam) in jobs for s in seed_list]
+    results = fan_out(functools.partial(_job, tasks=tasks, data=data), runs, kind="backslash",
+                      setting={"tasks": tasks, "quick": quick}, progress=progress, desc="backslash runs")
+    for (t, kind, lam, _s), r in zip(runs, results):
+        descs[f"{t}/{kind}/{lam:g}"] = r["regularizer"]
+        raw.setdefault(f"{t}/{kind}/{lam:g}", []).append(r["metrics"])
     rows = {}
     for key, runs in raw.items():
         t, kind, lam = key.split("/")

@@ -21,12 +21,22 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="directory for NAME.json (and figures)")
     p.add_argument("--force", action="store_true", help="overwrite an existing result file")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--workers", type=int, default=1, help="local parallel tasks (default 1: in this process)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every task instead of reusing cached results")
+    from ..commands import add_cluster_args
+
+    add_cluster_args(p)
     p.set_defaults(func=cmd_claims)
 
 
 def cmd_claims(args) -> int:
+    from rf8sim import cache
+
     from . import RECIPES
     from .runner import run_claim
+
+    if args.cache_dir:
+        cache.set_root(args.cache_dir)
 
     if args.name == "report":
         from .report import render
@@ -36,5 +46,6 @@ def cmd_claims(args) -> int:
     names = list(RECIPES) if args.name == "all" else [args.name]
     for n in names:
         run_claim(n, quick=args.quick, seeds=args.seeds, out=args.out, force=args.force,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, cluster=args.cluster or "local", workers=args.workers,
+                  use_cache=not args.no_cache)
     return 0

@@ -33,6 +33,8 @@ __all__ = [
     "train_lm",
     "eval_lm",
     "print_table",
+    "fan_out",
+    "fan_out_settings",
 ]
 
 #: Where full-setting results are recorded (checked in).
@@ -41,6 +43,44 @@ RESULTS_DIR = (source_root() or Path.cwd()) / "training" / "results"
 
 class ClaimError(RF8SimError, ValueError):
     """Bad recipe arguments (unknown claim, refused overwrite, bad seed count)."""
+
+
+#: where :func:`fan_out` runs the recipes' tasks (set by the runner from --cluster/--workers)
+_FANOUT = {"cluster": "local", "workers": 1, "cache": True}
+
+
+class fan_out_settings:
+    """``with fan_out_settings(cluster=..., workers=..., cache=...):`` for one recipe run."""
+
+    def __init__(self, cluster: str = "local", workers: int = 1, cache: bool = True):
+        self.new = {"cluster": cluster, "workers": workers, "cache": cache}
+
+    def __enter__(self):
+        self.old = dict(_FANOUT)
+        _FANOUT.update(self.new)
+
+    def __exit__(self, *exc):
+        _FANOUT.clear()
+        _FANOUT.update(self.old)
+
+
+def fan_out(fn, jobs, *, kind: str, setting, progress: bool = False, desc: str = "", num_gpus: float = 0.0) -> list:
+    """``[fn(job) for job in jobs]`` as tasks (one per seed x arm x setting) through
+    :func:`rf8sim.cluster.run_tasks`: in this process, in local processes or on Ray, each result
+    cached under the cache root by a hash of the recipe, its ``setting``, the job and the code
+    version (an interrupted claim run resumes where it stopped).  Results come back in job order,
+    as JSON values (tuples become lists).  The recipes train on the CPU (bit-reproducible), so
+    ``num_gpus`` is 0 unless a recipe asks for a GPU."""
+    from rf8sim import cache, cluster
+
+    jobs = list(jobs)
+    keys = ([cache.content_hash("claims", kind, setting, job, cache.code_version()) for job in jobs]
+            if _FANOUT["cache"] else None)
+    return cluster.run_tasks(fn, jobs, keys=keys, kind=f"claims-{kind}", cluster=_FANOUT["cluster"],
+                             workers=_FANOUT["workers"],
+                             resources=cluster.Resources(num_cpus=1, num_gpus=num_gpus, tools=("torch",)),
+                             labels=[f"{kind}:{'/'.join(map(str, job)) if isinstance(job, (list, tuple)) else job}"
+                                     for job in jobs], progress=progress, desc=desc or kind)
 
 
 def provenance() -> dict:

@@ -64,36 +64,54 @@ def _finetune_epoch(task, cfg, model, data, g):
         train_classifier(model, data[0], data[1], epochs=1, batch=cfg["batch"], lr=lr, generator=g)
 
 
-def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
-    from .backslash import _data, evaluate, rate_of, train_task
+def _job(job, tasks, data):
+    """One seed x task: train, reshape, fine-tune in stages, with the control (a cluster task)."""
     import copy
 
-    from .common import mean_std, progress_iter, seeded
+    from .backslash import evaluate, rate_of, train_task
+    from .common import seeded
+
+    t, s = job
+    cfg = tasks[t]
+    model, _ = train_task(t, cfg, data[t], s, "plain", 0.0)
+    recs = []
+
+    def rec(stage, m):
+        recs.append([stage, {"metric": evaluate(t, cfg, m, data[t]), **rate_of(m)}])
+
+    rec("trained", model)
+    # control: the same fine-tuning (same batches) without reshaping, so "recovery"
+    # is not confused with the gain of simply training longer
+    control = copy.deepcopy(model)
+    fits = reshape_(model)
+    rec("reshaped", model)
+    g, gc = seeded(1000 + s), seeded(1000 + s)
+    for e in (1, 2, 3):
+        _finetune_epoch(t, cfg, model, data[t], g)
+        rec(f"ft{e}", model)
+        _finetune_epoch(t, cfg, control, data[t], gc)
+        rec(f"control-ft{e}", control)
+    return {"recs": recs, "fits": fits}
+
+
+def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
+    import functools
+
+    from .backslash import _data
+    from .common import fan_out, mean_std
 
     nseeds = seeds or (1 if quick else 3)
     seed_list = list(range(nseeds))
     tasks = QUICK if quick else TASKS
     raw, fits = {}, {}
     data = {t: _data(t, c) for t, c in tasks.items()}
-    for t, s in progress_iter([(t, s) for t in tasks for s in seed_list], progress, desc="deepshape runs"):
-        cfg = tasks[t]
-        model, _ = train_task(t, cfg, data[t], s, "plain", 0.0)
-
-        def rec(stage, m):
-            raw.setdefault(f"{t}/{stage}", []).append({"metric": evaluate(t, cfg, m, data[t]), **rate_of(m)})
-
-        rec("trained", model)
-        # control: the same fine-tuning (same batches) without reshaping, so "recovery"
-        # is not confused with the gain of simply training longer
-        control = copy.deepcopy(model)
-        fits[f"{t}/seed{s}"] = reshape_(model)
-        rec("reshaped", model)
-        g, gc = seeded(1000 + s), seeded(1000 + s)
-        for e in (1, 2, 3):
-            _finetune_epoch(t, cfg, model, data[t], g)
-            rec(f"ft{e}", model)
-            _finetune_epoch(t, cfg, control, data[t], gc)
-            rec(f"control-ft{e}", control)
+    runs = [(t, s) for t in tasks for s in seed_list]
+    results = fan_out(functools.partial(_job, tasks=tasks, data=data), runs, kind="deepshape",
+                      setting={"tasks": tasks, "quick": quick}, progress=progress, desc="deepshape runs")
+    for (t, s), r in zip(runs, results):
+        fits[f"{t}/seed{s}"] = r["fits"]
+        for stage, rec in r["recs"]:
+            raw.setdefault(f"{t}/{stage}", []).append(rec)
     rows = {}
     for key, runs in raw.items():
         t, stage = key.split("/")

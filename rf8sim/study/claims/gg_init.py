@@ -86,7 +86,7 @@ def init_weights_(model, method: str, generator):
 
 def _gg_tensor_(gg_init_, w, beta, generator):
     """GG with Kaiming's fan_in variance (xi = 2) on one weight tensor."""
-    gg_init_(w, shape=beta, xi=2.0, mode="fan_in", generator=generator)
+    gg_init_(w, beta=beta, xi=2.0, mode="fan_in", generator=generator)
 
 
 def _task_data(task, cfg):
@@ -148,8 +148,16 @@ def run_one(task, cfg, method, seed, data, progress=False):
             "test_loss": test_loss, "test_acc": accuracy(model, xte, yte), "steps": len(losses)}
 
 
+def _job(job, tasks, data):
+    """One seed x init x task (a cluster task; top-level so it pickles)."""
+    t, m, s = job
+    return run_one(t, tasks[t], m, s, data[t])
+
+
 def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
-    from .common import mean_std, progress_iter
+    import functools
+
+    from .common import fan_out, mean_std
 
     nseeds = seeds or (1 if quick else 3)
     seed_list = list(range(nseeds))
@@ -158,8 +166,10 @@ def run(quick: bool, seeds: int | None, progress: bool, outdir) -> dict:
     rows, raw = {}, {}
     jobs = [(t, m, s) for t in tasks for m in inits for s in seed_list]
     data = {t: _task_data(t, c) for t, c in tasks.items()}
-    for t, m, s in progress_iter(jobs, progress, desc="gg-init runs"):
-        raw.setdefault(f"{t}/{m}", []).append(run_one(t, tasks[t], m, s, data[t]))
+    results = fan_out(functools.partial(_job, tasks=tasks, data=data), jobs, kind="gg-init",
+                      setting={"tasks": tasks, "quick": quick}, progress=progress, desc="gg-init runs")
+    for (t, m, _s), r in zip(jobs, results):
+        raw.setdefault(f"{t}/{m}", []).append(r)
     for key, runs in raw.items():
         t, m = key.split("/")
         stt = [r["steps_to_target"] for r in runs]

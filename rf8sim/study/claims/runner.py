@@ -20,11 +20,15 @@ def out_path(name: str, quick: bool, out=None) -> Path:
 
 
 def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None, force: bool = False,
-              progress: bool = True, console=None) -> dict:
+              progress: bool = True, console=None, cluster: str = "local", workers: int = 1,
+              use_cache: bool = True) -> dict:
     """Run recipe ``name``; returns the payload it wrote.
 
     Each recipe module has ``run(quick, seeds, progress, outdir) -> dict`` (with
     ``config``, ``rows``, ``summary``) and ``summary_table(payload) -> (title, headers, rows)``.
+    Every seed x arm x setting is a task (:func:`.common.fan_out`): ``cluster`` (local, auto,
+    ray://HOST:PORT) and ``workers`` say where they run; results are cached under the cache
+    root unless ``use_cache`` is False.
     """
     from rich.console import Console
 
@@ -34,6 +38,11 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
         raise ClaimError(f"unknown claim {name!r}; valid: {', '.join(RECIPES)}, all")
     if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
         raise ClaimError(f"--seeds must be a positive integer, got {seeds!r}")
+    from rf8sim.cluster import parse_cluster
+
+    cluster = parse_cluster(cluster)
+    if not isinstance(workers, int) or workers < 1:
+        raise ClaimError(f"--workers must be a positive integer, got {workers!r}")
     if out is not None:
         from rf8sim.fileio import check_output_dir
 
@@ -52,15 +61,18 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
     prov = provenance()  # the commit the run started from
     prov["torch_threads"] = torch.get_num_threads()
     t0 = time.perf_counter()
+    from .common import fan_out_settings
+
     try:
-        payload = mod.run(quick=quick, seeds=seeds, progress=progress, outdir=path.parent)
+        with fan_out_settings(cluster=cluster, workers=workers, cache=use_cache):
+            payload = mod.run(quick=quick, seeds=seeds, progress=progress, outdir=path.parent)
     finally:
         torch.set_num_threads(threads)
     wall = time.perf_counter() - t0
     payload = {"claim": name, "setting": "quick" if quick else "full",
                "command": f"rf8sim claims {name}" + (" --quick" if quick else "")
                + (f" --seeds {seeds}" if seeds is not None else ""),
-               "wall_time_s": round(wall, 2), "provenance": prov, **payload}
+               "wall_time_s": round(wall, 2), "cluster": cluster, "workers": workers, "provenance": prov, **payload}
     payload["verdict"] = mod.verdict(payload)  # computed from the recorded numbers by the recipe's stated rule
     write_json(path, payload, force=force)  # checked before the run; exclusive create unless --force
     from .common import print_table

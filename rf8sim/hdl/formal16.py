@@ -1,0 +1,122 @@
+"""Yosys SAT proof that a W8A16 product stage equals a reference written from the format definitions.
+
+The reference decodes the 16-bit activation from its IEEE fields (the contract's
+definition, checked against the ``rf8sim.formats`` tables by the tests) and the weight
+from 256-entry case statements of the ``Format`` tables (bf16 weights from their fields),
+then multiplies the significands with a plain ``*``.  The checker asserts, for every code
+pair at once (2^24 pairs, 2^32 for bf16 weights): same NaN and Inf flags, same magnitude,
+same sign for every non-special product (zeros included: their sign feeds the float32
+zero rules), same exponent for nonzero products.  ``mutate=True`` corrupts one weight table
+entry (or the activation's bias for bf16 weights) so that tests can watch the proof fail.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from .. import formats as F
+from .mac import HdlError
+from .w8a16 import A16Config, ProductStage16, _fields16
+
+__all__ = ["prove_product_stage16"]
+
+EW = 12   # signed exponent width of the reference (|exp| <= 300)
+SW = 12   # significand width of the reference
+
+
+def _dec16_module(name: str, fl, mutate: bool = False) -> str:
+    eb, mb, bias = fl.exp_bits, fl.man_bits, fl.bias + (1 if mutate else 0)
+    return f"""
+module {name}(input [15:0] c, output s, output [{SW - 1}:0] sig, output signed [{EW - 1}:0] e,
+              output nan, output inf);
+  wire [{eb - 1}:0] E = c[{14}:{mb}];
+  wire [{mb - 1}:0] M = c[{mb - 1}:0];
+  assign s = c[15];
+  assign nan = (E == {eb}'d{(1 << eb) - 1}) && (M != 0);
+  assign inf = (E == {eb}'d{(1 << eb) - 1}) && (M == 0);
+  // subnormal: M * 2**(1 - bias - mb); normal: (2**mb + M) * 2**(E - bias - mb)
+  assign sig = (nan || inf) ? 0 : (E == 0) ? M : ({SW}'d{1 << mb} + M);
+  assign e = (E == 0) ? $signed({EW}'d1) - {EW}'sd{bias + mb} : $signed({{{EW - eb}'d0, E}}) - {EW}'sd{bias + mb};
+endmodule
+"""
+
+
+def _table8_module(name: str, fmt: F.Format, mutate: bool = False) -> str:
+    lines = [f"module {name}(input [7:0] c, output reg s, output reg [{SW - 1}:0] sig,",
+             f"    output reg signed [{EW - 1}:0] e, output reg nan, output reg inf);",
+             "  always @* begin", "    case (c)"]
+    for c in range(256):
+        nan = int(fmt.special[c] == F.SPECIAL_NAN)
+        inf = int(fmt.special[c] == F.SPECIAL_INF)
+        sig = 0 if (nan or inf) else int(fmt.sig[c])
+        e = 0 if (nan or inf) else int(fmt.exp[c])
+        if mutate and c == 0x3A:
+            sig ^= 1
+        lines.append(f"      8'd{c}: begin s = 1'b{int(fmt.sign[c])}; sig = {SW}'d{sig}; "
+                     f"e = {'-' if e < 0 else ''}{EW}'sd{abs(e)}; nan = 1'b{nan}; inf = 1'b{inf}; end")
+    lines += ["      default: begin s = 1'b0; sig = 0; e = 0; nan = 1'b0; inf = 1'b0; end",
+              "    endcase", "  end", "endmodule"]
+    return "\n".join(lines)
+
+
+def prove_product_stage16(a_fmt, w_fmt, workdir: str | Path, mutate: bool = False, timeout: int = 1800) -> dict:
+    """SAT-prove the generated W8A16 product stage of ``a_fmt x w_fmt`` for all code pairs.
+
+    Returns ``{"proved": bool, "pairs": 2**(16 + weight bits), "log": path}``; HdlError if yosys fails.
+    """
+    from amaranth.back import verilog
+
+    from .synth import _yosys_cmd
+
+    cfg = A16Config.make(a_fmt, w_fmt, "fp32", 1)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "dut.v").write_text(verilog.convert(ProductStage16(cfg.a.name, cfg.w.name), name="dut16",
+                                                emit_src=False))
+    wb = cfg.w.bits
+    ref = [_dec16_module("ref_a", cfg.a, mutate and wb == 16)]
+    if wb == 16:
+        ref.append(_dec16_module("ref_w", _fields16(cfg.w.name)))
+    else:
+        ref.append(_table8_module("ref_w", F.get(cfg.w.name), mutate))
+    pw, ew = cfg.p_width, cfg.p_exp_width
+    ref.append(f"""
+module check(input [15:0] a, input [{wb - 1}:0] w, output ok);
+  wire sign, nan, inf;
+  wire [{pw - 1}:0] mag;
+  wire signed [{ew - 1}:0] exp;
+  dut16 dut(.a(a), .w(w), .sign(sign), .mag(mag), .exp(exp), .nan(nan), .inf(inf));
+  wire sa, sw_, na, ia, nw, iw;
+  wire [{SW - 1}:0] ga, gw;
+  wire signed [{EW - 1}:0] ea, ew_;
+  ref_a ra(.c(a), .s(sa), .sig(ga), .e(ea), .nan(na), .inf(ia));
+  ref_w rw(.c(w), .s(sw_), .sig(gw), .e(ew_), .nan(nw), .inf(iw));
+  wire za = !na && !ia && ga == 0;
+  wire zw = !nw && !iw && gw == 0;
+  wire ref_nan = na || nw || (ia && zw) || (iw && za);
+  wire ref_inf = (ia || iw) && !ref_nan;
+  wire [{2 * SW - 1}:0] ref_mag = (na || ia || nw || iw) ? 0 : ga * gw;
+  wire signed [{EW + 1}:0] ref_e = ea + ew_;
+  wire signed [{EW + 1}:0] dut_e = exp;
+  assign ok = (nan == ref_nan) && (inf == ref_inf) && ({{{2 * SW - pw}'d0, mag}} == ref_mag)
+              && (ref_nan || ref_inf || sign == (sa ^ sw_)) && (ref_mag == 0 || dut_e == ref_e);
+endmodule
+""")
+    (work / "ref.v").write_text("\n".join(ref))
+    (work / "prove.ys").write_text(
+        "read_verilog dut.v\nread_verilog ref.v\nhierarchy -top check\nproc\nflatten\nmemory\nopt -fast\n"
+        "sat -prove ok 1 -verify -show-inputs check\n")
+    try:
+        r = subprocess.run(_yosys_cmd() + ["-q", "-l", "prove.log", "-s", "prove.ys"], cwd=work,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise HdlError(f"yosys SAT proof in {work} did not finish in {timeout} s") from None
+    log = (work / "prove.log").read_text() if (work / "prove.log").exists() else ""
+    res = {"pairs": 1 << (16 + wb), "log": str(work / "prove.log")}
+    if r.returncode == 0 and re.search(r"SAT (proof finished|solving finished) - no model found: SUCCESS", log):
+        return {**res, "proved": True}
+    if "failed" in log.lower() or "FAIL" in log:
+        return {**res, "proved": False}
+    raise HdlError(f"yosys SAT run failed in {work}:\n{(r.stderr or log)[-1500:]}")

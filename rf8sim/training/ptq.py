@@ -1,0 +1,176 @@
+"""Post-training quantization in the torchao style: ``quantize_(model, QuantConfig(...), filter_fn)``.
+
+``quantize_`` replaces each selected ``nn.Linear`` by an :class:`RF8Linear`: a
+real packed module whose weight lives only as ``codes`` (uint8) and
+``scale_exp`` (int8, one per scale group) buffers.  Its forward is either
+
+* ``forward="fake"``: activations rounded to ``act_fmt`` (bf16/fp16 by torch's
+  RNE cast, an 8-bit format by ``fake_quant``, or left alone), the weight
+  dequantized, then ``F.linear`` in float32 (fast; the float32 sum order is
+  torch's), or
+* ``forward="exact"``: the bit-exact arithmetic of ``rf8sim.golden.gemm`` -
+  16-bit activations through :func:`~rf8sim.training.w8a16.gemm16` with
+  ``acc="fp32"`` or ``"aligned:K:M"``, 8-bit activations through the integer GEMM
+  :func:`~rf8sim.training.gemm.gemm` with a fixed-point ``AccSpec`` string.  The
+  bias (if any) is then added in float32 (one RNE addition).
+
+``save_rf8``/``load_rf8`` store and restore the codes and scales of packed
+modules bit for bit (checksummed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .. import formats as F
+from .quant import QuantError, canonical_granularity, dequantize, fake_quant, quantize, scale_shape
+
+__all__ = ["QuantConfig", "RF8Linear", "quantize_", "FORWARDS"]
+
+FORWARDS = ("fake", "exact")
+_A16 = ("bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """What ``quantize_`` does to each selected Linear.
+
+    ``weight_fmt`` (8-bit format), ``act_fmt`` (``"bf16"``/``"fp16"`` for weight-only
+    quantization, an 8-bit format, or None: float32 activations, fake forward only),
+    ``rounding`` (weights; 8-bit activations use it when their format has it),
+    ``granularity`` (weights: tensor, channel, ceil, mx), ``block``, ``acc`` (exact
+    forward: ``"fp32"`` / ``"aligned:K:M"`` for 16-bit activations, an AccSpec string
+    such as ``"16:40"`` for 8-bit ones; default fp32 for 16-bit) and ``forward``
+    (``"fake"`` or ``"exact"``).
+    """
+
+    weight_fmt: str = "rf8"
+    act_fmt: str | None = "bf16"
+    rounding: str = "nearest"
+    granularity: str = "channel"
+    block: int = 32
+    acc: str | None = None
+    forward: str = "fake"
+
+    def __post_init__(self):
+        w = F.get(self.weight_fmt)
+        object.__setattr__(self, "weight_fmt", w.name)
+        if self.rounding not in w.roundings:
+            raise QuantError(f"rounding {self.rounding!r} is not valid for {w.name}; valid: {', '.join(w.roundings)}")
+        object.__setattr__(self, "granularity", canonical_granularity(self.granularity))
+        scale_shape((1, self.block), self.granularity, self.block)  # validates block
+        if self.act_fmt is not None and self.act_fmt not in _A16:
+            object.__setattr__(self, "act_fmt", F.get(self.act_fmt).name)
+        if self.forward not in FORWARDS:
+            raise QuantError(f"forward={self.forward!r} is not valid; valid: {', '.join(FORWARDS)}")
+        if self.forward == "exact":
+            if self.act_fmt is None:
+                raise QuantError("forward='exact' needs act_fmt (bf16, fp16 or an 8-bit format): the golden "
+                                 "arithmetic is defined on codes")
+            if self.act_fmt in _A16:
+                from .w8a16 import parse_acc16
+
+                object.__setattr__(self, "acc", str(parse_acc16(self.acc or "fp32")))
+            elif not self.acc:
+                raise QuantError("forward='exact' with 8-bit activations needs acc, an AccSpec string such as "
+                                 "'16:40' (FRAC:WIDTH)")
+
+
+class RF8Linear(nn.Module):
+    """A Linear layer whose weight is stored packed: ``codes`` (uint8) and ``scale_exp`` (int8)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, config: QuantConfig, device=None):
+        super().__init__()
+        self.in_features, self.out_features, self.config = in_features, out_features, config
+        self.register_buffer("codes", torch.zeros((out_features, in_features), dtype=torch.uint8, device=device))
+        self.register_buffer("scale_exp", torch.zeros(scale_shape((out_features, in_features), config.granularity,
+                                                                  config.block), dtype=torch.int8, device=device))
+        self.bias = nn.Parameter(torch.zeros(out_features, device=device)) if bias else None
+
+    @classmethod
+    def from_linear(cls, lin: nn.Linear, config: QuantConfig) -> "RF8Linear":
+        m = cls(lin.in_features, lin.out_features, lin.bias is not None, config, device=lin.weight.device)
+        c = config
+        codes, k = quantize(lin.weight.detach().float(), c.weight_fmt, c.rounding, c.granularity, c.block)
+        with torch.no_grad():
+            m.codes.copy_(codes)
+            m.scale_exp.copy_(k)
+            if lin.bias is not None:
+                m.bias.copy_(lin.bias.detach().float())
+        return m
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized weight (float32), exactly ``decode(codes) * 2**scale_exp``."""
+        c = self.config
+        return dequantize(self.codes, self.scale_exp, c.weight_fmt, c.granularity, c.block)
+
+    def _act_fake(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if c.act_fmt is None:
+            return x.float()
+        if c.act_fmt in _A16:
+            from .w8a16 import fake_quant16
+
+            return fake_quant16(x, c.act_fmt)
+        rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
+        return fake_quant(x, c.act_fmt, rnd, "tensor", nonfinite="propagate")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if x.shape[-1] != self.in_features:
+            raise QuantError(f"RF8Linear expects {self.in_features} input features, got shape {tuple(x.shape)}")
+        if c.forward == "fake":
+            return nn.functional.linear(self._act_fake(x), self.weight, self.bias)
+        x2 = x.reshape(-1, self.in_features).float()
+        if c.act_fmt in _A16:
+            from .w8a16 import encode16, gemm16
+
+            y = gemm16(encode16(x2, c.act_fmt), self.codes, c.act_fmt, c.weight_fmt, c.acc, self.scale_exp,
+                       c.granularity, c.block).out
+        else:
+            from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
+            from .gemm import gemm, to_float32
+
+            spec = AccSpec.parse(c.acc, c.act_fmt, c.weight_fmt)
+            rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
+            ac, ak = quantize(x2, c.act_fmt, rnd, "tensor")
+            r = gemm(ac, self.codes, c.act_fmt, c.weight_fmt, spec, ak, self.scale_exp, "tensor",
+                     c.granularity, c.block)
+            y = to_float32(r.acc, spec.frac_bits)
+        if self.bias is not None:
+            y = y + self.bias.float()
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        d = {k: v for k, v in asdict(self.config).items() if v is not None}
+        return f"in_features={self.in_features}, out_features={self.out_features}, " + \
+            ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn=None) -> nn.Module:
+    """Replace every selected ``nn.Linear`` of ``model`` by a packed :class:`RF8Linear`, in place.
+
+    ``filter_fn(module, fqn) -> bool`` (torchao's signature) picks the layers;
+    default: every ``nn.Linear``.  Returns ``model``.  Raises QuantError when
+    nothing was selected.
+    """
+    cfg = config or QuantConfig()
+    if not isinstance(model, nn.Module):
+        raise QuantError(f"quantize_ expects an nn.Module, got {type(model).__name__}")
+    if isinstance(model, nn.Linear):
+        raise QuantError("quantize_ replaces Linear submodules; wrap a bare Linear in a container (nn.Sequential)")
+    todo = []
+    for fqn, mod in model.named_modules():
+        if type(mod) is nn.Linear and (filter_fn is None or filter_fn(mod, fqn)):
+            todo.append(fqn)
+    if not todo:
+        raise QuantError("quantize_ selected no nn.Linear layer (check filter_fn)")
+    for fqn in todo:
+        parent_name, _, child = fqn.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, RF8Linear.from_linear(getattr(parent, child), cfg))
+    return model
