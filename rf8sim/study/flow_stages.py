@@ -348,6 +348,10 @@ def stage_transformer(ctx: Context) -> dict:
     if "assignment" in mixed:
         detail += (f"; mixed {mixed['cost_um2_per_mac']:,.0f} µm²/MAC "
                    f"({'meets' if mixed['meets_constraint'] else 'misses'} {mixed['constraint']})")
+    mb = res.get("mixed_bits") or {}
+    if mb.get("verified"):
+        detail += (f"; by weight bits {mb['cost_bits_per_weight']:.2f} bits/weight "
+                   f"({'meets' if mb['meets_constraint'] else 'misses'})")
     return {"_detail": detail, "timing_s": res["timing_s"]}
 
 
