@@ -293,3 +293,21 @@ def test_w8a16_config_syntax_and_fp16_overflow():
     assert cfg.transformer.configs == ("rf8", "rf8/bf16@aligned:32:16")
     with pytest.raises(ConfigError, match="16-bit codes"):
         config_from_dict({"transformer": {"model": "minilm", "configs": ["rf8/bf16@exact"]}})
+
+
+@pytest.mark.slow
+def test_minilm_study_with_w8a16_on_a_prefix():
+    """The real model, one 8-bit and one W8A16 config (the latter on the first 20 of 24 sentences):
+    paired tests use the common prefix, the weight-bits search runs, every layer check matches."""
+    from rf8sim.study.minilm import TransformerSpec, run_transformer_study
+
+    spec = TransformerSpec(sentences=24, configs=("rf8", "rf8/bf16@aligned:32:16"), a16_sentences=20,
+                           sensitivity_sentences=4, bootstrap=200, batch_size=24)
+    res = run_transformer_study(spec, {"rf8xrf8": 100.0}, progress=False)
+    assert [p["sentences"] for p in res["points"]] == [24, 20]
+    assert {p["sentences"] for p in res["pairs"]} == {20} and len(res["pairs"]) == 3
+    assert res["mixed_bits"]["metric"] == "weight_bits" and len(res["mixed_bits"]["uniform"]) == 2
+    assert len(res["torch_check"]) == 72 and sum(r["mismatches"] for r in res["torch_check"]) == 0
+    assert any(r.get("reference", "").startswith("torch rf8sim.training.w8a16") for r in res["torch_check"])
+    w = next(p for p in res["points"] if p["a_format"] == "bf16")
+    assert 0.99 < w["cosine"] < 1 and w["overflow"] == 0

@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..docgen import DocgenError, register
 
 __all__ = ["COSTS_RECORD", "measure", "extrapolate", "write_costs_record"]
@@ -43,7 +45,7 @@ def measure(configs, sentences: int = 16, seed: int = 0, granularity: str = "cha
     tokens = sum(len(model.tokenizer.encode(s).ids) for s in sents)
     rows = []
     t, c = time.perf_counter(), _cpu()
-    model.encode(sents, batch_size=len(sents))
+    ref = model.encode(sents, batch_size=len(sents)).numpy().astype(np.float64)
     rows.append({"config": "float32", "cpu_s_per_sentence": (_cpu() - c) / len(sents),
                  "wall_s_per_sentence": (time.perf_counter() - t) / len(sents)})
     for entry in configs:
@@ -51,11 +53,13 @@ def measure(configs, sentences: int = 16, seed: int = 0, granularity: str = "cha
             q = exactify(model, dp, 2048)
             q.encode(sents[:1])  # compile / warm caches
             t, c = time.perf_counter(), _cpu()
-            q.encode(sents, batch_size=len(sents))
+            emb = q.encode(sents, batch_size=len(sents)).numpy().astype(np.float64)
             cpu, wall = _cpu() - c, time.perf_counter() - t
+            cos = (ref * emb).sum(1)
             t, c = time.perf_counter(), _cpu()
             torch_check(q, lambda: q.encode(sents[:4]))
             rows.append({"config": dp.label, "entry": entry, "float_acc": dp.float_acc,
+                         "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
                          "cpu_s_per_sentence": cpu / len(sents), "wall_s_per_sentence": wall / len(sents),
                          "torch_check_cpu_s": _cpu() - c})
     return {"sentences": len(sents), "tokens": tokens, "threads": 1,
@@ -124,11 +128,14 @@ def render_costs() -> str:
              f"{' (dirty tree)' if pv.get('dirty') else ''} on {m['cpu']}, "
              f"{m['cores']} cores, load average {m.get('load_1min')} (other jobs: per-sentence costs on a quiet "
              f"machine are lower); {rec['sentences']} sentences ({rec['tokens']} tokens), one thread.", "",
-             "| configuration | CPU s per sentence | × float32 | torch/reference check CPU s |", "|---|---|---|---|"]
+             "| configuration | CPU s per sentence | × float32 | torch/reference check CPU s | mean cosine to float32 "
+             "(these sentences only) |", "|---|---|---|---|---|"]
     f = rec["rows"][0]["cpu_s_per_sentence"]
     for r in rec["rows"]:
         ck = "–" if "torch_check_cpu_s" not in r else f"{r['torch_check_cpu_s']:.1f}"
-        lines.append(f"| {r['config']} | {r['cpu_s_per_sentence']:.3f} | {r['cpu_s_per_sentence'] / f:.1f} | {ck} |")
+        cs = "–" if "cosine_mean" not in r else f"{r['cosine_mean']:.5f}"
+        lines.append(f"| {r['config']} | {r['cpu_s_per_sentence']:.3f} | {r['cpu_s_per_sentence'] / f:.1f} | {ck} "
+                     f"| {cs} |")
     parts = extrapolate(rec, t)
     lines += ["", f"Extrapolated CPU seconds of the demo's transformer stage (flow.toml: {t.sentences} sentences, "
                   f"W8A16 on {min(t.sentences, t.a16_sentences)}, sensitivity on {t.sensitivity_sentences}): "
