@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -13,7 +14,7 @@ from rf8sim.study.config import ConfigError, config_from_dict
 from rf8sim.study.models import MiniLM
 from rf8sim.study.stats import StatsError, bootstrap_ci, paired_test, retrieval_scores
 from rf8sim.study.transformer import (DatapathConfig, DatapathError, ExactLinear, check_assignment, exactify,
-                                      flag_totals, torch_check)
+                                      flag_totals, parse_configs, torch_check)
 
 
 def _tiny_bert(seed=0):
@@ -117,8 +118,14 @@ def test_bad_models_and_configs_are_named_before_work():
         check_assignment(model, DatapathConfig("rf8", acc="9:zz"))
     with pytest.raises(DatapathError, match="no rounding"):
         check_assignment(model, DatapathConfig("e4m3", rounding="paper"))
-    with pytest.raises(DatapathError, match="not wired"):
-        check_assignment(model, DatapathConfig("rf8", a_format="bf16", acc="fp32"))
+    with pytest.raises(DatapathError, match="16-bit codes; the fixed-point accumulator"):
+        check_assignment(model, DatapathConfig("rf8", a_format="bf16", acc="exact"))
+    with pytest.raises(DatapathError, match=r"sums 48 products: aligned:32:16 needs K=32"):
+        check_assignment(model, DatapathConfig("rf8", a_format="bf16", acc="aligned:32:16"))
+    with pytest.raises(DatapathError, match="int8 has none"):
+        check_assignment(model, DatapathConfig("int8", acc="aligned:16:16"))
+    with pytest.raises(DatapathError, match="W\\[:ROUNDING\\]"):
+        parse_configs("rf8/@fp32")
     with pytest.raises(DatapathError, match="nope"):
         check_assignment(model, DatapathConfig("nope"))
     with pytest.raises(DatapathError, match="unknown layer"):
@@ -188,3 +195,119 @@ def test_retrieval_scores_by_hand():
     assert s["top1"][0] == 0.0
     with pytest.raises(StatsError):
         retrieval_scores(ref[:5], ref[:5], k=10)
+
+
+W8A16 = [DatapathConfig("rf8", "bf16", acc="fp32"), DatapathConfig("e4m3", "bf16", acc="aligned:16:12"),
+         DatapathConfig("int8", "fp16", acc="fp32"), DatapathConfig("bf16", "bf16", acc="aligned:16:24"),
+         DatapathConfig("rf8", acc="fp32")]
+
+
+def _ref_float_linear(lin: ExactLinear, x2: np.ndarray) -> np.ndarray:
+    """W8A16 layer from the contract with Fractions: codes from ml_dtypes / the torch quantizer,
+    fp32 chain or aligned blocks, each step rounded to float32 from the definition."""
+    import ml_dtypes
+
+    from rf8sim import formats as F
+    from rf8sim import training as T
+
+    c, spec = lin.cfg, lin.acc
+    af, wf = F.get(c.act_format), F.get(c.w_format)
+    if af.code_bits == 16:
+        dt = ml_dtypes.bfloat16 if af.name == "bf16" else np.float16
+        av = np.vectorize(Fraction)(x2.astype(dt).astype(np.float64))
+    else:
+        ac, ak = T.quantize(torch.from_numpy(x2), af, rounding="nearest", granularity="channel")
+        av = np.array([[Fraction(float(af.values[int(ac[m, k])])) * Fraction(2) ** int(ak[m])
+                        for k in range(x2.shape[1])] for m in range(x2.shape[0])], object)
+    if wf.code_bits == 16:
+        wv = np.vectorize(Fraction)(lin.w_float.astype(ml_dtypes.bfloat16).astype(np.float64))
+    else:
+        wc, wk = T.quantize(torch.from_numpy(lin.w_float), wf, rounding=c.rounding, granularity=c.granularity)
+        wk = np.broadcast_to(wk.numpy(), (wc.shape[0],))
+        wv = np.array([[Fraction(float(wf.values[int(wc[n, k])])) * Fraction(2) ** int(wk[n])
+                        for k in range(wc.shape[1])] for n in range(wc.shape[0])], object)
+    out = np.zeros((x2.shape[0], wv.shape[0]), np.float32)
+    K = x2.shape[1]
+    for m in range(x2.shape[0]):
+        for n in range(wv.shape[0]):
+            acc = Fraction(0)
+            if spec.kind == "fp32":
+                for k in range(K):
+                    acc = Fraction(float(_f32_of(acc + av[m, k] * wv[n, k])))
+            else:
+                Kb, M = spec.block, spec.align_bits
+                for b0 in range(0, K, Kb):
+                    blk = av[m, b0:b0 + Kb]
+                    # exponent field of a bf16/fp16 value: floor(log2|a|) + bias, at least 1
+                    f = [max(1, math.frexp(float(a))[1] - 1 + af.bias) if a else 1 for a in blk]
+                    q = max(f) - af.bias - (M - 2)
+                    S = sum(min(round(abs(a) / Fraction(2) ** q), 2 ** (M - 1) - 1) * (1 if a >= 0 else -1)
+                            * Fraction(2) ** q * wv[n, b0 + i] for i, a in enumerate(blk))
+                    acc = Fraction(float(_f32_of(acc + S)))
+            out[m, n] = np.float32(float(acc)) + (lin.bias[n] if lin.bias is not None else np.float32(0))
+    return out
+
+
+@pytest.mark.parametrize("cfg", W8A16, ids=lambda c: c.label)
+def test_w8a16_layers_are_bit_exact_against_fractions(cfg):
+    model = _tiny_bert()
+    q = exactify(model, cfg)
+    layers = [m for m in q.modules() if isinstance(m, ExactLinear)]
+    assert len(layers) == 12
+    ids, mask = _batch()
+    rows = torch_check(q, lambda: q(ids, mask))
+    assert len(rows) == 12 and all(r["outputs"] > 0 for r in rows)
+    assert sum(r["mismatches"] for r in rows) == 0, [r for r in rows if r["mismatches"]]
+    compared = 0
+    for lin in (layers[0], layers[-1]):
+        cap = []
+        lin.capture = cap
+        with torch.no_grad():
+            q(ids, mask)
+        lin.capture = None
+        x2 = cap[0][:2]
+        got = lin.golden_float(x2)[0]
+        ref = _ref_float_linear(lin, x2)
+        assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), (got, ref)
+        compared += got.size
+    assert compared == 2 * 32 + 2 * 32
+    with torch.no_grad():
+        e, f = q(ids, mask), model(ids, mask)
+    assert float((e * f).sum(1).min()) > 0.9
+
+
+def test_w8a16_config_syntax_and_fp16_overflow():
+    dps = parse_configs("rf8/bf16", accs=("exact", "aligned:16:16"))
+    assert [(d.w_format, d.act_format, d.acc) for d in dps] == [("rf8", "bf16", "aligned:16:16")]
+    assert [d.acc for d in parse_configs("rf8:paper/bf16")] == ["fp32"]
+    assert [(d.rounding, d.acc) for d in parse_configs("rf8:paper@4:30", accs=("exact",))] == [("paper", "4:30")]
+    assert [d.acc for d in parse_configs("e4m3", accs=("exact", "fp32"))] == ["exact", "fp32"]
+    model = _tiny_bert()
+    q = exactify(model, DatapathConfig("rf8", "fp16", acc="fp32"))
+    lin = next(m for m in q.modules() if isinstance(m, ExactLinear))
+    x = np.full((1, 32), 1.0, np.float32)
+    x[0, 5] = 70000.0
+    with pytest.raises(DatapathError, match=r"70000.0 \(row 0, feature 5\) overflows fp16"):
+        lin(torch.from_numpy(x))
+    cfg = config_from_dict({"transformer": {"model": "minilm", "configs": ["rf8", "rf8/bf16@aligned:32:16"]}})
+    assert cfg.transformer.configs == ("rf8", "rf8/bf16@aligned:32:16")
+    with pytest.raises(ConfigError, match="16-bit codes"):
+        config_from_dict({"transformer": {"model": "minilm", "configs": ["rf8/bf16@exact"]}})
+
+
+@pytest.mark.slow
+def test_minilm_study_with_w8a16_on_a_prefix():
+    """The real model, one 8-bit and one W8A16 config (the latter on the first 20 of 24 sentences):
+    paired tests use the common prefix, the weight-bits search runs, every layer check matches."""
+    from rf8sim.study.minilm import TransformerSpec, run_transformer_study
+
+    spec = TransformerSpec(sentences=24, configs=("rf8", "rf8/bf16@aligned:32:16"), a16_sentences=20,
+                           sensitivity_sentences=4, bootstrap=200, batch_size=24)
+    res = run_transformer_study(spec, {"rf8xrf8": 100.0}, progress=False)
+    assert [p["sentences"] for p in res["points"]] == [24, 20]
+    assert {p["sentences"] for p in res["pairs"]} == {20} and len(res["pairs"]) == 3
+    assert res["mixed_bits"]["metric"] == "weight_bits" and len(res["mixed_bits"]["uniform"]) == 2
+    assert len(res["torch_check"]) == 72 and sum(r["mismatches"] for r in res["torch_check"]) == 0
+    assert any(r.get("reference", "").startswith("torch rf8sim.training.w8a16") for r in res["torch_check"])
+    w = next(p for p in res["points"] if p["a_format"] == "bf16")
+    assert 0.99 < w["cosine"] < 1 and w["overflow"] == 0

@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -128,14 +127,14 @@ def test_bad_config():
 # torch.distributed: 2 CPU processes, gloo
 
 
-def _worker(rank, world, port, out):
+def _worker(rank, world, store, out):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
+    # a file rendezvous: no pre-picked TCP port that another job (a Ray node) can take meanwhile
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         # DDP: replicated parameters, different data per rank, BackSlash step after the optimizer
         m = _net(0)
@@ -176,17 +175,11 @@ def _worker(rank, world, port, out):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_two_processes_identical_and_sharded_stats(tmp_path):
     import torch.multiprocessing as mp
 
     out = tmp_path / "res.json"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     r = json.loads(out.read_text())
     assert r["identical"] and r["changed"]
     assert r["n_sharded"] == r["n_full"] == 64 * 50

@@ -97,7 +97,9 @@ def _verilog16(args, out) -> int:
 
     cfg = A16Config.make(args.a_fmt, args.w_fmt, args.acc, args.lanes)
     text, latency = generate_verilog16(cfg.a.name, cfg.w.name, cfg.acc_text, cfg.lanes, name=args.module)
-    out.write_text(text)
+    from ..fileio import write_text
+
+    write_text(out, text, overwrite=args.force)
     d = cfg.describe()
     print(f"wrote {out}: {d['w_fmt']} weights x {d['a_fmt']} activations, acc {d['acc']}, lanes {d['lanes']}, "
           f"latency {latency} clocks, product {d['product']}; out_acc is the float32 bit pattern")
@@ -113,9 +115,14 @@ def _rtlsim16(args) -> int:
 
     from .sim16 import verify16
 
-    model = {"auto": "golden"}.get(args.model, args.model)
-    s = verify16(args.a_fmt, args.w_fmt, args.acc, args.lanes, sweep=False if args.no_products else 4096,
-                 n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator, model=model)
+    from .. import records
+    from ..fileio import check_output_path
+
+    if args.json:
+        check_output_path(args.json, overwrite=args.force)
+    s = verify16(args.a_fmt, args.w_fmt, args.acc, args.lanes, sweep=False if args.no_products else 64,
+                 n_random=args.random, max_len=args.max_len, seed=args.seed, simulator=args.simulator,
+                 model=args.model)
     c = s["config"]
     t = Table(title=f"rtlsim {c['w_fmt']} x {c['a_fmt']} acc {c['acc']} lanes {c['lanes']} on {s['simulator']}")
     for h in ("run", "beats", "products", "sequences", "model", "compared", "mismatched", "overflow beats",
@@ -127,6 +134,8 @@ def _rtlsim16(args) -> int:
                       str(cmp["compared_beats"]), str(cmp["mismatched_beats"]), str(r["overflow_beats"]),
                       str(r["invalid_beats"]))
     Console().print(t)
+    if args.json:
+        records.write_record(args.json, {"kind": "verify_w8a16", **s}, overwrite=args.force)
     if not s["ok"]:
         for r in s["runs"].values():
             for cmp in r["comparisons"]:

@@ -70,7 +70,7 @@ def random_stream16(cfg: A16Config, n_seq: int = 100, seed: int = 0, max_len: in
     L = cfg.lanes
     B = cfg.beats_per_block
     fl = cfg.a
-    eb, mb, bias = fl.exp_bits, fl.man_bits, fl.bias
+    eb, bias = fl.exp_bits, fl.bias
     E1 = (1 << eb) - 1
     lens = np.exp(rng.uniform(0, np.log(max_len + 1), n_seq)).astype(np.int64).clip(1, max_len)
     if n_seq >= 1:

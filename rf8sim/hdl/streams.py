@@ -11,7 +11,8 @@ output of layer 0, then layer 1, ...
 * ``minilm``: all-MiniLM-L6-v2's real weights (``load_minilm_state``), and the inputs
   that every ``nn.Linear`` really receives in the model's forward pass on real
   sentences (``rf8sim.study.data.load_sentences``); both quantized per tensor with
-  ``rf8sim.golden.codec.quantize`` to the unit's weight / activation format.
+  ``rf8sim.golden.codec.quantize`` to the unit's weight / activation format (16-bit float
+  formats: the values themselves rounded to bf16/fp16 with ``encode``, no scale).
 * ``random``: independent uniform codes (0..255, or 0..65535 for 16-bit formats).
 * ``gg:BETA``: generalised-Gaussian(beta) values (``scipy.stats.gennorm``), quantized per
   tensor like the real data (beta = 2 Gaussian, 1 Laplace).
@@ -91,8 +92,14 @@ def _minilm_capture(n_sentences: int = N_SENTENCES):
 
 
 def _codes(x, fmt):
-    from ..golden.codec import quantize
+    """8-bit formats: quantized per tensor (power-of-two scale, the scale stays outside the unit);
+    16-bit float formats (bf16/fp16 activations, the bf16 weight baseline): the values themselves,
+    rounded to nearest even (``rf8sim.golden.codec.encode``), as a W8A16 datapath receives them."""
+    from .. import formats as F
+    from ..golden.codec import encode, quantize
 
+    if code_bits(F.get(fmt)) > 8:
+        return np.asarray(encode(np.asarray(x, np.float32), fmt))
     codes, _ = quantize(np.asarray(x, np.float32), fmt, granularity="tensor")
     return np.asarray(codes)
 

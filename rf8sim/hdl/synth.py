@@ -164,7 +164,8 @@ def _run_yosys(workdir: Path, script: str, log: str) -> str:
 
 
 def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", stage: str = "mac",
-               liberty: str | Path | None = "default", use_cache: bool = True, root: Path | None = None) -> dict:
+               liberty: str | Path | None = "default", use_cache: bool = True, root: Path | None = None,
+               cache_only: bool = False) -> dict | None:
     """Synthesise one configuration; returns a dict of areas, gate counts and depth.
 
     ``stage``: "mac" (the whole unit) or "product" (one lane's product stage alone,
@@ -203,6 +204,8 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "f
     cached = work / "result.json"
     if use_cache and cached.exists():
         return _fix_depth({**json.loads(cached.read_text()), "cached": True, "workdir": str(work)})
+    if cache_only:  # the caller only collects what has been synthesised
+        return None
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(text)
     t0 = time.perf_counter()

@@ -71,17 +71,8 @@ class Fields16:
         return (1 << self.exp_bits) - 1
 
 
-#: contract fields, used only while rf8sim.formats does not register the 16-bit formats yet
-_CONTRACT16 = {"bf16": (8, 7, 127), "fp16": (5, 10, 15)}
-
-
 def _fields16(name: str) -> Fields16:
-    try:
-        f = F.get(name)
-    except F.FormatError:
-        if name in _CONTRACT16:
-            return Fields16(name, *_CONTRACT16[name])
-        raise HdlError(f"unknown 16-bit format {name!r}; valid: {', '.join(A16_FORMATS)}") from None
+    f = F.get(name)
     if getattr(f, "code_bits", 8) != 16 or f.kind != "float" or getattr(f, "specials", "ieee") != "ieee":
         raise HdlError(f"{name!r} is not a 16-bit IEEE-style float; the 16-bit formats the generator builds "
                        f"are {', '.join(A16_FORMATS)}")

@@ -47,10 +47,14 @@ never silently falls back to a default)::
     sentences = 1000            # real sentences from pydoc_data.topics (5..32 words)
     min_words = 5
     max_words = 32
-    configs = ["rf8", "e4m3", "int8"]   # weight = activation format; "rf8:paper" picks a weight rounding
+    configs = ["rf8", "e4m3", "int8"]   # W[:ROUNDING][/A][@ACC]: "rf8" (weight = activation format),
+                                        # "rf8:paper" (weight rounding), "rf8/bf16@fp32" (W8A16)
     granularity = "channel"     # weight scales; activations: per token
-    acc = ["exact"]             # AccSpec syntax; "exact" = exact for the longest K (1536)
+    acc = ["exact"]             # AccSpec syntax; "exact" = exact for the longest K (1536); entries
+                                # with 16-bit codes take the fp32/aligned:K:M ones (else fp32)
     sensitivity_sentences = 200 # per-layer-group sensitivity scan on the first N sentences
+    a16_sentences = 1000        # configs with fp32/aligned:K:M accumulators (W8A16) on the first N only
+                                # (their golden kernels cost ~10x the exact 8-bit path per sentence)
     min_cosine = 0.999          # constraint of the mixed-format search (mean cosine to float32)
     batch_size = 64
     bootstrap = 2000            # bootstrap resamples for every interval and paired test
@@ -164,6 +168,7 @@ class TransformerSection:
     granularity: str = "channel"
     acc: tuple = ("exact",)
     sensitivity_sentences: int = 200
+    a16_sentences: int = 1000
     min_cosine: float = 0.999
     batch_size: int = 64
     bootstrap: int = 2000
@@ -351,7 +356,7 @@ def _check_transformer(t: "TransformerSection") -> None:
         raise ConfigError(f"[transformer] model {t.model!r}; valid: 'minilm', 'none'")
     if t.model == "none":
         return
-    for k in ("sentences", "sensitivity_sentences", "batch_size", "bootstrap", "min_words", "max_words"):
+    for k in ("sentences", "sensitivity_sentences", "a16_sentences", "batch_size", "bootstrap", "min_words", "max_words"):
         if getattr(t, k) < 1:
             raise ConfigError(f"[transformer] {k} must be >= 1, got {getattr(t, k)}")
     if t.sentences < 20:
@@ -362,15 +367,16 @@ def _check_transformer(t: "TransformerSection") -> None:
         raise ConfigError(f"[transformer] min_cosine must be in (0, 1], got {t.min_cosine}")
     if t.granularity not in GRANULARITIES:
         raise ConfigError(f"[transformer] granularity {t.granularity!r} is not one of {list(GRANULARITIES)}")
-    from .transformer import DatapathConfig, DatapathError
+    from .transformer import DatapathError
+
+    from .transformer import parse_configs
 
     for c in t.configs:
-        w, _, r = str(c).partition(":")
-        for acc in t.acc:
-            try:
-                DatapathConfig(w, "", r or "nearest", t.granularity, 32, str(acc)).validate(1536)
-            except DatapathError as e:
-                raise ConfigError(f"[transformer] configs/acc: {e}") from None
+        try:
+            for dp in parse_configs(c, t.granularity, 32, t.acc):
+                dp.validate(1536)
+        except DatapathError as e:
+            raise ConfigError(f"[transformer] configs/acc: {e}") from None
 
 
 def load_config(path: "str | Path") -> StudyConfig:

@@ -119,7 +119,9 @@ def transformer_markdown(tr: dict, out) -> list[str]:
           f"Means with 95 % bootstrap intervals over sentences.\n"]
     rows = []
     for p in tr["points"]:
-        rows.append({"config": p["label"], "cos": f"{p['cosine']:.5f}",
+        nd = p.get("sentences", tr["sentences"])
+        lab = p["label"] + ("" if nd == tr["sentences"] else f" (first {nd} sentences)")
+        rows.append({"config": lab, "cos": f"{p['cosine']:.5f}",
                      "loss": f"{p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}]",
                      "top1": f"{p['top1']:.3f} [{p['top1_lo']:.3f}, {p['top1_hi']:.3f}]",
                      "top10": f"{p['top10']:.3f} [{p['top10_lo']:.3f}, {p['top10_hi']:.3f}]",
@@ -133,7 +135,8 @@ def transformer_markdown(tr: dict, out) -> list[str]:
         md.append("![MiniLM: cosine loss vs MAC area](pareto_minilm.png)\n")
     md.append("Paired comparisons on the same sentences (paired bootstrap of the mean difference, Wilcoxon "
               "signed-rank); **significant** = the interval excludes 0 and p < 0.05:\n")
-    md.append(md_table([{"a": r["a"], "b": r["b"], "metric": r["metric"],
+    md.append(md_table([{"a": r["a"], "b": r["b"], "metric": r["metric"] + (
+                         "" if r.get("sentences", tr["sentences"]) == tr["sentences"] else f" (n={r['sentences']})"),
                          "diff": f"{r['diff']:+.2e} [{r['lo']:+.2e}, {r['hi']:+.2e}]",
                          "p": f"{r['p_wilcoxon']:.2g}", "sig": "**yes**" if r["significant"] else "no"}
                         for r in tr["pairs"]],
@@ -144,27 +147,48 @@ def transformer_markdown(tr: dict, out) -> list[str]:
     md.append(f"Per-layer sensitivity: mean 1 - cosine with only that layer group quantized (first "
               f"{sens['sentences']} sentences):\n")
     md.append("![per-layer sensitivity](sensitivity_minilm.png)\n")
-    mx = tr["mixed"]
-    if "assignment" in mx and mx.get("verified") is None:
-        md.append(f"Mixed formats: no per-group assignment of these formats is predicted (additive sensitivity "
-                  f"model) to meet {mx['constraint']}; the last candidate costs {mx['cost_um2_per_mac']:,.0f} µm² "
-                  f"per MAC and was not verified.\n")
-    elif "assignment" in mx:
-        md.append(f"Mixed formats: cheapest per-group assignment with {mx['constraint']} (greedy on the "
-                  f"additive sensitivity model, verified bit-exactly on all sentences): "
-                  f"**{mx['cost_um2_per_mac']:,.0f} µm² per MAC** (MAC-weighted), verified cosine "
-                  f"{mx['verified']['mean']:.5f} [{mx['verified']['lo']:.5f}, {mx['verified']['hi']:.5f}], "
-                  f"{'meets' if mx['meets_constraint'] else 'does NOT meet'} the constraint.\n")
-        md.append(md_table([{"config": u["config"], "cost": f"{u['cost']:,.0f}", "cos": f"{u['cosine']:.5f}"}
-                            for u in mx["uniform"]] +
-                           [{"config": "mixed: " + ", ".join(f"{g}={c.split()[0]}" for g, c in mx["assignment"].items()),
-                             "cost": f"{mx['cost_um2_per_mac']:,.0f}", "cos": f"{mx['verified']['mean']:.5f}"}],
-                           ["config", "cost", "cos"], ["assignment", "µm² per MAC", "mean cosine"]))
-    elif mx.get("skipped"):
-        md.append(f"> **Mixed formats skipped:** {mx['skipped']}\n")
+    md += mixed_markdown(tr["mixed"])
+    if tr.get("mixed_bits"):
+        md += mixed_markdown(tr["mixed_bits"])
     ck = tr["torch_check"]
     if ck:
         md.append(f"Torch emulation (`rf8sim.training`) vs golden, per layer: {len(ck)} layer runs, "
                   f"{sum(r['outputs'] for r in ck):,} outputs, {sum(r['mismatches'] for r in ck)} mismatches "
-                  f"(activation codes/scales, weight codes, accumulator, flags, float32 output bits).\n")
+                  f"(activation codes/scales, weight codes, accumulator, flags, float32 output bits); references: "
+                  f"{', '.join(sorted({r.get('reference', 'torch rf8sim.training gemm') for r in ck}))}.\n")
+    return md
+
+
+def _short(label: str) -> str:
+    p = label.split()
+    return f"{p[0]}@{p[-1]}" if len(p) > 1 else label
+
+
+def mixed_markdown(mx: dict) -> list[str]:
+    """One mixed-format search (by MAC area or by stored weight bits) as report text + table."""
+    from .report import md_table
+
+    md = []
+    bits = mx.get("metric") == "weight_bits"
+    key = "cost_bits_per_weight" if bits else "cost_um2_per_mac"
+    unit = "bits per weight" if bits else "µm² per MAC"
+    fmt = (lambda v: f"{v:.2f}") if bits else (lambda v: f"{v:,.0f}")
+    what = "stored weight bits" if bits else "MAC area"
+    if "assignment" in mx and mx.get("verified") is None:
+        md.append(f"Mixed formats ({what}): no per-group assignment of these formats is predicted (additive "
+                  f"sensitivity model) to meet {mx['constraint']}; the last candidate costs {fmt(mx[key])} {unit} "
+                  f"and was not verified.\n")
+    elif "assignment" in mx:
+        md.append(f"Mixed formats ({what}): cheapest per-group assignment with {mx['constraint']} (greedy on the "
+                  f"additive sensitivity model, verified bit-exactly on all sentences): "
+                  f"**{fmt(mx[key])} {unit}** (MAC-weighted), verified cosine "
+                  f"{mx['verified']['mean']:.5f} [{mx['verified']['lo']:.5f}, {mx['verified']['hi']:.5f}], "
+                  f"{'meets' if mx['meets_constraint'] else 'does NOT meet'} the constraint.\n")
+        md.append(md_table([{"config": u["config"], "cost": fmt(u["cost"]), "cos": f"{u['cosine']:.5f}"}
+                            for u in mx["uniform"]] +
+                           [{"config": "mixed: " + ", ".join(f"{g}={_short(c)}" for g, c in mx["assignment"].items()),
+                             "cost": fmt(mx[key]), "cos": f"{mx['verified']['mean']:.5f}"}],
+                           ["config", "cost", "cos"], ["assignment", unit, "mean cosine"]))
+    elif mx.get("skipped"):
+        md.append(f"> **Mixed formats ({what}) skipped:** {mx['skipped']}\n")
     return md

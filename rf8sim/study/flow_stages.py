@@ -324,6 +324,7 @@ def transformer_spec(cfg):
     return TransformerSpec(model=t.model, sentences=t.sentences, min_words=t.min_words, max_words=t.max_words,
                            seed=cfg.study.seed, configs=tuple(t.configs), granularity=t.granularity,
                            acc=tuple(t.acc), sensitivity_sentences=t.sensitivity_sentences,
+                           a16_sentences=t.a16_sentences,
                            min_cosine=t.min_cosine, batch_size=t.batch_size, bootstrap=t.bootstrap,
                            torch_check=t.torch_check, max_terms=max(cfg.study.max_terms, 1536))
 
@@ -347,6 +348,10 @@ def stage_transformer(ctx: Context) -> dict:
     if "assignment" in mixed:
         detail += (f"; mixed {mixed['cost_um2_per_mac']:,.0f} µm²/MAC "
                    f"({'meets' if mixed['meets_constraint'] else 'misses'} {mixed['constraint']})")
+    mb = res.get("mixed_bits") or {}
+    if mb.get("verified"):
+        detail += (f"; by weight bits {mb['cost_bits_per_weight']:.2f} bits/weight "
+                   f"({'meets' if mb['meets_constraint'] else 'misses'})")
     return {"_detail": detail, "timing_s": res["timing_s"]}
 
 

@@ -47,6 +47,7 @@ class TransformerSpec:
     acc: tuple = ("exact",)
     block: int = 32
     sensitivity_sentences: int = 200
+    a16_sentences: int = 1000   # configurations with fp32/aligned accumulators (W8A16) run on the first N
     min_cosine: float = 0.999
     batch_size: int = 64
     bootstrap: int = 2000
@@ -54,11 +55,11 @@ class TransformerSpec:
     max_terms: int = 2048       # "exact" accumulators are exact for this many products (>= 1536)
 
     def datapaths(self) -> list[DatapathConfig]:
+        from .transformer import parse_configs
+
         out = []
-        for c in self.configs:
-            w, _, r = str(c).partition(":")  # "rf8" or "rf8:paper"
-            for a in self.acc:
-                out.append(DatapathConfig(w, "", r or "nearest", self.granularity, self.block, str(a)))
+        for c in self.configs:  # "rf8", "rf8:paper", "rf8/bf16@fp32" (see parse_configs)
+            out += parse_configs(c, self.granularity, self.block, self.acc)
         return out
 
 
@@ -159,19 +160,23 @@ def run_transformer_study(spec: TransformerSpec, areas: dict, *, progress: bool 
     ref = _encode(model, sentences, lengths, spec.batch_size, bar.update)
     timing = {"float32": time.perf_counter() - t0}
     per: dict[str, dict] = {}
+    embs: dict[str, np.ndarray] = {}
     points = []
     checks = []
     for dp in dps:
         t = time.perf_counter()
         q = exactify(model, dp, spec.max_terms)
-        emb = _encode(q, sentences, lengths, spec.batch_size, bar.update)
-        sc = _scores(ref, emb)
+        nd = min(n, spec.a16_sentences) if dp.float_acc else n  # the float-accumulator kernels are slower
+        emb = _encode(q, sentences[:nd], lengths[:nd], spec.batch_size, bar.update)
+        bar.update(n - nd)
+        sc = _scores(ref[:nd], emb)
         per[dp.label] = sc
+        embs[dp.label] = emb
         fl = flag_totals(q)
         row = {"label": dp.label, "w_format": dp.w_format, "a_format": dp.act_format, "rounding": dp.rounding,
                "granularity": dp.granularity, "acc": dp.acc, "mac": f"{dp.act_format}x{dp.w_format}",
                "area_um2": areas.get(f"{dp.act_format}x{dp.w_format}") if dp.acc == "exact" else None,
-               "overflow": fl["overflow"], "invalid": fl["invalid"], "outputs": fl["outputs"],
+               "sentences": nd, "overflow": fl["overflow"], "invalid": fl["invalid"], "outputs": fl["outputs"],
                "seconds": time.perf_counter() - t}
         for k, v in sc.items():
             ci = bootstrap_ci(v if k != "cosine" else 1 - v, spec.bootstrap, seed=spec.seed)
@@ -192,16 +197,20 @@ def run_transformer_study(spec: TransformerSpec, areas: dict, *, progress: bool 
     for i in range(len(dps)):
         for j in range(i + 1, len(dps)):
             a, b = dps[i].label, dps[j].label
+            nn_ = min(len(embs[a]), len(embs[b]))  # the same sentences (a prefix) for both
+            sa, sb = ((per[a], per[b]) if nn_ == n else
+                      (_scores(ref[:nn_], embs[a][:nn_]), _scores(ref[:nn_], embs[b][:nn_])))
             for metric in ("cosine", "top1", "top10"):
-                r = paired_test(per[a][metric], per[b][metric], spec.bootstrap, seed=spec.seed)
-                pairs.append({"a": a, "b": b, "metric": metric, **r})
+                r = paired_test(sa[metric], sb[metric], spec.bootstrap, seed=spec.seed)
+                pairs.append({"a": a, "b": b, "metric": metric, "sentences": nn_, **r})
 
     sens = _sensitivity(model, sentences, lengths, spec, dps, ref, progress)
     mixed = _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress)
+    mixed_bits = _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress, "weight_bits")
     timing["total"] = time.perf_counter() - t0
     return {"model": "all-MiniLM-L6-v2", "sentences": n, "tokens": int(lengths.sum()),
             "words": [spec.min_words, spec.max_words], "points": points, "pairs": pairs, "torch_check": checks,
-            "sensitivity": sens, "mixed": mixed, "timing_s": timing, "spec": _spec_dict(spec)}
+            "sensitivity": sens, "mixed": mixed, "mixed_bits": mixed_bits, "timing_s": timing, "spec": _spec_dict(spec)}
 
 
 def _spec_dict(spec) -> dict:
@@ -235,14 +244,32 @@ def _sensitivity(model, sentences, lengths, spec, dps, ref, progress) -> dict:
     return {"sentences": ns, "groups": {g: names for g, names in groups.items()}, "rows": rows}
 
 
-def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress) -> dict:
-    """Greedy per-group assignment minimising MAC-weighted area s.t. mean cosine >= min_cosine."""
+def weight_bits(dp: DatapathConfig) -> float:
+    """Stored bits per weight: the code plus its share of the power-of-two scale (8 bits per channel
+    row is negligible; per block of ``block`` values it is 8/block)."""
+    from .. import formats as F
+
+    bits = float(getattr(F.get(dp.w_format), "code_bits", 8))
+    if bits <= 8 and dp.granularity == "block":
+        bits += 8.0 / dp.block
+    return bits
+
+
+def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress, metric: str = "area") -> dict:
+    """Greedy per-group assignment minimising a MAC-weighted cost s.t. mean cosine >= min_cosine.
+
+    ``metric="area"``: synthesized MAC area (configurations with a MAC in the flow);
+    ``metric="weight_bits"``: stored bits per weight (every configuration; the W8A16 question)."""
     from .stats import bootstrap_ci
 
-    cands = [dp for dp in dps if dp.acc == "exact" and areas.get(f"{dp.act_format}x{dp.w_format}")]
-    if not cands:
-        return {"skipped": "no configuration has a synthesized MAC area"}
-    area = {dp.label: float(areas[f"{dp.act_format}x{dp.w_format}"]) for dp in cands}
+    if metric == "area":
+        cands = [dp for dp in dps if dp.acc == "exact" and areas.get(f"{dp.act_format}x{dp.w_format}")]
+        if not cands:
+            return {"skipped": "no configuration has a synthesized MAC area"}
+        area = {dp.label: float(areas[f"{dp.act_format}x{dp.w_format}"]) for dp in cands}
+    else:
+        cands = list(dps)
+        area = {dp.label: weight_bits(dp) for dp in cands}
     groups = sens["groups"]
     macs = _mac_counts(model, lengths)
     gmacs = {g: sum(macs[n] for n in names) for g, names in groups.items()}
@@ -256,7 +283,8 @@ def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress
     def predicted(assign):
         return sum(loss[(g, assign[g])] for g in groups)
 
-    by_area = sorted(cands, key=lambda d: area[d.label])
+    tot_loss = {d.label: sum(loss[(g, d.label)] for g in groups) for d in cands}
+    by_area = sorted(cands, key=lambda d: (area[d.label], tot_loss[d.label]))  # ties: least sensitive first
     assign = {g: by_area[0].label for g in groups}
     # upgrade the group with the best predicted loss reduction per area added until the prediction fits
     history = []
@@ -265,13 +293,15 @@ def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress
     for _ in range(4 * len(groups) * len(cands)):
         if predicted(assign) <= budget and checks_left:
             checks_left -= 1
-            q = exactify(model, {nm: next(d for d in cands if d.label == assign[g])
-                                 for g, names in groups.items() for nm in names}, spec.max_terms)
-            emb = _encode(q, sentences, lengths, spec.batch_size)
-            cos = (ref.astype(np.float64) * emb.astype(np.float64)).sum(1)
+            chosen = {g: next(d for d in cands if d.label == assign[g]) for g in groups}
+            nv = min(len(sentences), spec.a16_sentences) if any(d.float_acc for d in chosen.values()) \
+                else len(sentences)
+            q = exactify(model, {nm: chosen[g] for g, names in groups.items() for nm in names}, spec.max_terms)
+            emb = _encode(q, sentences[:nv], lengths[:nv], spec.batch_size)
+            cos = (ref[:nv].astype(np.float64) * emb.astype(np.float64)).sum(1)
             verified = bootstrap_ci(cos, spec.bootstrap, seed=spec.seed)
             history.append({"assignment_cost": cost(assign), "predicted_loss": predicted(assign),
-                            "verified_cosine": verified["mean"]})
+                            "verified_cosine": verified["mean"], "sentences": nv})
             if verified["mean"] >= spec.min_cosine:
                 break
             budget *= 0.5  # the additive model was optimistic: tighten and continue
@@ -290,6 +320,7 @@ def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress
     uniform = [{"config": d.label, "cost": area[d.label], "cosine": float(per[d.label]["cosine"].mean())}
                for d in cands]
     ok = verified is not None and verified["mean"] >= spec.min_cosine
-    return {"constraint": f"mean cosine to float32 >= {spec.min_cosine}", "assignment": assign,
-            "cost_um2_per_mac": cost(assign), "verified": verified, "meets_constraint": ok,
+    unit = "cost_um2_per_mac" if metric == "area" else "cost_bits_per_weight"
+    return {"constraint": f"mean cosine to float32 >= {spec.min_cosine}", "assignment": assign, "metric": metric,
+            unit: cost(assign), "verified": verified, "meets_constraint": ok,
             "uniform": uniform, "history": history, "group_macs": gmacs}

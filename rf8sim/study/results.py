@@ -74,7 +74,9 @@ def render_points() -> str:
              "|---|---|---|---|---|---|---|"]
     for p in tr["points"]:
         area = "–" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}"
-        lines.append(f"| {p['label']} | {p['cosine']:.5f} | {p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}] "
+        nd = p.get("sentences", tr["sentences"])
+        lab = p["label"] + ("" if nd == tr["sentences"] else f" (first {nd} sentences)")
+        lines.append(f"| {lab} | {p['cosine']:.5f} | {p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}] "
                      f"| {p['top1']:.3f} [{p['top1_lo']:.3f}, {p['top1_hi']:.3f}] "
                      f"| {p['top10']:.3f} [{p['top10_lo']:.3f}, {p['top10_hi']:.3f}] | {area} | {p['overflow']} |")
     return "\n".join(lines) + "\n"
@@ -85,7 +87,8 @@ def render_pairs() -> str:
     tr = load_minilm_record()["transformer"]
     lines = ["| A | B | metric | A − B [95 % CI] | p (Wilcoxon) | significant |", "|---|---|---|---|---|---|"]
     for r in tr["pairs"]:
-        lines.append(f"| {r['a']} | {r['b']} | {r['metric']} | {r['diff']:+.2e} [{r['lo']:+.2e}, {r['hi']:+.2e}] "
+        nm = r["metric"] + ("" if r.get("sentences", tr["sentences"]) == tr["sentences"] else f" (n={r['sentences']})")
+        lines.append(f"| {r['a']} | {r['b']} | {nm} | {r['diff']:+.2e} [{r['lo']:+.2e}, {r['hi']:+.2e}] "
                      f"| {r['p_wilcoxon']:.2g} | {'**yes**' if r['significant'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
@@ -108,7 +111,21 @@ def render_mixed() -> str:
     else:
         lines.append(f"| **mixed** ({groups}) | {mx['cost_um2_per_mac']:,.0f} | {v['mean']:.5f} "
                      f"[{v['lo']:.5f}, {v['hi']:.5f}] {'meets' if mx['meets_constraint'] else 'misses'} the constraint |")
+    mb = tr.get("mixed_bits") or {}
+    if "assignment" in mb:
+        lines += ["", "By stored weight bits (every configuration, W8A16 included):", "",
+                  "| assignment | bits per weight (MAC-weighted) | mean cosine |", "|---|---|---|"]
+        for u in mb["uniform"]:
+            lines.append(f"| uniform {u['config']} | {u['cost']:.2f} | {u['cosine']:.5f} |")
+        vb = mb["verified"]
+        gb = ", ".join(f"{g}: {c.split()[0]}@{c.split()[-1]}" for g, c in mb["assignment"].items())
+        lines.append(f"| **mixed** ({gb}) | {mb['cost_bits_per_weight']:.2f} | "
+                     + ("not verified: no assignment is predicted to meet the constraint |" if vb is None else
+                        f"{vb['mean']:.5f} [{vb['lo']:.5f}, {vb['hi']:.5f}] "
+                        f"{'meets' if mb['meets_constraint'] else 'misses'} the constraint |"))
     ck = tr.get("torch_check") or []
     lines += ["", f"Per-layer torch emulation check: {len(ck)} layer runs, {sum(r['outputs'] for r in ck):,} "
                   f"outputs, {sum(r['mismatches'] for r in ck)} mismatches."]
     return "\n".join(lines) + "\n"
+
+from . import costs as _costs  # noqa: E402,F401  (registers the study:minilm-costs renderer)
