@@ -213,50 +213,50 @@ def cmd_verify_layer(args) -> int:
     return 0 if rep["ok"] and (rep["complete"] or not args.require_all) else 1
 
 
-def _cmd_sweep_fq(args, all_modes, run) -> int:
+def _recorded_sweep(args, kind: str, title: str, columns: tuple, run) -> int:
+    """Validate --record before the work, take provenance at the start, run, record, print the table;
+    exit 1 on any mismatch."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..errors import InputError
-
-    modes = all_modes
-    if args.modes != "all":
-        modes = tuple(tuple(m.strip().split(":")) for m in args.modes.split(","))
-        bad = [":".join(m) for m in modes if m not in all_modes]
-        if bad:
-            raise InputError(f"--fake-quant modes {bad} are not valid; valid: "
-                              f"{', '.join(a + ':' + b for a, b in all_modes)}")
     if args.record:
         from rf8sim.fileio import check_output_path
-
-        check_output_path(args.record, args.force)
         from rf8sim.records import provenance
 
+        check_output_path(args.record, args.force)  # before hours of work, not after
         prov = provenance()  # the code that runs is the code at the start, not at the end
-    rows = run(args.chunk_bits, modes=modes, start=args.start, stop=args.stop, compiled=not args.eager)
+    rows = run()
     if args.record:
         from rf8sim.records import write_record
 
-        write_record(args.record, {"provenance": prov, "kind": "training-sweep-fake-quant", "start": args.start,
-                                   "stop": args.stop, "rows": rows}, overwrite=args.force)
-    t = Table(title=f"fused fake-quant kernel vs golden, float32 patterns [{args.start:#x}, {args.stop:#x})")
-    for h in ("format", "rounding", "kernel", "compared", "mismatches"):
+        write_record(args.record, {"provenance": prov, "kind": kind, "start": args.start, "stop": args.stop,
+                                   "rows": rows}, overwrite=args.force)
+    t = Table(title=f"{title}, float32 patterns [{args.start:#x}, {args.stop:#x})")
+    for h in columns:
         t.add_column(h)
     for r in rows:
-        t.add_row(r["format"], r["rounding"], r["kernel"], f"{r['compared']:,}", str(r["mismatches"]))
+        t.add_row(*(f"{r[h]:,}" if h == "compared" else str(r[h]) for h in columns))
     Console().print(t)
     return 0 if all(r["mismatches"] == 0 for r in rows) else 1
 
 
 def cmd_sweep(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from ..errors import InputError
     from .sweep import FQ_MODES, MODES, sweep, sweep_fake_quant
 
     if args.fake_quant:
-        return _cmd_sweep_fq(args, FQ_MODES, sweep_fake_quant)
+        modes = FQ_MODES
+        if args.modes != "all":
+            modes = tuple(tuple(m.strip().split(":")) for m in args.modes.split(","))
+            bad = [":".join(m) for m in modes if m not in FQ_MODES]
+            if bad:
+                raise InputError(f"--fake-quant modes {bad} are not valid; valid: "
+                                 f"{', '.join(a + ':' + b for a, b in FQ_MODES)}")
+        return _recorded_sweep(
+            args, "training-sweep-fake-quant", "fused fake-quant kernel vs golden",
+            ("format", "rounding", "kernel", "compared", "mismatches"),
+            lambda: sweep_fake_quant(args.chunk_bits, modes=modes, start=args.start, stop=args.stop,
+                                     compiled=not args.eager))
     modes = MODES
     if args.modes != "all":
         modes = []
@@ -266,23 +266,6 @@ def cmd_sweep(args) -> int:
             if mode not in MODES:
                 raise InputError(f"mode {m!r} is not one of {[f'{a}:{b}' + ('' if c else ':nosat') for a, b, c in MODES]}")
             modes.append(mode)
-    if args.record:
-        from rf8sim.fileio import check_output_path
-
-        check_output_path(args.record, args.force)
-        from rf8sim.records import provenance
-
-        prov = provenance()  # the code that runs is the code at the start, not at the end  # before hours of work, not after
-    rows = sweep(args.chunk_bits, modes=tuple(modes), start=args.start, stop=args.stop)
-    if args.record:
-        from rf8sim.records import write_record
-
-        write_record(args.record, {"provenance": prov, "kind": "training-sweep", "start": args.start,
-                                   "stop": args.stop, "rows": rows}, overwrite=args.force)
-    t = Table(title=f"torch quantizer vs golden encode, float32 patterns [{args.start:#x}, {args.stop:#x})")
-    for h in ("format", "rounding", "saturate", "compared", "mismatches"):
-        t.add_column(h)
-    for r in rows:
-        t.add_row(r["format"], r["rounding"], str(r["saturate"]), f"{r['compared']:,}", str(r["mismatches"]))
-    Console().print(t)
-    return 0 if all(r["mismatches"] == 0 for r in rows) else 1
+    return _recorded_sweep(args, "training-sweep", "torch quantizer vs golden encode",
+                           ("format", "rounding", "saturate", "compared", "mismatches"),
+                           lambda: sweep(args.chunk_bits, modes=tuple(modes), start=args.start, stop=args.stop))
