@@ -115,7 +115,6 @@ def _rtlsim16(args) -> int:
 
     from .sim16 import verify16
 
-    from .. import records
     from ..fileio import check_output_path
 
     if args.json:
@@ -134,15 +133,7 @@ def _rtlsim16(args) -> int:
                       str(cmp["compared_beats"]), str(cmp["mismatched_beats"]), str(r["overflow_beats"]),
                       str(r["invalid_beats"]))
     Console().print(t)
-    if args.json:
-        records.write_record(args.json, {"kind": "verify_w8a16", **s}, overwrite=args.force)
-    if not s["ok"]:
-        for r in s["runs"].values():
-            for cmp in r["comparisons"]:
-                if "first_mismatch" in cmp:
-                    print("first mismatch:", cmp["first_mismatch"])
-        return 1
-    return 0
+    return _record_and_status(args, {"kind": "verify_w8a16", **s})
 
 
 def cmd_rtlsim(args) -> int:
@@ -154,7 +145,6 @@ def cmd_rtlsim(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .. import records
     from ..fileio import check_output_path
     from .mac import HdlError
     from .sim import verify
@@ -178,15 +168,7 @@ def cmd_rtlsim(args) -> int:
                       str(cmp["compared_beats"]), str(cmp["mismatched_beats"]), str(r["overflow_beats"]),
                       str(r["invalid_beats"]), f"{r['beats_per_s']:.0f}")
     Console().print(t)
-    if args.json:
-        records.write_record(args.json, s, overwrite=args.force)
-    if not s["ok"]:
-        for r in s["runs"].values():
-            for cmp in r["comparisons"]:
-                if "first_mismatch" in cmp:
-                    print("first mismatch:", cmp["first_mismatch"])
-        return 1
-    return 0
+    return _record_and_status(args, s)
 
 
 def cmd_synth(args) -> int:
@@ -197,3 +179,19 @@ def cmd_synth(args) -> int:
     from .synth import run_cli
 
     return run_cli(args)
+
+
+def _record_and_status(args, summary: dict) -> int:
+    """Write ``--json`` (a results record), print the first mismatch of every failing comparison,
+    and return the exit code (1 on any mismatch)."""
+    if args.json:
+        from .. import records
+
+        records.write_record(args.json, summary, overwrite=args.force)
+    if not summary["ok"]:
+        for r in summary["runs"].values():
+            for cmp in r["comparisons"]:
+                if "first_mismatch" in cmp:
+                    print("first mismatch:", cmp["first_mismatch"])
+        return 1
+    return 0
