@@ -562,7 +562,7 @@ def _safe_prefix(A, W, lo, hi, chunk: int, exact_sum: bool = False):
     return kstar, None
 
 
-def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
+def _gemm_prefix(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
     """The k-ordered saturating GEMM, proven-safe prefixes summed without clamping (one limb)."""
     M, K = a.shape
     N = w.shape[0]
@@ -593,6 +593,282 @@ def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
     kern = _fast1 if par else _fast1_serial
     kern(a, w, np.ascontiguousarray(offa), np.ascontiguousarray(offw), kstar, pk, tab, mode, acc.frac_bits,
          acc.min, acc.max, out, ovf)
+    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
+    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
+    inv = inv_a[:, None] | inv_w[None, :]
+    return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
+
+
+# ---------------------------------------------------------------------------
+# split GEMM: one exact float64 matrix product minus the flooring error of the few inexact products
+#
+# With tensor or channel scales, write each nonzero operand entry as ``odd * 2**lam`` in
+# accumulator units (``lam_a = lsb(a) + sa[m]``, ``lam_w = lsb(w) + sw[n] + frac``; ``lsb`` the
+# exponent of the value's lowest set bit).  Every product is a multiple of ``2**-L``, ``L = -(min
+# lam_a + min lam_w)``, and its flooring error ``E = p - floor(p)`` is nonzero only where ``lam_a
+# + lam_w < 0``.  Where bounds prove that no partial sum of an output can reach the accumulator's
+# limits (so the clamp never acts and k order does not matter) and that ``sum |p| * 2**L <
+# 2**52`` (so a float64 BLAS sum of the products is exact in any order), the output is ``(P *
+# 2**L - sum E * 2**L) / 2**L`` with ``P`` one BLAS product and ``E`` gathered from a 65,536-entry
+# table over the inexact pairs only: per k, the rows of w are counting-sorted by ``lam_w``, so
+# the pairs of an entry ``a[m, k]`` are a prefix of that order.  The division must leave no
+# fraction (a guard).  Outputs the bounds cannot prove go to the prefix-proof kernel above.
+
+_NO_LSB = 1 << 20  # lsb of a zero or NaN/Inf code: never part of an inexact product
+
+
+@lru_cache(maxsize=None)
+def _lsb_exp(fmt: F.Format) -> np.ndarray:
+    """Per code: the exponent of the lowest set bit of its finite nonzero value; else _NO_LSB."""
+    sig = fmt.sig.astype(np.int64)
+    e = fmt.exp.astype(np.int64).copy()
+    s = sig.copy()
+    while True:
+        even = (s > 0) & (s % 2 == 0)
+        if not even.any():
+            break
+        s = np.where(even, s // 2, s)
+        e = e + even
+    out = np.where((fmt.special == F.SPECIAL_FINITE) & (sig > 0), e, _NO_LSB).astype(np.int64)
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _err_table(a_fmt: F.Format, w_fmt: F.Format, shift: int, L: int) -> np.ndarray:
+    """``(p - floor(p)) * 2**L`` (int64) for every code pair (flat, ``a * 256 + w``), ``p`` the
+    product times ``2**shift``.  Exact for every pair whose product is a multiple of ``2**-L``;
+    the finer ones (absent from the data) hold 0."""
+    sv, pe, sp = pair_tables(a_fmt, w_fmt)
+    e = pe + shift
+    sh = e + L
+    # p * 2**L where it is an integer (a significand with trailing zeros may sit below 2**-L);
+    # |sv| < 2**23 and e < 0, so nothing overflows
+    X = np.where(sh >= 0, sv << np.clip(sh, 0, 62), sv >> np.clip(-sh, 0, 62))
+    exact = (sh >= 0) | ((X << np.clip(-sh, 0, 62)) == sv)  # X == p * 2**L
+    X = np.where((sp == 0) & (e < 0) & exact, X, 0)  # e >= 0: an integer product, no error
+    out = np.ascontiguousarray(X - ((X >> L) << L))  # X - floor(p) * 2**L, in [0, 2**L)
+    out.setflags(write=False)
+    return out
+
+
+@nb.njit(cache=True)
+def _lam_sort(wT, lsw, off, lo, nbins, pc, osel, start):
+    """Per k: the rows n of w counting-sorted by lam_w = lsw[w[n, k]] + off[n] (bins from ``lo``,
+    the last bin for zeros and beyond); ``pc[k, j] = n << 8 | code``, ``osel[k, j] = off[n]``
+    (when ``osel`` has a column per n), ``start[k, b]`` = entries in the bins below b."""
+    K, N = wT.shape
+    cnt = np.empty(nbins + 1, np.int64)
+    bins = np.empty(N, np.int64)
+    full = osel.shape[1] == N
+    for k in range(K):
+        cnt[:] = 0
+        for n in range(N):
+            v = lsw[wT[k, n]]
+            b = nbins - 1 if v == _NO_LSB else min(max(v + off[n] - lo, 0), nbins - 1)
+            bins[n] = b
+            cnt[b + 1] += 1
+        for b in range(nbins):
+            cnt[b + 1] += cnt[b]
+        start[k, :] = cnt
+        for n in range(N):
+            b = bins[n]
+            j = cnt[b]
+            cnt[b] += 1
+            pc[k, j] = (n << 8) | np.int32(wT[k, n])
+            if full:
+                osel[k, j] = off[n] << 16
+
+
+@nb.njit(cache=True, inline="always")
+def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out):
+    """Row m: out = (P * 2**L - sum of the inexact pairs' errors) / 2**L where ok; False if a
+    fraction is left (the guard)."""
+    K = a.shape[1]
+    N = P.shape[1]
+    scale = 2.0 ** L
+    row = out[m]
+    for n in range(N):
+        row[n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
+    sam = sa[m]
+    uniform = osel.shape[1] != N
+    for k in range(K):
+        c = np.int64(a[m, k])
+        la = lsa[c]
+        if la == _NO_LSB:
+            continue
+        # partners: lam_w < -(la + sam), i.e. the bins below -(la + sam) - lo
+        cnt = start[k, min(max(-(la + sam) - lo, 0), nbins - 1)]
+        if cnt == 0:
+            continue
+        ent = pc[k]
+        if uniform:
+            tab = E[c * 256:(c + 1) * 256]
+            for j in range(cnt):
+                q = ent[j]
+                row[q >> 8] -= tab[q & 255]
+        else:
+            base = c * 256 + ((sam - frac - omin) << 16)
+            osk = osel[k]
+            for j in range(cnt):
+                q = ent[j]
+                row[q >> 8] -= E[base + osk[j] + (q & 255)]
+    good = True
+    mask = (np.int64(1) << L) - 1
+    for n in range(N):
+        if ok[m, n]:
+            x = row[n] - brk
+            if x & mask:
+                good = False
+            row[n] = x >> L
+        else:
+            row[n] = 0
+    return good
+
+
+@nb.njit(cache=True, parallel=True)
+def _split(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out):
+    M = a.shape[0]
+    good = np.ones(M, np.bool_)
+    for m in nb.prange(M):
+        good[m] = _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out)
+    return good.all()
+
+
+@nb.njit(cache=True)
+def _split_serial(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out):
+    good = True
+    for m in range(a.shape[0]):
+        good &= _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out)
+    return good
+
+
+#: test hook: a nonzero value perturbs the split kernel's sums so that its guard must fire
+_BREAK_SPLIT_GUARD = 0
+
+
+class _SplitGuardError(AssertionError):
+    """The split GEMM left a fraction: a bug, never a user error."""
+
+
+@lru_cache(maxsize=None)
+def _mag_range(fmt: F.Format):
+    """(smallest nonzero, largest) finite magnitude of an 8-bit format."""
+    v = np.abs(fmt.values[fmt.finite])
+    return float(v[v > 0].min()), float(v.max())
+
+
+def _lam_range(fmt, off):
+    ls = _lsb_exp(fmt)
+    ls = ls[ls != _NO_LSB]
+    return int(ls.min()) + int(off.min()), int(ls.max()) + int(off.max())
+
+
+@lru_cache(maxsize=None)
+def _abs_f32(fmt: F.Format) -> np.ndarray:
+    """|value| of every code as float32 (exact for 8-bit formats); NaN/Inf codes -> 0."""
+    v = np.abs(np.where(fmt.finite, fmt.values, 0.0)).astype(np.float32)
+    v.setflags(write=False)
+    return v
+
+
+def _abs_product_bound(a, w, a_fmt, w_fmt, sa, sw, Av, Wv):
+    """An upper bound on ``|Av| @ |Wv|.T``, the sum of the magnitudes of each output's products
+    (``Av``/``Wv``: the exact values of codes ``a``/``w`` times ``2**sa``/``2**sw`` per row).
+
+    float32 BLAS when every magnitude lies well inside float32's normal range (8-bit-format values
+    times powers of two are then exact in float32, their products too, and a sum of K nonnegative
+    terms is within a factor ``1 + K * 2**-23`` of the exact one in any order), else float64.
+    """
+    K = a.shape[1]
+    (la, ha), (lw, hw) = _mag_range(a_fmt), _mag_range(w_fmt)
+    lo = min(la * 2.0 ** int(sa.min()), lw * 2.0 ** int(sw.min()))
+    hi = max(ha * 2.0 ** int(sa.max()), hw * 2.0 ** int(sw.max()))
+    if lo >= 2.0 ** -60 and hi <= 2.0 ** 50 and K < 1 << 16:  # products in [2**-120, 2**100]
+        a32 = _abs_f32(a_fmt)[a] * np.exp2(sa).astype(np.float32)[:, None]
+        w32 = _abs_f32(w_fmt)[w] * np.exp2(sw).astype(np.float32)[:, None]
+        return (a32 @ w32.T).astype(np.float64) * (1 + (K + 2) * 2.0 ** -22)
+    return (np.abs(Av) @ np.abs(Wv).T) * (1 + (K + 8) * 2.0 ** -51)
+
+
+def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
+    """Outputs proven clamp-free and BLAS-exact: ``(acc values, proven mask)``; None if none is.
+
+    ``sa`` (M, 1) and ``sw`` (N, 1): per-row scale exponents (tensor or channel).
+    """
+    M, K = a.shape
+    N = w.shape[0]
+    if K >= 1 << 20:
+        return None
+    f = acc.frac_bits
+    lsa, lsw = _lsb_exp(a_fmt), _lsb_exp(w_fmt)
+    sar = np.ascontiguousarray(sa[:, 0])
+    swf = np.ascontiguousarray(sw[:, 0] + f)
+    Av = _apply_scale(_f64_values(a_fmt)[a], sa, K)
+    Wv = _apply_scale(_f64_values(w_fmt, f)[w], sw, K)
+    # smallest lam present (from the smallest nonzero magnitudes' rows would be tighter; the
+    # format's finest lsb is enough: L only sets the integer grid of the exact float64 sum)
+    lo_a, _ = _lam_range(a_fmt, sar)
+    lo_w, hi_w = _lam_range(w_fmt, swf)
+    L = max(0, -(lo_a + lo_w))
+    if L > 40:
+        return None
+    # Cauchy-Schwarz: sum_k |p_k| <= |a_m| |w_n| (relative margin for the float64 rounding)
+    na = np.sqrt(np.einsum("ij,ij->i", Av, Av))
+    nw = np.sqrt(np.einsum("ij,ij->i", Wv, Wv))
+    B = np.multiply.outer(na, nw) * (1 + 2.0 ** -30)
+    lo_acc, hi_acc = float(acc.min), float(acc.max)
+    lim = 2.0 ** (52 - L)
+
+    def proven(Bd):  # partial sums of floors lie in [-B - K, B]; float64 BLAS exact below 2**53
+        return (Bd <= hi_acc) & (-Bd - (K + 1) >= lo_acc) & (Bd <= lim)
+
+    ok = proven(B)
+    if not ok.all():  # a tighter bound where Cauchy-Schwarz is not enough: sum |a| |w| itself
+        rows = np.flatnonzero(~ok.all(axis=1))
+        ok[rows] = proven(_abs_product_bound(a[rows], w, a_fmt, w_fmt, sar[rows], swf, Av[rows], Wv))
+        if not ok.any():
+            return None
+    P = Av @ Wv.T
+    nbins = hi_w - lo_w + 2
+    omin = int(sar.min()) + int(swf.min()) - f
+    offs = range(omin, int(sar.max()) + int(swf.max()) - f + 1)
+    uniform = len(offs) == 1  # one table: no per-entry offsets
+    pc = np.empty((K, N), np.int32)
+    osel = np.empty((K, 0 if uniform else N), np.int64)
+    start = np.empty((K, nbins + 1), np.int64)
+    _lam_sort(np.ascontiguousarray(w.T), lsw, swf, lo_w, nbins, pc, osel, start)
+    # L == 0: no pair is inexact (every lam_a + lam_w >= 0), the table is never read
+    E = np.concatenate([_err_table(a_fmt, w_fmt, f + o, L) for o in offs]) if L else np.zeros(1 << 16, np.int64)
+    out = np.empty((M, N), np.int64)
+    kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
+    if not kern(a, P, ok, lsa, sar, L, lo_w, nbins, pc, osel, start, E, omin, f, _BREAK_SPLIT_GUARD, out):
+        raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
+    return out, ok
+
+
+def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
+    """One-limb fast path: the split GEMM where its bounds hold, the prefix-proof kernel on the
+    rows (or columns) holding the other outputs; block scales take the prefix-proof kernel."""
+    a = np.ascontiguousarray(a)
+    w = np.ascontiguousarray(w)
+    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw) if sa.shape[1] == 1 and sw.shape[1] == 1 else None
+    if r is None:
+        return _gemm_prefix(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    out, ok = r
+    M, N = out.shape
+    ovf = np.zeros((M, N), np.bool_)
+    if not ok.all():
+        rows = np.flatnonzero(~ok.all(axis=1))
+        cols = np.flatnonzero(~ok.all(axis=0))
+        if rows.size * N <= cols.size * M:
+            sub = _gemm_prefix(a[rows], w, a_fmt, w_fmt, acc, sa[rows], ba, sw, bw)
+            out[rows] = sub.acc
+            ovf[rows] = sub.overflow
+        else:
+            sub = _gemm_prefix(a, w[cols], a_fmt, w_fmt, acc, sa, ba, sw[cols], bw)
+            out[:, cols] = sub.acc
+            ovf[:, cols] = sub.overflow
     inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
     inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
     inv = inv_a[:, None] | inv_w[None, :]
