@@ -681,7 +681,7 @@ def _lam_sort(wT, lsw, off, lo, nbins, pc, osel, start):
 
 
 @nb.njit(cache=True, inline="always")
-def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out):
+def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
     """Row m: out = (P * 2**L - sum of the inexact pairs' errors) / 2**L where ok; False if a
     fraction is left (the guard)."""
     K = a.shape[1]
@@ -704,9 +704,14 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
         ent = pc[k]
         if uniform:
             tab = E[c * 256:(c + 1) * 256]
-            for j in range(cnt):
-                q = ent[j]
-                row[q >> 8] -= tab[q & 255]
+            if 4 * cnt > N:  # dense: every n, the error of an exact pair is 0 (a vectorised gather)
+                wk = wT[k]
+                for n in range(N):
+                    row[n] -= tab[wk[n]]
+            else:
+                for j in range(cnt):
+                    q = ent[j]
+                    row[q >> 8] -= tab[q & 255]
         else:
             base = c * 256 + ((sam - frac - omin) << 16)
             osk = osel[k]
@@ -717,7 +722,7 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
     mask = (np.int64(1) << L) - 1
     for n in range(N):
         if ok[m, n]:
-            x = row[n] - brk
+            x = row[n]
             if x & mask:
                 good = False
             row[n] = x >> L
@@ -727,24 +732,20 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
 
 
 @nb.njit(cache=True, parallel=True)
-def _split(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out):
+def _split(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
     M = a.shape[0]
     good = np.ones(M, np.bool_)
     for m in nb.prange(M):
-        good[m] = _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out)
+        good[m] = _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
     return good.all()
 
 
 @nb.njit(cache=True)
-def _split_serial(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out):
+def _split_serial(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
     good = True
     for m in range(a.shape[0]):
-        good &= _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, brk, out)
+        good &= _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
     return good
-
-
-#: test hook: a nonzero value perturbs the split kernel's sums so that its guard must fire
-_BREAK_SPLIT_GUARD = 0
 
 
 class _SplitGuardError(AssertionError):
@@ -837,12 +838,13 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
     pc = np.empty((K, N), np.int32)
     osel = np.empty((K, 0 if uniform else N), np.int64)
     start = np.empty((K, nbins + 1), np.int64)
-    _lam_sort(np.ascontiguousarray(w.T), lsw, swf, lo_w, nbins, pc, osel, start)
+    wT = np.ascontiguousarray(w.T)
+    _lam_sort(wT, lsw, swf, lo_w, nbins, pc, osel, start)
     # L == 0: no pair is inexact (every lam_a + lam_w >= 0), the table is never read
     E = np.concatenate([_err_table(a_fmt, w_fmt, f + o, L) for o in offs]) if L else np.zeros(1 << 16, np.int64)
     out = np.empty((M, N), np.int64)
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
-    if not kern(a, P, ok, lsa, sar, L, lo_w, nbins, pc, osel, start, E, omin, f, _BREAK_SPLIT_GUARD, out):
+    if not kern(a, P, ok, lsa, sar, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, out):
         raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
     return out, ok
 

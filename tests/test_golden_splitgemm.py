@@ -1,0 +1,159 @@
+"""The split narrow-accumulator GEMM (one exact float64 product minus the flooring errors of the
+inexact products) against the k-ordered sequential kernel and against Python integers.
+
+Every output the split path proves (its ``ok`` mask) must carry the sequential kernel's bits; the
+others must come back from the prefix-proof kernel with the same bits.  The counts of compared
+and of split-proven outputs are asserted, so a path that silently stops running fails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rf8sim import formats as F
+from rf8sim.golden import AccSpec, encode, gemm
+from rf8sim.golden import arith as ar
+from tests.test_golden_fastgemm import _ref_gemm_row
+
+
+def _same(x, y):
+    assert len(x) == len(y) == 3
+    for u, v in zip(x, y):
+        assert u.dtype == v.dtype and u.shape == v.shape and np.array_equal(u, v)
+
+
+def _split_direct(a, w, fa, fw, spec, sa, sw):
+    """The split path's own outputs (no fallback) and its proven mask."""
+    M, N = a.shape[0], w.shape[0]
+    sa = np.zeros((M, 1), np.int64) if sa is None else np.asarray(sa, np.int64).reshape(M, 1)
+    sw = np.zeros((N, 1), np.int64) if sw is None else np.asarray(sw, np.int64).reshape(N, 1)
+    return ar._gemm_split(np.ascontiguousarray(a), np.ascontiguousarray(w), F.get(fa), F.get(fw), spec, sa, sw)
+
+
+def _tiny(rng, shape, fmt, scale):
+    """Values spread over many binades down to the smallest codes: many products below the grid."""
+    x = rng.standard_normal(shape) * np.exp2(rng.integers(-12, 4, shape)) * scale
+    return encode(x.astype(np.float32), fmt)
+
+
+SPECS = ("4:30", "16:32", "8:36", "2:18", "0:24", "12:26")
+CASES = [("rf8", "rf8"), ("e4m3", "e4m3"), ("e4m3", "rf8"), ("rf8", "int8"), ("e5m2", "e4m3"), ("int8", "int8")]
+
+
+def test_split_equals_sequential_random_adversarial_saturating():
+    rng = np.random.default_rng(21)
+    M, N, K = 20, 18, 200
+    compared = proven = fellback = floored = 0
+    for fa, fw in CASES:
+        for dist in ("uniform", "gauss", "tiny", "hot"):
+            if dist == "uniform":  # every code, NaN/Inf included
+                a = rng.integers(0, 256, (M, K), dtype=np.uint8)
+                w = rng.integers(0, 256, (N, K), dtype=np.uint8)
+            elif dist == "gauss":
+                a = encode((rng.standard_normal((M, K)) * 8).astype(np.float32), fa)
+                w = encode((rng.standard_normal((N, K)) * 8).astype(np.float32), fw)
+            elif dist == "tiny":
+                a, w = _tiny(rng, (M, K), fa, 4), _tiny(rng, (N, K), fw, 4)
+            else:  # a few rows scaled up: those outputs saturate at data-dependent k
+                x = rng.standard_normal((M, K)) * 8
+                x[:3] *= 64
+                a = encode(x.astype(np.float32), fa)
+                w = encode((rng.standard_normal((N, K)) * 8).astype(np.float32), fw)
+            for spec_text in SPECS:
+                spec = AccSpec.parse(spec_text, fa, fw)
+                if ar.check_spec(spec, F.get(fa), F.get(fw), 1, 3) != 1:
+                    continue
+                for sa, sw in ((None, None), (rng.integers(-3, 4, M), None),
+                               (rng.integers(-2, 2, M), rng.integers(-3, 3, N))):
+                    ga = "tensor" if sa is None else "channel"
+                    gw = "tensor" if sw is None else "channel"
+                    ref = gemm(a, w, fa, fw, spec, sa, sw, ga, gw, method="sequential")
+                    _same(gemm(a, w, fa, fw, spec, sa, sw, ga, gw, method="fast"), ref)
+                    _same(gemm(a, w, fa, fw, spec, sa, sw, ga, gw), ref)  # auto
+                    compared += 2 * M * N
+                    r = _split_direct(a, w, fa, fw, spec, sa, sw)
+                    if r is None:
+                        continue
+                    out, ok = r
+                    assert np.array_equal(out[ok], ref.acc[ok]) and not ref.overflow[ok].any()
+                    proven += int(ok.sum())
+                    fellback += int((~ok).sum())
+                    # outputs where flooring changed the sum: the error correction was exercised
+                    Av = ar._apply_scale(ar._f64_values(F.get(fa))[a], np.asarray(sa if sa is not None else
+                                                                                  np.zeros(M), np.int64)[:, None], K)
+                    Wv = ar._apply_scale(ar._f64_values(F.get(fw), spec.frac_bits)[w],
+                                         np.asarray(sw if sw is not None else np.zeros(N), np.int64)[:, None], K)
+                    floored += int((ok & (out != Av @ Wv.T)).sum())
+    n_specs = sum(1 for fa, fw in CASES for s in SPECS
+                  if ar.check_spec(AccSpec.parse(s, fa, fw), F.get(fa), F.get(fw), 1, 3) == 1)
+    assert compared == 2 * M * N * 3 * 4 * n_specs
+    # both sides: outputs proven by the split path (with floored products) and outputs it left
+    assert proven > 50_000 and fellback > 2_000 and floored > 20_000
+
+
+def test_split_against_python_integers_many_floored_products():
+    """Rows full of products below the grid, channel scales on both sides, NaN/Inf codes: the
+    split path's proven outputs against floor-and-clamp in Python integers."""
+    rng = np.random.default_rng(5)
+    M, N, K = 6, 5, 150
+    compared = 0
+    for fa, fw, spec_text in (("e4m3", "rf8", "4:30"), ("rf8", "rf8", "2:24"), ("e4m3", "e5m2", "6:28")):
+        spec = AccSpec.parse(spec_text, fa, fw)
+        a, w = _tiny(rng, (M, K), fa, 2), _tiny(rng, (N, K), fw, 2)
+        a[0, 7] = F.get(fa).nan_codes[0] if F.get(fa).nan_codes else a[0, 7]
+        sa, sw = rng.integers(-3, 3, M), rng.integers(-2, 3, N)
+        out, ok = _split_direct(a, w, fa, fw, spec, sa, sw)
+        r = gemm(a, w, fa, fw, spec, sa, sw, "channel", "channel")
+        assert ok.all()
+        for m in range(M):
+            for n in range(N):
+                want = _ref_gemm_row(a[m], w[n], fa, fw, spec, int(sa[m]) + int(sw[n]))
+                assert want == (int(out[m, n]), False, want[2]) == (int(r.acc[m, n]), bool(r.overflow[m, n]),
+                                                                     bool(r.invalid[m, n]))
+                compared += 1
+    assert compared == 3 * M * N
+
+
+def test_split_leaves_outputs_whose_float64_sum_could_round():
+    """Rows with large scales next to rows with tiny ones: 2**L (set by the tiny rows) times the
+    large rows' sums passes 2**52, so those outputs must go to the prefix kernel, and all match."""
+    rng = np.random.default_rng(9)
+    M, N, K = 8, 6, 120
+    spec = AccSpec.parse("0:56", "rf8", "rf8")
+    a = encode((rng.standard_normal((M, K)) * 8).astype(np.float32), "rf8")
+    w = encode((rng.standard_normal((N, K)) * 8).astype(np.float32), "rf8")
+    sa = np.array([-8, 14, -8, 14, -8, 14, -8, 14])
+    out, ok = _split_direct(a, w, "rf8", "rf8", spec, sa, None)
+    assert ok[0::2].all() and not ok[1::2].any()
+    ref = gemm(a, w, "rf8", "rf8", spec, sa, None, "channel", "tensor", method="sequential")
+    _same(gemm(a, w, "rf8", "rf8", spec, sa, None, "channel", "tensor"), ref)
+    assert np.array_equal(out[ok], ref.acc[ok])
+
+
+def test_split_guard_fires_on_a_wrong_error_table(monkeypatch):
+    """A flooring-error table off by one unit leaves a fraction: the guard must refuse the result."""
+    rng = np.random.default_rng(2)
+    a = _tiny(rng, (8, 130), "e4m3", 4)
+    w = _tiny(rng, (7, 130), "e4m3", 4)
+    good = ar._err_table
+
+    def bad(*args):
+        t = good(*args).copy()
+        t[t != 0] += 1
+        return t
+
+    monkeypatch.setattr(ar, "_err_table", bad)
+    with pytest.raises(ar._SplitGuardError, match="fraction"):
+        gemm(a, w, "e4m3", "e4m3", "4:30")
+
+
+def test_auto_dispatches_narrow_specs_to_the_split_path(monkeypatch):
+    rng = np.random.default_rng(4)
+    a = encode((rng.standard_normal((16, 256)) * 8).astype(np.float32), "rf8")
+    calls = []
+    real = ar._gemm_split
+    monkeypatch.setattr(ar, "_gemm_split", lambda *x: calls.append(1) or real(*x))
+    for spec in ("16:32", "8:36", "4:30"):
+        _same(gemm(a, a, "rf8", "rf8", spec), gemm(a, a, "rf8", "rf8", spec, method="sequential"))
+    assert len(calls) == 3
