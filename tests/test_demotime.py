@@ -46,8 +46,7 @@ def test_record_and_render(tmp_path, monkeypatch):
     assert data["provenance"]["machine"]["cores"] >= 1 and "commit" in data["provenance"]
     with pytest.raises(RF8SimError, match="exists"):
         demotime.write_time_record(out, rec)  # never overwritten unless asked
-    monkeypatch.setattr(demotime, "_root", lambda: tmp_path)
-    monkeypatch.setattr(demotime, "DEMO_TIME_RECORD", demotime.Path("demo-time.json"))
+    monkeypatch.setattr(demotime, "DEMO_TIME_RECORD", rec)  # absolute: load_record's root / rec == rec
     text = demotime.render_demo_time()
     assert "measured with `/usr/bin/time -v`" in text and "within the 10-minute budget" in text
     assert "an empty cache" in text

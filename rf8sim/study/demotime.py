@@ -11,10 +11,9 @@ The ``readme:demo-time`` block in README.md and docs/study.md is rendered from t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..docgen import DocgenError, register
+from ..docgen import load_record, register
 from ..errors import InputError, InputFileError
 
 __all__ = ["DEMO_TIME_RECORD", "BUDGET_S", "parse_time_v", "write_time_record"]
@@ -78,18 +77,8 @@ def write_time_record(time_file, record, *, what: str = "make demo", cache_empty
     return write_record(record, payload, overwrite=overwrite)
 
 
-def _root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
-def load_time_record(path=None) -> dict:
-    p = Path(path) if path else _root() / DEMO_TIME_RECORD
-    if not p.is_file():
-        raise DocgenError(f"record {p} is missing: run `make demo-record` (from a fresh clone) and check it in")
-    rec = json.loads(p.read_text())
-    if rec.get("kind") != "rf8sim-timed-run":
-        raise DocgenError(f"{p} is not an rf8sim timed-run record")
-    return rec
+def load_time_record() -> dict:
+    return load_record(DEMO_TIME_RECORD, "rf8sim-timed-run", "make demo-record")
 
 
 def _mmss(s: float) -> str:
