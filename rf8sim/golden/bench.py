@@ -74,10 +74,29 @@ def _compile_times(cold: bool) -> dict:
             tmp.cleanup()
 
 
+def _pair_best(fn, base, reps: int) -> tuple[float, float]:
+    """Best times of ``fn`` and ``base`` measured alternately (a shared machine's load hits both)."""
+    fn()
+    base()
+    bf = bb = float("inf")
+    for _ in range(reps):
+        for f, which in ((base, 0), (fn, 1), (base, 0)):
+            t = time.perf_counter()
+            f()
+            dt = time.perf_counter() - t
+            if which:
+                bf = min(bf, dt)
+            else:
+                bb = min(bb, dt)
+    return bf, bb
+
+
 def _narrow_rows(rng, d: int, reps: int) -> list[dict]:
-    """Every accumulator against float32 ``A @ B`` (same shapes, same run): realistic codes
-    (Gaussian values through the encoder, no saturation) and the same codes with a few rows
-    scaled up so that some outputs saturate (order-dependent clamping)."""
+    """Every accumulator against float32 ``A @ B`` (same shapes, timed alternately with it):
+    realistic codes (Gaussian values through the encoder, no saturation) and the same codes with
+    a few rows scaled up so that some outputs saturate (order-dependent clamping).  ``ratio`` is
+    the float32 matmul's time over ours; the issue's goal is <= 10x its time (ratio >= 0.1)
+    without saturation events and <= 50x (ratio >= 0.02) with them."""
     from . import encode, gemm
 
     A = rng.standard_normal((d, d)).astype(np.float32)
@@ -98,11 +117,13 @@ def _narrow_rows(rng, d: int, reps: int) -> list[dict]:
                     continue
                 if label == "no saturation" and nsat:
                     label = "saturating"
-                t = _best(lambda: gemm(aa, w, fmt, fmt, spec), max(1, reps // 2))
-                goal = "<= 50x f32" if nsat else "<= 10x f32"
+                t, tb = _pair_best(lambda: gemm(aa, w, fmt, fmt, spec), lambda: A @ B.T,  # noqa: B023
+                                   max(2, reps // 2))
+                goal = 50 if nsat else 10
                 rows.append({"name": f"{fmt} x {fmt} GEMM {d}^3 acc {spec}, {label} ({nsat} outputs saturate)",
-                             "value": t * 1e3, "unit": "ms", "baseline": "numpy f32 matmul",
-                             "ratio": t32 / t, "goal": goal.replace("<= ", ">= 1/")})
+                             "value": t * 1e3, "unit": "ms", "baseline": "numpy f32 matmul (timed alternately)",
+                             "baseline_ms": tb * 1e3, "ratio": tb / t, "time_x": t / tb, "saturating": nsat,
+                             "fmt": fmt, "acc": spec, "goal": f"<= {goal}x f32 time (ratio >= {1 / goal:g})"})
     return rows
 
 
@@ -181,3 +202,88 @@ def run(quick: bool = False) -> list[dict]:
         for k, v in times.items():
             rows.append({"name": f"{label}: {k}", "value": v, "unit": "s"})
     return rows
+
+
+# ---- the narrow-accumulator GEMM rows on their own, as a record (docs/formats.md is generated) -------
+
+NARROW_RECORD = "results/golden-narrow-gemm.json"
+_NARROW_KIND = "golden-narrow-gemm-bench"
+_NARROW_HOW = "python -m rf8sim.golden.bench --narrow --record results/golden-narrow-gemm.json"
+
+
+def main(argv=None) -> int:
+    """``python -m rf8sim.golden.bench --narrow [--size D] [--reps N] [--record FILE [--force]]``."""
+    import argparse
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..fileio import check_output_path
+    from ..records import provenance, write_record
+
+    ap = argparse.ArgumentParser(prog="python -m rf8sim.golden.bench", description=main.__doc__)
+    ap.add_argument("--narrow", action="store_true", required=True,
+                    help="the narrow-accumulator GEMM rows (the only part this entry point runs)")
+    ap.add_argument("--size", type=int, default=512, help="M = N = K (default 512)")
+    ap.add_argument("--reps", type=int, default=6, help="alternating repetitions per row (default 6)")
+    ap.add_argument("--record", metavar="FILE", help="write the rows as a results record")
+    ap.add_argument("--force", action="store_true", help="overwrite an existing --record file")
+    args = ap.parse_args(argv)
+    if args.size < 64 or args.reps < 1:
+        ap.error("--size must be >= 64 and --reps >= 1")
+    if args.record:
+        check_output_path(args.record, args.force)
+    import numba
+
+    prov = provenance()  # before the run: the code that runs
+    rows = _narrow_rows(np.random.default_rng(0), args.size, args.reps)
+    t = Table(title="narrow-accumulator golden GEMM vs float32 A @ B (timed alternately)")
+    for h in ("benchmark", "ms", "f32 ms", "x f32 time", "goal"):
+        t.add_column(h)
+    for r in rows[1:]:
+        t.add_row(r["name"], f"{r['value']:.2f}", f"{r['baseline_ms']:.2f}", f"{r['time_x']:.1f}x", r["goal"])
+    Console().print(t)
+    if args.record:
+        write_record(args.record, {"provenance": prov, "kind": _NARROW_KIND, "size": args.size, "reps": args.reps,
+                                   "numba_threads": numba.get_num_threads(),
+                                   "env_threads": {k: os.environ.get(k) for k in
+                                                   ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
+                                   "load_end": os.getloadavg()[0], "rows": rows}, overwrite=args.force)
+    return 0
+
+
+def narrow_table() -> str:
+    """docs/formats.md: the narrow-accumulator GEMM rows of the checked-in record."""
+    from ..docgen import load_record
+
+    rec = load_record(NARROW_RECORD, _NARROW_KIND, _NARROW_HOW)
+    prov = rec["provenance"]
+    m = prov["machine"]
+    env = rec["env_threads"]
+    thr = "one thread (`OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1`)" if env.get("OPENBLAS_NUM_THREADS") == "1" \
+        else f"{rec['numba_threads']} Numba threads, OpenBLAS default threads"
+    dirty = " + uncommitted changes" if prov.get("dirty") else ""
+    out = [f"Record `{NARROW_RECORD}`: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load average "
+           f"{m['load_1min']:g} at the start, {rec['load_end']:.2f} at the end: a shared machine), {thr}, "
+           f"commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']}. Each row is the best of {rec['reps']} "
+           f"alternating timings of the GEMM and of float32 `A @ B` ({rec['size']}^3).", "",
+           "| operands | accumulator | outputs saturating | GEMM ms | float32 `A @ B` ms | × float32 time | goal | met |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rec["rows"][1:]:
+        goal = 50 if r["saturating"] else 10
+        out.append(f"| {r['fmt']} × {r['fmt']} | {r['acc']} | {r['saturating']:,} | {r['value']:.2f} | "
+                   f"{r['baseline_ms']:.2f} | {r['time_x']:.1f}× | ≤ {goal}× | {'yes' if r['time_x'] <= goal else '**no**'} |")
+    return "\n".join(out)
+
+
+def _register():
+    from ..docgen import register
+
+    register("golden:narrow-gemm")(narrow_table)
+
+
+_register()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
