@@ -704,7 +704,7 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
         ent = pc[k]
         if uniform:
             tab = E[c * 256:(c + 1) * 256]
-            if 4 * cnt > N:  # dense: every n, the error of an exact pair is 0 (a vectorised gather)
+            if 2 * cnt > N:  # dense: every n, the error of an exact pair is 0 (a vectorised gather)
                 wk = wT[k]
                 for n in range(N):
                     row[n] -= tab[wk[n]]

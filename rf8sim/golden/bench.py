@@ -74,16 +74,18 @@ def _compile_times(cold: bool) -> dict:
             tmp.cleanup()
 
 
-def _pair_best(fn, base, reps: int) -> tuple[float, float]:
-    """Best times of ``fn`` and ``base`` measured alternately (a shared machine's load hits both)."""
+def _pair_best(fn, base, reps: int, clock=time.perf_counter) -> tuple[float, float]:
+    """Best times of ``fn`` and ``base`` measured alternately (a shared machine's load hits both);
+    ``clock=time.process_time`` measures CPU time (meaningful with one thread: a busy machine's
+    preemptions then stop counting, which otherwise hit the longer call more often)."""
     fn()
     base()
     bf = bb = float("inf")
     for _ in range(reps):
         for f, which in ((base, 0), (fn, 1), (base, 0)):
-            t = time.perf_counter()
+            t = clock()
             f()
-            dt = time.perf_counter() - t
+            dt = clock() - t
             if which:
                 bf = min(bf, dt)
             else:
@@ -91,7 +93,7 @@ def _pair_best(fn, base, reps: int) -> tuple[float, float]:
     return bf, bb
 
 
-def _narrow_rows(rng, d: int, reps: int) -> list[dict]:
+def _narrow_rows(rng, d: int, reps: int, clock=time.perf_counter) -> list[dict]:
     """Every accumulator against float32 ``A @ B`` (same shapes, timed alternately with it):
     realistic codes (Gaussian values through the encoder, no saturation) and the same codes with
     a few rows scaled up so that some outputs saturate (order-dependent clamping).  ``ratio`` is
@@ -118,7 +120,7 @@ def _narrow_rows(rng, d: int, reps: int) -> list[dict]:
                 if label == "no saturation" and nsat:
                     label = "saturating"
                 t, tb = _pair_best(lambda: gemm(aa, w, fmt, fmt, spec), lambda: A @ B.T,  # noqa: B023
-                                   max(2, reps // 2))
+                                   max(2, reps // 2), clock)
                 goal = 50 if nsat else 10
                 rows.append({"name": f"{fmt} x {fmt} GEMM {d}^3 acc {spec}, {label} ({nsat} outputs saturate)",
                              "value": t * 1e3, "unit": "ms", "baseline": "numpy f32 matmul (timed alternately)",
@@ -226,6 +228,8 @@ def main(argv=None) -> int:
                     help="the narrow-accumulator GEMM rows (the only part this entry point runs)")
     ap.add_argument("--size", type=int, default=512, help="M = N = K (default 512)")
     ap.add_argument("--reps", type=int, default=6, help="alternating repetitions per row (default 6)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall clock (default) or process CPU time (use with one thread on a busy machine)")
     ap.add_argument("--record", metavar="FILE", help="write the rows as a results record")
     ap.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     args = ap.parse_args(argv)
@@ -236,7 +240,11 @@ def main(argv=None) -> int:
     import numba
 
     prov = provenance()  # before the run: the code that runs
-    rows = _narrow_rows(np.random.default_rng(0), args.size, args.reps)
+    if args.clock == "cpu" and numba.get_num_threads() > 1:
+        ap.error("--clock cpu sums the CPU time of every thread: run it with NUMBA_NUM_THREADS=1 "
+                 "OPENBLAS_NUM_THREADS=1")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    rows = _narrow_rows(np.random.default_rng(0), args.size, args.reps, clock)
     t = Table(title="narrow-accumulator golden GEMM vs float32 A @ B (timed alternately)")
     for h in ("benchmark", "ms", "f32 ms", "x f32 time", "goal"):
         t.add_column(h)
@@ -245,6 +253,7 @@ def main(argv=None) -> int:
     Console().print(t)
     if args.record:
         write_record(args.record, {"provenance": prov, "kind": _NARROW_KIND, "size": args.size, "reps": args.reps,
+                                   "clock": args.clock,
                                    "numba_threads": numba.get_num_threads(),
                                    "env_threads": {k: os.environ.get(k) for k in
                                                    ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
@@ -265,8 +274,9 @@ def narrow_table() -> str:
     dirty = " + uncommitted changes" if prov.get("dirty") else ""
     out = [f"Record `{NARROW_RECORD}`: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load average "
            f"{m['load_1min']:g} at the start, {rec['load_end']:.2f} at the end: a shared machine), {thr}, "
-           f"commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']}. Each row is the best of {rec['reps']} "
-           f"alternating timings of the GEMM and of float32 `A @ B` ({rec['size']}^3).", "",
+           f"commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']}. Each row is the best of {max(2, rec['reps'] // 2)} "
+           f"{'CPU-time' if rec.get('clock') == 'cpu' else 'wall-clock'} timings alternating the GEMM and "
+           f"float32 `A @ B` ({rec['size']}^3).", "",
            "| operands | accumulator | outputs saturating | GEMM ms | float32 `A @ B` ms | × float32 time | goal | met |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rec["rows"][1:]:
