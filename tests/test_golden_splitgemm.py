@@ -1,8 +1,8 @@
 """The split narrow-accumulator GEMM (one exact float64 product minus the flooring errors of the
 inexact products) against the k-ordered sequential kernel and against Python integers.
 
-Every output the split path proves (its ``ok`` mask) must carry the sequential kernel's bits; the
-others must come back from the prefix-proof kernel with the same bits.  The counts of compared
+Every row the split path proves must carry the sequential kernel's bits; the other rows must come
+back from the clamped rows (k order, vectorised across n) with the same bits.  The counts of compared
 and of split-proven outputs are asserted, so a path that silently stops running fails.
 """
 
@@ -24,7 +24,7 @@ def _same(x, y):
 
 
 def _split_direct(a, w, fa, fw, spec, sa, sw):
-    """The split path's own outputs (no fallback) and its proven mask."""
+    """The split path's own outputs (no fallback): ``(values of the proven rows, row mask)``."""
     M, N = a.shape[0], w.shape[0]
     sa = np.zeros((M, 1), np.int64) if sa is None else np.asarray(sa, np.int64).reshape(M, 1)
     sw = np.zeros((N, 1), np.int64) if sw is None else np.asarray(sw, np.int64).reshape(N, 1)
@@ -75,16 +75,16 @@ def test_split_equals_sequential_random_adversarial_saturating():
                     r = _split_direct(a, w, fa, fw, spec, sa, sw)
                     if r is None:
                         continue
-                    out, ok = r
-                    assert np.array_equal(out[ok], ref.acc[ok]) and not ref.overflow[ok].any()
-                    proven += int(ok.sum())
-                    fellback += int((~ok).sum())
+                    out, good = r
+                    assert np.array_equal(out, ref.acc[good]) and not ref.overflow[good].any()
+                    proven += int(good.sum()) * N
+                    fellback += int((~good).sum()) * N
                     # outputs where flooring changed the sum: the error correction was exercised
                     Av = ar._apply_scale(ar._f64_values(F.get(fa))[a], np.asarray(sa if sa is not None else
                                                                                   np.zeros(M), np.int64)[:, None], K)
                     Wv = ar._apply_scale(ar._f64_values(F.get(fw), spec.frac_bits)[w],
                                          np.asarray(sw if sw is not None else np.zeros(N), np.int64)[:, None], K)
-                    floored += int((ok & (out != Av @ Wv.T)).sum())
+                    floored += int((out != (Av @ Wv.T)[good]).sum())
     n_specs = sum(1 for fa, fw in CASES for s in SPECS
                   if ar.check_spec(AccSpec.parse(s, fa, fw), F.get(fa), F.get(fw), 1, 3) == 1)
     assert compared == 2 * M * N * 3 * 4 * n_specs
@@ -103,9 +103,9 @@ def test_split_against_python_integers_many_floored_products():
         a, w = _tiny(rng, (M, K), fa, 2), _tiny(rng, (N, K), fw, 2)
         a[0, 7] = F.get(fa).nan_codes[0] if F.get(fa).nan_codes else a[0, 7]
         sa, sw = rng.integers(-3, 3, M), rng.integers(-2, 3, N)
-        out, ok = _split_direct(a, w, fa, fw, spec, sa, sw)
+        out, good = _split_direct(a, w, fa, fw, spec, sa, sw)
         r = gemm(a, w, fa, fw, spec, sa, sw, "channel", "channel")
-        assert ok.all()
+        assert good.all()
         for m in range(M):
             for n in range(N):
                 want = _ref_gemm_row(a[m], w[n], fa, fw, spec, int(sa[m]) + int(sw[n]))
@@ -117,18 +117,18 @@ def test_split_against_python_integers_many_floored_products():
 
 def test_split_leaves_outputs_whose_float64_sum_could_round():
     """Rows with large scales next to rows with tiny ones: 2**L (set by the tiny rows) times the
-    large rows' sums passes 2**52, so those outputs must go to the prefix kernel, and all match."""
+    large rows' sums passes 2**52, so those rows must go to the clamped rows, and all match."""
     rng = np.random.default_rng(9)
     M, N, K = 8, 6, 120
     spec = AccSpec.parse("0:56", "rf8", "rf8")
     a = encode((rng.standard_normal((M, K)) * 8).astype(np.float32), "rf8")
     w = encode((rng.standard_normal((N, K)) * 8).astype(np.float32), "rf8")
     sa = np.array([-8, 14, -8, 14, -8, 14, -8, 14])
-    out, ok = _split_direct(a, w, "rf8", "rf8", spec, sa, None)
-    assert ok[0::2].all() and not ok[1::2].any()
+    out, good = _split_direct(a, w, "rf8", "rf8", spec, sa, None)
+    assert good[0::2].all() and not good[1::2].any()
     ref = gemm(a, w, "rf8", "rf8", spec, sa, None, "channel", "tensor", method="sequential")
     _same(gemm(a, w, "rf8", "rf8", spec, sa, None, "channel", "tensor"), ref)
-    assert np.array_equal(out[ok], ref.acc[ok])
+    assert np.array_equal(out, ref.acc[good])
 
 
 def test_split_guard_fires_on_a_wrong_error_table(monkeypatch):

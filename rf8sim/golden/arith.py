@@ -793,7 +793,8 @@ def _abs_product_bound(a, w, a_fmt, w_fmt, sa, sw, Av, Wv):
 
 
 def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
-    """Outputs proven clamp-free and BLAS-exact: ``(acc values, proven mask)``; None if none is.
+    """The rows whose outputs are all proven clamp-free and BLAS-exact: ``(their acc values, row
+    mask)``; None if there is none.
 
     ``sa`` (M, 1) and ``sw`` (N, 1): per-row scale exponents (tensor or channel).
     """
@@ -828,8 +829,12 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
     if not ok.all():  # a tighter bound where Cauchy-Schwarz is not enough: sum |a| |w| itself
         rows = np.flatnonzero(~ok.all(axis=1))
         ok[rows] = proven(_abs_product_bound(a[rows], w, a_fmt, w_fmt, sar[rows], swf, Av[rows], Wv))
-        if not ok.any():
-            return None
+    good = ok.all(axis=1)  # rows whose every output is proven; the others take the clamped rows
+    if not good.any():
+        return None
+    if not good.all():
+        a, Av, sar, ok = a[good], Av[good], sar[good], ok[good]
+        M = a.shape[0]
     P = Av @ Wv.T
     nbins = hi_w - lo_w + 2
     omin = int(sar.min()) + int(swf.min()) - f
@@ -846,31 +851,107 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
     if not kern(a, P, ok, lsa, sar, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, out):
         raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
-    return out, ok
+    return out, good
+
+
+# ---------------------------------------------------------------------------
+# clamped rows: the k-ordered saturating sum itself, vectorised across n
+#
+# For outputs the split path cannot prove, every product is added with the clamp, in k order,
+# for a whole row m at once: per k one 256-entry row of the aligned-product table (offset
+# ``sa[m] + sw[n]``) is gathered by the w codes of column k.  This is the sequential kernel's
+# arithmetic per output, only interleaved across n.
+
+
+@lru_cache(maxsize=64)
+def _aligned_table(a_fmt: F.Format, w_fmt: F.Format, shift: int) -> np.ndarray:
+    """floor(product * 2**shift) of every code pair (int64, flat ``a * 256 + w``); NaN/Inf: 0."""
+    q = packed_pairs(a_fmt, w_fmt).astype(np.int64)
+    sh = (q & 255) - _EXP_BIAS + shift
+    t = np.where((q & 255) == 255, 0, ((q >> 8) << np.clip(sh, 0, 63)) >> np.clip(-sh, 0, 63))
+    t = np.ascontiguousarray(t)
+    t.setflags(write=False)
+    return t
+
+
+@nb.njit(cache=True, inline="always")
+def _clamp_row(i, m, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
+    K = a.shape[1]
+    N = wT.shape[1]
+    acc = np.zeros(N, np.int64)
+    ovf = np.zeros(N, np.bool_)
+    uniform = osw.size == 0
+    base_m = sa[m] << 16
+    for k in range(K):
+        c = np.int64(a[m, k]) * 256 + base_m
+        wk = wT[k]
+        if uniform:
+            row = T[c:c + 256]
+            for n in range(N):
+                t = acc[n] + row[wk[n]]
+                cl = min(max(t, amin), amax)
+                ovf[n] |= cl != t
+                acc[n] = cl
+        else:
+            for n in range(N):
+                t = acc[n] + T[c + osw[n] + wk[n]]
+                cl = min(max(t, amin), amax)
+                ovf[n] |= cl != t
+                acc[n] = cl
+    acc_out[i, :] = acc
+    ovf_out[i, :] = ovf
+
+
+@nb.njit(cache=True, parallel=True)
+def _clamp_rows(rows, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
+    for i in nb.prange(rows.size):
+        _clamp_row(i, rows[i], a, wT, T, sa, osw, amin, amax, acc_out, ovf_out)
+
+
+@nb.njit(cache=True)
+def _clamp_rows_serial(rows, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
+    for i in range(rows.size):
+        _clamp_row(i, rows[i], a, wT, T, sa, osw, amin, amax, acc_out, ovf_out)
+
+
+def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, sw):
+    """Rows ``rows`` of the k-ordered saturating GEMM (tensor/channel scales): (acc, overflow)."""
+    sar, swr = sa[:, 0].astype(np.int64), sw[:, 0].astype(np.int64)
+    omin = int(sar.min()) + int(swr.min())
+    offs = range(omin, int(sar.max()) + int(swr.max()) + 1)
+    T = np.concatenate([_aligned_table(a_fmt, w_fmt, acc.frac_bits + o) for o in offs])
+    # row m's table block starts at (sa[m] + sw[n] - omin) << 16: split between m and n
+    sa_rel = np.ascontiguousarray(sar - int(sar.min()))
+    osw = np.zeros(0, np.int64) if len(offs) == 1 else np.ascontiguousarray((swr - int(swr.min())) << 16)
+    wT = np.ascontiguousarray(w.T)
+    R, N = rows.size, w.shape[0]
+    out = np.empty((R, N), np.int64)
+    ovf = np.empty((R, N), np.bool_)
+    kern = _clamp_rows if R > 1 and R * N * a.shape[1] >= PARALLEL_MIN else _clamp_rows_serial
+    kern(np.ascontiguousarray(rows, np.int64), a, wT, T, sa_rel, osw, acc.min, acc.max, out, ovf)
+    return out, ovf
 
 
 def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
-    """One-limb fast path: the split GEMM where its bounds hold, the prefix-proof kernel on the
-    rows (or columns) holding the other outputs; block scales take the prefix-proof kernel."""
+    """One-limb fast path.  Tensor/channel scales: the split GEMM on the rows it proves, the
+    clamped rows (k order, vectorised across n) on the others.  Block scales: the prefix-proof
+    kernel."""
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
-    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw) if sa.shape[1] == 1 and sw.shape[1] == 1 else None
-    if r is None:
+    if sa.shape[1] != 1 or sw.shape[1] != 1:
         return _gemm_prefix(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
-    out, ok = r
-    M, N = out.shape
+    M, N = a.shape[0], w.shape[0]
+    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw)
     ovf = np.zeros((M, N), np.bool_)
-    if not ok.all():
-        rows = np.flatnonzero(~ok.all(axis=1))
-        cols = np.flatnonzero(~ok.all(axis=0))
-        if rows.size * N <= cols.size * M:
-            sub = _gemm_prefix(a[rows], w, a_fmt, w_fmt, acc, sa[rows], ba, sw, bw)
-            out[rows] = sub.acc
-            ovf[rows] = sub.overflow
-        else:
-            sub = _gemm_prefix(a, w[cols], a_fmt, w_fmt, acc, sa, ba, sw[cols], bw)
-            out[:, cols] = sub.acc
-            ovf[:, cols] = sub.overflow
+    if r is None:
+        out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, sw)
+    else:
+        good = r[1]
+        out = np.empty((M, N), np.int64)
+        out[good] = r[0]
+        if not good.all():
+            rows = np.flatnonzero(~good)
+            out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, sw)
     inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
     inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
     inv = inv_a[:, None] | inv_w[None, :]
