@@ -879,7 +879,7 @@ def _clamp_row(i, m, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
     K = a.shape[1]
     N = wT.shape[1]
     acc = np.zeros(N, np.int64)
-    ovf = np.zeros(N, np.bool_)
+    ovf = np.zeros(N, np.int64)  # nonzero once a clamp acted (int64 xor: the loop vectorises)
     uniform = osw.size == 0
     base_m = sa[m] << 16
     for k in range(K):
@@ -890,16 +890,17 @@ def _clamp_row(i, m, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
             for n in range(N):
                 t = acc[n] + row[wk[n]]
                 cl = min(max(t, amin), amax)
-                ovf[n] |= cl != t
+                ovf[n] |= cl ^ t
                 acc[n] = cl
         else:
             for n in range(N):
                 t = acc[n] + T[c + osw[n] + wk[n]]
                 cl = min(max(t, amin), amax)
-                ovf[n] |= cl != t
+                ovf[n] |= cl ^ t
                 acc[n] = cl
     acc_out[i, :] = acc
-    ovf_out[i, :] = ovf
+    for n in range(N):
+        ovf_out[i, n] = ovf[n] != 0
 
 
 @nb.njit(cache=True, parallel=True)
