@@ -879,25 +879,27 @@ def _clamp_row(i, m, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
     K = a.shape[1]
     N = wT.shape[1]
     acc = np.zeros(N, np.int64)
-    ovf = np.zeros(N, np.int64)  # nonzero once a clamp acted (int64 xor: the loop vectorises)
+    ovf = np.zeros(N, np.int64)  # nonzero once a clamp acted
+    p = np.empty(N, np.int64)
     uniform = osw.size == 0
     base_m = sa[m] << 16
     for k in range(K):
         c = np.int64(a[m, k]) * 256 + base_m
         wk = wT[k]
+        # the gather and the clamped adds in separate loops: both vectorise (one loop with both
+        # compiles to branches whose cost depends on how often the clamp acts)
         if uniform:
             row = T[c:c + 256]
             for n in range(N):
-                t = acc[n] + row[wk[n]]
-                cl = min(max(t, amin), amax)
-                ovf[n] |= cl ^ t
-                acc[n] = cl
+                p[n] = row[wk[n]]
         else:
             for n in range(N):
-                t = acc[n] + T[c + osw[n] + wk[n]]
-                cl = min(max(t, amin), amax)
-                ovf[n] |= cl ^ t
-                acc[n] = cl
+                p[n] = T[c + osw[n] + wk[n]]
+        for n in range(N):
+            t = acc[n] + p[n]
+            cl = min(max(t, amin), amax)
+            ovf[n] |= cl ^ t
+            acc[n] = cl
     acc_out[i, :] = acc
     for n in range(N):
         ovf_out[i, n] = ovf[n] != 0
