@@ -1,7 +1,10 @@
 """Golden-model benchmarks (``rf8sim bench --only golden``), each against a baseline measured in
 the same run: encode vs ml_dtypes' float32 -> float8_e4m3fn cast, decode vs ml_dtypes'
 float8 -> float32 cast, exact GEMM vs numpy float64 matmul, the W8A16 (fp32 / aligned:K:M)
-GEMMs vs the fixed-point sequential kernel on the same shape, plus first-call compile times.
+GEMMs vs the fixed-point sequential kernel on the same shape, every narrow accumulator's GEMM vs
+float32 ``A @ B`` (BLAS and Numba on one thread, CPU time, timed alternately; also
+``python -m rf8sim.golden.bench --narrow``, which writes the record docs/formats.md shows), plus
+first-call compile times.
 
 Ratios are throughputs (ours / baseline), so higher is better everywhere.  Each timing is
 the best of several repetitions.
@@ -91,6 +94,26 @@ def _pair_best(fn, base, reps: int, clock=time.perf_counter) -> tuple[float, flo
             else:
                 bb = min(bb, dt)
     return bf, bb
+
+
+class _one_thread:
+    """BLAS (threadpoolctl) and Numba on one thread inside the block, restored after."""
+
+    def __enter__(self):
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        self._nb = numba.get_num_threads()
+        self._tp = threadpool_limits(1)
+        numba.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        import numba
+
+        numba.set_num_threads(self._nb)
+        self._tp.unregister()
+        return False
 
 
 def _narrow_rows(rng, d: int, reps: int, clock=time.perf_counter) -> list[dict]:
@@ -183,7 +206,8 @@ def run(quick: bool = False) -> list[dict]:
     rows.append({"name": f"exact e5m2 x e5m2 GEMM {d}^3 (75-bit, two limbs)", "value": t * 1e3, "unit": "ms",
                  "baseline": "numpy f64 matmul", "ratio": t_mm / t, "goal": ""})
 
-    rows += _narrow_rows(rng, d, reps)
+    with _one_thread():  # CPU time of one thread each: a loaded shared machine's preemptions drop out
+        rows += _narrow_rows(rng, d, reps, time.process_time)
 
     # W8A16: the MiniLM FFN shape (128 tokens x 384 -> 1536), bf16 activations
     M_, K_, N_ = (32, 384, 384) if quick else (128, 384, 1536)
@@ -219,7 +243,8 @@ _NARROW_HOW = "python -m rf8sim.golden.bench --narrow --record results/golden-na
 
 
 def main(argv=None) -> int:
-    """``python -m rf8sim.golden.bench --narrow [--size D] [--reps N] [--record FILE [--force]]``."""
+    """``python -m rf8sim.golden.bench --narrow [--size D] [--reps N] [--threads one|all]
+    [--record FILE [--force]]``."""
     import argparse
 
     from rich.console import Console
@@ -233,8 +258,8 @@ def main(argv=None) -> int:
                     help="the narrow-accumulator GEMM rows (the only part this entry point runs)")
     ap.add_argument("--size", type=int, default=512, help="M = N = K (default 512)")
     ap.add_argument("--reps", type=int, default=6, help="alternating repetitions per row (default 6)")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="wall clock (default) or process CPU time (use with one thread on a busy machine)")
+    ap.add_argument("--threads", choices=("one", "all"), default="one",
+                    help="one thread for BLAS and Numba (default; timed in CPU time) or all (wall clock)")
     ap.add_argument("--record", metavar="FILE", help="write the rows as a results record")
     ap.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     args = ap.parse_args(argv)
@@ -245,11 +270,13 @@ def main(argv=None) -> int:
     import numba
 
     prov = provenance()  # before the run: the code that runs
-    if args.clock == "cpu" and numba.get_num_threads() > 1:
-        ap.error("--clock cpu sums the CPU time of every thread: run it with NUMBA_NUM_THREADS=1 "
-                 "OPENBLAS_NUM_THREADS=1")
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    rows = _narrow_rows(np.random.default_rng(0), args.size, args.reps, clock)
+    one = args.threads == "one"
+    clock = time.process_time if one else time.perf_counter
+    if one:
+        with _one_thread():
+            rows = _narrow_rows(np.random.default_rng(0), args.size, args.reps, clock)
+    else:
+        rows = _narrow_rows(np.random.default_rng(0), args.size, args.reps, clock)
     t = Table(title="narrow-accumulator golden GEMM vs float32 A @ B (timed alternately)")
     for h in ("benchmark", "ms", "f32 ms", "x f32 time", "goal"):
         t.add_column(h)
@@ -258,10 +285,8 @@ def main(argv=None) -> int:
     Console().print(t)
     if args.record:
         write_record(args.record, {"provenance": prov, "kind": _NARROW_KIND, "size": args.size, "reps": args.reps,
-                                   "clock": args.clock,
-                                   "numba_threads": numba.get_num_threads(),
-                                   "env_threads": {k: os.environ.get(k) for k in
-                                                   ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
+                                   "clock": "cpu" if one else "wall", "threads": args.threads,
+                                   "numba_threads": 1 if one else numba.get_num_threads(),
                                    "load_end": os.getloadavg()[0], "rows": rows}, overwrite=args.force)
     return 0
 
@@ -273,9 +298,8 @@ def narrow_table() -> str:
     rec = load_record(NARROW_RECORD, _NARROW_KIND, _NARROW_HOW)
     prov = rec["provenance"]
     m = prov["machine"]
-    env = rec["env_threads"]
-    thr = "one thread (`OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1`)" if env.get("OPENBLAS_NUM_THREADS") == "1" \
-        else f"{rec['numba_threads']} Numba threads, OpenBLAS default threads"
+    thr = ("BLAS and Numba on one thread" if rec["threads"] == "one"
+           else f"{rec['numba_threads']} Numba threads, OpenBLAS default threads")
     dirty = " + uncommitted changes" if prov.get("dirty") else ""
     out = [f"Record `{NARROW_RECORD}`: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load average "
            f"{m['load_1min']:g} at the start, {rec['load_end']:.2f} at the end: a shared machine), {thr}, "
