@@ -808,8 +808,8 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
     swf = np.ascontiguousarray(sw[:, 0] + f)
     Av = _apply_scale(_f64_values(a_fmt)[a], sa, K)
     Wv = _apply_scale(_f64_values(w_fmt, f)[w], sw, K)
-    # smallest lam present (from the smallest nonzero magnitudes' rows would be tighter; the
-    # format's finest lsb is enough: L only sets the integer grid of the exact float64 sum)
+    # the lam ranges from the formats' finest/coarsest lsb and the scale ranges (not from the
+    # codes present: L only sets the integer grid of the exact float64 sum, a finer one is fine)
     lo_a, _ = _lam_range(a_fmt, sar)
     lo_w, hi_w = _lam_range(w_fmt, swf)
     L = max(0, -(lo_a + lo_w))
@@ -1014,13 +1014,14 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     saturation (sticky ``overflow``); NaN/Inf operands contribute 0 and set ``invalid``.
 
     ``method="auto"`` uses an exact float64 matmul when it provably gives the same
-    result (no flooring, no saturation, every partial sum an integer below 2**53);
-    Otherwise (one-limb accumulators, ``K >= 64``) it runs the k-ordered kernel with
-    saturation proofs: per output, the longest k-prefix (in chunks of :data:`FAST_CHUNK`)
-    over which bounds on the products prove that no saturation can occur is summed without
-    per-product clamping, the rest with the clamped per-product loop; ``"fast"`` forces
-    that kernel, ``"sequential"`` always runs the plain k-ordered kernel.  All three give
-    the same bits (accumulator and both flags).
+    result (no flooring, no saturation, every partial sum an integer below 2**53).
+    Otherwise (one-limb accumulators, ``K >= 2 * FAST_CHUNK``) it runs the fast kernels: with tensor or
+    channel scales, rows whose outputs bounds prove clamp-free take one exact float64 matmul
+    minus the flooring errors of the floored products, the other rows the clamped k-ordered
+    sum vectorised across n; with block scales, per output the longest k-prefix (in chunks of
+    :data:`FAST_CHUNK`) proven unable to saturate is summed without clamping, the rest with
+    the clamped loop.  ``"fast"`` forces those kernels, ``"sequential"`` always runs the plain
+    k-ordered kernel.  All give the same bits (accumulator and both flags).
 
     ``acc="fp32"`` / ``"aligned:K:M"`` (W8A16 contract; codes uint8 or uint16 by format):
     ``C`` comes back as float32 bit patterns (uint32; ``.as_float32()``), the fp32 chain in k
