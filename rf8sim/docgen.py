@@ -46,6 +46,7 @@ RENDERER_MODULES = (
     "rf8sim.verify",
     "rf8sim.cluster_scaling",
     "rf8sim.training.docs",
+    "rf8sim.study.tinylm",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)

@@ -8,13 +8,13 @@ disjoint from the training paragraphs), seeded, one thread, and cached under the
 ``model/`` by a hash of the training settings, the torch version and the code it runs.
 
 Evaluation: ``chunks`` non-overlapping windows of ``block + 1`` held-out bytes, spread evenly over
-the held-out text; per chunk the bits per byte of the next-byte predictions
+the held-out text (in a seeded random order); per chunk the bits per byte of the next-byte predictions
 (``sum -log2 p(byte)`` / ``block``).  float32 first, then every configuration of the
 ``[tinylm]`` (by default the ``[transformer]``) section through :func:`rf8sim.study.transformer.exactify`:
 every Linear layer (QKV, attention output, both MLP layers, the head) through
 ``rf8sim.golden.gemm`` with that weight/activation format, rounding, scale granularity and
 accumulator; softmax, LayerNorm, GELU and the embeddings stay float32.  Configurations with
-float32 / aligned accumulators (W8A16) run on the first ``a16_chunks`` chunks.  Per layer,
+float32 / aligned accumulators (W8A16) run on the first ``a16_chunks`` chunks (a random sample of them).  Per layer,
 :func:`~rf8sim.study.transformer.torch_check` compares the golden bits with the torch emulation.
 
 Statistics (:mod:`rf8sim.study.stats`): per configuration the mean bits per byte with a 95 %
@@ -98,8 +98,10 @@ def _model(spec: TinyLMSpec):
         raise TinyLMError(str(e)) from None
 
 
-def heldout_chunks(tokens, block: int, n: int):
-    """``n`` non-overlapping windows of ``block + 1`` bytes spread evenly over ``tokens``: (n, block + 1) int64."""
+def heldout_chunks(tokens, block: int, n: int, seed: int = 0):
+    """``n`` non-overlapping windows of ``block + 1`` bytes spread evenly over ``tokens``, in a seeded random
+    order (so that the first ``a16_chunks`` are a sample of the whole held-out text, not its first topics):
+    (n, block + 1) int64."""
     import torch
 
     avail = (len(tokens) - 1) // block  # windows of block inputs + block targets, overlapping by one byte
@@ -108,7 +110,7 @@ def heldout_chunks(tokens, block: int, n: int):
     if n > avail:
         raise TinyLMError(f"[tinylm] chunks = {n} needs {n * block + 1:,} held-out bytes for block {block}, but the "
                           f"held-out text has {len(tokens):,} ({avail} chunks); lower chunks or block")
-    starts = (np.arange(n) * avail // n) * block
+    starts = (np.random.default_rng(seed).permutation(n) * avail // n) * block
     return torch.stack([tokens[s:s + block + 1] for s in starts.tolist()])
 
 
@@ -225,7 +227,7 @@ def prepare(spec: TinyLMSpec):
     for dp in spec.datapaths():
         check_assignment(model, dp, spec.max_terms)  # names the layer / config that cannot run
     corpus = load_text_corpus()
-    return heldout_chunks(corpus.test, spec.block, spec.chunks)
+    return heldout_chunks(corpus.test, spec.block, spec.chunks, spec.seed)
 
 
 def pairwise(per: dict, n_boot: int = 2000, seed: int = 0) -> list[dict]:
@@ -415,7 +417,12 @@ def load_tinylm_record(path=None) -> dict:
     return rec
 
 
-@register("study:tinylm-run")
+def _register(key):
+    """docgen registration, except when this file runs as ``python -m`` (it is then imported a second time)."""
+    return register(key) if __name__ != "__main__" else (lambda fn: fn)
+
+
+@_register("study:tinylm-run")
 def render_run() -> str:
     rec = load_tinylm_record()
     pv, res = rec["provenance"], rec["tinylm"]
@@ -427,51 +434,61 @@ def render_run() -> str:
             + f" Wall seconds: {', '.join(f'{k} {v:.1f}' for k, v in tm.items())}.\n")
 
 
-@register("study:tinylm-points")
+@_register("study:tinylm-points")
 def render_points() -> str:
     return points_table(load_tinylm_record()["tinylm"])
 
 
-@register("study:tinylm-pairs")
+@_register("study:tinylm-pairs")
 def render_pairs() -> str:
     res = load_tinylm_record()["tinylm"]
     return pairs_table(res) + "\n" + check_summary(res) + "\n"
 
 
-def main(argv=None) -> int:
-    """``python -m rf8sim.study.tinylm --record FILE.json``: the flow's TinyLM stage alone, as a record."""
-    import argparse
-
+def record_run(config=None, record=None, *, cache_dir=None, force: bool = False, progress: bool = True) -> int:
+    """The flow's TinyLM stage alone (the config's ``[tinylm]``; default the embedded flow.toml), printed as a
+    table and written as a record (``rf8sim study tinylm --record study/results/tinylm-flow.json``)."""
     from ..fileio import check_output_path
-    from .config import load_config
+    from .config import StudyConfig, load_config
     from .report import print_table
+
+    cfg = config if isinstance(config, StudyConfig) else load_config(
+        config or _root() / "rf8sim" / "study" / "configs" / "flow.toml")
+    if cfg.tinylm.model == "none":
+        raise TinyLMError("[tinylm] model = 'none' in this config: nothing to run")
+    if record:
+        check_output_path(record, force)  # before the long work
+    res = run_tinylm_study(spec_from_config(cfg), progress=progress, cache_dir=cache_dir)
+    bad = sum(r["mismatches"] for r in res["torch_check"])
+    print_table([{k: p.get(k) for k in ("label", "chunks", "bpb", "bpb_lo", "bpb_hi", "delta", "seconds")}
+                 for p in res["points"]], ["label", "chunks", "bpb", "bpb_lo", "bpb_hi", "delta", "seconds"],
+                title="TinyLM held-out bits per byte", digits=4)
+    print(check_summary(res))
+    if bad:
+        raise TinyLMError(f"torch emulation disagrees with the golden model in {bad} value(s); not recorded")
+    if record:
+        print(write_tinylm_record(record, res, overwrite=force))
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m rf8sim.study.tinylm --record FILE.json`` (= ``rf8sim study tinylm``)."""
+    import argparse
 
     ap = argparse.ArgumentParser(description="The flow's TinyLM stage alone (its [tinylm] section), as a record.")
     ap.add_argument("--config", default=None, help="flow config (default: the embedded flow.toml)")
-    ap.add_argument("--record", required=True, metavar="FILE.json")
+    ap.add_argument("--record", default=None, metavar="FILE.json")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--force", action="store_true", help="overwrite an existing record")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    cfg = load_config(a.config or _root() / "rf8sim" / "study" / "configs" / "flow.toml")
-    if cfg.tinylm.model == "none":
-        raise TinyLMError("[tinylm] model = 'none' in this config: nothing to record")
-    check_output_path(a.record, a.force)
-    res = run_tinylm_study(spec_from_config(cfg), progress=not a.no_progress, cache_dir=a.cache_dir)
-    bad = sum(r["mismatches"] for r in res["torch_check"])
-    if bad:
-        raise TinyLMError(f"torch emulation disagrees with the golden model in {bad} value(s); not recorded")
-    print_table([{k: p.get(k) for k in ("label", "chunks", "bpb", "bpb_lo", "bpb_hi", "delta", "seconds")}
-                 for p in res["points"]], ["label", "chunks", "bpb", "bpb_lo", "bpb_hi", "delta", "seconds"],
-                title="TinyLM held-out bits per byte", digits=4)
-    print(write_tinylm_record(a.record, res, overwrite=a.force))
-    return 0
+    return record_run(a.config, a.record, cache_dir=a.cache_dir, force=a.force, progress=not a.no_progress)
 
 
 if __name__ == "__main__":
-    from ..errors import RF8SimError as _E
+    from rf8sim.study.tinylm import main as _main  # the registered module, not this __main__ copy
 
     try:
-        raise SystemExit(main())
-    except _E as e:
+        raise SystemExit(_main())
+    except RF8SimError as e:
         raise SystemExit(f"error: {e}") from None
