@@ -167,12 +167,11 @@ def test_bad_input_is_refused_before_long_work(monkeypatch):
 
 
 def test_missing_record_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(TL, "_root", lambda: tmp_path)
-    with pytest.raises(DocgenError, match="python -m rf8sim.study.tinylm --record"):
+    monkeypatch.setattr(TL, "TINYLM_RECORD", tmp_path / "tinylm-flow.json")
+    with pytest.raises(DocgenError, match="rf8sim study tinylm --record"):
         TL.render_points()
-    (tmp_path / TL.TINYLM_RECORD).parent.mkdir(parents=True)
-    (tmp_path / TL.TINYLM_RECORD).write_text('{"kind": "rf8sim-flow"}')
-    with pytest.raises(DocgenError, match="not an rf8sim TinyLM record"):
+    (tmp_path / "tinylm-flow.json").write_text('{"kind": "rf8sim-flow"}')
+    with pytest.raises(DocgenError, match="not a rf8sim-tinylm record"):
         TL.render_pairs()
 
 
@@ -195,11 +194,11 @@ def test_cli_writes_a_record_the_docs_render(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(TL, "run_tinylm_study", lambda *a, **k: (_ for _ in ()).throw(AssertionError("work started")))
     assert main(args) != 0
     assert "tinylm-flow.json exists; pass --force" in capsys.readouterr().err
-    monkeypatch.setattr(TL, "_root", lambda: tmp_path)
+    monkeypatch.setattr(TL, "TINYLM_RECORD", rec)
     table = TL.render_points()
     assert table.count("\n") == 2 + 4 and "| float32 | " in table and "rf8/a:bf16 channel acc fp32 (first 8 chunks)" in table
     assert TL.render_pairs().count("| **yes** |") + TL.render_pairs().count("| no |") == 6
-    assert "3 configurations" in TL.render_pairs() and "Record `study/results/tinylm-flow.json`" in TL.render_run()
+    assert "3 configurations" in TL.render_pairs() and f"Record `{rec}`: `" in TL.render_run()
 
 
 def test_flow_stage_fails_on_a_torch_mismatch_and_skips_when_off(tmp_path, monkeypatch):

@@ -406,14 +406,13 @@ def _root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def load_tinylm_record(path=None) -> dict:
-    p = Path(path) if path else _root() / TINYLM_RECORD
-    if not p.is_file():
-        raise DocgenError(f"record {p} is missing: run `python -m rf8sim.study.tinylm --record {TINYLM_RECORD}` "
-                          f"and check it in")
-    rec = json.loads(p.read_text())
-    if rec.get("kind") != "rf8sim-tinylm" or not rec.get("tinylm"):
-        raise DocgenError(f"{p} is not an rf8sim TinyLM record")
+def load_tinylm_record() -> dict:
+    """The checked-in record (:data:`TINYLM_RECORD`) for the docs' generated blocks."""
+    from ..docgen import load_record
+
+    rec = load_record(TINYLM_RECORD, "rf8sim-tinylm", f"rf8sim study tinylm --record {TINYLM_RECORD}")
+    if not rec.get("tinylm"):
+        raise DocgenError(f"{TINYLM_RECORD} has no TinyLM results")
     return rec
 
 
