@@ -196,7 +196,7 @@ def test_cli_writes_a_record_the_docs_render(tmp_path, monkeypatch, capsys):
     assert "tinylm-flow.json exists; pass --force" in capsys.readouterr().err
     monkeypatch.setattr(TL, "TINYLM_RECORD", rec)
     table = TL.render_points()
-    assert table.count("\n") == 2 + 4 and "| float32 | " in table and "rf8/a:bf16 channel acc fp32 (first 8 chunks)" in table
+    assert table.count("\n") == 2 + 4 and "| float32 | " in table and "rf8/a:bf16 channel acc fp32 (8-chunk sample)" in table
     assert TL.render_pairs().count("| **yes** |") + TL.render_pairs().count("| no |") == 6
     assert "3 configurations" in TL.render_pairs() and f"Record `{rec}`: `" in TL.render_run()
 

@@ -332,7 +332,7 @@ def plot_bpb(res: dict, path) -> None:
     m = np.array([p["bpb"] for p in pts])
     err = np.array([[p["bpb"] - p["bpb_lo"] for p in pts], [p["bpb_hi"] - p["bpb"] for p in pts]])
     ax.errorbar(m, y, xerr=err, fmt="o", capsize=3)
-    ax.set_yticks(y, [p["label"] + ("" if p["chunks"] == res["chunks"] else f" ({p['chunks']} chunks)") for p in pts])
+    ax.set_yticks(y, [_lab(p, res) for p in pts])
     ax.set_xlabel("held-out bits per byte (95 % bootstrap CI over chunks)")
     ax.set_title(f"TinyLM on pydoc text, {res['chunks']} held-out chunks of {res['block']} bytes")
     ax.grid(axis="x", alpha=0.3)
@@ -342,14 +342,19 @@ def plot_bpb(res: dict, path) -> None:
 
 
 def _lab(p, res) -> str:
-    return p["label"] + ("" if p["chunks"] == res["chunks"] else f" (first {p['chunks']} chunks)")
+    return p["label"] + ("" if p["chunks"] == res["chunks"] else f" ({p['chunks']}-chunk sample)")
+
+
+def _d(v: float) -> str:
+    """A signed difference in bits per byte: 4 decimals, or 2 significant digits below 0.001."""
+    return f"{v:+.4f}" if v == 0 or abs(v) >= 1e-3 else f"{v:+.1e}"
 
 
 def points_table(res: dict) -> str:
     lines = ["| configuration | bits per byte [95 % CI] | − float32 [paired 95 % CI] | significant | MAC area µm² "
              "| saturated outputs |", "|---|---|---|---|---|---|"]
     for p in res["points"]:
-        d = "–" if "delta" not in p else f"{p['delta']:+.4f} [{p['delta_lo']:+.4f}, {p['delta_hi']:+.4f}]"
+        d = "–" if "delta" not in p else f"{_d(p['delta'])} [{_d(p['delta_lo'])}, {_d(p['delta_hi'])}]"
         sig = "–" if "delta" not in p else ("**yes**" if p["delta_significant"] else "no")
         area = "–" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}"
         lines.append(f"| {_lab(p, res)} | {p['bpb']:.4f} [{p['bpb_lo']:.4f}, {p['bpb_hi']:.4f}] | {d} | {sig} "
@@ -361,7 +366,7 @@ def pairs_table(res: dict) -> str:
     lines = ["| A | B | chunks | A − B bits per byte [95 % CI] | p (Wilcoxon) | significant |",
              "|---|---|---|---|---|---|"]
     for r in res["pairs"]:
-        lines.append(f"| {r['a']} | {r['b']} | {r['chunks']} | {r['diff']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}] "
+        lines.append(f"| {r['a']} | {r['b']} | {r['chunks']} | {_d(r['diff'])} [{_d(r['lo'])}, {_d(r['hi'])}] "
                      f"| {r['p_wilcoxon']:.2g} | {'**yes**' if r['significant'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
@@ -369,7 +374,7 @@ def pairs_table(res: dict) -> str:
 def check_summary(res: dict) -> str:
     ck = res["torch_check"]
     refs = sorted({r.get("reference", "torch rf8sim.training gemm") for r in ck})
-    return (f"Per-layer torch emulation check: {len(ck)} layer runs ({len(res['layers'])} Linear layers x "
+    return (f"Per-layer torch emulation check: {len(ck)} layer runs ({len(res['layers'])} Linear layers × "
             f"{len(res['points']) - 1} configurations), {sum(r['outputs'] for r in ck):,} outputs, "
             f"{sum(r['mismatches'] for r in ck)} mismatches (references: {', '.join(refs)}).")
 
