@@ -76,6 +76,12 @@ def test_every_linear_layer_is_bit_exact(study):
     assert len(lins) == 5
     rows = torch_check(q, lambda: q(TL.prepare(SPEC)[:1, :-1]))
     assert len(rows) == 5 and sum(r["mismatches"] for r in rows) == 0
+    # fp16 activations with the aligned accumulator, block scales, RF8's paper rounding: bit-exact per layer too
+    for dp in (DatapathConfig("rf8", "fp16", acc="aligned:32:16"), DatapathConfig("int8", granularity="block"),
+               DatapathConfig("rf8", rounding="paper", granularity="tensor", acc="8:24")):
+        q2 = exactify(model, dp, 1024)
+        rows = torch_check(q2, lambda: q2(TL.prepare(SPEC)[:1, :-1]))
+        assert len(rows) == 5 and sum(r["outputs"] for r in rows) > 0 and sum(r["mismatches"] for r in rows) == 0
     head = q.head
     x2 = np.random.default_rng(0).normal(0, 1, (2, 32)).astype(np.float32)
     np.testing.assert_array_equal(head.golden_rows(x2)[0].view(np.uint32), _ref_linear(head, x2).view(np.uint32))
@@ -218,3 +224,17 @@ def test_flow_stage_fails_on_a_torch_mismatch_and_skips_when_off(tmp_path, monke
     ctx.cfg = cfg
     with pytest.raises(RuntimeError, match="disagrees with the golden model in 2 value"):
         flow_stages.stage_tinylm(ctx)
+
+
+def test_spec_from_config_takes_the_transformer_configs_or_its_own():
+    from rf8sim.study.flow import default_config
+
+    full = default_config()
+    sp = TL.spec_from_config(full)
+    assert full.tinylm.configs == "transformer"
+    assert sp.configs == tuple(full.transformer.configs) and sp.acc == tuple(full.transformer.acc)
+    assert sp.max_terms == full.study.max_terms and sp.chunks == full.tinylm.chunks
+    assert [d.label for d in sp.datapaths()][-2:] == ["rf8/a:bf16 channel acc fp32", "bf16 channel acc fp32"]
+    quick = default_config(quick=True)
+    sq = TL.spec_from_config(quick)
+    assert sq.configs == ("rf8", "int8", "rf8/bf16@fp32") and sq.d_model == 32 and sq.a16_chunks == 8
