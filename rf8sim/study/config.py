@@ -117,6 +117,8 @@ GRANULARITIES = ("tensor", "channel", "block")
 TASKS = ("mnist1d",)
 ARCHS = ("mlp",)
 AREA_MODES = ("auto", "required", "off")
+#: at least this many TinyLM held-out chunks (bootstrap intervals and paired tests over fewer say little)
+TINYLM_MIN_CHUNKS = 20
 
 
 class ConfigError(RF8SimError, ValueError):
@@ -433,10 +435,8 @@ def _check_tinylm(cfg: "StudyConfig") -> None:
         raise ConfigError(f"[tinylm] d_model ({t.d_model}) must be a multiple of n_head ({t.n_head})")
     if t.lr <= 0:
         raise ConfigError(f"[tinylm] lr must be > 0, got {t.lr}")
-    from .tinylm import MIN_CHUNKS
-
-    if t.chunks < MIN_CHUNKS:
-        raise ConfigError(f"[tinylm] chunks must be >= {MIN_CHUNKS} (bootstrap intervals and paired tests over "
+    if t.chunks < TINYLM_MIN_CHUNKS:
+        raise ConfigError(f"[tinylm] chunks must be >= {TINYLM_MIN_CHUNKS} (bootstrap intervals and paired tests over "
                           f"fewer say little), got {t.chunks}")
     if t.a16_chunks < 2:
         raise ConfigError(f"[tinylm] a16_chunks must be >= 2 (a paired test needs 2 chunks), got {t.a16_chunks}")

@@ -39,6 +39,7 @@ import numpy as np
 from rf8sim.errors import RF8SimError
 
 from ..docgen import DocgenError, register
+from .config import TINYLM_MIN_CHUNKS
 from .transformer import DatapathConfig, check_assignment, exactify, flag_totals, linear_layers, torch_check
 
 __all__ = ["TinyLMSpec", "TinyLMError", "heldout_chunks", "chunk_bits", "train_tinylm", "prepare",
@@ -48,7 +49,7 @@ __all__ = ["TinyLMSpec", "TinyLMError", "heldout_chunks", "chunk_bits", "train_t
 TINYLM_RECORD = Path("study") / "results" / "tinylm-flow.json"
 
 #: at least this many held-out chunks (bootstrap intervals and paired tests over fewer say little)
-MIN_CHUNKS = 20
+MIN_CHUNKS = TINYLM_MIN_CHUNKS
 
 
 class TinyLMError(RF8SimError, ValueError):
