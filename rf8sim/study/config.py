@@ -68,7 +68,7 @@ never silently falls back to a default)::
     block = 64                  # context = bytes per held-out chunk
     steps = 600                 # training steps (seeded, one thread, cached under the cache root)
     batch_size = 32
-    lr = 0.003
+    lr = 0.01                   # AdamW peak learning rate (linear warm-up, cosine decay)
     chunks = 256                # held-out chunks (>= 20): the units of the bootstrap and paired tests
     a16_chunks = 64             # configs with fp32/aligned:K:M accumulators (W8A16) on the first N only
     configs = "transformer"     # "transformer": [transformer]'s configs, granularity and acc; or a list
@@ -204,7 +204,7 @@ class TinyLMSection:
     block: int = 64
     steps: int = 600
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     chunks: int = 256
     a16_chunks: int = 64
     configs: object = "transformer"

@@ -64,7 +64,7 @@ class TinyLMSpec:
     block: int = 64             # context length = bytes per held-out chunk
     steps: int = 600            # training steps (AdamW, cosine learning rate)
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     seed: int = 0
     chunks: int = 512           # held-out chunks (the statistics' units)
     a16_chunks: int = 128       # configs with fp32/aligned accumulators (W8A16) on the first N chunks
