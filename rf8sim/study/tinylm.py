@@ -373,7 +373,7 @@ def pairs_table(res: dict) -> str:
              "|---|---|---|---|---|---|"]
     for r in res["pairs"]:
         lines.append(f"| {r['a']} | {r['b']} | {r['chunks']} | {_d(r['diff'])} [{_d(r['lo'])}, {_d(r['hi'])}] "
-                     f"| {r['p_wilcoxon']:.2g} | {'**yes**' if r['significant'] else 'no'} |")
+                     f"| {r['p_wilcoxon']:.3g} | {'**yes**' if r['significant'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
