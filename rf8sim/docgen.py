@@ -47,6 +47,7 @@ RENDERER_MODULES = (
     "rf8sim.cluster_scaling",
     "rf8sim.training.docs",
     "rf8sim.golden.bench",
+    "rf8sim.study.tinylm",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)
