@@ -687,9 +687,8 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
     K = a.shape[1]
     N = P.shape[1]
     scale = 2.0 ** L
-    row = out[m]
     for n in range(N):
-        row[n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
+        out[m, n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
     sam = sa[m]
     uniform = osel.shape[1] != N
     for k in range(K):
@@ -701,33 +700,30 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
         cnt = start[k, min(max(-(la + sam) - lo, 0), nbins - 1)]
         if cnt == 0:
             continue
-        ent = pc[k]
+        cb = c * 256
         if uniform:
-            tab = E[c * 256:(c + 1) * 256]
             if 2 * cnt > N:  # dense: every n, the error of an exact pair is 0 (a vectorised gather)
-                wk = wT[k]
                 for n in range(N):
-                    row[n] -= tab[wk[n]]
+                    out[m, n] -= E[cb + wT[k, n]]
             else:
                 for j in range(cnt):
-                    q = ent[j]
-                    row[q >> 8] -= tab[q & 255]
+                    q = np.int64(pc[k, j])
+                    out[m, q >> 8] -= E[cb + (q & 255)]
         else:
-            base = c * 256 + ((sam - frac - omin) << 16)
-            osk = osel[k]
+            base = cb + ((sam - frac - omin) << 16)
             for j in range(cnt):
-                q = ent[j]
-                row[q >> 8] -= E[base + osk[j] + (q & 255)]
+                q = np.int64(pc[k, j])
+                out[m, q >> 8] -= E[base + osel[k, j] + (q & 255)]
     good = True
     mask = (np.int64(1) << L) - 1
     for n in range(N):
         if ok[m, n]:
-            x = row[n]
+            x = out[m, n]
             if x & mask:
                 good = False
-            row[n] = x >> L
+            out[m, n] = x >> L
         else:
-            row[n] = 0
+            out[m, n] = 0
     return good
 
 
