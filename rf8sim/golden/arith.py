@@ -842,7 +842,12 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
     wT = np.ascontiguousarray(w.T)
     _lam_sort(wT, lsw, swf, lo_w, nbins, pc, osel, start)
     # L == 0: no pair is inexact (every lam_a + lam_w >= 0), the table is never read
-    E = np.concatenate([_err_table(a_fmt, w_fmt, f + o, L) for o in offs]) if L else np.zeros(1 << 16, np.int64)
+    if not L:
+        E = np.zeros(1 << 16, np.int64)
+    elif uniform:
+        E = _err_table(a_fmt, w_fmt, f + omin, L)
+    else:
+        E = np.concatenate([_err_table(a_fmt, w_fmt, f + o, L) for o in offs])
     out = np.empty((M, N), np.int64)
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
     if not kern(a, P, ok, lsa, sar, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, out):
@@ -918,7 +923,8 @@ def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, sw):
     sar, swr = sa[:, 0].astype(np.int64), sw[:, 0].astype(np.int64)
     omin = int(sar.min()) + int(swr.min())
     offs = range(omin, int(sar.max()) + int(swr.max()) + 1)
-    T = np.concatenate([_aligned_table(a_fmt, w_fmt, acc.frac_bits + o) for o in offs])
+    T = (_aligned_table(a_fmt, w_fmt, acc.frac_bits + omin) if len(offs) == 1 else
+         np.concatenate([_aligned_table(a_fmt, w_fmt, acc.frac_bits + o) for o in offs]))
     # row m's table block starts at (sa[m] + sw[n] - omin) << 16: split between m and n
     sa_rel = np.ascontiguousarray(sar - int(sar.min()))
     osw = np.zeros(0, np.int64) if len(offs) == 1 else np.ascontiguousarray((swr - int(swr.min())) << 16)
