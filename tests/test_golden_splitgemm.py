@@ -85,9 +85,14 @@ def test_split_equals_sequential_random_adversarial_saturating():
                     Wv = ar._apply_scale(ar._f64_values(F.get(fw), spec.frac_bits)[w],
                                          np.asarray(sw if sw is not None else np.zeros(N), np.int64)[:, None], K)
                     floored += int((out != (Av @ Wv.T)[good]).sum())
+                # block scales on one side, channel on the other (clamped rows, group lengths differ)
+                bsa, csw = rng.integers(-3, 2, (M, -(-K // 48))), rng.integers(-2, 3, N)
+                _same(gemm(a, w, fa, fw, spec, bsa, csw, "ceil", "channel", 48, method="fast"),
+                      gemm(a, w, fa, fw, spec, bsa, csw, "ceil", "channel", 48, method="sequential"))
+                compared += M * N
     n_specs = sum(1 for fa, fw in CASES for s in SPECS
                   if ar.check_spec(AccSpec.parse(s, fa, fw), F.get(fa), F.get(fw), 1, 3) == 1)
-    assert compared == 2 * M * N * 3 * 4 * n_specs
+    assert compared == (2 * M * N * 3 + M * N) * 4 * n_specs
     # both sides: outputs proven by the split path (with floored products) and outputs it left
     assert proven > 50_000 and fellback > 2_000 and floored > 20_000
 

@@ -455,148 +455,10 @@ def _gemm2_serial(a, w, sa, sw, seg, seg_a, seg_w, pk, frac, minh, minl, maxh, m
 
 
 # ---------------------------------------------------------------------------
-# fast GEMM: saturation proofs on k-prefixes
-#
-# For an output (m, n), cut k into chunks; within chunk c every aligned product has
-# magnitude at most ``ab[m, c] * wb[n, c] + 1`` (the largest |a| times the largest |w| of the
-# chunk, in accumulator units; ``+ 1``: flooring a negative product).  Summing those bounds
-# over the chunks gives, for every k-prefix, a bound on every partial sum starting from 0.
-# Up to ``kstar[m, n]``, the end of the last chunk whose cumulative bound is still inside the
-# accumulator range, no product can saturate, so that prefix is a plain (vectorised) sum;
-# from there on the kernel runs the clamped per-product loop.  The result is the k-ordered
-# saturating sum bit for bit; ``invalid`` is order-independent and computed from the rows.
+# fast GEMM (narrow one-limb accumulators): the split GEMM and the clamped rows below
 
-
-@nb.njit(cache=True, inline="always")
-def _shift_floor(v, sh):
-    """floor(v * 2**sh) without branches (|sh| bounded by check_spec)."""
-    return (v << max(sh, 0)) >> min(max(-sh, 0), 63)
-
-
-@nb.njit(cache=True, inline="always")
-def _fast1_row(m, a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out):
-    K = a.shape[1]
-    for n in range(w.shape[0]):
-        ks = kstar[m, n]
-        if ks < 0:  # already final (exact float64 sum)
-            continue
-        acc = np.int64(0)
-        if mode == 0:  # one offset for the whole GEMM: aligned product table
-            for k in range(ks):
-                acc += tab[np.int64(a[m, k]) * 256 + np.int64(w[n, k])]
-        elif mode == 1:  # one offset per (m, n): tensor/channel scales
-            off = frac + offa[m, 0] + offw[n, 0]
-            for k in range(ks):
-                q = np.int64(pk[np.int64(a[m, k]) * 256 + np.int64(w[n, k])])
-                acc += _shift_floor(q >> 8, (q & 255) - _EXP_BIAS + off)
-        else:  # block scales: offsets per k
-            for k in range(ks):
-                q = np.int64(pk[np.int64(a[m, k]) * 256 + np.int64(w[n, k])])
-                acc += _shift_floor(q >> 8, (q & 255) - _EXP_BIAS + frac + offa[m, k] + offw[n, k])
-        ovf = False
-        for k in range(ks, K):
-            q = np.int64(pk[np.int64(a[m, k]) * 256 + np.int64(w[n, k])])
-            if mode == 2:
-                off = frac + offa[m, k] + offw[n, k]
-            else:
-                off = frac + offa[m, 0] + offw[n, 0]
-            t = acc + _shift_floor(q >> 8, (q & 255) - _EXP_BIAS + off)
-            cl = min(max(t, amin), amax)
-            ovf |= cl != t
-            acc = cl
-        acc_out[m, n] = acc
-        ovf_out[m, n] = ovf
-
-
-@nb.njit(cache=True, parallel=True)
-def _fast1(a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out):
-    for m in nb.prange(a.shape[0]):
-        _fast1_row(m, a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out)
-
-
-@nb.njit(cache=True)
-def _fast1_serial(a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out):
-    for m in range(a.shape[0]):
-        _fast1_row(m, a, w, offa, offw, kstar, pk, tab, mode, frac, amin, amax, acc_out, ovf_out)
-
-
-#: k-chunk length of the saturation proofs (a chunk never straddles a scale group).
+#: ``method="auto"`` takes the fast kernels from K = 2 * FAST_CHUNK on.
 FAST_CHUNK = 64
-
-
-def _safe_prefix(A, W, lo, hi, chunk: int, exact_sum: bool = False):
-    """kstar[m, n]: the end of the last k-chunk before which no product of (m, n) can saturate.
-
-    ``A`` (M, K) and ``W`` (N, K) are the exact operand values in accumulator units (scales
-    and ``2**frac_bits`` applied).  With ``P`` the exact sum of the products before a chunk and
-    ``Q`` the sum of their magnitudes inside it, every floored partial sum inside the chunk lies
-    in ``[P - Q - len - 1, P + Q]`` (flooring lowers each product by less than 1).  Both come from
-    float64 matmuls; their rounding error is covered by a relative margin on the magnitudes.
-    Returns ``(kstar, None)``, or with ``exact_sum`` (every product an integer in accumulator
-    units) ``(kstar, done_values)`` where ``kstar == -1`` marks outputs already final.
-    """
-    M, K = A.shape
-    N = W.shape[0]
-    cb = np.array(list(range(0, K, chunk)) + [K], np.int64)
-    kstar = np.zeros((M, N), np.int64)
-    alive = np.ones((M, N), np.bool_)
-    P = np.zeros((M, N))
-    Pabs = np.zeros((M, N))
-    absA, absW = np.abs(A), np.abs(W)
-    for c in range(len(cb) - 1):
-        sl = slice(int(cb[c]), int(cb[c + 1]))
-        Q = absA[:, sl] @ absW[:, sl].T
-        margin = (Pabs + Q) * 2.0 ** -40 + (cb[c + 1] + 2)
-        ok = alive & (P + Q + margin <= hi) & (P - Q - margin >= lo)
-        kstar[ok] = cb[c + 1]
-        alive = ok
-        if not alive.any():
-            break
-        P += A[:, sl] @ W[:, sl].T
-        Pabs += Q
-    if exact_sum:
-        # integer products (no flooring) whose magnitudes sum below 2**53: every float64 partial
-        # sum is exact whatever the BLAS order, so a fully proven output is P itself (-1: done)
-        done = (kstar == K) & (Pabs < 2.0 ** 53)
-        return np.where(done, -1, kstar), np.where(done, P, 0.0).astype(np.int64)
-    return kstar, None
-
-
-def _gemm_prefix(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
-    """The k-ordered saturating GEMM, proven-safe prefixes summed without clamping (one limb)."""
-    M, K = a.shape
-    N = w.shape[0]
-    Av = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
-    Wv = _apply_scale(_f64_values(w_fmt, acc.frac_bits)[w], sw, bw)
-    integer = bool((Av == np.floor(Av)).all() and (Wv == np.floor(Wv)).all()) and acc.frac_bits >= 0
-    kstar, done = _safe_prefix(Av, Wv, float(acc.min), float(acc.max), FAST_CHUNK, integer)
-    pk = packed_pairs(a_fmt, w_fmt)
-    tab = np.zeros(1, np.int64)
-    if sa.shape[1] == 1 and sw.shape[1] == 1:
-        offa, offw = sa, sw
-        if (sa == sa.flat[0]).all() and (sw == sw.flat[0]).all():
-            mode = 0
-            q = pk.astype(np.int64)
-            sh = (q & 255) - _EXP_BIAS + acc.frac_bits + int(sa.flat[0]) + int(sw.flat[0])
-            tab = np.where((q & 255) == 255, 0, ((q >> 8) << np.clip(sh, 0, 63)) >> np.clip(-sh, 0, 63))
-        else:
-            mode = 1
-    else:
-        mode = 2
-        offa = np.ascontiguousarray(sa[:, np.arange(K) // ba])
-        offw = np.ascontiguousarray(sw[:, np.arange(K) // bw])
-    a = np.ascontiguousarray(a)
-    w = np.ascontiguousarray(w)
-    out = np.empty((M, N), np.int64) if done is None else done
-    ovf = np.zeros((M, N), np.bool_)
-    par = M > 1 and M * N * K >= PARALLEL_MIN
-    kern = _fast1 if par else _fast1_serial
-    kern(a, w, np.ascontiguousarray(offa), np.ascontiguousarray(offw), kstar, pk, tab, mode, acc.frac_bits,
-         acc.min, acc.max, out, ovf)
-    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
-    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
-    inv = inv_a[:, None] | inv_w[None, :]
-    return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
 
 
 # ---------------------------------------------------------------------------
@@ -612,7 +474,7 @@ def _gemm_prefix(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
 # 2**L - sum E * 2**L) / 2**L`` with ``P`` one BLAS product and ``E`` gathered from a 65,536-entry
 # table over the inexact pairs only: per k, the rows of w are counting-sorted by ``lam_w``, so
 # the pairs of an entry ``a[m, k]`` are a prefix of that order.  The division must leave no
-# fraction (a guard).  Outputs the bounds cannot prove go to the prefix-proof kernel above.
+# fraction (a guard).  Rows with an output the bounds cannot prove take the clamped rows below.
 
 _NO_LSB = 1 << 20  # lsb of a zero or NaN/Inf code: never part of an inexact product
 
@@ -876,26 +738,23 @@ def _aligned_table(a_fmt: F.Format, w_fmt: F.Format, shift: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, inline="always")
-def _clamp_row(i, m, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
+def _clamp_row(i, m, a, wT, T, sa, ba, swT, bw, wuni, amin, amax, acc_out, ovf_out):
     K = a.shape[1]
     N = wT.shape[1]
     acc = np.zeros(N, np.int64)
     ovf = np.zeros(N, np.int64)  # nonzero once a clamp acted
     p = np.empty(N, np.int64)
-    uniform = osw.size == 0
-    base_m = sa[m] << 16
     for k in range(K):
-        c = np.int64(a[m, k]) * 256 + base_m
-        wk = wT[k]
+        c = np.int64(a[m, k]) * 256 + (sa[m, k // ba] << 16)
         # the gather and the clamped adds in separate loops: both vectorise (one loop with both
         # compiles to branches whose cost depends on how often the clamp acts)
-        if uniform:
-            row = T[c:c + 256]
+        if wuni:
             for n in range(N):
-                p[n] = row[wk[n]]
+                p[n] = T[c + wT[k, n]]
         else:
+            g = k // bw
             for n in range(N):
-                p[n] = T[c + osw[n] + wk[n]]
+                p[n] = T[c + swT[g, n] + wT[k, n]]
         for n in range(N):
             t = acc[n] + p[n]
             cl = min(max(t, amin), amax)
@@ -907,56 +766,56 @@ def _clamp_row(i, m, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
 
 
 @nb.njit(cache=True, parallel=True)
-def _clamp_rows(rows, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
+def _clamp_rows(rows, a, wT, T, sa, ba, swT, bw, wuni, amin, amax, acc_out, ovf_out):
     for i in nb.prange(rows.size):
-        _clamp_row(i, rows[i], a, wT, T, sa, osw, amin, amax, acc_out, ovf_out)
+        _clamp_row(i, rows[i], a, wT, T, sa, ba, swT, bw, wuni, amin, amax, acc_out, ovf_out)
 
 
 @nb.njit(cache=True)
-def _clamp_rows_serial(rows, a, wT, T, sa, osw, amin, amax, acc_out, ovf_out):
+def _clamp_rows_serial(rows, a, wT, T, sa, ba, swT, bw, wuni, amin, amax, acc_out, ovf_out):
     for i in range(rows.size):
-        _clamp_row(i, rows[i], a, wT, T, sa, osw, amin, amax, acc_out, ovf_out)
+        _clamp_row(i, rows[i], a, wT, T, sa, ba, swT, bw, wuni, amin, amax, acc_out, ovf_out)
 
 
-def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, sw):
-    """Rows ``rows`` of the k-ordered saturating GEMM (tensor/channel scales): (acc, overflow)."""
-    sar, swr = sa[:, 0].astype(np.int64), sw[:, 0].astype(np.int64)
-    omin = int(sar.min()) + int(swr.min())
-    offs = range(omin, int(sar.max()) + int(swr.max()) + 1)
+def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
+    """Rows ``rows`` of the k-ordered saturating GEMM: (acc, overflow).  ``sa`` (M, groups) with
+    group length ``ba`` along K, ``sw`` (N, groups) with ``bw`` (tensor/channel: one group)."""
+    sa, sw = sa.astype(np.int64), sw.astype(np.int64)
+    omin = int(sa.min()) + int(sw.min())
+    offs = range(omin, int(sa.max()) + int(sw.max()) + 1)
     T = (_aligned_table(a_fmt, w_fmt, acc.frac_bits + omin) if len(offs) == 1 else
          np.concatenate([_aligned_table(a_fmt, w_fmt, acc.frac_bits + o) for o in offs]))
-    # row m's table block starts at (sa[m] + sw[n] - omin) << 16: split between m and n
-    sa_rel = np.ascontiguousarray(sar - int(sar.min()))
-    osw = np.zeros(0, np.int64) if len(offs) == 1 else np.ascontiguousarray((swr - int(swr.min())) << 16)
+    # the table block of (m, n, k) starts at (sa[m, k // ba] + sw[n, k // bw] - omin) << 16
+    sa_rel = np.ascontiguousarray(sa - int(sa.min()))  # the kernel shifts it
+    swT = np.ascontiguousarray(((sw - int(sw.min())) << 16).T)
+    wuni = bool((sw == sw.flat[0]).all())
     wT = np.ascontiguousarray(w.T)
     R, N = rows.size, w.shape[0]
     out = np.empty((R, N), np.int64)
     ovf = np.empty((R, N), np.bool_)
     kern = _clamp_rows if R > 1 and R * N * a.shape[1] >= PARALLEL_MIN else _clamp_rows_serial
-    kern(np.ascontiguousarray(rows, np.int64), a, wT, T, sa_rel, osw, acc.min, acc.max, out, ovf)
+    kern(np.ascontiguousarray(rows, np.int64), a, wT, T, sa_rel, max(int(ba), 1), swT, max(int(bw), 1), wuni,
+         acc.min, acc.max, out, ovf)
     return out, ovf
 
 
 def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
-    """One-limb fast path.  Tensor/channel scales: the split GEMM on the rows it proves, the
-    clamped rows (k order, vectorised across n) on the others.  Block scales: the prefix-proof
-    kernel."""
+    """One-limb fast path: with tensor or channel scales the split GEMM on the rows it proves,
+    the clamped rows (k order, vectorised across n) on the others; block scales: clamped rows."""
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
-    if sa.shape[1] != 1 or sw.shape[1] != 1:
-        return _gemm_prefix(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     M, N = a.shape[0], w.shape[0]
-    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw)
+    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw) if sa.shape[1] == 1 and sw.shape[1] == 1 else None
     ovf = np.zeros((M, N), np.bool_)
     if r is None:
-        out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, sw)
+        out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     else:
         good = r[1]
         out = np.empty((M, N), np.int64)
         out[good] = r[0]
         if not good.all():
             rows = np.flatnonzero(~good)
-            out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, sw)
+            out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
     inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
     inv = inv_a[:, None] | inv_w[None, :]
@@ -1017,13 +876,12 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
 
     ``method="auto"`` uses an exact float64 matmul when it provably gives the same
     result (no flooring, no saturation, every partial sum an integer below 2**53).
-    Otherwise (one-limb accumulators, ``K >= 2 * FAST_CHUNK``) it runs the fast kernels: with tensor or
-    channel scales, rows whose outputs bounds prove clamp-free take one exact float64 matmul
-    minus the flooring errors of the floored products, the other rows the clamped k-ordered
-    sum vectorised across n; with block scales, per output the longest k-prefix (in chunks of
-    :data:`FAST_CHUNK`) proven unable to saturate is summed without clamping, the rest with
-    the clamped loop.  ``"fast"`` forces those kernels, ``"sequential"`` always runs the plain
-    k-ordered kernel.  All give the same bits (accumulator and both flags).
+    Otherwise (one-limb accumulators, ``K >= 2 * FAST_CHUNK``) it runs the fast kernels: with
+    tensor or channel scales, rows whose outputs bounds prove clamp-free take one exact
+    float64 matmul minus the flooring errors of the floored products; the other rows (and
+    block scales) the clamped k-ordered sum vectorised across n.  ``"fast"`` forces those
+    kernels, ``"sequential"`` always runs the plain k-ordered kernel.  All give the same bits
+    (accumulator and both flags).
 
     ``acc="fp32"`` / ``"aligned:K:M"`` (W8A16 contract; codes uint8 or uint16 by format):
     ``C`` comes back as float32 bit patterns (uint32; ``.as_float32()``), the fp32 chain in k
