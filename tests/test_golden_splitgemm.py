@@ -176,11 +176,12 @@ def test_narrow_bench_rows_and_record_table():
         rows = bench._narrow_rows(np.random.default_rng(1), 64, 1)
     assert rows[0]["name"].startswith("numpy float32 matmul 64^3")
     for r in rows[1:]:
-        assert (r["saturating"] > 0) == r["name"].split(", ", 1)[1].startswith("saturating")
+        if r["data"] != "block scales":
+            assert (r["saturating"] > 0) == r["name"].split(", ", 1)[1].startswith("saturating")
         assert r["time_x"] > 0 and r["goal"] == ("<= 50x f32 time (ratio >= 0.02)" if r["saturating"]
                                                 else "<= 10x f32 time (ratio >= 0.1)")
     assert {r["acc"] for r in rows[1:]} == {"exact", "16:32", "8:36", "4:30"}
     rec = json.loads((Path(__file__).resolve().parents[1] / bench.NARROW_RECORD).read_text())
     table = bench.narrow_table()
     body = [ln for ln in table.splitlines() if ln.startswith("| ") and "×" in ln and "operands" not in ln]
-    assert len(body) == len(rec["rows"]) - 1 == 18
+    assert len(body) == len(rec["rows"]) - 1 == 21
