@@ -28,7 +28,9 @@ def _split_direct(a, w, fa, fw, spec, sa, sw):
     M, N = a.shape[0], w.shape[0]
     sa = np.zeros((M, 1), np.int64) if sa is None else np.asarray(sa, np.int64).reshape(M, 1)
     sw = np.zeros((N, 1), np.int64) if sw is None else np.asarray(sw, np.int64).reshape(N, 1)
-    return ar._gemm_split(np.ascontiguousarray(a), np.ascontiguousarray(w), F.get(fa), F.get(fw), spec, sa, sw)
+    K = a.shape[1]
+    return ar._gemm_split(np.ascontiguousarray(a), np.ascontiguousarray(w), F.get(fa), F.get(fw), spec, sa, K, sw,
+                          K)
 
 
 def _tiny(rng, shape, fmt, scale):

@@ -464,9 +464,9 @@ FAST_CHUNK = 64
 # ---------------------------------------------------------------------------
 # split GEMM: one exact float64 matrix product minus the flooring error of the few inexact products
 #
-# With tensor or channel scales, write each nonzero operand entry as ``odd * 2**lam`` in
-# accumulator units (``lam_a = lsb(a) + sa[m]``, ``lam_w = lsb(w) + sw[n] + frac``; ``lsb`` the
-# exponent of the value's lowest set bit).  Every product is a multiple of ``2**-L``, ``L = -(min
+# Write each nonzero operand entry as ``odd * 2**lam`` in accumulator units (``lam_a = lsb(a) +
+# sa[m, k // ba]``, ``lam_w = lsb(w) + sw[n, k // bw] + frac``; ``lsb`` the exponent of the
+# value's lowest set bit; tensor/channel scales: one group).  Every product is a multiple of ``2**-L``, ``L = -(min
 # lam_a + min lam_w)``, and its flooring error ``E = p - floor(p)`` is nonzero only where ``lam_a
 # + lam_w < 0``.  Where bounds prove that no partial sum of an output can reach the accumulator's
 # limits (so the clamp never acts and k order does not matter) and that ``sum |p| * 2**L <
@@ -515,19 +515,21 @@ def _err_table(a_fmt: F.Format, w_fmt: F.Format, shift: int, L: int) -> np.ndarr
 
 
 @nb.njit(cache=True)
-def _lam_sort(wT, lsw, off, lo, nbins, pc, osel, start):
-    """Per k: the rows n of w counting-sorted by lam_w = lsw[w[n, k]] + off[n] (bins from ``lo``,
-    the last bin for zeros and beyond); ``pc[k, j] = n << 8 | code``, ``osel[k, j] = off[n]``
-    (when ``osel`` has a column per n), ``start[k, b]`` = entries in the bins below b."""
+def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, osel, start):
+    """Per k: the rows n of w counting-sorted by lam_w = lsw[w[n, k]] + off[n, k // bw] (bins
+    from ``lo``, the last bin for zeros and beyond); ``pc[k, j] = n << 8 | code``, ``osel[k, j] =
+    off[n, k // bw] << 16`` (when ``osel`` has a column per n), ``start[k, b]`` = entries in the
+    bins below b."""
     K, N = wT.shape
     cnt = np.empty(nbins + 1, np.int64)
     bins = np.empty(N, np.int64)
     full = osel.shape[1] == N
     for k in range(K):
+        g = k // bw
         cnt[:] = 0
         for n in range(N):
             v = lsw[wT[k, n]]
-            b = nbins - 1 if v == _NO_LSB else min(max(v + off[n] - lo, 0), nbins - 1)
+            b = nbins - 1 if v == _NO_LSB else min(max(v + off[n, g] - lo, 0), nbins - 1)
             bins[n] = b
             cnt[b + 1] += 1
         for b in range(nbins):
@@ -539,11 +541,11 @@ def _lam_sort(wT, lsw, off, lo, nbins, pc, osel, start):
             cnt[b] += 1
             pc[k, j] = (n << 8) | np.int32(wT[k, n])
             if full:
-                osel[k, j] = off[n] << 16
+                osel[k, j] = off[n, g] << 16
 
 
 @nb.njit(cache=True, inline="always")
-def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
+def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
     """Row m: out = (P * 2**L - sum of the inexact pairs' errors) / 2**L where ok; False if a
     fraction is left (the guard)."""
     K = a.shape[1]
@@ -551,9 +553,9 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
     scale = 2.0 ** L
     for n in range(N):
         out[m, n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
-    sam = sa[m]
     uniform = osel.shape[1] != N
     for k in range(K):
+        sam = sa[m, k // ba]
         c = np.int64(a[m, k])
         la = lsa[c]
         if la == _NO_LSB:
@@ -590,19 +592,19 @@ def _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, fra
 
 
 @nb.njit(cache=True, parallel=True)
-def _split(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
+def _split(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
     M = a.shape[0]
     good = np.ones(M, np.bool_)
     for m in nb.prange(M):
-        good[m] = _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
+        good[m] = _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
     return good.all()
 
 
 @nb.njit(cache=True)
-def _split_serial(a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
+def _split_serial(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
     good = True
     for m in range(a.shape[0]):
-        good &= _split_row(m, a, P, ok, lsa, sa, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
+        good &= _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
     return good
 
 
@@ -631,9 +633,10 @@ def _abs_f32(fmt: F.Format) -> np.ndarray:
     return v
 
 
-def _abs_product_bound(a, w, a_fmt, w_fmt, sa, sw, Av, Wv):
+def _abs_product_bound(a, w, a_fmt, w_fmt, sa, ba, sw, bw, Av, Wv):
     """An upper bound on ``|Av| @ |Wv|.T``, the sum of the magnitudes of each output's products
-    (``Av``/``Wv``: the exact values of codes ``a``/``w`` times ``2**sa``/``2**sw`` per row).
+    (``Av``/``Wv``: the exact values of codes ``a``/``w`` times ``2**sa``/``2**sw``, groups of
+    ``ba``/``bw`` along K).
 
     float32 BLAS when every magnitude lies well inside float32's normal range (8-bit-format values
     times powers of two are then exact in float32, their products too, and a sum of K nonnegative
@@ -644,17 +647,18 @@ def _abs_product_bound(a, w, a_fmt, w_fmt, sa, sw, Av, Wv):
     lo = min(la * 2.0 ** int(sa.min()), lw * 2.0 ** int(sw.min()))
     hi = max(ha * 2.0 ** int(sa.max()), hw * 2.0 ** int(sw.max()))
     if lo >= 2.0 ** -60 and hi <= 2.0 ** 50 and K < 1 << 16:  # products in [2**-120, 2**100]
-        a32 = _abs_f32(a_fmt)[a] * np.exp2(sa).astype(np.float32)[:, None]
-        w32 = _abs_f32(w_fmt)[w] * np.exp2(sw).astype(np.float32)[:, None]
+        a32 = _apply_scale(_abs_f32(a_fmt)[a], sa, ba, np.float32)
+        w32 = _apply_scale(_abs_f32(w_fmt)[w], sw, bw, np.float32)
         return (a32 @ w32.T).astype(np.float64) * (1 + (K + 2) * 2.0 ** -22)
     return (np.abs(Av) @ np.abs(Wv).T) * (1 + (K + 8) * 2.0 ** -51)
 
 
-def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
+def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     """The rows whose outputs are all proven clamp-free and BLAS-exact: ``(their acc values, row
     mask)``; None if there is none.
 
-    ``sa`` (M, 1) and ``sw`` (N, 1): per-row scale exponents (tensor or channel).
+    ``sa`` (M, groups) and ``sw`` (N, groups): scale exponents per row and group of ``ba`` /
+    ``bw`` along K (tensor/channel: one group).
     """
     M, K = a.shape
     N = w.shape[0]
@@ -662,10 +666,11 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
         return None
     f = acc.frac_bits
     lsa, lsw = _lsb_exp(a_fmt), _lsb_exp(w_fmt)
-    sar = np.ascontiguousarray(sa[:, 0])
-    swf = np.ascontiguousarray(sw[:, 0] + f)
-    Av = _apply_scale(_f64_values(a_fmt)[a], sa, K)
-    Wv = _apply_scale(_f64_values(w_fmt, f)[w], sw, K)
+    ba, bw = max(int(ba), 1), max(int(bw), 1)
+    sar = np.ascontiguousarray(sa, np.int64)
+    swf = np.ascontiguousarray(sw + f, np.int64)
+    Av = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
+    Wv = _apply_scale(_f64_values(w_fmt, f)[w], sw, bw)
     # the lam ranges from the formats' finest/coarsest lsb and the scale ranges (not from the
     # codes present: L only sets the integer grid of the exact float64 sum, a finer one is fine)
     lo_a, _ = _lam_range(a_fmt, sar)
@@ -686,7 +691,7 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
     ok = proven(B)
     if not ok.all():  # a tighter bound where Cauchy-Schwarz is not enough: sum |a| |w| itself
         rows = np.flatnonzero(~ok.all(axis=1))
-        ok[rows] = proven(_abs_product_bound(a[rows], w, a_fmt, w_fmt, sar[rows], swf, Av[rows], Wv))
+        ok[rows] = proven(_abs_product_bound(a[rows], w, a_fmt, w_fmt, sar[rows], ba, swf, bw, Av[rows], Wv))
     good = ok.all(axis=1)  # rows whose every output is proven; the others take the clamped rows
     if not good.any():
         return None
@@ -702,7 +707,7 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
     osel = np.empty((K, 0 if uniform else N), np.int64)
     start = np.empty((K, nbins + 1), np.int64)
     wT = np.ascontiguousarray(w.T)
-    _lam_sort(wT, lsw, swf, lo_w, nbins, pc, osel, start)
+    _lam_sort(wT, lsw, swf, bw, lo_w, nbins, pc, osel, start)
     # L == 0: no pair is inexact (every lam_a + lam_w >= 0), the table is never read
     if not L:
         E = np.zeros(1 << 16, np.int64)
@@ -712,7 +717,7 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw):
         E = np.concatenate([_err_table(a_fmt, w_fmt, f + o, L) for o in offs])
     out = np.empty((M, N), np.int64)
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
-    if not kern(a, P, ok, lsa, sar, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, out):
+    if not kern(a, P, ok, lsa, sar, ba, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, out):
         raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
     return out, good
 
@@ -800,12 +805,12 @@ def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
 
 
 def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
-    """One-limb fast path: with tensor or channel scales the split GEMM on the rows it proves,
-    the clamped rows (k order, vectorised across n) on the others; block scales: clamped rows."""
+    """One-limb fast path: the split GEMM on the rows it proves, the clamped rows (k order,
+    vectorised across n) on the others."""
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
     M, N = a.shape[0], w.shape[0]
-    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, sw) if sa.shape[1] == 1 and sw.shape[1] == 1 else None
+    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     ovf = np.zeros((M, N), np.bool_)
     if r is None:
         out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
@@ -876,10 +881,10 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
 
     ``method="auto"`` uses an exact float64 matmul when it provably gives the same
     result (no flooring, no saturation, every partial sum an integer below 2**53).
-    Otherwise (one-limb accumulators, ``K >= 2 * FAST_CHUNK``) it runs the fast kernels: with
-    tensor or channel scales, rows whose outputs bounds prove clamp-free take one exact
-    float64 matmul minus the flooring errors of the floored products; the other rows (and
-    block scales) the clamped k-ordered sum vectorised across n.  ``"fast"`` forces those
+    Otherwise (one-limb accumulators, ``K >= 2 * FAST_CHUNK``) it runs the fast kernels: rows
+    whose outputs bounds prove clamp-free take one exact float64 matmul minus the flooring
+    errors of the floored products, the other rows the clamped k-ordered sum vectorised
+    across n.  ``"fast"`` forces those
     kernels, ``"sequential"`` always runs the plain k-ordered kernel.  All give the same bits
     (accumulator and both flags).
 
@@ -956,14 +961,14 @@ def _f64_values(fmt: F.Format, shift: int = 0) -> np.ndarray:
     return v
 
 
-def _apply_scale(X: np.ndarray, s: np.ndarray, blk: int) -> np.ndarray:
+def _apply_scale(X: np.ndarray, s: np.ndarray, blk: int, dtype=np.float64) -> np.ndarray:
     """Multiply rows (or row blocks along K) by 2**s, exactly (powers of two)."""
     if not s.any():
         return X
     if s.shape[1] == 1:
-        return X * np.ldexp(1.0, s)
+        return X * np.ldexp(1.0, s).astype(dtype)
     K = X.shape[1]
-    f = np.repeat(np.ldexp(1.0, s), blk, axis=1)[:, :K]
+    f = np.repeat(np.ldexp(1.0, s).astype(dtype), blk, axis=1)[:, :K]
     return X * f
 
 
