@@ -545,7 +545,7 @@ def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, osel, start):
 
 
 @nb.njit(cache=True, inline="always")
-def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
+def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out):
     """Row m: out = (P * 2**L - sum of the inexact pairs' errors) / 2**L where ok; False if a
     fraction is left (the guard)."""
     K = a.shape[1]
@@ -575,9 +575,14 @@ def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin,
                     out[m, q >> 8] -= E[cb + (q & 255)]
         else:
             base = cb + ((sam - frac - omin) << 16)
-            for j in range(cnt):
-                q = np.int64(pc[k, j])
-                out[m, q >> 8] -= E[base + osel[k, j] + (q & 255)]
+            if 2 * cnt > N:
+                g = k // bw
+                for n in range(N):
+                    out[m, n] -= E[base + offT[g, n] + wT[k, n]]
+            else:
+                for j in range(cnt):
+                    q = np.int64(pc[k, j])
+                    out[m, q >> 8] -= E[base + osel[k, j] + (q & 255)]
     good = True
     mask = (np.int64(1) << L) - 1
     for n in range(N):
@@ -592,19 +597,19 @@ def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin,
 
 
 @nb.njit(cache=True, parallel=True)
-def _split(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
+def _split(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out):
     M = a.shape[0]
     good = np.ones(M, np.bool_)
     for m in nb.prange(M):
-        good[m] = _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
+        good[m] = _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out)
     return good.all()
 
 
 @nb.njit(cache=True)
-def _split_serial(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out):
+def _split_serial(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out):
     good = True
     for m in range(a.shape[0]):
-        good &= _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, out)
+        good &= _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out)
     return good
 
 
@@ -717,7 +722,8 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
         E = np.concatenate([_err_table(a_fmt, w_fmt, f + o, L) for o in offs])
     out = np.empty((M, N), np.int64)
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
-    if not kern(a, P, ok, lsa, sar, ba, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, out):
+    offT = np.ascontiguousarray((swf << 16).T)  # (groups, N): w's table offsets in natural order
+    if not kern(a, P, ok, lsa, sar, ba, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, offT, bw, out):
         raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
     return out, good
 
