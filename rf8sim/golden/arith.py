@@ -518,7 +518,7 @@ def _err_table(a_fmt: F.Format, w_fmt: F.Format, shift: int, L: int) -> np.ndarr
 def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, osel, start):
     """Per k: the rows n of w counting-sorted by lam_w = lsw[w[n, k]] + off[n, k // bw] (bins
     from ``lo``, the last bin for zeros and beyond); ``pc[k, j] = n << 8 | code``, ``osel[k, j] =
-    off[n, k // bw] << 16`` (when ``osel`` has a column per n), ``start[k, b]`` = entries in the
+    off[n, k // bw] << 8`` (when ``osel`` has a column per n), ``start[k, b]`` = entries in the
     bins below b."""
     K, N = wT.shape
     cnt = np.empty(nbins + 1, np.int64)
@@ -541,7 +541,7 @@ def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, osel, start):
             cnt[b] += 1
             pc[k, j] = (n << 8) | np.int32(wT[k, n])
             if full:
-                osel[k, j] = off[n, g] << 16
+                osel[k, j] = off[n, g] << 8
 
 
 @nb.njit(cache=True, inline="always")
@@ -554,6 +554,7 @@ def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin,
     for n in range(N):
         out[m, n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
     uniform = osel.shape[1] != N
+    nO256 = E.size >> 8
     for k in range(K):
         sam = sa[m, k // ba]
         c = np.int64(a[m, k])
@@ -573,8 +574,8 @@ def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin,
                 for j in range(cnt):
                     q = np.int64(pc[k, j])
                     out[m, q >> 8] -= E[cb + (q & 255)]
-        else:
-            base = cb + ((sam - frac - omin) << 16)
+        else:  # E is laid out [a code, offset, w code]: one a code's rows stay in cache
+            base = c * nO256 + ((sam - frac - omin) << 8)
             if 2 * cnt > N:
                 g = k // bw
                 for n in range(N):
@@ -718,11 +719,12 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
         E = np.zeros(1 << 16, np.int64)
     elif uniform:
         E = _err_table(a_fmt, w_fmt, f + omin, L)
-    else:
-        E = np.concatenate([_err_table(a_fmt, w_fmt, f + o, L) for o in offs])
+    else:  # [a code, offset, w code]
+        E = np.ascontiguousarray(np.stack([_err_table(a_fmt, w_fmt, f + o, L).reshape(256, 256) for o in offs],
+                                          axis=1).reshape(-1))
     out = np.empty((M, N), np.int64)
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
-    offT = np.ascontiguousarray((swf << 16).T)  # (groups, N): w's table offsets in natural order
+    offT = np.ascontiguousarray((swf << 8).T)  # (groups, N): w's table offsets in natural order
     if not kern(a, P, ok, lsa, sar, ba, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, offT, bw, out):
         raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
     return out, good
