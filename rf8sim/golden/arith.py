@@ -514,16 +514,24 @@ def _err_table(a_fmt: F.Format, w_fmt: F.Format, shift: int, L: int) -> np.ndarr
     return out
 
 
+@lru_cache(maxsize=8)
+def _err_tables(a_fmt: F.Format, w_fmt: F.Format, shift0: int, n: int, L: int) -> np.ndarray:
+    """``_err_table`` for shifts ``shift0 .. shift0 + n - 1``, laid out [a code, shift, w code]."""
+    E = np.ascontiguousarray(np.stack([_err_table(a_fmt, w_fmt, shift0 + o, L).reshape(256, 256)
+                                       for o in range(n)], axis=1).reshape(-1))
+    E.setflags(write=False)
+    return E
+
+
 @nb.njit(cache=True)
-def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, osel, start):
+def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, start):
     """Per k: the rows n of w counting-sorted by lam_w = lsw[w[n, k]] + off[n, k // bw] (bins
-    from ``lo``, the last bin for zeros and beyond); ``pc[k, j] = n << 8 | code``, ``osel[k, j] =
-    off[n, k // bw] << 8`` (when ``osel`` has a column per n), ``start[k, b]`` = entries in the
-    bins below b."""
+    from ``lo``, the last bin for zeros and beyond); ``pc[k, j] = n << 24 | (off[n, k // bw] -
+    min off) << 8 | code``, ``start[k, b]`` = entries in the bins below b."""
     K, N = wT.shape
     cnt = np.empty(nbins + 1, np.int64)
     bins = np.empty(N, np.int64)
-    full = osel.shape[1] == N
+    omn = off.min()
     for k in range(K):
         g = k // bw
         cnt[:] = 0
@@ -539,13 +547,11 @@ def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, osel, start):
             b = bins[n]
             j = cnt[b]
             cnt[b] += 1
-            pc[k, j] = (n << 8) | np.int32(wT[k, n])
-            if full:
-                osel[k, j] = off[n, g] << 8
+            pc[k, j] = (np.int64(n) << 24) | ((off[n, g] - omn) << 8) | np.int64(wT[k, n])
 
 
 @nb.njit(cache=True, inline="always")
-def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out):
+def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out):
     """Row m: out = (P * 2**L - sum of the inexact pairs' errors) / 2**L where ok; False if a
     fraction is left (the guard)."""
     K = a.shape[1]
@@ -553,7 +559,7 @@ def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin,
     scale = 2.0 ** L
     for n in range(N):
         out[m, n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
-    uniform = osel.shape[1] != N
+    uniform = E.size == 1 << 16  # one table: the w code alone indexes an a code's row
     nO256 = E.size >> 8
     for k in range(K):
         sam = sa[m, k // ba]
@@ -572,18 +578,18 @@ def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin,
                     out[m, n] -= E[cb + wT[k, n]]
             else:
                 for j in range(cnt):
-                    q = np.int64(pc[k, j])
-                    out[m, q >> 8] -= E[cb + (q & 255)]
+                    q = pc[k, j]
+                    out[m, q >> 24] -= E[cb + (q & 255)]
         else:  # E is laid out [a code, offset, w code]: one a code's rows stay in cache
-            base = c * nO256 + ((sam - frac - omin) << 8)
+            base = c * nO256 + ((sam + obase) << 8)
             if 2 * cnt > N:
                 g = k // bw
                 for n in range(N):
                     out[m, n] -= E[base + offT[g, n] + wT[k, n]]
             else:
                 for j in range(cnt):
-                    q = np.int64(pc[k, j])
-                    out[m, q >> 8] -= E[base + osel[k, j] + (q & 255)]
+                    q = pc[k, j]
+                    out[m, q >> 24] -= E[base + (q & 0xFFFFFF)]
     good = True
     mask = (np.int64(1) << L) - 1
     for n in range(N):
@@ -598,19 +604,19 @@ def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin,
 
 
 @nb.njit(cache=True, parallel=True)
-def _split(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out):
+def _split(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out):
     M = a.shape[0]
     good = np.ones(M, np.bool_)
     for m in nb.prange(M):
-        good[m] = _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out)
+        good[m] = _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out)
     return good.all()
 
 
 @nb.njit(cache=True)
-def _split_serial(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out):
+def _split_serial(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out):
     good = True
     for m in range(a.shape[0]):
-        good &= _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, osel, start, E, omin, frac, wT, offT, bw, out)
+        good &= _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out)
     return good
 
 
@@ -709,23 +715,23 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     omin = int(sar.min()) + int(swf.min()) - f
     offs = range(omin, int(sar.max()) + int(swf.max()) - f + 1)
     uniform = len(offs) == 1  # one table: no per-entry offsets
-    pc = np.empty((K, N), np.int32)
-    osel = np.empty((K, 0 if uniform else N), np.int64)
+    pc = np.empty((K, N), np.int64)
     start = np.empty((K, nbins + 1), np.int64)
     wT = np.ascontiguousarray(w.T)
-    _lam_sort(wT, lsw, swf, bw, lo_w, nbins, pc, osel, start)
+    _lam_sort(wT, lsw, swf, bw, lo_w, nbins, pc, start)
     # L == 0: no pair is inexact (every lam_a + lam_w >= 0), the table is never read
     if not L:
         E = np.zeros(1 << 16, np.int64)
     elif uniform:
         E = _err_table(a_fmt, w_fmt, f + omin, L)
-    else:  # [a code, offset, w code]
-        E = np.ascontiguousarray(np.stack([_err_table(a_fmt, w_fmt, f + o, L).reshape(256, 256) for o in offs],
-                                          axis=1).reshape(-1))
+    else:
+        E = _err_tables(a_fmt, w_fmt, f + omin, len(offs), L)
     out = np.empty((M, N), np.int64)
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
-    offT = np.ascontiguousarray((swf << 8).T)  # (groups, N): w's table offsets in natural order
-    if not kern(a, P, ok, lsa, sar, ba, L, lo_w, nbins, pc, osel, start, E, omin, f, wT, offT, bw, out):
+    offT = np.ascontiguousarray(((swf - swf.min()) << 8).T)  # (groups, N): w's offsets, natural order
+    # table block of (m, n, k): sa[m, k // ba] + sw[n, k // bw] - omin = sa + obase + (swf - min swf)
+    obase = int(swf.min()) - f - omin
+    if not kern(a, P, ok, lsa, sar, ba, L, lo_w, nbins, pc, start, E, obase, wT, offT, bw, out):
         raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
     return out, good
 
@@ -748,6 +754,14 @@ def _aligned_table(a_fmt: F.Format, w_fmt: F.Format, shift: int) -> np.ndarray:
     t = np.ascontiguousarray(t)
     t.setflags(write=False)
     return t
+
+
+@lru_cache(maxsize=8)
+def _aligned_tables(a_fmt: F.Format, w_fmt: F.Format, shift0: int, n: int) -> np.ndarray:
+    """``_aligned_table`` for shifts ``shift0 .. shift0 + n - 1``, one after the other."""
+    T = np.concatenate([_aligned_table(a_fmt, w_fmt, shift0 + o) for o in range(n)])
+    T.setflags(write=False)
+    return T
 
 
 @nb.njit(cache=True, inline="always")
@@ -797,7 +811,7 @@ def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     omin = int(sa.min()) + int(sw.min())
     offs = range(omin, int(sa.max()) + int(sw.max()) + 1)
     T = (_aligned_table(a_fmt, w_fmt, acc.frac_bits + omin) if len(offs) == 1 else
-         np.concatenate([_aligned_table(a_fmt, w_fmt, acc.frac_bits + o) for o in offs]))
+         _aligned_tables(a_fmt, w_fmt, acc.frac_bits + omin, len(offs)))
     # the table block of (m, n, k) starts at (sa[m, k // ba] + sw[n, k // bw] - omin) << 16
     sa_rel = np.ascontiguousarray(sa - int(sa.min()))  # the kernel shifts it
     swT = np.ascontiguousarray(((sw - int(sw.min())) << 16).T)
