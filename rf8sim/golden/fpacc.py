@@ -811,16 +811,35 @@ def _block_add(acc, S, u):
 
 
 @nb.njit(cache=True, inline="always")
-def _aligned_fast_row(m, m0, S, q, sa, sw, emin, out, ovf_out):
-    """Row m: the block sums ``S[b, m - m0, :]`` enter each output's accumulator in block order."""
+def _aligned_fast_row(m, m0, S, q, sa, swT, emin, out, ovf_out):
+    """Row m: the block sums ``S[b, m - m0, :]`` enter each output's accumulator in block order.
+    Per block, a branch-free pass over n (vectorizable) does the TwoSum-checked add; the outputs it
+    cannot decide (inexact sum, +-Inf accumulator, scale out of the table) rerun :func:`_block_add`."""
     nblk, _, N = S.shape
+    i = m - m0
     acc = np.zeros(N, np.float64)
     ovf = np.zeros(N, np.bool_)
+    r = np.empty(N, np.float64)
+    redo = np.empty(N, np.bool_)
+    top = _P2_HI - _P2_LO
     for b in range(nblk):
-        ua = emin + sa[m, b] + q[m, b]
+        ua = emin + sa[m, b] + q[m, b] - _P2_LO
         for n in range(N):
-            r, o = _block_add(acc[n], S[b, m - m0, n], ua + sw[n, b])
-            acc[n] = r
+            x = acc[n]
+            idx = ua + swT[b, n]
+            p = S[b, i, n] * _P2[min(max(idx, 0), top)]
+            s = x + p
+            bb = s - x
+            err = (x - (s - bb)) + (p - bb)  # NaN when acc is +-Inf
+            r[n] = np.float64(np.float32(s))
+            redo[n] = (idx < 0) | (idx > top) | (err != 0.0)
+        for n in range(N):
+            if redo[n]:
+                y, o = _block_add(acc[n], S[b, i, n], ua + _P2_LO + swT[b, n])
+            else:
+                y = r[n]
+                o = y - y != 0.0  # acc was finite: an Inf result is an overflow
+            acc[n] = y
             ovf[n] |= o
     for n in range(N):
         out[m, n] = np.float32(acc[n])
@@ -828,15 +847,15 @@ def _aligned_fast_row(m, m0, S, q, sa, sw, emin, out, ovf_out):
 
 
 @nb.njit(cache=True, parallel=True)
-def _aligned_fast(m0, S, q, sa, sw, emin, out, ovf_out):
+def _aligned_fast(m0, S, q, sa, swT, emin, out, ovf_out):
     for i in nb.prange(S.shape[1]):
-        _aligned_fast_row(m0 + i, m0, S, q, sa, sw, emin, out, ovf_out)
+        _aligned_fast_row(m0 + i, m0, S, q, sa, swT, emin, out, ovf_out)
 
 
 @nb.njit(cache=True)
-def _aligned_fast_serial(m0, S, q, sa, sw, emin, out, ovf_out):
+def _aligned_fast_serial(m0, S, q, sa, swT, emin, out, ovf_out):
     for i in range(S.shape[1]):
-        _aligned_fast_row(m0 + i, m0, S, q, sa, sw, emin, out, ovf_out)
+        _aligned_fast_row(m0 + i, m0, S, q, sa, swT, emin, out, ovf_out)
 
 
 def _aligned_fast_terms(a_int, w, w_fmt, K: int):
@@ -1070,11 +1089,12 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         wb = wt_f[np.ascontiguousarray(w.reshape(N, nblk, K).transpose(1, 0, 2))].transpose(0, 2, 1)
         ab = al.a_int.reshape(M, nblk, K).transpose(1, 0, 2).astype(np.float64, order="C")
         q = np.ascontiguousarray(al.q)
+        swT = np.ascontiguousarray(swb.T)
         step = max(1, (1 << 23) // max(1, N * nblk))  # rows per chunk: block sums <= 64 MB
         for m0 in range(0, M, step):
             S = np.matmul(ab[:, m0:m0 + step], wb)  # exact: every partial sum an integer < 2**53
             kern = _aligned_fast if par else _aligned_fast_serial
-            kern(m0, S, q, sab, swb, np.int64(emin_f), out, ovf)
+            kern(m0, S, q, sab, swT, np.int64(emin_f), out, ovf)
         PATH_COUNTS["aligned fast"] += M
         return Fp32Result(_bits(out), ovf, inv)
     wss, wsh, wt, emin = _weight_terms(w_fmt)
