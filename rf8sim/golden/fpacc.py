@@ -21,6 +21,9 @@ How the kernels stay exact (the tests check every claim against Python-Fraction 
   most 61 bits (rf8, e4m3, int8 weights), added to the float32 with :func:`_add_exact`;
   wider ones (bf16 weights; e5m2 at large K x M) are summed, together with the accumulator, exactly in
   a little-endian register of 32-bit limbs and rounded once (:func:`_reg_round`).
+* :func:`gemm` runs faster kernels where a per-call precheck proves them bit-identical (section
+  "fast paths" below: float32 chains for fp32, float64 BLAS block sums for aligned) and these
+  sequential ones elsewhere; ``method="sequential"`` forces the latter.
 """
 
 from __future__ import annotations
