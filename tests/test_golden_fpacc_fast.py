@@ -281,3 +281,23 @@ def test_aligned_fast_large_shape():
     for w, cw in (("rf8", encode(x, "rf8")), ("bf16", encode(x * 0.05, "bf16"))):
         r, d = _run(ca, cw, "bf16", w, "aligned:32:16", None, rng.integers(-9, -3, 300), "tensor", "channel")
         assert d["aligned fast"] == 33 and r.acc.size == 33 * 300
+
+
+def test_fast_paths_with_8bit_activations():
+    """The float accumulators also take 8-bit activations: both fast paths on rf8/e4m3/e5m2 (and int8
+    for fp32) activations, same bits as the sequential kernels and the Fractions."""
+    rng = np.random.default_rng(6)
+    n = 0
+    for a in ("rf8", "e4m3", "e5m2", "int8"):
+        for w in ("rf8", "e4m3"):
+            ca, cw = _moderate(rng, a, (6, 64), -4, 4), _moderate(rng, w, (5, 64), -4, 4)
+            sw = rng.integers(-6, 6, 5)
+            for acc in ("fp32",) + (() if a == "int8" else ("aligned:16:12",)):
+                r, d = _run(ca, cw, a, w, acc, None, sw, "tensor", "channel")
+                assert d["fp32 fast" if acc == "fp32" else "aligned fast"] == 6, (a, w, acc)
+                for m, j in ((0, 0), (5, 4)):
+                    want = (R.fp32_dot(ca[m].tolist(), cw[j].tolist(), a, w, [int(sw[j])] * 64) if acc == "fp32" else
+                            R.aligned_dot(ca[m].tolist(), cw[j].tolist(), a, w, 16, 12, [int(sw[j])] * 4))
+                    assert (int(r.acc[m, j]), bool(r.overflow[m, j]), bool(r.invalid[m, j])) == want
+                n += r.acc.size
+    assert n == 30 * (4 * 2 * 2 - 2)

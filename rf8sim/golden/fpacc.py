@@ -861,7 +861,45 @@ def _aligned_fast_serial(m0, S, q, sa, swT, emin, out, ovf_out):
         _aligned_fast_row(m0 + i, m0, S, q, sa, swT, emin, out, ovf_out)
 
 
-def _aligned_fast_terms(a_int, w, w_fmt, K: int):
+@nb.njit(cache=True)
+def _align_blas(a, K, M_bits, bias, ssig, exp, efield, special, ab, q):
+    """:func:`align_activations` for the BLAS path: a_int of row m, block b into ``ab[b, m, :]``
+    (float64), ``q[m, b]``; returns (max |a_int|, whether a NaN/Inf code was seen)."""
+    R, Kd = a.shape
+    lim = (np.int64(1) << (M_bits - 1)) - 1
+    amax = np.int64(0)
+    bad = False
+    for m in range(R):
+        for b in range(Kd // K):
+            em = np.int64(1)
+            for k in range(b * K, (b + 1) * K):
+                c = a[m, k]
+                em = max(em, efield[c])
+                bad |= special[c] != 0
+            qq = em - bias - (M_bits - 2)
+            q[m, b] = qq
+            for k in range(K):
+                c = a[m, b * K + k]
+                mag = abs(ssig[c])
+                d = exp[c] - qq
+                if d >= 0:
+                    v = mag << d  # < 2**(M-1): |a| < 2**(E_max - bias + 1)
+                elif d < -62:
+                    v = np.int64(0)
+                else:
+                    sh = -d
+                    v = mag >> sh
+                    rem = mag & ((np.int64(1) << sh) - 1)
+                    half = np.int64(1) << (sh - 1)
+                    if rem > half or (rem == half and (v & 1) == 1):
+                        v += 1
+                v = min(v, lim)
+                amax = max(amax, v)
+                ab[b, m, k] = -v if ssig[c] < 0 else v
+    return amax, bad
+
+
+def _aligned_fast_terms(amax: int, w, w_fmt, K: int):
     """(float64 weight integer per code, emin) for the BLAS block sums, or None when a block's
     partial sums could reach 2**53 (then the integer kernel runs).  The common exponent is the
     smallest exponent among the weights present (not the format's), which keeps bf16 weights with a
@@ -869,7 +907,6 @@ def _aligned_fast_terms(a_int, w, w_fmt, K: int):
     t = _tables(w_fmt)
     present = np.bincount(w.reshape(-1), minlength=t.val.size) > 0
     nz = present & (t.special == 0) & (t.ssig != 0)
-    amax = int(np.abs(a_int).max(initial=0))
     if not nz.any() or amax == 0:
         return np.zeros(t.val.size, np.float64), 0
     emin = int(t.exp[nz].min())
@@ -1062,10 +1099,20 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         if s.shape[1] > 1 and blk_ % K:
             raise AccSpecError(f"{acc}: {what} scale blocks of {blk_} must be a multiple of K={K} (the scale "
                                f"must be constant within each alignment block)")
-    al = align_activations(a, a_fmt, K, acc.align_bits)
+    al = fa = None
+    if M * N and not slow_only:  # the alignment straight into the BLAS layout; NaN/Inf: the general path
+        ab = np.empty((nblk, M, K), np.float64)
+        q = np.empty((M, nblk), np.int64)
+        ta = _tables(a_fmt)
+        amax, a_special = _align_blas(a, K, acc.align_bits, a_fmt.bias, ta.ssig, ta.exp, ta.efield, ta.special, ab, q)
+        fa = None if a_special else (ab, q, int(amax))
+    if fa is None:
+        al = align_activations(a, a_fmt, K, acc.align_bits)
+        abad = al.special.reshape(M, nblk)
+    else:
+        abad = np.zeros((M, nblk), np.bool_)
     tw = _tables(w_fmt)
     wbad = (tw.special[w] != 0).reshape(N, nblk, K).any(axis=2) if N else np.zeros((0, nblk), bool)
-    abad = al.special.reshape(M, nblk)
     if specials == "error" and (abad.any() or wbad.any()):
         if abad.any():
             m, b = np.argwhere(abad)[0]
@@ -1084,14 +1131,12 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
 
     sab, swb = per_block(sa, ba), per_block(sw, bw)
     ft = None
-    if M * N and not slow_only and not abad.any() and not wbad.any():
-        ft = _aligned_fast_terms(al.a_int, w, w_fmt, K)
+    if fa is not None and not wbad.any():
+        ft = _aligned_fast_terms(fa[2], w, w_fmt, K)
     if ft is not None:
         wt_f, emin_f = ft
-        # (block, N, K) weight integers and (block, M, K) activation integers, C order for BLAS
+        ab, q = fa[0], fa[1]  # (block, M, K) activation integers; (block, N, K) weight integers, C order
         wb = wt_f[np.ascontiguousarray(w.reshape(N, nblk, K).transpose(1, 0, 2))].transpose(0, 2, 1)
-        ab = al.a_int.reshape(M, nblk, K).transpose(1, 0, 2).astype(np.float64, order="C")
-        q = np.ascontiguousarray(al.q)
         swT = np.ascontiguousarray(swb.T)
         step = max(1, (1 << 23) // max(1, N * nblk))  # rows per chunk: block sums <= 64 MB
         for m0 in range(0, M, step):
@@ -1100,6 +1145,8 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
             kern(m0, S, q, sab, swT, np.int64(emin_f), out, ovf)
         PATH_COUNTS["aligned fast"] += M
         return Fp32Result(_bits(out), ovf, inv)
+    if al is None:
+        al = align_activations(a, a_fmt, K, acc.align_bits)
     wss, wsh, wt, emin = _weight_terms(w_fmt)
     wide, nl = _register_limbs(acc, w_fmt, al.q, smin, smax, force_wide)
     if M * N:
