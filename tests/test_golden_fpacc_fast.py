@@ -135,7 +135,7 @@ def test_fp32_fast_path_bit_identical():
             ca, cw, sa, sw = _fp32_case(rng, a, w)
             r, d = _run(ca, cw, a, w, "fp32", sa, sw, "channel", "channel")
             want_fast = _expect_fp32_fast(ca, cw, a, w, sa, sw)
-            assert d["fp32 fast"] == want_fast.sum() and d["fp32 sequential"] == (~want_fast).sum(), (a, w)
+            assert d["fp32 fast"] == 21 * want_fast.sum() and d["fp32 sequential"] == 21 * (~want_fast).sum(), (a, w)
             assert want_fast[3:9].all() and not want_fast[:3].any(), (a, w)  # moderate rows fast, NaN/Inf not
             assert want_fast[[9, 10, 13, 14]].all() and not want_fast[[11, 12, 15, 16]].any(), (a, w)  # edges
             f = r.as_float32()
@@ -161,7 +161,7 @@ def test_fp32_fast_designed_edges():
     i8 = lambda x: np.array(x, np.int8).view(np.uint8)  # noqa: E731
     a = bf([[2.0 ** -130, 1.5 * 2.0 ** -130], [1.5 * 2.0 ** -130, 2.0 ** -130]])  # subnormal: sig 8, 12 x 2**-133
     w = i8([[1, 1]])
-    for s, want, fast in ((-19, [2.0 ** -148, 3 * 2.0 ** -149], 0), (-16, [2.5 * 2.0 ** -146] * 2, 2)):
+    for s, want, fast in ((-19, [2.0 ** -148, 3 * 2.0 ** -149], 0), (-16, [2.5 * 2.0 ** -146] * 2, 2)):  # outputs
         r, d = _run(a, w, "bf16", "int8", "fp32", None, s, "tensor", "tensor")
         assert d["fp32 fast"] == fast and r.as_float32()[:, 0].tolist() == want
         assert [int(x) for x in r.acc[:, 0]] == [R.fp32_dot(a[m].tolist(), w[0].tolist(), "bf16", "int8", [s, s])[0]
@@ -181,7 +181,7 @@ def test_fp32_fast_weight_special_and_large_shape():
     cw = _moderate(rng, "e4m3", (5, 40))
     cw[2, 7] = 0x7F  # e4m3 NaN
     r, d = _run(ca, cw, "bf16", "e4m3", "fp32")
-    assert d["fp32 fast"] == 0 and d["fp32 sequential"] == 6 and r.invalid[:, 2].all()
+    assert d["fp32 fast"] == 0 and d["fp32 sequential"] == 6 * 5 and r.invalid[:, 2].all()
     x = rng.standard_normal((61, 384)).astype(np.float32)
     from rf8sim.golden import encode
 
@@ -189,7 +189,7 @@ def test_fp32_fast_weight_special_and_large_shape():
     cw = encode(rng.standard_normal((600, 384)).astype(np.float32), "rf8")
     sw = rng.integers(-9, -3, 600)
     r, d = _run(ca, cw, "bf16", "rf8", "fp32", None, sw, "tensor", "channel")
-    assert d["fp32 fast"] == 61 and d["fp32 sequential"] == 0 and r.acc.size == 61 * 600
+    assert d["fp32 fast"] == 61 * 600 and d["fp32 sequential"] == 0
 
 
 # ---------------------------------------------------------------------------
@@ -197,25 +197,31 @@ def test_fp32_fast_weight_special_and_large_shape():
 
 
 def _expect_aligned_fast(ca, cw, a, w, K, Mb):
-    """Independent: no NaN/Inf anywhere and K * max|a_int| * max|w_int| <= 2**53 (a_int from the
-    Fraction alignment reference, w_int = sig << (exp - smallest exponent present))."""
+    """Independent: per weight row (output column), whether the BLAS path may run it: no NaN/Inf in
+    the call, and per block K * max|a_int| * 2**(top - lo) <= 2**53 (a_int from the Fraction
+    alignment reference over the whole call; lo / top: the smallest exponent / the largest exponent
+    plus significand bits among the block's nonzero weights)."""
+    N = len(cw)
     amax = 0
     for row in ca:
         for b in range(len(row) // K):
             al = R.align_block(row[b * K:(b + 1) * K].tolist(), a, Mb)
             if al is None:
-                return False
+                return np.zeros(N, bool)
             amax = max([amax] + [abs(x) for x in al[1]])
     f = F.get(w)
-    used = [int(c) for c in np.unique(cw)]
-    if any(f.special[c] != F.SPECIAL_FINITE for c in used):
-        return False
-    nz = [c for c in used if int(f.sig[c])]
-    if not nz or amax == 0:
-        return True
-    emin = min(int(f.exp[c]) for c in nz)
-    wmax = max(int(f.sig[c]) << (int(f.exp[c]) - emin) for c in nz)
-    return K * amax * wmax <= 1 << 53
+    if any(f.special[int(c)] != F.SPECIAL_FINITE for c in np.unique(cw)):
+        return np.zeros(N, bool)
+    out = []
+    for n in range(N):
+        ok = True
+        for b in range(cw.shape[1] // K):
+            nz = [int(c) for c in cw[n, b * K:(b + 1) * K] if int(f.sig[int(c)])]
+            lo = min((int(f.exp[c]) for c in nz), default=0)
+            top = max((int(f.exp[c]) + int(f.sig[c]).bit_length() for c in nz), default=0)
+            ok = ok and K * amax * 2 ** (top - lo) <= 2 ** 53
+        out.append(ok)
+    return np.array(out)
 
 
 ALIGNED = (("aligned:32:8", 96), ("aligned:32:12", 96), ("aligned:32:16", 96), ("aligned:16:16", 96))
@@ -223,49 +229,63 @@ ALIGNED = (("aligned:32:8", 96), ("aligned:32:12", 96), ("aligned:32:16", 96), (
 
 def test_aligned_fast_path_bit_identical():
     """Every activation x weight format x aligned accumulator (one and several blocks), edge-heavy,
-    moderate and NaN/Inf-holding operands, block scales up to overflow: auto == sequential, the
-    BLAS path runs exactly when expected, a sample against the Fractions."""
+    moderate, NaN/Inf-holding and mixed operands, block scales up to overflow: auto == sequential,
+    the BLAS path runs exactly on the expected columns, a sample against the Fractions."""
     M, N = 7, 9
-    n = n_fast = n_slow = n_ovf = 0
+    n = n_fast = n_slow = n_ovf = n_mixed = 0
     for a, w, (acc, Kd) in ((a, w, x) for a in A16 for w in W_FMTS for x in ALIGNED):
         rng = np.random.default_rng(zlib.crc32(repr(("fast aligned", a, w, acc)).encode()))
         K, Mb = AccSpec.parse(acc).block, AccSpec.parse(acc).align_bits
         variants = [("edge-heavy", draw(rng, a, (M, Kd), 0), draw(rng, w, (N, Kd), 0)),
                     ("moderate", draw(rng, a, (M, Kd), 0), _moderate(rng, w, (N, Kd), -8, 8)),
-                    ("special", draw(rng, a, (M, Kd), 0.01), draw(rng, w, (N, Kd), 0.01))]
+                    ("special", draw(rng, a, (M, Kd), 0.01), draw(rng, w, (N, Kd), 0.01)),
+                    ("mixed rows", draw(rng, a, (M, Kd), 0), _moderate(rng, w, (N, Kd), -8, 8))]
+        variants[3][2][::3] = draw(rng, w, (N, Kd), 0)[::3]  # bf16: these columns need the exact register
+        if w == "bf16":  # columns 1 and 2: block 0's weights span exactly the allowed 2**D, and one more
+            _, ca3, cw3 = variants[3]
+            kam = K * max(abs(x) for row in ca3 for b in range(Kd // K)
+                          for x in R.align_block(row[b * K:(b + 1) * K].tolist(), a, Mb)[1])
+            D = max(d for d in range(80) if kam * 2 ** d <= 2 ** 53)
+            for j, dd in ((1, D), (2, D + 1)):  # 1.0 (top = 1) and 2**(1 - dd + 7) (lo = 1 - dd)
+                small = np.array([2.0 ** (8 - dd)], np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)[0]
+                cw3[j, :K] = np.where(np.arange(K) % 2 == 0, 0x3F80, small)
         for name, ca, cw in variants:
             sa = rng.integers(-40, 100, (M, Kd // 32))  # block scales: overflow and subnormal results
             sw = rng.integers(-30, 10, N)
             fast = _expect_aligned_fast(ca, cw, a, w, K, Mb)
             r, d = _run(ca, cw, a, w, acc, sa, sw, "block", "channel", 32, specials="propagate")
-            assert d["aligned fast"] == (M if fast else 0) and d["aligned sequential"] == (0 if fast else M)
-            if name == "moderate" or w != "bf16" and name == "edge-heavy":
-                assert fast, (a, w, acc, name)  # int64-register weights and moderate bf16: the BLAS path
-            if name == "special" or w == "bf16" and name == "edge-heavy":
-                assert not fast, (a, w, acc, name)
-            n_fast += fast
-            n_slow += not fast
-            n_ovf += int(r.overflow.sum()) if fast else 0
-            for m, j in ((0, 0), (M - 1, N - 1), (3, 4)):
+            assert d["aligned fast"] == M * fast.sum() and d["aligned sequential"] == M * (~fast).sum()
+            if name == "moderate" or w != "bf16" and name in ("edge-heavy", "mixed rows"):
+                assert fast.all(), (a, w, acc, name)  # int64-register weights and moderate bf16: the BLAS path
+            if name == "special":
+                assert not fast.any(), (a, w, acc, name)
+            if name == "mixed rows" and w == "bf16":
+                assert fast[1] and not fast[2] and not fast[0], (a, w, acc)  # both sides of the 2**53 bound
+            n_fast += int(fast.sum())
+            n_slow += int((~fast).sum())
+            n_mixed += bool(fast.any() and not fast.all())
+            n_ovf += int(r.overflow[:, fast].sum())
+            for m, j in ((0, 0), (M - 1, N - 1), (3, 4), (2, 1), (2, 2)):
                 want = R.aligned_dot(ca[m].tolist(), cw[j].tolist(), a, w, K, Mb,
                                      [int(sa[m, (b * K) // 32] + sw[j]) for b in range(Kd // K)])
                 assert (int(r.acc[m, j]), bool(r.overflow[m, j]), bool(r.invalid[m, j])) == want
             n += r.acc.size
-    assert n == 10 * len(ALIGNED) * 3 * M * N
-    assert n_fast == 10 * len(ALIGNED) * 2 - 2 * len(ALIGNED) and n_slow == 10 * len(ALIGNED) + 2 * len(ALIGNED)
-    assert n_ovf >= 10
+    assert n == 10 * len(ALIGNED) * 4 * M * N and n_fast + n_slow == 10 * len(ALIGNED) * 4 * N
+    assert n_fast >= 8 * len(ALIGNED) * 3 * N and n_slow >= 10 * len(ALIGNED) * N
+    assert n_mixed >= 2 * len(ALIGNED) and n_ovf >= 10, (n_mixed, n_ovf)  # bf16 calls split by column
 
 
 def test_aligned_fast_designed_edge():
     """bf16 weights 1, 2**-24 and 2**-k, activations 1 (M = 16: a_int = 2**14), K = 4: the bound
-    K * max|a_int| * max|w_int| = 2**(23 + k) allows the BLAS path up to k = 30.  At k = 60 a float64
-    sum would drop the 2**-60 that decides the tie 1 + 2**-24: only the exact register gets it."""
+    K * max|a_int| * 2**(top - lo) = 2**(16 + 1 + k + 7) allows the BLAS path up to k = 29.  At k = 60
+    a float64 sum would drop the 2**-60 that decides the tie 1 + 2**-24: only the exact register
+    gets it."""
     bf = lambda x: np.array(x, np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)  # noqa: E731
     a = bf([[1.0, 1.0, 1.0, 1.0]])
-    for k, fast in ((30, 1), (31, 0), (60, 0)):
+    for k, fast in ((29, 2), (30, 0), (60, 0)):
         w = bf([[1.0, 2.0 ** -24, 2.0 ** -k, 0.0], [1.0, 2.0 ** -24, -(2.0 ** -k), 0.0]])
         r, d = _run(a, w, "bf16", "bf16", "aligned:4:16")
-        assert d["aligned fast"] == fast and d["aligned sequential"] == 1 - fast
+        assert d["aligned fast"] == fast and d["aligned sequential"] == 2 - fast
         assert r.as_float32().tolist() == [[1.0 + 2.0 ** -23, 1.0]]
         assert [int(x) for x in r.acc[0]] == [R.aligned_dot(a[0].tolist(), w[j].tolist(), "bf16", "bf16", 4, 16)[0]
                                               for j in range(2)]
@@ -280,7 +300,7 @@ def test_aligned_fast_large_shape():
     x = rng.standard_normal((300, 384)).astype(np.float32)
     for w, cw in (("rf8", encode(x, "rf8")), ("bf16", encode(x * 0.05, "bf16"))):
         r, d = _run(ca, cw, "bf16", w, "aligned:32:16", None, rng.integers(-9, -3, 300), "tensor", "channel")
-        assert d["aligned fast"] == 33 and r.acc.size == 33 * 300
+        assert d["aligned fast"] == 33 * 300 and d["aligned sequential"] == 0
 
 
 def test_fast_paths_with_8bit_activations():
@@ -294,7 +314,7 @@ def test_fast_paths_with_8bit_activations():
             sw = rng.integers(-6, 6, 5)
             for acc in ("fp32",) + (() if a == "int8" else ("aligned:16:12",)):
                 r, d = _run(ca, cw, a, w, acc, None, sw, "tensor", "channel")
-                assert d["fp32 fast" if acc == "fp32" else "aligned fast"] == 6, (a, w, acc)
+                assert d["fp32 fast" if acc == "fp32" else "aligned fast"] == 6 * 5, (a, w, acc)
                 for m, j in ((0, 0), (5, 4)):
                     want = (R.fp32_dot(ca[m].tolist(), cw[j].tolist(), a, w, [int(sw[j])] * 64) if acc == "fp32" else
                             R.aligned_dot(ca[m].tolist(), cw[j].tolist(), a, w, 16, 12, [int(sw[j])] * 4))

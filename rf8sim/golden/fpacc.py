@@ -670,7 +670,7 @@ def _aligned_mac(a_int, w, clear, blk, last, q, bad, wss, wsh, wt, emin, wide, n
 # float64 BLAS matmul per block is exact in any summation order; the block sums then enter the
 # float32 accumulator in block order through the TwoSum-checked / exact fused add.
 
-#: How many rows (fp32) / rows of whole calls (aligned) each path ran, per path; tests read it.
+#: How many outputs each path computed (fp32: per row of a; aligned: per column of w); tests read it.
 PATH_COUNTS: dict[str, int] = {"fp32 fast": 0, "fp32 sequential": 0, "aligned fast": 0, "aligned sequential": 0}
 _BIG = 1 << 40  # sentinel exponent for zero / special codes (sums of two stay in int64)
 _F32_LO, _F32_HI = -149, 128  # sig * 2**e (sig < 2**24) is a float32 iff e >= -149 and e + bitlen(sig) <= 128
@@ -678,8 +678,8 @@ _F32_LO, _F32_HI = -149, 128  # sig * 2**e (sig < 2**24) is a float32 iff e >= -
 
 @lru_cache(maxsize=None)
 def _f32_terms(fmt: F.Format):
-    """Per code: (lo, hi, value) with the nonzero finite value = ssig * 2**lo, |value| < 2**hi
-    (hi = lo + bitlen(sig)); zeros and specials get lo = +BIG, hi = -BIG (no constraint)."""
+    """Per code: (lo, hi, max bit length, bit length) with the nonzero finite value = ssig * 2**lo,
+    |value| < 2**hi (hi = lo + bitlen(sig)); zeros and specials get lo = +BIG, hi = -BIG."""
     t = _tables(fmt)
     nz = (t.special == 0) & (t.ssig != 0)
     bl = np.array([int(abs(int(s))).bit_length() for s in t.ssig], np.int64)
@@ -687,7 +687,7 @@ def _f32_terms(fmt: F.Format):
     hi = np.where(nz, t.exp + bl, -_BIG).astype(np.int64)
     for x in (lo, hi, bl):
         x.setflags(write=False)
-    return lo, hi, int(bl.max())
+    return lo, hi, int(bl.max()), bl
 
 
 @nb.njit(cache=True)
@@ -724,7 +724,7 @@ def _dequant32(codes, s, glen, val, lo_t, hi_t, spec_t, out, transpose, lo, hi, 
 def _dequant(codes, fmt, s, glen, transpose):
     """(float32 values, per-row lo, hi, special) of a code matrix, see :func:`_dequant32`."""
     R, K = codes.shape
-    lo_t, hi_t, _ = _f32_terms(fmt)
+    lo_t, hi_t = _f32_terms(fmt)[:2]
     out = np.empty((K, R) if transpose else (R, K), np.float32)
     lo, hi, bad = np.empty(R, np.int64), np.empty(R, np.int64), np.empty(R, np.bool_)
     _dequant32(codes, s, glen, _tables(fmt).val, lo_t, hi_t, _tables(fmt).special, out, transpose, lo, hi, bad)
@@ -899,21 +899,33 @@ def _align_blas(a, K, M_bits, bias, ssig, exp, efield, special, ab, q):
     return amax, bad
 
 
-def _aligned_fast_terms(amax: int, w, w_fmt, K: int):
-    """(float64 weight integer per code, emin) for the BLAS block sums, or None when a block's
-    partial sums could reach 2**53 (then the integer kernel runs).  The common exponent is the
-    smallest exponent among the weights present (not the format's), which keeps bf16 weights with a
-    moderate exponent spread on this path; the block sum's value is the same exact number."""
-    t = _tables(w_fmt)
-    present = np.bincount(w.reshape(-1), minlength=t.val.size) > 0
-    nz = present & (t.special == 0) & (t.ssig != 0)
-    if not nz.any() or amax == 0:
-        return np.zeros(t.val.size, np.float64), 0
-    emin = int(t.exp[nz].min())
-    wmax = max(abs(int(s)) << (int(e) - emin) for s, e in zip(t.ssig[nz], t.exp[nz]))
-    if K * amax * wmax > (1 << 53):
-        return None
-    return np.where(nz, np.ldexp(t.ssig.astype(np.float64), np.where(nz, t.exp - emin, 0)), 0.0), emin
+@nb.njit(cache=True)
+def _weight_blocks(w, K, kam, ssig, exp, nzfin, bl, wb, eoff, ok):
+    """Weights of row n, block b as integers at that block's smallest exponent ``eoff[n, b]`` into
+    ``wb[b, n, :]`` (float64); ``ok[n]``: every block of row n keeps ``K * max|a_int| * |w_int|``
+    (``kam * 2**(top - eoff)``, top = largest exponent + significand bits) within 2**53."""
+    N, Kd = w.shape
+    for n in range(N):
+        okn = True
+        for b in range(Kd // K):
+            lo = _BIG
+            top = -_BIG
+            for k in range(b * K, (b + 1) * K):
+                c = w[n, k]
+                if nzfin[c]:
+                    lo = min(lo, exp[c])
+                    top = max(top, exp[c] + bl[c])
+            if lo == _BIG:  # all zeros
+                lo = 0
+                top = 0
+            d = top - lo
+            if d > 53 or kam > (np.int64(1) << (53 - d)):
+                okn = False
+            eoff[n, b] = lo
+            for k in range(K):
+                c = w[n, b * K + k]
+                wb[b, n, k] = math.ldexp(np.float64(ssig[c]), exp[c] - lo) if nzfin[c] and d <= 53 else 0.0
+        ok[n] = okn
 
 
 # ---------------------------------------------------------------------------
@@ -1081,7 +1093,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
                 rows = np.flatnonzero(ok)
                 (_fp32_fast if par else _fp32_fast_serial)(a32, wT, rows, out)
                 ovf[rows] = np.isinf(out[rows])  # invalid stays False (see "fast paths")
-                PATH_COUNTS["fp32 fast"] += rows.size
+                PATH_COUNTS["fp32 fast"] += rows.size * N
             if slow.size:
                 seg, seg_a, seg_w = _segments(Kd, ba, bw)
                 kern = _fp32_gemm if par else _fp32_gemm_serial
@@ -1089,7 +1101,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
                 kern(np.ascontiguousarray(a[slow]), w, np.ascontiguousarray(sa[slow]), sw, seg, seg_a, seg_w,
                      *_fp32_tables(a_fmt, w_fmt), bool(force_int), o2, f2, i2)
                 out[slow], ovf[slow], inv[slow] = o2, f2, i2
-                PATH_COUNTS["fp32 sequential"] += slow.size
+                PATH_COUNTS["fp32 sequential"] += slow.size * N
         return Fp32Result(_bits(out), ovf, inv)
     K = acc.block
     if Kd % K:
@@ -1130,28 +1142,46 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         return np.ascontiguousarray(s[:, (np.arange(nblk) * K) // blk_])
 
     sab, swb = per_block(sa, ba), per_block(sw, bw)
-    ft = None
+    cols = np.arange(N)  # the output columns left for the sequential kernel
     if fa is not None and not wbad.any():
-        ft = _aligned_fast_terms(fa[2], w, w_fmt, K)
-    if ft is not None:
-        wt_f, emin_f = ft
-        ab, q = fa[0], fa[1]  # (block, M, K) activation integers; (block, N, K) weight integers, C order
-        wb = wt_f[np.ascontiguousarray(w.reshape(N, nblk, K).transpose(1, 0, 2))].transpose(0, 2, 1)
-        swT = np.ascontiguousarray(swb.T)
-        step = max(1, (1 << 23) // max(1, N * nblk))  # rows per chunk: block sums <= 64 MB
-        for m0 in range(0, M, step):
-            S = np.matmul(ab[:, m0:m0 + step], wb)  # exact: every partial sum an integer < 2**53
+        ab, q, amax = fa  # (block, M, K) activation integers
+        wb = np.empty((nblk, N, K), np.float64)
+        eoff = np.empty((N, nblk), np.int64)
+        okn = np.empty(N, np.bool_)
+        tw_ = _tables(w_fmt)
+        nzfin = (tw_.special == 0) & (tw_.ssig != 0)
+        _weight_blocks(w, K, np.int64(K * amax), tw_.ssig, tw_.exp, nzfin, _f32_terms(w_fmt)[3], wb, eoff, okn)
+        if okn.any():
+            fast_cols = np.flatnonzero(okn)
+            cols = np.flatnonzero(~okn)
+            if cols.size:
+                wb = np.ascontiguousarray(wb[:, fast_cols])
+            swT = np.ascontiguousarray((swb[fast_cols] + eoff[fast_cols]).T)  # the block's exponent folded in
+            wbT = wb.transpose(0, 2, 1)  # (block, K, N) view of C-ordered (block, N, K): BLAS takes it
+            o_f = np.empty((M, fast_cols.size), np.float32)
+            v_f = np.empty((M, fast_cols.size), np.bool_)
+            step = max(1, (1 << 23) // max(1, fast_cols.size * nblk))  # rows per chunk: block sums <= 64 MB
             kern = _aligned_fast if par else _aligned_fast_serial
-            kern(m0, S, q, sab, swT, np.int64(emin_f), out, ovf)
-        PATH_COUNTS["aligned fast"] += M
+            for m0 in range(0, M, step):
+                S = np.matmul(ab[:, m0:m0 + step], wbT)  # exact: every partial sum an integer < 2**53
+                kern(m0, S, q, sab, swT, np.int64(0), o_f, v_f)
+            out[:, fast_cols], ovf[:, fast_cols] = o_f, v_f
+            PATH_COUNTS["aligned fast"] += M * fast_cols.size
+    if M * cols.size == 0:
         return Fp32Result(_bits(out), ovf, inv)
     if al is None:
         al = align_activations(a, a_fmt, K, acc.align_bits)
     wss, wsh, wt, emin = _weight_terms(w_fmt)
     wide, nl = _register_limbs(acc, w_fmt, al.q, smin, smax, force_wide)
-    if M * N:
-        kern = _aligned_gemm if par else _aligned_gemm_serial
+    kern = _aligned_gemm if par else _aligned_gemm_serial
+    if cols.size == N:
         kern(np.ascontiguousarray(al.a_int), np.ascontiguousarray(al.q), np.ascontiguousarray(abad), w,
              np.ascontiguousarray(wbad), sab, swb, K, wss, wsh, wt, np.int64(emin), wide, nl, out, ovf, inv)
-        PATH_COUNTS["aligned sequential"] += M
+    else:
+        o2, f2, i2 = out[:, cols], ovf[:, cols], inv[:, cols]
+        kern(np.ascontiguousarray(al.a_int), np.ascontiguousarray(al.q), np.ascontiguousarray(abad),
+             np.ascontiguousarray(w[cols]), np.ascontiguousarray(wbad[cols]), sab, np.ascontiguousarray(swb[cols]),
+             K, wss, wsh, wt, np.int64(emin), wide, nl, o2, f2, i2)
+        out[:, cols], ovf[:, cols], inv[:, cols] = o2, f2, i2
+    PATH_COUNTS["aligned sequential"] += M * cols.size
     return Fp32Result(_bits(out), ovf, inv)
