@@ -35,6 +35,7 @@ def write_flow_record(path, flow_result, ctx_state: dict, *, overwrite: bool = F
         "total_s": round(sum(s.seconds for s in flow_result.stages), 3),
         "macs": ctx_state.get("synth", []),
         "transformer": None if tr is None else _json_safe(tr),
+        "tinylm": None if ctx_state.get("tinylm") is None else _json_safe(ctx_state["tinylm"]),
     }
     return write_record(path, payload, overwrite=overwrite)
 
@@ -62,7 +63,7 @@ def render_run() -> str:
                        for s in rec["stages"])
     return (f"Record `{MINILM_RECORD}`: `{pv['command']}` at commit {str(pv['commit'])[:10]}"
             f"{' (dirty tree)' if pv.get('dirty') else ''} on {m['cpu']}, {m['cores']} cores, load average "
-            f"{m.get('load_1min')} at the end (other engineers' jobs); {tr['sentences']} sentences, "
+            f"{m.get('load_1min')} at the end; {tr['sentences']} sentences, "
             f"{tr['tokens']:,} tokens. Stages: {stages}; total {rec['total_s']:.0f} s.\n")
 
 
