@@ -665,10 +665,11 @@ def _aligned_mac(a_int, w, clear, blk, last, q, bad, wss, wsh, wt, emin, wide, n
 # that overflows (and Inf + finite stays that Inf), so ``overflow`` == the output is +-Inf;
 # ``invalid`` needs a NaN operand, Inf * 0 or Inf + -Inf, none of which can occur: it stays 0.
 #
-# aligned:K:M: every partial sum of a block's integer products a_int * w_int (the weights at a
-# common exponent) is an integer below 2**53 when K * max|a_int| * max|w_int| <= 2**53, so a
-# float64 BLAS matmul per block is exact in any summation order; the block sums then enter the
-# float32 accumulator in block order through the TwoSum-checked / exact fused add.
+# aligned:K:M: every partial sum of a block's integer products a_int * w_int (the weights of one
+# output column and block as integers at that block's smallest exponent) is an integer below 2**53
+# when K * max|a_int| * max|w_int| <= 2**53, so a float64 BLAS matmul per block is exact in any
+# summation order; the block sums then enter the float32 accumulator in block order through the
+# TwoSum-checked / exact fused add.  Columns with a block past the bound run the exact register.
 
 #: How many outputs each path computed (fp32: per row of a; aligned: per column of w); tests read it.
 PATH_COUNTS: dict[str, int] = {"fp32 fast": 0, "fp32 sequential": 0, "aligned fast": 0, "aligned sequential": 0}
