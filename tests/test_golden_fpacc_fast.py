@@ -173,6 +173,16 @@ def test_fp32_fast_designed_edges():
     assert d["fp32 fast"] == 0 and r.as_float32()[0, 0] == np.float32(2.0 ** 127 * 0.0078125) and not r.overflow.any()
 
 
+def test_fp32_fast_zero_rows_with_extreme_scales():
+    """Zero codes impose no range condition, so an all-zero row with a scale of 2**1100 takes the
+    float32 path; its zeros must stay (signed) zeros there, not 0 * Inf = NaN."""
+    a = np.array([[0x8000, 0], [0x3F80, 0]], np.uint16)  # -0, +0 / 1.0, +0
+    w = np.array([[0x80, 0], [0, 0], [0, 0x80]], np.uint8)  # rf8 signed zeros only
+    r, d = _run(a, w, "bf16", "rf8", "fp32", np.array([1100, 1100]), np.full(3, -1100), "channel", "channel")
+    assert d["fp32 fast"] == 3 and d["fp32 sequential"] == 3
+    assert (r.acc == 0).all() and not r.overflow.any() and not r.invalid.any()
+
+
 def test_fp32_fast_weight_special_and_large_shape():
     """A NaN weight sends the whole call to the sequential kernel; a MiniLM-like shape (columns past
     one 512-wide tile, rows not a multiple of 4) runs entirely on the fast path, same bits."""
@@ -289,6 +299,19 @@ def test_aligned_fast_designed_edge():
         assert r.as_float32().tolist() == [[1.0 + 2.0 ** -23, 1.0]]
         assert [int(x) for x in r.acc[0]] == [R.aligned_dot(a[0].tolist(), w[j].tolist(), "bf16", "bf16", 4, 16)[0]
                                               for j in range(2)]
+
+
+def test_aligned_fast_signed_zero():
+    """Block 0 sums to -2**-160, which rounds to -0; block 1 is all zeros (activations 0, weights
+    negative): its exact sum is +0 and -0 + (+0) = +0, on the BLAS path as in the register."""
+    bf = lambda x: np.array(x, np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)  # noqa: E731
+    a = bf([[2.0 ** -126, 0.0, 0.0, 0.0]])
+    w = bf([[-(2.0 ** -34), -1.0, 0.0, -2.0]])
+    r, d = _run(a, w, "bf16", "bf16", "aligned:2:8")
+    assert d["aligned fast"] == 1 and r.acc[0, 0] == 0
+    r, d = _run(a[:, :2], w[:, :2], "bf16", "bf16", "aligned:2:8")
+    assert d["aligned fast"] == 1 and r.acc[0, 0] == 0x80000000  # one block: -0 stays
+    assert [int(r.acc[0, 0])] == [R.aligned_dot(a[0, :2].tolist(), w[0, :2].tolist(), "bf16", "bf16", 2, 8)[0]]
 
 
 def test_aligned_fast_large_shape():

@@ -707,7 +707,8 @@ def _dequant32(codes, s, glen, val, lo_t, hi_t, spec_t, out, transpose, lo, hi, 
             p = math.ldexp(1.0, sc)
             for k in range(g * glen, min(K, (g + 1) * glen)):
                 c = codes[r, k]
-                x = np.float32(val[c] * p)
+                v = val[c]
+                x = np.float32(v * p if v != 0.0 else v)  # a zero stays a signed zero whatever the scale
                 if transpose:
                     out[k, r] = x
                 else:
@@ -831,7 +832,7 @@ def _aligned_fast_row(m, m0, S, q, sa, swT, emin, out, ovf_out):
         for n in range(N):
             x = acc[n]
             idx = ua + swT[b, n]
-            p = S[b, i, n] * _P2[min(max(idx, 0), top)]
+            p = (S[b, i, n] + 0.0) * _P2[min(max(idx, 0), top)]  # + 0.0: an exact zero block sum is +0
             s = x + p
             bb = s - x
             err = (x - (s - bb)) + (p - bb)  # NaN when acc is +-Inf
