@@ -173,6 +173,26 @@ def test_fp32_fast_designed_edges():
     assert d["fp32 fast"] == 0 and r.as_float32()[0, 0] == np.float32(2.0 ** 127 * 0.0078125) and not r.overflow.any()
 
 
+def test_fp32_fast_block_scales():
+    """Block scales on both operands (blocks of 24, and of 32 with a partial last one): the float32
+    path dequantizes per block; row 0 has one block pushed past the floor and runs sequentially."""
+    rng = np.random.default_rng(12)
+    n = 0
+    for a, w in (("bf16", "rf8"), ("fp16", "e5m2"), ("bf16", "bf16")):
+        ca, cw = _moderate(rng, a, (9, 72)), _moderate(rng, w, (7, 72), -3, 3)
+        for blk in (24, 32):  # 3 scale groups either way
+            sa, sw = rng.integers(-12, 12, (9, 3)), rng.integers(-12, 12, (7, 3))
+            sa[0, 1] = -200
+            r, d = _run(ca, cw, a, w, "fp32", sa, sw, "ceil", "ceil", blk)
+            assert d["fp32 fast"] == 8 * 7 and d["fp32 sequential"] == 7, (a, w, blk)
+            for m, j in ((0, 0), (4, 3), (8, 6)):
+                scales = [int(sa[m, k // blk] + sw[j, k // blk]) for k in range(72)]
+                want = R.fp32_dot(ca[m].tolist(), cw[j].tolist(), a, w, scales)
+                assert (int(r.acc[m, j]), bool(r.overflow[m, j]), bool(r.invalid[m, j])) == want
+            n += r.acc.size
+    assert n == 3 * 2 * 63
+
+
 def test_fp32_fast_zero_rows_with_extreme_scales():
     """Zero codes impose no range condition, so an all-zero row with a scale of 2**1100 takes the
     float32 path; its zeros must stay (signed) zeros there, not 0 * Inf = NaN."""
