@@ -902,11 +902,13 @@ def _align_blas(a, K, M_bits, bias, ssig, exp, efield, special, ab, q):
 
 
 @nb.njit(cache=True)
-def _weight_blocks(w, K, kam, ssig, exp, nzfin, bl, wb, eoff, ok):
+def _weight_blocks(w, K, kam, ssig, exp, nzfin, bl, special, wb, eoff, ok):
     """Weights of row n, block b as integers at that block's smallest exponent ``eoff[n, b]`` into
     ``wb[b, n, :]`` (float64); ``ok[n]``: every block of row n keeps ``K * max|a_int| * |w_int|``
-    (``kam * 2**(top - eoff)``, top = largest exponent + significand bits) within 2**53."""
+    (``kam * 2**(top - eoff)``, top = largest exponent + significand bits) within 2**53.
+    Returns whether a NaN/Inf code was seen."""
     N, Kd = w.shape
+    bad = False
     for n in range(N):
         okn = True
         for b in range(Kd // K):
@@ -914,6 +916,7 @@ def _weight_blocks(w, K, kam, ssig, exp, nzfin, bl, wb, eoff, ok):
             top = -_BIG
             for k in range(b * K, (b + 1) * K):
                 c = w[n, k]
+                bad |= special[c] != 0
                 if nzfin[c]:
                     lo = min(lo, exp[c])
                     top = max(top, exp[c] + bl[c])
@@ -926,8 +929,9 @@ def _weight_blocks(w, K, kam, ssig, exp, nzfin, bl, wb, eoff, ok):
             eoff[n, b] = lo
             for k in range(K):
                 c = w[n, b * K + k]
-                wb[b, n, k] = math.ldexp(np.float64(ssig[c]), exp[c] - lo) if nzfin[c] and d <= 53 else 0.0
+                wb[b, n, k] = ssig[c] * _P2[exp[c] - lo - _P2_LO] if nzfin[c] and d <= 53 else 0.0
         ok[n] = okn
+    return bad
 
 
 # ---------------------------------------------------------------------------
@@ -1120,13 +1124,23 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         ta = _tables(a_fmt)
         amax, a_special = _align_blas(a, K, acc.align_bits, a_fmt.bias, ta.ssig, ta.exp, ta.efield, ta.special, ab, q)
         fa = None if a_special else (ab, q, int(amax))
+    tw = _tables(w_fmt)
+    if fa is not None:  # the weights as per-block integers (BLAS layout); NaN/Inf: the general path
+        ab, q, amax = fa
+        wb = np.empty((nblk, N, K), np.float64)
+        eoff = np.empty((N, nblk), np.int64)
+        okn = np.empty(N, np.bool_)
+        nzfin = (tw.special == 0) & (tw.ssig != 0)
+        if _weight_blocks(w, K, np.int64(K * amax), tw.ssig, tw.exp, nzfin, _f32_terms(w_fmt)[3], tw.special,
+                          wb, eoff, okn):
+            fa = None
     if fa is None:
         al = align_activations(a, a_fmt, K, acc.align_bits)
         abad = al.special.reshape(M, nblk)
+        wbad = (tw.special[w] != 0).reshape(N, nblk, K).any(axis=2) if N else np.zeros((0, nblk), bool)
     else:
         abad = np.zeros((M, nblk), np.bool_)
-    tw = _tables(w_fmt)
-    wbad = (tw.special[w] != 0).reshape(N, nblk, K).any(axis=2) if N else np.zeros((0, nblk), bool)
+        wbad = np.zeros((N, nblk), np.bool_)
     if specials == "error" and (abad.any() or wbad.any()):
         if abad.any():
             m, b = np.argwhere(abad)[0]
@@ -1145,14 +1159,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
 
     sab, swb = per_block(sa, ba), per_block(sw, bw)
     cols = np.arange(N)  # the output columns left for the sequential kernel
-    if fa is not None and not wbad.any():
-        ab, q, amax = fa  # (block, M, K) activation integers
-        wb = np.empty((nblk, N, K), np.float64)
-        eoff = np.empty((N, nblk), np.int64)
-        okn = np.empty(N, np.bool_)
-        tw_ = _tables(w_fmt)
-        nzfin = (tw_.special == 0) & (tw_.ssig != 0)
-        _weight_blocks(w, K, np.int64(K * amax), tw_.ssig, tw_.exp, nzfin, _f32_terms(w_fmt)[3], wb, eoff, okn)
+    if fa is not None:
         if okn.any():
             fast_cols = np.flatnonzero(okn)
             cols = np.flatnonzero(~okn)
