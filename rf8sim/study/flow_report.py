@@ -126,13 +126,18 @@ def transformer_markdown(tr: dict, out) -> list[str]:
                      "top1": f"{p['top1']:.3f} [{p['top1_lo']:.3f}, {p['top1_hi']:.3f}]",
                      "top10": f"{p['top10']:.3f} [{p['top10_lo']:.3f}, {p['top10_hi']:.3f}]",
                      "area": "-" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}",
+                     "pj": "-" if p.get("pj_per_mac") is None else f"{p['pj_per_mac']:,.1f}",
                      "ovf": p["overflow"]})
-    md.append(md_table(rows, ["config", "cos", "loss", "top1", "top10", "area", "ovf"],
+    md.append(md_table(rows, ["config", "cos", "loss", "top1", "top10", "area", "pj", "ovf"],
                        ["configuration", "mean cosine", "1 - cosine [95 % CI]", "top-1 agreement",
-                        "top-10 overlap", "MAC area µm²", "saturated outputs"]))
-    if any(p.get("area_um2") for p in tr["points"]):
+                        "top-10 overlap", "MAC area µm²", "pJ/MAC (MiniLM stream)", "saturated outputs"]))
+    if any(p.get("area_um2") or p.get("pj_per_mac") for p in tr["points"]):
         plot_pareto_ci(tr, out / "pareto_minilm.png")
-        md.append("![MiniLM: cosine loss vs MAC area](pareto_minilm.png)\n")
+        md.append("![MiniLM: cosine loss vs MAC area and energy](pareto_minilm.png)\n")
+        srcs = sorted({p.get(k) for p in tr["points"] for k in ("area_source", "energy_source") if p.get(k)})
+        if srcs:
+            md.append("MAC costs (x axes, mixed searches): " + "; ".join(srcs) + " (a record is a checked-in "
+                      "measurement, not this run's synthesis).\n")
     md.append("Paired comparisons on the same sentences (paired bootstrap of the mean difference, Wilcoxon "
               "signed-rank); **significant** = the interval excludes 0 and p < 0.05:\n")
     md.append(md_table([{"a": r["a"], "b": r["b"], "metric": r["metric"] + (
@@ -148,6 +153,8 @@ def transformer_markdown(tr: dict, out) -> list[str]:
               f"{sens['sentences']} sentences):\n")
     md.append("![per-layer sensitivity](sensitivity_minilm.png)\n")
     md += mixed_markdown(tr["mixed"])
+    if tr.get("mixed_energy"):
+        md += mixed_markdown(tr["mixed_energy"])
     if tr.get("mixed_bits"):
         md += mixed_markdown(tr["mixed_bits"])
     ck = tr["torch_check"]
@@ -165,15 +172,15 @@ def _short(label: str) -> str:
 
 
 def mixed_markdown(mx: dict) -> list[str]:
-    """One mixed-format search (by MAC area or by stored weight bits) as report text + table."""
+    """One mixed-format search (by MAC area, MAC energy or stored weight bits) as report text + table."""
+    from .minilm import MIXED_UNITS
     from .report import md_table
 
     md = []
-    bits = mx.get("metric") == "weight_bits"
-    key = "cost_bits_per_weight" if bits else "cost_um2_per_mac"
-    unit = "bits per weight" if bits else "µm² per MAC"
-    fmt = (lambda v: f"{v:.2f}") if bits else (lambda v: f"{v:,.0f}")
-    what = "stored weight bits" if bits else "MAC area"
+    metric = mx.get("metric", "area")
+    key, unit = MIXED_UNITS.get(metric, MIXED_UNITS["area"])
+    fmt = (lambda v: f"{v:.2f}") if metric == "weight_bits" else (lambda v: f"{v:,.0f}")
+    what = {"weight_bits": "stored weight bits", "energy": "MAC energy on the MiniLM stream"}.get(metric, "MAC area")
     if "assignment" in mx and mx.get("verified") is None:
         md.append(f"Mixed formats ({what}): no per-group assignment of these formats is predicted (additive "
                   f"sensitivity model) to meet {mx['constraint']}; the last candidate costs {fmt(mx[key])} {unit} "
@@ -184,11 +191,20 @@ def mixed_markdown(mx: dict) -> list[str]:
                   f"**{fmt(mx[key])} {unit}** (MAC-weighted), verified cosine "
                   f"{mx['verified']['mean']:.5f} [{mx['verified']['lo']:.5f}, {mx['verified']['hi']:.5f}], "
                   f"{'meets' if mx['meets_constraint'] else 'does NOT meet'} the constraint.\n")
-        md.append(md_table([{"config": u["config"], "cost": fmt(u["cost"]), "cos": f"{u['cosine']:.5f}"}
-                            for u in mx["uniform"]] +
-                           [{"config": "mixed: " + ", ".join(f"{g}={_short(c)}" for g, c in mx["assignment"].items()),
-                             "cost": fmt(mx[key]), "cos": f"{mx['verified']['mean']:.5f}"}],
-                           ["config", "cost", "cos"], ["assignment", unit, "mean cosine"]))
+    if "assignment" in mx:
+        src = any(u.get("source") for u in mx["uniform"])
+        rows = [{"config": u["config"], "cost": fmt(u["cost"]), "cos": f"{u['cosine']:.5f}",
+                 "src": u.get("source", "")} for u in mx["uniform"]]
+        rows.append({"config": "mixed: " + ", ".join(f"{g}={_short(c)}" for g, c in mx["assignment"].items()),
+                     "cost": fmt(mx[key]), "cos": "-" if mx.get("verified") is None else f"{mx['verified']['mean']:.5f}",
+                     "src": "MAC-weighted from the rows above"})
+        cols, heads = ["config", "cost", "cos"], ["assignment", unit, "mean cosine"]
+        if src:
+            cols, heads = cols + ["src"], heads + ["cost from"]
+        md.append(md_table(rows, cols, heads))
+        if metric == "energy" and mx.get("energy_uj") is not None:
+            md.append(f"Energy of the assignment's MACs over these sentences: {mx['energy_uj']:,.0f} µJ "
+                      f"(pJ/MAC x MACs per layer group).\n")
     elif mx.get("skipped"):
         md.append(f"> **Mixed formats ({what}) skipped:** {mx['skipped']}\n")
     return md
