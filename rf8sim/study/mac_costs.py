@@ -137,3 +137,36 @@ def cost_table(dps, synthesized: dict | None = None, objectives=OBJECTIVES, reco
                         f"records {where}; drop the configuration, synthesize and record its MAC, or leave the "
                         f"objective out ([transformer] objectives, valid: {list(OBJECTIVES)})")
     return out
+
+
+def _default_configs() -> list:
+    from importlib import resources
+
+    from .config import load_config
+    from .transformer import parse_configs
+
+    with resources.as_file(resources.files("rf8sim.study").joinpath("configs", "flow.toml")) as f:
+        t = load_config(f).transformer
+    return [d for c in t.configs for d in parse_configs(c, t.granularity, 32, t.acc)]
+
+
+def _register():
+    from ..docgen import register
+
+    @register("study:minilm-mac-costs")
+    def render_default_costs() -> str:
+        """Cost per MAC of the default flow's configurations, from the checked-in records."""
+        rec = recorded_costs()
+        lines = ["| configuration | MAC | µm² per MAC | area from | pJ/MAC (MiniLM stream) | energy from |",
+                 "|---|---|---|---|---|---|"]
+        for dp in _default_configs():
+            c = rec.get(mac_key(dp), MacCost(mac_key(dp)))
+            lines.append(f"| {dp.label} | {c.mac} | {'-' if c.area_um2 is None else f'{c.area_um2:,.0f}'} | "
+                         f"{c.area_source or '-'} | {'-' if c.pj_per_mac is None else f'{c.pj_per_mac:,.1f}'} | "
+                         f"{c.energy_source or '-'} |")
+        lines += ["", "In a flow run the 8-bit MACs' areas come from that run's synthesis instead (same generator; the "
+                  "records are one earlier synthesis of the same Verilog flow)."]
+        return "\n".join(lines)
+
+
+_register()
