@@ -28,7 +28,7 @@ from pathlib import Path
 from .errors import RF8SimError
 
 __all__ = ["REGISTRY", "register", "render", "update_file", "check_file", "blocks", "doc_files",
-           "load_all", "DocgenError", "RENDERER_MODULES"]
+           "load_all", "DocgenError", "RENDERER_MODULES", "load_record"]
 
 #: key -> function returning the block's markdown (without the marker lines)
 REGISTRY: dict[str, Callable[[], str]] = {}
@@ -58,6 +58,20 @@ _MARKER = re.compile(r"^<!-- (BEGIN|END) generated:([^ ]*) -->$", re.M)
 
 class DocgenError(RF8SimError, ValueError):
     """A generated block that cannot be rendered: unknown key, unbalanced markers, missing record."""
+
+
+def load_record(rel_path, kind: str, how: str) -> dict:
+    """The checked-in record ``rel_path`` (relative to the checkout) for a renderer: it must exist
+    (else ``how`` says which command writes it) and be of ``kind``."""
+    import json
+
+    p = Path(__file__).resolve().parents[1] / rel_path
+    if not p.is_file():
+        raise DocgenError(f"record {p} is missing: run `{how}` and check it in")
+    rec = json.loads(p.read_text())
+    if rec.get("kind") != kind:
+        raise DocgenError(f"{p} is not a {kind} record (its kind is {rec.get('kind')!r})")
+    return rec
 
 
 def register(key: str):

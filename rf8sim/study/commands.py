@@ -4,6 +4,7 @@ and ``rf8sim study cluster-scaling``."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -59,6 +60,15 @@ def register(sub) -> None:
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_cluster_scaling)
+    q = ssub.add_parser("record-time", help="turn a `/usr/bin/time -v` report of a run (make demo-record) "
+                                            "into a record (README's measured demo time)")
+    q.add_argument("time_file", metavar="TIME.txt", help="the report of `/usr/bin/time -v -o TIME.txt COMMAND`")
+    q.add_argument("--record", metavar="FILE.json", required=True, help="write the record here (with provenance)")
+    q.add_argument("--what", default="make demo", help="what was timed, as the README names it")
+    q.add_argument("--cache-empty", choices=("yes", "no"), default=None,
+                   help="whether the cache root was empty when the run started (a fresh clone: yes)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.set_defaults(func=cmd_record_time)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -232,3 +242,15 @@ def cmd_cluster_scaling(args) -> int:
     console.print(render_table(json.loads(path.read_text())))
     console.print(f"record: {path}")
     return 0 if all(r["identical_to_serial"] for r in payload["runs"]) else 1
+
+
+def cmd_record_time(args) -> int:
+    from .demotime import render_demo_time, write_time_record
+
+    cache = None if args.cache_empty is None else args.cache_empty == "yes"
+    path = write_time_record(args.time_file, args.record, what=args.what, cache_empty=cache, overwrite=args.force)
+    rec = json.loads(path.read_text())
+    print(f"record: {path}: {rec['what']} {rec['wall_s']:.0f} s wall, exit status {rec['exit_status']}")
+    if path.resolve() == (Path(__file__).resolve().parents[2] / "study" / "results" / "demo-time.json"):
+        print(render_demo_time(), end="")
+    return 0

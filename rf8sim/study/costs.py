@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..docgen import DocgenError, register
+from ..docgen import DocgenError, load_record, register
 
 __all__ = ["COSTS_RECORD", "measure", "extrapolate", "write_costs_record"]
 
@@ -113,13 +113,9 @@ def _root() -> Path:
 
 
 def load_costs_record(path=None) -> dict:
-    p = Path(path) if path else _root() / COSTS_RECORD
-    if not p.is_file():
-        raise DocgenError(f"record {p} is missing: run `python -m rf8sim.study.costs --record {COSTS_RECORD}`")
-    rec = json.loads(p.read_text())
-    if rec.get("kind") != "rf8sim-minilm-costs":
-        raise DocgenError(f"{p} is not a MiniLM cost record")
-    return rec
+    if path:
+        return json.loads(Path(path).read_text())
+    return load_record(COSTS_RECORD, "rf8sim-minilm-costs", f"python -m rf8sim.study.costs --record {COSTS_RECORD}")
 
 
 @register("study:minilm-costs")

@@ -62,7 +62,7 @@ def render_run() -> str:
                        for s in rec["stages"])
     return (f"Record `{MINILM_RECORD}`: `{pv['command']}` at commit {str(pv['commit'])[:10]}"
             f"{' (dirty tree)' if pv.get('dirty') else ''} on {m['cpu']}, {m['cores']} cores, load average "
-            f"{m.get('load_1min')} at the end (other engineers' jobs); {tr['sentences']} sentences, "
+            f"{m.get('load_1min')} at the end; {tr['sentences']} sentences, "
             f"{tr['tokens']:,} tokens. Stages: {stages}; total {rec['total_s']:.0f} s.\n")
 
 
