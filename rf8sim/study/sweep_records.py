@@ -10,7 +10,6 @@ blocks rendered here (:mod:`rf8sim.docgen`); ``tests/test_docs_sync.py`` checks 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..docgen import DocgenError, register
@@ -27,9 +26,6 @@ ROW_FIELDS = ("label", "group", "w_format", "a_format", "rounding", "granularity
               "acc_width", "lanes", "accuracy", "fq_accuracy", "area_um2", "nand2_eq", "cells", "pareto",
               "overflow_frac", "n_eval", "error")
 
-
-def _root() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def write_sweep_record(path, cfg, res, prov: dict, *, overwrite: bool = False) -> Path:
@@ -69,13 +65,9 @@ def write_variants_record(path, params: dict, rows: list, prov: dict, *, overwri
 
 
 def _load(rel: Path, kind: str, how: str, path=None) -> dict:
-    p = Path(path) if path else _root() / rel
-    if not p.is_file():
-        raise DocgenError(f"record {p} is missing: run `{how}` and check it in")
-    rec = json.loads(p.read_text())
-    if rec.get("kind") != kind:
-        raise DocgenError(f"{p} is not a {kind} record (kind {rec.get('kind')!r})")
-    return rec
+    from ..docgen import load_record
+
+    return load_record(Path(path) if path else rel, kind, how)  # an absolute path stays as it is
 
 
 def load_sweep_record(path=None) -> dict:
