@@ -175,3 +175,39 @@ def test_report_shows_energy_search_sources_and_two_cost_axes(tmp_path):
     assert len(axs) == 2 and "area" in axs[0].get_xlabel() and "pJ" in axs[1].get_xlabel()
     # each panel: 2 uniform points and the mixed one, all with error bars
     assert [len(ax.containers) for ax in axs] == [3, 3]
+
+
+def test_accuracy_interval_matches_the_binomial_width():
+    """Bootstrap of n 0/1 outcomes vs the normal approximation of the binomial (written independently)."""
+    from rf8sim.study.report import accuracy_ci
+
+    for p, n in ((0.6, 1000), (0.25, 400), (0.95, 2000)):
+        lo, hi = accuracy_ci(p, n)
+        half = 1.959964 * (p * (1 - p) / n) ** 0.5
+        assert lo < p < hi
+        assert abs((hi - lo) / 2 - half) < 0.15 * half, (p, n, lo, hi, half)
+    assert accuracy_ci(1.0, 50) == (1.0, 1.0)
+
+
+def test_sweep_points_take_recorded_energy_and_missing_areas():
+    from rf8sim.study.mac_costs import sweep_costs
+
+    ppa8 = [r for r in json.loads((ROOT / "hdl/results/ppa.json").read_text())["rows"]
+            if r["stage"] == "mac" and r["lanes"] == 1]
+    rf8x = next(r for r in ppa8 if r["a_fmt"] == r["w_fmt"] == "rf8" and r["acc_label"] == "exact")
+    e4n = next(r for r in ppa8 if r["a_fmt"] == r["w_fmt"] == "e4m3" and r["acc"] == "16:32")
+    rows = [{"a_format": "rf8", "w_format": "rf8", "acc": "exact", "acc_frac": 20, "acc_width": 49, "lanes": 1,
+             "area_um2": 111.0, "accuracy": 0.5},
+            {"a_format": "e4m3", "w_format": "e4m3", "acc": "16:32", "acc_frac": 16, "acc_width": 32, "lanes": 1,
+             "area_um2": None, "accuracy": 0.5},
+            {"a_format": "rf8m8", "w_format": "rf8m8", "acc": "exact", "acc_frac": 22, "acc_width": 51, "lanes": 1,
+             "area_um2": None, "accuracy": 0.5},
+            {"a_format": "rf8", "w_format": "rf8", "acc": "exact", "acc_frac": 20, "acc_width": 49, "lanes": 4,
+             "area_um2": 5.0, "accuracy": 0.5}]
+    got, srcs = sweep_costs(rows)
+    assert len(got) == 3 and rows[1]["area_um2"] is None  # copies; the 4-lane point is left out
+    assert got[0]["area_um2"] == 111.0 and got[0]["pj_per_mac"] == rf8x["streams"]["minilm"]["pj_per_mac"]
+    assert got[1]["area_um2"] == e4n["area_um2"] and got[1]["pj_per_mac"] == e4n["streams"]["minilm"]["pj_per_mac"]
+    assert got[2]["area_um2"] is None and got[2]["pj_per_mac"] is None
+    assert srcs == ["area: record hdl/results/ppa.json", "area: synthesized in this run",
+                    "energy: record hdl/results/ppa.json"]

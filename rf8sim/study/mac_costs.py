@@ -170,3 +170,29 @@ def _register():
 
 
 _register()
+
+
+def sweep_costs(rows, recorded: dict | None = None) -> tuple[list[dict], list[str]]:
+    """The MNIST-1D sweep's points (1 lane) with ``area_um2`` and ``pj_per_mac`` for the flow's plot.
+
+    Area: the point's own (this run's synthesis) when it has one, else the record's; energy: the record's
+    (:func:`recorded_costs`, 8-bit MACs in ``hdl/results/ppa.json``).  Returns the copied rows and the
+    sources used."""
+    rec = recorded_costs() if recorded is None else recorded
+    out, sources = [], set()
+    for r in rows:
+        if r.get("lanes", 1) != 1:
+            continue
+        acc = "exact" if str(r.get("acc", "")).lower() == "exact" else f"{r['acc_frac']}:{r['acc_width']}"
+        c = rec.get(f"{r['a_format']}x{r['w_format']}@{acc}", MacCost(""))
+        d = dict(r)
+        if d.get("area_um2") is not None:
+            sources.add("area: synthesized in this run")
+        elif c.area_um2 is not None:
+            d["area_um2"] = c.area_um2
+            sources.add(f"area: {c.area_source}")
+        d["pj_per_mac"] = c.pj_per_mac
+        if c.pj_per_mac is not None:
+            sources.add(f"energy: {c.energy_source}")
+        out.append(d)
+    return out, sorted(sources)

@@ -19,6 +19,8 @@ __all__ = [
     "plot_histograms",
     "plot_bits",
     "plot_error_vs_shape",
+    "plot_accuracy_vs_cost",
+    "accuracy_ci",
     "print_table",
     "fmt_value",
 ]
@@ -209,6 +211,55 @@ def plot_pareto_ci(tr: dict, path: "str | Path") -> Path:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=6)
     fig.suptitle("all-MiniLM-L6-v2, bit-exact: accuracy loss vs MAC cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def accuracy_ci(accuracy: float, n: int, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of a test accuracy: resampling the ``n`` per-sample 0/1 outcomes
+    (``round(accuracy * n)`` ones), which is all the bootstrap of a mean of 0/1 values depends on."""
+    from .stats import bootstrap_ci
+
+    k = int(round(accuracy * n))
+    ci = bootstrap_ci(np.r_[np.ones(k), np.zeros(n - k)], n_boot, seed=seed)
+    return ci["lo"], ci["hi"]
+
+
+def plot_accuracy_vs_cost(rows: Sequence[dict], path: "str | Path", *, title: str = "",
+                          n_boot: int = 2000) -> Path:
+    """Bit-exact accuracy (95 % bootstrap error bars over test samples) vs MAC area and vs MAC energy per MAC
+    (one panel each, the Pareto front of each panel drawn as a step line); rows carry ``accuracy``,
+    ``n_eval``, ``area_um2`` and ``pj_per_mac`` (None: not plotted in that panel)."""
+    plt = _plt()
+    panels = [(k, lab) for k, lab in (("area_um2", "MAC area (µm² per MAC, osu018)"),
+                                      ("pj_per_mac", "MAC energy (pJ per MAC, MiniLM stream; PPA record)"))
+              if any(r.get(k) is not None and r.get("accuracy") is not None for r in rows)]
+    fig, axs = plt.subplots(1, max(1, len(panels)), figsize=(6.2 * max(1, len(panels)), 4.6), squeeze=False)
+    for ax, (k, xlabel) in zip(axs[0], panels):
+        pts = [r for r in rows if r.get(k) is not None and r.get("accuracy") is not None]
+        groups: dict = {}
+        for r in pts:
+            groups.setdefault(str(r.get("group", r.get("w_format", ""))), []).append(r)
+        for g, rs in sorted(groups.items()):
+            ci = [accuracy_ci(r["accuracy"], int(r.get("n_eval") or 1), n_boot) for r in rs]
+            ax.errorbar([r[k] for r in rs], [r["accuracy"] for r in rs],
+                        yerr=[[r["accuracy"] - lo for r, (lo, _) in zip(rs, ci)],
+                              [hi - r["accuracy"] for r, (_, hi) in zip(rs, ci)]],
+                        fmt="o", ms=4, capsize=2, alpha=0.8, label=g)
+        c = np.array([float(r[k]) for r in pts])
+        v = np.array([float(r["accuracy"]) for r in pts])
+        fi = np.flatnonzero(pareto_front(c, v))
+        fi = fi[np.argsort(c[fi])]
+        if len(fi):
+            ax.step(c[fi], v[fi], where="post", color="k", lw=1.0, label="Pareto front")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (bit-exact, 95 % bootstrap CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
