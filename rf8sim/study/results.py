@@ -105,8 +105,11 @@ def render_mixed() -> str:
     src = any(u.get("source") for u in mx["uniform"])
     lines = [f"Constraint: {mx['constraint']}.", "", "| assignment | µm² per MAC (MAC-weighted) | mean cosine |"
              + (" cost from |" if src else ""), "|---|---|---|" + ("---|" if src else "")]
+    def on(n):  # a cosine measured on a prefix says so
+        return "" if n in (None, tr["sentences"]) else f" (first {n} sentences)"
+
     for u in mx["uniform"]:
-        lines.append(f"| uniform {u['config']} | {u['cost']:,.0f} | {u['cosine']:.5f} |"
+        lines.append(f"| uniform {u['config']} | {u['cost']:,.0f} | {u['cosine']:.5f}{on(u.get('sentences'))} |"
                      + (f" {u.get('source', '')} |" if src else ""))
     v = mx["verified"]
     groups = ", ".join(f"{g}: {c.split()[0]}" + ("" if c.endswith("exact") else f"@{c.split()[-1]}")
@@ -116,7 +119,8 @@ def render_mixed() -> str:
                      f"assignment of these formats is predicted to meet the constraint |" + (" |" if src else ""))
     else:
         lines.append(f"| **mixed** ({groups}) | {mx['cost_um2_per_mac']:,.0f} | {v['mean']:.5f} "
-                     f"[{v['lo']:.5f}, {v['hi']:.5f}] {'meets' if mx['meets_constraint'] else 'misses'} the constraint |"
+                     f"[{v['lo']:.5f}, {v['hi']:.5f}]{on(v.get('n'))} {'meets' if mx['meets_constraint'] else 'misses'} "
+                     f"the constraint |"
                      + (" MAC-weighted |" if src else ""))
     me = tr.get("mixed_energy") or {}
     if "assignment" in me:
@@ -124,24 +128,25 @@ def render_mixed() -> str:
                   "included):", "", "| assignment | pJ per MAC (MAC-weighted) | mean cosine | cost from |",
                   "|---|---|---|---|"]
         for u in me["uniform"]:
-            lines.append(f"| uniform {u['config']} | {u['cost']:,.1f} | {u['cosine']:.5f} | {u.get('source', '')} |")
+            lines.append(f"| uniform {u['config']} | {u['cost']:,.1f} | {u['cosine']:.5f}{on(u.get('sentences'))} | "
+                         f"{u.get('source', '')} |")
         ve = me["verified"]
         ge = ", ".join(f"{g}: {c.split()[0]}@{c.split()[-1]}" for g, c in me["assignment"].items())
         lines.append(f"| **mixed** ({ge}) | {me['cost_pj_per_mac']:,.1f} | "
                      + ("not verified: no assignment is predicted to meet the constraint | |" if ve is None else
-                        f"{ve['mean']:.5f} [{ve['lo']:.5f}, {ve['hi']:.5f}] "
+                        f"{ve['mean']:.5f} [{ve['lo']:.5f}, {ve['hi']:.5f}]{on(ve.get('n'))} "
                         f"{'meets' if me['meets_constraint'] else 'misses'} the constraint | MAC-weighted |"))
     mb = tr.get("mixed_bits") or {}
     if "assignment" in mb:
         lines += ["", "By stored weight bits (every configuration, W8A16 included):", "",
                   "| assignment | bits per weight (MAC-weighted) | mean cosine |", "|---|---|---|"]
         for u in mb["uniform"]:
-            lines.append(f"| uniform {u['config']} | {u['cost']:.2f} | {u['cosine']:.5f} |")
+            lines.append(f"| uniform {u['config']} | {u['cost']:.2f} | {u['cosine']:.5f}{on(u.get('sentences'))} |")
         vb = mb["verified"]
         gb = ", ".join(f"{g}: {c.split()[0]}@{c.split()[-1]}" for g, c in mb["assignment"].items())
         lines.append(f"| **mixed** ({gb}) | {mb['cost_bits_per_weight']:.2f} | "
                      + ("not verified: no assignment is predicted to meet the constraint |" if vb is None else
-                        f"{vb['mean']:.5f} [{vb['lo']:.5f}, {vb['hi']:.5f}] "
+                        f"{vb['mean']:.5f} [{vb['lo']:.5f}, {vb['hi']:.5f}]{on(vb.get('n'))} "
                         f"{'meets' if mb['meets_constraint'] else 'misses'} the constraint |"))
     ck = tr.get("torch_check") or []
     lines += ["", f"Per-layer torch emulation check: {len(ck)} layer runs, {sum(r['outputs'] for r in ck):,} "
