@@ -48,6 +48,7 @@ RENDERER_MODULES = (
     "rf8sim.training.docs",
     "rf8sim.study.sweep_records",
     "rf8sim.study.mac_costs",
+    "rf8sim.study.tinylm",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)

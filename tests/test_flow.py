@@ -77,7 +77,7 @@ def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
     data = json.loads((out / "results.json").read_text())
     status = {s["name"]: s["status"] for s in data["stages"]}
     assert status == {"rtl": "skipped", "verify": "skipped", "synth": "skipped", "train": "ok", "rate": "ok",
-                      "evaluate": "ok", "transformer": "skipped"}, data["stages"]
+                      "evaluate": "ok", "transformer": "skipped", "tinylm": "ok"}, data["stages"]
     assert rc == 0
     cfg = default_config(quick=True)
     # rf8: nearest + paper, e4m3 and int8: nearest -> 4 x 2 granularities, each through the golden GEMM
@@ -91,6 +91,15 @@ def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
     # no synthesis here: the accuracy-vs-cost plot takes the recorded MAC areas and energies, and says so
     assert (out / "pareto.png").stat().st_size > 1000
     assert "area: record hdl/results/ppa.json; energy: record hdl/results/ppa.json" in md
+    # the TinyLM stage: float32 + 3 configs (W8A16 on its prefix), every pair tested, every layer checked
+    tl = data["tinylm"]
+    assert [p["label"] for p in tl["points"]] == ["float32", "rf8 channel acc exact", "int8 channel acc exact",
+                                                   "rf8/a:bf16 channel acc fp32"]
+    assert [p["chunks"] for p in tl["points"]] == [40, 40, 40, 8]
+    assert len(tl["pairs"]) == 6 and all(r["chunks"] == (8 if "bf16" in r["b"] else 40) for r in tl["pairs"])
+    assert len(tl["torch_check"]) == 3 * len(tl["layers"]) == 3 * 5
+    assert sum(r["mismatches"] for r in tl["torch_check"]) == 0
+    assert "## TinyLM held-out bits per byte" in md and (out / "tinylm_bpb.png").stat().st_size > 1000
     assert "flow finished" in capsys.readouterr().out
 
 

@@ -60,6 +60,15 @@ def register(sub) -> None:
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_cluster_scaling)
+    q = ssub.add_parser("tinylm", help="the flow's TinyLM stage alone: held-out bits per byte per config, bit-exact")
+    q.add_argument("--config", default=None, metavar="FILE.toml", help="flow config with a [tinylm] section "
+                   "(default: the embedded flow.toml)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the results as a provenance record (e.g. study/results/tinylm-flow.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--cache-dir", default=None, help="the cache root (default $RF8SIM_CACHE or build/cache)")
+    q.set_defaults(func=cmd_tinylm)
     q = ssub.add_parser("record-time", help="turn a `/usr/bin/time -v` report of a run (make demo-record) "
                                             "into a record (README's measured demo time)")
     q.add_argument("time_file", metavar="TIME.txt", help="the report of `/usr/bin/time -v -o TIME.txt COMMAND`")
@@ -70,6 +79,17 @@ def register(sub) -> None:
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_record_time)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def cmd_tinylm(args) -> int:
+    from .tinylm import record_run
+
+    if args.cache_dir:
+        from .. import cache
+
+        cache.set_root(args.cache_dir)
+    cfg = _resolve_config(args.config) if args.config else None
+    return record_run(cfg, args.record, cache_dir=args.cache_dir, force=args.force, progress=not args.no_progress)
 
 
 def add_cluster_args(p) -> None:

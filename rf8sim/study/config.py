@@ -62,6 +62,23 @@ never silently falls back to a default)::
                                 # without a synthesized or recorded cost is an error (rf8sim.study.mac_costs)
     torch_check = true          # per layer: the torch emulation gives the same bits
 
+    [tinylm]                    # only `rf8sim flow` reads this section (stage "tinylm")
+    model = "none"              # "tinylm": train a byte-level TinyLM on pydoc text, evaluate bit-exactly
+    d_model = 64                # model shape (d_model must be a multiple of n_head)
+    n_layer = 2
+    n_head = 4
+    block = 64                  # context = bytes per held-out chunk
+    steps = 600                 # training steps (seeded, one thread, cached under the cache root)
+    batch_size = 32
+    lr = 0.01                   # AdamW peak learning rate (linear warm-up, cosine decay)
+    chunks = 256                # held-out chunks (>= 20): the units of the bootstrap and paired tests
+    a16_chunks = 64             # configs with fp32/aligned:K:M accumulators (W8A16) on the first N only
+    configs = "transformer"     # "transformer": [transformer]'s configs, granularity and acc; or a list
+    granularity = "channel"     # (with a list) weight scales; activations: per token
+    acc = ["exact"]             # (with a list) AccSpec syntax, as in [transformer]
+    bootstrap = 2000
+    torch_check = true          # per layer: the torch emulation gives the same bits
+
     [area]
     mode = "auto"               # auto: synthesize if yosys is there, else skip with a reason;
                                 # "required": fail without it; "off": never
@@ -91,6 +108,7 @@ __all__ = [
     "AreaSection",
     "FlowSection",
     "TransformerSection",
+    "TinyLMSection",
     "load_config",
     "config_from_dict",
     "config_hash",
@@ -101,6 +119,8 @@ GRANULARITIES = ("tensor", "channel", "block")
 TASKS = ("mnist1d",)
 ARCHS = ("mlp",)
 AREA_MODES = ("auto", "required", "off")
+#: at least this many TinyLM held-out chunks (bootstrap intervals and paired tests over fewer say little)
+TINYLM_MIN_CHUNKS = 20
 
 
 class ConfigError(RF8SimError, ValueError):
@@ -179,6 +199,25 @@ class TransformerSection:
 
 
 @dataclass(frozen=True)
+class TinyLMSection:
+    model: str = "none"
+    d_model: int = 64
+    n_layer: int = 2
+    n_head: int = 4
+    block: int = 64
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-2
+    chunks: int = 256
+    a16_chunks: int = 64
+    configs: object = "transformer"
+    granularity: str = "channel"
+    acc: tuple = ("exact",)
+    bootstrap: int = 2000
+    torch_check: bool = True
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     study: StudySection = field(default_factory=StudySection)
     model: ModelSection = field(default_factory=ModelSection)
@@ -186,6 +225,7 @@ class StudyConfig:
     area: AreaSection = field(default_factory=AreaSection)
     flow: FlowSection = field(default_factory=FlowSection)
     transformer: TransformerSection = field(default_factory=TransformerSection)
+    tinylm: TinyLMSection = field(default_factory=TinyLMSection)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -236,8 +276,8 @@ def _section(cls, section: str, raw) -> object:
     kw = {}
     for k, v in raw.items():
         want = getattr(defaults, k)
-        if section == "sweep" and k == "act_formats":
-            if v != "same":
+        if (section, k) in (("sweep", "act_formats"), ("tinylm", "configs")):
+            if v != ("same" if k == "act_formats" else "transformer"):
                 v = _check_type(section, k, v, ())
             kw[k] = v
             continue
@@ -252,7 +292,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
 
     if not isinstance(raw, dict):
         raise ConfigError("a study configuration is a TOML table")
-    known = {"study", "model", "sweep", "area", "flow", "transformer"}
+    known = {"study", "model", "sweep", "area", "flow", "transformer", "tinylm"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; valid sections: {sorted(known)}")
@@ -269,6 +309,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
         area=_section(AreaSection, "area", raw.get("area")),
         flow=_section(FlowSection, "flow", raw.get("flow")),
         transformer=_section(TransformerSection, "transformer", raw.get("transformer")),
+        tinylm=_section(TinyLMSection, "tinylm", raw.get("tinylm")),
     )
     s, m, w, a = cfg.study, cfg.model, cfg.sweep, cfg.area
     from ..cluster import ClusterError, parse_cluster
@@ -348,6 +389,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
     if cfg.flow.verify_sequences < 0 or cfg.flow.verify_max_len < 1:
         raise ConfigError("[flow] verify_sequences must be >= 0 and verify_max_len >= 1")
     _check_transformer(cfg.transformer)
+    _check_tinylm(cfg)
     if a.mode not in AREA_MODES:
         raise ConfigError(f"[area] mode must be one of {list(AREA_MODES)}, got {a.mode!r}")
     return cfg
@@ -385,6 +427,42 @@ def _check_transformer(t: "TransformerSection") -> None:
                 dp.validate(1536)
         except DatapathError as e:
             raise ConfigError(f"[transformer] configs/acc: {e}") from None
+
+
+def _check_tinylm(cfg: "StudyConfig") -> None:
+    """The TinyLM stage's settings, checked before any work (shape, chunk counts, formats, accumulators)."""
+    t = cfg.tinylm
+    if t.model not in ("none", "tinylm"):
+        raise ConfigError(f"[tinylm] model {t.model!r}; valid: 'tinylm', 'none'")
+    if t.model == "none":
+        return
+    for k in ("d_model", "n_layer", "n_head", "block", "steps", "batch_size", "chunks", "a16_chunks", "bootstrap"):
+        if getattr(t, k) < 1:
+            raise ConfigError(f"[tinylm] {k} must be >= 1, got {getattr(t, k)}")
+    if t.d_model % t.n_head:
+        raise ConfigError(f"[tinylm] d_model ({t.d_model}) must be a multiple of n_head ({t.n_head})")
+    if t.lr <= 0:
+        raise ConfigError(f"[tinylm] lr must be > 0, got {t.lr}")
+    if t.chunks < TINYLM_MIN_CHUNKS:
+        raise ConfigError(f"[tinylm] chunks must be >= {TINYLM_MIN_CHUNKS} (bootstrap intervals and paired tests over "
+                          f"fewer say little), got {t.chunks}")
+    if t.a16_chunks < 2:
+        raise ConfigError(f"[tinylm] a16_chunks must be >= 2 (a paired test needs 2 chunks), got {t.a16_chunks}")
+    if t.granularity not in GRANULARITIES:
+        raise ConfigError(f"[tinylm] granularity {t.granularity!r} is not one of {list(GRANULARITIES)}")
+    from .transformer import DatapathError, parse_configs
+
+    if t.configs == "transformer":
+        configs, gran, acc, where = cfg.transformer.configs, cfg.transformer.granularity, cfg.transformer.acc, \
+            "[transformer] configs/acc (taken by [tinylm] configs = 'transformer')"
+    else:
+        configs, gran, acc, where = t.configs, t.granularity, t.acc, "[tinylm] configs/acc"
+    for c in configs:
+        try:
+            for dp in parse_configs(c, gran, 32, acc):
+                dp.validate(cfg.study.max_terms)
+        except DatapathError as e:
+            raise ConfigError(f"{where}: {e}") from None
 
 
 def load_config(path: "str | Path") -> StudyConfig:

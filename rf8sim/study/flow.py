@@ -14,7 +14,10 @@ reason / failed with the error):
 6. ``evaluate`` quantize to every format x rounding x granularity of ``[sweep]`` and evaluate each
                 through the golden model's bit-exact GEMM (rf8sim.study.inference), joined with
                 the MAC areas into the accuracy-vs-area Pareto front;
-7. ``report``   build/report/report.md, PNG plots and results.json.
+7. ``transformer`` all-MiniLM-L6-v2 through the bit-exact datapath (``[transformer]``);
+8. ``tinylm``   a byte-level TinyLM trained on pydoc text (cached), held-out bits per byte per
+                configuration through the golden GEMM with statistics (:mod:`rf8sim.study.tinylm`);
+9. ``report``   build/report/report.md, PNG plots and results.json.
 
 The RTL stages are skipped, with the reason in the summary and the report, when ``--skip-hdl``
 is given or when Icarus / cocotb / yosys / rf8sim.hdl are missing; any stage that raises marks

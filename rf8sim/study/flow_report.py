@@ -104,13 +104,17 @@ def write_report(ctx, stages, total_s: float) -> None:
     tr = ctx.state.get("transformer")
     if tr is not None:
         md += transformer_markdown(tr, out)
+    if ctx.state.get("tinylm") is not None:
+        from .tinylm import report_markdown
+
+        md += report_markdown(ctx.state["tinylm"], out)
     (out / "report.md").write_text("\n".join(md))
     data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),
             "config": ctx.cfg.to_dict(), "macs": list(macs.values()),
             "model": None if m is None else {k: v for k, v in m.items() if k not in ("layers", "x_eval", "y_eval",
                                                                                    "model")},
             "fits": ctx.state.get("fits"), "bits": ctx.state.get("bits"),
-            "points": None if res is None else res.rows, "transformer": tr}
+            "points": None if res is None else res.rows, "transformer": tr, "tinylm": ctx.state.get("tinylm")}
     write_json(data, out / "results.json")
 
 

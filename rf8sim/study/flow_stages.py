@@ -356,6 +356,28 @@ def stage_transformer(ctx: Context) -> dict:
     return {"_detail": detail, "timing_s": res["timing_s"]}
 
 
+def stage_tinylm(ctx: Context) -> dict:
+    if ctx.cfg.tinylm.model == "none":
+        raise StageSkipped("[tinylm] model = 'none'")
+    from .tinylm import run_tinylm_study, spec_from_config
+
+    areas = {r["mac"]: r.get("area_um2") for r in ctx.state.get("synth", []) if r.get("area_um2")}
+    res = run_tinylm_study(spec_from_config(ctx.cfg), areas, progress=ctx.progress, cache_dir=ctx.cache_dir)
+    ctx.state["tinylm"] = res
+    bad = sum(r["mismatches"] for r in res["torch_check"])
+    if bad:
+        raise RuntimeError(f"torch emulation disagrees with the golden model in {bad} value(s) "
+                           f"(see results.json: tinylm.torch_check)")
+    f32 = res["points"][0]
+    sig = sum(1 for r in res["pairs"] if r["significant"])
+    detail = (f"{res['chunks']} held-out chunks; float32 {f32['bpb']:.4f} bits/byte; "
+              + ", ".join(f"{p['label'].split()[0]}@{p['acc']} {p['delta']:+.4f}{'*' if p['delta_significant'] else ''}"
+                          for p in res["points"][1:])
+              + f" (* significant); {sig} of {len(res['pairs'])} pairs significant; "
+              f"{len(res['torch_check'])} per-layer torch checks, 0 mismatches")
+    return {"_detail": detail, "timing_s": res["timing_s"]}
+
+
 STAGES = (
     ("rtl", stage_rtl),
     ("verify", stage_verify),
@@ -364,4 +386,5 @@ STAGES = (
     ("rate", stage_rate),
     ("evaluate", stage_evaluate),
     ("transformer", stage_transformer),
+    ("tinylm", stage_tinylm),
 )

@@ -35,6 +35,7 @@ def write_flow_record(path, flow_result, ctx_state: dict, *, overwrite: bool = F
         "total_s": round(sum(s.seconds for s in flow_result.stages), 3),
         "macs": ctx_state.get("synth", []),
         "transformer": None if tr is None else _json_safe(tr),
+        "tinylm": None if ctx_state.get("tinylm") is None else _json_safe(ctx_state["tinylm"]),
     }
     return write_record(path, payload, overwrite=overwrite)
 
