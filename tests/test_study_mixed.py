@@ -143,13 +143,14 @@ def test_report_shows_energy_search_sources_and_two_cost_axes(tmp_path):
     mx = {"constraint": "mean cosine to float32 >= 0.999", "metric": "energy",
           "assignment": {"L0.attn": "rf8 channel acc exact", "L0.ffn": "rf8/a:bf16 channel acc fp32"},
           "cost_pj_per_mac": 123.4, "energy_uj": 5.0, "meets_constraint": True,
-          "verified": {"mean": 0.9992, "lo": 0.9990, "hi": 0.9994},
+          "verified": {"mean": 0.9992, "lo": 0.9990, "hi": 0.9994, "n": 40},
           "uniform": [{"config": "rf8 channel acc exact", "cost": 82.3, "cosine": 0.995,
                        "source": "record hdl/results/ppa.json"},
                       {"config": "rf8/a:bf16 channel acc fp32", "cost": 565.8, "cosine": 0.9996,
                        "source": "record hdl/results/ppa_w8a16.json"}]}
     text = "\n".join(mixed_markdown(mx))
     assert "MAC energy on the MiniLM stream" in text and "**123 pJ per MAC**" in text
+    assert "verified bit-exactly on 40 sentences" in text and "5e-06 J" in text
     assert "record hdl/results/ppa_w8a16.json" in text and "cost from" in text
     pts = [{"label": "rf8 channel acc exact", "loss": 5e-3, "loss_lo": 4e-3, "loss_hi": 6e-3, "area_um2": 30000.0,
             "pj_per_mac": 82.0, "sentences": 40},

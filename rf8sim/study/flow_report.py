@@ -196,7 +196,8 @@ def mixed_markdown(mx: dict) -> list[str]:
                   f"and was not verified.\n")
     elif "assignment" in mx:
         md.append(f"Mixed formats ({what}): cheapest per-group assignment with {mx['constraint']} (greedy on the "
-                  f"additive sensitivity model, verified bit-exactly on all sentences): "
+                  f"additive sensitivity model, verified bit-exactly on "
+                  f"{mx['verified'].get('n', 'all')} sentences): "
                   f"**{fmt(mx[key])} {unit}** (MAC-weighted), verified cosine "
                   f"{mx['verified']['mean']:.5f} [{mx['verified']['lo']:.5f}, {mx['verified']['hi']:.5f}], "
                   f"{'meets' if mx['meets_constraint'] else 'does NOT meet'} the constraint.\n")
@@ -212,7 +213,7 @@ def mixed_markdown(mx: dict) -> list[str]:
             cols, heads = cols + ["src"], heads + ["cost from"]
         md.append(md_table(rows, cols, heads))
         if metric == "energy" and mx.get("energy_uj") is not None:
-            md.append(f"Energy of the assignment's MACs over these sentences: {mx['energy_uj']:,.0f} µJ "
+            md.append(f"Energy of the assignment's MACs over all the sentences: {mx['energy_uj'] * 1e-6:.3g} J "
                       f"(pJ/MAC x MACs per layer group).\n")
     elif mx.get("skipped"):
         md.append(f"> **Mixed formats ({what}) skipped:** {mx['skipped']}\n")
