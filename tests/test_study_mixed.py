@@ -212,3 +212,12 @@ def test_sweep_points_take_recorded_energy_and_missing_areas():
     assert got[2]["area_um2"] is None and got[2]["pj_per_mac"] is None
     assert srcs == ["area: record hdl/results/ppa.json", "area: synthesized in this run",
                     "energy: record hdl/results/ppa.json"]
+
+
+def test_the_shipped_demo_configs_all_have_recorded_costs():
+    """`make demo` must not stop on a CostError: every default [transformer] config has an area and an energy
+    even without this run's synthesis (--skip-hdl)."""
+    dps = mac_costs._default_configs()
+    t = cost_table(dps, {})
+    assert len(t) == len(dps) >= 5 and all(c.area_um2 and c.pj_per_mac for c in t.values())
+    assert any(d.float_acc for d in dps)  # the W8A16 units are in the default search
