@@ -46,6 +46,8 @@ RENDERER_MODULES = (
     "rf8sim.verify",
     "rf8sim.cluster_scaling",
     "rf8sim.training.docs",
+    "rf8sim.study.sweep_records",
+    "rf8sim.study.mac_costs",
     "rf8sim.study.tinylm",
 )
 
