@@ -88,6 +88,9 @@ def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
               "bit-exact accuracy"):
         assert s in md
     assert (out / "weights_hist.png").stat().st_size > 1000
+    # no synthesis here: the accuracy-vs-cost plot takes the recorded MAC areas and energies, and says so
+    assert (out / "pareto.png").stat().st_size > 1000
+    assert "area: record hdl/results/ppa.json; energy: record hdl/results/ppa.json" in md
     # the TinyLM stage: float32 + 3 configs (W8A16 on its prefix), every pair tested, every layer checked
     tl = data["tinylm"]
     assert [p["label"] for p in tl["points"]] == ["float32", "rf8 channel acc exact", "int8 channel acc exact",

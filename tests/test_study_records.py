@@ -52,6 +52,10 @@ def test_budget_extrapolation_counts_w8a16_on_their_prefix():
     assert p["sensitivity"] == pytest.approx(20 * (0.1 + 0.12) + 20 * (1.0 + 0.12))
     assert p["torch_check"] == pytest.approx(5.0)
     assert p["mixed (weight bits) verification, at most"] == pytest.approx(80.0)
-    assert p["total"] == pytest.approx(10 + 140 + 26.8 + 5 + 80)
+    # area / energy searches: 2 x max(1000 sentences x 0.1 s (8-bit), 40 x 1.0 s (W8A16)) each
+    assert p["mixed (area) verification, at most"] == p["mixed (energy) verification, at most"] == pytest.approx(200.0)
+    assert p["total"] == pytest.approx(10 + 140 + 26.8 + 5 + 80 + 400)
+    p1 = extrapolate(costs, SimpleNamespace(**{**vars(t), "objectives": ("energy",)}))
+    assert "mixed (area) verification, at most" not in p1 and p1["total"] == pytest.approx(p["total"] - 200)
     with pytest.raises(docgen.DocgenError, match="no measurement of e4m3"):
         extrapolate(costs, SimpleNamespace(**{**vars(t), "configs": ("e4m3",)}))

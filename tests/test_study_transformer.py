@@ -307,6 +307,11 @@ def test_minilm_study_with_w8a16_on_a_prefix():
     assert [p["sentences"] for p in res["points"]] == [24, 20]
     assert {p["sentences"] for p in res["pairs"]} == {20} and len(res["pairs"]) == 3
     assert res["mixed_bits"]["metric"] == "weight_bits" and len(res["mixed_bits"]["uniform"]) == 2
+    # the W8A16 unit takes part in the area and energy searches with its recorded costs
+    assert [u["source"] for u in res["mixed"]["uniform"]] == ["synthesized in this run",
+                                                             "record hdl/results/synth_w8a16.json"]
+    assert res["mixed_energy"]["metric"] == "energy" and len(res["mixed_energy"]["uniform"]) == 2
+    assert res["mixed_energy"]["uniform"][1]["source"] == "record hdl/results/ppa_w8a16.json, 4 lanes"
     assert len(res["torch_check"]) == 72 and sum(r["mismatches"] for r in res["torch_check"]) == 0
     assert any(r.get("reference", "").startswith("torch rf8sim.training.w8a16") for r in res["torch_check"])
     w = next(p for p in res["points"] if p["a_format"] == "bf16")

@@ -169,6 +169,40 @@ def _narrow_rows(rng, d: int, reps: int, clock=time.perf_counter) -> list[dict]:
     return rows
 
 
+def _w8a16_fast_rows(rng, quick: bool, reps: int) -> list[dict]:
+    """W8A16 at a MiniLM-like shape (64 tokens x 384 -> 1536): the auto path (fast where proved exact;
+    here every row) and the sequential kernels (``method="sequential"``), both against float32 ``A @ B``
+    of the same shape in the same run."""
+    from ..accspec import AccSpec
+    from . import encode, fpacc
+
+    M_, K_, N_ = (16, 384, 384) if quick else (64, 384, 1536)
+    shape = f"{M_}x{K_}x{N_}"
+    xa = encode(rng.standard_normal((M_, K_)).astype(np.float32), "bf16")
+    xw = rng.standard_normal((N_, K_)).astype(np.float32)
+    sw = rng.integers(-9, -3, N_)  # per-channel weight scales, as MiniLM's
+    A = rng.standard_normal((M_, K_)).astype(np.float32)
+    B = rng.standard_normal((N_, K_)).astype(np.float32)
+    t32 = _best(lambda: A @ B.T, 3 * reps)
+    rows = [{"name": f"numpy float32 matmul {shape}", "value": t32 * 1e3, "unit": "ms"}]
+    for wn, wc in (("rf8", encode(xw, "rf8")), ("bf16", encode(xw * 0.05, "bf16"))):
+        for acc in ("fp32", "aligned:32:16"):
+            spec = AccSpec.parse(acc)
+            before = dict(fpacc.PATH_COUNTS)
+            t_fast = _best(lambda: fpacc.gemm(xa, wc, "bf16", wn, spec, None, sw, "tensor", "channel"), reps)  # noqa: B023
+            path = "fast" if all(fpacc.PATH_COUNTS[k] == before[k] for k in before if "sequential" in k) else "mixed"
+            t_seq = _best(lambda: fpacc.gemm(xa, wc, "bf16", wn, spec, None, sw, "tensor", "channel",  # noqa: B023
+                                             method="sequential"), 1)
+            base = f"W8A16 bf16 x {wn} GEMM {shape}, acc {acc}"
+            rows.append({"name": f"{base}, auto ({path} path)", "value": t_fast * 1e3, "unit": "ms",
+                         "baseline": "numpy f32 matmul", "ratio": t32 / t_fast, "goal": ""})
+            rows.append({"name": f"{base}, sequential kernel", "value": t_seq * 1e3, "unit": "ms",
+                         "baseline": "numpy f32 matmul", "ratio": t32 / t_seq, "goal": ""})
+            rows.append({"name": f"{base}, auto vs sequential kernel", "value": t_fast * 1e3, "unit": "ms",
+                         "baseline": "sequential kernel", "ratio": t_seq / t_fast, "goal": ""})
+    return rows
+
+
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see rf8sim/bench.py for the row format)."""
     import ml_dtypes
@@ -238,6 +272,8 @@ def run(quick: bool = False) -> list[dict]:
         t = _best(lambda: gemm(xa, wc, "bf16", wn, acc), 2)  # noqa: B023
         rows.append({"name": f"W8A16 bf16 x {wn} GEMM {shape}, acc {acc}", "value": t * 1e3, "unit": "ms",
                      "baseline": "fixed-point e4m3 x rf8 sequential", "ratio": t_seq / t, "goal": ""})
+
+    rows += _w8a16_fast_rows(rng, quick, reps)
 
     for cold in ((False,) if quick else (True, False)):
         times = _compile_times(cold)

@@ -21,6 +21,9 @@ How the kernels stay exact (the tests check every claim against Python-Fraction 
   most 61 bits (rf8, e4m3, int8 weights), added to the float32 with :func:`_add_exact`;
   wider ones (bf16 weights; e5m2 at large K x M) are summed, together with the accumulator, exactly in
   a little-endian register of 32-bit limbs and rounded once (:func:`_reg_round`).
+* :func:`gemm` runs faster kernels where a per-call precheck proves them bit-identical (section
+  "fast paths" below: float32 chains for fp32, float64 BLAS block sums for aligned) and these
+  sequential ones elsewhere; ``method="sequential"`` forces the latter.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from ..errors import RF8SimError
 from .codec import PARALLEL_MIN, DTypeError
 
 __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trace", "Fp32Result",
-           "align_activations", "AlignedActivations", "W16_FORMATS", "ShapeError"]
+           "align_activations", "AlignedActivations", "W16_FORMATS", "ShapeError", "PATH_COUNTS"]
 
 #: The float32 NaN every fp32/aligned result writes.
 CANONICAL_NAN = np.uint32(0x7FC00000)
@@ -651,6 +654,287 @@ def _aligned_mac(a_int, w, clear, blk, last, q, bad, wss, wsh, wt, emin, wide, n
 
 
 # ---------------------------------------------------------------------------
+# fast paths (same bits as the sequential kernels above; gemm decides per call which one runs)
+#
+# fp32: when every dequantized operand (value * 2**scale) and every product of two of them is a
+# float32 value (no rounding), the contract's fused add RNE_f32(acc + p) IS the IEEE float32 add of
+# the float32 product, so C[m, :] is a k-ordered chain of float32 adds that vectorizes across n.
+# Nothing reassociates over k (no fastmath); should LLVM contract ``acc + x * w`` into an FMA, the
+# product being exact makes fma(x, w, acc) == RNE(acc + x * w) anyway.  Flags: all operands finite
+# and every product a finite float32, the only non-finite state acc can reach is +-Inf by an add
+# that overflows (and Inf + finite stays that Inf), so ``overflow`` == the output is +-Inf;
+# ``invalid`` needs a NaN operand, Inf * 0 or Inf + -Inf, none of which can occur: it stays 0.
+#
+# aligned:K:M: every partial sum of a block's integer products a_int * w_int (the weights of one
+# output column and block as integers at that block's smallest exponent) is an integer below 2**53
+# when K * max|a_int| * max|w_int| <= 2**53, so a float64 BLAS matmul per block is exact in any
+# summation order; the block sums then enter the float32 accumulator in block order through the
+# TwoSum-checked / exact fused add.  Columns with a block past the bound run the exact register.
+
+#: How many outputs each path computed (fp32: per row of a; aligned: per column of w); tests read it.
+PATH_COUNTS: dict[str, int] = {"fp32 fast": 0, "fp32 sequential": 0, "aligned fast": 0, "aligned sequential": 0}
+_BIG = 1 << 40  # sentinel exponent for zero / special codes (sums of two stay in int64)
+_F32_LO, _F32_HI = -149, 128  # sig * 2**e (sig < 2**24) is a float32 iff e >= -149 and e + bitlen(sig) <= 128
+
+
+@lru_cache(maxsize=None)
+def _f32_terms(fmt: F.Format):
+    """Per code: (lo, hi, max bit length, bit length) with the nonzero finite value = ssig * 2**lo,
+    |value| < 2**hi (hi = lo + bitlen(sig)); zeros and specials get lo = +BIG, hi = -BIG."""
+    t = _tables(fmt)
+    nz = (t.special == 0) & (t.ssig != 0)
+    bl = np.array([int(abs(int(s))).bit_length() for s in t.ssig], np.int64)
+    lo = np.where(nz, t.exp, _BIG).astype(np.int64)
+    hi = np.where(nz, t.exp + bl, -_BIG).astype(np.int64)
+    for x in (lo, hi, bl):
+        x.setflags(write=False)
+    return lo, hi, int(bl.max()), bl
+
+
+@nb.njit(cache=True)
+def _dequant32(codes, s, glen, val, lo_t, hi_t, spec_t, out, transpose, lo, hi, bad):
+    """value * 2**scale of each code as float32 into ``out`` (``out[k, r]`` if ``transpose``, else
+    ``out[r, k]``; exact where the precheck passes), and per row r: the smallest ``lo`` and largest
+    ``hi`` (exponent extent, scale included) of its nonzero finite codes, and whether it holds a
+    NaN/Inf code."""
+    R, K = codes.shape
+    for r in range(R):
+        lo_r = _BIG
+        hi_r = -_BIG
+        bad_r = False
+        for g in range(s.shape[1]):
+            sc = s[r, g]
+            p = math.ldexp(1.0, sc)
+            for k in range(g * glen, min(K, (g + 1) * glen)):
+                c = codes[r, k]
+                v = val[c]
+                x = np.float32(v * p if v != 0.0 else v)  # a zero stays a signed zero whatever the scale
+                if transpose:
+                    out[k, r] = x
+                else:
+                    out[r, k] = x
+                if spec_t[c] != 0:
+                    bad_r = True
+                elif lo_t[c] != _BIG:
+                    lo_r = min(lo_r, lo_t[c] + sc)
+                    hi_r = max(hi_r, hi_t[c] + sc)
+        lo[r] = lo_r
+        hi[r] = hi_r
+        bad[r] = bad_r
+
+
+def _dequant(codes, fmt, s, glen, transpose):
+    """(float32 values, per-row lo, hi, special) of a code matrix, see :func:`_dequant32`."""
+    R, K = codes.shape
+    lo_t, hi_t = _f32_terms(fmt)[:2]
+    out = np.empty((K, R) if transpose else (R, K), np.float32)
+    lo, hi, bad = np.empty(R, np.int64), np.empty(R, np.int64), np.empty(R, np.bool_)
+    _dequant32(codes, s, glen, _tables(fmt).val, lo_t, hi_t, _tables(fmt).special, out, transpose, lo, hi, bad)
+    return out, lo, hi, bad
+
+
+def _fp32_fast_rows(a, w, a_fmt, w_fmt, sa, ba, sw, bw):
+    """(rows of ``a`` whose fp32 chains the float32 kernel computes exactly, a32, wT), or None when
+    no row qualifies (a weight NaN/Inf or out of float32 range, or products wider than 24 bits).
+    A row qualifies when it has no NaN/Inf code and every dequantized operand and every product of
+    its codes with any weight is a float32 value: lo >= -149 and hi <= 128 for operands and products
+    (products: lo_a + lo_w, hi_a + hi_w, with sig_a * sig_w < 2**24)."""
+    if _f32_terms(a_fmt)[2] + _f32_terms(w_fmt)[2] > 24:
+        return None
+    wT, wlo, whi, wbad = _dequant(w, w_fmt, sw, bw, True)
+    wlo, whi = int(wlo.min(initial=_BIG)), int(whi.max(initial=-_BIG))
+    if wbad.any() or wlo < _F32_LO or whi > _F32_HI:
+        return None
+    a32, alo, ahi, abad = _dequant(a, a_fmt, sa, ba, False)
+    ok = ~abad & (alo >= _F32_LO) & (ahi <= _F32_HI) & (alo + wlo >= _F32_LO) & (ahi + whi <= _F32_HI)
+    return (ok, a32, wT) if ok.any() else None
+
+
+_TILE_N = 512  # columns per tile: 4 rows x 512 float32 accumulators stay in L1
+
+
+@nb.njit(cache=True, inline="always")
+def _fp32_fast_block(a32, wT, rows, i0, i1, out):
+    """Rows ``i0 .. i1-1`` of ``a32`` (at most 4; output rows ``rows[i]``), tiles of columns; per
+    output the adds run in k order."""
+    K, N = wT.shape
+    R = i1 - i0
+    acc = np.empty((4, _TILE_N), np.float32)
+    for n0 in range(0, N, _TILE_N):
+        n1 = min(N, n0 + _TILE_N)
+        w_ = n1 - n0
+        for r in range(R):
+            for j in range(w_):
+                acc[r, j] = np.float32(0.0)  # +0: the chain starts at +0
+        for k in range(K):
+            wk = wT[k, n0:n1]
+            for r in range(R):
+                x = a32[rows[i0 + r], k]
+                ar = acc[r]
+                for j in range(w_):
+                    ar[j] = ar[j] + x * wk[j]
+        for r in range(R):
+            m = rows[i0 + r]
+            for j in range(w_):
+                out[m, n0 + j] = acc[r, j]
+
+
+@nb.njit(cache=True, parallel=True)
+def _fp32_fast(a32, wT, rows, out):
+    nb4 = (rows.size + 3) // 4
+    for b in nb.prange(nb4):
+        _fp32_fast_block(a32, wT, rows, 4 * b, min(rows.size, 4 * b + 4), out)
+
+
+@nb.njit(cache=True)
+def _fp32_fast_serial(a32, wT, rows, out):
+    for b in range((rows.size + 3) // 4):
+        _fp32_fast_block(a32, wT, rows, 4 * b, min(rows.size, 4 * b + 4), out)
+
+
+_P2_LO, _P2_HI = -1074, 960  # |S| <= 2**53: S * 2**u is a float64 value (subnormal included), below 2**1014
+_P2 = np.ldexp(1.0, np.arange(_P2_LO, _P2_HI + 1))
+
+
+@nb.njit(cache=True, inline="always")
+def _block_add(acc, S, u):
+    """acc (finite float32 value or +-Inf, in a float64) plus the exact block sum ``S * 2**u``
+    (``S`` an integer-valued float64, |S| <= 2**53): (acc, overflow) as :func:`_block_finish`."""
+    if acc - acc != 0.0:  # +-Inf stays
+        return acc, False
+    if S == 0.0:
+        return acc + 0.0, False  # -0 + 0 = +0
+    if _P2_LO <= u <= _P2_HI:  # S * 2**u exact in float64: TwoSum decides whether one float32 rounding is exact
+        p = S * _P2[u - _P2_LO]
+        s = acc + p
+        bb = s - acc
+        if (acc - (s - bb)) + (p - bb) == 0.0:
+            r = np.float64(np.float32(s))
+            return r, r - r != 0.0
+    v = np.int64(S)
+    return _add_exact(acc, v < 0, abs(v), u)
+
+
+@nb.njit(cache=True, inline="always")
+def _aligned_fast_row(m, m0, S, q, sa, swT, emin, out, ovf_out):
+    """Row m: the block sums ``S[b, m - m0, :]`` enter each output's accumulator in block order.
+    Per block, a branch-free pass over n (vectorizable) does the TwoSum-checked add; the outputs it
+    cannot decide (inexact sum, +-Inf accumulator, scale out of the table) rerun :func:`_block_add`."""
+    nblk, _, N = S.shape
+    i = m - m0
+    acc = np.zeros(N, np.float64)
+    ovf = np.zeros(N, np.bool_)
+    r = np.empty(N, np.float64)
+    redo = np.empty(N, np.bool_)
+    top = _P2_HI - _P2_LO
+    for b in range(nblk):
+        ua = emin + sa[m, b] + q[m, b] - _P2_LO
+        for n in range(N):
+            x = acc[n]
+            idx = ua + swT[b, n]
+            p = (S[b, i, n] + 0.0) * _P2[min(max(idx, 0), top)]  # + 0.0: an exact zero block sum is +0
+            s = x + p
+            bb = s - x
+            err = (x - (s - bb)) + (p - bb)  # NaN when acc is +-Inf
+            r[n] = np.float64(np.float32(s))
+            redo[n] = (idx < 0) | (idx > top) | (err != 0.0)
+        for n in range(N):
+            if redo[n]:
+                y, o = _block_add(acc[n], S[b, i, n], ua + _P2_LO + swT[b, n])
+            else:
+                y = r[n]
+                o = y - y != 0.0  # acc was finite: an Inf result is an overflow
+            acc[n] = y
+            ovf[n] |= o
+    for n in range(N):
+        out[m, n] = np.float32(acc[n])
+        ovf_out[m, n] = ovf[n]
+
+
+@nb.njit(cache=True, parallel=True)
+def _aligned_fast(m0, S, q, sa, swT, emin, out, ovf_out):
+    for i in nb.prange(S.shape[1]):
+        _aligned_fast_row(m0 + i, m0, S, q, sa, swT, emin, out, ovf_out)
+
+
+@nb.njit(cache=True)
+def _aligned_fast_serial(m0, S, q, sa, swT, emin, out, ovf_out):
+    for i in range(S.shape[1]):
+        _aligned_fast_row(m0 + i, m0, S, q, sa, swT, emin, out, ovf_out)
+
+
+@nb.njit(cache=True)
+def _align_blas(a, K, M_bits, bias, ssig, exp, efield, special, ab, q):
+    """:func:`align_activations` for the BLAS path: a_int of row m, block b into ``ab[b, m, :]``
+    (float64), ``q[m, b]``; returns (max |a_int|, whether a NaN/Inf code was seen)."""
+    R, Kd = a.shape
+    lim = (np.int64(1) << (M_bits - 1)) - 1
+    amax = np.int64(0)
+    bad = False
+    for m in range(R):
+        for b in range(Kd // K):
+            em = np.int64(1)
+            for k in range(b * K, (b + 1) * K):
+                c = a[m, k]
+                em = max(em, efield[c])
+                bad |= special[c] != 0
+            qq = em - bias - (M_bits - 2)
+            q[m, b] = qq
+            for k in range(K):
+                c = a[m, b * K + k]
+                mag = abs(ssig[c])
+                d = exp[c] - qq
+                if d >= 0:
+                    v = mag << d  # < 2**(M-1): |a| < 2**(E_max - bias + 1)
+                elif d < -62:
+                    v = np.int64(0)
+                else:
+                    sh = -d
+                    v = mag >> sh
+                    rem = mag & ((np.int64(1) << sh) - 1)
+                    half = np.int64(1) << (sh - 1)
+                    if rem > half or (rem == half and (v & 1) == 1):
+                        v += 1
+                v = min(v, lim)
+                amax = max(amax, v)
+                ab[b, m, k] = -v if ssig[c] < 0 else v
+    return amax, bad
+
+
+@nb.njit(cache=True)
+def _weight_blocks(w, K, kam, ssig, exp, nzfin, bl, special, wb, eoff, ok):
+    """Weights of row n, block b as integers at that block's smallest exponent ``eoff[n, b]`` into
+    ``wb[b, n, :]`` (float64); ``ok[n]``: every block of row n keeps ``K * max|a_int| * |w_int|``
+    (``kam * 2**(top - eoff)``, top = largest exponent + significand bits) within 2**53.
+    Returns whether a NaN/Inf code was seen."""
+    N, Kd = w.shape
+    bad = False
+    for n in range(N):
+        okn = True
+        for b in range(Kd // K):
+            lo = _BIG
+            top = -_BIG
+            for k in range(b * K, (b + 1) * K):
+                c = w[n, k]
+                bad |= special[c] != 0
+                if nzfin[c]:
+                    lo = min(lo, exp[c])
+                    top = max(top, exp[c] + bl[c])
+            if lo == _BIG:  # all zeros
+                lo = 0
+                top = 0
+            d = top - lo
+            if d > 53 or kam > (np.int64(1) << (53 - d)):
+                okn = False
+            eoff[n, b] = lo
+            for k in range(K):
+                c = w[n, b * K + k]
+                wb[b, n, k] = ssig[c] * _P2[exp[c] - lo - _P2_LO] if nzfin[c] and d <= 53 else 0.0
+        ok[n] = okn
+    return bad
+
+
+# ---------------------------------------------------------------------------
 # Python API
 
 
@@ -773,8 +1057,16 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = F
 
 def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale_exp=None,
          a_granularity="tensor", w_granularity="tensor", block=32, specials="error",
-         force_int: bool = False, force_wide: bool = False) -> Fp32Result:
-    """fp32 / aligned:K:M GEMM (see :func:`rf8sim.golden.gemm`)."""
+         force_int: bool = False, force_wide: bool = False, method: str = "auto") -> Fp32Result:
+    """fp32 / aligned:K:M GEMM (see :func:`rf8sim.golden.gemm`).
+
+    ``method="auto"`` runs the fast paths (float32 chains / float64 BLAS block sums) where a
+    per-call precheck proves them exact and the sequential kernels elsewhere; ``"sequential"``
+    (and ``force_int`` / ``force_wide``) always runs the sequential kernels.  Same bits either way;
+    :data:`PATH_COUNTS` counts which path ran."""
+    if method not in ("auto", "sequential"):
+        raise ShapeError(f"method must be 'auto' or 'sequential', got {method!r}")
+    slow_only = method == "sequential" or force_int or force_wide
     from .arith import _scale_rows, _segments
 
     a_fmt, w_fmt = F.get(a_fmt), _weight_format(w_fmt)
@@ -800,9 +1092,22 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
     par = M > 1 and M * N * max(Kd, 1) >= PARALLEL_MIN
     if acc.kind == "fp32":
         if M * N:
-            seg, seg_a, seg_w = _segments(Kd, ba, bw)
-            kern = _fp32_gemm if par else _fp32_gemm_serial
-            kern(a, w, sa, sw, seg, seg_a, seg_w, *_fp32_tables(a_fmt, w_fmt), bool(force_int), out, ovf, inv)
+            fast = None if slow_only or Kd == 0 else _fp32_fast_rows(a, w, a_fmt, w_fmt, sa, ba, sw, bw)
+            slow = np.arange(M) if fast is None else np.flatnonzero(~fast[0])
+            if fast is not None:
+                ok, a32, wT = fast
+                rows = np.flatnonzero(ok)
+                (_fp32_fast if par else _fp32_fast_serial)(a32, wT, rows, out)
+                ovf[rows] = np.isinf(out[rows])  # invalid stays False (see "fast paths")
+                PATH_COUNTS["fp32 fast"] += rows.size * N
+            if slow.size:
+                seg, seg_a, seg_w = _segments(Kd, ba, bw)
+                kern = _fp32_gemm if par else _fp32_gemm_serial
+                o2, f2, i2 = out[slow], ovf[slow], inv[slow]
+                kern(np.ascontiguousarray(a[slow]), w, np.ascontiguousarray(sa[slow]), sw, seg, seg_a, seg_w,
+                     *_fp32_tables(a_fmt, w_fmt), bool(force_int), o2, f2, i2)
+                out[slow], ovf[slow], inv[slow] = o2, f2, i2
+                PATH_COUNTS["fp32 sequential"] += slow.size * N
         return Fp32Result(_bits(out), ovf, inv)
     K = acc.block
     if Kd % K:
@@ -812,10 +1117,30 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         if s.shape[1] > 1 and blk_ % K:
             raise AccSpecError(f"{acc}: {what} scale blocks of {blk_} must be a multiple of K={K} (the scale "
                                f"must be constant within each alignment block)")
-    al = align_activations(a, a_fmt, K, acc.align_bits)
+    al = fa = None
+    if M * N and not slow_only:  # the alignment straight into the BLAS layout; NaN/Inf: the general path
+        ab = np.empty((nblk, M, K), np.float64)
+        q = np.empty((M, nblk), np.int64)
+        ta = _tables(a_fmt)
+        amax, a_special = _align_blas(a, K, acc.align_bits, a_fmt.bias, ta.ssig, ta.exp, ta.efield, ta.special, ab, q)
+        fa = None if a_special else (ab, q, int(amax))
     tw = _tables(w_fmt)
-    wbad = (tw.special[w] != 0).reshape(N, nblk, K).any(axis=2) if N else np.zeros((0, nblk), bool)
-    abad = al.special.reshape(M, nblk)
+    if fa is not None:  # the weights as per-block integers (BLAS layout); NaN/Inf: the general path
+        ab, q, amax = fa
+        wb = np.empty((nblk, N, K), np.float64)
+        eoff = np.empty((N, nblk), np.int64)
+        okn = np.empty(N, np.bool_)
+        nzfin = (tw.special == 0) & (tw.ssig != 0)
+        if _weight_blocks(w, K, np.int64(K * amax), tw.ssig, tw.exp, nzfin, _f32_terms(w_fmt)[3], tw.special,
+                          wb, eoff, okn):
+            fa = None
+    if fa is None:
+        al = align_activations(a, a_fmt, K, acc.align_bits)
+        abad = al.special.reshape(M, nblk)
+        wbad = (tw.special[w] != 0).reshape(N, nblk, K).any(axis=2) if N else np.zeros((0, nblk), bool)
+    else:
+        abad = np.zeros((M, nblk), np.bool_)
+        wbad = np.zeros((N, nblk), np.bool_)
     if specials == "error" and (abad.any() or wbad.any()):
         if abad.any():
             m, b = np.argwhere(abad)[0]
@@ -833,10 +1158,39 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         return np.ascontiguousarray(s[:, (np.arange(nblk) * K) // blk_])
 
     sab, swb = per_block(sa, ba), per_block(sw, bw)
+    cols = np.arange(N)  # the output columns left for the sequential kernel
+    if fa is not None:
+        if okn.any():
+            fast_cols = np.flatnonzero(okn)
+            cols = np.flatnonzero(~okn)
+            if cols.size:
+                wb = np.ascontiguousarray(wb[:, fast_cols])
+            swT = np.ascontiguousarray((swb[fast_cols] + eoff[fast_cols]).T)  # the block's exponent folded in
+            wbT = wb.transpose(0, 2, 1)  # (block, K, N) view of C-ordered (block, N, K): BLAS takes it
+            o_f = np.empty((M, fast_cols.size), np.float32)
+            v_f = np.empty((M, fast_cols.size), np.bool_)
+            step = max(1, (1 << 23) // max(1, fast_cols.size * nblk))  # rows per chunk: block sums <= 64 MB
+            kern = _aligned_fast if par else _aligned_fast_serial
+            for m0 in range(0, M, step):
+                S = np.matmul(ab[:, m0:m0 + step], wbT)  # exact: every partial sum an integer < 2**53
+                kern(m0, S, q, sab, swT, np.int64(0), o_f, v_f)
+            out[:, fast_cols], ovf[:, fast_cols] = o_f, v_f
+            PATH_COUNTS["aligned fast"] += M * fast_cols.size
+    if M * cols.size == 0:
+        return Fp32Result(_bits(out), ovf, inv)
+    if al is None:
+        al = align_activations(a, a_fmt, K, acc.align_bits)
     wss, wsh, wt, emin = _weight_terms(w_fmt)
     wide, nl = _register_limbs(acc, w_fmt, al.q, smin, smax, force_wide)
-    if M * N:
-        kern = _aligned_gemm if par else _aligned_gemm_serial
+    kern = _aligned_gemm if par else _aligned_gemm_serial
+    if cols.size == N:
         kern(np.ascontiguousarray(al.a_int), np.ascontiguousarray(al.q), np.ascontiguousarray(abad), w,
              np.ascontiguousarray(wbad), sab, swb, K, wss, wsh, wt, np.int64(emin), wide, nl, out, ovf, inv)
+    else:
+        o2, f2, i2 = out[:, cols], ovf[:, cols], inv[:, cols]
+        kern(np.ascontiguousarray(al.a_int), np.ascontiguousarray(al.q), np.ascontiguousarray(abad),
+             np.ascontiguousarray(w[cols]), np.ascontiguousarray(wbad[cols]), sab, np.ascontiguousarray(swb[cols]),
+             K, wss, wsh, wt, np.int64(emin), wide, nl, o2, f2, i2)
+        out[:, cols], ovf[:, cols], inv[:, cols] = o2, f2, i2
+    PATH_COUNTS["aligned sequential"] += M * cols.size
     return Fp32Result(_bits(out), ovf, inv)

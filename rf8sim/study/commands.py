@@ -36,8 +36,11 @@ def register(sub) -> None:
     q.add_argument("--out", help="output folder (default build/study/<name>)")
     q.add_argument("--workers", type=int, help="local parallel jobs (overrides [study] workers)")
     add_cluster_args(q)
-    q.add_argument("--force", action="store_true", help="overwrite existing results in --out")
+    q.add_argument("--force", action="store_true", help="overwrite existing results in --out (and --record)")
     q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="also write the results as a provenance record (checked before the sweep; "
+                        "an existing file needs --force)")
     q.set_defaults(func=cmd_area_accuracy)
     q = ssub.add_parser("variants", help="SQNR of RF8 variants and baselines on generalized Gaussian samples")
     q.add_argument("--shapes", default="0.5,0.75,1,1.5,2", help="GG shapes β (comma-separated)")
@@ -46,6 +49,9 @@ def register(sub) -> None:
     q.add_argument("--block", type=int, default=32)
     q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR vs shape")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="also write the rows as a provenance record (an existing file needs --force)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     q.set_defaults(func=cmd_variants)
     q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
     q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
@@ -163,6 +169,13 @@ def cmd_area_accuracy(args) -> int:
         from ..cli import CLIError
 
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    if args.record:
+        from ..fileio import check_output_path
+
+        check_output_path(args.record, args.force)  # before the long work
+    from .. import records
+
+    prov = records.provenance()  # the tree as it was when the sweep started
     console = Console()
     res = run_sweep(cfg, out, overwrite=args.force, progress=not args.no_progress, cache_dir=args.cache_dir,
                     console=console, workers=args.workers, cluster=cluster or cfg.study.cluster)
@@ -180,6 +193,11 @@ def cmd_area_accuracy(args) -> int:
         console.print(f"[yellow]note: {escape(str(s))}[/]")
     console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {escape(str(res.paths['csv']))}, "
                   f"{escape(str(res.paths['report']))}")
+    if args.record:
+        from .sweep_records import write_sweep_record
+
+        path = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
+        console.print(f"record: {escape(str(path))}")
     return 1 if any(r["error"] for r in res.rows) else 0
 
 
@@ -199,6 +217,15 @@ def cmd_variants(args) -> int:
     fmts = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if args.block < 1 or args.n < args.block:
         raise CLIError(f"--block must be >= 1 and --n >= --block (got --n {args.n}, --block {args.block})")
+    if args.record:
+        from ..fileio import check_output_path
+
+        check_output_path(args.record, args.force)  # before the work
+    from .. import records
+
+    prov = records.provenance()
+    params = {"shapes": list(shapes), "formats": list(fmts), "roundings": ["nearest", "paper", "truncate"],
+              "n": args.n, "block": args.block, "rows": max(1, args.n // (args.block * 32))}
     rows = error_vs_shape(formats=fmts, shapes=shapes, roundings=("nearest", "paper", "truncate"),
                           n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
     print_table(rows, ["format", "rounding", "granularity", "shape", "sqnr_db", "zero_frac"],
@@ -208,6 +235,10 @@ def cmd_variants(args) -> int:
         write_csv(rows, args.csv)
     if args.plot:
         plot_error_vs_shape(rows, args.plot, title="SQNR vs generalized Gaussian shape")
+    if args.record:
+        from .sweep_records import write_variants_record
+
+        print(f"record: {write_variants_record(args.record, params, rows, prov, overwrite=args.force)}")
     return 0
 
 

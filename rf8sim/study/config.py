@@ -58,6 +58,8 @@ never silently falls back to a default)::
     min_cosine = 0.999          # constraint of the mixed-format search (mean cosine to float32)
     batch_size = 64
     bootstrap = 2000            # bootstrap resamples for every interval and paired test
+    objectives = ["area", "energy"]  # MAC-weighted costs the mixed search minimises (µm²/MAC, pJ/MAC); a config
+                                # without a synthesized or recorded cost is an error (rf8sim.study.mac_costs)
     torch_check = true          # per layer: the torch emulation gives the same bits
 
     [tinylm]                    # only `rf8sim flow` reads this section (stage "tinylm")
@@ -193,6 +195,7 @@ class TransformerSection:
     batch_size: int = 64
     bootstrap: int = 2000
     torch_check: bool = True
+    objectives: tuple = ("area", "energy")  # what the mixed-format search minimises (rf8sim.study.mac_costs)
 
 
 @dataclass(frozen=True)
@@ -409,6 +412,11 @@ def _check_transformer(t: "TransformerSection") -> None:
         raise ConfigError(f"[transformer] min_cosine must be in (0, 1], got {t.min_cosine}")
     if t.granularity not in GRANULARITIES:
         raise ConfigError(f"[transformer] granularity {t.granularity!r} is not one of {list(GRANULARITIES)}")
+    from .mac_costs import OBJECTIVES
+
+    bad = [o for o in t.objectives if o not in OBJECTIVES]
+    if bad or len(set(t.objectives)) != len(t.objectives):
+        raise ConfigError(f"[transformer] objectives {list(t.objectives)}: each at most once, from {list(OBJECTIVES)}")
     from .transformer import DatapathError
 
     from .transformer import parse_configs

@@ -71,16 +71,17 @@ def extrapolate(costs: dict, t) -> dict:
 
     Main sweep: every config on ``sentences`` (float-accumulator ones on ``a16_sentences``);
     sensitivity: per config, the groups together cost one pass plus 12 float32 passes on
-    ``sensitivity_sentences``; mixed searches: at most two verification passes each (MAC-area
-    search: 8-bit configs on all sentences only if one is predicted to fit; weight-bits search:
-    the slowest config on ``a16_sentences``); plus the per-layer torch checks."""
+    ``sensitivity_sentences``; mixed searches: at most two verification passes each (area and energy
+    searches, one per ``objectives`` entry: the slower of 8-bit configs on all sentences and the slowest
+    config on ``a16_sentences``; weight-bits search: the slowest config on ``a16_sentences``); plus the
+    per-layer torch checks."""
     from .transformer import parse_configs
 
     unit = {r["config"]: r for r in costs["rows"]}
     f = unit["float32"]["cpu_s_per_sentence"]
     n, na, ns = t.sentences, min(t.sentences, t.a16_sentences), min(t.sentences, t.sensitivity_sentences)
     parts = {"float32": n * f, "sweep": 0.0, "sensitivity": 0.0, "torch_check": 0.0}
-    slow = 0.0
+    slow = slow8 = 0.0
     for entry in t.configs:
         for dp in parse_configs(entry, t.granularity, 32, t.acc):
             if dp.label not in unit:
@@ -91,6 +92,11 @@ def extrapolate(costs: dict, t) -> dict:
             parts["sensitivity"] += ns * (c + 12 * f)
             parts["torch_check"] += u["torch_check_cpu_s"]
             slow = max(slow, c)
+            slow8 = slow8 if dp.float_acc else max(slow8, c)
+    # each mixed search verifies at most twice: on all sentences when only 8-bit configs are assigned,
+    # on the a16 prefix when a W8A16 one is (the area and energy searches include W8A16 configs)
+    for o in getattr(t, "objectives", ("area", "energy")):
+        parts[f"mixed ({o}) verification, at most"] = 2 * max(n * slow8, na * slow)
     parts["mixed (weight bits) verification, at most"] = 2 * na * slow
     parts["total"] = sum(parts.values())
     return parts

@@ -16,7 +16,7 @@ def cfg_tol(ctx) -> str:
 def write_report(ctx, stages, total_s: float) -> None:
     from .. import __version__
     from .area_accuracy import machine_info
-    from .report import md_table, plot_pareto, write_json
+    from .report import md_table, write_json
 
     out = ctx.out
     md = ["# rf8sim flow report\n",
@@ -76,13 +76,18 @@ def write_report(ctx, stages, total_s: float) -> None:
                   "format (nearest, per-sample or per-block scale); every layer through "
                   "`rf8sim.golden.gemm` with the MAC's exact accumulator (see docs/study.md).\n")
         if ctx.state.get("area_skip"):
-            md.append(f"> **No area:** {ctx.state['area_skip']}; the Pareto plot is omitted.\n")
+            md.append(f"> **No area from this run:** {ctx.state['area_skip']}; the plot uses recorded areas where "
+                      f"there are any.\n")
         cost = "area_um2" if any(r.get("area_um2") is not None for r in rows) else "nand2_eq"
-        if any(r.get(cost) is not None for r in rows):
-            plot_pareto(rows, out / "pareto.png", cost=cost, value="accuracy",
-                        xlabel="MAC area (µm², osu018)" if cost == "area_um2" else "MAC area (NAND2 eq.)",
-                        ylabel="test accuracy (bit-exact)", title="accuracy vs MAC area")
-            md.append("![accuracy vs area](pareto.png)\n")
+        from .mac_costs import sweep_costs
+        from .report import plot_accuracy_vs_cost
+
+        crow, srcs = sweep_costs(rows)
+        if any(r.get("area_um2") is not None or r.get("pj_per_mac") is not None for r in crow):
+            plot_accuracy_vs_cost(crow, out / "pareto.png", title="MNIST-1D MLP: accuracy vs MAC cost")
+            md.append("![accuracy vs MAC area and energy](pareto.png)\n")
+            md.append("Error bars: 95 % bootstrap intervals over the test samples. MAC costs: " + "; ".join(srcs)
+                      + " (a record is a checked-in measurement, not this run's synthesis).\n")
         if res.iso:
             md.append(f"Cheapest MAC per format within {cfg_tol(ctx)} of the float32 accuracy:\n")
             md.append(md_table(res.iso, ["format", "label", "accuracy", cost],
@@ -130,13 +135,18 @@ def transformer_markdown(tr: dict, out) -> list[str]:
                      "top1": f"{p['top1']:.3f} [{p['top1_lo']:.3f}, {p['top1_hi']:.3f}]",
                      "top10": f"{p['top10']:.3f} [{p['top10_lo']:.3f}, {p['top10_hi']:.3f}]",
                      "area": "-" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}",
+                     "pj": "-" if p.get("pj_per_mac") is None else f"{p['pj_per_mac']:,.1f}",
                      "ovf": p["overflow"]})
-    md.append(md_table(rows, ["config", "cos", "loss", "top1", "top10", "area", "ovf"],
+    md.append(md_table(rows, ["config", "cos", "loss", "top1", "top10", "area", "pj", "ovf"],
                        ["configuration", "mean cosine", "1 - cosine [95 % CI]", "top-1 agreement",
-                        "top-10 overlap", "MAC area µm²", "saturated outputs"]))
-    if any(p.get("area_um2") for p in tr["points"]):
+                        "top-10 overlap", "MAC area µm²", "pJ/MAC (MiniLM stream)", "saturated outputs"]))
+    if any(p.get("area_um2") or p.get("pj_per_mac") for p in tr["points"]):
         plot_pareto_ci(tr, out / "pareto_minilm.png")
-        md.append("![MiniLM: cosine loss vs MAC area](pareto_minilm.png)\n")
+        md.append("![MiniLM: cosine loss vs MAC area and energy](pareto_minilm.png)\n")
+        srcs = sorted({p.get(k) for p in tr["points"] for k in ("area_source", "energy_source") if p.get(k)})
+        if srcs:
+            md.append("MAC costs (x axes, mixed searches): " + "; ".join(srcs) + " (a record is a checked-in "
+                      "measurement, not this run's synthesis).\n")
     md.append("Paired comparisons on the same sentences (paired bootstrap of the mean difference, Wilcoxon "
               "signed-rank); **significant** = the interval excludes 0 and p < 0.05:\n")
     md.append(md_table([{"a": r["a"], "b": r["b"], "metric": r["metric"] + (
@@ -152,6 +162,8 @@ def transformer_markdown(tr: dict, out) -> list[str]:
               f"{sens['sentences']} sentences):\n")
     md.append("![per-layer sensitivity](sensitivity_minilm.png)\n")
     md += mixed_markdown(tr["mixed"])
+    if tr.get("mixed_energy"):
+        md += mixed_markdown(tr["mixed_energy"])
     if tr.get("mixed_bits"):
         md += mixed_markdown(tr["mixed_bits"])
     ck = tr["torch_check"]
@@ -169,30 +181,40 @@ def _short(label: str) -> str:
 
 
 def mixed_markdown(mx: dict) -> list[str]:
-    """One mixed-format search (by MAC area or by stored weight bits) as report text + table."""
+    """One mixed-format search (by MAC area, MAC energy or stored weight bits) as report text + table."""
+    from .minilm import MIXED_UNITS
     from .report import md_table
 
     md = []
-    bits = mx.get("metric") == "weight_bits"
-    key = "cost_bits_per_weight" if bits else "cost_um2_per_mac"
-    unit = "bits per weight" if bits else "µm² per MAC"
-    fmt = (lambda v: f"{v:.2f}") if bits else (lambda v: f"{v:,.0f}")
-    what = "stored weight bits" if bits else "MAC area"
+    metric = mx.get("metric", "area")
+    key, unit = MIXED_UNITS.get(metric, MIXED_UNITS["area"])
+    fmt = (lambda v: f"{v:.2f}") if metric == "weight_bits" else (lambda v: f"{v:,.0f}")
+    what = {"weight_bits": "stored weight bits", "energy": "MAC energy on the MiniLM stream"}.get(metric, "MAC area")
     if "assignment" in mx and mx.get("verified") is None:
         md.append(f"Mixed formats ({what}): no per-group assignment of these formats is predicted (additive "
                   f"sensitivity model) to meet {mx['constraint']}; the last candidate costs {fmt(mx[key])} {unit} "
                   f"and was not verified.\n")
     elif "assignment" in mx:
         md.append(f"Mixed formats ({what}): cheapest per-group assignment with {mx['constraint']} (greedy on the "
-                  f"additive sensitivity model, verified bit-exactly on all sentences): "
+                  f"additive sensitivity model, verified bit-exactly on "
+                  f"{mx['verified'].get('n', 'all')} sentences): "
                   f"**{fmt(mx[key])} {unit}** (MAC-weighted), verified cosine "
                   f"{mx['verified']['mean']:.5f} [{mx['verified']['lo']:.5f}, {mx['verified']['hi']:.5f}], "
                   f"{'meets' if mx['meets_constraint'] else 'does NOT meet'} the constraint.\n")
-        md.append(md_table([{"config": u["config"], "cost": fmt(u["cost"]), "cos": f"{u['cosine']:.5f}"}
-                            for u in mx["uniform"]] +
-                           [{"config": "mixed: " + ", ".join(f"{g}={_short(c)}" for g, c in mx["assignment"].items()),
-                             "cost": fmt(mx[key]), "cos": f"{mx['verified']['mean']:.5f}"}],
-                           ["config", "cost", "cos"], ["assignment", unit, "mean cosine"]))
+    if "assignment" in mx:
+        src = any(u.get("source") for u in mx["uniform"])
+        rows = [{"config": u["config"], "cost": fmt(u["cost"]), "cos": f"{u['cosine']:.5f}",
+                 "src": u.get("source", "")} for u in mx["uniform"]]
+        rows.append({"config": "mixed: " + ", ".join(f"{g}={_short(c)}" for g, c in mx["assignment"].items()),
+                     "cost": fmt(mx[key]), "cos": "-" if mx.get("verified") is None else f"{mx['verified']['mean']:.5f}",
+                     "src": "MAC-weighted from the rows above"})
+        cols, heads = ["config", "cost", "cos"], ["assignment", unit, "mean cosine"]
+        if src:
+            cols, heads = cols + ["src"], heads + ["cost from"]
+        md.append(md_table(rows, cols, heads))
+        if metric == "energy" and mx.get("energy_uj") is not None:
+            md.append(f"Energy of the assignment's MACs over all the sentences: {mx['energy_uj'] * 1e-6:.3g} J "
+                      f"(pJ/MAC x MACs per layer group).\n")
     elif mx.get("skipped"):
         md.append(f"> **Mixed formats ({what}) skipped:** {mx['skipped']}\n")
     return md

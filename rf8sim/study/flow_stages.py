@@ -326,7 +326,8 @@ def transformer_spec(cfg):
                            acc=tuple(t.acc), sensitivity_sentences=t.sensitivity_sentences,
                            a16_sentences=t.a16_sentences,
                            min_cosine=t.min_cosine, batch_size=t.batch_size, bootstrap=t.bootstrap,
-                           torch_check=t.torch_check, max_terms=max(cfg.study.max_terms, 1536))
+                           torch_check=t.torch_check, max_terms=max(cfg.study.max_terms, 1536),
+                           objectives=tuple(t.objectives))
 
 
 def stage_transformer(ctx: Context) -> dict:

@@ -28,7 +28,8 @@ from rf8sim.errors import RF8SimError
 
 from .transformer import DatapathConfig, DatapathError, check_assignment, exactify, flag_totals, torch_check
 
-__all__ = ["TransformerSpec", "prepare", "run_transformer_study", "SentenceError", "layer_groups"]
+__all__ = ["TransformerSpec", "prepare", "run_transformer_study", "SentenceError", "layer_groups", "greedy_assign",
+           "MIXED_UNITS"]
 
 
 class SentenceError(RF8SimError, ValueError):
@@ -53,6 +54,7 @@ class TransformerSpec:
     bootstrap: int = 2000
     torch_check: bool = True
     max_terms: int = 2048       # "exact" accumulators are exact for this many products (>= 1536)
+    objectives: tuple = ("area", "energy")  # costs the mixed-format search minimises (rf8sim.study.mac_costs)
 
     def datapaths(self) -> list[DatapathConfig]:
         from .transformer import parse_configs
@@ -142,19 +144,23 @@ def run_transformer_study(spec: TransformerSpec, areas: dict, *, progress: bool 
                           sentences=None) -> dict:
     """Run the sweep, the sensitivity scan and the mixed-format search; returns JSON-able results.
 
-    ``areas``: MAC area per datapath key ``"AxW"`` (e.g. ``"rf8xrf8"``) for the configurations'
-    accumulators (the flow passes its synthesized MACs); configurations without an area are
-    evaluated but left out of the mixed-format search.
+    ``areas``: MAC area per datapath key ``"AxW"`` (e.g. ``"rf8xrf8"``) of the MACs this run synthesized
+    (8-bit, exact accumulator); every other cost (W8A16 units, energies) comes from the checked-in
+    records (:mod:`rf8sim.study.mac_costs`).  A configuration without a cost for one of
+    ``spec.objectives`` raises :class:`~rf8sim.study.mac_costs.CostError` before any work.
     """
     import torch
     from tqdm.auto import tqdm
 
     from .stats import bootstrap_ci, paired_test
 
+    from .mac_costs import cost_table
+
     t0 = time.perf_counter()
+    dps = spec.datapaths()
+    costs = cost_table(dps, areas, spec.objectives)  # a configuration without a cost fails here, before the work
     model, sentences, lengths = prepare(spec, sentences)
     n = len(sentences)
-    dps = spec.datapaths()
     torch.manual_seed(spec.seed)
     bar = tqdm(total=n * (1 + len(dps)), desc="MiniLM sentences", disable=not progress, leave=False)
     ref = _encode(model, sentences, lengths, spec.batch_size, bar.update)
@@ -175,7 +181,10 @@ def run_transformer_study(spec: TransformerSpec, areas: dict, *, progress: bool 
         fl = flag_totals(q)
         row = {"label": dp.label, "w_format": dp.w_format, "a_format": dp.act_format, "rounding": dp.rounding,
                "granularity": dp.granularity, "acc": dp.acc, "mac": f"{dp.act_format}x{dp.w_format}",
-               "area_um2": areas.get(f"{dp.act_format}x{dp.w_format}") if dp.acc == "exact" else None,
+               "area_um2": costs[dp.label].area_um2 if dp.label in costs else None,
+               "pj_per_mac": costs[dp.label].pj_per_mac if dp.label in costs else None,
+               "area_source": costs[dp.label].area_source if dp.label in costs else "",
+               "energy_source": costs[dp.label].energy_source if dp.label in costs else "",
                "sentences": nd, "overflow": fl["overflow"], "invalid": fl["invalid"], "outputs": fl["outputs"],
                "seconds": time.perf_counter() - t}
         for k, v in sc.items():
@@ -205,12 +214,15 @@ def run_transformer_study(spec: TransformerSpec, areas: dict, *, progress: bool 
                 pairs.append({"a": a, "b": b, "metric": metric, "sentences": nn_, **r})
 
     sens = _sensitivity(model, sentences, lengths, spec, dps, ref, progress)
-    mixed = _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress)
-    mixed_bits = _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress, "weight_bits")
+    seen: dict = {}  # assignment -> verification, shared by the searches (they often land on the same one)
+    mixed = {o: _mixed(model, sentences, lengths, spec, dps, ref, costs, sens, per, progress, o, seen)
+             for o in spec.objectives}
+    mixed_bits = _mixed(model, sentences, lengths, spec, dps, ref, costs, sens, per, progress, "weight_bits", seen)
     timing["total"] = time.perf_counter() - t0
     return {"model": "all-MiniLM-L6-v2", "sentences": n, "tokens": int(lengths.sum()),
             "words": [spec.min_words, spec.max_words], "points": points, "pairs": pairs, "torch_check": checks,
-            "sensitivity": sens, "mixed": mixed, "mixed_bits": mixed_bits, "timing_s": timing, "spec": _spec_dict(spec)}
+            "sensitivity": sens, "mixed": mixed.get("area") or {"skipped": "objective 'area' not requested"},
+            "mixed_energy": mixed.get("energy"), "mixed_bits": mixed_bits, "timing_s": timing, "spec": _spec_dict(spec)}
 
 
 def _spec_dict(spec) -> dict:
@@ -255,72 +267,112 @@ def weight_bits(dp: DatapathConfig) -> float:
     return bits
 
 
-def _mixed(model, sentences, lengths, spec, dps, ref, areas, sens, per, progress, metric: str = "area") -> dict:
-    """Greedy per-group assignment minimising a MAC-weighted cost s.t. mean cosine >= min_cosine.
+def greedy_assign(groups, gmacs: dict, loss: dict, unit: dict, budget: float, verify, *,
+                  max_checks: int = 2) -> dict:
+    """Greedy per-group assignment minimising ``sum_g gmacs[g] * unit[config_g] / sum(gmacs)`` subject to a
+    predicted loss ``sum_g loss[(g, config_g)] <= budget`` (the additive sensitivity model).
 
-    ``metric="area"``: synthesized MAC area (configurations with a MAC in the flow);
-    ``metric="weight_bits"``: stored bits per weight (every configuration; the W8A16 question)."""
-    from .stats import bootstrap_ci
+    Starts every group on the cheapest configuration (ties: the least sensitive), then repeatedly moves the
+    group with the largest predicted loss reduction per unit of cost added to a dearer configuration.  When
+    the prediction fits, ``verify(assign) -> (ok, info)`` checks the assignment for real (at most
+    ``max_checks`` times; a miss halves the budget and the search continues).  Returns the assignment, its
+    cost, the prediction, whether a verification passed, the last verification's info and the history."""
+    groups = list(groups)
+    labels = list(unit)
+    tot = sum(gmacs[g] for g in groups)
 
-    if metric == "area":
-        cands = [dp for dp in dps if dp.acc == "exact" and areas.get(f"{dp.act_format}x{dp.w_format}")]
-        if not cands:
-            return {"skipped": "no configuration has a synthesized MAC area"}
-        area = {dp.label: float(areas[f"{dp.act_format}x{dp.w_format}"]) for dp in cands}
-    else:
-        cands = list(dps)
-        area = {dp.label: weight_bits(dp) for dp in cands}
-    groups = sens["groups"]
-    macs = _mac_counts(model, lengths)
-    gmacs = {g: sum(macs[n] for n in names) for g, names in groups.items()}
-    tot = sum(gmacs.values())
-    loss = {(r["group"], r["config"]): r["loss"] for r in sens["rows"]}
-    budget = 1 - spec.min_cosine
+    def cost(a):
+        return sum(gmacs[g] * unit[a[g]] for g in groups) / tot
 
-    def cost(assign):
-        return sum(gmacs[g] * area[assign[g]] for g in groups) / tot
+    def predicted(a):
+        return sum(loss[(g, a[g])] for g in groups)
 
-    def predicted(assign):
-        return sum(loss[(g, assign[g])] for g in groups)
-
-    tot_loss = {d.label: sum(loss[(g, d.label)] for g in groups) for d in cands}
-    by_area = sorted(cands, key=lambda d: (area[d.label], tot_loss[d.label]))  # ties: least sensitive first
-    assign = {g: by_area[0].label for g in groups}
-    # upgrade the group with the best predicted loss reduction per area added until the prediction fits
-    history = []
-    verified = None
-    checks_left = 2  # each verification is a full bit-exact pass over the sentences
-    for _ in range(4 * len(groups) * len(cands)):
+    tot_loss = {c: sum(loss[(g, c)] for g in groups) for c in labels}
+    by_cost = sorted(labels, key=lambda c: (unit[c], tot_loss[c]))  # ties: least sensitive first
+    assign = {g: by_cost[0] for g in groups}
+    history, info, ok = [], None, False
+    checks_left = max_checks
+    for _ in range(4 * len(groups) * len(labels)):
         if predicted(assign) <= budget and checks_left:
             checks_left -= 1
-            chosen = {g: next(d for d in cands if d.label == assign[g]) for g in groups}
-            nv = min(len(sentences), spec.a16_sentences) if any(d.float_acc for d in chosen.values()) \
-                else len(sentences)
-            q = exactify(model, {nm: chosen[g] for g, names in groups.items() for nm in names}, spec.max_terms)
-            emb = _encode(q, sentences[:nv], lengths[:nv], spec.batch_size)
-            cos = (ref[:nv].astype(np.float64) * emb.astype(np.float64)).sum(1)
-            verified = bootstrap_ci(cos, spec.bootstrap, seed=spec.seed)
-            history.append({"assignment_cost": cost(assign), "predicted_loss": predicted(assign),
-                            "verified_cosine": verified["mean"], "sentences": nv})
-            if verified["mean"] >= spec.min_cosine:
+            ok, info = verify(dict(assign))
+            history.append({"assignment_cost": cost(assign), "predicted_loss": predicted(assign), "verified": ok})
+            if ok:
                 break
             budget *= 0.5  # the additive model was optimistic: tighten and continue
         best = None
         for g in groups:
-            for d in cands:
-                if area[d.label] <= area[assign[g]]:
+            for c in labels:
+                if unit[c] <= unit[assign[g]]:
                     continue
-                gain = loss[(g, assign[g])] - loss[(g, d.label)]
-                dc = gmacs[g] * (area[d.label] - area[assign[g]]) / tot
+                gain = loss[(g, assign[g])] - loss[(g, c)]
+                dc = gmacs[g] * (unit[c] - unit[assign[g]]) / tot
                 if gain > 0 and (best is None or gain / dc > best[0]):
-                    best = (gain / dc, g, d.label)
+                    best = (gain / dc, g, c)
         if best is None:
             break
         assign[best[1]] = best[2]
-    uniform = [{"config": d.label, "cost": area[d.label], "cosine": float(per[d.label]["cosine"].mean())}
-               for d in cands]
-    ok = verified is not None and verified["mean"] >= spec.min_cosine
-    unit = "cost_um2_per_mac" if metric == "area" else "cost_bits_per_weight"
-    return {"constraint": f"mean cosine to float32 >= {spec.min_cosine}", "assignment": assign, "metric": metric,
-            unit: cost(assign), "verified": verified, "meets_constraint": ok,
-            "uniform": uniform, "history": history, "group_macs": gmacs}
+    return {"assignment": assign, "cost": cost(assign), "predicted_loss": predicted(assign), "ok": ok,
+            "info": info, "history": history}
+
+
+#: the mixed searches: metric -> (result key of the cost per MAC, unit)
+MIXED_UNITS = {"area": ("cost_um2_per_mac", "µm² per MAC"), "energy": ("cost_pj_per_mac", "pJ per MAC"),
+               "weight_bits": ("cost_bits_per_weight", "bits per weight")}
+
+
+def _mixed(model, sentences, lengths, spec, dps, ref, costs, sens, per, progress, metric: str = "area",
+           seen: dict | None = None) -> dict:
+    """Greedy per-group assignment minimising a MAC-weighted cost s.t. mean cosine >= min_cosine.
+
+    ``metric="area"``: MAC area (µm² per MAC); ``"energy"``: pJ per MAC on the MiniLM operand stream, so the
+    cost x the MAC count is the energy of the layers' MACs; both from ``costs``
+    (:func:`rf8sim.study.mac_costs.cost_table`: this run's synthesis or a checked-in record, each with its
+    source); ``"weight_bits"``: stored bits per weight.  Every configuration (W8A16 included) takes part."""
+    from .stats import bootstrap_ci
+
+    if metric == "weight_bits":
+        unit = {dp.label: weight_bits(dp) for dp in dps}
+        sources = {}
+    else:
+        unit = {dp.label: float(costs[dp.label].get(metric)) for dp in dps}
+        sources = {dp.label: costs[dp.label].source(metric) for dp in dps}
+    by_label = {dp.label: dp for dp in dps}
+    groups = sens["groups"]
+    macs = _mac_counts(model, lengths)
+    gmacs = {g: sum(macs[n] for n in names) for g, names in groups.items()}
+    loss = {(r["group"], r["config"]): r["loss"] for r in sens["rows"]}
+    verified_n = []
+
+    seen = {} if seen is None else seen
+
+    def verify(assign):
+        key = tuple(sorted(assign.items()))
+        if key in seen:  # verified by an earlier search: the same bits, no second pass
+            nv, v = seen[key]
+            verified_n.append(nv)
+            return v["mean"] >= spec.min_cosine, v
+        chosen = {g: by_label[assign[g]] for g in groups}
+        nv = min(len(sentences), spec.a16_sentences) if any(d.float_acc for d in chosen.values()) \
+            else len(sentences)
+        q = exactify(model, {nm: chosen[g] for g, names in groups.items() for nm in names}, spec.max_terms)
+        emb = _encode(q, sentences[:nv], lengths[:nv], spec.batch_size)
+        cos = (ref[:nv].astype(np.float64) * emb.astype(np.float64)).sum(1)
+        v = bootstrap_ci(cos, spec.bootstrap, seed=spec.seed)
+        seen[key] = (nv, v)
+        verified_n.append(nv)
+        return v["mean"] >= spec.min_cosine, v
+
+    g = greedy_assign(groups, gmacs, loss, unit, 1 - spec.min_cosine, verify)
+    for h, nv in zip(g["history"], verified_n):
+        h["sentences"] = nv
+    uniform = [{"config": d.label, "cost": unit[d.label], "cosine": float(per[d.label]["cosine"].mean()),
+                "sentences": len(per[d.label]["cosine"]), **({"source": sources[d.label]} if sources else {})}
+               for d in dps]
+    key = MIXED_UNITS[metric][0]
+    out = {"constraint": f"mean cosine to float32 >= {spec.min_cosine}", "assignment": g["assignment"],
+           "metric": metric, key: g["cost"], "verified": g["info"], "meets_constraint": bool(g["ok"]),
+           "uniform": uniform, "history": g["history"], "group_macs": gmacs}
+    if metric == "energy":  # pJ/MAC x MACs of each group over the sentences
+        out["energy_uj"] = g["cost"] * sum(gmacs.values()) * 1e-6
+    return out

@@ -19,6 +19,8 @@ __all__ = [
     "plot_histograms",
     "plot_bits",
     "plot_error_vs_shape",
+    "plot_accuracy_vs_cost",
+    "accuracy_ci",
     "print_table",
     "fmt_value",
 ]
@@ -178,24 +180,86 @@ def plot_pareto(rows: Sequence[dict], path: "str | Path", *, cost: str = "area",
 
 
 def plot_pareto_ci(tr: dict, path: "str | Path") -> Path:
-    """MiniLM: mean 1 - cosine (95 % CI error bars) vs MAC area, uniform configs and the mixed one."""
+    """MiniLM: mean 1 - cosine (95 % bootstrap CI error bars) vs the MAC's cost per multiply-accumulate, one
+    panel per cost the points carry: area (µm² per MAC) and energy (pJ per MAC on the MiniLM operand stream,
+    from the PPA records read by :func:`rf8sim.hdl.power.ppa_rows`); uniform configurations and the mixed
+    assignments of each search."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for p in tr["points"]:
-        if p.get("area_um2") is None:
-            continue
-        ax.errorbar(p["area_um2"], p["loss"], yerr=[[p["loss"] - p["loss_lo"]], [p["loss_hi"] - p["loss"]]],
-                    fmt="o", capsize=3, label=p["label"])
-    mx = tr.get("mixed", {})
-    if mx.get("verified") is not None:
-        v = mx["verified"]
-        ax.errorbar(mx["cost_um2_per_mac"], 1 - v["mean"], yerr=[[v["hi"] - v["mean"]], [v["mean"] - v["lo"]]],
-                    fmt="*", ms=12, capsize=3, color="k", label="mixed (best)")
-    ax.set_xlabel("MAC area (µm² per MAC, osu018)")
-    ax.set_ylabel("1 - cosine to float32 (mean, 95 % CI)")
-    ax.set_yscale("log")
-    ax.set_title("all-MiniLM-L6-v2, bit-exact")
-    ax.legend(fontsize=7)
+    axes_def = [(k, lab, mk, mixed) for k, lab, mk, mixed in
+                (("area_um2", "MAC area (µm² per MAC, osu018)", "cost_um2_per_mac", tr.get("mixed") or {}),
+                 ("pj_per_mac", "MAC energy (pJ per MAC, MiniLM stream)", "cost_pj_per_mac",
+                  tr.get("mixed_energy") or {}))
+                if any(p.get(k) is not None for p in tr["points"])]
+    fig, axs = plt.subplots(1, max(1, len(axes_def)), figsize=(6.0 * max(1, len(axes_def)), 4.4), squeeze=False)
+    for ax, (k, xlabel, mk, mx) in zip(axs[0], axes_def):
+        for p in tr["points"]:
+            if p.get(k) is None:
+                continue
+            n = p.get("sentences", tr.get("sentences"))
+            lab = p["label"] + ("" if n == tr.get("sentences") else f" (n={n})")
+            ax.errorbar(p[k], p["loss"], yerr=[[p["loss"] - p["loss_lo"]], [p["loss_hi"] - p["loss"]]],
+                        fmt="o", capsize=3, label=lab)
+        if mx.get("verified") is not None and mx.get(mk) is not None:
+            v = mx["verified"]
+            ax.errorbar(mx[mk], 1 - v["mean"], yerr=[[v["hi"] - v["mean"]], [v["mean"] - v["lo"]]],
+                        fmt="*", ms=12, capsize=3, color="k",
+                        label="mixed" + (" (meets constraint)" if mx.get("meets_constraint") else ""))
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("1 - cosine to float32 (mean, 95 % CI)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    fig.suptitle("all-MiniLM-L6-v2, bit-exact: accuracy loss vs MAC cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def accuracy_ci(accuracy: float, n: int, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of a test accuracy: resampling the ``n`` per-sample 0/1 outcomes
+    (``round(accuracy * n)`` ones), which is all the bootstrap of a mean of 0/1 values depends on."""
+    from .stats import bootstrap_ci
+
+    k = int(round(accuracy * n))
+    ci = bootstrap_ci(np.r_[np.ones(k), np.zeros(n - k)], n_boot, seed=seed)
+    return ci["lo"], ci["hi"]
+
+
+def plot_accuracy_vs_cost(rows: Sequence[dict], path: "str | Path", *, title: str = "",
+                          n_boot: int = 2000) -> Path:
+    """Bit-exact accuracy (95 % bootstrap error bars over test samples) vs MAC area and vs MAC energy per MAC
+    (one panel each, the Pareto front of each panel drawn as a step line); rows carry ``accuracy``,
+    ``n_eval``, ``area_um2`` and ``pj_per_mac`` (None: not plotted in that panel)."""
+    plt = _plt()
+    panels = [(k, lab) for k, lab in (("area_um2", "MAC area (µm² per MAC, osu018)"),
+                                      ("pj_per_mac", "MAC energy (pJ per MAC, MiniLM stream; PPA record)"))
+              if any(r.get(k) is not None and r.get("accuracy") is not None for r in rows)]
+    fig, axs = plt.subplots(1, max(1, len(panels)), figsize=(6.2 * max(1, len(panels)), 4.6), squeeze=False)
+    for ax, (k, xlabel) in zip(axs[0], panels):
+        pts = [r for r in rows if r.get(k) is not None and r.get("accuracy") is not None]
+        groups: dict = {}
+        for r in pts:
+            groups.setdefault(str(r.get("group", r.get("w_format", ""))), []).append(r)
+        for g, rs in sorted(groups.items()):
+            ci = [accuracy_ci(r["accuracy"], int(r.get("n_eval") or 1), n_boot) for r in rs]
+            ax.errorbar([r[k] for r in rs], [r["accuracy"] for r in rs],
+                        yerr=[[r["accuracy"] - lo for r, (lo, _) in zip(rs, ci)],
+                              [hi - r["accuracy"] for r, (_, hi) in zip(rs, ci)]],
+                        fmt="o", ms=4, capsize=2, alpha=0.8, label=g)
+        c = np.array([float(r[k]) for r in pts])
+        v = np.array([float(r["accuracy"]) for r in pts])
+        fi = np.flatnonzero(pareto_front(c, v))
+        fi = fi[np.argsort(c[fi])]
+        if len(fi):
+            ax.step(c[fi], v[fi], where="post", color="k", lw=1.0, label="Pareto front")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (bit-exact, 95 % bootstrap CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -70,11 +70,14 @@ def render_run() -> str:
 @register("study:minilm-points")
 def render_points() -> str:
     tr = load_minilm_record()["transformer"]
+    energy = any(p.get("pj_per_mac") is not None for p in tr["points"])
     lines = ["| configuration | mean cosine | 1 − cosine [95 % CI] | top-1 agreement [95 % CI] | "
-             "top-10 overlap [95 % CI] | MAC area µm² | saturated outputs |",
-             "|---|---|---|---|---|---|---|"]
+             "top-10 overlap [95 % CI] | MAC area µm² " + ("| pJ/MAC (MiniLM stream) " if energy else "")
+             + "| saturated outputs |", "|---" * (8 if energy else 7) + "|"]
     for p in tr["points"]:
         area = "–" if p.get("area_um2") is None else f"{p['area_um2']:,.0f}"
+        if energy:
+            area += " | " + ("–" if p.get("pj_per_mac") is None else f"{p['pj_per_mac']:,.1f}")
         nd = p.get("sentences", tr["sentences"])
         lab = p["label"] + ("" if nd == tr["sentences"] else f" (first {nd} sentences)")
         lines.append(f"| {lab} | {p['cosine']:.5f} | {p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}] "
@@ -100,29 +103,51 @@ def render_mixed() -> str:
     mx = tr["mixed"]
     if "assignment" not in mx:
         return f"Mixed-format search skipped: {mx.get('skipped', 'no result')}.\n"
-    lines = [f"Constraint: {mx['constraint']}.", "", "| assignment | µm² per MAC (MAC-weighted) | mean cosine |",
-             "|---|---|---|"]
+    src = any(u.get("source") for u in mx["uniform"])
+    lines = [f"Constraint: {mx['constraint']}.", "", "| assignment | µm² per MAC (MAC-weighted) | mean cosine |"
+             + (" cost from |" if src else ""), "|---|---|---|" + ("---|" if src else "")]
+    def on(n):  # a cosine measured on a prefix says so
+        return "" if n in (None, tr["sentences"]) else f" (first {n} sentences)"
+
     for u in mx["uniform"]:
-        lines.append(f"| uniform {u['config']} | {u['cost']:,.0f} | {u['cosine']:.5f} |")
+        lines.append(f"| uniform {u['config']} | {u['cost']:,.0f} | {u['cosine']:.5f}{on(u.get('sentences'))} |"
+                     + (f" {u.get('source', '')} |" if src else ""))
     v = mx["verified"]
-    groups = ", ".join(f"{g}: {c.split()[0]}" for g, c in mx["assignment"].items())
+    groups = ", ".join(f"{g}: {c.split()[0]}" + ("" if c.endswith("exact") else f"@{c.split()[-1]}")
+                       for g, c in mx["assignment"].items())
     if v is None:
         lines.append(f"| mixed, last candidate ({groups}) | {mx['cost_um2_per_mac']:,.0f} | not verified: no "
-                     f"assignment of these formats is predicted to meet the constraint |")
+                     f"assignment of these formats is predicted to meet the constraint |" + (" |" if src else ""))
     else:
         lines.append(f"| **mixed** ({groups}) | {mx['cost_um2_per_mac']:,.0f} | {v['mean']:.5f} "
-                     f"[{v['lo']:.5f}, {v['hi']:.5f}] {'meets' if mx['meets_constraint'] else 'misses'} the constraint |")
+                     f"[{v['lo']:.5f}, {v['hi']:.5f}]{on(v.get('n'))} {'meets' if mx['meets_constraint'] else 'misses'} "
+                     f"the constraint |"
+                     + (" MAC-weighted |" if src else ""))
+    me = tr.get("mixed_energy") or {}
+    if "assignment" in me:
+        lines += ["", "By MAC energy (pJ per MAC on the MiniLM stream, MAC-weighted; every configuration, W8A16 "
+                  "included):", "", "| assignment | pJ per MAC (MAC-weighted) | mean cosine | cost from |",
+                  "|---|---|---|---|"]
+        for u in me["uniform"]:
+            lines.append(f"| uniform {u['config']} | {u['cost']:,.1f} | {u['cosine']:.5f}{on(u.get('sentences'))} | "
+                         f"{u.get('source', '')} |")
+        ve = me["verified"]
+        ge = ", ".join(f"{g}: {c.split()[0]}@{c.split()[-1]}" for g, c in me["assignment"].items())
+        lines.append(f"| **mixed** ({ge}) | {me['cost_pj_per_mac']:,.1f} | "
+                     + ("not verified: no assignment is predicted to meet the constraint | |" if ve is None else
+                        f"{ve['mean']:.5f} [{ve['lo']:.5f}, {ve['hi']:.5f}]{on(ve.get('n'))} "
+                        f"{'meets' if me['meets_constraint'] else 'misses'} the constraint | MAC-weighted |"))
     mb = tr.get("mixed_bits") or {}
     if "assignment" in mb:
         lines += ["", "By stored weight bits (every configuration, W8A16 included):", "",
                   "| assignment | bits per weight (MAC-weighted) | mean cosine |", "|---|---|---|"]
         for u in mb["uniform"]:
-            lines.append(f"| uniform {u['config']} | {u['cost']:.2f} | {u['cosine']:.5f} |")
+            lines.append(f"| uniform {u['config']} | {u['cost']:.2f} | {u['cosine']:.5f}{on(u.get('sentences'))} |")
         vb = mb["verified"]
         gb = ", ".join(f"{g}: {c.split()[0]}@{c.split()[-1]}" for g, c in mb["assignment"].items())
         lines.append(f"| **mixed** ({gb}) | {mb['cost_bits_per_weight']:.2f} | "
                      + ("not verified: no assignment is predicted to meet the constraint |" if vb is None else
-                        f"{vb['mean']:.5f} [{vb['lo']:.5f}, {vb['hi']:.5f}] "
+                        f"{vb['mean']:.5f} [{vb['lo']:.5f}, {vb['hi']:.5f}]{on(vb.get('n'))} "
                         f"{'meets' if mb['meets_constraint'] else 'misses'} the constraint |"))
     ck = tr.get("torch_check") or []
     lines += ["", f"Per-layer torch emulation check: {len(ck)} layer runs, {sum(r['outputs'] for r in ck):,} "

@@ -1,0 +1,101 @@
+"""The checked-in MNIST-1D study records (`full` area-accuracy sweep, SQNR vs GG shape), the tables rendered
+from them, and the `--record` options that write them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rf8sim import docgen
+from rf8sim.cli import main
+from rf8sim.study import sweep_records as S
+
+
+def _table(md: str) -> list[list[str]]:
+    """Body rows of the first markdown table in ``md``."""
+    rows = [ln for ln in md.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in rows[2:]]
+
+
+def _num(t: str) -> float:
+    return float(t.replace(",", ""))
+
+
+def test_checked_in_records_are_clean_and_complete():
+    from rf8sim.study.area_accuracy import expand_grid
+    from rf8sim.study.commands import _resolve_config
+
+    rec = S.load_sweep_record()
+    for r in (rec, S.load_variants_record()):
+        pv = r["provenance"]
+        assert pv["dirty"] is False and re.fullmatch(r"[0-9a-f]{40}", pv["commit"]), pv["command"]
+    cfg = _resolve_config("full")
+    assert rec["config"]["sweep"] == cfg.to_dict()["sweep"] and rec["config"]["model"] == cfg.to_dict()["model"]
+    assert len(rec["rows"]) == len(expand_grid(cfg)) == 162
+    assert not any(r["error"] for r in rec["rows"]) and all(r["area_um2"] for r in rec["rows"])
+    v = S.load_variants_record()
+    assert len(v["rows"]) == len({(r["format"], r["rounding"], r["granularity"], r["shape"]) for r in v["rows"]}) == 135
+
+
+def test_pareto_block_is_the_front_recomputed_by_brute_force():
+    rec = S.load_sweep_record()
+    pts = [r for r in rec["rows"] if r["lanes"] == 1]
+
+    def dominated(p):
+        return any(q["area_um2"] <= p["area_um2"] and q["accuracy"] >= p["accuracy"]
+                   and (q["area_um2"] < p["area_um2"] or q["accuracy"] > p["accuracy"]) for q in pts)
+
+    front = {(p["area_um2"], round(p["accuracy"], 3)) for p in pts if not dominated(p)}
+    got = {(_num(r[2]), _num(r[1])) for r in _table(docgen.render("study:full-pareto"))}
+    assert got == front and len(front) >= 1
+
+
+def test_area_and_sqnr_blocks_cell_by_cell():
+    rec = S.load_sweep_record()
+    look = {(f"{r['a_format']}×{r['w_format']}", r["acc"], r["lanes"]): r["area_um2"] for r in rec["rows"]}
+    cols = [("exact", 1), ("8:36", 1), ("4:30", 1), ("exact", 4), ("4:30", 4)]
+    n = 0
+    for row in _table(docgen.render("study:full-area")):
+        for (acc, lanes), cell in zip(cols, row[2:]):
+            assert _num(cell) == look[(row[0], acc, lanes)], (row[0], acc, lanes)
+            n += 1
+    assert n == 6 * 5
+    v = S.load_variants_record()
+    sq = {(r["format"], r["rounding"], r["granularity"], r["shape"]): r["sqnr_db"] for r in v["rows"]}
+    text = docgen.render("study:gg-sqnr")
+    head = [h for h in text.splitlines() if h.startswith("| GG β")][0]
+    cfgs = [tuple(c.strip().split(" ")) for c in head.strip("|").split("|")[1:]]
+    n = 0
+    for row in _table(text[text.index("| GG β"):]):
+        shape = float(row[0])
+        for (fmt, rnd), cell in zip(cfgs, row[1:]):
+            assert float(cell.split(" ")[0]) == round(sq[(fmt, rnd, "tensor", shape)], 2)
+            n += 1
+    assert n == 5 * 9
+
+
+def test_record_options_refuse_to_overwrite_before_the_work(tmp_path, monkeypatch, capsys):
+    rec = tmp_path / "v.json"
+    args = ["study", "variants", "--shapes", "1", "--formats", "rf8", "--n", "1024", "--record", str(rec)]
+    assert main(args) == 0 and S.load_variants_record(rec)["params"]["n"] == 1024
+    first = rec.read_text()
+    assert main(args) == 2 and "exists; pass --force" in capsys.readouterr().err
+    assert rec.read_text() == first
+    assert main(args + ["--force"]) == 0
+
+    def boom(*a, **k):
+        raise AssertionError("the sweep ran although its record could not be written")
+
+    monkeypatch.setattr("rf8sim.study.area_accuracy.run_sweep", boom)
+    assert main(["study", "area-accuracy", "--config", "tiny", "--out", str(tmp_path / "o"),
+                 "--record", str(rec)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+
+
+def test_missing_record_is_a_docgen_error(tmp_path):
+    with pytest.raises(docgen.DocgenError, match="missing: run `rf8sim study area-accuracy --config full --record"):
+        S.load_sweep_record(tmp_path / "nope.json")
+    (tmp_path / "x.json").write_text('{"kind": "other"}')
+    with pytest.raises(docgen.DocgenError, match="not a rf8sim-variants-gg-shape record"):
+        S.load_variants_record(tmp_path / "x.json")
