@@ -9,6 +9,7 @@ exponents and significands, Python integers), independently of the kernels' prec
 import zlib
 
 import ml_dtypes
+import pytest
 import numpy as np
 
 import fp32_ref as R
@@ -364,3 +365,28 @@ def test_fast_paths_with_8bit_activations():
                     assert (int(r.acc[m, j]), bool(r.overflow[m, j]), bool(r.invalid[m, j])) == want
                 n += r.acc.size
     assert n == 30 * (4 * 2 * 2 - 2)
+
+
+@pytest.mark.parametrize("acc", ["fp32", "aligned:32:16"])
+def test_top_level_gemm_passes_method_through(acc):
+    """``rf8sim.golden.gemm(method=...)`` reaches the W8A16 kernels: 'sequential' runs no fast path,
+    'auto' runs it, and both give the same bits (4 x 64 x 8 outputs each)."""
+    from rf8sim import golden
+
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 0x3F80, (4, 64), dtype=np.uint16)  # positive finite bf16 below 1.0
+    w = rng.integers(0, 256, (8, 64), dtype=np.uint8)
+    w[w == 0x7F] = 0  # no rf8 NaN/Inf codes
+    w[w == 0xFF] = 0
+    out = {}
+    for method in ("sequential", "auto"):
+        before = dict(fpacc.PATH_COUNTS)
+        out[method] = golden.gemm(a, w, "bf16", "rf8", acc, method=method)
+        delta = {k: fpacc.PATH_COUNTS[k] - before[k] for k in before}
+        kind = acc.split(":")[0]
+        if method == "sequential":
+            assert delta[f"{kind} fast"] == 0 and delta[f"{kind} sequential"] == 4 * 8
+        else:
+            assert delta[f"{kind} fast"] == 4 * 8
+    assert out["auto"].acc.shape == (4, 8)
+    assert np.array_equal(out["auto"].acc, out["sequential"].acc)

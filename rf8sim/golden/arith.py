@@ -924,7 +924,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
         from . import fpacc
 
         return fpacc.gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity,
-                          w_granularity, block, specials)
+                          w_granularity, block, specials, method=method)
     _fixed_formats(acc, a_fmt, w_fmt)
     a = as_codes(a_codes, "a_codes")
     w = as_codes(w_codes, "w_codes")
