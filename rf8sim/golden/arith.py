@@ -24,6 +24,7 @@ import numba as nb
 import numpy as np
 
 from .. import formats as F
+from ..errors import RF8SimError
 from .accspec import AccSpec, AccSpecError
 from .codec import PARALLEL_MIN, DTypeError, as_codes
 
@@ -620,8 +621,9 @@ def _split_serial(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, 
     return good
 
 
-class _SplitGuardError(AssertionError):
-    """The split GEMM left a fraction: a bug, never a user error."""
+class _SplitGuardError(RF8SimError, AssertionError):
+    """The split GEMM left a fraction: a bug, never a user error (an RF8SimError so that the CLI
+    prints it as one line asking for a report instead of a wrong number)."""
 
 
 @lru_cache(maxsize=None)
