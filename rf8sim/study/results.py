@@ -155,3 +155,4 @@ def render_mixed() -> str:
     return "\n".join(lines) + "\n"
 
 from . import costs as _costs  # noqa: E402,F401  (registers the study:minilm-costs renderer)
+from . import demotime as _demotime  # noqa: E402,F401  (registers the readme:demo-time renderer)
