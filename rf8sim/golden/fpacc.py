@@ -816,51 +816,60 @@ def _block_add(acc, S, u):
 
 
 @nb.njit(cache=True, inline="always")
-def _aligned_fast_row(m, m0, S, q, sa, swT, emin, out, ovf_out):
-    """Row m: the block sums ``S[b, m - m0, :]`` enter each output's accumulator in block order.
-    Per block, a branch-free pass over n (vectorizable) does the TwoSum-checked add; the outputs it
-    cannot decide (inexact sum, +-Inf accumulator, scale out of the table) rerun :func:`_block_add`."""
+def _aligned_fast_row(m, m0, n0, S, q, sa, swT, pw, wrange, emin, out):
+    """Row m: the block sums ``S[b, m - m0, :]`` (outputs n0 .. n0 + S.shape[2] - 1; ``swT``,
+    ``pw``, ``wrange`` of these columns) enter each output's accumulator in block order.
+    Per block, a branch-free pass over n (vectorizable) does the TwoSum-checked add with the block
+    scale ``2**(u + swT[b, n])`` applied as two exact power-of-two products ``pw[b, n] * 2**u``
+    (exact when ``wrange[b]`` and ``u`` keep both in float64's range, else the whole block of the row
+    reruns :func:`_block_add` per output); outputs whose add it cannot decide (inexact sum, +-Inf
+    accumulator) rerun :func:`_block_add`.  Overflow is left to the caller: with finite operands the
+    accumulator becomes +-Inf only by an overflowing add and stays so, so overflow == output is +-Inf."""
     nblk, _, N = S.shape
     i = m - m0
     acc = np.zeros(N, np.float64)
-    ovf = np.zeros(N, np.bool_)
-    r = np.empty(N, np.float64)
+    new = np.empty(N, np.float64)
     redo = np.empty(N, np.bool_)
-    top = _P2_HI - _P2_LO
     for b in range(nblk):
-        ua = emin + sa[m, b] + q[m, b] - _P2_LO
-        for n in range(N):
-            x = acc[n]
-            idx = ua + swT[b, n]
-            p = (S[b, i, n] + 0.0) * _P2[min(max(idx, 0), top)]  # + 0.0: an exact zero block sum is +0
-            s = x + p
-            bb = s - x
-            err = (x - (s - bb)) + (p - bb)  # NaN when acc is +-Inf
-            r[n] = np.float64(np.float32(s))
-            redo[n] = (idx < 0) | (idx > top) | (err != 0.0)
-        for n in range(N):
-            if redo[n]:
-                y, o = _block_add(acc[n], S[b, i, n], ua + _P2_LO + swT[b, n])
-            else:
-                y = r[n]
-                o = y - y != 0.0  # acc was finite: an Inf result is an overflow
-            acc[n] = y
-            ovf[n] |= o
+        u = emin + sa[m, b] + q[m, b]
+        if wrange[b, 0] + u >= _P2_LO and wrange[b, 1] + u <= _P2_HI and _P2_LO <= u <= _P2_HI \
+                and wrange[b, 0] >= _P2_LO and wrange[b, 1] <= _P2_HI:
+            pa = _P2[u - _P2_LO]
+            nred = 0
+            for n in range(N):
+                x = acc[n]
+                p = ((S[b, i, n] + 0.0) * pw[b, n]) * pa  # + 0.0: an exact zero block sum is +0
+                s = x + p
+                bb = s - x
+                err = (x - (s - bb)) + (p - bb)  # NaN when acc is +-Inf
+                new[n] = np.float64(np.float32(s))
+                e = err != 0.0
+                redo[n] = e
+                nred += e
+            if nred == 0:
+                acc, new = new, acc
+                continue
+            for n in range(N):
+                if redo[n]:
+                    new[n] = _block_add(acc[n], S[b, i, n], u + swT[b, n])[0]
+            acc, new = new, acc
+        else:
+            for n in range(N):
+                acc[n] = _block_add(acc[n], S[b, i, n], u + swT[b, n])[0]
     for n in range(N):
-        out[m, n] = np.float32(acc[n])
-        ovf_out[m, n] = ovf[n]
+        out[m, n0 + n] = np.float32(acc[n])
 
 
 @nb.njit(cache=True, parallel=True)
-def _aligned_fast(m0, S, q, sa, swT, emin, out, ovf_out):
+def _aligned_fast(m0, n0, S, q, sa, swT, pw, wrange, emin, out):
     for i in nb.prange(S.shape[1]):
-        _aligned_fast_row(m0 + i, m0, S, q, sa, swT, emin, out, ovf_out)
+        _aligned_fast_row(m0 + i, m0, n0, S, q, sa, swT, pw, wrange, emin, out)
 
 
 @nb.njit(cache=True)
-def _aligned_fast_serial(m0, S, q, sa, swT, emin, out, ovf_out):
+def _aligned_fast_serial(m0, n0, S, q, sa, swT, pw, wrange, emin, out):
     for i in range(S.shape[1]):
-        _aligned_fast_row(m0 + i, m0, S, q, sa, swT, emin, out, ovf_out)
+        _aligned_fast_row(m0 + i, m0, n0, S, q, sa, swT, pw, wrange, emin, out)
 
 
 @nb.njit(cache=True)
@@ -901,37 +910,73 @@ def _align_blas(a, K, M_bits, bias, ssig, exp, efield, special, ab, q):
     return amax, bad
 
 
+_LO32 = np.int32(30000)  # int32 sentinels of _weight_tables (zero / special codes)
+
+
+@lru_cache(maxsize=None)
+def _weight_tables(fmt: F.Format):
+    """Compact per-code tables for :func:`_weight_blocks` (a bf16 table set is 16 bytes a code):
+    lo (int32 exponent of the nonzero finite value, +30000 otherwise), top (lo + significand bit
+    length; -30000 for zeros, +30000 for NaN/Inf so that a block holding one fails the bound) and
+    the value (float64, 0 for zeros and specials)."""
+    t = _tables(fmt)
+    lo, hi, _, _ = _f32_terms(fmt)
+    nz = lo != _BIG
+    assert not nz.any() or (lo[nz].min() > -int(_LO32) and hi[nz].max() < int(_LO32))  # every format: |exp| < 2000
+    lo32 = np.where(nz, lo, int(_LO32)).astype(np.int32)
+    top32 = np.where(nz, hi, np.where(t.special != 0, int(_LO32), -int(_LO32))).astype(np.int32)
+    val = np.where(nz, t.val, 0.0).astype(np.float64)
+    out = (lo32, top32, val)
+    for x in out:
+        x.setflags(write=False)
+    return out
+
+
 @nb.njit(cache=True)
-def _weight_blocks(w, K, kam, ssig, exp, nzfin, bl, special, wb, eoff, ok):
-    """Weights of row n, block b as integers at that block's smallest exponent ``eoff[n, b]`` into
-    ``wb[b, n, :]`` (float64); ``ok[n]``: every block of row n keeps ``K * max|a_int| * |w_int|``
-    (``kam * 2**(top - eoff)``, top = largest exponent + significand bits) within 2**53.
-    Returns whether a NaN/Inf code was seen."""
-    N, Kd = w.shape
-    bad = False
-    for n in range(N):
+def _weight_blocks(w, n0, K, kam, lo_t, top_t, val, swb, wb, swT, pw, wrange, ok):
+    """Weight rows n = n0 .. n0 + wb.shape[1] - 1 (output columns), block b: the weights as
+    integers at the block's smallest exponent ``lo`` into ``wb[b, n - n0, :]`` (float64
+    ``value * 2**-lo``); ``ok[n]``: every block of row n keeps ``K * max|a_int| * |w_int|``
+    (``kam * 2**(top - lo)``, top = largest exponent + significand bits) within 2**53, so each
+    integer has at most 53 bits and every partial sum of a block is an integer below 2**53 (a NaN/Inf
+    code has top = +30000: its block fails, and a failing block's integers are 0, never read).
+    Also the block's exponent with the weight scale ``swT[b, n - n0] = swb[n, b] + lo``, ``pw`` =
+    2**swT (clamped into the table) and per block (min, max) of swT in ``wrange``.
+    Tables: :func:`_weight_tables`."""
+    nblk, Nc, _ = wb.shape
+    top_i = _P2_HI - _P2_LO
+    for b in range(nblk):
+        wrange[b, 0] = _BIG
+        wrange[b, 1] = -_BIG
+    for j in range(Nc):
+        n = n0 + j
         okn = True
-        for b in range(Kd // K):
-            lo = _BIG
-            top = -_BIG
+        for b in range(nblk):
+            lo = _LO32
+            top = -_LO32
             for k in range(b * K, (b + 1) * K):
                 c = w[n, k]
-                bad |= special[c] != 0
-                if nzfin[c]:
-                    lo = min(lo, exp[c])
-                    top = max(top, exp[c] + bl[c])
-            if lo == _BIG:  # all zeros
-                lo = 0
-                top = 0
-            d = top - lo
-            if d > 53 or kam > (np.int64(1) << (53 - d)):
-                okn = False
-            eoff[n, b] = lo
-            for k in range(K):
-                c = w[n, b * K + k]
-                wb[b, n, k] = ssig[c] * _P2[exp[c] - lo - _P2_LO] if nzfin[c] and d <= 53 else 0.0
+                lo = min(lo, lo_t[c])
+                top = max(top, top_t[c])
+            if lo == _LO32:  # all zeros (or zeros and NaN/Inf: top decides)
+                lo = np.int32(0)
+                top = max(top, np.int32(0))
+            d = np.int64(top) - np.int64(lo)
+            okb = d <= 53 and kam <= (np.int64(1) << (53 - d))
+            okn &= okb
+            if okb:
+                sc = _P2[min(max(-np.int64(lo) - _P2_LO, 0), top_i)]  # lo is well inside the table
+                for k in range(K):
+                    wb[b, j, k] = val[w[n, b * K + k]] * sc
+            else:
+                for k in range(K):
+                    wb[b, j, k] = 0.0
+            e = swb[n, b] + lo
+            swT[b, j] = e
+            pw[b, j] = _P2[min(max(e - _P2_LO, 0), top_i)]
+            wrange[b, 0] = min(wrange[b, 0], e)
+            wrange[b, 1] = max(wrange[b, 1], e)
         ok[n] = okn
-    return bad
 
 
 # ---------------------------------------------------------------------------
@@ -1125,15 +1170,40 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         amax, a_special = _align_blas(a, K, acc.align_bits, a_fmt.bias, ta.ssig, ta.exp, ta.efield, ta.special, ab, q)
         fa = None if a_special else (ab, q, int(amax))
     tw = _tables(w_fmt)
-    if fa is not None:  # the weights as per-block integers (BLAS layout); NaN/Inf: the general path
-        ab, q, amax = fa
-        wb = np.empty((nblk, N, K), np.float64)
-        eoff = np.empty((N, nblk), np.int64)
+    def per_block(s, blk_):
+        if s.shape[1] == 1:
+            return np.ascontiguousarray(np.repeat(s, nblk, axis=1))
+        return np.ascontiguousarray(s[:, (np.arange(nblk) * K) // blk_])
+
+    sab, swb = per_block(sa, ba), per_block(sw, bw)
+    cols = np.arange(N)  # the output columns left for the sequential kernel
+    if fa is not None:  # the BLAS path, in tiles of nc columns x step rows so that the weight
+        ab, q, amax = fa  # integers and the block sums stay in cache (~1 MB)
         okn = np.empty(N, np.bool_)
-        nzfin = (tw.special == 0) & (tw.ssig != 0)
-        if _weight_blocks(w, K, np.int64(K * amax), tw.ssig, tw.exp, nzfin, _f32_terms(w_fmt)[3], tw.special,
-                          wb, eoff, okn):
+        lo_t, top_t, val_t = _weight_tables(w_fmt)
+        kam = np.int64(K * amax)
+        nc = min(N, 128)
+        step = max(1, (1 << 16) // (nc * nblk))
+        kern = _aligned_fast if par else _aligned_fast_serial
+        wrange = np.empty((nblk, 2), np.int64)
+        for n0 in range(0, N, nc):
+            c_ = min(nc, N - n0)
+            if n0 == 0 or c_ != nc:
+                wb = np.empty((nblk, c_, K), np.float64)
+                swT = np.empty((nblk, c_), np.int64)
+                pw = np.empty((nblk, c_), np.float64)
+            _weight_blocks(w, n0, K, kam, lo_t, top_t, val_t, swb, wb, swT, pw, wrange, okn)
+            wbT = wb.transpose(0, 2, 1)  # (block, K, n) view of (block, n, K): BLAS takes it
+            for m0 in range(0, M, step):
+                S = np.matmul(ab[:, m0:m0 + step], wbT)  # exact: every partial sum an integer < 2**53
+                kern(m0, n0, S, q, sab, swT, pw, wrange, np.int64(0), out)  # columns failing okn: rerun below
+        if okn.all() or not (tw.special[w[~okn]] != 0).any():
+            ovf[:] = np.isinf(out)  # finite operands: overflow == the output is +-Inf (see _aligned_fast_row)
+            cols = np.flatnonzero(~okn)
+            PATH_COUNTS["aligned fast"] += M * (N - cols.size)
+        else:  # a NaN/Inf weight: the general path (all columns)
             fa = None
+            out[:] = 0.0
     if fa is None:
         al = align_activations(a, a_fmt, K, acc.align_bits)
         abad = al.special.reshape(M, nblk)
@@ -1151,31 +1221,6 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         raise AccSpecError(f"{acc}: a NaN or Inf operand in {where}; an alignment block needs finite "
                            f"activations and weights (pass specials='propagate' for the contract's NaN + "
                            f"invalid result)")
-
-    def per_block(s, blk_):
-        if s.shape[1] == 1:
-            return np.ascontiguousarray(np.repeat(s, nblk, axis=1))
-        return np.ascontiguousarray(s[:, (np.arange(nblk) * K) // blk_])
-
-    sab, swb = per_block(sa, ba), per_block(sw, bw)
-    cols = np.arange(N)  # the output columns left for the sequential kernel
-    if fa is not None:
-        if okn.any():
-            fast_cols = np.flatnonzero(okn)
-            cols = np.flatnonzero(~okn)
-            if cols.size:
-                wb = np.ascontiguousarray(wb[:, fast_cols])
-            swT = np.ascontiguousarray((swb[fast_cols] + eoff[fast_cols]).T)  # the block's exponent folded in
-            wbT = wb.transpose(0, 2, 1)  # (block, K, N) view of C-ordered (block, N, K): BLAS takes it
-            o_f = np.empty((M, fast_cols.size), np.float32)
-            v_f = np.empty((M, fast_cols.size), np.bool_)
-            step = max(1, (1 << 23) // max(1, fast_cols.size * nblk))  # rows per chunk: block sums <= 64 MB
-            kern = _aligned_fast if par else _aligned_fast_serial
-            for m0 in range(0, M, step):
-                S = np.matmul(ab[:, m0:m0 + step], wbT)  # exact: every partial sum an integer < 2**53
-                kern(m0, S, q, sab, swT, np.int64(0), o_f, v_f)
-            out[:, fast_cols], ovf[:, fast_cols] = o_f, v_f
-            PATH_COUNTS["aligned fast"] += M * fast_cols.size
     if M * cols.size == 0:
         return Fp32Result(_bits(out), ovf, inv)
     if al is None:
