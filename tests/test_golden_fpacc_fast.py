@@ -347,6 +347,71 @@ def test_aligned_fast_large_shape():
         assert d["aligned fast"] == 33 * 300 and d["aligned sequential"] == 0
 
 
+def _bf16_spread(rng, N, Kd, K, dmax):
+    """bf16 weight codes whose blocks of K span up to dcol binades (dcol drawn per column in
+    0 .. dmax, block 0 spans exactly dcol, both ends present), from subnormals (2**-133) to 2**100,
+    with +0 / -0 mixed in."""
+    e = np.empty((N, Kd), np.int64)
+    for n in range(N):
+        dcol = int(rng.integers(0, dmax + 1))
+        for b in range(Kd // K):
+            d = dcol if b == 0 else int(rng.integers(0, dcol + 1))
+            base = int(rng.integers(-133, 100 - d))
+            ee = rng.integers(base, base + d + 1, K)
+            ee[0], ee[-1] = base, base + d
+            e[n, b * K:(b + 1) * K] = ee
+    sig = 1.0 + rng.integers(0, 128, (N, Kd)) / 128.0
+    x = np.ldexp(np.where(e < -126, 1.0, sig) * rng.choice([-1.0, 1.0], (N, Kd)), e)  # subnormals: a power of 2
+    x[rng.random((N, Kd)) < 0.05] = 0.0
+    x[rng.random((N, Kd)) < 0.02] = -0.0
+    c = x.astype(np.float32).astype(ml_dtypes.bfloat16)
+    assert np.array_equal(c.astype(np.float64), x)  # every value a bf16 value
+    return c.view(np.uint16)
+
+
+def test_aligned_fast_bf16_wide_spread_tiles():
+    """bf16 weights whose blocks span up to 45 binades (the 2**53 bound falls at ~28 here), N = 300
+    (three column tiles of the BLAS path, columns on both sides of the bound in each), M = 40 rows
+    with 16 blocks (two row chunks), bf16 and fp16 activations, weight scales for normal, subnormal /
+    underflowing and overflowing results: auto == sequential on every output, the BLAS path runs on
+    exactly the columns the Fraction-derived bound allows; a NaN weight in the last tile sends the
+    whole call to the exact register after the tiles before it ran."""
+    M, N, Kd, K = 40, 300, 64, 4
+    n = n_fast = n_slow = n_ovf = n_sub = 0
+    for a in A16:
+        rng = np.random.default_rng(zlib.crc32(repr(("bf16 spread", a)).encode()))
+        ca = _moderate(rng, a, (M, Kd), -10, 10)
+        cw = _bf16_spread(rng, N, Kd, K, 45)
+        fast = _expect_aligned_fast(ca, cw, a, "bf16", K, 16)
+        for t in range(3):  # each tile of 128 columns holds both kinds
+            assert fast[128 * t:128 * t + 128].any() and not fast[128 * t:128 * t + 128].all()
+        wtop = np.frexp(np.abs(cw.view(ml_dtypes.bfloat16).astype(np.float64)).max(axis=1))[1]  # per column
+        for sa, sw in ((0, -wtop + rng.integers(-9, 4, N)), (-100, -35 - wtop + rng.integers(-12, 8, N)),
+                       (60, 68 - wtop + rng.integers(-8, 4, N))):  # results near 1, subnormal, overflowing
+            r, d = _run(ca, cw, a, "bf16", "aligned:4:16", sa, sw, "tensor", "channel")
+            assert d["aligned fast"] == M * fast.sum() and d["aligned sequential"] == M * (~fast).sum()
+            n += r.acc.size
+            n_fast += M * int(fast.sum())
+            n_slow += M * int((~fast).sum())
+            n_ovf += int(r.overflow[:, fast].sum())
+            f = np.abs(r.as_float32()[:, fast])
+            n_sub += int(((f > 0) & (f < 2.0 ** -126)).sum())
+            for m, j in ((0, int(np.flatnonzero(fast)[0])), (M - 1, int(np.flatnonzero(fast)[-1]))):
+                want = R.aligned_dot(ca[m].tolist(), cw[j].tolist(), a, "bf16", K, 16,
+                                     [int(sa + sw[j])] * (Kd // K))
+                assert (int(r.acc[m, j]), bool(r.overflow[m, j]), bool(r.invalid[m, j])) == want
+        cw2 = cw.copy()
+        cw2[N - 1, 5] = 0x7FC0  # NaN
+        r, d = _run(ca, cw2, a, "bf16", "aligned:4:16", 0, np.zeros(N, np.int64), "tensor", "channel",
+                    specials="propagate")
+        assert d["aligned fast"] == 0 and d["aligned sequential"] == M * N
+        assert r.invalid[:, N - 1].all() and not r.invalid[:, :N - 1].any()
+        n += r.acc.size
+    assert n == len(A16) * 4 * M * N and n_fast + n_slow == len(A16) * 3 * M * N
+    assert n_fast >= len(A16) * 3 * M * 100 and n_slow >= len(A16) * 3 * M * 50, (n_fast, n_slow)
+    assert n_ovf >= 1000 and n_sub >= 1000, (n_ovf, n_sub)
+
+
 def test_fast_paths_with_8bit_activations():
     """The float accumulators also take 8-bit activations: both fast paths on rf8/e4m3/e5m2 (and int8
     for fp32) activations, same bits as the sequential kernels and the Fractions."""
