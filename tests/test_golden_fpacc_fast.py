@@ -372,11 +372,11 @@ def _bf16_spread(rng, N, Kd, K, dmax):
 def test_aligned_fast_bf16_wide_spread_tiles():
     """bf16 weights whose blocks span up to 45 binades (the 2**53 bound falls at ~28 here), N = 300
     (three column tiles of the BLAS path, columns on both sides of the bound in each), M = 40 rows
-    with 16 blocks (two row chunks), bf16 and fp16 activations, weight scales for normal, subnormal /
+    with 32 blocks (two row chunks of the BLAS path), bf16 and fp16 activations, weight scales for normal, subnormal /
     underflowing and overflowing results: auto == sequential on every output, the BLAS path runs on
     exactly the columns the Fraction-derived bound allows; a NaN weight in the last tile sends the
     whole call to the exact register after the tiles before it ran."""
-    M, N, Kd, K = 40, 300, 64, 4
+    M, N, Kd, K = 40, 300, 128, 4
     n = n_fast = n_slow = n_ovf = n_sub = 0
     for a in A16:
         rng = np.random.default_rng(zlib.crc32(repr(("bf16 spread", a)).encode()))

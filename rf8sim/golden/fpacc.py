@@ -1183,7 +1183,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
         lo_t, top_t, val_t = _weight_tables(w_fmt)
         kam = np.int64(K * amax)
         nc = min(N, 128)
-        step = max(1, (1 << 16) // (nc * nblk))
+        step = max(1, (1 << 17) // (nc * nblk))
         kern = _aligned_fast if par else _aligned_fast_serial
         wrange = np.empty((nblk, 2), np.int64)
         for n0 in range(0, N, nc):
