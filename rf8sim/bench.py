@@ -73,6 +73,7 @@ def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: s
 GPU_RECORD = Path(__file__).resolve().parents[1] / "training" / "results" / "gpu_check_h100.json"
 TRAINING_RECORD = Path(__file__).resolve().parents[1] / "training" / "results" / "bench_training_cpu.json"
 NARROW_RECORD = Path(__file__).resolve().parents[1] / "results" / "golden-narrow-gemm.json"
+W8A16_RECORD = Path(__file__).resolve().parents[1] / "results" / "golden-w8a16-gemm.json"
 
 
 def _read(path: Path) -> dict:
@@ -179,6 +180,15 @@ def measured_table() -> str:
                          "; ".join(f"{wn} weights: " + ", ".join(f"{acc} {by[(wn, acc)]:.1f}×"
                                                                  for acc in ("fp32", "aligned:32:16") if (wn, acc) in by)
                                    for wn in ("rf8", "bf16")), "`make bench`"))
+    if not w16 and W8A16_RECORD.is_file():  # the W8A16 rows on their own (python -m rf8sim.golden.bench_w8a16)
+        wr = _read(W8A16_RECORD)
+        worst = max(wr["rows"], key=lambda r: r["time_x"])
+        table.insert(3, (f"W8A16 golden GEMM {wr['rows'][0]['shape'].replace('x', '×')} (bf16/fp16 activations × "
+                         "rf8/bf16 weights, fp32 and aligned:32:16), time vs float32 `A @ B` (goal ≤ 10×)",
+                         f"{min(r['time_x'] for r in wr['rows']):.1f}× to {worst['time_x']:.1f}× "
+                         f"(worst {worst['act']} × {worst['weight']} {worst['acc']}); one thread, CPU time, commit "
+                         f"{str(wr['provenance']['commit'])[:10]} — record `results/golden-w8a16-gemm.json`, table "
+                         "in docs/formats.md", "`python -m rf8sim.golden.bench_w8a16`"))
     if NARROW_RECORD.is_file():
         nr = _read(NARROW_RECORD)
         nrows = [r for r in nr["rows"] if "time_x" in r]

@@ -30,3 +30,14 @@ def test_record_table():
     assert len(body) == len(rec["rows"]) == 8
     for ln, r in zip(body, rec["rows"]):
         assert f"| {r['time_x']:.1f}× |" in ln and ln.endswith("| yes |" if r["time_x"] <= 10 else "| **no** |")
+
+
+def test_readme_row_recounts_the_record():
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    rec = json.loads((root / bench_w8a16.RECORD).read_text())
+    x = [r["value"] / r["baseline_ms"] for r in rec["rows"]]  # time ratios recomputed from the two timings
+    m = re.search(r"\| W8A16 golden GEMM .*? \| ([\d.]+)× to ([\d.]+)× ", (root / "README.md").read_text())
+    assert m, "README lacks the W8A16 row"
+    assert (m.group(1), m.group(2)) == (f"{min(x):.1f}", f"{max(x):.1f}")
