@@ -455,3 +455,34 @@ def test_top_level_gemm_passes_method_through(acc):
             assert delta[f"{kind} fast"] == 4 * 8
     assert out["auto"].acc.shape == (4, 8)
     assert np.array_equal(out["auto"].acc, out["sequential"].acc)
+
+
+def test_weight_tables_magnitude_shortcut():
+    """Where _weight_tables allows the magnitude shortcut (bf16, e4m3, e5m2; not rf8 / int8), the
+    block extent from the smallest nonzero and the largest magnitude equals, on every pair of codes
+    and on random blocks, the extent from the format definition (Python ints)."""
+    masks = {w: int(fpacc._weight_tables(F.get(w))[3]) for w in W_FMTS}
+    assert masks == {"rf8": 0, "e4m3": 127, "e5m2": 127, "int8": 0, "bf16": 32767}
+    n = 0
+    for w, mask in masks.items():
+        if not mask:
+            continue
+        f = F.get(w)
+        lo_t, top_t = fpacc._weight_tables(f)[:2]
+        rng = np.random.default_rng(zlib.crc32(w.encode()))
+        ncode = len(f.values)
+        blocks = [rng.integers(0, ncode, 8) for _ in range(3000)] + [np.array([0, ncode // 2] * 4)]
+        if ncode <= 256:
+            blocks += [np.array([c1, c2]) for c1 in range(ncode) for c2 in range(ncode)]
+        for blk in blocks:
+            mags = [int(c) & mask for c in blk]
+            nzm = [m for m in mags if m]
+            lo = int(lo_t[min(nzm)]) if nzm else int(fpacc._LO32)
+            top = int(top_t[max(mags)])
+            want_lo, want_hi, bad = _extent(blk, w, 0)
+            if bad:
+                assert top == int(fpacc._LO32)
+            else:
+                assert (lo, top) == ((want_lo, want_hi) if want_lo is not None else (int(fpacc._LO32), -int(fpacc._LO32)))
+            n += 1
+    assert n == 2 * (256 * 256 + 3001) + 3001

@@ -926,14 +926,25 @@ def _weight_tables(fmt: F.Format):
     lo32 = np.where(nz, lo, int(_LO32)).astype(np.int32)
     top32 = np.where(nz, hi, np.where(t.special != 0, int(_LO32), -int(_LO32))).astype(np.int32)
     val = np.where(nz, t.val, 0.0).astype(np.float64)
+    # mask: when lo and top depend only on the magnitude bits m = code & mask (sign bit on top) and
+    # do not decrease with m over m >= 1 (zero only at m = 0, NaN/Inf at the top), a block's
+    # min(lo) is lo[smallest nonzero m] and its max(top) is top[largest m]: _weight_blocks then
+    # reduces magnitudes (integer min/max, vectorizable) instead of table lookups.  Otherwise 0.
+    n = len(lo32)
+    mask = n // 2 - 1
+    m = np.arange(n) & mask
+    mono = (n >= 4 and bool(np.array_equal(lo32, lo32[m]) and np.array_equal(top32, top32[m]))
+            and lo32[0] == _LO32 and top32[0] == -_LO32 and bool((top32[1:mask + 1] != -_LO32).all())
+            and bool((np.diff(lo32[1:mask + 1].astype(np.int64)) >= 0).all())
+            and bool((np.diff(top32[1:mask + 1].astype(np.int64)) >= 0).all()))
     out = (lo32, top32, val)
     for x in out:
         x.setflags(write=False)
-    return out
+    return out + (np.int64(mask if mono else 0),)
 
 
 @nb.njit(cache=True)
-def _weight_blocks(w, n0, K, kam, lo_t, top_t, val, swb, wb, swT, pw, wrange, ok):
+def _weight_blocks(w, n0, K, kam, lo_t, top_t, val, mask, swb, wb, swT, pw, wrange, ok):
     """Weight rows n = n0 .. n0 + wb.shape[1] - 1 (output columns), block b: the weights as
     integers at the block's smallest exponent ``lo`` into ``wb[b, n - n0, :]`` (float64
     ``value * 2**-lo``); ``ok[n]``: every block of row n keeps ``K * max|a_int| * |w_int|``
@@ -952,12 +963,22 @@ def _weight_blocks(w, n0, K, kam, lo_t, top_t, val, swb, wb, swT, pw, wrange, ok
         n = n0 + j
         okn = True
         for b in range(nblk):
-            lo = _LO32
-            top = -_LO32
-            for k in range(b * K, (b + 1) * K):
-                c = w[n, k]
-                lo = min(lo, lo_t[c])
-                top = max(top, top_t[c])
+            if mask:  # tables monotone in the magnitude (see _weight_tables)
+                mn = np.int64(1 << 40)
+                mx = np.int64(0)
+                for k in range(b * K, (b + 1) * K):
+                    mg = np.int64(w[n, k]) & mask
+                    mx = max(mx, mg)
+                    mn = min(mn, mg if mg != 0 else np.int64(1 << 40))
+                lo = lo_t[mn] if mn != (1 << 40) else _LO32
+                top = top_t[mx]
+            else:
+                lo = _LO32
+                top = -_LO32
+                for k in range(b * K, (b + 1) * K):
+                    c = w[n, k]
+                    lo = min(lo, lo_t[c])
+                    top = max(top, top_t[c])
             if lo == _LO32:  # all zeros (or zeros and NaN/Inf: top decides)
                 lo = np.int32(0)
                 top = max(top, np.int32(0))
@@ -989,13 +1010,19 @@ def _bits(f32: np.ndarray) -> np.ndarray:
     return b
 
 
+@lru_cache(maxsize=None)
+def _exp_extent(fmt: F.Format) -> tuple[int, int]:
+    """Smallest and largest exponent of the format's nonzero finite codes."""
+    t = _tables(fmt)
+    f = (t.special == 0) & (t.ssig != 0)
+    return int(t.exp[f].min()), int(t.exp[f].max())
+
+
 def _check_float64_range(a_fmt, w_fmt, smin: int, smax: int):
     """Products (with scales) and their exponents must stay exact in float64 and int64."""
-    ta, tw = _tables(a_fmt), _tables(w_fmt)
-    fa = (ta.special == 0) & (ta.ssig != 0)
-    fw = (tw.special == 0) & (tw.ssig != 0)
-    lo = int(ta.exp[fa].min()) + int(tw.exp[fw].min()) + smin
-    hi = int(ta.exp[fa].max()) + int(tw.exp[fw].max()) + smax + 40
+    (alo, ahi), (wlo, whi) = _exp_extent(a_fmt), _exp_extent(w_fmt)
+    lo = alo + wlo + smin
+    hi = ahi + whi + smax + 40
     if lo < -1000 or hi > 1000:
         raise AccSpecError(f"{a_fmt.name} x {w_fmt.name} with scale exponents in {smin}..{smax}: products reach "
                            f"2**{lo}..2**{hi}; the float accumulators take scale exponents that keep every "
@@ -1180,7 +1207,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
     if fa is not None:  # the BLAS path, in tiles of nc columns x step rows so that the weight
         ab, q, amax = fa  # integers and the block sums stay in cache (~1 MB)
         okn = np.empty(N, np.bool_)
-        lo_t, top_t, val_t = _weight_tables(w_fmt)
+        lo_t, top_t, val_t, mask = _weight_tables(w_fmt)
         kam = np.int64(K * amax)
         nc = min(N, 128)
         step = max(1, (1 << 17) // (nc * nblk))
@@ -1192,7 +1219,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
                 wb = np.empty((nblk, c_, K), np.float64)
                 swT = np.empty((nblk, c_), np.int64)
                 pw = np.empty((nblk, c_), np.float64)
-            _weight_blocks(w, n0, K, kam, lo_t, top_t, val_t, swb, wb, swT, pw, wrange, okn)
+            _weight_blocks(w, n0, K, kam, lo_t, top_t, val_t, mask, swb, wb, swT, pw, wrange, okn)
             wbT = wb.transpose(0, 2, 1)  # (block, K, n) view of (block, n, K): BLAS takes it
             for m0 in range(0, M, step):
                 S = np.matmul(ab[:, m0:m0 + step], wbT)  # exact: every partial sum an integer < 2**53
