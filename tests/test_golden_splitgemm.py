@@ -143,14 +143,14 @@ def test_split_guard_fires_on_a_wrong_error_table(monkeypatch):
     rng = np.random.default_rng(2)
     a = _tiny(rng, (8, 130), "e4m3", 4)
     w = _tiny(rng, (7, 130), "e4m3", 4)
-    good = ar._err_table
+    good = ar._odd_err_table
 
     def bad(*args):
         t = good(*args).copy()
         t[t != 0] += 1
         return t
 
-    monkeypatch.setattr(ar, "_err_table", bad)
+    monkeypatch.setattr(ar, "_odd_err_table", bad)
     with pytest.raises(ar._SplitGuardError, match="fraction"):
         gemm(a, w, "e4m3", "e4m3", "4:30")
 
