@@ -665,8 +665,8 @@ def _abs_product_bound(a, w, a_fmt, w_fmt, sa, ba, sw, bw, Av, Wv):
     lo = min(la * 2.0 ** int(sa.min()), lw * 2.0 ** int(sw.min()))
     hi = max(ha * 2.0 ** int(sa.max()), hw * 2.0 ** int(sw.max()))
     if lo >= 2.0 ** -60 and hi <= 2.0 ** 50 and K < 1 << 16:  # products in [2**-120, 2**100]
-        a32 = _apply_scale(_abs_f32(a_fmt)[a], sa, ba, np.float32)
-        w32 = _apply_scale(_abs_f32(w_fmt)[w], sw, bw, np.float32)
+        a32 = _scaled(_abs_f32(a_fmt), a, sa, ba)
+        w32 = _scaled(_abs_f32(w_fmt), w, sw, bw)
         return (a32 @ w32.T).astype(np.float64) * (1 + (K + 2) * 2.0 ** -22)
     return (np.abs(Av) @ np.abs(Wv).T) * (1 + (K + 8) * 2.0 ** -51)
 
@@ -687,8 +687,8 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     ba, bw = max(int(ba), 1), max(int(bw), 1)
     sar = np.ascontiguousarray(sa, np.int64)
     swf = np.ascontiguousarray(sw + f, np.int64)
-    Av = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
-    Wv = _apply_scale(_f64_values(w_fmt, f)[w], sw, bw)
+    Av = _scaled(_f64_values(a_fmt), a, sa, ba)
+    Wv = _scaled(_f64_values(w_fmt, f), w, sw, bw)
     # the lam ranges from the formats' finest/coarsest lsb and the scale ranges (not from the
     # codes present: L only sets the integer grid of the exact float64 sum, a finer one is fine)
     lo_a, hi_a = _lam_range(a_fmt, sar)
@@ -699,12 +699,14 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     # Cauchy-Schwarz: sum_k |p_k| <= |a_m| |w_n| (relative margin for the float64 rounding)
     na = np.sqrt(np.einsum("ij,ij->i", Av, Av))
     nw = np.sqrt(np.einsum("ij,ij->i", Wv, Wv))
-    B = np.multiply.outer(na, nw) * (1 + 2.0 ** -30)
-    lo_acc, hi_acc = float(acc.min), float(acc.max)
-    lim = 2.0 ** (52 - L)
+    B = np.multiply.outer(na, nw)
+    B *= 1 + 2.0 ** -30
+    # partial sums of floors lie in [-B - K, B]: B <= max and -B - (K + 1) >= min; float64 BLAS
+    # exact below 2**53: B * 2**L <= 2**52.  One comparison with the smallest of the three limits
+    thr = min(float(acc.max), -float(acc.min) - (K + 1), 2.0 ** (52 - L))
 
-    def proven(Bd):  # partial sums of floors lie in [-B - K, B]; float64 BLAS exact below 2**53
-        return (Bd <= hi_acc) & (-Bd - (K + 1) >= lo_acc) & (Bd <= lim)
+    def proven(Bd):
+        return Bd <= thr
 
     ok = proven(B)
     if not ok.all():  # a tighter bound where Cauchy-Schwarz is not enough: sum |a| |w| itself
@@ -840,16 +842,15 @@ def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
     ovf = np.zeros((M, N), np.bool_)
     if r is None:
         out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    elif r[1].all():  # every row proven: the split path's array is the result
+        out = r[0]
     else:
         good = r[1]
         out = np.empty((M, N), np.int64)
         out[good] = r[0]
-        if not good.all():
-            rows = np.flatnonzero(~good)
-            out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
-    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
-    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
-    inv = inv_a[:, None] | inv_w[None, :]
+        rows = np.flatnonzero(~good)
+        out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    inv = np.logical_or.outer(_rows_with(a, _nonfinite(a_fmt)), _rows_with(w, _nonfinite(w_fmt)))
     return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
 
 
@@ -980,6 +981,31 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
 
 
 @lru_cache(maxsize=None)
+def _nonfinite(fmt: F.Format) -> np.ndarray:
+    """Per code: NaN/Inf (bool)."""
+    t = np.ascontiguousarray(fmt.special != F.SPECIAL_FINITE)
+    t.setflags(write=False)
+    return t
+
+
+@nb.njit(cache=True)
+def _rows_with_kernel(codes, table, out):
+    for m in range(codes.shape[0]):
+        hit = False
+        for k in range(codes.shape[1]):
+            hit |= table[codes[m, k]]
+        out[m] = hit
+
+
+def _rows_with(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per row of ``codes``: whether any of its codes has ``table[code]`` set."""
+    out = np.zeros(codes.shape[0], np.bool_)
+    if table.any():
+        _rows_with_kernel(np.ascontiguousarray(codes), table, out)
+    return out
+
+
+@lru_cache(maxsize=None)
 def _f64_values(fmt: F.Format, shift: int = 0) -> np.ndarray:
     """Finite values times 2**shift (exact in float64); NaN/Inf codes -> 0."""
     v = np.ldexp(np.where(fmt.finite, fmt.values, 0.0), shift)
@@ -998,16 +1024,33 @@ def _apply_scale(X: np.ndarray, s: np.ndarray, blk: int, dtype=np.float64) -> np
     return X * f
 
 
+@nb.njit(cache=True)
+def _gather_scaled_kernel(codes, tab, fac, blk, out):
+    M, K = codes.shape
+    for m in range(M):
+        for k in range(K):
+            out[m, k] = tab[codes[m, k]] * fac[m, k // blk]
+
+
+def _scaled(tab: np.ndarray, codes: np.ndarray, s: np.ndarray, blk: int) -> np.ndarray:
+    """``_apply_scale(tab[codes], s, blk, tab.dtype)`` in one pass (the same products, bit for
+    bit: a table value times ``2**s`` as ``tab.dtype``)."""
+    if not s.any():
+        return tab[codes]
+    out = np.empty(codes.shape, tab.dtype)
+    _gather_scaled_kernel(codes, tab, np.ascontiguousarray(np.ldexp(1.0, s).astype(tab.dtype)), max(int(blk), 1),
+                          out)
+    return out
+
+
 def _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
     """Exact path: every product is an integer in units of 2**-frac_bits and every partial
     sum stays below 2**53 in magnitude, so float64 BLAS is exact whatever its order."""
-    A = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
-    W = _apply_scale(_f64_values(w_fmt, acc.frac_bits)[w], sw, bw)
+    A = _scaled(_f64_values(a_fmt), a, sa, ba)
+    W = _scaled(_f64_values(w_fmt, acc.frac_bits), w, sw, bw)
     C = A @ W.T
     out = C.astype(np.int64)
-    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
-    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
-    inv = inv_a[:, None] | inv_w[None, :]
+    inv = np.logical_or.outer(_rows_with(a, _nonfinite(a_fmt)), _rows_with(w, _nonfinite(w_fmt)))
     ovf = np.zeros(out.shape, np.bool_)
     return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
 
