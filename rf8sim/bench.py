@@ -72,6 +72,7 @@ def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: s
 
 GPU_RECORD = Path(__file__).resolve().parents[1] / "training" / "results" / "gpu_check_h100.json"
 TRAINING_RECORD = Path(__file__).resolve().parents[1] / "training" / "results" / "bench_training_cpu.json"
+NARROW_RECORD = Path(__file__).resolve().parents[1] / "results" / "golden-narrow-gemm.json"
 
 
 def _read(path: Path) -> dict:
@@ -169,6 +170,26 @@ def measured_table() -> str:
         ("torch quantizer on CUDA vs CPU", f"{n_cmp:,} values, {n_bad} mismatches ({g['info']['device_name']})",
          "`python -m rf8sim.training.gpu_check`"),
     ]
+    w16 = [r for r in rows if r["name"].startswith("W8A16 bf16 x ") and ", auto (" in r["name"]]
+    if w16:  # time vs float32 A @ B of the same shape in the same run (records from before the fast path lack them)
+        shape = w16[0]["name"].split(" GEMM ")[1].split(",")[0].replace("x", "×")
+        by = {(r["name"].split(" x ")[1].split()[0], r["name"].split(", acc ")[1].split(",")[0]): 1 / r["ratio"]
+              for r in w16}
+        table.insert(3, (f"W8A16 golden GEMM {shape}, bf16 activations, time vs float32 `A @ B` (goal ≤ 10×)",
+                         "; ".join(f"{wn} weights: " + ", ".join(f"{acc} {by[(wn, acc)]:.1f}×"
+                                                                 for acc in ("fp32", "aligned:32:16") if (wn, acc) in by)
+                                   for wn in ("rf8", "bf16")), "`make bench`"))
+    if NARROW_RECORD.is_file():
+        nr = _read(NARROW_RECORD)
+        nrows = [r for r in nr["rows"] if "time_x" in r]
+        met = [r for r in nrows if r["time_x"] <= (50 if r["saturating"] else 10)]
+        worst = max(nrows, key=lambda r: r["time_x"] / (50 if r["saturating"] else 10))
+        table.insert(4, (f"narrow-accumulator golden GEMM {nr['size']}³ (16:32, 8:36, 4:30, exact), time vs float32 "
+                         "`A @ B` (goal ≤ 10×, ≤ 50× with saturation)",
+                         f"{len(met)} of {len(nrows)} rows meet their goal; worst {worst['time_x']:.1f}× "
+                         f"({worst['fmt']} {worst['acc']}, {worst['data']}); one thread, CPU time, commit "
+                         f"{str(nr['provenance']['commit'])[:10]} — record `results/golden-narrow-gemm.json`, "
+                         "table in docs/formats.md", "`python -m rf8sim.golden.bench --narrow`"))
     out = [head, "", "| what | number | command |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in table]
     return "\n".join(out)

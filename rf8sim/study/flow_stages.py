@@ -330,18 +330,28 @@ def transformer_spec(cfg):
                            objectives=tuple(t.objectives))
 
 
+def _synth_areas(ctx: Context) -> dict:
+    """MAC -> area (µm²) of this run's synthesis (empty when it did not run)."""
+    return {r["mac"]: r.get("area_um2") for r in ctx.state.get("synth", []) if r.get("area_um2")}
+
+
+def _keep_checked(ctx: Context, stage: str, res: dict) -> None:
+    """Keep a model stage's results; the stage fails if any per-layer torch check disagreed."""
+    ctx.state[stage] = res
+    bad = sum(r["mismatches"] for r in res["torch_check"])
+    if bad:
+        raise RuntimeError(f"torch emulation disagrees with the golden model in {bad} value(s) "
+                           f"(see results.json: {stage}.torch_check)")
+
+
 def stage_transformer(ctx: Context) -> dict:
     if ctx.cfg.transformer.model == "none":
         raise StageSkipped("[transformer] model = 'none' (the quick setting runs the MNIST-1D MLP only)")
     from .minilm import run_transformer_study
 
-    areas = {r["mac"]: r.get("area_um2") for r in ctx.state.get("synth", []) if r.get("area_um2")}
-    res = run_transformer_study(transformer_spec(ctx.cfg), areas, progress=ctx.progress, console=ctx.console)
-    ctx.state["transformer"] = res
-    bad = sum(r["mismatches"] for r in res["torch_check"])
-    if bad:
-        raise RuntimeError(f"torch emulation disagrees with the golden model in {bad} value(s) "
-                           f"(see results.json: transformer.torch_check)")
+    res = run_transformer_study(transformer_spec(ctx.cfg), _synth_areas(ctx), progress=ctx.progress,
+                                console=ctx.console)
+    _keep_checked(ctx, "transformer", res)
     best = min(res["points"], key=lambda r: r["loss"])
     mixed = res["mixed"]
     detail = (f"{res['sentences']} sentences, {len(res['points'])} configs; best {best['label']} cosine "
@@ -361,13 +371,9 @@ def stage_tinylm(ctx: Context) -> dict:
         raise StageSkipped("[tinylm] model = 'none'")
     from .tinylm import run_tinylm_study, spec_from_config
 
-    areas = {r["mac"]: r.get("area_um2") for r in ctx.state.get("synth", []) if r.get("area_um2")}
-    res = run_tinylm_study(spec_from_config(ctx.cfg), areas, progress=ctx.progress, cache_dir=ctx.cache_dir)
-    ctx.state["tinylm"] = res
-    bad = sum(r["mismatches"] for r in res["torch_check"])
-    if bad:
-        raise RuntimeError(f"torch emulation disagrees with the golden model in {bad} value(s) "
-                           f"(see results.json: tinylm.torch_check)")
+    res = run_tinylm_study(spec_from_config(ctx.cfg), _synth_areas(ctx), progress=ctx.progress,
+                           cache_dir=ctx.cache_dir)
+    _keep_checked(ctx, "tinylm", res)
     f32 = res["points"][0]
     sig = sum(1 for r in res["pairs"] if r["significant"])
     detail = (f"{res['chunks']} held-out chunks; float32 {f32['bpb']:.4f} bits/byte; "

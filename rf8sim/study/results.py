@@ -97,58 +97,52 @@ def render_pairs() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _mixed_table(mx: dict, unit: str, cost_key: str, fmt: str, on, with_source: bool) -> list[str]:
+    """One mixed-format search as a markdown table: the uniform configurations, then the assignment."""
+    def tail(text):
+        return f" {text} |" if with_source else ""
+
+    lines = [f"| assignment | {unit} (MAC-weighted) | mean cosine |" + tail("cost from"),
+             "|---|---|---|" + ("---|" if with_source else "")]
+    for u in mx["uniform"]:
+        lines.append(f"| uniform {u['config']} | {format(u['cost'], fmt)} | {u['cosine']:.5f}{on(u.get('sentences'))} |"
+                     + tail(u.get("source", "")))
+    v = mx["verified"]
+    groups = ", ".join(f"{g}: {c.split()[0]}" + ("" if c.endswith("exact") else f"@{c.split()[-1]}")
+                       for g, c in mx["assignment"].items())
+    cost = format(mx[cost_key], fmt)
+    if v is None:
+        lines.append(f"| mixed, last candidate ({groups}) | {cost} | not verified: no assignment of these formats "
+                     f"is predicted to meet the constraint |" + tail(""))
+    else:
+        lines.append(f"| **mixed** ({groups}) | {cost} | {v['mean']:.5f} [{v['lo']:.5f}, {v['hi']:.5f}]"
+                     f"{on(v.get('n'))} {'meets' if mx['meets_constraint'] else 'misses'} the constraint |"
+                     + tail("MAC-weighted"))
+    return lines
+
+
 @register("study:minilm-mixed")
 def render_mixed() -> str:
     tr = load_minilm_record()["transformer"]
     mx = tr["mixed"]
     if "assignment" not in mx:
         return f"Mixed-format search skipped: {mx.get('skipped', 'no result')}.\n"
-    src = any(u.get("source") for u in mx["uniform"])
-    lines = [f"Constraint: {mx['constraint']}.", "", "| assignment | µm² per MAC (MAC-weighted) | mean cosine |"
-             + (" cost from |" if src else ""), "|---|---|---|" + ("---|" if src else "")]
+
     def on(n):  # a cosine measured on a prefix says so
         return "" if n in (None, tr["sentences"]) else f" (first {n} sentences)"
 
-    for u in mx["uniform"]:
-        lines.append(f"| uniform {u['config']} | {u['cost']:,.0f} | {u['cosine']:.5f}{on(u.get('sentences'))} |"
-                     + (f" {u.get('source', '')} |" if src else ""))
-    v = mx["verified"]
-    groups = ", ".join(f"{g}: {c.split()[0]}" + ("" if c.endswith("exact") else f"@{c.split()[-1]}")
-                       for g, c in mx["assignment"].items())
-    if v is None:
-        lines.append(f"| mixed, last candidate ({groups}) | {mx['cost_um2_per_mac']:,.0f} | not verified: no "
-                     f"assignment of these formats is predicted to meet the constraint |" + (" |" if src else ""))
-    else:
-        lines.append(f"| **mixed** ({groups}) | {mx['cost_um2_per_mac']:,.0f} | {v['mean']:.5f} "
-                     f"[{v['lo']:.5f}, {v['hi']:.5f}]{on(v.get('n'))} {'meets' if mx['meets_constraint'] else 'misses'} "
-                     f"the constraint |"
-                     + (" MAC-weighted |" if src else ""))
+    lines = [f"Constraint: {mx['constraint']}.", ""]
+    lines += _mixed_table(mx, "µm² per MAC", "cost_um2_per_mac", ",.0f", on,
+                          any(u.get("source") for u in mx["uniform"]))
     me = tr.get("mixed_energy") or {}
     if "assignment" in me:
         lines += ["", "By MAC energy (pJ per MAC on the MiniLM stream, MAC-weighted; every configuration, W8A16 "
-                  "included):", "", "| assignment | pJ per MAC (MAC-weighted) | mean cosine | cost from |",
-                  "|---|---|---|---|"]
-        for u in me["uniform"]:
-            lines.append(f"| uniform {u['config']} | {u['cost']:,.1f} | {u['cosine']:.5f}{on(u.get('sentences'))} | "
-                         f"{u.get('source', '')} |")
-        ve = me["verified"]
-        ge = ", ".join(f"{g}: {c.split()[0]}@{c.split()[-1]}" for g, c in me["assignment"].items())
-        lines.append(f"| **mixed** ({ge}) | {me['cost_pj_per_mac']:,.1f} | "
-                     + ("not verified: no assignment is predicted to meet the constraint | |" if ve is None else
-                        f"{ve['mean']:.5f} [{ve['lo']:.5f}, {ve['hi']:.5f}]{on(ve.get('n'))} "
-                        f"{'meets' if me['meets_constraint'] else 'misses'} the constraint | MAC-weighted |"))
+                  "included):", ""]
+        lines += _mixed_table(me, "pJ per MAC", "cost_pj_per_mac", ",.1f", on, True)
     mb = tr.get("mixed_bits") or {}
     if "assignment" in mb:
-        lines += ["", "By stored weight bits (every configuration, W8A16 included):", "",
-                  "| assignment | bits per weight (MAC-weighted) | mean cosine |", "|---|---|---|"]
-        for u in mb["uniform"]:
-            lines.append(f"| uniform {u['config']} | {u['cost']:.2f} | {u['cosine']:.5f}{on(u.get('sentences'))} |")
-        vb = mb["verified"]
-        gb = ", ".join(f"{g}: {c.split()[0]}@{c.split()[-1]}" for g, c in mb["assignment"].items())
-        lines.append(f"| **mixed** ({gb}) | {mb['cost_bits_per_weight']:.2f} | "
-                     + ("not verified: no assignment is predicted to meet the constraint |" if vb is None else
-                        f"{vb['mean']:.5f} [{vb['lo']:.5f}, {vb['hi']:.5f}]{on(vb.get('n'))} "
-                        f"{'meets' if mb['meets_constraint'] else 'misses'} the constraint |"))
+        lines += ["", "By stored weight bits (every configuration, W8A16 included):", ""]
+        lines += _mixed_table(mb, "bits per weight", "cost_bits_per_weight", ".2f", on, False)
     ck = tr.get("torch_check") or []
     lines += ["", f"Per-layer torch emulation check: {len(ck)} layer runs, {sum(r['outputs'] for r in ck):,} "
                   f"outputs, {sum(r['mismatches'] for r in ck)} mismatches."]
