@@ -472,8 +472,10 @@ FAST_CHUNK = 64
 # + lam_w < 0``.  Where bounds prove that no partial sum of an output can reach the accumulator's
 # limits (so the clamp never acts and k order does not matter) and that ``sum |p| * 2**L <
 # 2**52`` (so a float64 BLAS sum of the products is exact in any order), the output is ``(P *
-# 2**L - sum E * 2**L) / 2**L`` with ``P`` one BLAS product and ``E`` gathered from a 65,536-entry
-# table over the inexact pairs only: per k, the rows of w are counting-sorted by ``lam_w``, so
+# 2**L - sum E * 2**L) / 2**L`` with ``P`` one BLAS product and ``E`` gathered over the inexact
+# pairs only from a small table indexed by the two odd parts and ``lam_a + lam_w`` (``E * 2**L =
+# (odd_a * odd_w mod 2**s) << (L - s)``, ``s = -(lam_a + lam_w)``; the scales, block scales
+# included, enter only through lam): per k, the rows of w are counting-sorted by ``lam_w``, so
 # the pairs of an entry ``a[m, k]`` are a prefix of that order.  The division must leave no
 # fraction (a guard).  Rows with an output the bounds cannot prove take the clamped rows below.
 
