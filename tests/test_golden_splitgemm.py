@@ -276,3 +276,22 @@ def test_split_block_scales_equals_sequential():
                   if ar.check_spec(AccSpec.parse(s, fa, fw), F.get(fa), F.get(fw), 1, 3) == 1)
     assert compared == 3 * n_specs * M * N
     assert proven > 15_000 and floored > 5_000, (proven, floored)
+
+
+def test_scale_groups_must_cover_k():
+    """The kernels walk k by scale group: groups that stop short of K are refused, not skipped."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 100, (4, 64), dtype=np.uint8)
+    w = rng.integers(0, 100, (3, 64), dtype=np.uint8)
+    spec = AccSpec.parse("4:30", "rf8", "rf8")
+    rf8 = F.get("rf8")
+    ok_a, ok_w = np.zeros((4, 2), np.int64), np.zeros((3, 2), np.int64)
+    assert ar._gemm_split(a, w, rf8, rf8, spec, ok_a, 32, ok_w, 32) is not None
+    with pytest.raises(ValueError, match="do not cover K = 64"):
+        ar._gemm_split(a, w, rf8, rf8, spec, ok_a, 16, ok_w, 32)
+    with pytest.raises(ValueError, match="do not cover K = 64"):
+        ar._gemm_split(a, w, rf8, rf8, spec, ok_a, 32, ok_w[:, :1], 32)
+    with pytest.raises(ValueError, match="do not cover K = 64"):
+        ar._scaled(ar._f64_values(rf8), a, ok_a + 1, 16)
+    one = ar._scaled(ar._f64_values(rf8), a, np.full((4, 1), 3), 16)  # one group: all of K
+    assert np.array_equal(one, ar._f64_values(rf8)[a] * 8.0)

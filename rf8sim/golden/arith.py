@@ -581,22 +581,25 @@ def _split_row(m, a, P, ok, lsa, iaT, sa, ba, L, c0, lo, nbins, sh, pc, start, E
         o[n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
     ush = np.uint32(sh)
     msk = np.uint32((1 << sh) - 1)
-    for k in range(K):
-        c = np.int64(a[m, k])
-        la = lsa[c]
-        if la == _NO_LSB:
-            continue
-        lam = la + sa[m, k // ba]
-        # partners: lam_w < -lam_a, i.e. the bins below -lam_a - lo (a prefix of pc[k])
-        cnt = start[k, min(max(-lam - lo, 0), nbins - 1)]
-        if cnt == 0:
-            continue
-        Eb = E[iaT[c] + lam + c0:]
-        pk = pc[k]
-        # unsigned indices: no negative-index wraparound code in the loop (about 25% faster)
-        for j in range(cnt):
-            q = np.uint32(pk[j])
-            o[q >> ush] -= Eb[q & msk]
+    am = a[m]
+    for g in range(sa.shape[1]):  # k-groups of one a scale (no k // ba per entry)
+        sam = sa[m, g]
+        for k in range(g * ba, min(K, (g + 1) * ba)):
+            c = np.int64(am[k])
+            la = lsa[c]
+            if la == _NO_LSB:
+                continue
+            lam = la + sam
+            # partners: lam_w < -lam_a, i.e. the bins below -lam_a - lo (a prefix of pc[k])
+            cnt = start[k, np.uint64(min(max(-lam - lo, 0), nbins - 1))]
+            if cnt == 0:
+                continue
+            e0 = iaT[c] + lam + c0  # >= 0: lam_a + lo + L >= 0
+            pk = pc[k]
+            # unsigned indices: no negative-index wraparound code in the loop (a measurable part)
+            for j in range(cnt):
+                q = np.uint32(pk[j])
+                o[q >> ush] -= E[np.uint64(e0 + (q & msk))]
     good = True
     mask = (np.int64(1) << L) - 1
     for n in range(N):
@@ -687,6 +690,8 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     f = acc.frac_bits
     lsa, lsw = _lsb_exp(a_fmt), _lsb_exp(w_fmt)
     ba, bw = max(int(ba), 1), max(int(bw), 1)
+    if sa.shape[1] * ba < K or sw.shape[1] * bw < K:  # the kernels walk k by scale group
+        raise ValueError(f"scale groups ({sa.shape[1]} of {ba}, {sw.shape[1]} of {bw}) do not cover K = {K}")
     sar = np.ascontiguousarray(sa, np.int64)
     swf = np.ascontiguousarray(sw + f, np.int64)
     Av = _scaled(_f64_values(a_fmt), a, sa, ba)
@@ -1030,8 +1035,10 @@ def _apply_scale(X: np.ndarray, s: np.ndarray, blk: int, dtype=np.float64) -> np
 def _gather_scaled_kernel(codes, tab, fac, blk, out):
     M, K = codes.shape
     for m in range(M):
-        for k in range(K):
-            out[m, k] = tab[codes[m, k]] * fac[m, k // blk]
+        for g in range(fac.shape[1]):
+            f = fac[m, g]
+            for k in range(g * blk, min(K, (g + 1) * blk)):
+                out[m, k] = tab[codes[m, k]] * f
 
 
 def _scaled(tab: np.ndarray, codes: np.ndarray, s: np.ndarray, blk: int) -> np.ndarray:
@@ -1040,8 +1047,11 @@ def _scaled(tab: np.ndarray, codes: np.ndarray, s: np.ndarray, blk: int) -> np.n
     if not s.any():
         return tab[codes]
     out = np.empty(codes.shape, tab.dtype)
-    _gather_scaled_kernel(codes, tab, np.ascontiguousarray(np.ldexp(1.0, s).astype(tab.dtype)), max(int(blk), 1),
-                          out)
+    blk = max(int(blk), 1) if s.shape[1] > 1 else max(codes.shape[1], 1)  # one group: all of K
+    if s.shape[1] * blk < codes.shape[1]:
+        raise ValueError(f"{s.shape[1]} scale groups of {blk} do not cover K = {codes.shape[1]}")
+    _gather_scaled_kernel(np.ascontiguousarray(codes), tab, np.ascontiguousarray(np.ldexp(1.0, s).astype(tab.dtype)),
+                          blk, out)
     return out
 
 
