@@ -1,6 +1,7 @@
 """`rf8sim flow`: stage bookkeeping (skips are reported, failures exit non-zero) and a real quick run."""
 
 import json
+from pathlib import Path
 
 import pytest
 import toolcheck
@@ -110,17 +111,26 @@ def test_hdl_stages_for_real(tmp_path):
     import dataclasses
 
     cfg = default_config(quick=True)
-    cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, macs=("int8xint8",), verify_sequences=5,
-                                                            verify_max_len=8))
+    cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, macs=("int8xint8", "bf16xrf8@fp32"),
+                                                            verify_sequences=5, verify_max_len=8))
     ctx = flow_stages.Context(cfg=cfg, out=tmp_path, console=None, progress=False, cache_dir=tmp_path / "cache")
     r = flow_stages.stage_rtl(ctx)
-    (row,) = r["macs"]
+    row, row16 = r["macs"]
     assert (tmp_path / row["file"]).read_text().startswith("// mac_int8xint8")
-    v = flow_stages.stage_verify(ctx)["macs"][0]
+    assert row16["mac"] == "bf16xrf8@fp32" and "module mac16_bf16xrf8_fp32_l1" in (tmp_path / row16["file"]).read_text()
+    v, v16 = flow_stages.stage_verify(ctx)["macs"]
     assert v["products"] == 65536 and v["sequences"] == 5 and v["mismatches"] == 0
     assert v["beats"] == 65536 + v["seq_beats"] and v["ok"]
+    # the W8A16 unit: 256 activation codes x all 256 rf8 codes as single products, then the sequences
+    assert v16["mac"] == "bf16xrf8@fp32" and v16["products"] == 256 * 256 and v16["sequences"] == 5
+    assert v16["beats"] == 65536 + v16["seq_beats"] and v16["mismatches"] == 0 and v16["ok"]
     from rf8sim.study.area_accuracy import area_available
 
     if area_available()[0]:
-        s = flow_stages.stage_synth(ctx)["macs"][0]
+        s, s16 = flow_stages.stage_synth(ctx)["macs"]
         assert s["area_um2"] > 0 and s["nand2_eq"] > 0 and s["acc"] == row["acc"]
+        # the same generator and yosys as the checked-in W8A16 synthesis record: the same area
+        rec = json.loads((Path(__file__).resolve().parents[1] / "hdl/results/synth_w8a16.json").read_text())
+        (want,) = [x["area_um2"] for x in rec["rows"] if (x["a_fmt"], x["w_fmt"], x["acc"], x["lanes"], x["stage"])
+                   == ("bf16", "rf8", "fp32", 1, "mac")]
+        assert s16["mac"] == "bf16xrf8@fp32" and s16["area_um2"] == want

@@ -143,14 +143,14 @@ def test_split_guard_fires_on_a_wrong_error_table(monkeypatch):
     rng = np.random.default_rng(2)
     a = _tiny(rng, (8, 130), "e4m3", 4)
     w = _tiny(rng, (7, 130), "e4m3", 4)
-    good = ar._err_table
+    good = ar._odd_err_table
 
     def bad(*args):
         t = good(*args).copy()
         t[t != 0] += 1
         return t
 
-    monkeypatch.setattr(ar, "_err_table", bad)
+    monkeypatch.setattr(ar, "_odd_err_table", bad)
     with pytest.raises(ar._SplitGuardError, match="fraction"):
         gemm(a, w, "e4m3", "e4m3", "4:30")
 
@@ -187,3 +187,111 @@ def test_narrow_bench_rows_and_record_table():
     table = bench.narrow_table()
     body = [ln for ln in table.splitlines() if ln.startswith("| ") and "×" in ln and "operands" not in ln]
     assert len(body) == len(rec["rows"]) - 1 == 21
+
+
+def test_odd_error_table_every_code_pair_against_python_integers():
+    """The flooring-error table the split path reads, at the index the kernel computes (odd part
+    of each code, ``t = lam_a + lam_w + L``), for every code pair and every total shift that puts
+    the product at or below the grid, against floor() on Python integers from the formats' own
+    ``(sign, sig, exp)`` (no lsb or odd-part arithmetic)."""
+    compared = 0
+    for fa, fw, L in (("rf8", "rf8", 24), ("e4m3", "e5m2", 30), ("int8", "rf8", 12)):
+        A, W = F.get(fa), F.get(fw)
+        lsa, lsw = ar._lsb_exp(A), ar._lsb_exp(W)
+        (ia, ua), (iw, uw) = ar._odd_parts(A), ar._odd_parts(W)
+        fin_a = [c for c in range(256) if A.finite[c] and A.sig[c] > 0]
+        fin_w = [c for c in range(256) if W.finite[c] and W.sig[c] > 0]
+        lo_a, hi_a = int(lsa[fin_a].min()), int(lsa[fin_a].max())
+        T = hi_a - lo_a + L + 1
+        E = ar._odd_err_table(A, W, L, T)
+        assert E.size == ua.size * uw.size * T and ua[0] == uw[0] == 0
+        for ca in fin_a:
+            na = -int(A.sig[ca]) if A.sign[ca] else int(A.sig[ca])
+            for cw in fin_w:
+                nw = -int(W.sig[cw]) if W.sign[cw] else int(W.sig[cw])
+                e0 = int(A.exp[ca]) + int(W.exp[cw])
+                lam = int(lsa[ca]) + int(lsw[cw])
+                # shifts o with lam + o in [-L, 0]: every floored product and the first exact one
+                for o in (-L - lam, -lam - 1, -lam, (-L - 2 * lam) // 2):
+                    e = e0 + o  # the product is na * nw * 2**e
+                    num = na * nw
+                    if e >= 0:  # an integer product: no flooring error
+                        want = 0
+                    else:  # (p - floor(p)) * 2**L with p = num / 2**-e (Python // floors)
+                        want = (num - (num // 2 ** -e) * 2 ** -e) * 2 ** (L + e)
+                    t = lam + o + L
+                    assert 0 <= t < T
+                    got = int(E[(int(ia[ca]) * uw.size + int(iw[cw])) * T + t])
+                    assert got == want, (fa, fw, ca, cw, o)
+                    compared += 1
+        # zero and NaN/Inf codes index the all-zero odd part 0
+        assert not E[: uw.size * T].any() and not E[np.arange(ua.size)[:, None] * uw.size * T
+                                                    + np.arange(T)].any()
+    assert compared == 4 * sum(
+        sum(1 for c in range(256) if F.get(x).finite[c] and F.get(x).sig[c] > 0)
+        * sum(1 for c in range(256) if F.get(y).finite[c] and F.get(y).sig[c] > 0)
+        for x, y in (("rf8", "rf8"), ("e4m3", "e5m2"), ("int8", "rf8")))
+
+
+def test_split_block_scales_equals_sequential():
+    """Block scales (a different group length on each side too): the split path folds each row's
+    and k-group's scale into lam; its proven rows against the sequential kernel, and the whole
+    fast / auto GEMM too.  Counts of compared, proven and floored outputs asserted."""
+    rng = np.random.default_rng(31)
+    M, N, K = 16, 14, 160
+    compared = proven = floored = 0
+    for fa, fw in CASES:
+        for dist in ("gauss", "tiny", "uniform"):
+            if dist == "gauss":
+                a = encode((rng.standard_normal((M, K)) * 8).astype(np.float32), fa)
+                w = encode((rng.standard_normal((N, K)) * 8).astype(np.float32), fw)
+            elif dist == "tiny":
+                a, w = _tiny(rng, (M, K), fa, 4), _tiny(rng, (N, K), fw, 4)
+            else:
+                a = rng.integers(0, 256, (M, K), dtype=np.uint8)
+                w = rng.integers(0, 256, (N, K), dtype=np.uint8)
+            for spec_text in ("4:30", "16:32", "2:18"):
+                spec = AccSpec.parse(spec_text, fa, fw)
+                if ar.check_spec(spec, F.get(fa), F.get(fw), 1, 3) != 1:
+                    continue
+                for ba, bw in ((32, 32), (48, 32)):
+                    sa = rng.integers(-6, 3, (M, -(-K // ba)))
+                    sw = rng.integers(-5, 2, (N, -(-K // bw)))
+                    r = ar._gemm_split(a, w, F.get(fa), F.get(fw), spec, sa, ba, sw, bw)
+                    ref = ar._gemm_clamped_rows(np.arange(M), a, w, F.get(fa), F.get(fw), spec, sa, ba, sw, bw)
+                    if ba == bw:  # the public API: one block length for both operands
+                        seq = gemm(a, w, fa, fw, spec, sa, sw, "ceil", "ceil", ba, method="sequential")
+                        assert np.array_equal(seq.acc, ref[0]) and np.array_equal(seq.overflow, ref[1])
+                        _same(gemm(a, w, fa, fw, spec, sa, sw, "ceil", "ceil", ba, method="fast"), seq)
+                        compared += M * N
+                    if r is None:
+                        continue
+                    out, good = r
+                    assert np.array_equal(out, ref[0][good]) and not ref[1][good].any()
+                    proven += out.size
+                    Av = ar._apply_scale(ar._f64_values(F.get(fa))[a], sa, ba)
+                    Wv = ar._apply_scale(ar._f64_values(F.get(fw), spec.frac_bits)[w], sw, bw)
+                    floored += int((out != (Av @ Wv.T)[good]).sum())
+    n_specs = sum(1 for fa, fw in CASES for s in ("4:30", "16:32", "2:18")
+                  if ar.check_spec(AccSpec.parse(s, fa, fw), F.get(fa), F.get(fw), 1, 3) == 1)
+    assert compared == 3 * n_specs * M * N
+    assert proven > 15_000 and floored > 5_000, (proven, floored)
+
+
+def test_scale_groups_must_cover_k():
+    """The kernels walk k by scale group: groups that stop short of K are refused, not skipped."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 100, (4, 64), dtype=np.uint8)
+    w = rng.integers(0, 100, (3, 64), dtype=np.uint8)
+    spec = AccSpec.parse("4:30", "rf8", "rf8")
+    rf8 = F.get("rf8")
+    ok_a, ok_w = np.zeros((4, 2), np.int64), np.zeros((3, 2), np.int64)
+    assert ar._gemm_split(a, w, rf8, rf8, spec, ok_a, 32, ok_w, 32) is not None
+    with pytest.raises(ValueError, match="do not cover K = 64"):
+        ar._gemm_split(a, w, rf8, rf8, spec, ok_a, 16, ok_w, 32)
+    with pytest.raises(ValueError, match="do not cover K = 64"):
+        ar._gemm_split(a, w, rf8, rf8, spec, ok_a, 32, ok_w[:, :1], 32)
+    with pytest.raises(ValueError, match="do not cover K = 64"):
+        ar._scaled(ar._f64_values(rf8), a, ok_a + 1, 16)
+    one = ar._scaled(ar._f64_values(rf8), a, np.full((4, 1), 3), 16)  # one group: all of K
+    assert np.array_equal(one, ar._f64_values(rf8)[a] * 8.0)

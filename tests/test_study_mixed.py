@@ -221,3 +221,31 @@ def test_the_shipped_demo_configs_all_have_recorded_costs():
     t = cost_table(dps, {})
     assert len(t) == len(dps) >= 5 and all(c.area_um2 and c.pj_per_mac for c in t.values())
     assert any(d.float_acc for d in dps)  # the W8A16 units are in the default search
+
+
+def test_this_runs_w8a16_synthesis_is_preferred_for_area():
+    """A W8A16 unit synthesized by the flow ([flow] macs 'AxW@ACC') gives the area; energy stays the record's;
+    a W8A16 key never stands in for the 8-bit MAC of the same formats, nor the reverse."""
+    t = cost_table(_dps("rf8/bf16@fp32", "bf16/bf16@fp32", "rf8"), {"bf16xrf8@fp32": 777.0, "bf16xbf16": 5.0})
+    w = t["rf8/a:bf16 channel acc fp32"]
+    assert (w.area_um2, w.area_source) == (777.0, "synthesized in this run")
+    assert w.energy_source == "record hdl/results/ppa_w8a16.json" and w.pj_per_mac > 0
+    b = t["bf16 channel acc fp32"]
+    assert b.area_source == "record hdl/results/ppa_w8a16.json" and b.area_um2 != 5.0
+    assert t["rf8 channel acc exact"].area_source == "record hdl/results/ppa.json"
+
+
+@pytest.mark.parametrize("mac,msg", [("bf16xrf8", "16-bit formats need a W8A16 accumulator"),
+                                     ("rf8xrf8@fp32", "a W8A16 unit takes 16-bit activations"),
+                                     ("bf16xrf8@4:30", "a W8A16 unit takes 16-bit activations"),
+                                     ("bf16xrf8@aligned:32", "aligned"),
+                                     ("bf16-rf8", r"'AxW' \(8-bit")])
+def test_flow_mac_entries_are_checked(mac, msg):
+    import tomllib
+
+    from rf8sim.study.config import ConfigError, config_from_dict
+
+    raw = tomllib.loads((ROOT / "rf8sim/study/configs/flow_quick.toml").read_text())
+    raw["flow"]["macs"] = [mac]
+    with pytest.raises(ConfigError, match=msg):
+        config_from_dict(raw)

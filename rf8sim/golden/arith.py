@@ -472,8 +472,10 @@ FAST_CHUNK = 64
 # + lam_w < 0``.  Where bounds prove that no partial sum of an output can reach the accumulator's
 # limits (so the clamp never acts and k order does not matter) and that ``sum |p| * 2**L <
 # 2**52`` (so a float64 BLAS sum of the products is exact in any order), the output is ``(P *
-# 2**L - sum E * 2**L) / 2**L`` with ``P`` one BLAS product and ``E`` gathered from a 65,536-entry
-# table over the inexact pairs only: per k, the rows of w are counting-sorted by ``lam_w``, so
+# 2**L - sum E * 2**L) / 2**L`` with ``P`` one BLAS product and ``E`` gathered over the inexact
+# pairs only from a small table indexed by the two odd parts and ``lam_a + lam_w`` (``E * 2**L =
+# (odd_a * odd_w mod 2**s) << (L - s)``, ``s = -(lam_a + lam_w)``; the scales, block scales
+# included, enter only through lam): per k, the rows of w are counting-sorted by ``lam_w``, so
 # the pairs of an entry ``a[m, k]`` are a prefix of that order.  The division must leave no
 # fraction (a guard).  Rows with an output the bounds cannot prove take the clamped rows below.
 
@@ -497,48 +499,62 @@ def _lsb_exp(fmt: F.Format) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=64)
-def _err_table(a_fmt: F.Format, w_fmt: F.Format, shift: int, L: int) -> np.ndarray:
-    """``(p - floor(p)) * 2**L`` (int64) for every code pair (flat, ``a * 256 + w``), ``p`` the
-    product times ``2**shift``.  Exact for every pair whose product is a multiple of ``2**-L``;
-    the finer ones (absent from the data) hold 0."""
-    sv, pe, sp = pair_tables(a_fmt, w_fmt)
-    e = pe + shift
-    sh = e + L
-    # p * 2**L where it is an integer (a significand with trailing zeros may sit below 2**-L);
-    # |sv| < 2**23 and e < 0, so nothing overflows
-    X = np.where(sh >= 0, sv << np.clip(sh, 0, 62), sv >> np.clip(-sh, 0, 62))
-    exact = (sh >= 0) | ((X << np.clip(-sh, 0, 62)) == sv)  # X == p * 2**L
-    X = np.where((sp == 0) & (e < 0) & exact, X, 0)  # e >= 0: an integer product, no error
-    out = np.ascontiguousarray(X - ((X >> L) << L))  # X - floor(p) * 2**L, in [0, 2**L)
+@lru_cache(maxsize=None)
+def _odd_parts(fmt: F.Format):
+    """``(index per code, distinct odd values)``: every finite nonzero value is ``odd * 2**lsb``
+    (``lsb`` from :func:`_lsb_exp`, ``odd`` signed); ``values[index[code]]`` is its odd part, and
+    zero and NaN/Inf codes get index 0, whose value is 0."""
+    ls = _lsb_exp(fmt)
+    sig = fmt.sig.astype(np.int64)
+    sh = np.where(ls == _NO_LSB, 0, ls - fmt.exp.astype(np.int64))
+    odd = np.where(ls == _NO_LSB, 0, (sig >> sh) * np.where(fmt.sign.astype(np.int64) != 0, -1, 1))
+    u = np.concatenate([[0], np.unique(odd[odd != 0])]).astype(np.int64)
+    idx = np.where(odd == 0, 0, np.searchsorted(u[1:], odd) + 1).astype(np.int64)
+    assert np.array_equal(u[idx], odd)
+    idx.setflags(write=False)
+    u.setflags(write=False)
+    return idx, u
+
+
+@lru_cache(maxsize=16)
+def _odd_err_table(a_fmt: F.Format, w_fmt: F.Format, L: int, T: int) -> np.ndarray:
+    """The flooring errors in units of ``2**-L`` by odd parts: flat ``[i, j, t]`` (distinct odd
+    significands ``i`` of a, ``j`` of w, ``t = lam_a + lam_w + L`` in ``[0, T)``) holds ``(p -
+    floor(p)) * 2**L`` for ``p = oa * ow * 2**(t - L)``: ``(oa * ow mod 2**s) << t``, ``s = L - t``
+    (0 where ``s <= 0``: an integer product).  Small (a few 10 kB): it stays in cache."""
+    ua, uw = _odd_parts(a_fmt)[1], _odd_parts(w_fmt)[1]
+    x = np.multiply.outer(ua, uw)[:, :, None]  # |x| < 2**20
+    t = np.arange(T, dtype=np.int64)
+    s = np.clip(L - t, 0, 62)
+    X = np.where(s > 0, (x - ((x >> s) << s)) << np.clip(t, 0, 62), 0)  # x mod 2**s, nonnegative
+    out = np.ascontiguousarray(X.reshape(-1).astype(np.int64))
     out.setflags(write=False)
     return out
 
 
-@lru_cache(maxsize=8)
-def _err_tables(a_fmt: F.Format, w_fmt: F.Format, shift0: int, n: int, L: int) -> np.ndarray:
-    """``_err_table`` for shifts ``shift0 .. shift0 + n - 1``, laid out [a code, shift, w code]."""
-    E = np.ascontiguousarray(np.stack([_err_table(a_fmt, w_fmt, shift0 + o, L).reshape(256, 256)
-                                       for o in range(n)], axis=1).reshape(-1))
-    E.setflags(write=False)
-    return E
-
-
 @nb.njit(cache=True)
-def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, start):
+def _lam_sort(wT, lsw, iwT, off, bw, lo, clip, T, nbins, sh, pc, start):
     """Per k: the rows n of w counting-sorted by lam_w = lsw[w[n, k]] + off[n, k // bw] (bins
-    from ``lo``, the last bin for zeros and beyond); ``pc[k, j] = n << 24 | (off[n, k // bw] -
-    min off) << 8 | code``, ``start[k, b]`` = entries in the bins below b."""
+    from ``lo``, the last bin for zeros and beyond); ``pc[k, j] = n << sh | (iw * T + min(lam_w,
+    clip) - lo)`` in that order (``iw``: the index of w's odd part), ``start[k, b]`` = entries in
+    the bins below b."""
     K, N = wT.shape
     cnt = np.empty(nbins + 1, np.int64)
     bins = np.empty(N, np.int64)
-    omn = off.min()
+    widx = np.empty(N, np.int64)
     for k in range(K):
         g = k // bw
         cnt[:] = 0
         for n in range(N):
-            v = lsw[wT[k, n]]
-            b = nbins - 1 if v == _NO_LSB else min(max(v + off[n, g] - lo, 0), nbins - 1)
+            c = wT[k, n]
+            v = lsw[c]
+            if v == _NO_LSB:
+                b = nbins - 1
+                widx[n] = 0
+            else:
+                lam = v + off[n, g]
+                b = min(max(lam - lo, 0), nbins - 1)
+                widx[n] = iwT[c] * T + max(min(lam, clip), lo) - lo
             bins[n] = b
             cnt[b + 1] += 1
         for b in range(nbins):
@@ -548,76 +564,69 @@ def _lam_sort(wT, lsw, off, bw, lo, nbins, pc, start):
             b = bins[n]
             j = cnt[b]
             cnt[b] += 1
-            pc[k, j] = (np.int64(n) << 24) | ((off[n, g] - omn) << 8) | np.int64(wT[k, n])
+            pc[k, j] = (np.int64(n) << sh) | widx[n]
 
 
 @nb.njit(cache=True, inline="always")
-def _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out):
+def _split_row(m, a, P, ok, lsa, iaT, sa, ba, L, c0, lo, nbins, sh, pc, start, E, out):
     """Row m: out = (P * 2**L - sum of the inexact pairs' errors) / 2**L where ok; False if a
-    fraction is left (the guard)."""
+    fraction is left (the guard).  The error of (m, k, n) is ``E[iaT[a] + lam_a + c0 + widx]``
+    (``iaT``: a's odd-part index times the table's row length, ``c0 = L + lo``, ``widx`` the low
+    ``sh`` bits of n's entry in ``pc[k]``)."""
     K = a.shape[1]
     N = P.shape[1]
     scale = 2.0 ** L
+    o = out[m]
     for n in range(N):
-        out[m, n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
-    uniform = E.size == 1 << 16  # one table: the w code alone indexes an a code's row
-    nO256 = E.size >> 8
-    for k in range(K):
-        sam = sa[m, k // ba]
-        c = np.int64(a[m, k])
-        la = lsa[c]
-        if la == _NO_LSB:
-            continue
-        # partners: lam_w < -(la + sam), i.e. the bins below -(la + sam) - lo
-        cnt = start[k, min(max(-(la + sam) - lo, 0), nbins - 1)]
-        if cnt == 0:
-            continue
-        cb = c * 256
-        if uniform:
-            if 2 * cnt > N:  # dense: every n, the error of an exact pair is 0 (a vectorised gather)
-                for n in range(N):
-                    out[m, n] -= E[cb + wT[k, n]]
-            else:
-                for j in range(cnt):
-                    q = pc[k, j]
-                    out[m, q >> 24] -= E[cb + (q & 255)]
-        else:  # E is laid out [a code, offset, w code]: one a code's rows stay in cache
-            base = c * nO256 + ((sam + obase) << 8)
-            if 2 * cnt > N:
-                g = k // bw
-                for n in range(N):
-                    out[m, n] -= E[base + offT[g, n] + wT[k, n]]
-            else:
-                for j in range(cnt):
-                    q = pc[k, j]
-                    out[m, q >> 24] -= E[base + (q & 0xFFFFFF)]
+        o[n] = np.int64(P[m, n] * scale) if ok[m, n] else 0
+    ush = np.uint32(sh)
+    msk = np.uint32((1 << sh) - 1)
+    am = a[m]
+    for g in range(sa.shape[1]):  # k-groups of one a scale (no k // ba per entry)
+        sam = sa[m, g]
+        for k in range(g * ba, min(K, (g + 1) * ba)):
+            c = np.int64(am[k])
+            la = lsa[c]
+            if la == _NO_LSB:
+                continue
+            lam = la + sam
+            # partners: lam_w < -lam_a, i.e. the bins below -lam_a - lo (a prefix of pc[k])
+            cnt = start[k, np.uint64(min(max(-lam - lo, 0), nbins - 1))]
+            if cnt == 0:
+                continue
+            e0 = iaT[c] + lam + c0  # >= 0: lam_a + lo + L >= 0
+            pk = pc[k]
+            # unsigned indices: no negative-index wraparound code in the loop (a measurable part)
+            for j in range(cnt):
+                q = np.uint32(pk[j])
+                o[q >> ush] -= E[np.uint64(e0 + (q & msk))]
     good = True
     mask = (np.int64(1) << L) - 1
     for n in range(N):
         if ok[m, n]:
-            x = out[m, n]
+            x = o[n]
             if x & mask:
                 good = False
-            out[m, n] = x >> L
+            o[n] = x >> L
         else:
-            out[m, n] = 0
+            o[n] = 0
     return good
 
 
 @nb.njit(cache=True, parallel=True)
-def _split(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out):
+def _split(a, P, ok, lsa, iaT, sa, ba, L, c0, lo, nbins, sh, pc, start, E, out):
     M = a.shape[0]
     good = np.ones(M, np.bool_)
     for m in nb.prange(M):
-        good[m] = _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out)
+        good[m] = _split_row(m, a, P, ok, lsa, iaT, sa, ba, L, c0, lo, nbins, sh, pc, start, E, out)
     return good.all()
 
 
 @nb.njit(cache=True)
-def _split_serial(a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out):
+def _split_serial(a, P, ok, lsa, iaT, sa, ba, L, c0, lo, nbins, sh, pc, start, E, out):
     good = True
     for m in range(a.shape[0]):
-        good &= _split_row(m, a, P, ok, lsa, sa, ba, L, lo, nbins, pc, start, E, obase, wT, offT, bw, out)
+        good &= _split_row(m, a, P, ok, lsa, iaT, sa, ba, L, c0, lo, nbins, sh, pc, start, E, out)
     return good
 
 
@@ -661,8 +670,8 @@ def _abs_product_bound(a, w, a_fmt, w_fmt, sa, ba, sw, bw, Av, Wv):
     lo = min(la * 2.0 ** int(sa.min()), lw * 2.0 ** int(sw.min()))
     hi = max(ha * 2.0 ** int(sa.max()), hw * 2.0 ** int(sw.max()))
     if lo >= 2.0 ** -60 and hi <= 2.0 ** 50 and K < 1 << 16:  # products in [2**-120, 2**100]
-        a32 = _apply_scale(_abs_f32(a_fmt)[a], sa, ba, np.float32)
-        w32 = _apply_scale(_abs_f32(w_fmt)[w], sw, bw, np.float32)
+        a32 = _scaled(_abs_f32(a_fmt), a, sa, ba)
+        w32 = _scaled(_abs_f32(w_fmt), w, sw, bw)
         return (a32 @ w32.T).astype(np.float64) * (1 + (K + 2) * 2.0 ** -22)
     return (np.abs(Av) @ np.abs(Wv).T) * (1 + (K + 8) * 2.0 ** -51)
 
@@ -681,13 +690,15 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     f = acc.frac_bits
     lsa, lsw = _lsb_exp(a_fmt), _lsb_exp(w_fmt)
     ba, bw = max(int(ba), 1), max(int(bw), 1)
+    if sa.shape[1] * ba < K or sw.shape[1] * bw < K:  # the kernels walk k by scale group
+        raise ValueError(f"scale groups ({sa.shape[1]} of {ba}, {sw.shape[1]} of {bw}) do not cover K = {K}")
     sar = np.ascontiguousarray(sa, np.int64)
     swf = np.ascontiguousarray(sw + f, np.int64)
-    Av = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
-    Wv = _apply_scale(_f64_values(w_fmt, f)[w], sw, bw)
+    Av = _scaled(_f64_values(a_fmt), a, sa, ba)
+    Wv = _scaled(_f64_values(w_fmt, f), w, sw, bw)
     # the lam ranges from the formats' finest/coarsest lsb and the scale ranges (not from the
     # codes present: L only sets the integer grid of the exact float64 sum, a finer one is fine)
-    lo_a, _ = _lam_range(a_fmt, sar)
+    lo_a, hi_a = _lam_range(a_fmt, sar)
     lo_w, hi_w = _lam_range(w_fmt, swf)
     L = max(0, -(lo_a + lo_w))
     if L > 40:
@@ -695,12 +706,14 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
     # Cauchy-Schwarz: sum_k |p_k| <= |a_m| |w_n| (relative margin for the float64 rounding)
     na = np.sqrt(np.einsum("ij,ij->i", Av, Av))
     nw = np.sqrt(np.einsum("ij,ij->i", Wv, Wv))
-    B = np.multiply.outer(na, nw) * (1 + 2.0 ** -30)
-    lo_acc, hi_acc = float(acc.min), float(acc.max)
-    lim = 2.0 ** (52 - L)
+    B = np.multiply.outer(na, nw)
+    B *= 1 + 2.0 ** -30
+    # partial sums of floors lie in [-B - K, B]: B <= max and -B - (K + 1) >= min; float64 BLAS
+    # exact below 2**53: B * 2**L <= 2**52.  One comparison with the smallest of the three limits
+    thr = min(float(acc.max), -float(acc.min) - (K + 1), 2.0 ** (52 - L))
 
-    def proven(Bd):  # partial sums of floors lie in [-B - K, B]; float64 BLAS exact below 2**53
-        return (Bd <= hi_acc) & (-Bd - (K + 1) >= lo_acc) & (Bd <= lim)
+    def proven(Bd):
+        return Bd <= thr
 
     ok = proven(B)
     if not ok.all():  # a tighter bound where Cauchy-Schwarz is not enough: sum |a| |w| itself
@@ -714,26 +727,24 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
         M = a.shape[0]
     P = Av @ Wv.T
     nbins = hi_w - lo_w + 2
-    omin = int(sar.min()) + int(swf.min()) - f
-    offs = range(omin, int(sar.max()) + int(swf.max()) - f + 1)
-    uniform = len(offs) == 1  # one table: no per-entry offsets
-    pc = np.empty((K, N), np.int64)
+    # error-table index t = lam_a + lam_w' + L with lam_w' = lam_w clipped to [lo_w, -lo_a] (above
+    # -lo_a every pair is exact, t stays in range): t in [0, T)
+    clip = max(-lo_a, lo_w)
+    T = hi_a + clip + L + 1
+    uw = _odd_parts(w_fmt)[1]
+    sh = int(uw.size * T - 1).bit_length()  # pc packs n << sh | the w part of the table index
+    E = _odd_err_table(a_fmt, w_fmt, L, T)
+    iaT = _odd_parts(a_fmt)[0] * (uw.size * T)
+    iwT = _odd_parts(w_fmt)[0]
+    if N << sh >= 1 << 32:
+        return None  # the kernel's uint32 unpacking (N >= 2**22 for 8-bit formats)
+    pc = np.empty((K, N), np.uint32)
     start = np.empty((K, nbins + 1), np.int64)
     wT = np.ascontiguousarray(w.T)
-    _lam_sort(wT, lsw, swf, bw, lo_w, nbins, pc, start)
-    # L == 0: no pair is inexact (every lam_a + lam_w >= 0), the table is never read
-    if not L:
-        E = np.zeros(1 << 16, np.int64)
-    elif uniform:
-        E = _err_table(a_fmt, w_fmt, f + omin, L)
-    else:
-        E = _err_tables(a_fmt, w_fmt, f + omin, len(offs), L)
+    _lam_sort(wT, lsw, iwT, swf, bw, lo_w, clip, T, nbins, sh, pc, start)
     out = np.empty((M, N), np.int64)
     kern = _split if M > 1 and M * N * K >= PARALLEL_MIN else _split_serial
-    offT = np.ascontiguousarray(((swf - swf.min()) << 8).T)  # (groups, N): w's offsets, natural order
-    # table block of (m, n, k): sa[m, k // ba] + sw[n, k // bw] - omin = sa + obase + (swf - min swf)
-    obase = int(swf.min()) - f - omin
-    if not kern(a, P, ok, lsa, sar, ba, L, lo_w, nbins, pc, start, E, obase, wT, offT, bw, out):
+    if not kern(a, P, ok, lsa, iaT, sar, ba, L, L + lo_w, lo_w, nbins, sh, pc, start, E, out):
         raise _SplitGuardError("split GEMM: the flooring correction left a fraction (a bug; please report)")
     return out, good
 
@@ -838,16 +849,15 @@ def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
     ovf = np.zeros((M, N), np.bool_)
     if r is None:
         out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    elif r[1].all():  # every row proven: the split path's array is the result
+        out = r[0]
     else:
         good = r[1]
         out = np.empty((M, N), np.int64)
         out[good] = r[0]
-        if not good.all():
-            rows = np.flatnonzero(~good)
-            out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
-    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
-    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
-    inv = inv_a[:, None] | inv_w[None, :]
+        rows = np.flatnonzero(~good)
+        out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    inv = np.logical_or.outer(_rows_with(a, _nonfinite(a_fmt)), _rows_with(w, _nonfinite(w_fmt)))
     return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
 
 
@@ -978,6 +988,31 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
 
 
 @lru_cache(maxsize=None)
+def _nonfinite(fmt: F.Format) -> np.ndarray:
+    """Per code: NaN/Inf (bool)."""
+    t = np.ascontiguousarray(fmt.special != F.SPECIAL_FINITE)
+    t.setflags(write=False)
+    return t
+
+
+@nb.njit(cache=True)
+def _rows_with_kernel(codes, table, out):
+    for m in range(codes.shape[0]):
+        hit = False
+        for k in range(codes.shape[1]):
+            hit |= table[codes[m, k]]
+        out[m] = hit
+
+
+def _rows_with(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per row of ``codes``: whether any of its codes has ``table[code]`` set."""
+    out = np.zeros(codes.shape[0], np.bool_)
+    if table.any():
+        _rows_with_kernel(np.ascontiguousarray(codes), table, out)
+    return out
+
+
+@lru_cache(maxsize=None)
 def _f64_values(fmt: F.Format, shift: int = 0) -> np.ndarray:
     """Finite values times 2**shift (exact in float64); NaN/Inf codes -> 0."""
     v = np.ldexp(np.where(fmt.finite, fmt.values, 0.0), shift)
@@ -996,16 +1031,38 @@ def _apply_scale(X: np.ndarray, s: np.ndarray, blk: int, dtype=np.float64) -> np
     return X * f
 
 
+@nb.njit(cache=True)
+def _gather_scaled_kernel(codes, tab, fac, blk, out):
+    M, K = codes.shape
+    for m in range(M):
+        for g in range(fac.shape[1]):
+            f = fac[m, g]
+            for k in range(g * blk, min(K, (g + 1) * blk)):
+                out[m, k] = tab[codes[m, k]] * f
+
+
+def _scaled(tab: np.ndarray, codes: np.ndarray, s: np.ndarray, blk: int) -> np.ndarray:
+    """``_apply_scale(tab[codes], s, blk, tab.dtype)`` in one pass (the same products, bit for
+    bit: a table value times ``2**s`` as ``tab.dtype``)."""
+    if not s.any():
+        return tab[codes]
+    out = np.empty(codes.shape, tab.dtype)
+    blk = max(int(blk), 1) if s.shape[1] > 1 else max(codes.shape[1], 1)  # one group: all of K
+    if s.shape[1] * blk < codes.shape[1]:
+        raise ValueError(f"{s.shape[1]} scale groups of {blk} do not cover K = {codes.shape[1]}")
+    _gather_scaled_kernel(np.ascontiguousarray(codes), tab, np.ascontiguousarray(np.ldexp(1.0, s).astype(tab.dtype)),
+                          blk, out)
+    return out
+
+
 def _gemm_f64(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
     """Exact path: every product is an integer in units of 2**-frac_bits and every partial
     sum stays below 2**53 in magnitude, so float64 BLAS is exact whatever its order."""
-    A = _apply_scale(_f64_values(a_fmt)[a], sa, ba)
-    W = _apply_scale(_f64_values(w_fmt, acc.frac_bits)[w], sw, bw)
+    A = _scaled(_f64_values(a_fmt), a, sa, ba)
+    W = _scaled(_f64_values(w_fmt, acc.frac_bits), w, sw, bw)
     C = A @ W.T
     out = C.astype(np.int64)
-    inv_a = (a_fmt.special[a] != F.SPECIAL_FINITE).any(axis=1)
-    inv_w = (w_fmt.special[w] != F.SPECIAL_FINITE).any(axis=1)
-    inv = inv_a[:, None] | inv_w[None, :]
+    inv = np.logical_or.outer(_rows_with(a, _nonfinite(a_fmt)), _rows_with(w, _nonfinite(w_fmt)))
     ovf = np.zeros(out.shape, np.bool_)
     return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
 

@@ -37,7 +37,8 @@ never silently falls back to a default)::
     lanes = [1]                           # MAC lanes: area only
 
     [flow]                      # only `rf8sim flow` reads this section
-    macs = ["rf8xrf8", "e4m3xe4m3", "int8xint8"]   # MACs generated, verified and synthesized
+    macs = ["rf8xrf8", "bf16xrf8@fp32"]   # MACs generated, verified and synthesized: 'AxW' (8-bit, exact
+                                # accumulator) or 'AxW@ACC' (W8A16 unit: bf16/fp16 activations, fp32 or aligned:K:M)
     verify_sequences = 200      # random accumulation sequences per MAC (plus all 65,536 products)
     verify_max_len = 64         # their maximum length
     hist_layers = 3             # weight histograms in the report
@@ -381,14 +382,26 @@ def config_from_dict(raw: dict) -> StudyConfig:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"[sweep] lanes must be positive integers, got {n!r}")
     for mac in cfg.flow.macs:
-        parts = str(mac).lower().split("x")
+        pair, at, acc = str(mac).lower().partition("@")
+        parts = pair.split("x")
         if len(parts) != 2:
-            raise ConfigError(f"[flow] macs entries are 'AxW' (e.g. 'rf8xrf8'), got {mac!r}")
-        for f in parts:
+            raise ConfigError(f"[flow] macs entries are 'AxW' (8-bit, e.g. 'rf8xrf8') or 'AxW@ACC' (W8A16, e.g. "
+                              f"'bf16xrf8@fp32'), got {mac!r}")
+        try:
+            fa, fw = (F.get(f) for f in parts)
+        except F.FormatError as e:
+            raise ConfigError(f"[flow] macs: {e}") from None
+        if at:
             try:
-                F.get(f)
-            except F.FormatError as e:
-                raise ConfigError(f"[flow] macs: {e}") from None
+                spec = AccSpec.parse(acc)
+            except AccSpecError as e:
+                raise ConfigError(f"[flow] macs {mac!r}: {e}") from None
+            if spec.kind not in ("fp32", "aligned") or fa.code_bits != 16 or fw.code_bits > 16:
+                raise ConfigError(f"[flow] macs {mac!r}: a W8A16 unit takes 16-bit activations (bf16, fp16), an "
+                                  f"8-bit or bf16 weight format and the fp32 or aligned:K:M accumulator")
+        elif fa.code_bits > 8 or fw.code_bits > 8:
+            raise ConfigError(f"[flow] macs {mac!r}: 16-bit formats need a W8A16 accumulator, e.g. "
+                              f"'{pair}@fp32'")
     if cfg.flow.verify_sequences < 0 or cfg.flow.verify_max_len < 1:
         raise ConfigError("[flow] verify_sequences must be >= 0 and verify_max_len >= 1")
     _check_transformer(cfg.transformer)

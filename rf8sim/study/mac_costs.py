@@ -109,8 +109,8 @@ def cost_table(dps, synthesized: dict | None = None, objectives=OBJECTIVES, reco
                recorded: dict | None = None) -> dict[str, MacCost]:
     """Cost per datapath label for ``objectives``; CostError naming every configuration without one.
 
-    ``synthesized``: MAC area per ``"AxW"`` from this run's synthesis (8-bit MACs with the exact
-    accumulator), preferred over the records for the area.  ``recorded``: a precomputed
+    ``synthesized``: MAC area from this run's synthesis, per ``"AxW"`` (8-bit MACs with the exact
+    accumulator) or per :func:`mac_key` (W8A16 units), preferred over the records for the area.  ``recorded``: a precomputed
     :func:`recorded_costs` (tests pass their own)."""
     bad_obj = [o for o in objectives if o not in OBJECTIVES]
     if bad_obj:
@@ -122,7 +122,8 @@ def cost_table(dps, synthesized: dict | None = None, objectives=OBJECTIVES, reco
     for dp in dps:
         key = mac_key(dp)
         r = rec.get(key, MacCost(key))
-        a = synthesized.get(f"{dp.act_format}x{dp.w_format}") if dp.acc.strip().lower() == "exact" else None
+        # this run's synthesis: "AxW" for the 8-bit exact-accumulator MACs, the full key for W8A16 units
+        a = synthesized.get(f"{dp.act_format}x{dp.w_format}" if dp.acc.strip().lower() == "exact" else key)
         c = MacCost(key, float(a), "synthesized in this run", r.pj_per_mac, r.energy_source) if a else r
         for o in objectives:
             if c.get(o) is None:
@@ -131,7 +132,7 @@ def cost_table(dps, synthesized: dict | None = None, objectives=OBJECTIVES, reco
     if missing:
         where = ", ".join(_rel(Path(p)) for p in {**RECORDS, **(records or {})}.values())
         raise CostError("the mixed-format search has no MAC cost for " + "; ".join(missing) +
-                        f". Costs come from this run's synthesis ([flow] macs, 8-bit exact accumulators) and the "
+                        f". Costs come from this run's synthesis ([flow] macs) and the "
                         f"records {where}; drop the configuration, synthesize and record its MAC, or leave the "
                         f"objective out ([transformer] objectives, valid: {list(OBJECTIVES)})")
     return out
