@@ -144,13 +144,12 @@ def render_costs() -> str:
               + ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
               + f"; on 2 cores with perfect parallelism {parts['total'] / 2:.0f} s (an upper bound: each mixed "
                 f"search verifies at most that many sentences)."]
-    from .results import MINILM_RECORD, load_minilm_record
-
-    flow = load_minilm_record()
+    flow_rec = Path("study") / "results" / "minilm-flow.json"  # rf8sim.study.results.MINILM_RECORD (no import: cycle)
+    flow = load_record(flow_rec, "rf8sim-flow", f"rf8sim flow --record {flow_rec}")
     st = {x["stage"]: x for x in flow["stages"]}.get("transformer")
     if st is not None and st["status"] == "ok" and flow["transformer"]["sentences"] == t.sentences:
         lines += ["", f"Measured: the transformer stage of the default demo run took {st['seconds']:.0f} s wall "
-                      f"(record `{MINILM_RECORD}`)."]
+                      f"(record `{flow_rec}`)."]
     return "\n".join(lines) + "\n"
 
 
