@@ -50,6 +50,8 @@ def test_record_and_render(tmp_path, monkeypatch):
     text = demotime.render_demo_time()
     assert "measured with `/usr/bin/time -v`" in text and "within the 10-minute budget" in text
     assert "an empty cache" in text
+    with pytest.raises(InputError, match="positive number of seconds"):
+        demotime.write_time_record(out, tmp_path / "b.json", budget_s=0)
     data.update(wall_s=700.0, within_budget=False)
     rec.write_text(json.dumps(data))
     assert "**over** the 10-minute budget" in demotime.render_demo_time()

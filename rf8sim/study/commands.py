@@ -76,6 +76,7 @@ def register(sub) -> None:
     q.add_argument("--what", default="make demo", help="what was timed, as the README names it")
     q.add_argument("--cache-empty", choices=("yes", "no"), default=None,
                    help="whether the cache root was empty when the run started (a fresh clone: yes)")
+    q.add_argument("--budget-s", type=float, default=600.0, help="the run's time budget in seconds (default 600)")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_record_time)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
@@ -268,7 +269,8 @@ def cmd_record_time(args) -> int:
     from .demotime import render_demo_time, write_time_record
 
     cache = None if args.cache_empty is None else args.cache_empty == "yes"
-    path = write_time_record(args.time_file, args.record, what=args.what, cache_empty=cache, overwrite=args.force)
+    path = write_time_record(args.time_file, args.record, what=args.what, cache_empty=cache, overwrite=args.force,
+                             budget_s=args.budget_s)
     rec = json.loads(path.read_text())
     print(f"record: {path}: {rec['what']} {rec['wall_s']:.0f} s wall, exit status {rec['exit_status']}")
     if path.resolve() == (Path(__file__).resolve().parents[2] / "study" / "results" / "demo-time.json"):

@@ -61,7 +61,7 @@ def parse_time_v(text: str, source: str = "the time report") -> dict:
 
 
 def write_time_record(time_file, record, *, what: str = "make demo", cache_empty: bool | None = None,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, budget_s: float = BUDGET_S) -> Path:
     """Parse ``time_file`` and write the record (atomic; no overwrite unless asked)."""
     from ..fileio import check_output_path
     from ..records import write_record
@@ -71,23 +71,30 @@ def write_time_record(time_file, record, *, what: str = "make demo", cache_empty
         raise InputFileError(f"{p}: no such file (the `/usr/bin/time -v -o {p} ...` report of the run)")
     check_output_path(record, overwrite)
     run = parse_time_v(p.read_text(errors="replace"), str(p))
-    payload = {"kind": "rf8sim-timed-run", "what": what, **run, "budget_s": BUDGET_S,
+    if not budget_s > 0:
+        raise InputError(f"the time budget must be a positive number of seconds, got {budget_s!r}")
+    payload = {"kind": "rf8sim-timed-run", "what": what, **run, "budget_s": float(budget_s),
                "cache_empty_at_start": cache_empty,
-               "within_budget": run["exit_status"] == 0 and run["wall_s"] <= BUDGET_S}
+               "within_budget": run["exit_status"] == 0 and run["wall_s"] <= budget_s}
     return write_record(record, payload, overwrite=overwrite)
 
 
-def load_time_record() -> dict:
-    return load_record(DEMO_TIME_RECORD, "rf8sim-timed-run", "make demo-record")
+#: the checked-in record of a fresh-clone `.ci/run` (repo-relative)
+CI_TIME_RECORD = Path("results") / "ci-time.json"
+
+
+def load_time_record(rel=None) -> dict:
+    rel = DEMO_TIME_RECORD if rel is None else rel
+    how = "make demo-record" if rel == DEMO_TIME_RECORD else f"rf8sim study record-time TIME.txt --record {rel}"
+    return load_record(rel, "rf8sim-timed-run", how)
 
 
 def _mmss(s: float) -> str:
     return f"{int(s // 60)} min {s - 60 * int(s // 60):.0f} s"
 
 
-@register("readme:demo-time")
-def render_demo_time() -> str:
-    rec = load_time_record()
+def render_time(rel) -> str:
+    rec = load_time_record(rel)
     pv, m = rec["provenance"], rec["provenance"]["machine"]
     cache = {True: "an empty cache (as in a fresh clone)", False: "a warm cache",
              None: "an unknown cache state"}[rec.get("cache_empty_at_start")]
@@ -98,4 +105,14 @@ def render_demo_time() -> str:
             f"({rec['user_s'] + rec['system_s']:,.0f} CPU-s, {rec['max_rss_mb']:,.0f} MB max RSS, exit status "
             f"{rec['exit_status']}), {verdict}; {m['cpu']}, {m['cores']} cores, load average {m.get('load_1min')} "
             f"when the record was written, starting from {cache}; commit {str(pv['commit'])[:10]}"
-            f"{' (dirty tree)' if pv.get('dirty') else ''}, record `{DEMO_TIME_RECORD}`.\n")
+            f"{' (dirty tree)' if pv.get('dirty') else ''}, record `{rel}`.\n")
+
+
+@register("readme:demo-time")
+def render_demo_time() -> str:
+    return render_time(DEMO_TIME_RECORD)
+
+
+@register("readme:ci-time")
+def render_ci_time() -> str:
+    return render_time(CI_TIME_RECORD)
