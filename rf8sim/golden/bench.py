@@ -339,19 +339,24 @@ def main(argv=None) -> int:
     return 0
 
 
+def record_head(rec: dict, path, threads: str) -> str:
+    """The first sentence of a GEMM-bench table: command, machine, load at both ends, threads, commit."""
+    prov = rec["provenance"]
+    m = prov["machine"]
+    dirty = " + uncommitted changes" if prov.get("dirty") else ""
+    return (f"Record `{path}`: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load average "
+            f"{m['load_1min']:g} at the start, {rec['load_end']:.2f} at the end: a shared machine), {threads}, "
+            f"commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']}.")
+
+
 def narrow_table() -> str:
     """docs/formats.md: the narrow-accumulator GEMM rows of the checked-in record."""
     from ..docgen import load_record
 
     rec = load_record(NARROW_RECORD, _NARROW_KIND, _NARROW_HOW)
-    prov = rec["provenance"]
-    m = prov["machine"]
     thr = ("BLAS and Numba on one thread" if rec["threads"] == "one"
            else f"{rec['numba_threads']} Numba threads, OpenBLAS default threads")
-    dirty = " + uncommitted changes" if prov.get("dirty") else ""
-    out = [f"Record `{NARROW_RECORD}`: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load average "
-           f"{m['load_1min']:g} at the start, {rec['load_end']:.2f} at the end: a shared machine), {thr}, "
-           f"commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']}. Each row is the best of {max(2, rec['reps'] // 2)} "
+    out = [record_head(rec, NARROW_RECORD, thr) + f" Each row is the best of {max(2, rec['reps'] // 2)} "
            f"{'CPU-time' if rec.get('clock') == 'cpu' else 'wall-clock'} timings alternating the GEMM and "
            f"float32 `A @ B` ({rec['size']}^3).", "",
            "| operands | accumulator | codes | outputs saturating | GEMM ms | float32 `A @ B` ms | × float32 time "

@@ -94,13 +94,10 @@ def table() -> str:
     """docs/formats.md: the W8A16 GEMM rows of the checked-in record."""
     from ..docgen import load_record
 
+    from .bench import record_head
+
     rec = load_record(RECORD, _KIND, _HOW)
-    prov = rec["provenance"]
-    m = prov["machine"]
-    dirty = " + uncommitted changes" if prov.get("dirty") else ""
-    out = [f"Record `{RECORD}`: `{prov['command']}` on {m['cpu']} ({m['cores']} cores, load average "
-           f"{m['load_1min']:g} at the start, {rec['load_end']:.2f} at the end: a shared machine), BLAS and Numba "
-           f"on one thread, commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']}. Each row is the best of "
+    out = [record_head(rec, RECORD, "BLAS and Numba on one thread") + " Each row is the best of "
            f"{rec['reps']} CPU-time timings alternating the GEMM (`fpacc.gemm`, `method=\"auto\"`, per-channel "
            f"weight scales) and float32 `A @ B` of the same shape.", "",
            "| activations × weights | accumulator | shape | path | GEMM ms | float32 `A @ B` ms | × float32 time "
