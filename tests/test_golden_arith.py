@@ -297,6 +297,12 @@ def test_bad_inputs():
         mac(a, a, np.zeros(3, bool), "rf8", "rf8", "exact")
     with pytest.raises(DTypeError, match="clear must be a bool"):
         mac(a, a, np.zeros(4), "rf8", "rf8", "exact")
+    a16 = np.zeros(4, np.uint16)  # the W8A16 accumulators check the flags the same way
+    for acc in ("fp32", "aligned:4:8"):
+        with pytest.raises(ValueError, match=r"clear must have shape \(4,\)"):
+            mac(a16, a, np.zeros(3, bool), "bf16", "rf8", acc)
+        with pytest.raises(DTypeError, match="clear must be a bool"):
+            mac(a16, a, np.zeros(4), "bf16", "rf8", acc)
     with pytest.raises(F.FormatError, match="valid formats"):
         mac(a, a, None, "rf9", "rf8", "exact")
     with pytest.raises(AccSpecError, match="width must be in 2..127"):

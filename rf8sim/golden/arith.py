@@ -331,14 +331,9 @@ def mac(a_codes, w_codes, clear, a_fmt="bf16", w_fmt="rf8", acc="fp32") -> MacTr
     _fixed_formats(acc, a_fmt, w_fmt)
     a, w = _prep_codes(a_codes, w_codes)
     n, lanes = a.shape
-    if clear is None:
-        clear = np.zeros(n, bool)
-    clear = np.asarray(clear)
-    if clear.dtype != np.bool_:
-        raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
-    if clear.shape != (n,):
-        raise ValueError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
-    clear = np.ascontiguousarray(clear)
+    from .fpacc import clear_flags
+
+    clear = clear_flags(clear, n)
     limbs = check_spec(acc, a_fmt, w_fmt, lanes)
     pk = packed_pairs(a_fmt, w_fmt)
     ovf = np.empty(n, np.bool_)

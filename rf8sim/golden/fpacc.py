@@ -1057,6 +1057,18 @@ def _register_limbs(acc: AccSpec, w_fmt, q: np.ndarray, smin: int, smax: int, fo
     return True, bits // 32 + 3
 
 
+def clear_flags(clear, n: int) -> np.ndarray:
+    """The per-beat ``clear`` flags of a MAC trace (None: never cleared), checked: bool, shape ``(n,)``."""
+    if clear is None:
+        return np.zeros(n, bool)
+    clear = np.asarray(clear)
+    if clear.dtype != np.bool_:
+        raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
+    if clear.shape != (n,):
+        raise ShapeError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
+    return np.ascontiguousarray(clear)
+
+
 def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = False,
         force_wide: bool = False) -> Fp32Trace:
     """fp32 / aligned:K:M MAC trace (see :func:`rf8sim.golden.mac`)."""
@@ -1073,14 +1085,7 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = F
     n, lanes = a.shape
     if lanes < 1:
         raise ShapeError("at least one lane is needed")
-    if clear is None:
-        clear = np.zeros(n, bool)
-    clear = np.asarray(clear)
-    if clear.dtype != np.bool_:
-        raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
-    if clear.shape != (n,):
-        raise ShapeError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
-    clear = np.ascontiguousarray(clear)
+    clear = clear_flags(clear, n)
     a, w = np.ascontiguousarray(a), np.ascontiguousarray(w)
     out = np.empty(n, np.float32)
     ovf = np.empty(n, np.bool_)
