@@ -200,19 +200,32 @@ def _verify8(rep, check, x, w, a_fmt, w_fmt, rounding, granularity, block, acc, 
     rep["legs"]["rtl"] = rep["rtl"]["status"]
 
 
-def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, ovf, n_out, simulator):
+def _rtl_unusable(n_out: int, simulator: str) -> dict | None:
+    """Why the RTL leg cannot run (a status for the report), or None: no outputs asked for, rf8sim.hdl
+    missing, or the simulator unusable."""
     if n_out <= 0:
         return {"status": "not run (--no-rtl)"}
     try:
-        from .hdl.mac import MacConfig
-        from .hdl.sim import check_simulator, run_stream
-        from .hdl.stimulus import Stream
+        from .hdl.sim import check_simulator
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl not importable: {e})"}
     try:
         check_simulator(simulator)
     except Exception as e:  # noqa: BLE001 - report any reason the simulator is unusable
         return {"status": f"not run (simulator {simulator!r} unavailable: {e})"}
+    return None
+
+
+def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, ovf, n_out, simulator):
+    why = _rtl_unusable(n_out, simulator)
+    if why:
+        return why
+    try:
+        from .hdl.mac import MacConfig
+        from .hdl.sim import run_stream
+        from .hdl.stimulus import Stream
+    except ImportError as e:
+        return {"status": f"not run (rf8sim.hdl not importable: {e})"}
     if granularity in ("ceil", "mx"):
         return {"status": "not run (the MAC has no scale inputs; block scales vary along K)"}
     from .golden.accspec import AccSpec
@@ -310,18 +323,15 @@ def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, s
     The MAC has no scale input, so the slice is compared with torch's gemm16 on the
     same codes at weight scale 0 (the scale is a power of two outside the datapath).
     """
-    if n_out <= 0:
-        return {"status": "not run (--no-rtl)"}
+    why = _rtl_unusable(n_out, simulator)
+    if why:
+        return why
     try:
-        from .hdl.sim import check_simulator, run_stream
+        from .hdl.sim import run_stream
         from .hdl.stimulus import Stream
         from .hdl.w8a16 import A16Config
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl has no W8A16 MAC here: {e})"}
-    try:
-        check_simulator(simulator)
-    except Exception as e:  # noqa: BLE001 - report any reason the simulator is unusable
-        return {"status": f"not run (simulator {simulator!r} unavailable: {e})"}
     from .training.w8a16 import gemm16
 
     cfg = A16Config.make(a_name, w_fmt.name, str(spec), 1)
