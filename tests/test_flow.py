@@ -126,11 +126,12 @@ def test_hdl_stages_for_real(tmp_path):
     assert v16["beats"] == 65536 + v16["seq_beats"] and v16["mismatches"] == 0 and v16["ok"]
     from rf8sim.study.area_accuracy import area_available
 
-    if area_available()[0]:
-        s, s16 = flow_stages.stage_synth(ctx)["macs"]
-        assert s["area_um2"] > 0 and s["nand2_eq"] > 0 and s["acc"] == row["acc"]
-        # the same generator and yosys as the checked-in W8A16 synthesis record: the same area
-        rec = json.loads((Path(__file__).resolve().parents[1] / "hdl/results/synth_w8a16.json").read_text())
-        (want,) = [x["area_um2"] for x in rec["rows"] if (x["a_fmt"], x["w_fmt"], x["acc"], x["lanes"], x["stage"])
-                   == ("bf16", "rf8", "fp32", 1, "mac")]
-        assert s16["mac"] == "bf16xrf8@fp32" and s16["area_um2"] == want
+    # synthesis needs yosys and the osu018 Liberty file: a skip locally, a failure under CI
+    toolcheck.require(lambda: area_available()[0], "yosys and the osu018 Liberty file", "make sysdeps")
+    s, s16 = flow_stages.stage_synth(ctx)["macs"]
+    assert s["area_um2"] > 0 and s["nand2_eq"] > 0 and s["acc"] == row["acc"]
+    # the same generator and yosys as the checked-in W8A16 synthesis record: the same area
+    rec = json.loads((Path(__file__).resolve().parents[1] / "hdl/results/synth_w8a16.json").read_text())
+    (want,) = [x["area_um2"] for x in rec["rows"] if (x["a_fmt"], x["w_fmt"], x["acc"], x["lanes"], x["stage"])
+               == ("bf16", "rf8", "fp32", 1, "mac")]
+    assert s16["mac"] == "bf16xrf8@fp32" and s16["area_um2"] == want
