@@ -89,3 +89,20 @@ def test_cli_verilog_w8a16(tmp_path, capsys):
     assert main(["verilog", "--a-fmt", "BF16", "--w-fmt", "RF8", "--acc", "FP32", "--result", "fp32", "-o", str(u)]) == 0
     assert "result fp32: out_acc is the float32 bit pattern" in capsys.readouterr().out
     assert u.read_text() == verilog_of(MacSpec.make("bf16", "rf8", "fp32"))[0]
+
+
+def test_header_regenerate_command_reproduces_the_file(tmp_path, capsys):
+    """The `// regenerate:` line of every checked-in file, run as printed, writes that file byte for byte
+    (it once said `--out fp32`, which argparse took for `--output`: a fixed-result unit)."""
+    import shlex
+
+    n = 0
+    for spec, path in _defaults():
+        line = next(x for x in path.read_text().splitlines() if x.startswith("// regenerate: "))
+        argv = shlex.split(line.removeprefix("// regenerate: "))
+        assert argv[:2] == ["rf8sim", "verilog"] and argv[-2] == "-o"
+        out = tmp_path / argv[-1]
+        assert main([*argv[1:-1], str(out)]) == 0, capsys.readouterr().err
+        assert out.read_bytes() == path.read_bytes(), path.name
+        n += 1
+    assert n == 11

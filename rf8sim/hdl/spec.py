@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import formats as F
-from ..accspec import ALIGN_BITS_RANGE, MAX_BLOCK, MAX_WIDTH, AccSpec
+from ..accspec import ALIGN_BITS_RANGE, MAX_BLOCK, MAX_WIDTH, W16_FORMATS, AccSpec
 from ..errors import RF8SimError
 
 __all__ = ["HdlError", "MacSpec", "ProductPlan", "FloatFields", "WeightPlan", "float_fields", "LATENCY",
@@ -230,8 +230,6 @@ class WeightPlan:
 
 @functools.lru_cache(maxsize=None)
 def _weight_plan(f: F.Format) -> WeightPlan:
-    from ..golden.fpacc import W16_FORMATS  # the golden model's 16-bit weights (the dequantized baseline)
-
     if f.code_bits == 16:
         if f.name not in W16_FORMATS:
             raise HdlError(f"16-bit weight format {f.name!r}: the 16-bit weights are {', '.join(W16_FORMATS)} "

@@ -73,7 +73,7 @@ def _header(spec: MacSpec, name: str) -> str:
             "//        out_valid, out_acc (two's complement, frac_bits fraction bits), out_overflow, out_invalid"
             + (", out_fp32 (RNE)" if fp else ""),
             f"// regenerate: rf8sim verilog --a-fmt {d['a_fmt']} --w-fmt {d['w_fmt']} --acc {spec.acc} "
-            f"--lanes {d['lanes']} --out {d['out']} -o {name}.v",
+            f"--lanes {d['lanes']} --result {d['out']} -o {name}.v",
         ]
     else:
         wb = spec.w_bits
