@@ -97,7 +97,7 @@ def test_header_regenerate_command_reproduces_the_file(tmp_path, capsys):
     import shlex
 
     n = 0
-    for spec, path in _defaults():
+    for _, path in _defaults():
         line = next(x for x in path.read_text().splitlines() if x.startswith("// regenerate: "))
         argv = shlex.split(line.removeprefix("// regenerate: "))
         assert argv[:2] == ["rf8sim", "verilog"] and argv[-2] == "-o"
