@@ -1,4 +1,4 @@
-"""RTL subcommands: ``rf8sim verilog``, ``rf8sim rtlsim`` and ``rf8sim synth``."""
+"""RTL subcommands: ``rf8sim verilog``, ``rf8sim rtlsim``, ``rf8sim synth`` and ``rf8sim array ...``."""
 
 from __future__ import annotations
 
@@ -66,6 +66,10 @@ def register(sub) -> None:
                    "(e.g. hdl/results/ppa.json) and with --plot FILE its plot")
     g.add_argument("--plot", metavar="FILE", help="PNG of the PPA table (with --record)")
     p.set_defaults(func=cmd_synth)
+
+    from .array_cli import register as register_array
+
+    register_array(sub)
 
 
 def cmd_verilog(args) -> int:
