@@ -1,4 +1,4 @@
-"""RTL subcommands: ``rf8sim verilog``, ``rf8sim rtlsim`` and ``rf8sim synth``."""
+"""RTL subcommands: ``rf8sim verilog``, ``rf8sim rtlsim``, ``rf8sim synth`` and ``rf8sim array ...``."""
 
 from __future__ import annotations
 
@@ -86,7 +86,14 @@ def register(sub) -> None:
     g.add_argument("--record", metavar="FILE", help="with --table --timing --power: write the PPA record "
                    "(e.g. hdl/results/ppa.json) and with --plot FILE its plot")
     g.add_argument("--plot", metavar="FILE", help="PNG of the PPA table (with --record)")
+    from .route_cli import add_arguments as _route_arguments
+
+    _route_arguments(p)  # --tech, --route, --utilization, --place-seed (rf8sim.hdl.route_cli)
     p.set_defaults(func=cmd_synth)
+
+    from .array_cli import register as register_array
+
+    register_array(sub)
 
 
 def cmd_verilog(args) -> int:
@@ -173,7 +180,12 @@ def _check_synth_flags(args) -> None:
     from .spec import HdlError
 
     ppa = args.timing or args.power
-    fixed_table, w8a16_table = args.table == "fixed" and not ppa, args.table == "w8a16" and not ppa
+    route = bool(getattr(args, "route", False))
+    if route and args.table == "w8a16":
+        raise HdlError("--route --table routes the fixed-point table (--table fixed); route a W8A16 unit alone "
+                       "with --a-fmt/--w-fmt/--acc")
+    fixed_table = args.table == "fixed" and (not ppa or route)
+    w8a16_table = args.table == "w8a16" and not ppa
     needs = [("--clock-ns", args.clock_ns is not None, ppa, "--timing or --power"),
              ("--beats", args.beats is not None, args.power, "--power"),
              ("--zero-delay", args.zero_delay, args.power, "--power"),
@@ -193,6 +205,11 @@ def _check_synth_flags(args) -> None:
 
 def cmd_synth(args) -> int:
     _check_synth_flags(args)
+    from . import route_cli
+
+    if route_cli.wants(args):
+        return route_cli.run(args)
+    args.liberty = route_cli.resolve_liberty(args) or args.liberty  # --tech sky130: its Liberty file
     if args.timing or args.power:
         from .ppa_cli import run_ppa_cli
 
