@@ -45,7 +45,9 @@ def config_from_args(args):
 
     R, C = parse_size(args.size)
     acc = args.acc
-    if args.a_fmt in ("bf16", "fp16") and acc == "exact":
+    from .spec import float_activation_formats
+
+    if acc == "exact" and str(args.a_fmt).lower() in float_activation_formats():
         acc = "aligned:32:16"
     return ArrayConfig.make(args.a_fmt, args.w_fmt, acc, R, C, args.depth, args.pe_stages)
 

@@ -249,7 +249,7 @@ def run_gemm(cfg: ArrayConfig, a_codes, w_codes, simulator: str = "icarus", root
     t0 = time.perf_counter()
     blk = cfg.acc.block if cfg.kind == "aligned" else None
     s = plan(M, K, N, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
-    emax = block_emax(a, cfg.unit.a.exp_bits, cfg.unit.a.man_bits, blk) if blk else None
+    emax = block_emax(a, cfg.unit.a_fields.exp_bits, cfg.unit.a_fields.man_bits, blk) if blk else None
     st = streams(s, a, w, emax)
     t_stream = time.perf_counter() - t0
     b = build(cfg, simulator, root)
