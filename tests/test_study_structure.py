@@ -69,11 +69,11 @@ LAYERS = {
     "rf8sim.resources": 2, "rf8sim.docgen": 2, "rf8sim.tools": 2,
     "rf8sim.golden": 3,
     "rf8sim.hdl": 4, "rf8sim.training": 4, "rf8sim.tech": 4,
-    "rf8sim.study": 5, "rf8sim.verify": 5, "rf8sim.bench": 5, "rf8sim.cluster_scaling": 5,
+    "rf8sim.study": 5, "rf8sim.verify": 5, "rf8sim.verify_array": 5, "rf8sim.bench": 5, "rf8sim.cluster_scaling": 5,
     "rf8sim.cli": 6,
 }
-#: the CLI layer also holds every part's ``commands`` module (its subcommands), and the package's front
-#: door ``rf8sim/__init__.py`` (its lazy attributes import anything)
+#: the CLI layer also holds every part's ``commands`` and ``*_cli`` modules (its subcommands), and the
+#: package's front door ``rf8sim/__init__.py`` (its lazy attributes import anything)
 CLI_MODULES = ("commands", "cli")
 
 #: Known upward imports (importer prefix, imported prefix), each to be removed by its part's owner:
@@ -124,7 +124,8 @@ def _package_graph() -> dict[str, set[str]]:
 
 
 def _layer(m: str) -> int | None:
-    if m == "rf8sim" or m.rpartition(".")[2] in CLI_MODULES:
+    last = m.rpartition(".")[2]
+    if m == "rf8sim" or last in CLI_MODULES or last.endswith("_cli"):
         return 6
     best = max((k for k in LAYERS if m == k or m.startswith(k + ".")), key=len, default=None)
     return None if best is None else LAYERS[best]
