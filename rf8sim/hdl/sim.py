@@ -421,7 +421,7 @@ def verify_vector_file(name: str, simulator: str = "icarus", out: str = "fixed",
         a, w = np.asarray(v["a"]), np.asarray(v["w"])
         if a.ndim == 1:
             a, w = a[:, None], w[:, None]
-        a, w = a.astype(cfg.a.dtype), w.astype(cfg.w.dtype)
+        a, w = a.astype(cfg.a.code_dtype), w.astype(cfg.w.code_dtype)
         acc = np.asarray(v["acc_bits"], np.uint32)
     elif "acc" in v:
         from ..accspec import AccSpec
