@@ -110,7 +110,7 @@ def _verilog16(args, out) -> int:
 
 
 def _rtlsim16(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from .sim16 import verify16
@@ -142,7 +142,7 @@ def cmd_rtlsim(args) -> int:
     if is_a16_request(args.a_fmt, args.acc):
         return _rtlsim16(args)
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from ..fileio import check_output_path
@@ -172,6 +172,11 @@ def cmd_rtlsim(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    if not args.table and (args.workers != 1 or args.cluster is not None):
+        from ..errors import InputError
+
+        raise InputError("--workers and --cluster spread the syntheses of --table; one configuration "
+                         "synthesizes in this process (add --table, or drop them)")
     if args.timing or args.power or args.stream or args.record or args.plot:
         from .ppa_cli import run_ppa_cli
 

@@ -70,7 +70,7 @@ def run_ppa_cli(args) -> int:
 
 
 def _print(rows, specs) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth --timing{' --power' if specs else ''} (clock {rows[0]['clock_ns']} ns)")

@@ -312,7 +312,7 @@ def area_table(liberty="default", use_cache: bool = True, progress: bool = True,
 
 
 def _print(rows: list[dict]) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth ({rows[0]['yosys'] if rows else ''})")
