@@ -48,15 +48,6 @@ def _never(what):
     return fn
 
 
-@pytest.mark.parametrize("extra", [("--workers", "4"), ("--cluster", "local")])
-def test_synth_fan_out_options_need_table(capsys, monkeypatch, extra):
-    from rf8sim.hdl import synth
-
-    monkeypatch.setattr(synth, "run_cli", _never("synthesis"))
-    rc, out, err = _cli(capsys, "synth", "--no-liberty", *extra)
-    assert rc == 2 and "--table" in err
-
-
 def test_output_path_naming_a_folder_is_refused(capsys, tmp_path):
     rc, out, err = _cli(capsys, "verilog", "-o", str(tmp_path / "newdir") + "/")
     assert rc == 2 and "ends with '/'" in err
