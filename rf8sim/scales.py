@@ -24,6 +24,9 @@ Scale rules:
   by up to one binade).  An all-zero block gets ``k = -127``; a block holding NaN or
   +-Inf gets the NaN scale :data:`SCALE_NAN` and every element of it decodes to NaN.
 
+``max`` above is ``fmt.scale_target``: the format's largest value, except for posits, whose
+scale rules aim at ``useed = 2**(2**es)`` (the top of their most precise region).
+
 Both are clamped to the E8M0 range :data:`SCALE_MIN`..:data:`SCALE_MAX` = -127..127
 (``ceil``: a clamp at -127 still satisfies its bound; a clamp at 127 cannot happen for
 float32 inputs and formats with ``max >= 2``).  Scale exponents are stored as ``int8``;
@@ -148,10 +151,10 @@ def scale_exponents(amax, fmt, rule: str = "ceil") -> np.ndarray:
     if rule == "ceil":
         if not fin.all():
             raise ScaleError(f"{int((~fin).sum())} non-finite amax value(s); the ceil rule needs finite values")
-        k = _ceil_exponents(am, fmt.max)
+        k = _ceil_exponents(am, fmt.scale_target)
         return np.clip(k, SCALE_MIN, SCALE_MAX).astype(np.int8)
     _, ea = np.frexp(np.where(fin, am, 0.0))  # am = f * 2**ea, 0.5 <= f < 1: floor(log2 am) = ea - 1
-    emax_elem = math.frexp(fmt.max)[1] - 1
+    emax_elem = math.frexp(fmt.scale_target)[1] - 1
     k = np.clip(ea.astype(np.int64) - 1 - emax_elem, SCALE_MIN, SCALE_MAX)
     k = np.where(am == 0, SCALE_MIN, k)
     k = np.where(fin, k, SCALE_NAN)

@@ -56,14 +56,14 @@ class QuantConfig:
     forward: str = "fake"
 
     def __post_init__(self):
-        w = F.get(self.weight_fmt)
+        w = F.check_role(self.weight_fmt, "weight")
         object.__setattr__(self, "weight_fmt", w.name)
         if self.rounding not in w.roundings:
             raise QuantError(f"rounding {self.rounding!r} is not valid for {w.name}; valid: {', '.join(w.roundings)}")
         object.__setattr__(self, "granularity", canonical_granularity(self.granularity))
         scale_shape((1, self.block), self.granularity, self.block)  # validates block
         if self.act_fmt is not None and self.act_fmt not in _A16:
-            object.__setattr__(self, "act_fmt", F.get(self.act_fmt).name)
+            object.__setattr__(self, "act_fmt", F.check_role(self.act_fmt, "activation").name)
         if self.forward not in FORWARDS:
             raise QuantError(f"forward={self.forward!r} is not valid; valid: {', '.join(FORWARDS)}")
         if self.forward == "exact":
