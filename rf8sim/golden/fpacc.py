@@ -37,7 +37,7 @@ import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import formats as F
-from ..accspec import AccSpec, AccSpecError
+from ..accspec import W16_FORMATS, AccSpec, AccSpecError
 from ..errors import RF8SimError
 from .codec import PARALLEL_MIN, DTypeError
 
@@ -46,8 +46,6 @@ __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trac
 
 #: The float32 NaN every fp32/aligned result writes.
 CANONICAL_NAN = np.uint32(0x7FC00000)
-#: 16-bit formats allowed as weights (the dequantized-weight baseline).
-W16_FORMATS = ("bf16",)
 _M32 = (1 << 32) - 1
 
 

@@ -187,7 +187,7 @@ def accuracy_task_key(job: dict, layers, x, y) -> str:
 
 def _run_synth(synth, a_fmt, w_fmt, acc, lanes, liberty, root=None) -> dict:
     """Adapter over rf8sim.hdl.synth.synthesize: flatten its report to the study's columns."""
-    rep = synth.synthesize(a_fmt, w_fmt, acc, lanes=lanes, out="fixed", stage="mac",
+    rep = synth.synthesize(a_fmt, w_fmt, acc, lanes=lanes, out=None, stage="mac",
                            liberty=liberty or "default", root=root)
     g, lib = rep.get("generic", {}), rep.get("liberty") or {}
     return {"area_um2": lib.get("area_um2"), "area_seq_um2": lib.get("area_seq_um2"),
