@@ -371,7 +371,7 @@ def verdict(rep: dict) -> str:
 
 
 def print_report(rep: dict) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
     from rich.table import Table
 

@@ -325,7 +325,7 @@ def area_table(liberty="default", use_cache: bool = True, progress: bool = True,
 
 
 def _print(rows: list[dict]) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth ({rows[0]['yosys'] if rows else ''})")
@@ -356,7 +356,7 @@ def _lanes_list(text: str) -> tuple[int, ...]:
 
 
 def _print_w8a16(rows: list[dict], missing: list) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim synth --table w8a16")
