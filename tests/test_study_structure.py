@@ -66,7 +66,7 @@ LAYERS = {
     "rf8sim.errors": 0,
     "rf8sim.formats": 1, "rf8sim.accspec": 1, "rf8sim.scales": 1,
     "rf8sim.fileio": 2, "rf8sim.records": 2, "rf8sim.cache": 2, "rf8sim.cluster": 2, "rf8sim.raylocal": 2,
-    "rf8sim.resources": 2, "rf8sim.docgen": 2, "rf8sim.tools": 2,
+    "rf8sim.resources": 2, "rf8sim.docgen": 2, "rf8sim.tools": 2, "rf8sim.console": 2,
     "rf8sim.golden": 3,
     "rf8sim.hdl": 4, "rf8sim.training": 4, "rf8sim.tech": 4,
     "rf8sim.study": 5, "rf8sim.verify": 5, "rf8sim.verify_array": 5, "rf8sim.bench": 5, "rf8sim.cluster_scaling": 5,
@@ -90,6 +90,7 @@ KNOWN_CIRCLES = [
     ("rf8sim.training.gemm", "rf8sim.training.w8a16"),
     ("rf8sim.cluster_scaling", "rf8sim.study.commands"),
     ("rf8sim.study.claims",),                          # the package's __init__ and its runner
+    ("rf8sim.cache", "rf8sim.records"),                # records name cache paths, the cache writes records
 ]
 
 
