@@ -329,6 +329,9 @@ def mac(a_codes, w_codes, clear, a_fmt="bf16", w_fmt="rf8", acc="fp32") -> MacTr
 
         return fpacc.mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc)
     _fixed_formats(acc, a_fmt, w_fmt)
+    if acc.group != 1:
+        raise AccSpecError(f"accumulator {acc}: group orders gemm's k loop; in mac the lanes of a beat are the "
+                           f"group (give {acc.ungrouped()} and beats of {acc.group} lanes)")
     a, w = _prep_codes(a_codes, w_codes)
     n, lanes = a.shape
     from .fpacc import clear_flags
@@ -933,6 +936,9 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
         return fpacc.gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity,
                           w_granularity, block, specials, method=method)
     _fixed_formats(acc, a_fmt, w_fmt)
+    if acc.group != 1:
+        return _gemm_grouped(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity,
+                             w_granularity, block, method)
     a = as_codes(a_codes, "a_codes")
     w = as_codes(w_codes, "w_codes")
     if a.ndim != 2 or w.ndim != 2:
@@ -980,6 +986,49 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     k2(a, w, sa, sw, seg, seg_a, seg_w, pk, acc.frac_bits, np.int64(minh), np.uint64(minl),
            np.int64(maxh), np.uint64(maxl), hi, lo, ovf, inv)
     return GemmResult(_join(hi, lo, acc.width), ovf, inv)
+
+
+def _gemm_grouped(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity, w_granularity,
+                  block, method) -> GemmResult:
+    """``acc.group = G``: per output, the aligned products of G consecutive k summed exactly, then one
+    saturating add per group (the PE array's column order, docs/formats.md).
+
+    Where the k-ordered sum never saturates, every prefix at a group boundary is in range, so the
+    grouped sum is the same value: only outputs whose k-ordered sum saturated are recomputed, with
+    :func:`mac` on beats of G lanes (the scale exponents, constant per output for tensor and channel
+    scales, fold into ``frac_bits``)."""
+    G = acc.group
+    base = acc.ungrouped()
+    res = gemm(a_codes, w_codes, a_fmt, w_fmt, base, a_scale_exp, w_scale_exp, a_granularity, w_granularity,
+               block, method)
+    idx = np.argwhere(res.overflow)
+    if not len(idx):
+        return res
+    a = np.asarray(as_codes(a_codes, "a_codes"))
+    w = np.asarray(as_codes(w_codes, "w_codes"))
+    M, K = a.shape
+    N = w.shape[0]
+    sa, ba = _scale_rows(a_scale_exp, M, K, a_granularity, block, "a")
+    sw, bw = _scale_rows(w_scale_exp, N, K, w_granularity, block, "w")
+    if sa.shape[1] > 1 or sw.shape[1] > 1:
+        raise AccSpecError(f"accumulator {acc}: the grouped order takes tensor or channel scales, not scales "
+                           "that vary along K")
+    pad = -K % G
+    za = np.flatnonzero(a_fmt.finite & (a_fmt.sig == 0))[0]
+    zw = np.flatnonzero(w_fmt.finite & (w_fmt.sig == 0))[0]
+    out = res.acc.copy()
+    ovf = res.overflow.copy()
+    for m, n in idx:
+        frac = acc.frac_bits + int(sa[m, 0]) + int(sw[n, 0])
+        if not 0 <= frac <= 96:
+            raise AccSpecError(f"accumulator {acc}: scales give {frac} fraction bits at output ({m}, {n}); the "
+                               "grouped order needs 0..96")
+        ar = np.concatenate([a[m], np.full(pad, za, a.dtype)]).reshape(-1, G)
+        wr = np.concatenate([w[n], np.full(pad, zw, w.dtype)]).reshape(-1, G)
+        tr = mac(ar, wr, None, a_fmt, w_fmt, AccSpec(frac, acc.width))
+        out[m, n] = tr.acc[-1]
+        ovf[m, n] = tr.overflow[-1]
+    return GemmResult(out, ovf, res.invalid)
 
 
 @lru_cache(maxsize=None)

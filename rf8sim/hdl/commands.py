@@ -1,4 +1,4 @@
-"""RTL subcommands: ``rf8sim verilog``, ``rf8sim rtlsim`` and ``rf8sim synth``."""
+"""RTL subcommands: ``rf8sim verilog``, ``rf8sim rtlsim``, ``rf8sim synth`` and ``rf8sim array ...``."""
 
 from __future__ import annotations
 
@@ -65,7 +65,14 @@ def register(sub) -> None:
     g.add_argument("--record", metavar="FILE", help="with --table --timing --power: write the PPA record "
                    "(e.g. hdl/results/ppa.json) and with --plot FILE its plot")
     g.add_argument("--plot", metavar="FILE", help="PNG of the PPA table (with --record)")
+    from .route_cli import add_arguments as _route_arguments
+
+    _route_arguments(p)  # --tech, --route, --utilization, --place-seed (rf8sim.hdl.route_cli)
     p.set_defaults(func=cmd_synth)
+
+    from .array_cli import register as register_array
+
+    register_array(sub)
 
 
 def cmd_verilog(args) -> int:
@@ -172,6 +179,11 @@ def cmd_rtlsim(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from . import route_cli
+
+    if route_cli.wants(args):
+        return route_cli.run(args)
+    args.liberty = route_cli.resolve_liberty(args) or args.liberty  # --tech sky130: its Liberty file
     if args.timing or args.power or args.stream or args.record or args.plot:
         from .ppa_cli import run_ppa_cli
 

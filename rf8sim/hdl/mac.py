@@ -336,6 +336,19 @@ class ProductStage(wiring.Component):
         return m
 
 
+def align_product(m: Module, cfg: "MacConfig", p, sh, i):
+    """``floor(p * 2**(sh + xmin) * 2**frac_bits)`` of one product from :class:`ProductStage`
+    (an arithmetic shift: toward -inf), as a signed ``cfg.aligned_width``-bit signal."""
+    plan = cfg.product
+    span = plan.xmax - plan.xmin
+    s0 = plan.xmin + cfg.acc.frac_bits
+    wide = Signal(signed(plan.p_width + span), name=f"shifted{i}")
+    m.d.comb += wide.eq((p << sh)[0:plan.p_width + span])
+    al = Signal(signed(cfg.aligned_width), name=f"aligned{i}")
+    m.d.comb += al.eq(wide << s0 if s0 >= 0 else wide >> -s0)  # signed >>: floor
+    return al
+
+
 class Fp32Convert(wiring.Component):
     """Round-to-nearest-even float32 of a signed fixed-point value with ``frac_bits`` fraction bits.
 
@@ -430,16 +443,7 @@ class MacUnit(wiring.Component):
             specials.append(ps.special)
         m.d.sync += inv1.eq(Cat(*specials).any())
         # ---- stage 2: align (floor), lane sum, saturating accumulate ------------
-        span = plan.xmax - plan.xmin
-        s0 = plan.xmin + acc.frac_bits
-        aw = cfg.aligned_width
-        aligned = []
-        for i in range(L):
-            wide = Signal(signed(plan.p_width + span), name=f"shifted{i}")
-            m.d.comb += wide.eq((p1[i] << sh1[i])[0:plan.p_width + span])
-            al = Signal(signed(aw), name=f"aligned{i}")
-            m.d.comb += al.eq(wide << s0 if s0 >= 0 else wide >> -s0)  # signed >>: floor
-            aligned.append(al)
+        aligned = [align_product(m, cfg, p1[i], sh1[i], i) for i in range(L)]
         sw = cfg.sum_width
         level = 0
         while len(aligned) > 1:  # balanced adder tree; every node is wide enough for the exact sum

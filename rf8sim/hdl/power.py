@@ -140,8 +140,11 @@ def _progress(msg: str, progress) -> None:
 def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", stage: str = "mac", *,
         clock_ns: float = DEFAULT_CLOCK_NS, streams=("minilm", "random"), beats: int = DEFAULT_BEATS,
         tile: int = 32, seed: int = 0, specify: bool = True, liberty="default", use_cache: bool = True,
-        synth: dict | None = None, progress: bool = False) -> dict:
-    """Area, timing and (per stream) energy of one configuration; cached under ``build/power/``."""
+        synth: dict | None = None, progress: bool = False, spef: Path | None = None) -> dict:
+    """Area, timing and (per stream) energy of one configuration; cached under ``build/power/``.
+
+    ``spef``: wire parasitics of a routed netlist (``synth`` then describes the routed netlist,
+    :func:`rf8sim.hdl.route.routed_ppa`); timing and switching energy include the wires."""
     from .gatesim import parse_netlist, simulate, stim_digest
     from .sta import cell_energies, liberty_pins, sta_version, timing
     from .streams import make_stream, parse_stream
@@ -165,7 +168,8 @@ def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", 
     lanes_eff = r["config"]["lanes"] if r["stage"] == "mac" else 1
     h = hashlib.sha256()
     for part in (netlist_p.read_text(), lib_p.read_text(errors="replace"), sta_v, _iverilog_version(),
-                 json.dumps([clock_ns, specs, beats, tile, seed, specify, POWER_VERSION, PRE_BEATS])):
+                 json.dumps([clock_ns, specs, beats, tile, seed, specify, POWER_VERSION, PRE_BEATS]),
+                 Path(spef).read_text() if spef else ""):
         h.update(part.encode())
     key = h.hexdigest()[:16]
     cache = work.parent.parent / "power" / f"{nl.top}-{r['stage']}-{key}.json"
@@ -173,8 +177,8 @@ def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", 
         return {**json.loads(cache.read_text()), "cached": True}
     t0 = time.perf_counter()
     _progress(f"[ppa] {nl.top} ({r['stage']}): OpenSTA timing + cell energies", progress)
-    tim = timing(lib_p, netlist_p, nl.top, clock_ns)
-    en = cell_energies(lib_p, netlist_p, nl.top, clock_ns)
+    tim = timing(lib_p, netlist_p, nl.top, clock_ns, spef=spef)
+    en = cell_energies(lib_p, netlist_p, nl.top, clock_ns, spef=spef)
     pins = liberty_pins(lib_p)
     lib = r.get("liberty") or {}
     area = lib.get("area_um2")

@@ -587,6 +587,60 @@ class Fp32MacUnit(_Unit):
 # aligned:K:M
 
 
+def align_activation(m: Module, c: A16Config, code, emax, i):
+    """One activation of a block pre-aligned to the block's exponent field ``emax``:
+    ``|a| / 2**q`` rounded to nearest even and saturated at ``2**(M-1) - 1``,
+    ``q = emax - bias - (M - 2)``.  Returns (sign, (M-1)-bit magnitude, NaN/Inf flag); combinational."""
+    Mb = c.acc[2]
+    eb, mb = c.a.exp_bits, c.a.man_bits
+    L0 = max(0, Mb - 2 - mb)
+    R0 = max(0, mb - (Mb - 2))
+    Xw = mb + 1 + L0
+    sat = (1 << (Mb - 1)) - 1
+    E = code[mb:mb + eb]
+    sig = Cat(code[0:mb], E != 0)
+    ef = Mux(E == 0, 1, E)
+    sh = Signal(eb + 1, name=f"q_shift{i}")
+    m.d.comb += sh.eq(emax - ef + R0)
+    rs = Signal(range(Xw + 3), name=f"q_rs{i}")
+    m.d.comb += rs.eq(Mux(sh > Xw + 2, Xw + 2, sh[0:len(rs)]))
+    X = Signal(Xw, name=f"q_x{i}")
+    m.d.comb += X.eq(sig << L0)
+    Y = Signal(2 * Xw + 2, name=f"q_y{i}")
+    m.d.comb += Y.eq(Cat(Const(0, Xw + 2), X) >> rs)
+    ip = Y[Xw + 2:]
+    rb = Y[Xw + 1]
+    st = Y[0:Xw + 1].any()
+    q = Signal(Xw + 1, name=f"q_round{i}")
+    m.d.comb += q.eq(ip + (rb & (st | ip[0])))
+    mag = Signal(Mb - 1, name=f"q_mag{i}")
+    m.d.comb += mag.eq(Mux(q > sat, sat, q))
+    return code[15], mag, E == c.a.emax_field
+
+
+def aligned_term(m: Module, c: A16Config, sign, mag, wcode, i):
+    """``(-1)**(sa^sw) * |a_int| * sig_w * 2**(exp_w - exp_w_min)`` of one pre-aligned activation
+    and one weight code (0 for a zero/NaN/Inf weight): for an RF8 weight one shift-and-add of
+    ``|a_int|`` then the weight's exponent shift.  Returns (signed term, weight NaN/Inf flag)."""
+    Mb = c.acc[2]
+    span = c.w.exp_hi - c.w.exp_lo
+    tw = _bits_signed(-c.term_hi, c.term_hi)
+    w = _WeightDec(m, c.w, wcode, f"w{i}")
+    if w.residual is not None:
+        base = _shift_add(m, w.residual, mag, f"sa{i}")      # |a| * 2**dmax * (1 + t 2**-d)
+    else:
+        base = mag * w.sig
+    # the shift-add's adder carries a spare top bit (complement trick): keep the exact width
+    base = base[0:(((1 << (Mb - 1)) - 1) * c.w.sig_hi).bit_length()]
+    shift = Signal(max(1, span.bit_length()), name=f"wshift{i}")
+    m.d.comb += shift.eq(w.efield - w.efield_min)
+    um = Signal(tw - 1, name=f"term_mag{i}")
+    m.d.comb += um.eq(Mux(w.zero | w.nan | w.inf, 0, (base << shift)[0:tw - 1]))
+    t = Signal(signed(tw), name=f"term{i}")
+    m.d.comb += t.eq(Mux(sign ^ w.sign, -um, um))
+    return t, w.nan | w.inf
+
+
 class AlignUnit(wiring.Component):
     """Block pre-alignment of activations (iFPU / FIGNA style) for ``lanes`` lanes.
 
@@ -691,32 +745,10 @@ class AlignUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += rrow.eq(rrow + 1)
         # ---- quantise the drained beat (registered outputs)
-        L0 = max(0, Mb - 2 - mb)
-        R0 = max(0, mb - (Mb - 2))
-        Xw = mb + 1 + L0
-        sat = (1 << (Mb - 1)) - 1
         signs, mags = [], []
         for i in range(L):
-            code = r_a[16 * i:16 * i + 16]
-            E = code[mb:mb + eb]
-            sig = Cat(code[0:mb], E != 0)
-            ef = Mux(E == 0, 1, E)
-            sh = Signal(eb + 1, name=f"q_shift{i}")
-            m.d.comb += sh.eq(r_emax - ef + R0)
-            rs = Signal(range(Xw + 3), name=f"q_rs{i}")
-            m.d.comb += rs.eq(Mux(sh > Xw + 2, Xw + 2, sh[0:len(rs)]))
-            X = Signal(Xw, name=f"q_x{i}")
-            m.d.comb += X.eq(sig << L0)
-            Y = Signal(2 * Xw + 2, name=f"q_y{i}")
-            m.d.comb += Y.eq(Cat(Const(0, Xw + 2), X) >> rs)
-            ip = Y[Xw + 2:]
-            rb = Y[Xw + 1]
-            st = Y[0:Xw + 1].any()
-            q = Signal(Xw + 1, name=f"q_round{i}")
-            m.d.comb += q.eq(ip + (rb & (st | ip[0])))
-            mag = Signal(Mb - 1, name=f"q_mag{i}")
-            m.d.comb += mag.eq(Mux(q > sat, sat, q))
-            signs.append(code[15])
+            sgn, mag, _ = align_activation(m, c, r_a[16 * i:16 * i + 16], r_emax, i)
+            signs.append(sgn)
             mags.append(mag)
         o = {n: Signal(name=f"o_{n}") for n in ("valid", "clear", "first", "last", "special")}
         o_sign = Signal(L, name="o_sign", reset_less=True)
@@ -754,26 +786,12 @@ class AlignedColumn(wiring.Component):
         m = Module()
         c = self.cfg
         L, Mb, wb = c.lanes, c.acc[2], c.w.bits
-        span = c.w.exp_hi - c.w.exp_lo
         terms, wspec = [], []
-        tw = _bits_signed(-c.term_hi, c.term_hi)
         for i in range(L):
-            mag = self.in_mag[(Mb - 1) * i:(Mb - 1) * (i + 1)]
-            w = _WeightDec(m, c.w, self.in_w[wb * i:wb * (i + 1)], f"w{i}")
-            if w.residual is not None:
-                base = _shift_add(m, w.residual, mag, f"sa{i}")      # |a| * 2**dmax * (1 + t 2**-d)
-            else:
-                base = mag * w.sig
-            # the shift-add's adder carries a spare top bit (complement trick): keep the exact width
-            base = base[0:(((1 << (Mb - 1)) - 1) * c.w.sig_hi).bit_length()]
-            shift = Signal(max(1, span.bit_length()), name=f"wshift{i}")
-            m.d.comb += shift.eq(w.efield - w.efield_min)
-            um = Signal(tw - 1, name=f"term_mag{i}")
-            m.d.comb += um.eq(Mux(w.zero | w.nan | w.inf, 0, (base << shift)[0:tw - 1]))
-            t = Signal(signed(tw), name=f"term{i}")
-            m.d.comb += t.eq(Mux(self.in_sign[i] ^ w.sign, -um, um))
+            t, ws = aligned_term(m, c, self.in_sign[i], self.in_mag[(Mb - 1) * i:(Mb - 1) * (i + 1)],
+                                 self.in_w[wb * i:wb * (i + 1)], i)
             terms.append(t)
-            wspec.append(w.nan | w.inf)
+            wspec.append(ws)
         sw = c.lane_sum_width
         lvl = 0
         while len(terms) > 1:
