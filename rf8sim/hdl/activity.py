@@ -336,6 +336,12 @@ def compile_netlist(netlist_path: Path, liberty: Path, clock: str = "clk") -> Co
     c0, c1, cx = nid("@const0"), nid("@const1"), nid("@constx")
 
     def source(bit: str) -> int:
+        bit = re.sub(r"\s+", "", bit)
+        if _CONST.match(bit):
+            bits = _bits_of(bit, widths)
+            if len(bits) != 1:
+                raise HdlError(f"{netlist_path}: constant {bit!r} on a one-bit pin")
+            bit = bits[0]
         seen = 0
         while bit in alias and seen < 1000:
             bit, seen = alias[bit], seen + 1
