@@ -49,8 +49,8 @@ RESET_ROWS = 2
 MINILM_LAYER = "encoder.layer.0.intermediate.dense"
 
 #: (a_fmt, w_fmt, acc) of the answer table: W8A16 pre-aligned arrays, the BF16 baseline, W8A8 arrays
-GRID = (("bf16", "rf8", "aligned:32:16"), ("bf16", "e4m3", "aligned:32:16"), ("bf16", "int8", "aligned:32:16"),
-        ("bf16", "bf16", "aligned:32:16"), ("rf8", "rf8", "16:32"), ("e4m3", "e4m3", "16:32"),
+GRID = (("bf16", "rf8", "aligned:32:16"), ("bf16", "bf16", "aligned:32:16"), ("bf16", "e4m3", "aligned:32:16"),
+        ("bf16", "int8", "aligned:32:16"), ("rf8", "rf8", "16:32"), ("e4m3", "e4m3", "16:32"),
         ("int8", "int8", "16:32"))
 
 #: part of the array -> regular expression on the register / wire name (digits replaced by ``#``)
@@ -273,8 +273,9 @@ def array_timing(syn: dict, clock_ns: float = DEFAULT_CLOCK_NS) -> dict:
 # ---------------------------------------------------------------------------- real tiles
 def tile_operands(cfg, layer: str = MINILM_LAYER, target_cycles: int = TARGET_CYCLES, seed: int = 0):
     """A real MiniLM tile for ``cfg``: ``a`` (M, K) activation codes, ``w`` (N, K) weight codes of
-    ``layer`` (K = the layer's inputs, N = 4 C outputs, M tokens so that the schedule runs at least
-    ``target_cycles`` clocks), and a description."""
+    ``layer``: M = the array's accumulator depth in consecutive tokens (one full chunk), K = the
+    layer's inputs, N = as many multiples of C outputs as make the schedule run ``target_cycles``
+    clocks or more."""
     from .schedule import plan
     from .streams import _codes, _minilm_capture
 
@@ -285,10 +286,10 @@ def tile_operands(cfg, layer: str = MINILM_LAYER, target_cycles: int = TARGET_CY
     cap = _minilm_capture()
     wt, x = cap[layer]
     K = wt.shape[1]
-    N = 4 * cfg.cols
+    M = min(cfg.depth, x.shape[0])
     blk = cfg.acc.block if cfg.kind == "aligned" else None
-    per_m = plan(1, K, N, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency).busy_cycles
-    M = min(x.shape[0], max(1, math.ceil(target_cycles / per_m)))
+    per_n = plan(M, K, cfg.cols, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency).busy_cycles
+    N = cfg.cols * min(wt.shape[0] // cfg.cols, max(1, math.ceil(target_cycles / per_n)))
     rng = np.random.default_rng(seed)
     n0 = int(rng.integers(0, wt.shape[0] // N)) * N
     m0 = int(rng.integers(0, x.shape[0] - M + 1))
