@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from . import formats as _formats
 
 __all__ = ["AccSpec", "AccSpecError", "MAX_WIDTH", "MAX_FRAC_BITS", "ACC_KINDS", "MAX_BLOCK",
-           "ALIGN_BITS_RANGE"]
+           "ALIGN_BITS_RANGE", "W16_FORMATS"]
 
 #: Widest accumulator the golden model handles (two 64-bit limbs, one bit of headroom).
 MAX_WIDTH = 127
@@ -48,6 +48,8 @@ ACC_KINDS = ("fixed", "fp32", "aligned")
 MAX_BLOCK = 4096
 #: Valid M (bits of each aligned signed activation integer, sign included) of ``aligned:K:M``.
 ALIGN_BITS_RANGE = (2, 24)
+#: 16-bit formats allowed as weights of the fp32 / aligned accumulators (the dequantized-weight baseline).
+W16_FORMATS = ("bf16",)
 
 
 class AccSpecError(RF8SimError, ValueError):

@@ -45,8 +45,9 @@ from amaranth.lib.wiring import In, Out
 
 from .. import formats as F
 from ..accspec import AccSpec, AccSpecError
-from .mac import HdlError, MacConfig, ProductStage, align_product
-from .w8a16 import A16_FORMATS, A16Config, Fp32Add, align_activation, aligned_term
+from .mac import ProductStage, align_product
+from .spec import HdlError, MacSpec
+from .w8a16 import Fp32Add, align_activation, aligned_term
 
 __all__ = ["ArrayConfig", "PEArray", "generate_array_verilog", "MAX_DIM", "MAX_DEPTH", "PE_STAGES",
            "ARRAY_ACC_KINDS"]
@@ -82,7 +83,7 @@ class ArrayConfig:
     cols: int
     depth: int
     pe_stages: int
-    unit: object  # MacConfig (fixed) or A16Config (aligned)
+    unit: MacSpec  # the column's unit: R lanes, fixed or aligned
 
     @classmethod
     def make(cls, a_fmt="rf8", w_fmt="rf8", acc=None, rows: int = 4, cols: int = 4, depth: int | None = None,
@@ -99,7 +100,7 @@ class ArrayConfig:
             a, w = F.get(a_fmt), F.get(w_fmt)
         except F.FormatError as e:
             raise HdlError(str(e)) from None
-        a16 = a.name in A16_FORMATS
+        a16 = a.code_bits == 16  # the aligned accumulator's activations (MacSpec checks the format)
         if acc is None:
             acc = "aligned:32:16" if a16 else "exact"
         try:
@@ -119,7 +120,7 @@ class ArrayConfig:
                 raise HdlError(f"accumulator {spec}: the array's order is groups of R = {R} rows; "
                                f"give group 1 or {R}")
             spec = AccSpec(spec.frac_bits, spec.width, group=R)
-            unit = MacConfig.make(a, w, spec.ungrouped(), R, "fixed")
+            unit = MacSpec.make(a, w, spec.ungrouped(), R, "fixed")
         else:
             if not a16:
                 raise HdlError(f"accumulator {spec}: the aligned array takes bf16/fp16 activations, "
@@ -128,7 +129,7 @@ class ArrayConfig:
                 raise HdlError(f"accumulator {spec}: rows R = {R} must divide the block K = {spec.block} "
                                f"(a column sums R terms of one block); valid R: "
                                f"{', '.join(str(d) for d in range(1, min(MAX_DIM, spec.block) + 1) if spec.block % d == 0)}")
-            unit = A16Config.make(a, w, str(spec), R)
+            unit = MacSpec.make(a, w, spec, R)
         return cls(a, w, spec, R, C, int(depth), int(pe_stages), unit)
 
     # ---- derived
@@ -142,7 +143,7 @@ class ArrayConfig:
 
     @property
     def w_bits(self) -> int:
-        return 8 if self.kind == "fixed" else self.unit.w.bits
+        return self.unit.w_bits
 
     @property
     def out_width(self) -> int:
@@ -154,7 +155,7 @@ class ArrayConfig:
 
     @property
     def emax_bits(self) -> int:
-        return self.unit.a.exp_bits if self.kind == "aligned" else 0
+        return self.unit.a_fields.exp_bits if self.kind == "aligned" else 0
 
     @property
     def latency(self) -> int:
@@ -369,8 +370,8 @@ class PEArray(wiring.Component):
                 bspec = Signal(name=f"edge_bspec{c}")
                 m.d.comb += bspec.eq((brd.data[BW] & ~bfirst) | sp)
                 m.d.comb += [bwr.data.eq(Cat(blk, bspec)), bwr.en.eq(v)]
-                xoff = u.a.bias + u.acc[2] - 2 - u.w.exp_lo
-                add = Fp32Add(BW, _bits_signed(1 - xoff, u.a.emax_field - xoff) + 1)
+                xoff = u.a_fields.bias + u.acc.align_bits - 2 - u.w_plan.exp_lo
+                add = Fp32Add(BW, _bits_signed(1 - xoff, u.a_fields.emax_field - xoff) + 1)
                 m.submodules[f"fadd{c}"] = add
                 neg = blk < 0
                 accv = ard.data

@@ -45,7 +45,9 @@ def config_from_args(args):
 
     R, C = parse_size(args.size)
     acc = args.acc
-    if args.a_fmt in ("bf16", "fp16") and acc == "exact":
+    from .spec import float_activation_formats
+
+    if acc == "exact" and str(args.a_fmt).lower() in float_activation_formats():
         acc = "aligned:32:16"
     return ArrayConfig.make(args.a_fmt, args.w_fmt, acc, R, C, args.depth, args.pe_stages)
 
@@ -92,6 +94,19 @@ def register_array(asub) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the report as a record")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_simulate)
+
+    p = asub.add_parser("verify-minilm", help="every Linear of all-MiniLM-L6-v2 on real sentences through the "
+                                              "array, cycle-accurately, vs golden and torch (counted)")
+    config_args(p)
+    p.set_defaults(a_fmt="bf16", acc="aligned:32:16", size="8x8")
+    p.add_argument("--sentences", type=int, default=8, help="real sentences (every token is used; default 8)")
+    p.add_argument("--layer", action="append", metavar="NAME",
+                   help="only this Linear (repeatable), e.g. encoder.layer.0.attention.self.query")
+    p.add_argument("--simulator", default="verilator", choices=("icarus", "verilator"))
+    p.add_argument("--record", metavar="FILE", help="write the report as a record (e.g. "
+                                                     "hdl/results/array-minilm-bf16xrf8-aligned-32-16-8x8.json)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --record file")
+    p.set_defaults(func=cmd_verify_minilm)
 
 
 def _shape_args(p) -> None:
@@ -158,3 +173,24 @@ def cmd_simulate(args) -> int:
         records.write_record(args.json, {"kind": "array_simulate", "config": cfg.describe(), "operands": args.operands,
                                          "seed": args.seed, **rep}, overwrite=args.force)
     return 0 if rep["mismatches"] == 0 else 1
+
+
+def cmd_verify_minilm(args) -> int:
+    from ..fileio import check_output_path
+    from ..verify_array import verify_minilm
+
+    if args.record:
+        check_output_path(args.record, overwrite=args.force)
+    from .. import records
+
+    prov = records.provenance()
+    rep = verify_minilm(args.size, args.a_fmt, args.w_fmt, args.acc, args.sentences, args.simulator, args.layer,
+                        args.depth, progress=lambda s: print(s, flush=True))
+    t = rep["totals"]
+    print(f"{len(rep['layers'])} layers, {rep['tokens']} tokens of {rep['sentences']} sentences: {t['outputs']:,} "
+          f"outputs ({t['compared']:,} values), {t['golden_mismatches']} mismatches vs golden, "
+          f"{t['torch_mismatches']} vs torch ({t['torch_compared']:,} values); {t['cycles']:,} array cycles")
+    if args.record:
+        records.write_record(args.record, {"provenance": prov, **rep}, overwrite=args.force)
+        print(f"wrote {args.record}")
+    return 0 if rep["ok"] else 1
