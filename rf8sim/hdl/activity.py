@@ -694,7 +694,7 @@ def unit_run(a, w, acc, lanes, beats: int = 1000, stream: str = "minilm", tile: 
     from .streams import make_stream
     from .synth import synthesize
 
-    r = synthesize(a, w, acc, lanes, "fixed", "mac")
+    r = synthesize(a, w, acc, lanes, None, "mac")
     work = Path(r["workdir"])
     netp, libp = work / "mapped.v", work / "cells.lib"
     nl = parse_netlist(netp)
@@ -737,7 +737,7 @@ def refresh_fast(u: dict, beats: int, stream: str, tile: int = 32, seed: int = 0
     from .streams import make_stream
     from .synth import synthesize
 
-    r = synthesize(u["a_fmt"], u["w_fmt"], u["acc"], u["lanes"], "fixed", "mac")
+    r = synthesize(u["a_fmt"], u["w_fmt"], u["acc"], u["lanes"], None, "mac")
     work = Path(r["workdir"])
     netp = work / "mapped.v"
     st = make_stream(stream, r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["lanes"], beats + PRE_BEATS,

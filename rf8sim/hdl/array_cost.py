@@ -372,7 +372,7 @@ def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DE
     M, K = a.shape
     N = w.shape[0]
     s = plan(M, K, N, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
-    emax = block_emax(a, cfg.unit.a.exp_bits, cfg.unit.a.man_bits, blk) if blk else None
+    emax = block_emax(a, cfg.unit.a_fields.exp_bits, cfg.unit.a_fields.man_bits, blk) if blk else None
     st = streams(s, a, w, emax)
     nl = parse_netlist(work / "mapped.v")
     t0 = time.perf_counter()
