@@ -143,7 +143,7 @@ def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16
                           f"activations; 8-bit activations ({a_name}) take a fixed-point accumulator "
                           "(exact, exact:TERMS or FRAC:WIDTH)")
     if a_name in A16:
-        _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
+        _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
     else:
         _verify8(rep, check, x, w, a_fmt, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
     rep["complete"] = all(v == "ran" for v in rep["legs"].values())
@@ -221,8 +221,8 @@ def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, o
     if why:
         return why
     try:
-        from .hdl.mac import MacConfig
         from .hdl.sim import run_stream
+        from .hdl.spec import MacSpec
         from .hdl.stimulus import Stream
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl not importable: {e})"}
@@ -242,7 +242,7 @@ def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, o
     if frac < 0:
         return {"status": f"not run (scales give {frac} fraction bits (< 0) for the MAC)"}
     try:
-        cfg = MacConfig.make(a_fmt, w_fmt, AccSpec(frac, spec.width), 1, "fixed")
+        cfg = MacSpec.make(a_fmt, w_fmt, AccSpec(frac, spec.width), 1, "fixed")
     except Exception as e:  # noqa: BLE001
         return {"status": f"not run (MAC config rejected: {e})"}
     aa = np.concatenate([a[m] for _ in ns])[:, None]
@@ -262,7 +262,7 @@ def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, o
             "seconds": time.perf_counter() - t0, "mac": f"{frac}:{spec.width}"}
 
 
-def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator):
+def _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator):
     """W8A16: 16-bit activations (torch cast), quantized weights, fp32 or aligned:K:M accumulator."""
     import ml_dtypes
 
@@ -313,11 +313,11 @@ def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc
     y32 = torch.nn.functional.linear(xa, wq)
     rep["float32_linear_bitexact_fraction"] = float((y32.view(torch.int32) == tr.out.view(torch.int32)).double().mean())
     rep["float64_matmul_max_abs_diff"] = float((xa.double() @ wq.double().T - tr.out.double()).abs().max())
-    rep["rtl"] = _rtl16(rep, check, acn, wc, wk, a_name, w_fmt, spec, granularity, tr, rtl_slice, simulator)
+    rep["rtl"] = _rtl_float_acc(rep, check, acn, wc, wk, a_name, w_fmt, spec, granularity, tr, rtl_slice, simulator)
     rep["legs"]["rtl"] = rep["rtl"]["status"]
 
 
-def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
+def _rtl_float_acc(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
     """A slice of outputs (row 0, ``n_out`` outputs x K beats) through the W8A16 MAC of rf8sim.hdl.
 
     The MAC has no scale input, so the slice is compared with torch's gemm16 on the
@@ -328,13 +328,13 @@ def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, s
         return why
     try:
         from .hdl.sim import run_stream
+        from .hdl.spec import MacSpec
         from .hdl.stimulus import Stream
-        from .hdl.w8a16 import A16Config
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl has no W8A16 MAC here: {e})"}
     from .training.w8a16 import gemm16
 
-    cfg = A16Config.make(a_name, w_fmt.name, str(spec), 1)
+    cfg = MacSpec.make(a_name, w_fmt, str(spec), 1)
     K = a.shape[1]
     ns = list(range(min(n_out, wc.shape[0])))
     aa = np.concatenate([a[0] for _ in ns])[:, None].astype(np.uint16)
@@ -371,7 +371,7 @@ def verdict(rep: dict) -> str:
 
 
 def print_report(rep: dict) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
     from rich.table import Table
 
