@@ -629,7 +629,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
         raise RouteError(f"graywolf wrote no {top}.pin (log {work / 'graywolf.log'})")
     times["place_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    _run(["tclsh", _script("place2def.tcl"), top, t.fill, str(route_layers or t.route_layers)], work,
+    _run(["tclsh", _script("place2def.tcl"), top, t.fill, str(t.route_layers)], work,
          "place2def.log", "place2def.tcl")
     w, p = t.stripe
     _run(["tclsh", _script("addspacers.tcl"), "-stripe", str(w), str(p), "PG", top, lefs[-1], t.fill]

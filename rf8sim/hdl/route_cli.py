@@ -127,7 +127,7 @@ def run(args) -> int:
     if args.power:
         if t != "osu018":
             raise HdlError(f"--power on {t}: gate-level activity needs that library's cell simulation models, which "
-                           "rf8sim has for osu018 only; use --timing (post-route timing works on every technology)")
+                           "rf8sim has for osu018 only; use --timing")
         from .streams import parse_stream
 
         streams = args.stream or ["minilm", "random"]
@@ -170,4 +170,4 @@ def _print(rows) -> None:
                   " / ".join(f"{v['pj_per_mac']:.1f}" for v in pw.values()) or "-",
                   f"{sum(ro['times'].values()):.0f}")
 
-    Console(width=max(Console().width, 200)).print(t)  # whole when piped
+    Console().print(t)  # whole when piped (rf8sim.console)
