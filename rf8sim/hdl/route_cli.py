@@ -89,8 +89,14 @@ def route_rows(jobs, liberty, tech, *, utilization=DEFAULT_UTILIZATION, seed=DEF
 
 
 def _jobs_of(args) -> list:
-    if not getattr(args, "table", None):
+    """The configurations of the command line: one unit, or every row of ``--table`` (fixed | w8a16)."""
+    table = getattr(args, "table", None)
+    if not table:
         return [(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, args.stage)]
+    if table == "w8a16":
+        from .synth import w8a16_grid
+
+        return [(a, w, acc, n, None, st) for a, w, acc, n, st in w8a16_grid()]
     from .synth import TABLE_PAIRS
 
     jobs = []

@@ -70,7 +70,7 @@ def synth_variant(a, w, acc, lanes, stage, liberty, variant: str, use_cache: boo
 
     if variant not in ABC_VARIANTS:
         raise HdlError(f"unknown ABC variant {variant!r}; valid: {', '.join(ABC_VARIANTS)}")
-    base = synthesize(a, w, acc, lanes, "fixed", stage, liberty, use_cache)
+    base = synthesize(a, w, acc, lanes, None, stage, liberty, use_cache)  # the unit's own result port
     if variant == "abc":
         return {**base, "variant": variant}
     src = Path(base["workdir"])
