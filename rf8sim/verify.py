@@ -153,7 +153,7 @@ def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16
         size = parse_size(array)
         rep["legs"]["array"] = "not run"
     if a_name in A16:
-        _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
+        _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
     else:
         _verify8(rep, check, x, w, a_fmt, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
     codes = rep.pop("_codes", None)  # the layer's codes (numpy), for the array leg only
@@ -298,7 +298,7 @@ def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, o
             "seconds": time.perf_counter() - t0, "mac": f"{frac}:{spec.width}"}
 
 
-def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator):
+def _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator):
     """W8A16: 16-bit activations (torch cast), quantized weights, fp32 or aligned:K:M accumulator."""
     import ml_dtypes
 
@@ -350,11 +350,11 @@ def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc
     y32 = torch.nn.functional.linear(xa, wq)
     rep["float32_linear_bitexact_fraction"] = float((y32.view(torch.int32) == tr.out.view(torch.int32)).double().mean())
     rep["float64_matmul_max_abs_diff"] = float((xa.double() @ wq.double().T - tr.out.double()).abs().max())
-    rep["rtl"] = _rtl16(rep, check, acn, wc, wk, a_name, w_fmt, spec, granularity, tr, rtl_slice, simulator)
+    rep["rtl"] = _rtl_float_acc(rep, check, acn, wc, wk, a_name, w_fmt, spec, granularity, tr, rtl_slice, simulator)
     rep["legs"]["rtl"] = rep["rtl"]["status"]
 
 
-def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
+def _rtl_float_acc(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
     """A slice of outputs (row 0, ``n_out`` outputs x K beats) through the W8A16 MAC of rf8sim.hdl.
 
     The MAC has no scale input, so the slice is compared with torch's gemm16 on the
@@ -408,7 +408,7 @@ def verdict(rep: dict) -> str:
 
 
 def print_report(rep: dict) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
     from rich.table import Table
 

@@ -111,8 +111,7 @@ def minilm_layers(sentences: int = 8, a_fmt="bf16", w_fmt="rf8", seed: int = 0, 
 def verify_minilm(size: str = "8x8", a_fmt="bf16", w_fmt="rf8", acc="aligned:32:16", sentences: int = 8,
                   simulator: str = "verilator", layers=None, depth: int | None = None, progress=None) -> dict:
     """Every (or the named) MiniLM Linear through the array, cycle-accurately; the report dict."""
-    from .hdl.array import ArrayConfig
-    from .hdl.array_cli import parse_size
+    from .hdl.array import ArrayConfig, parse_size
 
     if isinstance(sentences, bool) or not isinstance(sentences, int) or sentences < 1:
         raise ArrayVerifyError(f"sentences must be a positive integer, got {sentences!r}")

@@ -67,7 +67,7 @@ def product_tables(a_fmt, w_fmt):
     ``special`` (uint8) is 1 where either operand is NaN or Inf; there ``sign``,
     ``sig`` and ``exp`` are 0.
     """
-    a, w = F.get(a_fmt), F.get(w_fmt)
+    a, w = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     special = ((a.special != F.SPECIAL_FINITE)[:, None] | (w.special != F.SPECIAL_FINITE)[None, :])
     sign = (a.sign[:, None] ^ w.sign[None, :]).astype(np.uint8)
     sig = a.sig[:, None].astype(np.int64) * w.sig[None, :].astype(np.int64)
@@ -82,8 +82,12 @@ def product_tables(a_fmt, w_fmt):
 def pair_tables(a_fmt: F.Format, w_fmt: F.Format):
     """Flat kernel tables indexed ``a * 256 + w``: signed significand, exponent, special."""
     sign, sig, exp, special = product_tables(a_fmt, w_fmt)
-    sv = np.where(sign == 1, -sig, sig).reshape(-1)
-    out = (np.ascontiguousarray(sv), np.ascontiguousarray(exp.reshape(-1)),
+    sv = np.where(sign == 1, -sig, sig)
+    if sv.shape != (256, 256):  # narrower formats (E2M1, APoT4): the kernels index a * 256 + w
+        na, nw = sv.shape
+        pad = lambda t: np.pad(t, ((0, 256 - na), (0, 256 - nw)))  # noqa: E731  (codes there are refused)
+        sv, exp, special = pad(sv), pad(exp), pad(special)
+    out = (np.ascontiguousarray(sv.reshape(-1)), np.ascontiguousarray(exp.reshape(-1)),
            np.ascontiguousarray(special.reshape(-1)))
     for t in out:
         t.setflags(write=False)
@@ -322,7 +326,7 @@ def mac(a_codes, w_codes, clear, a_fmt="bf16", w_fmt="rf8", acc="fp32") -> MacTr
       float32 bit pattern (uint32) after each beat (``.as_float32()`` views it as float32);
       see :func:`rf8sim.golden.fpacc.mac`.
     """
-    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    a_fmt, w_fmt = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     acc = _as_spec(acc, a_fmt, w_fmt)
     if acc.kind != "fixed":
         from . import fpacc
@@ -926,7 +930,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     operand in an alignment block, ``"propagate"`` gives the contract's NaN + invalid.  See
     :func:`rf8sim.golden.fpacc.gemm`.
     """
-    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    a_fmt, w_fmt = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     acc = _as_spec(acc, a_fmt, w_fmt)
     if acc.kind != "fixed":
         if method not in ("auto", "sequential"):
@@ -1115,8 +1119,8 @@ def dot(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp: int = 0, w_scale_exp: 
         method: str = "auto") -> DotResult:
     """Exact dot product of two 1-D code vectors, accumulated in index order with saturation.
     With ``acc="fp32"`` / ``"aligned:K:M"`` the result's ``acc`` is the float32 bit pattern (an int)."""
-    a = as_codes(a_codes, "a_codes", F.get(a_fmt))
-    w = as_codes(w_codes, "w_codes", F.get(w_fmt))
+    a = as_codes(a_codes, "a_codes", F.check_role(a_fmt, "activation"))
+    w = as_codes(w_codes, "w_codes", F.check_role(w_fmt, "weight"))
     if a.ndim != 1 or w.ndim != 1 or a.shape != w.shape:
         raise ValueError(f"dot needs two 1-D code vectors of equal length, got {a.shape} and {w.shape}")
     r = gemm(a[None, :], w[None, :], a_fmt, w_fmt, acc, np.asarray(a_scale_exp), np.asarray(w_scale_exp),

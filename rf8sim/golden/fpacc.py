@@ -154,7 +154,7 @@ def products(a_codes, w_codes, a_fmt, w_fmt, a_scale_exp=0, w_scale_exp=0):
     xor of the signs) and ``exp = exp_a + exp_w + a_scale_exp + w_scale_exp``; ``special`` (uint8)
     is 1 where an operand is NaN or Inf (then sign = sig = exp = 0).
     """
-    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    a_fmt, w_fmt = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     a = _codes(a_codes, "a_codes", a_fmt)
     w = _codes(w_codes, "w_codes", w_fmt)
     ta, tw = _tables(a_fmt), _tables(w_fmt)

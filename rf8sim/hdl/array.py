@@ -72,6 +72,14 @@ def _dim(what: str, v) -> int:
     return int(v)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"RxC"`` -> (R, C); HdlError naming the syntax otherwise (the bounds are checked by ArrayConfig)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not m:
+        raise HdlError(f"array size {text!r} is not RxC (rows x columns, e.g. 4x4, 8x8, 16x16)")
+    return int(m.group(1)), int(m.group(2))
+
+
 @dataclass(frozen=True)
 class ArrayConfig:
     """Validated array parameters; ``unit`` is the column's MAC configuration (R lanes)."""

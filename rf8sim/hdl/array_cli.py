@@ -8,7 +8,6 @@ there yet is skipped.  :func:`config_args` / :func:`config_from_args` are the sh
 from __future__ import annotations
 
 import importlib
-import re
 
 __all__ = ["register", "config_args", "config_from_args", "parse_size", "ARRAY_COMMAND_MODULES"]
 
@@ -17,13 +16,10 @@ ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"RxC"`` -> (R, C); HdlError naming the syntax otherwise (the bounds are checked by ArrayConfig)."""
-    from .mac import HdlError
+    """``"RxC"`` -> (R, C) (:func:`rf8sim.hdl.array.parse_size`, imported when called: the CLI starts fast)."""
+    from .array import parse_size as parse
 
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not m:
-        raise HdlError(f"array size {text!r} is not RxC (rows x columns, e.g. 4x4, 8x8, 16x16)")
-    return int(m.group(1)), int(m.group(2))
+    return parse(text)
 
 
 def config_args(p) -> None:

@@ -170,8 +170,10 @@ def build(cfg: ArrayConfig, simulator: str = "icarus", root: Path | None = None)
     (tmp / "array_tb.v").write_text(tb)
     t0 = time.perf_counter()
     if simulator == "icarus":
-        if not (shutil.which("iverilog") and shutil.which("vvp")):
-            raise HdlError("Icarus Verilog not found: install it (e.g. `sudo apt-get install iverilog`)")
+        from ..tools import TOOLS, iverilog_available
+
+        if not iverilog_available():
+            raise HdlError(f"Icarus Verilog not found: {TOOLS['iverilog']}")
         cmd = ["iverilog", "-g2005", "-o", "sim.vvp", "array_tb.v", f"{name}.v"]
         env = None
     else:

@@ -142,7 +142,7 @@ def _sweep(args, spec):
 
 
 def cmd_rtlsim(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from ..fileio import check_output_path

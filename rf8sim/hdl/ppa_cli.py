@@ -86,7 +86,7 @@ def _spec_of_args(args):
 
 
 def _print(rows, specs) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth --timing{' --power' if specs else ''} (clock {rows[0]['clock_ns']} ns)")

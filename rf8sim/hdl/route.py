@@ -51,14 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ToolMissingError
+from ..tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's tools live)
 from .mac import HdlError
 
 __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_spef", "check_spef",
            "def_to_verilog", "route_tools_available", "qrouter_result", "route_design", "ROUTE_VERSION"]
 
 QFLOW_SCRIPTS = Path("/usr/lib/qflow/scripts")
-QFLOW_BIN = Path("/usr/lib/qflow/bin")
-QFLOW_PACKAGE = "qflow"
 ROUTE_VERSION = 1
 
 
@@ -105,11 +104,10 @@ def get_tech(name) -> Tech:
 
 
 def _tool(name: str) -> str:
-    for cand in (shutil.which(name), str(QFLOW_BIN / name)):
-        if cand and Path(cand).is_file():
-            return cand
-    raise ToolMissingError(f"{name} not found: `apt-get install {QFLOW_PACKAGE}` (Debian/Ubuntu; "
-                           "or `make sysdeps` as root)")
+    """A qflow tool or tclsh (:func:`rf8sim.tools.qflow_tool`: the package's one probe)."""
+    from ..tools import qflow_tool
+
+    return qflow_tool(name)
 
 
 def _script(name: str) -> Path:

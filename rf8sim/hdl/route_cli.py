@@ -147,7 +147,7 @@ def run(args) -> int:
 
 
 def _print(rows) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim synth --route (qflow graywolf + qrouter; post-route = with the router's SPEF)")
