@@ -148,7 +148,7 @@ def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16
                           "(exact, exact:TERMS or FRAC:WIDTH)")
     size = None
     if array:
-        from .hdl.array_cli import parse_size
+        from .hdl.array import parse_size
 
         size = parse_size(array)
         rep["legs"]["array"] = "not run"

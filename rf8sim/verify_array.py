@@ -193,7 +193,7 @@ def bench_layer(size: str = "8x8", a_fmt="bf16", w_fmt="rf8", acc="aligned:32:16
     import os
 
     from .hdl.array import ArrayConfig
-    from .hdl.array_cli import parse_size
+    from .hdl.array import parse_size
     from .hdl.arraysim import build, compare, expected, run_gemm
 
     R, C = parse_size(size)
