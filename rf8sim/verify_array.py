@@ -172,7 +172,8 @@ def render_minilm(root=None) -> str:
             f"{c['a_fmt']} x {c['w_fmt']} | `{c['acc']}` | {len(r['layers'])} | {r['tokens']} ({r['sentences']}) | "
             f"{t['outputs']:,} | {t['compared']:,} | {t['golden_mismatches']} | {t['torch_compared']:,} | "
             f"{t['torch_mismatches']} | {t['cycles']:,} | {sum(x['sim_s'] for x in r['layers']):.0f} | {commit} |")
-    lines += ["", "Every Linear of all-MiniLM-L6-v2 (real weights), every real token of the sentences "
+    lines += ["", "Linear layers of all-MiniLM-L6-v2 (real weights; 36 layers = every one, 6 = the first "
+              "encoder block), every real token of the sentences "
               "(`rf8sim.study.data.load_sentences`, seed 0); activations and weights as codes (bf16: RNE cast; "
               "8-bit: per-token / per-channel power-of-two scales, applied outside the array), the whole GEMM "
               "of each layer cycle-accurately; golden = `rf8sim.golden.gemm` under the array's order, torch = "
