@@ -387,7 +387,7 @@ def render_anchors(tech: str) -> str:
            f"script, first seed, {rec['streams'][0]} stream, registers and clock pins included."]
     txt.append(f"An INT8 MAC (8-bit multiply + 32-bit add, 0.2 + 0.1 pJ at 45 nm) scales to {anchor_mac:.1f} pJ; the "
                f"routed int8 × int8 16:32 MAC measures {i8[0]:.1f} pJ/MAC ({i8[0] / anchor_mac:.1f}× the scaled "
-               "anchor: the anchor counts the arithmetic alone, the unit here adds 53 flip-flops, their clock "
+               "anchor: the anchor counts the arithmetic alone, the unit here adds its flip-flops, their clock "
                "pins, the alignment and saturation logic of the accumulator and the wires, in minimum-size cells"
                + (f"; its product stage alone measures {i8p[0]:.1f} pJ against the scaled 8-bit multiply's "
                   f"{HOROWITZ_45NM['int8 mult'] * k:.1f} pJ" if i8p and i8p[0] else "") + ").")
