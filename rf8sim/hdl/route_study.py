@@ -264,10 +264,11 @@ def _head(rec) -> str:
 def render_routed(tech: str) -> str:
     rec = _rec(tech)
     lines = [_head(rec), "",
-             "Rows: default ABC script, first seed. *pre-route* = the synthesised netlist (no wires); *post-route* "
-             "= the routed netlist with the router's SPEF; energy per MAC from the same gate-level run either way.",
+             "Rows: default ABC script, seed 1. *pre-route* = the synthesised netlist (no wires); *post-route* "
+             "= the routed netlist with the router's SPEF (it also holds the buffers qflow's BLIF step adds for "
+             "constant or port-to-port outputs); energy per MAC from the same stream, each netlist simulated.",
              "", "| unit | cells | cell area µm² | die µm² | utilization | wire mm | crit. path pre-route ns | "
-             "post-route ns | wires +% | pJ/MAC pre-route | post-route | wires +% | placement s | routing s |",
+             "post-route ns | change | pJ/MAC pre-route | post-route | change | placement s | routing s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for rows in _groups(rec).values():
         r = _base(rows, rec)
@@ -336,13 +337,16 @@ def noise_sentences(rec) -> list:
                 d = 100 * (mid1 / mid2 - 1)
                 real = s1[1] < s2[0] or s2[1] < s1[0]
                 unit = f"{kname}{' (' + act + ' activations)' if act else ''}"
-                verdict = (f"**real**: the ranges do not overlap ({f1} {s1[0]:.3g}–{s1[1]:.3g}, "
-                           f"{f2} {s2[0]:.3g}–{s2[1]:.3g})" if real else
-                           f"**inside the noise**: the ranges overlap ({f1} {s1[0]:.3g}–{s1[1]:.3g}, "
-                           f"{f2} {s2[0]:.3g}–{s2[1]:.3g})")
+                rng = f"{f1} {_g(s1[0])}–{_g(s1[1])}, {f2} {_g(s2[0])}–{_g(s2[1])}"
+                verdict = (f"**real**: the ranges do not overlap ({rng})" if real else
+                           f"**inside the noise**: the ranges overlap ({rng})")
                 out.append(f"{unit}, {_NAMES[m]}: {f1} vs {f2} {d:+.1f} % (mid-range) — {verdict}; "
                            f"{s1[2]} and {s2[2]} runs.")
     return out
+
+
+def _g(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def render_noise(tech: str) -> str:
