@@ -45,6 +45,7 @@ RENDERER_MODULES = (
     "rf8sim.hdl.route_study",
     "rf8sim.hdl.activity",
     "rf8sim.verify",
+    "rf8sim.verify_array",
     "rf8sim.cluster_scaling",
     "rf8sim.training.docs",
     "rf8sim.golden.bench",

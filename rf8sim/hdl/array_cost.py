@@ -580,7 +580,7 @@ def _check_common(args) -> None:
 
 
 def _print_rows(rows: list) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim array cost (osu018)")
