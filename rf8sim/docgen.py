@@ -44,6 +44,7 @@ RENDERER_MODULES = (
     "rf8sim.hdl.ppa_cli",
     "rf8sim.hdl.activity",
     "rf8sim.verify",
+    "rf8sim.verify_array",
     "rf8sim.cluster_scaling",
     "rf8sim.training.docs",
     "rf8sim.golden.bench",
