@@ -148,5 +148,14 @@ def render_mixed() -> str:
                   f"outputs, {sum(r['mismatches'] for r in ck)} mismatches."]
     return "\n".join(lines) + "\n"
 
+@register("study:minilm-answer")
+def render_answer() -> str:
+    """The flow report's first section, from the checked-in flow record (MiniLM, TinyLM, silicon)."""
+    from .answer import answer_lines
+
+    rec = load_minilm_record()
+    return "\n".join(answer_lines(rec["transformer"], rec.get("tinylm"))) + "\n"
+
+
 from . import costs as _costs  # noqa: E402,F401  (registers the study:minilm-costs renderer)
 from . import demotime as _demotime  # noqa: E402,F401  (registers the readme:demo-time renderer)
