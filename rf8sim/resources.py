@@ -18,7 +18,7 @@ __all__ = ["source_root", "data_dir", "data_file", "build_dir", "DATA_FOLDERS", 
 _PKG = Path(__file__).resolve().parent
 
 #: Repository folders shipped as package data (relative to the repository root).
-DATA_FOLDERS = ("hdl/tb", "hdl/synth", "hdl/verilog", "golden")
+DATA_FOLDERS = ("hdl/tb", "hdl/synth", "hdl/verilog", "hdl/tech", "golden")
 
 
 class ResourceError(RF8SimError, FileNotFoundError):
