@@ -15,7 +15,8 @@ all: test
 
 # System packages: Icarus Verilog (cocotb's simulator and the gate-level power runs), OpenSTA
 # (`sta`: static timing and power), qflow-tech-osu018 (the osu018 Liberty file and its Verilog
-# cell models) and ngspice (the sky130 cell characterization, rf8sim.tech).  Installed with apt when
+# cell models), ngspice (the sky130 cell characterization, rf8sim.tech) and qflow (graywolf, qrouter,
+# rc2dly and its Tcl scripts: place and route, rf8sim.hdl.route).  Installed with apt when
 # run as root; otherwise the target fails and prints the
 # command to run (CI must not skip the RTL, timing and power legs).
 sysdeps:
@@ -24,6 +25,7 @@ sysdeps:
 	command -v sta >/dev/null || missing="$$missing opensta"; \
 	test -f /usr/share/qflow/tech/osu018/osu018_stdcells.v || missing="$$missing qflow-tech-osu018"; \
 	command -v ngspice >/dev/null || missing="$$missing ngspice"; \
+	{ command -v graywolf && command -v qrouter && command -v tclsh && test -x /usr/lib/qflow/bin/rc2dly; } >/dev/null || missing="$$missing qflow"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing$$missing (apt)"; \

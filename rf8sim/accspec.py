@@ -13,6 +13,9 @@ Semantics (normative, see docs/formats.md "Accumulation"):
 * A NaN or Inf operand contributes 0 and sets the sticky invalid flag.
 * A beat with ``clear`` starts a new accumulation: the accumulator and both flags
   restart from zero before that beat's products are added.
+* ``group=G`` (``FRAC:WIDTH:gG``; the PE array's order, rows = G): in ``gemm`` the aligned
+  products of G consecutive k (from k = 0; the last group may be shorter) are summed exactly
+  and each group sum is one saturating add.  ``group=1`` (the default) is k order.
 
 Two floating-point accumulators (W8A16 contract; normative text in docs/formats.md,
 "Accumulation: fp32" and "Accumulation: aligned:K:M") share the class, told apart by
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from . import formats as _formats
 
 __all__ = ["AccSpec", "AccSpecError", "MAX_WIDTH", "MAX_FRAC_BITS", "ACC_KINDS", "MAX_BLOCK",
-           "ALIGN_BITS_RANGE"]
+           "ALIGN_BITS_RANGE", "W16_FORMATS"]
 
 #: Widest accumulator the golden model handles (two 64-bit limbs, one bit of headroom).
 MAX_WIDTH = 127
@@ -45,6 +48,8 @@ ACC_KINDS = ("fixed", "fp32", "aligned")
 MAX_BLOCK = 4096
 #: Valid M (bits of each aligned signed activation integer, sign included) of ``aligned:K:M``.
 ALIGN_BITS_RANGE = (2, 24)
+#: 16-bit formats allowed as weights of the fp32 / aligned accumulators (the dequantized-weight baseline).
+W16_FORMATS = ("bf16",)
 
 
 class AccSpecError(RF8SimError, ValueError):
@@ -63,8 +68,17 @@ class AccSpec:
     kind: str = "fixed"
     block: int | None = None
     align_bits: int | None = None
+    group: int = 1
 
     def __post_init__(self):
+        g = _as_int("AccSpec.group", self.group)
+        object.__setattr__(self, "group", g)
+        if not 1 <= g <= MAX_BLOCK:
+            raise AccSpecError(f"AccSpec.group must be in 1..{MAX_BLOCK} (products summed exactly before each "
+                               f"saturating add), got {g}")
+        if g != 1 and self.kind != "fixed":
+            raise AccSpecError(f"AccSpec.group is a fixed-point option (FRAC:WIDTH:gG); a {self.kind} "
+                               "accumulator takes none")
         if self.kind not in ACC_KINDS:
             raise AccSpecError(f"AccSpec.kind must be one of {', '.join(ACC_KINDS)}, got {self.kind!r}")
         if self.kind != "fixed":
@@ -205,19 +219,23 @@ class AccSpec:
         m = re.fullmatch(r"exact(?::(\d+))?", t)
         if m:
             return cls.exact(a_fmt, w_fmt, int(m.group(1) or 1024))
-        m = re.fullmatch(r"(\d+):(\d+)", t)
+        m = re.fullmatch(r"(\d+):(\d+)(?::g(\d+))?", t)
         if m:
-            return cls(int(m.group(1)), int(m.group(2)))
+            return cls(int(m.group(1)), int(m.group(2)), group=int(m.group(3) or 1))
         raise AccSpecError(f"accumulator spec {text!r} is not one of 'fp32', 'aligned:K:M' "
                            f"(K in 1..{MAX_BLOCK}, M in {ALIGN_BITS_RANGE[0]}..{ALIGN_BITS_RANGE[1]}), "
-                           f"'exact', 'exact:TERMS' or 'FRAC:WIDTH'")
+                           f"'exact', 'exact:TERMS', 'FRAC:WIDTH' or 'FRAC:WIDTH:gG'")
 
     def __str__(self) -> str:
         if self.kind == "fp32":
             return "fp32"
         if self.kind == "aligned":
             return f"aligned:{self.block}:{self.align_bits}"
-        return f"{self.frac_bits}:{self.width}"
+        return f"{self.frac_bits}:{self.width}" + (f":g{self.group}" if self.group != 1 else "")
+
+    def ungrouped(self) -> "AccSpec":
+        """The same accumulator with ``group=1`` (k order)."""
+        return AccSpec(self.frac_bits, self.width) if self.kind == "fixed" else self
 
 
 def _as_int(what: str, v) -> int:

@@ -29,7 +29,7 @@ def machine() -> str:
 def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: str | None = None,
         force: bool = False) -> list[dict]:
     """Run every part's benchmarks; ``record``: write them with provenance (rf8sim.records) to that file."""
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from . import fileio, records

@@ -34,6 +34,7 @@ This module imports numpy only (no Numba): the hdl and training packages use it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable
@@ -62,6 +63,8 @@ __all__ = [
     "get",
     "names",
     "register",
+    "check_role",
+    "ROLES",
     "values",
     "RF8",
     "E4M3",
@@ -69,6 +72,21 @@ __all__ = [
     "INT8",
     "BF16",
     "FP16",
+    "E2M1",
+    "APOT4",
+    "APOT8",
+    "LNS8",
+    "POSIT8",
+    "POSIT16",
+    "APOT_TERMS",
+    "RF8_TERMS_VARIANTS",
+    "level_format",
+    "apot_levels",
+    "apot_format",
+    "terms_format",
+    "lns_format",
+    "posit_format",
+    "posit_value",
 ]
 
 SPECIAL_FINITE = 0
@@ -85,6 +103,9 @@ ROUNDINGS = ("nearest", "paper", "truncate")
 #: ``fn`` - no Inf, only S.1..1.1..1 is NaN (OCP E4M3, "finite + NaN");
 #: ``none`` - every code is a finite number (OCP E2M1, E2M3, E3M2).
 SPECIALS = ("ieee", "fn", "none")
+
+#: The roles a format can play in a datapath (Format.roles).
+ROLES = ("weight", "activation")
 
 #: Widest code the package handles (tables of 2**16 entries).
 MAX_CODE_BITS = 16
@@ -131,6 +152,21 @@ class Format:
     specials : floats: ``ieee``, ``fn`` or ``none`` (see :data:`SPECIALS`); others ``none``.
     saturate : the default of ``encode(..., saturate=None)``: True clamps out-of-range
         values to +-max, False gives Inf/NaN (or an error where the format has neither).
+    thresholds, tie_up : None (the default) for formats that round to the nearest value
+        (ties to the even index of ``magnitudes``).  Otherwise the ``len(magnitudes) - 1``
+        rounding boundaries of ``nearest`` between neighbouring magnitudes, each an exact
+        float32 (float64 array), and per boundary whether an input equal to it goes up
+        (True) or to the even index (False).  Posits (the bit-string midpoints of the Posit
+        Standard) and LNS (midpoints in the log domain, irrational: stored as the next
+        float32 above, ``tie_up``) use them.
+    negation : ``sign`` (sign-magnitude: -x is code | sign_bit) or ``twos`` (posits: -x is the
+        two's complement of the code, the code 2**(code_bits-1) is NaR).
+    params : the constructor's defining parameters as (key, value) pairs (for docs).
+    roles : ``weight`` and/or ``activation``: what a datapath may feed it as (APoT and the
+        three-term RF8 variants are weight sets; posit16 is an activation format).
+    scale_max : the value the scale rules of :mod:`rf8sim.scales` map a group's largest
+        magnitude to (None: ``max``).  Posits use ``useed = 2**(2**es)``, the top of their
+        most precise region, instead of maxpos.
     """
 
     name: str
@@ -156,6 +192,12 @@ class Format:
     subnormals: bool = True
     specials: str = "none"
     saturate: bool = True
+    thresholds: np.ndarray | None = field(default=None, repr=False)
+    tie_up: np.ndarray | None = field(default=None, repr=False)
+    negation: str = "sign"
+    params: tuple = ()
+    scale_max: float | None = None
+    roles: tuple = ROLES
 
     # ---- derived facts -------------------------------------------------
     @property
@@ -211,6 +253,11 @@ class Format:
         return int(self.exp[nz].max())
 
     @property
+    def scale_target(self) -> float:
+        """What the scale rules aim a group maximum at: ``scale_max`` or ``max``."""
+        return self.max if self.scale_max is None else self.scale_max
+
+    @property
     def max_code(self) -> int:
         """The canonical code of +max."""
         return int(self.canonical[int(np.flatnonzero(self.values == self.max)[0])])
@@ -235,6 +282,14 @@ class Format:
             return f"s{'e' * self.exp_bits}{'r' * self.man_bits}"
         if self.kind == "float":
             return f"s{'e' * self.exp_bits}{'m' * self.man_bits}"
+        if self.kind == "terms":
+            return f"s{'e' * self.exp_bits}{'r' * self.man_bits}"
+        if self.kind == "lns":
+            return f"s{'l' * (self.code_bits - 1)}"
+        if self.kind == "levels":
+            return f"s{'i' * (self.code_bits - 1)}"
+        if self.kind == "posit":
+            return f"posit<{self.code_bits},{self.exp_bits}>"
         return "two's complement"
 
     def summary(self) -> dict:
@@ -297,7 +352,8 @@ def _int_param(what: str, v, lo: int, hi: int) -> int:
 
 def _finish(name, kind, exp_bits, man_bits, bias, sign, sig, exp, special, *, code_bits=8,
             nan_code, inf_code, residuals=(), roundings=("nearest",), description="",
-            subnormals=True, specials="none", saturate=True) -> Format:
+            subnormals=True, specials="none", saturate=True, thresholds=None, tie_up=None,
+            negation="sign", params=(), scale_max=None, roles=ROLES) -> Format:
     n = 1 << code_bits
     sign = np.asarray(sign, np.uint8)
     sig = np.asarray(sig, np.int64)
@@ -334,6 +390,16 @@ def _finish(name, kind, exp_bits, man_bits, bias, sign, sig, exp, special, *, co
     maxv = float(vals[fin].max())  # int8: 127, not |-128|
     minpos = float(mags[mags > 0][0])
     dt = np.uint8 if code_bits <= 8 else np.uint16
+    if thresholds is not None:
+        thresholds = np.asarray(thresholds, np.float64)
+        tie_up = np.asarray(tie_up, bool)
+        if thresholds.shape != (len(mags) - 1,) or tie_up.shape != thresholds.shape:
+            raise FormatError(f"{name}: need {len(mags) - 1} rounding thresholds, got {thresholds.shape}")
+        if np.any(thresholds.astype(np.float32).astype(np.float64) != thresholds):
+            raise FormatError(f"{name}: rounding thresholds must be exact float32 values")
+        if np.any(thresholds <= mags[:-1]) or np.any(thresholds > mags[1:]):
+            raise FormatError(f"{name}: each rounding threshold must lie in (lower, upper] of its neighbours")
+        thresholds, tie_up = _readonly(thresholds), _readonly(tie_up)
     return Format(
         name=name, kind=kind, exp_bits=exp_bits, man_bits=man_bits, bias=bias,
         values=_readonly(vals), sign=_readonly(sign), sig=_readonly(sig), exp=_readonly(exp),
@@ -341,6 +407,8 @@ def _finish(name, kind, exp_bits, man_bits, bias, sign, sig, exp, special, *, co
         max=maxv, min_positive=minpos, nan_code=nan_code, inf_code=inf_code,
         residuals=tuple(residuals), roundings=tuple(roundings), description=description,
         code_bits=code_bits, subnormals=bool(subnormals), specials=specials, saturate=bool(saturate),
+        thresholds=thresholds, tie_up=tie_up, negation=negation, params=tuple(params),
+        scale_max=scale_max, roles=tuple(roles),
     )
 
 
@@ -516,6 +584,263 @@ def register_rf8_variants() -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------
+# table formats: APoT levels, RF8 with three-term multipliers, LNS, posits
+
+
+def _dyadic(name: str, v) -> tuple[int, int]:
+    """(sig, exp) with ``v == sig * 2**exp`` (sig odd, or 0) for a non-negative dyadic rational."""
+    v = Fraction(v)
+    if v < 0:
+        raise FormatError(f"{name}: magnitude {v} is negative")
+    if v == 0:
+        return 0, 0
+    p, q = v.numerator, v.denominator
+    if q & (q - 1):
+        raise FormatError(f"{name}: value {v} is not a dyadic rational (an integer times a power of two)")
+    tz = (p & -p).bit_length() - 1
+    return p >> tz, tz - (q.bit_length() - 1)
+
+
+def _sm_arrays(name: str, code_bits: int, pos_mags) -> tuple:
+    """sign, sig, exp of a sign-magnitude table: code c < half is +pos_mags[c], c | half is -pos_mags[c]."""
+    h = 1 << (code_bits - 1)
+    if len(pos_mags) != h:
+        raise FormatError(f"{name}: {code_bits}-bit codes need {h} magnitudes, got {len(pos_mags)}")
+    se = [_dyadic(name, m) for m in pos_mags]
+    sig = np.array([s for s, _ in se] * 2, np.int64)
+    exp = np.array([e for _, e in se] * 2, np.int64)
+    sign = np.repeat(np.array([0, 1], np.uint8), h)
+    return sign, sig, exp
+
+
+def level_format(name: str, levels, *, code_bits: int, description: str = "", params=(),
+                 roles=("weight",)) -> Format:
+    """A sign-magnitude format from its list of magnitudes: code ``s | i`` is ``(-1)**s * levels[i]``.
+
+    ``levels`` are ``2**(code_bits - 1)`` distinct non-negative dyadic rationals (Fractions or
+    ints), ascending, ``levels[0] == 0``.  ``nearest`` rounds to the nearest level, ties to the
+    even index.  APoT is built with it (:func:`apot_levels`).
+    """
+    name = _check_name(name)
+    code_bits = _int_param(f"{name}: code_bits", code_bits, 2, MAX_CODE_BITS)
+    levels = [Fraction(v) for v in levels]
+    if levels[0] != 0 or any(b <= a for a, b in zip(levels, levels[1:])):
+        raise FormatError(f"{name}: levels must be ascending and distinct, starting at 0")
+    sign, sig, exp = _sm_arrays(name, code_bits, levels)
+    return _finish(name, "levels", 0, code_bits - 1, 0, sign, sig, exp,
+                   np.full(1 << code_bits, SPECIAL_FINITE, np.uint8), code_bits=code_bits, nan_code=None,
+                   inf_code=None, description=description, params=params, roles=roles)
+
+
+def apot_levels(terms) -> list[Fraction]:
+    """The APoT level set (Li et al., ICLR 2020, eq. 5): every sum ``p_0 + p_1 + ...`` with one
+    ``p_i`` from each ``terms[i]`` (a set of powers of two, 0 included), ascending, unnormalized."""
+    sums = {Fraction(0)}
+    for t in terms:
+        sums = {a + Fraction(b) for a in sums for b in t}
+    return sorted(sums)
+
+
+#: APoT term sets.  ``apot4``: the 4-bit weight set of the authors' code (3 magnitude bits,
+#: ``build_power_value(B=3)``: {0, 2^-1, 2^-2, 2^-4} + {0, 2^-3}).  ``apot8``: eq. 5 with two
+#: additive terms and the paper's interleaving p_i in {0, 2^-(i+1), 2^-(i+3), ...}: p0 on the odd
+#: exponents 2^-1..2^-23, p1 on the even ones 2^-2..2^-22 (every sum then fits a float32; the
+#: paper's own 8-bit set, k = 4, reaches 2^-29 + 2^-2, which no float32 holds); its 156 distinct
+#: levels are cut to zero plus the 127 largest to fill 7 magnitude bits.
+APOT_TERMS: dict = {
+    "apot4": ((0, Fraction(1, 2), Fraction(1, 4), Fraction(1, 16)), (0, Fraction(1, 8))),
+    "apot8": ((0,) + tuple(Fraction(1, 2 ** (2 * i + 1)) for i in range(12)),
+              (0,) + tuple(Fraction(1, 2 ** (2 * i + 2)) for i in range(11))),
+}
+
+
+def apot_format(name: str, terms, *, code_bits: int, description: str = "") -> Format:
+    """APoT: sign + the index of a level of :func:`apot_levels`: zero and the
+    ``2**(code_bits-1) - 1`` largest nonzero levels (all of them when there are no more)."""
+    lv = apot_levels(terms)
+    h = 1 << (code_bits - 1)
+    if len(lv) < h:
+        raise FormatError(f"{name}: the terms give {len(lv)} levels; {code_bits}-bit codes need {h}")
+    lv = [lv[0]] + lv[len(lv) - (h - 1):]
+    return level_format(name, lv, code_bits=code_bits, description=description,
+                        params=(("terms", tuple(tuple(str(Fraction(p)) for p in t) for t in terms)),))
+
+
+def terms_format(name: str, multipliers, *, exp_bits: int = 4, bias: int = 7, code_bits: int = 8,
+                 zero_binade: bool = True, description: str = "") -> Format:
+    """RF8 layout ``s | E | R`` with a multiplier of up to three signed power-of-two terms.
+
+    ``multipliers[R]`` is a tuple of ``(t, d)`` terms (t = +-1, d >= 1): multiplier
+    ``1 + sum(t * 2**-d)`` (``()`` is 1).  Codes with ``E >= 1`` are
+    ``(-1)**s * 2**(E - bias) * multiplier[R]``.  ``E == 0``: ``R == 0`` is the signed zero;
+    with ``zero_binade`` the other R take the binade below E = 1
+    (``2**(-bias) * multiplier[R]``) instead of RF8's seven duplicate zeros per sign.
+    """
+    name = _check_name(name)
+    code_bits = _int_param(f"{name}: code_bits", code_bits, 3, MAX_CODE_BITS)
+    exp_bits = _int_param(f"{name}: exp_bits", exp_bits, 1, code_bits - 2)
+    man_bits = code_bits - 1 - exp_bits
+    mults = []
+    for terms in multipliers:
+        m = Fraction(1)
+        for t, d in terms:
+            if t not in (-1, 1) or int(d) < 1:
+                raise FormatError(f"{name}: term (t={t}, d={d}) needs t = +-1 and d >= 1")
+            m += Fraction(t, 2 ** int(d))
+        mults.append(m)
+    if len(mults) != 1 << man_bits:
+        raise FormatError(f"{name}: need {1 << man_bits} multipliers for {man_bits} R bits, got {len(mults)}")
+    if mults[0] != 1 or any(not Fraction(1, 2) < m < 2 for m in mults):
+        raise FormatError(f"{name}: multiplier[0] must be 1 and every multiplier in (1/2, 2)")
+    pos = []
+    for E in range(1 << exp_bits):
+        for R, m in enumerate(mults):
+            if E == 0:
+                pos.append(Fraction(0) if (R == 0 or not zero_binade) else m * Fraction(2) ** (-bias))
+            else:
+                pos.append(m * Fraction(2) ** (E - bias))
+    sign, sig, exp = _sm_arrays(name, code_bits, pos)
+    return _finish(name, "terms", exp_bits, man_bits, bias, sign, sig, exp,
+                   np.full(1 << code_bits, SPECIAL_FINITE, np.uint8), code_bits=code_bits, nan_code=None,
+                   inf_code=None, description=description,
+                   params=(("multipliers", tuple(tuple(m) for m in multipliers)), ("zero_binade", zero_binade)),
+                   roles=("weight",))
+
+
+def _iroot_pow2(n: int, k: int) -> int:
+    """floor(n ** (1 / 2**k)) for n >= 0 (nested integer square roots are exact floors)."""
+    for _ in range(k):
+        n = math.isqrt(n)
+    return n
+
+
+def _pow2_frac(num: int, log_den: int, bits: int, mode: str) -> Fraction:
+    """2**(num / 2**log_den) rounded to ``bits`` fraction bits of its binade.
+
+    ``mode``: ``nearest`` (never a tie: the value is irrational unless num / 2**log_den is an
+    integer) or ``up`` (the least such number strictly above an irrational value)."""
+    den = 1 << log_den
+    ib, r = divmod(num, den)
+    if r == 0:
+        return Fraction(2) ** ib
+    # 2**(r/den) * 2**bits in [2**bits, 2**(bits+1)): floor of its den-th root
+    m = _iroot_pow2(1 << (r + bits * den), log_den)
+    if mode == "nearest":
+        if (2 * m + 1) ** den < (1 << (r + (bits + 1) * den)):
+            m += 1
+    else:
+        m += 1
+    return Fraction(m, 1 << bits) * Fraction(2) ** ib
+
+
+def lns_format(name: str, *, code_bits: int = 8, frac_bits: int = 3, table_bits: int = 8,
+               description: str = "") -> Format:
+    """Logarithmic number system: ``s | L``, ``L`` a ``code_bits - 1``-bit two's complement
+    fixed-point log2 with ``frac_bits`` fraction bits.
+
+    The most negative ``L`` (code ``0b?100...0``) is the signed zero; any other code is
+    ``(-1)**s * 2**(L >> frac_bits) * A[L & (2**frac_bits - 1)]`` where the antilog table
+    ``A[f]`` is ``2**(f / 2**frac_bits)`` rounded to nearest with ``table_bits`` fraction bits
+    (what a log-to-linear converter stores; 2**(L/8) itself is irrational).
+    ``nearest`` rounds ``log2 |x|`` to the nearest multiple of ``2**-frac_bits`` (the LNS
+    rounding): the boundary between L and L + 1 is ``2**((L + 1/2) / 2**frac_bits)``, never a
+    float32, so no ties; below the smallest code the zero code stands in for the most negative
+    L.  Beyond the largest L: saturate (default) or an error.
+    """
+    name = _check_name(name)
+    code_bits = _int_param(f"{name}: code_bits", code_bits, 3, MAX_CODE_BITS)
+    frac_bits = _int_param(f"{name}: frac_bits", frac_bits, 0, code_bits - 2)
+    table_bits = _int_param(f"{name}: table_bits", table_bits, 1, 20)
+    w = code_bits - 1
+    lmin = -(1 << (w - 1))
+    pos = []
+    for c in range(1 << w):
+        L = c - (1 << w) if c >= 1 << (w - 1) else c
+        pos.append(Fraction(0) if L == lmin else _pow2_frac(L, frac_bits, table_bits, "nearest"))
+    order = sorted(range(1 << w), key=lambda c: pos[c])
+    Ls = [c - (1 << w) if c >= 1 << (w - 1) else c for c in order]  # ascending: lmin (zero), lmin+1, ...
+    thr = [_pow2_frac(2 * L + 1, frac_bits + 1, 23, "up") for L in Ls[:-1]]
+    sign, sig, exp = _sm_arrays(name, code_bits, pos)
+    return _finish(name, "lns", w - frac_bits, frac_bits, 0, sign, sig, exp,
+                   np.full(1 << code_bits, SPECIAL_FINITE, np.uint8), code_bits=code_bits, nan_code=None,
+                   inf_code=None, description=description, thresholds=[float(t) for t in thr],
+                   tie_up=[True] * len(thr),
+                   params=(("frac_bits", frac_bits), ("table_bits", table_bits)))
+
+
+def posit_value(code: int, nbits: int, es: int = 2) -> Fraction | None:
+    """The exact value of an ``nbits``-bit posit code (Posit Standard 2022); None for NaR."""
+    mask = (1 << nbits) - 1
+    code &= mask
+    if code == 0:
+        return Fraction(0)
+    if code == 1 << (nbits - 1):
+        return None
+    neg = code >> (nbits - 1)
+    if neg:
+        code = (-code) & mask
+    bits = format(code, f"0{nbits}b")[1:]
+    first = bits[0]
+    run = len(bits) - len(bits.lstrip(first))
+    k = run - 1 if first == "1" else -run
+    rest = bits[run + 1:]
+    e = int(rest[:es].ljust(es, "0"), 2) if es else 0
+    fb = rest[es:]
+    f = Fraction(int(fb, 2), 1 << len(fb)) if fb else Fraction(0)
+    v = Fraction(2) ** (k * (1 << es) + e) * (1 + f)
+    return -v if neg else v
+
+
+def posit_format(name: str, nbits: int = 8, es: int = 2, *, description: str = "", roles=ROLES) -> Format:
+    """A posit of ``nbits`` bits and ``es`` exponent bits (Posit Standard 2022: es = 2).
+
+    Codes are the standard's: two's complement negation, 0 is zero, ``2**(nbits-1)`` is NaR
+    (decoded as NaN; NaN and +-Inf encode to NaR).  ``nearest`` is the standard's rounding:
+    round the bit string to nearest, ties to the even code, so the boundary between codes c
+    and c + 1 is the ``nbits + 1``-bit posit ``2c + 1``; nonzero values never round to zero
+    and finite ones never to NaR (below minpos: minpos; above maxpos: maxpos).
+    """
+    name = _check_name(name)
+    nbits = _int_param(f"{name}: nbits", nbits, 3, MAX_CODE_BITS)
+    es = _int_param(f"{name}: es", es, 0, 4)
+    n = 1 << nbits
+    h = n >> 1
+    sign = np.zeros(n, np.uint8)
+    sig = np.zeros(n, np.int64)
+    exp = np.zeros(n, np.int64)
+    special = np.full(n, SPECIAL_FINITE, np.uint8)
+    for c in range(n):
+        v = posit_value(c, nbits, es)
+        if v is None:
+            special[c] = SPECIAL_NAN
+            continue
+        sign[c] = v < 0
+        sig[c], exp[c] = _dyadic(name, abs(v))
+    thr = [float(2.0 ** -149)]  # nonzero never rounds to zero
+    thr += [float(posit_value(2 * c + 1, nbits + 1, es)) for c in range(1, h - 1)]
+    tie = [True] + [False] * (h - 2)
+    return _finish(name, "posit", es, nbits - 1 - es, 0, sign, sig, exp, special, code_bits=nbits,
+                   nan_code=h, inf_code=None, description=description, thresholds=thr, tie_up=tie,
+                   negation="twos", params=(("nbits", nbits), ("es", es)), scale_max=float(2 ** (1 << es)), roles=roles)
+
+
+#: RF8 variants that reclaim the 42 duplicate codes (the 14 extra zeros become a sixteenth
+#: binade, the 28 duplicate 1.5 codes R = 5 a new multiplier) with three-term multipliers:
+#: name -> keyword arguments of :func:`terms_format`.  See rf8sim.study.variants for the design.
+RF8_TERMS_VARIANTS: dict = {
+    "rf8t1": dict(
+        multipliers=((), ((1, 1),), ((1, 2),), ((1, 3),), ((1, 4),), ((1, 2), (1, 3)), ((-1, 3),), ((-1, 4),)),
+        description="RF8 with R=5 -> 1+2^-2+2^-3 (1.375, a three-term multiplier, fills the 1.25..1.5 gap) "
+                    "and E=0 as a sixteenth binade: no duplicate codes"),
+    "rf8t2": dict(
+        multipliers=((), ((1, 1),), ((1, 2),), ((1, 3),), ((1, 2), (1, 3)), ((1, 1), (1, 3)), ((-1, 3),),
+                     ((-1, 4),)),
+        description="RF8 with 1+2^-4 -> 1+2^-1+2^-3 (1.625) and R=5 -> 1+2^-2+2^-3 (1.375): per binade "
+                    "E4M3's multipliers 1, 1.125, ..., 1.875 (two of them three-term); E=0 a sixteenth binade"),
+}
+
+
+# ---------------------------------------------------------------------------
 # integers
 
 
@@ -559,6 +884,35 @@ BF16 = register(float_format("bf16", 8, 7, bias=127, specials="ieee", saturate=F
                              description="bfloat16: 1-8-7, bias 127, IEEE Inf/NaN, overflow to Inf"))
 FP16 = register(float_format("fp16", 5, 10, bias=15, specials="ieee", saturate=False,
                              description="IEEE binary16: 1-5-10, bias 15, IEEE Inf/NaN, overflow to Inf"))
+E2M1 = register(float_format("e2m1", 2, 1, bias=1, specials="none",
+                             description="OCP FP4 E2M1 (the MXFP4 / NVFP4 element): no Inf/NaN, max 6"))
+APOT4 = register(apot_format("apot4", APOT_TERMS["apot4"], code_bits=4,
+                             description="APoT 4-bit weights (Li et al. 2020, authors' B=3 set): sign + "
+                                         "{0, 2^-1, 2^-2, 2^-4} + {0, 2^-3}, max 0.625"))
+APOT8 = register(apot_format("apot8", APOT_TERMS["apot8"], code_bits=8,
+                             description="APoT 8-bit, two terms: sign + p0 + p1, p0 in {0, 2^-1, 2^-3, ..., "
+                                         "2^-23}, p1 in {0, 2^-2, ..., 2^-22}; zero and the 127 largest sums"))
+LNS8 = register(lns_format("lns8", code_bits=8, frac_bits=3, table_bits=8,
+                           description="8-bit LNS: sign + 7-bit two's complement log2 with 3 fraction bits "
+                                       "(L = -64 is zero), antilog table 2^(f/8) to 8 fraction bits, "
+                                       "log-domain rounding"))
+POSIT8 = register(posit_format("posit8", 8, 2, description="posit<8,2> (Posit Standard 2022), NaR 0x80"))
+POSIT16 = register(posit_format("posit16", 16, 2, roles=("activation",),
+                                description="posit<16,2> (Posit Standard 2022), NaR 0x8000; an activation format"))
+for _n, _kw in RF8_TERMS_VARIANTS.items():
+    register(terms_format(_n, **_kw))
+
+
+def check_role(fmt: "str | Format", role: str) -> Format:
+    """``fmt`` (looked up) when it can play ``role`` (``weight`` / ``activation``); FormatError otherwise."""
+    f = get(fmt)
+    if role not in ROLES:
+        raise FormatError(f"unknown role {role!r}; valid: {', '.join(ROLES)}")
+    if role not in f.roles:
+        valid = ", ".join(n for n, g in _REGISTRY.items() if role in g.roles and g.code_bits == f.code_bits)
+        raise FormatError(f"format {f.name} has no {role} role (it is a {'/'.join(f.roles)} format); "
+                          f"{f.code_bits}-bit {role} formats: {valid}")
+    return f
 
 
 def names(code_bits: int | None = None) -> tuple[str, ...]:

@@ -24,10 +24,27 @@ Scale rules:
   by up to one binade).  An all-zero block gets ``k = -127``; a block holding NaN or
   +-Inf gets the NaN scale :data:`SCALE_NAN` and every element of it decodes to NaN.
 
+``max`` above is ``fmt.scale_target``: the format's largest value, except for posits, whose
+scale rules aim at ``useed = 2**(2**es)`` (the top of their most precise region).
+
 Both are clamped to the E8M0 range :data:`SCALE_MIN`..:data:`SCALE_MAX` = -127..127
 (``ceil``: a clamp at -127 still satisfies its bound; a clamp at 127 cannot happen for
 float32 inputs and formats with ``max >= 2``).  Scale exponents are stored as ``int8``;
 :func:`to_e8m0` gives the OCP E8M0 byte ``k + 127`` (0xFF for the NaN scale).
+
+Named block formats (:data:`BLOCK_FORMATS`, issue 21): ``mxfp4`` (E2M1 elements, E8M0 scale per
+32), ``mxfp8`` (E4M3, E8M0 per 32) and ``mxint8`` (int8, E8M0 per 32) are rf8sim's ``mx``
+granularity of their element format; ``nvfp4`` (E2M1 elements, an E4M3 scale per 16 and a
+float32 tensor scale) is not a power-of-two scaling and has its own rule (torchao's
+``nvfp4_quantize`` with a per-tensor scale, step for step in float32):
+
+1. ``s_t = float32(amax(|x|)) / 2688`` (2688 = 448 * 6; an all-zero tensor takes ``s_t = 1``);
+2. per block of 16: ``b = amax_block / 6``; ``s8 = e4m3(clamp(b / s_t, 2**-6, 448))`` (RNE);
+3. elements: ``e2m1(clamp(x * ((1 / s_t) / s8), -6, 6))`` (RNE), every operation a float32 one;
+4. dequantized value: ``e2m1_value * (s_t * s8)`` (float32).
+
+Named block formats take only tensors whose last axis is a multiple of the block (no padded
+last block) and, for nvfp4, finite values; anything else is a one-line :class:`ScaleError`.
 
 Note for ``int8`` under ``mx``: rf8sim's int8 codes are integers (-128..127), OCP
 MXINT8 elements are the same bytes read as ``int * 2**-6``; so rf8sim's ``k`` is the
@@ -37,6 +54,7 @@ OCP MXINT8 scale minus 6, and the dequantized values are identical.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,6 +70,11 @@ __all__ = [
     "SCALE_MAX",
     "SCALE_NAN",
     "MX_BLOCK",
+    "NV_BLOCK",
+    "BlockFormat",
+    "BLOCK_FORMATS",
+    "block_format",
+    "check_block_shape",
     "ScaleError",
     "canonical_granularity",
     "check_block",
@@ -76,8 +99,58 @@ SCALE_MIN, SCALE_MAX, SCALE_NAN = -127, 127, -128
 MX_BLOCK = 32
 
 
+#: NVFP4: block size, the E4M3 block-scale clamp and the tensor-scale divisor (E4M3 max * E2M1 max).
+NV_BLOCK = 16
+NV_SCALE_MIN, NV_SCALE_MAX = 2.0 ** -6, 448.0
+NV_TENSOR_DIV = 448.0 * 6.0
+
+
 class ScaleError(RF8SimError, ValueError):
     """An unknown granularity, a bad block size or scale exponents a tensor cannot use."""
+
+
+class BlockFormat(NamedTuple):
+    """A named block format: element format, block length, scale type and bits per weight."""
+
+    name: str
+    element: str
+    block: int
+    scale: str  # "e8m0" (OCP MX: power of two per block) or "e4m3+fp32" (NVFP4)
+    scale_bits: int  # per block
+    description: str
+
+    @property
+    def granularity(self) -> str:
+        return "mx" if self.scale == "e8m0" else "nv"
+
+    def bits_per_weight(self, n: int | None = None) -> float:
+        """Element bits + block scale bits / block (+ 32 / n for the NVFP4 tensor scale of n values)."""
+        extra = 32.0 / n if (self.scale == "e4m3+fp32" and n) else 0.0
+        return F.get(self.element).code_bits + self.scale_bits / self.block + extra
+
+
+#: name -> BlockFormat: the block formats available by name (see the module docstring).
+BLOCK_FORMATS: dict = {
+    "mxfp4": BlockFormat("mxfp4", "e2m1", MX_BLOCK, "e8m0", 8, "OCP MXFP4: E2M1 elements, E8M0 scale per 32"),
+    "mxfp8": BlockFormat("mxfp8", "e4m3", MX_BLOCK, "e8m0", 8, "OCP MXFP8 (E4M3): E4M3 elements, E8M0 scale per 32"),
+    "mxint8": BlockFormat("mxint8", "int8", MX_BLOCK, "e8m0", 8, "OCP MXINT8: int8 elements, E8M0 scale per 32"),
+    "nvfp4": BlockFormat("nvfp4", "e2m1", NV_BLOCK, "e4m3+fp32", 8,
+                         "NVFP4: E2M1 elements, E4M3 scale per 16, float32 tensor scale"),
+}
+
+
+def block_format(name) -> BlockFormat | None:
+    """The :class:`BlockFormat` called ``name`` (case-insensitive), or None if it is not one."""
+    return BLOCK_FORMATS.get(name.strip().lower()) if isinstance(name, str) else None
+
+
+def check_block_shape(bf: BlockFormat, shape) -> None:
+    """A tensor of ``shape`` fits ``bf``: at least one axis, the last a multiple of the block."""
+    shape = tuple(int(s) for s in shape)
+    if not shape or shape[-1] % bf.block:
+        raise ScaleError(f"{bf.name} cuts the last axis into blocks of {bf.block}; shape {shape} "
+                         f"{'has no axis' if not shape else f'has a last axis of {shape[-1]}'}, not a multiple of "
+                         f"{bf.block} (pad it)")
 
 
 def canonical_granularity(granularity) -> str:
@@ -148,10 +221,10 @@ def scale_exponents(amax, fmt, rule: str = "ceil") -> np.ndarray:
     if rule == "ceil":
         if not fin.all():
             raise ScaleError(f"{int((~fin).sum())} non-finite amax value(s); the ceil rule needs finite values")
-        k = _ceil_exponents(am, fmt.max)
+        k = _ceil_exponents(am, fmt.scale_target)
         return np.clip(k, SCALE_MIN, SCALE_MAX).astype(np.int8)
     _, ea = np.frexp(np.where(fin, am, 0.0))  # am = f * 2**ea, 0.5 <= f < 1: floor(log2 am) = ea - 1
-    emax_elem = math.frexp(fmt.max)[1] - 1
+    emax_elem = math.frexp(fmt.scale_target)[1] - 1
     k = np.clip(ea.astype(np.int64) - 1 - emax_elem, SCALE_MIN, SCALE_MAX)
     k = np.where(am == 0, SCALE_MIN, k)
     k = np.where(fin, k, SCALE_NAN)

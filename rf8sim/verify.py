@@ -221,8 +221,8 @@ def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, o
     if why:
         return why
     try:
-        from .hdl.mac import MacConfig
         from .hdl.sim import run_stream
+        from .hdl.spec import MacSpec
         from .hdl.stimulus import Stream
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl not importable: {e})"}
@@ -242,7 +242,7 @@ def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, o
     if frac < 0:
         return {"status": f"not run (scales give {frac} fraction bits (< 0) for the MAC)"}
     try:
-        cfg = MacConfig.make(a_fmt, w_fmt, AccSpec(frac, spec.width), 1, "fixed")
+        cfg = MacSpec.make(a_fmt, w_fmt, AccSpec(frac, spec.width), 1, "fixed")
     except Exception as e:  # noqa: BLE001
         return {"status": f"not run (MAC config rejected: {e})"}
     aa = np.concatenate([a[m] for _ in ns])[:, None]
@@ -328,13 +328,13 @@ def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, s
         return why
     try:
         from .hdl.sim import run_stream
+        from .hdl.spec import MacSpec
         from .hdl.stimulus import Stream
-        from .hdl.w8a16 import A16Config
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl has no W8A16 MAC here: {e})"}
     from .training.w8a16 import gemm16
 
-    cfg = A16Config.make(a_name, w_fmt.name, str(spec), 1)
+    cfg = MacSpec.make(a_name, w_fmt, str(spec), 1)
     K = a.shape[1]
     ns = list(range(min(n_out, wc.shape[0])))
     aa = np.concatenate([a[0] for _ in ns])[:, None].astype(np.uint16)
@@ -371,7 +371,7 @@ def verdict(rep: dict) -> str:
 
 
 def print_report(rep: dict) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
     from rich.table import Table
 

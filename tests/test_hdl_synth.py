@@ -4,10 +4,11 @@
 import pytest
 import toolcheck
 
-from rf8sim.hdl import HdlError
+from rf8sim.cli import main
+from rf8sim.hdl import HdlError, MacSpec
 from rf8sim.hdl.synth import NAND2_WEIGHTS, default_liberty, synthesize
 
-pytestmark = toolcheck.yosys
+yosys = toolcheck.yosys
 
 
 def _liberty():
@@ -17,6 +18,7 @@ def _liberty():
         return None
 
 
+@yosys
 def test_product_stage_generic_and_cells(tmp_path):
     lib = _liberty()
     r = synthesize("rf8", "rf8", "16:32", 1, "fixed", "product", liberty=lib, use_cache=False, root=tmp_path)
@@ -33,6 +35,7 @@ def test_product_stage_generic_and_cells(tmp_path):
     assert r2["cached"] and r2["generic"] == g
 
 
+@yosys
 def test_mac_has_registers(tmp_path):
     r = synthesize("int8", "int8", "0:12", 1, "fixed", "mac", liberty=None, use_cache=False, root=tmp_path)
     # stage-1 registers (product 16 + valid/clear/invalid) and the accumulator with its flags and valid
@@ -40,8 +43,83 @@ def test_mac_has_registers(tmp_path):
     assert "liberty" not in r
 
 
+@yosys
 def test_bad_liberty(tmp_path):
     with pytest.raises(HdlError, match="Liberty file .*nope.lib not found"):
         synthesize("rf8", "rf8", "16:32", 1, "fixed", "product", liberty=tmp_path / "nope.lib", root=tmp_path)
     with pytest.raises(HdlError, match="stage"):
         synthesize("rf8", "rf8", "16:32", 1, "fixed", "adder", liberty=None, root=tmp_path)
+
+
+@yosys
+def test_cli_synthesizes_a_w8a16_unit(tmp_path, capsys, monkeypatch):
+    """rf8sim synth on a 16-bit-activation unit prints its table and writes --json (the printer once died
+    with KeyError 'acc_frac_bits' after synthesis, losing the record)."""
+    import json
+
+    from rf8sim.hdl import synth
+
+    out = tmp_path / "w.json"
+    argv = ["synth", "--a-fmt", "bf16", "--w-fmt", "rf8", "--acc", "aligned:2:4", "--lanes", "2", "--no-liberty",
+            "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["config"]["acc"], r["config"]["lanes"], r["stage"]) for r in rows] == [("aligned:2:4", 2, "mac")]
+    assert "rf8sim synth" in capsys.readouterr().out
+    # the record is written before any printing can fail
+    def boom(rows):
+        raise RuntimeError("printer broke")
+
+    monkeypatch.setattr(synth, "_print", boom)
+    out.unlink()
+    with pytest.raises(RuntimeError):
+        synth.run_cli(_parse(argv))
+    assert json.loads(out.read_text())["rows"][0]["module"] == rows[0]["module"]
+
+
+def _parse(argv):
+    from rf8sim.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+@yosys
+def test_align_and_column_rows_name_their_lanes(tmp_path):
+    from rf8sim.hdl.synth import _acc_label, _lanes_of
+
+    spec = MacSpec.make("bf16", "rf8", "aligned:4:4", 4)
+    for stage in ("align", "column"):
+        r = synthesize(spec, stage=stage, liberty=None, root=tmp_path)
+        assert (_lanes_of(r), _acc_label(r)) == (4, "aligned:4:4"), stage
+    r = synthesize(spec, stage="product", liberty=None, root=tmp_path)
+    assert (_lanes_of(r), _acc_label(r)) == (1, "-")
+    with pytest.raises(HdlError, match="aligned:K:M accumulator only"):
+        synthesize("bf16", "rf8", "fp32", 1, stage="align", liberty=None, root=tmp_path)
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--clock-ns", "5"], "--clock-ns acts only with --timing or --power"),
+    (["--beats", "10"], "--beats acts only with --power"),
+    (["--zero-delay"], "--zero-delay acts only with --power"),
+    (["--timing", "--beats", "10"], "--beats acts only with --power"),
+    (["--workers", "2"], "--workers acts only with --table"),
+    (["--cluster", "local"], "--cluster acts only with --table"),
+    (["--table-lanes", "1,4"], "--table-lanes acts only with --table w8a16"),
+    (["--plot", "x.png"], "--plot acts only with"),
+])
+def test_synth_options_without_their_enabling_flag_are_errors(argv, msg, capsys):
+    assert main(["synth", *argv]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+
+
+def test_w8a16_synthesis_table_in_docs_is_generated_from_the_record():
+    from pathlib import Path
+
+    from rf8sim.hdl.synth import render_w8a16_summary, render_w8a16_table, w8a16_record_path
+
+    assert w8a16_record_path().exists(), "hdl/results/synth_w8a16.json missing: rf8sim synth --table w8a16 --json ..."
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "hdl.md").read_text()
+    for key, fn in (("hdl:w8a16-area", render_w8a16_table), ("hdl:w8a16-goals", render_w8a16_summary)):
+        block = f"<!-- BEGIN generated:{key} -->\n{fn()}<!-- END generated:{key} -->"
+        assert block in doc, f"docs/hdl.md block {key} is stale: run `rf8sim docs`"

@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from rf8sim import formats as F
 from rf8sim.golden import AccSpec, AccSpecError
-from rf8sim.hdl import HdlError, MacConfig, MacUnit, ProductStage
+from rf8sim.hdl import HdlError, MacSpec, MacUnit, ProductStage, make_unit
 from rf8sim.hdl.mac import Fp32Convert, ProductPlan
 from rf8sim.hdl.reference import fp32_rne_bits, mac_reference
 from rf8sim.hdl.stimulus import random_stream
@@ -132,7 +132,7 @@ def _run_mac(unit, stream):
             if ctx.get(unit.out_valid):
                 if not lat:
                     lat.append(cycle - first_in)
-                f = ctx.get(unit.out_fp32) if unit.config.out == "fp32" else None
+                f = ctx.get(unit.out_fp32) if unit.spec.has_fp32_port else None
                 got.append((ctx.get(unit.out_acc), ctx.get(unit.out_overflow), ctx.get(unit.out_invalid), f))
             assert cycle < 20 * n + 50
 
@@ -149,9 +149,10 @@ def _run_mac(unit, stream):
     ("rf8", "int8", "16:32", 1, "fp32"),
 ])
 def test_mac_unit_amaranth_vs_reference(a_name, w_name, acc, lanes, out):
-    unit = MacUnit(a_name, w_name, acc, lanes, out)
-    cfg = unit.config
-    s = random_stream(a_name, w_name, lanes, n_seq=12, seed=7, max_len=40)
+    cfg = MacSpec.make(a_name, w_name, acc, lanes, out)
+    unit = make_unit(cfg)
+    assert type(unit) is MacUnit
+    s = random_stream(cfg, n_seq=12, seed=7, max_len=40)
     got, latency = _run_mac(unit, s)
     assert latency == unit.latency == 2  # one tick = one rising edge after the sampling edge
     ea, eo, ei = mac_reference(s.a, s.w, s.clear, a_name, w_name, cfg.acc)
@@ -169,8 +170,8 @@ def test_reference_matches_golden_mac():
     for (a, w), acc, lanes in [(("rf8", "rf8"), "6:14", 4), (("e4m3", "e4m3"), None, 1),
                                (("e5m2", "e5m2"), None, 3), (("rf8", "int8"), "16:32", 2),
                                (("int8", "int8"), "0:18", 1)]:
-        cfg = MacConfig.make(a, w, acc, lanes)
-        s = random_stream(a, w, lanes, n_seq=40, seed=11, max_len=300)
+        cfg = MacSpec.make(a, w, acc, lanes)
+        s = random_stream(cfg, n_seq=40, seed=11, max_len=300)
         ea, eo, ei = mac_reference(s.a, s.w, s.clear, a, w, cfg.acc)
         tr = golden.mac(s.a, s.w, s.clear, a, w, cfg.acc)
         assert [int(x) for x in tr.acc] == ea
@@ -182,30 +183,47 @@ def test_reference_matches_golden_mac():
 # ---- bad input ----------------------------------------------------------------
 
 def test_bad_parameters():
-    with pytest.raises(F.FormatError, match="unknown format"):
-        MacUnit("fp9", "rf8")
+    with pytest.raises(HdlError, match="unknown format"):
+        MacSpec.make("fp9", "rf8")
     with pytest.raises(HdlError, match="too narrow"):
-        MacUnit("rf8", "rf8", "16:17")
+        MacSpec.make("rf8", "rf8", "16:17")
     with pytest.raises(HdlError, match="lanes"):
-        MacUnit("rf8", "rf8", lanes=0)
+        MacSpec.make("rf8", "rf8", lanes=0)
     with pytest.raises(HdlError, match="lanes"):
-        MacUnit("rf8", "rf8", lanes=True)
-    with pytest.raises(HdlError, match="out must be"):
-        MacUnit("rf8", "rf8", out="float")
+        MacSpec.make("rf8", "rf8", lanes=True)
+    with pytest.raises(HdlError, match="result must be"):
+        MacSpec.make("rf8", "rf8", result="float")
     with pytest.raises(AccSpecError, match="width"):
-        MacUnit("rf8", "rf8", "16:200")
+        MacSpec.make("rf8", "rf8", "16:200")
     with pytest.raises(HdlError, match="127-bit"):
-        MacUnit("e5m2", "e5m2", "96:100", lanes=4)
+        MacSpec.make("e5m2", "e5m2", "96:100", lanes=4)
     with pytest.raises(HdlError, match="acc must be"):
-        MacUnit("rf8", "rf8", 3.5)
+        MacSpec.make("rf8", "rf8", 3.5)
+    with pytest.raises(HdlError, match="make_unit"):  # MacUnit builds the fixed-point datapath only
+        MacUnit(MacSpec.make("bf16", "rf8", "fp32"))
+
+
+def test_deprecated_field_by_field_constructors_still_work():
+    """MacUnit(a_fmt, w_fmt, acc, lanes, out) and MacConfig.make: the same unit as from the spec, with a warning."""
+    from rf8sim.hdl import MacConfig
+
+    spec = MacSpec.make("rf8", "int8", "16:32", 2, "fp32")
+    with pytest.warns(DeprecationWarning, match="MacSpec"):
+        old = MacUnit("rf8", "int8", "16:32", 2, out="fp32")
+    with pytest.warns(DeprecationWarning, match="MacSpec"):
+        assert MacConfig.make("rf8", "int8", "16:32", 2, "fp32") == spec
+    new = MacUnit(spec)
+    assert old.spec == spec and old.config is old.spec
+    assert old.signature == new.signature
+    old._MustUse__silence = new._MustUse__silence = True  # built to compare, not to elaborate
 
 
 def test_narrow_but_legal_accumulator():
     """(16, 32) cannot hold one maximal rf8 x rf8 product (it saturates) but is a legal spec."""
     acc = AccSpec(16, 32)
     assert not acc.holds_one_product("rf8", "rf8")
-    assert MacConfig.make("rf8", "rf8", acc).acc == acc
-    assert MacConfig.make("rf8", "rf8", "0:2").acc == AccSpec(0, 2)  # holds 1.0, the criterion
+    assert MacSpec.make("rf8", "rf8", acc).acc == acc
+    assert MacSpec.make("rf8", "rf8", "0:2").acc == AccSpec(0, 2)  # holds 1.0, the criterion
 
 
 def test_widths_follow_formats():
@@ -222,7 +240,7 @@ def test_reset_hold_and_clear_semantics():
 
     from rf8sim.hdl.reference import aligned_table
 
-    unit = MacUnit("e5m2", "e5m2", "2:8", 1, "fixed")
+    unit = MacUnit(MacSpec.make("e5m2", "e5m2", "2:8", 1, "fixed"))
     cd = ClockDomain("sync")
 
     class Top(Elaboratable):  # an explicit sync domain whose rst the testbench drives
@@ -232,7 +250,7 @@ def test_reset_hold_and_clear_semantics():
             m.submodules.mac = unit
             return m
 
-    table, _ = aligned_table("e5m2", "e5m2", unit.config.acc)
+    table, _ = aligned_table("e5m2", "e5m2", unit.spec.acc)
     big, one, nan = 0x7B, 0x3C, 0x7F  # 57344 (max), 1.0, NaN
     seen = {}
 
@@ -266,7 +284,7 @@ def test_reset_hold_and_clear_semantics():
     sim.add_clock(1e-6, domain="sync")
     sim.add_testbench(tb)
     sim.run()
-    acc = unit.config.acc
+    acc = unit.spec.acc
     assert seen["before"] == (acc.max, 1, 1)
     assert seen["held"] == (acc.max, 1, 1, 0)
     assert seen["reset"] == (0, 0, 0, 0)

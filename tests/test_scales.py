@@ -17,7 +17,9 @@ def ref_scale_exp(amax: float, fmt) -> int:
     fmt = F.get(fmt)
     if amax == 0:
         return 0
-    a, m = Fraction(float(amax)), Fraction(fmt.max)
+    # posits aim at useed = 2**(2**es), the top of their most precise region; the rest at max
+    m = Fraction(2) ** (2 ** dict(fmt.params)["es"]) if fmt.kind == "posit" else Fraction(fmt.max)
+    a = Fraction(float(amax))
     k = 0
     while a / Fraction(2) ** k > m:
         k += 1

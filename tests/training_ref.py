@@ -128,6 +128,13 @@ def _rlog2_frac(a: Fraction, rounding: str) -> int:
     return f
 
 
+def scale_target(fmt) -> Fraction:
+    """What the scale rules aim at: the largest value; for a posit<n, es>, useed = 2**(2**es)."""
+    if fmt.kind == "posit":
+        return Fraction(2) ** (2 ** dict(fmt.params)["es"])
+    return Fraction(fmt.max)
+
+
 def ref_scale_exp(amax: float, fmt, rule: str = "ceil") -> int:
     """The scale exponent with Fractions, clamped to the E8M0 range -127..127.
 
@@ -142,13 +149,13 @@ def ref_scale_exp(amax: float, fmt, rule: str = "ceil") -> int:
     if rule == "mx":
         if a == 0:
             return -127
-        return max(-127, min(127, _floor_log2(a) - _floor_log2(Fraction(fmt.max))))
+        return max(-127, min(127, _floor_log2(a) - _floor_log2(scale_target(fmt))))
     if a == 0:
         return 0
     k = 0
-    while a / Fraction(2) ** k > Fraction(fmt.max):
+    while a / Fraction(2) ** k > scale_target(fmt):
         k += 1
-    while a / Fraction(2) ** (k - 1) <= Fraction(fmt.max):
+    while a / Fraction(2) ** (k - 1) <= scale_target(fmt):
         k -= 1
     return max(-127, min(127, k))
 

@@ -17,14 +17,14 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 @cocotb.test()
 async def direct(dut):
-    from rf8sim.hdl.mac import MacConfig
-    from rf8sim.hdl.reference import fp32_rne_bits, mac_reference
+    from rf8sim.hdl.reference import fp32_rne_bits, trace
+    from rf8sim.hdl.spec import MacSpec
     from rf8sim.hdl.stimulus import random_stream
 
     meta = json.loads(os.environ["RF8SIM_TB_META"])
-    cfg = MacConfig.make(meta["a_fmt"], meta["w_fmt"], meta["acc"], meta["lanes"], meta["out"])
-    s = random_stream(cfg.a_fmt, cfg.w_fmt, cfg.lanes, meta["sequences"], meta["seed"], meta["max_len"])
-    exp_acc, exp_ovf, exp_inv = mac_reference(s.a, s.w, s.clear, cfg.a_fmt, cfg.w_fmt, cfg.acc)
+    cfg = MacSpec.make(meta["a_fmt"], meta["w_fmt"], meta["acc"], meta["lanes"], meta["out"])
+    s = random_stream(cfg, meta["sequences"], meta["seed"], meta["max_len"])
+    exp_acc, exp_ovf, exp_inv = trace(cfg, s.a, s.w, s.clear)
     W = cfg.acc.width
     Clock(dut.clk, 10, unit="ns", impl="gpi").start()
     dut.rst.value = 1
@@ -51,7 +51,7 @@ async def direct(dut):
             acc = int(dut.out_acc.value)
             acc = acc - (1 << W) if acc >> (W - 1) else acc
             row = [acc, int(dut.out_overflow.value), int(dut.out_invalid.value)]
-            if cfg.out == "fp32":
+            if cfg.has_fp32_port:
                 row.append(int(dut.out_fp32.value))
             got.append(row)
         # then drive the next beat, sampled by the coming rising edge
@@ -74,7 +74,7 @@ async def direct(dut):
     bad = 0
     for k, row in enumerate(got):
         ok = row[0] == exp_acc[k] and bool(row[1]) == exp_ovf[k] and bool(row[2]) == exp_inv[k]
-        if cfg.out == "fp32":
+        if cfg.has_fp32_port:
             ok = ok and row[3] == fp32_rne_bits(exp_acc[k], cfg.acc.frac_bits)
         if not ok and bad < 5:
             dut._log.error("beat %d: got %s, expected acc=%d ovf=%s inv=%s", k, row, exp_acc[k], exp_ovf[k], exp_inv[k])

@@ -4,7 +4,7 @@
 // product=multiply product_width=9 shift_width=5 exp_offset=-18 aligned_width=37 lane_sum_width=37
 // ports: clk, rst (synchronous, active high), in_valid, in_clear, in_a/in_w (lane i = bits 8i+7..8i),
 //        out_valid, out_acc (two's complement, frac_bits fraction bits), out_overflow, out_invalid
-// regenerate: rf8sim verilog --a-fmt e4m3 --w-fmt e4m3 --acc 18:47 --lanes 1 --out fixed -o mac_e4m3xe4m3_f18w47_l1_fixed.v
+// regenerate: rf8sim verilog --a-fmt e4m3 --w-fmt e4m3 --acc 18:47 --lanes 1 --result fixed -o mac_e4m3xe4m3_f18w47_l1_fixed.v
 // lint waivers for verilator -Wall, explained in docs/hdl.md: WIDTHEXPAND, WIDTHTRUNC, UNUSEDSIGNAL, PROCASSINIT, DECLFILENAME
 // verilator lint_off WIDTHEXPAND
 // verilator lint_off WIDTHTRUNC

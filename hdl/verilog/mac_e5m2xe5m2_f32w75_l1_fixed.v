@@ -4,7 +4,7 @@
 // product=multiply product_width=7 shift_width=6 exp_offset=-32 aligned_width=65 lane_sum_width=65
 // ports: clk, rst (synchronous, active high), in_valid, in_clear, in_a/in_w (lane i = bits 8i+7..8i),
 //        out_valid, out_acc (two's complement, frac_bits fraction bits), out_overflow, out_invalid
-// regenerate: rf8sim verilog --a-fmt e5m2 --w-fmt e5m2 --acc 32:75 --lanes 1 --out fixed -o mac_e5m2xe5m2_f32w75_l1_fixed.v
+// regenerate: rf8sim verilog --a-fmt e5m2 --w-fmt e5m2 --acc 32:75 --lanes 1 --result fixed -o mac_e5m2xe5m2_f32w75_l1_fixed.v
 // lint waivers for verilator -Wall, explained in docs/hdl.md: WIDTHEXPAND, WIDTHTRUNC, UNUSEDSIGNAL, PROCASSINIT, DECLFILENAME
 // verilator lint_off WIDTHEXPAND
 // verilator lint_off WIDTHTRUNC

@@ -4,7 +4,7 @@
 // product=shift-add(a) product_width=11 shift_width=5 exp_offset=-20 aligned_width=39 lane_sum_width=39
 // ports: clk, rst (synchronous, active high), in_valid, in_clear, in_a/in_w (lane i = bits 8i+7..8i),
 //        out_valid, out_acc (two's complement, frac_bits fraction bits), out_overflow, out_invalid
-// regenerate: rf8sim verilog --a-fmt rf8 --w-fmt rf8 --acc 20:49 --lanes 1 --out fixed -o mac_rf8xrf8_f20w49_l1_fixed.v
+// regenerate: rf8sim verilog --a-fmt rf8 --w-fmt rf8 --acc 20:49 --lanes 1 --result fixed -o mac_rf8xrf8_f20w49_l1_fixed.v
 // lint waivers for verilator -Wall, explained in docs/hdl.md: WIDTHEXPAND, WIDTHTRUNC, UNUSEDSIGNAL, PROCASSINIT, DECLFILENAME
 // verilator lint_off WIDTHEXPAND
 // verilator lint_off WIDTHTRUNC

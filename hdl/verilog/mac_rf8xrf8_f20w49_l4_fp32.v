@@ -4,7 +4,7 @@
 // product=shift-add(a) product_width=11 shift_width=5 exp_offset=-20 aligned_width=39 lane_sum_width=41
 // ports: clk, rst (synchronous, active high), in_valid, in_clear, in_a/in_w (lane i = bits 8i+7..8i),
 //        out_valid, out_acc (two's complement, frac_bits fraction bits), out_overflow, out_invalid, out_fp32 (RNE)
-// regenerate: rf8sim verilog --a-fmt rf8 --w-fmt rf8 --acc 20:49 --lanes 4 --out fp32 -o mac_rf8xrf8_f20w49_l4_fp32.v
+// regenerate: rf8sim verilog --a-fmt rf8 --w-fmt rf8 --acc 20:49 --lanes 4 --result fp32 -o mac_rf8xrf8_f20w49_l4_fp32.v
 // lint waivers for verilator -Wall, explained in docs/hdl.md: WIDTHEXPAND, WIDTHTRUNC, UNUSEDSIGNAL, PROCASSINIT, DECLFILENAME
 // verilator lint_off WIDTHEXPAND
 // verilator lint_off WIDTHTRUNC

@@ -67,7 +67,7 @@ def product_tables(a_fmt, w_fmt):
     ``special`` (uint8) is 1 where either operand is NaN or Inf; there ``sign``,
     ``sig`` and ``exp`` are 0.
     """
-    a, w = F.get(a_fmt), F.get(w_fmt)
+    a, w = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     special = ((a.special != F.SPECIAL_FINITE)[:, None] | (w.special != F.SPECIAL_FINITE)[None, :])
     sign = (a.sign[:, None] ^ w.sign[None, :]).astype(np.uint8)
     sig = a.sig[:, None].astype(np.int64) * w.sig[None, :].astype(np.int64)
@@ -82,8 +82,12 @@ def product_tables(a_fmt, w_fmt):
 def pair_tables(a_fmt: F.Format, w_fmt: F.Format):
     """Flat kernel tables indexed ``a * 256 + w``: signed significand, exponent, special."""
     sign, sig, exp, special = product_tables(a_fmt, w_fmt)
-    sv = np.where(sign == 1, -sig, sig).reshape(-1)
-    out = (np.ascontiguousarray(sv), np.ascontiguousarray(exp.reshape(-1)),
+    sv = np.where(sign == 1, -sig, sig)
+    if sv.shape != (256, 256):  # narrower formats (E2M1, APoT4): the kernels index a * 256 + w
+        na, nw = sv.shape
+        pad = lambda t: np.pad(t, ((0, 256 - na), (0, 256 - nw)))  # noqa: E731  (codes there are refused)
+        sv, exp, special = pad(sv), pad(exp), pad(special)
+    out = (np.ascontiguousarray(sv.reshape(-1)), np.ascontiguousarray(exp.reshape(-1)),
            np.ascontiguousarray(special.reshape(-1)))
     for t in out:
         t.setflags(write=False)
@@ -322,13 +326,16 @@ def mac(a_codes, w_codes, clear, a_fmt="bf16", w_fmt="rf8", acc="fp32") -> MacTr
       float32 bit pattern (uint32) after each beat (``.as_float32()`` views it as float32);
       see :func:`rf8sim.golden.fpacc.mac`.
     """
-    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    a_fmt, w_fmt = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     acc = _as_spec(acc, a_fmt, w_fmt)
     if acc.kind != "fixed":
         from . import fpacc
 
         return fpacc.mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc)
     _fixed_formats(acc, a_fmt, w_fmt)
+    if acc.group != 1:
+        raise AccSpecError(f"accumulator {acc}: group orders gemm's k loop; in mac the lanes of a beat are the "
+                           f"group (give {acc.ungrouped()} and beats of {acc.group} lanes)")
     a, w = _prep_codes(a_codes, w_codes)
     n, lanes = a.shape
     from .fpacc import clear_flags
@@ -1067,7 +1074,7 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     operand in an alignment block, ``"propagate"`` gives the contract's NaN + invalid.  See
     :func:`rf8sim.golden.fpacc.gemm`.
     """
-    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    a_fmt, w_fmt = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     acc = _as_spec(acc, a_fmt, w_fmt)
     if acc.kind != "fixed":
         if method not in ("auto", "sequential"):
@@ -1077,6 +1084,9 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
         return fpacc.gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity,
                           w_granularity, block, specials, method=method)
     _fixed_formats(acc, a_fmt, w_fmt)
+    if acc.group != 1:
+        return _gemm_grouped(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity,
+                             w_granularity, block, method)
     a = as_codes(a_codes, "a_codes")
     w = as_codes(w_codes, "w_codes")
     if a.ndim != 2 or w.ndim != 2:
@@ -1124,6 +1134,49 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None
     k2(a, w, sa, sw, seg, seg_a, seg_w, pk, acc.frac_bits, np.int64(minh), np.uint64(minl),
            np.int64(maxh), np.uint64(maxl), hi, lo, ovf, inv)
     return GemmResult(_join(hi, lo, acc.width), ovf, inv)
+
+
+def _gemm_grouped(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp, w_scale_exp, a_granularity, w_granularity,
+                  block, method) -> GemmResult:
+    """``acc.group = G``: per output, the aligned products of G consecutive k summed exactly, then one
+    saturating add per group (the PE array's column order, docs/formats.md).
+
+    Where the k-ordered sum never saturates, every prefix at a group boundary is in range, so the
+    grouped sum is the same value: only outputs whose k-ordered sum saturated are recomputed, with
+    :func:`mac` on beats of G lanes (the scale exponents, constant per output for tensor and channel
+    scales, fold into ``frac_bits``)."""
+    G = acc.group
+    base = acc.ungrouped()
+    res = gemm(a_codes, w_codes, a_fmt, w_fmt, base, a_scale_exp, w_scale_exp, a_granularity, w_granularity,
+               block, method)
+    idx = np.argwhere(res.overflow)
+    if not len(idx):
+        return res
+    a = np.asarray(as_codes(a_codes, "a_codes"))
+    w = np.asarray(as_codes(w_codes, "w_codes"))
+    M, K = a.shape
+    N = w.shape[0]
+    sa, ba = _scale_rows(a_scale_exp, M, K, a_granularity, block, "a")
+    sw, bw = _scale_rows(w_scale_exp, N, K, w_granularity, block, "w")
+    if sa.shape[1] > 1 or sw.shape[1] > 1:
+        raise AccSpecError(f"accumulator {acc}: the grouped order takes tensor or channel scales, not scales "
+                           "that vary along K")
+    pad = -K % G
+    za = np.flatnonzero(a_fmt.finite & (a_fmt.sig == 0))[0]
+    zw = np.flatnonzero(w_fmt.finite & (w_fmt.sig == 0))[0]
+    out = res.acc.copy()
+    ovf = res.overflow.copy()
+    for m, n in idx:
+        frac = acc.frac_bits + int(sa[m, 0]) + int(sw[n, 0])
+        if not 0 <= frac <= 96:
+            raise AccSpecError(f"accumulator {acc}: scales give {frac} fraction bits at output ({m}, {n}); the "
+                               "grouped order needs 0..96")
+        ar = np.concatenate([a[m], np.full(pad, za, a.dtype)]).reshape(-1, G)
+        wr = np.concatenate([w[n], np.full(pad, zw, w.dtype)]).reshape(-1, G)
+        tr = mac(ar, wr, None, a_fmt, w_fmt, AccSpec(frac, acc.width))
+        out[m, n] = tr.acc[-1]
+        ovf[m, n] = tr.overflow[-1]
+    return GemmResult(out, ovf, res.invalid)
 
 
 @lru_cache(maxsize=None)
@@ -1210,8 +1263,8 @@ def dot(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp: int = 0, w_scale_exp: 
         method: str = "auto") -> DotResult:
     """Exact dot product of two 1-D code vectors, accumulated in index order with saturation.
     With ``acc="fp32"`` / ``"aligned:K:M"`` the result's ``acc`` is the float32 bit pattern (an int)."""
-    a = as_codes(a_codes, "a_codes", F.get(a_fmt))
-    w = as_codes(w_codes, "w_codes", F.get(w_fmt))
+    a = as_codes(a_codes, "a_codes", F.check_role(a_fmt, "activation"))
+    w = as_codes(w_codes, "w_codes", F.check_role(w_fmt, "weight"))
     if a.ndim != 1 or w.ndim != 1 or a.shape != w.shape:
         raise ValueError(f"dot needs two 1-D code vectors of equal length, got {a.shape} and {w.shape}")
     r = gemm(a[None, :], w[None, :], a_fmt, w_fmt, acc, np.asarray(a_scale_exp), np.asarray(w_scale_exp),

@@ -298,7 +298,7 @@ def main(argv=None) -> int:
     [--record FILE [--force]]``."""
     import argparse
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from ..fileio import check_output_path

@@ -181,16 +181,32 @@ def _f32bits(v: float) -> int:
 
 
 def _sign_magnitude(fmt: F.Format) -> None:
-    if fmt.kind not in ("residual", "float"):
+    """Check the layout ``encode`` relies on: code | sign_bit is the negation of a positive code
+    (``negation == "sign"``), or the two's complement code is (``"twos"``, posits)."""
+    if fmt.kind == "int":
         raise FormatError(f"{fmt.name}: not a sign-magnitude format")
     h = fmt.n_codes >> 1
-    pos, neg = np.arange(h), np.arange(h) + h
+    pos = np.arange(h)
+    neg = pos + h if fmt.negation == "sign" else (-pos) & (fmt.n_codes - 1)
     fin = fmt.special[pos] == F.SPECIAL_FINITE
     bad = (fmt.special[pos] != fmt.special[neg]) | (fin & (fmt.values[neg] != -fmt.values[pos]))
+    if fmt.negation == "twos":
+        bad[0] = False  # zero is its own negation
     if bad.any():
         c = int(np.flatnonzero(bad)[0])
-        raise FormatError(f"{fmt.name}: code 0x{c + h:X} is not the negation of 0x{c:X}; "
-                          f"encode supports sign-magnitude formats only")
+        raise FormatError(f"{fmt.name}: code 0x{int(neg[c]):X} is not the negation of 0x{c:X}; "
+                          f"encode supports sign-magnitude and two's complement (posit) layouts only")
+
+
+@lru_cache(maxsize=None)
+def _twos_remap(fmt: F.Format) -> np.ndarray:
+    """Sign-magnitude code -> the format's code, for two's complement (posit) layouts."""
+    n = fmt.n_codes
+    h = n >> 1
+    c = np.arange(n, dtype=np.int64)
+    r = np.where(c < h, c, (-(c - h)) & (n - 1)).astype(fmt.code_dtype)
+    r.setflags(write=False)
+    return r
 
 
 @lru_cache(maxsize=None)
@@ -217,7 +233,10 @@ def _nearest_table(fmt: F.Format, saturate: bool):
     mcode = np.full(len(mags), -1, np.int64)
     for c, i in zip(order[::-1], idx[::-1]):  # reversed: the smallest code wins
         mcode[i] = c
-    mids = (mags[:-1] + mags[1:]) / 2  # exact in float64
+    if fmt.thresholds is not None:  # the format's own boundaries (posits, LNS): exact float32 values
+        mids = np.asarray(fmt.thresholds, np.float64)
+    else:
+        mids = (mags[:-1] + mags[1:]) / 2  # exact in float64
     m32 = mids.astype(np.float32)
     if np.any(m32.astype(np.float64) != mids):
         bad = float(mids[np.flatnonzero(m32.astype(np.float64) != mids)[0]])
@@ -226,6 +245,8 @@ def _nearest_table(fmt: F.Format, saturate: bool):
     thr = m32.view(np.uint32).astype(np.int64)
     i = np.arange(len(mids))
     tie = np.where(i % 2 == 0, mcode[:-1], mcode[1:])  # the even index in magnitudes
+    if fmt.tie_up is not None:
+        tie = np.where(fmt.tie_up, mcode[1:], tie)
     region = mcode.copy()
     if not saturate:
         top = int(mcode[-1])
@@ -608,6 +629,9 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None
     """
     fmt = F.get(fmt)
     rounding = _check_rounding(fmt, rounding)
+    if fmt.negation == "twos" and saturate is False:
+        raise FormatError(f"{fmt.name}: posits never overflow (finite values beyond maxpos round to maxpos, "
+                          f"Posit Standard 2022); saturate=False is not valid for them")
     saturate = fmt.saturate if saturate is None else bool(saturate)
     x32 = as_float32(x)
     shape = x32.shape
@@ -640,6 +664,9 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None
         if nerr:
             i, r = _nearest_first_error(bits, *args)
             _raise_encode(fmt, flat, shape, nerr, i, r, rounding)
+        if fmt.negation == "twos":  # posits: two's complement negatives; NaN and +-Inf are NaR
+            out = _twos_remap(fmt)[out]
+            out[~np.isfinite(flat)] = fmt.nan_code
         return out.reshape(shape)
     paper = rounding == "paper"
     canon, rl, D, bias, man_bits, emf = _residual_params(fmt, paper)

@@ -37,7 +37,7 @@ import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import formats as F
-from ..accspec import AccSpec, AccSpecError
+from ..accspec import W16_FORMATS, AccSpec, AccSpecError
 from ..errors import RF8SimError
 from .codec import PARALLEL_MIN, DTypeError
 
@@ -46,8 +46,6 @@ __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trac
 
 #: The float32 NaN every fp32/aligned result writes.
 CANONICAL_NAN = np.uint32(0x7FC00000)
-#: 16-bit formats allowed as weights (the dequantized-weight baseline).
-W16_FORMATS = ("bf16",)
 _M32 = (1 << 32) - 1
 
 
@@ -156,7 +154,7 @@ def products(a_codes, w_codes, a_fmt, w_fmt, a_scale_exp=0, w_scale_exp=0):
     xor of the signs) and ``exp = exp_a + exp_w + a_scale_exp + w_scale_exp``; ``special`` (uint8)
     is 1 where an operand is NaN or Inf (then sign = sig = exp = 0).
     """
-    a_fmt, w_fmt = F.get(a_fmt), F.get(w_fmt)
+    a_fmt, w_fmt = F.check_role(a_fmt, "activation"), F.check_role(w_fmt, "weight")
     a = _codes(a_codes, "a_codes", a_fmt)
     w = _codes(w_codes, "w_codes", w_fmt)
     ta, tw = _tables(a_fmt), _tables(w_fmt)

@@ -1,20 +1,25 @@
-"""RTL: the Amaranth MAC generator, Verilog export, cocotb verification and synthesis.
+"""RTL: one unit specification, its Amaranth generator, Verilog export, cocotb verification and synthesis.
 
 Public API::
 
-    MacUnit(a_fmt, w_fmt, acc=None, lanes=1, out="fixed")         # amaranth.lib.wiring.Component
-    generate_verilog(a_fmt, w_fmt, acc, lanes, out) -> (text, latency)
-    verify(a_fmt, w_fmt, acc, lanes, out, n_random=..., simulator="icarus") -> summary dict
-    synthesize(a_fmt, w_fmt, acc, lanes, out, stage="mac", liberty="default") -> dict
+    spec = MacSpec.make(a="rf8", w="rf8", acc=None, lanes=1, result=None)   # parsed once, frozen
+    make_unit(spec)                       # MacUnit / Fp32MacUnit / AlignedMacUnit by spec.acc.kind
+    product_stage(spec)                   # one lane's product stage alone (a PE's multiplier)
+    verilog_of(spec) -> (text, latency)
+    verify(spec, n_random=..., simulator="icarus") -> summary dict
+    synthesize(spec, stage="mac", liberty="default") -> dict
 
-See docs/hdl.md.
+The older field-by-field forms (``MacUnit(a_fmt, w_fmt, acc, lanes, out)``, ``generate_verilog(a_fmt, ...)``,
+``MacConfig.make``) still work.  See docs/hdl.md.
 """
 
-from .mac import LATENCY, HdlError, MacConfig, MacUnit, ProductStage
-from .verilog import generate_verilog
+from .mac import LATENCY, MacConfig, MacUnit, ProductStage
+from .spec import HdlError, MacSpec
+from .units import make_unit, product_stage
+from .verilog import generate_verilog, verilog_of
 
-__all__ = ["LATENCY", "HdlError", "MacConfig", "MacUnit", "ProductStage", "generate_verilog", "verify",
-           "synthesize"]
+__all__ = ["LATENCY", "HdlError", "MacSpec", "make_unit", "product_stage", "MacConfig", "MacUnit", "ProductStage",
+           "generate_verilog", "verilog_of", "verify", "synthesize"]
 
 
 def verify(*args, **kwargs):

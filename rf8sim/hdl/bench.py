@@ -16,14 +16,14 @@ __all__ = ["run"]
 
 
 def run(quick: bool = False) -> list[dict]:
-    from .mac import MacConfig
     from .sim import check_simulator, run_direct, run_stream
+    from .spec import MacSpec
     from .stimulus import product_stream
     from .synth import synthesize
 
     rows: list[dict] = []
-    cfg = MacConfig.make("rf8", "rf8", None, 1, "fixed")
-    stream = product_stream(1)
+    cfg = MacSpec.make("rf8", "rf8", None, 1)
+    stream = product_stream(cfg)
     if quick:
         stream.a, stream.w, stream.clear, stream.gap = (x[:16384] for x in (stream.a, stream.w, stream.clear, stream.gap))
     n = len(stream)

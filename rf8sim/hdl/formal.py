@@ -1,12 +1,22 @@
-"""Yosys SAT proof that a generated product stage equals a table-driven reference.
+"""Yosys SAT proofs that a generated product stage equals a reference written from the format definitions.
 
-The reference is written in Verilog from the :mod:`rf8sim.formats` tables alone:
-four 256-entry case statements per operand (sign, integer significand, exponent,
-NaN/Inf) and a plain ``*`` of the significands.  A checker asserts, for every one of
-the 2^16 code pairs at once (SAT, not simulation), that the generated stage gives
-the same NaN/Inf flag, the same signed product ``p`` and, for nonzero products, the
-same exponent ``sh + xmin``.  ``mutate=True`` flips one table entry so that tests can
-see the proof fail.
+Fixed accumulators (8-bit codes): the reference is written in Verilog from the
+:mod:`rf8sim.formats` tables alone: four 256-entry case statements per operand (sign,
+integer significand, exponent, NaN/Inf) and a plain ``*`` of the significands.  A checker
+asserts, for every one of the 2^16 code pairs at once (SAT, not simulation), that the
+generated stage gives the same NaN/Inf flag, the same signed product ``p`` and, for nonzero
+products, the same exponent ``sh + xmin``.
+
+fp32 / aligned accumulators (16-bit float activations): the reference decodes the activation
+from its IEEE fields (the contract's definition, checked against the ``rf8sim.formats``
+tables by the tests) and the weight from 256-entry case statements of the ``Format`` tables
+(bf16 weights from their fields), then multiplies the significands with a plain ``*``.  The
+checker asserts, for every code pair at once (2^24 pairs, 2^32 for bf16 weights): same NaN
+and Inf flags, same magnitude, same sign for every non-special product (zeros included:
+their sign feeds the float32 zero rules), same exponent for nonzero products.
+
+``mutate=True`` flips one table entry (or, for bf16 weights, the activation's bias) so that
+tests can see the proof fail.
 """
 
 from __future__ import annotations
@@ -16,10 +26,9 @@ import subprocess
 from pathlib import Path
 
 from .. import formats as F
-from .mac import HdlError, ProductPlan, ProductStage
+from .spec import HdlError, MacSpec, float_fields
 
 __all__ = ["prove_product_stage"]
-
 
 def _table_module(name: str, fmt: F.Format, ew: int, sw: int, mutate: bool = False) -> str:
     lines = [f"module {name}(input [7:0] c, output reg s, output reg [{sw - 1}:0] sig,",
@@ -38,21 +47,16 @@ def _table_module(name: str, fmt: F.Format, ew: int, sw: int, mutate: bool = Fal
     return "\n".join(lines)
 
 
-def prove_product_stage(a_fmt, w_fmt, workdir: str | Path, mutate: bool = False) -> dict:
-    """SAT-prove the generated product stage of ``a_fmt x w_fmt`` against the format tables.
-
-    Returns ``{"proved": bool, "log": path}``; raises HdlError if yosys itself fails.
-    """
+def _fixed_checker(spec: MacSpec, work: Path, mutate: bool) -> int:
+    """Write dut.v and ref.v of an 8-bit product stage; returns the number of code pairs."""
     from amaranth.back import verilog
 
-    from .synth import _yosys_cmd
+    from .mac import ProductStage
 
-    a, w = F.get(a_fmt), F.get(w_fmt)
-    plan = ProductPlan.make(a, w)
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
+    a, w = spec.a, spec.w
+    plan = spec.product
     dut_name = "dut_product"
-    (work / "dut.v").write_text(verilog.convert(ProductStage(a, w), name=dut_name, emit_src=False))
+    (work / "dut.v").write_text(verilog.convert(ProductStage(spec), name=dut_name, emit_src=False))
     ew, sw = 10, 9  # exponents of all 8-bit formats fit in 10 signed bits, significands in 9
     pw, shw = plan.p_width, plan.sh_width
     ref = [_table_module("tab_a", a, ew, sw, mutate), _table_module("tab_w", w, ew, sw)]
@@ -76,14 +80,124 @@ module check(input [7:0] a, input [7:0] w, output ok);
 endmodule
 """)
     (work / "ref.v").write_text("\n".join(ref))
+    return 1 << 16
+
+
+EW = 12   # signed exponent width of the reference (|exp| <= 300)
+SW = 12   # significand width of the reference
+
+
+def _dec16_module(name: str, fl, mutate: bool = False) -> str:
+    eb, mb, bias = fl.exp_bits, fl.man_bits, fl.bias + (1 if mutate else 0)
+    return f"""
+module {name}(input [15:0] c, output s, output [{SW - 1}:0] sig, output signed [{EW - 1}:0] e,
+              output nan, output inf);
+  wire [{eb - 1}:0] E = c[{14}:{mb}];
+  wire [{mb - 1}:0] M = c[{mb - 1}:0];
+  assign s = c[15];
+  assign nan = (E == {eb}'d{(1 << eb) - 1}) && (M != 0);
+  assign inf = (E == {eb}'d{(1 << eb) - 1}) && (M == 0);
+  // subnormal: M * 2**(1 - bias - mb); normal: (2**mb + M) * 2**(E - bias - mb)
+  assign sig = (nan || inf) ? 0 : (E == 0) ? M : ({SW}'d{1 << mb} + M);
+  assign e = (E == 0) ? $signed({EW}'d1) - {EW}'sd{bias + mb} : $signed({{{EW - eb}'d0, E}}) - {EW}'sd{bias + mb};
+endmodule
+"""
+
+
+def _table8_module(name: str, fmt: F.Format, mutate: bool = False) -> str:
+    lines = [f"module {name}(input [7:0] c, output reg s, output reg [{SW - 1}:0] sig,",
+             f"    output reg signed [{EW - 1}:0] e, output reg nan, output reg inf);",
+             "  always @* begin", "    case (c)"]
+    for c in range(256):
+        nan = int(fmt.special[c] == F.SPECIAL_NAN)
+        inf = int(fmt.special[c] == F.SPECIAL_INF)
+        sig = 0 if (nan or inf) else int(fmt.sig[c])
+        e = 0 if (nan or inf) else int(fmt.exp[c])
+        if mutate and c == 0x3A:
+            sig ^= 1
+        lines.append(f"      8'd{c}: begin s = 1'b{int(fmt.sign[c])}; sig = {SW}'d{sig}; "
+                     f"e = {'-' if e < 0 else ''}{EW}'sd{abs(e)}; nan = 1'b{nan}; inf = 1'b{inf}; end")
+    lines += ["      default: begin s = 1'b0; sig = 0; e = 0; nan = 1'b0; inf = 1'b0; end",
+              "    endcase", "  end", "endmodule"]
+    return "\n".join(lines)
+
+
+def _float_checker(spec: MacSpec, work: Path, mutate: bool) -> int:
+    """Write dut.v and ref.v of a 16-bit-activation product stage; returns the number of code pairs."""
+    from amaranth.back import verilog
+
+    from .w8a16 import FloatProductStage
+
+    cfg = MacSpec.make(spec.a, spec.w, "fp32", 1)
+    (work / "dut.v").write_text(verilog.convert(FloatProductStage(cfg), name="dut16", emit_src=False))
+    wb = cfg.w_bits
+    ref = [_dec16_module("ref_a", cfg.a_fields, mutate and wb == 16)]
+    if wb == 16:
+        ref.append(_dec16_module("ref_w", float_fields(cfg.w)))
+    else:
+        ref.append(_table8_module("ref_w", cfg.w, mutate))
+    pw, ew = cfg.p_width, cfg.p_exp_width
+    ref.append(f"""
+module check(input [15:0] a, input [{wb - 1}:0] w, output ok);
+  wire sign, nan, inf;
+  wire [{pw - 1}:0] mag;
+  wire signed [{ew - 1}:0] exp;
+  dut16 dut(.a(a), .w(w), .sign(sign), .mag(mag), .exp(exp), .nan(nan), .inf(inf));
+  wire sa, sw_, na, ia, nw, iw;
+  wire [{SW - 1}:0] ga, gw;
+  wire signed [{EW - 1}:0] ea, ew_;
+  ref_a ra(.c(a), .s(sa), .sig(ga), .e(ea), .nan(na), .inf(ia));
+  ref_w rw(.c(w), .s(sw_), .sig(gw), .e(ew_), .nan(nw), .inf(iw));
+  wire za = !na && !ia && ga == 0;
+  wire zw = !nw && !iw && gw == 0;
+  wire ref_nan = na || nw || (ia && zw) || (iw && za);
+  wire ref_inf = (ia || iw) && !ref_nan;
+  wire [{2 * SW - 1}:0] ref_mag = (na || ia || nw || iw) ? 0 : ga * gw;
+  wire signed [{EW + 1}:0] ref_e = ea + ew_;
+  wire signed [{EW + 1}:0] dut_e = exp;
+  assign ok = (nan == ref_nan) && (inf == ref_inf) && ({{{2 * SW - pw}'d0, mag}} == ref_mag)
+              && (ref_nan || ref_inf || sign == (sa ^ sw_)) && (ref_mag == 0 || dut_e == ref_e);
+endmodule
+""")
+    (work / "ref.v").write_text("\n".join(ref))
+    return 1 << (16 + wb)
+
+
+def prove_product_stage(spec, *args, workdir: str | Path | None = None, mutate: bool = False,
+                        timeout: int = 1800) -> dict:
+    """SAT-prove the generated product stage of ``spec`` (any :class:`MacSpec`; its datapath picks the
+    checker) against the format definitions, for every code pair at once.
+
+    ``prove_product_stage(spec, workdir, mutate=False)``; the older ``prove_product_stage(a_fmt, w_fmt,
+    workdir, mutate)`` still works.  Returns ``{"proved": bool, "pairs": n, "log": path}``; raises
+    HdlError if yosys itself fails or runs past ``timeout`` seconds.
+    """
+    from .synth import _yosys_cmd
+
+    args = list(args)
+    if not isinstance(spec, MacSpec):
+        spec = MacSpec.make(spec, args.pop(0))
+    if args:
+        workdir = args.pop(0)
+    if args:
+        mutate = args.pop(0)
+    if workdir is None:
+        raise HdlError("prove_product_stage needs a workdir")
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    pairs = (_fixed_checker if spec.kind == "fixed" else _float_checker)(spec, work, mutate)
     (work / "prove.ys").write_text(
         "read_verilog dut.v\nread_verilog ref.v\nhierarchy -top check\nproc\nflatten\nmemory\nopt -fast\n"
         "sat -prove ok 1 -verify -show-inputs check\n")
-    r = subprocess.run(_yosys_cmd() + ["-q", "-l", "prove.log", "-s", "prove.ys"], cwd=work,
-                       capture_output=True, text=True)
+    try:
+        r = subprocess.run(_yosys_cmd() + ["-q", "-l", "prove.log", "-s", "prove.ys"], cwd=work,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise HdlError(f"yosys SAT proof in {work} did not finish in {timeout} s") from None
     log = (work / "prove.log").read_text() if (work / "prove.log").exists() else ""
+    res = {"pairs": pairs, "log": str(work / "prove.log")}
     if r.returncode == 0 and re.search(r"SAT (proof finished|solving finished) - no model found: SUCCESS", log):
-        return {"proved": True, "log": str(work / "prove.log")}
+        return {**res, "proved": True}
     if "failed" in log.lower() or "FAIL" in log:
-        return {"proved": False, "log": str(work / "prove.log")}
+        return {**res, "proved": False}
     raise HdlError(f"yosys SAT run failed in {work}:\n{(r.stderr or log)[-1500:]}")

@@ -23,207 +23,46 @@ The product stage is specialised per format pair:
 
 from __future__ import annotations
 
-from rf8sim.errors import RF8SimError
-
-from dataclasses import dataclass
-
-import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import formats as F
-from ..golden.accspec import MAX_WIDTH, AccSpec
+from .spec import LATENCY, MAX_LANES, RESULTS, HdlError, MacSpec, ProductPlan, _check_layout, _layout
 
-__all__ = ["HdlError", "MacConfig", "MacUnit", "ProductStage", "Fp32Convert", "LATENCY",
-           "OUT_MODES", "MAX_LANES"]
+__all__ = ["HdlError", "MacConfig", "MacUnit", "ProductStage", "Fp32Convert", "LATENCY", "OUT_MODES", "MAX_LANES",
+           "spec_of"]
 
-#: Clock edges from sampling a beat to the accumulator (and flags, fp32) showing it.
-LATENCY = 2
-OUT_MODES = ("fixed", "fp32")
-MAX_LANES = 64
+#: Deprecated name of :data:`rf8sim.hdl.spec.RESULTS`.
+OUT_MODES = RESULTS
 
 
-class HdlError(RF8SimError, ValueError):
-    """Invalid generator parameters or a missing HDL tool, with what to change or install."""
+def spec_of(args, kwargs, owner: str) -> MacSpec:
+    """The MacSpec of a unit constructor called as ``Unit(spec)`` or, deprecated, ``Unit(a_fmt, w_fmt, acc, ...)``."""
+    if len(args) == 1 and not kwargs and isinstance(args[0], MacSpec):
+        return args[0]
+    import warnings
+
+    warnings.warn(f"{owner}(a_fmt, w_fmt, acc, lanes, ...) is deprecated: build the unit from a spec, "
+                  f"{owner}(MacSpec.make(a, w, acc, lanes, result)) or rf8sim.hdl.make_unit(spec)",
+                  DeprecationWarning, stacklevel=3)
+    names = ("a", "w", "acc", "lanes", "result")
+    kw = dict(zip(names, args))
+    for k, v in kwargs.items():
+        kw[{"a_fmt": "a", "w_fmt": "w", "out": "result"}.get(k, k)] = v
+    return MacSpec.make(**kw)
 
 
-def _bits_signed(lo: int, hi: int) -> int:
-    """Smallest two's complement width holding every integer in [lo, hi]."""
-    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
-
-
-def _layout(fmt: F.Format):
-    """Per code, what the decoder below computes; checked against the Format tables."""
-    kind = fmt.kind
-    if kind == "residual":
-        dmax = max(d for _, d in fmt.residuals)
-        return dict(kind=kind, dmax=dmax, exp_const=-(fmt.bias + dmax))
-    if kind == "float":
-        return dict(kind=kind, exp_const=-(fmt.bias + fmt.man_bits))
-    if kind == "int":
-        return dict(kind=kind, exp_const=0)
-    raise HdlError(f"format {fmt.name!r} has kind {kind!r}; the generator builds residual, float and int formats")
-
-
-def _model_decode(fmt: F.Format, code: int):
-    """(sign, sig, exp, special) exactly as the hardware decoder derives them from the bit fields."""
-    lay = _layout(fmt)
-    special = int(fmt.special[code])
-    if lay["kind"] == "int":
-        v = code - 256 if code & 0x80 else code
-        return (1 if v < 0 else 0), abs(v), 0, special
-    s = code >> 7
-    E = (code >> fmt.man_bits) & ((1 << fmt.exp_bits) - 1)
-    M = code & ((1 << fmt.man_bits) - 1)
-    if lay["kind"] == "residual":
-        t, d = fmt.residuals[M]
-        dmax = lay["dmax"]
-        if E == 0:
-            return s, 0, None, special
-        return s, (1 << dmax) + (t << (dmax - d) if t else 0), E + lay["exp_const"], special
-    if special:
-        return s, 0, None, special
-    sig = M | (1 << fmt.man_bits) if E else M
-    return s, sig, max(E, 1) + lay["exp_const"], special
-
-
-def _check_layout(fmt: F.Format) -> None:
-    for c in range(256):
-        s, sig, e, sp = _model_decode(fmt, c)
-        if sp != F.SPECIAL_FINITE:
-            continue
-        ok = s == int(fmt.sign[c]) and sig == int(fmt.sig[c]) and (sig == 0 or e == int(fmt.exp[c]))
-        if not ok:
-            raise HdlError(f"format {fmt.name!r}: code 0x{c:02X} does not follow the {fmt.kind} bit layout "
-                           "the generator builds (sign | exponent field | low field)")
-
-
-@dataclass(frozen=True)
 class MacConfig:
-    """Validated generator parameters and every width derived from them."""
+    """Deprecated: :meth:`rf8sim.hdl.MacSpec.make` (same arguments; ``out`` is ``result``)."""
 
-    a_fmt: F.Format
-    w_fmt: F.Format
-    acc: AccSpec
-    lanes: int
-    out: str
+    @staticmethod
+    def make(a_fmt, w_fmt, acc=None, lanes: int = 1, out: str = "fixed") -> MacSpec:
+        import warnings
 
-    @classmethod
-    def make(cls, a_fmt, w_fmt, acc=None, lanes: int = 1, out: str = "fixed") -> "MacConfig":
-        a, w = F.get(a_fmt), F.get(w_fmt)
-        for f in (a, w):
-            _check_layout(f)
-        if acc is None:
-            acc = AccSpec.exact(a, w)
-        elif isinstance(acc, str):
-            acc = AccSpec.parse(acc, a, w)
-        elif isinstance(acc, tuple):
-            acc = AccSpec(*acc)
-        if not isinstance(acc, AccSpec):
-            raise HdlError(f"acc must be an AccSpec, 'FRAC:WIDTH', 'exact[:TERMS]' or (frac, width); got {acc!r}")
-        if acc.width > MAX_WIDTH:  # AccSpec already refuses this; kept for a clear message
-            raise HdlError(f"accumulator width {acc.width} exceeds the golden model's {MAX_WIDTH} bits")
-        if acc.width < acc.frac_bits + 2:
-            raise HdlError(
-                f"accumulator {acc} is too narrow: it cannot hold the product 1 x 1 = 1.0 "
-                f"(needs width >= frac_bits + 2 = {acc.frac_bits + 2}); widen it or lower frac_bits")
-        if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= MAX_LANES:
-            raise HdlError(f"lanes must be an integer in 1..{MAX_LANES}, got {lanes!r}")
-        if out not in OUT_MODES:
-            raise HdlError(f"out must be one of {', '.join(OUT_MODES)}, got {out!r}")
-        cfg = cls(a, w, acc, int(lanes), out)
-        lo, hi = cfg.aligned_range
-        # the golden model holds one beat's lane sum plus the accumulator in 127 bits
-        if int(lanes) * (max(hi, -lo) + 1) + (1 << (acc.width - 1)) >= 1 << MAX_WIDTH:
-            raise HdlError(
-                f"accumulator {acc} with {lanes} lane(s) of {a.name} x {w.name} needs a lane sum wider than the "
-                f"golden model's {MAX_WIDTH}-bit datapath; use fewer frac_bits or fewer lanes")
-        return cfg
-
-    # ---- derived widths (all from exact ranges over the 65,536 code pairs) ----
-    @property
-    def product(self) -> "ProductPlan":
-        return ProductPlan.make(self.a_fmt, self.w_fmt)
-
-    @property
-    def aligned_range(self) -> tuple[int, int]:
-        p = self.product
-        return p.aligned_range(self.acc.frac_bits)
-
-    @property
-    def aligned_width(self) -> int:
-        return _bits_signed(*self.aligned_range)
-
-    @property
-    def sum_width(self) -> int:
-        lo, hi = self.aligned_range
-        return _bits_signed(lo * self.lanes, hi * self.lanes)
-
-    @property
-    def latency(self) -> int:
-        return LATENCY
-
-    def describe(self) -> dict:
-        p = self.product
-        return {
-            "a_fmt": self.a_fmt.name, "w_fmt": self.w_fmt.name, "acc_frac_bits": self.acc.frac_bits,
-            "acc_width": self.acc.width, "lanes": self.lanes, "out": self.out, "latency": self.latency,
-            "product": p.mode, "product_width": p.p_width, "shift_width": p.sh_width,
-            "exp_offset": p.xmin, "aligned_width": self.aligned_width, "lane_sum_width": self.sum_width,
-        }
-
-
-@dataclass(frozen=True)
-class ProductPlan:
-    """How the exact product of one code pair is built, and its ranges."""
-
-    a_fmt: F.Format
-    w_fmt: F.Format
-    mode: str          # "int-multiply", "shift-add(a)", "shift-add(w)", "multiply"
-    p_lo: int
-    p_hi: int
-    xmin: int          # exponent of P's LSB when SH == 0
-    xmax: int
-
-    @classmethod
-    def make(cls, a_fmt, w_fmt) -> "ProductPlan":
-        a, w = F.get(a_fmt), F.get(w_fmt)
-        if a.kind == "int" and w.kind == "int":
-            mode = "int-multiply"
-        elif a.kind == "residual":
-            mode = "shift-add(a)"
-        elif w.kind == "residual":
-            mode = "shift-add(w)"
-        else:
-            mode = "multiply"
-        sa = np.where(a.sign == 1, -a.sig, a.sig)[a.finite]
-        sw = np.where(w.sign == 1, -w.sig, w.sig)[w.finite]
-        prods = np.outer(sa, sw)
-        p_lo, p_hi = int(prods.min()), int(prods.max())
-        xa = [(_model_decode(a, c)[2]) for c in range(256)]
-        xw = [(_model_decode(w, c)[2]) for c in range(256)]
-        xa = [x for x in xa if x is not None]
-        xw = [x for x in xw if x is not None]
-        return cls(a, w, mode, p_lo, p_hi, min(xa) + min(xw), max(xa) + max(xw))
-
-    @property
-    def p_width(self) -> int:
-        return _bits_signed(self.p_lo, self.p_hi)
-
-    @property
-    def sh_width(self) -> int:
-        return max(1, (self.xmax - self.xmin).bit_length())
-
-    def aligned_range(self, frac_bits: int) -> tuple[int, int]:
-        s_lo = self.xmin + frac_bits
-        s_hi = self.xmax + frac_bits
-
-        def al(v, s):
-            return v << s if s >= 0 else v >> -s
-        lo = min(al(self.p_lo, s_lo), al(self.p_lo, s_hi))
-        hi = max(al(self.p_hi, s_lo), al(self.p_hi, s_hi))
-        return min(lo, 0), max(hi, 0)
+        warnings.warn("MacConfig.make is deprecated: use rf8sim.hdl.MacSpec.make(a, w, acc, lanes, result)",
+                      DeprecationWarning, stacklevel=2)
+        return MacSpec.make(a_fmt, w_fmt, acc, lanes, out)
 
 
 class _Decoded:
@@ -304,10 +143,13 @@ class ProductStage(wiring.Component):
     give ``p = 0`` and ``special = 1``.  ``sh`` is meaningless when ``p == 0``.
     """
 
-    def __init__(self, a_fmt, w_fmt):
-        self.plan = ProductPlan.make(a_fmt, w_fmt)
-        for f in (self.plan.a_fmt, self.plan.w_fmt):
+    def __init__(self, a_fmt, w_fmt=None):
+        """``ProductStage(spec)`` (a fixed-accumulator :class:`MacSpec`) or ``ProductStage(a_fmt, w_fmt)``."""
+        if isinstance(a_fmt, MacSpec):
+            a_fmt, w_fmt = a_fmt.a, a_fmt.w
+        for f in (F.get(a_fmt), F.get(w_fmt)):
             _check_layout(f)
+        self.plan = ProductPlan.make(a_fmt, w_fmt)
         super().__init__({
             "a": In(8), "w": In(8),
             "p": Out(signed(self.plan.p_width)), "sh": Out(self.plan.sh_width), "special": Out(1),
@@ -334,6 +176,19 @@ class ProductStage(wiring.Component):
         m.d.comb += esum.eq(a.efield + w.efield - (a.efield_min + w.efield_min))
         m.d.comb += self.sh.eq(esum[0:shw])
         return m
+
+
+def align_product(m: Module, cfg: MacSpec, p, sh, i):
+    """``floor(p * 2**(sh + xmin) * 2**frac_bits)`` of one product from :class:`ProductStage`
+    (an arithmetic shift: toward -inf), as a signed ``cfg.aligned_width``-bit signal."""
+    plan = cfg.product
+    span = plan.xmax - plan.xmin
+    s0 = plan.xmin + cfg.acc.frac_bits
+    wide = Signal(signed(plan.p_width + span), name=f"shifted{i}")
+    m.d.comb += wide.eq((p << sh)[0:plan.p_width + span])
+    al = Signal(signed(cfg.aligned_width), name=f"aligned{i}")
+    m.d.comb += al.eq(wide << s0 if s0 >= 0 else wide >> -s0)  # signed >>: floor
+    return al
 
 
 class Fp32Convert(wiring.Component):
@@ -385,30 +240,38 @@ class MacUnit(wiring.Component):
     accumulator after a beat appears ``latency`` (= 2) clocks after the beat was sampled.
     """
 
-    def __init__(self, a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed"):
+    def __init__(self, *args, **kwargs):
         try:
-            self.config = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+            self.spec = spec_of(args, kwargs, "MacUnit")
+            if self.spec.kind != "fixed":
+                raise HdlError(f"MacUnit builds fixed-point accumulators, not {self.spec.acc}: use "
+                               "rf8sim.hdl.make_unit(spec), which picks the datapath by acc.kind")
         except Exception:
             self._MustUse__silence = True  # a rejected configuration is not an unused elaboratable
             raise
-        cfg = self.config
+        cfg = self.spec
         ports = {
             "in_valid": In(1), "in_clear": In(1),
             "in_a": In(8 * cfg.lanes), "in_w": In(8 * cfg.lanes),
             "out_valid": Out(1), "out_acc": Out(signed(cfg.acc.width)),
             "out_overflow": Out(1), "out_invalid": Out(1),
         }
-        if cfg.out == "fp32":
+        if cfg.has_fp32_port:
             ports["out_fp32"] = Out(32)
         super().__init__(ports)
 
     @property
+    def config(self) -> MacSpec:
+        """Deprecated name of :attr:`spec`."""
+        return self.spec
+
+    @property
     def latency(self) -> int:
-        return self.config.latency
+        return self.spec.latency
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.config
+        cfg = self.spec
         plan = cfg.product
         acc = cfg.acc
         L = cfg.lanes
@@ -419,7 +282,7 @@ class MacUnit(wiring.Component):
         m.d.sync += [v1.eq(self.in_valid), c1.eq(self.in_clear)]
         p1, sh1, specials = [], [], []
         for i in range(L):
-            ps = ProductStage(cfg.a_fmt, cfg.w_fmt)
+            ps = ProductStage(cfg.a, cfg.w)
             m.submodules[f"product{i}"] = ps
             m.d.comb += [ps.a.eq(self.in_a[8 * i:8 * i + 8]), ps.w.eq(self.in_w[8 * i:8 * i + 8])]
             p = Signal(signed(plan.p_width), name=f"s1_p{i}", reset_less=True)
@@ -430,17 +293,8 @@ class MacUnit(wiring.Component):
             specials.append(ps.special)
         m.d.sync += inv1.eq(Cat(*specials).any())
         # ---- stage 2: align (floor), lane sum, saturating accumulate ------------
-        span = plan.xmax - plan.xmin
-        s0 = plan.xmin + acc.frac_bits
-        aw = cfg.aligned_width
-        aligned = []
-        for i in range(L):
-            wide = Signal(signed(plan.p_width + span), name=f"shifted{i}")
-            m.d.comb += wide.eq((p1[i] << sh1[i])[0:plan.p_width + span])
-            al = Signal(signed(aw), name=f"aligned{i}")
-            m.d.comb += al.eq(wide << s0 if s0 >= 0 else wide >> -s0)  # signed >>: floor
-            aligned.append(al)
-        sw = cfg.sum_width
+        aligned = [align_product(m, cfg, p1[i], sh1[i], i) for i in range(L)]
+        sw = cfg.lane_sum_width
         level = 0
         while len(aligned) > 1:  # balanced adder tree; every node is wide enough for the exact sum
             nxt = []
@@ -470,7 +324,7 @@ class MacUnit(wiring.Component):
             ]
         m.d.comb += [self.out_valid.eq(v2), self.out_acc.eq(accr),
                      self.out_overflow.eq(ovf), self.out_invalid.eq(inv)]
-        if cfg.out == "fp32":
+        if cfg.has_fp32_port:
             conv = Fp32Convert(acc.width, acc.frac_bits)
             m.submodules.fp32 = conv
             m.d.comb += [conv.x.eq(accr), self.out_fp32.eq(conv.f)]

@@ -137,11 +137,14 @@ def _progress(msg: str, progress) -> None:
         tqdm.write(msg)
 
 
-def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", stage: str = "mac", *,
+def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str | None = None, stage: str = "mac", *,
         clock_ns: float = DEFAULT_CLOCK_NS, streams=("minilm", "random"), beats: int = DEFAULT_BEATS,
         tile: int = 32, seed: int = 0, specify: bool = True, liberty="default", use_cache: bool = True,
-        synth: dict | None = None, progress: bool = False) -> dict:
-    """Area, timing and (per stream) energy of one configuration; cached under ``build/power/``."""
+        synth: dict | None = None, progress: bool = False, spef: Path | None = None) -> dict:
+    """Area, timing and (per stream) energy of one configuration; cached under ``build/power/``.
+
+    ``spef``: wire parasitics of a routed netlist (``synth`` then describes the routed netlist,
+    :func:`rf8sim.hdl.route.routed_ppa`); timing and switching energy include the wires."""
     from .gatesim import parse_netlist, simulate, stim_digest
     from .sta import cell_energies, liberty_pins, sta_version, timing
     from .streams import make_stream, parse_stream
@@ -165,7 +168,8 @@ def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", 
     lanes_eff = r["config"]["lanes"] if r["stage"] == "mac" else 1
     h = hashlib.sha256()
     for part in (netlist_p.read_text(), lib_p.read_text(errors="replace"), sta_v, _iverilog_version(),
-                 json.dumps([clock_ns, specs, beats, tile, seed, specify, POWER_VERSION, PRE_BEATS])):
+                 json.dumps([clock_ns, specs, beats, tile, seed, specify, POWER_VERSION, PRE_BEATS]),
+                 Path(spef).read_text() if spef else ""):
         h.update(part.encode())
     key = h.hexdigest()[:16]
     cache = work.parent.parent / "power" / f"{nl.top}-{r['stage']}-{key}.json"
@@ -173,8 +177,8 @@ def ppa(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", 
         return {**json.loads(cache.read_text()), "cached": True}
     t0 = time.perf_counter()
     _progress(f"[ppa] {nl.top} ({r['stage']}): OpenSTA timing + cell energies", progress)
-    tim = timing(lib_p, netlist_p, nl.top, clock_ns)
-    en = cell_energies(lib_p, netlist_p, nl.top, clock_ns)
+    tim = timing(lib_p, netlist_p, nl.top, clock_ns, spef=spef)
+    en = cell_energies(lib_p, netlist_p, nl.top, clock_ns, spef=spef)
     pins = liberty_pins(lib_p)
     lib = r.get("liberty") or {}
     area = lib.get("area_um2")
@@ -230,6 +234,53 @@ def ppa_table(streams=("minilm", "random"), clock_ns: float = DEFAULT_CLOCK_NS, 
                        use_cache=use_cache, progress=progress, specify=specify))
         out[-1]["acc_label"] = r.get("acc_label")
     return out
+
+
+#: (a, w, acc, lanes) of the W8A16 PPA table (record hdl/results/ppa_w8a16.json): lanes-1 fp32 units, then the
+#: aligned RF8 unit at lanes 4
+W8A16_PPA_JOBS = (("bf16", "rf8", "fp32", 1), ("bf16", "e4m3", "fp32", 1), ("bf16", "int8", "fp32", 1),
+                  ("bf16", "bf16", "fp32", 1), ("bf16", "rf8", "aligned:32:16", 4))
+
+
+def ppa_w8a16_table(streams=("minilm", "random"), clock_ns: float = DEFAULT_CLOCK_NS, beats: int = 1000,
+                    liberty="default", use_cache: bool = True, progress: bool = True, specify: bool = True,
+                    jobs=W8A16_PPA_JOBS, beats_by_lanes: dict | None = None) -> list[dict]:
+    """PPA of the W8A16 units (:data:`W8A16_PPA_JOBS`; ``beats_by_lanes`` overrides ``beats`` per lane count)."""
+    from .synth import synthesize
+
+    out = []
+    for a, w, acc, lanes in jobs:
+        r = synthesize(a, w, acc, lanes, None, "mac", liberty, use_cache)
+        b = (beats_by_lanes or {}).get(lanes, beats)
+        res = ppa(synth=r, clock_ns=clock_ns, streams=streams, beats=b, liberty=liberty, use_cache=use_cache,
+                  progress=progress, specify=specify)
+        res["acc_label"] = acc
+        out.append(res)
+    return out
+
+
+def nonfinite_fraction(res: dict, stream: str) -> float:
+    """Fraction of a PPA row's stream beats after which the golden model's float32 accumulator is Inf or NaN."""
+    from ..golden import mac
+    from .streams import make_stream
+
+    c = res["config"]
+    st = make_stream(stream, c["a_fmt"], c["w_fmt"], c["lanes"], res["beats"] + PRE_BEATS, res["tile"], res["seed"])
+    t = mac(st.a, st.w, st.clear.astype(bool), c["a_fmt"], c["w_fmt"], res["acc_label"])
+    acc = np.asarray(t.acc).astype(np.uint32).ravel()[PRE_BEATS:]
+    return float((((acc >> 23) & 0xFF) == 0xFF).mean())
+
+
+def w8a16_ppa_record(rows: list[dict]) -> dict:
+    """The payload of ``hdl/results/ppa_w8a16.json``: :func:`table_record` plus beats per row and how often
+    the golden accumulator is Inf/NaN on each stream."""
+    payload = table_record(rows)
+    payload["kind"] = "hdl-ppa-w8a16"
+    for r, slim in zip(rows, payload["rows"]):
+        slim["beats"] = r["beats"]
+        for k in slim["streams"]:
+            slim["streams"][k]["nonfinite_acc_fraction"] = nonfinite_fraction(r, k)
+    return payload
 
 
 def acc_text(c: dict) -> str:

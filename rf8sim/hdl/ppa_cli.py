@@ -29,9 +29,9 @@ def _streams(args) -> list:
 def run_ppa_cli(args) -> int:
     from .. import fileio
     from ..records import write_record
-    from .power import ppa, ppa_table, table_record
+    from .power import ppa, ppa_table, ppa_w8a16_table, table_record, w8a16_ppa_record
 
-    clock = check_clock(args.clock_ns)
+    clock = check_clock(10.0 if args.clock_ns is None else args.clock_ns)
     specs = _streams(args)
     if args.stream and not args.power:
         raise HdlError("--stream needs --power")
@@ -39,21 +39,26 @@ def run_ppa_cli(args) -> int:
         raise HdlError("--timing/--power need the standard-cell netlist: drop --no-liberty")
     if args.liberty and not Path(args.liberty).is_file():
         raise HdlError(f"Liberty file {args.liberty} not found (or not a file)")
-    if args.beats < 1:
+    if args.beats is not None and args.beats < 1:
         raise HdlError(f"--beats must be >= 1, got {args.beats}")
     if (args.record or args.plot) and not (args.table and args.power):
         raise HdlError("--record/--plot need --table --timing --power")
+    if args.plot and args.table == "w8a16":
+        raise HdlError("--plot draws the fixed-accumulator PPA table (--table fixed); drop --plot for --table w8a16")
     for p in (args.record, args.plot, args.json):
         if p:
             fileio.check_output_path(p, args.force)
     liberty = args.liberty or "default"
-    if args.table:
-        rows = ppa_table(specs, clock, args.beats, liberty, use_cache=not args.no_cache,
-                         specify=not args.zero_delay)
+    beats = 2000 if args.beats is None else args.beats
+    if args.table == "w8a16":
+        by_lanes = None if args.beats is not None else W8A16_BEATS
+        rows = ppa_w8a16_table(specs, clock, beats, liberty, use_cache=not args.no_cache, specify=not args.zero_delay,
+                               beats_by_lanes=by_lanes)
+    elif args.table:
+        rows = ppa_table(specs, clock, beats, liberty, use_cache=not args.no_cache, specify=not args.zero_delay)
     else:
-        rows = [ppa(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, args.stage, clock_ns=clock,
-                    streams=specs, beats=args.beats, liberty=liberty, use_cache=not args.no_cache, progress=True,
-                    specify=not args.zero_delay)]
+        rows = [ppa(_spec_of_args(args), stage=args.stage, clock_ns=clock, streams=specs, beats=beats,
+                    liberty=liberty, use_cache=not args.no_cache, progress=True, specify=not args.zero_delay)]
     _print(rows, specs)
     if args.json:
         write_record(args.json, {"rows": rows}, overwrite=args.force)
@@ -61,7 +66,8 @@ def run_ppa_cli(args) -> int:
         import sys
 
         cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("cli.py", "__main__.py", "rf8sim") else None
-        write_record(args.record, table_record(rows), overwrite=args.force, command=cmd)
+        payload = w8a16_ppa_record(rows) if args.table == "w8a16" else table_record(rows)
+        write_record(args.record, payload, overwrite=args.force, command=cmd)
         print(f"wrote {args.record}")
         if args.plot:
             plot_ppa(args.record, args.plot, overwrite=args.force)
@@ -69,8 +75,18 @@ def run_ppa_cli(args) -> int:
     return 0
 
 
+#: --table w8a16 --power: beats per stream by lanes unless --beats is given
+W8A16_BEATS = {1: 1000, 4: 500}
+
+
+def _spec_of_args(args):
+    from .spec import MacSpec
+
+    return MacSpec.make(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result)
+
+
 def _print(rows, specs) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth --timing{' --power' if specs else ''} (clock {rows[0]['clock_ns']} ns)")
@@ -80,9 +96,10 @@ def _print(rows, specs) -> None:
     for r in rows:
         c, tm = r["config"], r["timing"]
         st = r["streams"]
-        t.add_row(r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", acc_text(c),
-                  str(r["macs_per_cycle"]), f"{r['area_um2']:.0f}", f"{tm['critical_path_ns']:.2f}",
-                  f"{tm['slack_ns']:.2f}", f"{tm['fmax_mhz']:.0f}", f"{r['area_x_delay_um2_ns']:.0f}",
+        lanes = c["lanes"] if r["stage"] in ("align", "column") else r["macs_per_cycle"]
+        t.add_row(r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", acc_text(c) if r["stage"] != "product" else "-", str(lanes),
+                  f"{r['area_um2']:.0f}", f"{tm['critical_path_ns']:.2f}", f"{tm['slack_ns']:.2f}",
+                  f"{tm['fmax_mhz']:.0f}", f"{r['area_x_delay_um2_ns']:.0f}",
                   *[f"{st[s]['pj_per_mac']:.2f}" for s in st], *[f"{st[s]['tops_per_w_at_fmax']:.4f}" for s in st],
                   f"{next(iter(st.values()))['tops_per_mm2_at_fmax']:.4f}" if st else "-")
     Console().print(t)
@@ -281,4 +298,50 @@ def render_stream_table(path=None, gg_path=None) -> str:
         cells.append(f"{s['random']['pj_per_mac']:.1f}" if "random" in s else "–")
         lines.append(f"| {r['a_fmt']} × {r['w_fmt']} | {_label(r)} | {r['lanes'] if r['stage'] == 'mac' else 1} | "
                      + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+W8A16_RECORD = RECORD.parent / "ppa_w8a16.json"
+
+
+@register("hdl:ppa-w8a16")
+def render_ppa_w8a16_table(path=None) -> str:
+    """Markdown of ``hdl/results/ppa_w8a16.json``: one row per unit, then RF8 against the bf16 baseline."""
+    rec = _load(path or W8A16_RECORD)
+    prov = rec["provenance"]
+    m = prov.get("machine", {})
+    by_lanes = {}
+    for r in rec["rows"]:
+        by_lanes.setdefault(r["lanes"], r["beats"])
+    beats_txt = ", ".join(f"{b} at lanes {ln}" for ln, b in sorted(by_lanes.items()))
+    lines = [f"Command: `{prov.get('command')}`; beats per stream: {beats_txt}; "
+             f"weight tiles of {rec['tile']} beats, clock {rec['clock_ns']} ns for the power columns, gate-level "
+             f"delays {'on (specify)' if rec['specify'] else 'off'}. Tools: {rec['tools']['sta']}, "
+             f"{rec['tools']['iverilog']}. Machine: {m.get('cpu', m.get('processor', '?'))}, "
+             f"{m.get('cores', m.get('cpu_count', '?'))} cores. Commit {str(prov.get('commit'))[:10]}"
+             f"{' (dirty)' if prov.get('dirty') else ''}.", "",
+             "| w × a | accumulator | lanes | beats | area µm² | crit. path ns | fmax MHz | pJ/MAC minilm | "
+             "pJ/MAC random | cell toggles/cycle minilm / random | beats with a non-finite accumulator minilm / random | "
+             "TOPS/W minilm @ fmax | TOPS/W random @ fmax | "
+             "TOPS/mm² @ fmax |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        mi, ra = r["streams"]["minilm"], r["streams"]["random"]
+        lines.append(f"| {r['w_fmt']} × {r['a_fmt']} | {r['acc']} | {r['lanes']} | {r['beats']} | "
+                     f"{r['area_um2']:,.0f} | {r['critical_path_ns']:.2f} | {r['fmax_mhz']:.0f} | "
+                     f"{mi['pj_per_mac']:.1f} | {ra['pj_per_mac']:.1f} | "
+                     f"{mi['cell_output_toggles_per_cycle']:,.0f} / {ra['cell_output_toggles_per_cycle']:,.0f} | "
+                     f"{mi['nonfinite_acc_fraction']:.0%} / {ra['nonfinite_acc_fraction']:.0%} | "
+                     f"{mi['tops_per_w_at_fmax']:.5f} | {ra['tops_per_w_at_fmax']:.5f} | "
+                     f"{ra['tops_per_mm2_at_fmax']:.5f} |")
+    base = next((r for r in rec["rows"] if r["w_fmt"] == "bf16" and r["acc"] == "fp32" and r["lanes"] == 1), None)
+    if base:
+        lines += ["", "| w × a (fp32, lanes 1) | pJ/MAC minilm vs bf16 × bf16 | pJ/MAC random vs bf16 × bf16 | "
+                  "area vs bf16 × bf16 |", "|---|---|---|---|"]
+        for r in rec["rows"]:
+            if r is base or r["acc"] != "fp32" or r["lanes"] != 1:
+                continue
+            rel = [r["streams"][k]["pj_per_mac"] / base["streams"][k]["pj_per_mac"] - 1 for k in ("minilm", "random")]
+            lines.append(f"| {r['w_fmt']} × {r['a_fmt']} | {rel[0]:+.0%} | {rel[1]:+.0%} | "
+                         f"{r['area_um2'] / base['area_um2'] - 1:+.0%} |")
     return "\n".join(lines) + "\n"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .mac import HdlError, MacConfig
+from .spec import HdlError, MacSpec
 from .stimulus import Stream, product_stream, random_stream, write_stimulus
-from .verilog import generate_verilog, module_name, verilator_env
+from .verilog import verilator_env, verilog_of
 
 __all__ = ["SIMULATORS", "check_simulator", "build", "run_stream", "expected", "compare", "verify",
            "hdl_dir", "build_root", "golden_available", "run_direct",
@@ -92,7 +92,7 @@ def _config_key(text: str, simulator: str) -> str:
     return hashlib.sha256(text.encode() + tb + simulator.encode()).hexdigest()[:12]
 
 
-def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, quiet: bool = True,
+def build(cfg: MacSpec, simulator: str = "icarus", root: Path | None = None, quiet: bool = True,
           wrapper: bool = True) -> dict:
     """Generate and compile the testbench for ``cfg``; cached by configuration hash.
 
@@ -104,15 +104,8 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     from cocotb_tools.runner import get_runner
 
     env = check_simulator(simulator)
-    a16 = _is_a16(cfg)
-    if a16:  # W8A16 unit: 16-bit activation codes, out_acc is the float32 bit pattern
-        from .verilog16 import generate_verilog16
-
-        text, latency = generate_verilog16(cfg.a.name, cfg.w.name, cfg.acc_text, cfg.lanes)
-        name = cfg.module_name()
-    else:
-        text, latency = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out)
-        name = module_name(cfg)
+    text, latency = verilog_of(cfg)
+    name = cfg.module_name()
     key = _config_key(text, simulator + ("" if wrapper else "-direct") + str(INTERNAL_CLOCK[simulator]))
     bdir = Path(root or build_root()) / simulator / f"{name}-{key}{'' if wrapper else '-direct'}"
     stamp = bdir / "rf8sim-build.json"
@@ -130,10 +123,11 @@ def build(cfg: MacConfig, simulator: str = "icarus", root: Path | None = None, q
     defines = {"MAC_MODULE": name}
     if wrapper and INTERNAL_CLOCK[simulator]:
         defines["TB_INTERNAL_CLOCK"] = 1
-    if not a16 and cfg.out == "fp32":
+    if cfg.has_fp32_port:
         defines["HAS_FP32"] = 1
-    params = ({"LANES": cfg.lanes, "ACC_W": 32, "A_BITS": 16, "W_BITS": cfg.w.bits} if a16
-              else {"LANES": cfg.lanes, "ACC_W": cfg.acc.width})
+    params = {"LANES": cfg.lanes, "ACC_W": cfg.acc_bits}
+    if cfg.kind != "fixed":  # 16-bit activation codes; out_acc is the float32 bit pattern
+        params.update(A_BITS=cfg.a_bits, W_BITS=cfg.w_bits)
     t0 = time.perf_counter()
     try:
         with _environ(env), _quiet(quiet, tmp / "build.log"):
@@ -185,7 +179,7 @@ def _quiet(quiet: bool, log: Path):
             os.close(saved[1])
 
 
-def run_stream(cfg: MacConfig, stream: Stream, simulator: str = "icarus", root: Path | None = None,
+def run_stream(cfg: MacSpec, stream: Stream, simulator: str = "icarus", root: Path | None = None,
                tag: str = "run", quiet: bool = True) -> dict:
     """Simulate ``stream``; returns the parsed outputs plus timing and beat counts."""
     if stream.lanes != cfg.lanes:
@@ -218,7 +212,7 @@ def run_stream(cfg: MacConfig, stream: Stream, simulator: str = "icarus", root: 
     return out
 
 
-def run_direct(cfg: MacConfig, sequences: int = 20, seed: int = 0, max_len: int = 64,
+def run_direct(cfg: MacSpec, sequences: int = 20, seed: int = 0, max_len: int = 64,
                simulator: str = "icarus", root: Path | None = None, quiet: bool = True) -> dict:
     """cocotb drives the generated module's own ports from Python (hdl/tb/test_mac_direct.py).
 
@@ -232,8 +226,8 @@ def run_direct(cfg: MacConfig, sequences: int = 20, seed: int = 0, max_len: int 
     summ = rdir / "summary.json"
     with contextlib.suppress(FileNotFoundError):
         summ.unlink()
-    meta = {"a_fmt": cfg.a_fmt.name, "w_fmt": cfg.w_fmt.name, "acc": str(cfg.acc), "lanes": cfg.lanes,
-            "out": cfg.out, "sequences": sequences, "seed": seed, "max_len": max_len,
+    meta = {"a_fmt": cfg.a.name, "w_fmt": cfg.w.name, "acc": str(cfg.acc), "lanes": cfg.lanes,
+            "out": cfg.result, "sequences": sequences, "seed": seed, "max_len": max_len,
             "latency": b["latency"], "summary": str(summ)}
     xml = _run_test(cfg, b, simulator, "test_mac_direct", rdir, meta, [], quiet)
     from cocotb_tools.runner import get_results
@@ -273,14 +267,8 @@ def _run_test(cfg, b, simulator, module, rdir, meta, plusargs, quiet):
             sys.path.remove(tb_dir)
 
 
-def _is_a16(cfg) -> bool:
-    from .w8a16 import A16Config
-
-    return isinstance(cfg, A16Config)
-
-
-def _parse_results(path: Path, cfg: MacConfig, n: int) -> dict:
-    W = 32 if _is_a16(cfg) else cfg.acc.width
+def _parse_results(path: Path, cfg: MacSpec, n: int) -> dict:
+    W = cfg.acc_bits
     hw = (W + 3) // 4
     row = hw + 1 + 1 + 1 + 1 + 1 + 8 + 1
     raw = np.fromfile(path, np.uint8)
@@ -317,7 +305,7 @@ def _parse_results(path: Path, cfg: MacConfig, n: int) -> dict:
     fp = np.zeros(n, np.uint32)
     for k in range(8):
         fp = (fp << np.uint32(4)) | fd[:, k]
-    if _is_a16(cfg):  # out_acc is a float32 bit pattern
+    if cfg.kind != "fixed":  # out_acc is a float32 bit pattern
         acc = (np.asarray(acc, np.int64) & 0xFFFFFFFF).astype(np.uint32)
     return {"acc": acc, "overflow": ovf, "invalid": inv, "fp32": fp}
 
@@ -340,31 +328,36 @@ def _golden():
     return golden
 
 
-def expected(cfg: MacConfig, stream: Stream, model: str = "golden") -> dict:
-    """Expected accumulator/flags (and fp32 bits) after each beat from the golden model or the reference."""
+def expected(cfg: MacSpec, stream: Stream, model: str = "golden") -> dict:
+    """Expected accumulator/flags (and fp32 bits) after each beat from the golden model (required: never a
+    silent fallback) or the independent reference (:func:`rf8sim.hdl.reference.trace`)."""
     clear = stream.clear
     a, w = stream.a, stream.w
+    fixed = cfg.kind == "fixed"
     if model == "golden":
         golden = _golden()
 
         tr = golden.mac(a if cfg.lanes > 1 else a[:, 0], w if cfg.lanes > 1 else w[:, 0], clear,
-                        cfg.a_fmt, cfg.w_fmt, cfg.acc)
+                        cfg.a, cfg.w, cfg.acc)
         acc, ovf, inv = tr.acc, np.asarray(tr.overflow, bool), np.asarray(tr.invalid, bool)
+        if not fixed:
+            acc = np.asarray(acc).astype(np.uint32)
         fp = None
-        if cfg.out == "fp32":
+        if cfg.has_fp32_port:
             f = np.asarray(golden.to_float32(acc, cfg.acc.frac_bits), np.float32)
             fp = f.view(np.uint32)
     elif model == "reference":
-        from .reference import fp32_rne_bits, mac_reference
+        from .reference import fp32_rne_bits, trace
 
-        acc, ovf, inv = mac_reference(a, w, clear, cfg.a_fmt, cfg.w_fmt, cfg.acc)
-        acc = np.array(acc, dtype=np.int64 if cfg.acc.width <= 63 else object)
+        acc, ovf, inv = trace(cfg, a, w, clear)
+        if fixed:
+            acc = np.array(acc, dtype=np.int64 if cfg.acc.width <= 63 else object)
         fp = None
-        if cfg.out == "fp32":
+        if cfg.has_fp32_port:
             fb = cfg.acc.frac_bits
             fp = np.array([fp32_rne_bits(int(v), fb) for v in acc.tolist()], np.uint32)
     else:
-        raise HdlError(f"unknown model {model!r}; use 'golden' or 'reference'")
+        raise HdlError(f"unknown model {model!r}; use 'golden', 'reference' or 'both'")
     return {"model": model, "acc": acc, "overflow": ovf, "invalid": inv, "fp32": fp}
 
 
@@ -378,11 +371,11 @@ def _vectors():
     return vectors
 
 
-def expected_from_product_vectors(cfg: MacConfig, stream: Stream) -> dict | None:
+def expected_from_product_vectors(cfg: MacSpec, stream: Stream) -> dict | None:
     """Expected trace of a clear-every-beat stream from ``golden/products_<a>_<w>.npz`` (None if absent)."""
     vec = _vectors()
-    name = f"products_{cfg.a_fmt.name}_{cfg.w_fmt.name}"
-    if vec is None or name not in vec.list_vectors():
+    name = f"products_{cfg.a.name}_{cfg.w.name}"
+    if cfg.kind != "fixed" or vec is None or name not in vec.list_vectors():
         return None
     if not stream.clear.all():
         raise HdlError("product vectors only describe streams with clear on every beat")
@@ -398,32 +391,52 @@ def expected_from_product_vectors(cfg: MacConfig, stream: Stream) -> dict | None
     inv = sp[stream.a, stream.w].astype(bool).any(axis=1)
     accs = np.array(out, dtype=np.int64 if acc.width <= 63 else object)
     fp = None
-    if cfg.out == "fp32":
+    if cfg.has_fp32_port:
         from .reference import fp32_rne_bits
 
         fp = np.array([fp32_rne_bits(int(x), acc.frac_bits) for x in out], np.uint32)
     return {"model": f"golden/{name}.npz", "acc": accs, "overflow": ovf, "invalid": inv, "fp32": fp}
 
 
+def vector_files(kind: str = "fixed") -> list[str]:
+    """Names of the checked-in golden MAC traces: ``golden/mac_*.npz`` (fixed accumulators) or
+    ``golden/mac16_*.npz`` (``kind`` fp32/aligned: the 16-bit activation traces)."""
+    vec = _vectors()
+    if vec is None:
+        return []
+    prefix = "mac_" if kind == "fixed" else "mac16_"
+    return [n for n in vec.list_vectors() if n.startswith(prefix)]
+
+
 def verify_vector_file(name: str, simulator: str = "icarus", out: str = "fixed", root: Path | None = None,
                        quiet: bool = True) -> dict:
-    """Replay ``golden/<name>.npz`` (a ``mac_*`` file) through the RTL and compare with its recorded trace."""
+    """Replay ``golden/<name>.npz`` (a ``mac_*`` or ``mac16_*`` trace) through the RTL and compare every beat
+    with its recorded trace (``out="fp32"``: fixed accumulators also check the RNE float32 port)."""
     vec = _vectors()
     if vec is None:
         raise HdlError("golden vectors not found: run `make golden` (rf8sim golden --out golden)")
     v = vec.load_vectors(name)
-    if "acc" not in v:
-        raise HdlError(f"{name} is not a MAC vector file (no accumulator trace)")
-    from ..golden.accspec import AccSpec
+    if "acc_bits" in v:  # a float-accumulator trace: out_acc holds the float32 bits
+        cfg = MacSpec.make(str(v["a_fmt"]), str(v["w_fmt"]), str(v["acc"]), int(v["lanes"]))
+        a, w = np.asarray(v["a"]), np.asarray(v["w"])
+        if a.ndim == 1:
+            a, w = a[:, None], w[:, None]
+        a, w = a.astype(cfg.a.dtype), w.astype(cfg.w.dtype)
+        acc = np.asarray(v["acc_bits"], np.uint32)
+    elif "acc" in v:
+        from ..accspec import AccSpec
 
-    cfg = MacConfig.make(v["a_fmt"], v["w_fmt"], AccSpec(int(v["frac_bits"]), int(v["width"])), int(v["lanes"]), out)
+        cfg = MacSpec.make(v["a_fmt"], v["w_fmt"], AccSpec(int(v["frac_bits"]), int(v["width"])), int(v["lanes"]), out)
+        a, w = v["a"].astype(np.uint8), v["w"].astype(np.uint8)
+        acc = np.array([int(x) for x in v["acc"]], dtype=object)
+    else:
+        raise HdlError(f"{name} is not a MAC vector file (no accumulator trace)")
     n = len(v["clear"])
-    stream = Stream(v["a"].astype(np.uint8), v["w"].astype(np.uint8), v["clear"].astype(bool), np.zeros(n, np.uint8))
+    stream = Stream(a, w, np.asarray(v["clear"], bool), np.zeros(n, np.uint8))
     got = run_stream(cfg, stream, simulator, root, f"vec-{name}", quiet)
-    acc = v["acc"]
-    exp = {"model": f"golden/{name}.npz", "acc": np.array([int(x) for x in acc], dtype=object),
-           "overflow": v["overflow"].astype(bool), "invalid": v["invalid"].astype(bool), "fp32": None}
-    if out == "fp32":
+    exp = {"model": f"golden/{name}.npz", "acc": acc, "overflow": np.asarray(v["overflow"], bool),
+           "invalid": np.asarray(v["invalid"], bool), "fp32": None}
+    if cfg.has_fp32_port:
         from .reference import fp32_rne_bits
 
         exp["fp32"] = np.array([fp32_rne_bits(int(x), cfg.acc.frac_bits) for x in acc], np.uint32)
@@ -433,7 +446,7 @@ def verify_vector_file(name: str, simulator: str = "icarus", out: str = "fixed",
     return c
 
 
-def compare(cfg: MacConfig, got: dict, exp: dict) -> dict:
+def compare(cfg: MacSpec, got: dict, exp: dict) -> dict:
     """Bit-for-bit comparison of every beat; returns counts and the first mismatch."""
     n = len(got["overflow"])
     if len(exp["overflow"]) != n:
@@ -445,7 +458,7 @@ def compare(cfg: MacConfig, got: dict, exp: dict) -> dict:
         acc_bad = ga.astype(np.int64) != ea.astype(np.int64)
     bad = {"acc": acc_bad, "overflow": got["overflow"] != exp["overflow"],
            "invalid": got["invalid"] != exp["invalid"]}
-    if getattr(cfg, "out", None) == "fp32":  # W8A16 units have no separate fp32 output
+    if cfg.has_fp32_port:
         bad["fp32"] = got["fp32"] != exp["fp32"]
     anyb = np.zeros(n, bool)
     for v in bad.values():
@@ -464,30 +477,49 @@ def _py(x):
     return int(x) if not isinstance(x, (bool, np.bool_)) else bool(x)
 
 
-def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", *, products: bool = True,
-           n_random: int = 1000, max_len: int = 1024, seed: int = 0, simulator: str = "icarus",
-           model: str = "golden", vectors: bool = True, root: Path | None = None, quiet: bool = True) -> dict:
-    """Simulate a MAC and compare every beat with the golden model; returns a summary dict.
+def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str | None = None, *,
+           products: bool | int | None = True, n_random: int | None = None, max_len: int | None = None, seed: int = 0,
+           simulator: str = "icarus", model: str = "golden", vectors: bool = True, root: Path | None = None,
+           quiet: bool = True) -> dict:
+    """Simulate a unit and compare every beat with the golden model; returns a summary dict.
 
-    ``products``: all 65,536 code pairs in every lane, clear on every beat.
-    ``n_random``: seeded random accumulation sequences (lengths 1..max_len).
-    ``model``: "golden" (rf8sim.golden.mac, required: no fallback), "reference" (pure Python)
-    or "both" (compares against both).  ``vectors``: the product sweep is also compared with
-    the checked-in ``golden/products_<a>_<w>.npz`` when it exists.  Counts of compared beats are in the summary;
-    ``ok`` is True only if nothing mismatched.
+    ``verify(spec, ...)`` or the spec's fields (``a_fmt``, ``w_fmt``, ``acc``, ``lanes``, ``out`` = result).
+    ``products``: the product sweep, clear on every beat -- fixed accumulators: True = all 65,536 code
+    pairs in every lane; fp32 accumulators: True or None = all 65,536 activation codes x every weight
+    code, an int N = N activation codes (the edge codes and a seeded sample) x every weight code; the
+    aligned accumulator has no product sweep (True is skipped there, an int refused).  False: none.
+    ``n_random``: seeded random accumulation sequences (default 1000 for fixed accumulators, 100
+    otherwise; lengths 1..max_len, default 1024 / 256).  ``model``: "golden" (rf8sim.golden.mac,
+    required: no fallback), "reference" (independent Python) or "both".  ``vectors``: a fixed product
+    sweep is also compared with the checked-in ``golden/products_<a>_<w>.npz`` when it exists.  Counts of
+    compared beats are in the summary; ``ok`` is True only if nothing mismatched.
     """
     if model not in ("golden", "reference", "both"):
         raise HdlError(f"unknown model {model!r}; use 'golden', 'reference' or 'both'")
     if model != "reference":
         _golden()  # before any simulation: the golden model is required, never silently replaced
-    cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
+    cfg = MacSpec.make(a_fmt, w_fmt, acc, lanes, out)
+    fixed = cfg.kind == "fixed"
+    n_random = (1000 if fixed else 100) if n_random is None else n_random
     streams = []
-    if products:
-        streams.append(("products", product_stream(cfg.lanes)))
+    if products is not False:
+        if fixed:
+            if products is not True:
+                raise HdlError(f"products={products!r}: a fixed-accumulator unit sweeps all 65,536 code pairs "
+                               "(True) or none (False)")
+            streams.append(("products", product_stream(cfg)))
+        elif cfg.kind == "fp32":
+            from .stimulus import sweep_codes
+
+            n_act = None if products is True else products
+            streams.append(("products", product_stream(cfg, sweep_codes(cfg.a_fields, n_act, seed))))
+        elif products is not True:
+            raise HdlError(f"products={products!r}: the {cfg.acc} accumulator has no product sweep (one product per "
+                           "beat needs the fp32 accumulator); give products=False")
     if n_random:
-        streams.append(("random", random_stream(cfg.a_fmt, cfg.w_fmt, cfg.lanes, n_random, seed, max_len)))
+        streams.append(("random", random_stream(cfg, n_random, seed, max_len)))
     if not streams:
-        raise HdlError("nothing to verify: products=False and n_random=0")
+        raise HdlError("nothing to verify: no product sweep and n_random=0")
     summary = {"config": cfg.describe(), "simulator": simulator, "runs": {}, "ok": True}
     models = ["golden", "reference"] if model == "both" else [model]
     for tag, stream in streams:
@@ -508,3 +540,33 @@ def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed
         summary["runs"][tag] = run
     summary["compared_beats"] = sum(r["beats"] for r in summary["runs"].values())
     return summary
+
+
+def render_verify_records() -> str:
+    """Markdown table of the checked-in verification records of the float-accumulator units
+    ``hdl/results/verify_w8a16_*.json`` (written by ``rf8sim rtlsim --json``)."""
+    from ..records import read_record
+
+    root = Path(__file__).resolve().parents[2] / "hdl" / "results"
+    out = ["| record | w × a | accumulator | lanes | simulator | run | beats | products | sequences | "
+           "compared with | mismatched |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(root.glob("verify_w8a16_*.json")):
+        r = read_record(p)
+        c = r["config"]
+        for tag, run in r["runs"].items():
+            for cmp in run["comparisons"]:
+                out.append(f"| `{p.name}` | {c['w_fmt']} × {c['a_fmt']} | {c['acc']} | {c['lanes']} | {r['simulator']} | "
+                           f"{tag} | {run['beats']:,} | {run['products']:,} | {run['sequences']:,} | {cmp['model']} | "
+                           f"{cmp['mismatched_beats']} of {cmp['compared_beats']:,} |")
+    return "\n".join(out) + "\n"
+
+
+def _register():
+    try:
+        from ..docgen import register
+    except ImportError:
+        return
+    register("hdl:w8a16-verify")(render_verify_records)
+
+
+_register()

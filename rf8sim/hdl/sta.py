@@ -90,15 +90,32 @@ def liberty_pins(lib: Path) -> dict:
     return cells
 
 
-def _setup(lib: str, netlist: str, top: str, clock_ns: float, work: Path | None = None) -> str:
+#: the flip-flop that launches the inputs and loads the outputs of a unit, per library (first found)
+BOUNDARY_FLOPS = (("DFFPOSX1", "D", "Q"), ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"))
+
+
+def boundary_flop(pins: dict) -> tuple:
+    """``(cell, D, Q)`` of the first :data:`BOUNDARY_FLOPS` cell in a Liberty's pins (HdlError if none)."""
+    for cell, d, q in BOUNDARY_FLOPS:
+        if d in pins.get(cell, {}) and q in pins.get(cell, {}):
+            return cell, d, q
+    raise HdlError(f"the Liberty file has none of the boundary flip-flops {[c for c, _, _ in BOUNDARY_FLOPS]}")
+
+
+def _setup(lib: str, netlist: str, top: str, clock_ns: float, work: Path | None = None,
+           spef: str | None = None) -> str:
     if not clock_ns > 0:
         raise HdlError(f"clock period must be > 0 ns, got {clock_ns}")
     libp = Path(lib) if Path(lib).is_absolute() or work is None else Path(work) / lib
-    load = liberty_pins(libp).get("DFFPOSX1", {}).get("D", (None, 0.0))[1]
+    pins = liberty_pins(libp)
+    flop, d_pin, q_pin = boundary_flop(pins)
+    load = pins[flop][d_pin][1]
+    # wire parasitics of a routed netlist (rf8sim.hdl.route): read after linking, before any timing query
+    parasitics = f"read_spef {spef}\n" if spef else ""
     return f"""read_liberty {lib}
 read_verilog {netlist}
 link_design {top}
-set rf8_ports [all_inputs]
+{parasitics}set rf8_ports [all_inputs]
 if {{[llength [get_ports -quiet clk]]}} {{
   create_clock -name clk -period {clock_ns!r} [get_ports clk]
   set rf8_ports [delete_from_list [all_inputs] [get_ports clk]]
@@ -106,16 +123,18 @@ if {{[llength [get_ports -quiet clk]]}} {{
   create_clock -name clk -period {clock_ns!r}
 }}
 set_input_delay 0 -clock clk $rf8_ports
-set_driving_cell -lib_cell DFFPOSX1 -pin Q $rf8_ports
+set_driving_cell -lib_cell {flop} -pin {q_pin} $rf8_ports
 set_output_delay 0 -clock clk [all_outputs]
 set_load {load!r} [all_outputs]
 """
 
 
-def timing(lib: Path, netlist: Path, top: str, clock_ns: float = 10.0) -> dict:
-    """Worst setup path of a mapped netlist at ``clock_ns``: critical path, slack, fmax."""
+def timing(lib: Path, netlist: Path, top: str, clock_ns: float = 10.0, spef: Path | None = None) -> dict:
+    """Worst setup path of a mapped netlist at ``clock_ns``: critical path, slack, fmax (with ``spef``: the
+    routed netlist's wire parasitics annotated)."""
     work = Path(netlist).parent
-    script = _setup(Path(lib).name if Path(lib).parent == work else str(lib), Path(netlist).name, top, clock_ns, work)
+    script = _setup(Path(lib).name if Path(lib).parent == work else str(lib), Path(netlist).name, top, clock_ns, work,
+                    _rel(spef, work))
     script += "report_checks -path_delay max -format full -digits 4\nreport_wns\nreport_tns\n"
     out = run_sta(work, script, "timing")
     slack = re.findall(r"^\s*(-?[0-9.]+)\s+slack \((MET|VIOLATED)\)", out, re.M)
@@ -132,6 +151,13 @@ def timing(lib: Path, netlist: Path, top: str, clock_ns: float = 10.0) -> dict:
             "sta": sta_version()}
 
 
+def _rel(p, work: Path) -> str | None:
+    if p is None:
+        return None
+    p = Path(p)
+    return p.name if p.parent == Path(work) else str(p)
+
+
 _INST_LINE = re.compile(r"^\s*([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+(\S+)\s*$", re.M)
 _TOTAL_LINE = re.compile(r"^Total\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)", re.M)
 
@@ -142,7 +168,7 @@ def _power_blocks(out: str, marker: str) -> str:
     return out[i:j if j >= 0 else len(out)]
 
 
-def cell_energies(lib: Path, netlist: Path, top: str, clock_ns: float = 10.0) -> dict:
+def cell_energies(lib: Path, netlist: Path, top: str, clock_ns: float = 10.0, spef: Path | None = None) -> dict:
     """Per-instance energies from OpenSTA ``report_power`` (see the module docstring).
 
     Returns ``{"instances": {name: {"clock_int_j", "leak_w", "int_j", "sw_j"}}, "totals": ...}``:
@@ -151,7 +177,8 @@ def cell_energies(lib: Path, netlist: Path, top: str, clock_ns: float = 10.0) ->
     the instance's pins at activity 1 (for a flip-flop, D and Q together).
     """
     work = Path(netlist).parent
-    script = _setup(Path(lib).name if Path(lib).parent == work else str(lib), Path(netlist).name, top, clock_ns, work)
+    script = _setup(Path(lib).name if Path(lib).parent == work else str(lib), Path(netlist).name, top, clock_ns, work,
+                    _rel(spef, work))
     script += """set rf8_cells [get_cells *]
 foreach a {0 1} {
   set_power_activity -global -activity $a -duty 0.5

@@ -27,9 +27,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from .mac import HdlError, MacConfig, ProductStage
+from .spec import HdlError, MacSpec
 
-__all__ = ["synthesize", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS", "yosys_available", "yosys_version"]
+__all__ = ["synthesize", "design", "STAGES", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS",
+           "yosys_available", "yosys_version", "w8a16_grid", "w8a16_table", "w8a16_record_path", "W8A16_L16_POINTS"]
+
+#: What :func:`synthesize` can build alone: the whole unit, one lane's product stage, and (aligned:K:M)
+#: the AlignUnit or the AlignedColumn.
+STAGES = ("mac", "product", "align", "column")
 
 #: NAND2-equivalents per generic cell: static CMOS transistor count / 4
 #: (NOT 2, NAND2/NOR2 4, AND2/OR2 6, XOR2/XNOR2/MUX2 12, master-slave DFF 24).
@@ -122,19 +127,44 @@ def _liberty_cells(lib: Path) -> dict:
     return cells
 
 
-def _design(cfg: MacConfig, stage: str) -> tuple[str, str]:
+def stage_spec(spec: MacSpec, stage: str) -> MacSpec:
+    """The spec a stage is built from: the product stage of an fp32 / aligned unit is the one-lane fp32 one."""
+    if stage == "product" and spec.kind != "fixed":
+        return MacSpec.make(spec.a, spec.w, "fp32", 1)
+    return spec
+
+
+def stage_module(spec: MacSpec, stage: str = "mac") -> str:
+    """The module name of one stage of ``spec`` (the synthesis cache's directories are named by it)."""
+    if stage not in STAGES:
+        raise HdlError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    if stage == "mac":
+        return spec.module_name()
+    if stage == "product":
+        ps = stage_spec(spec, stage)
+        return f"product_{ps.a.name}x{ps.w.name}" if spec.kind == "fixed" else f"product16_{ps.a.name}x{ps.w.name}"
+    if spec.kind != "aligned":
+        raise HdlError(f"stage {stage!r} exists for the aligned:K:M accumulator only (this unit's is {spec.acc}); "
+                       "stages of the others: mac, product")
+    if stage == "align":  # depends on the weight code width only: one netlist for all 8-bit weights
+        return f"align_{spec.a.name}_w{spec.w_bits}_k{spec.acc.block}m{spec.acc.align_bits}_l{spec.lanes}"
+    return f"column_{spec.module_name()}"
+
+
+def design(spec: MacSpec, stage: str = "mac") -> tuple[str, str]:
+    """(module name, Verilog text) of one stage of ``spec`` for synthesis (``stage`` in :data:`STAGES`)."""
     from amaranth.back import verilog
 
-    from .verilog import generate_verilog, module_name
+    from .units import product_stage
+    from .verilog import verilog_of
+    from .w8a16 import AlignedColumn, AlignUnit
 
+    name = stage_module(spec, stage)
     if stage == "mac":
-        name = module_name(cfg)
-        text, _ = generate_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc, cfg.lanes, cfg.out, name=name)
-        return name, text
-    if stage == "product":
-        name = f"product_{cfg.a_fmt.name}x{cfg.w_fmt.name}"
-        return name, verilog.convert(ProductStage(cfg.a_fmt, cfg.w_fmt), name=name, emit_src=False)
-    raise HdlError(f"stage must be 'mac' or 'product', got {stage!r}")
+        return name, verilog_of(spec, name=name)[0]
+    comp = {"product": lambda: product_stage(stage_spec(spec, stage)), "align": lambda: AlignUnit(spec),
+            "column": lambda: AlignedColumn(spec)}[stage]()
+    return name, verilog.convert(comp, name=name, emit_src=False)
 
 
 def _scripts_dir() -> Path:
@@ -163,24 +193,19 @@ def _run_yosys(workdir: Path, script: str, log: str) -> str:
     return text
 
 
-def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str = "fixed", stage: str = "mac",
+def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str | None = None, stage: str = "mac",
                liberty: str | Path | None = "default", use_cache: bool = True, root: Path | None = None,
                cache_only: bool = False) -> dict | None:
-    """Synthesise one configuration; returns a dict of areas, gate counts and depth.
+    """Synthesise one stage of a unit; returns a dict of areas, gate counts and depth.
 
-    ``stage``: "mac" (the whole unit) or "product" (one lane's product stage alone,
-    combinational).  ``liberty``: "default" (osu018), a path, or None (generic only).
+    ``synthesize(spec, stage=...)`` or the spec's fields (``out`` = result).  ``stage`` (:data:`STAGES`):
+    "mac" (the whole unit), "product" (one lane's product stage alone, combinational), and for
+    aligned:K:M units "align" / "column" (the AlignUnit / the AlignedColumn alone).  ``liberty``:
+    "default" (osu018), a path, or None (generic only).
     """
-    from .w8a16 import is_a16_request
-
-    if is_a16_request(a_fmt, acc):  # W8A16 units (rf8sim.hdl.synth16); out does not apply
-        from .synth16 import design16
-
-        describe, name, text = design16(a_fmt, w_fmt, acc, lanes, stage)
-    else:
-        cfg = MacConfig.make(a_fmt, w_fmt, acc, lanes, out)
-        describe = cfg.describe()
-        name, text = _design(cfg, stage)
+    spec = MacSpec.make(a_fmt, w_fmt, acc, lanes, out)
+    describe = stage_spec(spec, stage).describe()
+    name, text = design(spec, stage)
     lib = None
     if liberty == "default":
         lib = default_liberty()
@@ -312,7 +337,7 @@ def area_table(liberty="default", use_cache: bool = True, progress: bool = True,
 
 
 def _print(rows: list[dict]) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth ({rows[0]['yosys'] if rows else ''})")
@@ -321,8 +346,7 @@ def _print(rows: list[dict]) -> None:
         t.add_column(h, justify="right")
     for r in rows:
         c, g, lib = r["config"], r["generic"], r.get("liberty") or {}
-        acc = f"{c['acc_frac_bits']}:{c['acc_width']}" if r["stage"] == "mac" else "-"
-        t.add_row(r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", acc, str(c["lanes"]) if r["stage"] == "mac" else "1",
+        t.add_row(r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", _acc_label(r), str(_lanes_of(r)),
                   str(g["gates"]), str(g["flops"]), f"{g['nand2_eq']:.0f}", f"{g['nand2_eq_seq']:.0f}",
                   str(g["depth"]), _f(lib.get("area_um2")), _f(lib.get("area_seq_um2")),
                   _f(lib.get("area_comb_um2")), _f(lib.get("depth_cells")), f"{r['synth_s']:.1f}")
@@ -331,6 +355,45 @@ def _print(rows: list[dict]) -> None:
 
 def _f(x):
     return "-" if x is None else f"{x:.0f}"
+
+
+def _lanes_list(text: str) -> tuple[int, ...]:
+    try:
+        lanes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        lanes = ()
+    if not lanes or any(not 1 <= n <= 64 for n in lanes):
+        raise HdlError(f"--table-lanes {text!r}: give comma-separated lane counts in 1..64, e.g. 1,4,16")
+    return lanes
+
+
+def _print_w8a16(rows: list[dict], missing: list) -> None:
+    from rf8sim.console import Console
+    from rich.table import Table
+
+    t = Table(title="rf8sim synth --table w8a16")
+    for h in ("stage", "w x a", "acc", "lanes", "gates", "flops", "NAND2-eq", "depth", "um^2", "seq um^2"):
+        t.add_column(h, justify="right")
+    for r in rows:
+        t.add_row(r["stage"], f"{r['w_fmt']}x{r['a_fmt']}", r["acc"], str(r["lanes"]), str(r["gates"]),
+                  str(r["flops"]), f"{r['nand2_eq']:.0f}", str(r["depth"]), _f(r["area_um2"]), _f(r["area_seq_um2"]))
+    Console().print(t)
+    if missing:
+        print(f"not synthesised (--cached-only): {len(missing)} configurations")
+
+
+def _acc_label(r: dict) -> str:
+    """The accumulator of a synthesis row: ``FRAC:WIDTH`` (fixed) or the fp32 / aligned:K:M text; ``-`` for a
+    stage without one (a product stage)."""
+    c = r["config"]
+    if r["stage"] == "product":
+        return "-"
+    return c["acc"] if "acc" in c else f"{c['acc_frac_bits']}:{c['acc_width']}"
+
+
+def _lanes_of(r: dict) -> int:
+    """Lanes of a synthesis row: the unit's, its AlignUnit's or column's; a product stage is one lane."""
+    return 1 if r["stage"] == "product" else r["config"]["lanes"]
 
 
 def run_cli(args) -> int:
@@ -348,13 +411,204 @@ def run_cli(args) -> int:
 
     if getattr(args, "cache_dir", None):
         cache.set_root(args.cache_dir)
+    force = getattr(args, "force", False)
+    if args.table == "w8a16":
+        lanes = W8A16_LANES if not args.table_lanes else _lanes_list(args.table_lanes)
+        missing: list = []
+        rows = w8a16_table(w8a16_grid(lanes, args.l16_points), liberty, use_cache=not args.no_cache,
+                           cached_only=args.cached_only, missing=missing)
+        if args.json:  # written before any printing can fail
+            records.write_record(args.json, {**w8a16_table_record(rows), "not_synthesised": missing}, overwrite=force)
+        _print_w8a16(rows, missing)
+        return 0
     if args.table:
-        rows = area_table(liberty, use_cache=not args.no_cache, cluster=getattr(args, "cluster", None) or "local",
-                          workers=getattr(args, "workers", 1) or 1)
+        rows = area_table(liberty, use_cache=not args.no_cache, cluster=args.cluster or "local",
+                          workers=args.workers or 1)
     else:
         rows = [synthesize(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, args.stage, liberty,
                            use_cache=not args.no_cache)]
+    if args.json:  # written before any printing can fail
+        records.write_record(args.json, {"rows": rows}, overwrite=force)
     _print(rows)
-    if args.json:
-        records.write_record(args.json, {"rows": rows}, overwrite=getattr(args, "force", False))
     return 0
+
+
+# ---------------------------------------------------------------------------
+# the W8A16 table: 16-bit float activations, fp32 / aligned accumulators (record hdl/results/synth_w8a16.json)
+
+W8A16_W = ("rf8", "e4m3", "int8", "bf16")
+W8A16_ACC = ("fp32", "aligned:32:16")
+W8A16_LANES = (1, 4, 16)
+
+
+def _w8a16_activations() -> tuple[str, ...]:
+    from .spec import float_activation_formats
+
+    return float_activation_formats()
+
+
+#: the lanes-16 points synthesised when the full lanes-16 grid does not fit the time (docs/hdl.md says so)
+W8A16_L16_POINTS = (("bf16", "rf8", "aligned:32:16", 16, "align"), ("bf16", "rf8", "aligned:32:16", 16, "mac"),
+                    ("bf16", "bf16", "fp32", 16, "mac"), ("bf16", "rf8", "fp32", 16, "mac"),
+                    ("bf16", "e4m3", "aligned:32:16", 16, "mac"), ("bf16", "int8", "aligned:32:16", 16, "mac"))
+
+
+def w8a16_grid(lanes=W8A16_LANES, l16_points: bool = False) -> list[tuple]:
+    """(a, w, acc, lanes, stage) of the table, cheapest first (lanes 16 last); ``l16_points`` adds
+    :data:`W8A16_L16_POINTS`."""
+    jobs = []
+    for a in _w8a16_activations():
+        for w in W8A16_W:
+            jobs.append((a, w, "fp32", 1, "product"))
+    for ln in lanes:
+        for a in _w8a16_activations():
+            for w in W8A16_W:
+                for acc in W8A16_ACC:
+                    jobs.append((a, w, acc, ln, "mac"))
+                    if acc.startswith("aligned"):
+                        jobs.append((a, w, acc, ln, "align"))
+    if l16_points:
+        jobs += [j for j in W8A16_L16_POINTS if j not in jobs]
+    return jobs
+
+
+def w8a16_record_path() -> Path:
+    return Path(__file__).resolve().parents[2] / "hdl" / "results" / "synth_w8a16.json"
+
+
+def _row(r: dict, a, w, acc, lanes, stage) -> dict:
+    g, lib = r["generic"], r.get("liberty") or {}
+    return {"a_fmt": a, "w_fmt": w, "acc": acc if stage != "product" else "-", "lanes": lanes if stage != "product" else 1,
+            "stage": stage, "module": r["module"], "gates": g["gates"], "flops": g["flops"],
+            "nand2_eq": g["nand2_eq"], "nand2_eq_seq": g["nand2_eq_seq"], "depth": g["depth"],
+            "area_um2": lib.get("area_um2"), "area_seq_um2": lib.get("area_seq_um2"),
+            "area_comb_um2": lib.get("area_comb_um2"), "synth_s": r.get("synth_s"), "config": r["config"]}
+
+
+def w8a16_table(jobs=None, liberty="default", use_cache: bool = True, progress: bool = True,
+                cached_only: bool = False, missing: list | None = None) -> list[dict]:
+    """Synthesise ``jobs`` (default :func:`w8a16_grid`); ``cached_only`` collects the synthesised ones and
+    appends the others to ``missing``."""
+    jobs = w8a16_grid() if jobs is None else jobs
+    it = jobs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(jobs, desc="synth w8a16", unit="cfg")
+    rows = []
+    for a, w, acc, lanes, stage in it:
+        r = None
+        if not cached_only or _has_cache_dir(a, w, acc, lanes, stage):  # skip elaborating what never ran
+            r = synthesize(a, w, acc, lanes, None, stage, liberty, use_cache, cache_only=cached_only)
+        if r is None:
+            if missing is not None:
+                missing.append({"a_fmt": a, "w_fmt": w, "acc": acc, "lanes": lanes, "stage": stage})
+            continue
+        rows.append(_row(r, a, w, acc, lanes, stage))
+    return rows
+
+
+def _has_cache_dir(a, w, acc, lanes, stage) -> bool:
+    """Whether any synthesis of this module/stage exists under the cache's synth/ (the result decides by hash)."""
+    from .. import cache
+
+    root = cache.subdir("synth")
+    name = stage_module(MacSpec.make(a, w, acc, lanes), stage)
+    return any(d.name.startswith(f"{name}-{stage}-") and (d / "result.json").exists() for d in root.glob(f"{name}-*"))
+
+
+# ---------------------------------------------------------------------------
+# docs tables, rendered from the record
+
+
+def _load_w8a16(path=None) -> dict:
+    from ..records import read_record
+
+    p = Path(path) if path else w8a16_record_path()
+    if not p.exists():
+        raise HdlError(f"{p} missing: run `rf8sim synth --table w8a16 --json {p}`")
+    return read_record(p)
+
+
+def _fn(x, nd=0):
+    return "–" if x is None else f"{x:,.{nd}f}"
+
+
+def render_w8a16_table(path=None) -> str:
+    """Markdown: one row per configuration (product stages first), from the record."""
+    rec = _load_w8a16(path)
+    rows = rec["rows"]
+    key = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"], r["stage"]): r for r in rows}
+    out = ["| w × a | accumulator | lanes | stage | gates | flops | NAND2-eq | depth | area µm² | seq µm² | "
+           "lane-MACs per mm² |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["stage"] != "product", r["lanes"], r["a_fmt"], r["acc"],
+                                          _W_ORDER.get(r["w_fmt"], 9), r["stage"])):
+        eff = None
+        if r["stage"] == "mac" and r["area_um2"]:
+            eff = r["lanes"] / r["area_um2"] * 1e6
+        out.append(f"| {r['w_fmt']} × {r['a_fmt']} | {r['acc']} | {r['lanes']} | {r['stage']} | {r['gates']:,} | "
+                   f"{r['flops']:,} | {_fn(r['nand2_eq'])} | {r['depth']} | {_fn(r['area_um2'])} | "
+                   f"{_fn(r['area_seq_um2'])} | {_fn(eff)} |")
+    del key
+    miss = rec.get("not_synthesised") or []
+    if miss:
+        out += ["", f"Not synthesised (time on the shared machine ran out; `rf8sim synth --table w8a16` without "
+                f"`--cached-only` completes them): {len(miss)} configurations — "
+                + "; ".join(f"{m['w_fmt']}×{m['a_fmt']} {m['acc']} lanes {m['lanes']} {m['stage']}" for m in miss)
+                + "."]
+    return "\n".join(out) + "\n"
+
+
+_W_ORDER = {"rf8": 0, "e4m3": 1, "int8": 2, "bf16": 3}
+
+
+def render_w8a16_summary(path=None) -> str:
+    """Markdown: the goal checks (ordering at equal accumulator and lanes; aligned RF8 vs BF16 fp32)."""
+    rec = _load_w8a16(path)
+    rows = rec["rows"]
+    mac = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "mac"}
+    align = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "align"}
+    out = ["| a | accumulator | lanes | rf8 µm² | e4m3 µm² | int8 µm² | bf16 µm² | rf8 < e4m3 < int8 < bf16 |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (a, acc, ln) in sorted({(k[0], k[2], k[3]) for k in mac}, key=lambda t: (t[2], t[0], t[1])):
+        areas = [mac.get((a, w, acc, ln), {}).get("area_um2") for w in W8A16_W]
+        known = [x for x in areas if x is not None]
+        if any(known[i] >= known[i + 1] for i in range(len(known) - 1)):
+            verdict = "no"
+        elif len(known) < len(areas):
+            verdict = "incomplete"
+        else:
+            verdict = "yes"
+        out.append(f"| {a} | {acc} | {ln} | " + " | ".join(_fn(x) for x in areas) + f" | {verdict} |")
+    out += ["", "| a | lanes | aligned rf8 MAC µm² | of which AlignUnit µm² (per lane) | column only µm² | "
+            "bf16×bf16 fp32 µm² | efficiency ratio: one column | 16 columns share one AlignUnit | "
+            "AlignUnit fully amortised |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for a in _w8a16_activations():
+        for ln in W8A16_LANES:
+            al = mac.get((a, "rf8", W8A16_ACC[1], ln))
+            base = mac.get((a, "bf16", "fp32", ln))
+            au = align.get((a, "rf8", W8A16_ACC[1], ln))
+            if not (al and base and au and al["area_um2"] and base["area_um2"] and au["area_um2"]):
+                continue
+            col = al["area_um2"] - au["area_um2"]
+            out.append(f"| {a} | {ln} | {_fn(al['area_um2'])} | {_fn(au['area_um2'])} ({_fn(au['area_um2'] / ln)}) | "
+                       f"{_fn(col)} | {_fn(base['area_um2'])} | {base['area_um2'] / al['area_um2']:.2f}× | "
+                       f"{base['area_um2'] / (col + au['area_um2'] / 16):.2f}× | {base['area_um2'] / col:.2f}× |")
+    return "\n".join(out) + "\n"
+
+
+def w8a16_table_record(rows: list[dict]) -> dict:
+    return {"kind": "synth_w8a16", "yosys": yosys_version(), "library": "osu018_stdcells.lib",
+            "notes": "lane-MACs per mm^2 = lanes / area; 'column only' = MAC minus its AlignUnit",
+            "rows": rows}
+
+
+def _register():
+    from ..docgen import register
+
+    register("hdl:w8a16-area")(lambda: render_w8a16_table())
+    register("hdl:w8a16-goals")(lambda: render_w8a16_summary())
+
+
+_register()

@@ -25,242 +25,17 @@ column, so synthesis reports the two parts separately (docs/hdl.md).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import formats as F
-from .mac import MAX_LANES, HdlError, _check_layout, _Decoded, _layout, _shift_add
+from .mac import _Decoded, _shift_add, spec_of
+from .spec import HdlError, FloatFields, MacSpec, WeightPlan, _bits_signed, float_fields
 
-__all__ = ["A16_FORMATS", "W_FORMATS", "A16Config", "ProductStage16", "Fp32Add", "Fp32MacUnit",
-           "AlignUnit", "AlignedColumn", "AlignedMacUnit", "is_a16_request", "make_unit", "parse_acc16",
-           "MAX_K", "M_RANGE"]
+__all__ = ["FloatProductStage", "Fp32Add", "Fp32MacUnit", "AlignUnit", "AlignedColumn", "AlignedMacUnit"]
 
-#: 16-bit activation formats (IEEE-style binary floats with subnormals, Inf and NaN)
-A16_FORMATS = ("bf16", "fp16")
-#: weight formats: the 8-bit ones, plus bf16 as the dequantized-weight baseline
-W_FORMATS = ("rf8", "e4m3", "e5m2", "int8", "bf16")
-MAX_K = 4096
-M_RANGE = (2, 24)
 NAN32 = 0x7FC00000
-
-
-def _bits_signed(lo: int, hi: int) -> int:
-    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
-
-
-@dataclass(frozen=True)
-class Fields16:
-    """Bit fields of an IEEE-style 16-bit float (taken from its rf8sim Format)."""
-
-    name: str
-    exp_bits: int
-    man_bits: int
-    bias: int
-
-    @property
-    def bits(self) -> int:
-        return 1 + self.exp_bits + self.man_bits
-
-    @property
-    def emax_field(self) -> int:
-        return (1 << self.exp_bits) - 1
-
-
-def _fields16(name: str) -> Fields16:
-    f = F.get(name)
-    if getattr(f, "code_bits", 8) != 16 or f.kind != "float" or getattr(f, "specials", "ieee") != "ieee":
-        raise HdlError(f"{name!r} is not a 16-bit IEEE-style float; the 16-bit formats the generator builds "
-                       f"are {', '.join(A16_FORMATS)}")
-    fl = Fields16(f.name, f.exp_bits, f.man_bits, f.bias)
-    # the decoder below must reproduce the Format's tables (checked on all 65,536 codes)
-    c = np.arange(1 << 16, dtype=np.int64)
-    E = (c >> fl.man_bits) & fl.emax_field
-    M = c & ((1 << fl.man_bits) - 1)
-    fin = E != fl.emax_field
-    sig = np.where(E == 0, M, M | (1 << fl.man_bits))
-    exp = np.maximum(E, 1) - fl.bias - fl.man_bits
-    ok = (np.array_equal(f.finite, fin) and np.array_equal(np.asarray(f.sig)[fin], sig[fin])
-          and np.array_equal(np.asarray(f.sign)[fin], (c >> 15)[fin])
-          and np.array_equal(np.asarray(f.exp)[fin & (sig > 0)], exp[fin & (sig > 0)]))
-    if not ok:
-        raise HdlError(f"format {name!r} does not follow the IEEE bit layout the generator builds")
-    return fl
-
-
-def parse_acc16(acc) -> tuple:
-    """``"fp32"`` -> ("fp32",); ``"aligned:K:M"`` -> ("aligned", K, M); clear HdlError otherwise."""
-    if isinstance(acc, tuple) and acc and acc[0] in ("fp32", "aligned"):
-        return acc
-    # an AccSpec-like object from the golden model (AccSpec.fp32(), aligned) is taken by its text
-    text = str(acc) if acc is not None else ""
-    if text == "fp32":
-        return ("fp32",)
-    m = re.fullmatch(r"aligned:(\d+):(\d+)", text)
-    if m:
-        K, Mb = int(m.group(1)), int(m.group(2))
-        if not 1 <= K <= MAX_K:
-            raise HdlError(f"aligned:{K}:{Mb}: K must be in 1..{MAX_K}")
-        if not M_RANGE[0] <= Mb <= M_RANGE[1]:
-            raise HdlError(f"aligned:{K}:{Mb}: M must be in {M_RANGE[0]}..{M_RANGE[1]} (bits of the signed "
-                           "pre-aligned activation)")
-        return ("aligned", K, Mb)
-    raise HdlError(f"accumulator {acc!r} is not valid for 16-bit activations: use 'fp32' or 'aligned:K:M' "
-                   f"(K in 1..{MAX_K}, a multiple of lanes; M in {M_RANGE[0]}..{M_RANGE[1]})")
-
-
-def is_a16_request(a_fmt, acc) -> bool:
-    """True when (a_fmt, acc) asks for a W8A16 unit rather than the 8-bit fixed-point MAC."""
-    name = a_fmt.name if isinstance(a_fmt, F.Format) else str(a_fmt)
-    text = str(acc) if acc is not None else ""
-    return name in A16_FORMATS or text == "fp32" or text.startswith("aligned")
-
-
-@dataclass(frozen=True)
-class WeightPlan:
-    """How a weight code is decoded in hardware: kind, widths and exponent range."""
-
-    name: str
-    kind: str          # residual / float / int / float16
-    bits: int          # code width
-    sig_hi: int        # largest hardware significand (residual: 2**dmax * (1 + t 2**-d))
-    exp_lo: int        # exponent of the hardware significand's LSB, smallest and largest
-    exp_hi: int
-
-    @classmethod
-    def make(cls, w_fmt) -> "WeightPlan":
-        name = w_fmt.name if isinstance(w_fmt, F.Format) else str(w_fmt)
-        if name not in W_FORMATS:
-            try:
-                f = F.get(name)
-            except F.FormatError:
-                f = None
-            if f is not None and f.kind == "residual":  # registered RF8 variants
-                pass
-            elif f is not None and getattr(f, "code_bits", 8) == 16:
-                raise HdlError(f"16-bit weight format {name!r}: the only 16-bit weight is the bf16 baseline; "
-                               f"weight formats: {', '.join(W_FORMATS)} (and registered RF8 variants)")
-            else:
-                raise HdlError(f"weight format {name!r}: valid are {', '.join(W_FORMATS)} "
-                               "(and registered RF8 variants)")
-        if name == "bf16":
-            fl = _fields16(name)
-            return cls(name, "float16", 16, (1 << (fl.man_bits + 1)) - 1, 1 - fl.bias - fl.man_bits,
-                       fl.emax_field - 1 - fl.bias - fl.man_bits)
-        f = F.get(name)
-        _check_layout(f)
-        lay = _layout(f)
-        if f.kind == "int":
-            return cls(name, "int", 8, 128, 0, 0)
-        E_hi = (1 << f.exp_bits) - 1
-        if f.kind == "residual":
-            dmax = lay["dmax"]
-            hi = max((1 << dmax) + (t << (dmax - d) if t else 0) for t, d in f.residuals)
-            return cls(name, "residual", 8, hi, 1 + lay["exp_const"], E_hi + lay["exp_const"])
-        # OCP float: exponent fields of finite codes
-        efs = {((c >> f.man_bits) & E_hi) for c in range(256) if f.finite[c]}
-        return cls(name, "float", 8, (1 << (f.man_bits + 1)) - 1, max(min(efs), 1) + lay["exp_const"],
-                   max(efs) + lay["exp_const"])
-
-
-@dataclass(frozen=True)
-class A16Config:
-    """Validated W8A16 generator parameters and the widths derived from them."""
-
-    a: Fields16
-    w: WeightPlan
-    acc: tuple
-    lanes: int
-
-    @classmethod
-    def make(cls, a_fmt="bf16", w_fmt="rf8", acc="fp32", lanes: int = 1) -> "A16Config":
-        a_name = a_fmt.name if isinstance(a_fmt, F.Format) else str(a_fmt)
-        if a_name not in A16_FORMATS:
-            raise HdlError(f"activation format {a_name!r}: the fp32 and aligned accumulators take 16-bit "
-                           f"activations {', '.join(A16_FORMATS)}")
-        a = _fields16(a_name)
-        w = WeightPlan.make(w_fmt)
-        if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= MAX_LANES:
-            raise HdlError(f"lanes must be an integer in 1..{MAX_LANES}, got {lanes!r}")
-        spec = parse_acc16(acc)
-        if spec[0] == "aligned" and spec[1] % int(lanes):
-            raise HdlError(f"aligned:{spec[1]}:{spec[2]}: K = {spec[1]} must be a multiple of lanes = {lanes} "
-                           "(a block is K / lanes beats)")
-        return cls(a, w, spec, int(lanes))
-
-    @property
-    def acc_text(self) -> str:
-        return "fp32" if self.acc[0] == "fp32" else f"aligned:{self.acc[1]}:{self.acc[2]}"
-
-    @property
-    def kind(self) -> str:
-        return self.acc[0]
-
-    @property
-    def beats_per_block(self) -> int:
-        return self.acc[1] // self.lanes if self.kind == "aligned" else 1
-
-    @property
-    def latency(self) -> int:
-        """Clock edges from sampling a beat to its output, for a block fed on consecutive clocks."""
-        return 2 if self.kind == "fp32" else self.beats_per_block + 3
-
-    # ---- fp32 product stage widths
-    @property
-    def a_sig_hi(self) -> int:
-        return (1 << (self.a.man_bits + 1)) - 1
-
-    @property
-    def p_width(self) -> int:
-        return (self.a_sig_hi * self.w.sig_hi).bit_length()
-
-    @property
-    def a_exp_range(self) -> tuple[int, int]:
-        lo = 1 - self.a.bias - self.a.man_bits
-        return lo, self.a.emax_field - 1 - self.a.bias - self.a.man_bits
-
-    @property
-    def p_exp_width(self) -> int:
-        lo, hi = self.a_exp_range
-        return _bits_signed(lo + self.w.exp_lo, hi + self.w.exp_hi)
-
-    # ---- aligned widths
-    @property
-    def term_hi(self) -> int:
-        """Largest |a_int * w| in units of 2**(q + exp_lo of the weight)."""
-        Mb = self.acc[2]
-        return ((1 << (Mb - 1)) - 1) * self.w.sig_hi << (self.w.exp_hi - self.w.exp_lo)
-
-    @property
-    def block_width(self) -> int:
-        return _bits_signed(-self.acc[1] * self.term_hi, self.acc[1] * self.term_hi)
-
-    @property
-    def lane_sum_width(self) -> int:
-        return _bits_signed(-self.lanes * self.term_hi, self.lanes * self.term_hi)
-
-    def describe(self) -> dict:
-        d = {"a_fmt": self.a.name, "w_fmt": self.w.name, "acc": self.acc_text, "lanes": self.lanes,
-             "latency": self.latency, "product": _product_mode(self.w), "product_width": self.p_width,
-             "product_exp_width": self.p_exp_width}
-        if self.kind == "aligned":
-            d.update(K=self.acc[1], M=self.acc[2], beats_per_block=self.beats_per_block,
-                     block_width=self.block_width, lane_sum_width=self.lane_sum_width,
-                     buffer_bits=2 * self.acc[1] * (16 + self.w.bits))
-        return d
-
-    def module_name(self) -> str:
-        acc = "fp32" if self.kind == "fp32" else f"al{self.acc[1]}m{self.acc[2]}"
-        return re.sub(r"[^A-Za-z0-9_]", "_", f"mac_{self.a.name}x{self.w.name}_{acc}_l{self.lanes}")
-
-
-def _product_mode(w: WeightPlan) -> str:
-    return {"residual": "shift-add", "int": "int-multiply", "float": "multiply",
-            "float16": "multiply"}[w.kind]
 
 
 # ---------------------------------------------------------------------------
@@ -270,7 +45,7 @@ def _product_mode(w: WeightPlan) -> str:
 class _Dec16:
     """Fields of an IEEE-style 16-bit code: sign, significand (hidden bit from E != 0), exponent of its LSB."""
 
-    def __init__(self, m: Module, fl: Fields16, code, name: str):
+    def __init__(self, m: Module, fl: FloatFields, code, name: str):
         mb, eb = fl.man_bits, fl.exp_bits
         E = code[mb:mb + eb]
         Mf = code[0:mb]
@@ -296,7 +71,7 @@ class _WeightDec:
     def __init__(self, m: Module, plan: WeightPlan, code, name: str):
         self.plan = plan
         if plan.kind == "float16":
-            d = _Dec16(m, _fields16(plan.name), code, name)
+            d = _Dec16(m, float_fields(plan.name), code, name)
             self.sign, self.sig, self.efield, self.exp_const = d.sign, d.sig, d.efield, d.exp_const
             self.zero, self.nan, self.inf = d.zero, d.nan, d.inf
             self.efield_min = 1
@@ -339,24 +114,24 @@ class _WeightDec:
 # product stage (fp32 path)
 
 
-class ProductStage16(wiring.Component):
-    """Exact product of one activation and one weight code, combinational.
+class FloatProductStage(wiring.Component):
+    """Exact product of one 16-bit float activation and one weight code, combinational.
 
     ``value = (-1)**sign * mag * 2**exp``; ``nan`` for a NaN operand or Inf x 0, ``inf`` for
     Inf x finite nonzero (``mag`` is 0 for both).  An RF8 weight multiplies by one shift-and-add.
+    Built from any fp32 / aligned :class:`MacSpec` (only its formats matter).
     """
 
-    def __init__(self, a_fmt, w_fmt):
-        self.cfg = A16Config.make(a_fmt, w_fmt, "fp32", 1)
-        c = self.cfg
-        super().__init__({"a": In(16), "w": In(c.w.bits), "sign": Out(1), "mag": Out(c.p_width),
+    def __init__(self, spec: MacSpec):
+        self.spec = c = spec if spec.kind == "fp32" and spec.lanes == 1 else MacSpec.make(spec.a, spec.w, "fp32", 1)
+        super().__init__({"a": In(16), "w": In(c.w_plan.bits), "sign": Out(1), "mag": Out(c.p_width),
                           "exp": Out(signed(c.p_exp_width)), "nan": Out(1), "inf": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        c = self.cfg
-        a = _Dec16(m, c.a, self.a, "a")
-        w = _WeightDec(m, c.w, self.w, "w")
+        c = self.spec
+        a = _Dec16(m, c.a_fields, self.a, "a")
+        w = _WeightDec(m, c.w_plan, self.w, "w")
         if w.residual is not None:
             prod = _shift_add(m, w.residual, a.sig, "pw")   # (sig << dmax) +/- (sig << (dmax - d))
         else:
@@ -513,25 +288,33 @@ class Fp32Add(wiring.Component):
 # fp32 MAC
 
 
-def _ports(cfg: A16Config) -> dict:
-    return {"in_valid": In(1), "in_clear": In(1), "in_a": In(16 * cfg.lanes), "in_w": In(cfg.w.bits * cfg.lanes),
+def _ports(spec: MacSpec) -> dict:
+    return {"in_valid": In(1), "in_clear": In(1), "in_a": In(16 * spec.lanes), "in_w": In(spec.w_bits * spec.lanes),
             "out_valid": Out(1), "out_acc": Out(32), "out_overflow": Out(1), "out_invalid": Out(1)}
 
 
 class _Unit(wiring.Component):
-    def __init__(self, a_fmt, w_fmt, acc, lanes, want):
+    want = ""
+
+    def __init__(self, *args, **kwargs):
         try:
-            self.config = A16Config.make(a_fmt, w_fmt, acc, lanes)
-            if self.config.kind != want:
-                raise HdlError(f"{type(self).__name__} builds the {want} accumulator, got {self.config.acc_text}")
+            self.spec = spec_of(args, kwargs, type(self).__name__)
+            if self.spec.kind != self.want:
+                raise HdlError(f"{type(self).__name__} builds the {self.want} accumulator, got {self.spec.acc}: "
+                               "use rf8sim.hdl.make_unit(spec), which picks the datapath by acc.kind")
         except Exception:
             self._MustUse__silence = True
             raise
-        super().__init__(_ports(self.config))
+        super().__init__(_ports(self.spec))
+
+    @property
+    def config(self) -> MacSpec:
+        """Deprecated name of :attr:`spec`."""
+        return self.spec
 
     @property
     def latency(self) -> int:
-        return self.config.latency
+        return self.spec.latency
 
 
 class Fp32MacUnit(_Unit):
@@ -541,18 +324,17 @@ class Fp32MacUnit(_Unit):
     float32 bit pattern; latency 2.
     """
 
-    def __init__(self, a_fmt="bf16", w_fmt="rf8", acc="fp32", lanes: int = 1):
-        super().__init__(a_fmt, w_fmt, acc, lanes, "fp32")
+    want = "fp32"
 
     def elaborate(self, platform):
         m = Module()
-        c = self.config
-        L, wb = c.lanes, c.w.bits
+        c = self.spec
+        L, wb = c.lanes, c.w_bits
         v1, c1 = Signal(name="s1_valid"), Signal(name="s1_clear")
         m.d.sync += [v1.eq(self.in_valid), c1.eq(self.in_clear)]
         prods = []
         for i in range(L):
-            ps = ProductStage16(c.a.name, c.w.name)
+            ps = FloatProductStage(c)
             m.submodules[f"product{i}"] = ps
             m.d.comb += [ps.a.eq(self.in_a[16 * i:16 * i + 16]), ps.w.eq(self.in_w[wb * i:wb * i + wb])]
             regs = {k: Signal.like(getattr(ps, k), name=f"s1_{k}{i}", reset_less=True)
@@ -587,6 +369,60 @@ class Fp32MacUnit(_Unit):
 # aligned:K:M
 
 
+def align_activation(m: Module, c: MacSpec, code, emax, i):
+    """One activation of a block pre-aligned to the block's exponent field ``emax``:
+    ``|a| / 2**q`` rounded to nearest even and saturated at ``2**(M-1) - 1``,
+    ``q = emax - bias - (M - 2)``.  Returns (sign, (M-1)-bit magnitude, NaN/Inf flag); combinational."""
+    Mb = c.acc.align_bits
+    eb, mb = c.a_fields.exp_bits, c.a_fields.man_bits
+    L0 = max(0, Mb - 2 - mb)
+    R0 = max(0, mb - (Mb - 2))
+    Xw = mb + 1 + L0
+    sat = (1 << (Mb - 1)) - 1
+    E = code[mb:mb + eb]
+    sig = Cat(code[0:mb], E != 0)
+    ef = Mux(E == 0, 1, E)
+    sh = Signal(eb + 1, name=f"q_shift{i}")
+    m.d.comb += sh.eq(emax - ef + R0)
+    rs = Signal(range(Xw + 3), name=f"q_rs{i}")
+    m.d.comb += rs.eq(Mux(sh > Xw + 2, Xw + 2, sh[0:len(rs)]))
+    X = Signal(Xw, name=f"q_x{i}")
+    m.d.comb += X.eq(sig << L0)
+    Y = Signal(2 * Xw + 2, name=f"q_y{i}")
+    m.d.comb += Y.eq(Cat(Const(0, Xw + 2), X) >> rs)
+    ip = Y[Xw + 2:]
+    rb = Y[Xw + 1]
+    st = Y[0:Xw + 1].any()
+    q = Signal(Xw + 1, name=f"q_round{i}")
+    m.d.comb += q.eq(ip + (rb & (st | ip[0])))
+    mag = Signal(Mb - 1, name=f"q_mag{i}")
+    m.d.comb += mag.eq(Mux(q > sat, sat, q))
+    return code[15], mag, E == c.a_fields.emax_field
+
+
+def aligned_term(m: Module, c: MacSpec, sign, mag, wcode, i):
+    """``(-1)**(sa^sw) * |a_int| * sig_w * 2**(exp_w - exp_w_min)`` of one pre-aligned activation
+    and one weight code (0 for a zero/NaN/Inf weight): for an RF8 weight one shift-and-add of
+    ``|a_int|`` then the weight's exponent shift.  Returns (signed term, weight NaN/Inf flag)."""
+    Mb = c.acc.align_bits
+    span = c.w_plan.exp_hi - c.w_plan.exp_lo
+    tw = _bits_signed(-c.term_hi, c.term_hi)
+    w = _WeightDec(m, c.w_plan, wcode, f"w{i}")
+    if w.residual is not None:
+        base = _shift_add(m, w.residual, mag, f"sa{i}")      # |a| * 2**dmax * (1 + t 2**-d)
+    else:
+        base = mag * w.sig
+    # the shift-add's adder carries a spare top bit (complement trick): keep the exact width
+    base = base[0:(((1 << (Mb - 1)) - 1) * c.w_plan.sig_hi).bit_length()]
+    shift = Signal(max(1, span.bit_length()), name=f"wshift{i}")
+    m.d.comb += shift.eq(w.efield - w.efield_min)
+    um = Signal(tw - 1, name=f"term_mag{i}")
+    m.d.comb += um.eq(Mux(w.zero | w.nan | w.inf, 0, (base << shift)[0:tw - 1]))
+    t = Signal(signed(tw), name=f"term{i}")
+    m.d.comb += t.eq(Mux(sign ^ w.sign, -um, um))
+    return t, w.nan | w.inf
+
+
 class AlignUnit(wiring.Component):
     """Block pre-alignment of activations (iFPU / FIGNA style) for ``lanes`` lanes.
 
@@ -599,21 +435,23 @@ class AlignUnit(wiring.Component):
     block's first/last beat, its clear and NaN/Inf flag.
     """
 
-    def __init__(self, cfg: A16Config):
-        self.cfg = cfg
-        L, Mb, wb = cfg.lanes, cfg.acc[2], cfg.w.bits
+    def __init__(self, spec: MacSpec):
+        if spec.kind != "aligned":
+            raise HdlError(f"AlignUnit needs an aligned:K:M spec, got {spec.acc}")
+        self.spec = spec
+        L, Mb, wb = spec.lanes, spec.acc.align_bits, spec.w_bits
         super().__init__({
             "in_valid": In(1), "in_clear": In(1), "in_a": In(16 * L), "in_w": In(wb * L),
             "out_valid": Out(1), "out_clear": Out(1), "out_first": Out(1), "out_last": Out(1),
             "out_sign": Out(L), "out_mag": Out((Mb - 1) * L), "out_w": Out(wb * L),
-            "out_emax": Out(cfg.a.exp_bits), "out_special": Out(1)})
+            "out_emax": Out(spec.a_fields.exp_bits), "out_special": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        c = self.cfg
-        L, Mb, wb = c.lanes, c.acc[2], c.w.bits
+        c = self.spec
+        L, Mb, wb = c.lanes, c.acc.align_bits, c.w_bits
         B = c.beats_per_block
-        fl = c.a
+        fl = c.a_fields
         eb, mb = fl.exp_bits, fl.man_bits
         # ---- write side: bank/row counters, running max exponent and NaN/Inf flag per bank
         rows_a = [Signal(16 * L, name=f"buf_a{r}", reset_less=True) for r in range(2 * B)]
@@ -691,32 +529,10 @@ class AlignUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += rrow.eq(rrow + 1)
         # ---- quantise the drained beat (registered outputs)
-        L0 = max(0, Mb - 2 - mb)
-        R0 = max(0, mb - (Mb - 2))
-        Xw = mb + 1 + L0
-        sat = (1 << (Mb - 1)) - 1
         signs, mags = [], []
         for i in range(L):
-            code = r_a[16 * i:16 * i + 16]
-            E = code[mb:mb + eb]
-            sig = Cat(code[0:mb], E != 0)
-            ef = Mux(E == 0, 1, E)
-            sh = Signal(eb + 1, name=f"q_shift{i}")
-            m.d.comb += sh.eq(r_emax - ef + R0)
-            rs = Signal(range(Xw + 3), name=f"q_rs{i}")
-            m.d.comb += rs.eq(Mux(sh > Xw + 2, Xw + 2, sh[0:len(rs)]))
-            X = Signal(Xw, name=f"q_x{i}")
-            m.d.comb += X.eq(sig << L0)
-            Y = Signal(2 * Xw + 2, name=f"q_y{i}")
-            m.d.comb += Y.eq(Cat(Const(0, Xw + 2), X) >> rs)
-            ip = Y[Xw + 2:]
-            rb = Y[Xw + 1]
-            st = Y[0:Xw + 1].any()
-            q = Signal(Xw + 1, name=f"q_round{i}")
-            m.d.comb += q.eq(ip + (rb & (st | ip[0])))
-            mag = Signal(Mb - 1, name=f"q_mag{i}")
-            m.d.comb += mag.eq(Mux(q > sat, sat, q))
-            signs.append(code[15])
+            sgn, mag, _ = align_activation(m, c, r_a[16 * i:16 * i + 16], r_emax, i)
+            signs.append(sgn)
             mags.append(mag)
         o = {n: Signal(name=f"o_{n}") for n in ("valid", "clear", "first", "last", "special")}
         o_sign = Signal(L, name="o_sign", reset_less=True)
@@ -741,39 +557,28 @@ class AlignedColumn(wiring.Component):
     last beat one :class:`Fp32Add` of the block sum into the float32 accumulator.
     """
 
-    def __init__(self, cfg: A16Config):
-        self.cfg = cfg
-        L, Mb, wb = cfg.lanes, cfg.acc[2], cfg.w.bits
+    def __init__(self, spec: MacSpec):
+        if spec.kind != "aligned":
+            raise HdlError(f"AlignedColumn needs an aligned:K:M spec, got {spec.acc}")
+        self.spec = spec
+        L, Mb, wb = spec.lanes, spec.acc.align_bits, spec.w_bits
         super().__init__({
             "in_valid": In(1), "in_clear": In(1), "in_first": In(1), "in_last": In(1),
             "in_sign": In(L), "in_mag": In((Mb - 1) * L), "in_w": In(wb * L),
-            "in_emax": In(cfg.a.exp_bits), "in_special": In(1),
+            "in_emax": In(spec.a_fields.exp_bits), "in_special": In(1),
             "out_valid": Out(1), "out_acc": Out(32), "out_overflow": Out(1), "out_invalid": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        c = self.cfg
-        L, Mb, wb = c.lanes, c.acc[2], c.w.bits
-        span = c.w.exp_hi - c.w.exp_lo
+        c = self.spec
+        L, Mb, wb = c.lanes, c.acc.align_bits, c.w_bits
+        cw, ca = c.w_plan, c.a_fields
         terms, wspec = [], []
-        tw = _bits_signed(-c.term_hi, c.term_hi)
         for i in range(L):
-            mag = self.in_mag[(Mb - 1) * i:(Mb - 1) * (i + 1)]
-            w = _WeightDec(m, c.w, self.in_w[wb * i:wb * (i + 1)], f"w{i}")
-            if w.residual is not None:
-                base = _shift_add(m, w.residual, mag, f"sa{i}")      # |a| * 2**dmax * (1 + t 2**-d)
-            else:
-                base = mag * w.sig
-            # the shift-add's adder carries a spare top bit (complement trick): keep the exact width
-            base = base[0:(((1 << (Mb - 1)) - 1) * c.w.sig_hi).bit_length()]
-            shift = Signal(max(1, span.bit_length()), name=f"wshift{i}")
-            m.d.comb += shift.eq(w.efield - w.efield_min)
-            um = Signal(tw - 1, name=f"term_mag{i}")
-            m.d.comb += um.eq(Mux(w.zero | w.nan | w.inf, 0, (base << shift)[0:tw - 1]))
-            t = Signal(signed(tw), name=f"term{i}")
-            m.d.comb += t.eq(Mux(self.in_sign[i] ^ w.sign, -um, um))
+            t, ws = aligned_term(m, c, self.in_sign[i], self.in_mag[(Mb - 1) * i:(Mb - 1) * (i + 1)],
+                                 self.in_w[wb * i:wb * (i + 1)], i)
             terms.append(t)
-            wspec.append(w.nan | w.inf)
+            wspec.append(ws)
         sw = c.lane_sum_width
         lvl = 0
         while len(terms) > 1:
@@ -794,13 +599,13 @@ class AlignedColumn(wiring.Component):
         m.d.comb += spec_next.eq(Mux(self.in_first, 0, bspec) | Cat(*wspec).any() | self.in_special)
         accr = Signal(32, name="acc")
         ovf, inv, v = Signal(name="overflow"), Signal(name="invalid"), Signal(name="out_v")
-        xoff = c.a.bias + Mb - 2 - c.w.exp_lo
-        add = Fp32Add(BW, _bits_signed(1 - xoff, c.a.emax_field - xoff) + 1)
+        xoff = ca.bias + Mb - 2 - cw.exp_lo
+        add = Fp32Add(BW, _bits_signed(1 - xoff, ca.emax_field - xoff) + 1)
         m.submodules.fadd = add
         neg = tot < 0
         m.d.comb += [add.acc.eq(Mux(self.in_clear, 0, accr)), add.xs.eq(neg),
                      add.xm.eq(Mux(neg, -tot, tot)[0:BW]),
-                     add.xe.eq(self.in_emax - (c.a.bias + Mb - 2 - c.w.exp_lo)),
+                     add.xe.eq(self.in_emax - (ca.bias + Mb - 2 - cw.exp_lo)),
                      add.xnan.eq(spec_next), add.xinf.eq(0)]
         m.d.sync += v.eq(self.in_valid)
         with m.If(self.in_valid):
@@ -823,12 +628,11 @@ class AlignedMacUnit(_Unit):
     block delay its outputs).  A clear must start a block (a clear inside a block restarts it).
     """
 
-    def __init__(self, a_fmt="bf16", w_fmt="rf8", acc="aligned:32:16", lanes: int = 1):
-        super().__init__(a_fmt, w_fmt, acc, lanes, "aligned")
+    want = "aligned"
 
     def elaborate(self, platform):
         m = Module()
-        c = self.config
+        c = self.spec
         m.submodules.align = al = AlignUnit(c)
         m.submodules.column = col = AlignedColumn(c)
         m.d.comb += [al.in_valid.eq(self.in_valid), al.in_clear.eq(self.in_clear), al.in_a.eq(self.in_a),
@@ -839,8 +643,3 @@ class AlignedMacUnit(_Unit):
                      self.out_overflow.eq(col.out_overflow), self.out_invalid.eq(col.out_invalid)]
         return m
 
-
-def make_unit(a_fmt="bf16", w_fmt="rf8", acc="fp32", lanes: int = 1):
-    """The W8A16 unit for ``acc`` (``fp32`` or ``aligned:K:M``)."""
-    kind = parse_acc16(acc)[0]
-    return Fp32MacUnit(a_fmt, w_fmt, acc, lanes) if kind == "fp32" else AlignedMacUnit(a_fmt, w_fmt, acc, lanes)

@@ -137,6 +137,15 @@ def cmd_flow(args) -> int:
         from ..fileio import check_output_path
 
         check_output_path(args.record, args.force)  # before the long work
+    if args.cluster is not None:
+        from .. import cluster as C
+
+        spec = C.parse_cluster(args.cluster)
+        if args.skip_hdl and spec != "local":
+            raise CLIError(f"--cluster {args.cluster} places the verification and synthesis tasks, which "
+                           "--skip-hdl skips; drop one of the two")
+        if spec != "local":
+            C.connect(spec)  # an unreachable address fails here, not after every stage ran
     res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
                    cache_dir=args.cache_dir, quick=args.quick, cluster=args.cluster or "local")
     if args.record:
@@ -149,7 +158,7 @@ def cmd_flow(args) -> int:
 def cmd_area_accuracy(args) -> int:
     from pathlib import Path
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
 
     from .area_accuracy import run_sweep
@@ -203,7 +212,7 @@ def cmd_area_accuracy(args) -> int:
 
 
 def cmd_variants(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
 
     from ..cli import CLIError
     from .report import plot_error_vs_shape, print_table, write_csv
@@ -244,7 +253,7 @@ def cmd_variants(args) -> int:
 
 
 def cmd_cluster_scaling(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
 
     from .. import fileio, records
     from ..cli import CLIError

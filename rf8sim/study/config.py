@@ -114,6 +114,7 @@ __all__ = [
     "config_from_dict",
     "config_hash",
     "GRANULARITIES",
+    "study_granularity",
 ]
 
 GRANULARITIES = ("tensor", "channel", "block")
@@ -290,6 +291,41 @@ def _section(cls, section: str, raw) -> object:
     return cls(**kw)
 
 
+def study_granularity(g, where: str = "granularity") -> str:
+    """The study's name for a granularity given by any name rf8sim.scales knows: ``tensor``, ``channel``,
+    ``ceil`` (the study calls it ``block``: one ceil-rule scale per ``block`` values; ``block`` is its old
+    library name).  ``mx`` (the OCP MX rule) is refused by name: the study does not sweep it."""
+    from .. import scales
+
+    if isinstance(g, str) and g in GRANULARITIES:
+        return g
+    try:
+        canon = scales.canonical_granularity(g)
+    except scales.ScaleError:
+        canon = None
+    if canon == "ceil":
+        return "block"
+    valid = "tensor, channel, ceil (also called block)"
+    if canon == "mx":
+        raise ConfigError(f"{where} 'mx' (the OCP MX scale rule of rf8sim.scales) is not swept by the study; "
+                          f"valid: {valid}")
+    raise ConfigError(f"{where} {g!r} is not valid; valid: {valid}")
+
+
+def _canonical_granularities(raw: dict) -> dict:
+    """``raw`` with the granularity names of [sweep], [transformer] and [tinylm] in the study's spelling."""
+    out = dict(raw)
+    sw = raw.get("sweep")
+    if isinstance(sw, dict) and isinstance(sw.get("granularities"), list):
+        out["sweep"] = {**sw, "granularities": [study_granularity(g, "[sweep] granularity")
+                                                for g in sw["granularities"]]}
+    for sec in ("transformer", "tinylm"):
+        t = raw.get(sec)
+        if isinstance(t, dict) and "granularity" in t:
+            out[sec] = {**t, "granularity": study_granularity(t["granularity"], f"[{sec}] granularity")}
+    return out
+
+
 def config_from_dict(raw: dict) -> StudyConfig:
     """Build and validate a :class:`StudyConfig` from a parsed TOML/JSON mapping."""
     from .. import formats as F
@@ -304,6 +340,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
     if isinstance(raw.get("study"), dict) and "backend" in raw["study"]:
         raise ConfigError("[study] backend is gone: jobs run locally or on Ray; use [study] cluster = "
                           "\"local\" | \"auto\" | \"ray://HOST:PORT\" (or --cluster)")
+    raw = _canonical_granularities(raw)
     from . import variants
 
     variants.ensure_registered()  # variant names are valid in configs

@@ -104,20 +104,16 @@ def stage_rtl(ctx: Context) -> dict:
     why = hdl_unavailable()
     if why:
         raise StageSkipped(why)
-    from ..hdl.mac import MacConfig
-    from ..hdl.verilog import generate_verilog, module_name
-    from ..hdl.verilog16 import generate_verilog16
+    from ..hdl.spec import MacSpec
+    from ..hdl.verilog import verilog_of
 
     d = ctx.out / "verilog"
     d.mkdir(parents=True, exist_ok=True)
     rows = []
     for mac in _macs(ctx.cfg):
-        if mac.a16:
-            name = f"mac16_{mac.a}x{mac.w}_{str(mac.acc).replace(':', '_')}_l1"
-            text, latency = generate_verilog16(mac.a, mac.w, mac.acc, 1, name=name)
-        else:
-            text, latency = generate_verilog(mac.a, mac.w, mac.acc, 1, "fixed")
-            name = module_name(MacConfig.make(mac.a, mac.w, mac.acc, 1, "fixed"))
+        spec = MacSpec.make(mac.a, mac.w, mac.acc, 1)
+        name = f"mac16_{mac.a}x{mac.w}_{str(mac.acc).replace(':', '_')}_l1" if mac.a16 else spec.module_name()
+        text, latency = verilog_of(spec, name=name)
         p = d / f"{name}.v"
         p.write_text(text)
         rows.append({"mac": mac.label, "module": name, "file": str(p.relative_to(ctx.out)), "acc": str(mac.acc),
@@ -165,14 +161,13 @@ def _verify_job(job, flow: dict, seed: int):
     """One MAC through Icarus against the golden model (a cluster task); returns (row, incomplete runs)."""
     from ..golden import AccSpec
     from ..hdl.sim import verify
-    from ..hdl.sim16 import verify16
 
     if len(job) == 4 and job[3] is True:  # a W8A16 unit: (a, w, acc text, True)
         a, w, acc = job[:3]
         sweep = 256 if F.get(w).code_bits <= 8 else False  # 256 activation codes x every 8-bit weight code
-        r = verify16(a, w, acc, 1, sweep=sweep, n_random=flow["verify_sequences"], max_len=flow["verify_max_len"],
-                     seed=seed, simulator="icarus")
-        prod_tag = "sweep"
+        r = verify(a, w, acc, 1, products=sweep, n_random=flow["verify_sequences"], max_len=flow["verify_max_len"],
+                   seed=seed, simulator="icarus")
+        prod_tag = "products"
         label = f"{a}x{w}@{acc}"
     else:
         a, w, frac, width = job

@@ -16,7 +16,7 @@ from .. import formats as F
 from ..scales import MX_BLOCK
 from .quant import QuantError, quantize, scale_shape, to_e8m0
 
-__all__ = ["MX_ELEM_DTYPES", "export_mx", "to_torchao"]
+__all__ = ["MX_ELEM_DTYPES", "export_mx", "to_torchao", "nvfp4_quantize", "nvfp4_fake_quant"]
 
 #: rf8sim element formats that are OCP MX element types, and their torch dtypes
 MX_ELEM_DTYPES = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}
@@ -60,3 +60,38 @@ def to_torchao(x_or_codes: torch.Tensor, scale_exp: torch.Tensor | None = None, 
     qdata, scale = export_mx(codes, scale_exp, fmt)
     return MXTensor(qdata.contiguous(), scale.contiguous(), MX_ELEM_DTYPES[F.get(fmt).name], MX_BLOCK,
                     orig_dtype, KernelPreference.EMULATED, None, False)
+
+
+def nvfp4_quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """NVFP4 (spec: :mod:`rf8sim.scales`): ``(E2M1 codes uint8, E4M3 block-scale codes uint8,
+    float32 tensor scale)``, bit-identical to :func:`rf8sim.golden.blocks.quantize_block`."""
+    from .. import scales as S
+    from .quant import _as_float32, encode as _encode
+
+    bf = S.BLOCK_FORMATS["nvfp4"]
+    x = _as_float32(x)
+    try:
+        S.check_block_shape(bf, x.shape)
+    except S.ScaleError as e:
+        raise QuantError(str(e)) from None
+    if not bool(torch.isfinite(x).all()):
+        raise QuantError(f"nvfp4 needs finite values: {int((~torch.isfinite(x)).sum())} NaN/Inf in the input")
+    blocks = x.reshape(-1, bf.block)
+    amax = x.abs().max() if x.numel() else torch.zeros((), dtype=torch.float32)
+    s_t = torch.where(amax == 0, torch.ones_like(amax), amax / S.NV_TENSOR_DIV)
+    b = blocks.abs().amax(dim=1) / 6.0
+    s8 = _encode(torch.clamp(b / s_t, S.NV_SCALE_MIN, S.NV_SCALE_MAX), "e4m3")
+    recip = (1.0 / s_t) / s8.view(torch.float8_e4m3fn).float()
+    y = torch.clamp(blocks * recip[:, None], -6.0, 6.0)
+    codes = _encode(y, "e2m1").reshape(x.shape)
+    return codes, s8.reshape(x.shape[:-1] + (x.shape[-1] // bf.block,)), s_t
+
+
+def nvfp4_fake_quant(x: torch.Tensor) -> torch.Tensor:
+    """NVFP4 quantize + dequantize (``e2m1 * (s_t * s8)`` in float32), straight-through gradient."""
+    from .quant import decode as _decode
+
+    codes, s8, s_t = nvfp4_quantize(x.detach())
+    scale = (s_t * s8.view(torch.float8_e4m3fn).float()).reshape(-1, 1)
+    v = (_decode(codes, "e2m1").reshape(-1, 16) * scale).reshape(x.shape)
+    return x + (v - x).detach() if x.requires_grad else v

@@ -56,14 +56,29 @@ class QuantConfig:
     forward: str = "fake"
 
     def __post_init__(self):
-        w = F.get(self.weight_fmt)
+        from ..scales import block_format
+
+        bf = block_format(self.weight_fmt)
+        if bf is not None:  # a named block format (mxfp4, mxfp8, mxint8, nvfp4) fixes granularity and block
+            if self.granularity not in ("channel", bf.granularity) or self.block not in (32, bf.block):
+                raise QuantError(f"weight_fmt {bf.name!r} fixes granularity {bf.granularity!r} and block {bf.block}; "
+                                 f"got granularity={self.granularity!r}, block={self.block} (leave the defaults)")
+            object.__setattr__(self, "weight_fmt", bf.element)
+            object.__setattr__(self, "granularity", bf.granularity)
+            object.__setattr__(self, "block", bf.block)
+        w = F.check_role(self.weight_fmt, "weight")
         object.__setattr__(self, "weight_fmt", w.name)
         if self.rounding not in w.roundings:
             raise QuantError(f"rounding {self.rounding!r} is not valid for {w.name}; valid: {', '.join(w.roundings)}")
-        object.__setattr__(self, "granularity", canonical_granularity(self.granularity))
-        scale_shape((1, self.block), self.granularity, self.block)  # validates block
+        if self.granularity == "nv":
+            if self.forward != "fake":
+                raise QuantError("nvfp4 weights (float scales) run forward='fake' only; the exact datapaths take "
+                                 "power-of-two scales")
+        else:
+            object.__setattr__(self, "granularity", canonical_granularity(self.granularity))
+            scale_shape((1, self.block), self.granularity, self.block)  # validates block
         if self.act_fmt is not None and self.act_fmt not in _A16:
-            object.__setattr__(self, "act_fmt", F.get(self.act_fmt).name)
+            object.__setattr__(self, "act_fmt", F.check_role(self.act_fmt, "activation").name)
         if self.forward not in FORWARDS:
             raise QuantError(f"forward={self.forward!r} is not valid; valid: {', '.join(FORWARDS)}")
         if self.forward == "exact":
@@ -86,14 +101,30 @@ class RF8Linear(nn.Module):
         super().__init__()
         self.in_features, self.out_features, self.config = in_features, out_features, config
         self.register_buffer("codes", torch.zeros((out_features, in_features), dtype=torch.uint8, device=device))
-        self.register_buffer("scale_exp", torch.zeros(scale_shape((out_features, in_features), config.granularity,
-                                                                  config.block), dtype=torch.int8, device=device))
+        if config.granularity == "nv":  # NVFP4: float32 block scales s_t * s8 (rf8sim.scales)
+            self.register_buffer("scale_exp", torch.zeros((), dtype=torch.int8, device=device))
+            self.register_buffer("nv_scale", torch.zeros((out_features, -(-in_features // config.block)),
+                                                         dtype=torch.float32, device=device))
+        else:
+            self.register_buffer("scale_exp", torch.zeros(scale_shape((out_features, in_features),
+                                                                      config.granularity, config.block),
+                                                          dtype=torch.int8, device=device))
         self.bias = nn.Parameter(torch.zeros(out_features, device=device)) if bias else None
 
     @classmethod
     def from_linear(cls, lin: nn.Linear, config: QuantConfig) -> "RF8Linear":
         m = cls(lin.in_features, lin.out_features, lin.bias is not None, config, device=lin.weight.device)
         c = config
+        if c.granularity == "nv":
+            from .mx import nvfp4_quantize
+
+            codes, s8, s_t = nvfp4_quantize(lin.weight.detach().float())
+            with torch.no_grad():
+                m.codes.copy_(codes)
+                m.nv_scale.copy_(s_t * s8.view(torch.float8_e4m3fn).float())
+                if lin.bias is not None:
+                    m.bias.copy_(lin.bias.detach().float())
+            return m
         codes, k = quantize(lin.weight.detach().float(), c.weight_fmt, c.rounding, c.granularity, c.block)
         with torch.no_grad():
             m.codes.copy_(codes)
@@ -106,6 +137,11 @@ class RF8Linear(nn.Module):
     def weight(self) -> torch.Tensor:
         """The dequantized weight (float32), exactly ``decode(codes) * 2**scale_exp``."""
         c = self.config
+        if c.granularity == "nv":
+            from .quant import decode
+
+            v = decode(self.codes, c.weight_fmt).reshape(self.out_features, -1, c.block)
+            return (v * self.nv_scale[:, :, None]).reshape(self.codes.shape)
         return dequantize(self.codes, self.scale_exp, c.weight_fmt, c.granularity, c.block)
 
     def _act_fake(self, x: torch.Tensor) -> torch.Tensor:

@@ -78,7 +78,12 @@ class _Tables:
     def __init__(self, fmt: F.Format):
         self.fmt = fmt
         mags = np.asarray(fmt.magnitudes, np.float64)
-        mids = (mags[1:] + mags[:-1]) / 2  # exact in float64 and in float32 (checked below)
+        if fmt.thresholds is not None:  # the format's own boundaries (posits, LNS), exact float32
+            mids = np.asarray(fmt.thresholds, np.float64)
+            tie_up = np.asarray(fmt.tie_up, bool)
+        else:
+            mids = (mags[1:] + mags[:-1]) / 2  # exact in float64 and in float32 (checked below)
+            tie_up = np.zeros(len(mids), bool)
         self.overflow_idx = None
         if fmt.kind == "float":
             # the value after max if the exponent range were unbounded: OCP's non-saturating
@@ -86,6 +91,7 @@ class _Tables:
             codes = np.flatnonzero(fmt.finite & (fmt.values == fmt.max))
             nxt = fmt.max + math.ldexp(1.0, int(fmt.exp[codes[0]]))  # max + one ulp of its binade
             mids = np.append(mids, (fmt.max + nxt) / 2)
+            tie_up = np.append(tie_up, False)
             self.overflow_idx = len(mags)
         assert np.all(mids.astype(np.float32).astype(np.float64) == mids)
         mid_bits = mids.astype(np.float32).view(np.int32)
@@ -94,6 +100,15 @@ class _Tables:
         for b in mid_bits.tolist():
             tz = (b & -b).bit_length() - 1 if b else 23
             low = max(low, 23 - min(tz, 23))
+        # formats whose boundaries need more than 13 fraction bits (APoT, LNS, posits) or tie
+        # upwards: a binary search over the boundary bit patterns instead of a bucket table
+        self.search = bool(low > 13 or tie_up.any())
+        i = np.arange(len(mids))
+        self.thr_bits = mid_bits.astype(np.int32)
+        self.tie_idx = np.where(tie_up, i + 1, i + (i & 1)).astype(np.int32)
+        if self.search:
+            low = 0
+            mids = mids[:0]
         self.shift = 23 - low
         nb = 1 << (31 - self.shift)
         sbits = np.arange(nb, dtype=np.int64) << self.shift
@@ -119,7 +134,8 @@ class _Tables:
             code_of_idx[i] = int(c[0])
         val_of_idx = np.append(mags, np.nan if fmt.inf_code is None else np.inf)[:n_idx]
         if self.overflow_idx is not None:
-            code_of_idx[self.overflow_idx] = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code
+            ovf = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code
+            code_of_idx[self.overflow_idx] = 0 if ovf is None else ovf  # None (e2m1): an error, see _encode32
         self.code_of_idx = code_of_idx
         self.val_of_idx = val_of_idx.astype(np.float32)
         self.n_mags = len(mags)
@@ -158,7 +174,12 @@ class _Tables:
                 "code": t(self.code_of_idx), "val": t(self.val_of_idx),
                 "values": t(self.values32), "canonical": t(self.canonical), "vlut": t(self.vlut),
                 "slut": t(np.concatenate([self.vlut, -self.vlut])),
+                "thr": t(self.thr_bits), "tie": t(self.tie_idx),
             }
+            if self.fmt.negation == "twos":
+                n = self.fmt.n_codes
+                c = np.arange(n)
+                d["twos"] = t(np.where(c < n >> 1, c, (-(c - (n >> 1))) & (n - 1)).astype(np.int32))
             if self.fmt.kind == "residual":
                 d["rmap"] = t(self.rmap.reshape(-1))
             self._dev[key] = d
@@ -237,6 +258,12 @@ def _nan_error(x: torch.Tensor, fmt: F.Format, what: str) -> QuantError:
 
 def _nearest_idx(ab: torch.Tensor, tb: _Tables, d: dict) -> torch.Tensor:
     """Index into fmt.magnitudes (or the overflow index) of |x|, from its float32 bits ``ab``."""
+    if tb.search:
+        thr = d["thr"]
+        j = torch.searchsorted(thr, ab.contiguous(), right=False).to(torch.int32)  # boundaries below |x|
+        jj = j.clamp_max(thr.numel() - 1).long()
+        at = (j < thr.numel()) & (thr.index_select(0, jj.reshape(-1)).view_as(ab) == ab)
+        return torch.where(at, d["tie"].index_select(0, jj.reshape(-1)).view_as(ab), j)
     b = ab >> tb.shift
     exact = (ab & ((1 << tb.shift) - 1)) == 0
     return torch.where(exact, d["start"].index_select(0, b.reshape(-1)).view_as(b),
@@ -308,8 +335,11 @@ def _encode32(x: torch.Tensor, fmt: F.Format, rounding: str, saturate: bool) -> 
                                  "with saturate=False")
         q = r.clamp(-128, 127).to(torch.int32)
         return q & 0xFF
+    if fmt.negation == "twos" and not saturate:
+        raise QuantError(f"{fmt.name}: posits never overflow (beyond maxpos rounds to maxpos); "
+                         "saturate=False is not valid for them")
     bits = x.view(torch.int32)
-    sign = (bits >> 24) & 0x80  # arithmetic shift: keep only bit 7 of the result
+    sign = ((bits >> 31) & 1) << (fmt.code_bits - 1)  # the code's sign bit
     if fmt.kind == "residual" and rounding != "nearest":
         code = _residual_codes(x, fmt, rounding, saturate, d, tb)
         return code | sign
@@ -319,12 +349,20 @@ def _encode32(x: torch.Tensor, fmt: F.Format, rounding: str, saturate: bool) -> 
     if tb.overflow_idx is not None:
         if saturate:
             idx = idx.clamp_max(tb.n_mags - 1)
+        elif fmt.inf_code is None and fmt.nan_code is None:
+            over = idx == tb.overflow_idx
+            if bool(over.any()):
+                raise QuantError(f"{int(over.sum())} value(s) exceed the {fmt.name} range (max {fmt.max}) "
+                                 "with saturate=False")
     elif not saturate:
         over = ab > int(np.float32(fmt.max).view(np.int32))
         if bool(over.any()):
             raise QuantError(f"{int(over.sum())} value(s) exceed the {fmt.name} range (max {fmt.max}) "
                              "with saturate=False")
     code = d["code"].index_select(0, idx.reshape(-1)).view_as(idx) | sign
+    if fmt.negation == "twos":  # posits: two's complement negatives, NaN and +-Inf are NaR
+        code = d["twos"].index_select(0, code.reshape(-1)).view_as(code)
+        nan = nan | torch.isinf(x)
     if fmt.nan_code is not None:
         code = torch.where(nan, torch.full_like(code, fmt.nan_code), code)
     return d["canonical"].index_select(0, code.reshape(-1)).view_as(code)
@@ -441,7 +479,7 @@ def scale_exponent(amax: torch.Tensor, fmt, rule: str = "ceil") -> torch.Tensor:
     if rule == "mx":
         a = amax.to(torch.float64)
         _, ea = torch.frexp(torch.where(torch.isfinite(a), a, torch.zeros_like(a)))
-        _, em = torch.frexp(torch.tensor(fmt.max, dtype=torch.float64))
+        _, em = torch.frexp(torch.tensor(fmt.scale_target, dtype=torch.float64))
         k = (ea - em).to(torch.int64).clamp(_SCALE_MIN, _SCALE_MAX)
         k = torch.where(a == 0, torch.full_like(k, _SCALE_MIN), k)
         return torch.where(torch.isfinite(a), k, torch.full_like(k, SCALE_NAN)).to(torch.int32)
@@ -449,12 +487,12 @@ def scale_exponent(amax: torch.Tensor, fmt, rule: str = "ceil") -> torch.Tensor:
         raise QuantError(f"scale rule {rule!r} is not valid; valid: ceil, mx")
     a = amax.to(torch.float64)
     _, ea = torch.frexp(a)
-    _, em = torch.frexp(torch.tensor(fmt.max, dtype=torch.float64))
+    _, em = torch.frexp(torch.tensor(fmt.scale_target, dtype=torch.float64))
     k0 = (ea - em).to(torch.int64)
     k = k0 + 1
     for delta in (0, -1):  # amax/max is in (2**(k0-1), 2**(k0+1)): the answer is k0 or k0+1
         c = k0 + delta
-        ok = a <= torch.ldexp(torch.full_like(a, fmt.max), c)
+        ok = a <= torch.ldexp(torch.full_like(a, fmt.scale_target), c)
         k = torch.where(ok, c, k)
     k = torch.where(a == 0, torch.zeros_like(k), k)
     # E8M0 range: k < -127 only for amax < max * 2**-127, where -127 still satisfies the bound

@@ -280,7 +280,7 @@ def eval_lm(model, tokens, block: int, max_windows: int | None = None, batch: in
 
 def print_table(title: str, headers: list[str], rows: list[list], console=None) -> None:
     """A rich summary table."""
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=title)

@@ -30,7 +30,7 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
     ray://HOST:PORT) and ``workers`` say where they run; results are cached under the cache
     root unless ``use_cache`` is False.
     """
-    from rich.console import Console
+    from rf8sim.console import Console
 
     from . import RECIPES
 

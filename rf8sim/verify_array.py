@@ -1,0 +1,177 @@
+"""The PE array on real data: ``rf8sim verify-layer --array RxC`` and ``rf8sim array verify-minilm``.
+
+Cross-layer code (golden model, torch emulation, RTL, the MiniLM workload), so it lives at the top
+of the package beside :mod:`rf8sim.verify` and imports the parts lazily.
+
+Every Linear of all-MiniLM-L6-v2 gets its real inputs from a forward pass over real sentences
+(:func:`rf8sim.golden.aligned_error.collect_minilm_linears`, every non-padding token); the
+activations are encoded (bf16/fp16: round to nearest even; 8-bit: per-token power-of-two scales)
+and the weights quantized per output channel.  The array has no scale inputs (a power-of-two
+scale is applied outside the datapath), so it runs the GEMM of the **codes**, and the same codes
+go through ``rf8sim.golden.gemm`` under the array's accumulation order and, where it has that
+order, through the torch emulation (``aligned:K:M``: always; fixed point: when no output
+saturates, where the grouped order equals torch's k order).  Every output is compared, the
+accumulator bits and both flags.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RF8SimError
+
+__all__ = ["ArrayVerifyError", "array_leg", "minilm_layers", "verify_minilm", "render_minilm", "RECORD"]
+
+#: the checked-in MiniLM array verification record (docs/hdl.md, block ``hdl:array-minilm``)
+RECORD = "hdl/results/array-minilm-bf16xrf8-aligned-32-16-8x8.json"
+
+
+class ArrayVerifyError(RF8SimError, ValueError):
+    """Bad arguments to the array verification (unknown layer, size, ...)."""
+
+
+def _torch_check(cfg, a, w) -> dict | None:
+    """The torch emulation's outputs for the same codes (None where it has no equivalent order)."""
+    import torch
+
+    if cfg.kind == "aligned":
+        from .training.w8a16 import gemm16
+
+        a_t = torch.from_numpy(a.astype(np.int32)).to(torch.int16).view(torch.uint16)
+        w_t = torch.from_numpy(w.astype(np.int32)).to(torch.int16).view(torch.uint16) if w.dtype == np.uint16 \
+            else torch.from_numpy(w)
+        r = gemm16(a_t, w_t, cfg.a_fmt.name, cfg.w_fmt.name, str(cfg.acc))
+        return {"acc": r.bits.numpy().astype(np.uint32), "overflow": r.overflow.numpy(),
+                "invalid": r.invalid.numpy()}
+    from .training.gemm import gemm
+
+    r = gemm(torch.from_numpy(a), torch.from_numpy(w), cfg.a_fmt, cfg.w_fmt, cfg.acc.ungrouped())
+    if bool(r.overflow.any()):
+        return None   # saturating outputs: torch sums in k order, the array in groups of R
+    return {"acc": r.acc.numpy(), "overflow": r.overflow.numpy(), "invalid": r.invalid.numpy()}
+
+
+def array_leg(cfg, a_codes, w_codes, simulator: str = "verilator", tag: str = "verify") -> dict:
+    """The array on one GEMM of codes against golden (array order) and torch; counted."""
+    from .hdl.arraysim import compare, expected, run_gemm
+
+    t_start = time.perf_counter()
+    got = run_gemm(cfg, a_codes, w_codes, simulator, tag=tag)
+    t0 = time.perf_counter()
+    g = compare(got, expected(cfg, a_codes, w_codes))
+    golden_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tt = _torch_check(cfg, a_codes, w_codes)
+    tc = compare(got, tt) if tt is not None else None
+    return {"outputs": g["outputs"], "golden": g, "torch": tc, "cycles": got["sim_cycles"],
+            "schedule": got["schedule"], "sim_s": got["sim_s"], "stream_s": got["stream_s"],
+            "golden_s": golden_s, "torch_s": time.perf_counter() - t0, "module": got["module"],
+            "wall_s": time.perf_counter() - t_start}
+
+
+def minilm_layers(sentences: int = 8, a_fmt="bf16", w_fmt="rf8", seed: int = 0, names=None):
+    """``(layers, n_sentences, n_tokens)``: per MiniLM Linear ``(name, a_codes (tokens, in), w_codes (out, in))``.
+
+    ``names``: a subset of the Linear names (ArrayVerifyError naming the valid ones otherwise)."""
+    import rf8sim.golden as G
+
+    from . import formats as F
+    from .golden.aligned_error import collect_minilm_linears
+
+    layers, n_sent, n_tok = collect_minilm_linears(sentences, rows=1 << 30, seed=seed)
+    valid = [n for n, _, _ in layers]
+    if names:
+        bad = [n for n in names if n not in valid]
+        if bad:
+            raise ArrayVerifyError(f"MiniLM has no Linear layer {bad[0]!r}; valid: {', '.join(valid[:6])}, ... "
+                                   f"({len(valid)} in all, e.g. encoder.layer.5.output.dense)")
+        layers = [x for x in layers if x[0] in names]
+    a_f, w_f = F.get(a_fmt), F.get(w_fmt)
+    out = []
+    for name, x, w in layers:
+        if getattr(a_f, "code_bits", 8) == 16:
+            ac = np.asarray(G.encode(x, a_f.name)).astype(np.uint16)
+        else:
+            ac, _ = G.quantize(x, a_f.name, "nearest", "channel")
+        wc, _ = G.quantize(w, w_f.name, "nearest", "channel")
+        out.append((name, np.ascontiguousarray(ac), np.ascontiguousarray(wc)))
+    return out, n_sent, n_tok
+
+
+def verify_minilm(size: str = "8x8", a_fmt="bf16", w_fmt="rf8", acc="aligned:32:16", sentences: int = 8,
+                  simulator: str = "verilator", layers=None, depth: int | None = None, progress=None) -> dict:
+    """Every (or the named) MiniLM Linear through the array, cycle-accurately; the report dict."""
+    from .hdl.array import ArrayConfig
+    from .hdl.array_cli import parse_size
+
+    if isinstance(sentences, bool) or not isinstance(sentences, int) or sentences < 1:
+        raise ArrayVerifyError(f"sentences must be a positive integer, got {sentences!r}")
+    R, C = parse_size(size)
+    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, R, C, depth)
+    data, n_sent, n_tok = minilm_layers(sentences, a_fmt, w_fmt, names=layers)
+    rows = []
+    t0 = time.perf_counter()
+    for i, (name, a, w) in enumerate(data):
+        r = array_leg(cfg, a, w, simulator, tag=f"minilm-{name}")
+        row = {"layer": name, "M": int(a.shape[0]), "K": int(a.shape[1]), "N": int(w.shape[0]),
+               "outputs": r["outputs"], "golden_mismatches": r["golden"]["mismatches"],
+               "torch_mismatches": None if r["torch"] is None else r["torch"]["mismatches"],
+               "torch_compared": 0 if r["torch"] is None else r["torch"]["compared"],
+               "compared": r["golden"]["compared"], "overflowed": r["golden"]["overflowed"],
+               "invalid": r["golden"]["invalid"], "cycles": r["cycles"],
+               "utilization": r["schedule"]["utilization"], "sim_s": r["sim_s"], "stream_s": r["stream_s"],
+               "golden_s": r["golden_s"], "torch_s": r["torch_s"], "wall_s": r["wall_s"]}
+        rows.append(row)
+        if progress:
+            progress(f"[{i + 1}/{len(data)}] {name} {row['M']}x{row['K']}x{row['N']}: {row['outputs']:,} outputs, "
+                     f"{row['golden_mismatches']} mismatches vs golden, "
+                     f"{'-' if row['torch_mismatches'] is None else row['torch_mismatches']} vs torch, "
+                     f"{row['cycles']:,} cycles, simulation {row['sim_s']:.1f} s (layer {row['wall_s']:.1f} s: "
+                     f"golden {row['golden_s']:.1f}, torch {row['torch_s']:.1f})")
+    tot = {k: sum(r[k] for r in rows) for k in ("outputs", "compared", "golden_mismatches", "torch_compared",
+                                                 "overflowed", "invalid", "cycles")}
+    tot["torch_mismatches"] = sum(r["torch_mismatches"] or 0 for r in rows)
+    return {"kind": "array_minilm", "config": cfg.describe(), "simulator": simulator, "sentences": n_sent,
+            "tokens": n_tok, "layers": rows, "totals": tot, "wall_s": time.perf_counter() - t0,
+            "ok": tot["golden_mismatches"] == 0 and tot["torch_mismatches"] == 0 and tot["outputs"] > 0}
+
+
+def render_minilm(root=None) -> str:
+    """The docs/hdl.md block ``hdl:array-minilm`` from :data:`RECORD`."""
+    import json
+
+    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    p = root / RECORD
+    if not p.exists():
+        raise ArrayVerifyError(f"record {RECORD} is missing: run `rf8sim array verify-minilm --record {RECORD}`")
+    r = json.loads(p.read_text())
+    c, t = r["config"], r["totals"]
+    prov = r["provenance"]
+    commit = (prov.get("commit") or "?")[:10] + (" (dirty)" if prov.get("dirty") else "")
+    lines = [
+        f"Record `{RECORD}`: `{prov['command']}` at commit {commit}, {prov['utc']}. "
+        f"all-MiniLM-L6-v2, {len(r['layers'])} Linear layers, every real token of {r['sentences']} sentences "
+        f"({r['tokens']} tokens), {c['a_fmt']} activations x {c['w_fmt']} weights (codes; per-channel scales "
+        f"outside the array), accumulator `{c['acc']}`, {c['rows']}x{c['cols']} array (depth {c['depth']}), "
+        f"cycle-accurate on {r['simulator']}.",
+        "",
+        "| layers | outputs | values compared (acc + 2 flags) | mismatches vs golden | values vs torch | "
+        "mismatches vs torch | overflowed | invalid | array cycles | simulation s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {len(r['layers'])} | {t['outputs']:,} | {t['compared']:,} | {t['golden_mismatches']} | "
+        f"{t['torch_compared']:,} | {t['torch_mismatches']} | {t['overflowed']} | {t['invalid']} | "
+        f"{t['cycles']:,} | {sum(x['sim_s'] for x in r['layers']):.0f} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _register_docs() -> None:
+    from .docgen import register
+
+    register("hdl:array-minilm")(render_minilm)
+
+
+_register_docs()

@@ -1,0 +1,228 @@
+"""The PE array: the golden model's grouped order, the scheduler, and whole GEMMs on Icarus vs golden.
+
+References written differently from the code under test: the grouped fixed-point order with
+Python Fractions over the format tables (tests/reference.py), the aligned:K:M float32 chain with
+Fractions (tests/fp32_ref.py), and the schedule's cycle count from a clock-by-clock replay.
+"""
+
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from rf8sim import formats as F
+from rf8sim.accspec import AccSpec, AccSpecError
+
+from reference import table
+from toolcheck import needs
+
+icarus = needs(lambda: shutil.which("iverilog") and shutil.which("vvp"), "Icarus Verilog", "apt-get install iverilog")
+
+
+def grouped_ref(a_row, w_row, a_fmt, w_fmt, frac: int, width: int, G: int):
+    """(acc, overflow, invalid) of one output: groups of G products floored to frac bits, summed exactly,
+    then one clamped add per group (docs/formats.md, group order)."""
+    ta, tw = table(F.get(a_fmt)), table(F.get(w_fmt))
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    acc, ovf, inv = 0, False, False
+    for g in range(0, len(a_row), G):
+        s = 0
+        for ca, cw in zip(a_row[g:g + G], w_row[g:g + G]):
+            va, vw = ta[int(ca)], tw[int(cw)]
+            if not isinstance(va, Fraction) or not isinstance(vw, Fraction):
+                inv = True
+                continue
+            x = va * vw * (1 << frac)
+            s += x.numerator // x.denominator          # floor
+        acc += s
+        if acc > hi or acc < lo:
+            acc, ovf = max(lo, min(hi, acc)), True
+    return acc, ovf, inv
+
+
+@pytest.mark.parametrize("a_fmt,w_fmt,acc,G", [("rf8", "rf8", "8:14", 4), ("e5m2", "e4m3", "10:18", 8),
+                                               ("int8", "rf8", "3:16", 3)])
+def test_golden_grouped_order_matches_fraction_reference(a_fmt, w_fmt, acc, G):
+    import rf8sim.golden as Gm
+
+    rng = np.random.default_rng(G)
+    M, K, N = 6, 24, 5
+    a = rng.integers(0, 256, (M, K), dtype=np.uint8)
+    w = rng.integers(0, 256, (N, K), dtype=np.uint8)
+    spec = AccSpec.parse(f"{acc}:g{G}")
+    assert spec.group == G and str(spec) == f"{acc}:g{G}"
+    got = Gm.gemm(a, w, a_fmt, w_fmt, spec)
+    k_order = Gm.gemm(a, w, a_fmt, w_fmt, acc)
+    frac, width = (int(x) for x in acc.split(":"))
+    n = 0
+    for m in range(M):
+        for j in range(N):
+            ref = grouped_ref(a[m], w[j], a_fmt, w_fmt, frac, width, G)
+            assert (int(got.acc[m, j]), bool(got.overflow[m, j]), bool(got.invalid[m, j])) == ref, (m, j)
+            n += 1
+    assert n == M * N
+    assert got.overflow.sum() > 0                      # the narrow accumulators saturate ...
+    assert (np.asarray(got.acc) != np.asarray(k_order.acc)).sum() > 0  # ... where the orders differ
+
+
+def test_grouped_order_with_channel_scales():
+    import rf8sim.golden as Gm
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (4, 16), dtype=np.uint8)
+    w = rng.integers(0, 256, (3, 16), dtype=np.uint8)
+    sa = np.array([0, 1, -1, 2], np.int8)
+    sw = np.array([1, 0, -2], np.int8)
+    got = Gm.gemm(a, w, "rf8", "rf8", AccSpec(12, 16, group=4), sa, sw, "channel", "channel")
+    for m in range(4):
+        for j in range(3):
+            ref = grouped_ref(a[m], w[j], "rf8", "rf8", 12 + int(sa[m]) + int(sw[j]), 16, 4)
+            assert (int(got.acc[m, j]), bool(got.overflow[m, j])) == ref[:2]
+
+
+def test_group_bad_input():
+    with pytest.raises(AccSpecError, match="group"):
+        AccSpec(8, 16, group=0)
+    with pytest.raises(AccSpecError, match="fixed-point option"):
+        AccSpec(None, None, "fp32", group=4)
+    import rf8sim.golden as Gm
+
+    with pytest.raises(AccSpecError, match="lanes of a beat are the group"):
+        Gm.mac(np.zeros(4, np.uint8), np.zeros(4, np.uint8), None, "rf8", "rf8", AccSpec(8, 16, group=2))
+
+
+# ---------------------------------------------------------------------------------------- scheduler
+
+
+def _replay(M, K, N, R, C, D):
+    """Clock by clock: a tile starts at the first clock where the stream port is free and its weights
+    (loaded once the previous tile's swap has passed PE(R-1, C-1)) are complete."""
+    tiles = [(nt, mc, kt) for nt in range(N // C) for mc in range(-(-M // D)) for kt in range(K // R)]
+    swaps, busy_until, load_done, clock = [], 0, R - 1, 0
+    for _, mc, _ in tiles:
+        while clock < busy_until or clock < load_done:
+            clock += 1
+        swaps.append(clock)
+        busy_until = clock + min(D, M - mc * D)
+        load_done = clock + (R + C - 1) + (R - 1)    # next tile's R loads start after the swap wave
+    return swaps, busy_until
+
+
+@pytest.mark.parametrize("shape", [(20, 16, 8, 4, 4, 16), (5, 32, 16, 8, 8, 32), (130, 64, 32, 16, 16, 64),
+                                   (3, 8, 4, 4, 4, 4)])
+def test_schedule_matches_replay(shape):
+    from rf8sim.hdl.schedule import plan
+
+    M, K, N, R, C, D = shape
+    s = plan(M, K, N, R, C, D, latency=R + 2)
+    swaps, end = _replay(M, K, N, R, C, D)
+    assert list(s.tile_start) == swaps
+    assert s.cycles == end + (R + 2) + C - 2
+    assert s.tiles == (N // C) * (K // R) * -(-M // D)
+    assert 0 < s.utilization <= 1
+    assert s.busy_cycles * R * C == M * K * N
+
+
+def test_schedule_bad_shapes():
+    from rf8sim.hdl.schedule import ScheduleError, plan
+
+    with pytest.raises(ScheduleError, match="K must be a multiple of R = 8"):
+        plan(4, 20, 8, 8, 8, 32)
+    with pytest.raises(ScheduleError, match="N must be a multiple of C = 4"):
+        plan(4, 16, 6, 4, 4, 16)
+    with pytest.raises(ScheduleError, match="alignment block 32"):
+        plan(4, 48, 8, 4, 4, 16, block=32)
+    with pytest.raises(ScheduleError, match="M must be a positive integer"):
+        plan(0, 16, 8, 4, 4, 16)
+
+
+# ------------------------------------------------------------------------------------- generator
+
+
+def test_array_config_bad_input():
+    from rf8sim.hdl.array import MAX_DIM, ArrayConfig
+    from rf8sim.hdl.mac import HdlError
+
+    for bad in (0, MAX_DIM + 1, 2.5, True):
+        with pytest.raises(HdlError, match=f"rows \\(R\\) must be an integer in 1..{MAX_DIM}"):
+            ArrayConfig.make("rf8", "rf8", "16:32", bad, 4)
+    with pytest.raises(HdlError, match="cols"):
+        ArrayConfig.make("rf8", "rf8", "16:32", 4, 0)
+    with pytest.raises(HdlError, match="an fp32 chain has no integer partial sums"):
+        ArrayConfig.make("bf16", "rf8", "fp32", 4, 4)
+    with pytest.raises(HdlError, match="must divide the block K = 32.*valid R: 1, 2, 4, 8, 16, 32"):
+        ArrayConfig.make("bf16", "rf8", "aligned:32:16", 12, 4)
+    with pytest.raises(HdlError, match="takes bf16/fp16 activations"):
+        ArrayConfig.make("rf8", "rf8", "aligned:32:16", 4, 4)
+    with pytest.raises(HdlError, match="takes 8-bit activations"):
+        ArrayConfig.make("bf16", "rf8", "16:32", 4, 4)
+    with pytest.raises(HdlError, match="pe_stages"):
+        ArrayConfig.make("rf8", "rf8", "16:32", 4, 4, pe_stages=3)
+    with pytest.raises(HdlError, match="not one of"):
+        ArrayConfig.make("rf8", "rf8", "sixteen", 4, 4)
+
+
+def test_array_verilog_ports_and_header():
+    from rf8sim.hdl.array import generate_array_verilog
+
+    text, cfg = generate_array_verilog("bf16", "rf8", "aligned:8:12", 4, 2, depth=16)
+    assert cfg.latency == 4 + 2 and cfg.golden_acc() == AccSpec.aligned(8, 12)
+    head = text.splitlines()[:4]
+    assert "module " not in "".join(head) and "rows=4 cols=2" in head[1]
+    for port, bits in (("in_a", 64), ("in_w", 16), ("in_emax", 8), ("out_acc", 64), ("in_addr", 4)):
+        assert f"input [{bits - 1}:0] {port};" in text or f"output [{bits - 1}:0] {port};" in text, port
+
+
+# ------------------------------------------------------------------- whole GEMMs on Icarus vs golden
+
+CASES = [
+    # (a, w, acc, M, K, N, operands): every accumulator kind the array builds, on a 4x4 array
+    ("rf8", "rf8", "16:24", 21, 16, 8, "edge"),          # saturating fixed point
+    ("e5m2", "e4m3", "exact", 9, 8, 4, "edge"),          # NaN / Inf operands, exact accumulator
+    ("bf16", "rf8", "aligned:8:12", 11, 16, 8, "edge"),  # W8A16: subnormals, NaN/Inf, fp32 overflow, zero blocks
+]
+
+
+@icarus
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}@{c[2]}")
+def test_array_gemm_bit_exact_on_icarus(case, tmp_path):
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.arraysim import operands, verify_gemm
+
+    a_fmt, w_fmt, acc, M, K, N, kind = case
+    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, 4, 4, depth=8)
+    a, w = operands(cfg, M, K, N, kind, seed=1)
+    rep = verify_gemm(cfg, a, w, "icarus", root=tmp_path)
+    assert rep["outputs"] == M * N and rep["compared"] == 3 * M * N
+    assert rep["mismatches"] == 0, rep
+    s = rep["schedule"]
+    assert rep["sim_cycles"] == s["cycles"] and s["tiles"] == (N // 4) * (K // 4) * -(-M // 8)
+    if cfg.kind == "aligned":
+        assert rep["invalid"] > 0 and rep["overflowed"] > 0
+    elif acc != "exact":
+        assert rep["overflowed"] > 0
+    else:
+        assert rep["invalid"] > 0
+
+
+@icarus
+def test_aligned_array_against_fraction_reference(tmp_path):
+    """The W8A16 array against the Fraction float32 reference (not the golden model)."""
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.arraysim import operands, run_gemm
+
+    from fp32_ref import aligned_dot
+
+    cfg = ArrayConfig.make("fp16", "rf8", "aligned:8:10", 4, 4, depth=8, pe_stages=2)
+    a, w = operands(cfg, 6, 16, 4, "edge", seed=5)
+    got = run_gemm(cfg, a, w, "icarus", root=tmp_path)
+    n = 0
+    for m in range(6):
+        for j in range(4):
+            ref = aligned_dot([int(x) for x in a[m]], [int(x) for x in w[j]], "fp16", "rf8", 8, 10)
+            assert (int(got["acc"][m, j]), bool(got["overflow"][m, j]), bool(got["invalid"][m, j])) == ref, (m, j)
+            n += 1
+    assert n == 24

@@ -1,0 +1,226 @@
+"""Issue 22's probe findings (bad or unusual input on documented paths): each ends in a clear
+one-line error naming what is valid, or in the correct result.  Each test failed before its fix."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rf8sim.cli import main
+from rf8sim.errors import OutputError, RF8SimError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _cli(capsys, *argv):
+    rc = main(list(argv))
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+# ------------------------------------------------------------------ CLI options (probe 8)
+
+@pytest.mark.parametrize("argv", [
+    ("gg-fit", "model.safetensors", "--json", ""),
+    ("verify-layer", "--json", ""),
+    ("verilog", "-o", ""),
+])
+def test_empty_option_value_is_refused(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = _cli(capsys, *argv)
+    assert rc == 2
+    assert "was given an empty value" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_layer_rtl_slice_zero_is_refused(capsys):
+    rc, out, err = _cli(capsys, "verify-layer", "--rtl-slice", "0")
+    assert rc == 2 and "--rtl-slice must be >= 1" in err and "--no-rtl" in err
+
+
+def _never(what):
+    def fn(*a, **k):
+        raise AssertionError(f"{what} ran although its options were wrong")
+    return fn
+
+
+def test_output_path_naming_a_folder_is_refused(capsys, tmp_path):
+    rc, out, err = _cli(capsys, "verilog", "-o", str(tmp_path / "newdir") + "/")
+    assert rc == 2 and "ends with '/'" in err
+    assert not (tmp_path / "newdir").exists()
+
+
+@pytest.mark.parametrize("g,want", [("ceil", "block"), ("block", "block"), ("channel", "channel")])
+def test_study_config_takes_the_library_granularity_names(g, want):
+    from rf8sim.study.config import config_from_dict
+
+    cfg = config_from_dict({"sweep": {"granularities": [g]}, "transformer": {"granularity": g},
+                            "tinylm": {"granularity": g}})
+    assert cfg.sweep.granularities == (want,) or list(cfg.sweep.granularities) == [want]
+    assert cfg.transformer.granularity == want and cfg.tinylm.granularity == want
+
+
+def test_study_config_mx_refused_by_name():
+    from rf8sim.study.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match="'mx'.*not swept.*valid: tensor, channel, ceil"):
+        config_from_dict({"sweep": {"granularities": ["mx"]}})
+
+
+# ------------------------------------------------------------------ flow / study (probes 3, 7)
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_flow_unreachable_cluster_fails_up_front(capsys, tmp_path, monkeypatch):
+    from rf8sim.study import flow
+
+    monkeypatch.setattr(flow, "run_flow", _never("the flow"))
+    rc, out, err = _cli(capsys, "flow", "--out", str(tmp_path / "r"), "--cluster", f"127.0.0.1:{_closed_port()}")
+    assert rc == 2 and "Ray" in err and len(err.strip().splitlines()) == 1
+
+
+def test_flow_cluster_with_skip_hdl_is_refused(capsys, tmp_path, monkeypatch):
+    from rf8sim.study import flow
+
+    monkeypatch.setattr(flow, "run_flow", _never("the flow"))
+    rc, out, err = _cli(capsys, "flow", "--out", str(tmp_path / "r"), "--skip-hdl", "--cluster", "auto")
+    assert rc == 2 and "--skip-hdl" in err
+
+
+def test_second_flow_into_the_same_out_stops_at_once(tmp_path, monkeypatch):
+    from rf8sim import fileio
+    from rf8sim.study import flow_stages
+    from rf8sim.study.flow import default_config, run_flow
+
+    monkeypatch.setattr(flow_stages, "STAGES", (("a", lambda ctx: {}),))
+    out = tmp_path / "r"
+    with fileio.claim_dir(out):  # the first run, still going
+        with pytest.raises(OutputError, match="in use by another rf8sim run"):
+            run_flow(default_config(quick=True), out, progress=False)
+    assert not (out / "report.md").exists()
+    assert run_flow(default_config(quick=True), out, progress=False).exit_code == 0  # free again
+    assert run_flow(default_config(quick=True), out, progress=False).exit_code == 0  # replaces its own folder
+
+
+def test_second_sweep_into_the_same_out_stops_at_once(tmp_path):
+    from rf8sim import fileio
+    from rf8sim.study.area_accuracy import run_sweep
+    from rf8sim.study.config import config_from_dict
+
+    cfg = config_from_dict({"sweep": {"formats": ["rf8"], "roundings": ["nearest"], "granularities": ["tensor"],
+                                      "acc": ["exact"]}, "area": {"mode": "off"}, "study": {"workers": 1}})
+    acc = lambda job: {"accuracy": 0.5}  # noqa: E731
+    with fileio.claim_dir(tmp_path / "o"):
+        with pytest.raises(OutputError, match="in use by another rf8sim run"):
+            run_sweep(cfg, tmp_path / "o", accuracy_fn=acc, progress=False)
+    assert not (tmp_path / "o" / "results.json").exists()
+    run_sweep(cfg, tmp_path / "o", accuracy_fn=acc, progress=False)
+    assert (tmp_path / "o" / "results.json").exists()
+
+
+# ------------------------------------------------------------------ training API (probes 9, 10)
+
+def _mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 8))
+
+
+def test_save_rf8_creates_the_folder(tmp_path):
+    from rf8sim.training.export import load_rf8, save_rf8
+
+    m = _mlp()
+    p = tmp_path / "missing" / "deeper" / "m.safetensors"
+    save_rf8(m, p)
+    m2 = _mlp(1)
+    load_rf8(p, m2)
+    assert sorted(x.name for x in p.parent.iterdir()) == ["m.safetensors"]  # no temporary file left
+
+
+def test_load_rf8_not_strict_into_a_model_lacking_a_weight(tmp_path):
+    from rf8sim.training.export import load_rf8, save_rf8
+    from rf8sim.training.quant import fake_quant
+
+    m = _mlp()
+    save_rf8(m, tmp_path / "m.safetensors")
+    small = nn.Sequential(nn.Linear(32, 32))  # holds "0.weight" / "0.bias", not "2.*"
+    load_rf8(tmp_path / "m.safetensors", small, strict=False)
+    want = fake_quant(m[0].weight.detach(), "rf8", granularity="channel")
+    assert torch.equal(small[0].weight.detach(), want)
+    assert torch.equal(small[0].bias.detach(), m[0].bias.detach())
+
+
+@pytest.mark.parametrize("n", [0, 1, -1, 2.5, True])
+def test_fit_gg_max_samples_validated(n):
+    from rf8sim.training.gg import GGError, fit_gg
+
+    with pytest.raises(GGError, match="max_samples must be None"):
+        fit_gg(torch.randn(1000), "mle", max_samples=n)
+
+
+@pytest.mark.parametrize("loc", ["median", "", float("nan"), None, True])
+def test_fit_gg_loc_validated(loc):
+    from rf8sim.training.gg import GGError, fit_gg
+
+    with pytest.raises(GGError, match="loc must be 'auto'"):
+        fit_gg(torch.randn(1000), "moments", loc=loc)
+
+
+def test_fit_gg_fixed_loc_still_works():
+    from rf8sim.training.gg import fit_gg
+
+    x = torch.randn(4000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 3
+    assert fit_gg(x, "moments", loc=3).loc == 3.0
+    assert fit_gg(x, "moments", loc=np.float32(3)).loc == 3.0
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.uint8])
+def test_gg_init_refuses_integer_tensors(dtype):
+    from rf8sim.training.gg import GGError, gg_init_
+
+    t = torch.zeros(8, 8, dtype=dtype)
+    with pytest.raises(GGError, match="floating-point"):
+        gg_init_(t)
+    assert not t.any()
+
+
+def test_gg_fit_cli_on_an_rf8_file_fits_its_decoded_weights(tmp_path, capsys):
+    import json
+
+    from rf8sim.training.export import save_rf8
+    from rf8sim.training.gg import fit_gg
+    from rf8sim.training.quant import fake_quant
+
+    m = nn.Sequential(nn.Linear(64, 48))
+    save_rf8(m, tmp_path / "m.safetensors")
+    rc, out, err = _cli(capsys, "gg-fit", str(tmp_path / "m.safetensors"), "--method", "moments",
+                        "--json", str(tmp_path / "rows.json"))
+    assert rc == 0, err
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["name"] for r in rows] == ["0.weight"]
+    want = fit_gg(fake_quant(m[0].weight.detach(), "rf8", granularity="channel"), "moments")
+    assert rows[0]["beta_moments"] == pytest.approx(want.beta, rel=1e-12)
+
+
+def test_gg_fit_cli_renamed_truncated_file_says_so(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.randn(64, 64)}, str(tmp_path / "full.safetensors"))
+    data = (tmp_path / "full.safetensors").read_bytes()
+    (tmp_path / "model.pt").write_bytes(data[: len(data) // 2])
+    rc, out, err = _cli(capsys, "gg-fit", str(tmp_path / "model.pt"))
+    assert rc == 2 and "safetensors file that cannot be read (truncated or corrupted?)" in err
+    assert "WeightsUnpickler" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_errors_are_rf8sim_errors():
+    from rf8sim.training.gg import GGError
+
+    assert issubclass(GGError, RF8SimError)
