@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "rf8sim.commands",
     "rf8sim.golden.commands",
     "rf8sim.hdl.commands",
+    "rf8sim.tech.commands",
     "rf8sim.training.commands",
     "rf8sim.study.commands",
     "rf8sim.study.claims.commands",

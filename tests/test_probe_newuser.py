@@ -224,3 +224,110 @@ def test_errors_are_rf8sim_errors():
     from rf8sim.training.gg import GGError
 
     assert issubclass(GGError, RF8SimError)
+
+
+# ------------------------------------------------------------------ BackSlash / DeepShape (probe 5)
+
+def _small(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(40, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def test_backslash_warns_when_a_step_exceeds_the_weights():
+    from rf8sim.training import BackSlash
+
+    m = _small()
+    bs = BackSlash(m, lam=2e3)  # the authors' lambda on 3,200 weights: a step of ~1 per batch
+    with pytest.warns(RuntimeWarning, match=r"scale lam with the parameter count") as rec:
+        bs.step()
+        bs.step()
+    assert len([w for w in rec if issubclass(w.category, RuntimeWarning)]) == 1  # once
+    assert rec[0].filename == __file__  # points at the caller's line
+
+
+def test_backslash_scaled_lambda_is_quiet():
+    import warnings
+
+    from rf8sim.training import BackSlash
+
+    m = _small()
+    n = sum(p.numel() for name, p in m.named_parameters() if name.endswith("weight"))
+    bs = BackSlash(m, lam=1e-4 * n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            bs.step()
+
+
+def test_deepshape_names_blown_up_weights():
+    from rf8sim.training import deepshape_
+    from rf8sim.training.deepshape import DeepShapeError
+
+    m = _small()
+    with torch.no_grad():
+        m[0].weight.mul_(2e5)  # what 20 steps of an unscaled BackSlash did (|w| ~ 4e4)
+    with pytest.raises(DeepShapeError, match=r"0\.weight: values reach .*scale lam"):
+        deepshape_(m)
+
+
+def test_deepshape_warns_when_few_values_reach_the_core():
+    from rf8sim.training import deepshape_
+
+    m = _small()
+    with pytest.warns(RuntimeWarning, match=r"2\.weight: only \d+ of 640 values .*step_exp="):
+        deepshape_(m)
+
+
+# ------------------------------------------------------------------ quantize_ (probe 6)
+
+@pytest.mark.parametrize("forward", ["fake", "exact"])
+def test_quantize_keeps_a_bf16_model_bf16(forward):
+    from rf8sim.training import QuantConfig, quantize_
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 8)).to(torch.bfloat16)
+    ref = nn.Sequential(*[nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 8)])
+    ref.load_state_dict({k: v.float() for k, v in m.state_dict().items()})
+    quantize_(m, QuantConfig(forward=forward))
+    quantize_(ref, QuantConfig(forward=forward))
+    x = torch.randn(4, 32).to(torch.bfloat16)
+    y = m(x)  # the second packed layer takes the first one's bf16 output
+    assert y.dtype == torch.bfloat16
+    # the float32 model fed the same bf16-rounded activations between layers gives the same bits
+    h = ref[0](x.float()).to(torch.bfloat16)
+    want = ref[2](torch.relu(h).float()).to(torch.bfloat16)
+    assert torch.equal(y, want)
+
+
+def test_quantconfig_float_acc_with_8bit_activations_refused_at_construction():
+    from rf8sim.training import QuantConfig
+    from rf8sim.training.quant import QuantError
+
+    for acc in ("fp32", "aligned:32:16"):
+        with pytest.raises(QuantError, match="float accumulator.*exact, exact:TERMS or FRAC:WIDTH"):
+            QuantConfig(act_fmt="rf8", forward="exact", acc=acc)
+    with pytest.raises(QuantError, match="acc:"):
+        QuantConfig(act_fmt="rf8", forward="exact", acc="bogus")
+    assert QuantConfig(act_fmt="rf8", forward="exact", acc="16:40").acc == "16:40"
+
+
+def test_quantize_reports_multihead_attention_left_in_float():
+    import warnings
+
+    from rf8sim.training import quantize_
+    from rf8sim.training.ptq import RF8Linear
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = nn.MultiheadAttention(16, 2, batch_first=True)
+            self.fc = nn.Linear(16, 16)
+
+    b = Block()
+    with pytest.warns(UserWarning, match=r"leaves att in float.*MultiheadAttention"):
+        quantize_(b)
+    assert isinstance(b.fc, RF8Linear)
+    b2 = Block()
+    with warnings.catch_warnings():  # excluded on purpose: nothing to report
+        warnings.simplefilter("error")
+        quantize_(b2, filter_fn=lambda mod, fqn: not fqn.startswith("att"))

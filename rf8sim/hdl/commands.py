@@ -197,7 +197,7 @@ def _check_synth_flags(args) -> None:
              ("--cached-only", args.cached_only, w8a16_table, "--table w8a16 (without --timing/--power)"),
              ("--record", args.record is not None, args.table and args.power, "--table --timing --power"),
              ("--plot", args.plot is not None, args.table == "fixed" and args.record and args.power,
-              "--table --timing --power --record")]
+              "--table fixed --timing --power --record (it draws the fixed-point PPA table)")]
     for flag, given, enabled, what in needs:
         if given and not enabled:
             raise HdlError(f"{flag} acts only with {what}: add that, or drop {flag}")

@@ -89,8 +89,14 @@ def route_rows(jobs, liberty, tech, *, utilization=DEFAULT_UTILIZATION, seed=DEF
 
 
 def _jobs_of(args) -> list:
-    if not getattr(args, "table", None):
+    """The configurations of the command line: one unit, or every row of ``--table`` (fixed | w8a16)."""
+    table = getattr(args, "table", None)
+    if not table:
         return [(args.a_fmt, args.w_fmt, args.acc, args.lanes, args.result, args.stage)]
+    if table == "w8a16":
+        from .synth import w8a16_grid
+
+        return [(a, w, acc, n, None, st) for a, w, acc, n, st in w8a16_grid()]
     from .synth import TABLE_PAIRS
 
     jobs = []
@@ -127,7 +133,7 @@ def run(args) -> int:
     if args.power:
         if t != "osu018":
             raise HdlError(f"--power on {t}: gate-level activity needs that library's cell simulation models, which "
-                           "rf8sim has for osu018 only; use --timing (post-route timing works on every technology)")
+                           "rf8sim has for osu018 only; use --timing")
         from .streams import parse_stream
 
         streams = args.stream or ["minilm", "random"]
@@ -170,4 +176,4 @@ def _print(rows) -> None:
                   " / ".join(f"{v['pj_per_mac']:.1f}" for v in pw.values()) or "-",
                   f"{sum(ro['times'].values()):.0f}")
 
-    Console(width=max(Console().width, 200)).print(t)  # whole when piped
+    Console().print(t)  # whole when piped (rf8sim.console)

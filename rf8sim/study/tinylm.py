@@ -187,7 +187,7 @@ def train_tinylm(spec: TinyLMSpec, *, cache_dir=None, progress: bool = True, use
             meta = json.loads(str(z["meta"]))
             model = _model(spec)
             model.load_state_dict({k: torch.from_numpy(z[f"p:{k}"]) for k in meta["params"]}, strict=True)
-            return model.eval(), {**meta, "cached": True, "cache_file": str(f)}
+            return model.eval(), {**meta, "cached": True, "cache_file": f"model/{f.name}"}  # cache-relative
         except (OSError, ValueError, KeyError, RuntimeError):
             pass  # a damaged entry is retrained
     corpus = load_text_corpus()
@@ -210,7 +210,7 @@ def train_tinylm(spec: TinyLMSpec, *, cache_dir=None, progress: bool = True, use
         tmp = f.with_name(f"{f.stem}.tmp{os.getpid()}.npz")
         np.savez(tmp, meta=json.dumps(meta), **{f"p:{k}": v for k, v in sd.items()})
         os.replace(tmp, f)
-    return model, {**meta, "cached": False, "cache_file": str(f)}
+    return model, {**meta, "cached": False, "cache_file": f"model/{f.name}"}  # relative to the cache root
 
 
 def prepare(spec: TinyLMSpec):
