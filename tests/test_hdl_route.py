@@ -173,9 +173,9 @@ def test_unknown_technology():
     from rf8sim.errors import RF8SimError
 
     assert isinstance(e.value, RF8SimError)
-    r = subprocess.run([sys.executable, "-m", "rf8sim.cli", "synth", "--tech", "tsmc7", "--route"],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "osu018, sky130" in r.stderr
+    for cmd in (["synth", "--tech", "tsmc7", "--route"], ["array", "synth", "--tech", "tsmc7", "--route"]):
+        r = subprocess.run([sys.executable, "-m", "rf8sim.cli", *cmd], capture_output=True, text=True)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "osu018, sky130" in r.stderr, cmd
 
 
 # ----------------------------------------------------------------------------- one small design, end to end
