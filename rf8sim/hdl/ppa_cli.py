@@ -59,8 +59,7 @@ def run_ppa_cli(args) -> int:
     else:
         rows = [ppa(_spec_of_args(args), stage=args.stage, clock_ns=clock, streams=specs, beats=beats,
                     liberty=liberty, use_cache=not args.no_cache, progress=True, specify=not args.zero_delay)]
-    _print(rows, specs)
-    if args.json:
+    if args.json:  # the records first: nothing in the printing can lose them
         write_record(args.json, {"rows": rows}, overwrite=args.force)
     if args.record:
         import sys
@@ -68,6 +67,8 @@ def run_ppa_cli(args) -> int:
         cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("cli.py", "__main__.py", "rf8sim") else None
         payload = w8a16_ppa_record(rows) if args.table == "w8a16" else table_record(rows)
         write_record(args.record, payload, overwrite=args.force, command=cmd)
+    _print(rows, specs)
+    if args.record:
         print(f"wrote {args.record}")
         if args.plot:
             plot_ppa(args.record, args.plot, overwrite=args.force)
