@@ -42,6 +42,7 @@ RENDERER_MODULES = (
     "rf8sim.hdl.sim",
     "rf8sim.study.results",
     "rf8sim.hdl.ppa_cli",
+    "rf8sim.hdl.route_study",
     "rf8sim.hdl.activity",
     "rf8sim.verify",
     "rf8sim.verify_array",

@@ -292,3 +292,24 @@ def test_sky130_lefs(tmp_path):
     assert set(cells) <= set(macros) and "sky130_fd_sc_hd__fill_1" in macros
     with pytest.raises(RouteError, match="not a sky130_fd_sc_hd cell"):
         tech_lefs(get_tech("sky130"), ["NAND2X1"], tmp_path)
+
+
+def test_noise_sentences_real_only_without_overlap():
+    """The flow-noise verdict: 'real' exactly when two formats' min-max ranges over runs do not overlap."""
+    from rf8sim.hdl.route_study import noise_sentences
+
+    def row(fmt, area, crit, e=None, ok=True):
+        return {"a_fmt": fmt, "w_fmt": fmt, "acc": "16:32", "lanes": 1, "stage": "mac", "variant": "abc", "seed": 1,
+                "synth_area_um2": area, "die_um2": 2 * area, "crit_post_ns": crit, "ok": ok,
+                "streams": {"minilm": {"pj_per_mac_post": e}} if e else {}}
+
+    rec = {"rows": [row("rf8", 100, 5.0, 10), row("rf8", 104, 5.5, 11), row("e4m3", 103, 7.0, 10.5),
+                    row("e4m3", 110, 7.2, 12), row("int8", 130, 4.0), row("int8", 1, 1.0, ok=False)]}
+    s = {x.split(" (mid")[0]: x for x in noise_sentences(rec)}
+    m = "8-bit 16:32 MAC"
+    assert "inside the noise" in s[f"{m}, cell area: rf8 vs e4m3 -4.2 %"]                    # 100-104 vs 103-110
+    assert "**real**" in s[f"{m}, post-route critical path: rf8 vs e4m3 -26.1 %"]            # 5.0-5.5 vs 7.0-7.2
+    assert "inside the noise" in s[f"{m}, post-route energy per MAC: rf8 vs e4m3 -6.7 %"]   # 10-11 vs 10.5-12
+    assert "**real**" in s[f"{m}, cell area: rf8 vs int8 -21.5 %"]          # the failed int8 run is ignored
+    assert not any("energy" in k and "int8" in k for k in s)                # int8 has no energy: no sentence
+    assert len(s) == 3 + 2 + 2

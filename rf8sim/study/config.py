@@ -215,6 +215,7 @@ class TinyLMSection:
     lr: float = 1e-2
     chunks: int = 256
     a16_chunks: int = 64
+    max_rel_loss: float = 0.001  # accuracy constraint: held-out bits per byte at most this fraction above float32's
     configs: object = "transformer"
     granularity: str = "channel"
     acc: tuple = ("exact",)
@@ -491,6 +492,8 @@ def _check_tinylm(cfg: "StudyConfig") -> None:
     for k in ("d_model", "n_layer", "n_head", "block", "steps", "batch_size", "chunks", "a16_chunks", "bootstrap"):
         if getattr(t, k) < 1:
             raise ConfigError(f"[tinylm] {k} must be >= 1, got {getattr(t, k)}")
+    if not 0 <= t.max_rel_loss < 1:
+        raise ConfigError(f"[tinylm] max_rel_loss must be in [0, 1), got {t.max_rel_loss}")
     if t.d_model % t.n_head:
         raise ConfigError(f"[tinylm] d_model ({t.d_model}) must be a multiple of n_head ({t.n_head})")
     if t.lr <= 0:
