@@ -68,6 +68,13 @@ def register(sub) -> None:
     q.add_argument("--force", action="store_true", help="overwrite an existing --record / --plot file")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_zoo)
+    q = ssub.add_parser("zoo-rtl", help="product stages of the zoo's 8-bit formats: exhaustive Icarus check "
+                                         "against the golden model and osu018 area (docs/study.md)")
+    q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-rtl.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.set_defaults(func=cmd_zoo_rtl)
     q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
     q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
     q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
@@ -264,6 +271,36 @@ def cmd_zoo(args) -> int:
 
         print(f"record: {write_zoo_record(args.record, res, prov, overwrite=args.force)}")
     return 0
+
+
+def cmd_zoo_rtl(args) -> int:
+    from .. import records
+    from ..cli import CLIError
+    from ..fileio import check_output_path
+    from ..records import write_record
+    from .zoo import RTL_PAIRS, rtl_products
+
+    pairs = RTL_PAIRS
+    if args.pairs:
+        try:
+            pairs = tuple(tuple(p.strip().split(":")) for p in args.pairs.split(",") if p.strip())
+        except ValueError:
+            raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    from ..hdl import MacSpec
+
+    for a, w in pairs:
+        MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    rows = rtl_products(pairs)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-rtl", "rows": rows},
+                            overwrite=args.force)
+        print(f"record: {path}")
+    return 0 if all(r["ok"] for r in rows) else 1
 
 
 def cmd_variants(args) -> int:

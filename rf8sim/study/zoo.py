@@ -190,3 +190,35 @@ def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: i
                        "w8a8": [f for f in W8A8_FORMATS if f in formats]},
             "gg": gg, "minilm_weights": mw, "minilm_cosine": cos,
             "timing_s": {"gg": t1 - t0, "minilm_weights": t2 - t1, "minilm_cosine": t3 - t2}}
+
+
+#: (activation, weight) pairs whose product stage ``rf8sim study zoo-rtl`` verifies and synthesizes
+RTL_PAIRS = (("e4m3", "rf8"), ("e4m3", "rf8t1"), ("e4m3", "rf8t2"), ("e4m3", "e4m3"), ("e4m3", "lns8"),
+             ("e4m3", "posit8"), ("int8", "int8"), ("int8", "lns8"), ("lns8", "lns8"), ("posit8", "posit8"),
+             ("rf8", "rf8"), ("rf8", "rf8t1"))
+
+
+def rtl_products(pairs=RTL_PAIRS, progress: bool = True) -> list:
+    """Per (activation, weight) pair with 8-bit codes: the fixed-point MAC simulated with Icarus on all
+    65,536 code pairs against the golden model, and its product stage synthesized (osu018 area)."""
+    from ..hdl import MacSpec
+    from ..hdl.sim import verify
+    from ..hdl.synth import synthesize
+
+    rows = []
+    for i, (a, w) in enumerate(pairs):
+        t = time.perf_counter()
+        spec = MacSpec.make(a=a, w=w, acc=None)
+        v = verify(spec, products=True, n_random=0, vectors=False)
+        r = v["runs"]["products"]
+        mism = sum(c["mismatched_beats"] for c in r["comparisons"])
+        s = synthesize(spec, stage="product")
+        lib = s.get("liberty") or {}
+        rows.append({"a": a, "w": w, "product": spec.product.mode, "product_width": spec.product.p_width,
+                     "verified_products": int(r["products"]), "mismatches": int(mism), "ok": bool(v["ok"]),
+                     "area_um2": lib.get("area_um2"), "nand2_eq": s["generic"]["nand2_eq"],
+                     "depth_cells": lib.get("depth_cells"), "seconds": time.perf_counter() - t})
+        if progress:
+            print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {'ok' if v['ok'] else 'MISMATCH'}, product stage "
+                  f"{rows[-1]['area_um2']} um2 ({rows[-1]['seconds']:.0f} s)", flush=True)
+    return rows

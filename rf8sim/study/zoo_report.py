@@ -174,3 +174,37 @@ def render_zoo_facts() -> str:
     rec = load_zoo_record()
     return "Computed from the record (formats: " + ", ".join(rec["params"]["formats"]) + "):\n\n" + "\n".join(
         f"- {s}" for s in zoo_facts(rec))
+
+
+ZOO_RTL_RECORD = Path("study") / "results" / "zoo-rtl.json"
+
+
+@register("study:zoo-rtl")
+def render_zoo_rtl() -> str:
+    from ..docgen import load_record
+
+    rec = load_record(ZOO_RTL_RECORD, "rf8sim-zoo-rtl", f"rf8sim study zoo-rtl --record {ZOO_RTL_RECORD}")
+    pv = rec["provenance"]
+    m = pv["machine"]
+    lines = [f"Record `{ZOO_RTL_RECORD}`: `{pv['command']}` at commit {(pv.get('commit') or '?')[:10]} "
+             f"({'dirty' if pv.get('dirty') else 'clean'} tree), {pv.get('utc', '')}, on {m['cpu']}, {m['cores']} "
+             f"cores. Each fixed-point MAC simulated with Icarus on all 65,536 code pairs against the golden "
+             f"model; its product stage alone synthesized with yosys onto osu018:", "",
+             "| activation × weight | product | verified products (mismatches) | product stage µm² | NAND2-eq | "
+             "depth (cells) |", "|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        lines.append(f"| {r['a']} × {r['w']} | {r['product']} ({r['product_width']} bits) | "
+                     f"{r['verified_products']:,} ({r['mismatches']}) | {r['area_um2']:,.0f} | {r['nand2_eq']:,.0f} | "
+                     f"{r['depth_cells']} |")
+    by = {(r["a"], r["w"]): r for r in rec["rows"]}
+    facts = []
+    for a in ("e4m3", "rf8"):
+        ws = [w for (aa, w) in by if aa == a]
+        if len(ws) > 1:
+            best = min(ws, key=lambda w: by[(a, w)]["area_um2"])
+            facts.append(f"against {a} activations the smallest product stage is {best}'s "
+                         f"({by[(a, best)]['area_um2']:,.0f} µm² of {', '.join(ws)})")
+    if all(r["mismatches"] == 0 and r["ok"] for r in rec["rows"]):
+        facts.append(f"all {len(rec['rows'])} units match the golden model on every product")
+    lines += ["", "Computed from the record: " + "; ".join(facts) + "."]
+    return "\n".join(lines)
