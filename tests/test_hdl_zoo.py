@@ -38,6 +38,8 @@ def test_table_formats_match_golden(a, w):
     _ok(verify(spec, products=True, n_random=20, max_len=64, vectors=False), 20)
 
 
-def test_table_layout_refuses_16bit():
-    with pytest.raises(HdlError, match="16-bit codes"):
+def test_table_formats_bad_input():
+    with pytest.raises(HdlError, match="posit16': the fp32 accumulator takes 16-bit float activations"):
         MacSpec.make(a="posit16", w="rf8", acc=None)
+    with pytest.raises(HdlError, match="'apot4' has 4-bit codes; the fixed-point MAC takes 8-bit formats"):
+        MacSpec.make(a="e4m3", w="apot4", acc=None)

@@ -155,8 +155,8 @@ def zoo_facts(rec: dict) -> list[str]:
         best = max(variants, key=lambda f: mw[f]["sqnr_db"])
         d = mw[best]["sqnr_db"] - mw["e4m3"]["sqnr_db"]
         d0 = mw["rf8"]["sqnr_db"] - mw["e4m3"]["sqnr_db"] if "rf8" in mw else None
-        out.append(f"The best RF8 variant on the MiniLM weights, {best} (of {', '.join(variants)}), is "
-                   f"{abs(d):.2f} dB {word(d) if abs(d) >= 0.005 else 'level with'} E4M3 "
+        rel = f"{abs(d):.2f} dB {word(d)}" if abs(d) >= 0.005 else "level with"
+        out.append(f"The best RF8 variant on the MiniLM weights, {best} (of {', '.join(variants)}), is {rel} E4M3 "
                    f"({mw[best]['sqnr_db']:.2f} vs {mw['e4m3']['sqnr_db']:.2f} dB"
                    + (f"; RF8 itself {d0:+.2f} dB" if d0 is not None else "") + f"), GG samples {best} − E4M3 "
                    f"{rng(best, 'e4m3')}" + cmp_cos(best, "e4m3") + ".")
