@@ -22,10 +22,16 @@ COMMAND_MODULES = (
     "rf8sim.commands",
     "rf8sim.golden.commands",
     "rf8sim.hdl.commands",
+    "rf8sim.tech.commands",
     "rf8sim.training.commands",
     "rf8sim.study.commands",
     "rf8sim.study.claims.commands",
 )
+
+
+#: commands that write the cache (builds, syntheses, models, task results) even without --cache-dir
+CACHE_COMMANDS = frozenset({"synth", "rtlsim", "verify-layer", "flow", "demo", "study", "claims", "aligned-error",
+                            "array"})
 
 
 class CLIError(RF8SimError):
@@ -50,6 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option_actions(parser: argparse.ArgumentParser, args):
+    """Every option of ``parser`` and of the subcommands ``args`` chose, recursively."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            chosen = getattr(args, a.dest, None) if a.dest != argparse.SUPPRESS else None
+            if chosen in a.choices:
+                yield from _option_actions(a.choices[chosen], args)
+        elif a.option_strings:
+            yield a
+
+
+def _refuse_empty_values(parser: argparse.ArgumentParser, args) -> None:
+    """An option given an empty value (``--json ""``, ``-o ""``) is a mistake, never "no file": refuse it
+    instead of silently writing nothing."""
+    given = vars(args)
+    for a in _option_actions(parser, args):
+        if a.nargs == 0 or a.default == "" or given.get(a.dest, None) != "":
+            continue
+        raise CLIError(f"{'/'.join(a.option_strings)} was given an empty value; it needs "
+                       f"{a.metavar or a.dest.upper()} (leave the option out for its default)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every RF8SimError becomes a one-line message (exit 2), anything else is a bug
     and keeps its traceback.  Ctrl-C (also while the commands are being imported) exits 130."""
@@ -60,9 +88,23 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         try:
+            _refuse_empty_values(parser, args)
+            if getattr(args, "cache_dir", None) is not None or args.command in CACHE_COMMANDS:
+                from . import cache
+
+                cache.check_root(getattr(args, "cache_dir", None))  # a file or read-only: say so up front
             return int(args.func(args) or 0)
         except RF8SimError as e:
             print(f"rf8sim {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:  # the cache went unwritable (or was never writable) under a long run
+            from . import cache
+
+            if not (getattr(e, "filename", None) and cache.in_root(e.filename)):
+                raise
+            print(f"rf8sim {args.command}: error: cannot write the cache {cache.root()}: "
+                  f"{e.strerror or e} ({e.filename}); pass --cache-dir DIR or set {cache.ENV} to a writable "
+                  "folder", file=sys.stderr)
             return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

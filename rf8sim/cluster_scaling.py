@@ -57,7 +57,7 @@ def _files(out: Path) -> dict:
 
 def measure(config: str = "scale64", nodes=(1, 2), progress: bool = True, console=None) -> dict:
     """Run the measurement; returns the record's payload (see the module docstring)."""
-    from rich.console import Console
+    from rf8sim.console import Console
 
     from . import cluster
     from .raylocal import LocalRayCluster

@@ -42,7 +42,7 @@ def register(sub) -> None:
 def cmd_formats(args) -> int:
     import json
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from . import formats as F
@@ -71,7 +71,7 @@ def _fmt(v) -> str:
 
 
 def cmd_table(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from . import formats as F
@@ -134,7 +134,7 @@ def _code_range(args, fmt) -> tuple[int, int]:
 def cmd_docs(args) -> int:
     from pathlib import Path
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
 
     from . import docgen

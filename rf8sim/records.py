@@ -18,7 +18,9 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
+import tempfile
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +28,7 @@ from pathlib import Path
 from . import fileio
 from .resources import source_root
 
-__all__ = ["provenance", "git_state", "write_record", "read_record", "machine", "versions",
+__all__ = ["provenance", "git_state", "write_record", "read_record", "machine", "versions", "portable",
            "SOURCE_ROOT"]
 
 #: The checkout this package was imported from (None for an installed, non-editable copy).
@@ -131,14 +133,72 @@ def _clean(o):
     return o
 
 
+def _path_roots() -> list[tuple[str, str]]:
+    """(absolute folder of this machine, its portable spelling), most specific meaning first: the
+    checkout and the working folder become relative paths (a command reruns from the repo root), the
+    cache root ``$RF8SIM_CACHE``, the temporary folder ``$TMPDIR``, the home folder ``~``."""
+    from . import cache
+
+    roots = []
+    for folder, spelled in ((SOURCE_ROOT, "."), (Path.cwd(), "."), (cache.root(), "$RF8SIM_CACHE"),
+                            (Path(tempfile.gettempdir()), "$TMPDIR"), (Path.home(), "~")):
+        if folder is None:
+            continue
+        for f in {str(Path(folder).absolute()), os.path.realpath(folder)}:
+            if f not in ("/", "") and (f, spelled) not in roots:
+                roots.append((f, spelled))
+    return roots
+
+
+def portable(obj, roots: "list[tuple[str, str]] | None" = None):
+    """``obj`` (JSON-like) with every absolute path of this machine in its strings rewritten: under
+    the checkout or the working folder relative to it, under the cache root as ``$RF8SIM_CACHE/...``,
+    the temporary folder ``$TMPDIR/...``, the home folder ``~/...``.  A record's commands and files
+    then name what a user has after a fresh clone; numbers are untouched."""
+    roots = _path_roots() if roots is None else roots
+    # a root counts only as a whole path: at the start of the string or after a separator, and
+    # followed by '/' or the end of the path
+    pats = [(re.compile(r"(?<![^\s='\"(\[,:;])" + re.escape(f) + r"(/|(?=[\s'\"=:,;)\]]|$))"), spelled)
+            for f, spelled in roots]
+
+    def fix(text: str) -> str:
+        for pat, spelled in pats:
+            if spelled == ".":
+                text = pat.sub(lambda m: "" if m.group(1) == "/" else ".", text)
+            else:
+                text = pat.sub(lambda m, s=spelled: s + m.group(1), text)
+        return text
+
+    def walk(o):
+        if isinstance(o, str):
+            return fix(o) if "/" in o else o
+        if isinstance(o, dict):
+            return {k: walk(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [walk(v) for v in o]
+        return o
+
+    return walk(obj)
+
+
 def write_record(path, payload: dict, *, overwrite: bool = False, command=None) -> Path:
-    """Write ``{"provenance": ..., **payload}`` as JSON, atomically; refuses to clobber unless ``overwrite``."""
+    """Write ``{"provenance": ..., **payload}`` as JSON, atomically; refuses to clobber unless ``overwrite``.
+    Paths of this machine in it are written in their portable form (:func:`portable`)."""
     rec = {"provenance": payload.get("provenance") or provenance(command),
            **{k: v for k, v in payload.items() if k != "provenance"}}
-    text = json.dumps(_clean(json.loads(json.dumps(rec, default=_default))), indent=1, allow_nan=False) + "\n"
+    rec = portable(_clean(json.loads(json.dumps(rec, default=_default))))
+    text = json.dumps(rec, indent=1, allow_nan=False) + "\n"
     return fileio.write_text(path, text, overwrite=overwrite)
 
 
 def read_record(path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+    """The record at ``path``; InputError (one line) when it is missing or not valid JSON."""
+    from .errors import InputError, InputFileError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise InputFileError(f"record {path} does not exist") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise InputError(f"record {path} is not valid JSON ({e}); restore it (git checkout) or re-record it") from None

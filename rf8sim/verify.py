@@ -100,12 +100,16 @@ def _check_positive(**kw):
 
 def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16, a_fmt="rf8", w_fmt="rf8",
                  rounding: str = "nearest", granularity: str = "channel", block: int = 32, acc="exact",
-                 seed: int = 0, rtl_slice: int = 4, simulator: str = "icarus", layer: str | None = None) -> dict:
+                 seed: int = 0, rtl_slice: int = 4, simulator: str = "icarus", layer: str | None = None,
+                 array: str | None = None, array_simulator: str = "verilator") -> dict:
     """Run the comparison; returns a report dict with ``ok``, ``complete``, ``legs`` and counts.
 
     ``layer``: a MiniLM Linear name (real weights, real activations of
     :data:`MINILM_SENTENCES`, the first ``batch`` tokens) or None for a seeded
     random ``in_features -> out_features`` layer.
+
+    ``array="RxC"``: also run the whole layer's GEMM of codes cycle-accurately on an R x C PE
+    array (:mod:`rf8sim.verify_array`) and compare every output with golden and torch.
     """
     _check_positive(batch=batch, **({} if layer else {"in_features": in_features, "out_features": out_features}))
     a_name = getattr(a_fmt, "name", a_fmt)
@@ -142,12 +146,43 @@ def verify_layer(in_features: int = 256, out_features: int = 64, batch: int = 16
         raise VerifyError(f"--acc {acc}: the float accumulators (fp32, aligned:K:M) are checked here with bf16/fp16 "
                           f"activations; 8-bit activations ({a_name}) take a fixed-point accumulator "
                           "(exact, exact:TERMS or FRAC:WIDTH)")
+    size = None
+    if array:
+        from .hdl.array import parse_size
+
+        size = parse_size(array)
+        rep["legs"]["array"] = "not run"
     if a_name in A16:
-        _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
+        _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
     else:
         _verify8(rep, check, x, w, a_fmt, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator)
+    codes = rep.pop("_codes", None)  # the layer's codes (numpy), for the array leg only
+    if size and codes is not None:
+        _array(rep, check, codes, a_name, w_fmt, size, array_simulator)
     rep["complete"] = all(v == "ran" for v in rep["legs"].values())
     return rep
+
+
+def _array(rep, check, codes, a_name, w_fmt, size, simulator):
+    """The layer's GEMM of codes on an R x C PE array vs golden (the array's order) and torch."""
+    from .hdl.array import ArrayConfig
+    from .verify_array import array_leg
+
+    a, w, spec = codes
+    R, C = size
+    cfg = ArrayConfig.make(a_name, w_fmt, spec, R, C)
+    r = array_leg(cfg, a, w, simulator, tag="verify-layer")
+    g = r["golden"]
+    check(f"PE array {R}x{C} ({simulator}) vs golden {cfg.golden_acc()}: every output, codes", g["compared"],
+          g["mismatches"], f"{r['cycles']:,} cycles; scales 0 (outside the array); {g['overflowed']} saturated"
+          + ("" if r["torch"] is not None else "; torch not compared (its order is k, the array's groups of R)"))
+    if r["torch"] is not None:
+        check(f"PE array {R}x{C} vs torch: every output, codes", r["torch"]["compared"], r["torch"]["mismatches"])
+    rep["array"] = {"status": "ran", "size": f"{R}x{C}", "module": r["module"], "cycles": r["cycles"],
+                    "utilization": r["schedule"]["utilization"], "sim_s": r["sim_s"],
+                    "torch": "compared" if r["torch"] is not None else "not compared (saturating outputs: torch "
+                                                                       "has no grouped order)"}
+    rep["legs"]["array"] = "ran"
 
 
 def _verify8(rep, check, x, w, a_fmt, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator):
@@ -177,6 +212,7 @@ def _verify8(rep, check, x, w, a_fmt, w_fmt, rounding, granularity, block, acc, 
     else:
         spec = acc if isinstance(acc, AccSpec) else AccSpec.parse(acc, a_fmt, w_fmt)
     rep["acc"] = str(spec)
+    rep["_codes"] = (ac.numpy(), wc.numpy(), spec)
     tr = tgemm(ac, wc, a_fmt, w_fmt, spec, ak, wk, granularity, granularity, block)
     gr = G.gemm(gac, gwc, a_fmt, w_fmt, spec, gak, gwk, gg, gg, block)
     n = batch * out_features
@@ -262,7 +298,7 @@ def _rtl_slice(rep, check, a, w, ak, wk, a_fmt, w_fmt, spec, granularity, acc, o
             "seconds": time.perf_counter() - t0, "mac": f"{frac}:{spec.width}"}
 
 
-def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator):
+def _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc, rtl_slice, simulator):
     """W8A16: 16-bit activations (torch cast), quantized weights, fp32 or aligned:K:M accumulator."""
     import ml_dtypes
 
@@ -283,6 +319,7 @@ def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc
     acn = ac.view(torch.int16).numpy().view(np.uint16)
     check(f"activation codes (torch {a_name} cast vs ml_dtypes/numpy)", acn.size, int((acn != ref).sum()))
     wc, wk = quantize(w, w_fmt, rounding, granularity, block)
+    rep["_codes"] = (acn, wc.numpy(), str(spec))
     tr = gemm16(ac, wc, a_name, w_fmt, str(spec), wk, granularity, block)
     n = tr.out.numel()
     rep["torch_s"] = time.perf_counter() - t0
@@ -313,11 +350,11 @@ def _verify16(rep, check, x, w, a_name, w_fmt, rounding, granularity, block, acc
     y32 = torch.nn.functional.linear(xa, wq)
     rep["float32_linear_bitexact_fraction"] = float((y32.view(torch.int32) == tr.out.view(torch.int32)).double().mean())
     rep["float64_matmul_max_abs_diff"] = float((xa.double() @ wq.double().T - tr.out.double()).abs().max())
-    rep["rtl"] = _rtl16(rep, check, acn, wc, wk, a_name, w_fmt, spec, granularity, tr, rtl_slice, simulator)
+    rep["rtl"] = _rtl_float_acc(rep, check, acn, wc, wk, a_name, w_fmt, spec, granularity, tr, rtl_slice, simulator)
     rep["legs"]["rtl"] = rep["rtl"]["status"]
 
 
-def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
+def _rtl_float_acc(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
     """A slice of outputs (row 0, ``n_out`` outputs x K beats) through the W8A16 MAC of rf8sim.hdl.
 
     The MAC has no scale input, so the slice is compared with torch's gemm16 on the
@@ -355,7 +392,7 @@ def _rtl16(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, s
             "mac": cfg.module_name()}
 
 
-LEG_NAMES = {"torch": "torch", "golden": "golden", "rtl": "RTL"}
+LEG_NAMES = {"torch": "torch", "golden": "golden", "rtl": "RTL", "array": "PE array"}
 
 
 def verdict(rep: dict) -> str:
@@ -371,7 +408,7 @@ def verdict(rep: dict) -> str:
 
 
 def print_report(rep: dict) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
     from rich.table import Table
 

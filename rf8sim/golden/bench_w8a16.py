@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     """``python -m rf8sim.golden.bench_w8a16 [--reps N] [--record FILE [--force]]``."""
     import argparse
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from ..fileio import check_output_path

@@ -101,7 +101,7 @@ def _save_npy(path: str, arr, force: bool) -> None:
 
 
 def _print_rows(title, heads, rows, total):
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=title)
@@ -199,7 +199,7 @@ def cmd_decode(args) -> int:
 
 
 def cmd_golden(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -235,7 +235,7 @@ def cmd_golden(args) -> int:
 
 
 def cmd_aligned_error(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
 
     from .aligned_error import record_path, render_table, run
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +57,9 @@ def cell_models() -> Path:
 
 
 def _iverilog() -> tuple[str, str]:
-    iv, vvp = shutil.which("iverilog"), shutil.which("vvp")
-    if not iv or not vvp:
-        raise ToolMissingError("Icarus Verilog (iverilog, vvp) not found: `apt-get install iverilog` "
-                               "(or `make sysdeps` as root)")
-    return iv, vvp
+    from ..tools import iverilog_exes
+
+    return iverilog_exes()
 
 
 # ---------------------------------------------------------------------------- netlist
@@ -186,6 +183,9 @@ def simulate(netlist_path: Path, stim: dict, warmup: int, period_ns: float = 20.
     """
     if period_ns <= 0:
         raise HdlError(f"simulation clock period must be > 0 ns, got {period_ns}")
+    # whole multiples of 2 x the 10 ps time precision: Icarus rounds every #delay to 10 ps, and a
+    # period it cannot represent drifts from the counting window (its first edge fell outside)
+    period_ns = round(period_ns / 0.02) * 0.02
     iv, vvp = _iverilog()
     models = cell_models()
     netlist_path = Path(netlist_path)

@@ -8,7 +8,7 @@ Datapath (one beat = ``lanes`` code pairs per clock)::
                               over lanes, one saturating add into the accumulator, sticky flags
 
 Everything is derived from the :class:`rf8sim.formats.Format` objects and the
-:class:`rf8sim.golden.AccSpec`: field positions, biases, RF8 residual shifts, and
+:class:`rf8sim.accspec.AccSpec` (one :class:`rf8sim.hdl.spec.MacSpec`): field positions, biases, RF8 residual shifts, and
 every internal width (computed from the exact range of the 65,536 products), so
 a registered RF8 variant gets its own hardware without editing this file.
 
@@ -254,7 +254,9 @@ class MacUnit(wiring.Component):
 
     Ports (Verilog names): ``clk``, ``rst`` (synchronous, active high), ``in_valid``,
     ``in_clear``, ``in_a``/``in_w`` (lane i in bits 8i+7..8i), ``out_valid``, ``out_acc``,
-    ``out_overflow``, ``out_invalid`` and, with ``out="fp32"``, ``out_fp32``.  The
+    ``out_overflow``, ``out_invalid`` and, with ``result="fp32"``, ``out_fp32``.  Built from a fixed-accumulator
+    :class:`~rf8sim.hdl.spec.MacSpec` (``MacUnit(spec)``, or :func:`rf8sim.hdl.make_unit`); the older
+    ``MacUnit(a_fmt, w_fmt, acc, lanes, out)`` still works with a DeprecationWarning.  The
     accumulator after a beat appears ``latency`` (= 2) clocks after the beat was sampled.
     """
 

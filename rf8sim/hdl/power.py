@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -39,11 +38,9 @@ POWER_VERSION = 2
 
 
 def _iverilog_version() -> str:
-    from .gatesim import _iverilog
+    from ..tools import iverilog_version
 
-    iv, _ = _iverilog()
-    r = subprocess.run([iv, "-V"], capture_output=True, text=True)
-    return (r.stdout.splitlines() or ["unknown"])[0]
+    return iverilog_version()
 
 
 def check_clock(clock_ns) -> float:
@@ -94,8 +91,9 @@ def stimulus(netlist, stream, reset_rows: int = 2) -> dict:
 
 
 def energy_from_toggles(netlist, lib_pins: dict, energies: dict, toggles: dict, cycles: int,
-                        clock_ns: float) -> dict:
-    """Energy per cycle and power at ``clock_ns`` from per-net toggles and OpenSTA's per-instance energies."""
+                        clock_ns: float, by_instance: dict | None = None) -> dict:
+    """Energy per cycle and power at ``clock_ns`` from per-net toggles and OpenSTA's per-instance energies
+    (``by_instance``, a dict, receives each instance's energy per cycle in J)."""
     T = check_clock(clock_ns) * 1e-9
     e_clk = e_int = e_sw = leak = 0.0
     missing = []
@@ -121,6 +119,8 @@ def energy_from_toggles(netlist, lib_pins: dict, energies: dict, toggles: dict, 
         e_int += e["int_j"] * a_int
         e_sw += e["sw_j"] * a_out
         leak += e["leak_w"]
+        if by_instance is not None:
+            by_instance[inst.name] = e["clock_int_j"] + e["int_j"] * a_int + e["sw_j"] * a_out + e["leak_w"] * T
     if missing:
         raise HdlError(f"OpenSTA reported no power for {len(missing)} instances (e.g. {missing[:3]})")
     e_cycle = e_clk + e_int + e_sw + leak * T

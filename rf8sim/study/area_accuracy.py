@@ -287,12 +287,21 @@ def run_sweep(cfg: StudyConfig, out_dir: "str | Path", *, accuracy_fn=None, area
     (``local``, ``auto``, ``ray://HOST:PORT``, see :mod:`rf8sim.cluster`); ``cache_dir``: the cache
     root (default :func:`rf8sim.cache.root`).  Only the default (real) jobs are cached.
     """
-    from rich.console import Console
+    from ..fileio import claim_dir
+
+    with claim_dir(out_dir, "--out"):  # a second sweep into the same folder stops here, not after minutes
+        return _run_sweep(cfg, Path(out_dir), accuracy_fn=accuracy_fn, area_fn=area_fn, overwrite=overwrite,
+                          progress=progress, cache_dir=cache_dir, console=console, workers=workers,
+                          reference_accuracy=reference_accuracy, cluster=cluster)
+
+
+def _run_sweep(cfg, out, *, accuracy_fn, area_fn, overwrite, progress, cache_dir, console, workers,
+               reference_accuracy, cluster) -> SweepResult:
+    from rf8sim.console import Console
 
     from . import report
 
     console = console or Console()
-    out = Path(out_dir)
     existing = [p for p in ("results.csv", "results.json", "report.md", "run.json") if (out / p).exists()]
     if existing and not overwrite:
         from ..errors import OutputExistsError

@@ -159,6 +159,15 @@ def cmd_flow(args) -> int:
         from ..fileio import check_output_path
 
         check_output_path(args.record, args.force)  # before the long work
+    if args.cluster is not None:
+        from .. import cluster as C
+
+        spec = C.parse_cluster(args.cluster)
+        if args.skip_hdl and spec != "local":
+            raise CLIError(f"--cluster {args.cluster} places the verification and synthesis tasks, which "
+                           "--skip-hdl skips; drop one of the two")
+        if spec != "local":
+            C.connect(spec)  # an unreachable address fails here, not after every stage ran
     res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
                    cache_dir=args.cache_dir, quick=args.quick, cluster=args.cluster or "local")
     if args.record:
@@ -171,7 +180,7 @@ def cmd_flow(args) -> int:
 def cmd_area_accuracy(args) -> int:
     from pathlib import Path
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
 
     from .area_accuracy import run_sweep
@@ -202,6 +211,11 @@ def cmd_area_accuracy(args) -> int:
     console = Console()
     res = run_sweep(cfg, out, overwrite=args.force, progress=not args.no_progress, cache_dir=args.cache_dir,
                     console=console, workers=args.workers, cluster=cluster or cfg.study.cluster)
+    record = None
+    if args.record:  # the record first: nothing in the printing can lose it
+        from .sweep_records import write_sweep_record
+
+        record = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
     front = sorted((r for r in res.rows if r["pareto"]), key=lambda r: (r["lanes"], r.get("area_um2") or 0))
     cost = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
     print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
@@ -216,11 +230,8 @@ def cmd_area_accuracy(args) -> int:
         console.print(f"[yellow]note: {escape(str(s))}[/]")
     console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {escape(str(res.paths['csv']))}, "
                   f"{escape(str(res.paths['report']))}")
-    if args.record:
-        from .sweep_records import write_sweep_record
-
-        path = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
-        console.print(f"record: {escape(str(path))}")
+    if record:
+        console.print(f"record: {escape(str(record))}")
     return 1 if any(r["error"] for r in res.rows) else 0
 
 
@@ -304,7 +315,7 @@ def cmd_zoo_rtl(args) -> int:
 
 
 def cmd_variants(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
 
     from ..cli import CLIError
     from .report import plot_error_vs_shape, print_table, write_csv
@@ -330,22 +341,25 @@ def cmd_variants(args) -> int:
               "n": args.n, "block": args.block, "rows": max(1, args.n // (args.block * 32))}
     rows = error_vs_shape(formats=fmts, shapes=shapes, roundings=("nearest", "paper", "truncate"),
                           n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
+    record = None
+    if args.record:  # the record first: nothing in the printing can lose it
+        from .sweep_records import write_variants_record
+
+        record = write_variants_record(args.record, params, rows, prov, overwrite=args.force)
+    if args.csv:
+        write_csv(rows, args.csv)
     print_table(rows, ["format", "rounding", "granularity", "shape", "sqnr_db", "zero_frac"],
                 ["format", "rounding", "granularity", "GG β", "SQNR dB", "→0 frac"], title="error vs GG shape",
                 console=Console())
-    if args.csv:
-        write_csv(rows, args.csv)
     if args.plot:
         plot_error_vs_shape(rows, args.plot, title="SQNR vs generalized Gaussian shape")
-    if args.record:
-        from .sweep_records import write_variants_record
-
-        print(f"record: {write_variants_record(args.record, params, rows, prov, overwrite=args.force)}")
+    if record:
+        print(f"record: {record}")
     return 0
 
 
 def cmd_cluster_scaling(args) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
 
     from .. import fileio, records
     from ..cli import CLIError

@@ -114,6 +114,7 @@ __all__ = [
     "config_from_dict",
     "config_hash",
     "GRANULARITIES",
+    "study_granularity",
 ]
 
 GRANULARITIES = ("tensor", "channel", "block")
@@ -214,6 +215,7 @@ class TinyLMSection:
     lr: float = 1e-2
     chunks: int = 256
     a16_chunks: int = 64
+    max_rel_loss: float = 0.001  # accuracy constraint: held-out bits per byte at most this fraction above float32's
     configs: object = "transformer"
     granularity: str = "channel"
     acc: tuple = ("exact",)
@@ -289,6 +291,41 @@ def _section(cls, section: str, raw) -> object:
     return cls(**kw)
 
 
+def study_granularity(g, where: str = "granularity") -> str:
+    """The study's name for a granularity given by any name rf8sim.scales knows: ``tensor``, ``channel``,
+    ``ceil`` (the study calls it ``block``: one ceil-rule scale per ``block`` values; ``block`` is its old
+    library name).  ``mx`` (the OCP MX rule) is refused by name: the study does not sweep it."""
+    from .. import scales
+
+    if isinstance(g, str) and g in GRANULARITIES:
+        return g
+    try:
+        canon = scales.canonical_granularity(g)
+    except scales.ScaleError:
+        canon = None
+    if canon == "ceil":
+        return "block"
+    valid = "tensor, channel, ceil (also called block)"
+    if canon == "mx":
+        raise ConfigError(f"{where} 'mx' (the OCP MX scale rule of rf8sim.scales) is not swept by the study; "
+                          f"valid: {valid}")
+    raise ConfigError(f"{where} {g!r} is not valid; valid: {valid}")
+
+
+def _canonical_granularities(raw: dict) -> dict:
+    """``raw`` with the granularity names of [sweep], [transformer] and [tinylm] in the study's spelling."""
+    out = dict(raw)
+    sw = raw.get("sweep")
+    if isinstance(sw, dict) and isinstance(sw.get("granularities"), list):
+        out["sweep"] = {**sw, "granularities": [study_granularity(g, "[sweep] granularity")
+                                                for g in sw["granularities"]]}
+    for sec in ("transformer", "tinylm"):
+        t = raw.get(sec)
+        if isinstance(t, dict) and "granularity" in t:
+            out[sec] = {**t, "granularity": study_granularity(t["granularity"], f"[{sec}] granularity")}
+    return out
+
+
 def config_from_dict(raw: dict) -> StudyConfig:
     """Build and validate a :class:`StudyConfig` from a parsed TOML/JSON mapping."""
     from .. import formats as F
@@ -303,6 +340,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
     if isinstance(raw.get("study"), dict) and "backend" in raw["study"]:
         raise ConfigError("[study] backend is gone: jobs run locally or on Ray; use [study] cluster = "
                           "\"local\" | \"auto\" | \"ray://HOST:PORT\" (or --cluster)")
+    raw = _canonical_granularities(raw)
     from . import variants
 
     variants.ensure_registered()  # variant names are valid in configs
@@ -454,6 +492,8 @@ def _check_tinylm(cfg: "StudyConfig") -> None:
     for k in ("d_model", "n_layer", "n_head", "block", "steps", "batch_size", "chunks", "a16_chunks", "bootstrap"):
         if getattr(t, k) < 1:
             raise ConfigError(f"[tinylm] {k} must be >= 1, got {getattr(t, k)}")
+    if not 0 <= t.max_rel_loss < 1:
+        raise ConfigError(f"[tinylm] max_rel_loss must be in [0, 1), got {t.max_rel_loss}")
     if t.d_model % t.n_head:
         raise ConfigError(f"[tinylm] d_model ({t.d_model}) must be a multiple of n_head ({t.n_head})")
     if t.lr <= 0:
@@ -488,9 +528,14 @@ def load_config(path: "str | Path") -> StudyConfig:
 
         raise InputFileError(f"study config {str(p)!r} does not exist (shipped ones: tiny, small, full, flow)")
     try:
-        raw = tomllib.loads(p.read_text())
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a TOML text file (not UTF-8 text: {e.reason} at byte {e.start}); "
+                          "a study configuration is a .toml file such as the shipped tiny, small, full") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror or e})") from None
     return config_from_dict(raw)
 
 

@@ -89,7 +89,11 @@ def _prepare_out(out: Path, force: bool) -> None:
 
             raise OutputExistsError(f"{out} exists and was not written by `rf8sim flow`; "
                                     f"pass --force to replace it or choose --out")
-        shutil.rmtree(out)
+        for child in out.iterdir():  # the folder itself stays: run_flow holds its claim (fileio.claim_dir)
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_MARKER).write_text("written by rf8sim flow; the next run replaces this folder\n")
 
@@ -98,14 +102,19 @@ def run_flow(cfg: StudyConfig | None = None, out: str | Path = "build/report", *
              force: bool = False, progress: bool = True, console=None, cache_dir=None,
              quick: bool = False, cluster: str = "local") -> FlowResult:
     """Run every stage, write the report, print the summary; returns the stage results and exit code."""
-    from rich.console import Console
+    from rf8sim.console import Console
 
+    from ..fileio import claim_dir
+
+    cfg = cfg or default_config(quick)
+    with claim_dir(out, "--out"):  # a second run into the same folder stops here, not after minutes
+        return _run_flow(cfg, Path(out), skip_hdl, force, progress, console or Console(), cache_dir, cluster)
+
+
+def _run_flow(cfg, out: Path, skip_hdl, force, progress, console, cache_dir, cluster) -> FlowResult:
     from . import flow_stages as S
     from .flow_report import write_report
 
-    console = console or Console()
-    cfg = cfg or default_config(quick)
-    out = Path(out)
     _prepare_out(out, force)
     from ..cluster import parse_cluster
 

@@ -376,7 +376,7 @@ def plot_error_vs_shape(rows: Sequence[dict], path: "str | Path", *, title: str 
 def print_table(rows: Iterable[dict], columns: Sequence[str], headers: Sequence[str] | None = None,
                 title: str = "", console=None, digits: int = 4) -> None:
     """A rich table on the console (the end-of-run summary)."""
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=title or None)

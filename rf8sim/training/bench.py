@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     """``python -m rf8sim.training.bench [--quick] [--device D] [--record FILE [--force]]``."""
     import argparse
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.training.bench", description=main.__doc__)

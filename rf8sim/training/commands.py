@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rtl-slice", type=int, default=4, help="outputs per row pushed through the RTL MAC")
     p.add_argument("--no-rtl", action="store_true", help="skip the RTL part")
+    p.add_argument("--array", metavar="RxC", help="also run the whole layer (codes) cycle-accurately on an R x C "
+                                                 "PE array and compare every output (e.g. 8x8)")
+    p.add_argument("--array-simulator", default="verilator", choices=("icarus", "verilator"))
     p.add_argument("--require-all", action="store_true", help="exit 1 unless torch, golden and RTL all ran")
     p.add_argument("--json", metavar="FILE", help="also write the report as a record (rf8sim.records: provenance, "
                                                   "checks, legs, verdict)")
@@ -73,7 +76,7 @@ def load_tensors(spec: str) -> dict:
 
     import torch
 
-    from ..errors import InputError, InputFileError
+    from ..errors import InputError, InputFileError, RF8SimError
 
     path = Path(spec)
     if path.is_dir():
@@ -86,22 +89,57 @@ def load_tensors(spec: str) -> dict:
         if not found:
             raise InputFileError(f"package {spec} contains no .safetensors file")
         path = found[0]
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError as e:
+        raise InputFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    # what the bytes are, not what the name says: safetensors = 8-byte header length, then '{'
+    if path.suffix == ".safetensors" or (len(head) == 9 and head[8:9] == b"{"):
+        from safetensors import safe_open
 
         try:
-            return load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                if ((f.metadata() or {}).get("rf8sim")):  # a save_rf8 file: fit the weights it stores
+                    return _rf8_weights(path)
+                return {k: f.get_tensor(k) for k in f.keys()}
+        except RF8SimError:
+            raise
         except Exception as e:
-            raise InputError(f"{path}: not a readable safetensors file ({e})") from None
+            raise InputError(f"{path}: a safetensors file that cannot be read (truncated or corrupted?): "
+                             f"{_first_line(e)}") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise InputError(f"{path}: not a safetensors file or torch state dict ({e})") from None
+        kind = ("a torch checkpoint that cannot be read (truncated or corrupted?)" if head[:2] in (b"PK", b"\x80\x02")
+                else "not a safetensors file or torch state dict")
+        raise InputError(f"{path}: {kind}: {_first_line(e)}; gg-fit reads .safetensors files, torch state "
+                         "dicts (.pt/.pth/.bin), RF8 files from save_rf8 or an installed model package") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise InputError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    msg = lines[0] if lines else type(e).__name__
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def _rf8_weights(path) -> dict:
+    """name -> float tensor of an RF8 file (save_rf8): the quantized weights decoded, the raw ones as stored."""
+    from .export import read_rf8
+    from .quant import dequantize
+
+    meta, tensors = read_rf8(path)
+    out = {}
+    for name, q in meta["quantized"].items():
+        out[name] = dequantize(tensors[name + ".codes"], tensors[name + ".scale_exp"], q["format"],
+                               q["granularity"], q["block"])
+    out.update({k: tensors[k] for k in meta["raw"] if k in tensors})
+    return out
 
 
 def gg_fit_rows(tensors: dict, method="both", min_size=1024, include_1d=False, max_samples=50_000,
@@ -146,7 +184,7 @@ def gg_fit_rows(tensors: dict, method="both", min_size=1024, include_1d=False, m
 def cmd_gg_fit(args) -> int:
     import json
 
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     from rich.markup import escape
@@ -165,6 +203,10 @@ def cmd_gg_fit(args) -> int:
     if not all_rows:
         raise InputError(f"{args.model}: no tensor with >= {args.min_size} values "
                          f"({'any' if args.all else '>= 2'} dims) to fit")
+    if args.json:  # the record first: nothing in the printing can lose it
+        from ..fileio import write_text
+
+        write_text(args.json, json.dumps(all_rows, indent=2) + "\n", overwrite=args.force)
     t = Table(title=f"GG fits of {escape(args.model)} ({len(rows)} tensors)")
     cols = [("tensor", "name"), ("shape", "shape")]
     if args.method in ("moments", "both"):
@@ -187,16 +229,17 @@ def cmd_gg_fit(args) -> int:
     for r in failed:
         con.print(f"[yellow]not fitted: {escape(r['name'])} ({'x'.join(map(str, r['shape']))}): "
                   f"{escape(r['error'])}[/]")
-    if args.json:
-        from ..fileio import write_text
-
-        write_text(args.json, json.dumps(all_rows, indent=2) + "\n", overwrite=args.force)
     return 0 if rows else 1
 
 
 def cmd_verify_layer(args) -> int:
     from ..verify import print_report, verdict, verify_layer
 
+    if args.rtl_slice < 1 and not args.no_rtl:
+        from ..errors import InputError
+
+        raise InputError(f"--rtl-slice must be >= 1 (outputs per row pushed through the RTL MAC), got "
+                         f"{args.rtl_slice}; to skip the RTL pass --no-rtl")
     if args.json:
         from ..fileio import check_output_path
 
@@ -204,19 +247,20 @@ def cmd_verify_layer(args) -> int:
     rep = verify_layer(in_features=args.in_features, out_features=args.out_features, batch=args.batch,
                        a_fmt=args.a_fmt, w_fmt=args.w_fmt, rounding=args.rounding,
                        granularity=args.granularity, block=args.block, acc=args.acc, seed=args.seed,
-                       rtl_slice=0 if args.no_rtl else args.rtl_slice, layer=args.layer)
-    print_report(rep)
-    if args.json:
+                       rtl_slice=0 if args.no_rtl else args.rtl_slice, layer=args.layer, array=args.array,
+                       array_simulator=args.array_simulator)
+    if args.json:  # the record first: nothing in the printing can lose it
         from ..records import write_record
 
         write_record(args.json, {"verify_layer": rep, "verdict": verdict(rep)}, overwrite=args.force)
+    print_report(rep)
     return 0 if rep["ok"] and (rep["complete"] or not args.require_all) else 1
 
 
 def _recorded_sweep(args, kind: str, title: str, columns: tuple, run) -> int:
     """Validate --record before the work, take provenance at the start, run, record, print the table;
     exit 1 on any mismatch."""
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     if args.record:

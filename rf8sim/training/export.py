@@ -24,7 +24,6 @@ from rf8sim.errors import RF8SimError
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -112,10 +111,10 @@ def save_rf8(model: nn.Module, path, fmt="rf8", rounding: str = "nearest", granu
     is only replaced with ``overwrite=True`` (written to a temporary file, then
     renamed).  Returns the metadata written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from ..errors import OutputExistsError
-    from ..fileio import check_output_path
+    from ..fileio import check_output_path, write_bytes
 
     try:
         path = check_output_path(path, overwrite)
@@ -152,26 +151,11 @@ def save_rf8(model: nn.Module, path, fmt="rf8", rounding: str = "nearest", granu
     meta = {"layout": _LAYOUT, "format": fmt.name, "rounding": rounding, "granularity": granularity,
             "block": block, "package_version": __version__, "quantized": qmeta, "raw": sorted(raw)}
     meta["sha256"] = _digest(meta, tensors)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # exclusive: a file that appeared meanwhile is not replaced
-            except FileExistsError:
-                raise OutputExistsError(f"{path} exists (written meanwhile); pass overwrite=True to replace it") \
-                    from None
-    except OSError as e:
-        if isinstance(e, OutputExistsError):
-            raise
-        from ..errors import OutputError
-
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    data = save(tensors, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+    try:  # fileio: atomic, exclusive unless overwrite, the folder created, one-line errors
+        write_bytes(path, data, overwrite)
+    except OutputExistsError:
+        raise OutputExistsError(f"{path} exists (written meanwhile); pass overwrite=True to replace it") from None
     return meta
 
 
@@ -217,11 +201,15 @@ def read_rf8(path) -> tuple[dict, dict]:
 def load_rf8(path, model: nn.Module, strict: bool = True) -> nn.Module:
     """Load an ``save_rf8`` file into ``model`` (dequantized weights), after checking everything.
 
-    ``strict``: the file's quantized and raw names must match the model's.
-    Raises RF8FileError (model untouched) on any mismatch.
+    ``strict``: the file's quantized and raw names must match the model's; ``strict=False`` loads the
+    weights both hold and skips the rest (either side's).  Raises RF8FileError (model untouched) on any mismatch.
     """
     meta, tensors = read_rf8(path)
-    targets = {name: mod for name, mod in _targets(model, list(meta["quantized"]) if not strict else None)}
+    if strict:
+        targets = dict(_targets(model, None))
+    else:  # load what both hold: a file weight the model lacks is skipped, as a raw parameter is
+        have = {(m + "." if m else "") + "weight" for m, mod in model.named_modules() if hasattr(mod, "weight")}
+        targets = dict(_targets(model, [n for n in meta["quantized"] if n in have]))
     if strict and set(targets) != set(meta["quantized"]):
         miss = sorted(set(targets) - set(meta["quantized"]))
         extra = sorted(set(meta["quantized"]) - set(targets))

@@ -110,6 +110,9 @@ def _data(t, max_samples: int | None, seed: int) -> torch.Tensor:
         raise GGError(f"expected a tensor or array, got {type(t).__name__}")
     if not (t.is_floating_point()):
         raise GGError(f"expected floating-point data, got {t.dtype}")
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer))
+                                    or max_samples < 2):
+        raise GGError(f"max_samples must be None (use every value) or an integer >= 2, got {max_samples!r}")
     x = t.detach().reshape(-1).to(torch.float64)
     if x.numel() < 2:
         raise GGError(f"need at least 2 values to fit a GG, got {x.numel()}")
@@ -148,8 +151,15 @@ def fit_gg(t, method: str = "moments", loc: str | float = "auto", max_samples: i
     """
     if method not in ("moments", "mle"):
         raise GGError(f"method {method!r} is not valid; valid: moments, mle")
+    fixed = None
+    if not (isinstance(loc, str) and loc == "auto"):
+        try:
+            fixed = None if isinstance(loc, (str, bool)) else float(loc)
+        except (TypeError, ValueError):
+            fixed = None
+        if fixed is None or not math.isfinite(fixed):
+            raise GGError(f"loc must be 'auto' (fitted) or a finite number, got {loc!r}")
     x = _data(t, max_samples, seed)
-    fixed = None if loc == "auto" else float(loc)
     if method == "moments":
         mu = float(x.mean()) if fixed is None else fixed
         c = x - mu
@@ -313,6 +323,8 @@ def gg_init_(module, beta: float = 2.0, xi: float = 2.0, mode: str = "fan_in",
         raise GGError(f"mode {mode!r} is not valid; valid: fan_in, fan_out")
 
     def fill(p: torch.Tensor):
+        if not p.is_floating_point():
+            raise GGError(f"gg_init_ fills floating-point tensors; got {p.dtype} (GG samples would be truncated)")
         fan_in, fan_out = _fans(p.shape)
         n = fan_in if mode == "fan_in" else fan_out
         alpha = gg_scale_for_variance(beta, xi / n)

@@ -90,7 +90,7 @@ def w8a16_exactness(device: str, n_rows: int = 1024) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.markup import escape
     from rich.table import Table
 

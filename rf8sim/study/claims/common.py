@@ -110,8 +110,10 @@ def check_out_path(path: Path, force: bool) -> None:
 def write_json(path: Path, payload: dict, force: bool) -> None:
     """Write ``payload`` atomically; an existing file is only replaced with ``force``."""
     from rf8sim.fileio import write_text
+    from rf8sim.records import portable
 
-    write_text(path, json.dumps(payload, indent=1, default=_json_default) + "\n", overwrite=force)
+    payload = portable(json.loads(json.dumps(payload, default=_json_default)))  # no paths of this machine
+    write_text(path, json.dumps(payload, indent=1) + "\n", overwrite=force)
 
 
 def _json_default(o):
@@ -280,7 +282,7 @@ def eval_lm(model, tokens, block: int, max_windows: int | None = None, batch: in
 
 def print_table(title: str, headers: list[str], rows: list[list], console=None) -> None:
     """A rich summary table."""
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title=title)

