@@ -59,8 +59,7 @@ def run_ppa_cli(args) -> int:
     else:
         rows = [ppa(_spec_of_args(args), stage=args.stage, clock_ns=clock, streams=specs, beats=beats,
                     liberty=liberty, use_cache=not args.no_cache, progress=True, specify=not args.zero_delay)]
-    _print(rows, specs)
-    if args.json:
+    if args.json:  # the records first: nothing in the printing can lose them
         write_record(args.json, {"rows": rows}, overwrite=args.force)
     if args.record:
         import sys
@@ -69,6 +68,8 @@ def run_ppa_cli(args) -> int:
         payload = w8a16_ppa_record(rows) if args.table == "w8a16" else table_record(rows)
         payload["tech"] = getattr(args, "tech", None) or "osu018"  # routed tables: rf8sim.hdl.route_study
         write_record(args.record, payload, overwrite=args.force, command=cmd)
+    _print(rows, specs)
+    if args.record:
         print(f"wrote {args.record}")
         if args.plot:
             plot_ppa(args.record, args.plot, overwrite=args.force)
