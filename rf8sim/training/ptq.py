@@ -92,6 +92,17 @@ class QuantConfig:
             elif not self.acc:
                 raise QuantError("forward='exact' with 8-bit activations needs acc, an AccSpec string such as "
                                  "'16:40' (FRAC:WIDTH)")
+            else:  # checked here, not at the first forward
+                from ..accspec import AccSpec, AccSpecError
+
+                try:
+                    spec = AccSpec.parse(str(self.acc), self.act_fmt, self.weight_fmt)
+                except AccSpecError as e:
+                    raise QuantError(f"acc: {e}") from None
+                if spec.kind != "fixed":
+                    raise QuantError(f"acc={self.acc!r} is a float accumulator, for 16-bit activations (bf16, fp16); "
+                                     f"with 8-bit activations ({self.act_fmt}) give a fixed-point one: exact, "
+                                     "exact:TERMS or FRAC:WIDTH (e.g. '16:40')")
 
 
 class RF8Linear(nn.Module):
@@ -160,7 +171,9 @@ class RF8Linear(nn.Module):
         if x.shape[-1] != self.in_features:
             raise QuantError(f"RF8Linear expects {self.in_features} input features, got shape {tuple(x.shape)}")
         if c.forward == "fake":
-            return nn.functional.linear(self._act_fake(x), self.weight, self.bias)
+            y = nn.functional.linear(self._act_fake(x), self.weight,
+                                     None if self.bias is None else self.bias.float())
+            return self._out_dtype(x, y)
         x2 = x.reshape(-1, self.in_features).float()
         if c.act_fmt in _A16:
             from .w8a16 import encode16, gemm16
@@ -179,7 +192,12 @@ class RF8Linear(nn.Module):
             y = to_float32(r.acc, spec.frac_bits)
         if self.bias is not None:
             y = y + self.bias.float()
-        return y.reshape(*x.shape[:-1], self.out_features)
+        return self._out_dtype(x, y.reshape(*x.shape[:-1], self.out_features))
+
+    @staticmethod
+    def _out_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A Linear keeps its input's dtype (a bf16 model stays bf16): one RNE cast of the float32 result."""
+        return y.to(x.dtype) if x.is_floating_point() and x.dtype != y.dtype else y
 
     def extra_repr(self) -> str:
         d = {k: v for k, v in asdict(self.config).items() if v is not None}
@@ -199,10 +217,23 @@ def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn=Non
         raise QuantError(f"quantize_ expects an nn.Module, got {type(model).__name__}")
     if isinstance(model, nn.Linear):
         raise QuantError("quantize_ replaces Linear submodules; wrap a bare Linear in a container (nn.Sequential)")
-    todo = []
+    todo, left = [], []
     for fqn, mod in model.named_modules():
-        if type(mod) is nn.Linear and (filter_fn is None or filter_fn(mod, fqn)):
+        picked = filter_fn is None or filter_fn(mod, fqn)
+        if type(mod) is nn.Linear and picked:
             todo.append(fqn)
+        elif picked and isinstance(mod, nn.MultiheadAttention):
+            left.append(fqn or "(the model)")
+        elif picked and isinstance(mod, nn.Linear) and not any(fqn.startswith(m + ".") for m in left):
+            left.append(fqn)  # a Linear subclass: its forward may not be Linear's
+    if left:
+        import warnings
+
+        warnings.warn(f"quantize_ leaves {', '.join(left[:5])}{' ...' if len(left) > 5 else ''} in float: "
+                      "nn.MultiheadAttention computes its projections from its own parameters "
+                      "(in_proj_weight, out_proj.weight) and a Linear subclass may not forward like nn.Linear, so "
+                      "neither can be replaced by a packed RF8Linear; exclude them with filter_fn to silence this, "
+                      "or use a model with plain nn.Linear projections", UserWarning, stacklevel=2)
     if not todo:
         raise QuantError("quantize_ selected no nn.Linear layer (check filter_fn)")
     for fqn in todo:
