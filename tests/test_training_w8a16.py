@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import w8a16_ref as R
+from oracles import w8a16 as R
 from rf8sim import formats as F
 from rf8sim.training import quantize
 from rf8sim.training.gemm import GemmError
