@@ -303,15 +303,15 @@ def _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, bl
     import ml_dtypes
 
     from .training.quant import canonical_granularity, dequantize, quantize
-    from .training.w8a16 import decode16, encode16, gemm16, parse_acc16
+    from .training.w8a16 import decode16, encode16, float_acc, gemm16
 
     granularity = canonical_granularity(granularity)
     if isinstance(acc, str) and acc.strip().lower() == "exact":
         acc = "fp32"  # the 16-bit default: the contract's fp32 accumulator
-    spec = parse_acc16(acc)
+    spec = float_acc(acc)
     batch, K = x.shape
-    if spec.kind == "aligned" and K % spec.K:
-        raise VerifyError(f"{spec}: K={spec.K} must divide the layer's {K} inputs")
+    if spec.kind == "aligned" and K % spec.block:
+        raise VerifyError(f"{spec}: K={spec.block} must divide the layer's {K} inputs")
     rep["acc"] = str(spec)
     t0 = time.perf_counter()
     ac = encode16(x, a_name)

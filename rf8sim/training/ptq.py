@@ -86,9 +86,9 @@ class QuantConfig:
                 raise QuantError("forward='exact' needs act_fmt (bf16, fp16 or an 8-bit format): the golden "
                                  "arithmetic is defined on codes")
             if self.act_fmt in _A16:
-                from .w8a16 import parse_acc16
+                from .w8a16 import float_acc
 
-                object.__setattr__(self, "acc", str(parse_acc16(self.acc or "fp32")))
+                object.__setattr__(self, "acc", str(float_acc(self.acc or "fp32")))
             elif not self.acc:
                 raise QuantError("forward='exact' with 8-bit activations needs acc, an AccSpec string such as "
                                  "'16:40' (FRAC:WIDTH)")

@@ -37,17 +37,17 @@ sets ``invalid``; a finite sum that rounds beyond float32 becomes Inf and sets
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .. import formats as F
-from .gemm import GemmError
+from ..accspec import AccSpec, AccSpecError
+from .operands import GemmError, scale_exponents
 from .quant import QuantError, _as_float32, canonical_granularity
 
-__all__ = ["A16_FORMATS", "W8A16Result", "encode16", "decode16", "fake_quant16", "gemm16", "parse_acc16",
+__all__ = ["A16_FORMATS", "W8A16Result", "encode16", "decode16", "fake_quant16", "gemm16", "float_acc",
            "CANONICAL_NAN_F32"]
 
 CANONICAL_NAN_F32 = 0x7FC00000
@@ -140,31 +140,17 @@ def fake_quant16(x: torch.Tensor, fmt="bf16") -> torch.Tensor:
 # ---------------------------------------------------------------------------
 # accumulator specs
 
-class Acc16(NamedTuple):
-    kind: str       # "fp32" or "aligned"
-    K: int = 0
-    M: int = 0
-
-    def __str__(self) -> str:
-        return "fp32" if self.kind == "fp32" else f"aligned:{self.K}:{self.M}"
-
-
-def parse_acc16(acc) -> Acc16:
-    """``"fp32"`` or ``"aligned:K:M"`` (1 <= K <= 4096, 2 <= M <= 24); an AccSpec-like object by its str()."""
-    if isinstance(acc, Acc16):
-        return acc
-    s = str(acc).strip().lower()
-    if s == "fp32":
-        return Acc16("fp32")
-    m = re.fullmatch(r"aligned:(\d+):(\d+)", s)
-    if not m:
-        raise GemmError(f"accumulator {acc!r} is not valid for 16-bit activations; valid: fp32, aligned:K:M")
-    K, M = int(m.group(1)), int(m.group(2))
-    if not 1 <= K <= 4096:
-        raise GemmError(f"aligned:K:M: K={K} is outside 1..4096")
-    if not 2 <= M <= 24:
-        raise GemmError(f"aligned:K:M: M={M} is outside 2..24")
-    return Acc16("aligned", K, M)
+def float_acc(acc, a_fmt=None, w_fmt=None) -> AccSpec:
+    """The float accumulator (``fp32`` or ``aligned:K:M``) of an AccSpec or its string, parsed by
+    :meth:`rf8sim.accspec.AccSpec.parse`; GemmError for a fixed-point or unknown spec."""
+    try:
+        spec = AccSpec.parse(acc)
+    except AccSpecError as e:
+        raise GemmError(str(e)) from None
+    if spec.kind == "fixed":
+        raise GemmError(f"accumulator {acc!r} is fixed-point; 16-bit activations take a float accumulator; "
+                        "valid: fp32, aligned:K:M")
+    return spec
 
 
 # ---------------------------------------------------------------------------
@@ -231,10 +217,8 @@ def _value64(sign, sig, exp, special) -> torch.Tensor:
 def _w_scales(w_scale_exp, N: int, K: int, gran: str, block: int, dev, what: str = "w") -> torch.Tensor:
     """Per (n, k) scale exponent, int64 (N, K): the integer GEMM's checks (integers only, shape) plus
     a refusal of the MX NaN scale."""
-    from .gemm import _scales
-
     try:
-        k = _scales(w_scale_exp, N, K, gran, block, what, dev)
+        k = scale_exponents(w_scale_exp, N, K, gran, block, what, dev)
     except QuantError as e:
         raise GemmError(str(e)) from None
     if bool((k == -128).any()):
@@ -283,7 +267,7 @@ def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=
     8-bit activation formats (uint8 codes, with ``a_scale_exp``) go through the same accumulators
     (as in ``rf8sim.golden.gemm``); under ``aligned`` their scale must be constant along a row
     (tensor or channel granularity)."""
-    spec = parse_acc16(acc)
+    spec = float_acc(acc)
     a8 = getattr(a_fmt, "name", a_fmt) not in A16_FORMATS
     if a8:
         if not isinstance(a_codes, torch.Tensor) or a_codes.dim() != 2:
@@ -341,10 +325,10 @@ def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=
     return W8A16Result(out, ovf, inv)
 
 
-def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: Acc16, accv, ovf, a_row_scale=None):
+def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: AccSpec, accv, ovf, a_row_scale=None):
     M, K = asig.shape
     N = wsig.shape[0]
-    Kb, Mb = spec.K, spec.M
+    Kb, Mb = spec.block, spec.align_bits
     if K % Kb:
         raise GemmError(f"aligned:{Kb}:{Mb}: K={Kb} does not divide the row length {K}")
     nb = K // Kb
