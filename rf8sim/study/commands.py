@@ -189,6 +189,11 @@ def cmd_area_accuracy(args) -> int:
     console = Console()
     res = run_sweep(cfg, out, overwrite=args.force, progress=not args.no_progress, cache_dir=args.cache_dir,
                     console=console, workers=args.workers, cluster=cluster or cfg.study.cluster)
+    record = None
+    if args.record:  # the record first: nothing in the printing can lose it
+        from .sweep_records import write_sweep_record
+
+        record = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
     front = sorted((r for r in res.rows if r["pareto"]), key=lambda r: (r["lanes"], r.get("area_um2") or 0))
     cost = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
     print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
@@ -203,11 +208,8 @@ def cmd_area_accuracy(args) -> int:
         console.print(f"[yellow]note: {escape(str(s))}[/]")
     console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {escape(str(res.paths['csv']))}, "
                   f"{escape(str(res.paths['report']))}")
-    if args.record:
-        from .sweep_records import write_sweep_record
-
-        path = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
-        console.print(f"record: {escape(str(path))}")
+    if record:
+        console.print(f"record: {escape(str(record))}")
     return 1 if any(r["error"] for r in res.rows) else 0
 
 
@@ -238,17 +240,20 @@ def cmd_variants(args) -> int:
               "n": args.n, "block": args.block, "rows": max(1, args.n // (args.block * 32))}
     rows = error_vs_shape(formats=fmts, shapes=shapes, roundings=("nearest", "paper", "truncate"),
                           n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
+    record = None
+    if args.record:  # the record first: nothing in the printing can lose it
+        from .sweep_records import write_variants_record
+
+        record = write_variants_record(args.record, params, rows, prov, overwrite=args.force)
+    if args.csv:
+        write_csv(rows, args.csv)
     print_table(rows, ["format", "rounding", "granularity", "shape", "sqnr_db", "zero_frac"],
                 ["format", "rounding", "granularity", "GG β", "SQNR dB", "→0 frac"], title="error vs GG shape",
                 console=Console())
-    if args.csv:
-        write_csv(rows, args.csv)
     if args.plot:
         plot_error_vs_shape(rows, args.plot, title="SQNR vs generalized Gaussian shape")
-    if args.record:
-        from .sweep_records import write_variants_record
-
-        print(f"record: {write_variants_record(args.record, params, rows, prov, overwrite=args.force)}")
+    if record:
+        print(f"record: {record}")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import RF8SimError
+from ..scales import SCALE_MAX, SCALE_MIN, SCALE_NAN
 from .quant import scale_shape
 
 __all__ = ["GemmError", "scale_exponents"]
@@ -35,6 +36,12 @@ def scale_exponents(k, rows: int, K: int, gran: str, block: int, what: str, devi
             raise GemmError(f"{what}_scale_exp must hold integers (power-of-two exponents); "
                             f"got {float(k.reshape(-1)[i])!r} at flat index {i}")
     k = k.to(device=device, dtype=torch.int64)
+    bad = (k < SCALE_MIN) | (k > SCALE_MAX)
+    if gran == "mx":
+        bad &= k != SCALE_NAN
+    if bool(bad.any()):  # such a product would be floored to 0 (or overflow): never a scale quantize makes
+        raise GemmError(f"{what}_scale_exp holds {int(bad.sum())} exponent(s) outside the E8M0 range "
+                        f"{SCALE_MIN}..{SCALE_MAX} (first {int(k[bad].reshape(-1)[0])}); quantize's scales lie in it")
     if tuple(k.shape) != want:
         raise GemmError(f"{what}_scale_exp has shape {tuple(k.shape)}; granularity {gran!r} with {rows}x{K} "
                         f"codes needs {want}")

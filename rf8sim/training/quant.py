@@ -378,6 +378,8 @@ def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool
     """
     fmt = _fmt(fmt)
     _check_rounding(fmt, rounding)
+    if not isinstance(saturate, bool):  # "False" is a truthy string
+        raise QuantError(f"saturate must be True or False, got {saturate!r}")
     x = _as_float32(x)
     if x.numel() == 0:
         return torch.empty(x.shape, dtype=torch.uint8, device=x.device)
@@ -582,6 +584,12 @@ def dequantize(codes: torch.Tensor, scale_exp: torch.Tensor, fmt="rf8", granular
                          f"with granularity {granularity!r} need {want}")
     if scale_exp.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64):
         raise QuantError(f"scale_exp must be an integer tensor, got {scale_exp.dtype}")
+    bad = (scale_exp < SCALE_MIN) | (scale_exp > SCALE_MAX)
+    if granularity == "mx":
+        bad &= scale_exp != SCALE_NAN
+    if bool(bad.any()):  # below -127 every value would flush to 0: never a scale quantize makes
+        raise QuantError(f"{int(bad.sum())} scale exponent(s) outside the E8M0 range {SCALE_MIN}..{SCALE_MAX} "
+                         f"(first {int(scale_exp[bad].reshape(-1)[0])}); quantize's scales lie in it")
     v = decode(codes, fmt)
     if v.numel() == 0:
         return v
