@@ -23,7 +23,7 @@ import torch
 from .. import formats as F
 from .operands import GemmError, scale_exponents
 from .quant import QuantError
-from .w8a16 import gemm16
+from .w8a16 import gemm_float
 
 __all__ = ["GemmError", "TorchGemmResult", "gemm", "to_float32", "MAX_TORCH_WIDTH"]
 
@@ -56,7 +56,7 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
     """Bit-exact torch twin of ``rf8sim.golden.gemm`` (see the module docstring).
 
     A float accumulator (``acc="fp32"`` or ``"aligned:K:M"``) goes to
-    :func:`rf8sim.training.w8a16.gemm16` and returns its ``W8A16Result`` (float32
+    :func:`rf8sim.training.w8a16.gemm_float` and returns its ``W8A16Result`` (float32
     outputs and flags), as the golden gemm returns float32 bit patterns then."""
     from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
 
@@ -66,7 +66,7 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
     if not isinstance(acc, AccSpec):
         raise GemmError(f"acc must be an AccSpec or a spec string, got {acc!r}")
     if acc.kind != "fixed":  # fp32 / aligned:K:M (the W8A16 contract), as rf8sim.golden.gemm dispatches
-        return gemm16(a_codes, w_codes, a_fmt, w_fmt, str(acc), w_scale_exp, w_granularity, block, a_scale_exp,
+        return gemm_float(a_codes, w_codes, a_fmt, w_fmt, str(acc), w_scale_exp, w_granularity, block, a_scale_exp,
                       a_granularity)
     if acc.width > MAX_TORCH_WIDTH:
         raise GemmError(f"accumulator {acc}: the torch emulation handles widths up to {MAX_TORCH_WIDTH} bits; "

@@ -25,7 +25,8 @@ import torch
 from .. import formats as F
 from .fastquant import _COMPILE, _STATUS, kernel_values
 from .fastquant import compile_status as _compile_status
-from .tables import _SQRT2_SIG, QuantError, _fold, _raise_nonfinite, _tables, _Tables, _unfold  # noqa: F401
+from . import floatcodes
+from .tables import _SQRT2_SIG, QuantError, _as_float32, _fold, _raise_nonfinite, _tables, _Tables, _unfold  # noqa: F401
 
 __all__ = [
     "GRANULARITIES",
@@ -67,7 +68,8 @@ def _fmt(fmt) -> F.Format:
     f = F.get(fmt)
     if f.code_bits > 8:
         raise QuantError(f"{f.name} has {f.code_bits}-bit codes; the scaled quantizer takes 8-bit formats "
-                         f"({', '.join(F.names(code_bits=8))}); 16-bit activations: rf8sim.training.w8a16.encode16")
+                         f"({', '.join(F.names(code_bits=8))}); 16-bit float formats ({', '.join(floatcodes.FORMATS)}) "
+                         "are encoded unscaled: encode/decode/fake_quant")
     return f
 
 
@@ -75,30 +77,6 @@ def _check_rounding(fmt: F.Format, rounding: str) -> str:
     if rounding not in fmt.roundings:
         raise QuantError(f"rounding {rounding!r} is not valid for {fmt.name}; valid: {', '.join(fmt.roundings)}")
     return rounding
-
-
-def _as_float32(t, what="x") -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        if isinstance(t, np.ndarray) and t.dtype == np.float32:
-            t = torch.from_numpy(t)
-        else:
-            raise QuantError(f"{what} must be a torch.Tensor (float32, float16 or bfloat16), got {type(t).__name__}")
-    if t.dtype == torch.float32:
-        return t
-    if t.dtype in (torch.float16, torch.bfloat16):
-        return t.float()  # every float16/bfloat16 value is exact in float32
-    if t.dtype == torch.float64:
-        f = t.float()
-        bad = ~((f.double() == t) | (torch.isnan(t) & torch.isnan(f)))
-        if bool(bad.any()):
-            first = int(torch.nonzero(bad.reshape(-1))[0, 0])
-            raise QuantError(
-                f"{what}: {int(bad.sum())} of {t.numel()} float64 values are not exactly representable in "
-                f"float32 (first at flat index {first}); rf8sim refuses to round twice - convert with "
-                ".float() if that is what you want")
-        return f
-    raise QuantError(f"{what} has dtype {t.dtype}; give float32 (float16/bfloat16 convert exactly; "
-                     "float64 only when every value is exact in float32)")
 
 
 def _check_nonempty(x: torch.Tensor, what="x") -> None:
@@ -230,14 +208,20 @@ def _encode32(x: torch.Tensor, fmt: F.Format, rounding: str, saturate: bool) -> 
     return d["canonical"].index_select(0, code.reshape(-1)).view_as(code)
 
 
-def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> torch.Tensor:
-    """Canonical uint8 codes of ``x`` (no scaling), bit-identical to ``rf8sim.golden.encode``.
+def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None) -> torch.Tensor:
+    """Canonical codes of ``x`` (no scaling), bit-identical to ``rf8sim.golden.encode``.
 
-    ``x``: float32 tensor (float16/bfloat16 converted exactly).  NaN raises for
-    formats without NaN (rf8, int8) and gives the canonical NaN code otherwise;
-    values beyond max saturate (``saturate=False``: OCP overflow for e4m3/e5m2,
-    QuantError for rf8/int8).
+    ``x``: float32 tensor (float16/bfloat16 converted exactly).  8-bit formats: uint8 codes;
+    NaN raises for formats without NaN (rf8, int8) and gives the canonical NaN code otherwise;
+    values beyond max saturate (``saturate=False``: OCP overflow for e4m3/e5m2, QuantError for
+    rf8/int8).  16-bit floats (bf16, fp16; :mod:`.floatcodes`): uint16 codes by torch's RNE
+    cast, canonical NaN, overflow to +-Inf unless ``saturate``.  ``saturate=None``: True for the
+    8-bit formats, False for the 16-bit floats (as the golden encode).
     """
+    if floatcodes.takes(fmt):
+        _check_rounding(F.get(fmt), rounding)
+        return floatcodes.encode(x, fmt, bool(saturate))
+    saturate = True if saturate is None else saturate
     fmt = _fmt(fmt)
     _check_rounding(fmt, rounding)
     if not isinstance(saturate, bool):  # "False" is a truthy string
@@ -249,7 +233,9 @@ def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool
 
 
 def decode(codes: torch.Tensor, fmt="rf8") -> torch.Tensor:
-    """float32 values of uint8 ``codes`` (every finite value is exact in float32)."""
+    """float32 values of ``codes`` (uint8; uint16 for bf16/fp16): every finite value is exact in float32."""
+    if floatcodes.takes(fmt):
+        return floatcodes.decode(codes, fmt)
     fmt = _fmt(fmt)
     if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8:
         raise QuantError(f"codes must be a torch.uint8 tensor, got "
@@ -370,7 +356,7 @@ def _check_x(x, fmt, rounding, granularity, block, nonfinite="raise"):
 
 
 def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity: str = "tensor",
-             block: int = 32, saturate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+             block: int = 32, saturate: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Power-of-two scaled quantization: ``(codes uint8, scale_exp int8)``.
 
     ``scale_exp`` is the smallest integer k with amax / 2**k <= fmt.max per group
@@ -380,8 +366,15 @@ def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity:
     empty input raise QuantError, except under ``mx``, where a block holding
     NaN/Inf gets the NaN scale SCALE_NAN and all-zero codes (OCP MX v1.0), and
     elements always saturate (``saturate`` is ignored: the floor rule lets a
-    scaled value exceed the format's max).
+    scaled value exceed the format's max).  ``saturate=None``: True.  16-bit floats
+    (bf16, fp16) are not scaled: ``(encode(x), zeros)`` (uint16 codes; NaN/Inf kept,
+    overflow to +-Inf unless ``saturate``).
     """
+    if floatcodes.takes(fmt):  # a 16-bit float is its own range: codes of x, scale exponent 0
+        _check_rounding(F.get(fmt), rounding)
+        shape = scale_shape(_as_float32(x).shape, granularity, block)
+        return encode(x, fmt, rounding, False if saturate is None else saturate), torch.zeros(shape, dtype=torch.int8)
+    saturate = True if saturate is None else saturate
     fmt, x, granularity = _check_x(x, fmt, rounding, granularity, block)
     mx = granularity == "mx"
     y, k, sshape = _scale_exps(x, fmt, granularity, block, "mx" if mx else "raise")
@@ -615,7 +608,13 @@ def fake_quant(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularit
     ``"propagate"`` the scale is computed over the finite values only, every
     finite value is quantized normally and NaN/±Inf entries are passed through
     unchanged (useful to let a loss-scaler see an overflow).
+
+    16-bit floats (bf16, fp16): ``decode(encode(x))`` by torch's RNE cast (overflow to +-Inf,
+    NaN kept), unscaled whatever the granularity, with the same straight-through gradient.
     """
+    if floatcodes.takes(fmt):
+        _check_rounding(F.get(fmt), rounding)
+        return floatcodes.fake_quant(x, fmt)
     fmt, x32, granularity = _check_x(x, fmt, rounding, granularity, block, nonfinite)
     # x32 = x.float() for float16/bfloat16 inputs: autograd routes the gradient back through the cast
     if (granularity in _FUSED_GRANULARITIES and F.get(fmt.name) is fmt and fmt.code_bits == 8

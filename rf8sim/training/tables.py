@@ -1,5 +1,6 @@
-"""The torch quantizer's per-format lookup tables and group folding, below the public quantizer
-(:mod:`.quant`) and its fused kernels (:mod:`.fastquant`), so that neither imports the other.
+"""The torch quantizer's per-format lookup tables, group folding and input checks, below the public
+quantizer (:mod:`.quant`), its fused kernels (:mod:`.fastquant`) and the 16-bit float codes
+(:mod:`.floatcodes`), so that none of them imports another.
 """
 
 from __future__ import annotations
@@ -180,3 +181,27 @@ def _raise_nonfinite(x: torch.Tensor):
     raise QuantError(f"x contains {int(bad.sum())} non-finite value(s) ({nn_} NaN; first at flat index "
                      f"{int(torch.nonzero(bad)[0, 0])}); scaled quantization needs finite input "
                      "(fake_quant(nonfinite='propagate') passes NaN/Inf through)")
+
+
+def _as_float32(t, what="x") -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        if isinstance(t, np.ndarray) and t.dtype == np.float32:
+            t = torch.from_numpy(t)
+        else:
+            raise QuantError(f"{what} must be a torch.Tensor (float32, float16 or bfloat16), got {type(t).__name__}")
+    if t.dtype == torch.float32:
+        return t
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return t.float()  # every float16/bfloat16 value is exact in float32
+    if t.dtype == torch.float64:
+        f = t.float()
+        bad = ~((f.double() == t) | (torch.isnan(t) & torch.isnan(f)))
+        if bool(bad.any()):
+            first = int(torch.nonzero(bad.reshape(-1))[0, 0])
+            raise QuantError(
+                f"{what}: {int(bad.sum())} of {t.numel()} float64 values are not exactly representable in "
+                f"float32 (first at flat index {first}); rf8sim refuses to round twice - convert with "
+                ".float() if that is what you want")
+        return f
+    raise QuantError(f"{what} has dtype {t.dtype}; give float32 (float16/bfloat16 convert exactly; "
+                     "float64 only when every value is exact in float32)")
