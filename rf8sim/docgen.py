@@ -51,6 +51,7 @@ RENDERER_MODULES = (
     "rf8sim.golden.bench",
     "rf8sim.golden.bench_w8a16",
     "rf8sim.study.sweep_records",
+    "rf8sim.study.zoo_report",
     "rf8sim.study.mac_costs",
     "rf8sim.study.tinylm",
 )
