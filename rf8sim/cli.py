@@ -30,8 +30,8 @@ COMMAND_MODULES = (
 
 
 #: commands that write the cache (builds, syntheses, models, task results) even without --cache-dir
-CACHE_COMMANDS = frozenset({"synth", "rtlsim", "verify-layer", "flow", "demo", "study", "claims", "aligned-error",
-                            "array"})
+CACHE_COMMANDS = frozenset({"synth", "rtlsim", "verify-layer", "flow", "demo", "study area-accuracy", "study tinylm",
+                            "study cluster-scaling", "claims", "aligned-error"})
 
 
 class CLIError(RF8SimError):
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             _refuse_empty_values(parser, args)
-            if getattr(args, "cache_dir", None) is not None or args.command in CACHE_COMMANDS:
+            what = f"{args.command} {getattr(args, 'study_command', None) or ''}".strip()
+            if getattr(args, "cache_dir", None) is not None or what in CACHE_COMMANDS:
                 from . import cache
 
                 cache.check_root(getattr(args, "cache_dir", None))  # a file or read-only: say so up front

@@ -477,3 +477,16 @@ def test_claims_quick_writes_in_the_working_folder(tmp_path, monkeypatch):
     p = out_path("gg-fit", True)
     assert p.resolve() == tmp_path / "build" / "claims" / "gg-fit.quick.json"
     assert out_path("gg-fit", False).parent == C.RESULTS_DIR
+
+
+@pytest.mark.parametrize("argv", [("study", "area-accuracy", "--config", "tiny", "--workers", "2", "--cluster", "auto"),
+                                  ("claims", "gg-fit", "--quick", "--workers", "2", "--cluster", "auto")])
+def test_workers_with_a_ray_cluster_is_refused(capsys, tmp_path, monkeypatch, argv):
+    from rf8sim.study import area_accuracy
+    from rf8sim.study.claims import runner
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(area_accuracy, "run_sweep", _never("the sweep"))
+    monkeypatch.setattr(runner, "run_claim", _never("the claim"))
+    rc, out, err = _cli(capsys, *argv)
+    assert rc == 2 and "drop --workers" in err

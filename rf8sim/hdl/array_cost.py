@@ -447,7 +447,7 @@ def flow_tokens() -> tuple[int, dict]:
 def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
              use_cache: bool = True, liberty="default", target_cycles: int = TARGET_CYCLES) -> dict:
     """Synthesis, timing and (``energy``) the MiniLM-tile energy of one array (a cluster task)."""
-    cfg = _config(tuple(job), rows, cols)
+    cfg = _config(job, rows, cols)  # an ArrayConfig (array synth) or an (a, w, acc) job
     t0 = time.perf_counter()
     syn = synth_array(cfg, liberty, use_cache)
     tim = array_timing(syn, clock_ns)

@@ -126,7 +126,7 @@ def _job(job, tech, liberty, utilization, clock_ns, streams, beats, use_cache, p
            "crit_synth_ns": pre["critical_path_ns"], "crit_routed_nowire_ns": rt["pre"]["critical_path_ns"],
            "crit_post_ns": rt["post"]["critical_path_ns"], "route_times_s": r["times"], "synth_s": synth_s,
            "route_cached": r.get("cached", False), "streams": {}, "ok": True}
-    if streams and a not in ("bf16", "fp16"):  # the W8A16 units' streams are rf8sim.hdl.ppa16's
+    if streams and a not in ("bf16", "fp16"):  # the W8A16 units' 16-bit streams are not driven here
         macs = lanes if stage == "mac" else 1
         post = routed_ppa(s, r, streams=streams, clock_ns=clock_ns, beats=beats, use_cache=use_cache)
         for st, v in post["streams"].items():

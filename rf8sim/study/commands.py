@@ -201,6 +201,11 @@ def cmd_area_accuracy(args) -> int:
         from ..cli import CLIError
 
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and parse_cluster(cluster or cfg.study.cluster) != "local":
+        from ..cli import CLIError
+
+        raise CLIError(f"--workers sets local processes; with --cluster {cluster or cfg.study.cluster} Ray places "
+                       "the tasks, so drop --workers (or run locally)")
     if args.record:
         from ..fileio import check_output_path
 

@@ -38,6 +38,14 @@ def cmd_claims(args) -> int:
 
     if args.cache_dir:
         cache.set_root(args.cache_dir)
+    if args.workers != 1 and args.cluster is not None:
+        from rf8sim.cluster import parse_cluster
+
+        if parse_cluster(args.cluster) != "local":
+            from .common import ClaimError
+
+            raise ClaimError(f"--workers sets local processes; with --cluster {args.cluster} Ray places the tasks, "
+                             "so drop --workers (or run locally)")
 
     if args.name == "report":
         from .report import render
