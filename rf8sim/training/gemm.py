@@ -3,7 +3,8 @@
 ``C[m, n] = sum_k a[m, k] * w[n, k]`` on codes (nn.Linear layout).  Each product
 ``(-1)^s sig 2^(exp + scale_a + scale_w)`` is aligned to ``frac_bits`` by flooring
 (arithmetic shift of its two's complement value), then accumulated in k order
-with saturation at the accumulator's width (sticky overflow flag); NaN/Inf
+with saturation at the accumulator's width (sticky overflow flag; with ``AccSpec.group = G``,
+the PE array's order, G consecutive products are summed exactly before each saturating add); NaN/Inf
 operands contribute 0 and set the sticky invalid flag.  Integer tensor ops only
 (int64, any device), so the result is bit-identical to the golden model.
 
@@ -94,6 +95,9 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
     inv = torch.zeros((M, N), dtype=torch.bool, device=dev)
     a64 = a_codes.to(torch.int64)
     w64 = w_codes.to(torch.int64)
+    G = acc.group            # products summed exactly before each saturating add (1: k order)
+    lg = (G - 1).bit_length()
+    gsum = None
     for k0 in range(0, K, chunk):
         k1 = min(K, k0 + chunk)
         idx = a64[:, None, k0:k1] * 256 + w64[None, :, k0:k1]  # (M, N, kc)
@@ -108,11 +112,23 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
         p = torch.where(sh >= 0, left, right)
         p = torch.where(big, torch.sign(s) * cap, p)
         p = torch.where(bad, torch.zeros_like(p), p)
+        if G > 1:  # grouped order (AccSpec.group): exact int64 group sums need |product| < 2**(62 - lg)
+            if bool(((s != 0) & ~bad & (sh + bitlen > 62 - lg)).any()):
+                raise GemmError(f"accumulator {acc}: a product needs more than {62 - lg} bits, too wide for an exact "
+                                f"int64 sum of {G}; use rf8sim.golden.gemm")
         for j in range(k1 - k0):
-            t = accv + p[:, :, j]
+            if G > 1:
+                gsum = p[:, :, j] if gsum is None else gsum + p[:, :, j]
+                inv |= bad[:, :, j]
+                if (k0 + j + 1) % G and k0 + j + 1 < K:
+                    continue
+                t = accv + gsum
+                gsum = None
+            else:
+                t = accv + p[:, :, j]
+                inv |= bad[:, :, j]
             ovf |= (t > hi) | (t < lo)
             accv = t.clamp(lo, hi)
-            inv |= bad[:, :, j]
     return TorchGemmResult(accv, ovf, inv)
 
 
