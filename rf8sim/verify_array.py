@@ -44,12 +44,12 @@ def _torch_check(cfg, a, w) -> dict | None:
     import torch
 
     if cfg.kind == "aligned":
-        from .training.w8a16 import gemm16
+        from .training.gemm import gemm
 
         a_t = torch.from_numpy(a.astype(np.int32)).to(torch.int16).view(torch.uint16)
         w_t = torch.from_numpy(w.astype(np.int32)).to(torch.int16).view(torch.uint16) if w.dtype == np.uint16 \
             else torch.from_numpy(w)
-        r = gemm16(a_t, w_t, cfg.a_fmt.name, cfg.w_fmt.name, str(cfg.acc))
+        r = gemm(a_t, w_t, cfg.a_fmt, cfg.w_fmt, cfg.acc)
         return {"acc": r.bits.numpy().astype(np.uint32), "overflow": r.overflow.numpy(),
                 "invalid": r.invalid.numpy()}
     from .training.gemm import gemm

@@ -1,8 +1,8 @@
 """The PE array: the golden model's grouped order, the scheduler, and whole GEMMs on Icarus vs golden.
 
 References written differently from the code under test: the grouped fixed-point order with
-Python Fractions over the format tables (tests/reference.py), the aligned:K:M float32 chain with
-Fractions (tests/fp32_ref.py), and the schedule's cycle count from a clock-by-clock replay.
+Python Fractions over the format tables (tests/oracles/formats.py), the aligned:K:M float32 chain with
+Fractions (tests/oracles/binary32.py), and the schedule's cycle count from a clock-by-clock replay.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from rf8sim import formats as F
 from rf8sim.accspec import AccSpec, AccSpecError
 
-from reference import table
+from oracles.formats import table
 from toolcheck import icarus, needs, verilator
 
 iverilog = needs(lambda: shutil.which("iverilog") and shutil.which("vvp"), "Icarus Verilog", "apt-get install iverilog")
@@ -220,7 +220,7 @@ def test_aligned_array_against_fraction_reference(tmp_path):
     from rf8sim.hdl.array import ArrayConfig
     from rf8sim.hdl.arraysim import operands, run_gemm
 
-    from fp32_ref import aligned_dot
+    from oracles.binary32 import aligned_dot
 
     cfg = ArrayConfig.make("fp16", "rf8", "aligned:8:10", 4, 4, depth=8, pe_stages=2)
     a, w = operands(cfg, 6, 16, 4, "edge", seed=5)
