@@ -76,6 +76,7 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli",
         "hdl:array-minilm": "rf8sim.verify_array",
         "hdl:array-bench": "rf8sim.verify_array",
+        "hdl:array-schedule": "rf8sim.verify_array",
         "hdl:route-osu018": "rf8sim.hdl.route_study",
         "hdl:route-failures-osu018": "rf8sim.hdl.route_study",
         "hdl:route-spread-osu018": "rf8sim.hdl.route_study",
