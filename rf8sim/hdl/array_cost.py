@@ -116,7 +116,8 @@ def _config(cfg_or_tuple, rows=8, cols=8, pe_stages=1):
     return ArrayConfig.make(a, w, acc, rows, cols, None, pe_stages)
 
 
-def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | None = None) -> dict:
+def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | None = None,
+                cache_only: bool = False) -> dict | None:
     """Synthesize one array onto the Liberty file; area, cells and ``workdir`` (``mapped.v``, ``cells.lib``,
     ``names.json``: plain net name -> the original one, for :func:`parts_of`)."""
     from .array import generate_array_verilog
@@ -142,6 +143,8 @@ def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | Non
     res_p = work / "result.json"
     if use_cache and res_p.exists():
         return {**json.loads(res_p.read_text()), "cached": True, "workdir": str(work)}
+    if cache_only:
+        return None
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(text)
     shutil.copyfile(lib, work / "cells.lib")
@@ -445,11 +448,15 @@ def flow_tokens() -> tuple[int, dict]:
 
 # ---------------------------------------------------------------------------- one configuration / the grid
 def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
-             use_cache: bool = True, liberty="default", target_cycles: int = TARGET_CYCLES) -> dict:
-    """Synthesis, timing and (``energy``) the MiniLM-tile energy of one array (a cluster task)."""
-    cfg = _config(tuple(job), rows, cols)
+             use_cache: bool = True, liberty="default", target_cycles: int = TARGET_CYCLES,
+             cache_only: bool = False) -> dict | None:
+    """Synthesis, timing and (``energy``) the MiniLM-tile energy of one array (a cluster task);
+    ``cache_only``: None unless synthesis and timing are cached, no energy unless it is."""
+    cfg = _config(job if not isinstance(job, (tuple, list)) else tuple(job), rows, cols)
     t0 = time.perf_counter()
-    syn = synth_array(cfg, liberty, use_cache)
+    syn = synth_array(cfg, liberty, use_cache, cache_only=cache_only)
+    if syn is None or (cache_only and not (Path(syn["workdir"]) / f"timing-{clock_ns!r}.json").exists()):
+        return None
     tim = array_timing(syn, clock_ns)
     R, C = cfg.rows, cfg.cols
     row = {k: syn[k] for k in ("config", "module", "library", "yosys", "area_um2", "area_seq_um2", "area_comb_um2",
@@ -469,9 +476,12 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
         p = work / f"energy-{h.hexdigest()[:16]}.json"
         if use_cache and p.exists():
             en = json.loads(p.read_text())
+        elif cache_only:
+            en = None
         else:
             en = array_energy(cfg, syn, a, w, info, clock_ns)
             p.write_text(json.dumps(en))
+    if energy and en is not None:
         row["energy"] = en
         # at fmax: the same energy per cycle less the leakage over the shorter period
         e_fmax = en["energy_per_cycle_pj"] - en["leakage_w"] * (clock_ns - tim["critical_path_ns"]) * 1e3
@@ -483,7 +493,7 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
 
 def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
                cluster: str = "local", workers: int = 1, use_cache: bool = True, progress: bool = True,
-               liberty="default") -> list:
+               liberty="default", target_cycles: int = TARGET_CYCLES) -> list:
     """:func:`cost_one` of every (format pair, size) through :func:`rf8sim.cluster.run_tasks`."""
     import functools
 
@@ -495,22 +505,23 @@ def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, e
         return [f"array {a}x{w} {acc} {R}x{C}" for a, w, acc, R, C in jobs]
 
     return run_tasks(functools.partial(_cost_job, clock_ns=clock_ns, energy=energy, use_cache=use_cache,
-                                       liberty=liberty),
+                                       liberty=liberty, target_cycles=target_cycles),
                      jobs, keys=None, kind="array-cost", cluster=cluster, workers=workers,
                      resources=Resources(num_cpus=1, tools=("yosys",)), labels=labels(), progress=progress,
                      desc="array cost")
 
 
-def _cost_job(job, clock_ns, energy, use_cache, liberty):
+def _cost_job(job, clock_ns, energy, use_cache, liberty, target_cycles=TARGET_CYCLES):
     a, w, acc, R, C = job
-    return cost_one((a, w, acc), R, C, clock_ns, energy, use_cache, liberty)
+    return cost_one((a, w, acc), R, C, clock_ns, energy, use_cache, liberty, target_cycles)
 
 
 def add_inference(rows: list) -> dict:
     """Per-inference costs of every row (in place), at equal R x C and at the BF16 x BF16 8x8 area."""
     tokens, src = flow_tokens()
-    base = next((r for r in rows if r["config"]["a_fmt"] == "bf16" and r["config"]["w_fmt"] == "bf16"
-                 and r["config"]["rows"] == 8 and r["config"]["cols"] == 8), None)
+    bases = sorted((r for r in rows if r["config"]["a_fmt"] == "bf16" and r["config"]["w_fmt"] == "bf16"),
+                   key=lambda r: ((r["config"]["rows"], r["config"]["cols"]) != (8, 8), -r["config"]["rows"]))
+    base = bases[0] if bases else None  # the BF16 x BF16 8x8 array, else the largest BF16 x BF16 array costed
     budget = base["area_um2"] if base else None
     for r in rows:
         if "energy" not in r:
@@ -526,7 +537,7 @@ def add_inference(rows: list) -> dict:
                                "energy_uj": inf["energy_uj"], "tops_at_fmax": n * 2 * c["rows"] * c["cols"]
                                * r["fmax_mhz"] * 1e6 / 1e12}
     return {"tokens_per_sentence": tokens, "flow_record": "study/results/minilm-flow.json", **src,
-            "area_budget": "bf16 x bf16 8x8" if budget else None}
+            "area_budget": f"bf16 x bf16 {base['config']['rows']}x{base['config']['cols']}" if base else None}
 
 
 def table_record(rows: list, inference: dict) -> dict:
@@ -561,6 +572,9 @@ def register_array(asub) -> None:
     p.add_argument("--cluster", default="local", help="local, auto or ray://HOST:PORT (rf8sim.cluster)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--cached-only", action="store_true",
+                   help="with --table: assemble what has been computed (arrays not yet synthesized are left out "
+                        "and named in the record); computes nothing new but the OpenSTA timing of cached netlists")
     p.add_argument("--liberty", default=None)
     p.add_argument("--json", help="write the rows here")
     p.add_argument("--force", action="store_true", help="overwrite outputs")
@@ -631,10 +645,27 @@ def cmd_cost(args) -> int:
     if args.plot and not args.record:
         raise HdlError("--plot needs --record (the plot is drawn from the record)")
     lib = args.liberty or "default"
-    if args.table:
+    missing = []
+    if args.cached_only and (not args.table or args.no_cache):
+        raise HdlError("--cached-only needs --table and the cache (drop --no-cache)")
+    if args.table and args.cached_only:
+        sizes = [parse_size(s) for s in args.sizes.split(",")]
+        rows = []
+        for R, C in sizes:
+            for job in GRID:
+                r = cost_one(job, R, C, args.clock_ns, True, True, lib, args.cycles, cache_only=True)
+                if r is None:
+                    missing.append(f"{job[0]}x{job[1]} {job[2]} {R}x{C}")
+                else:
+                    rows.append(r)
+        if not rows:
+            raise HdlError("--cached-only: no array of the grid has been synthesized yet at " + args.sizes)
+        if missing:
+            print("not computed yet (left out): " + "; ".join(missing))
+    elif args.table:
         sizes = [parse_size(s) for s in args.sizes.split(",")]
         rows = cost_table(GRID, sizes, args.clock_ns, True, args.cluster, args.workers, not args.no_cache,
-                          liberty=lib)
+                          liberty=lib, target_cycles=args.cycles)
     else:
         cfg = config_from_args(args)
         rows = [cost_one(cfg, cfg.rows, cfg.cols, args.clock_ns, True, not args.no_cache, lib, args.cycles)]
@@ -649,7 +680,8 @@ def cmd_cost(args) -> int:
         write_record(args.json, {"rows": rows, "inference": inf}, overwrite=args.force)
     if args.record:
         cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("rf8sim", "__main__.py", "cli.py") else None
-        write_record(args.record, table_record(rows, inf), overwrite=args.force, command=cmd)
+        write_record(args.record, {**table_record(rows, inf), "not_computed": missing}, overwrite=args.force,
+                     command=cmd)
         print(f"wrote {args.record}")
         if args.plot:
             plot_array(args.record, args.plot, overwrite=args.force)
