@@ -117,6 +117,10 @@ def test_cli_bad_input(tmp_path):
     assert r.returncode == 2 and "--table" in r.stderr and "Traceback" not in r.stderr
     r = run("cost", "--clock-ns", "-1")
     assert r.returncode == 2 and "clock" in r.stderr and "Traceback" not in r.stderr
+    r = run("cost", "--cached-only")
+    assert r.returncode == 2 and "--table" in r.stderr and "Traceback" not in r.stderr
+    r = run("cost", "--cycles", "0")
+    assert r.returncode == 2 and "--cycles" in r.stderr and "Traceback" not in r.stderr
     r = run("synth", "--size", "0x4")
     assert r.returncode == 2 and "1..32" in r.stderr and "Traceback" not in r.stderr
 
