@@ -95,6 +95,35 @@ def _plain(named: str) -> tuple[str, dict]:
     return re.sub(r"\\(\S+)(\s)", sub, named), back
 
 
+def split_assigns(path: Path) -> None:
+    """Rewrite ``assign {a, b} = {c, d};`` (yosys writes such lines; OpenSTA 2.0.17's Verilog reader
+    refuses them) as one ``assign`` per bit, in place; idempotent."""
+    from .activity import _bits_of
+
+    text = Path(path).read_text()
+    if not re.search(r"^\s*assign\s*\{|^\s*assign[^;]*=\s*\{", text, re.M):
+        return
+    widths = {}
+    for m in re.finditer(r"^\s*(?:wire|input|output|reg)\s+(?:\[(\d+):(\d+)\]\s+)?([\w$\\.]+)\s*;", text, re.M):
+        widths[m.group(3)] = abs(int(m.group(1)) - int(m.group(2))) + 1 if m.group(1) else 1
+
+    def expand(m):
+        lhs, rhs = _bits_of(m.group(1), widths), _bits_of(m.group(2), widths)
+        if len(lhs) != len(rhs):
+            raise HdlError(f"{path}: assign with unequal widths: {m.group(0).strip()[:80]}")
+        out = []
+        for a, b in zip(lhs, rhs):
+            b = {"0": "1'b0", "1": "1'b1", "x": "1'bx"}.get(b, b)
+            out.append(f"  assign {a} = {b};")
+        return "\n".join(out)
+
+    text = re.sub(r"^\s*assign\s+(.+?)\s*=\s*(.+?)\s*;", lambda m: expand(m) if "{" in m.group(0) else m.group(0),
+                  text, flags=re.M)
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def part_of(name: str) -> str | None:
     """The part of the array (:data:`PARTS`) a register/wire name belongs to, or None."""
     if not name or name.startswith("$") or re.fullmatch(r"_\d+_", name):
@@ -154,6 +183,7 @@ def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | Non
     plain, back = _plain((work / "named.v").read_text())
     (work / "mapped.v").write_text(plain)
     (work / "named.v").unlink()
+    split_assigns(work / "mapped.v")
     cells = _cells_of(json.loads((work / "liberty_stat.json").read_text()), name)
     table = _liberty_cells(lib)
     missing = sorted(set(cells) - set(table))
@@ -268,6 +298,7 @@ def array_timing(syn: dict, clock_ns: float = DEFAULT_CLOCK_NS) -> dict:
     p = work / f"timing-{clock_ns!r}.json"
     if p.exists():
         return json.loads(p.read_text())
+    split_assigns(work / "mapped.v")  # netlists cached before the rewrite existed
     t = timing(work / "cells.lib", work / "mapped.v", syn["module"], clock_ns)
     p.write_text(json.dumps(t))
     return t
