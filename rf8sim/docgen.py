@@ -43,6 +43,7 @@ RENDERER_MODULES = (
     "rf8sim.study.results",
     "rf8sim.hdl.ppa_cli",
     "rf8sim.hdl.activity",
+    "rf8sim.hdl.array_cost",
     "rf8sim.verify",
     "rf8sim.cluster_scaling",
     "rf8sim.training.docs",
