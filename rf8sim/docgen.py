@@ -42,14 +42,17 @@ RENDERER_MODULES = (
     "rf8sim.hdl.sim",
     "rf8sim.study.results",
     "rf8sim.hdl.ppa_cli",
+    "rf8sim.hdl.route_study",
     "rf8sim.hdl.activity",
     "rf8sim.hdl.array_cost",
     "rf8sim.verify",
+    "rf8sim.verify_array",
     "rf8sim.cluster_scaling",
     "rf8sim.training.docs",
     "rf8sim.golden.bench",
     "rf8sim.golden.bench_w8a16",
     "rf8sim.study.sweep_records",
+    "rf8sim.study.zoo_report",
     "rf8sim.study.mac_costs",
     "rf8sim.study.tinylm",
 )
@@ -71,10 +74,15 @@ def load_record(rel_path, kind: str, how: str) -> dict:
 
     p = Path(__file__).resolve().parents[1] / rel_path
     if not p.is_file():
-        raise DocgenError(f"record {p} is missing: run `{how}` and check it in")
-    rec = json.loads(p.read_text())
-    if rec.get("kind") != kind:
-        raise DocgenError(f"{p} is not a {kind} record (its kind is {rec.get('kind')!r})")
+        raise DocgenError(f"record {rel_path} is missing: run `{how}` and check it in")
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise DocgenError(f"record {rel_path} is not valid JSON ({e}): restore it (git checkout -- {rel_path}) "
+                          f"or re-record it with `{how}`") from None
+    if not isinstance(rec, dict) or rec.get("kind") != kind:
+        raise DocgenError(f"{rel_path} is not a {kind} record (its kind is "
+                          f"{rec.get('kind') if isinstance(rec, dict) else type(rec).__name__!r})")
     return rec
 
 
@@ -105,8 +113,32 @@ def render(key: str) -> str:
         load_all()
     if key not in REGISTRY:
         raise DocgenError(f"no renderer registered for generated block {key!r}; known: {', '.join(sorted(REGISTRY))}")
-    text = REGISTRY[key]()
+    try:
+        text = REGISTRY[key]()
+    except RF8SimError:
+        raise
+    except (ValueError, KeyError, TypeError) as e:  # a damaged record (JSONDecodeError is a ValueError)
+        bad = _unreadable_records()
+        raise DocgenError(f"generated block {key!r} cannot be rendered: {type(e).__name__}: {e}"
+                          + (f"; unreadable record(s): {', '.join(bad)} - restore them (git checkout -- FILE) "
+                             "or re-record them" if bad else " (a record it reads lacks what it needs?)")) from None
     return text.rstrip("\n") + "\n"
+
+
+def _unreadable_records() -> list[str]:
+    """Checked-in JSON records (``*/results/*.json`` and the like) that do not parse, relative to the checkout."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    bad = []
+    for f in sorted(root.glob("**/results/**/*.json")) + sorted(root.glob("golden/*.json")):
+        if ".venv" in f.parts or "build" in f.relative_to(root).parts[:1]:
+            continue
+        try:
+            json.loads(f.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            bad.append(str(f.relative_to(root)))
+    return bad
 
 
 def blocks(text: str) -> list[tuple[str, str]]:

@@ -932,7 +932,15 @@ def get(fmt: "str | Format") -> Format:
     try:
         return _REGISTRY[key]
     except KeyError:
-        raise FormatError(f"unknown format {fmt!r}; valid formats: {', '.join(_REGISTRY)}") from None
+        from .scales import BLOCK_FORMATS
+
+        bf = BLOCK_FORMATS.get(key)
+        if bf is not None:
+            raise FormatError(f"{bf.name} is a block format ({bf.description}), not an element format: its element "
+                              f"format is {bf.element}; quantize with rf8sim.golden.blocks.quantize_block, "
+                              f"QuantConfig(weight_fmt={bf.name!r}) or `rf8sim study zoo`") from None
+        raise FormatError(f"unknown format {fmt!r}; valid formats: {', '.join(_REGISTRY)} (block formats: "
+                          f"{', '.join(BLOCK_FORMATS)})") from None
 
 
 def values(fmt: "str | Format") -> np.ndarray:

@@ -410,12 +410,17 @@ def test_cli_bad_input(capsys):
 
 
 def test_missing_sta_names_the_package(monkeypatch):
+    from rf8sim import tools
     from rf8sim.hdl import sta
 
-    monkeypatch.setattr(sta.shutil, "which", lambda name: None)
-    monkeypatch.setattr(sta, "_VERSION", None)
-    with pytest.raises(ToolMissingError, match="apt-get install opensta"):
-        sta.sta_version()
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    tools.sta_version.cache_clear()
+    try:
+        with pytest.raises(ToolMissingError, match="apt-get install opensta"):
+            sta.sta_version()
+        assert not sta.sta_available()
+    finally:
+        tools.sta_version.cache_clear()
 
 
 def test_missing_cell_models_name_the_package(monkeypatch, tmp_path):

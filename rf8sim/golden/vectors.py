@@ -175,7 +175,7 @@ def _edge_codes(fmt: F.Format) -> np.ndarray:
     """Zeros, extremes, smallest magnitudes, specials and (RF8) non-canonical duplicates."""
     fin = fmt.finite
     mags = np.where(fin, np.abs(np.nan_to_num(fmt.values)), np.nan)
-    order = np.argsort(mags[:128])
+    order = np.argsort(mags[:128], kind="stable")
     cs = {0, 0x80}
     top = int(np.nanargmax(np.where(fin, fmt.values, -np.inf)))
     bot = int(np.nanargmin(np.where(fin, fmt.values, np.inf)))
@@ -189,7 +189,7 @@ def _draw_codes(rng, fmt: F.Format, size, special_rate: float, big_rate: float) 
     fin_codes = np.flatnonzero(fmt.finite).astype(np.uint8)
     spec_codes = np.flatnonzero(~fmt.finite).astype(np.uint8)
     edge = _edge_codes(fmt)
-    big = fin_codes[np.argsort(np.abs(fmt.values[fin_codes]))[-24:]]  # large magnitudes: overflow
+    big = fin_codes[np.argsort(np.abs(fmt.values[fin_codes]), kind="stable")[-24:]]  # large magnitudes: overflow
     kind = rng.random(size)
     out = rng.choice(fin_codes, size)
     out = np.where(kind < 0.15, rng.choice(edge, size), out)
@@ -235,7 +235,7 @@ def _draw16(rng, fmt: F.Format, size, special_rate: float, big_rate: float) -> n
     """Codes of any width: zeros, subnormals/smallest, largest, values near 1, moderate, uniform."""
     fin = np.flatnonzero(fmt.special == F.SPECIAL_FINITE)
     mag = np.abs(fmt.values[fin])
-    pools = [fin, fin[mag == 0], fin[np.argsort(mag)[1:40]], fin[np.argsort(mag)[-40:]],
+    pools = [fin, fin[mag == 0], fin[np.argsort(mag, kind="stable")[1:40]], fin[np.argsort(mag, kind="stable")[-40:]],
              fin[(mag >= 0.5) & (mag <= 2)], fin[(mag >= 2.0 ** -6) & (mag <= 2.0 ** 6)]]
     probs = np.array([0.03, 0.06, 0.04, big_rate, 0.35, 0.52 - big_rate])
     which = rng.choice(len(pools), size=size, p=probs / probs.sum())
@@ -266,8 +266,8 @@ def _mac16_vectors(case: Mac16Case) -> dict:
     fw[idx] = fw[idx - 1]
     bpb = spec.block // case.lanes if spec.kind == "aligned" else 1
     # runs of same-signed largest products: overflow to Inf where the formats can reach it
-    big_a = np.flatnonzero(a_fmt.finite)[np.argsort(np.abs(a_fmt.values[a_fmt.finite]))[-8:]]
-    big_w = np.flatnonzero(w_fmt.finite)[np.argsort(np.abs(w_fmt.values[w_fmt.finite]))[-8:]]
+    big_a = np.flatnonzero(a_fmt.finite)[np.argsort(np.abs(a_fmt.values[a_fmt.finite]), kind="stable")[-8:]]
+    big_w = np.flatnonzero(w_fmt.finite)[np.argsort(np.abs(w_fmt.values[w_fmt.finite]), kind="stable")[-8:]]
     for start in rng.integers(0, case.n // bpb - 4, 3) * bpb:
         run = slice(int(start), int(start) + 2 * bpb)
         a[run] = rng.choice(big_a[a_fmt.sign[big_a] == 0], a[run].shape)

@@ -72,6 +72,14 @@ def _dim(what: str, v) -> int:
     return int(v)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"RxC"`` -> (R, C); HdlError naming the syntax otherwise (the bounds are checked by ArrayConfig)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not m:
+        raise HdlError(f"array size {text!r} is not RxC (rows x columns, e.g. 4x4, 8x8, 16x16)")
+    return int(m.group(1)), int(m.group(2))
+
+
 @dataclass(frozen=True)
 class ArrayConfig:
     """Validated array parameters; ``unit`` is the column's MAC configuration (R lanes)."""
@@ -209,12 +217,11 @@ class ArrayConfig:
         return p
 
 
-def _delay(m: Module, sig, n: int, name: str):
-    """``sig`` delayed by ``n`` clocks (a shift register, reset-less)."""
+def _delay(m: Module, sig, n: int, name: str, reset_less: bool = True):
+    """``sig`` delayed by ``n`` clocks (a shift register; reset to 0 unless ``reset_less``)."""
     cur = sig
     for i in range(n):
-        nxt = Signal.like(sig, name=f"{name}_d{i + 1}", reset_less=True) if isinstance(sig, Signal) else \
-            Signal(len(sig), name=f"{name}_d{i + 1}", reset_less=True)
+        nxt = Signal(len(sig), name=f"{name}_d{i + 1}", reset_less=reset_less)
         m.d.sync += nxt.eq(cur)
         cur = nxt
     return cur
@@ -319,12 +326,13 @@ class PEArray(wiring.Component):
             tag_fields += [self.in_bfirst, self.in_blast, self.in_emax]
         tag_in = Signal(sum(len(f) for f in tag_fields), name="tag_in")
         m.d.comb += tag_in.eq(Cat(*tag_fields))
-        tag = _delay(m, tag_in, R + S, "tag")
+        # the tag's registers reset to 0: no output or accumulator write from whatever they held before
+        tag = _delay(m, tag_in, R + S, "tag", reset_less=False)
         W = cfg.out_width
         D = cfg.depth
         for c in range(C):
             if c:
-                tag = _delay(m, tag, 1, f"tag_c{c}")
+                tag = _delay(m, tag, 1, f"tag_c{c}", reset_less=False)
             off = 0
             fields = {}
             for name, f in zip(("valid", "clear", "last", "addr", "bfirst", "blast", "emax"), tag_fields):

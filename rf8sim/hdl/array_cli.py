@@ -8,7 +8,6 @@ there yet is skipped.  :func:`config_args` / :func:`config_from_args` are the sh
 from __future__ import annotations
 
 import importlib
-import re
 
 __all__ = ["register", "config_args", "config_from_args", "parse_size", "ARRAY_COMMAND_MODULES"]
 
@@ -17,13 +16,10 @@ ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"RxC"`` -> (R, C); HdlError naming the syntax otherwise (the bounds are checked by ArrayConfig)."""
-    from .mac import HdlError
+    """``"RxC"`` -> (R, C) (:func:`rf8sim.hdl.array.parse_size`, imported when called: the CLI starts fast)."""
+    from .array import parse_size as parse
 
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not m:
-        raise HdlError(f"array size {text!r} is not RxC (rows x columns, e.g. 4x4, 8x8, 16x16)")
-    return int(m.group(1)), int(m.group(2))
+    return parse(text)
 
 
 def config_args(p) -> None:
@@ -107,6 +103,17 @@ def register_array(asub) -> None:
                                                      "hdl/results/array-minilm-bf16xrf8-aligned-32-16-8x8.json)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     p.set_defaults(func=cmd_verify_minilm)
+
+    p = asub.add_parser("bench", help="wall-clock of one real MiniLM Linear (384 -> 1536, 128 tokens) through "
+                                      "the array cycle-accurately (goal <= 60 s on 8x8)")
+    config_args(p)
+    p.set_defaults(a_fmt="bf16", acc="aligned:32:16", size="8x8")
+    p.add_argument("--layer", default="encoder.layer.0.intermediate.dense")
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--simulator", default="verilator", choices=("icarus", "verilator"))
+    p.add_argument("--record", metavar="FILE", help="write the result as a record (e.g. hdl/results/array-bench.json)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --record file")
+    p.set_defaults(func=cmd_bench)
 
 
 def _shape_args(p) -> None:
@@ -194,3 +201,21 @@ def cmd_verify_minilm(args) -> int:
         records.write_record(args.record, {"provenance": prov, **rep}, overwrite=args.force)
         print(f"wrote {args.record}")
     return 0 if rep["ok"] else 1
+
+
+def cmd_bench(args) -> int:
+    from .. import records
+    from ..fileio import check_output_path
+    from ..verify_array import bench_layer
+
+    if args.record:
+        check_output_path(args.record, overwrite=args.force)
+    prov = records.provenance()
+    r = bench_layer(args.size, args.a_fmt, args.w_fmt, args.acc, args.layer, args.tokens, args.simulator)
+    print(f"{r['layer']} {r['M']}x{r['K']}x{r['N']} on {args.size} ({args.simulator}): {r['wall_s']:.1f} s wall "
+          f"(simulation {r['sim_s']:.1f} s, {r['cycles']:,} cycles, {r['cycles_per_s']:,.0f} cycles/s; goal <= 60 s: "
+          f"{'met' if r['met'] else 'missed'}); {r['outputs']:,} outputs, {r['mismatches']} mismatches vs golden")
+    if args.record:
+        records.write_record(args.record, {"provenance": prov, **r}, overwrite=args.force)
+        print(f"wrote {args.record}")
+    return 0 if r["mismatches"] == 0 else 1

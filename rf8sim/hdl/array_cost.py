@@ -483,7 +483,7 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
              cache_only: bool = False) -> dict | None:
     """Synthesis, timing and (``energy``) the MiniLM-tile energy of one array (a cluster task);
     ``cache_only``: None unless synthesis and timing are cached, no energy unless it is."""
-    cfg = _config(job if not isinstance(job, (tuple, list)) else tuple(job), rows, cols)
+    cfg = _config(job, rows, cols)  # an ArrayConfig (array synth) or an (a, w, acc) job
     t0 = time.perf_counter()
     syn = synth_array(cfg, liberty, use_cache, cache_only=cache_only)
     if syn is None or (cache_only and not (Path(syn["workdir"]) / f"timing-{clock_ns!r}.json").exists()):
@@ -596,6 +596,9 @@ def register_array(asub) -> None:
     p.add_argument("--liberty", default=None, help="Liberty file (default osu018)")
     p.add_argument("--json", help="write the result here")
     p.add_argument("--force", action="store_true", help="overwrite --json")
+    from .route_cli import add_arguments as _route_arguments
+
+    _route_arguments(p)  # --tech, --route, --utilization, --place-seed (rf8sim.hdl.route_cli)
     p.set_defaults(func=cmd_synth)
     p = asub.add_parser("cost", help="energy of a real MiniLM tile on the array from gate-level activity "
                                      "(pJ/MAC, TOPS/W, by part), per-inference cycles / latency / energy; "
@@ -617,13 +620,16 @@ def register_array(asub) -> None:
     p.add_argument("--liberty", default=None)
     p.add_argument("--json", help="write the rows here")
     p.add_argument("--force", action="store_true", help="overwrite outputs")
+    _route_arguments(p, route=False)  # --tech
     p.set_defaults(func=cmd_cost)
 
 
 def _check_common(args) -> None:
     from ..fileio import check_output_path
     from .power import check_clock
+    from .route_cli import resolve_liberty
 
+    args.liberty = resolve_liberty(args) or args.liberty  # --tech sky130: its Liberty file
     check_clock(args.clock_ns)
     if args.liberty and not Path(args.liberty).is_file():
         raise HdlError(f"Liberty file {args.liberty} not found (or not a file)")
@@ -633,7 +639,7 @@ def _check_common(args) -> None:
 
 
 def _print_rows(rows: list) -> None:
-    from rich.console import Console
+    from rf8sim.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim array cost (osu018)")
@@ -663,6 +669,10 @@ def cmd_synth(args) -> int:
     row = cost_one(cfg, cfg.rows, cfg.cols, args.clock_ns, energy=False, use_cache=not args.no_cache,
                    liberty=args.liberty or "default")
     _print_rows([row])
+    if getattr(args, "route", False):
+        from .route_cli import route_array
+
+        row.update(route_array(cfg, args, args.liberty))
     if args.json:
         from ..records import write_record
 

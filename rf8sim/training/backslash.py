@@ -142,8 +142,10 @@ class BackSlash:
         self.steps = 0
         self.beta = self.fixed_beta if self.fixed_beta is not None else 2.0
         self.n = None
+        self._s2, self._warned = 0.0, False
         self.history: list[float] = []
         self._stats()  # n (and beta) from the start
+        self._rms0 = math.sqrt(self._s2 / self.n) if self.n else 0.0
 
     # -- statistics ----------------------------------------------------------
     def _allreduce(self, t: torch.Tensor) -> torch.Tensor:
@@ -167,7 +169,7 @@ class BackSlash:
         s = torch.stack([torch.tensor(n, dtype=torch.float64, device=dev), s2.to(dev), s1.to(dev)])
         s = self._allreduce(s)
         n, s2, s1 = (float(v) for v in s.cpu())
-        self.n = n
+        self.n, self._s2 = n, s2
         return n, s2, s1
 
     @property
@@ -191,6 +193,30 @@ class BackSlash:
         if self.steps % self.every == 0:
             self.estimate_beta()
         self.steps += 1
+
+    def _check_step(self) -> None:
+        """Warn (once) when one per-batch step is larger than the weights were (their RMS when BackSlash
+        was attached): lam*beta/n with
+        the authors' lam = 2e3 is tiny for their billion-parameter models and overwhelming for a small
+        one, which it drives to huge weights within a few batches."""
+        if self._warned or self.lam == 0 or not self._rms0 > 0:
+            return
+        rms = self._rms0  # the weights' scale when BackSlash was attached
+        size = self.lam / self.n if self.variant == "l1" else \
+            self.lam * self.beta / self.n * self.eps ** (self.beta - 1.0)
+        if size > rms:
+            import sys
+            import warnings
+
+            self._warned = True
+            level, f = 1, sys._getframe(0)  # point at the caller's line, past this file and torch's wrappers
+            while f is not None and (f.f_code.co_filename == __file__ or "_contextlib" in f.f_code.co_filename):
+                f, level = f.f_back, level + 1
+            fit = rms * self.n / (self.beta if self.variant == "gg" else 1.0)
+            warnings.warn(f"BackSlash: one step moves each weight by about {size:.3g}, more than the weights' initial RMS "
+                          f"{rms:.3g} ({self.n:.0f} parameters, lam={self.lam:g}): training will diverge. The step "
+                          f"is lam*beta/n, so scale lam with the parameter count (lam well below {fit:.3g} here; "
+                          "the authors' lam=2e3 is for billions of parameters)", RuntimeWarning, stacklevel=level)
 
     # -- form (b): differentiable rate ------------------------------------------
     def rate(self) -> torch.Tensor:
@@ -217,9 +243,11 @@ class BackSlash:
     def step(self) -> float:
         """Apply w <- w - (lam beta / n) sign(w) (|w| + eps)**(beta - 1) to every selected parameter.
 
-        Call after ``optimizer.step()``.  Returns the beta used.
+        Call after ``optimizer.step()``.  Returns the beta used.  Warns (RuntimeWarning, once) when the
+        step is larger than the weights' RMS: scale ``lam`` with the parameter count.
         """
         self._maybe_update()
+        self._check_step()
         if self.lam == 0:
             return self.beta
         if self.variant == "l1":

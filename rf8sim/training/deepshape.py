@@ -69,6 +69,19 @@ class DeepShapeResult:
                  "fitted_nu": g.fitted[0], "target_nu": g.target[0]} for g in self.groups]
 
 
+#: the most histogram levels reshape_values builds (|w| / step); 2**24 int64 counts = 128 MiB
+_MAX_LEVELS = 1 << 24
+
+
+def _sparse_hint(x: torch.Tensor, step_exp: int) -> str:
+    """What to do when a group has too few values per level of the 2^-step_exp grid."""
+    amax = float(x.abs().max())
+    suggest = int(round(math.log2(math.sqrt(x.numel()) / amax))) if amax > 0 else step_exp
+    return (f"{x.numel()} values over levels of 2^-{step_exp} up to {amax:.3g} are too few per level for "
+            f"DeepShape's histogram; use a coarser grid (step_exp={min(suggest, step_exp - 1)} gives about "
+            "sqrt(n) levels), mode='global', or leave this tensor out (select=)")
+
+
 def reshape_values(w: torch.Tensor, step_exp: int = 13, core_count=1000, shape_factor: float = 0.8,
                    scale_factor: float = 0.6, beta_method: str = "grid", name: str = "values"):
     """DeepShape one 1-D group of values: returns (new values float64, GroupShape)."""
@@ -81,6 +94,12 @@ def reshape_values(w: torch.Tensor, step_exp: int = 13, core_count=1000, shape_f
         raise DeepShapeError(f"{name}: contains NaN/Inf")
     step = math.ldexp(1.0, -int(step_exp))
     q = torch.round(x / step).to(torch.int64)
+    top = float(x.abs().max()) / step
+    if top > _MAX_LEVELS:
+        raise DeepShapeError(f"{name}: values reach {float(x.abs().max()):.4g}, {top:.3g} levels of the 2^-{step_exp} "
+                             f"grid (at most {_MAX_LEVELS:,} fit the level histogram); DeepShape expects weights of "
+                             "order 1 - were they blown up in training (a BackSlash step larger than the weights: "
+                             "scale lam with the parameter count), or pass a smaller step_exp")
     posq = q[q > 0]
     if posq.numel() == 0:
         raise DeepShapeError(f"{name}: no value reaches the first positive level (step 2^-{step_exp})")
@@ -99,7 +118,7 @@ def reshape_values(w: torch.Tensor, step_exp: int = 13, core_count=1000, shape_f
     m2 = float((c * c).mean())
     m1 = float(c.abs().mean())
     if m1 == 0:
-        raise DeepShapeError(f"{name}: the dense core is all zeros")
+        raise DeepShapeError(f"{name}: the dense core is all zeros ({_sparse_hint(x, step_exp)})")
     beta = estimate_shape(n_core, m2 * n_core, m1 * n_core, beta_method, (0.1, 3.0))
     alpha = gg_scale_for_variance(beta, m2)
     beta_t, alpha_t = beta * shape_factor, alpha * scale_factor
@@ -107,7 +126,13 @@ def reshape_values(w: torch.Tensor, step_exp: int = 13, core_count=1000, shape_f
     d = stats.gennorm(beta_t, scale=alpha_t)
     mass = d.cdf((levels + 0.5) * step) - d.cdf((levels - 0.5) * step)
     if not mass.sum() > 0:
-        raise DeepShapeError(f"{name}: the target GG puts no mass on the core levels")
+        raise DeepShapeError(f"{name}: the target GG puts no mass on the core levels -T..T (T = {T}, "
+                             f"{n_core} of {x.numel()} values in the core): {_sparse_hint(x, step_exp)}")
+    if n_core < x.numel() // 2:
+        import warnings
+
+        warnings.warn(f"DeepShape {name}: only {n_core} of {x.numel()} values lie in the dense core (T = {T}): "
+                      f"{_sparse_hint(x, step_exp)}", RuntimeWarning, stacklevel=3)
     raw = n_core * mass / mass.sum()
     cnt = np.floor(raw).astype(np.int64)
     left = n_core - int(cnt.sum())

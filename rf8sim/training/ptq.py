@@ -9,7 +9,7 @@ real packed module whose weight lives only as ``codes`` (uint8) and
   dequantized, then ``F.linear`` in float32 (fast; the float32 sum order is
   torch's), or
 * ``forward="exact"``: the bit-exact arithmetic of ``rf8sim.golden.gemm`` -
-  16-bit activations through :func:`~rf8sim.training.w8a16.gemm16` with
+  16-bit activations through :func:`~rf8sim.training.gemm` with
   ``acc="fp32"`` or ``"aligned:K:M"``, 8-bit activations through the integer GEMM
   :func:`~rf8sim.training.gemm.gemm` with a fixed-point ``AccSpec`` string.  The
   bias (if any) is then added in float32 (one RNE addition).
@@ -26,12 +26,13 @@ import torch
 from torch import nn
 
 from .. import formats as F
+from . import floatcodes
 from .quant import QuantError, canonical_granularity, dequantize, fake_quant, quantize, scale_shape
 
 __all__ = ["QuantConfig", "RF8Linear", "quantize_", "FORWARDS"]
 
 FORWARDS = ("fake", "exact")
-_A16 = ("bf16", "fp16")
+_A16 = tuple(floatcodes.FORMATS)  # the 16-bit floats (bf16, fp16), encoded unscaled
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,23 @@ class QuantConfig:
                 raise QuantError("forward='exact' needs act_fmt (bf16, fp16 or an 8-bit format): the golden "
                                  "arithmetic is defined on codes")
             if self.act_fmt in _A16:
-                from .w8a16 import parse_acc16
+                from .w8a16 import float_acc
 
-                object.__setattr__(self, "acc", str(parse_acc16(self.acc or "fp32")))
+                object.__setattr__(self, "acc", str(float_acc(self.acc or "fp32")))
             elif not self.acc:
                 raise QuantError("forward='exact' with 8-bit activations needs acc, an AccSpec string such as "
                                  "'16:40' (FRAC:WIDTH)")
+            else:  # checked here, not at the first forward
+                from ..accspec import AccSpec, AccSpecError
+
+                try:
+                    spec = AccSpec.parse(str(self.acc), self.act_fmt, self.weight_fmt)
+                except AccSpecError as e:
+                    raise QuantError(f"acc: {e}") from None
+                if spec.kind != "fixed":
+                    raise QuantError(f"acc={self.acc!r} is a float accumulator, for 16-bit activations (bf16, fp16); "
+                                     f"with 8-bit activations ({self.act_fmt}) give a fixed-point one: exact, "
+                                     "exact:TERMS or FRAC:WIDTH (e.g. '16:40')")
 
 
 class RF8Linear(nn.Module):
@@ -148,10 +160,6 @@ class RF8Linear(nn.Module):
         c = self.config
         if c.act_fmt is None:
             return x.float()
-        if c.act_fmt in _A16:
-            from .w8a16 import fake_quant16
-
-            return fake_quant16(x, c.act_fmt)
         rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
         return fake_quant(x, c.act_fmt, rnd, "tensor", nonfinite="propagate")
 
@@ -160,26 +168,27 @@ class RF8Linear(nn.Module):
         if x.shape[-1] != self.in_features:
             raise QuantError(f"RF8Linear expects {self.in_features} input features, got shape {tuple(x.shape)}")
         if c.forward == "fake":
-            return nn.functional.linear(self._act_fake(x), self.weight, self.bias)
+            y = nn.functional.linear(self._act_fake(x), self.weight,
+                                     None if self.bias is None else self.bias.float())
+            return self._out_dtype(x, y)
         x2 = x.reshape(-1, self.in_features).float()
-        if c.act_fmt in _A16:
-            from .w8a16 import encode16, gemm16
+        from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
+        from .gemm import gemm, to_float32
 
-            y = gemm16(encode16(x2, c.act_fmt), self.codes, c.act_fmt, c.weight_fmt, c.acc, self.scale_exp,
-                       c.granularity, c.block).out
-        else:
-            from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
-            from .gemm import gemm, to_float32
-
-            spec = AccSpec.parse(c.acc, c.act_fmt, c.weight_fmt)
-            rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
-            ac, ak = quantize(x2, c.act_fmt, rnd, "tensor")
-            r = gemm(ac, self.codes, c.act_fmt, c.weight_fmt, spec, ak, self.scale_exp, "tensor",
-                     c.granularity, c.block)
-            y = to_float32(r.acc, spec.frac_bits)
+        spec = AccSpec.parse(c.acc, c.act_fmt, c.weight_fmt)
+        rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
+        ac, ak = quantize(x2, c.act_fmt, rnd, "tensor")  # 16-bit floats: their codes, scale 0
+        r = gemm(ac, self.codes, c.act_fmt, c.weight_fmt, spec, ak, self.scale_exp, "tensor",
+                 c.granularity, c.block)
+        y = to_float32(r.acc, spec.frac_bits) if spec.kind == "fixed" else r.out
         if self.bias is not None:
             y = y + self.bias.float()
-        return y.reshape(*x.shape[:-1], self.out_features)
+        return self._out_dtype(x, y.reshape(*x.shape[:-1], self.out_features))
+
+    @staticmethod
+    def _out_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A Linear keeps its input's dtype (a bf16 model stays bf16): one RNE cast of the float32 result."""
+        return y.to(x.dtype) if x.is_floating_point() and x.dtype != y.dtype else y
 
     def extra_repr(self) -> str:
         d = {k: v for k, v in asdict(self.config).items() if v is not None}
@@ -199,10 +208,23 @@ def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn=Non
         raise QuantError(f"quantize_ expects an nn.Module, got {type(model).__name__}")
     if isinstance(model, nn.Linear):
         raise QuantError("quantize_ replaces Linear submodules; wrap a bare Linear in a container (nn.Sequential)")
-    todo = []
+    todo, left = [], []
     for fqn, mod in model.named_modules():
-        if type(mod) is nn.Linear and (filter_fn is None or filter_fn(mod, fqn)):
+        picked = filter_fn is None or filter_fn(mod, fqn)
+        if type(mod) is nn.Linear and picked:
             todo.append(fqn)
+        elif picked and isinstance(mod, nn.MultiheadAttention):
+            left.append(fqn or "(the model)")
+        elif picked and isinstance(mod, nn.Linear) and not any(fqn.startswith(m + ".") for m in left):
+            left.append(fqn)  # a Linear subclass: its forward may not be Linear's
+    if left:
+        import warnings
+
+        warnings.warn(f"quantize_ leaves {', '.join(left[:5])}{' ...' if len(left) > 5 else ''} in float: "
+                      "nn.MultiheadAttention computes its projections from its own parameters "
+                      "(in_proj_weight, out_proj.weight) and a Linear subclass may not forward like nn.Linear, so "
+                      "neither can be replaced by a packed RF8Linear; exclude them with filter_fn to silence this, "
+                      "or use a model with plain nn.Linear projections", UserWarning, stacklevel=2)
     if not todo:
         raise QuantError("quantize_ selected no nn.Linear layer (check filter_fn)")
     for fqn in todo:
