@@ -126,6 +126,7 @@ RENDERER_MODULES = (
     "rf8sim.hdl.ppa_cli",
     "rf8sim.hdl.route_study",
     "rf8sim.hdl.activity",
+    "rf8sim.hdl.array_cost",
     "rf8sim.verify",
     "rf8sim.verify_array",
     "rf8sim.cluster_scaling",
