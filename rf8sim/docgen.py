@@ -84,6 +84,9 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:route-spread-osu018": "rf8sim.hdl.route_study",
         "hdl:route-noise-osu018": "rf8sim.hdl.route_study",
         "hdl:route-anchors-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-osu018-w8a16": "rf8sim.hdl.route_study",
+        "hdl:route-failures-osu018-w8a16": "rf8sim.hdl.route_study",
+        "hdl:route-noise-osu018-w8a16": "rf8sim.hdl.route_study",
     },
     "docs/study.md": {
         "study:full-run": "rf8sim.study.sweep_records",
