@@ -1029,6 +1029,11 @@ def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: st
     s = np.asarray(scale)
     if s.dtype.kind not in "iu":
         raise DTypeError(f"{what}_scale_exp must be an integer array, got dtype {s.dtype}")
+    flat = s.reshape(-1)
+    bad = flat[((flat < S.SCALE_MIN) | (flat > S.SCALE_MAX)) & ((flat != S.SCALE_NAN) | (granularity != "mx"))]
+    if bad.size:  # such a product would be floored to 0 (or overflow): never a scale quantize makes
+        raise S.ScaleError(f"{what}_scale_exp holds {bad.size} exponent(s) outside the E8M0 range "
+                           f"{S.SCALE_MIN}..{S.SCALE_MAX} (first {int(bad[0])}); quantize's scales lie in it")
     if granularity == "tensor":
         if s.shape != ():
             raise ValueError(f"{what}_scale_exp for granularity 'tensor' must be a scalar, got shape {s.shape}")

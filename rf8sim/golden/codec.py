@@ -28,7 +28,7 @@ sorted thresholds inside crowded buckets.
 
 from __future__ import annotations
 
-from rf8sim.errors import RF8SimError
+from rf8sim.errors import InputError, RF8SimError
 
 from functools import lru_cache
 
@@ -629,6 +629,8 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None
     """
     fmt = F.get(fmt)
     rounding = _check_rounding(fmt, rounding)
+    if saturate is not None and not isinstance(saturate, (bool, np.bool_)):  # "False" is a truthy string
+        raise InputError(f"saturate must be True, False or None (the format's default), got {saturate!r}")
     if fmt.negation == "twos" and saturate is False:
         raise FormatError(f"{fmt.name}: posits never overflow (finite values beyond maxpos round to maxpos, "
                           f"Posit Standard 2022); saturate=False is not valid for them")
@@ -844,6 +846,12 @@ def dequantize(codes, scale_exp, fmt="rf8", granularity: str = "tensor", block: 
         if badk.any():
             raise S.ScaleError(f"{int(badk.sum())} mx scale exponent(s) outside the E8M0 range "
                                f"{S.SCALE_MIN}..{S.SCALE_MAX} (or {S.SCALE_NAN}, the NaN scale)")
+    else:  # below -127 every value would flush to 0: never a scale quantize makes
+        badk = (k < S.SCALE_MIN) | (k > S.SCALE_MAX)
+        if badk.any():
+            raise S.ScaleError(f"{int(badk.sum())} scale exponent(s) outside the E8M0 range "
+                               f"{S.SCALE_MIN}..{S.SCALE_MAX} (first {int(k[badk].reshape(-1)[0])}); quantize's "
+                               "scales lie in it")
     v = decode(c, fmt)
     kk = _expand_scale(k, c.shape, g, int(block))
     nan_blk = kk == S.SCALE_NAN if g == "mx" else None

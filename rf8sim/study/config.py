@@ -528,9 +528,14 @@ def load_config(path: "str | Path") -> StudyConfig:
 
         raise InputFileError(f"study config {str(p)!r} does not exist (shipped ones: tiny, small, full, flow)")
     try:
-        raw = tomllib.loads(p.read_text())
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a TOML text file (not UTF-8 text: {e.reason} at byte {e.start}); "
+                          "a study configuration is a .toml file such as the shipped tiny, small, full") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror or e})") from None
     return config_from_dict(raw)
 
 
