@@ -252,3 +252,30 @@ def render_bench(root=None) -> str:
 
 
 _register_docs()
+
+
+def render_schedule() -> str:
+    """The docs/hdl.md block ``hdl:array-schedule``: the scheduler's cycle counts for MiniLM's Linear shapes
+    (computed by :func:`rf8sim.hdl.schedule.plan`, deterministic; no measurement)."""
+    from .hdl.array import ArrayConfig
+    from .hdl.schedule import plan
+
+    shapes = (("query/key/value/attention output", 384, 384), ("intermediate", 384, 1536), ("output", 1536, 384))
+    lines = ["| array (depth) | layer shape (K x N), 128 tokens | cycles | utilization | weight tiles | stall cycles | "
+             "fill/drain cycles |", "|---|---|---|---|---|---|---|"]
+    for R in (4, 8, 16):
+        cfg = ArrayConfig.make("bf16", "rf8", "aligned:32:16", R, R)
+        for name, K, N in shapes:
+            s = plan(128, K, N, R, R, cfg.depth, 32, cfg.latency).summary()
+            lines.append(f"| {R}x{R} ({cfg.depth}) | {name} ({K} x {N}) | {s['cycles']:,} | {s['utilization']:.1%} | "
+                         f"{s['tiles']:,} | {s['stall_cycles']:,} | {s['fill_drain_cycles']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def _register_schedule() -> None:
+    from .docgen import register
+
+    register("hdl:array-schedule")(render_schedule)
+
+
+_register_schedule()
