@@ -38,6 +38,7 @@ def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: s
         if path:
             fileio.check_output_path(path, overwrite=force)  # before minutes of work
     prov = records.provenance()  # the commit and diff the run started from
+    last, last_from = previous_ratios(RECORD)  # read before --record may replace it
     rows: list[dict] = []
     console = Console()
     for part in parts:
@@ -53,19 +54,64 @@ def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: s
         rows += got
         console.print(f"[dim]{part}: {len(got)} rows in {time.perf_counter() - t0:.1f} s[/]")
     t = Table(title=f"rf8sim bench ({machine()})")
-    for h in ("part", "benchmark", "value", "baseline", "ratio", "goal"):
+    for h in ("part", "benchmark", "value", "baseline", "ratio", "last recorded", "goal"):
         t.add_column(h)
+    worse = []
     for r in rows:
         ratio = r.get("ratio")
+        prev = last.get(r["name"])
+        if ratio is not None and prev and ratio < REGRESSION * prev:
+            worse.append(f"{r['name']}: {ratio:.2f}x, recorded {prev:.2f}x")
         t.add_row(r["part"], r["name"], f"{r['value']:.4g} {r.get('unit', '')}", r.get("baseline", ""),
-                  "" if ratio is None else f"{ratio:.2f}x", r.get("goal", ""))
+                  "" if ratio is None else f"{ratio:.2f}x", compare_cell(ratio, prev), r.get("goal", ""))
     console.print(t)
+    console.print(f"last recorded: {last_from}")
+    if worse:
+        console.print(f"[bold yellow]{len(worse)} ratio(s) below {REGRESSION:g} x the last recorded one "
+                      f"(a regression, or a busier machine: load {prov['machine'].get('load_1min')}):[/]")
+        for w in worse:
+            console.print(f"  {w}")
     payload = {"provenance": prov, "kind": "rf8sim bench", "quick": quick, "parts": list(parts), "rows": rows}
     for path in (json_out, record):
         if path:
             records.write_record(path, payload, overwrite=force)
             console.print(f"record: {path}")
     return rows
+
+
+#: a ratio below this fraction of the last recorded one is flagged after the table
+REGRESSION = 0.8
+
+
+def previous_ratios(path) -> tuple[dict, str]:
+    """``({row name: ratio}, "where from")`` of the last recorded bench (empty when there is none)."""
+    import json
+
+    p = Path(path)
+    try:
+        rec = json.loads(p.read_text())
+        prov = rec.get("provenance", {})
+        got = {r["name"]: float(r["ratio"]) for r in rec.get("rows", []) if r.get("ratio") is not None}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, f"no readable record at {_rel(p)}"
+    return got, (f"{_rel(p)}, commit {str(prov.get('commit'))[:10]}, {prov.get('utc')}, load "
+                 f"{prov.get('machine', {}).get('load_1min')}")
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(RECORD.parents[1]))
+    except ValueError:
+        return str(p)
+
+
+def compare_cell(ratio, prev) -> str:
+    """'7.29x (-12 %)': the last recorded ratio and the change of this run's against it."""
+    if prev is None:
+        return "–"
+    if ratio is None or not prev:
+        return f"{prev:.2f}x"
+    return f"{prev:.2f}x ({100 * (ratio / prev - 1):+.0f} %)"
 
 
 # ---- README's "Measured here" table, generated from the records (rf8sim docs) -------------------
@@ -194,10 +240,17 @@ def measured_table() -> str:
         nrows = [r for r in nr["rows"] if "time_x" in r]
         met = [r for r in nrows if r["time_x"] <= (50 if r["saturating"] else 10)]
         worst = max(nrows, key=lambda r: r["time_x"] / (50 if r["saturating"] else 10))
+        sc = [r for r in nrows if str(r.get("data", "")).startswith("scaled")]
+        sc_text = ""
+        if sc:  # the operands the MiniLM flow passes, scale exponents included
+            ws = max(sc, key=lambda r: r["time_x"])
+            sc_text = (f"; the {len(sc)} rows with the flow's scaled operands (x ∼ N(0, 1), w ∼ Laplace(0.05), "
+                       f"per-channel and per-block scale exponents passed) {min(r['time_x'] for r in sc):.1f}× to "
+                       f"{ws['time_x']:.1f}× ({ws['fmt']} {ws['acc']}, {ws['data']})")
         table.insert(4, (f"narrow-accumulator golden GEMM {nr['size']}³ (16:32, 8:36, 4:30, exact), time vs float32 "
                          "`A @ B` (goal ≤ 10×, ≤ 50× with saturation)",
                          f"{len(met)} of {len(nrows)} rows meet their goal; worst {worst['time_x']:.1f}× "
-                         f"({worst['fmt']} {worst['acc']}, {worst['data']}); one thread, CPU time, commit "
+                         f"({worst['fmt']} {worst['acc']}, {worst['data']}){sc_text}; one thread, CPU time, commit "
                          f"{str(nr['provenance']['commit'])[:10]} — record `results/golden-narrow-gemm.json`, "
                          "table in docs/formats.md", "`python -m rf8sim.golden.bench --narrow`"))
     out = [head, "", "| what | number | command |", "|---|---|---|"]

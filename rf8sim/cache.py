@@ -29,7 +29,10 @@ import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
-__all__ = ["root", "set_root", "subdir", "content_hash", "code_version", "TaskCache", "ENV"]
+from .errors import RF8SimError
+
+__all__ = ["root", "set_root", "subdir", "content_hash", "code_version", "TaskCache", "ENV", "CacheError",
+           "check_root"]
 
 ENV = "RF8SIM_CACHE"
 _ROOT: Path | None = None
@@ -61,6 +64,41 @@ def root() -> Path:
     if env:
         return Path(env).expanduser().absolute()
     return (Path.cwd() / "build" / "cache").absolute()
+
+
+class CacheError(RF8SimError, OSError):
+    """The cache root cannot be used: a file, or on a read-only / unwritable disk."""
+
+
+def check_root(path: "str | os.PathLike | None" = None) -> Path:
+    """Check (before any work, creating nothing) that the cache root - ``path`` (``--cache-dir``) or
+    :func:`root` - is a folder that can be written or created; CacheError says what to do otherwise."""
+    if path is not None:
+        p, where = Path(path).expanduser().absolute(), "--cache-dir"
+    else:
+        p = root()
+        where = ("the cache root" if _ROOT is not None else f"{ENV}" if os.environ.get(ENV)
+                 else "the default cache root (build/cache in the working folder)")
+    fix = f"pass --cache-dir DIR or set {ENV} to a writable folder"
+    if p.exists() and not p.is_dir():
+        raise CacheError(f"{where} {p} is a file; the cache root is a folder ({fix})")
+    probe = p
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CacheError(f"{where} {p} cannot be created: {probe} is a file ({fix})")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise CacheError(f"{where} {p} cannot be written ({probe} is read-only or not writable); {fix}")
+    return p
+
+
+def in_root(filename) -> bool:
+    """Whether ``filename`` lies in the cache root (for turning an OSError there into a one-line error)."""
+    try:
+        Path(os.path.abspath(filename)).relative_to(root())
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def subdir(name: str, override: "str | os.PathLike | None" = None) -> Path:

@@ -29,6 +29,11 @@ COMMAND_MODULES = (
 )
 
 
+#: commands that write the cache (builds, syntheses, models, task results) even without --cache-dir
+CACHE_COMMANDS = frozenset({"synth", "rtlsim", "verify-layer", "flow", "demo", "study area-accuracy", "study tinylm",
+                            "study cluster-scaling", "claims", "aligned-error"})
+
+
 class CLIError(RF8SimError):
     """A user error the CLI reports as one line (exit code 2)."""
 
@@ -84,9 +89,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             _refuse_empty_values(parser, args)
+            what = f"{args.command} {getattr(args, 'study_command', None) or ''}".strip()
+            if getattr(args, "cache_dir", None) is not None or what in CACHE_COMMANDS:
+                from . import cache
+
+                cache.check_root(getattr(args, "cache_dir", None))  # a file or read-only: say so up front
             return int(args.func(args) or 0)
         except RF8SimError as e:
             print(f"rf8sim {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:  # the cache went unwritable (or was never writable) under a long run
+            from . import cache
+
+            if not (getattr(e, "filename", None) and cache.in_root(e.filename)):
+                raise
+            print(f"rf8sim {args.command}: error: cannot write the cache {cache.root()}: "
+                  f"{e.strerror or e} ({e.filename}); pass --cache-dir DIR or set {cache.ENV} to a writable "
+                  "folder", file=sys.stderr)
             return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

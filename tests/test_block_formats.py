@@ -124,3 +124,11 @@ def test_block_format_bad_input():
         dequantize_block(qn._replace(scales=np.array([[0x7F, 0x38], [0x38, 0x38]], np.uint8)), "nvfp4")
     with pytest.raises(S.ScaleError, match="unknown block format 'mxfp5'; valid: mxfp4"):
         quantize_block(y, "mxfp5")
+
+
+def test_block_name_where_an_element_format_is_expected():
+    from rf8sim import formats as F
+    from rf8sim.golden import encode
+
+    with pytest.raises(F.FormatError, match="nvfp4 is a block format .*its element format is e2m1"):
+        encode(np.ones(2, np.float32), "nvfp4")

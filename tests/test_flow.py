@@ -101,6 +101,13 @@ def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
     assert len(tl["torch_check"]) == 3 * len(tl["layers"]) == 3 * 5
     assert sum(r["mismatches"] for r in tl["torch_check"]) == 0
     assert "## TinyLM held-out bits per byte" in md and (out / "tinylm_bpb.png").stat().st_size > 1000
+    # the report leads with the generated answer; the MLP follows as the smoke test, the stage times last
+    heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert heads[0] == "## The answer" and heads[-1] == "## Stages", heads
+    tiny = next(i for i, h in enumerate(heads) if h.startswith("## TinyLM held-out bits per byte"))
+    assert tiny < heads.index("## MNIST-1D MLP: the pipeline's smoke test")
+    answer = md.split("## The answer")[1].split("\n## ")[0]
+    assert "- TinyLM set (40 held-out chunks of" in answer and "rf8/a:bf16 @fp32" in answer
     assert "flow finished" in capsys.readouterr().out
 
 
@@ -135,3 +142,53 @@ def test_hdl_stages_for_real(tmp_path):
     (want,) = [x["area_um2"] for x in rec["rows"] if (x["a_fmt"], x["w_fmt"], x["acc"], x["lanes"], x["stage"])
                == ("bf16", "rf8", "fp32", 1, "mac")]
     assert s16["mac"] == "bf16xrf8@fp32" and s16["area_um2"] == want
+
+
+def _shipped_configs():
+    from importlib import resources
+
+    from rf8sim.study.config import load_config
+
+    d = resources.files("rf8sim.study").joinpath("configs")
+    out = {}
+    for name in ("flow.toml", "flow_quick.toml"):
+        with resources.as_file(d.joinpath(name)) as p:
+            out[name] = load_config(p)
+    return out
+
+
+def test_every_flow_mac_is_run_by_the_model_stages():
+    """A unit in `[flow] macs` is built, verified and synthesized only to be measured: the MiniLM and
+    TinyLM stages (whichever a shipped config runs) must each run a configuration on it."""
+    import dataclasses
+
+    cfgs = _shipped_configs()
+    n = 0
+    for name, cfg in cfgs.items():
+        got = flow_stages.unrun_macs(cfg)
+        assert got and all(v == [] for v in got.values()), (name, got)
+        n += len(got)
+    assert n == 3  # flow.toml: transformer + tinylm; flow_quick.toml: tinylm only
+    # the check can fail: a unit no model configuration uses is named, per stage
+    cfg = cfgs["flow.toml"]
+    cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, macs=tuple(cfg.flow.macs) + ("bf16xe5m2@fp32",)))
+    assert flow_stages.unrun_macs(cfg) == {"transformer": ["bf16xe5m2@fp32"], "tinylm": ["bf16xe5m2@fp32"]}
+    cfg = dataclasses.replace(cfg, transformer=dataclasses.replace(
+        cfg.transformer, configs=[c for c in cfg.transformer.configs if c != "int8/bf16@fp32"]))
+    assert flow_stages.unrun_macs(cfg)["transformer"] == ["bf16xint8@fp32", "bf16xe5m2@fp32"]
+
+
+def test_default_w8a16_set_covers_every_costed_weight_format():
+    """The default flow runs a W8A16 unit (bf16 activations, fp32 accumulator) for every weight format whose
+    unit is costed in hdl/results/ppa_w8a16.json, so no competitor with a unit is left out of the answer."""
+    from rf8sim.hdl.power import ppa_rows
+
+    rec = Path(__file__).resolve().parents[1] / "hdl" / "results" / "ppa_w8a16.json"
+    costed = {r["w_fmt"] for r in ppa_rows(rec) if r["stage"] == "mac" and r["a_fmt"] == "bf16"
+              and str(r["acc"]).lower() == "fp32"}
+    assert {"rf8", "e4m3", "int8", "bf16"} <= costed
+    cfg = _shipped_configs()["flow.toml"]
+    units = {m.w for m in flow_stages._macs(cfg) if m.a16 and m.a == "bf16" and str(m.acc) == "fp32"}
+    assert units == costed
+    runs = {dp.w_format for dp in flow_stages.transformer_spec(cfg).datapaths() if dp.act_format == "bf16"}
+    assert runs == costed

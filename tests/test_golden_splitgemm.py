@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oracles.fixed_acc import gemm_row as ref_gemm_row
+
 from rf8sim import formats as F
 from rf8sim.golden import AccSpec, encode, gemm
 from rf8sim.golden import arith as ar
-from tests.test_golden_fastgemm import _ref_gemm_row
 
 
 def _same(x, y):
@@ -115,7 +116,7 @@ def test_split_against_python_integers_many_floored_products():
         assert good.all()
         for m in range(M):
             for n in range(N):
-                want = _ref_gemm_row(a[m], w[n], fa, fw, spec, int(sa[m]) + int(sw[n]))
+                want = ref_gemm_row(a[m], w[n], fa, fw, spec, int(sa[m]) + int(sw[n]))
                 assert want == (int(out[m, n]), False, want[2]) == (int(r.acc[m, n]), bool(r.overflow[m, n]),
                                                                      bool(r.invalid[m, n]))
                 compared += 1
@@ -151,6 +152,7 @@ def test_split_guard_fires_on_a_wrong_error_table(monkeypatch):
         return t
 
     monkeypatch.setattr(ar, "_odd_err_table", bad)
+    monkeypatch.setattr(ar, "_gemm_floor32", lambda *x: None)  # these rows would take the float32 floor GEMM
     with pytest.raises(ar._SplitGuardError, match="fraction"):
         gemm(a, w, "e4m3", "e4m3", "4:30")
 
@@ -158,9 +160,14 @@ def test_split_guard_fires_on_a_wrong_error_table(monkeypatch):
 def test_auto_dispatches_narrow_specs_to_the_split_path(monkeypatch):
     rng = np.random.default_rng(4)
     a = encode((rng.standard_normal((16, 256)) * 8).astype(np.float32), "rf8")
+    before = dict(ar.PATH_COUNTS)
+    for spec in ("16:32", "8:36", "4:30"):  # auto: the float32 floor GEMM, else split, else clamped rows
+        _same(gemm(a, a, "rf8", "rf8", spec), gemm(a, a, "rf8", "rf8", spec, method="sequential"))
+    assert sum(ar.PATH_COUNTS[k] - before[k] for k in before) == 3 * 16 * 16
     calls = []
     real = ar._gemm_split
     monkeypatch.setattr(ar, "_gemm_split", lambda *x: calls.append(1) or real(*x))
+    monkeypatch.setattr(ar, "_gemm_floor32", lambda *x: None)
     for spec in ("16:32", "8:36", "4:30"):
         _same(gemm(a, a, "rf8", "rf8", spec), gemm(a, a, "rf8", "rf8", spec, method="sequential"))
     assert len(calls) == 3
@@ -178,15 +185,19 @@ def test_narrow_bench_rows_and_record_table():
         rows = bench._narrow_rows(np.random.default_rng(1), 64, 1)
     assert rows[0]["name"].startswith("numpy float32 matmul 64^3")
     for r in rows[1:]:
-        if r["data"] != "block scales":
+        if not r["data"].startswith("scaled"):
             assert (r["saturating"] > 0) == r["name"].split(", ", 1)[1].startswith("saturating")
         assert r["time_x"] > 0 and r["goal"] == ("<= 50x f32 time (ratio >= 0.02)" if r["saturating"]
                                                 else "<= 10x f32 time (ratio >= 0.1)")
     assert {r["acc"] for r in rows[1:]} == {"exact", "16:32", "8:36", "4:30"}
+    # the flow's operands with their scale exponents: every format x accumulator, per channel and per block
+    scaled = {(r["fmt"], r["acc"], r["data"]) for r in rows[1:] if r["data"].startswith("scaled")}
+    assert len(scaled) == 3 * 4 * 2
     rec = json.loads((Path(__file__).resolve().parents[1] / bench.NARROW_RECORD).read_text())
+    assert len({(r["fmt"], r["acc"], r["data"]) for r in rec["rows"][1:] if r["data"].startswith("scaled")}) == 24
     table = bench.narrow_table()
     body = [ln for ln in table.splitlines() if ln.startswith("| ") and "×" in ln and "operands" not in ln]
-    assert len(body) == len(rec["rows"]) - 1 == 21
+    assert len(body) == len(rec["rows"]) - 1 and sum("Laplace" in ln for ln in body) == 24
 
 
 def test_odd_error_table_every_code_pair_against_python_integers():

@@ -1,8 +1,8 @@
 """The PE array: the golden model's grouped order, the scheduler, and whole GEMMs on Icarus vs golden.
 
 References written differently from the code under test: the grouped fixed-point order with
-Python Fractions over the format tables (tests/reference.py), the aligned:K:M float32 chain with
-Fractions (tests/fp32_ref.py), and the schedule's cycle count from a clock-by-clock replay.
+Python Fractions over the format tables (tests/oracles/formats.py), the aligned:K:M float32 chain with
+Fractions (tests/oracles/binary32.py), and the schedule's cycle count from a clock-by-clock replay.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 from rf8sim import formats as F
 from rf8sim.accspec import AccSpec, AccSpecError
 
-from reference import table
-from toolcheck import needs
+from oracles.formats import table
+from toolcheck import icarus, needs, verilator
 
-icarus = needs(lambda: shutil.which("iverilog") and shutil.which("vvp"), "Icarus Verilog", "apt-get install iverilog")
+iverilog = needs(lambda: shutil.which("iverilog") and shutil.which("vvp"), "Icarus Verilog", "apt-get install iverilog")
 
 
 def grouped_ref(a_row, w_row, a_fmt, w_fmt, frac: int, width: int, G: int):
@@ -45,7 +45,7 @@ def grouped_ref(a_row, w_row, a_fmt, w_fmt, frac: int, width: int, G: int):
 
 @pytest.mark.parametrize("a_fmt,w_fmt,acc,G", [("rf8", "rf8", "8:14", 4), ("e5m2", "e4m3", "10:18", 8),
                                                ("int8", "rf8", "3:16", 3)])
-def test_golden_grouped_order_matches_fraction_reference(a_fmt, w_fmt, acc, G):
+def test_grouped_order_golden_and_torch_match_fraction_reference(a_fmt, w_fmt, acc, G):
     import rf8sim.golden as Gm
 
     rng = np.random.default_rng(G)
@@ -56,12 +56,18 @@ def test_golden_grouped_order_matches_fraction_reference(a_fmt, w_fmt, acc, G):
     assert spec.group == G and str(spec) == f"{acc}:g{G}"
     got = Gm.gemm(a, w, a_fmt, w_fmt, spec)
     k_order = Gm.gemm(a, w, a_fmt, w_fmt, acc)
+    import torch
+
+    from rf8sim.training.gemm import gemm as torch_gemm
+
+    tg = torch_gemm(torch.from_numpy(a), torch.from_numpy(w), a_fmt, w_fmt, spec, chunk=5)  # groups span chunks
     frac, width = (int(x) for x in acc.split(":"))
     n = 0
     for m in range(M):
         for j in range(N):
             ref = grouped_ref(a[m], w[j], a_fmt, w_fmt, frac, width, G)
             assert (int(got.acc[m, j]), bool(got.overflow[m, j]), bool(got.invalid[m, j])) == ref, (m, j)
+            assert (int(tg.acc[m, j]), bool(tg.overflow[m, j]), bool(tg.invalid[m, j])) == ref, (m, j)
             n += 1
     assert n == M * N
     assert got.overflow.sum() > 0                      # the narrow accumulators saturate ...
@@ -186,7 +192,7 @@ CASES = [
 ]
 
 
-@icarus
+@iverilog
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}@{c[2]}")
 def test_array_gemm_bit_exact_on_icarus(case, tmp_path):
     from rf8sim.hdl.array import ArrayConfig
@@ -208,13 +214,13 @@ def test_array_gemm_bit_exact_on_icarus(case, tmp_path):
         assert rep["invalid"] > 0
 
 
-@icarus
+@iverilog
 def test_aligned_array_against_fraction_reference(tmp_path):
     """The W8A16 array against the Fraction float32 reference (not the golden model)."""
     from rf8sim.hdl.array import ArrayConfig
     from rf8sim.hdl.arraysim import operands, run_gemm
 
-    from fp32_ref import aligned_dot
+    from oracles.binary32 import aligned_dot
 
     cfg = ArrayConfig.make("fp16", "rf8", "aligned:8:10", 4, 4, depth=8, pe_stages=2)
     a, w = operands(cfg, 6, 16, 4, "edge", seed=5)
@@ -226,3 +232,89 @@ def test_aligned_array_against_fraction_reference(tmp_path):
             assert (int(got["acc"][m, j]), bool(got["overflow"][m, j]), bool(got["invalid"][m, j])) == ref, (m, j)
             n += 1
     assert n == 24
+
+
+@icarus
+def test_double_buffer_protocol_with_cocotb(tmp_path):
+    """cocotb drives the ports clock by clock: two tiles, the next tile's weights loaded while the first
+    computes; exact output timing (latency + c) and values.  One clock too early a load corrupts PE(R-1, C-1)."""
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.arraysim import run_protocol
+
+    cfg = ArrayConfig.make("rf8", "rf8", "exact", 4, 4, depth=8)
+    ok = run_protocol(cfg, early=False, vectors=6, root=tmp_path)
+    assert ok["outputs"] == [12] * 4 and ok["expected_per_column"] == 12
+    assert ok["timing_mismatches"] == 0 and ok["value_mismatches"] == 0, ok
+    assert ok["load_start_b"] == 3 + cfg.load_gap
+    early = run_protocol(cfg, early=True, vectors=6, root=tmp_path)
+    assert early["outputs"] == [12] * 4 and early["timing_mismatches"] == 0
+    assert early["value_mismatches"] >= 1, early
+
+
+SLOW = [  # (a, w, acc, R, C, pe_stages, M, K, N)
+    ("bf16", "rf8", "aligned:32:16", 8, 8, 1, 40, 64, 32),
+    ("rf8", "rf8", "16:32", 16, 16, 2, 70, 64, 32),
+    ("e4m3", "e4m3", "exact", 8, 8, 2, 33, 32, 16),
+    ("fp16", "e5m2", "aligned:16:12", 16, 16, 1, 20, 32, 32),
+]
+
+
+@pytest.mark.slow
+@verilator
+@pytest.mark.parametrize("case", SLOW, ids=lambda c: f"{c[3]}x{c[4]}-{c[0]}x{c[1]}@{c[2]}-s{c[5]}")
+def test_larger_arrays_on_verilator(case):
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.arraysim import operands, verify_gemm
+
+    a_fmt, w_fmt, acc, R, C, S, M, K, N = case
+    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, R, C, pe_stages=S)
+    n = 0
+    for kind in ("random", "edge"):
+        a, w = operands(cfg, M, K, N, kind, seed=R)
+        rep = verify_gemm(cfg, a, w, "verilator", tag=f"slow-{kind}")
+        assert rep["mismatches"] == 0, rep
+        n += rep["outputs"]
+    assert n == 2 * M * N
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["array", "schedule", "--size", "0x8"], "rows (R) must be an integer in 1..32"),
+    (["array", "schedule", "--size", "64x8"], "the synthesizable bound"),
+    (["array", "schedule", "--size", "8by8"], "is not RxC"),
+    (["array", "schedule", "--size", "8x8", "--k", "100"], "K must be a multiple of R = 8"),
+    (["array", "schedule", "--size", "4x4", "--n", "6"], "N must be a multiple of C = 4"),
+    (["array", "schedule", "--a-fmt", "bf16", "--acc", "aligned:32:16", "--k", "48"], "alignment block 32"),
+    (["array", "schedule", "--a-fmt", "bf16", "--acc", "fp32"], "an fp32 chain has no integer partial sums"),
+    (["array", "schedule", "--a-fmt", "bf16", "--acc", "aligned:8:16", "--size", "16x16"], "must divide the block"),
+    (["array", "schedule", "--depth", "0"], "depth"),
+    (["array", "verify-minilm", "--layer", "encoder.layer.9.output.dense"], "MiniLM has no Linear layer"),
+])
+def test_cli_bad_input_one_line(argv, msg, capsys):
+    from rf8sim.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rf8sim array: error:") and msg in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_cli_schedule_prints_cycles(capsys):
+    from rf8sim.cli import main
+
+    assert main(["array", "schedule", "--size", "8x8", "--m", "128", "--k", "384", "--n", "1536"]) == 0
+    out = capsys.readouterr().out
+    assert "1,179,671 cycles" in out and "utilization 100.0%" in out and "36,864 weight tiles" in out
+
+
+@iverilog
+def test_verify_layer_array_leg():
+    """verify-layer --array: the whole layer's GEMM of codes on the array, vs golden and torch (grouped order;
+    this random layer's codes saturate the accumulator chosen for its scales)."""
+    from rf8sim.verify import verify_layer
+
+    rep = verify_layer(in_features=32, out_features=8, batch=8, rtl_slice=0, array="4x4", array_simulator="icarus")
+    assert rep["ok"] and rep["legs"]["array"] == "ran"
+    rows = [c for c in rep["checks"] if c["check"].startswith("PE array")]
+    assert len(rows) == 2 and all(c["mismatches"] == 0 for c in rows)
+    assert [c["compared"] for c in rows] == [3 * 8 * 8, 3 * 8 * 8]
+    assert "saturated" in rows[0]["note"] and not rows[0]["note"].startswith("0 saturated")

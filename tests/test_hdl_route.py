@@ -173,9 +173,11 @@ def test_unknown_technology():
     from rf8sim.errors import RF8SimError
 
     assert isinstance(e.value, RF8SimError)
-    r = subprocess.run([sys.executable, "-m", "rf8sim.cli", "synth", "--tech", "tsmc7", "--route"],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "osu018, sky130" in r.stderr
+    for cmd, msg in ((["synth", "--tech", "tsmc7", "--route"], "osu018, sky130"),
+                     (["array", "synth", "--tech", "tsmc7", "--route"], "osu018, sky130"),
+                     (["synth", "--tech", "sky130", "--no-liberty"], "contradict")):
+        r = subprocess.run([sys.executable, "-m", "rf8sim.cli", *cmd], capture_output=True, text=True)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, (cmd, r.stderr)
 
 
 # ----------------------------------------------------------------------------- one small design, end to end
@@ -292,3 +294,44 @@ def test_sky130_lefs(tmp_path):
     assert set(cells) <= set(macros) and "sky130_fd_sc_hd__fill_1" in macros
     with pytest.raises(RouteError, match="not a sky130_fd_sc_hd cell"):
         tech_lefs(get_tech("sky130"), ["NAND2X1"], tmp_path)
+
+
+def test_noise_sentences_real_only_without_overlap():
+    """The flow-noise verdict: 'real' exactly when two formats' min-max ranges over runs do not overlap."""
+    from rf8sim.hdl.route_study import noise_sentences
+
+    def row(fmt, area, crit, e=None, ok=True):
+        return {"a_fmt": fmt, "w_fmt": fmt, "acc": "16:32", "lanes": 1, "stage": "mac", "variant": "abc", "seed": 1,
+                "synth_area_um2": area, "die_um2": 2 * area, "crit_post_ns": crit, "ok": ok,
+                "streams": {"minilm": {"pj_per_mac_post": e}} if e else {}}
+
+    rec = {"rows": [row("rf8", 100, 5.0, 10), row("rf8", 104, 5.5, 11), row("e4m3", 103, 7.0, 10.5),
+                    row("e4m3", 110, 7.2, 12), row("int8", 130, 4.0), row("int8", 128, 4.2),
+                    row("int8", 1, 1.0, ok=False)]}
+    s = {x.split(" (mid")[0]: x for x in noise_sentences(rec)}
+    m = "8-bit 16:32 MAC"
+    assert "inside the noise" in s[f"{m}, cell area: rf8 vs e4m3 -4.2 %"]                    # 100-104 vs 103-110
+    assert "**real**" in s[f"{m}, post-route critical path: rf8 vs e4m3 -26.1 %"]            # 5.0-5.5 vs 7.0-7.2
+    assert "inside the noise" in s[f"{m}, post-route energy per MAC: rf8 vs e4m3 -6.7 %"]   # 10-11 vs 10.5-12
+    assert "**real**" in s[f"{m}, cell area: rf8 vs int8 -20.9 %"]          # the failed int8 run is ignored
+    assert not any("energy" in k and "int8" in k for k in s)                # int8 has no energy: no sentence
+    assert len(s) == 3 + 2 + 2
+    # one run per format measures no spread: no verdict at all
+    assert noise_sentences({"rows": [row("rf8", 100, 5.0, 10), row("e4m3", 200, 9.0, 20)]}) == []
+
+
+@route_tools
+@osu_lib
+def test_liberty_missing_a_cell_is_one_line(tmp_path):
+    """A Liberty file that lacks a cell the mapped netlist uses: RouteError naming the cells, before any tool runs."""
+    from rf8sim.hdl.route import place_and_route
+    from rf8sim.hdl.sta import liberty_pins
+
+    text, _ = def_to_verilog((DATA / "acc4_route.def").read_text(), "acc4", ACC4_PORTS, liberty_pins(OSU_LIB))
+    (tmp_path / "mapped.v").write_text(text)
+    lib = OSU_LIB.read_text()
+    cut = re.sub(r"\bcell\s*\(\s*DFFPOSX1\s*\)", "cell (DFFPOSX1_GONE)", lib)
+    (tmp_path / "cells.lib").write_text(cut)
+    with pytest.raises(RouteError, match=r"cells \['DFFPOSX1'\] of mapped.v are not in the Liberty file"):
+        place_and_route(tmp_path / "mapped.v", tmp_path / "cells.lib", tmp_path / "work", "osu018")
+    assert not (tmp_path / "work" / "acc4.cel").exists()

@@ -123,3 +123,36 @@ def test_w8a16_synthesis_table_in_docs_is_generated_from_the_record():
     for key, fn in (("hdl:w8a16-area", render_w8a16_table), ("hdl:w8a16-goals", render_w8a16_summary)):
         block = f"<!-- BEGIN generated:{key} -->\n{fn()}<!-- END generated:{key} -->"
         assert block in doc, f"docs/hdl.md block {key} is stale: run `rf8sim docs`"
+
+
+def test_cli_w8a16_ppa_table_routes_to_its_record(tmp_path, monkeypatch, capsys):
+    """`rf8sim synth --table w8a16 --timing --power --record FILE` (once `python -m rf8sim.hdl.ppa16`): the W8A16
+    jobs, 1,000 / 500 beats by lanes unless --beats, the W8A16 payload; the synthesis and gate-level runs are
+    replaced here (they take hours), the plumbing is what is tested."""
+    import json
+
+    from rf8sim.hdl import power
+
+    seen = {}
+    row = {"config": {"a_fmt": "bf16", "w_fmt": "rf8", "acc": "fp32", "lanes": 1}, "stage": "mac", "area_um2": 1.0,
+           "macs_per_cycle": 1, "area_x_delay_um2_ns": 2.0, "clock_ns": 10.0, "streams": {},
+           "timing": {"critical_path_ns": 2.0, "slack_ns": 8.0, "fmax_mhz": 500.0}}
+
+    def fake_table(streams, clock, beats, liberty, **kw):
+        seen.update(streams=list(streams), clock=clock, beats=beats, by_lanes=kw.get("beats_by_lanes"))
+        return [row]
+
+    monkeypatch.setattr(power, "ppa_w8a16_table", fake_table)
+    monkeypatch.setattr(power, "w8a16_ppa_record", lambda rows: {"kind": "hdl-ppa-w8a16", "rows": len(rows)})
+    rec = tmp_path / "ppa_w8a16.json"
+    assert main(["synth", "--table", "w8a16", "--timing", "--power", "--record", str(rec)]) == 0
+    assert seen == {"streams": ["minilm", "random"], "clock": 10.0, "beats": 2000, "by_lanes": {1: 1000, 4: 500}}
+    r = json.loads(rec.read_text())
+    assert r["kind"] == "hdl-ppa-w8a16" and r["rows"] == 1 and r["provenance"]
+    assert main(["synth", "--table", "w8a16", "--timing", "--power", "--beats", "50", "--record", str(rec),
+                 "--force"]) == 0
+    assert seen["beats"] == 50 and seen["by_lanes"] is None
+    capsys.readouterr()
+    assert main(["synth", "--table", "w8a16", "--timing", "--power", "--record", str(rec), "--force",
+                 "--plot", str(tmp_path / "p.png")]) == 2
+    assert "--plot acts only with --table fixed --timing --power --record" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from rf8sim import formats as F
-from rf8sim.golden import AccSpec, AccSpecError
+from rf8sim.accspec import AccSpec, AccSpecError
 from rf8sim.hdl import HdlError, MacSpec, MacUnit, ProductStage, make_unit
 from rf8sim.hdl.mac import Fp32Convert, ProductPlan
 from rf8sim.hdl.reference import fp32_rne_bits, mac_reference

@@ -3,7 +3,10 @@ one-line error naming what is valid, or in the correct result.  Each test failed
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,8 +277,10 @@ def test_deepshape_warns_when_few_values_reach_the_core():
     from rf8sim.training import deepshape_
 
     m = _small()
-    with pytest.warns(RuntimeWarning, match=r"2\.weight: only \d+ of 640 values .*step_exp="):
+    with pytest.warns(RuntimeWarning) as rec:
         deepshape_(m)
+    msgs = [str(w.message) for w in rec]
+    assert any(re.search(r"2\.weight: only \d+ of 640 values .*step_exp=", m) for m in msgs), msgs
 
 
 # ------------------------------------------------------------------ quantize_ (probe 6)
@@ -331,3 +336,157 @@ def test_quantize_reports_multihead_attention_left_in_float():
     with warnings.catch_warnings():  # excluded on purpose: nothing to report
         warnings.simplefilter("error")
         quantize_(b2, filter_fn=lambda mod, fqn: not fqn.startswith("att"))
+
+
+# ------------------------------------------------------------------ tracebacks (probe 9)
+
+def test_binary_config_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "cfg.toml"
+    bad.write_bytes(bytes(range(128, 256)) * 2)
+    for argv in (("study", "area-accuracy", "--config", str(bad), "--out", str(tmp_path / "o")),
+                 ("flow", "--config", str(bad), "--out", str(tmp_path / "f"))):
+        rc, out, err = _cli(capsys, *argv)
+        assert rc == 2 and "not a TOML text file" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [("synth", "--no-liberty"), ("study", "area-accuracy", "--config", "tiny"),
+                                  ("flow", "--skip-hdl")])
+def test_cache_dir_that_is_a_file(capsys, tmp_path, monkeypatch, argv):
+    from rf8sim.hdl import synth
+    from rf8sim.study import area_accuracy, flow
+
+    for mod, name in ((synth, "run_cli"), (area_accuracy, "run_sweep"), (flow, "run_flow")):
+        if hasattr(mod, name):
+            monkeypatch.setattr(mod, name, _never(name))
+    f = tmp_path / "file"
+    f.write_text("x")
+    extra = ("--out", str(tmp_path / "o")) if argv[0] in ("study", "flow") else ()
+    rc, out, err = _cli(capsys, *argv, *extra, "--cache-dir", str(f))
+    assert rc == 2 and "is a file; the cache root is a folder" in err
+    rc, out, err = _cli(capsys, *argv, *extra, "--cache-dir", str(f / "sub"))
+    assert rc == 2 and "cannot be created" in err
+
+
+def test_read_only_working_folder_is_named_up_front(capsys, tmp_path, monkeypatch):
+    from rf8sim import cache, verify
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(cache.ENV, raising=False)
+    monkeypatch.setattr(cache, "_ROOT", None)
+    monkeypatch.setattr(verify, "verify_layer", _never("verify-layer"))
+    real = os.access
+    monkeypatch.setattr(cache.os, "access", lambda p, m: False if Path(p) == tmp_path else real(p, m))
+    rc, out, err = _cli(capsys, "verify-layer", "--no-rtl")
+    assert rc == 2 and "default cache root" in err and "--cache-dir" in err
+
+
+def test_os_error_in_the_cache_is_one_line(capsys, tmp_path, monkeypatch):
+    from rf8sim import cache
+    from rf8sim.training import commands as T
+
+    monkeypatch.setattr(cache, "_ROOT", tmp_path / "c")
+
+    def boom(args):
+        raise OSError(30, "Read-only file system", str(tmp_path / "c" / "hdl" / "x"))
+
+    monkeypatch.setattr(T, "cmd_verify_layer", boom)
+    rc, out, err = _cli(capsys, "verify-layer", "--no-rtl")
+    assert rc == 2 and "cannot write the cache" in err and "Read-only file system" in err
+
+    def other(args):
+        raise OSError(5, "I/O error", "/elsewhere")
+
+    monkeypatch.setattr(T, "cmd_verify_layer", other)
+    with pytest.raises(OSError):  # not the cache: a bug keeps its traceback
+        main(["verify-layer", "--no-rtl"])
+
+
+def test_corrupt_record_under_docs_check(tmp_path, monkeypatch, capsys):
+    import json
+
+    from rf8sim import docgen, records
+    from rf8sim.errors import InputError
+
+    bad = tmp_path / "rec.json"
+    bad.write_text('{"provenance": {"command": "x"}, "kind": "k", "rows": [1, 2')
+    with pytest.raises(docgen.DocgenError, match=r"not valid JSON.*git checkout"):
+        docgen.load_record(bad, "k", "rf8sim something")
+    with pytest.raises(InputError, match="not valid JSON"):
+        records.read_record(bad)
+    docgen.load_all()
+    key = sorted(docgen.REGISTRY)[0]
+    monkeypatch.setitem(docgen.REGISTRY, key, lambda: json.loads(bad.read_text()))
+    with pytest.raises(docgen.DocgenError, match=rf"{re.escape(key)}.*JSONDecodeError"):
+        docgen.render(key)
+    rc, out, err = _cli(capsys, "docs", "--check")
+    assert rc == 2 and "JSONDecodeError" in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ silent before (probe 10)
+
+@pytest.mark.parametrize("k", [-128, -200, 128, 300])
+def test_scale_exponents_outside_e8m0_refused(k):
+    import rf8sim
+    from rf8sim.golden import AccSpec, gemm
+    from rf8sim.training.gemm import gemm as tgemm
+    from rf8sim.training.quant import dequantize as tdeq
+
+    c = rf8sim.encode(np.float32([1.0, 2.0, 0.5, 3.0]), "rf8")
+    with pytest.raises(RF8SimError, match="outside the E8M0 range -127..127"):
+        rf8sim.dequantize(c, np.array(k), "rf8")
+    with pytest.raises(RF8SimError, match="outside the E8M0 range -127..127"):
+        tdeq(torch.from_numpy(c), torch.tensor(k), "rf8")
+    a = c.reshape(1, 4)
+    acc = AccSpec.exact("rf8", "rf8", 1024)
+    with pytest.raises(RF8SimError, match="outside the E8M0 range -127..127"):
+        gemm(a, a, "rf8", "rf8", acc, a_scale_exp=np.array(k), w_scale_exp=np.array(0))
+    with pytest.raises(RF8SimError, match="outside the E8M0 range -127..127"):
+        tgemm(torch.from_numpy(a), torch.from_numpy(a), "rf8", "rf8", "exact", a_scale_exp=torch.tensor(0),
+              w_scale_exp=torch.tensor([k]), w_granularity="channel")
+
+
+def test_scale_exponents_at_the_e8m0_ends_still_work():
+    from fractions import Fraction
+
+    import rf8sim
+
+    c = rf8sim.encode(np.float32([1.0, 0.5]), "rf8")
+    assert rf8sim.dequantize(c, np.array(127), "rf8").tolist() == [2.0 ** 127, 2.0 ** 126]
+    got = rf8sim.dequantize(c, np.array(-127), "rf8").tolist()
+    assert [Fraction(v) for v in got] == [Fraction(1, 2 ** 127), Fraction(1, 2 ** 128)]
+
+
+def test_encode_saturate_must_be_a_bool():
+    import rf8sim
+    from rf8sim.training.quant import encode as tenc
+
+    for bad in ("False", "no", 0.0):
+        with pytest.raises(RF8SimError, match="saturate must be True"):
+            rf8sim.encode(np.float32([1e6]), "rf8", saturate=bad)
+        with pytest.raises(RF8SimError, match="saturate must be True"):
+            tenc(torch.tensor([1e6]), "rf8", saturate=bad)
+    assert int(rf8sim.encode(np.float32([1e6]), "rf8", saturate=np.bool_(True))[0]) == \
+        int(rf8sim.encode(np.float32([384.0]), "rf8")[0])
+
+
+def test_claims_quick_writes_in_the_working_folder(tmp_path, monkeypatch):
+    from rf8sim.study.claims import common as C
+    from rf8sim.study.claims.runner import out_path
+
+    monkeypatch.chdir(tmp_path)
+    p = out_path("gg-fit", True)
+    assert p.resolve() == tmp_path / "build" / "claims" / "gg-fit.quick.json"
+    assert out_path("gg-fit", False).parent == C.RESULTS_DIR
+
+
+@pytest.mark.parametrize("argv", [("study", "area-accuracy", "--config", "tiny", "--workers", "2", "--cluster", "auto"),
+                                  ("claims", "gg-fit", "--quick", "--workers", "2", "--cluster", "auto")])
+def test_workers_with_a_ray_cluster_is_refused(capsys, tmp_path, monkeypatch, argv):
+    from rf8sim.study import area_accuracy
+    from rf8sim.study.claims import runner
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(area_accuracy, "run_sweep", _never("the sweep"))
+    monkeypatch.setattr(runner, "run_claim", _never("the claim"))
+    rc, out, err = _cli(capsys, *argv)
+    assert rc == 2 and "drop --workers" in err

@@ -27,6 +27,7 @@ from .. import formats as F
 from ..errors import RF8SimError
 from .accspec import AccSpec, AccSpecError
 from .codec import PARALLEL_MIN, DTypeError, as_codes
+from .operands import _scale_rows, _segments, clear_flags
 
 __all__ = ["product_tables", "mac", "dot", "gemm", "to_float32", "MacTrace", "GemmResult", "DotResult",
            "pair_tables", "check_spec"]
@@ -338,8 +339,6 @@ def mac(a_codes, w_codes, clear, a_fmt="bf16", w_fmt="rf8", acc="fp32") -> MacTr
                            f"group (give {acc.ungrouped()} and beats of {acc.group} lanes)")
     a, w = _prep_codes(a_codes, w_codes)
     n, lanes = a.shape
-    from .fpacc import clear_flags
-
     clear = clear_flags(clear, n)
     limbs = check_spec(acc, a_fmt, w_fmt, lanes)
     pk = packed_pairs(a_fmt, w_fmt)
@@ -752,6 +751,138 @@ def _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
 
 
 # ---------------------------------------------------------------------------
+# floor GEMM in float32: every product floored on its own, summed in any order
+#
+# With the accumulator's fraction bits folded into w (``W = w * 2**(sw + frac)``, ``A = a * 2**sa``),
+# each aligned product is ``floor(A[m, k] * W[n, k])``.  That float32 product is exact when both
+# operands' significands together need at most 24 bits and every operand and product is a normal
+# float32; ``floor`` of it is then exact, and so is any sum of such integers whose partial sums,
+# in every order, stay within 2**24 in magnitude: ``sum_k |floor(p_k)| <= sum_k |p_k| + K``.  If
+# moreover that bound keeps every k-ordered partial sum inside the accumulator's range, the clamp
+# never acts and the k order does not matter, so a vectorised multiply-floor-add in any order gives
+# the accumulator's bits.  Narrow accumulators with realistic scales (most products floored) take
+# this path; rows it cannot prove take the split GEMM or the clamped rows.
+
+#: outputs computed per narrow-GEMM path (tests assert that the path they mean to check ran)
+PATH_COUNTS: dict[str, int] = {"floor32": 0, "split": 0, "clamped": 0}
+
+
+@lru_cache(maxsize=None)
+def _sig_bits(fmt: F.Format) -> int:
+    """Significant bits of the widest odd part of a finite value (0 for a format of zeros)."""
+    u = _odd_parts(fmt)[1]
+    return int(np.abs(u).max()).bit_length() if u.size else 0
+
+
+@lru_cache(maxsize=None)
+def _f32_values(fmt: F.Format, shift: int = 0) -> np.ndarray:
+    """Finite values times 2**shift as float32 (callers check the range; exact there); NaN/Inf -> 0."""
+    v = np.ldexp(np.where(fmt.finite, fmt.values, 0.0), shift).astype(np.float32)
+    v.setflags(write=False)
+    return v
+
+
+_F32_NORMAL = 2.0 ** -126
+_F32_INT = 2.0 ** 24  # float32 holds every integer of magnitude <= 2**24
+
+
+@nb.njit(cache=True, fastmath={"reassoc"}, inline="always")
+def _floor_rows4(m0, A, W, out):
+    """Rows m0..m0+3: out[m, n] = sum_k floor(A[m, k] * W[n, k]) (reassociated: exact, see above)."""
+    K = A.shape[1]
+    a0, a1, a2, a3 = A[m0], A[m0 + 1], A[m0 + 2], A[m0 + 3]
+    for n in range(W.shape[0]):
+        w = W[n]
+        s0 = s1 = s2 = s3 = np.float32(0)
+        for k in range(K):
+            wk = w[k]
+            s0 += np.floor(a0[k] * wk)
+            s1 += np.floor(a1[k] * wk)
+            s2 += np.floor(a2[k] * wk)
+            s3 += np.floor(a3[k] * wk)
+        out[m0, n] = np.int64(s0)
+        out[m0 + 1, n] = np.int64(s1)
+        out[m0 + 2, n] = np.int64(s2)
+        out[m0 + 3, n] = np.int64(s3)
+
+
+@nb.njit(cache=True, fastmath={"reassoc"}, inline="always")
+def _floor_row(m, A, W, out):
+    K = A.shape[1]
+    a = A[m]
+    for n in range(W.shape[0]):
+        w = W[n]
+        s = np.float32(0)
+        for k in range(K):
+            s += np.floor(a[k] * w[k])
+        out[m, n] = np.int64(s)
+
+
+# fastmath on the callers too: the inlined bodies are compiled with the caller's flags
+@nb.njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _floor_gemm(A, W, out):
+    M = A.shape[0]
+    for b in nb.prange(M // 4):
+        _floor_rows4(4 * b, A, W, out)
+    for m in range(M - M % 4, M):
+        _floor_row(m, A, W, out)
+
+
+@nb.njit(cache=True, fastmath={"reassoc"})
+def _floor_gemm_serial(A, W, out):
+    """Serial twin of _floor_gemm: small inputs skip the parallel launch."""
+    M = A.shape[0]
+    for b in range(M // 4):
+        _floor_rows4(4 * b, A, W, out)
+    for m in range(M - M % 4, M):
+        _floor_row(m, A, W, out)
+
+
+def _gemm_floor32(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
+    """The rows whose outputs the float32 floor GEMM provably gets right: ``(their acc values, row
+    mask)``; None when no row qualifies (or the formats / scales leave float32's exact range)."""
+    M, K = a.shape
+    f = acc.frac_bits
+    if _sig_bits(a_fmt) + _sig_bits(w_fmt) > 24 or K >= 1 << 20:
+        return None
+    (la, ha), (lw, hw) = _mag_range(a_fmt), _mag_range(w_fmt)
+    a_lo, a_hi = la * 2.0 ** int(sa.min()), ha * 2.0 ** int(sa.max())
+    w_lo, w_hi = lw * 2.0 ** (int(sw.min()) + f), hw * 2.0 ** (int(sw.max()) + f)
+    if min(a_lo, w_lo, a_lo * w_lo) < _F32_NORMAL or max(a_hi, w_hi, a_hi * w_hi) >= 2.0 ** 100:
+        return None  # an operand or product could be subnormal (inexact) or near overflow
+    # a bound on sum_k |p| per output keeps every partial sum of floors in [-(B + K), B]: inside the
+    # accumulator (no clamp, so any order) and within float32's exact integers (exact in any order)
+    thr = min(float(acc.max), -float(acc.min) - (K + 1), _F32_INT - (K + 1))
+    if thr <= 0:
+        return None
+    A = _scaled(_f32_values(a_fmt), a, sa, ba)
+    W = _scaled(_f32_values(w_fmt, f), w, sw, bw)
+    A64, W64 = A.astype(np.float64), W.astype(np.float64)
+    # Cauchy-Schwarz first (cheap), then sum |a| |w| itself for the rows it cannot prove
+    B = np.multiply.outer(np.sqrt(np.einsum("ij,ij->i", A64, A64)), np.sqrt(np.einsum("ij,ij->i", W64, W64)))
+    ok = B * (1 + 2.0 ** -30) <= thr
+    if not ok.all():
+        # rows Cauchy-Schwarz misses by less than 2.5x (it overestimates sum |a| |w| by ~1.6-2.2x on
+        # Gaussian / Laplace data): sum |a| |w| itself, one float32 BLAS product; rows further beyond are
+        # left to the other paths without it (a guess about speed only: every row taken is proven)
+        rows = np.flatnonzero(~ok.all(axis=1) & (B.max(axis=1) <= 2.5 * thr))
+        if rows.size:
+            Bt = (np.abs(A[rows]) @ np.abs(W).T).astype(np.float64) * (1 + (K + 2) * 2.0 ** -22)
+            ok[rows] = Bt <= thr
+    good = ok.all(axis=1)
+    if not good.any():
+        return None
+    if not good.all():
+        A = A[good]
+    A = np.ascontiguousarray(A)
+    W = np.ascontiguousarray(W)
+    out = np.empty((A.shape[0], W.shape[0]), np.int64)
+    kern = _floor_gemm if A.shape[0] > 1 and A.shape[0] * W.shape[0] * K >= PARALLEL_MIN else _floor_gemm_serial
+    kern(A, W, out)
+    return out, good
+
+
+# ---------------------------------------------------------------------------
 # clamped rows: the k-ordered saturating sum itself, vectorised across n
 #
 # For outputs the split path cannot prove, every product is added with the clamp, in k order,
@@ -842,66 +973,37 @@ def _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw):
 
 
 def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
-    """One-limb fast path: the split GEMM on the rows it proves, the clamped rows (k order,
-    vectorised across n) on the others."""
+    """One-limb fast path: the float32 floor GEMM on the rows it proves, the split GEMM on the rows
+    it proves of the others, the clamped rows (k order, vectorised across n) on the rest."""
     a = np.ascontiguousarray(a)
     w = np.ascontiguousarray(w)
     M, N = a.shape[0], w.shape[0]
-    r = _gemm_split(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     ovf = np.zeros((M, N), np.bool_)
-    if r is None:
-        out, ovf = _gemm_clamped_rows(np.arange(M), a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
-    elif r[1].all():  # every row proven: the split path's array is the result
-        out = r[0]
-    else:
-        good = r[1]
-        out = np.empty((M, N), np.int64)
-        out[good] = r[0]
-        rows = np.flatnonzero(~good)
-        out[rows], ovf[rows] = _gemm_clamped_rows(rows, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    out = np.empty((M, N), np.int64)
+    rest = np.arange(M)
+    r = _gemm_floor32(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
+    if r is not None:
+        PATH_COUNTS["floor32"] += int(r[1].sum()) * N
+        if r[1].all():  # every row proven: the floor GEMM's array is the result
+            out, rest = r[0], rest[:0]
+        else:
+            out[r[1]] = r[0]
+            rest = np.flatnonzero(~r[1])
+    if rest.size:
+        sub = rest.size < M
+        r = _gemm_split(a[rest] if sub else a, w, a_fmt, w_fmt, acc, sa[rest] if sub else sa, ba, sw, bw)
+        if r is not None:
+            PATH_COUNTS["split"] += int(r[1].sum()) * N
+            if not sub and r[1].all():
+                out = r[0]
+            else:
+                out[rest[r[1]]] = r[0]
+            rest = rest[~r[1]]
+        if rest.size:
+            PATH_COUNTS["clamped"] += rest.size * N
+            out[rest], ovf[rest] = _gemm_clamped_rows(rest, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     inv = np.logical_or.outer(_rows_with(a, _nonfinite(a_fmt)), _rows_with(w, _nonfinite(w_fmt)))
     return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
-
-
-def _segments(K: int, ba: int, bw: int):
-    """Boundaries of the runs of k over which both operands' scale groups are constant."""
-    starts = sorted(set(range(0, K, ba)) | set(range(0, K, bw)))
-    seg = np.array(starts + [K], np.int64)
-    st = np.array(starts, np.int64)
-    return seg, st // ba, st // bw
-
-
-def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: str):
-    """Scale exponents as an int64 (rows, groups) array plus the group length along K."""
-    from .. import scales as S
-
-    try:
-        granularity = S.canonical_granularity(granularity)
-    except S.ScaleError:
-        raise S.ScaleError(f"unknown {what} granularity {granularity!r}; valid: {', '.join(S.GRANULARITIES)} "
-                           f"('block' is the old name of 'ceil')") from None
-    if scale is None:
-        return np.zeros((rows, 1), np.int64), max(K, 1)
-    s = np.asarray(scale)
-    if s.dtype.kind not in "iu":
-        raise DTypeError(f"{what}_scale_exp must be an integer array, got dtype {s.dtype}")
-    if granularity == "tensor":
-        if s.shape != ():
-            raise ValueError(f"{what}_scale_exp for granularity 'tensor' must be a scalar, got shape {s.shape}")
-        return np.full((rows, 1), int(s), np.int64), max(K, 1)
-    if granularity == "channel":
-        if s.shape != (rows,):
-            raise ValueError(f"{what}_scale_exp for granularity 'channel' must have shape ({rows},), got {s.shape}")
-        return np.ascontiguousarray(s.astype(np.int64).reshape(rows, 1)), max(K, 1)
-    S.check_block(granularity, block)
-    nb_ = -(-K // int(block))
-    if s.shape != (rows, nb_):
-        raise ValueError(f"{what}_scale_exp for granularity {granularity!r} (block={block}) must have shape "
-                         f"({rows}, {nb_}), got {s.shape}")
-    if granularity == "mx" and (s == S.SCALE_NAN).any():
-        raise S.ScaleError(f"{what}_scale_exp holds {int((s == S.SCALE_NAN).sum())} NaN scale(s) (mx blocks "
-                           f"with NaN/Inf); the integer datapath cannot multiply them")
-    return np.ascontiguousarray(s.astype(np.int64)), int(block)
 
 
 def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None,

@@ -217,12 +217,11 @@ class ArrayConfig:
         return p
 
 
-def _delay(m: Module, sig, n: int, name: str):
-    """``sig`` delayed by ``n`` clocks (a shift register, reset-less)."""
+def _delay(m: Module, sig, n: int, name: str, reset_less: bool = True):
+    """``sig`` delayed by ``n`` clocks (a shift register; reset to 0 unless ``reset_less``)."""
     cur = sig
     for i in range(n):
-        nxt = Signal.like(sig, name=f"{name}_d{i + 1}", reset_less=True) if isinstance(sig, Signal) else \
-            Signal(len(sig), name=f"{name}_d{i + 1}", reset_less=True)
+        nxt = Signal(len(sig), name=f"{name}_d{i + 1}", reset_less=reset_less)
         m.d.sync += nxt.eq(cur)
         cur = nxt
     return cur
@@ -327,12 +326,13 @@ class PEArray(wiring.Component):
             tag_fields += [self.in_bfirst, self.in_blast, self.in_emax]
         tag_in = Signal(sum(len(f) for f in tag_fields), name="tag_in")
         m.d.comb += tag_in.eq(Cat(*tag_fields))
-        tag = _delay(m, tag_in, R + S, "tag")
+        # the tag's registers reset to 0: no output or accumulator write from whatever they held before
+        tag = _delay(m, tag_in, R + S, "tag", reset_less=False)
         W = cfg.out_width
         D = cfg.depth
         for c in range(C):
             if c:
-                tag = _delay(m, tag, 1, f"tag_c{c}")
+                tag = _delay(m, tag, 1, f"tag_c{c}", reset_less=False)
             off = 0
             fields = {}
             for name, f in zip(("valid", "clear", "last", "addr", "bfirst", "blast", "emax"), tag_fields):

@@ -104,6 +104,17 @@ def register_array(asub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     p.set_defaults(func=cmd_verify_minilm)
 
+    p = asub.add_parser("bench", help="wall-clock of one real MiniLM Linear (384 -> 1536, 128 tokens) through "
+                                      "the array cycle-accurately (goal <= 60 s on 8x8)")
+    config_args(p)
+    p.set_defaults(a_fmt="bf16", acc="aligned:32:16", size="8x8")
+    p.add_argument("--layer", default="encoder.layer.0.intermediate.dense")
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--simulator", default="verilator", choices=("icarus", "verilator"))
+    p.add_argument("--record", metavar="FILE", help="write the result as a record (e.g. hdl/results/array-bench.json)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --record file")
+    p.set_defaults(func=cmd_bench)
+
 
 def _shape_args(p) -> None:
     p.add_argument("--m", type=int, default=16, help="GEMM M (activation vectors, e.g. tokens; default 16)")
@@ -190,3 +201,21 @@ def cmd_verify_minilm(args) -> int:
         records.write_record(args.record, {"provenance": prov, **rep}, overwrite=args.force)
         print(f"wrote {args.record}")
     return 0 if rep["ok"] else 1
+
+
+def cmd_bench(args) -> int:
+    from .. import records
+    from ..fileio import check_output_path
+    from ..verify_array import bench_layer
+
+    if args.record:
+        check_output_path(args.record, overwrite=args.force)
+    prov = records.provenance()
+    r = bench_layer(args.size, args.a_fmt, args.w_fmt, args.acc, args.layer, args.tokens, args.simulator)
+    print(f"{r['layer']} {r['M']}x{r['K']}x{r['N']} on {args.size} ({args.simulator}): {r['wall_s']:.1f} s wall "
+          f"(simulation {r['sim_s']:.1f} s, {r['cycles']:,} cycles, {r['cycles_per_s']:,.0f} cycles/s; goal <= 60 s: "
+          f"{'met' if r['met'] else 'missed'}); {r['outputs']:,} outputs, {r['mismatches']} mismatches vs golden")
+    if args.record:
+        records.write_record(args.record, {"provenance": prov, **r}, overwrite=args.force)
+        print(f"wrote {args.record}")
+    return 0 if r["mismatches"] == 0 else 1

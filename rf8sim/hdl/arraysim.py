@@ -391,3 +391,46 @@ def operands(cfg: ArrayConfig, M: int, K: int, N: int, kind: str = "random", see
     zero_w = np.flatnonzero(wf.finite & (wf.sig == 0))[0]
     w[rng.random((N, K)) < 0.1] = zero_w
     return a, w
+
+
+def run_protocol(cfg: ArrayConfig, early: bool = False, vectors: int = 6, seed: int = 0,
+                 root: Path | None = None) -> dict:
+    """cocotb on Icarus drives the array's own ports (hdl/tb/test_array_protocol.py): two weight tiles
+    with the double-buffer timing (``early``: tile B's load one clock too soon); returns its summary."""
+    import sys
+
+    from cocotb_tools.runner import get_runner
+
+    from .sim import _environ, _quiet, check_simulator, hdl_dir
+
+    env = check_simulator("icarus")
+    text, _ = generate_array_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc.ungrouped(), cfg.rows, cfg.cols, cfg.depth,
+                                     cfg.pe_stages)
+    name = cfg.module_name()
+    key = hashlib.sha256(text.encode()).hexdigest()[:12]
+    bdir = Path(root or _root()) / "cocotb" / f"{name}-{key}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    (bdir / f"{name}.v").write_text(text)
+    rdir = bdir / f"protocol-{'early' if early else 'ok'}-{seed}"
+    rdir.mkdir(exist_ok=True)
+    summ = rdir / "summary.json"
+    if summ.exists():
+        summ.unlink()
+    env["RF8SIM_TB_META"] = json.dumps({"a_fmt": cfg.a_fmt.name, "w_fmt": cfg.w_fmt.name, "acc": str(cfg.acc.ungrouped()),
+                                        "rows": cfg.rows, "cols": cfg.cols, "depth": cfg.depth, "early": early,
+                                        "vectors": vectors, "seed": seed, "summary": str(summ)})
+    env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", "")
+    tb_dir = str(hdl_dir() / "tb")
+    sys.path.insert(0, tb_dir)
+    try:
+        with _environ(env), _quiet(True, rdir / "sim.log"):
+            runner = get_runner("icarus")
+            runner.build(sources=[bdir / f"{name}.v"], hdl_toplevel=name, build_dir=bdir, timescale=("1ns", "1ps"),
+                         always=False)
+            runner.test(test_module="test_array_protocol", hdl_toplevel=name, hdl_toplevel_lang="verilog",
+                        build_dir=bdir, test_dir=rdir, results_xml=str(rdir / "results.xml"))
+    finally:
+        sys.path.remove(tb_dir)
+    if not summ.exists():
+        raise HdlError(f"cocotb protocol test did not finish; see {rdir / 'sim.log'}")
+    return json.loads(summ.read_text())

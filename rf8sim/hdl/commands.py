@@ -156,6 +156,11 @@ def cmd_rtlsim(args) -> int:
     spec = _spec(args)
     s = verify(spec, products=_sweep(args, spec), n_random=args.random, max_len=args.max_len, seed=args.seed,
                simulator=args.simulator, model=args.model)
+    summary = s if spec.kind == "fixed" else {"kind": "verify_w8a16", **s}
+    if args.json:  # the record first: nothing in the printing can lose it
+        from .. import records
+
+        records.write_record(args.json, summary, overwrite=args.force)
     c = s["config"]
     if spec.kind == "fixed":
         title = (f"rtlsim {c['a_fmt']} x {c['w_fmt']} acc {c['acc_frac_bits']}:{c['acc_width']} "
@@ -172,7 +177,7 @@ def cmd_rtlsim(args) -> int:
                       str(cmp["compared_beats"]), str(cmp["mismatched_beats"]), str(r["overflow_beats"]),
                       str(r["invalid_beats"]), f"{r['beats_per_s']:.0f}")
     Console().print(t)
-    return _record_and_status(args, s if spec.kind == "fixed" else {"kind": "verify_w8a16", **s})
+    return _status(summary)
 
 
 def _check_synth_flags(args) -> None:
@@ -197,7 +202,7 @@ def _check_synth_flags(args) -> None:
              ("--cached-only", args.cached_only, w8a16_table, "--table w8a16 (without --timing/--power)"),
              ("--record", args.record is not None, args.table and args.power, "--table --timing --power"),
              ("--plot", args.plot is not None, args.table == "fixed" and args.record and args.power,
-              "--table --timing --power --record")]
+              "--table fixed --timing --power --record (it draws the fixed-point PPA table)")]
     for flag, given, enabled, what in needs:
         if given and not enabled:
             raise HdlError(f"{flag} acts only with {what}: add that, or drop {flag}")
@@ -219,13 +224,8 @@ def cmd_synth(args) -> int:
     return run_cli(args)
 
 
-def _record_and_status(args, summary: dict) -> int:
-    """Write ``--json`` (a results record), print the first mismatch of every failing comparison,
-    and return the exit code (1 on any mismatch)."""
-    if args.json:
-        from .. import records
-
-        records.write_record(args.json, summary, overwrite=args.force)
+def _status(summary: dict) -> int:
+    """Print the first mismatch of every failing comparison; the exit code (1 on any mismatch)."""
     if not summary["ok"]:
         for r in summary["runs"].values():
             for cmp in r["comparisons"]:

@@ -8,7 +8,7 @@ Datapath (one beat = ``lanes`` code pairs per clock)::
                               over lanes, one saturating add into the accumulator, sticky flags
 
 Everything is derived from the :class:`rf8sim.formats.Format` objects and the
-:class:`rf8sim.golden.AccSpec`: field positions, biases, RF8 residual shifts, and
+:class:`rf8sim.accspec.AccSpec` (one :class:`rf8sim.hdl.spec.MacSpec`): field positions, biases, RF8 residual shifts, and
 every internal width (computed from the exact range of the 65,536 products), so
 a registered RF8 variant gets its own hardware without editing this file.
 
@@ -72,6 +72,24 @@ class _Decoded:
         lay = _layout(fmt)
         self.fmt, self.kind = fmt, lay["kind"]
         self.exp_const = lay["exp_const"]
+        if self.kind == "table":  # a 256-entry ROM: sign, odd significand, exponent field, special
+            fin = fmt.finite & (fmt.sig > 0)
+            sp = [int(fmt.special[c] != F.SPECIAL_FINITE) for c in range(256)]
+            sig = [0 if sp[c] else int(fmt.sig[c]) for c in range(256)]
+            fields = {"sign": [0 if sp[c] else int(fmt.sign[c]) for c in range(256)], "sig": sig,
+                      "efield": [int(fmt.exp[c]) - self.exp_const if sig[c] else 0 for c in range(256)],
+                      "special": sp, "zero": [int(v == 0) for v in sig]}
+            out = {}
+            for k, vals in fields.items():
+                wd = max(1, max(vals).bit_length())
+                rom = Const(sum(v << (c * wd) for c, v in enumerate(vals)), 256 * wd)
+                out[k] = Signal(wd, name=f"{name}_{k}")
+                # a constant indexed by the code: a continuous assignment (no process to start at time 0)
+                m.d.comb += out[k].eq(rom.bit_select(code * wd, wd))
+            self.sign, self.value, self.efield = out["sign"], out["sig"], out["efield"]
+            self.special, self.zero, self.efield_min = out["special"], out["zero"], 0
+            assert int(fmt.sig[fin].max()).bit_length() == len(self.value)
+            return
         # NaN/Inf: an OR of the 7-bit patterns the Format table marks special (sign ignored)
         pats = sorted({c & 0x7F for c in range(256) if fmt.special[c] != F.SPECIAL_FINITE})
         if any(fmt.special[p] != fmt.special[p | 0x80] for p in pats):
@@ -236,7 +254,9 @@ class MacUnit(wiring.Component):
 
     Ports (Verilog names): ``clk``, ``rst`` (synchronous, active high), ``in_valid``,
     ``in_clear``, ``in_a``/``in_w`` (lane i in bits 8i+7..8i), ``out_valid``, ``out_acc``,
-    ``out_overflow``, ``out_invalid`` and, with ``out="fp32"``, ``out_fp32``.  The
+    ``out_overflow``, ``out_invalid`` and, with ``result="fp32"``, ``out_fp32``.  Built from a fixed-accumulator
+    :class:`~rf8sim.hdl.spec.MacSpec` (``MacUnit(spec)``, or :func:`rf8sim.hdl.make_unit`); the older
+    ``MacUnit(a_fmt, w_fmt, acc, lanes, out)`` still works with a DeprecationWarning.  The
     accumulator after a beat appears ``latency`` (= 2) clocks after the beat was sampled.
     """
 

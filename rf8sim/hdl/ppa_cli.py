@@ -59,15 +59,17 @@ def run_ppa_cli(args) -> int:
     else:
         rows = [ppa(_spec_of_args(args), stage=args.stage, clock_ns=clock, streams=specs, beats=beats,
                     liberty=liberty, use_cache=not args.no_cache, progress=True, specify=not args.zero_delay)]
-    _print(rows, specs)
-    if args.json:
+    if args.json:  # the records first: nothing in the printing can lose them
         write_record(args.json, {"rows": rows}, overwrite=args.force)
     if args.record:
         import sys
 
         cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("cli.py", "__main__.py", "rf8sim") else None
         payload = w8a16_ppa_record(rows) if args.table == "w8a16" else table_record(rows)
+        payload["tech"] = getattr(args, "tech", None) or "osu018"  # routed tables: rf8sim.hdl.route_study
         write_record(args.record, payload, overwrite=args.force, command=cmd)
+    _print(rows, specs)
+    if args.record:
         print(f"wrote {args.record}")
         if args.plot:
             plot_ppa(args.record, args.plot, overwrite=args.force)
@@ -125,7 +127,8 @@ def render_ppa_table(path=None) -> str:
     rec = _load(path)
     prov = rec["provenance"]
     m = prov.get("machine", {})
-    lines = [f"Command: `{prov.get('command')}`; {rec['beats']} beats per stream, weight tiles of {rec['tile']} "
+    lines = [f"{_tech_note(rec)} Command: `{prov.get('command')}`; {rec['beats']} beats per stream, weight tiles of "
+             f"{rec['tile']} "
              f"beats, clock {rec['clock_ns']} ns for the power columns, gate-level delays "
              f"{'on (specify)' if rec['specify'] else 'off'}. Tools: {rec['tools']['sta']}, "
              f"{rec['tools']['iverilog']}. Machine: {m.get('cpu', m.get('processor', '?'))}, "
@@ -149,6 +152,12 @@ def render_ppa_table(path=None) -> str:
                      f"{f(mi, 'tops_per_w_at_fmax', '.4f')} | {f(ra, 'tops_per_w_at_fmax', '.4f')} | "
                      f"{f(ra or mi, 'tops_per_mm2_at_fmax', '.4f')} |")
     return "\n".join(lines) + "\n"
+
+
+def _tech_note(rec: dict) -> str:
+    """Which technology and which netlist a table is about (the routed tables are rf8sim.hdl.route_study's)."""
+    return (f"**{rec.get('tech', 'osu018')}, pre-route** (the synthesised netlist, no wires; post-route numbers: "
+            "'Place and route' below).")
 
 
 def _split(s: dict) -> str:
@@ -314,7 +323,7 @@ def render_ppa_w8a16_table(path=None) -> str:
     for r in rec["rows"]:
         by_lanes.setdefault(r["lanes"], r["beats"])
     beats_txt = ", ".join(f"{b} at lanes {ln}" for ln, b in sorted(by_lanes.items()))
-    lines = [f"Command: `{prov.get('command')}`; beats per stream: {beats_txt}; "
+    lines = [f"{_tech_note(rec)} Command: `{prov.get('command')}`; beats per stream: {beats_txt}; "
              f"weight tiles of {rec['tile']} beats, clock {rec['clock_ns']} ns for the power columns, gate-level "
              f"delays {'on (specify)' if rec['specify'] else 'off'}. Tools: {rec['tools']['sta']}, "
              f"{rec['tools']['iverilog']}. Machine: {m.get('cpu', m.get('processor', '?'))}, "

@@ -19,11 +19,14 @@ DEFAULT_UTILIZATION = 0.6
 DEFAULT_PLACE_SEED = 12345
 
 
-def add_arguments(p) -> None:
+def add_arguments(p, route: bool = True) -> None:
+    """``--tech`` (and with ``route``: ``--route``, ``--utilization``, ``--place-seed``) on a synth-like parser."""
     g = p.add_argument_group("technology and place and route (qflow's graywolf + qrouter; docs/hdl.md)")
     g.add_argument("--tech", default=None, metavar="osu018|sky130",
                    help="cell library: osu018 (default; Debian qflow-tech-osu018) or sky130 (sky130_fd_sc_hd, the "
                         "Liberty characterized here)")
+    if not route:
+        return
     g.add_argument("--route", action="store_true",
                    help="place (graywolf) and route (qrouter) the mapped netlist; --timing/--power then report "
                         "pre- and post-route numbers (wire parasitics from the router's SPEF)")
@@ -50,6 +53,25 @@ def resolve_liberty(args):
     if getattr(args, "liberty", None):
         return args.liberty
     return None if t == "osu018" else str(tech_liberty(t))
+
+
+def route_array(cfg, args, liberty) -> dict:
+    """``rf8sim array synth --route``: the synthesised array placed and routed; pre/post-route timing."""
+    from .array_cost import synth_array
+    from .route import get_tech, route_design, routed_timing
+
+    if not 0.05 <= args.utilization <= 0.95:
+        raise HdlError(f"--utilization must be in 0.05..0.95, got {args.utilization}")
+    syn = synth_array(cfg, liberty or "default", not args.no_cache)
+    r = route_design({**syn, "stage": "array"}, get_tech(getattr(args, "tech", None)).name, density=args.utilization,
+                     seed=args.place_seed, use_cache=not args.no_cache)
+    t = routed_timing(r, args.clock_ns)
+    out = {"route": {k: v for k, v in r.items() if k != "workdir"}, "routed_timing": t}
+    print(f"routed {syn['module']} ({r['tech']}): die {r['die_um2']:.0f} um^2, utilization {r['utilization']:.2f}, "
+          f"{r['nets_routed']} nets, 0 failed; critical path {t['pre']['critical_path_ns']:.2f} ns without wires, "
+          f"{t['post']['critical_path_ns']:.2f} ns post-route; place {r['times']['place_s']:.0f} s, "
+          f"route {r['times']['route_s']:.0f} s")
+    return out
 
 
 def _route_one(job, liberty, tech, utilization, seed, clock_ns, streams, beats, use_cache, specify=True):

@@ -100,15 +100,21 @@ def synth_variant(a, w, acc, lanes, stage, liberty, variant: str, use_cache: boo
     return res
 
 
-def _job(job, tech, liberty, utilization, clock_ns, streams, beats, use_cache, pre_power):
-    from .route import route_design, routed_ppa, routed_timing
+def _job(job, tech, liberty, utilization, clock_ns, streams, beats, use_cache, pre_power, tries=4):
+    from .route import RouteError, route_design, routed_ppa, routed_timing
     from .sta import timing
 
     a, w, acc, lanes, stage, variant, seed = job
     t0 = time.perf_counter()
     s = synth_variant(a, w, acc, lanes, stage, liberty, variant, use_cache)
     synth_s = time.perf_counter() - t0
-    r = route_design(s, tech, density=utilization, seed=seed, use_cache=use_cache)
+    try:
+        r = route_design(s, tech, density=utilization, seed=seed, use_cache=use_cache, tries=tries)
+    except RouteError as e:  # recorded as a failed run (never a number); the docs count them
+        return {"a_fmt": a, "w_fmt": w, "acc": acc, "lanes": lanes, "stage": stage, "variant": variant,
+                "seed": seed, "tech": tech, "ok": False, "error": str(e).split(" (e.g.")[0],
+                "cells": sum(s["liberty"]["cells"].values()), "synth_area_um2": s["liberty"]["area_um2"],
+                "wall_s": time.perf_counter() - t0}
     work = Path(s["workdir"])
     pre = timing(work / "cells.lib", work / "mapped.v", s["module"], clock_ns)
     rt = routed_timing(r, clock_ns)
@@ -119,8 +125,8 @@ def _job(job, tech, liberty, utilization, clock_ns, streams, beats, use_cache, p
            "wire_cap_pf": r["wire_cap_pf"], "nets_routed": r["nets_routed"], "failed_nets": r["failed_nets"],
            "crit_synth_ns": pre["critical_path_ns"], "crit_routed_nowire_ns": rt["pre"]["critical_path_ns"],
            "crit_post_ns": rt["post"]["critical_path_ns"], "route_times_s": r["times"], "synth_s": synth_s,
-           "route_cached": r.get("cached", False), "streams": {}}
-    if streams and a not in ("bf16", "fp16"):  # the W8A16 units' streams are rf8sim.hdl.ppa16's
+           "route_cached": r.get("cached", False), "streams": {}, "ok": True}
+    if streams and a not in ("bf16", "fp16"):  # the W8A16 units' 16-bit streams are not driven here
         macs = lanes if stage == "mac" else 1
         post = routed_ppa(s, r, streams=streams, clock_ns=clock_ns, beats=beats, use_cache=use_cache)
         for st, v in post["streams"].items():
@@ -138,7 +144,7 @@ def _job(job, tech, liberty, utilization, clock_ns, streams, beats, use_cache, p
 
 
 def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=0.6, clock_ns=10.0, streams=("minilm",),
-               beats=1000, use_cache=True, cluster="local",
+               beats=1000, use_cache=True, cluster="local", tries=4, plan=None,
                workers=1, progress=True) -> list:
     from ..cluster import Resources, run_tasks
     from .route import get_tech, tech_liberty
@@ -147,9 +153,9 @@ def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=0.6, clo
     lib = liberty or (str(tech_liberty(t)) if t != "osu018" else "default")
     if t != "osu018":
         streams = ()  # gate-level cell models exist for osu018 only (see route_cli)
-    jobs = [(*u, v, sd) for u in units for v, sd in plan_of(u)]
+    jobs = [(*u, v, sd) for u in units for v, sd in (plan or plan_of(u))]
     fn = functools.partial(_job, tech=t, liberty=lib, utilization=utilization, clock_ns=clock_ns,
-                           streams=tuple(streams), beats=beats, use_cache=use_cache, pre_power=True)
+                           streams=tuple(streams), beats=beats, use_cache=use_cache, pre_power=True, tries=tries)
     return run_tasks(fn, jobs, keys=None, kind="route-study", cluster=cluster, workers=workers,
                      resources=Resources(num_cpus=1, tools=("yosys",)),
                      labels=[f"{a}x{w} {acc} L{n} {st} {v} seed {sd}" for a, w, acc, n, st, v, sd in jobs],
@@ -172,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cluster", default="local")
     ap.add_argument("--record", default=None, help="default: the record's file (RECORDS)")
+    ap.add_argument("--tries", type=int, default=4, help="placements per run before a route counts as failed")
+    ap.add_argument("--first-run-only", action="store_true", help="one run per unit (default ABC script, seed 1)")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
     args.record = args.record or RECORDS[args.name]
@@ -184,14 +192,16 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = study_rows(tech, args.liberty, units=units, utilization=args.utilization,
                       clock_ns=args.clock_ns, streams=tuple(args.stream or ["minilm"]), beats=args.beats,
-                      cluster=args.cluster, workers=args.workers)
+                      cluster=args.cluster, workers=args.workers, tries=args.tries,
+                      plan=(("abc", 1),) if args.first_run_only else None)
     from .sta import sta_version
 
     rec = {"kind": "hdl-route-study", "name": args.name, "tech": rows[0]["tech"] if rows else tech,
            "utilization_target": args.utilization, "clock_ns": args.clock_ns, "beats": args.beats,
            "streams": args.stream or ["minilm"], "variants": dict(ABC_VARIANTS),
            "plans": {k: [list(x) for x in v] for k, v in PLANS.items()},
-           "tools": {"qflow": qflow_version(), "sta": sta_version()},
+           "tools": {"qflow": qflow_version(), "sta": sta_version()}, "tries": args.tries,
+           "first_run_only": args.first_run_only,
            "wall_s": time.perf_counter() - t0, "rows": rows}
     records.write_record(args.record, rec, overwrite=args.force,
                          command=["python", "-m", "rf8sim.hdl.route_study", *(argv or sys.argv[1:])])
@@ -217,10 +227,24 @@ def _key(r):
 
 
 def _groups(rec) -> dict:
+    """Routed runs per unit (failed runs are counted by :func:`render_failures`, never shown as numbers)."""
     g = {}
     for r in rec["rows"]:
-        g.setdefault(_key(r), []).append(r)
+        if r.get("ok", True):
+            g.setdefault(_key(r), []).append(r)
     return g
+
+
+def render_failures(name: str) -> str:
+    rec = _rec(name)
+    bad = [r for r in rec["rows"] if not r.get("ok", True)]
+    n = len(rec["rows"])
+    if not bad:
+        return f"All {n} runs of `{RECORDS[name]}` routed with 0 failed nets.\n"
+    lines = [f"{len(bad)} of {n} runs of `{RECORDS[name]}` ({rec['tech']}) did not route within {rec.get('tries', 4)} "
+             "placements each; no post-route number is reported for them:", ""]
+    lines += [f"* {_unit(r)}, {r['variant']}, seed {r['seed']}: {r['error']}" for r in bad]
+    return "\n".join(lines) + "\n"
 
 
 def _base(rows, rec):
@@ -240,10 +264,11 @@ def _head(rec) -> str:
 def render_routed(tech: str) -> str:
     rec = _rec(tech)
     lines = [_head(rec), "",
-             "Rows: default ABC script, first seed. *pre-route* = the synthesised netlist (no wires); *post-route* "
-             "= the routed netlist with the router's SPEF; energy per MAC from the same gate-level run either way.",
+             "Rows: default ABC script, seed 1. *pre-route* = the synthesised netlist (no wires); *post-route* "
+             "= the routed netlist with the router's SPEF (it also holds the buffers qflow's BLIF step adds for "
+             "constant or port-to-port outputs); energy per MAC from the same stream, each netlist simulated.",
              "", "| unit | cells | cell area µm² | die µm² | utilization | wire mm | crit. path pre-route ns | "
-             "post-route ns | wires +% | pJ/MAC pre-route | post-route | wires +% | placement s | routing s |",
+             "post-route ns | change | pJ/MAC pre-route | post-route | change | placement s | routing s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for rows in _groups(rec).values():
         r = _base(rows, rec)
@@ -306,24 +331,30 @@ def noise_sentences(rec) -> list:
                 continue
             for m in ("area", "crit", "energy"):
                 s1, s2 = _span(by[f1], m), _span(by[f2], m)
-                if not s1 or not s2:
+                if not s1 or not s2 or min(s1[2], s2[2]) < 2:  # one run measures no spread: no verdict
                     continue
                 mid1, mid2 = (s1[0] + s1[1]) / 2, (s2[0] + s2[1]) / 2
                 d = 100 * (mid1 / mid2 - 1)
                 real = s1[1] < s2[0] or s2[1] < s1[0]
                 unit = f"{kname}{' (' + act + ' activations)' if act else ''}"
-                verdict = (f"**real**: the ranges do not overlap ({f1} {s1[0]:.3g}–{s1[1]:.3g}, "
-                           f"{f2} {s2[0]:.3g}–{s2[1]:.3g})" if real else
-                           f"**inside the noise**: the ranges overlap ({f1} {s1[0]:.3g}–{s1[1]:.3g}, "
-                           f"{f2} {s2[0]:.3g}–{s2[1]:.3g})")
+                rng = f"{f1} {_g(s1[0])}–{_g(s1[1])}, {f2} {_g(s2[0])}–{_g(s2[1])}"
+                verdict = (f"**real**: the ranges do not overlap ({rng})" if real else
+                           f"**inside the noise**: the ranges overlap ({rng})")
                 out.append(f"{unit}, {_NAMES[m]}: {f1} vs {f2} {d:+.1f} % (mid-range) — {verdict}; "
                            f"{s1[2]} and {s2[2]} runs.")
     return out
 
 
+def _g(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def render_noise(tech: str) -> str:
     rec = _rec(tech)
     s = noise_sentences(rec)
+    if not s:
+        return (f"`{RECORDS[tech]}` has one routed run per unit: no spread measured, so no verdict on which "
+                "differences are real (the 8-bit spread above is the measured flow noise).\n")
     head = (f"Generated from `{RECORDS[tech]}` ({rec['tech']}, {len(rec['rows'])} routed runs; a difference is "
             "called real only when the two formats' min–max ranges over the ABC scripts and seeds do not overlap):")
     return head + "\n\n" + "\n".join(f"* {x}" for x in s) + "\n"
@@ -363,7 +394,7 @@ def render_anchors(tech: str) -> str:
            f"script, first seed, {rec['streams'][0]} stream, registers and clock pins included."]
     txt.append(f"An INT8 MAC (8-bit multiply + 32-bit add, 0.2 + 0.1 pJ at 45 nm) scales to {anchor_mac:.1f} pJ; the "
                f"routed int8 × int8 16:32 MAC measures {i8[0]:.1f} pJ/MAC ({i8[0] / anchor_mac:.1f}× the scaled "
-               "anchor: the anchor counts the arithmetic alone, the unit here adds 53 flip-flops, their clock "
+               "anchor: the anchor counts the arithmetic alone, the unit here adds its flip-flops, their clock "
                "pins, the alignment and saturation logic of the accumulator and the wires, in minimum-size cells"
                + (f"; its product stage alone measures {i8p[0]:.1f} pJ against the scaled 8-bit multiply's "
                   f"{HOROWITZ_45NM['int8 mult'] * k:.1f} pJ" if i8p and i8p[0] else "") + ").")
@@ -378,10 +409,15 @@ def render_anchors(tech: str) -> str:
     return " ".join(txt) + "\n"
 
 
-for _t in RECORDS:
-    register(f"hdl:route-{_t}")(functools.partial(render_routed, _t))
-    register(f"hdl:route-spread-{_t}")(functools.partial(render_spread, _t))
-    register(f"hdl:route-noise-{_t}")(functools.partial(render_noise, _t))
+#: the records with blocks in docs/hdl.md and which blocks (sky130 has none: its designs do not route, docs/hdl.md)
+DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
+              "osu018-w8a16": ("route", "route-noise", "route-failures")}
+_RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
+           "route-failures": render_failures}
+
+for _t, _blocks in DOCUMENTED.items():
+    for _b in _blocks:
+        register(f"hdl:{_b}-{_t}")(functools.partial(_RENDER[_b], _t))
 register("hdl:route-anchors-osu018")(functools.partial(render_anchors, "osu018"))
 
 _ = DocgenError  # re-exported for renderers' callers

@@ -63,7 +63,13 @@ def _layout(fmt: F.Format):
         return dict(kind=kind, exp_const=-(fmt.bias + fmt.man_bits))
     if kind == "int":
         return dict(kind=kind, exp_const=0)
-    raise HdlError(f"format {fmt.name!r} has kind {kind!r}; the generator builds residual, float and int formats")
+    if kind in TABLE_KINDS and fmt.code_bits == 8:
+        # decoded by a 256-entry table (sign, odd significand, exponent - its minimum): APoT, LNS, posits,
+        # the three-term RF8 variants; exponent field = exp - exp_const >= 0
+        nz = fmt.finite & (fmt.sig > 0)
+        return dict(kind="table", exp_const=int(fmt.exp[nz].min()))
+    raise HdlError(f"format {fmt.name!r} has kind {kind!r}; the generator builds residual, float, int and "
+                   f"8-bit table formats ({', '.join(TABLE_KINDS)})")
 
 
 def _model_decode(fmt: F.Format, code: int):
@@ -73,6 +79,9 @@ def _model_decode(fmt: F.Format, code: int):
     if lay["kind"] == "int":
         v = code - 256 if code & 0x80 else code
         return (1 if v < 0 else 0), abs(v), 0, special
+    if lay["kind"] == "table":
+        sig = int(fmt.sig[code]) if not special else 0
+        return int(fmt.sign[code]), sig, (int(fmt.exp[code]) if sig else None), special
     s = code >> 7
     E = (code >> fmt.man_bits) & ((1 << fmt.exp_bits) - 1)
     M = code & ((1 << fmt.man_bits) - 1)
@@ -86,6 +95,10 @@ def _model_decode(fmt: F.Format, code: int):
         return s, 0, None, special
     sig = M | (1 << fmt.man_bits) if E else M
     return s, sig, max(E, 1) + lay["exp_const"], special
+
+
+#: rf8sim.formats kinds the 8-bit decoders build as a table (ROM) of (sign, significand, exponent)
+TABLE_KINDS = ("levels", "lns", "posit", "terms")
 
 
 @functools.lru_cache(maxsize=None)
@@ -246,12 +259,16 @@ def _weight_plan(f: F.Format) -> WeightPlan:
         dmax = lay["dmax"]
         hi = max((1 << dmax) + (t << (dmax - d) if t else 0) for t, d in f.residuals)
         return WeightPlan(f.name, "residual", 8, hi, 1 + lay["exp_const"], E_hi + lay["exp_const"])
+    if lay["kind"] == "table":  # table decoder: odd significand, exponent field = exp - exp_const
+        nz = f.finite & (f.sig > 0)
+        return WeightPlan(f.name, "table", 8, int(f.sig[nz].max()), lay["exp_const"], int(f.exp[nz].max()))
     efs = {((c >> f.man_bits) & E_hi) for c in range(256) if f.finite[c]}  # exponent fields of finite codes
     return WeightPlan(f.name, "float", 8, (1 << (f.man_bits + 1)) - 1, max(min(efs), 1) + lay["exp_const"],
                       max(efs) + lay["exp_const"])
 
 
-_PRODUCT_MODE = {"residual": "shift-add", "int": "int-multiply", "float": "multiply", "float16": "multiply"}
+_PRODUCT_MODE = {"residual": "shift-add", "int": "int-multiply", "float": "multiply", "float16": "multiply",
+                 "table": "multiply"}
 
 
 # ---------------------------------------------------------------------------

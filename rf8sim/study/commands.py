@@ -53,6 +53,28 @@ def register(sub) -> None:
                    help="also write the rows as a provenance record (an existing file needs --force)")
     q.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     q.set_defaults(func=cmd_variants)
+    q = ssub.add_parser("zoo", help="the format zoo without RTL: SQNR (GG shapes, MiniLM weights), bits per "
+                                     "weight, MiniLM cosine weight-only and W8A8 (docs/study.md)")
+    q.add_argument("--formats", default=",".join(_zoo_formats()),
+                   help="formats and block formats (default: the zoo; see `rf8sim formats`)")
+    q.add_argument("--shapes", default="0.5,0.75,1,1.5,2", help="GG shapes β (comma-separated)")
+    q.add_argument("--sentences", type=int, default=200, help="MiniLM sentences, weight-only (default 200)")
+    q.add_argument("--w8a8-sentences", type=int, default=50,
+                   help="MiniLM sentences through the bit-exact W8A8 datapath (default 50)")
+    q.add_argument("--no-cosine", action="store_true", help="skip the MiniLM cosine (SQNR only)")
+    q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR against bits per weight")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the results as a provenance record (e.g. study/results/zoo.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing --record / --plot file")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_zoo)
+    q = ssub.add_parser("zoo-rtl", help="product stages of the zoo's 8-bit formats: exhaustive Icarus check "
+                                         "against the golden model and osu018 area (docs/study.md)")
+    q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-rtl.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.set_defaults(func=cmd_zoo_rtl)
     q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
     q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
     q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
@@ -179,6 +201,11 @@ def cmd_area_accuracy(args) -> int:
         from ..cli import CLIError
 
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and parse_cluster(cluster or cfg.study.cluster) != "local":
+        from ..cli import CLIError
+
+        raise CLIError(f"--workers sets local processes; with --cluster {cluster or cfg.study.cluster} Ray places "
+                       "the tasks, so drop --workers (or run locally)")
     if args.record:
         from ..fileio import check_output_path
 
@@ -189,6 +216,11 @@ def cmd_area_accuracy(args) -> int:
     console = Console()
     res = run_sweep(cfg, out, overwrite=args.force, progress=not args.no_progress, cache_dir=args.cache_dir,
                     console=console, workers=args.workers, cluster=cluster or cfg.study.cluster)
+    record = None
+    if args.record:  # the record first: nothing in the printing can lose it
+        from .sweep_records import write_sweep_record
+
+        record = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
     front = sorted((r for r in res.rows if r["pareto"]), key=lambda r: (r["lanes"], r.get("area_um2") or 0))
     cost = "area_um2" if any(r.get("area_um2") is not None for r in res.rows) else "nand2_eq"
     print_table(front or res.rows, ["label", "accuracy", cost, "overflow_frac"],
@@ -203,12 +235,88 @@ def cmd_area_accuracy(args) -> int:
         console.print(f"[yellow]note: {escape(str(s))}[/]")
     console.print(f"{len(res.rows)} points in {res.timings.get('total_s', 0):.1f} s -> {escape(str(res.paths['csv']))}, "
                   f"{escape(str(res.paths['report']))}")
-    if args.record:
-        from .sweep_records import write_sweep_record
-
-        path = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
-        console.print(f"record: {escape(str(path))}")
+    if record:
+        console.print(f"record: {escape(str(record))}")
     return 1 if any(r["error"] for r in res.rows) else 0
+
+
+def _zoo_formats():
+    from .zoo import ZOO_FORMATS
+
+    return ZOO_FORMATS
+
+
+def cmd_zoo(args) -> int:
+    from .. import formats as F
+    from .. import records
+    from .. import scales as S
+    from ..cli import CLIError
+    from ..fileio import check_output_path
+
+    try:
+        shapes = tuple(float(s) for s in args.shapes.split(",") if s.strip())
+    except ValueError:
+        raise CLIError(f"--shapes must be comma-separated numbers, got {args.shapes!r}") from None
+    if not shapes or any(not 0.1 <= s <= 10 for s in shapes):
+        raise CLIError(f"--shapes must be numbers in [0.1, 10], got {args.shapes!r}")
+    fmts = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+    F.register_rf8_variants()
+    for f in fmts:
+        if S.block_format(f) is None:
+            F.check_role(f, "weight")  # one line naming the valid ones
+    if args.sentences < 20 or args.w8a8_sentences < 1:
+        raise CLIError("--sentences must be >= 20 and --w8a8-sentences >= 1")
+    for path in (args.record, args.plot):
+        if path:
+            check_output_path(path, args.force)  # before the work
+    from .zoo import run_zoo
+
+    prov = records.provenance()
+    res = run_zoo(fmts, shapes, sentences=args.sentences, w8a8_sentences=args.w8a8_sentences,
+                  cosine=not args.no_cosine, progress=not args.no_progress)
+    for r in res["minilm_weights"]:
+        print(f"{r['format']:>8}  {r['bits_per_weight']:6.3f} bits/weight  MiniLM weight SQNR {r['sqnr_db']:6.2f} dB")
+    for r in res["minilm_cosine"]:
+        print(f"{r['format']:>8}  {r['mode']:<11} 1 - cosine {r['loss']:.3e} [{r['loss_lo']:.3e}, {r['loss_hi']:.3e}]")
+    if args.plot:
+        from .zoo_report import plot_zoo
+
+        plot_zoo(res, args.plot)
+    if args.record:
+        from .zoo_report import write_zoo_record
+
+        print(f"record: {write_zoo_record(args.record, res, prov, overwrite=args.force)}")
+    return 0
+
+
+def cmd_zoo_rtl(args) -> int:
+    from .. import records
+    from ..cli import CLIError
+    from ..fileio import check_output_path
+    from ..records import write_record
+    from .zoo import RTL_PAIRS, rtl_products
+
+    pairs = RTL_PAIRS
+    if args.pairs:
+        try:
+            pairs = tuple(tuple(p.strip().split(":")) for p in args.pairs.split(",") if p.strip())
+        except ValueError:
+            raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    from ..hdl import MacSpec
+
+    for a, w in pairs:
+        MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    rows = rtl_products(pairs)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-rtl", "rows": rows},
+                            overwrite=args.force)
+        print(f"record: {path}")
+    return 0 if all(r["ok"] for r in rows) else 1
 
 
 def cmd_variants(args) -> int:
@@ -238,17 +346,20 @@ def cmd_variants(args) -> int:
               "n": args.n, "block": args.block, "rows": max(1, args.n // (args.block * 32))}
     rows = error_vs_shape(formats=fmts, shapes=shapes, roundings=("nearest", "paper", "truncate"),
                           n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
+    record = None
+    if args.record:  # the record first: nothing in the printing can lose it
+        from .sweep_records import write_variants_record
+
+        record = write_variants_record(args.record, params, rows, prov, overwrite=args.force)
+    if args.csv:
+        write_csv(rows, args.csv)
     print_table(rows, ["format", "rounding", "granularity", "shape", "sqnr_db", "zero_frac"],
                 ["format", "rounding", "granularity", "GG β", "SQNR dB", "→0 frac"], title="error vs GG shape",
                 console=Console())
-    if args.csv:
-        write_csv(rows, args.csv)
     if args.plot:
         plot_error_vs_shape(rows, args.plot, title="SQNR vs generalized Gaussian shape")
-    if args.record:
-        from .sweep_records import write_variants_record
-
-        print(f"record: {write_variants_record(args.record, params, rows, prov, overwrite=args.force)}")
+    if record:
+        print(f"record: {record}")
     return 0
 
 

@@ -215,6 +215,7 @@ class TinyLMSection:
     lr: float = 1e-2
     chunks: int = 256
     a16_chunks: int = 64
+    max_rel_loss: float = 0.001  # accuracy constraint: held-out bits per byte at most this fraction above float32's
     configs: object = "transformer"
     granularity: str = "channel"
     acc: tuple = ("exact",)
@@ -491,6 +492,8 @@ def _check_tinylm(cfg: "StudyConfig") -> None:
     for k in ("d_model", "n_layer", "n_head", "block", "steps", "batch_size", "chunks", "a16_chunks", "bootstrap"):
         if getattr(t, k) < 1:
             raise ConfigError(f"[tinylm] {k} must be >= 1, got {getattr(t, k)}")
+    if not 0 <= t.max_rel_loss < 1:
+        raise ConfigError(f"[tinylm] max_rel_loss must be in [0, 1), got {t.max_rel_loss}")
     if t.d_model % t.n_head:
         raise ConfigError(f"[tinylm] d_model ({t.d_model}) must be a multiple of n_head ({t.n_head})")
     if t.lr <= 0:
@@ -525,9 +528,14 @@ def load_config(path: "str | Path") -> StudyConfig:
 
         raise InputFileError(f"study config {str(p)!r} does not exist (shipped ones: tiny, small, full, flow)")
     try:
-        raw = tomllib.loads(p.read_text())
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a TOML text file (not UTF-8 text: {e.reason} at byte {e.start}); "
+                          "a study configuration is a .toml file such as the shipped tiny, small, full") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror or e})") from None
     return config_from_dict(raw)
 
 

@@ -18,21 +18,29 @@ def write_report(ctx, stages, total_s: float) -> None:
     from .area_accuracy import machine_info
     from .report import md_table, write_json
 
+    from .answer import answer_markdown
+
     out = ctx.out
+    tr, tl = ctx.state.get("transformer"), ctx.state.get("tinylm")
     md = ["# rf8sim flow report\n",
           f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC} by "
           f"`rf8sim {' '.join(sys.argv[1:]) or 'flow'}` (rf8sim {__version__}) on {machine_info()}; "
-          f"total {total_s:.0f} s.\n",
-          "## Stages\n",
-          md_table([{"stage": s.name, "status": s.status.upper() if s.status != "ok" else "ok",
-                     "seconds": s.seconds, "detail": s.detail} for s in stages],
-                   ["stage", "status", "seconds", "detail"], digits=3)]
+          f"total {total_s:.0f} s (stage times at the end).\n"]
+    # the answer first (MiniLM, TinyLM, silicon), then the stages' notices, the models' details, the MACs and the
+    # MNIST-1D MLP sections (the pipeline's smoke test), the stage times last
+    md += answer_markdown(tr, tl)
     skipped = [s for s in stages if s.status == "skipped"]
     for s in skipped:
         md.append(f"> **Skipped: {s.name}** -- {s.detail}\n")
     for s in stages:
         if s.status == "failed":
             md.append(f"> **FAILED: {s.name}** -- {s.detail}\n")
+    if tr is not None:
+        md += transformer_markdown(tr, out)
+    if tl is not None:
+        from .tinylm import report_markdown
+
+        md += report_markdown(tl, out)
 
     # MACs
     macs = {}
@@ -47,8 +55,16 @@ def write_report(ctx, stages, total_s: float) -> None:
         md.append(md_table(list(macs.values()), cols, [c.split(":")[-1] for c in cols]))
 
     m = ctx.state.get("model")
+    res = ctx.state.get("sweep")
+    if m is not None or res is not None or ctx.state.get("bits"):
+        md.append("## MNIST-1D MLP: the pipeline's smoke test\n")
+        size = f"of {m['n_params']:,} parameters " if m is not None else ""
+        n_eval = f"{len(m['y_eval']):,} " if m is not None and m.get("y_eval") is not None else ""
+        md.append(f"An MLP {size}trained here, quantized and run through the bit-exact GEMM: it exercises every "
+                  f"stage of the pipeline in seconds; on its {n_eval}test samples a few points of accuracy are "
+                  f"noise, so the answer above rests on the language models.\n")
     if m is not None:
-        md.append("## Model\n")
+        md.append("### Model\n")
         md.append(f"MNIST-1D MLP, hidden {m['hidden']}, {m['n_params']} parameters, seed {m['seed']}: "
                   + "; ".join(f"{k}: {v}" for k, v in m["steps"].items()) + ".\n")
         acc_rows = [{"phase": k.replace("float_acc_", "").replace("float_acc", "final"), "accuracy": v}
@@ -62,16 +78,15 @@ def write_report(ctx, stages, total_s: float) -> None:
             cols = [c for c in heads if any(c in r for r in ctx.state["fits"])]
             md.append(md_table(ctx.state["fits"], cols, [heads[c] for c in cols]))
     if ctx.state.get("bits"):
-        md.append("## Bits per parameter\n")
+        md.append("### Bits per parameter\n")
         md.append("All weights of the trained model (`rf8sim.training.rate_report`, channel scales, "
                   "coded sizes decoded back and compared).\n")
         md.append(md_table(ctx.state["bits"], ["format", "coder", "bits"], ["format", "coder", "bits per parameter"]))
         md.append("![bits per parameter](bits_per_param.png)\n")
 
-    res = ctx.state.get("sweep")
     if res is not None:
         rows = res.rows
-        md.append("## Accuracy through the bit-exact GEMM vs MAC area\n")
+        md.append("### Accuracy through the bit-exact GEMM vs MAC area\n")
         md.append("Weights quantized with each format / rounding / granularity; activations in the same "
                   "format (nearest, per-sample or per-block scale); every layer through "
                   "`rf8sim.golden.gemm` with the MAC's exact accumulator (see docs/study.md).\n")
@@ -101,13 +116,10 @@ def write_report(ctx, stages, total_s: float) -> None:
                   "computes); 'predictions differing' counts test samples whose class differs from the "
                   "bit-exact path.\n")
         md.append("Raw points: [sweep/results.csv](sweep/results.csv).\n")
-    tr = ctx.state.get("transformer")
-    if tr is not None:
-        md += transformer_markdown(tr, out)
-    if ctx.state.get("tinylm") is not None:
-        from .tinylm import report_markdown
-
-        md += report_markdown(ctx.state["tinylm"], out)
+    md.append("## Stages\n")
+    md.append(md_table([{"stage": s.name, "status": s.status.upper() if s.status != "ok" else "ok",
+                         "seconds": s.seconds, "detail": s.detail} for s in stages],
+                       ["stage", "status", "seconds", "detail"], digits=3))
     (out / "report.md").write_text("\n".join(md))
     data = {"stages": [dataclasses.asdict(s) for s in stages], "total_s": total_s, "machine": machine_info(),
             "config": ctx.cfg.to_dict(), "macs": list(macs.values()),

@@ -57,6 +57,27 @@ def _macs(cfg) -> list[FlowMac]:
     return out
 
 
+def dp_mac(dp) -> str:
+    """The `[flow] macs` entry that runs a study datapath: ``AxW`` for the exact accumulator (8-bit MAC),
+    ``AxW@ACC`` for a W8A16 unit (:attr:`FlowMac.label`)."""
+    acc = dp.acc.strip().lower()
+    return f"{dp.act_format}x{dp.w_format}" + ("" if acc.startswith("exact") else f"@{acc}")
+
+
+def unrun_macs(cfg) -> dict[str, list[str]]:
+    """Per model stage that runs (``transformer``, ``tinylm``): the `[flow] macs` units none of its
+    configurations runs (empty lists: every unit the flow builds is measured on the models)."""
+    from .tinylm import spec_from_config
+
+    stages = {}
+    if cfg.transformer.model != "none":
+        stages["transformer"] = transformer_spec(cfg).datapaths()
+    if cfg.tinylm.model != "none":
+        stages["tinylm"] = spec_from_config(cfg).datapaths()
+    labels = [m.label for m in _macs(cfg)]
+    return {st: [lab for lab in labels if lab not in {dp_mac(d) for d in dps}] for st, dps in stages.items()}
+
+
 def hdl_unavailable(need_sim: bool = False) -> str:
     """'' when the RTL part can run here, else the reason (what to install)."""
     try:

@@ -148,5 +148,25 @@ def render_mixed() -> str:
                   f"outputs, {sum(r['mismatches'] for r in ck)} mismatches."]
     return "\n".join(lines) + "\n"
 
+@register("study:minilm-answer")
+def render_answer() -> str:
+    """The flow report's first section, from the checked-in flow record (MiniLM, TinyLM, silicon)."""
+    from .answer import answer_lines
+
+    rec = load_minilm_record()
+    return "\n".join(answer_lines(rec["transformer"], rec.get("tinylm"))) + "\n"
+
+
+@register("readme:minilm-answer")
+def render_readme_answer() -> str:
+    """README: which uniform configurations meet the MiniLM constraint and where RF8 stands (cosine)."""
+    from .answer import minilm_answer
+
+    lines = minilm_answer(load_minilm_record()["transformer"])
+    keep = [ln for ln in lines if ln.startswith("- MiniLM set") or "uniformly" in ln or "no uniform" in ln
+            or (ln.startswith("- MiniLM, RF8") and "mean cosine" in ln)]
+    return "\n".join(keep) + "\n"
+
+
 from . import costs as _costs  # noqa: E402,F401  (registers the study:minilm-costs renderer)
 from . import demotime as _demotime  # noqa: E402,F401  (registers the readme:demo-time renderer)

@@ -68,6 +68,7 @@ class TinyLMSpec:
     seed: int = 0
     chunks: int = 512           # held-out chunks (the statistics' units)
     a16_chunks: int = 128       # configs with fp32/aligned accumulators (W8A16) on the first N chunks
+    max_rel_loss: float = 0.001  # accuracy constraint of the report's answer: bits/byte <= float32's x (1 + this)
     configs: tuple = ("rf8", "e4m3", "int8")
     granularity: str = "channel"
     acc: tuple = ("exact",)
@@ -316,6 +317,7 @@ def spec_from_config(cfg) -> TinyLMSpec:
         configs, gran, acc = tuple(t.configs), t.granularity, tuple(t.acc)
     return TinyLMSpec(d_model=t.d_model, n_layer=t.n_layer, n_head=t.n_head, block=t.block, steps=t.steps,
                       batch_size=t.batch_size, lr=t.lr, seed=cfg.study.seed, chunks=t.chunks, a16_chunks=t.a16_chunks,
+                      max_rel_loss=t.max_rel_loss,
                       configs=configs, granularity=gran, acc=acc, bootstrap=t.bootstrap, torch_check=t.torch_check,
                       max_terms=cfg.study.max_terms)
 
@@ -453,6 +455,13 @@ def render_points() -> str:
 def render_pairs() -> str:
     res = load_tinylm_record()["tinylm"]
     return pairs_table(res) + "\n" + check_summary(res) + "\n"
+
+
+@_register("study:tinylm-answer")
+def render_answer() -> str:
+    from .answer import tinylm_answer
+
+    return "\n".join(tinylm_answer(load_tinylm_record()["tinylm"])) + "\n"
 
 
 def record_run(config=None, record=None, *, cache_dir=None, force: bool = False, progress: bool = True) -> int:

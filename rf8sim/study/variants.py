@@ -23,6 +23,13 @@ residual sets with every +2^-d term up to the largest d and ``paper`` only with 
 too, and refuses the others with a clear error (:func:`rounding_supported`); so ``rf8m8``
 has ``nearest`` only and ``rf8m8lo`` ``nearest`` and ``truncate``.
 
+Reclaiming all 42 duplicates needs a third term (``rf8sim.formats.RF8_TERMS_VARIANTS``, built by
+``terms_format`` and registered by default): ``rf8t1`` puts 1 + 2^-2 + 2^-3 = 1.375 on R = 5 (the
+widest gap, 1.25 -> 1.5, halved) and ``rf8t2`` also replaces 1 + 2^-4 by 1 + 2^-1 + 2^-3 = 1.625,
+which makes its eight multipliers per binade E4M3's 1, 1.125, ..., 1.875; both turn E = 0 (RF8's
+fourteen extra zeros) into a sixteenth binade.  Their products are sums of at most three shifted
+copies of the other operand; ``rf8sim study zoo`` measures what they buy (docs/study.md).
+
 RF8 with MX-style block scales is not a new code table: it is ``rf8`` with
 ``granularity="block"`` (a power-of-two scale per 32 contiguous values, like OCP MX's E8M0
 scale) and is swept as such.

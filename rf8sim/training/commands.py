@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rtl-slice", type=int, default=4, help="outputs per row pushed through the RTL MAC")
     p.add_argument("--no-rtl", action="store_true", help="skip the RTL part")
+    p.add_argument("--array", metavar="RxC", help="also run the whole layer (codes) cycle-accurately on an R x C "
+                                                 "PE array and compare every output (e.g. 8x8)")
+    p.add_argument("--array-simulator", default="verilator", choices=("icarus", "verilator"))
     p.add_argument("--require-all", action="store_true", help="exit 1 unless torch, golden and RTL all ran")
     p.add_argument("--json", metavar="FILE", help="also write the report as a record (rf8sim.records: provenance, "
                                                   "checks, legs, verdict)")
@@ -244,7 +247,8 @@ def cmd_verify_layer(args) -> int:
     rep = verify_layer(in_features=args.in_features, out_features=args.out_features, batch=args.batch,
                        a_fmt=args.a_fmt, w_fmt=args.w_fmt, rounding=args.rounding,
                        granularity=args.granularity, block=args.block, acc=args.acc, seed=args.seed,
-                       rtl_slice=0 if args.no_rtl else args.rtl_slice, layer=args.layer)
+                       rtl_slice=0 if args.no_rtl else args.rtl_slice, layer=args.layer, array=args.array,
+                       array_simulator=args.array_simulator)
     if args.json:  # the record first: nothing in the printing can lose it
         from ..records import write_record
 

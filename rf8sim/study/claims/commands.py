@@ -12,7 +12,8 @@ def register(sub) -> None:
         "claims",
         help="measure the paper's claims (gg-fit, gg-init, backslash, deepshape, rf8-inference, all)",
         description="Run a claim recipe, print its summary table and write JSON results "
-                    "(default training/results/NAME.json, or NAME.quick.json with --quick).",
+                    "(default training/results/NAME.json in the checkout; with --quick build/claims/NAME.quick.json "
+                    "in the working folder).",
     )
     p.add_argument("name", choices=[*RECIPES, "all", "report"],
                    help="which claim (all: every recipe in turn; report: markdown tables of the recorded results)")
@@ -37,6 +38,14 @@ def cmd_claims(args) -> int:
 
     if args.cache_dir:
         cache.set_root(args.cache_dir)
+    if args.workers != 1 and args.cluster is not None:
+        from rf8sim.cluster import parse_cluster
+
+        if parse_cluster(args.cluster) != "local":
+            from .common import ClaimError
+
+            raise ClaimError(f"--workers sets local processes; with --cluster {args.cluster} Ray places the tasks, "
+                             "so drop --workers (or run locally)")
 
     if args.name == "report":
         from .report import render

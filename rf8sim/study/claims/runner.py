@@ -14,8 +14,10 @@ __all__ = ["run_claim", "out_path"]
 
 
 def out_path(name: str, quick: bool, out=None) -> Path:
-    """``DIR/NAME.json`` (``NAME.quick.json`` for quick runs); DIR defaults to training/results."""
-    d = Path(out) if out is not None else RESULTS_DIR
+    """``DIR/NAME.json`` (``NAME.quick.json`` for quick runs); DIR defaults to the checkout's
+    training/results for a full run (the recorded results) and to build/claims in the working
+    folder for a quick one (a smoke test writes nothing into the checkout)."""
+    d = Path(out) if out is not None else RESULTS_DIR if not quick else Path("build") / "claims"
     return d / f"{name}{'.quick' if quick else ''}.json"
 
 

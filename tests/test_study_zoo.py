@@ -1,0 +1,67 @@
+"""`rf8sim study zoo` (issue 21, item 2): its pieces, its generated sentences and its bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from rf8sim.cli import main
+from rf8sim.golden import dequantize, quantize
+from rf8sim.golden.blocks import dequantize_block, quantize_block
+from rf8sim.study import zoo
+from rf8sim.study.zoo_report import ZOO_RECORD, load_zoo_record, zoo_facts
+
+
+def test_fake_weights_and_bits():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 64)).astype(np.float32)
+    for name in ("rf8", "apot8", "lns8", "posit8", "rf8t1"):
+        c, k = quantize(w, name, granularity="channel")
+        assert np.array_equal(zoo.fake_weights(w, name), dequantize(c, k, name, granularity="channel"))
+    for name in ("mxfp4", "nvfp4", "mxint8"):
+        assert np.array_equal(zoo.fake_weights(w, name), dequantize_block(quantize_block(w, name), name))
+    assert zoo.bits_per_weight("rf8", 6, 64) == 8 + 8 / 64
+    assert zoo.bits_per_weight("mxfp4", 6, 64) == 4.25
+    assert zoo.bits_per_weight("nvfp4", 6, 64) == 4.5 + 32 / (6 * 64)
+
+
+def test_gg_sqnr_rows():
+    rows = zoo.gg_sqnr(("rf8", "e4m3", "rf8t2", "mxfp4"), shapes=(1.0,), rows=4, cols=256)
+    by = {r["format"]: r for r in rows}
+    assert len(rows) == 4 and by["mxfp4"]["bits_per_weight"] == 4.25
+    assert by["rf8t2"]["sqnr_db"] > by["rf8"]["sqnr_db"] + 2  # the reclaimed codes buy about 3 dB
+
+
+def _fake_record(rf8_minus_apot: float, best_minus_e4m3: float) -> dict:
+    fm = ["rf8", "rf8t1", "e4m3", "apot8"]
+    sq = {"rf8": 28.0, "apot8": 28.0 - rf8_minus_apot, "e4m3": 31.0, "rf8t1": 31.0 + best_minus_e4m3}
+    return {"params": {"formats": fm, "shapes": [1.0]},
+            "gg": [{"format": f, "shape": 1.0, "sqnr_db": sq[f], "bits_per_weight": 8.0} for f in fm],
+            "minilm_weights": [{"format": f, "sqnr_db": sq[f], "bits_per_weight": 8.016} for f in fm],
+            "minilm_cosine": []}
+
+
+def test_generated_sentences_either_way():
+    up = zoo_facts(_fake_record(5.0, 0.5))
+    assert "RF8's SQNR on the MiniLM weights is 5.00 dB above APoT8's" in up[0]
+    assert "rf8t1 (of rf8t1), is 0.50 dB above E4M3" in up[1]
+    down = zoo_facts(_fake_record(-2.0, -1.0))
+    assert "2.00 dB below APoT8's" in down[0] and "1.00 dB below E4M3" in down[1]
+
+
+def test_checked_in_record_facts():
+    rec = load_zoo_record()
+    facts = zoo_facts(copy.deepcopy(rec))
+    assert facts[0].startswith("RF8 against APoT at equal bits") and "E4M3" in facts[1]
+    assert {"rf8", "apot8", "e4m3", "mxfp4", "nvfp4"} <= set(rec["params"]["formats"])
+    assert str(ZOO_RECORD) == "study/results/zoo.json"
+
+
+@pytest.mark.parametrize("fmts,msg", [("rf8,posit16", "posit16 has no weight role"),
+                                      ("rf9", "unknown format 'rf9'")])
+def test_zoo_cli_bad_input(fmts, msg, capsys):
+    assert main(["study", "zoo", "--formats", fmts, "--no-cosine"]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err and err.strip().count("\n") == 0
