@@ -54,6 +54,7 @@ RENDERER_MODULES = (
     "rf8sim.study.zoo_report",
     "rf8sim.study.mac_costs",
     "rf8sim.study.tinylm",
+    "rf8sim.study.thesis",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)
