@@ -319,9 +319,15 @@ def summary(res: dict) -> str:
            f"{s['seeds']} seeds per recipe, evaluated on {res['chunks']} held-out chunks of {res['block']} bytes "
            f"through {res['datapath']}; torch emulation check: {res['torch_check']['outputs']:,} outputs, "
            f"{res['torch_check']['mismatches']} mismatches. Rule: {res['rule']}."]
-    for r, p in res["pooled"].items():
-        if r == "plain":
-            continue
+    trained = [r for r in res["pooled"] if r != "plain"]
+    vs = [res["pooled"][r]["verdict"][x] for r in trained for x in fm[1:]]
+    out.append(f"- Over the {len(vs)} (recipe, reference) pairs ({', '.join(trained)} x {', '.join(fm[1:])}), "
+               f"verdicts on {fm[0]}'s gap: " + ", ".join(f"{k} {vs.count(k)}" for k in
+                                                ("closed", "narrowed", "not closed", "no gap") if vs.count(k))
+               + " (plain training's gaps: " + ", ".join(
+                   f"{fm[0]} − {x} {_ci(res['pooled']['plain']['gap'][x])}" for x in fm[1:]) + ").")
+    for r in trained:
+        p = res["pooled"][r]
         for x in fm[1:]:
             ch = p["change"][x]
             out.append(f"- **{r}**, {fm[0]} − {x}: {_ci(p['gap'][x])} bits/byte against plain training's "
