@@ -14,8 +14,13 @@ Register a renderer where its record is produced::
     def _gg_fit_table() -> str:
         return ...markdown...
 
-The modules that register renderers are listed in :data:`RENDERER_MODULES` (imported by
-:func:`load_all`); a missing record raises :class:`DocgenError` from the renderer.
+The registry by page is :data:`PAGES`: for every page, each of its generated blocks and the
+module that renders it.  Rendering a block imports that one module (:func:`render`); a page's
+blocks must all be listed under it (``tests/test_docs_sync.py``), so the owner of every number on
+a page is found there, and ``rf8sim docs`` on one page loads only that page's renderers.  A module
+whose renderers are not in PAGES yet is found through :data:`RENDERER_MODULES` (:func:`load_all`).
+A missing record raises :class:`DocgenError` from the renderer.  Contributor notes:
+docs/contributing.md.
 """
 
 from __future__ import annotations
@@ -27,11 +32,88 @@ from pathlib import Path
 
 from .errors import RF8SimError
 
-__all__ = ["REGISTRY", "register", "render", "update_file", "check_file", "blocks", "doc_files",
-           "load_all", "DocgenError", "RENDERER_MODULES", "load_record"]
+__all__ = ["REGISTRY", "PAGES", "register", "render", "update_file", "check_file", "blocks", "doc_files",
+           "load_all", "load_page", "renderer_module", "DocgenError", "RENDERER_MODULES", "load_record"]
 
 #: key -> function returning the block's markdown (without the marker lines)
 REGISTRY: dict[str, Callable[[], str]] = {}
+
+#: The registry by page: page (relative to the checkout) -> generated-block key -> the module that
+#: renders it (registers it with :func:`register`).  A new block goes under its page here.
+PAGES: dict[str, dict[str, str]] = {
+    "README.md": {
+        "readme:demo-time": "rf8sim.study.demotime",
+        "study:minilm-run": "rf8sim.study.results",
+        "readme:minilm-answer": "rf8sim.study.results",
+        "readme:measured": "rf8sim.bench",
+        "readme:ci-time": "rf8sim.study.demotime",
+        "readme:claims": "rf8sim.study.claims.report",
+    },
+    "docs/claims.md": {
+        "claims:table": "rf8sim.study.claims.report",
+        "claims:wall-times": "rf8sim.study.claims.report",
+        "claims:detail:gg-fit": "rf8sim.study.claims.report",
+        "claims:detail:gg-init": "rf8sim.study.claims.report",
+        "claims:detail:backslash": "rf8sim.study.claims.report",
+        "claims:detail:deepshape": "rf8sim.study.claims.report",
+        "claims:detail:rf8-inference": "rf8sim.study.claims.report",
+    },
+    "docs/formats.md": {
+        "golden:narrow-gemm": "rf8sim.golden.bench",
+        "formats:aligned-width": "rf8sim.golden.aligned_error",
+        "golden:w8a16-gemm": "rf8sim.golden.bench_w8a16",
+        "formats:aligned-error": "rf8sim.golden.aligned_error",
+    },
+    "docs/hdl.md": {
+        "hdl:w8a16-verify": "rf8sim.hdl.sim",
+        "hdl:w8a16-area": "rf8sim.hdl.synth",
+        "hdl:w8a16-goals": "rf8sim.hdl.synth",
+        "hdl:ppa": "rf8sim.hdl.ppa_cli",
+        "hdl:ppa-streams": "rf8sim.hdl.ppa_cli",
+        "hdl:ppa-anchors": "rf8sim.hdl.ppa_cli",
+        "hdl:ppa-glitch": "rf8sim.hdl.ppa_cli",
+        "hdl:activity-calibration": "rf8sim.hdl.activity",
+        "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli",
+        "hdl:array-minilm": "rf8sim.verify_array",
+        "hdl:array-bench": "rf8sim.verify_array",
+        "hdl:route-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-failures-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-spread-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-noise-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-anchors-osu018": "rf8sim.hdl.route_study",
+    },
+    "docs/study.md": {
+        "study:full-run": "rf8sim.study.sweep_records",
+        "study:full-pareto": "rf8sim.study.sweep_records",
+        "study:full-iso": "rf8sim.study.sweep_records",
+        "study:full-area": "rf8sim.study.sweep_records",
+        "study:full-rounding": "rf8sim.study.sweep_records",
+        "study:full-facts": "rf8sim.study.sweep_records",
+        "study:gg-sqnr": "rf8sim.study.sweep_records",
+        "study:zoo-table": "rf8sim.study.zoo_report",
+        "study:zoo-facts": "rf8sim.study.zoo_report",
+        "study:zoo-rtl": "rf8sim.study.zoo_report",
+        "study:minilm-run": "rf8sim.study.results",
+        "study:minilm-points": "rf8sim.study.results",
+        "study:minilm-pairs": "rf8sim.study.results",
+        "study:minilm-mixed": "rf8sim.study.results",
+        "study:minilm-answer": "rf8sim.study.results",
+        "study:minilm-mac-costs": "rf8sim.study.mac_costs",
+        "readme:demo-time": "rf8sim.study.demotime",
+        "study:minilm-costs": "rf8sim.study.costs",
+        "study:tinylm-run": "rf8sim.study.tinylm",
+        "study:tinylm-points": "rf8sim.study.tinylm",
+        "study:tinylm-pairs": "rf8sim.study.tinylm",
+        "study:tinylm-answer": "rf8sim.study.tinylm",
+        "cluster:scaling": "rf8sim.cluster_scaling",
+    },
+    "docs/training.md": {
+        "training:verify-layer": "rf8sim.verify",
+        "training:sweeps": "rf8sim.training.docs",
+        "training:bench": "rf8sim.training.docs",
+        "training:gpu": "rf8sim.training.docs",
+    },
+}
 
 #: Modules whose import registers renderers (each part adds its own module here).
 RENDERER_MODULES = (
@@ -44,6 +126,7 @@ RENDERER_MODULES = (
     "rf8sim.hdl.ppa_cli",
     "rf8sim.hdl.route_study",
     "rf8sim.hdl.activity",
+    "rf8sim.hdl.array_cost",
     "rf8sim.verify",
     "rf8sim.verify_array",
     "rf8sim.cluster_scaling",
@@ -102,13 +185,34 @@ def register(key: str):
 
 
 def load_all() -> None:
-    """Import every module in :data:`RENDERER_MODULES` so their renderers are registered."""
-    for name in RENDERER_MODULES:
+    """Import every module in :data:`RENDERER_MODULES` and :data:`PAGES` so their renderers are registered."""
+    for name in dict.fromkeys([*RENDERER_MODULES, *(m for keys in PAGES.values() for m in keys.values())]):
         importlib.import_module(name)
 
 
+def load_page(page: str) -> None:
+    """Import the renderer modules of one page of :data:`PAGES` (``"README.md"``, ``"docs/hdl.md"``)."""
+    if page not in PAGES:
+        raise DocgenError(f"no page {page!r} in the docs registry; pages: {', '.join(PAGES)}")
+    for name in dict.fromkeys(PAGES[page].values()):
+        importlib.import_module(name)
+
+
+def renderer_module(fn) -> str:
+    """The module that defines renderer ``fn`` (a function, a lambda or a functools.partial of one)."""
+    while hasattr(fn, "func"):  # functools.partial
+        fn = fn.func
+    return fn.__module__
+
+
+def _owner(key: str) -> str | None:
+    return next((keys[key] for keys in PAGES.values() if key in keys), None)
+
+
 def render(key: str) -> str:
-    """The markdown of block ``key``, ending with exactly one newline."""
+    """The markdown of block ``key``, ending with exactly one newline (imports only its page's module)."""
+    if key not in REGISTRY and _owner(key):
+        importlib.import_module(_owner(key))
     if key not in REGISTRY:
         load_all()
     if key not in REGISTRY:

@@ -19,8 +19,8 @@ sentences captured at its input) or a seeded random one (``layer=None``).
 16-bit activations (``a_fmt`` bf16 / fp16, weights only quantized; ``acc`` fp32
 or aligned:K:M, the W8A16 contract):
 
-1. torch: ``encode16`` (torch's RNE cast) and ``quantize`` for the weights, then
-   :func:`rf8sim.training.w8a16.gemm16` (exact);
+1. torch: ``encode`` (torch's RNE cast) and ``quantize`` for the weights, then
+   :func:`rf8sim.training.gemm` with the float accumulator (exact);
 2. golden: ``rf8sim.golden.encode`` / ``quantize`` / ``gemm`` (acc fp32/aligned);
 3. RTL: the W8A16 MAC of ``rf8sim.hdl`` on a slice of outputs, when present.
 
@@ -174,14 +174,12 @@ def _array(rep, check, codes, a_name, w_fmt, size, simulator):
     r = array_leg(cfg, a, w, simulator, tag="verify-layer")
     g = r["golden"]
     check(f"PE array {R}x{C} ({simulator}) vs golden {cfg.golden_acc()}: every output, codes", g["compared"],
-          g["mismatches"], f"{r['cycles']:,} cycles; scales 0 (outside the array); {g['overflowed']} saturated"
-          + ("" if r["torch"] is not None else "; torch not compared (its order is k, the array's groups of R)"))
+          g["mismatches"], f"{r['cycles']:,} cycles; scales 0 (outside the array); {g['overflowed']} saturated")
     if r["torch"] is not None:
-        check(f"PE array {R}x{C} vs torch: every output, codes", r["torch"]["compared"], r["torch"]["mismatches"])
+        check(f"PE array {R}x{C} vs torch ({cfg.golden_acc()}): {r['torch']['outputs']:,} outputs, codes",
+              r["torch"]["compared"], r["torch"]["mismatches"])
     rep["array"] = {"status": "ran", "size": f"{R}x{C}", "module": r["module"], "cycles": r["cycles"],
-                    "utilization": r["schedule"]["utilization"], "sim_s": r["sim_s"],
-                    "torch": "compared" if r["torch"] is not None else "not compared (saturating outputs: torch "
-                                                                       "has no grouped order)"}
+                    "utilization": r["schedule"]["utilization"], "sim_s": r["sim_s"]}
     rep["legs"]["array"] = "ran"
 
 
@@ -302,25 +300,26 @@ def _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, bl
     """W8A16: 16-bit activations (torch cast), quantized weights, fp32 or aligned:K:M accumulator."""
     import ml_dtypes
 
-    from .training.quant import canonical_granularity, dequantize, quantize
-    from .training.w8a16 import decode16, encode16, gemm16, parse_acc16
+    from .training.gemm import gemm
+    from .training.quant import canonical_granularity, decode, dequantize, encode, quantize
+    from .training.w8a16 import float_acc
 
     granularity = canonical_granularity(granularity)
     if isinstance(acc, str) and acc.strip().lower() == "exact":
         acc = "fp32"  # the 16-bit default: the contract's fp32 accumulator
-    spec = parse_acc16(acc)
+    spec = float_acc(acc)
     batch, K = x.shape
-    if spec.kind == "aligned" and K % spec.K:
-        raise VerifyError(f"{spec}: K={spec.K} must divide the layer's {K} inputs")
+    if spec.kind == "aligned" and K % spec.block:
+        raise VerifyError(f"{spec}: K={spec.block} must divide the layer's {K} inputs")
     rep["acc"] = str(spec)
     t0 = time.perf_counter()
-    ac = encode16(x, a_name)
+    ac = encode(x, a_name)
     ref = x.numpy().astype({"bf16": ml_dtypes.bfloat16, "fp16": np.float16}[a_name]).view(np.uint16)
     acn = ac.view(torch.int16).numpy().view(np.uint16)
     check(f"activation codes (torch {a_name} cast vs ml_dtypes/numpy)", acn.size, int((acn != ref).sum()))
     wc, wk = quantize(w, w_fmt, rounding, granularity, block)
     rep["_codes"] = (acn, wc.numpy(), str(spec))
-    tr = gemm16(ac, wc, a_name, w_fmt, str(spec), wk, granularity, block)
+    tr = gemm(ac, wc, a_name, w_fmt, spec, w_scale_exp=wk, w_granularity=granularity, block=block)
     n = tr.out.numel()
     rep["torch_s"] = time.perf_counter() - t0
     try:
@@ -345,7 +344,7 @@ def _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, bl
               f"{int(tr.overflow.sum())} overflowed")
         rep["legs"]["golden"] = "ran"
     # context: the fast path (float32 F.linear on the dequantized operands) and float64
-    xa = decode16(ac, a_name)
+    xa = decode(ac, a_name)
     wq = dequantize(wc, wk, w_fmt, granularity, block)
     y32 = torch.nn.functional.linear(xa, wq)
     rep["float32_linear_bitexact_fraction"] = float((y32.view(torch.int32) == tr.out.view(torch.int32)).double().mean())
@@ -357,7 +356,7 @@ def _verify_float_acc(rep, check, x, w, a_name, w_fmt, rounding, granularity, bl
 def _rtl_float_acc(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, n_out, simulator):
     """A slice of outputs (row 0, ``n_out`` outputs x K beats) through the W8A16 MAC of rf8sim.hdl.
 
-    The MAC has no scale input, so the slice is compared with torch's gemm16 on the
+    The MAC has no scale input, so the slice is compared with torch's gemm on the
     same codes at weight scale 0 (the scale is a power of two outside the datapath).
     """
     why = _rtl_unusable(n_out, simulator)
@@ -369,7 +368,7 @@ def _rtl_float_acc(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, 
         from .hdl.stimulus import Stream
     except ImportError as e:
         return {"status": f"not run (rf8sim.hdl has no W8A16 MAC here: {e})"}
-    from .training.w8a16 import gemm16
+    from .training.gemm import gemm
 
     cfg = MacSpec.make(a_name, w_fmt, str(spec), 1)
     K = a.shape[1]
@@ -382,7 +381,8 @@ def _rtl_float_acc(rep, check, a, wc, wk, a_name, w_fmt, spec, granularity, tr, 
     got = run_stream(cfg, Stream(aa, ww, clear, np.zeros(len(clear), np.uint8)), simulator, tag="verify-layer16")
     last = np.arange(1, len(ns) + 1) * K - 1
     a_t = torch.from_numpy(a[:1].astype(np.int32)).to(torch.int16).view(torch.uint16)
-    want = gemm16(a_t, wc[ns], a_name, w_fmt, str(spec), torch.zeros(len(ns), dtype=torch.int8), "channel")
+    want = gemm(a_t, wc[ns], a_name, w_fmt, spec, w_scale_exp=torch.zeros(len(ns), dtype=torch.int8),
+                w_granularity="channel")
     bad = int((np.asarray(got["acc"])[last].astype(np.int64) != want.bits[0].numpy()).sum())
     bad += int((np.asarray(got["overflow"])[last] != want.overflow[0].numpy()).sum())
     bad += int((np.asarray(got["invalid"])[last] != want.invalid[0].numpy()).sum())

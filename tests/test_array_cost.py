@@ -4,9 +4,6 @@ fast activity on a synthesized array equal to Icarus without delays, bad input."
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -109,16 +106,17 @@ def test_small_array_activity_matches_icarus(tmp_path):
     assert fast.cycles == s.cycles - 2 and sum(ref.toggles.values()) > 10 * fast.cycles
 
 
-def test_cli_bad_input(tmp_path):
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "rf8sim.cli", "array", *args], capture_output=True, text=True)
+def test_cli_bad_input(tmp_path, capsys):
+    from rf8sim.cli import main
 
-    r = run("cost", "--record", str(tmp_path / "x.json"))
-    assert r.returncode == 2 and "--table" in r.stderr and "Traceback" not in r.stderr
-    r = run("cost", "--clock-ns", "-1")
-    assert r.returncode == 2 and "clock" in r.stderr and "Traceback" not in r.stderr
-    r = run("synth", "--size", "0x4")
-    assert r.returncode == 2 and "1..32" in r.stderr and "Traceback" not in r.stderr
+    cases = [(["cost", "--record", str(tmp_path / "x.json")], "--table"), (["cost", "--clock-ns", "-1"], "clock"),
+             (["cost", "--cached-only"], "--table"), (["cost", "--cycles", "0"], "--cycles"),
+             (["synth", "--size", "0x4"], "1..32")]
+    for args, word in cases:
+        assert main(["array", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_unknown_layer():

@@ -1,4 +1,4 @@
-"""encode/decode against independent references (tests/reference.py, ml_dtypes, torch)."""
+"""encode/decode against independent references (tests/oracles/formats.py, ml_dtypes, torch)."""
 
 import math
 import zlib
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import reference as ref
+from oracles import formats as ref
 from rf8sim import formats as F
 from rf8sim.golden import DTypeError, EncodeError, decode, encode
 

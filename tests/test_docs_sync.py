@@ -19,6 +19,31 @@ def test_every_generated_block_matches_its_record():
     assert n >= 8  # README's measured table, the claims table, wall times and 5 detail tables
 
 
+def test_every_block_is_in_the_registry_of_its_page():
+    """docgen.PAGES lists each page's blocks with the module that renders them, and rendering a block
+    imports that module only (a subprocess starts from an empty registry)."""
+    import subprocess
+    import sys
+
+    n = 0
+    for f in docgen.doc_files():
+        page = "README.md" if f.name == "README.md" else f"docs/{f.name}"
+        keys = list(dict.fromkeys(k for k, _ in docgen.blocks(f.read_text())))
+        assert keys == [] or page in docgen.PAGES, f"{page} has generated blocks but no entry in docgen.PAGES"
+        assert set(keys) == set(docgen.PAGES.get(page, {})), f"{page}: docgen.PAGES must list exactly its blocks"
+        for key in keys:
+            docgen.render(key)
+            assert docgen.renderer_module(docgen.REGISTRY[key]) == docgen.PAGES[page][key], (page, key)
+            n += 1
+    assert n >= 50
+    code = ("import sys; from rf8sim import docgen; docgen.render('training:bench'); "
+            "print(sorted(m for m in sys.modules if m.startswith('rf8sim.hdl') or m.startswith('rf8sim.study')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out  # the training page's renderer alone: no hdl or study module imported
+    with pytest.raises(docgen.DocgenError, match="no page 'docs/nope.md'.*README.md"):
+        docgen.load_page("docs/nope.md")
+
+
 def test_every_registered_block_is_used_somewhere():
     docgen.load_all()
     used = {key for f in docgen.doc_files() for key, _ in docgen.blocks(f.read_text())}

@@ -14,7 +14,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-import zoo_ref as Z
+from oracles import zoo as Z
 
 from rf8sim import formats as F
 from rf8sim.golden import decode, dequantize, encode, gemm, product_tables, products, quantize

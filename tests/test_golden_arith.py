@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import reference as ref
+from oracles import formats as ref
 from rf8sim import formats as F
 from rf8sim.golden import AccSpec, AccSpecError, DTypeError, dot, gemm, mac, product_tables, to_float32
 from rf8sim.golden.arith import check_spec

@@ -1,5 +1,5 @@
 """W8A16 golden arithmetic (rf8sim.golden.fpacc): products, fp32 and aligned:K:M accumulators,
-checked against the Python-integer / Fraction references of tests/fp32_ref.py (and, where the
+checked against the Python-integer / Fraction references of tests/oracles/binary32.py (and, where the
 arithmetic is provably exact, against numpy float32/float64)."""
 
 import zlib
@@ -9,7 +9,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import fp32_ref as R
+from oracles import binary32 as R
 from rf8sim import formats as F
 from rf8sim.errors import RF8SimError
 from rf8sim.golden import AccSpec, AccSpecError, gemm, mac, products, view_float32

@@ -1,6 +1,6 @@
 """The fast W8A16 GEMM paths of rf8sim.golden.fpacc (fp32: float32 chains; aligned:K:M: float64 BLAS
 block sums) give the same bits as the sequential kernels (``method="sequential"``) and as the
-Python-Fraction references of tests/fp32_ref.py, and run exactly where the precheck says they may.
+Python-Fraction references of tests/oracles/binary32.py, and run exactly where the precheck says they may.
 
 The expected path of every row / call is re-derived here from the format definitions (code
 exponents and significands, Python integers), independently of the kernels' precheck, and
@@ -12,7 +12,7 @@ import ml_dtypes
 import pytest
 import numpy as np
 
-import fp32_ref as R
+from oracles import binary32 as R
 from rf8sim import formats as F
 from rf8sim.golden import AccSpec, fpacc
 from test_golden_fpacc import _dt, draw

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import reference as ref
+from oracles import formats as ref
 from rf8sim import formats as F
 from rf8sim.golden import vectors as V
 

@@ -1,8 +1,8 @@
 """The PE array: the golden model's grouped order, the scheduler, and whole GEMMs on Icarus vs golden.
 
 References written differently from the code under test: the grouped fixed-point order with
-Python Fractions over the format tables (tests/reference.py), the aligned:K:M float32 chain with
-Fractions (tests/fp32_ref.py), and the schedule's cycle count from a clock-by-clock replay.
+Python Fractions over the format tables (tests/oracles/formats.py), the aligned:K:M float32 chain with
+Fractions (tests/oracles/binary32.py), and the schedule's cycle count from a clock-by-clock replay.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from rf8sim import formats as F
 from rf8sim.accspec import AccSpec, AccSpecError
 
-from reference import table
+from oracles.formats import table
 from toolcheck import icarus, needs, verilator
 
 iverilog = needs(lambda: shutil.which("iverilog") and shutil.which("vvp"), "Icarus Verilog", "apt-get install iverilog")
@@ -45,7 +45,7 @@ def grouped_ref(a_row, w_row, a_fmt, w_fmt, frac: int, width: int, G: int):
 
 @pytest.mark.parametrize("a_fmt,w_fmt,acc,G", [("rf8", "rf8", "8:14", 4), ("e5m2", "e4m3", "10:18", 8),
                                                ("int8", "rf8", "3:16", 3)])
-def test_golden_grouped_order_matches_fraction_reference(a_fmt, w_fmt, acc, G):
+def test_grouped_order_golden_and_torch_match_fraction_reference(a_fmt, w_fmt, acc, G):
     import rf8sim.golden as Gm
 
     rng = np.random.default_rng(G)
@@ -56,12 +56,18 @@ def test_golden_grouped_order_matches_fraction_reference(a_fmt, w_fmt, acc, G):
     assert spec.group == G and str(spec) == f"{acc}:g{G}"
     got = Gm.gemm(a, w, a_fmt, w_fmt, spec)
     k_order = Gm.gemm(a, w, a_fmt, w_fmt, acc)
+    import torch
+
+    from rf8sim.training.gemm import gemm as torch_gemm
+
+    tg = torch_gemm(torch.from_numpy(a), torch.from_numpy(w), a_fmt, w_fmt, spec, chunk=5)  # groups span chunks
     frac, width = (int(x) for x in acc.split(":"))
     n = 0
     for m in range(M):
         for j in range(N):
             ref = grouped_ref(a[m], w[j], a_fmt, w_fmt, frac, width, G)
             assert (int(got.acc[m, j]), bool(got.overflow[m, j]), bool(got.invalid[m, j])) == ref, (m, j)
+            assert (int(tg.acc[m, j]), bool(tg.overflow[m, j]), bool(tg.invalid[m, j])) == ref, (m, j)
             n += 1
     assert n == M * N
     assert got.overflow.sum() > 0                      # the narrow accumulators saturate ...
@@ -214,7 +220,7 @@ def test_aligned_array_against_fraction_reference(tmp_path):
     from rf8sim.hdl.array import ArrayConfig
     from rf8sim.hdl.arraysim import operands, run_gemm
 
-    from fp32_ref import aligned_dot
+    from oracles.binary32 import aligned_dot
 
     cfg = ArrayConfig.make("fp16", "rf8", "aligned:8:10", 4, 4, depth=8, pe_stages=2)
     a, w = operands(cfg, 6, 16, 4, "edge", seed=5)
@@ -298,3 +304,17 @@ def test_cli_schedule_prints_cycles(capsys):
     assert main(["array", "schedule", "--size", "8x8", "--m", "128", "--k", "384", "--n", "1536"]) == 0
     out = capsys.readouterr().out
     assert "1,179,671 cycles" in out and "utilization 100.0%" in out and "36,864 weight tiles" in out
+
+
+@iverilog
+def test_verify_layer_array_leg():
+    """verify-layer --array: the whole layer's GEMM of codes on the array, vs golden and torch (grouped order;
+    this random layer's codes saturate the accumulator chosen for its scales)."""
+    from rf8sim.verify import verify_layer
+
+    rep = verify_layer(in_features=32, out_features=8, batch=8, rtl_slice=0, array="4x4", array_simulator="icarus")
+    assert rep["ok"] and rep["legs"]["array"] == "ran"
+    rows = [c for c in rep["checks"] if c["check"].startswith("PE array")]
+    assert len(rows) == 2 and all(c["mismatches"] == 0 for c in rows)
+    assert [c["compared"] for c in rows] == [3 * 8 * 8, 3 * 8 * 8]
+    assert "saturated" in rows[0]["note"] and not rows[0]["note"].startswith("0 saturated")

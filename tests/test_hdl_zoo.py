@@ -38,6 +38,16 @@ def test_table_formats_match_golden(a, w):
     _ok(verify(spec, products=True, n_random=20, max_len=64, vectors=False), 20)
 
 
+@icarus
+def test_table_weights_with_bf16_activations():
+    spec = MacSpec.make(a="bf16", w="lns8", acc="fp32")
+    s = verify(spec, products=16, n_random=10, max_len=32, vectors=False)
+    for r in s["runs"].values():
+        for c in r["comparisons"]:
+            assert c["compared_beats"] == r["beats"] > 0 and c["mismatched_beats"] == 0
+    assert s["runs"]["products"]["beats"] >= 16 * 256 and s["ok"]
+
+
 def test_table_formats_bad_input():
     with pytest.raises(HdlError, match="posit16': the fp32 accumulator takes 16-bit float activations"):
         MacSpec.make(a="posit16", w="rf8", acc=None)

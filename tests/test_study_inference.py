@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from oracles.binary32 import rne_f32
 
 from rf8sim import formats as F
 from rf8sim.golden import AccSpec
@@ -23,20 +24,11 @@ variants.ensure_registered()
 
 
 def _f32_rne(v: Fraction) -> np.float32:
-    if v == 0:
-        return np.float32(0.0)
-    s = -1 if v < 0 else 1
-    a = abs(v)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    while Fraction(2) ** e > a:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= a:
-        e += 1
-    q = max(e, -126) - 23
-    m = round(a / Fraction(2) ** q)  # Fraction.__round__ rounds half to even
-    if Fraction(m) * Fraction(2) ** q >= Fraction(2) ** 128:
-        return np.float32(s * np.inf)
-    return np.float32(s * float(Fraction(m) * Fraction(2) ** q))
+    """``v`` rounded to float32 by the oracle's one rounding (oracles.binary32.rne_f32)."""
+    r, overflow = rne_f32(v)
+    if overflow:
+        return np.float32(-np.inf if v < 0 else np.inf)
+    return np.float32(float(r))  # exact: a binary32 value is a float64 value
 
 
 def _torch_quant(x, fmt, rounding, granularity, block):

@@ -87,8 +87,6 @@ KNOWN_UPWARD = {
 #: Known import circles, each as the prefixes covering all of its members (to be broken by their owners):
 KNOWN_CIRCLES = [
     ("rf8sim.golden.arith", "rf8sim.golden.fpacc"),
-    ("rf8sim.training.fastquant", "rf8sim.training.quant"),
-    ("rf8sim.training.gemm", "rf8sim.training.w8a16"),
     ("rf8sim.cluster_scaling", "rf8sim.study.commands"),
     ("rf8sim.study.claims",),                          # the package's __init__ and its runner
     ("rf8sim.cache", "rf8sim.records"),                # records name cache paths, the cache writes records

@@ -17,6 +17,7 @@ import rf8sim.golden as G
 from rf8sim import formats as F
 from rf8sim.training import fake_quant, set_compile
 from rf8sim.training import fastquant as FQ
+from rf8sim.training.quant import fake_quant_op
 from rf8sim.training.quant import _SCALE_MAX, _SCALE_MIN, _SQRT2_SIG
 from toolcheck import require
 
@@ -153,7 +154,7 @@ def test_overflow_of_the_rounded_value_is_an_error_as_in_dequantize():
     x[0, 0] = torch.finfo(torch.float32).max  # rf8 nearest rounds this binade's top up to 2**128
     for compiled in (False,):
         with pytest.raises(ValueError, match="overflow float32"):
-            FQ.fake_quant_op(x, "rf8", "nearest", "tensor", 32, "raise", compiled)
+            fake_quant_op(x, "rf8", "nearest", "tensor", 32, "raise", compiled)
         with pytest.raises(ValueError, match="overflow float32"):
             G.dequantize(*G.quantize(x.numpy(), "rf8"), "rf8")
     out = fake_quant(x, "rf8", nonfinite="propagate")
@@ -162,7 +163,7 @@ def test_overflow_of_the_rounded_value_is_an_error_as_in_dequantize():
 
 def test_op_registration_and_straight_through_gradient():
     x = torch.randn(16, 8, requires_grad=True)
-    torch.library.opcheck(FQ.fake_quant_op, (x, "rf8", "paper", "channel", 32, "raise", False),
+    torch.library.opcheck(fake_quant_op, (x, "rf8", "paper", "channel", 32, "raise", False),
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
     g = torch.randn(16, 8)
     fake_quant(x, "rf8", "paper", "channel").backward(g)

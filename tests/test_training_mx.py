@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import training_ref as R
+from oracles import training as R
 from rf8sim import formats as F
 from rf8sim.training import dequantize, fake_quant, quantize
 from rf8sim.training.quant import SCALE_NAN, from_e8m0, to_e8m0

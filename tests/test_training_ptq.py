@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import rf8sim.golden as G
-import w8a16_ref as R
+from oracles import w8a16 as R
 from rf8sim.training import (QuantConfig, QuantError, RF8FileError, RF8Linear, load_rf8, quantize_, save_rf8)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

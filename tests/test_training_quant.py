@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import training_ref as R
+from oracles import training as R
 from rf8sim import formats as F
 from rf8sim.training import QuantError, decode, dequantize, encode, fake_quant, quantize, scale_exponent
 

@@ -95,6 +95,35 @@ def _plain(named: str) -> tuple[str, dict]:
     return re.sub(r"\\(\S+)(\s)", sub, named), back
 
 
+def split_assigns(path: Path) -> None:
+    """Rewrite ``assign {a, b} = {c, d};`` (yosys writes such lines; OpenSTA 2.0.17's Verilog reader
+    refuses them) as one ``assign`` per bit, in place; idempotent."""
+    from .activity import _bits_of
+
+    text = Path(path).read_text()
+    if not re.search(r"^\s*assign\s*\{|^\s*assign[^;]*=\s*\{", text, re.M):
+        return
+    widths = {}
+    for m in re.finditer(r"^\s*(?:wire|input|output|reg)\s+(?:\[(\d+):(\d+)\]\s+)?([\w$\\.]+)\s*;", text, re.M):
+        widths[m.group(3)] = abs(int(m.group(1)) - int(m.group(2))) + 1 if m.group(1) else 1
+
+    def expand(m):
+        lhs, rhs = _bits_of(m.group(1), widths), _bits_of(m.group(2), widths)
+        if len(lhs) != len(rhs):
+            raise HdlError(f"{path}: assign with unequal widths: {m.group(0).strip()[:80]}")
+        out = []
+        for a, b in zip(lhs, rhs):
+            b = {"0": "1'b0", "1": "1'b1", "x": "1'bx"}.get(b, b)
+            out.append(f"  assign {a} = {b};")
+        return "\n".join(out)
+
+    text = re.sub(r"^\s*assign\s+(.+?)\s*=\s*(.+?)\s*;", lambda m: expand(m) if "{" in m.group(0) else m.group(0),
+                  text, flags=re.M)
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def part_of(name: str) -> str | None:
     """The part of the array (:data:`PARTS`) a register/wire name belongs to, or None."""
     if not name or name.startswith("$") or re.fullmatch(r"_\d+_", name):
@@ -116,7 +145,8 @@ def _config(cfg_or_tuple, rows=8, cols=8, pe_stages=1):
     return ArrayConfig.make(a, w, acc, rows, cols, None, pe_stages)
 
 
-def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | None = None) -> dict:
+def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | None = None,
+                cache_only: bool = False) -> dict | None:
     """Synthesize one array onto the Liberty file; area, cells and ``workdir`` (``mapped.v``, ``cells.lib``,
     ``names.json``: plain net name -> the original one, for :func:`parts_of`)."""
     from .array import generate_array_verilog
@@ -142,6 +172,8 @@ def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | Non
     res_p = work / "result.json"
     if use_cache and res_p.exists():
         return {**json.loads(res_p.read_text()), "cached": True, "workdir": str(work)}
+    if cache_only:
+        return None
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(text)
     shutil.copyfile(lib, work / "cells.lib")
@@ -151,6 +183,7 @@ def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | Non
     plain, back = _plain((work / "named.v").read_text())
     (work / "mapped.v").write_text(plain)
     (work / "named.v").unlink()
+    split_assigns(work / "mapped.v")
     cells = _cells_of(json.loads((work / "liberty_stat.json").read_text()), name)
     table = _liberty_cells(lib)
     missing = sorted(set(cells) - set(table))
@@ -265,6 +298,7 @@ def array_timing(syn: dict, clock_ns: float = DEFAULT_CLOCK_NS) -> dict:
     p = work / f"timing-{clock_ns!r}.json"
     if p.exists():
         return json.loads(p.read_text())
+    split_assigns(work / "mapped.v")  # netlists cached before the rewrite existed
     t = timing(work / "cells.lib", work / "mapped.v", syn["module"], clock_ns)
     p.write_text(json.dumps(t))
     return t
@@ -445,11 +479,15 @@ def flow_tokens() -> tuple[int, dict]:
 
 # ---------------------------------------------------------------------------- one configuration / the grid
 def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
-             use_cache: bool = True, liberty="default", target_cycles: int = TARGET_CYCLES) -> dict:
-    """Synthesis, timing and (``energy``) the MiniLM-tile energy of one array (a cluster task)."""
+             use_cache: bool = True, liberty="default", target_cycles: int = TARGET_CYCLES,
+             cache_only: bool = False) -> dict | None:
+    """Synthesis, timing and (``energy``) the MiniLM-tile energy of one array (a cluster task);
+    ``cache_only``: None unless synthesis and timing are cached, no energy unless it is."""
     cfg = _config(job, rows, cols)  # an ArrayConfig (array synth) or an (a, w, acc) job
     t0 = time.perf_counter()
-    syn = synth_array(cfg, liberty, use_cache)
+    syn = synth_array(cfg, liberty, use_cache, cache_only=cache_only)
+    if syn is None or (cache_only and not (Path(syn["workdir"]) / f"timing-{clock_ns!r}.json").exists()):
+        return None
     tim = array_timing(syn, clock_ns)
     R, C = cfg.rows, cfg.cols
     row = {k: syn[k] for k in ("config", "module", "library", "yosys", "area_um2", "area_seq_um2", "area_comb_um2",
@@ -458,7 +496,17 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
     row.update(critical_path_ns=tim["critical_path_ns"], slack_ns=tim["slack_ns"], fmax_mhz=tim["fmax_mhz"],
                startpoint=tim.get("startpoint"), endpoint=tim.get("endpoint"), clock_ns=clock_ns,
                tops_per_mm2_at_fmax=2 * R * C * tim["fmax_mhz"] * 1e6 / (syn["area_um2"] * 1e-6) / 1e12)
-    if energy:
+    en = None
+    if energy and cache_only:
+        # assembling a record: the tile energy computed for this netlist, without reloading MiniLM
+        hits = sorted(Path(syn["workdir"]).glob("energy-*.json"))
+        if len(hits) > 1:
+            raise HdlError(f"several tile energies cached in {syn['workdir']}: {[h.name for h in hits]}; "
+                           "remove the stale ones")
+        en = json.loads(hits[0].read_text()) if hits else None
+        if en is not None and en["cycles"] < target_cycles:
+            en = None
+    elif energy:
         work = Path(syn["workdir"])
         a, w, info = tile_operands(cfg, target_cycles=target_cycles)
         h = hashlib.sha256(a.tobytes() + w.tobytes() + json.dumps([clock_ns, COST_VERSION]).encode())
@@ -472,6 +520,7 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
         else:
             en = array_energy(cfg, syn, a, w, info, clock_ns)
             p.write_text(json.dumps(en))
+    if energy and en is not None:
         row["energy"] = en
         # at fmax: the same energy per cycle less the leakage over the shorter period
         e_fmax = en["energy_per_cycle_pj"] - en["leakage_w"] * (clock_ns - tim["critical_path_ns"]) * 1e3
@@ -483,7 +532,7 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
 
 def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
                cluster: str = "local", workers: int = 1, use_cache: bool = True, progress: bool = True,
-               liberty="default") -> list:
+               liberty="default", target_cycles: int = TARGET_CYCLES) -> list:
     """:func:`cost_one` of every (format pair, size) through :func:`rf8sim.cluster.run_tasks`."""
     import functools
 
@@ -495,22 +544,23 @@ def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, e
         return [f"array {a}x{w} {acc} {R}x{C}" for a, w, acc, R, C in jobs]
 
     return run_tasks(functools.partial(_cost_job, clock_ns=clock_ns, energy=energy, use_cache=use_cache,
-                                       liberty=liberty),
+                                       liberty=liberty, target_cycles=target_cycles),
                      jobs, keys=None, kind="array-cost", cluster=cluster, workers=workers,
                      resources=Resources(num_cpus=1, tools=("yosys",)), labels=labels(), progress=progress,
                      desc="array cost")
 
 
-def _cost_job(job, clock_ns, energy, use_cache, liberty):
+def _cost_job(job, clock_ns, energy, use_cache, liberty, target_cycles=TARGET_CYCLES):
     a, w, acc, R, C = job
-    return cost_one((a, w, acc), R, C, clock_ns, energy, use_cache, liberty)
+    return cost_one((a, w, acc), R, C, clock_ns, energy, use_cache, liberty, target_cycles)
 
 
 def add_inference(rows: list) -> dict:
     """Per-inference costs of every row (in place), at equal R x C and at the BF16 x BF16 8x8 area."""
     tokens, src = flow_tokens()
-    base = next((r for r in rows if r["config"]["a_fmt"] == "bf16" and r["config"]["w_fmt"] == "bf16"
-                 and r["config"]["rows"] == 8 and r["config"]["cols"] == 8), None)
+    bases = sorted((r for r in rows if r["config"]["a_fmt"] == "bf16" and r["config"]["w_fmt"] == "bf16"),
+                   key=lambda r: ((r["config"]["rows"], r["config"]["cols"]) != (8, 8), -r["config"]["rows"]))
+    base = bases[0] if bases else None  # the BF16 x BF16 8x8 array, else the largest BF16 x BF16 array costed
     budget = base["area_um2"] if base else None
     for r in rows:
         if "energy" not in r:
@@ -526,7 +576,7 @@ def add_inference(rows: list) -> dict:
                                "energy_uj": inf["energy_uj"], "tops_at_fmax": n * 2 * c["rows"] * c["cols"]
                                * r["fmax_mhz"] * 1e6 / 1e12}
     return {"tokens_per_sentence": tokens, "flow_record": "study/results/minilm-flow.json", **src,
-            "area_budget": "bf16 x bf16 8x8" if budget else None}
+            "area_budget": f"bf16 x bf16 {base['config']['rows']}x{base['config']['cols']}" if base else None}
 
 
 def table_record(rows: list, inference: dict) -> dict:
@@ -564,6 +614,9 @@ def register_array(asub) -> None:
     p.add_argument("--cluster", default="local", help="local, auto or ray://HOST:PORT (rf8sim.cluster)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--cached-only", action="store_true",
+                   help="with --table: assemble what has been computed (arrays not yet synthesized are left out "
+                        "and named in the record); computes nothing new but the OpenSTA timing of cached netlists")
     p.add_argument("--liberty", default=None)
     p.add_argument("--json", help="write the rows here")
     p.add_argument("--force", action="store_true", help="overwrite outputs")
@@ -641,10 +694,27 @@ def cmd_cost(args) -> int:
     if args.plot and not args.record:
         raise HdlError("--plot needs --record (the plot is drawn from the record)")
     lib = args.liberty or "default"
-    if args.table:
+    missing = []
+    if args.cached_only and (not args.table or args.no_cache):
+        raise HdlError("--cached-only needs --table and the cache (drop --no-cache)")
+    if args.table and args.cached_only:
+        sizes = [parse_size(s) for s in args.sizes.split(",")]
+        rows = []
+        for R, C in sizes:
+            for job in GRID:
+                r = cost_one(job, R, C, args.clock_ns, True, True, lib, args.cycles, cache_only=True)
+                if r is None:
+                    missing.append(f"{job[0]}x{job[1]} {job[2]} {R}x{C}")
+                else:
+                    rows.append(r)
+        if not rows:
+            raise HdlError("--cached-only: no array of the grid has been synthesized yet at " + args.sizes)
+        if missing:
+            print("not computed yet (left out): " + "; ".join(missing))
+    elif args.table:
         sizes = [parse_size(s) for s in args.sizes.split(",")]
         rows = cost_table(GRID, sizes, args.clock_ns, True, args.cluster, args.workers, not args.no_cache,
-                          liberty=lib)
+                          liberty=lib, target_cycles=args.cycles)
     else:
         cfg = config_from_args(args)
         rows = [cost_one(cfg, cfg.rows, cfg.cols, args.clock_ns, True, not args.no_cache, lib, args.cycles)]
@@ -659,7 +729,8 @@ def cmd_cost(args) -> int:
         write_record(args.json, {"rows": rows, "inference": inf}, overwrite=args.force)
     if args.record:
         cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("rf8sim", "__main__.py", "cli.py") else None
-        write_record(args.record, table_record(rows, inf), overwrite=args.force, command=cmd)
+        write_record(args.record, {**table_record(rows, inf), "not_computed": missing}, overwrite=args.force,
+                     command=cmd)
         print(f"wrote {args.record}")
         if args.plot:
             plot_array(args.record, args.plot, overwrite=args.force)
@@ -700,3 +771,137 @@ def plot_array(record, out, overwrite: bool = False):
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return fileio.write_bytes(out, buf.getvalue(), overwrite=overwrite)
+
+
+# ---------------------------------------------------------------------------- docs
+_A16 = ("bf16", "fp16")
+
+
+def _flow_cosine(flow: dict, a: str, w: str):
+    for p in flow["transformer"]["points"]:
+        if p["w_format"] == w and p["a_format"] == a:
+            return p.get("cosine"), p.get("acc")
+    return None, None
+
+
+def _name(c: dict) -> str:
+    return f"{c['a_fmt']} × {c['w_fmt']}"
+
+
+def _register():
+    from ..docgen import load_record, register
+
+    how = "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png"
+
+    def load():
+        return load_record("hdl/results/array_cost.json", "hdl-array-cost", how)
+
+    @register("hdl:array-cost")
+    def render_table() -> str:
+        """One row per array: MiniLM cosine (flow), area, fmax, TOPS/mm2, pJ/MAC, TOPS/W, per sentence."""
+        rec = load()
+        flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
+        prov = rec["provenance"]
+        inf = rec["inference"]
+        m = prov.get("machine", {})
+        lines = [f"Record: `{prov.get('command')}` (commit {str(prov.get('commit'))[:10]}, {m.get('cpu')}, "
+                 f"{m.get('cores')} cores). osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
+                 "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
+                 f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
+                 f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "
+                 + (f"Equal area: copies of the array that fit the {inf['area_budget']} array's area."
+                    if inf.get("area_budget") else "Equal area: not evaluated (no BF16 × BF16 array in the record)."),
+                 "",
+                 "| array | acc | R×C | MiniLM cosine (flow) | area mm² | µm²/MAC | crit. path ns | fmax MHz | "
+                 "TOPS/mm² | tile (layer, M×K×N, cycles) | pJ/MAC | TOPS/W | µJ / sentence | µs / sentence | "
+                 "µs / sentence, equal area | largest part: area | largest part: energy |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rec["rows"]:
+            c = r["config"]
+            cos, cacc = _flow_cosine(flow, c["a_fmt"], c["w_fmt"])
+            en = r.get("energy")
+            ap = next(iter(r["area_by_part_um2"].items()))
+            ep = next(iter(en["energy_by_part_pj_per_cycle"].items())) if en else None
+            etot = sum(en["energy_by_part_pj_per_cycle"].values()) if en else 1
+            t = en["tile"] if en else None
+            lines.append(
+                f"| {_name(c)} | {c['acc']} | {c['rows']}×{c['cols']} | "
+                f"{f'{cos:.4f} ({cacc})' if cos is not None else '–'} | {r['area_um2'] / 1e6:.3f} | "
+                f"{r['area_per_mac_um2']:.0f} | {r['critical_path_ns']:.2f} | {r['fmax_mhz']:.0f} | "
+                f"{r['tops_per_mm2_at_fmax']:.3g} | "
+                + (f"{t['layer'].replace('encoder.layer.', 'L')}, {t['M']}×{t['K']}×{t['N']}, {en['cycles']} | "
+                   f"{r['pj_per_mac']:.1f} | {r['tops_per_w_at_fmax']:.3g} | {r['inference']['energy_uj']:.0f} | "
+                   f"{r['inference']['latency_us']:.0f} | "
+                   + (f"{r['equal_area']['latency_us']:.0f} | " if "equal_area" in r else "– | ")
+                   if en else "– | – | – | – | – | – | ")
+                + f"{ap[0]} {100 * ap[1] / r['area_um2']:.0f} % | "
+                + (f"{ep[0]} {100 * ep[1] / etot:.0f} % |" if ep else "– |"))
+        if rec.get("not_computed"):
+            lines += ["", "Not in this record (not synthesized in the session's time on the shared 2-core machine; "
+                      "`rf8sim array cost --table` computes them): " + "; ".join(rec["not_computed"]) + "."]
+        return "\n".join(lines) + "\n"
+
+    @register("hdl:array-goals")
+    def render_goals() -> str:
+        """The issue's goals, measured: RF8 x BF16 against BF16 x BF16 (TOPS/mm2, TOPS/W), area per MAC order."""
+        rec = load()
+        out = []
+        sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
+        for R, C in sizes:
+            by = {(r["config"]["a_fmt"], r["config"]["w_fmt"]): r for r in rec["rows"]
+                  if (r["config"]["rows"], r["config"]["cols"]) == (R, C)}
+            rf, bf = by.get(("bf16", "rf8")), by.get(("bf16", "bf16"))
+            if rf and bf:
+                crit = max(rf["critical_path_ns"], bf["critical_path_ns"])
+                area_r = bf["area_um2"] / rf["area_um2"]
+                own = rf["tops_per_mm2_at_fmax"] / bf["tops_per_mm2_at_fmax"]
+                met = "met" if area_r >= 2 else "not met"
+                out.append(f"* **{R}×{C}, TOPS/mm² (goal ≥ 2×): {met}.** RF8 × BF16 reaches {area_r:.2f}× the BF16 × "
+                           f"BF16 array's TOPS/mm² at the same R×C and a common clock ({crit:.2f} ns, the slower "
+                           f"array's critical path), {own:.2f}× with each array at its own fmax "
+                           f"({rf['fmax_mhz']:.0f} vs {bf['fmax_mhz']:.0f} MHz).")
+                if "energy" in rf and "energy" in bf:
+                    ew = rf["tops_per_w_at_fmax"] / bf["tops_per_w_at_fmax"]
+                    em = bf["pj_per_mac"] / rf["pj_per_mac"]
+                    met = "met" if em >= 1.5 else "not met"
+                    out.append(f"* **{R}×{C}, TOPS/W (goal ≥ 1.5×): {met}.** RF8 × BF16 spends "
+                               f"{rf['pj_per_mac']:.1f} pJ/MAC against {bf['pj_per_mac']:.1f} (BF16 × BF16) on real "
+                               f"MiniLM tiles at the {rf['clock_ns']} ns clock target: {em:.2f}× the TOPS/W "
+                               f"({ew:.2f}× with each at its own fmax).")
+            if not (rf and bf):
+                out.append(f"* **{R}×{C}, RF8 × BF16 against BF16 × BF16 (goals ≥ 2× TOPS/mm², ≥ 1.5× TOPS/W): not "
+                           f"evaluated**: {'the RF8 × BF16' if not rf else 'the BF16 × BF16'} array is not in this "
+                           "record.")
+            trio = [by.get(("bf16", w)) for w in ("rf8", "e4m3", "int8")]
+            if not all(trio):
+                out.append(f"* **{R}×{C}, area per MAC RF8 ≤ E4M3 ≤ INT8 (× BF16): not evaluated**: "
+                           + ", ".join(f"{w.upper()} × BF16" for w, t in zip(("rf8", "e4m3", "int8"), trio) if not t)
+                           + " not in this record.")
+            w8 = [by.get((w, w)) for w in ("rf8", "e4m3", "int8")]
+            if all(w8):
+                a8 = [t["area_per_mac_um2"] for t in w8]
+                e8 = [t.get("pj_per_mac") for t in w8]
+                out.append(f"* {R}×{C} W8A8 (16:32): area per MAC RF8 / E4M3 / INT8 = {a8[0]:.0f} / {a8[1]:.0f} / "
+                           f"{a8[2]:.0f} µm² (RF8 {100 * (a8[0] / a8[2] - 1):+.1f} % against INT8); pJ/MAC "
+                           + " / ".join(f"{x:.1f}" if x else "–" for x in e8) + ".")
+            if all(trio):
+                a = [t["area_per_mac_um2"] for t in trio]
+                ok = a[0] <= a[1] <= a[2]
+                out.append(f"* **{R}×{C}, area per MAC RF8 ≤ E4M3 ≤ INT8 (× BF16): {'met' if ok else 'not met'}.** "
+                           f"{a[0]:.0f} / {a[1]:.0f} / {a[2]:.0f} µm² per MAC.")
+            for r in sorted(by.values(), key=lambda r: (r["config"]["a_fmt"] not in _A16, r["config"]["w_fmt"])):
+                ap = list(r["area_by_part_um2"].items())
+                tot = r["area_um2"]
+                s = ", ".join(f"{k} {100 * v / tot:.0f} %" for k, v in ap[:3])
+                en = r.get("energy")
+                e = ""
+                if en:
+                    ep = list(en["energy_by_part_pj_per_cycle"].items())
+                    et = sum(v for _, v in ep)
+                    e = "; energy: " + ", ".join(f"{k} {100 * v / et:.0f} %" for k, v in ep[:3])
+                out.append(f"* {R}×{C} {_name(r['config'])} ({r['config']['acc']}): area: {s}{e}.")
+        covered = ", ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}" for r in rec["rows"])
+        return "\n".join(out) + f"\n\n(Covers the arrays in the record: {covered}.)\n"
+
+
+_register()

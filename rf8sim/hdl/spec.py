@@ -259,12 +259,16 @@ def _weight_plan(f: F.Format) -> WeightPlan:
         dmax = lay["dmax"]
         hi = max((1 << dmax) + (t << (dmax - d) if t else 0) for t, d in f.residuals)
         return WeightPlan(f.name, "residual", 8, hi, 1 + lay["exp_const"], E_hi + lay["exp_const"])
+    if lay["kind"] == "table":  # table decoder: odd significand, exponent field = exp - exp_const
+        nz = f.finite & (f.sig > 0)
+        return WeightPlan(f.name, "table", 8, int(f.sig[nz].max()), lay["exp_const"], int(f.exp[nz].max()))
     efs = {((c >> f.man_bits) & E_hi) for c in range(256) if f.finite[c]}  # exponent fields of finite codes
     return WeightPlan(f.name, "float", 8, (1 << (f.man_bits + 1)) - 1, max(min(efs), 1) + lay["exp_const"],
                       max(efs) + lay["exp_const"])
 
 
-_PRODUCT_MODE = {"residual": "shift-add", "int": "int-multiply", "float": "multiply", "float16": "multiply"}
+_PRODUCT_MODE = {"residual": "shift-add", "int": "int-multiply", "float": "multiply", "float16": "multiply",
+                 "table": "multiply"}
 
 
 # ---------------------------------------------------------------------------

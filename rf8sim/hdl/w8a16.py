@@ -80,6 +80,10 @@ class _WeightDec:
         f = F.get(plan.name)
         dec = _Decoded(m, f, code, name)
         self.residual = dec if plan.kind == "residual" else None
+        if plan.kind == "table":  # the 256-entry table: NaR (posits) is the only special, a NaN
+            self.sign, self.sig, self.efield, self.exp_const = dec.sign, dec.value, dec.efield, dec.exp_const
+            self.zero, self.nan, self.inf, self.efield_min = dec.zero, dec.special, Const(0, 1), 0
+            return
         self.nan = Signal(name=f"{name}_nan")
         self.inf = Signal(name=f"{name}_inf")
         m.d.comb += [self.nan.eq(0), self.inf.eq(0)]

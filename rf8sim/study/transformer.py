@@ -434,14 +434,14 @@ def _check_float(m: ExactLinear, x_rows: np.ndarray) -> dict:
     if T16 is not None and getattr(F.get(c.act_format), "code_bits", 8) > 8:
         from .. import training as T
 
-        tc = T16.encode16(torch.from_numpy(x2), c.act_format)
+        tc = T.encode(torch.from_numpy(x2), c.act_format)
         if getattr(F.get(c.w_format), "code_bits", 8) > 8:
-            tw, tkw = T16.encode16(torch.from_numpy(m.w_float), c.w_format), None
+            tw, tkw = T.encode(torch.from_numpy(m.w_float), c.w_format), None
         else:
             tw, tkw = T.quantize(torch.from_numpy(m.w_float), c.w_format, rounding=c.rounding,
                                  granularity=c.granularity, block=c.block)
-        r = T16.gemm16(tc, tw, c.act_format, c.w_format, str(m.acc), w_scale_exp=tkw,
-                       w_granularity=m.w_granularity, block=c.block)
+        r = T.gemm(tc, tw, c.act_format, c.w_format, m.acc, w_scale_exp=tkw, w_granularity=m.w_granularity,
+                   block=c.block)
         tbits = r.bits.numpy().astype(np.uint32)
         mism = {"act_codes": int(np.count_nonzero(tc.numpy().astype(np.uint16) != a_codes)),
                 "w_codes": int(np.count_nonzero(tw.numpy().astype(m.w_codes.dtype) != m.w_codes)),

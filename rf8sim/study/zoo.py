@@ -195,12 +195,19 @@ def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: i
 #: (activation, weight) pairs whose product stage ``rf8sim study zoo-rtl`` verifies and synthesizes
 RTL_PAIRS = (("e4m3", "rf8"), ("e4m3", "rf8t1"), ("e4m3", "rf8t2"), ("e4m3", "e4m3"), ("e4m3", "lns8"),
              ("e4m3", "posit8"), ("int8", "int8"), ("int8", "lns8"), ("lns8", "lns8"), ("posit8", "posit8"),
-             ("rf8", "rf8"), ("rf8", "rf8t1"))
+             ("rf8", "rf8"), ("rf8", "rf8t1"),
+             ("bf16", "rf8"), ("bf16", "rf8t1"), ("bf16", "rf8t2"), ("bf16", "e4m3"), ("bf16", "lns8"),
+             ("bf16", "posit8"), ("bf16", "apot8"))
+
+#: activation codes of the bf16 product sweep (the edge codes and a seeded sample) x every weight code
+A16_SWEEP = 256
 
 
 def rtl_products(pairs=RTL_PAIRS, progress: bool = True) -> list:
-    """Per (activation, weight) pair with 8-bit codes: the fixed-point MAC simulated with Icarus on all
-    65,536 code pairs against the golden model, and its product stage synthesized (osu018 area)."""
+    """Per (activation, weight) pair: the MAC simulated with Icarus against the golden model and its
+    product stage synthesized (osu018 area).  8-bit activations: the fixed-point (exact) MAC on all
+    65,536 code pairs; bf16 activations: the fp32-accumulator MAC on :data:`A16_SWEEP` activation codes
+    x all 256 weight codes plus 20 random accumulation sequences."""
     from ..hdl import MacSpec
     from ..hdl.sim import verify
     from ..hdl.synth import synthesize
@@ -208,13 +215,15 @@ def rtl_products(pairs=RTL_PAIRS, progress: bool = True) -> list:
     rows = []
     for i, (a, w) in enumerate(pairs):
         t = time.perf_counter()
-        spec = MacSpec.make(a=a, w=w, acc=None)
-        v = verify(spec, products=True, n_random=0, vectors=False)
+        a16 = F.get(a).code_bits == 16
+        spec = MacSpec.make(a=a, w=w, acc="fp32" if a16 else None)
+        v = verify(spec, products=A16_SWEEP if a16 else True, n_random=20 if a16 else 0, max_len=64, vectors=False)
         r = v["runs"]["products"]
-        mism = sum(c["mismatched_beats"] for c in r["comparisons"])
+        mism = sum(c["mismatched_beats"] for run in v["runs"].values() for c in run["comparisons"])
         s = synthesize(spec, stage="product")
         lib = s.get("liberty") or {}
-        rows.append({"a": a, "w": w, "product": spec.product.mode, "product_width": spec.product.p_width,
+        mode, pw = (spec.describe()["product"], spec.p_width) if a16 else (spec.product.mode, spec.product.p_width)
+        rows.append({"a": a, "w": w, "acc": spec.acc.kind if a16 else "exact", "product": mode, "product_width": pw,
                      "verified_products": int(r["products"]), "mismatches": int(mism), "ok": bool(v["ok"]),
                      "area_um2": lib.get("area_um2"), "nand2_eq": s["generic"]["nand2_eq"],
                      "depth_cells": lib.get("depth_cells"), "seconds": time.perf_counter() - t})

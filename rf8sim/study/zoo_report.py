@@ -188,23 +188,25 @@ def render_zoo_rtl() -> str:
     m = pv["machine"]
     lines = [f"Record `{ZOO_RTL_RECORD}`: `{pv['command']}` at commit {(pv.get('commit') or '?')[:10]} "
              f"({'dirty' if pv.get('dirty') else 'clean'} tree), {pv.get('utc', '')}, on {m['cpu']}, {m['cores']} "
-             f"cores. Each fixed-point MAC simulated with Icarus on all 65,536 code pairs against the golden "
-             f"model; its product stage alone synthesized with yosys onto osu018:", "",
-             "| activation × weight | product | verified products (mismatches) | product stage µm² | NAND2-eq | "
-             "depth (cells) |", "|---|---|---|---|---|---|"]
+             f"cores. Each MAC simulated with Icarus against the golden model (8-bit activations: the exact "
+             f"fixed-point MAC on all 65,536 code pairs; bf16: the fp32-accumulator MAC on 256 activation codes × "
+             f"every weight code plus 20 random sequences); its product stage alone synthesized with yosys onto "
+             f"osu018:", "",
+             "| activation × weight | accumulator | product | verified products (mismatches) | product stage µm² | "
+             "NAND2-eq | depth (cells) |", "|---|---|---|---|---|---|---|"]
     for r in rec["rows"]:
-        lines.append(f"| {r['a']} × {r['w']} | {r['product']} ({r['product_width']} bits) | "
+        lines.append(f"| {r['a']} × {r['w']} | {r.get('acc', 'exact')} | {r['product']} ({r['product_width']} bits) | "
                      f"{r['verified_products']:,} ({r['mismatches']}) | {r['area_um2']:,.0f} | {r['nand2_eq']:,.0f} | "
                      f"{r['depth_cells']} |")
     by = {(r["a"], r["w"]): r for r in rec["rows"]}
     facts = []
-    for a in ("e4m3", "rf8"):
+    for a in ("e4m3", "rf8", "bf16"):
         ws = [w for (aa, w) in by if aa == a]
         if len(ws) > 1:
             best = min(ws, key=lambda w: by[(a, w)]["area_um2"])
             facts.append(f"against {a} activations the smallest product stage is {best}'s "
                          f"({by[(a, best)]['area_um2']:,.0f} µm² of {', '.join(ws)})")
     if all(r["mismatches"] == 0 and r["ok"] for r in rec["rows"]):
-        facts.append(f"all {len(rec['rows'])} units match the golden model on every product")
+        facts.append(f"all {len(rec['rows'])} units match the golden model on every product compared")
     lines += ["", "Computed from the record: " + "; ".join(facts) + "."]
     return "\n".join(lines)

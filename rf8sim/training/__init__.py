@@ -12,7 +12,6 @@ from .params import select_params
 from .rate import RateError, entropy_bits, exp_golomb_bits, rate_report
 from .qat import QATConfig, QuantizedTensor, convert, quantize_model_
 from .ptq import QuantConfig, RF8Linear, quantize_
-from .w8a16 import decode16, encode16, fake_quant16, gemm16
 from .quant import (GRANULARITIES, QuantError, decode, dequantize, encode, fake_quant, quantize,
                     scale_exponent, scale_shape, set_compile)
 
@@ -23,8 +22,19 @@ __all__ = [
     "DeepShapeError", "DeepShapeResult", "deepshape_", "reshape_values",
     "RF8FileError", "load_rf8", "read_rf8", "save_rf8",
     "QATConfig", "QuantizedTensor", "convert", "quantize_model_",
-    "QuantConfig", "RF8Linear", "quantize_", "encode16", "decode16", "fake_quant16", "gemm16",
+    "QuantConfig", "RF8Linear", "quantize_",
     "GemmError", "TorchGemmResult", "gemm", "to_float32",
     "select_params", "RateError", "entropy_bits", "exp_golomb_bits", "rate_report",
     "GGError", "GGFit", "fit_gg", "gg_init_", "goodness_of_fit", "sample_gg",
 ]
+
+#: deprecated names (one release): encode / decode / fake_quant / gemm take every format width
+_DEPRECATED = {"encode16": "encode", "decode16": "decode", "fake_quant16": "fake_quant", "gemm16": "gemm"}
+
+
+def __getattr__(name):
+    if name in _DEPRECATED:
+        from . import w8a16
+
+        return getattr(w8a16, name)  # warns when called
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

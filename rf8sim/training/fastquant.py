@@ -1,6 +1,7 @@
-"""Fused fake quantization: one ``torch.library`` custom op for every format and rounding.
+"""Fused fake-quantization kernels behind one ``torch.library`` custom op for every format and rounding.
 
 ``torch.ops.rf8sim.fake_quant(x, fmt, rounding, granularity, block, nonfinite, compiled)``
+(registered in :mod:`.quant`, above these kernels and the tables of :mod:`.tables`)
 is what :func:`rf8sim.training.fake_quant` calls.  It is a real custom op
 (``torch.library.custom_op`` with a fake/meta kernel and a straight-through
 autograd formula), so ``torch.compile`` traces a model that fake-quantizes its
@@ -30,17 +31,21 @@ on all 2**32 float32 (``rf8sim training-sweep --fake-quant``).
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import torch
 
 from .. import formats as F
+from .tables import _SQRT2_SIG, QuantError, _tables
 
-__all__ = ["fake_quant_op", "compile_status", "kernel_values", "MODES"]
+__all__ = ["compile_status", "kernel_values", "MODES"]
 
 #: kernel modes: bucket table (nearest on sign-magnitude formats), RF8 paper, RF8 truncate, int8
 MODES = ("nearest", "paper", "truncate", "int")
 
+#: fake_quant's compile switch (rf8sim.training.set_compile; RF8SIM_COMPILE=1 / 0 from the environment)
+_COMPILE = {"on": {"1": True, "0": False}.get(os.environ.get("RF8SIM_COMPILE", ""), "auto")}
 _STATUS = {"compiled_calls": 0, "eager_calls": 0, "failed": None, "compiled_modes": []}
 
 
@@ -163,8 +168,6 @@ _COMPILED: dict = {}
 
 
 def _args(fmt: F.Format, mode: str, device, smin: int, smax: int, mx: bool):
-    from .quant import _SQRT2_SIG, _tables
-
     tb = _tables(fmt)
     d = tb.on(device)
     common = (float(fmt.max), math.floor(math.log2(fmt.max)), smin, smax)
@@ -196,8 +199,6 @@ def _run(mode: str, compiled: bool, y: torch.Tensor, args: tuple):
                 _STATUS["compiled_modes"].append(mode)
             return res
         except Exception as e:  # noqa: BLE001 - no C++ compiler / Triton
-            from .quant import _COMPILE, QuantError
-
             _STATUS["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             if _COMPILE["on"] is True:  # asked for explicitly: a failure is an error, never a silent eager run
                 raise QuantError(f"torch.compile of the fake-quant kernel failed ({_STATUS['failed']}); "
@@ -216,43 +217,3 @@ def kernel_values(y2: torch.Tensor, fmt, rounding: str, compiled: bool, smin: in
     return _run(mode, compiled, y2, _args(fmt, mode, y2.device, smin, smax, mx))
 
 
-def _raise_overflow(x: torch.Tensor, out: torch.Tensor, fmt: str):
-    from .quant import QuantError, _raise_nonfinite
-
-    if not bool(torch.isfinite(x).all()):
-        _raise_nonfinite(x)
-    bad = torch.isinf(out).reshape(-1)
-    raise QuantError(f"{int(bad.sum())} fake-quantized value(s) overflow float32 (first at flat index "
-                     f"{int(torch.nonzero(bad)[0, 0])}): {fmt} rounds them above 3.4028235e38, as "
-                     "quantize + dequantize would (nonfinite='propagate' returns +-inf instead)")
-
-
-@torch.library.custom_op("rf8sim::fake_quant", mutates_args=())
-def fake_quant_op(x: torch.Tensor, fmt: str, rounding: str, granularity: str, block: int, nonfinite: str,
-                  compiled: bool) -> torch.Tensor:
-    """The op behind :func:`rf8sim.training.fake_quant` (arguments already validated there)."""
-    from .quant import _SCALE_MAX, _SCALE_MIN, _fold, _fq_values, _unfold
-
-    if not compiled:  # eager: quant's specialised eager paths (fewer passes than this kernel uncompiled)
-        _STATUS["eager_calls"] += 1
-        out = _fq_values(x, F.get(fmt), rounding, granularity, block, nonfinite)
-        ok = nonfinite != "raise" or bool(torch.isfinite(out).all())
-    else:
-        y, _ = _fold(x, granularity, block)
-        out, ok = kernel_values(y, fmt, rounding, compiled, _SCALE_MIN, _SCALE_MAX, granularity == "mx")
-        out = _unfold(out, x.shape, granularity, block)
-    if nonfinite == "raise" and not bool(ok):
-        _raise_overflow(x, out, fmt)
-    return out
-
-
-@fake_quant_op.register_fake
-def _(x, fmt, rounding, granularity, block, nonfinite, compiled):
-    return torch.empty_like(x, dtype=torch.float32)
-
-
-def _backward(ctx, grad):
-    return grad, None, None, None, None, None, None  # straight-through estimator
-
-
-fake_quant_op.register_autograd(_backward)

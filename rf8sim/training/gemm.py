@@ -3,7 +3,8 @@
 ``C[m, n] = sum_k a[m, k] * w[n, k]`` on codes (nn.Linear layout).  Each product
 ``(-1)^s sig 2^(exp + scale_a + scale_w)`` is aligned to ``frac_bits`` by flooring
 (arithmetic shift of its two's complement value), then accumulated in k order
-with saturation at the accumulator's width (sticky overflow flag); NaN/Inf
+with saturation at the accumulator's width (sticky overflow flag; with ``AccSpec.group = G``,
+the PE array's order, G consecutive products are summed exactly before each saturating add); NaN/Inf
 operands contribute 0 and set the sticky invalid flag.  Integer tensor ops only
 (int64, any device), so the result is bit-identical to the golden model.
 
@@ -14,8 +15,6 @@ sum without int64 overflow); wider specs raise :class:`GemmError` - use
 
 from __future__ import annotations
 
-from rf8sim.errors import RF8SimError
-
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -23,16 +22,13 @@ import numpy as np
 import torch
 
 from .. import formats as F
-from ..scales import SCALE_MAX, SCALE_MIN, SCALE_NAN
-from .quant import QuantError, scale_shape
+from .operands import GemmError, scale_exponents
+from .quant import QuantError
+from .w8a16 import gemm_float
 
 __all__ = ["GemmError", "TorchGemmResult", "gemm", "to_float32", "MAX_TORCH_WIDTH"]
 
 MAX_TORCH_WIDTH = 62
-
-
-class GemmError(RF8SimError, ValueError):
-    """A GEMM the torch emulation cannot do exactly, or inconsistent arguments."""
 
 
 class TorchGemmResult(NamedTuple):
@@ -55,46 +51,13 @@ def _pair_tables_np(a_name: str, w_name: str):
     return sv, pe, sp
 
 
-def _scales(k, rows: int, K: int, gran: str, block: int, what: str, device) -> torch.Tensor:
-    """Per (row, k) scale exponent as int64 (rows, K)."""
-    want = scale_shape((rows, K), gran, block)
-    if k is None:
-        if gran != "tensor":
-            raise GemmError(f"{what}_scale_exp is required for granularity {gran!r}")
-        k = torch.zeros((), dtype=torch.int64)
-    k = torch.as_tensor(k)
-    if k.dtype == torch.bool or k.is_complex():
-        raise GemmError(f"{what}_scale_exp must hold integers, got dtype {k.dtype}")
-    if k.is_floating_point():  # 1.5 must not silently become 1
-        bad = ~torch.isfinite(k) | (k != torch.round(k))
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad.reshape(-1))[0])
-            raise GemmError(f"{what}_scale_exp must hold integers (power-of-two exponents); "
-                            f"got {float(k.reshape(-1)[i])!r} at flat index {i}")
-    k = k.to(device=device, dtype=torch.int64)
-    bad = (k < SCALE_MIN) | (k > SCALE_MAX)
-    if gran == "mx":
-        bad &= k != SCALE_NAN
-    if bool(bad.any()):  # such a product would be floored to 0 (or overflow): never a scale quantize makes
-        raise GemmError(f"{what}_scale_exp holds {int(bad.sum())} exponent(s) outside the E8M0 range "
-                        f"{SCALE_MIN}..{SCALE_MAX} (first {int(k[bad].reshape(-1)[0])}); quantize's scales lie in it")
-    if tuple(k.shape) != want:
-        raise GemmError(f"{what}_scale_exp has shape {tuple(k.shape)}; granularity {gran!r} with {rows}x{K} "
-                        f"codes needs {want}")
-    if gran == "tensor":
-        return k.reshape(1, 1).expand(rows, K)
-    if gran == "channel":
-        return k.reshape(rows, 1).expand(rows, K)
-    return k.repeat_interleave(block, dim=1)[:, :K]
-
-
 def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None,
          a_granularity: str = "tensor", w_granularity: str = "tensor", block: int = 32,
          chunk: int = 64) -> TorchGemmResult:
     """Bit-exact torch twin of ``rf8sim.golden.gemm`` (see the module docstring).
 
     A float accumulator (``acc="fp32"`` or ``"aligned:K:M"``) goes to
-    :func:`rf8sim.training.w8a16.gemm16` and returns its ``W8A16Result`` (float32
+    :func:`rf8sim.training.w8a16.gemm_float` and returns its ``W8A16Result`` (float32
     outputs and flags), as the golden gemm returns float32 bit patterns then."""
     from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
 
@@ -104,9 +67,7 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
     if not isinstance(acc, AccSpec):
         raise GemmError(f"acc must be an AccSpec or a spec string, got {acc!r}")
     if acc.kind != "fixed":  # fp32 / aligned:K:M (the W8A16 contract), as rf8sim.golden.gemm dispatches
-        from .w8a16 import gemm16
-
-        return gemm16(a_codes, w_codes, a_fmt, w_fmt, str(acc), w_scale_exp, w_granularity, block, a_scale_exp,
+        return gemm_float(a_codes, w_codes, a_fmt, w_fmt, str(acc), w_scale_exp, w_granularity, block, a_scale_exp,
                       a_granularity)
     if acc.width > MAX_TORCH_WIDTH:
         raise GemmError(f"accumulator {acc}: the torch emulation handles widths up to {MAX_TORCH_WIDTH} bits; "
@@ -121,8 +82,8 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
     M, K = a_codes.shape
     N = w_codes.shape[0]
     try:
-        SA = _scales(a_scale_exp, M, K, a_granularity, block, "a", dev)
-        SW = _scales(w_scale_exp, N, K, w_granularity, block, "w", dev)
+        SA = scale_exponents(a_scale_exp, M, K, a_granularity, block, "a", dev)
+        SW = scale_exponents(w_scale_exp, N, K, w_granularity, block, "w", dev)
     except QuantError as e:
         raise GemmError(str(e)) from None
     sv_np, pe_np, sp_np = _pair_tables_np(a_fmt.name, w_fmt.name)
@@ -134,6 +95,9 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
     inv = torch.zeros((M, N), dtype=torch.bool, device=dev)
     a64 = a_codes.to(torch.int64)
     w64 = w_codes.to(torch.int64)
+    G = acc.group            # products summed exactly before each saturating add (1: k order)
+    lg = (G - 1).bit_length()
+    gsum = None
     for k0 in range(0, K, chunk):
         k1 = min(K, k0 + chunk)
         idx = a64[:, None, k0:k1] * 256 + w64[None, :, k0:k1]  # (M, N, kc)
@@ -148,11 +112,23 @@ def gemm(a_codes: torch.Tensor, w_codes: torch.Tensor, a_fmt, w_fmt, acc, a_scal
         p = torch.where(sh >= 0, left, right)
         p = torch.where(big, torch.sign(s) * cap, p)
         p = torch.where(bad, torch.zeros_like(p), p)
+        if G > 1:  # grouped order (AccSpec.group): exact int64 group sums need |product| < 2**(62 - lg)
+            if bool(((s != 0) & ~bad & (sh + bitlen > 62 - lg)).any()):
+                raise GemmError(f"accumulator {acc}: a product needs more than {62 - lg} bits, too wide for an exact "
+                                f"int64 sum of {G}; use rf8sim.golden.gemm")
         for j in range(k1 - k0):
-            t = accv + p[:, :, j]
+            if G > 1:
+                gsum = p[:, :, j] if gsum is None else gsum + p[:, :, j]
+                inv |= bad[:, :, j]
+                if (k0 + j + 1) % G and k0 + j + 1 < K:
+                    continue
+                t = accv + gsum
+                gsum = None
+            else:
+                t = accv + p[:, :, j]
+                inv |= bad[:, :, j]
             ovf |= (t > hi) | (t < lo)
             accv = t.clamp(lo, hi)
-            inv |= bad[:, :, j]
     return TorchGemmResult(accv, ovf, inv)
 
 

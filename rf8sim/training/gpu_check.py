@@ -66,22 +66,23 @@ def exactness(device: str, n_per_mode: int, chunk: int = 1 << 22, n_rows: int = 
 
 
 def w8a16_exactness(device: str, n_rows: int = 1024) -> list[dict]:
-    """gemm16 (bf16 activations, fp32 and aligned accumulators) on ``device`` vs the CPU path."""
-    from .quant import quantize
-    from .w8a16 import encode16, gemm16
+    """gemm (bf16 activations, fp32 and aligned accumulators) on ``device`` vs the CPU path."""
+    from .gemm import gemm
+    from .quant import encode, quantize
 
     rows = []
     g = torch.Generator().manual_seed(9)
     m = max(4, n_rows // 16)
     x = torch.randn(m, 512, generator=g) * torch.exp2(torch.randint(-20, 20, (m, 1), generator=g).float())
     w = torch.randn(96, 512, generator=g) / 16
-    a = encode16(x, "bf16")
+    a = encode(x, "bf16")
     for w_fmt in ("rf8", "e4m3", "int8"):
         wc, wk = quantize(w, w_fmt, "nearest", "channel")
         for acc in ("fp32", "aligned:32:16"):
             t0 = time.perf_counter()
-            ra = gemm16(a, wc, "bf16", w_fmt, acc, wk, "channel")
-            rb = gemm16(a.to(device), wc.to(device), "bf16", w_fmt, acc, wk.to(device), "channel")
+            ra = gemm(a, wc, "bf16", w_fmt, acc, w_scale_exp=wk, w_granularity="channel")
+            rb = gemm(a.to(device), wc.to(device), "bf16", w_fmt, acc, w_scale_exp=wk.to(device),
+                      w_granularity="channel")
             bad = int((ra.bits != rb.bits.cpu()).sum()) + int((ra.overflow != rb.overflow.cpu()).sum())
             bad += int((ra.invalid != rb.invalid.cpu()).sum())
             rows.append({"check": f"gemm16 bf16 x {w_fmt} {acc}", "compared": 3 * ra.bits.numel(),

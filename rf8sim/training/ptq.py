@@ -9,7 +9,7 @@ real packed module whose weight lives only as ``codes`` (uint8) and
   dequantized, then ``F.linear`` in float32 (fast; the float32 sum order is
   torch's), or
 * ``forward="exact"``: the bit-exact arithmetic of ``rf8sim.golden.gemm`` -
-  16-bit activations through :func:`~rf8sim.training.w8a16.gemm16` with
+  16-bit activations through :func:`~rf8sim.training.gemm` with
   ``acc="fp32"`` or ``"aligned:K:M"``, 8-bit activations through the integer GEMM
   :func:`~rf8sim.training.gemm.gemm` with a fixed-point ``AccSpec`` string.  The
   bias (if any) is then added in float32 (one RNE addition).
@@ -26,12 +26,13 @@ import torch
 from torch import nn
 
 from .. import formats as F
+from . import floatcodes
 from .quant import QuantError, canonical_granularity, dequantize, fake_quant, quantize, scale_shape
 
 __all__ = ["QuantConfig", "RF8Linear", "quantize_", "FORWARDS"]
 
 FORWARDS = ("fake", "exact")
-_A16 = ("bf16", "fp16")
+_A16 = tuple(floatcodes.FORMATS)  # the 16-bit floats (bf16, fp16), encoded unscaled
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,9 @@ class QuantConfig:
                 raise QuantError("forward='exact' needs act_fmt (bf16, fp16 or an 8-bit format): the golden "
                                  "arithmetic is defined on codes")
             if self.act_fmt in _A16:
-                from .w8a16 import parse_acc16
+                from .w8a16 import float_acc
 
-                object.__setattr__(self, "acc", str(parse_acc16(self.acc or "fp32")))
+                object.__setattr__(self, "acc", str(float_acc(self.acc or "fp32")))
             elif not self.acc:
                 raise QuantError("forward='exact' with 8-bit activations needs acc, an AccSpec string such as "
                                  "'16:40' (FRAC:WIDTH)")
@@ -159,10 +160,6 @@ class RF8Linear(nn.Module):
         c = self.config
         if c.act_fmt is None:
             return x.float()
-        if c.act_fmt in _A16:
-            from .w8a16 import fake_quant16
-
-            return fake_quant16(x, c.act_fmt)
         rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
         return fake_quant(x, c.act_fmt, rnd, "tensor", nonfinite="propagate")
 
@@ -175,21 +172,15 @@ class RF8Linear(nn.Module):
                                      None if self.bias is None else self.bias.float())
             return self._out_dtype(x, y)
         x2 = x.reshape(-1, self.in_features).float()
-        if c.act_fmt in _A16:
-            from .w8a16 import encode16, gemm16
+        from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
+        from .gemm import gemm, to_float32
 
-            y = gemm16(encode16(x2, c.act_fmt), self.codes, c.act_fmt, c.weight_fmt, c.acc, self.scale_exp,
-                       c.granularity, c.block).out
-        else:
-            from ..accspec import AccSpec  # the spec object (pure Python, no Numba)
-            from .gemm import gemm, to_float32
-
-            spec = AccSpec.parse(c.acc, c.act_fmt, c.weight_fmt)
-            rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
-            ac, ak = quantize(x2, c.act_fmt, rnd, "tensor")
-            r = gemm(ac, self.codes, c.act_fmt, c.weight_fmt, spec, ak, self.scale_exp, "tensor",
-                     c.granularity, c.block)
-            y = to_float32(r.acc, spec.frac_bits)
+        spec = AccSpec.parse(c.acc, c.act_fmt, c.weight_fmt)
+        rnd = c.rounding if c.rounding in F.get(c.act_fmt).roundings else "nearest"
+        ac, ak = quantize(x2, c.act_fmt, rnd, "tensor")  # 16-bit floats: their codes, scale 0
+        r = gemm(ac, self.codes, c.act_fmt, c.weight_fmt, spec, ak, self.scale_exp, "tensor",
+                 c.granularity, c.block)
+        y = to_float32(r.acc, spec.frac_bits) if spec.kind == "fixed" else r.out
         if self.bias is not None:
             y = y + self.bias.float()
         return self._out_dtype(x, y.reshape(*x.shape[:-1], self.out_features))

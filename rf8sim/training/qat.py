@@ -82,12 +82,7 @@ def _act_hook(cfg: QATConfig):
         if not args or not isinstance(args[0], torch.Tensor):
             return None
         x = args[0]
-        if cfg.act_fmt in ("bf16", "fp16"):
-            from .w8a16 import fake_quant16
-
-            y = fake_quant16(x, cfg.act_fmt)
-        else:
-            y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block, nonfinite="propagate")
+        y = fake_quant(x, cfg.act_fmt, cfg.act_rounding, cfg.act_granularity, cfg.block, nonfinite="propagate")
         return (y if y.dtype == x.dtype else y.to(x.dtype),) + tuple(args[1:])
     return hook
 

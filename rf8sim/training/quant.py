@@ -19,16 +19,14 @@ decide ``round(log2 |x|)`` by an integer comparison of the 24-bit significand wi
 
 from __future__ import annotations
 
-from rf8sim.errors import RF8SimError
-
-import math
-import os
-from functools import lru_cache
-
 import numpy as np
 import torch
 
 from .. import formats as F
+from .fastquant import _COMPILE, _STATUS, kernel_values
+from .fastquant import compile_status as _compile_status
+from . import floatcodes
+from .tables import _SQRT2_SIG, QuantError, _as_float32, _fold, _raise_nonfinite, _tables, _Tables, _unfold  # noqa: F401
 
 __all__ = [
     "GRANULARITIES",
@@ -60,141 +58,6 @@ from ..scales import scale_shape as _scale_shape  # noqa: E402
 
 _SCALE_MIN, _SCALE_MAX = SCALE_MIN, SCALE_MAX
 _NONFINITE = ("raise", "propagate")
-#: smallest 24-bit significand whose value is >= sqrt(2) * 2**23 (sqrt(2) is irrational: no equality)
-_SQRT2_SIG = math.isqrt(2 << 46) + 1
-
-
-class QuantError(RF8SimError, ValueError):
-    """Bad input to the torch quantizer (NaN where a format has none, bad dtype, shape ...)."""
-
-
-# ---------------------------------------------------------------------------
-# tables
-
-
-class _Tables:
-    """Per-format lookup tables derived from rf8sim.formats (numpy, moved to a device on demand)."""
-
-    def __init__(self, fmt: F.Format):
-        self.fmt = fmt
-        mags = np.asarray(fmt.magnitudes, np.float64)
-        if fmt.thresholds is not None:  # the format's own boundaries (posits, LNS), exact float32
-            mids = np.asarray(fmt.thresholds, np.float64)
-            tie_up = np.asarray(fmt.tie_up, bool)
-        else:
-            mids = (mags[1:] + mags[:-1]) / 2  # exact in float64 and in float32 (checked below)
-            tie_up = np.zeros(len(mids), bool)
-        self.overflow_idx = None
-        if fmt.kind == "float":
-            # the value after max if the exponent range were unbounded: OCP's non-saturating
-            # rule (overflow -> NaN / Inf) applies from the midpoint between them (ties to even)
-            codes = np.flatnonzero(fmt.finite & (fmt.values == fmt.max))
-            nxt = fmt.max + math.ldexp(1.0, int(fmt.exp[codes[0]]))  # max + one ulp of its binade
-            mids = np.append(mids, (fmt.max + nxt) / 2)
-            tie_up = np.append(tie_up, False)
-            self.overflow_idx = len(mags)
-        assert np.all(mids.astype(np.float32).astype(np.float64) == mids)
-        mid_bits = mids.astype(np.float32).view(np.int32)
-        # fraction bits needed so that every midpoint is a bucket start
-        low = 0
-        for b in mid_bits.tolist():
-            tz = (b & -b).bit_length() - 1 if b else 23
-            low = max(low, 23 - min(tz, 23))
-        # formats whose boundaries need more than 13 fraction bits (APoT, LNS, posits) or tie
-        # upwards: a binary search over the boundary bit patterns instead of a bucket table
-        self.search = bool(low > 13 or tie_up.any())
-        i = np.arange(len(mids))
-        self.thr_bits = mid_bits.astype(np.int32)
-        self.tie_idx = np.where(tie_up, i + 1, i + (i & 1)).astype(np.int32)
-        if self.search:
-            low = 0
-            mids = mids[:0]
-        self.shift = 23 - low
-        nb = 1 << (31 - self.shift)
-        sbits = np.arange(nb, dtype=np.int64) << self.shift
-        starts = np.minimum(sbits, 0x7F800000).astype(np.uint32).view(np.float32).astype(np.float64)
-        # exponent field 255 (Inf, NaN) counts as above every midpoint
-        L = np.searchsorted(mids, starts, side="left")
-        is_mid = np.zeros(nb, bool)
-        inb = L < len(mids)
-        is_mid[inb] = mids[L[inb]] == starts[inb]
-        # index for a value strictly inside the bucket and for a value equal to its start
-        above = L + is_mid
-        at_start = np.where(is_mid, L + (L & 1), L)  # tie -> even index
-        self.lut_above = above.astype(np.int32)
-        self.lut_start = at_start.astype(np.int32)
-        # idx -> canonical positive code / magnitude (overflow index -> the OCP special)
-        n_idx = len(mags) + (1 if self.overflow_idx is not None else 0)
-        code_of_idx = np.zeros(n_idx, np.int32)
-        canon = fmt.is_canonical
-        for i, m in enumerate(mags):
-            if fmt.kind == "int":
-                break  # int8 is rounded arithmetically (asymmetric range); no magnitude table needed
-            c = np.flatnonzero(canon & fmt.finite & (np.abs(fmt.values) == m) & (fmt.sign == 0))
-            code_of_idx[i] = int(c[0])
-        val_of_idx = np.append(mags, np.nan if fmt.inf_code is None else np.inf)[:n_idx]
-        if self.overflow_idx is not None:
-            ovf = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code
-            code_of_idx[self.overflow_idx] = 0 if ovf is None else ovf  # None (e2m1): an error, see _encode32
-        self.code_of_idx = code_of_idx
-        self.val_of_idx = val_of_idx.astype(np.float32)
-        self.n_mags = len(mags)
-        # interleaved value table for fake_quant: [2b] value above bucket start, [2b+1] value at it;
-        # saturating (overflow index -> max)
-        if fmt.kind != "int":
-            last = len(mags) - 1
-            va = val_of_idx[np.minimum(above, last)].astype(np.float32)
-            vs = val_of_idx[np.minimum(at_start, last)].astype(np.float32)
-            self.vlut = np.stack([va, vs], axis=1).reshape(-1)
-        else:
-            self.vlut = np.zeros(2, np.float32)
-        vals = np.asarray(fmt.values, np.float64)
-        self.values32 = vals.astype(np.float32)
-        self.canonical = np.asarray(fmt.canonical, np.int32)
-        self.max_code = int(code_of_idx[len(mags) - 1])
-        # residual formats: (t, d) -> R and E = e + bias
-        if fmt.kind == "residual":
-            rmap = np.full((3, 8), -1, np.int32)  # [t+1, d] -> R
-            for r, (t, d) in enumerate(fmt.residuals):
-                if t:
-                    rmap[t + 1, d] = r
-            self.rmap = rmap
-            self.dmax = max(d for _, d in fmt.residuals)
-            self.e_min = 1 - fmt.bias
-            self.e_max = (1 << fmt.exp_bits) - 1 - fmt.bias
-        self._dev: dict = {}
-
-    def on(self, device) -> dict:
-        key = str(device)
-        d = self._dev.get(key)
-        if d is None:
-            t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-            d = {
-                "above": t(self.lut_above), "start": t(self.lut_start),
-                "code": t(self.code_of_idx), "val": t(self.val_of_idx),
-                "values": t(self.values32), "canonical": t(self.canonical), "vlut": t(self.vlut),
-                "slut": t(np.concatenate([self.vlut, -self.vlut])),
-                "thr": t(self.thr_bits), "tie": t(self.tie_idx),
-            }
-            if self.fmt.negation == "twos":
-                n = self.fmt.n_codes
-                c = np.arange(n)
-                d["twos"] = t(np.where(c < n >> 1, c, (-(c - (n >> 1))) & (n - 1)).astype(np.int32))
-            if self.fmt.kind == "residual":
-                d["rmap"] = t(self.rmap.reshape(-1))
-            self._dev[key] = d
-        return d
-
-
-@lru_cache(maxsize=None)
-def _tables_by_name(name: str) -> _Tables:
-    return _Tables(F.get(name))
-
-
-def _tables(fmt: F.Format) -> _Tables:
-    if F.get(fmt.name) is fmt:
-        return _tables_by_name(fmt.name)
-    return _Tables(fmt)  # an unregistered variant (studies): not cached
 
 
 # ---------------------------------------------------------------------------
@@ -205,7 +68,8 @@ def _fmt(fmt) -> F.Format:
     f = F.get(fmt)
     if f.code_bits > 8:
         raise QuantError(f"{f.name} has {f.code_bits}-bit codes; the scaled quantizer takes 8-bit formats "
-                         f"({', '.join(F.names(code_bits=8))}); 16-bit activations: rf8sim.training.w8a16.encode16")
+                         f"({', '.join(F.names(code_bits=8))}); 16-bit float formats ({', '.join(floatcodes.FORMATS)}) "
+                         "are encoded unscaled: encode/decode/fake_quant")
     return f
 
 
@@ -213,30 +77,6 @@ def _check_rounding(fmt: F.Format, rounding: str) -> str:
     if rounding not in fmt.roundings:
         raise QuantError(f"rounding {rounding!r} is not valid for {fmt.name}; valid: {', '.join(fmt.roundings)}")
     return rounding
-
-
-def _as_float32(t, what="x") -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        if isinstance(t, np.ndarray) and t.dtype == np.float32:
-            t = torch.from_numpy(t)
-        else:
-            raise QuantError(f"{what} must be a torch.Tensor (float32, float16 or bfloat16), got {type(t).__name__}")
-    if t.dtype == torch.float32:
-        return t
-    if t.dtype in (torch.float16, torch.bfloat16):
-        return t.float()  # every float16/bfloat16 value is exact in float32
-    if t.dtype == torch.float64:
-        f = t.float()
-        bad = ~((f.double() == t) | (torch.isnan(t) & torch.isnan(f)))
-        if bool(bad.any()):
-            first = int(torch.nonzero(bad.reshape(-1))[0, 0])
-            raise QuantError(
-                f"{what}: {int(bad.sum())} of {t.numel()} float64 values are not exactly representable in "
-                f"float32 (first at flat index {first}); rf8sim refuses to round twice - convert with "
-                ".float() if that is what you want")
-        return f
-    raise QuantError(f"{what} has dtype {t.dtype}; give float32 (float16/bfloat16 convert exactly; "
-                     "float64 only when every value is exact in float32)")
 
 
 def _check_nonempty(x: torch.Tensor, what="x") -> None:
@@ -368,14 +208,20 @@ def _encode32(x: torch.Tensor, fmt: F.Format, rounding: str, saturate: bool) -> 
     return d["canonical"].index_select(0, code.reshape(-1)).view_as(code)
 
 
-def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool = True) -> torch.Tensor:
-    """Canonical uint8 codes of ``x`` (no scaling), bit-identical to ``rf8sim.golden.encode``.
+def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None) -> torch.Tensor:
+    """Canonical codes of ``x`` (no scaling), bit-identical to ``rf8sim.golden.encode``.
 
-    ``x``: float32 tensor (float16/bfloat16 converted exactly).  NaN raises for
-    formats without NaN (rf8, int8) and gives the canonical NaN code otherwise;
-    values beyond max saturate (``saturate=False``: OCP overflow for e4m3/e5m2,
-    QuantError for rf8/int8).
+    ``x``: float32 tensor (float16/bfloat16 converted exactly).  8-bit formats: uint8 codes;
+    NaN raises for formats without NaN (rf8, int8) and gives the canonical NaN code otherwise;
+    values beyond max saturate (``saturate=False``: OCP overflow for e4m3/e5m2, QuantError for
+    rf8/int8).  16-bit floats (bf16, fp16; :mod:`.floatcodes`): uint16 codes by torch's RNE
+    cast, canonical NaN, overflow to +-Inf unless ``saturate``.  ``saturate=None``: True for the
+    8-bit formats, False for the 16-bit floats (as the golden encode).
     """
+    if floatcodes.takes(fmt):
+        _check_rounding(F.get(fmt), rounding)
+        return floatcodes.encode(x, fmt, bool(saturate))
+    saturate = True if saturate is None else saturate
     fmt = _fmt(fmt)
     _check_rounding(fmt, rounding)
     if not isinstance(saturate, bool):  # "False" is a truthy string
@@ -387,7 +233,9 @@ def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool
 
 
 def decode(codes: torch.Tensor, fmt="rf8") -> torch.Tensor:
-    """float32 values of uint8 ``codes`` (every finite value is exact in float32)."""
+    """float32 values of ``codes`` (uint8; uint16 for bf16/fp16): every finite value is exact in float32."""
+    if floatcodes.takes(fmt):
+        return floatcodes.decode(codes, fmt)
     fmt = _fmt(fmt)
     if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8:
         raise QuantError(f"codes must be a torch.uint8 tensor, got "
@@ -445,29 +293,6 @@ def _pow2_f32(k: torch.Tensor) -> torch.Tensor:
     return torch.where(k >= -126, normal, sub)
 
 
-def _fold(x: torch.Tensor, granularity: str, block: int) -> tuple[torch.Tensor, tuple]:
-    """View x as (groups, group_size) (block: zero-padded), so one scale per row."""
-    if granularity == "tensor":
-        return x.reshape(1, -1), ()
-    if granularity == "channel":
-        return x.reshape(x.shape[0], -1), (x.shape[0],)
-    n = x.shape[-1]
-    nb = -(-n // block)
-    pad = nb * block - n
-    y = x.reshape(-1, n)
-    if pad:
-        y = torch.nn.functional.pad(y, (0, pad))
-    return y.reshape(-1, block), x.shape[:-1] + (nb,)
-
-
-def _unfold(y: torch.Tensor, shape: tuple, granularity: str, block: int) -> torch.Tensor:
-    """Inverse of _fold (drops the block padding)."""
-    if granularity not in BLOCK_GRANULARITIES:
-        return y.reshape(shape)
-    rows = math.prod(shape[:-1])
-    return y.reshape(rows, -1)[:, : shape[-1]].reshape(shape)
-
-
 def scale_exponent(amax: torch.Tensor, fmt, rule: str = "ceil") -> torch.Tensor:
     """The scale exponent of each group maximum ``amax`` (>= 0), as int32.
 
@@ -519,14 +344,6 @@ def _scale_exps(x: torch.Tensor, fmt: F.Format, granularity: str, block: int, no
     return y, scale_exponent(amax, fmt, rule), sshape
 
 
-def _raise_nonfinite(x: torch.Tensor):
-    bad = (~torch.isfinite(x)).reshape(-1)
-    nn_ = int(torch.isnan(x).sum())
-    raise QuantError(f"x contains {int(bad.sum())} non-finite value(s) ({nn_} NaN; first at flat index "
-                     f"{int(torch.nonzero(bad)[0, 0])}); scaled quantization needs finite input "
-                     "(fake_quant(nonfinite='propagate') passes NaN/Inf through)")
-
-
 def _check_x(x, fmt, rounding, granularity, block, nonfinite="raise"):
     fmt = _fmt(fmt)
     _check_rounding(fmt, rounding)
@@ -539,7 +356,7 @@ def _check_x(x, fmt, rounding, granularity, block, nonfinite="raise"):
 
 
 def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity: str = "tensor",
-             block: int = 32, saturate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+             block: int = 32, saturate: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Power-of-two scaled quantization: ``(codes uint8, scale_exp int8)``.
 
     ``scale_exp`` is the smallest integer k with amax / 2**k <= fmt.max per group
@@ -549,8 +366,15 @@ def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity:
     empty input raise QuantError, except under ``mx``, where a block holding
     NaN/Inf gets the NaN scale SCALE_NAN and all-zero codes (OCP MX v1.0), and
     elements always saturate (``saturate`` is ignored: the floor rule lets a
-    scaled value exceed the format's max).
+    scaled value exceed the format's max).  ``saturate=None``: True.  16-bit floats
+    (bf16, fp16) are not scaled: ``(encode(x), zeros)`` (uint16 codes; NaN/Inf kept,
+    overflow to +-Inf unless ``saturate``).
     """
+    if floatcodes.takes(fmt):  # a 16-bit float is its own range: codes of x, scale exponent 0
+        _check_rounding(F.get(fmt), rounding)
+        shape = scale_shape(_as_float32(x).shape, granularity, block)
+        return encode(x, fmt, rounding, False if saturate is None else saturate), torch.zeros(shape, dtype=torch.int8)
+    saturate = True if saturate is None else saturate
     fmt, x, granularity = _check_x(x, fmt, rounding, granularity, block)
     mx = granularity == "mx"
     y, k, sshape = _scale_exps(x, fmt, granularity, block, "mx" if mx else "raise")
@@ -652,7 +476,6 @@ def _tensor_fq(x2: torch.Tensor, k: int, slut: torch.Tensor, shift: int, mask: i
     return lut.index_select(0, key.reshape(-1)).view(x2.shape)
 
 
-_COMPILE = {"on": {"1": True, "0": False}.get(os.environ.get("RF8SIM_COMPILE", ""), "auto")}
 
 
 def set_compile(on: "bool | str" = True) -> None:
@@ -671,16 +494,12 @@ def set_compile(on: "bool | str" = True) -> None:
         raise QuantError(f"set_compile takes True, False or 'auto', got {on!r}")
     _COMPILE["on"] = on
     if on is True:
-        from .fastquant import _STATUS
-
         _STATUS["failed"] = None  # try again; a failure now raises
 
 
 def compile_status() -> dict:
     """How many fake_quant calls ran the compiled kernel / eager, and why compilation failed (None if not)."""
-    from .fastquant import compile_status as status
-
-    return status()
+    return _compile_status()
 
 
 def _use_compile(x: torch.Tensor) -> bool:
@@ -721,6 +540,48 @@ def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, 
     return _unfold(out, x.shape, granularity, block)
 
 
+# ---------------------------------------------------------------------------
+# the fused op: quant's eager paths or the fastquant kernels
+
+
+def _raise_overflow(x: torch.Tensor, out: torch.Tensor, fmt: str):
+    if not bool(torch.isfinite(x).all()):
+        _raise_nonfinite(x)
+    bad = torch.isinf(out).reshape(-1)
+    raise QuantError(f"{int(bad.sum())} fake-quantized value(s) overflow float32 (first at flat index "
+                     f"{int(torch.nonzero(bad)[0, 0])}): {fmt} rounds them above 3.4028235e38, as "
+                     "quantize + dequantize would (nonfinite='propagate' returns +-inf instead)")
+
+
+@torch.library.custom_op("rf8sim::fake_quant", mutates_args=())
+def fake_quant_op(x: torch.Tensor, fmt: str, rounding: str, granularity: str, block: int, nonfinite: str,
+                  compiled: bool) -> torch.Tensor:
+    """The op behind :func:`rf8sim.training.fake_quant` (arguments already validated there)."""
+    if not compiled:  # eager: quant's specialised eager paths (fewer passes than this kernel uncompiled)
+        _STATUS["eager_calls"] += 1
+        out = _fq_values(x, F.get(fmt), rounding, granularity, block, nonfinite)
+        ok = nonfinite != "raise" or bool(torch.isfinite(out).all())
+    else:
+        y, _ = _fold(x, granularity, block)
+        out, ok = kernel_values(y, fmt, rounding, compiled, _SCALE_MIN, _SCALE_MAX, granularity == "mx")
+        out = _unfold(out, x.shape, granularity, block)
+    if nonfinite == "raise" and not bool(ok):
+        _raise_overflow(x, out, fmt)
+    return out
+
+
+@fake_quant_op.register_fake
+def _(x, fmt, rounding, granularity, block, nonfinite, compiled):
+    return torch.empty_like(x, dtype=torch.float32)
+
+
+def _backward(ctx, grad):
+    return grad, None, None, None, None, None, None  # straight-through estimator
+
+
+fake_quant_op.register_autograd(_backward)
+
+
 #: granularities the fused op handles (others go through the autograd Function below)
 _FUSED_GRANULARITIES = ("tensor", "channel", "ceil", "mx")
 
@@ -747,13 +608,17 @@ def fake_quant(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularit
     ``"propagate"`` the scale is computed over the finite values only, every
     finite value is quantized normally and NaN/±Inf entries are passed through
     unchanged (useful to let a loss-scaler see an overflow).
+
+    16-bit floats (bf16, fp16): ``decode(encode(x))`` by torch's RNE cast (overflow to +-Inf,
+    NaN kept), unscaled whatever the granularity, with the same straight-through gradient.
     """
+    if floatcodes.takes(fmt):
+        _check_rounding(F.get(fmt), rounding)
+        return floatcodes.fake_quant(x, fmt)
     fmt, x32, granularity = _check_x(x, fmt, rounding, granularity, block, nonfinite)
     # x32 = x.float() for float16/bfloat16 inputs: autograd routes the gradient back through the cast
     if (granularity in _FUSED_GRANULARITIES and F.get(fmt.name) is fmt and fmt.code_bits == 8
             and fmt.kind in ("residual", "float", "int")):
-        from .fastquant import fake_quant_op
-
         # one custom op (torch.compile sees it, no graph break); fused compiled kernel when enabled
         return fake_quant_op(x32, fmt.name, rounding, granularity, block, nonfinite, _use_compile(x32))
     return _FakeQuant.apply(x32, fmt, rounding, granularity, block, nonfinite)

@@ -8,14 +8,14 @@ power-of-two scale exponents) or bf16, and two accumulators:
     One IEEE binary32 accumulator per output; per term ``acc = RNE_f32(acc + p)``
     with the *exact* product ``p`` (a fused multiply-add, no product rounding), in
     k order (for lanes > 1 the contract's lane-order chain is the same order).
-    **Exact emulation** (:func:`gemm16` with ``acc="fp32"``): every product of a
+    **Exact emulation** (:func:`rf8sim.training.gemm` with ``acc="fp32"``): every product of a
     16-bit activation (<= 11-bit significand) and a weight (<= 8 bits) is exact in
     float64; the float64 sum ``s = acc + p`` is made exact with its TwoSum error
     term, turned into the round-to-odd float64 sum (53 >= 24 + 2 bits), and the
     float64 -> float32 cast then rounds it correctly (RNE, subnormals, overflow to
     Inf).  One vectorised step per k: O(K) small kernels.
     **Fast, not exact**: ``F.linear`` on the dequantized float32 operands (what
-    :func:`fake_quant16` + a QAT forward computes) sums in a blocked order; its
+    :func:`rf8sim.training.fake_quant` + a QAT forward computes) sums in a blocked order; its
     outputs differ from the sequential chain in the last bits (verify-layer
     reports the fraction that agrees).
 
@@ -25,7 +25,7 @@ power-of-two scale exponents) or bf16, and two accumulators:
     activation becomes ``sign * min(RNE(|a| / 2**q), 2**(M-1) - 1)``, the block
     sum ``S`` of ``a_int * w`` is an exact integer, and ``acc = RNE_f32(acc +
     S * 2**(...))`` once per block.  **Exact** (integer arithmetic in int64
-    tensors, then the same round-to-odd step): :func:`gemm16` with
+    tensors, then the same round-to-odd step): :func:`rf8sim.training.gemm` with
     ``acc="aligned:K:M"``.  Block sums beyond 2**53 (which need very wide
     configurations: M near 24 with wide weight exponent ranges and K in the
     thousands) raise :class:`~rf8sim.training.gemm.GemmError`.
@@ -37,134 +37,40 @@ sets ``invalid``; a finite sum that rounds beyond float32 becomes Inf and sets
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .. import formats as F
-from .gemm import GemmError
-from .quant import QuantError, _as_float32, canonical_granularity
+from ..accspec import AccSpec, AccSpecError
+from .operands import GemmError, scale_exponents
+from . import floatcodes
+from .floatcodes import FORMATS as A16_FORMATS  # noqa: F401 - deprecated name of floatcodes.FORMATS
+from .floatcodes import FloatLayout as _F16
+from .floatcodes import codes_int32 as _codes16
+from .floatcodes import layout as _f16
+from .quant import QuantError, canonical_granularity
 
-__all__ = ["A16_FORMATS", "W8A16Result", "encode16", "decode16", "fake_quant16", "gemm16", "parse_acc16",
-           "CANONICAL_NAN_F32"]
+__all__ = ["W8A16Result", "gemm_float", "float_acc", "CANONICAL_NAN_F32"]
 
 CANONICAL_NAN_F32 = 0x7FC00000
-
-
-class _F16(NamedTuple):
-    name: str
-    dtype: torch.dtype
-    exp_bits: int
-    man_bits: int
-    bias: int
-    nan: int  # canonical NaN code
-
-    @property
-    def max(self) -> float:
-        return float(torch.finfo(self.dtype).max)
-
-
-def _from_spec(name: str, dtype: torch.dtype) -> _F16:
-    f = F.get(name)  # the field layout comes from the spec (rf8sim.formats)
-    t = _F16(name, dtype, f.exp_bits, f.man_bits, f.bias, int(f.nan_code))
-    fi = torch.finfo(dtype)  # torch's cast must implement exactly that layout
-    assert (fi.bits, fi.max, fi.eps) == (f.code_bits, f.max, 2.0 ** -f.man_bits), name
-    return t
-
-
-#: the 16-bit float formats of the contract (torch's casts are IEEE RNE)
-A16_FORMATS = {"bf16": _from_spec("bf16", torch.bfloat16), "fp16": _from_spec("fp16", torch.float16)}
-
-
-def _f16(fmt) -> _F16:
-    name = getattr(fmt, "name", fmt)
-    if name not in A16_FORMATS:
-        raise QuantError(f"{fmt!r} is not a 16-bit float format; valid: {', '.join(A16_FORMATS)}")
-    return A16_FORMATS[name]
-
-
-def encode16(x: torch.Tensor, fmt="bf16", saturate: bool = False) -> torch.Tensor:
-    """float32 -> uint16 codes, round to nearest even (torch's cast), canonical NaN.
-
-    Overflow goes to +-Inf unless ``saturate`` (then +-max, and +-Inf inputs too).  Same codes as
-    ml_dtypes.bfloat16 / numpy.float16 casts (tested) and as the golden model.
-    """
-    f = _f16(fmt)
-    x = _as_float32(x)
-    if saturate:  # finite overflow and +-Inf both become +-max (as the golden encode and the 8-bit formats)
-        x = torch.where(torch.isnan(x), x, x.clamp(-f.max, f.max))
-    c = x.to(f.dtype).view(torch.int16).to(torch.int32) & 0xFFFF
-    c = torch.where(torch.isnan(x), torch.full_like(c, f.nan), c)
-    return c.to(torch.int16).view(torch.uint16)
-
-
-def _codes16(codes, what="codes") -> torch.Tensor:
-    """uint16 codes as int32 (0..65535); refuses 8-bit and other integer arrays."""
-    if isinstance(codes, np.ndarray):
-        if codes.dtype != np.uint16:
-            raise QuantError(f"{what} must be uint16 16-bit float codes, got a numpy {codes.dtype} array")
-        codes = torch.from_numpy(codes.astype(np.int32))
-        return codes
-    if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint16:
-        got = codes.dtype if isinstance(codes, torch.Tensor) else type(codes).__name__
-        raise QuantError(f"{what} must be a torch.uint16 tensor of 16-bit float codes, got {got}"
-                         + (" (8-bit codes belong to the 8-bit formats)" if got == torch.uint8 else ""))
-    return codes.view(torch.int16).to(torch.int32) & 0xFFFF
-
-
-def decode16(codes: torch.Tensor, fmt="bf16") -> torch.Tensor:
-    """uint16 codes -> float32 (exact: every bf16/fp16 value is a float32)."""
-    f = _f16(fmt)
-    c = _codes16(codes)
-    return c.to(torch.int16).view(f.dtype).float()
-
-
-class _FQ16(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, dtype):
-        return x.to(dtype).float()
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, None
-
-
-def fake_quant16(x: torch.Tensor, fmt="bf16") -> torch.Tensor:
-    """``decode16(encode16(x))`` (RNE to bf16/fp16, overflow to Inf) as float32, straight-through gradient."""
-    f = _f16(fmt)
-    return _FQ16.apply(_as_float32(x), f.dtype)
 
 
 # ---------------------------------------------------------------------------
 # accumulator specs
 
-class Acc16(NamedTuple):
-    kind: str       # "fp32" or "aligned"
-    K: int = 0
-    M: int = 0
-
-    def __str__(self) -> str:
-        return "fp32" if self.kind == "fp32" else f"aligned:{self.K}:{self.M}"
-
-
-def parse_acc16(acc) -> Acc16:
-    """``"fp32"`` or ``"aligned:K:M"`` (1 <= K <= 4096, 2 <= M <= 24); an AccSpec-like object by its str()."""
-    if isinstance(acc, Acc16):
-        return acc
-    s = str(acc).strip().lower()
-    if s == "fp32":
-        return Acc16("fp32")
-    m = re.fullmatch(r"aligned:(\d+):(\d+)", s)
-    if not m:
-        raise GemmError(f"accumulator {acc!r} is not valid for 16-bit activations; valid: fp32, aligned:K:M")
-    K, M = int(m.group(1)), int(m.group(2))
-    if not 1 <= K <= 4096:
-        raise GemmError(f"aligned:K:M: K={K} is outside 1..4096")
-    if not 2 <= M <= 24:
-        raise GemmError(f"aligned:K:M: M={M} is outside 2..24")
-    return Acc16("aligned", K, M)
+def float_acc(acc, a_fmt=None, w_fmt=None) -> AccSpec:
+    """The float accumulator (``fp32`` or ``aligned:K:M``) of an AccSpec or its string, parsed by
+    :meth:`rf8sim.accspec.AccSpec.parse`; GemmError for a fixed-point or unknown spec."""
+    try:
+        spec = AccSpec.parse(acc)
+    except AccSpecError as e:
+        raise GemmError(str(e)) from None
+    if spec.kind == "fixed":
+        raise GemmError(f"accumulator {acc!r} is fixed-point; 16-bit activations take a float accumulator; "
+                        "valid: fp32, aligned:K:M")
+    return spec
 
 
 # ---------------------------------------------------------------------------
@@ -231,10 +137,8 @@ def _value64(sign, sig, exp, special) -> torch.Tensor:
 def _w_scales(w_scale_exp, N: int, K: int, gran: str, block: int, dev, what: str = "w") -> torch.Tensor:
     """Per (n, k) scale exponent, int64 (N, K): the integer GEMM's checks (integers only, shape) plus
     a refusal of the MX NaN scale."""
-    from .gemm import _scales
-
     try:
-        k = _scales(w_scale_exp, N, K, gran, block, what, dev)
+        k = scale_exponents(w_scale_exp, N, K, gran, block, what, dev)
     except QuantError as e:
         raise GemmError(str(e)) from None
     if bool((k == -128).any()):
@@ -273,7 +177,7 @@ class W8A16Result(NamedTuple):
         return self.out.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
 
 
-def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=None,
+def gemm_float(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=None,
            w_granularity: str = "tensor", block: int = 32, a_scale_exp=None,
            a_granularity: str = "tensor") -> W8A16Result:
     """``C[m, n] = sum_k a[m, k] * w[n, k]`` with 16-bit activation codes (uint16, (M, K)) and weight
@@ -283,7 +187,7 @@ def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=
     8-bit activation formats (uint8 codes, with ``a_scale_exp``) go through the same accumulators
     (as in ``rf8sim.golden.gemm``); under ``aligned`` their scale must be constant along a row
     (tensor or channel granularity)."""
-    spec = parse_acc16(acc)
+    spec = float_acc(acc)
     a8 = getattr(a_fmt, "name", a_fmt) not in A16_FORMATS
     if a8:
         if not isinstance(a_codes, torch.Tensor) or a_codes.dim() != 2:
@@ -341,10 +245,10 @@ def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=
     return W8A16Result(out, ovf, inv)
 
 
-def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: Acc16, accv, ovf, a_row_scale=None):
+def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: AccSpec, accv, ovf, a_row_scale=None):
     M, K = asig.shape
     N = wsig.shape[0]
-    Kb, Mb = spec.K, spec.M
+    Kb, Mb = spec.block, spec.align_bits
     if K % Kb:
         raise GemmError(f"aligned:{Kb}:{Mb}: K={Kb} does not divide the row length {K}")
     nb = K // Kb
@@ -394,3 +298,39 @@ def _aligned(asg, asig, aexp, aE, asp, ws, wsig, wexp, wsp, fa: _F16, spec: Acc1
         accv = _rne_f32_add(prev, v)
         ovf |= torch.isinf(accv) & torch.isfinite(prev) & torch.isfinite(v)
     return accv, ovf
+
+
+# ---------------------------------------------------------------------------
+# deprecated names (one release): the front doors are rf8sim.training.encode / decode / fake_quant / gemm
+
+def _deprecated(old: str, new: str):
+    import warnings
+
+    warnings.warn(f"rf8sim.training.w8a16.{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+
+
+def encode16(x: torch.Tensor, fmt="bf16", saturate: bool = False) -> torch.Tensor:
+    """Deprecated: :func:`rf8sim.training.encode` (``saturate`` defaults to False for bf16/fp16)."""
+    _deprecated("encode16", "rf8sim.training.encode")
+    return floatcodes.encode(x, fmt, saturate)
+
+
+def decode16(codes: torch.Tensor, fmt="bf16") -> torch.Tensor:
+    """Deprecated: :func:`rf8sim.training.decode`."""
+    _deprecated("decode16", "rf8sim.training.decode")
+    return floatcodes.decode(codes, fmt)
+
+
+def fake_quant16(x: torch.Tensor, fmt="bf16") -> torch.Tensor:
+    """Deprecated: :func:`rf8sim.training.fake_quant`."""
+    _deprecated("fake_quant16", "rf8sim.training.fake_quant")
+    return floatcodes.fake_quant(x, fmt)
+
+
+def gemm16(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_exp=None,
+           w_granularity: str = "tensor", block: int = 32, a_scale_exp=None,
+           a_granularity: str = "tensor") -> W8A16Result:
+    """Deprecated: :func:`rf8sim.training.gemm` with a float ``acc`` (keyword scale arguments)."""
+    _deprecated("gemm16", "rf8sim.training.gemm")
+    return gemm_float(a_codes, w_codes, a_fmt, w_fmt, acc, w_scale_exp, w_granularity, block, a_scale_exp,
+                      a_granularity)

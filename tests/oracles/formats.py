@@ -16,6 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from oracles.exact import floor_log2
+
 from rf8sim import formats as F
 
 __all__ = ["table", "canonical_of", "encode_one", "encode_vec", "product_one", "RefError"]
@@ -57,19 +59,9 @@ def _mags(fmt):
     return sorted({abs(v) for v in table(fmt) if isinstance(v, Fraction)})
 
 
-def _floor_log2(q: Fraction) -> int:
-    """Largest f with 2^f <= q (q > 0), by exact comparisons."""
-    f = q.numerator.bit_length() - q.denominator.bit_length()
-    while Fraction(2) ** f > q:
-        f -= 1
-    while Fraction(2) ** (f + 1) <= q:
-        f += 1
-    return f
-
-
 def _round_log2(q: Fraction) -> int:
     """round(log2 q): f + 1 iff q >= sqrt(2) 2^f, i.e. q^2 >= 2 * 4^f."""
-    f = _floor_log2(q)
+    f = floor_log2(q)
     return f + 1 if q * q >= 2 * Fraction(4) ** f else f
 
 
@@ -137,7 +129,7 @@ def encode_one(x, fmt, rounding="nearest", saturate=True) -> int:
         return canonical_of(fmt, -top if neg else top, neg)
     if q == 0:
         return canonical_of(fmt, Fraction(0), neg)
-    e1 = _round_log2(q) if rounding == "paper" else _floor_log2(q)
+    e1 = _round_log2(q) if rounding == "paper" else floor_log2(q)
     if e1 > emax:
         if not saturate:
             raise RefError("overflow")
@@ -148,7 +140,7 @@ def encode_one(x, fmt, rounding="nearest", saturate=True) -> int:
     r = q - p1
     val = p1
     if r != 0:
-        e2 = _round_log2(abs(r)) if rounding == "paper" else _floor_log2(abs(r))
+        e2 = _round_log2(abs(r)) if rounding == "paper" else floor_log2(abs(r))
         if e1 - e2 <= D:
             val = p1 + (Fraction(2) ** e2 if r > 0 else -Fraction(2) ** e2)
     return canonical_of(fmt, -val if neg else val, neg)

@@ -3,9 +3,10 @@
 
 Nothing here uses the golden model's kernels, its tables or float arithmetic on values:
 codes are decoded from their bit fields by the format definitions (IEEE bf16/fp16 written
-out here; the 8-bit formats through the Fraction table of tests/reference.py), sums are exact
+out here; the 8-bit formats through the Fraction table of oracles.formats), sums are exact
 Fractions, and the one rounding to binary32 is written from its definition (nearest, ties to
-even, subnormals at 2**-149, overflow to Inf).
+even, subnormals at 2**-149, overflow to Inf): :func:`rne_f32`, the only float32 rounding of
+the oracles (oracles.w8a16 and the tests use it too).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import struct
 from fractions import Fraction
 
-from reference import table as _table8
+from oracles.exact import floor_log2, round_half_even
+from oracles.formats import table as _table8
 
 from rf8sim import formats as F
 
@@ -105,28 +107,17 @@ def product(a, w, scale: int = 0):
 # binary32 rounding from the definition
 
 
-def _floor_log2(x: Fraction) -> int:
-    e = x.numerator.bit_length() - x.denominator.bit_length()
-    while Fraction(2) ** e > x:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= x:
-        e += 1
-    return e
-
-
 def rne_f32(x: Fraction):
-    """(rounded value as Fraction, overflowed) or (INF/NINF, True); zero results: caller's sign."""
+    """(rounded value as Fraction, overflowed) or (INF/NINF, True); zero results: caller's sign.
+
+    From the definition: the quantum is 2**(e-23) for the binade 2**e <= |x| < 2**(e+1), at
+    least 2**-149 (subnormals); the multiple of the quantum nearest |x|, ties to even; a result
+    above the largest finite (2**24-1) * 2**104 overflows to Inf."""
     if x == 0:
         return Fraction(0), False
-    a = abs(x)
-    e = _floor_log2(a)
-    ulp = Fraction(2) ** (e - 23) if e >= -126 else Fraction(2) ** -149
-    n = a / ulp
-    fl = n.numerator // n.denominator
-    rem = n - fl
-    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2 == 1):
-        fl += 1
-    r = fl * ulp
+    a = abs(Fraction(x))
+    ulp = Fraction(2) ** (max(floor_log2(a), -126) - 23)
+    r = round_half_even(a / ulp) * ulp
     if r > F32_MAX:
         return (NINF if x < 0 else INF), True
     return (-r if x < 0 else r), False
@@ -205,12 +196,7 @@ def align_block(a_codes, a_fmt, M: int):
     q = (emax - bias_of(a_fmt)) - (M - 2)
     ints = []
     for v in vals:
-        n = abs(v.v) / Fraction(2) ** q
-        fl = n.numerator // n.denominator
-        rem = n - fl
-        if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2 == 1):
-            fl += 1
-        fl = min(fl, (1 << (M - 1)) - 1)
+        fl = min(round_half_even(abs(v.v) / Fraction(2) ** q), (1 << (M - 1)) - 1)
         ints.append(-fl if v.v < 0 else fl)
     return q, ints
 

@@ -1,14 +1,17 @@
 """Independent W8A16 references written from the contract with Python ints and Fractions.
 
 Nothing here uses torch or float arithmetic for a result: float32 rounding is
-written from its definition (round half to even on an integer multiple of the
-quantum), values of 16-bit codes are decoded from their bit fields.
+oracles.binary32.rne_f32 (from its definition), values of 16-bit codes are decoded
+from their bit fields.
 """
 
 from __future__ import annotations
 
 import struct
 from fractions import Fraction
+
+from oracles.binary32 import rne_f32
+from oracles.exact import floor_log2, round_half_even
 
 from rf8sim import formats as F
 
@@ -43,28 +46,6 @@ def weight_value(code: int, fmt: str, k: int):
         return "inf", None, s
     v = Fraction(int(f.sig[code])) * Fraction(2) ** (int(f.exp[code]) + k)
     return "fin", -v if s else v, s
-
-
-def rne_f32(x: Fraction):
-    """x rounded to float32 (RNE, subnormals, overflow -> inf): returns a Fraction or ('inf', sign)."""
-    if x == 0:
-        return Fraction(0)
-    a = abs(x)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    while Fraction(2) ** e > a:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= a:
-        e += 1
-    quantum = Fraction(2) ** (max(e, -126) - 23)
-    n = a / quantum
-    fl = n.numerator // n.denominator
-    rem = n - fl
-    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2 == 1):
-        fl += 1
-    r = fl * quantum
-    if r >= Fraction(2) ** 128:
-        return ("inf", 1 if x < 0 else 0)
-    return -r if x < 0 else r
 
 
 def f32_bits(kind: str, v, sign: int) -> int:
@@ -110,9 +91,9 @@ class Acc:
                 self.s = 0
             self.v = Fraction(0)
             return
-        r = rne_f32(x)
-        if isinstance(r, tuple):
-            self.kind, self.s = "inf", r[1]
+        r, overflow = rne_f32(x)
+        if overflow:
+            self.kind, self.s = "inf", 1 if x < 0 else 0
             self.overflow = True
             return
         self.v, self.s = r, (1 if x < 0 else 0)
@@ -159,12 +140,7 @@ def aligned_dot(a_codes, w_codes, a_fmt, w_fmt, w_k, K: int, M: int):
         q = (max(fields) - bias) - (M - 2)
         S = Fraction(0)
         for (_, v, s), (_, wv, _) in zip(av, wb):
-            t = abs(v) / Fraction(2) ** q
-            fl = t.numerator // t.denominator
-            rem = t - fl
-            if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2 == 1):
-                fl += 1
-            fl = min(fl, 2 ** (M - 1) - 1)
+            fl = min(round_half_even(abs(v) / Fraction(2) ** q), 2 ** (M - 1) - 1)
             S += (-fl if s else fl) * wv
         acc.add("fin", S * Fraction(2) ** q, 0)
     return acc.bits(), acc.overflow, acc.invalid
@@ -184,28 +160,14 @@ def encode16_ref(x_bits: int, fmt: str, saturate=False) -> int:
     v = Fraction(m) * Fraction(2) ** -149 if E == 0 else Fraction((1 << 23) | m) * Fraction(2) ** (E - 150)
     if v == 0:
         return s << 15
-    e = v.numerator.bit_length() - v.denominator.bit_length()
-    while Fraction(2) ** e > v:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= v:
-        e += 1
-    quantum = Fraction(2) ** (max(e, 1 - bias) - mb)
-    n = v / quantum
-    fl = n.numerator // n.denominator
-    rem = n - fl
-    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2 == 1):
-        fl += 1
-    r = fl * quantum
+    quantum = Fraction(2) ** (max(floor_log2(v), 1 - bias) - mb)
+    r = round_half_even(v / quantum) * quantum
     maxv = Fraction((1 << (mb + 1)) - 1) * Fraction(2) ** (top - 1 - bias - mb)
     if r > maxv:
         return (s << 15) | (((top << mb) - 1) if saturate else (top << mb))
     # encode r: subnormal if below 2**(1-bias)
     if r < Fraction(2) ** (1 - bias):
         return (s << 15) | int(r / Fraction(2) ** (1 - bias - mb))
-    e = r.numerator.bit_length() - r.denominator.bit_length()
-    while Fraction(2) ** e > r:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= r:
-        e += 1
+    e = floor_log2(r)
     man = int(r / Fraction(2) ** (e - mb)) - (1 << mb)
     return (s << 15) | ((e + bias) << mb) | man

@@ -12,6 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from oracles.exact import floor_log2
+
 from rf8sim import formats as F
 
 
@@ -149,7 +151,7 @@ def ref_scale_exp(amax: float, fmt, rule: str = "ceil") -> int:
     if rule == "mx":
         if a == 0:
             return -127
-        return max(-127, min(127, _floor_log2(a) - _floor_log2(scale_target(fmt))))
+        return max(-127, min(127, floor_log2(a) - floor_log2(scale_target(fmt))))
     if a == 0:
         return 0
     k = 0
@@ -158,16 +160,6 @@ def ref_scale_exp(amax: float, fmt, rule: str = "ceil") -> int:
     while a / Fraction(2) ** (k - 1) <= scale_target(fmt):
         k -= 1
     return max(-127, min(127, k))
-
-
-def _floor_log2(a: Fraction) -> int:
-    """floor(log2 a) for a > 0, exactly."""
-    f = a.numerator.bit_length() - a.denominator.bit_length()
-    while Fraction(2) ** f > a:
-        f -= 1
-    while Fraction(2) ** (f + 1) <= a:
-        f += 1
-    return f
 
 
 def boundary_values(fmt) -> np.ndarray:
