@@ -219,7 +219,19 @@ def verdict(gap: dict, change: dict | None, plain_gap: dict) -> str:
     return "not closed"
 
 
-def run_thesis(spec: ThesisSpec, progress: bool = True) -> dict:
+def _job(args):
+    """One (recipe, seed): train, evaluate on the shared held-out chunks (a worker process may run it)."""
+    from .data import load_text_corpus
+
+    spec, recipe, seed = args
+    chunks = heldout_chunks(load_text_corpus().test, spec.block, spec.chunks, 0)
+    model, info = train_recipe(spec, recipe, seed)
+    t = time.perf_counter()
+    bits, ck = evaluate(model, chunks, spec)
+    return info, bits, ck, time.perf_counter() - t
+
+
+def run_thesis(spec: ThesisSpec, progress: bool = True, workers: int = 1) -> dict:
     """Train every recipe x seed, evaluate, compare; JSON-able results."""
     from tqdm.auto import tqdm
 
@@ -230,25 +242,30 @@ def run_thesis(spec: ThesisSpec, progress: bool = True) -> dict:
     for dp in _datapaths(spec).values():
         check_assignment(_model(spec.tinylm(0)), dp, spec.max_terms)
     corpus = load_text_corpus()
-    chunks = heldout_chunks(corpus.test, spec.block, spec.chunks, 0)
+    heldout_chunks(corpus.test, spec.block, spec.chunks, 0)  # checked before the long work
     t0 = time.perf_counter()
     runs, per = [], {}
     checks = 0
     bad = 0
     bar = tqdm(total=len(spec.recipes) * spec.seeds, desc="thesis: recipe x seed", disable=not progress)
-    for recipe in spec.recipes:
-        for seed in range(spec.seeds):
-            model, info = train_recipe(spec, recipe, seed)
-            t = time.perf_counter()
-            bits, ck = evaluate(model, chunks, spec)
-            checks += sum(r["outputs"] for r in ck)
-            bad += sum(r["mismatches"] for r in ck)
-            per[(recipe, seed)] = bits
-            row = {**info, "eval_s": time.perf_counter() - t, "bpb": {k: float(v.mean()) for k, v in bits.items()},
-                   "loss": {f: _pt(bits[f], bits["float32"], spec) for f in spec.formats},
-                   "gap": {x: _pt(bits[spec.formats[0]], bits[x], spec) for x in spec.formats[1:]}}
-            runs.append(row)
-            bar.update()
+    jobs = [(spec, recipe, seed) for recipe in spec.recipes for seed in range(spec.seeds)]
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
+            done = list(ex.map(_job, jobs))
+    else:
+        done = map(_job, jobs)
+    for (_, recipe, seed), (info, bits, ck, eval_s) in zip(jobs, done):
+        checks += sum(r["outputs"] for r in ck)
+        bad += sum(r["mismatches"] for r in ck)
+        per[(recipe, seed)] = bits
+        row = {**info, "eval_s": eval_s, "bpb": {k: float(v.mean()) for k, v in bits.items()},
+               "loss": {f: _pt(bits[f], bits["float32"], spec) for f in spec.formats},
+               "gap": {x: _pt(bits[spec.formats[0]], bits[x], spec) for x in spec.formats[1:]}}
+        runs.append(row)
+        bar.update()
     bar.close()
     trial = spec.formats[0]
     pooled = {}
@@ -366,14 +383,14 @@ def render() -> str:
             + table(res) + "\n" + summary(res) + "\nPer seed:\n\n" + seed_table(res))
 
 
-def record_run(spec: ThesisSpec, record=None, *, force: bool = False, progress: bool = True) -> int:
+def record_run(spec: ThesisSpec, record=None, *, force: bool = False, progress: bool = True, workers: int = 1) -> int:
     from ..fileio import check_output_path
     from .report import print_table
 
     spec.check()
     if record:
         check_output_path(record, force)
-    res = run_thesis(spec, progress=progress)
+    res = run_thesis(spec, progress=progress, workers=workers)
     rows = [{"recipe": r, **{f"{spec.formats[0]}-{x}": p["gap"][x]["diff"] for x in spec.formats[1:]},
              **{f"verdict {x}": p["verdict"][x] for x in spec.formats[1:]}} for r, p in res["pooled"].items()]
     print_table(rows, list(rows[0]), title="thesis: RF8 gap per training recipe (bits/byte, pooled)", digits=4)
@@ -399,6 +416,7 @@ def add_parser(ssub) -> None:
     q.add_argument("--block", type=int, default=ThesisSpec.block)
     q.add_argument("--record", metavar="FILE.json", default=None, help=f"write a record (e.g. {THESIS_RECORD})")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.add_argument("--workers", type=int, default=1, help="train recipe x seed in this many processes")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=_cmd)
 
@@ -407,4 +425,4 @@ def _cmd(a) -> int:
     spec = ThesisSpec(seeds=a.seeds, steps=a.steps, chunks=a.chunks,
                       recipes=tuple(r.strip() for r in a.recipes.split(",") if r.strip()),
                       d_model=a.d_model, n_layer=a.n_layer, block=a.block)
-    return record_run(spec, a.record, force=a.force, progress=not a.no_progress)
+    return record_run(spec, a.record, force=a.force, progress=not a.no_progress, workers=max(1, a.workers))
