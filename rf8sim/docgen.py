@@ -105,6 +105,7 @@ PAGES: dict[str, dict[str, str]] = {
         "study:tinylm-points": "rf8sim.study.tinylm",
         "study:tinylm-pairs": "rf8sim.study.tinylm",
         "study:tinylm-answer": "rf8sim.study.tinylm",
+        "study:thesis": "rf8sim.study.thesis",
         "cluster:scaling": "rf8sim.cluster_scaling",
     },
     "docs/training.md": {
