@@ -76,11 +76,17 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli",
         "hdl:array-minilm": "rf8sim.verify_array",
         "hdl:array-bench": "rf8sim.verify_array",
+        "hdl:array-schedule": "rf8sim.verify_array",
+        "hdl:array-cost": "rf8sim.hdl.array_cost",
+        "hdl:array-goals": "rf8sim.hdl.array_cost",
         "hdl:route-osu018": "rf8sim.hdl.route_study",
         "hdl:route-failures-osu018": "rf8sim.hdl.route_study",
         "hdl:route-spread-osu018": "rf8sim.hdl.route_study",
         "hdl:route-noise-osu018": "rf8sim.hdl.route_study",
         "hdl:route-anchors-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-osu018-w8a16": "rf8sim.hdl.route_study",
+        "hdl:route-failures-osu018-w8a16": "rf8sim.hdl.route_study",
+        "hdl:route-noise-osu018-w8a16": "rf8sim.hdl.route_study",
     },
     "docs/study.md": {
         "study:full-run": "rf8sim.study.sweep_records",
@@ -139,6 +145,7 @@ RENDERER_MODULES = (
     "rf8sim.study.mac_costs",
     "rf8sim.study.tinylm",
     "rf8sim.study.thesis",
+    "rf8sim.tech.docs",
 )
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)

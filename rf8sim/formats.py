@@ -922,6 +922,17 @@ def names(code_bits: int | None = None) -> tuple[str, ...]:
     return tuple(n for n, f in _REGISTRY.items() if f.code_bits == code_bits)
 
 
+#: name -> block format (an rf8sim.scales.BlockFormat), filled by :func:`register_block_format` when
+#: rf8sim.scales is imported (always, by ``import rf8sim``): get() names them in its errors without
+#: importing scales (scales imports this module).
+_BLOCK_FORMATS: dict = {}
+
+
+def register_block_format(bf) -> None:
+    """Make :func:`get` say that ``bf.name`` is a block format (called by rf8sim.scales)."""
+    _BLOCK_FORMATS[bf.name] = bf
+
+
 def get(fmt: "str | Format") -> Format:
     """Look a format up by name (case-insensitive); a Format passes through."""
     if isinstance(fmt, Format):
@@ -932,15 +943,13 @@ def get(fmt: "str | Format") -> Format:
     try:
         return _REGISTRY[key]
     except KeyError:
-        from .scales import BLOCK_FORMATS
-
-        bf = BLOCK_FORMATS.get(key)
+        bf = _BLOCK_FORMATS.get(key)
         if bf is not None:
             raise FormatError(f"{bf.name} is a block format ({bf.description}), not an element format: its element "
                               f"format is {bf.element}; quantize with rf8sim.golden.blocks.quantize_block, "
                               f"QuantConfig(weight_fmt={bf.name!r}) or `rf8sim study zoo`") from None
         raise FormatError(f"unknown format {fmt!r}; valid formats: {', '.join(_REGISTRY)} (block formats: "
-                          f"{', '.join(BLOCK_FORMATS)})") from None
+                          f"{', '.join(_BLOCK_FORMATS)})") from None
 
 
 def values(fmt: "str | Format") -> np.ndarray:

@@ -139,6 +139,10 @@ BLOCK_FORMATS: dict = {
 }
 
 
+for _bf in BLOCK_FORMATS.values():
+    F.register_block_format(_bf)
+
+
 def block_format(name) -> BlockFormat | None:
     """The :class:`BlockFormat` called ``name`` (case-insensitive), or None if it is not one."""
     return BLOCK_FORMATS.get(name.strip().lower()) if isinstance(name, str) else None

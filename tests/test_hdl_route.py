@@ -173,9 +173,11 @@ def test_unknown_technology():
     from rf8sim.errors import RF8SimError
 
     assert isinstance(e.value, RF8SimError)
-    for cmd in (["synth", "--tech", "tsmc7", "--route"], ["array", "synth", "--tech", "tsmc7", "--route"]):
+    for cmd, msg in ((["synth", "--tech", "tsmc7", "--route"], "osu018, sky130"),
+                     (["array", "synth", "--tech", "tsmc7", "--route"], "osu018, sky130"),
+                     (["synth", "--tech", "sky130", "--no-liberty"], "contradict")):
         r = subprocess.run([sys.executable, "-m", "rf8sim.cli", *cmd], capture_output=True, text=True)
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "osu018, sky130" in r.stderr, cmd
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, (cmd, r.stderr)
 
 
 # ----------------------------------------------------------------------------- one small design, end to end

@@ -27,6 +27,7 @@ from .. import formats as F
 from ..errors import RF8SimError
 from .accspec import AccSpec, AccSpecError
 from .codec import PARALLEL_MIN, DTypeError, as_codes
+from .operands import _scale_rows, _segments, clear_flags
 
 __all__ = ["product_tables", "mac", "dot", "gemm", "to_float32", "MacTrace", "GemmResult", "DotResult",
            "pair_tables", "check_spec"]
@@ -338,8 +339,6 @@ def mac(a_codes, w_codes, clear, a_fmt="bf16", w_fmt="rf8", acc="fp32") -> MacTr
                            f"group (give {acc.ungrouped()} and beats of {acc.group} lanes)")
     a, w = _prep_codes(a_codes, w_codes)
     n, lanes = a.shape
-    from .fpacc import clear_flags
-
     clear = clear_flags(clear, n)
     limbs = check_spec(acc, a_fmt, w_fmt, lanes)
     pk = packed_pairs(a_fmt, w_fmt)
@@ -1005,52 +1004,6 @@ def _gemm_fast(a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw) -> GemmResult:
             out[rest], ovf[rest] = _gemm_clamped_rows(rest, a, w, a_fmt, w_fmt, acc, sa, ba, sw, bw)
     inv = np.logical_or.outer(_rows_with(a, _nonfinite(a_fmt)), _rows_with(w, _nonfinite(w_fmt)))
     return GemmResult(out if acc.width <= 63 else out.astype(object), ovf, inv)
-
-
-def _segments(K: int, ba: int, bw: int):
-    """Boundaries of the runs of k over which both operands' scale groups are constant."""
-    starts = sorted(set(range(0, K, ba)) | set(range(0, K, bw)))
-    seg = np.array(starts + [K], np.int64)
-    st = np.array(starts, np.int64)
-    return seg, st // ba, st // bw
-
-
-def _scale_rows(scale, rows: int, K: int, granularity: str, block: int, what: str):
-    """Scale exponents as an int64 (rows, groups) array plus the group length along K."""
-    from .. import scales as S
-
-    try:
-        granularity = S.canonical_granularity(granularity)
-    except S.ScaleError:
-        raise S.ScaleError(f"unknown {what} granularity {granularity!r}; valid: {', '.join(S.GRANULARITIES)} "
-                           f"('block' is the old name of 'ceil')") from None
-    if scale is None:
-        return np.zeros((rows, 1), np.int64), max(K, 1)
-    s = np.asarray(scale)
-    if s.dtype.kind not in "iu":
-        raise DTypeError(f"{what}_scale_exp must be an integer array, got dtype {s.dtype}")
-    flat = s.reshape(-1)
-    bad = flat[((flat < S.SCALE_MIN) | (flat > S.SCALE_MAX)) & ((flat != S.SCALE_NAN) | (granularity != "mx"))]
-    if bad.size:  # such a product would be floored to 0 (or overflow): never a scale quantize makes
-        raise S.ScaleError(f"{what}_scale_exp holds {bad.size} exponent(s) outside the E8M0 range "
-                           f"{S.SCALE_MIN}..{S.SCALE_MAX} (first {int(bad[0])}); quantize's scales lie in it")
-    if granularity == "tensor":
-        if s.shape != ():
-            raise ValueError(f"{what}_scale_exp for granularity 'tensor' must be a scalar, got shape {s.shape}")
-        return np.full((rows, 1), int(s), np.int64), max(K, 1)
-    if granularity == "channel":
-        if s.shape != (rows,):
-            raise ValueError(f"{what}_scale_exp for granularity 'channel' must have shape ({rows},), got {s.shape}")
-        return np.ascontiguousarray(s.astype(np.int64).reshape(rows, 1)), max(K, 1)
-    S.check_block(granularity, block)
-    nb_ = -(-K // int(block))
-    if s.shape != (rows, nb_):
-        raise ValueError(f"{what}_scale_exp for granularity {granularity!r} (block={block}) must have shape "
-                         f"({rows}, {nb_}), got {s.shape}")
-    if granularity == "mx" and (s == S.SCALE_NAN).any():
-        raise S.ScaleError(f"{what}_scale_exp holds {int((s == S.SCALE_NAN).sum())} NaN scale(s) (mx blocks "
-                           f"with NaN/Inf); the integer datapath cannot multiply them")
-    return np.ascontiguousarray(s.astype(np.int64)), int(block)
 
 
 def gemm(a_codes, w_codes, a_fmt, w_fmt, acc, a_scale_exp=None, w_scale_exp=None,

@@ -38,8 +38,8 @@ from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import formats as F
 from ..accspec import W16_FORMATS, AccSpec, AccSpecError
-from ..errors import RF8SimError
 from .codec import PARALLEL_MIN, DTypeError
+from .operands import ShapeError, _scale_rows, _segments, clear_flags  # noqa: F401 - ShapeError: golden's API
 
 __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trace", "Fp32Result",
            "align_activations", "AlignedActivations", "W16_FORMATS", "ShapeError", "PATH_COUNTS"]
@@ -47,10 +47,6 @@ __all__ = ["products", "mac", "gemm", "view_float32", "CANONICAL_NAN", "Fp32Trac
 #: The float32 NaN every fp32/aligned result writes.
 CANONICAL_NAN = np.uint32(0x7FC00000)
 _M32 = (1 << 32) - 1
-
-
-class ShapeError(RF8SimError, ValueError):
-    """Operand arrays whose shapes do not fit together (or an unknown option value)."""
 
 
 class Fp32Trace(NamedTuple):
@@ -1055,18 +1051,6 @@ def _register_limbs(acc: AccSpec, w_fmt, q: np.ndarray, smin: int, smax: int, fo
     return True, bits // 32 + 3
 
 
-def clear_flags(clear, n: int) -> np.ndarray:
-    """The per-beat ``clear`` flags of a MAC trace (None: never cleared), checked: bool, shape ``(n,)``."""
-    if clear is None:
-        return np.zeros(n, bool)
-    clear = np.asarray(clear)
-    if clear.dtype != np.bool_:
-        raise DTypeError(f"clear must be a bool array, got dtype {clear.dtype}")
-    if clear.shape != (n,):
-        raise ShapeError(f"clear must have shape ({n},) (one flag per beat), got {clear.shape}")
-    return np.ascontiguousarray(clear)
-
-
 def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = False,
         force_wide: bool = False) -> Fp32Trace:
     """fp32 / aligned:K:M MAC trace (see :func:`rf8sim.golden.mac`)."""
@@ -1142,8 +1126,6 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
     if method not in ("auto", "sequential"):
         raise ShapeError(f"method must be 'auto' or 'sequential', got {method!r}")
     slow_only = method == "sequential" or force_int or force_wide
-    from .arith import _scale_rows, _segments
-
     a_fmt, w_fmt = F.get(a_fmt), _weight_format(w_fmt)
     _check_float_acc(acc, a_fmt, w_fmt)
     if specials not in ("error", "propagate"):

@@ -627,7 +627,7 @@ def register_array(asub) -> None:
 def _check_common(args) -> None:
     from ..fileio import check_output_path
     from .power import check_clock
-    from .route_cli import resolve_liberty
+    from .route import resolve_liberty
 
     args.liberty = resolve_liberty(args) or args.liberty  # --tech sky130: its Liberty file
     check_clock(args.clock_ns)
@@ -670,7 +670,6 @@ def cmd_synth(args) -> int:
                    liberty=args.liberty or "default")
     _print_rows([row])
     if getattr(args, "route", False):
-        from .route_cli import route_array
 
         row.update(route_array(cfg, args, args.liberty))
     if args.json:
@@ -905,3 +904,21 @@ def _register():
 
 
 _register()
+
+
+def route_array(cfg, args, liberty) -> dict:
+    """``rf8sim array synth --route``: the synthesised array placed and routed; pre/post-route timing."""
+    from .route import get_tech, route_design, routed_timing
+
+    if not 0.05 <= args.utilization <= 0.95:
+        raise HdlError(f"--utilization must be in 0.05..0.95, got {args.utilization}")
+    syn = synth_array(cfg, liberty or "default", not args.no_cache)
+    r = route_design({**syn, "stage": "array"}, get_tech(getattr(args, "tech", None)).name, density=args.utilization,
+                     seed=args.place_seed, use_cache=not args.no_cache)
+    t = routed_timing(r, args.clock_ns)
+    out = {"route": {k: v for k, v in r.items() if k != "workdir"}, "routed_timing": t}
+    print(f"routed {syn['module']} ({r['tech']}): die {r['die_um2']:.0f} um^2, utilization {r['utilization']:.2f}, "
+          f"{r['nets_routed']} nets, 0 failed; critical path {t['pre']['critical_path_ns']:.2f} ns without wires, "
+          f"{t['post']['critical_path_ns']:.2f} ns post-route; place {r['times']['place_s']:.0f} s, "
+          f"route {r['times']['route_s']:.0f} s")
+    return out

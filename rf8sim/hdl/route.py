@@ -779,3 +779,16 @@ def routed_ppa(synth: dict, route: dict, **kw) -> dict:
             "acc_label": synth.get("acc_label"), "yosys": synth.get("yosys"),
             "liberty": {"area_um2": route["die_um2"], "cells": {"all": route["instances"]}}}
     return ppa(synth=fake, spef=work / "routed.spef", **kw)
+
+
+def resolve_liberty(args):
+    """``--tech`` -> the Liberty path (``--liberty`` wins, ``--no-liberty`` refuses a named technology)."""
+    tech = getattr(args, "tech", None)
+    if tech is None:
+        return None
+    t = get_tech(tech).name
+    if getattr(args, "no_liberty", False):
+        raise HdlError(f"--tech {t} and --no-liberty contradict each other: drop one")
+    if getattr(args, "liberty", None):
+        return args.liberty
+    return None if t == "osu018" else str(tech_liberty(t))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .mac import HdlError
+from .route import resolve_liberty  # noqa: F401  (re-exported: cmd_synth asks route_cli)
 
 __all__ = ["add_arguments", "wants", "resolve_liberty", "run", "route_rows"]
 
@@ -38,40 +39,6 @@ def add_arguments(p, route: bool = True) -> None:
 
 def wants(args) -> bool:
     return bool(getattr(args, "route", False))
-
-
-def resolve_liberty(args):
-    """``--tech`` -> the Liberty path (``--liberty`` wins, ``--no-liberty`` refuses a named technology)."""
-    tech = getattr(args, "tech", None)
-    if tech is None:
-        return None
-    from .route import get_tech, tech_liberty
-
-    t = get_tech(tech).name
-    if getattr(args, "no_liberty", False):
-        raise HdlError(f"--tech {t} and --no-liberty contradict each other: drop one")
-    if getattr(args, "liberty", None):
-        return args.liberty
-    return None if t == "osu018" else str(tech_liberty(t))
-
-
-def route_array(cfg, args, liberty) -> dict:
-    """``rf8sim array synth --route``: the synthesised array placed and routed; pre/post-route timing."""
-    from .array_cost import synth_array
-    from .route import get_tech, route_design, routed_timing
-
-    if not 0.05 <= args.utilization <= 0.95:
-        raise HdlError(f"--utilization must be in 0.05..0.95, got {args.utilization}")
-    syn = synth_array(cfg, liberty or "default", not args.no_cache)
-    r = route_design({**syn, "stage": "array"}, get_tech(getattr(args, "tech", None)).name, density=args.utilization,
-                     seed=args.place_seed, use_cache=not args.no_cache)
-    t = routed_timing(r, args.clock_ns)
-    out = {"route": {k: v for k, v in r.items() if k != "workdir"}, "routed_timing": t}
-    print(f"routed {syn['module']} ({r['tech']}): die {r['die_um2']:.0f} um^2, utilization {r['utilization']:.2f}, "
-          f"{r['nets_routed']} nets, 0 failed; critical path {t['pre']['critical_path_ns']:.2f} ns without wires, "
-          f"{t['post']['critical_path_ns']:.2f} ns post-route; place {r['times']['place_s']:.0f} s, "
-          f"route {r['times']['route_s']:.0f} s")
-    return out
 
 
 def _route_one(job, liberty, tech, utilization, seed, clock_ns, streams, beats, use_cache, specify=True):

@@ -409,14 +409,15 @@ def render_anchors(tech: str) -> str:
     return " ".join(txt) + "\n"
 
 
-#: the records with blocks in docs/hdl.md (sky130 has none: its designs do not route, see docs/hdl.md)
-DOCUMENTED = ("osu018",)
+#: the records with blocks in docs/hdl.md and which blocks (sky130 has none: its designs do not route, docs/hdl.md)
+DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
+              "osu018-w8a16": ("route", "route-noise", "route-failures")}
+_RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
+           "route-failures": render_failures}
 
-for _t in DOCUMENTED:
-    register(f"hdl:route-{_t}")(functools.partial(render_routed, _t))
-    register(f"hdl:route-spread-{_t}")(functools.partial(render_spread, _t))
-    register(f"hdl:route-noise-{_t}")(functools.partial(render_noise, _t))
-    register(f"hdl:route-failures-{_t}")(functools.partial(render_failures, _t))
+for _t, _blocks in DOCUMENTED.items():
+    for _b in _blocks:
+        register(f"hdl:{_b}-{_t}")(functools.partial(_RENDER[_b], _t))
 register("hdl:route-anchors-osu018")(functools.partial(render_anchors, "osu018"))
 
 _ = DocgenError  # re-exported for renderers' callers

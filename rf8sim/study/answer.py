@@ -110,8 +110,10 @@ def _cheapest_lines(model: str, candidates: list, costs: dict, constraint: str, 
             if any(costs.get(c, {}).get(key) is not None for c in costs):
                 out.append(f"- {model}, {words}: **no configuration** of this set meets {constraint}.")
             continue
-        best = min(rows)  # ties: the uniform configuration (no mix needed)
-        runner = [r for r in sorted(rows) if r[2] != best[2]]
+        # ties: the uniform configuration (no mix needed), then the more accurate one
+        order = sorted(rows, key=lambda r: (r[0], r[1], -(r[3] or 0.0), r[2]))
+        best = order[0]
+        runner = [r for r in order if r[2] != best[2]]
         acc = "" if best[3] is None else f" (cosine {best[3]:.5f})"
         tail = f"; next: {runner[0][2]} at {_fmt_cost(runner[0][0], unit)}" if runner else "; the only one"
         out.append(f"- {model}, cheapest by {words} meeting it: **{best[2]}** at {_fmt_cost(best[0], unit)}{acc}"

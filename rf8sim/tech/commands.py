@@ -25,6 +25,8 @@ def register(sub) -> None:
     c.add_argument("--no-cache", action="store_true", help="simulate even when the cache holds a cell")
     c.add_argument("--no-progress", action="store_true")
     c.add_argument("--force", action="store_true", help="overwrite the Liberty, raw and record files")
+    c.add_argument("--cached-only", action="store_true",
+                   help="write the library of the cells already in the cache (no simulation; the record names the rest)")
     c.set_defaults(func=cmd_characterize)
 
     lb = tsub.add_parser("liberty", help="rewrite the Liberty from the checked-in raw measurements (no simulation)")
@@ -68,7 +70,7 @@ def cmd_characterize(args) -> int:
     for n in names or []:
         cell(n)  # unknown names fail before anything runs
     rec = build(args.out_dir, names, cluster=args.cluster, workers=args.workers, progress=not args.no_progress,
-                use_cache=not args.no_cache, force=args.force)
+                use_cache=not args.no_cache, force=args.force, cached_only=args.cached_only)
     run = rec["run"]
     print(f"{rec['n_cells']} cells -> {rec['liberty']}  ({run['computed']} simulated, {run['cached']} cached, "
           f"{run['wall_s']} s wall)")

@@ -94,6 +94,10 @@ def compare(ours=None, reference=None) -> dict:
                 unmatched.append("/".join([n.split("__")[-1], *[k for k in key if k]]))
                 continue
             r1, r2, rv = b[key]
+            if kind == "constraint" and i1 is None and r1 is not None:  # scalar: characterized at one point
+                from .charseq import CONSTRAINT_SLEWS_NS
+
+                i1 = i2 = np.array(CONSTRAINT_SLEWS_NS[:1])
             p1, p2 = _positions(i1, r1), _positions(i2, r2)
             if p1 is None or p2 is None:
                 unmatched.append("/".join([n.split("__")[-1], *[k for k in key if k]]) + " (index)")

