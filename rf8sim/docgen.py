@@ -65,6 +65,8 @@ PAGES: dict[str, dict[str, str]] = {
         "formats:aligned-error": "rf8sim.golden.aligned_error",
     },
     "docs/hdl.md": {
+        "tech:sky130-char": "rf8sim.tech.docs",
+        "tech:sky130-compare": "rf8sim.tech.docs",
         "hdl:w8a16-verify": "rf8sim.hdl.sim",
         "hdl:w8a16-area": "rf8sim.hdl.synth",
         "hdl:w8a16-goals": "rf8sim.hdl.synth",

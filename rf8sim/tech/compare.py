@@ -102,8 +102,8 @@ def compare(ours=None, reference=None) -> dict:
             if p1 is None or p2 is None:
                 unmatched.append("/".join([n.split("__")[-1], *[k for k in key if k]]) + " (index)")
                 continue
-            vals = np.atleast_2d(vals)
-            rv = np.atleast_2d(rv)
+            vals = np.asarray(vals, float).reshape(len(i1) if i1 is not None else 1, -1)
+            rv = np.asarray(rv, float).reshape(len(r1) if r1 is not None else 1, -1)
             for ii, pi in enumerate(p1):
                 for jj, pj in enumerate(p2):
                     points.append((n, *key, kind, float(vals[ii, jj]), float(rv[pi, pj])))

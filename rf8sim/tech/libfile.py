@@ -179,7 +179,7 @@ def _flop_cell(c: Cell, res: dict) -> list:
     i1, i2 = f["slews_ns"], f["loads_pf"]
     clk, d, rst = c.clock, c.data, c.reset
     lines = [f"  cell (\"{c.full_name}\") {{", f"{ind}area : {_num(res['area_um2'])};"]
-    lines += _leak(res, ind)
+    lines += _leak(f, ind)
     ff = [f'{ind}ff ("IQ", "IQ_N") {{', f'{ind}  clocked_on : "{clk}";', f'{ind}  next_state : "{d}";']
     if rst:
         ff.append(f'{ind}  clear : "!{rst}";')
@@ -205,8 +205,9 @@ def _flop_cell(c: Cell, res: dict) -> list:
                 lines += [f"{ind}  timing () {{", f'{t}related_pin : "{clk}";', f'{t}timing_type : "{kind}_rising";']
                 for e in ("rise", "fall"):
                     g = cons[f"{kind}_{e}_ns"]  # [data][clock] -> Liberty [clock][data]
-                    rng = (1.4, 1.0)[kind == "hold"]
-                    rows = [[rng if g[a][b] is None else g[a][b] for a in range(len(sl))] for b in range(len(sl))]
+                    if any(v is None for row in g for v in row):
+                        continue  # never passed inside the searched range: not written (the record says so)
+                    rows = [[g[a][b] for a in range(len(sl))] for b in range(len(sl))]
                     if len(sl) == 1:  # one characterized point: a scalar constraint
                         lines += [f'{t}{e}_constraint ("scalar") {{', f'{t}  values ("{_num(rows[0][0])}");', f"{t}}}"]
                     else:
