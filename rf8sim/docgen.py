@@ -113,6 +113,7 @@ PAGES: dict[str, dict[str, str]] = {
         "study:tinylm-points": "rf8sim.study.tinylm",
         "study:tinylm-pairs": "rf8sim.study.tinylm",
         "study:tinylm-answer": "rf8sim.study.tinylm",
+        "study:thesis": "rf8sim.study.thesis",
         "cluster:scaling": "rf8sim.cluster_scaling",
     },
     "docs/training.md": {
@@ -145,6 +146,7 @@ RENDERER_MODULES = (
     "rf8sim.study.zoo_report",
     "rf8sim.study.mac_costs",
     "rf8sim.study.tinylm",
+    "rf8sim.study.thesis",
     "rf8sim.tech.docs",
 )
 

@@ -91,6 +91,9 @@ def register(sub) -> None:
     q.add_argument("--no-progress", action="store_true")
     q.add_argument("--cache-dir", default=None, help="the cache root (default $RF8SIM_CACHE or build/cache)")
     q.set_defaults(func=cmd_tinylm)
+    from .thesis import add_parser as _thesis_parser
+
+    _thesis_parser(ssub)
     q = ssub.add_parser("record-time", help="turn a `/usr/bin/time -v` report of a run (make demo-record) "
                                             "into a record (README's measured demo time)")
     q.add_argument("time_file", metavar="TIME.txt", help="the report of `/usr/bin/time -v -o TIME.txt COMMAND`")

@@ -144,8 +144,11 @@ def _code_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _train(spec: TinyLMSpec, tokens, progress: bool):
-    """AdamW with linear warm-up and cosine decay, gradient clipping 1, random windows (seeded)."""
+def _train(spec: TinyLMSpec, tokens, progress: bool, recipe=None):
+    """AdamW with linear warm-up and cosine decay, gradient clipping 1, random windows (seeded).
+
+    ``recipe`` (optional, :mod:`rf8sim.study.thesis`): ``setup(model)`` before the optimizer is built,
+    ``after_step(model, step)`` after every optimizer step, ``finish(model)`` at the end."""
     import torch
     from tqdm.auto import tqdm
 
@@ -154,6 +157,8 @@ def _train(spec: TinyLMSpec, tokens, progress: bool):
     torch.manual_seed(spec.seed)
     g = torch.Generator().manual_seed(spec.seed)
     model = _model(spec)
+    if recipe is not None:
+        recipe.setup(model)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.0)
     warm = max(1, spec.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -168,7 +173,11 @@ def _train(spec: TinyLMSpec, tokens, progress: bool):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if recipe is not None:
+            recipe.after_step(model, len(losses))
         losses.append(loss.item())
+    if recipe is not None:
+        recipe.finish(model)
     return model.eval(), losses
 
 
