@@ -234,7 +234,8 @@ def test_spec_from_config_takes_the_transformer_configs_or_its_own():
     assert full.tinylm.configs == "transformer"
     assert sp.configs == tuple(full.transformer.configs) and sp.acc == tuple(full.transformer.acc)
     assert sp.max_terms == full.study.max_terms and sp.chunks == full.tinylm.chunks
-    assert [d.label for d in sp.datapaths()][-2:] == ["rf8/a:bf16 channel acc fp32", "bf16 channel acc fp32"]
+    assert [d.label for d in sp.datapaths()][-4:] == [f"{w}/a:bf16 channel acc fp32" for w in ("rf8", "e4m3", "int8")] \
+        + ["bf16 channel acc fp32"]  # every weight format with a W8A16 unit, then the bf16 baseline
     quick = default_config(quick=True)
     sq = TL.spec_from_config(quick)
     assert sq.configs == ("rf8", "int8", "rf8/bf16@fp32") and sq.d_model == 32 and sq.a16_chunks == 8
