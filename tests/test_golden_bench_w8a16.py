@@ -38,6 +38,9 @@ def test_readme_row_recounts_the_record():
     root = Path(__file__).resolve().parents[1]
     rec = json.loads((root / bench_w8a16.RECORD).read_text())
     x = [r["value"] / r["baseline_ms"] for r in rec["rows"]]  # time ratios recomputed from the two timings
-    m = re.search(r"\| W8A16 golden GEMM .*? \| ([\d.]+)× to ([\d.]+)× ", (root / "README.md").read_text())
-    assert m, "README lacks the W8A16 row"
+    readme = (root / "README.md").read_text()
+    m = re.search(r"\| W8A16 golden GEMM .*? \| ([\d.]+)× to ([\d.]+)× ", readme)
+    if m is None:  # once results/bench.json has W8A16 rows the README row comes from it (test_bench_readme)
+        assert re.search(r"\| W8A16 golden GEMM .*? \| rf8 weights: fp32 [\d.]+×", readme), "README lacks the W8A16 row"
+        return
     assert (m.group(1), m.group(2)) == (f"{min(x):.1f}", f"{max(x):.1f}")
