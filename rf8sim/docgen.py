@@ -42,6 +42,7 @@ REGISTRY: dict[str, Callable[[], str]] = {}
 #: renders it (registers it with :func:`register`).  A new block goes under its page here.
 PAGES: dict[str, dict[str, str]] = {
     "README.md": {
+        "readme:answer": "rf8sim.study.results",
         "readme:demo-time": "rf8sim.study.demotime",
         "study:minilm-run": "rf8sim.study.results",
         "readme:w8a16-findings": "rf8sim.hdl.synth",
