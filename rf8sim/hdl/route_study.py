@@ -409,7 +409,7 @@ def render_anchors(tech: str) -> str:
     return " ".join(txt) + "\n"
 
 
-#: the records with blocks in docs/hdl.md and which blocks (sky130 has none: its designs do not route, docs/hdl.md)
+#: the records with blocks in docs/hdl.md and which blocks
 DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
               "osu018-w8a16": ("route", "route-noise", "route-failures")}
 _RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
