@@ -9,7 +9,8 @@ target ``-D 2000``, and qflow's own script) it places and routes with the (varia
 cell area, die area, utilization, wirelength, the
 critical path before routing (synthesised netlist) and after (routed netlist with its SPEF),
 the post-route energy per MAC (gate-level activity on the routed netlist, OpenSTA
-energies with the wires; sky130 with :mod:`rf8sim.tech.models`' cell models), and the wall time of each step. The rows fan out through
+energies with the wires; sky130 with :mod:`rf8sim.tech.models`' cell models), and the wall time of
+each step. The rows fan out through
 :func:`rf8sim.cluster.run_tasks` (local processes or Ray).
 
 The docs blocks (``hdl:route-*``) render the routed table, the spread over variants and
