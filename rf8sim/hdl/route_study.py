@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from ..docgen import DocgenError, load_record, register
+from ..tech import TECHS
 from .mac import HdlError
 
 __all__ = ["UNITS", "ABC_VARIANTS", "synth_variant", "study_rows", "main"]
@@ -362,7 +363,7 @@ def render_noise(tech: str) -> str:
 
 #: Horowitz, ISSCC 2014, 45 nm at 0.9 V (pJ)
 HOROWITZ_45NM = {"int8 mult": 0.2, "int8 add": 0.03, "int32 add": 0.1, "fp32 add": 0.9, "fp32 mult": 3.7}
-NODES = {"osu018": (180, 1.8), "sky130": (130, 1.8)}
+NODES = {n: (t.feature_nm, t.vdd_v) for n, t in TECHS.items()}  # rf8sim.tech.TECHS
 
 
 def render_anchors(tech: str) -> str:
