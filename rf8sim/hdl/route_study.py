@@ -151,8 +151,6 @@ def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=0.6, clo
 
     t = get_tech(tech).name
     lib = liberty or (str(tech_liberty(t)) if t != "osu018" else "default")
-    if t != "osu018":
-        streams = ()  # gate-level cell models exist for osu018 only (see route_cli)
     jobs = [(*u, v, sd) for u in units for v, sd in (plan or plan_of(u))]
     fn = functools.partial(_job, tech=t, liberty=lib, utilization=utilization, clock_ns=clock_ns,
                            streams=tuple(streams), beats=beats, use_cache=use_cache, pre_power=True, tries=tries)
