@@ -324,11 +324,20 @@ def area_table(liberty="default", use_cache: bool = True, progress: bool = True,
                      progress=progress, desc="synth")
 
 
+def short_yosys_version(v: str) -> str:
+    """'Yosys 0.70 (git sha1 28ba3cb92)' of yosys' -V line (whose tail names the compiler and the path it
+    was built under: noise in a table title); the line itself when it has another form."""
+    import re
+
+    m = re.match(r"(Yosys \S+)(?: \((git sha1 [0-9a-f]+))?", v or "")
+    return v if not m else m.group(1) + (f" ({m.group(2)})" if m.group(2) else "")
+
+
 def _print(rows: list[dict]) -> None:
     from rf8sim.console import Console
     from rich.table import Table
 
-    t = Table(title=f"rf8sim synth ({rows[0]['yosys'] if rows else ''})")
+    t = Table(title=f"rf8sim synth ({short_yosys_version(rows[0]['yosys']) if rows else ''})")
     for h in ("stage", "a x w", "acc", "lanes", "gates", "flops", "NAND2-eq", "seq NAND2", "depth",
               "um^2", "seq um^2", "comb um^2", "cell depth", "s"):
         t.add_column(h, justify="right")
