@@ -661,7 +661,7 @@ def qrouter_result(log: str) -> int:
 # ------------------------------------------------------------------ the flow
 
 
-def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *, density: float = 0.6,
+def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *, density: float | None = None,
                     seed: int = 12345, route_layers: int | None = None, pin_access: bool = True) -> dict:
     """Place and route ``netlist_v`` (a mapped netlist, its top the only module) in ``work``.
 
@@ -678,6 +678,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     from .synth import _run_yosys, _liberty_cells
 
     t = get_tech(tech)
+    density = t.utilization if density is None else density
     if not (0.05 <= float(density) <= 0.95):
         raise RouteError(f"utilization target must be in 0.05..0.95, got {density}")
     work = Path(work)
@@ -804,7 +805,7 @@ def route_key(netlist_v: Path, liberty: Path, tech: str, density: float, seed: i
     return h.hexdigest()[:16]
 
 
-def route_design(synth: dict, tech="osu018", *, density: float = 0.6, seed: int = 12345, use_cache: bool = True,
+def route_design(synth: dict, tech="osu018", *, density: float | None = None, seed: int = 12345, use_cache: bool = True,
                  root: Path | None = None, tries: int = 4) -> dict:
     """Place and route a :func:`rf8sim.hdl.synth.synthesize` result (its ``mapped.v`` and ``cells.lib``);
     cached under the cache root's ``route/`` by netlist, Liberty, technology, utilization and seed.
@@ -820,6 +821,7 @@ def route_design(synth: dict, tech="osu018", *, density: float = 0.6, seed: int 
         from .. import cache
 
         root = cache.subdir("route")
+    density = get_tech(tech).utilization if density is None else density
     attempts = []
     for k in range(max(1, tries)):
         s = seed + k
