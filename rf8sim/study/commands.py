@@ -73,8 +73,27 @@ def register(sub) -> None:
     q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
     q.add_argument("--record", metavar="FILE.json", default=None,
                    help="write the rows as a provenance record (e.g. study/results/zoo-rtl.json)")
+    q.add_argument("--power", action="store_true",
+                   help="also each product stage's pJ per product on the MiniLM operand stream (gate-level Icarus "
+                        "+ OpenSTA, as `rf8sim synth --power`)")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_rtl)
+    q = ssub.add_parser("zoo-tinylm", help="TinyLM bits per byte of the zoo's formats, weight-only PTQ of the "
+                                            "flow's TinyLM (docs/study.md)")
+    q.add_argument("--formats", default=",".join(_zoo_formats()),
+                   help="formats and block formats (default: the zoo; see `rf8sim formats`)")
+    q.add_argument("--config", default=None, help="study config whose [tinylm] is used (default: the flow's)")
+    q.add_argument("--cache-dir", default=None, help="cache root for the trained TinyLM (default: build/cache)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-tinylm.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_zoo_tinylm)
+    q = ssub.add_parser("zoo-pareto", help="plot the zoo's accuracy against product-stage area and energy from the "
+                                            "zoo, zoo-rtl and zoo-tinylm records")
+    q.add_argument("--plot", metavar="FILE.png", required=True, help="the plot (e.g. docs/img/zoo_pareto_units.png)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing plot")
+    q.set_defaults(func=cmd_zoo_pareto)
     q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
     q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
     q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
@@ -314,12 +333,50 @@ def cmd_zoo_rtl(args) -> int:
     if args.record:
         check_output_path(args.record, args.force)
     prov = records.provenance()
-    rows = rtl_products(pairs)
+    rows = rtl_products(pairs, power=args.power)
     if args.record:
         path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-rtl", "rows": rows},
                             overwrite=args.force)
         print(f"record: {path}")
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _check_formats(text: str) -> tuple:
+    from .. import formats as F
+    from .. import scales as S
+
+    fmts = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    F.register_rf8_variants()
+    for f in fmts:
+        if S.block_format(f) is None:
+            F.check_role(f, "weight")  # one line naming the valid ones
+    return fmts
+
+
+def cmd_zoo_tinylm(args) -> int:
+    from .. import records
+    from ..fileio import check_output_path
+    from ..records import write_record
+    from .zoo_pareto import TINYLM_KIND, tinylm_bpb
+
+    fmts = _check_formats(args.formats)
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    res = tinylm_bpb(fmts, args.config, cache_dir=args.cache_dir, progress=not args.no_progress)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": TINYLM_KIND, **res}, overwrite=args.force)
+        print(f"record: {path}")
+    return 0
+
+
+def cmd_zoo_pareto(args) -> int:
+    from ..fileio import check_output_path
+    from .zoo_pareto import plot_pareto
+
+    check_output_path(args.plot, args.force)
+    print(f"plot: {plot_pareto(args.plot)}")
+    return 0
 
 
 def cmd_variants(args) -> int:
