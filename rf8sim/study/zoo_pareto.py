@@ -188,7 +188,9 @@ def pareto_points(zoo: dict, rtl: dict, tiny: dict | None) -> list[dict]:
         out.append({"unit": f"{r['a']} × {r['w']}", "w": r["w"], "mode": mode, "area_um2": r["area_um2"],
                     "pj": r.get("pj_per_mac"), "loss": c["loss"], "loss_lo": c["loss_lo"], "loss_hi": c["loss_hi"],
                     "sentences": c["sentences"], "bpb": t["bpb"] if t else None,
-                    "bpb_lo": t["bpb_lo"] if t else None, "bpb_hi": t["bpb_hi"] if t else None})
+                    "bpb_lo": t["bpb_lo"] if t else None, "bpb_hi": t["bpb_hi"] if t else None,
+                    "dbpb": t.get("delta_float32") if t else None, "dbpb_lo": t.get("delta_lo") if t else None,
+                    "dbpb_hi": t.get("delta_hi") if t else None})
     return out
 
 
@@ -267,10 +269,11 @@ def render_zoo_pareto() -> str:
              "on the MiniLM operand stream at a 10 ns clock; * on the Pareto front of its group against area / "
              "energy, by MiniLM 1 − cosine):", "",
              "| unit | configuration | product stage µm² | pJ per product | MiniLM 1 − cosine [95 % CI] | "
-             "TinyLM bits per byte [95 % CI] | front (area / energy) |", "|---|---|---|---|---|---|---|"]
+             "TinyLM bits per byte − float32, paired [95 % CI] | front (area / energy) |",
+             "|---|---|---|---|---|---|---|"]
     for p in _sorted(pts, "area_um2"):
         pj = "-" if p["pj"] is None else f"{p['pj']:.2f}"
-        bpb = "-" if p["bpb"] is None else f"{p['bpb']:.4f} [{p['bpb_lo']:.4f}, {p['bpb_hi']:.4f}]"
+        bpb = "-" if p["dbpb"] is None else f"{p['dbpb']:+.4f} [{p['dbpb_lo']:+.4f}, {p['dbpb_hi']:+.4f}]"
         mark = ("*" if p["unit"] in fa[p["mode"]] else "-") + " / " + ("*" if p["unit"] in fe[p["mode"]] else "-")
         lines.append(f"| {p['unit']} | {p['mode']} ({p['sentences']} sent.) | {p['area_um2']:,.0f} | {pj} | "
                      f"{p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}] | {bpb} | {mark} |")
@@ -297,7 +300,8 @@ def plot_pareto(path, *, overwrite: bool = True) -> Path:
     has_pj = any(p["pj"] is not None for p in pts)
     costs = [("area_um2", "product stage area (µm², osu018)")] + (
         [("pj", "energy per product (pJ, MiniLM stream)")] if has_pj else [])
-    metrics = [("loss", "MiniLM 1 − cosine")] + ([("bpb", "TinyLM bits per byte (weight-only)")] if tiny else [])
+    metrics = [("loss", "MiniLM 1 − cosine")] + (
+        [("dbpb", "TinyLM bits per byte − float32 (weight-only, paired)")] if tiny else [])
     fig, axes = plt.subplots(len(metrics), len(costs), figsize=(5.5 * len(costs), 4.2 * len(metrics)), squeeze=False)
     style = {"weight-only": ("o", "C0"), "W8A8": ("s", "C3")}
     for i, (met, mlabel) in enumerate(metrics):
@@ -307,7 +311,7 @@ def plot_pareto(path, *, overwrite: bool = True) -> Path:
                 g = [p for p in pts if p["mode"] == mode and p[cost] is not None and p[met] is not None]
                 if not g:
                     continue
-                lo, hi = (("loss_lo", "loss_hi") if met == "loss" else ("bpb_lo", "bpb_hi"))
+                lo, hi = met + "_lo", met + "_hi"
                 ax.errorbar([p[cost] for p in g], [p[met] for p in g],
                             yerr=[[p[met] - p[lo] for p in g], [p[hi] - p[met] for p in g]], fmt=mk, color=col,
                             label=mode)
@@ -322,7 +326,8 @@ def plot_pareto(path, *, overwrite: bool = True) -> Path:
             ax.set_ylabel(mlabel)
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8)
-    fig.suptitle("Format zoo: accuracy against product-stage cost (weight-only: bf16 × W; W8A8: W × W)")
+    fig.suptitle("Format zoo: accuracy against product-stage cost\n(weight-only: bf16 × W unit; W8A8: W × W unit)",
+                 fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
