@@ -78,6 +78,17 @@ def register(sub) -> None:
                         "+ OpenSTA, as `rf8sim synth --power`)")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_rtl)
+    q = ssub.add_parser("zoo-prove", help="yosys SAT proof of each zoo product stage against the format "
+                                           "definitions, every code pair (docs/study.md)")
+    q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
+    q.add_argument("--whole-timeout", type=int, default=120,
+                   help="seconds for the whole-space SAT problem before splitting per weight code (default 120)")
+    q.add_argument("--split-timeout", type=int, default=600,
+                   help="seconds for each fallback (SAT after abc -g AND; then per weight code) of one pair (default 600)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-prove.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.set_defaults(func=cmd_zoo_prove)
     q = ssub.add_parser("zoo-tinylm", help="TinyLM bits per byte of the zoo's formats, weight-only PTQ of the "
                                             "flow's TinyLM (docs/study.md)")
     q.add_argument("--formats", default=",".join(_zoo_formats()),
@@ -309,6 +320,45 @@ def cmd_zoo(args) -> int:
 
         print(f"record: {write_zoo_record(args.record, res, prov, overwrite=args.force)}")
     return 0
+
+
+def _zoo_pairs(args):
+    from ..cli import CLIError
+    from ..hdl import MacSpec
+    from .zoo import RTL_PAIRS
+
+    pairs = RTL_PAIRS
+    if args.pairs:
+        try:
+            pairs = tuple(tuple(p.strip().split(":")) for p in args.pairs.split(",") if p.strip())
+        except ValueError:
+            raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    for a, w in pairs:
+        MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
+    return pairs
+
+
+def cmd_zoo_prove(args) -> int:
+    from .. import records
+    from ..cli import CLIError
+    from ..fileio import check_output_path
+    from ..records import write_record
+    from .zoo import rtl_proofs
+
+    pairs = _zoo_pairs(args)
+    if args.whole_timeout < 1 or args.split_timeout < 1:
+        raise CLIError("--whole-timeout and --split-timeout must be >= 1 (seconds)")
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    rows = rtl_proofs(pairs, args.whole_timeout, args.split_timeout)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-prove", "rows": rows},
+                            overwrite=args.force)
+        print(f"record: {path}")
+    return 0 if all(r["proved"] or r["method"] is None for r in rows) else 1
 
 
 def cmd_zoo_rtl(args) -> int:

@@ -249,3 +249,43 @@ def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, be
             print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {'ok' if v['ok'] else 'MISMATCH'}, product stage "
                   f"{rows[-1]['area_um2']} um2{en} ({rows[-1]['seconds']:.0f} s)", flush=True)
     return rows
+
+
+def rtl_proofs(pairs=RTL_PAIRS, whole_timeout: int = 120, split_timeout: int = 600, workdir=None,
+               progress: bool = True) -> list:
+    """Yosys SAT proof of each pair's product stage against the format definitions
+    (:func:`rf8sim.hdl.formal.prove_product_stage`): first the whole code space as one SAT problem
+    (``whole_timeout`` s); where that does not finish, the same after ABC's AND-inverter mapping
+    (``abc -g AND``), then one SAT problem per weight code (``split_timeout`` s each).  A row says which
+    method proved it, or that none finished in time."""
+    import tempfile
+
+    from ..hdl import HdlError, MacSpec
+    from ..hdl.formal import prove_product_stage
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rf8sim-zoo-prove-", dir=workdir) as tmp:
+        for i, (a, w) in enumerate(pairs):
+            spec = MacSpec.make(a=a, w=w, acc="fp32" if F.get(a).code_bits == 16 else None)
+            t = time.perf_counter()
+            row = {"a": a, "w": w, "pairs": 1 << (spec.a_bits + spec.w_bits), "proved": False, "method": None}
+            for method, kw, limit in (("whole", {}, whole_timeout), ("whole after abc -g AND", {"abc": True},
+                                                                     split_timeout),
+                                      ("per weight code", {"split_w": True}, split_timeout)):
+                try:
+                    r = prove_product_stage(spec, workdir=f"{tmp}/{a}_{w}_{method[:5]}", timeout=limit, **kw)
+                except HdlError as e:
+                    if "did not finish" not in str(e):
+                        raise
+                    row.setdefault("timeouts", []).append(f"{method} > {limit} s")
+                    continue
+                row.update({"proved": bool(r["proved"]), "method": method,
+                            "sat_problems": r.get("sat_problems", 1)})
+                break
+            row["seconds"] = time.perf_counter() - t
+            rows.append(row)
+            if progress:
+                st = f"proved ({row['method']})" if row["proved"] else ("FAILED" if row["method"] else "timed out")
+                print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {row['pairs']:,} code pairs {st} "
+                      f"({row['seconds']:.0f} s)", flush=True)
+    return rows
