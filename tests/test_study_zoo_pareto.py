@@ -112,3 +112,10 @@ def test_zoo_tinylm_cli_bad_input(argv, msg, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_flow_report_section_from_records():
+    md = "\n".join(zp.report_markdown())
+    assert md.startswith("## The format zoo (checked-in records, not this run)")
+    assert "- RF8 against APoT at equal bits" in md and "- TinyLM weight-only, RF8 against APoT" in md
+    assert "weight-only, MiniLM 1 − cosine against product-stage area: the front of" in md

@@ -323,10 +323,12 @@ def cmd_zoo(args) -> int:
 
 
 def _zoo_pairs(args):
+    from .. import formats as F
     from ..cli import CLIError
     from ..hdl import MacSpec
     from .zoo import RTL_PAIRS
 
+    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
     pairs = RTL_PAIRS
     if args.pairs:
         try:
@@ -376,8 +378,10 @@ def cmd_zoo_rtl(args) -> int:
             raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
         if not pairs or any(len(p) != 2 for p in pairs):
             raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    from .. import formats as F
     from ..hdl import MacSpec
 
+    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
     for a, w in pairs:
         MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
     if args.record:

@@ -41,6 +41,9 @@ def write_report(ctx, stages, total_s: float) -> None:
         from .tinylm import report_markdown
 
         md += report_markdown(tl, out)
+    from .zoo_pareto import report_markdown as zoo_markdown
+
+    md += zoo_markdown()
 
     # MACs
     macs = {}

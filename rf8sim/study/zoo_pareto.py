@@ -333,3 +333,25 @@ def plot_pareto(path, *, overwrite: bool = True) -> Path:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return write_bytes(path, buf.getvalue(), overwrite=overwrite)
+
+
+def report_markdown() -> list[str]:
+    """The flow report's section on the format zoo: the generated comparisons of the checked-in records
+    (RF8 vs APoT8 at equal bits, the best RF8 variant vs E4M3, the Pareto fronts), or one line saying
+    which record is missing."""
+    from ..docgen import DocgenError
+    from .zoo_report import load_zoo_record, zoo_facts
+
+    md = ["## The format zoo (checked-in records, not this run)\n"]
+    try:
+        zoo = load_zoo_record()
+        facts = zoo_facts(zoo)
+        tiny = load_tinylm()
+        facts += tinylm_facts(tiny)
+        facts += pareto_facts(pareto_points(zoo, _records()[1], tiny))
+    except DocgenError as e:
+        return md + [f"> {e}\n"]
+    md.append("From `study/results/zoo.json`, `zoo-tinylm.json` and `zoo-rtl.json` (docs/study.md, "
+              "\"The format zoo\"; formats: " + ", ".join(zoo["params"]["formats"]) + "):\n")
+    md += [f"- {s}" for s in facts] + [""]
+    return md
