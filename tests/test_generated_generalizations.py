@@ -31,6 +31,7 @@ PATTERNS = (
     r"\bat every (shape|size|width|point|setting)\b",
     r"\bcannot rank\b",
     r"\bno measurable\b",
+    r"\b(about|roughly|nearly) as (much|fast|small|large|good|accurate)\b",
     r"\b(always|never|consistently) (smaller|larger|better|worse|cheaper|wins|loses)\b",
 )
 _RX = [re.compile(p, re.I) for p in PATTERNS]
