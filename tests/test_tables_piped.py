@@ -127,3 +127,14 @@ def test_cli_warnings_are_one_line_and_progress_slows_down_without_a_terminal(mo
     env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert r.returncode == 0 and "mininterval 30.0" in r.stdout, r.stderr[-2000:]
+
+
+def test_a_missing_study_config_says_how_to_write_one(capsys):
+    """The README tour's `--config my_sweep.toml` (a file the newcomer has not written) ends in one line that
+    names the shipped configs and where to start a new one."""
+    from rf8sim.cli import main
+
+    assert main(["study", "area-accuracy", "--config", "my_sweep.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shipped ones: tiny, small, full, flow" in err
+    assert "rf8sim/study/configs/tiny.toml" in err and (ROOT / "rf8sim/study/configs/tiny.toml").is_file()

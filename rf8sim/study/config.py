@@ -526,7 +526,9 @@ def load_config(path: "str | Path") -> StudyConfig:
     if not p.is_file():
         from ..errors import InputFileError
 
-        raise InputFileError(f"study config {str(p)!r} does not exist (shipped ones: tiny, small, full, flow)")
+        raise InputFileError(f"study config {str(p)!r} does not exist (shipped ones: tiny, small, full, flow; "
+                             "to write your own, start from one of them: rf8sim/study/configs/tiny.toml, schema in "
+                             "docs/study.md, 'Configuration schema')")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
