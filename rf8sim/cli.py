@@ -78,9 +78,42 @@ def _refuse_empty_values(parser: argparse.ArgumentParser, args) -> None:
                        f"{a.metavar or a.dest.upper()} (leave the option out for its default)")
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line naming what to do (the warnings carry that), not the module path and source
+    line of the code that raised it."""
+    return f"rf8sim: warning: {message}\n"
+
+
+def _quiet_output_setup():
+    """Warnings as one line (returns the previous formatter, restored when the command ends); without a
+    terminal (a file, a CI log) progress bars redraw every 30 s, not several times a second (each redraw is
+    one more carriage-return segment in the log)."""
+    import os
+    import warnings
+
+    previous, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every RF8SimError becomes a one-line message (exit 2), anything else is a bug
     and keeps its traceback.  Ctrl-C (also while the commands are being imported) exits 130."""
+    import warnings
+
+    previous = _quiet_output_setup()
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv):
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -91,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             _refuse_empty_values(parser, args)
             what = f"{args.command} {getattr(args, 'study_command', None) or ''}".strip()
             if getattr(args, "cache_dir", None) is not None or what in CACHE_COMMANDS:
-                from . import cache
+                from .infra import cache
 
                 cache.check_root(getattr(args, "cache_dir", None))  # a file or read-only: say so up front
             return int(args.func(args) or 0)
@@ -99,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rf8sim {args.command}: error: {e}", file=sys.stderr)
             return 2
         except OSError as e:  # the cache went unwritable (or was never writable) under a long run
-            from . import cache
+            from .infra import cache
 
             if not (getattr(e, "filename", None) and cache.in_root(e.filename)):
                 raise

@@ -7,8 +7,8 @@ import pytest
 import toolcheck
 
 from rf8sim.cli import main
-from rf8sim.study import flow_stages
-from rf8sim.study.flow import REPORT_MARKER, StageSkipped, default_config, run_flow
+from rf8sim.study.flow import stages as flow_stages
+from rf8sim.study.flow.run import REPORT_MARKER, StageSkipped, default_config, run_flow
 
 
 def _fake_stages(monkeypatch, behaviour):
@@ -131,7 +131,7 @@ def test_hdl_stages_for_real(tmp_path):
     # the W8A16 unit: 256 activation codes x all 256 rf8 codes as single products, then the sequences
     assert v16["mac"] == "bf16xrf8@fp32" and v16["products"] == 256 * 256 and v16["sequences"] == 5
     assert v16["beats"] == 65536 + v16["seq_beats"] and v16["mismatches"] == 0 and v16["ok"]
-    from rf8sim.study.area_accuracy import area_available
+    from rf8sim.study.mnist1d.area_accuracy import area_available
 
     # synthesis needs yosys and the osu018 Liberty file: a skip locally, a failure under CI
     toolcheck.require(lambda: area_available()[0], "yosys and the osu018 Liberty file", "make sysdeps")
@@ -147,7 +147,7 @@ def test_hdl_stages_for_real(tmp_path):
 def _shipped_configs():
     from importlib import resources
 
-    from rf8sim.study.config import load_config
+    from rf8sim.study.common.config import load_config
 
     d = resources.files("rf8sim.study").joinpath("configs")
     out = {}
@@ -192,3 +192,34 @@ def test_default_w8a16_set_covers_every_costed_weight_format():
     assert units == costed
     runs = {dp.w_format for dp in flow_stages.transformer_spec(cfg).datapaths() if dp.act_format == "bf16"}
     assert runs == costed
+
+
+def _record_units(points) -> set[str]:
+    """The `[flow] macs` units a record's points ran (``AxW`` exact, ``AxW@ACC`` W8A16), as dp_mac names them."""
+    from types import SimpleNamespace
+
+    return {flow_stages.dp_mac(SimpleNamespace(act_format=p["a_format"], w_format=p["w_format"], acc=p["acc"]))
+            for p in points if p["label"] != "float32"}
+
+
+def records_missing_units(cfg, records: dict) -> dict[str, list[str]]:
+    """Per checked-in record stage: the `[flow] macs` units of ``cfg`` whose configuration it did not run."""
+    labels = [m.label for m in flow_stages._macs(cfg)]
+    return {name: [u for u in labels if u not in _record_units(points)] for name, points in records.items()}
+
+
+def test_checked_in_model_records_run_every_flow_mac():
+    """The checked-in records the docs are generated from ran a configuration on every unit the default flow
+    lists in `[flow] macs`: a stale record (one re-recorded before a unit was added) fails here."""
+    root = Path(__file__).resolve().parents[1] / "study" / "results"
+    flow = json.loads((root / "minilm-flow.json").read_text())
+    tiny = json.loads((root / "tinylm-flow.json").read_text())
+    records = {"minilm-flow.json transformer": flow["transformer"]["points"],
+               "minilm-flow.json tinylm": flow["tinylm"]["points"],
+               "tinylm-flow.json": tiny["tinylm"]["points"]}
+    cfg = _shipped_configs()["flow.toml"]
+    assert len(flow_stages._macs(cfg)) == 7
+    assert records_missing_units(cfg, records) == {k: [] for k in records}
+    # it can fail: a record lacking the int8 x bf16 unit's configuration is named
+    short = {"r": [p for p in tiny["tinylm"]["points"] if p["label"] != "int8/a:bf16 channel acc fp32"]}
+    assert records_missing_units(cfg, short) == {"r": ["bf16xint8@fp32"]}

@@ -1,4 +1,4 @@
-"""The zoo's Pareto join (rf8sim.study.zoo_pareto): fronts, the records it joins, generated sentences."""
+"""The zoo's Pareto join (rf8sim.study.zoo.pareto): fronts, the records it joins, generated sentences."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from rf8sim.cli import main
-from rf8sim.study import zoo_pareto as zp
+from rf8sim.study.zoo import pareto as zp
 
 
 def _brute_front(points, cost, metric):
