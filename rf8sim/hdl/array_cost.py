@@ -154,7 +154,7 @@ def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | Non
 
     cfg = _config(cfg)
     d = cfg.describe()
-    text, _ = generate_array_verilog(d["a_fmt"], d["w_fmt"], d["acc"], cfg.rows, cfg.cols, cfg.depth, cfg.pe_stages)
+    text, _ = generate_array_verilog(cfg)
     name = cfg.module_name()
     lib = default_liberty() if liberty == "default" else Path(liberty)
     if not lib.is_file():
