@@ -28,6 +28,9 @@ Dataflow (docs/hdl.md, "PE array")::
   bus shared by the whole row; the PE term is :func:`~rf8sim.hdl.w8a16.aligned_term`;
   partial sums are integers down each column; at the edge an exact block register per entry
   and, at a block's last tile, one :class:`~rf8sim.hdl.w8a16.Fp32Add` per column.  R must divide K.
+  ``edge_stages=1`` registers the block sum when a block ends and adds it to the fp32 accumulator
+  one clock later: the adder's operands are held between blocks (it switches on R/K of the clocks)
+  and it has a clock of its own; same adds in the same order (docs/hdl.md says why it is not shared).
 
 The schedule (loop order, weight loads, tags) is :mod:`rf8sim.hdl.schedule`.
 """

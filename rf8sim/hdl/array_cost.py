@@ -39,7 +39,8 @@ import numpy as np
 from .mac import HdlError
 
 __all__ = ["synth_array", "array_timing", "array_energy", "tile_operands", "per_inference", "cost_one",
-           "cost_table", "RECORD", "PARTS", "GRID", "register_array"]
+           "cost_table", "RECORD", "PARTS", "GRID", "EDGE_GRID", "TABLE_GRID", "register_array", "row_label",
+           "edge_stages_of"]
 
 RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "array_cost.json"
 COST_VERSION = 1
@@ -52,6 +53,11 @@ MINILM_LAYER = "encoder.layer.0.intermediate.dense"
 GRID = (("bf16", "rf8", "aligned:32:16"), ("bf16", "bf16", "aligned:32:16"), ("bf16", "e4m3", "aligned:32:16"),
         ("bf16", "int8", "aligned:32:16"), ("rf8", "rf8", "16:32"), ("e4m3", "e4m3", "16:32"),
         ("int8", "int8", "16:32"))
+#: the W8A16 rows again with the registered edge adder (``edge_stages=1``, :data:`rf8sim.hdl.array.EDGE_STAGES`):
+#: both designs in the record, so it says what registering the edge buys
+EDGE_GRID = tuple((a, w, acc, 1) for a, w, acc in GRID if acc.startswith("aligned"))
+#: what ``rf8sim array cost --table`` computes: (a_fmt, w_fmt, acc[, edge_stages])
+TABLE_GRID = GRID + EDGE_GRID
 
 #: part of the array -> regular expression on the register / wire name (digits replaced by ``#``)
 PARTS = (
@@ -137,12 +143,24 @@ def part_of(name: str) -> str | None:
 
 
 def _config(cfg_or_tuple, rows=8, cols=8, pe_stages=1):
+    """An ArrayConfig, or one from an ``(a_fmt, w_fmt, acc[, edge_stages])`` job at R x C (default depth)."""
     from .array import ArrayConfig
 
     if isinstance(cfg_or_tuple, ArrayConfig):
         return cfg_or_tuple
     a, w, acc = cfg_or_tuple[:3]
-    return ArrayConfig.make(a, w, acc, rows, cols, None, pe_stages)
+    edge = cfg_or_tuple[3] if len(cfg_or_tuple) > 3 else 0
+    return ArrayConfig.make(a, w, acc, rows, cols, None, pe_stages, edge)
+
+
+def edge_stages_of(config: dict) -> int:
+    """A record row's ``edge_stages`` (rows recorded before the option existed have 0)."""
+    return int(config.get("edge_stages", 0))
+
+
+def row_label(config: dict) -> str:
+    """``a x w`` plus the edge design when it is the registered one."""
+    return f"{config['a_fmt']} × {config['w_fmt']}" + (", edge reg." if edge_stages_of(config) else "")
 
 
 def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | None = None,
@@ -538,10 +556,10 @@ def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, e
 
     from ..cluster import Resources, run_tasks
 
-    jobs = [(a, w, acc, R, C) for (R, C) in sizes for (a, w, acc) in grid]
+    jobs = [(*g[:3], R, C, g[3] if len(g) > 3 else 0) for (R, C) in sizes for g in grid]
 
     def labels():
-        return [f"array {a}x{w} {acc} {R}x{C}" for a, w, acc, R, C in jobs]
+        return [f"array {a}x{w} {acc} {R}x{C}" + (f" edge_stages {e}" if e else "") for a, w, acc, R, C, e in jobs]
 
     return run_tasks(functools.partial(_cost_job, clock_ns=clock_ns, energy=energy, use_cache=use_cache,
                                        liberty=liberty, target_cycles=target_cycles),
@@ -551,22 +569,24 @@ def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, e
 
 
 def _cost_job(job, clock_ns, energy, use_cache, liberty, target_cycles=TARGET_CYCLES):
-    a, w, acc, R, C = job
-    return cost_one((a, w, acc), R, C, clock_ns, energy, use_cache, liberty, target_cycles)
+    a, w, acc, R, C, e = job
+    return cost_one((a, w, acc, e), R, C, clock_ns, energy, use_cache, liberty, target_cycles)
 
 
 def add_inference(rows: list) -> dict:
-    """Per-inference costs of every row (in place), at equal R x C and at the BF16 x BF16 8x8 area."""
+    """Per-inference costs of every row (in place), at equal R x C and at the BF16 x BF16 8x8 area
+    (the baseline of today's edge design, ``edge_stages`` 0)."""
     tokens, src = flow_tokens()
     bases = sorted((r for r in rows if r["config"]["a_fmt"] == "bf16" and r["config"]["w_fmt"] == "bf16"),
-                   key=lambda r: ((r["config"]["rows"], r["config"]["cols"]) != (8, 8), -r["config"]["rows"]))
+                   key=lambda r: (edge_stages_of(r["config"]) != 0, (r["config"]["rows"], r["config"]["cols"]) != (8, 8),
+                                  -r["config"]["rows"]))
     base = bases[0] if bases else None  # the BF16 x BF16 8x8 array, else the largest BF16 x BF16 array costed
     budget = base["area_um2"] if base else None
     for r in rows:
         if "energy" not in r:
             continue
         c = r["config"]
-        cfg = _config((c["a_fmt"], c["w_fmt"], c["acc"]), c["rows"], c["cols"], c["pe_stages"])
+        cfg = _config((c["a_fmt"], c["w_fmt"], c["acc"], edge_stages_of(c)), c["rows"], c["cols"], c["pe_stages"])
         inf = per_inference(cfg, tokens, r["fmax_mhz"], r["energy"]["static_pj_per_cycle"],
                             r["energy"]["dynamic_pj_per_mac"])
         r["inference"] = inf
@@ -576,7 +596,8 @@ def add_inference(rows: list) -> dict:
                                "energy_uj": inf["energy_uj"], "tops_at_fmax": n * 2 * c["rows"] * c["cols"]
                                * r["fmax_mhz"] * 1e6 / 1e12}
     return {"tokens_per_sentence": tokens, "flow_record": "study/results/minilm-flow.json", **src,
-            "area_budget": f"bf16 x bf16 {base['config']['rows']}x{base['config']['cols']}" if base else None}
+            "area_budget": f"bf16 x bf16 {base['config']['rows']}x{base['config']['cols']}"
+            + (" (edge reg.)" if edge_stages_of(base["config"]) else "") if base else None}
 
 
 def table_record(rows: list, inference: dict) -> dict:
@@ -606,8 +627,8 @@ def register_array(asub) -> None:
     config_args(p)
     p.add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS, help="clock target (ns)")
     p.add_argument("--cycles", type=int, default=TARGET_CYCLES, help="tile length in clocks (at least)")
-    p.add_argument("--table", action="store_true", help="the whole grid (RF8/E4M3/INT8/BF16 x BF16, W8A8) "
-                                                        "at --sizes")
+    p.add_argument("--table", action="store_true", help="the whole grid (RF8/E4M3/INT8/BF16 x BF16 with both edge "
+                                                        "designs, W8A8) at --sizes")
     p.add_argument("--sizes", default="8x8", help="comma-separated RxC for --table (default 8x8)")
     p.add_argument("--record", help="with --table: write the record (hdl/results/array_cost.json)")
     p.add_argument("--plot", help="with --record: write the plot (PNG)")
@@ -652,7 +673,8 @@ def _print_rows(rows: list) -> None:
         en = r.get("energy")
         ep = next(iter(en["energy_by_part_pj_per_cycle"].items()), ("-", 0)) if en else ("-", 0)
         tot = sum(en["energy_by_part_pj_per_cycle"].values()) if en else 1
-        t.add_row(f"{c['a_fmt']}x{c['w_fmt']}", c["acc"], f"{c['rows']}x{c['cols']}", f"{r['area_um2']:.0f}",
+        t.add_row(f"{c['a_fmt']}x{c['w_fmt']}" + (" e1" if edge_stages_of(c) else ""), c["acc"],
+                  f"{c['rows']}x{c['cols']}", f"{r['area_um2']:.0f}",
                   f"{r['area_per_mac_um2']:.0f}", f"{r['critical_path_ns']:.2f}", f"{r['fmax_mhz']:.0f}",
                   f"{r['tops_per_mm2_at_fmax']:.4f}", f"{r['pj_per_mac']:.1f}" if en else "-",
                   f"{r['tops_per_w_at_fmax']:.4f}" if en else "-",
@@ -700,10 +722,10 @@ def cmd_cost(args) -> int:
         sizes = [parse_size(s) for s in args.sizes.split(",")]
         rows = []
         for R, C in sizes:
-            for job in GRID:
+            for job in TABLE_GRID:
                 r = cost_one(job, R, C, args.clock_ns, True, True, lib, args.cycles, cache_only=True)
                 if r is None:
-                    missing.append(f"{job[0]}x{job[1]} {job[2]} {R}x{C}")
+                    missing.append(f"{job[0]}x{job[1]} {job[2]} {R}x{C}" + (" edge_stages 1" if job[3:] else ""))
                 else:
                     rows.append(r)
         if not rows:
@@ -712,7 +734,7 @@ def cmd_cost(args) -> int:
             print("not computed yet (left out): " + "; ".join(missing))
     elif args.table:
         sizes = [parse_size(s) for s in args.sizes.split(",")]
-        rows = cost_table(GRID, sizes, args.clock_ns, True, args.cluster, args.workers, not args.no_cache,
+        rows = cost_table(TABLE_GRID, sizes, args.clock_ns, True, args.cluster, args.workers, not args.no_cache,
                           liberty=lib, target_cycles=args.cycles)
     else:
         cfg = config_from_args(args)
@@ -751,7 +773,7 @@ def plot_array(record, out, overwrite: bool = False):
     rec = json.loads(Path(record).read_text())
     rows = [r for r in rec["rows"] if "energy" in r]
     labels = [f"{r['config']['a_fmt']}×{r['config']['w_fmt']}\n{r['config']['rows']}x{r['config']['cols']}"
-              for r in rows]
+              + (" e1" if edge_stages_of(r["config"]) else "") for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     for ax, key, title in ((axes[0], "tops_per_mm2_at_fmax", "TOPS/mm² at fmax"),
                            (axes[1], "tops_per_w_at_fmax", "TOPS/W at fmax"),
@@ -763,7 +785,8 @@ def plot_array(record, out, overwrite: bool = False):
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=7)
         ax.set_title(title, fontsize=9)
-    fig.suptitle("PE arrays on osu018 (hdl/results/array_cost.json); red: RF8 weights, gray: BF16 baseline",
+    fig.suptitle("PE arrays on osu018 (hdl/results/array_cost.json); red: RF8 weights, gray: BF16 baseline; "
+                 "e1: registered edge adder",
                  fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -784,7 +807,70 @@ def _flow_cosine(flow: dict, a: str, w: str):
 
 
 def _name(c: dict) -> str:
-    return f"{c['a_fmt']} × {c['w_fmt']}"
+    return row_label(c)
+
+def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
+    """The issue's goals at one size for one edge design (``by``: (a_fmt, w_fmt) -> row)."""
+    out = []
+    d = (" (registered edge adder)" if e else " (edge adder in the block's clock)") if tag else ""
+    rf, bf = by.get(("bf16", "rf8")), by.get(("bf16", "bf16"))
+    if rf and bf:
+        crit = max(rf["critical_path_ns"], bf["critical_path_ns"])
+        area_r = bf["area_um2"] / rf["area_um2"]
+        own = rf["tops_per_mm2_at_fmax"] / bf["tops_per_mm2_at_fmax"]
+        met = "met" if area_r >= 2 else "not met"
+        out.append(f"* **{R}×{C}{d}, TOPS/mm² (goal ≥ 2×): {met}.** RF8 × BF16 reaches {area_r:.2f}× the BF16 × "
+                   f"BF16 array's TOPS/mm² at the same R×C and a common clock ({crit:.2f} ns, the slower "
+                   f"array's critical path), {own:.2f}× with each array at its own fmax "
+                   f"({rf['fmax_mhz']:.0f} vs {bf['fmax_mhz']:.0f} MHz).")
+        if "energy" in rf and "energy" in bf:
+            ew = rf["tops_per_w_at_fmax"] / bf["tops_per_w_at_fmax"]
+            em = bf["pj_per_mac"] / rf["pj_per_mac"]
+            met = "met" if em >= 1.5 else "not met"
+            out.append(f"* **{R}×{C}{d}, TOPS/W (goal ≥ 1.5×): {met}.** RF8 × BF16 spends "
+                       f"{rf['pj_per_mac']:.1f} pJ/MAC against {bf['pj_per_mac']:.1f} (BF16 × BF16) on real "
+                       f"MiniLM tiles at the {rf['clock_ns']} ns clock target: {em:.2f}× the TOPS/W "
+                       f"({ew:.2f}× with each at its own fmax).")
+    else:
+        out.append(f"* **{R}×{C}{d}, RF8 × BF16 against BF16 × BF16 (goals ≥ 2× TOPS/mm², ≥ 1.5× TOPS/W): not "
+                   f"evaluated**: {'the RF8 × BF16' if not rf else 'the BF16 × BF16'} array is not in this record.")
+    trio = [by.get(("bf16", w)) for w in ("rf8", "e4m3", "int8")]
+    if not all(trio):
+        out.append(f"* **{R}×{C}{d}, area per MAC RF8 ≤ E4M3 ≤ INT8 (× BF16): not evaluated**: "
+                   + ", ".join(f"{w.upper()} × BF16" for w, t in zip(("rf8", "e4m3", "int8"), trio) if not t)
+                   + " not in this record.")
+    else:
+        a = [t["area_per_mac_um2"] for t in trio]
+        ok = a[0] <= a[1] <= a[2]
+        out.append(f"* **{R}×{C}{d}, area per MAC RF8 ≤ E4M3 ≤ INT8 (× BF16): {'met' if ok else 'not met'}.** "
+                   f"{a[0]:.0f} / {a[1]:.0f} / {a[2]:.0f} µm² per MAC.")
+    w8 = [by.get((w, w)) for w in ("rf8", "e4m3", "int8")]
+    if all(w8) and not e:
+        a8 = [t["area_per_mac_um2"] for t in w8]
+        e8 = [t.get("pj_per_mac") for t in w8]
+        out.append(f"* {R}×{C} W8A8 (16:32): area per MAC RF8 / E4M3 / INT8 = {a8[0]:.0f} / {a8[1]:.0f} / "
+                   f"{a8[2]:.0f} µm² (RF8 {100 * (a8[0] / a8[2] - 1):+.1f} % against INT8); pJ/MAC "
+                   + " / ".join(f"{x:.1f}" if x else "–" for x in e8) + ".")
+    return out
+
+
+def _edge_lines(R: int, C: int, rows: list) -> list:
+    """What registering the edge adder (edge_stages 1 against 0) changes, per W8A16 pair with both designs."""
+    by = {(r["config"]["a_fmt"], r["config"]["w_fmt"], edge_stages_of(r["config"])): r for r in rows}
+    out = []
+    for (a, w, e), r1 in sorted(by.items()):
+        r0 = by.get((a, w, 0))
+        if not e or r0 is None:
+            continue
+        txt = (f"* {R}×{C} {a} × {w}, registered edge adder against the edge adder in the block's clock: area "
+               f"{100 * (r1['area_um2'] / r0['area_um2'] - 1):+.1f} %, critical path {r0['critical_path_ns']:.1f} → "
+               f"{r1['critical_path_ns']:.1f} ns, TOPS/mm² at fmax "
+               f"{r1['tops_per_mm2_at_fmax'] / r0['tops_per_mm2_at_fmax']:.2f}×")
+        if "energy" in r0 and "energy" in r1:
+            txt += (f"; pJ/MAC {r0['pj_per_mac']:.1f} → {r1['pj_per_mac']:.1f} "
+                    f"(TOPS/W at fmax {r1['tops_per_w_at_fmax'] / r0['tops_per_w_at_fmax']:.2f}×)")
+        out.append(txt + ".")
+    return out
 
 
 def _register():
@@ -847,48 +933,16 @@ def _register():
         out = []
         sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
         for R, C in sizes:
-            by = {(r["config"]["a_fmt"], r["config"]["w_fmt"]): r for r in rec["rows"]
-                  if (r["config"]["rows"], r["config"]["cols"]) == (R, C)}
-            rf, bf = by.get(("bf16", "rf8")), by.get(("bf16", "bf16"))
-            if rf and bf:
-                crit = max(rf["critical_path_ns"], bf["critical_path_ns"])
-                area_r = bf["area_um2"] / rf["area_um2"]
-                own = rf["tops_per_mm2_at_fmax"] / bf["tops_per_mm2_at_fmax"]
-                met = "met" if area_r >= 2 else "not met"
-                out.append(f"* **{R}×{C}, TOPS/mm² (goal ≥ 2×): {met}.** RF8 × BF16 reaches {area_r:.2f}× the BF16 × "
-                           f"BF16 array's TOPS/mm² at the same R×C and a common clock ({crit:.2f} ns, the slower "
-                           f"array's critical path), {own:.2f}× with each array at its own fmax "
-                           f"({rf['fmax_mhz']:.0f} vs {bf['fmax_mhz']:.0f} MHz).")
-                if "energy" in rf and "energy" in bf:
-                    ew = rf["tops_per_w_at_fmax"] / bf["tops_per_w_at_fmax"]
-                    em = bf["pj_per_mac"] / rf["pj_per_mac"]
-                    met = "met" if em >= 1.5 else "not met"
-                    out.append(f"* **{R}×{C}, TOPS/W (goal ≥ 1.5×): {met}.** RF8 × BF16 spends "
-                               f"{rf['pj_per_mac']:.1f} pJ/MAC against {bf['pj_per_mac']:.1f} (BF16 × BF16) on real "
-                               f"MiniLM tiles at the {rf['clock_ns']} ns clock target: {em:.2f}× the TOPS/W "
-                               f"({ew:.2f}× with each at its own fmax).")
-            if not (rf and bf):
-                out.append(f"* **{R}×{C}, RF8 × BF16 against BF16 × BF16 (goals ≥ 2× TOPS/mm², ≥ 1.5× TOPS/W): not "
-                           f"evaluated**: {'the RF8 × BF16' if not rf else 'the BF16 × BF16'} array is not in this "
-                           "record.")
-            trio = [by.get(("bf16", w)) for w in ("rf8", "e4m3", "int8")]
-            if not all(trio):
-                out.append(f"* **{R}×{C}, area per MAC RF8 ≤ E4M3 ≤ INT8 (× BF16): not evaluated**: "
-                           + ", ".join(f"{w.upper()} × BF16" for w, t in zip(("rf8", "e4m3", "int8"), trio) if not t)
-                           + " not in this record.")
-            w8 = [by.get((w, w)) for w in ("rf8", "e4m3", "int8")]
-            if all(w8):
-                a8 = [t["area_per_mac_um2"] for t in w8]
-                e8 = [t.get("pj_per_mac") for t in w8]
-                out.append(f"* {R}×{C} W8A8 (16:32): area per MAC RF8 / E4M3 / INT8 = {a8[0]:.0f} / {a8[1]:.0f} / "
-                           f"{a8[2]:.0f} µm² (RF8 {100 * (a8[0] / a8[2] - 1):+.1f} % against INT8); pJ/MAC "
-                           + " / ".join(f"{x:.1f}" if x else "–" for x in e8) + ".")
-            if all(trio):
-                a = [t["area_per_mac_um2"] for t in trio]
-                ok = a[0] <= a[1] <= a[2]
-                out.append(f"* **{R}×{C}, area per MAC RF8 ≤ E4M3 ≤ INT8 (× BF16): {'met' if ok else 'not met'}.** "
-                           f"{a[0]:.0f} / {a[1]:.0f} / {a[2]:.0f} µm² per MAC.")
-            for r in sorted(by.values(), key=lambda r: (r["config"]["a_fmt"] not in _A16, r["config"]["w_fmt"])):
+            at = [r for r in rec["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)]
+            designs = sorted({edge_stages_of(r["config"]) for r in at if r["config"]["a_fmt"] in _A16})
+            for e in designs or [0]:
+                out += _goal_lines(R, C, e, {(r["config"]["a_fmt"], r["config"]["w_fmt"]): r for r in at
+                                             if edge_stages_of(r["config"]) in (e, 0) and (
+                                                 r["config"]["a_fmt"] not in _A16 or edge_stages_of(r["config"]) == e)},
+                                   len(designs) > 1)
+            out += _edge_lines(R, C, at)
+            for r in sorted(at, key=lambda r: (r["config"]["a_fmt"] not in _A16, r["config"]["w_fmt"],
+                                               edge_stages_of(r["config"]))):
                 ap = list(r["area_by_part_um2"].items())
                 tot = r["area_um2"]
                 s = ", ".join(f"{k} {100 * v / tot:.0f} %" for k, v in ap[:3])
