@@ -12,7 +12,7 @@ import importlib
 __all__ = ["register", "config_args", "config_from_args", "parse_size", "ARRAY_COMMAND_MODULES"]
 
 #: Modules adding ``rf8sim array`` subcommands (this one first; the costing part adds its own).
-ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost")
+ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost_cli")
 
 
 def parse_size(text: str) -> tuple[int, int]:
