@@ -604,6 +604,62 @@ def table_record(rows: list, inference: dict) -> dict:
     return {"kind": "hdl-array-cost", "version": COST_VERSION, "inference": inference, "rows": rows}
 
 
+# ---------------------------------------------------------------------------- the flow's array stage
+#: clocks of the real MiniLM tile the flow verifies each small array on (Icarus; a few seconds)
+FLOW_TILE_CYCLES = 1500
+
+
+def flow_array(job, liberty="default", out_dir=None, clock_ns: float = DEFAULT_CLOCK_NS,
+               tile_cycles: int = FLOW_TILE_CYCLES) -> dict:
+    """One small array of ``rf8sim flow`` (a cluster task): ``job`` = (a_fmt, w_fmt, acc, rows, cols, depth,
+    edge_stages, synthesize); its Verilog written to ``out_dir``, a real MiniLM tile (:func:`tile_operands`)
+    run on Icarus against the golden model (every output counted), and when ``synthesize`` the synthesis and
+    timing (cached by netlist)."""
+    from .array import ArrayConfig, generate_array_verilog
+    from .arraysim import verify_gemm
+
+    a_fmt, w_fmt, acc, R, C, depth, edge, synthesize = job
+    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, R, C, depth, 1, edge)
+    t0 = time.perf_counter()
+    text, _ = generate_array_verilog(cfg)
+    vfile = None
+    if out_dir is not None:
+        vfile = Path(out_dir) / f"{cfg.module_name()}.v"
+        vfile.write_text(text)
+    a, w, info = tile_operands(cfg, target_cycles=tile_cycles)
+    rep = verify_gemm(cfg, a, w, "icarus", tag="flow")
+    t_verify = time.perf_counter() - t0
+    out = {"config": cfg.describe(), "module": cfg.module_name(), "verilog": vfile.name if vfile else None,
+           "tile": info, "outputs": rep["outputs"], "compared": rep["compared"], "mismatches": rep["mismatches"],
+           "cycles": rep["sim_cycles"], "simulator": "icarus", "verify_s": t_verify}
+    if synthesize:
+        syn = synth_array(cfg, liberty)
+        tim = array_timing(syn, clock_ns)
+        out.update(area_um2=syn["area_um2"], area_per_mac_um2=syn["area_per_mac_um2"],
+                   critical_path_ns=tim["critical_path_ns"], fmax_mhz=tim["fmax_mhz"], synth_cached=syn["cached"])
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def recorded_inference(a_fmt: str, w_fmt: str, acc: str, edge_stages: int, tokens: float, rec: dict) -> dict | None:
+    """Per-inference cost of the largest array of this kind costed in the record ``rec``
+    (hdl/results/array_cost.json) for a sentence of ``tokens`` tokens, or None if it has none."""
+    rows = [r for r in rec["rows"] if "energy" in r and (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"],
+                                                         edge_stages_of(r["config"])) == (a_fmt, w_fmt, acc, edge_stages)]
+    if not rows:
+        return None
+    r = max(rows, key=lambda r: r["config"]["rows"] * r["config"]["cols"])
+    c = r["config"]
+    cfg = _config((a_fmt, w_fmt, acc, edge_stages), c["rows"], c["cols"], c["pe_stages"])
+    inf = per_inference(cfg, max(1, round(tokens)), r["fmax_mhz"], r["energy"]["static_pj_per_cycle"],
+                        r["energy"]["dynamic_pj_per_mac"])
+    return {"config": f"{a_fmt}x{w_fmt}@{acc}", "size": f"{c['rows']}x{c['cols']}", "edge_stages": edge_stages,
+            "label": f"{a_fmt} × {w_fmt} {c['rows']}×{c['cols']} array ({acc}" + (", edge reg.)" if edge_stages else ")"),
+            "area_mm2": r["area_um2"] / 1e6, "uj_per_inference": inf["energy_uj"],
+            "ms_per_inference": inf["latency_us"] / 1e3, "fmax_mhz": r["fmax_mhz"], "cycles": inf["cycles"],
+            "tokens": inf["tokens"], "pj_per_mac": r["pj_per_mac"]}
+
+
 def plot_array(record, out, overwrite: bool = False):
     """TOPS/mm2 and TOPS/W of every array in the record (bars), MiniLM cosine annotated."""
     import io
