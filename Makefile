@@ -65,7 +65,7 @@ demo-record: venv
 	exit $$status
 
 test: venv
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25
 
 test-slow: venv
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m slow --runslow

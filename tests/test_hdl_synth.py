@@ -156,3 +156,28 @@ def test_cli_w8a16_ppa_table_routes_to_its_record(tmp_path, monkeypatch, capsys)
     assert main(["synth", "--table", "w8a16", "--timing", "--power", "--record", str(rec), "--force",
                  "--plot", str(tmp_path / "p.png")]) == 2
     assert "--plot acts only with --table fixed --timing --power --record" in capsys.readouterr().err
+
+
+def test_readme_w8a16_findings_recounted_from_the_records():
+    """README's "what RF8 buys" sentences (readme:w8a16-findings): the rank of RF8 per axis, recounted from the
+    synthesis and PPA records."""
+    import json
+    from pathlib import Path
+
+    from rf8sim import docgen
+
+    root = Path(__file__).resolve().parents[1] / "hdl" / "results"
+    rows = json.loads((root / "synth_w8a16.json").read_text())["rows"]
+    md = docgen.render("readme:w8a16-findings").splitlines()
+    prod = {r["w_fmt"]: r["area_um2"] for r in rows if (r["stage"], r["a_fmt"]) == ("product", "bf16")}
+    mac = {r["w_fmt"]: r["area_um2"] for r in rows if (r["stage"], r["a_fmt"], r["acc"], r["lanes"]) ==
+           ("mac", "bf16", "fp32", 1)}
+    from rf8sim.hdl.power import ppa_rows
+
+    pj = {r["w_fmt"]: r["pj_per_mac_minilm"] for r in ppa_rows(root / "ppa_w8a16.json")
+          if (r["stage"], r["a_fmt"], str(r["acc"]), r["lanes"]) == ("mac", "bf16", "fp32", 1)}
+    for line, d in zip(md, (prod, mac, pj)):
+        assert len(d) == 4
+        pos = sorted(d.values()).index(d["rf8"]) + 1
+        assert ("RF8's is the smallest" if pos == 1 else f"RF8's is number {pos} from the smallest") in line, line
+    assert "the 2× goal is not reached" in md[-1] or "the 2× goal is reached" in md[-1]

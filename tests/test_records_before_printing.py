@@ -70,3 +70,43 @@ def test_verify_layer_record_survives_a_failing_printer(tmp_path, monkeypatch):
     with pytest.raises(PrintingBroke):
         main(["verify-layer", "--no-rtl", "--json", str(out)])
     assert json.loads(out.read_text())["verify_layer"]["ok"] is True
+
+
+def test_flow_record_survives_a_failing_printer(tmp_path, monkeypatch):
+    """`rf8sim flow --record`: the record is written before the summary table (issue 22, item 2)."""
+    from rf8sim.study import flow_stages, report
+
+    monkeypatch.setattr(flow_stages, "STAGES", (("train", lambda ctx: {"_detail": "stub"}),))
+    monkeypatch.setattr(report, "print_table", _broken_print)
+    rec = tmp_path / "flow.json"
+    with pytest.raises(PrintingBroke):
+        main(["flow", "--quick", "--skip-hdl", "--no-progress", "--out", str(tmp_path / "out"), "--record", str(rec)])
+    stages = json.loads(rec.read_text())["stages"]
+    assert [s["stage"] for s in stages][0] == "train" and stages[0]["status"] == "ok"
+
+
+def test_tinylm_record_survives_a_failing_printer(tmp_path, monkeypatch):
+    from rf8sim.study import report, tinylm
+
+    fake = {"points": [{"label": "float32", "chunks": 20, "bpb": 2.0, "bpb_lo": 1.9, "bpb_hi": 2.1, "delta": 0.0,
+                        "seconds": 0.1}], "torch_check": [{"mismatches": 0, "outputs": 4}], "layers": ["head"]}
+    monkeypatch.setattr(tinylm, "run_tinylm_study", lambda *a, **k: fake)
+    monkeypatch.setattr(report, "print_table", _broken_print)
+    rec = tmp_path / "tinylm.json"
+    with pytest.raises(PrintingBroke):
+        main(["study", "tinylm", "--no-progress", "--record", str(rec)])
+    assert json.loads(rec.read_text())["tinylm"]["points"][0]["bpb"] == 2.0
+
+
+def test_thesis_record_survives_a_failing_printer(tmp_path, monkeypatch):
+    from rf8sim.study import report, thesis
+
+    fake = {"pooled": {"plain": {"gap": {"e4m3": {"diff": 0.001}}, "verdict": {"e4m3": "baseline"}}},
+            "torch_check": {"mismatches": 0}}
+    monkeypatch.setattr(thesis, "run_thesis", lambda *a, **k: fake)
+    monkeypatch.setattr(report, "print_table", _broken_print)
+    rec = tmp_path / "thesis.json"
+    spec = thesis.ThesisSpec(formats=("rf8", "e4m3"))
+    with pytest.raises(PrintingBroke):
+        thesis.record_run(spec, rec, progress=False)
+    assert json.loads(rec.read_text())["thesis"]["pooled"]["plain"]["verdict"]["e4m3"] == "baseline"

@@ -99,3 +99,52 @@ def test_missing_record_is_a_docgen_error(tmp_path):
     (tmp_path / "x.json").write_text('{"kind": "other"}')
     with pytest.raises(docgen.DocgenError, match="not a rf8sim-variants-gg-shape record"):
         S.load_variants_record(tmp_path / "x.json")
+
+
+def test_findings_block_recounted_from_the_rows():
+    """The generalizing sentences of docs/study.md's `full` section (study:full-findings), recounted from the
+    record's rows by a different route: the accuracy range and its verdict, the area order per accumulator."""
+    rec = S.load_sweep_record()
+    md = docgen.render("study:full-findings")
+    ref, n = rec["model"]["float_acc_eval"], rec["config"]["model"]["eval_samples"]
+    ok = [r["accuracy"] for r in rec["rows"]
+          if (r["lanes"], r["rounding"]) == (1, "nearest") and r["overflow_frac"] == 0]
+    assert len(ok) == 48
+    assert f"{min(ok):.3f} to {max(ok):.3f} against float32's {ref:.3f}" in md
+    verdict = "cannot rank" if max(ok) - min(ok) < 2 * (ref * (1 - ref) / n) ** 0.5 else "separates"
+    assert f"this sweep {verdict} these formats" in md
+    for acc in ("4:30", "exact"):
+        area = {r["group"]: r["area_um2"] for r in rec["rows"] if (r["lanes"], r["rounding"], r["granularity"]) ==
+                (1, "nearest", "tensor") and (r["acc"] == "exact" if acc == "exact" else r["acc"] == acc)}
+        small, large = min(area, key=area.get), max(area, key=area.get)
+        line = next(ln for ln in md.splitlines() if ln.startswith("- **MAC area**") and
+                    (("4:30 accumulator" in ln) if acc == "4:30" else ("own exact" in ln)))
+        assert f"smallest {small} ({area[small]:,.0f} µm²), largest {large} ({area[large]:,.0f} µm²)" in line
+        assert f"rf8 is number {sorted(area.values()).index(area['rf8']) + 1} of {len(area)}" in line
+
+
+def test_gg_wins_block_recounted_from_the_rows():
+    """study:gg-wins: per format/rounding/granularity, the shapes where its SQNR is above / below RF8 nearest
+    with tensor scales by more than 0.05 dB, recounted from the rows."""
+    v = S.load_variants_record()
+    sq = {(r["format"], r["rounding"], r["granularity"], r["shape"]): r["sqnr_db"] for r in v["rows"]}
+    shapes = sorted({r["shape"] for r in v["rows"]})
+    md = docgen.render("study:gg-wins")
+    n = 0
+    for ln in md.splitlines():
+        m = re.match(r"- (\S+) (\S+), (\S+) scales: (.*) \(", ln)
+        if not m:
+            continue
+        f, rnd, g, txt = m.groups()
+        d = [sq[(f, rnd, g, s)] - sq[("rf8", "nearest", "tensor", s)] for s in shapes]
+        hi = [s for s, x in zip(shapes, d) if x > 0.05]
+        lo = [s for s, x in zip(shapes, d) if x < -0.05]
+        for word, xs in (("higher", hi), ("lower", lo)):
+            if not xs:
+                assert f"{word} at" not in txt, ln
+            elif len(xs) == len(shapes):
+                assert f"{word} at every shape" in txt, ln
+            else:
+                assert f"{word} at β = " + ", ".join(f"{s:g}" for s in xs) in txt, ln
+        n += 1
+    assert n == 10  # 8 format/rounding rows + int8's channel and block rows

@@ -68,3 +68,62 @@ def test_every_command_uses_the_piping_console():
         if re.search(r"from rich\.console import [^\n]*\bConsole\b|rich\.console\.Console\(", text):
             offenders.append(str(f.relative_to(ROOT)))
     assert offenders == [], f"use rf8sim.console.Console in {offenders}"
+
+
+# ---- the README tour from a fresh clone, piped to a file (issue 22, "Done when") ------------------------
+
+def test_table_cells_are_text_not_markup(capsys):
+    """The flow's summary lost "[transformer]" from "[transformer] model = 'none'" (rich read it as a tag)."""
+    from rf8sim.study.report import print_table
+
+    print_table([{"stage": "transformer", "detail": "[transformer] model = 'none' ([bold]x[/])"}],
+                ["stage", "detail"], headers=["[stage]", "detail"])
+    out = capsys.readouterr().out
+    assert "[transformer] model = 'none' ([bold]x[/])" in out and "[stage]" in out
+
+
+def test_synth_title_names_yosys_without_its_build_path(capsys):
+    """`rf8sim synth`'s title quoted yosys -V whole: compiler and build path wrapped over two lines."""
+    from rf8sim.hdl.synth import _print, short_yosys_version
+
+    v = ("Yosys 0.70 (git sha1 28ba3cb92, Release, Clang /workspace/YoWASP/yosys/wasi-sdk-33.0-x86_64-linux/"
+         "share/cmake/../..//bin/clang++ 22.1.0)")
+    assert short_yosys_version(v) == "Yosys 0.70 (git sha1 28ba3cb92)"
+    assert short_yosys_version("Yosys 0.9+4081") == "Yosys 0.9+4081"
+    assert short_yosys_version("unknown") == "unknown"
+    row = {"yosys": v, "stage": "mac", "config": {"a_fmt": "rf8", "w_fmt": "rf8", "acc_frac_bits": 16,
+                                                  "acc_width": 32, "lanes": 1},
+           "generic": {"gates": 1, "flops": 0, "nand2_eq": 1.0, "nand2_eq_seq": 0.0, "depth": 1},
+           "liberty": {"area_um2": 10.0}, "synth_s": 0.1}
+    _print([row])
+    out = capsys.readouterr().out
+    assert "rf8sim synth (Yosys 0.70 (git sha1 28ba3cb92))" in out and "/workspace" not in out
+
+
+def test_cli_warnings_are_one_line_and_progress_slows_down_without_a_terminal(monkeypatch, capsys):
+    """A warning under the CLI printed the raising module's path and source line (the quick flow's DeepShape
+    warnings); without a terminal tqdm redrew its bars several times a second into the log."""
+    import argparse
+    import warnings
+
+    from rf8sim import cli
+
+    def fake_parser():
+        p = argparse.ArgumentParser()
+        p.set_defaults(func=lambda a: print(warnings.formatwarning(
+            "use a coarser grid", RuntimeWarning, "/somewhere/rf8sim/study/pipeline.py", 178), end=""),
+            command="x")
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", fake_parser)
+    monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    before = warnings.formatwarning
+    assert cli.main([]) == 0
+    assert capsys.readouterr().out == "rf8sim: warning: use a coarser grid\n"
+    assert warnings.formatwarning is before  # restored: the library's own callers keep Python's format
+    # tqdm reads TQDM_* when it is imported: the CLI imports it after main() starts (in a fresh process)
+    code = ("import io, sys; from rf8sim.cli import main; main(['formats']); from tqdm import tqdm; "
+            "print('mininterval', tqdm(total=1, disable=False, file=io.StringIO()).mininterval)")
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and "mininterval 30.0" in r.stdout, r.stderr[-2000:]

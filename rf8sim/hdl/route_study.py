@@ -1,6 +1,6 @@
 """Routed headline units and the flow noise: RF8 vs E4M3 vs INT8, 8-bit MACs and W8A16 units, per technology.
 
-``python -m rf8sim.hdl.route_study --name osu018|osu018-w8a16|sky130 [--workers 2] [--beats 500]``
+``python -m rf8sim.hdl.route_study --name osu018|osu018-w8a16|sky130|sky130-w8a16 [--workers 2] [--beats 500]``
 
 For every unit of :data:`UNITS` (the 8-bit 16:32 lanes-1 MACs and product stages, and the
 W8A16 fp32-accumulator lanes-1 MACs) and every synthesis variant of :data:`ABC_VARIANTS`
@@ -8,8 +8,9 @@ W8A16 fp32-accumulator lanes-1 MACs) and every synthesis variant of :data:`ABC_V
 target ``-D 2000``, and qflow's own script) it places and routes with the (variant, seed) runs of :data:`PLANS`, and records
 cell area, die area, utilization, wirelength, the
 critical path before routing (synthesised netlist) and after (routed netlist with its SPEF),
-the post-route energy per MAC (osu018: gate-level activity on the routed netlist, OpenSTA
-energies with the wires), and the wall time of each step. The rows fan out through
+the post-route energy per MAC (gate-level activity on the routed netlist, OpenSTA
+energies with the wires; sky130 with :mod:`rf8sim.tech.models`' cell models), and the wall time of
+each step. The rows fan out through
 :func:`rf8sim.cluster.run_tasks` (local processes or Ray).
 
 The docs blocks (``hdl:route-*``) render the routed table, the spread over variants and
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 from ..docgen import DocgenError, load_record, register
+from ..tech import TECHS
 from .mac import HdlError
 
 __all__ = ["UNITS", "ABC_VARIANTS", "synth_variant", "study_rows", "main"]
@@ -54,8 +56,9 @@ PLANS = {
 }
 #: record name -> (file, units (indices into UNITS)), written by ``--name NAME``
 RECORDS = {"osu018": "hdl/results/route_osu018.json", "osu018-w8a16": "hdl/results/route_osu018_w8a16.json",
-           "sky130": "hdl/results/route_sky130.json"}
-RECORD_UNITS = {"osu018": (0, 1, 2, 3, 4, 5), "osu018-w8a16": (6, 7, 8), "sky130": (0, 1, 2, 3, 4, 5)}
+           "sky130": "hdl/results/route_sky130.json", "sky130-w8a16": "hdl/results/route_sky130_w8a16.json"}
+RECORD_UNITS = {"osu018": (0, 1, 2, 3, 4, 5), "osu018-w8a16": (6, 7, 8), "sky130": (0, 1, 2, 3, 4, 5),
+                "sky130-w8a16": (6, 7, 8)}
 
 
 def plan_of(unit) -> tuple:
@@ -151,8 +154,6 @@ def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=0.6, clo
 
     t = get_tech(tech).name
     lib = liberty or (str(tech_liberty(t)) if t != "osu018" else "default")
-    if t != "osu018":
-        streams = ()  # gate-level cell models exist for osu018 only (see route_cli)
     jobs = [(*u, v, sd) for u in units for v, sd in (plan or plan_of(u))]
     fn = functools.partial(_job, tech=t, liberty=lib, utilization=utilization, clock_ns=clock_ns,
                            streams=tuple(streams), beats=beats, use_cache=use_cache, pre_power=True, tries=tries)
@@ -362,7 +363,7 @@ def render_noise(tech: str) -> str:
 
 #: Horowitz, ISSCC 2014, 45 nm at 0.9 V (pJ)
 HOROWITZ_45NM = {"int8 mult": 0.2, "int8 add": 0.03, "int32 add": 0.1, "fp32 add": 0.9, "fp32 mult": 3.7}
-NODES = {"osu018": (180, 1.8), "sky130": (130, 1.8)}
+NODES = {n: (t.feature_nm, t.vdd_v) for n, t in TECHS.items()}  # rf8sim.tech.TECHS
 
 
 def render_anchors(tech: str) -> str:
@@ -383,8 +384,8 @@ def render_anchors(tech: str) -> str:
     r8 = base_energy(("rf8", "rf8", "16:32", 1, "mac"))
     i8p = base_energy(("int8", "int8", "16:32", 1, "product"))
     if not (i8 and e4 and i8[0] and e4[0]):
-        return (f"No post-route energies in `{RECORDS[rec['name']]}` ({rec['tech']}: gate-level cell models "
-                "exist for osu018 only), so the energy anchors are checked on osu018 only.\n")
+        return (f"No post-route energies of the int8 and e4m3 MACs in `{RECORDS[rec['name']]}` ({rec['tech']}), "
+                "so no energy anchor is checked on it.\n")
     anchor_mac = (HOROWITZ_45NM["int8 mult"] + HOROWITZ_45NM["int32 add"]) * k
     ratio = 100 * (e4[0] / i8[0] - 1)
     lo, hi = 100 * (e4[1][0] / i8[1][1] - 1), 100 * (e4[1][1] / i8[1][0] - 1)
@@ -409,7 +410,7 @@ def render_anchors(tech: str) -> str:
     return " ".join(txt) + "\n"
 
 
-#: the records with blocks in docs/hdl.md and which blocks (sky130 has none: its designs do not route, docs/hdl.md)
+#: the records with blocks in docs/hdl.md and which blocks
 DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
               "osu018-w8a16": ("route", "route-noise", "route-failures")}
 _RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,

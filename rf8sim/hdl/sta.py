@@ -27,6 +27,7 @@ import subprocess
 from pathlib import Path
 
 from .. import tools
+from ..tech import TECHS
 from .mac import HdlError
 
 __all__ = ["sta_exe", "sta_version", "sta_available", "timing", "cell_energies", "run_sta"]
@@ -71,7 +72,7 @@ def liberty_pins(lib: Path) -> dict:
 
 
 #: the flip-flop that launches the inputs and loads the outputs of a unit, per library (first found)
-BOUNDARY_FLOPS = (("DFFPOSX1", "D", "Q"), ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"))
+BOUNDARY_FLOPS = tuple(t.flop for t in TECHS.values())  # (cell, D, Q) per technology (rf8sim.tech.TECHS)
 
 
 def boundary_flop(pins: dict) -> tuple:

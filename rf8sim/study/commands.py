@@ -171,12 +171,16 @@ def cmd_flow(args) -> int:
                            "--skip-hdl skips; drop one of the two")
         if spec != "local":
             C.connect(spec)  # an unreachable address fails here, not after every stage ran
-    res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
-                   cache_dir=args.cache_dir, quick=args.quick, cluster=args.cluster or "local")
-    if args.record:
+    def record(res):  # written before the summary is printed: nothing in the printing can lose the run
         from .results import write_flow_record
 
         write_flow_record(args.record, res, res.state, overwrite=args.force)
+
+    res = run_flow(cfg, args.out, skip_hdl=args.skip_hdl, force=args.force, progress=not args.no_progress,
+                   cache_dir=args.cache_dir, quick=args.quick, cluster=args.cluster or "local",
+                   before_print=record if args.record else None)
+    if args.record:
+        print(f"record: {args.record}")
     return res.exit_code
 
 
@@ -277,6 +281,11 @@ def cmd_zoo(args) -> int:
     prov = records.provenance()
     res = run_zoo(fmts, shapes, sentences=args.sentences, w8a8_sentences=args.w8a8_sentences,
                   cosine=not args.no_cosine, progress=not args.no_progress)
+    record = None
+    if args.record:  # the record first: nothing in the printing (or the plot) can lose it
+        from .zoo_report import write_zoo_record
+
+        record = write_zoo_record(args.record, res, prov, overwrite=args.force)
     for r in res["minilm_weights"]:
         print(f"{r['format']:>8}  {r['bits_per_weight']:6.3f} bits/weight  MiniLM weight SQNR {r['sqnr_db']:6.2f} dB")
     for r in res["minilm_cosine"]:
@@ -285,10 +294,8 @@ def cmd_zoo(args) -> int:
         from .zoo_report import plot_zoo
 
         plot_zoo(res, args.plot)
-    if args.record:
-        from .zoo_report import write_zoo_record
-
-        print(f"record: {write_zoo_record(args.record, res, prov, overwrite=args.force)}")
+    if record:
+        print(f"record: {record}")
     return 0
 
 

@@ -100,18 +100,22 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 def run_flow(cfg: StudyConfig | None = None, out: str | Path = "build/report", *, skip_hdl: bool = False,
              force: bool = False, progress: bool = True, console=None, cache_dir=None,
-             quick: bool = False, cluster: str = "local") -> FlowResult:
-    """Run every stage, write the report, print the summary; returns the stage results and exit code."""
+             quick: bool = False, cluster: str = "local", before_print=None) -> FlowResult:
+    """Run every stage, write the report, print the summary; returns the stage results and exit code.
+
+    ``before_print(result)`` runs after the report is written and before the summary is printed (the CLI
+    writes ``--record`` there: a printer that fails cannot lose the run)."""
     from rf8sim.console import Console
 
     from ..fileio import claim_dir
 
     cfg = cfg or default_config(quick)
     with claim_dir(out, "--out"):  # a second run into the same folder stops here, not after minutes
-        return _run_flow(cfg, Path(out), skip_hdl, force, progress, console or Console(), cache_dir, cluster)
+        return _run_flow(cfg, Path(out), skip_hdl, force, progress, console or Console(), cache_dir, cluster,
+                         before_print)
 
 
-def _run_flow(cfg, out: Path, skip_hdl, force, progress, console, cache_dir, cluster) -> FlowResult:
+def _run_flow(cfg, out: Path, skip_hdl, force, progress, console, cache_dir, cluster, before_print=None) -> FlowResult:
     from . import flow_stages as S
     from .flow_report import write_report
 
@@ -148,11 +152,14 @@ def _run_flow(cfg, out: Path, skip_hdl, force, progress, console, cache_dir, clu
     except Exception as e:  # noqa: BLE001
         rows.append({"stage": "report", "status": "failed", "seconds": 0.0, "detail": f"{type(e).__name__}: {e}"})
         stages.append(StageResult("report", "failed", 0.0, f"{type(e).__name__}: {e}"))
+    failed = [s.name for s in stages if s.status == "failed"]
+    result = FlowResult(stages, out, 1 if failed else 0, rows, ctx.state)
+    if before_print is not None:
+        before_print(result)  # the --record, before anything below can fail
     from .report import print_table
 
     print_table(rows, ["stage", "status", "seconds", "detail"], title=f"rf8sim flow -> {escape(str(out))}", console=console,
                 digits=3)
-    failed = [s.name for s in stages if s.status == "failed"]
     if failed:
         console.print(f"[bold red]flow FAILED in stage(s): {', '.join(failed)}[/] (details in {escape(str(out))}/results.json)")
     else:
@@ -161,4 +168,4 @@ def _run_flow(cfg, out: Path, skip_hdl, force, progress, console, cache_dir, clu
         if skipped:
             msg += f" (skipped: {', '.join(skipped)}; reasons above and in the report)"
         console.print(f"[bold green]{msg}[/]")
-    return FlowResult(stages, out, 1 if failed else 0, rows, ctx.state)
+    return result

@@ -375,13 +375,15 @@ def plot_error_vs_shape(rows: Sequence[dict], path: "str | Path", *, title: str 
 
 def print_table(rows: Iterable[dict], columns: Sequence[str], headers: Sequence[str] | None = None,
                 title: str = "", console=None, digits: int = 4) -> None:
-    """A rich table on the console (the end-of-run summary)."""
+    """A rich table on the console (the end-of-run summary).  Cells are text, not markup: a detail such as
+    "[transformer] model = 'none'" prints as written (rich would take the brackets for a style tag)."""
     from rf8sim.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=title or None)
     for h in headers or columns:
-        t.add_column(str(h))
+        t.add_column(escape(str(h)))
     for r in rows:
-        t.add_row(*[fmt_value(r.get(c), digits) for c in columns])
+        t.add_row(*[escape(fmt_value(r.get(c), digits)) for c in columns])
     (console or Console()).print(t)

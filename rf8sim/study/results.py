@@ -168,5 +168,56 @@ def render_readme_answer() -> str:
     return "\n".join(keep) + "\n"
 
 
+@register("readme:answer")
+def render_readme_lead() -> str:
+    """README's first section: what RF8 buys in arrays (goals), on MiniLM, and what is inside the flow noise."""
+    from ..docgen import load_record
+    from ..hdl import route_study
+    from ..hdl.array_cost import edge_stages_of, goal_verdict, rows_by_pair
+    from .answer import minilm_answer
+
+    arr = load_record("hdl/results/array_cost.json", "hdl-array-cost", "rf8sim array cost --table")
+    out = []
+    sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in arr["rows"]})
+    for R, C in sizes:
+        by = rows_by_pair(arr["rows"], R, C, 0)
+        g = goal_verdict(by)
+        names = ", ".join(f"{a} × {w}" for a, w in by)
+        g1 = goal_verdict(rows_by_pair(arr["rows"], R, C, 1)) if any(
+            edge_stages_of(r["config"]) for r in arr["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)) \
+            else {}
+        head = (f"- **{R}×{C} arrays** (`hdl/results/array_cost.json`, osu018 before routing; arrays: {names}): ")
+        if "tops_mm2" in g:
+            s = (f"RF8 × BF16 reaches **{g['tops_mm2']:.2f}×** the BF16 × BF16 array's TOPS/mm² (goal ≥ 2×: "
+                 f"{'met' if g['tops_mm2_met'] else 'not met'})")
+            if "tops_w" in g:
+                s += (f" and **{g['tops_w']:.2f}×** its TOPS/W on real MiniLM tiles (goal ≥ 1.5×: "
+                      f"{'met' if g['tops_w_met'] else 'not met'})")
+        else:
+            s = "RF8 × BF16 against BF16 × BF16: **not evaluated** (a row is missing from the record)"
+        if "tops_mm2" in g1:
+            s += (f"; with the registered edge adder (`edge_stages` 1, both arrays) {g1['tops_mm2']:.2f}× TOPS/mm²"
+                  + (f" and {g1['tops_w']:.2f}× TOPS/W" if "tops_w" in g1 else ""))
+        if "area_per_mac" in g:
+            a = g["area_per_mac"]
+            s += (f"; area per MAC RF8 / E4M3 / INT8 × BF16 = {a[0]:,.0f} / {a[1]:,.0f} / {a[2]:,.0f} µm² "
+                  f"(RF8 ≤ E4M3 ≤ INT8: {'met' if g['area_order_met'] else 'not met'})")
+        rf = by.get(("bf16", "rf8"))
+        if rf:
+            part, um2 = next(iter(rf["area_by_part_um2"].items()))
+            s += f"; the largest part of the RF8 × BF16 array is its {part} ({100 * um2 / rf['area_um2']:.0f} % of area)"
+        out.append(head + s + ".")
+    lines = minilm_answer(load_minilm_record()["transformer"])
+    out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
+            or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]
+    noise = route_study.noise_sentences(route_study._rec("osu018"))
+    inside = [x.split(" — ")[0] for x in noise if "inside the noise" in x]
+    if noise:
+        out.append(f"- **Flow noise** (`{route_study.RECORDS['osu018']}`, osu018 after routing, ABC scripts × "
+                   f"placement seeds): {len(inside)} of {len(noise)} format differences checked are inside the "
+                   "noise" + (": " + "; ".join(inside) if inside else "") + ".")
+    return "\n".join(out) + "\n"
+
+
 from . import costs as _costs  # noqa: E402,F401  (registers the study:minilm-costs renderer)
 from . import demotime as _demotime  # noqa: E402,F401  (registers the readme:demo-time renderer)

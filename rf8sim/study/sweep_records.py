@@ -314,6 +314,72 @@ def render_full_facts() -> str:
     return "\n".join(out)
 
 
+def _names(xs) -> str:
+    xs = list(dict.fromkeys(xs))
+    return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+@register("study:full-findings")
+def render_full_findings() -> str:
+    """The general statements docs/study.md draws from the `full` sweep, each computed from the record and
+    naming the set of points it covers (issue 22: no hand-written "X is best")."""
+    rec = load_sweep_record()
+    sw, mc = rec["config"]["sweep"], rec["config"]["model"]
+    ref, n = rec["model"]["float_acc_eval"], mc["eval_samples"]
+    two_se = 2 * (ref * (1 - ref) / n) ** 0.5
+    one = _rows(rec, 1)
+    clean = [r for r in one if r["rounding"] == "nearest" and not r["overflow_frac"] and not r["error"]]
+    sat = sorted({f"{r['group']} at {r['acc']}" for r in one if r["overflow_frac"]})
+    accs = [r["accuracy"] for r in clean]
+    spread = max(accs) - min(accs)
+    out = [f"- **Accuracy**, over the {len(clean)} one-lane points with nearest rounding whose accumulator never "
+           f"saturated (formats {_names(r['group'] for r in clean)}; every granularity and accumulator): "
+           f"{min(accs):.3f} to {max(accs):.3f} against float32's {ref:.3f}, a spread of {100 * spread:.1f} points "
+           f"{'within' if spread < two_se else 'beyond'} two binomial standard errors ({100 * two_se:.1f} points on "
+           f"{n:,} samples): this sweep {'cannot rank' if spread < two_se else 'separates'} these formats by "
+           "accuracy" + (f" (saturating points left out: {_names(sat)})" if sat else "") + "."]
+    rnd = {r["rounding"]: r["accuracy"] for r in one if r["group"] == "rf8" and r["granularity"] == "tensor"
+           and r["acc"] == "exact"}
+    if len(rnd) > 1:
+        d = max(rnd.values()) - min(rnd.values())
+        out.append(f"- **RF8 weight roundings** ({_names(rnd)}; tensor scales, exact accumulator): "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in rnd.items())
+                   + f"; largest difference {100 * d:.1f} points, {'within' if d < two_se else 'beyond'} two "
+                   "standard errors.")
+    narrow = sw["acc"][-1]
+    at = {r["group"]: r for r in one if r["rounding"] == "nearest" and r["granularity"] == "tensor"
+          and f"{r['acc_frac']}:{r['acc_width']}" == narrow and r.get("area_um2")}
+    ex = {r["group"]: r for r in one if r["rounding"] == "nearest" and r["granularity"] == "tensor"
+          and r["acc"] == "exact" and r.get("area_um2")}
+    for what, d in ((f"the {narrow} accumulator", at), ("each format's own exact accumulator", ex)):
+        order = sorted(d, key=lambda g: d[g]["area_um2"])
+        out.append(f"- **MAC area** at {what}, 1 lane, over {_names(order)}: smallest {order[0]} "
+                   f"({_int(d[order[0]]['area_um2'])} µm²), largest {order[-1]} ({_int(d[order[-1]]['area_um2'])} µm²)"
+                   + (f"; rf8 is number {order.index('rf8') + 1} of {len(order)}, "
+                      + ", ".join(f"vs {g} {_pct(d['rf8']['area_um2'], d[g]['area_um2'])}" for g in order if g != "rf8")
+                      if "rf8" in d else "") + ".")
+    if "rf8" in at and "rf8" in ex:
+        da = at["rf8"]["accuracy"] - ex["rf8"]["accuracy"]
+        out.append(f"- **RF8's accumulator**: {narrow} against the exact {ex['rf8']['acc_frac']}:{ex['rf8']['acc_width']} "
+                   f"(nearest, tensor): accuracy {da * 100:+.1f} points ({'within' if abs(da) < two_se else 'beyond'} "
+                   f"two standard errors), MAC area {_pct(at['rf8']['area_um2'], ex['rf8']['area_um2'])}.")
+    variants = [v for v in ("rf8m8", "rf8m8lo") if v in sw["formats"]]
+    if variants and "rf8" in at:
+        front = {r["group"] for r in rec["rows"] if r["pareto"]}
+        iso = {r["format"]: r for r in rec.get("iso_accuracy", []) if r.get("lanes") == 1}
+        parts = []
+        for v in variants:
+            if v in at:
+                da = at[v]["accuracy"] - at["rf8"]["accuracy"]
+                parts.append(f"{v}: area {_pct(at[v]['area_um2'], at['rf8']['area_um2'])} against rf8 at {narrow}, "
+                             f"accuracy {da * 100:+.1f} points ({'within' if abs(da) < two_se else 'beyond'} two "
+                             f"standard errors), {'on' if v in front else 'not on'} the Pareto front, cheapest "
+                             "within the tolerance of float32: " + (f"{_int(iso[v]['area_um2'])} µm²"
+                                                                     if iso.get(v, {}).get("area_um2") else "none"))
+        out.append(f"- **Variants** ({_names(variants)} against rf8, nearest, tensor): " + "; ".join(parts) + ".")
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------------------
 # SQNR vs GG shape
 
@@ -362,3 +428,42 @@ def render_gg_sqnr() -> str:
                          f"RF8: {rng(best)} dB")
     lines += ["", "Computed from the record: " + "; ".join(facts) + "."]
     return "\n".join(lines)
+
+
+@register("study:gg-wins")
+def render_gg_wins() -> str:
+    """Which format has the higher SQNR than RF8 (nearest, tensor scales) at which GG shapes, per format and
+    scale granularity, computed from the variants record (the set: every shape of the record)."""
+    rec = load_variants_record()
+    cell: dict = {}
+    for r in rec["rows"]:
+        cell.setdefault((r["format"], r["rounding"], r["granularity"]), {})[r["shape"]] = r["sqnr_db"]
+    shapes = sorted({r["shape"] for r in rec["rows"]})
+    base = cell.get(("rf8", "nearest", "tensor"))
+    if base is None:
+        raise DocgenError(f"{VARIANTS_RECORD} has no rf8 nearest tensor rows")
+    tol = 0.05  # dB: a difference below this is called level
+    sh = ", ".join(f"{s:g}" for s in shapes)
+    out = [f"Against RF8 nearest with tensor scales ({min(base.values()):.2f} to {max(base.values()):.2f} dB, a "
+           f"spread of {max(base.values()) - min(base.values()):.2f} dB over the {len(shapes)} shapes β = {sh}), "
+           f"per format, rounding and scale granularity; higher/lower = more than {tol} dB SQNR apart:", ""]
+
+    def where(xs):
+        return "every shape" if len(xs) == len(shapes) else ("no shape" if not xs else "β = " + ", ".join(f"{s:g}" for s in xs))
+
+    for (f, rnd, g), d in cell.items():
+        if (f, rnd, g) == ("rf8", "nearest", "tensor"):
+            continue
+        if g != "tensor" and all(abs(d[s] - cell[(f, rnd, "tensor")][s]) < 0.005 for s in shapes):
+            continue  # identical to its tensor-scale row
+        diff = {s: d[s] - base[s] for s in shapes}
+        hi = [s for s in shapes if diff[s] > tol]
+        lo = [s for s in shapes if diff[s] < -tol]
+        lvl = [s for s in shapes if abs(diff[s]) <= tol]
+        txt = ", ".join(f"{k} at {where(xs)}" for k, xs in (("higher", hi), ("lower", lo), ("level", lvl)) if xs)
+        out.append(f"- {f} {rnd}, {g} scales: {txt} ({min(diff.values()):+.2f} to {max(diff.values()):+.2f} dB).")
+    same = [f"{f} {rnd}" for (f, rnd, g) in cell if g == "tensor"
+            and all(abs(cell[(f, rnd, x)][s] - cell[(f, rnd, "tensor")][s]) < 0.005 for x in ("channel", "block")
+                    if (f, rnd, x) in cell for s in shapes)]
+    out += ["", f"Channel and block scales give the tensor-scale SQNR (within 0.005 dB at every shape) for: {_names(same)}."]
+    return "\n".join(out)

@@ -391,14 +391,17 @@ def record_run(spec: ThesisSpec, record=None, *, force: bool = False, progress: 
     if record:
         check_output_path(record, force)
     res = run_thesis(spec, progress=progress, workers=workers)
+    path = None
+    if record and not res["torch_check"]["mismatches"]:  # the record first: nothing in the printing can lose it
+        path = write_record(record, res, overwrite=force)
     rows = [{"recipe": r, **{f"{spec.formats[0]}-{x}": p["gap"][x]["diff"] for x in spec.formats[1:]},
              **{f"verdict {x}": p["verdict"][x] for x in spec.formats[1:]}} for r, p in res["pooled"].items()]
     print_table(rows, list(rows[0]), title="thesis: RF8 gap per training recipe (bits/byte, pooled)", digits=4)
     if res["torch_check"]["mismatches"]:
         raise TinyLMError(f"torch emulation disagrees with the golden model in {res['torch_check']['mismatches']} "
                           "value(s); not recorded")
-    if record:
-        print(write_record(record, res, overwrite=force))
+    if path:
+        print(path)
     return 0
 
 

@@ -488,14 +488,17 @@ def record_run(config=None, record=None, *, cache_dir=None, force: bool = False,
         check_output_path(record, force)  # before the long work
     res = run_tinylm_study(spec_from_config(cfg), progress=progress, cache_dir=cache_dir)
     bad = sum(r["mismatches"] for r in res["torch_check"])
+    path = None
+    if record and not bad:  # the record first: nothing in the printing can lose it
+        path = write_tinylm_record(record, res, overwrite=force)
     print_table([{k: p.get(k) for k in ("label", "chunks", "bpb", "bpb_lo", "bpb_hi", "delta", "seconds")}
                  for p in res["points"]], ["label", "chunks", "bpb", "bpb_lo", "bpb_hi", "delta", "seconds"],
                 title="TinyLM held-out bits per byte", digits=4)
     print(check_summary(res))
     if bad:
         raise TinyLMError(f"torch emulation disagrees with the golden model in {bad} value(s); not recorded")
-    if record:
-        print(write_tinylm_record(record, res, overwrite=force))
+    if path:
+        print(path)
     return 0
 
 

