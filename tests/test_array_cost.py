@@ -140,9 +140,9 @@ def test_flow_array_stage(tmp_path):
 
     from rf8sim.hdl.array_cost import RECORD, per_inference
     from rf8sim.hdl.array import ArrayConfig
-    from rf8sim.study.answer import array_lines
-    from rf8sim.study.flow import default_config
-    from rf8sim.study.flow_stages import Context, stage_array
+    from rf8sim.study.flow.answer import array_lines
+    from rf8sim.study.flow.run import default_config
+    from rf8sim.study.flow.stages import Context, stage_array
 
     cfg = default_config(quick=True)
     cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, arrays=("bf16xrf8@aligned:32:16",),
@@ -171,7 +171,7 @@ def test_flow_array_stage(tmp_path):
 
 
 def test_flow_array_config_bad_input(tmp_path):
-    from rf8sim.study.config import ConfigError, load_config
+    from rf8sim.study.common.config import ConfigError, load_config
 
     cases = [('arrays = ["bf16xrf8"]', "'AxW@ACC'"), ('arrays = ["bf16xrf8@aligned:32:16"]\narray_size = "3x3"',
                                                       "must divide the block"),

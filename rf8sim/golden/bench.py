@@ -118,7 +118,7 @@ class _one_thread:
         return False
 
 
-#: the scaled rows' operands, as the MiniLM flow quantizes them (rf8sim.study.transformer.ExactLinear)
+#: the scaled rows' operands, as the MiniLM flow quantizes them (rf8sim.study.minilm.transformer.ExactLinear)
 SCALED_DATA = {"scaled channel": ("channel", "x ~ N(0, 1), w ~ Laplace(0.05), per-channel scales passed"),
                "scaled block": ("ceil", "x ~ N(0, 1), w ~ Laplace(0.05), block scales (ceil, 32 along K) passed")}
 
@@ -304,11 +304,11 @@ def main(argv=None) -> int:
     [--record FILE [--force]]``."""
     import argparse
 
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
-    from ..fileio import check_output_path
-    from ..records import provenance, write_record
+    from ..infra.fileio import check_output_path
+    from ..infra.records import provenance, write_record
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.golden.bench", description=main.__doc__)
     ap.add_argument("--narrow", action="store_true", required=True,
@@ -376,7 +376,7 @@ def record_head(rec: dict, path, threads: str) -> str:
 
 def narrow_table() -> str:
     """docs/formats.md: the narrow-accumulator GEMM rows of the checked-in record."""
-    from ..docgen import load_record
+    from ..infra.docgen import load_record
 
     rec = load_record(NARROW_RECORD, _NARROW_KIND, _NARROW_HOW)
     thr = ("BLAS and Numba on one thread" if rec["threads"] == "one"
@@ -398,7 +398,7 @@ def narrow_table() -> str:
 
 
 def _register():
-    from ..docgen import register
+    from ..infra.docgen import register
 
     register("golden:narrow-gemm")(narrow_table)
 

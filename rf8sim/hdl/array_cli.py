@@ -128,7 +128,7 @@ def _shape_args(p) -> None:
 
 
 def cmd_generate(args) -> int:
-    from ..fileio import check_output_path, write_text
+    from ..infra.fileio import check_output_path, write_text
     from .array import generate_array_verilog
     from .verilog import lint
 
@@ -164,7 +164,7 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
     from .arraysim import operands, verify_gemm
 
     cfg = config_from_args(args)
@@ -180,7 +180,7 @@ def cmd_simulate(args) -> int:
           f"{rep['mismatches']} mismatches ({rep['overflowed']} overflowed, {rep['invalid']} invalid); "
           f"simulation {rep['sim_s']:.2f} s")
     if args.json:
-        from .. import records
+        from ..infra import records
 
         records.write_record(args.json, {"kind": "array_simulate", "config": cfg.describe(), "operands": args.operands,
                                          "seed": args.seed, **rep}, overwrite=args.force)
@@ -188,12 +188,12 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_verify_minilm(args) -> int:
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
     from ..verify_array import verify_minilm
 
     if args.record:
         check_output_path(args.record, overwrite=args.force)
-    from .. import records
+    from ..infra import records
 
     prov = records.provenance()
     rep = verify_minilm(args.size, args.a_fmt, args.w_fmt, args.acc, args.sentences, args.simulator, args.layer,
@@ -209,8 +209,8 @@ def cmd_verify_minilm(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .. import records
-    from ..fileio import check_output_path
+    from ..infra import records
+    from ..infra.fileio import check_output_path
     from ..verify_array import bench_layer
 
     if args.record:

@@ -20,7 +20,7 @@ Per array configuration (:class:`rf8sim.hdl.array.ArrayConfig`):
    and at equal silicon area (as many copies of the array as fit the area of the BF16 x BF16
    8x8 array, fractional, sharing the work).
 
-The grid (:func:`cost_table`) fans out through :func:`rf8sim.cluster.run_tasks`; the record is
+The grid (:func:`cost_table`) fans out through :func:`rf8sim.infra.cluster.run_tasks`; the record is
 ``hdl/results/array_cost.json`` and docs/hdl.md's array tables and plot are rendered from it.
 """
 
@@ -184,7 +184,7 @@ def synth_array(cfg, liberty="default", use_cache: bool = True, root: Path | Non
         h.update(part.encode())
     h.update(lib.read_bytes())
     if root is None:
-        from .. import cache
+        from ..infra import cache
 
         root = cache.subdir("synth")
     work = Path(root) / f"{name}-{h.hexdigest()[:16]}"
@@ -489,7 +489,7 @@ def per_inference(cfg, tokens: int, fmax_mhz: float, static_pj_per_cycle: float,
 
 def flow_tokens() -> tuple[int, dict]:
     """Mean tokens per sentence of the flow record (study/results/minilm-flow.json), rounded."""
-    from ..docgen import load_record
+    from ..infra.docgen import load_record
 
     rec = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow --record ...")
     t = rec["transformer"]
@@ -552,10 +552,10 @@ def cost_one(job, rows: int = 8, cols: int = 8, clock_ns: float = DEFAULT_CLOCK_
 def cost_table(grid=GRID, sizes=((8, 8),), clock_ns: float = DEFAULT_CLOCK_NS, energy: bool = True,
                cluster: str = "local", workers: int = 1, use_cache: bool = True, progress: bool = True,
                liberty="default", target_cycles: int = TARGET_CYCLES) -> list:
-    """:func:`cost_one` of every (format pair, size) through :func:`rf8sim.cluster.run_tasks`."""
+    """:func:`cost_one` of every (format pair, size) through :func:`rf8sim.infra.cluster.run_tasks`."""
     import functools
 
-    from ..cluster import Resources, run_tasks
+    from ..infra.cluster import Resources, run_tasks
 
     jobs = [(*g[:3], R, C, g[3] if len(g) > 3 else 0) for (R, C) in sizes for g in grid]
 
@@ -670,7 +670,7 @@ def plot_array(record, out, overwrite: bool = False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import fileio
+    from ..infra import fileio
 
     rec = json.loads(Path(record).read_text())
     rows = [r for r in rec["rows"] if "energy" in r]
@@ -810,7 +810,7 @@ def goal_verdict(by: dict) -> dict:
 
 
 def _register():
-    from ..docgen import load_record, register
+    from ..infra.docgen import load_record, register
 
     how = "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png"
 

@@ -41,7 +41,7 @@ def register_array(asub) -> None:
     p.add_argument("--sizes", default="8x8", help="comma-separated RxC for --table (default 8x8)")
     p.add_argument("--record", help="with --table: write the record (hdl/results/array_cost.json)")
     p.add_argument("--plot", help="with --record: write the plot (PNG)")
-    p.add_argument("--cluster", default="local", help="local, auto or ray://HOST:PORT (rf8sim.cluster)")
+    p.add_argument("--cluster", default="local", help="local, auto or ray://HOST:PORT (rf8sim.infra.cluster)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--cached-only", action="store_true",
@@ -55,7 +55,7 @@ def register_array(asub) -> None:
 
 
 def _check_common(args) -> None:
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
     from .power import check_clock
     from .route import resolve_liberty
 
@@ -69,7 +69,7 @@ def _check_common(args) -> None:
 
 
 def _print_rows(rows: list) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim array cost (osu018)")
@@ -104,7 +104,7 @@ def cmd_synth(args) -> int:
 
         row.update(route_array(cfg, args, args.liberty))
     if args.json:
-        from ..records import write_record
+        from ..infra.records import write_record
 
         write_record(args.json, {"rows": [row]}, overwrite=args.force)
     return 0
@@ -113,7 +113,7 @@ def cmd_synth(args) -> int:
 def cmd_cost(args) -> int:
     import sys
 
-    from ..records import write_record
+    from ..infra.records import write_record
     from .array_cli import config_from_args, parse_size
 
     _check_common(args)

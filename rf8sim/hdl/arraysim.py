@@ -169,7 +169,7 @@ def build(cfg: ArrayConfig, simulator: str = "icarus", root: Path | None = None)
     (tmp / "array_tb.v").write_text(tb)
     t0 = time.perf_counter()
     if simulator == "icarus":
-        from ..tools import TOOLS, iverilog_available
+        from ..infra.tools import TOOLS, iverilog_available
 
         if not iverilog_available():
             raise HdlError(f"Icarus Verilog not found: {TOOLS['iverilog']}")

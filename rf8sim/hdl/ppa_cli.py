@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..docgen import register
+from ..infra.docgen import register
 from .mac import HdlError
 from .power import RECORD, acc_text, check_clock
 
@@ -27,8 +27,8 @@ def _streams(args) -> list:
 
 
 def run_ppa_cli(args) -> int:
-    from .. import fileio
-    from ..records import write_record
+    from ..infra import fileio
+    from ..infra.records import write_record
     from .power import ppa, ppa_table, ppa_w8a16_table, table_record, w8a16_ppa_record
 
     clock = check_clock(10.0 if args.clock_ns is None else args.clock_ns)
@@ -88,7 +88,7 @@ def _spec_of_args(args):
 
 
 def _print(rows, specs) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth --timing{' --power' if specs else ''} (clock {rows[0]['clock_ns']} ns)")
@@ -110,7 +110,7 @@ def _print(rows, specs) -> None:
 def _load(path=None) -> dict:
     p = Path(path) if path else RECORD
     if not p.exists():
-        from ..docgen import DocgenError
+        from ..infra.docgen import DocgenError
 
         raise DocgenError(f"PPA record {p} missing: `rf8sim synth --table --timing --power --record {p}`")
     return json.loads(p.read_text())
@@ -222,7 +222,7 @@ def plot_ppa(record, out, overwrite: bool = False) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import fileio
+    from ..infra import fileio
 
     rec = _load(record)
     rows = rec["rows"]
@@ -264,7 +264,7 @@ def render_glitch_table(path=None, zero_path=None) -> str:
     """Cell-output transitions per cycle and pJ/MAC with cell delays (glitches) vs zero-delay simulation."""
     rec, zero = _load(path), _load(zero_path or ZERO_DELAY_RECORD)
     if not rec["specify"] or zero["specify"]:
-        from ..docgen import DocgenError
+        from ..infra.docgen import DocgenError
 
         raise DocgenError("hdl:ppa-glitch needs ppa.json with delays and ppa_zero_delay.json without")
     key = {(r["module"], r["stage"]): r for r in zero["rows"]}

