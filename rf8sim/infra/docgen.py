@@ -45,7 +45,7 @@ PAGES: dict[str, dict[str, str]] = {
         "readme:answer": "rf8sim.study.flow.results",
         "readme:demo-time": "rf8sim.study.flow.demotime",
         "study:minilm-run": "rf8sim.study.flow.results",
-        "readme:w8a16-findings": "rf8sim.hdl.synth",
+        "readme:w8a16-findings": "rf8sim.hdl.ppa_cli",
         "readme:minilm-answer": "rf8sim.study.flow.results",
         "readme:measured": "rf8sim.bench",
         "readme:ci-time": "rf8sim.study.flow.demotime",
