@@ -2,7 +2,7 @@
 
 ``hdl/tb``, ``hdl/synth``, ``hdl/verilog`` and ``golden`` stay at the top of the repository
 (the checkout uses them in place); a wheel or a non-editable ``pip install .`` gets copies
-under ``rf8sim/_data/<folder>``, where :mod:`rf8sim.resources` finds them.  Everything else
+under ``rf8sim/_data/<folder>``, where :mod:`rf8sim.infra.resources` finds them.  Everything else
 is configured in pyproject.toml.
 """
 
@@ -13,7 +13,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-DATA_FOLDERS = ("hdl/tb", "hdl/synth", "hdl/verilog", "hdl/tech", "golden")  # = rf8sim.resources.DATA_FOLDERS
+DATA_FOLDERS = ("hdl/tb", "hdl/synth", "hdl/verilog", "hdl/tech", "golden")  # = rf8sim.infra.resources.DATA_FOLDERS
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "sim_build", "results.xml", "*.vcd")
 
 

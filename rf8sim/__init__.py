@@ -7,10 +7,10 @@ that ``import rf8sim`` stays cheap.
 
 import os as _os
 
-from . import cache as _cache
+from .infra import cache as _cache
 
 # Numba's compiled kernels live in the one cache root unless NUMBA_CACHE_DIR says otherwise
-# (set before anything imports numba; rf8sim.cache.set_root moves it while numba is not loaded).
+# (set before anything imports numba; rf8sim.infra.cache.set_root moves it while numba is not loaded).
 if not _os.environ.get("NUMBA_CACHE_DIR"):
     _os.environ["NUMBA_CACHE_DIR"] = str(_cache.root() / "numba")
     _os.environ["RF8SIM_NUMBA_CACHE_DEFAULT"] = "1"

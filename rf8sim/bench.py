@@ -28,11 +28,11 @@ def machine() -> str:
 
 def run(parts=PARTS, quick: bool = False, json_out: str | None = None, record: str | None = None,
         force: bool = False) -> list[dict]:
-    """Run every part's benchmarks; ``record``: write them with provenance (rf8sim.records) to that file."""
-    from rf8sim.console import Console
+    """Run every part's benchmarks; ``record``: write them with provenance (rf8sim.infra.records) to that file."""
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
-    from . import fileio, records
+    from .infra import fileio, records
 
     for path in (json_out, record):
         if path:
@@ -125,7 +125,7 @@ W8A16_RECORD = Path(__file__).resolve().parents[1] / "results" / "golden-w8a16-g
 def _read(path: Path) -> dict:
     import json
 
-    from .docgen import DocgenError
+    from .infra.docgen import DocgenError
 
     if not path.is_file():
         raise DocgenError(f"record {path} missing: it is checked in (regenerate with `make bench` / gpu_check)")
@@ -133,7 +133,7 @@ def _read(path: Path) -> dict:
 
 
 def _row(rows: list, prefix: str) -> dict:
-    from .docgen import DocgenError
+    from .infra.docgen import DocgenError
 
     for r in rows:
         if r["name"].startswith(prefix):
@@ -165,7 +165,7 @@ def measured_table() -> str:
             f"{prov['versions'].get('torch')}, commit {str(prov['commit'])[:10]}{dirty}, {prov['utc']} — "
             f"record `results/bench.json`. GPU rows: `python -m rf8sim.training.gpu_check` on "
             f"{g['info']['device_name']}, torch {g['info']['torch']} — record `training/results/gpu_check_h100.json` "
-            "(that record has no commit or dirty flag: it predates rf8sim.records)." + tnote)
+            "(that record has no commit or dirty flag: it predates rf8sim.infra.records)." + tnote)
     enc = [_row(rows, f"encode f32->{f} nearest") for f in ("rf8", "e4m3")]
     dec = [_row(rows, f"decode {f}->f32") for f in ("e4m3", "rf8")]
     gemm = _row(rows, "exact rf8 x rf8 GEMM 512^3 (auto")
@@ -263,7 +263,7 @@ def measured_table() -> str:
 
 
 def _register():
-    from .docgen import register
+    from .infra.docgen import register
 
     register("readme:measured")(measured_table)
 

@@ -124,7 +124,7 @@ def _main(argv):
             _refuse_empty_values(parser, args)
             what = f"{args.command} {getattr(args, 'study_command', None) or ''}".strip()
             if getattr(args, "cache_dir", None) is not None or what in CACHE_COMMANDS:
-                from . import cache
+                from .infra import cache
 
                 cache.check_root(getattr(args, "cache_dir", None))  # a file or read-only: say so up front
             return int(args.func(args) or 0)
@@ -132,7 +132,7 @@ def _main(argv):
             print(f"rf8sim {args.command}: error: {e}", file=sys.stderr)
             return 2
         except OSError as e:  # the cache went unwritable (or was never writable) under a long run
-            from . import cache
+            from .infra import cache
 
             if not (getattr(e, "filename", None) and cache.in_root(e.filename)):
                 raise

@@ -42,7 +42,7 @@ def register(sub) -> None:
 def cmd_formats(args) -> int:
     import json
 
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     from . import formats as F
@@ -71,7 +71,7 @@ def _fmt(v) -> str:
 
 
 def cmd_table(args) -> int:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     from . import formats as F
@@ -134,10 +134,10 @@ def _code_range(args, fmt) -> tuple[int, int]:
 def cmd_docs(args) -> int:
     from pathlib import Path
 
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.markup import escape
 
-    from . import docgen
+    from .infra import docgen
 
     console = Console()
     files = [Path(f) for f in args.files] or docgen.doc_files()

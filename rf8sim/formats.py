@@ -563,7 +563,7 @@ def residual_format(name: str, residuals: Iterable[tuple[int, int]] = RF8_RESIDU
 
 
 #: The RF8 variants a study sweeps (not registered by default; :func:`register_rf8_variants`).
-#: name -> keyword arguments of :func:`residual_format`.  See rf8sim.study.variants for why.
+#: name -> keyword arguments of :func:`residual_format`.  See rf8sim.study.mnist1d.variants for why.
 RF8_VARIANTS: dict = {
     "rf8m8": dict(
         residuals=((0, 0), (1, 1), (1, 2), (1, 3), (1, 4), (-1, 5), (-1, 3), (-1, 4)),
@@ -826,7 +826,7 @@ def posit_format(name: str, nbits: int = 8, es: int = 2, *, description: str = "
 
 #: RF8 variants that reclaim the 42 duplicate codes (the 14 extra zeros become a sixteenth
 #: binade, the 28 duplicate 1.5 codes R = 5 a new multiplier) with three-term multipliers:
-#: name -> keyword arguments of :func:`terms_format`.  See rf8sim.study.variants for the design.
+#: name -> keyword arguments of :func:`terms_format`.  See rf8sim.study.mnist1d.variants for the design.
 RF8_TERMS_VARIANTS: dict = {
     "rf8t1": dict(
         multipliers=((), ((1, 1),), ((1, 2),), ((1, 3),), ((1, 4),), ((1, 2), (1, 3)), ((-1, 3),), ((-1, 4),)),

@@ -73,7 +73,7 @@ def layer_accspec(a_fmt, w_fmt, K: int, a_k: np.ndarray, w_k: np.ndarray):
 
 def _minilm_layer(name: str, batch: int):
     """(weight (out, in) float32, activations (tokens, in) float32) of a real MiniLM Linear."""
-    from .study.models import load_minilm
+    from .study.common.models import load_minilm
 
     m = load_minilm()
     mods = dict(m.named_modules())
@@ -408,7 +408,7 @@ def verdict(rep: dict) -> str:
 
 
 def print_report(rep: dict) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -441,7 +441,7 @@ def render_records(root=None) -> str:
     ``training:verify-layer``)."""
     from pathlib import Path
 
-    from .records import read_record
+    from .infra.records import read_record
 
     root = Path(root) if root else Path(__file__).resolve().parents[1]
     lines = ["| layer (real tokens) | a x w | accumulator | values compared | mismatches | RTL slice | "
@@ -471,7 +471,7 @@ def _docs_table() -> str:
 
 
 def _register_docs() -> None:
-    from .docgen import register
+    from .infra.docgen import register
 
     register("training:verify-layer")(_docs_table)
 

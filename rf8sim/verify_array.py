@@ -93,7 +93,7 @@ def minilm_layers(sentences: int = 8, a_fmt="bf16", w_fmt="rf8", seed: int = 0, 
     if names:
         import torch
 
-        from .study.models import load_minilm
+        from .study.common.models import load_minilm
 
         valid = [n for n, m in load_minilm().named_modules() if isinstance(m, torch.nn.Linear)]
         bad = [n for n in names if n not in valid]
@@ -174,7 +174,7 @@ def render_minilm(root=None) -> str:
             f"{t['torch_mismatches']} | {t['cycles']:,} | {sum(x['sim_s'] for x in r['layers']):.0f} | {commit} |")
     lines += ["", "Linear layers of all-MiniLM-L6-v2 (real weights; 36 layers = every one, 6 = the first "
               "encoder block), every real token of the sentences "
-              "(`rf8sim.study.data.load_sentences`, seed 0); activations and weights as codes (bf16: RNE cast; "
+              "(`rf8sim.study.common.data.load_sentences`, seed 0); activations and weights as codes (bf16: RNE cast; "
               "8-bit: per-token / per-channel power-of-two scales, applied outside the array), the whole GEMM "
               "of each layer cycle-accurately; golden = `rf8sim.golden.gemm` under the array's order, torch = "
               "the training emulation (every output for `aligned:K:M`; for fixed point the first "
@@ -183,7 +183,7 @@ def render_minilm(root=None) -> str:
 
 
 def _register_docs() -> None:
-    from .docgen import register
+    from .infra.docgen import register
 
     register("hdl:array-minilm")(render_minilm)
     register("hdl:array-bench")(render_bench)
@@ -273,7 +273,7 @@ def render_schedule() -> str:
 
 
 def _register_schedule() -> None:
-    from .docgen import register
+    from .infra.docgen import register
 
     register("hdl:array-schedule")(render_schedule)
 

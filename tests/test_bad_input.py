@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rf8sim import errors, fileio
+from rf8sim import errors
+from rf8sim.infra import fileio
 from rf8sim.cli import main
 
 
@@ -100,7 +101,7 @@ def test_np_matrix_encodes_like_its_array():
 # ---- configs and options ------------------------------------------------------------------------
 
 def test_study_name_cannot_escape_build_study(tmp_path):
-    from rf8sim.study.config import ConfigError, load_config
+    from rf8sim.study.common.config import ConfigError, load_config
 
     for name in ("../escape", "a/b", "..", ".hidden"):
         f = tmp_path / "c.toml"
@@ -117,8 +118,8 @@ def test_quick_with_config_is_refused(tmp_path, capsys):
 def test_eval_samples_beyond_the_test_split_is_an_error(tmp_path):
     import dataclasses
 
-    from rf8sim.study.config import ConfigError
-    from rf8sim.study.flow import default_config, train_pipeline
+    from rf8sim.study.common.config import ConfigError
+    from rf8sim.study.flow.run import default_config, train_pipeline
 
     m = dataclasses.replace(default_config(quick=True).model, n_samples=50, eval_samples=11)  # 10 test samples
     with pytest.raises(ConfigError, match="eval_samples = 11 .* only 10 test samples"):

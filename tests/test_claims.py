@@ -46,7 +46,7 @@ def test_retrieval_agreement_counts_top1_neighbours():
 
 def test_init_weights_variance_matches_kaiming_and_bias_zero():
     from rf8sim.study.claims.gg_init import init_weights_
-    from rf8sim.study.models import MLP
+    from rf8sim.study.common.models import MLP
 
     m = MLP(hidden=(400, 400))
     init_weights_(m, "kaiming-normal", torch.Generator().manual_seed(0))
@@ -87,7 +87,7 @@ def test_cli_refuses_to_overwrite(tmp_path, capsys):
 def _check_payload(p, name):
     assert p["claim"] == name and p["setting"] == "quick"
     assert p["wall_time_s"] > 0 and p["provenance"]["torch"] == torch.__version__
-    prov = p["provenance"]  # rf8sim.records: the commit, whether the tree was dirty, and the diff's hash
+    prov = p["provenance"]  # rf8sim.infra.records: the commit, whether the tree was dirty, and the diff's hash
     assert len(prov["commit"]) == 40 and isinstance(prov["dirty"], bool)
     assert (prov["diff_sha256"] is not None) == prov["dirty"]
     assert p["verdict"]["verdict"] in ("supported", "partly supported", "not supported") and p["verdict"]["rule"]
@@ -215,7 +215,7 @@ def test_quick_deepshape(tmp_path):
 
 def test_deepshape_leaves_tiny_tensors_alone():
     from rf8sim.study.claims.deepshape import MIN_NUMEL, reshape_
-    from rf8sim.study.models import CNN1D
+    from rf8sim.study.common.models import CNN1D
 
     torch.manual_seed(0)
     m = CNN1D()

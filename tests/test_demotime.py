@@ -9,7 +9,7 @@ import time
 import pytest
 
 from rf8sim.errors import InputError, InputFileError, RF8SimError
-from rf8sim.study import demotime
+from rf8sim.study.flow import demotime
 from tests.toolcheck import require
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rf8sim import docgen
+from rf8sim.infra import docgen
 from rf8sim.cli import main
 
 
@@ -40,7 +40,7 @@ def test_every_block_is_in_the_registry_of_its_page():
             assert docgen.renderer_module(docgen.REGISTRY[key]) == docgen.PAGES[page][key], (page, key)
             n += 1
     assert n >= 50
-    code = ("import sys; from rf8sim import docgen; docgen.render('training:bench'); "
+    code = ("import sys; from rf8sim.infra import docgen; docgen.render('training:bench'); "
             "print(sorted(m for m in sys.modules if m.startswith('rf8sim.hdl') or m.startswith('rf8sim.study')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out  # the training page's renderer alone: no hdl or study module imported

@@ -7,8 +7,8 @@ import pytest
 import toolcheck
 
 from rf8sim.cli import main
-from rf8sim.study import flow_stages
-from rf8sim.study.flow import REPORT_MARKER, StageSkipped, default_config, run_flow
+from rf8sim.study.flow import stages as flow_stages
+from rf8sim.study.flow.run import REPORT_MARKER, StageSkipped, default_config, run_flow
 
 
 def _fake_stages(monkeypatch, behaviour):
@@ -78,7 +78,7 @@ def test_quick_flow_end_to_end_without_hdl(tmp_path, capsys):
     data = json.loads((out / "results.json").read_text())
     status = {s["name"]: s["status"] for s in data["stages"]}
     assert status == {"rtl": "skipped", "verify": "skipped", "synth": "skipped", "train": "ok", "rate": "ok",
-                      "evaluate": "ok", "transformer": "skipped", "tinylm": "ok"}, data["stages"]
+                      "evaluate": "ok", "transformer": "skipped", "array": "skipped", "tinylm": "ok"}, data["stages"]
     assert rc == 0
     cfg = default_config(quick=True)
     # rf8: nearest + paper, e4m3 and int8: nearest -> 4 x 2 granularities, each through the golden GEMM
@@ -131,7 +131,7 @@ def test_hdl_stages_for_real(tmp_path):
     # the W8A16 unit: 256 activation codes x all 256 rf8 codes as single products, then the sequences
     assert v16["mac"] == "bf16xrf8@fp32" and v16["products"] == 256 * 256 and v16["sequences"] == 5
     assert v16["beats"] == 65536 + v16["seq_beats"] and v16["mismatches"] == 0 and v16["ok"]
-    from rf8sim.study.area_accuracy import area_available
+    from rf8sim.study.mnist1d.area_accuracy import area_available
 
     # synthesis needs yosys and the osu018 Liberty file: a skip locally, a failure under CI
     toolcheck.require(lambda: area_available()[0], "yosys and the osu018 Liberty file", "make sysdeps")
@@ -147,7 +147,7 @@ def test_hdl_stages_for_real(tmp_path):
 def _shipped_configs():
     from importlib import resources
 
-    from rf8sim.study.config import load_config
+    from rf8sim.study.common.config import load_config
 
     d = resources.files("rf8sim.study").joinpath("configs")
     out = {}

@@ -651,7 +651,7 @@ def test_docs_blocks_are_generated():
     """docs/formats.md holds exactly the rendered aligned-width and aligned-error tables."""
     from pathlib import Path
 
-    from rf8sim import docgen
+    from rf8sim.infra import docgen
     from rf8sim.golden import aligned_error  # noqa: F401  (registers the renderers)
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
@@ -665,7 +665,7 @@ def test_docs_blocks_are_generated():
 def test_aligned_error_record_is_consistent():
     """The checked-in record: every K x M, aligned error falls as M grows (M = 16 the closest)."""
     from rf8sim.golden.aligned_error import KS, MS, record_path
-    from rf8sim.records import read_record
+    from rf8sim.infra.records import read_record
 
     rec = read_record(record_path())
     res = rec["results"]

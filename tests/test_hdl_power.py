@@ -410,7 +410,7 @@ def test_cli_bad_input(capsys):
 
 
 def test_missing_sta_names_the_package(monkeypatch):
-    from rf8sim import tools
+    from rf8sim.infra import tools
     from rf8sim.hdl import sta
 
     monkeypatch.setattr(tools.shutil, "which", lambda name: None)
@@ -435,7 +435,7 @@ def test_missing_cell_models_name_the_package(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------- the record and the docs
 def test_docs_table_is_generated_from_the_record():
-    from rf8sim import docgen
+    from rf8sim.infra import docgen
     from rf8sim.hdl import ppa_cli  # noqa: F401  (registers the renderers)
 
     rec = json.loads((REPO / "hdl" / "results" / "ppa.json").read_text())

@@ -164,7 +164,7 @@ def test_readme_w8a16_findings_recounted_from_the_records():
     import json
     from pathlib import Path
 
-    from rf8sim import docgen
+    from rf8sim.infra import docgen
 
     root = Path(__file__).resolve().parents[1] / "hdl" / "results"
     rows = json.loads((root / "synth_w8a16.json").read_text())["rows"]

@@ -1,8 +1,8 @@
 """Records, docs and code carry no absolute paths of the machine that wrote them (issue 22, item 5).
 
 A record's command must be one a user can rerun from the repo root after a fresh clone; a file it
-names is relative to the repo or to the cache root.  ``rf8sim.records.write_record`` rewrites such
-paths (:func:`rf8sim.records.portable`); this test scans every checked-in text file.
+names is relative to the repo or to the cache root.  ``rf8sim.infra.records.write_record`` rewrites such
+paths (:func:`rf8sim.infra.records.portable`); this test scans every checked-in text file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rf8sim import records
+from rf8sim.infra import records
 
 ROOT = Path(__file__).resolve().parents[1]
 # spelled without a literal so that this file does not match itself
@@ -75,7 +75,7 @@ def test_the_scan_catches_a_machine_path():
 
 
 def test_write_record_writes_portable_paths(tmp_path, monkeypatch):
-    from rf8sim import cache
+    from rf8sim.infra import cache
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() follows TMPDIR again
@@ -97,7 +97,7 @@ def test_write_record_writes_portable_paths(tmp_path, monkeypatch):
 
 
 def test_tinylm_cache_file_is_cache_relative():
-    src = (ROOT / "rf8sim" / "study" / "tinylm.py").read_text()
+    src = (ROOT / "rf8sim" / "study" / "tinylm" / "study.py").read_text()
     assert '"cache_file": str(f)' not in src
 
 

@@ -1,4 +1,4 @@
-"""rf8sim.fileio never replaces a device node or FIFO, and refuses output paths that name a folder.
+"""rf8sim.infra.fileio never replaces a device node or FIFO, and refuses output paths that name a folder.
 
 Probe findings 1 and 8 of issue 22: ``-o /dev/full --force`` used to replace the system's device
 with a regular file (a temporary file ``os.replace``d over any non-directory), and ``-o newdir/``
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rf8sim import fileio
+from rf8sim.infra import fileio
 from rf8sim.errors import OutputError
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")

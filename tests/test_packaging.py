@@ -22,7 +22,7 @@ def wheel(tmp_path_factory):
 
 
 def test_wheel_ships_testbenches_scripts_and_vectors(wheel):
-    from rf8sim.resources import DATA_FOLDERS
+    from rf8sim.infra.resources import DATA_FOLDERS
 
     names = set(zipfile.ZipFile(wheel).namelist())
     n = 0
@@ -45,7 +45,7 @@ def test_installed_copy_finds_its_data_outside_the_checkout(wheel, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(target), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    code = ("import rf8sim, rf8sim.resources as R\n"
+    code = ("import rf8sim, rf8sim.infra.resources as R\n"
             "from rf8sim.hdl.synth import _scripts_dir\n"
             "from rf8sim.hdl.sim import hdl_dir\n"
             "from rf8sim.golden import vectors\n"

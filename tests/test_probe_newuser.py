@@ -59,7 +59,7 @@ def test_output_path_naming_a_folder_is_refused(capsys, tmp_path):
 
 @pytest.mark.parametrize("g,want", [("ceil", "block"), ("block", "block"), ("channel", "channel")])
 def test_study_config_takes_the_library_granularity_names(g, want):
-    from rf8sim.study.config import config_from_dict
+    from rf8sim.study.common.config import config_from_dict
 
     cfg = config_from_dict({"sweep": {"granularities": [g]}, "transformer": {"granularity": g},
                             "tinylm": {"granularity": g}})
@@ -68,7 +68,7 @@ def test_study_config_takes_the_library_granularity_names(g, want):
 
 
 def test_study_config_mx_refused_by_name():
-    from rf8sim.study.config import ConfigError, config_from_dict
+    from rf8sim.study.common.config import ConfigError, config_from_dict
 
     with pytest.raises(ConfigError, match="'mx'.*not swept.*valid: tensor, channel, ceil"):
         config_from_dict({"sweep": {"granularities": ["mx"]}})
@@ -83,7 +83,7 @@ def _closed_port() -> int:
 
 
 def test_flow_unreachable_cluster_fails_up_front(capsys, tmp_path, monkeypatch):
-    from rf8sim.study import flow
+    from rf8sim.study.flow import run as flow
 
     monkeypatch.setattr(flow, "run_flow", _never("the flow"))
     rc, out, err = _cli(capsys, "flow", "--out", str(tmp_path / "r"), "--cluster", f"127.0.0.1:{_closed_port()}")
@@ -91,7 +91,7 @@ def test_flow_unreachable_cluster_fails_up_front(capsys, tmp_path, monkeypatch):
 
 
 def test_flow_cluster_with_skip_hdl_is_refused(capsys, tmp_path, monkeypatch):
-    from rf8sim.study import flow
+    from rf8sim.study.flow import run as flow
 
     monkeypatch.setattr(flow, "run_flow", _never("the flow"))
     rc, out, err = _cli(capsys, "flow", "--out", str(tmp_path / "r"), "--skip-hdl", "--cluster", "auto")
@@ -99,9 +99,9 @@ def test_flow_cluster_with_skip_hdl_is_refused(capsys, tmp_path, monkeypatch):
 
 
 def test_second_flow_into_the_same_out_stops_at_once(tmp_path, monkeypatch):
-    from rf8sim import fileio
-    from rf8sim.study import flow_stages
-    from rf8sim.study.flow import default_config, run_flow
+    from rf8sim.infra import fileio
+    from rf8sim.study.flow import stages as flow_stages
+    from rf8sim.study.flow.run import default_config, run_flow
 
     monkeypatch.setattr(flow_stages, "STAGES", (("a", lambda ctx: {}),))
     out = tmp_path / "r"
@@ -114,9 +114,9 @@ def test_second_flow_into_the_same_out_stops_at_once(tmp_path, monkeypatch):
 
 
 def test_second_sweep_into_the_same_out_stops_at_once(tmp_path):
-    from rf8sim import fileio
-    from rf8sim.study.area_accuracy import run_sweep
-    from rf8sim.study.config import config_from_dict
+    from rf8sim.infra import fileio
+    from rf8sim.study.mnist1d.area_accuracy import run_sweep
+    from rf8sim.study.common.config import config_from_dict
 
     cfg = config_from_dict({"sweep": {"formats": ["rf8"], "roundings": ["nearest"], "granularities": ["tensor"],
                                       "acc": ["exact"]}, "area": {"mode": "off"}, "study": {"workers": 1}})
@@ -353,7 +353,8 @@ def test_binary_config_is_one_line(capsys, tmp_path):
                                   ("flow", "--skip-hdl")])
 def test_cache_dir_that_is_a_file(capsys, tmp_path, monkeypatch, argv):
     from rf8sim.hdl import synth
-    from rf8sim.study import area_accuracy, flow
+    from rf8sim.study.mnist1d import area_accuracy
+    from rf8sim.study.flow import run as flow
 
     for mod, name in ((synth, "run_cli"), (area_accuracy, "run_sweep"), (flow, "run_flow")):
         if hasattr(mod, name):
@@ -368,7 +369,8 @@ def test_cache_dir_that_is_a_file(capsys, tmp_path, monkeypatch, argv):
 
 
 def test_read_only_working_folder_is_named_up_front(capsys, tmp_path, monkeypatch):
-    from rf8sim import cache, verify
+    from rf8sim.infra import cache
+    from rf8sim import verify
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(cache.ENV, raising=False)
@@ -381,7 +383,7 @@ def test_read_only_working_folder_is_named_up_front(capsys, tmp_path, monkeypatc
 
 
 def test_os_error_in_the_cache_is_one_line(capsys, tmp_path, monkeypatch):
-    from rf8sim import cache
+    from rf8sim.infra import cache
     from rf8sim.training import commands as T
 
     monkeypatch.setattr(cache, "_ROOT", tmp_path / "c")
@@ -404,7 +406,7 @@ def test_os_error_in_the_cache_is_one_line(capsys, tmp_path, monkeypatch):
 def test_corrupt_record_under_docs_check(tmp_path, monkeypatch, capsys):
     import json
 
-    from rf8sim import docgen, records
+    from rf8sim.infra import docgen, records
     from rf8sim.errors import InputError
 
     bad = tmp_path / "rec.json"
@@ -482,7 +484,7 @@ def test_claims_quick_writes_in_the_working_folder(tmp_path, monkeypatch):
 @pytest.mark.parametrize("argv", [("study", "area-accuracy", "--config", "tiny", "--workers", "2", "--cluster", "auto"),
                                   ("claims", "gg-fit", "--quick", "--workers", "2", "--cluster", "auto")])
 def test_workers_with_a_ray_cluster_is_refused(capsys, tmp_path, monkeypatch, argv):
-    from rf8sim.study import area_accuracy
+    from rf8sim.study.mnist1d import area_accuracy
     from rf8sim.study.claims import runner
 
     monkeypatch.chdir(tmp_path)

@@ -22,7 +22,7 @@ def _broken_print(*a, **k):
 
 
 def test_rtlsim_record_survives_a_failing_printer(tmp_path, monkeypatch):
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rf8sim.hdl import sim
 
     fake = {"config": {"a_fmt": "rf8", "w_fmt": "rf8", "acc_frac_bits": 20, "acc_width": 49, "lanes": 1,
@@ -50,7 +50,7 @@ def test_synth_ppa_record_survives_a_failing_printer(tmp_path, monkeypatch):
 
 
 def test_variants_record_and_csv_survive_a_failing_printer(tmp_path, monkeypatch):
-    from rf8sim.study import report
+    from rf8sim.study.common import report
 
     monkeypatch.setattr(report, "print_table", _broken_print)
     rec, csv = tmp_path / "v.json", tmp_path / "v.csv"
@@ -74,7 +74,8 @@ def test_verify_layer_record_survives_a_failing_printer(tmp_path, monkeypatch):
 
 def test_flow_record_survives_a_failing_printer(tmp_path, monkeypatch):
     """`rf8sim flow --record`: the record is written before the summary table (issue 22, item 2)."""
-    from rf8sim.study import flow_stages, report
+    from rf8sim.study.flow import stages as flow_stages
+    from rf8sim.study.common import report
 
     monkeypatch.setattr(flow_stages, "STAGES", (("train", lambda ctx: {"_detail": "stub"}),))
     monkeypatch.setattr(report, "print_table", _broken_print)
@@ -86,7 +87,8 @@ def test_flow_record_survives_a_failing_printer(tmp_path, monkeypatch):
 
 
 def test_tinylm_record_survives_a_failing_printer(tmp_path, monkeypatch):
-    from rf8sim.study import report, tinylm
+    from rf8sim.study.common import report
+    from rf8sim.study.tinylm import study as tinylm
 
     fake = {"points": [{"label": "float32", "chunks": 20, "bpb": 2.0, "bpb_lo": 1.9, "bpb_hi": 2.1, "delta": 0.0,
                         "seconds": 0.1}], "torch_check": [{"mismatches": 0, "outputs": 4}], "layers": ["head"]}
@@ -99,7 +101,8 @@ def test_tinylm_record_survives_a_failing_printer(tmp_path, monkeypatch):
 
 
 def test_thesis_record_survives_a_failing_printer(tmp_path, monkeypatch):
-    from rf8sim.study import report, thesis
+    from rf8sim.study.common import report
+    from rf8sim.study.tinylm import thesis
 
     fake = {"pooled": {"plain": {"gap": {"e4m3": {"diff": 0.001}}, "verdict": {"e4m3": "baseline"}}},
             "torch_check": {"mismatches": 0}}

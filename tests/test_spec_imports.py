@@ -33,7 +33,7 @@ def test_spec_objects_are_one_object_everywhere():
     import rf8sim
     from rf8sim import accspec, golden
     from rf8sim.golden import codec
-    from rf8sim.study import variants
+    from rf8sim.study.mnist1d import variants
 
     assert golden.AccSpec is accspec.AccSpec is rf8sim.AccSpec
     assert codec.GRANULARITIES is S.GRANULARITIES == ("tensor", "channel", "ceil", "mx")

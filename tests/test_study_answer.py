@@ -1,9 +1,9 @@
-"""The report's first section (rf8sim.study.answer): generated sentences name their set and say what the
+"""The report's first section (rf8sim.study.flow.answer): generated sentences name their set and say what the
 results say, checked on hand-made results where the right answer is known."""
 
 import pytest
 
-from rf8sim.study.answer import answer_lines, minilm_answer, tinylm_answer
+from rf8sim.study.flow.answer import answer_lines, minilm_answer, tinylm_answer
 
 
 def _pt(label, w, a, acc, cos, area, pj):
@@ -102,7 +102,7 @@ def test_tinylm_answer_constraint_relative_to_float32():
 
 
 def test_answer_lines_for_the_checked_in_flow_record():
-    from rf8sim.study.results import load_minilm_record
+    from rf8sim.study.flow.results import load_minilm_record
 
     rec = load_minilm_record()
     lines = answer_lines(rec["transformer"], rec["tinylm"])

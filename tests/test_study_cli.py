@@ -6,7 +6,7 @@ import json
 import toolcheck
 
 from rf8sim.cli import main
-from rf8sim.study.area_accuracy import area_available, expand_grid
+from rf8sim.study.mnist1d.area_accuracy import area_available, expand_grid
 from rf8sim.study.commands import _resolve_config
 
 

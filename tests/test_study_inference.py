@@ -17,8 +17,8 @@ from oracles.binary32 import rne_f32
 
 from rf8sim import formats as F
 from rf8sim.golden import AccSpec
-from rf8sim.study import variants
-from rf8sim.study.inference import ACT_GRANULARITY, evaluate_mlp, exact_mlp_logits, quantize_mlp
+from rf8sim.study.mnist1d import variants
+from rf8sim.study.mnist1d.inference import ACT_GRANULARITY, evaluate_mlp, exact_mlp_logits, quantize_mlp
 
 variants.ensure_registered()
 
@@ -183,14 +183,14 @@ def test_fake_quant_comparison_counts():
     assert r["accuracy"] == 1.0
     assert r["fq_accuracy"] == pytest.approx(1.0 - r["fq_disagree"])
     assert r["fq_disagree"] <= 0.04
-    from rf8sim.study.inference import fake_quant_logits
+    from rf8sim.study.mnist1d.inference import fake_quant_logits
 
     fq = fake_quant_logits(layers, x, "rf8", granularity="block", block=8)
     assert np.max(np.abs(fq - logits)) < 1e-3 * max(1.0, float(np.max(np.abs(logits))))
 
 
 def test_split_scales_and_scaled_conversion():
-    from rf8sim.study.inference import scaled_to_float32, split_scales
+    from rf8sim.study.mnist1d.inference import scaled_to_float32, split_scales
 
     f = F.get("int8")
     codes = np.array([[0, 3, 0, 0, 0], [0, 0, 0, 0, 0]], np.uint8)  # row 1 all zero

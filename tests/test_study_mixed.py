@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from rf8sim.errors import RF8SimError
-from rf8sim.study import mac_costs
-from rf8sim.study.config import ConfigError, config_from_dict
-from rf8sim.study.mac_costs import CostError, cost_table, mac_key, recorded_costs
-from rf8sim.study.minilm import TransformerSpec, greedy_assign, run_transformer_study
-from rf8sim.study.transformer import parse_configs
+from rf8sim.study.minilm import mac_costs
+from rf8sim.study.common.config import ConfigError, config_from_dict
+from rf8sim.study.minilm.mac_costs import CostError, cost_table, mac_key, recorded_costs
+from rf8sim.study.minilm.study import TransformerSpec, greedy_assign, run_transformer_study
+from rf8sim.study.minilm.transformer import parse_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def test_a_config_without_a_cost_is_named_before_any_work(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the model was loaded before the costs were checked")
 
-    monkeypatch.setattr("rf8sim.study.minilm.prepare", boom)
+    monkeypatch.setattr("rf8sim.study.minilm.study.prepare", boom)
     with pytest.raises(CostError, match="rf8m8"):
         run_transformer_study(TransformerSpec(configs=("rf8", "rf8m8")), {"rf8xrf8": 1.0}, progress=False)
     with pytest.raises(ConfigError, match="objectives"):
@@ -137,8 +137,8 @@ def test_recorded_costs_skip_missing_records(tmp_path):
 
 
 def test_report_shows_energy_search_sources_and_two_cost_axes(tmp_path):
-    from rf8sim.study.flow_report import mixed_markdown
-    from rf8sim.study.report import plot_pareto_ci
+    from rf8sim.study.flow.report import mixed_markdown
+    from rf8sim.study.common.report import plot_pareto_ci
 
     mx = {"constraint": "mean cosine to float32 >= 0.999", "metric": "energy",
           "assignment": {"L0.attn": "rf8 channel acc exact", "L0.ffn": "rf8/a:bf16 channel acc fp32"},
@@ -180,7 +180,7 @@ def test_report_shows_energy_search_sources_and_two_cost_axes(tmp_path):
 
 def test_accuracy_interval_matches_the_binomial_width():
     """Bootstrap of n 0/1 outcomes vs the normal approximation of the binomial (written independently)."""
-    from rf8sim.study.report import accuracy_ci
+    from rf8sim.study.common.report import accuracy_ci
 
     for p, n in ((0.6, 1000), (0.25, 400), (0.95, 2000)):
         lo, hi = accuracy_ci(p, n)
@@ -191,7 +191,7 @@ def test_accuracy_interval_matches_the_binomial_width():
 
 
 def test_sweep_points_take_recorded_energy_and_missing_areas():
-    from rf8sim.study.mac_costs import sweep_costs
+    from rf8sim.study.minilm.mac_costs import sweep_costs
 
     ppa8 = [r for r in json.loads((ROOT / "hdl/results/ppa.json").read_text())["rows"]
             if r["stage"] == "mac" and r["lanes"] == 1]
@@ -243,7 +243,7 @@ def test_this_runs_w8a16_synthesis_is_preferred_for_area():
 def test_flow_mac_entries_are_checked(mac, msg):
     import tomllib
 
-    from rf8sim.study.config import ConfigError, config_from_dict
+    from rf8sim.study.common.config import ConfigError, config_from_dict
 
     raw = tomllib.loads((ROOT / "rf8sim/study/configs/flow_quick.toml").read_text())
     raw["flow"]["macs"] = [mac]

@@ -1,4 +1,4 @@
-"""docs/study.md's MiniLM tables are exactly what rf8sim.study.results renders from the checked-in record."""
+"""docs/study.md's MiniLM tables are exactly what rf8sim.study.flow.results renders from the checked-in record."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rf8sim import docgen
-from rf8sim.study import results
+from rf8sim.infra import docgen
+from rf8sim.study.flow import results
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("study:minilm-run", "study:minilm-points", "study:minilm-pairs", "study:minilm-mixed", "study:minilm-costs")
@@ -39,7 +39,7 @@ def test_missing_or_foreign_record_is_a_clear_error(tmp_path, monkeypatch):
 def test_budget_extrapolation_counts_w8a16_on_their_prefix():
     from types import SimpleNamespace
 
-    from rf8sim.study.costs import extrapolate
+    from rf8sim.study.minilm.costs import extrapolate
 
     costs = {"rows": [{"config": "float32", "cpu_s_per_sentence": 0.01},
                       {"config": "rf8 channel acc exact", "cpu_s_per_sentence": 0.1, "torch_check_cpu_s": 2.0},

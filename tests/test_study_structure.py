@@ -1,4 +1,4 @@
-"""rf8sim.study has no import cycle between its modules (module-level or deferred imports)."""
+"""The package's layering: layers that only point down, no import circles, studies by workload."""
 
 from __future__ import annotations
 
@@ -9,53 +9,39 @@ import rf8sim.study
 
 STUDY = Path(rf8sim.study.__file__).parent
 
-
-def _graph() -> dict[str, set[str]]:
-    mods = {p.stem for p in STUDY.glob("*.py")}
-    g: dict[str, set[str]] = {}
-    for p in STUDY.glob("*.py"):
-        deps = set()
-        for node in ast.walk(ast.parse(p.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    deps.add(node.module.split(".")[0])
-                else:
-                    deps.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rf8sim.study."):
-                deps.add(node.module.split(".")[2])
-        g[p.stem] = {d for d in deps if d in mods and d != p.stem}
-    return g
+#: what the top level of rf8sim/ may hold: the spec, the CLI, the front doors, and the subpackages
+TOP_MODULES = {"__init__", "errors", "formats", "accspec", "scales", "cli", "commands", "bench", "verify", "verify_array"}
+TOP_PACKAGES = {"infra", "golden", "hdl", "training", "tech", "study"}
+#: rf8sim/study/ holds one folder per workload (and what they share); its own modules are only these
+STUDY_MODULES = {"__init__", "commands"}
+STUDY_PACKAGES = {"common", "flow", "mnist1d", "minilm", "tinylm", "zoo", "claims"}
 
 
-def _cycle(g):
-    state = {}
-
-    def visit(n, path):
-        state[n] = 1
-        for d in sorted(g[n]):
-            if state.get(d) == 1:
-                return path + [n, d]
-            if d not in state and (c := visit(d, path + [n])):
-                return c
-        state[n] = 2
-        return None
-
-    for n in sorted(g):
-        if n not in state and (c := visit(n, [])):
-            return c
-    return None
+def _children(d: Path) -> tuple[set, set]:
+    mods = {p.stem for p in d.glob("*.py")}
+    pkgs = {p.name for p in d.iterdir() if (p / "__init__.py").is_file()}
+    return mods, pkgs
 
 
-def test_study_modules_form_no_import_cycle():
-    g = _graph()
-    assert {"flow", "flow_stages", "flow_report", "pipeline", "area_accuracy"} <= set(g)
-    assert "flow" not in g["flow_stages"] and "flow" not in g["area_accuracy"]
-    assert _cycle(g) is None, f"import cycle: {' -> '.join(_cycle(g))}"
+def test_top_level_holds_the_spec_the_cli_and_the_front_doors():
+    mods, pkgs = _children(STUDY.parent)
+    assert mods - TOP_MODULES == set(), f"new top-level modules of rf8sim/ (put them in a subpackage): {mods - TOP_MODULES}"
+    assert pkgs == TOP_PACKAGES
 
 
-def test_cycle_detector_finds_a_cycle():
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
-    assert _cycle({"a": {"b"}, "b": set()}) is None
+def test_study_is_organized_by_workload():
+    mods, pkgs = _children(STUDY)
+    assert mods - STUDY_MODULES == set(), \
+        f"modules at the top of rf8sim/study (put them in the workload they serve, or common/): {mods - STUDY_MODULES}"
+    assert pkgs == STUDY_PACKAGES
+    # every workload folder has modules (and ``configs/`` stays package data of rf8sim.study)
+    assert all(len(_children(STUDY / p)[0]) > 1 for p in pkgs) and (STUDY / "configs" / "flow.toml").is_file()
+
+
+def test_flow_stages_do_not_import_the_flow_driver():
+    g = _package_graph()
+    assert {"rf8sim.study.flow.run", "rf8sim.study.flow.stages", "rf8sim.study.mnist1d.area_accuracy"} <= set(g)
+    assert "rf8sim.study.flow.run" not in g["rf8sim.study.flow.stages"] | g["rf8sim.study.mnist1d.area_accuracy"]
 
 
 # ---- the whole package: layers that only point down, no import circles (deferred imports count) ----------
@@ -65,11 +51,10 @@ def test_cycle_detector_finds_a_cycle():
 LAYERS = {
     "rf8sim.errors": 0,
     "rf8sim.formats": 1, "rf8sim.accspec": 1, "rf8sim.scales": 1,
-    "rf8sim.fileio": 2, "rf8sim.records": 2, "rf8sim.cache": 2, "rf8sim.cluster": 2, "rf8sim.raylocal": 2,
-    "rf8sim.resources": 2, "rf8sim.docgen": 2, "rf8sim.tools": 2, "rf8sim.console": 2,
+    "rf8sim.infra": 2,
     "rf8sim.golden": 3,
     "rf8sim.hdl": 4, "rf8sim.training": 4, "rf8sim.tech": 4,
-    "rf8sim.study": 5, "rf8sim.verify": 5, "rf8sim.verify_array": 5, "rf8sim.bench": 5, "rf8sim.cluster_scaling": 5,
+    "rf8sim.study": 5, "rf8sim.verify": 5, "rf8sim.verify_array": 5, "rf8sim.bench": 5,
     "rf8sim.cli": 6,
 }
 #: the CLI layer also holds every part's ``commands`` and ``*_cli`` modules (its subcommands), and the
@@ -80,16 +65,14 @@ CLI_MODULES = ("commands", "cli")
 KNOWN_UPWARD = {
     ("rf8sim.golden.aligned_error", "rf8sim.study"),   # the aligned-error study reads MiniLM data from study
     ("rf8sim.hdl.streams", "rf8sim.study"),            # the minilm energy stream captures MiniLM activations
-    ("rf8sim.cluster_scaling", "rf8sim.study.commands"),  # with the circle below
-    ("rf8sim.hdl.array_cost", "rf8sim.hdl.array_cli"),  # the cost model also adds `rf8sim array` subcommands
-    ("rf8sim.hdl.array_cost", "rf8sim.hdl.route_cli"),  # ...with the --tech/--route options of rf8sim synth
+    ("rf8sim.study.mnist1d.cluster_scaling", "rf8sim.study.commands"),  # with the circle below
 }
 
 #: Known import circles, each as the prefixes covering all of its members (to be broken by their owners):
 KNOWN_CIRCLES = [
-    ("rf8sim.cluster_scaling", "rf8sim.study.commands"),
+    ("rf8sim.study.mnist1d.cluster_scaling", "rf8sim.study.commands"),
     ("rf8sim.study.claims",),                          # the package's __init__ and its runner
-    ("rf8sim.cache", "rf8sim.records"),                # records name cache paths, the cache writes records
+    ("rf8sim.infra.cache", "rf8sim.infra.records"),                # records name cache paths, the cache writes records
     ("rf8sim.tech.char", "rf8sim.tech.charseq"),        # the flip-flop characterization and its driver
 ]
 
@@ -195,4 +178,4 @@ def test_no_import_circles_beyond_the_known_ones():
 def test_layering_checks_can_fail():
     assert _circles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     assert _layer("rf8sim.hdl.spec") == 4 and _layer("rf8sim.hdl.commands") == 6 and _layer("rf8sim.nope") is None
-    assert _layer("rf8sim.tools") < _layer("rf8sim.golden") < _layer("rf8sim.hdl.synth")
+    assert _layer("rf8sim.infra.tools") < _layer("rf8sim.golden") < _layer("rf8sim.hdl.synth")

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from rf8sim.study import report
-from rf8sim.study.area_accuracy import accuracy_key, area_key, expand_grid, run_sweep
-from rf8sim.study.config import ConfigError, config_from_dict, config_hash, load_config
+from rf8sim.study.common import report
+from rf8sim.study.mnist1d.area_accuracy import accuracy_key, area_key, expand_grid, run_sweep
+from rf8sim.study.common.config import ConfigError, config_from_dict, config_hash, load_config
 
 
 # ---------------------------------------------------------------- Pareto
@@ -119,7 +119,7 @@ def test_expand_grid_counts_and_dedup():
         "formats": ["rf8", "e4m3", "rf8m8"], "roundings": ["nearest", "paper", "truncate"],
         "granularities": ["tensor", "block"], "acc": ["exact", "16:32"], "lanes": [1, 4]}})
     pts = expand_grid(cfg)
-    from rf8sim.study.variants import rounding_supported
+    from rf8sim.study.mnist1d.variants import rounding_supported
 
     # rf8: 3 roundings; e4m3: nearest only; rf8m8: the roundings the golden model runs on its
     # residual set (paper needs every +-2^-d term, so at least that one is refused)
@@ -222,7 +222,7 @@ def test_plots_write_files(tmp_path):
 
 
 def test_iso_accuracy_picks_cheapest_within_tolerance():
-    from rf8sim.study.area_accuracy import iso_accuracy
+    from rf8sim.study.mnist1d.area_accuracy import iso_accuracy
 
     rows = [dict(lanes=1, group="a", label="a1", accuracy=0.90, area_um2=10.0),
             dict(lanes=1, group="a", label="a2", accuracy=0.895, area_um2=5.0),

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from rf8sim import docgen
+from rf8sim.infra import docgen
 from rf8sim.cli import main
-from rf8sim.study import sweep_records as S
+from rf8sim.study.mnist1d import sweep_records as S
 
 
 def _table(md: str) -> list[list[str]]:
@@ -23,7 +23,7 @@ def _num(t: str) -> float:
 
 
 def test_checked_in_records_are_clean_and_complete():
-    from rf8sim.study.area_accuracy import expand_grid
+    from rf8sim.study.mnist1d.area_accuracy import expand_grid
     from rf8sim.study.commands import _resolve_config
 
     rec = S.load_sweep_record()
@@ -87,7 +87,7 @@ def test_record_options_refuse_to_overwrite_before_the_work(tmp_path, monkeypatc
     def boom(*a, **k):
         raise AssertionError("the sweep ran although its record could not be written")
 
-    monkeypatch.setattr("rf8sim.study.area_accuracy.run_sweep", boom)
+    monkeypatch.setattr("rf8sim.study.mnist1d.area_accuracy.run_sweep", boom)
     assert main(["study", "area-accuracy", "--config", "tiny", "--out", str(tmp_path / "o"),
                  "--record", str(rec)]) == 2
     assert "exists; pass --force" in capsys.readouterr().err

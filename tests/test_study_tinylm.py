@@ -1,4 +1,4 @@
-"""TinyLM held-out bits per byte (rf8sim.study.tinylm): the metric against independent references, every
+"""TinyLM held-out bits per byte (rf8sim.study.tinylm.study): the metric against independent references, every
 Linear layer bit-exact, the statistics' marks, the cache, and bad input before any long work."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from rf8sim.docgen import DocgenError
-from rf8sim.study import tinylm as TL
-from rf8sim.study.config import ConfigError, config_from_dict
-from rf8sim.study.transformer import DatapathConfig, DatapathError, ExactLinear, exactify, torch_check
+from rf8sim.infra.docgen import DocgenError
+from rf8sim.study.tinylm import study as TL
+from rf8sim.study.common.config import ConfigError, config_from_dict
+from rf8sim.study.minilm.transformer import DatapathConfig, DatapathError, ExactLinear, exactify, torch_check
 
 SPEC = TL.TinyLMSpec(d_model=32, n_layer=1, n_head=2, block=32, steps=30, batch_size=16, chunks=24, a16_chunks=6,
                      configs=("rf8", "int8", "rf8/bf16@fp32"), bootstrap=300, max_terms=1024)
@@ -124,7 +124,7 @@ def test_pairwise_marks_significance():
 
 
 def test_heldout_text_is_disjoint_and_chunks_are_spread():
-    from rf8sim.study.data import load_text_corpus
+    from rf8sim.study.common.data import load_text_corpus
 
     c = load_text_corpus()
     train = set(c.decode(c.train).split("\n\n"))
@@ -140,7 +140,7 @@ def test_heldout_text_is_disjoint_and_chunks_are_spread():
 
 
 def test_bad_input_is_refused_before_long_work(monkeypatch):
-    import rf8sim.study.data as D
+    import rf8sim.study.common.data as D
 
     def no_training(*a, **k):
         raise AssertionError("training started before the input was checked")
@@ -210,8 +210,8 @@ def test_cli_writes_a_record_the_docs_render(tmp_path, monkeypatch, capsys):
 def test_flow_stage_fails_on_a_torch_mismatch_and_skips_when_off(tmp_path, monkeypatch):
     import dataclasses as dc
 
-    from rf8sim.study import flow_stages
-    from rf8sim.study.flow import StageSkipped, default_config
+    from rf8sim.study.flow import stages as flow_stages
+    from rf8sim.study.flow.run import StageSkipped, default_config
 
     cfg = default_config(quick=True)
     ctx = flow_stages.Context(cfg=dc.replace(cfg, tinylm=dc.replace(cfg.tinylm, model="none")), out=tmp_path,
@@ -227,7 +227,7 @@ def test_flow_stage_fails_on_a_torch_mismatch_and_skips_when_off(tmp_path, monke
 
 
 def test_spec_from_config_takes_the_transformer_configs_or_its_own():
-    from rf8sim.study.flow import default_config
+    from rf8sim.study.flow.run import default_config
 
     full = default_config()
     sp = TL.spec_from_config(full)

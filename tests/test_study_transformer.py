@@ -1,4 +1,4 @@
-"""Bit-exact transformer inference (rf8sim.study.transformer), statistics, and their bad inputs."""
+"""Bit-exact transformer inference (rf8sim.study.minilm.transformer), statistics, and their bad inputs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from rf8sim.study.config import ConfigError, config_from_dict
-from rf8sim.study.models import MiniLM
-from rf8sim.study.stats import StatsError, bootstrap_ci, paired_test, retrieval_scores
-from rf8sim.study.transformer import (DatapathConfig, DatapathError, ExactLinear, check_assignment, exactify,
+from rf8sim.study.common.config import ConfigError, config_from_dict
+from rf8sim.study.common.models import MiniLM
+from rf8sim.study.common.stats import StatsError, bootstrap_ci, paired_test, retrieval_scores
+from rf8sim.study.minilm.transformer import (DatapathConfig, DatapathError, ExactLinear, check_assignment, exactify,
                                       flag_totals, parse_configs, torch_check)
 
 
@@ -36,7 +36,7 @@ def _batch(seed=1):
 
 
 def _f32_of(v: Fraction) -> np.float32:
-    from rf8sim.study.inference import _fraction_to_f32
+    from rf8sim.study.mnist1d.inference import _fraction_to_f32
 
     return _fraction_to_f32(v)
 
@@ -150,7 +150,7 @@ def test_bad_models_and_configs_are_named_before_work():
 
 
 def test_sentences_that_do_not_tokenize_are_refused():
-    from rf8sim.study.minilm import SentenceError, TransformerSpec, prepare
+    from rf8sim.study.minilm.study import SentenceError, TransformerSpec, prepare
 
     spec = TransformerSpec(sentences=20, configs=("rf8",))
     good = [f"This is sentence number {i} of the test." for i in range(20)]
@@ -299,7 +299,7 @@ def test_w8a16_config_syntax_and_fp16_overflow():
 def test_minilm_study_with_w8a16_on_a_prefix():
     """The real model, one 8-bit and one W8A16 config (the latter on the first 20 of 24 sentences):
     paired tests use the common prefix, the weight-bits search runs, every layer check matches."""
-    from rf8sim.study.minilm import TransformerSpec, run_transformer_study
+    from rf8sim.study.minilm.study import TransformerSpec, run_transformer_study
 
     spec = TransformerSpec(sentences=24, configs=("rf8", "rf8/bf16@aligned:32:16"), a16_sentences=20,
                            sensitivity_sentences=4, bootstrap=200, batch_size=24)

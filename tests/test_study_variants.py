@@ -9,7 +9,7 @@ import toolcheck
 
 from rf8sim import formats as F
 from rf8sim import golden
-from rf8sim.study import variants
+from rf8sim.study.mnist1d import variants
 
 variants.ensure_registered()
 

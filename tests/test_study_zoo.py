@@ -10,8 +10,8 @@ import pytest
 from rf8sim.cli import main
 from rf8sim.golden import dequantize, quantize
 from rf8sim.golden.blocks import dequantize_block, quantize_block
-from rf8sim.study import zoo
-from rf8sim.study.zoo_report import ZOO_RECORD, load_zoo_record, zoo_facts
+from rf8sim.study.zoo import study as zoo
+from rf8sim.study.zoo.report import ZOO_RECORD, load_zoo_record, zoo_facts
 
 
 def test_fake_weights_and_bits():

@@ -1,7 +1,7 @@
 """Tables stay whole when the output is not a terminal (issue 22, item 2).
 
 rich assumes 80 columns without a TTY and cuts every cell of a wider table to "…";
-``rf8sim synth ... | tee log`` was unreadable.  rf8sim.console.Console prints tables at their
+``rf8sim synth ... | tee log`` was unreadable.  rf8sim.infra.console.Console prints tables at their
 natural width when piped; every command builds its consoles from it.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from rf8sim.console import Console
+from rf8sim.infra.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,14 +67,14 @@ def test_every_command_uses_the_piping_console():
         text = f.read_text(encoding="utf-8")
         if re.search(r"from rich\.console import [^\n]*\bConsole\b|rich\.console\.Console\(", text):
             offenders.append(str(f.relative_to(ROOT)))
-    assert offenders == [], f"use rf8sim.console.Console in {offenders}"
+    assert offenders == [], f"use rf8sim.infra.console.Console in {offenders}"
 
 
 # ---- the README tour from a fresh clone, piped to a file (issue 22, "Done when") ------------------------
 
 def test_table_cells_are_text_not_markup(capsys):
     """The flow's summary lost "[transformer]" from "[transformer] model = 'none'" (rich read it as a tag)."""
-    from rf8sim.study.report import print_table
+    from rf8sim.study.common.report import print_table
 
     print_table([{"stage": "transformer", "detail": "[transformer] model = 'none' ([bold]x[/])"}],
                 ["stage", "detail"], headers=["[stage]", "detail"])
@@ -127,3 +127,14 @@ def test_cli_warnings_are_one_line_and_progress_slows_down_without_a_terminal(mo
     env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert r.returncode == 0 and "mininterval 30.0" in r.stdout, r.stderr[-2000:]
+
+
+def test_a_missing_study_config_says_how_to_write_one(capsys):
+    """The README tour's `--config my_sweep.toml` (a file the newcomer has not written) ends in one line that
+    names the shipped configs and where to start a new one."""
+    from rf8sim.cli import main
+
+    assert main(["study", "area-accuracy", "--config", "my_sweep.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shipped ones: tiny, small, full, flow" in err
+    assert "rf8sim/study/configs/tiny.toml" in err and (ROOT / "rf8sim/study/configs/tiny.toml").is_file()

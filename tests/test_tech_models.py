@@ -28,7 +28,7 @@ def _wheel():
 
 def _iverilog():
     try:
-        from rf8sim.tools import iverilog_exes
+        from rf8sim.infra.tools import iverilog_exes
 
         iverilog_exes()
         return True
@@ -74,7 +74,7 @@ def _tb(cells, seq_steps) -> tuple:
 
 
 def _run(tmp, name, files, tb, specify, incdir=None):
-    from rf8sim.tools import iverilog_exes
+    from rf8sim.infra.tools import iverilog_exes
 
     iv, vvp = iverilog_exes()
     (tmp / f"{name}_tb.v").write_text(tb)

@@ -1,11 +1,11 @@
-"""rf8sim.study.thesis: the record's schema on a tiny setting, and the verdict rule (which must be able to fail)."""
+"""rf8sim.study.tinylm.thesis: the record's schema on a tiny setting, and the verdict rule (which must be able to fail)."""
 
 import json
 
 import pytest
 
-from rf8sim.study.thesis import ThesisSpec, run_thesis, verdict, write_record
-from rf8sim.study.tinylm import TinyLMError
+from rf8sim.study.tinylm.thesis import ThesisSpec, run_thesis, verdict, write_record
+from rf8sim.study.tinylm.study import TinyLMError
 
 
 def _t(diff, sig):

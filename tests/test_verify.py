@@ -62,7 +62,7 @@ def test_bad_arguments():
 def test_w8a16_rtl_leg_runs(tmp_path):
     """bf16 x rf8 through the W8A16 MAC on Icarus: all three legs, and the record says so."""
     from rf8sim.cli import main
-    from rf8sim.records import read_record
+    from rf8sim.infra.records import read_record
 
     out = tmp_path / "v.json"
     assert main(["verify-layer", "--in-features", "32", "--out-features", "4", "--batch", "2", "--a-fmt", "bf16",

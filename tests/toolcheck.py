@@ -51,7 +51,7 @@ def check_item(item) -> None:
 
 
 # ---- the tools the suite needs, probed once (lazily: only when a marked test runs) by the package's own
-# probes (rf8sim.tools), so a test skips (or fails under CI) exactly when the code would refuse ------------
+# probes (rf8sim.infra.tools), so a test skips (or fails under CI) exactly when the code would refuse ------------
 
 import functools  # noqa: E402
 
@@ -66,28 +66,28 @@ def module_available(name: str) -> bool:
 
 @functools.cache
 def iverilog_available() -> bool:
-    from rf8sim import tools
+    from rf8sim.infra import tools
 
     return tools.iverilog_available()
 
 
 @functools.cache
 def verilator_available() -> bool:
-    from rf8sim import tools
+    from rf8sim.infra import tools
 
     return tools.verilator_available()
 
 
 @functools.cache
 def yosys_available() -> bool:
-    from rf8sim import tools
+    from rf8sim.infra import tools
 
     return tools.yosys_available()
 
 
 @functools.cache
 def sta_available() -> bool:
-    from rf8sim import tools
+    from rf8sim.infra import tools
 
     return tools.sta_available()
 

@@ -57,11 +57,11 @@ def main(argv=None) -> int:
     """``python -m rf8sim.golden.bench_w8a16 [--reps N] [--record FILE [--force]]``."""
     import argparse
 
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
-    from ..fileio import check_output_path
-    from ..records import provenance, write_record
+    from ..infra.fileio import check_output_path
+    from ..infra.records import provenance, write_record
     from .bench import _one_thread
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.golden.bench_w8a16", description=main.__doc__)
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
 
 def table() -> str:
     """docs/formats.md: the W8A16 GEMM rows of the checked-in record."""
-    from ..docgen import load_record
+    from ..infra.docgen import load_record
 
     from .bench import record_head
 
@@ -110,7 +110,7 @@ def table() -> str:
 
 
 def _register():
-    from ..docgen import register
+    from ..infra.docgen import register
 
     register("golden:w8a16-gemm")(table)
 

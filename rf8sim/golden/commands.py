@@ -91,7 +91,7 @@ def _save_npy(path: str, arr, force: bool) -> None:
 
     import io
 
-    from ..fileio import write_bytes
+    from ..infra.fileio import write_bytes
 
     if not path.endswith(".npy"):
         raise _err(f"--output {path!r} must end in .npy")
@@ -101,7 +101,7 @@ def _save_npy(path: str, arr, force: bool) -> None:
 
 
 def _print_rows(title, heads, rows, total):
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title=title)
@@ -199,13 +199,13 @@ def cmd_decode(args) -> int:
 
 
 def cmd_golden(args) -> int:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from .vectors import GoldenMismatch, verify, write_golden
 
-    from ..fileio import check_output_dir
+    from ..infra.fileio import check_output_dir
 
     console = Console()
     if not args.check:
@@ -235,13 +235,13 @@ def cmd_golden(args) -> int:
 
 
 def cmd_aligned_error(args) -> int:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
 
     from .aligned_error import record_path, render_table, run
 
     if args.sentences < 1 or args.rows < 1:
         raise _err("--sentences and --rows must be >= 1")
-    from .. import fileio
+    from ..infra import fileio
     from ..errors import OutputError
 
     out = args.out or record_path()

@@ -161,8 +161,8 @@ MAC16_CASES = (
 
 
 def default_root() -> Path:
-    """The repository's ``golden/`` directory (or its installed copy, see rf8sim.resources)."""
-    from ..resources import data_dir
+    """The repository's ``golden/`` directory (or its installed copy, see rf8sim.infra.resources)."""
+    from ..infra.resources import data_dir
 
     return data_dir("golden")
 

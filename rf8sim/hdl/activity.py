@@ -816,12 +816,12 @@ def _cal_job(job, beats, stream):
 
 def run_calibration(units=CALIBRATION_UNITS, beats: int = 1000, stream: str = "minilm", cluster: str = "local",
                     workers: int = 1, use_cache: bool = True, progress: bool = True) -> list:
-    """:func:`unit_run` of every calibration unit through :func:`rf8sim.cluster.run_tasks` (cached by
+    """:func:`unit_run` of every calibration unit through :func:`rf8sim.infra.cluster.run_tasks` (cached by
     unit, beats, stream and :data:`ACT_VERSION`)."""
     import functools
 
-    from .. import cache
-    from ..cluster import Resources, run_tasks
+    from ..infra import cache
+    from ..infra.cluster import Resources, run_tasks
 
     jobs = [tuple(u) for u in units]
     keys = [cache.content_hash("activity-cal", j, beats, stream, ACT_VERSION) for j in jobs] if use_cache else None
@@ -834,7 +834,7 @@ def run_calibration(units=CALIBRATION_UNITS, beats: int = 1000, stream: str = "m
 def main(argv=None) -> int:
     import argparse
 
-    from ..records import write_record
+    from ..infra.records import write_record
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.hdl.activity",
                                  description="calibrate the zero-delay activity method against Icarus with delays")
@@ -846,7 +846,7 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
     if args.record:
-        from ..fileio import check_output_path
+        from ..infra.fileio import check_output_path
 
         check_output_path(args.record, args.force)
     runs = run_calibration(beats=args.beats, stream=args.stream, cluster=args.cluster, workers=args.workers)
@@ -874,7 +874,7 @@ if __name__ == "__main__":
 
 # ---------------------------------------------------------------------------- docs
 def _register():
-    from ..docgen import load_record, register
+    from ..infra.docgen import load_record, register
 
     @register("hdl:activity-calibration")
     def render_calibration() -> str:

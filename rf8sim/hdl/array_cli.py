@@ -12,7 +12,7 @@ import importlib
 __all__ = ["register", "config_args", "config_from_args", "parse_size", "ARRAY_COMMAND_MODULES"]
 
 #: Modules adding ``rf8sim array`` subcommands (this one first; the costing part adds its own).
-ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost")
+ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost_cli")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -34,6 +34,10 @@ def config_args(p) -> None:
                         "(default: the smallest power of two >= max(16, 2R + C - 2), which hides weight reloads)")
     p.add_argument("--pe-stages", type=int, default=1, choices=(1, 2),
                    help="PE pipeline: 1 = product and add in one clock, 2 = product registered (default 1)")
+    p.add_argument("--edge-stages", type=int, default=0, choices=(0, 1),
+                   help="aligned arrays: 1 = each column's block sum registered at a block's end and added to "
+                        "the fp32 accumulator one clock later (the fp32 adder gets its own clock and switches "
+                        "only when a block ends); 0 = both in one clock (default 0)")
 
 
 def config_from_args(args):
@@ -45,7 +49,8 @@ def config_from_args(args):
 
     if acc == "exact" and str(args.a_fmt).lower() in float_activation_formats():
         acc = "aligned:32:16"
-    return ArrayConfig.make(args.a_fmt, args.w_fmt, acc, R, C, args.depth, args.pe_stages)
+    return ArrayConfig.make(args.a_fmt, args.w_fmt, acc, R, C, args.depth, args.pe_stages,
+                            getattr(args, "edge_stages", 0))
 
 
 def register(sub) -> None:
@@ -123,18 +128,18 @@ def _shape_args(p) -> None:
 
 
 def cmd_generate(args) -> int:
-    from ..fileio import check_output_path, write_text
+    from ..infra.fileio import check_output_path, write_text
     from .array import generate_array_verilog
     from .verilog import lint
 
     cfg = config_from_args(args)
     out = check_output_path(args.output, args.force)
-    text, cfg = generate_array_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc.ungrouped(), cfg.rows, cfg.cols, cfg.depth,
-                                       cfg.pe_stages, name=args.module)
+    text, cfg = generate_array_verilog(cfg, name=args.module)
     write_text(out, text, overwrite=args.force)
     d = cfg.describe()
     print(f"wrote {out}: {d['rows']}x{d['cols']} array, {d['a_fmt']} x {d['w_fmt']}, acc {d['acc']} "
           f"(golden order {d['golden_acc']}), depth {d['depth']}, pe_stages {d['pe_stages']}, "
+          + (f"edge_stages {d['edge_stages']}, " if d.get("edge_stages") else "") +
           f"latency {d['latency']} clocks")
     if args.lint:
         lint(out)
@@ -159,7 +164,7 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
     from .arraysim import operands, verify_gemm
 
     cfg = config_from_args(args)
@@ -175,7 +180,7 @@ def cmd_simulate(args) -> int:
           f"{rep['mismatches']} mismatches ({rep['overflowed']} overflowed, {rep['invalid']} invalid); "
           f"simulation {rep['sim_s']:.2f} s")
     if args.json:
-        from .. import records
+        from ..infra import records
 
         records.write_record(args.json, {"kind": "array_simulate", "config": cfg.describe(), "operands": args.operands,
                                          "seed": args.seed, **rep}, overwrite=args.force)
@@ -183,12 +188,12 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_verify_minilm(args) -> int:
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
     from ..verify_array import verify_minilm
 
     if args.record:
         check_output_path(args.record, overwrite=args.force)
-    from .. import records
+    from ..infra import records
 
     prov = records.provenance()
     rep = verify_minilm(args.size, args.a_fmt, args.w_fmt, args.acc, args.sentences, args.simulator, args.layer,
@@ -204,8 +209,8 @@ def cmd_verify_minilm(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .. import records
-    from ..fileio import check_output_path
+    from ..infra import records
+    from ..infra.fileio import check_output_path
     from ..verify_array import bench_layer
 
     if args.record:

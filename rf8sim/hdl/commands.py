@@ -97,7 +97,7 @@ def register(sub) -> None:
 
 
 def cmd_verilog(args) -> int:
-    from ..fileio import check_output_path, write_text
+    from ..infra.fileio import check_output_path, write_text
     from .verilog import lint, verilog_of
 
     out = check_output_path(args.output, args.force)
@@ -142,10 +142,10 @@ def _sweep(args, spec):
 
 
 def cmd_rtlsim(args) -> int:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
     from .sim import verify
     from .spec import HdlError
 
@@ -158,7 +158,7 @@ def cmd_rtlsim(args) -> int:
                simulator=args.simulator, model=args.model)
     summary = s if spec.kind == "fixed" else {"kind": "verify_w8a16", **s}
     if args.json:  # the record first: nothing in the printing can lose it
-        from .. import records
+        from ..infra import records
 
         records.write_record(args.json, summary, overwrite=args.force)
     c = s["config"]

@@ -68,7 +68,7 @@ def models_for(nl: "Netlist", liberty: Path | None = None) -> Path:
 
 
 def _iverilog() -> tuple[str, str]:
-    from ..tools import iverilog_exes
+    from ..infra.tools import iverilog_exes
 
     return iverilog_exes()
 

@@ -38,7 +38,7 @@ POWER_VERSION = 2
 
 
 def _iverilog_version() -> str:
-    from ..tools import iverilog_version
+    from ..infra.tools import iverilog_version
 
     return iverilog_version()
 

@@ -62,7 +62,7 @@ from pathlib import Path
 from ..errors import ToolMissingError
 from ..tech import TECHS, Technology
 from ..tech import get as get_technology
-from ..tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's tools live)
+from ..infra.tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's tools live)
 from .mac import HdlError
 
 __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_spef", "check_spef",
@@ -89,8 +89,8 @@ def get_tech(name) -> Tech:
 
 
 def _tool(name: str) -> str:
-    """A qflow tool or tclsh (:func:`rf8sim.tools.qflow_tool`: the package's one probe)."""
-    from ..tools import qflow_tool
+    """A qflow tool or tclsh (:func:`rf8sim.infra.tools.qflow_tool`: the package's one probe)."""
+    from ..infra.tools import qflow_tool
 
     return qflow_tool(name)
 
@@ -818,7 +818,7 @@ def route_design(synth: dict, tech="osu018", *, density: float | None = None, se
     if not netlist_v.is_file():
         raise HdlError(f"{netlist_v} missing: rerun synthesis (--no-cache)")
     if root is None:
-        from .. import cache
+        from ..infra import cache
 
         root = cache.subdir("route")
     density = get_tech(tech).utilization if density is None else density

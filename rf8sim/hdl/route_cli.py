@@ -66,8 +66,8 @@ def _route_one(job, liberty, tech, utilization, seed, clock_ns, streams, beats, 
 def route_rows(jobs, liberty, tech, *, utilization=None, seed=DEFAULT_PLACE_SEED, clock_ns=None,
                streams=(), beats=2000, use_cache=True, cluster="local", workers=1, progress=True) -> list:
     """Route every configuration of ``jobs`` (``(a, w, acc, lanes, out, stage)``) through the Ray backend
-    (:func:`rf8sim.cluster.run_tasks`), one CPU and the qflow tools per task."""
-    from ..cluster import Resources, run_tasks
+    (:func:`rf8sim.infra.cluster.run_tasks`), one CPU and the qflow tools per task."""
+    from ..infra.cluster import Resources, run_tasks
 
     fn = functools.partial(_route_one, liberty=liberty, tech=tech, utilization=utilization, seed=seed,
                            clock_ns=clock_ns, streams=tuple(streams), beats=beats, use_cache=use_cache)
@@ -99,8 +99,8 @@ def _jobs_of(args) -> list:
 
 def run(args) -> int:
     """``rf8sim synth --route ...``: one configuration (or ``--table``'s), printed; ``--json`` a record."""
-    from .. import fileio
-    from ..records import write_record
+    from ..infra import fileio
+    from ..infra.records import write_record
     from .power import check_clock
     from .route import get_tech, route_tools_available
 
@@ -141,7 +141,7 @@ def run(args) -> int:
 
 
 def _print(rows) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim synth --route (qflow graywolf + qrouter; post-route = with the router's SPEF)")
@@ -164,4 +164,4 @@ def _print(rows) -> None:
                   " / ".join(f"{v['pj_per_mac']:.1f}" for v in pw.values()) or "-",
                   f"{sum(ro['times'].values()):.0f}")
 
-    Console().print(t)  # whole when piped (rf8sim.console)
+    Console().print(t)  # whole when piped (rf8sim.infra.console)

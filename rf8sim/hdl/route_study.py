@@ -11,7 +11,7 @@ critical path before routing (synthesised netlist) and after (routed netlist wit
 the post-route energy per MAC (gate-level activity on the routed netlist, OpenSTA
 energies with the wires; sky130 with :mod:`rf8sim.tech.models`' cell models), and the wall time of
 each step. The rows fan out through
-:func:`rf8sim.cluster.run_tasks` (local processes or Ray).
+:func:`rf8sim.infra.cluster.run_tasks` (local processes or Ray).
 
 The docs blocks (``hdl:route-*``) render the routed table, the spread over variants and
 seeds, the sentences that say which differences between formats are real (the ranges do not
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..docgen import DocgenError, load_record, register
+from ..infra.docgen import DocgenError, load_record, register
 from ..tech import TECHS
 from .mac import HdlError
 
@@ -149,7 +149,7 @@ def _job(job, tech, liberty, utilization, clock_ns, streams, beats, use_cache, p
 def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=None, clock_ns=10.0, streams=("minilm",),
                beats=1000, use_cache=True, cluster="local", tries=4, plan=None,
                workers=1, progress=True) -> list:
-    from ..cluster import Resources, run_tasks
+    from ..infra.cluster import Resources, run_tasks
     from .route import get_tech, tech_liberty
 
     t = get_tech(tech).name
@@ -164,8 +164,8 @@ def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=None, cl
 
 
 def main(argv=None) -> int:
-    from .. import records
-    from ..fileio import check_output_path
+    from ..infra import records
+    from ..infra.fileio import check_output_path
     from .route import qflow_version, route_tools_available
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.hdl.route_study", description=__doc__.split("\n\n")[0])

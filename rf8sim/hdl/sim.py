@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import tools
+from ..infra import tools
 from .spec import HdlError, MacSpec
 from .stimulus import Stream, product_stream, random_stream, write_stimulus
 from .verilog import verilator_env, verilog_of
@@ -36,7 +36,7 @@ INTERNAL_CLOCK = {"icarus": True, "verilator": True}
 
 def hdl_dir() -> Path:
     """The repository's ``hdl/`` (testbenches, synthesis scripts, checked-in Verilog)."""
-    from ..resources import ResourceError, data_dir
+    from ..infra.resources import ResourceError, data_dir
 
     try:
         tb = data_dir("hdl/tb")
@@ -48,9 +48,9 @@ def hdl_dir() -> Path:
 
 
 def build_root() -> Path:
-    """Simulator builds: the cache root's ``hdl/`` (:mod:`rf8sim.cache`), keyed by a hash of the
+    """Simulator builds: the cache root's ``hdl/`` (:mod:`rf8sim.infra.cache`), keyed by a hash of the
     Verilog, the testbench and the simulator."""
-    from .. import cache
+    from ..infra import cache
 
     return cache.subdir("hdl")
 
@@ -545,7 +545,7 @@ def verify(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str | None =
 def render_verify_records() -> str:
     """Markdown table of the checked-in verification records of the float-accumulator units
     ``hdl/results/verify_w8a16_*.json`` (written by ``rf8sim rtlsim --json``)."""
-    from ..records import read_record
+    from ..infra.records import read_record
 
     root = Path(__file__).resolve().parents[2] / "hdl" / "results"
     out = ["| record | w × a | accumulator | lanes | simulator | run | beats | products | sequences | "
@@ -563,7 +563,7 @@ def render_verify_records() -> str:
 
 def _register():
     try:
-        from ..docgen import register
+        from ..infra.docgen import register
     except ImportError:
         return
     register("hdl:w8a16-verify")(render_verify_records)

@@ -26,7 +26,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from .. import tools
+from ..infra import tools
 from ..tech import TECHS
 from .mac import HdlError
 

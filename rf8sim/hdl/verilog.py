@@ -121,7 +121,7 @@ def generate_verilog(a_fmt="rf8", w_fmt="rf8", acc=None, lanes: int = 1, out: st
 
 
 def default_verilog_dir() -> Path:
-    from ..resources import data_dir
+    from ..infra.resources import data_dir
 
     return data_dir("hdl/verilog")
 
@@ -140,9 +140,9 @@ def write_defaults(directory: str | Path | None = None) -> list[Path]:
 
 
 def verilator_env() -> dict:
-    """Environment with a usable verilator (:func:`rf8sim.tools.verilator_env`); HdlError naming the install."""
+    """Environment with a usable verilator (:func:`rf8sim.infra.tools.verilator_env`); HdlError naming the install."""
     from ..errors import ToolMissingError
-    from ..tools import verilator_env as probe
+    from ..infra.tools import verilator_env as probe
 
     try:
         return probe()

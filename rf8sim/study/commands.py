@@ -73,8 +73,38 @@ def register(sub) -> None:
     q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
     q.add_argument("--record", metavar="FILE.json", default=None,
                    help="write the rows as a provenance record (e.g. study/results/zoo-rtl.json)")
+    q.add_argument("--power", action="store_true",
+                   help="also each product stage's pJ per product on the MiniLM operand stream (gate-level Icarus "
+                        "+ OpenSTA, as `rf8sim synth --power`)")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_rtl)
+    q = ssub.add_parser("zoo-prove", help="yosys SAT proof of each zoo product stage against the format "
+                                           "definitions, every code pair (docs/study.md)")
+    q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
+    q.add_argument("--whole-timeout", type=int, default=120,
+                   help="seconds for the whole-space SAT problem before splitting per weight code (default 120)")
+    q.add_argument("--split-timeout", type=int, default=600,
+                   help="seconds for each fallback (SAT after abc -g AND; then per weight code) of one pair (default 600)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-prove.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.set_defaults(func=cmd_zoo_prove)
+    q = ssub.add_parser("zoo-tinylm", help="TinyLM bits per byte of the zoo's formats, weight-only PTQ of the "
+                                            "flow's TinyLM (docs/study.md)")
+    q.add_argument("--formats", default=",".join(_zoo_formats()),
+                   help="formats and block formats (default: the zoo; see `rf8sim formats`)")
+    q.add_argument("--config", default=None, help="study config whose [tinylm] is used (default: the flow's)")
+    q.add_argument("--cache-dir", default=None, help="cache root for the trained TinyLM (default: build/cache)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-tinylm.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_zoo_tinylm)
+    q = ssub.add_parser("zoo-pareto", help="plot the zoo's accuracy against product-stage area and energy from the "
+                                            "zoo, zoo-rtl and zoo-tinylm records")
+    q.add_argument("--plot", metavar="FILE.png", required=True, help="the plot (e.g. docs/img/zoo_pareto_units.png)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing plot")
+    q.set_defaults(func=cmd_zoo_pareto)
     q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
     q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
     q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
@@ -91,7 +121,7 @@ def register(sub) -> None:
     q.add_argument("--no-progress", action="store_true")
     q.add_argument("--cache-dir", default=None, help="the cache root (default $RF8SIM_CACHE or build/cache)")
     q.set_defaults(func=cmd_tinylm)
-    from .thesis import add_parser as _thesis_parser
+    from .tinylm.thesis import add_parser as _thesis_parser
 
     _thesis_parser(ssub)
     q = ssub.add_parser("record-time", help="turn a `/usr/bin/time -v` report of a run (make demo-record) "
@@ -108,10 +138,10 @@ def register(sub) -> None:
 
 
 def cmd_tinylm(args) -> int:
-    from .tinylm import record_run
+    from .tinylm.study import record_run
 
     if args.cache_dir:
-        from .. import cache
+        from ..infra import cache
 
         cache.set_root(args.cache_dir)
     cfg = _resolve_config(args.config) if args.config else None
@@ -132,7 +162,7 @@ def _resolve_config(arg):
     from importlib import resources
     from pathlib import Path
 
-    from .config import load_config
+    from .common.config import load_config
 
     p = Path(arg)
     if p.is_file():
@@ -146,10 +176,10 @@ def _resolve_config(arg):
 
 def cmd_flow(args) -> int:
     from ..cli import CLIError
-    from ..fileio import check_output_dir
-    from .flow import run_flow
+    from ..infra.fileio import check_output_dir
+    from .flow.run import run_flow
 
-    from .. import cache
+    from ..infra import cache
 
     if args.cache_dir:
         cache.set_root(args.cache_dir)
@@ -159,11 +189,11 @@ def cmd_flow(args) -> int:
     check_output_dir(args.out)
     cfg = _resolve_config(args.config) if args.config else None
     if args.record:
-        from ..fileio import check_output_path
+        from ..infra.fileio import check_output_path
 
         check_output_path(args.record, args.force)  # before the long work
     if args.cluster is not None:
-        from .. import cluster as C
+        from ..infra import cluster as C
 
         spec = C.parse_cluster(args.cluster)
         if args.skip_hdl and spec != "local":
@@ -172,7 +202,7 @@ def cmd_flow(args) -> int:
         if spec != "local":
             C.connect(spec)  # an unreachable address fails here, not after every stage ran
     def record(res):  # written before the summary is printed: nothing in the printing can lose the run
-        from .results import write_flow_record
+        from .flow.results import write_flow_record
 
         write_flow_record(args.record, res, res.state, overwrite=args.force)
 
@@ -187,19 +217,19 @@ def cmd_flow(args) -> int:
 def cmd_area_accuracy(args) -> int:
     from pathlib import Path
 
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.markup import escape
 
-    from .area_accuracy import run_sweep
-    from .report import print_table
+    from .mnist1d.area_accuracy import run_sweep
+    from .common.report import print_table
 
-    from .. import cache
-    from ..cluster import parse_cluster
+    from ..infra import cache
+    from ..infra.cluster import parse_cluster
 
     if args.cache_dir:
         cache.set_root(args.cache_dir)
     cluster = parse_cluster(args.cluster) if args.cluster is not None else None
-    from ..fileio import check_output_dir, safe_child
+    from ..infra.fileio import check_output_dir, safe_child
 
     cfg = _resolve_config(args.config)
     out = Path(args.out) if args.out else safe_child(Path("build") / "study", cfg.study.name, "[study] name")
@@ -214,10 +244,10 @@ def cmd_area_accuracy(args) -> int:
         raise CLIError(f"--workers sets local processes; with --cluster {cluster or cfg.study.cluster} Ray places "
                        "the tasks, so drop --workers (or run locally)")
     if args.record:
-        from ..fileio import check_output_path
+        from ..infra.fileio import check_output_path
 
         check_output_path(args.record, args.force)  # before the long work
-    from .. import records
+    from ..infra import records
 
     prov = records.provenance()  # the tree as it was when the sweep started
     console = Console()
@@ -225,7 +255,7 @@ def cmd_area_accuracy(args) -> int:
                     console=console, workers=args.workers, cluster=cluster or cfg.study.cluster)
     record = None
     if args.record:  # the record first: nothing in the printing can lose it
-        from .sweep_records import write_sweep_record
+        from .mnist1d.sweep_records import write_sweep_record
 
         record = write_sweep_record(args.record, cfg, res, prov, overwrite=args.force)
     front = sorted((r for r in res.rows if r["pareto"]), key=lambda r: (r["lanes"], r.get("area_um2") or 0))
@@ -248,17 +278,17 @@ def cmd_area_accuracy(args) -> int:
 
 
 def _zoo_formats():
-    from .zoo import ZOO_FORMATS
+    from .zoo.study import ZOO_FORMATS
 
     return ZOO_FORMATS
 
 
 def cmd_zoo(args) -> int:
     from .. import formats as F
-    from .. import records
+    from ..infra import records
     from .. import scales as S
     from ..cli import CLIError
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
 
     try:
         shapes = tuple(float(s) for s in args.shapes.split(",") if s.strip())
@@ -276,14 +306,14 @@ def cmd_zoo(args) -> int:
     for path in (args.record, args.plot):
         if path:
             check_output_path(path, args.force)  # before the work
-    from .zoo import run_zoo
+    from .zoo.study import run_zoo
 
     prov = records.provenance()
     res = run_zoo(fmts, shapes, sentences=args.sentences, w8a8_sentences=args.w8a8_sentences,
                   cosine=not args.no_cosine, progress=not args.no_progress)
     record = None
     if args.record:  # the record first: nothing in the printing (or the plot) can lose it
-        from .zoo_report import write_zoo_record
+        from .zoo.report import write_zoo_record
 
         record = write_zoo_record(args.record, res, prov, overwrite=args.force)
     for r in res["minilm_weights"]:
@@ -291,7 +321,7 @@ def cmd_zoo(args) -> int:
     for r in res["minilm_cosine"]:
         print(f"{r['format']:>8}  {r['mode']:<11} 1 - cosine {r['loss']:.3e} [{r['loss_lo']:.3e}, {r['loss_hi']:.3e}]")
     if args.plot:
-        from .zoo_report import plot_zoo
+        from .zoo.report import plot_zoo
 
         plot_zoo(res, args.plot)
     if record:
@@ -299,12 +329,53 @@ def cmd_zoo(args) -> int:
     return 0
 
 
-def cmd_zoo_rtl(args) -> int:
-    from .. import records
+def _zoo_pairs(args):
+    from .. import formats as F
     from ..cli import CLIError
-    from ..fileio import check_output_path
-    from ..records import write_record
-    from .zoo import RTL_PAIRS, rtl_products
+    from ..hdl import MacSpec
+    from .zoo.study import RTL_PAIRS
+
+    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
+    pairs = RTL_PAIRS
+    if args.pairs:
+        try:
+            pairs = tuple(tuple(p.strip().split(":")) for p in args.pairs.split(",") if p.strip())
+        except ValueError:
+            raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    for a, w in pairs:
+        MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
+    return pairs
+
+
+def cmd_zoo_prove(args) -> int:
+    from ..infra import records
+    from ..cli import CLIError
+    from ..infra.fileio import check_output_path
+    from ..infra.records import write_record
+    from .zoo.study import rtl_proofs
+
+    pairs = _zoo_pairs(args)
+    if args.whole_timeout < 1 or args.split_timeout < 1:
+        raise CLIError("--whole-timeout and --split-timeout must be >= 1 (seconds)")
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    rows = rtl_proofs(pairs, args.whole_timeout, args.split_timeout)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-prove", "rows": rows},
+                            overwrite=args.force)
+        print(f"record: {path}")
+    return 0 if all(r["proved"] or r["method"] is None for r in rows) else 1
+
+
+def cmd_zoo_rtl(args) -> int:
+    from ..infra import records
+    from ..cli import CLIError
+    from ..infra.fileio import check_output_path
+    from ..infra.records import write_record
+    from .zoo.study import RTL_PAIRS, rtl_products
 
     pairs = RTL_PAIRS
     if args.pairs:
@@ -314,14 +385,16 @@ def cmd_zoo_rtl(args) -> int:
             raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
         if not pairs or any(len(p) != 2 for p in pairs):
             raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    from .. import formats as F
     from ..hdl import MacSpec
 
+    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
     for a, w in pairs:
         MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
     if args.record:
         check_output_path(args.record, args.force)
     prov = records.provenance()
-    rows = rtl_products(pairs)
+    rows = rtl_products(pairs, power=args.power)
     if args.record:
         path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-rtl", "rows": rows},
                             overwrite=args.force)
@@ -329,12 +402,50 @@ def cmd_zoo_rtl(args) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+def _check_formats(text: str) -> tuple:
+    from .. import formats as F
+    from .. import scales as S
+
+    fmts = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    F.register_rf8_variants()
+    for f in fmts:
+        if S.block_format(f) is None:
+            F.check_role(f, "weight")  # one line naming the valid ones
+    return fmts
+
+
+def cmd_zoo_tinylm(args) -> int:
+    from ..infra import records
+    from ..infra.fileio import check_output_path
+    from ..infra.records import write_record
+    from .zoo.pareto import TINYLM_KIND, tinylm_bpb
+
+    fmts = _check_formats(args.formats)
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    res = tinylm_bpb(fmts, args.config, cache_dir=args.cache_dir, progress=not args.no_progress)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": TINYLM_KIND, **res}, overwrite=args.force)
+        print(f"record: {path}")
+    return 0
+
+
+def cmd_zoo_pareto(args) -> int:
+    from ..infra.fileio import check_output_path
+    from .zoo.pareto import plot_pareto
+
+    check_output_path(args.plot, args.force)
+    print(f"plot: {plot_pareto(args.plot)}")
+    return 0
+
+
 def cmd_variants(args) -> int:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
 
     from ..cli import CLIError
-    from .report import plot_error_vs_shape, print_table, write_csv
-    from .variants import error_vs_shape
+    from .common.report import plot_error_vs_shape, print_table, write_csv
+    from .mnist1d.variants import error_vs_shape
 
     try:
         shapes = tuple(float(s) for s in args.shapes.split(",") if s.strip())
@@ -346,10 +457,10 @@ def cmd_variants(args) -> int:
     if args.block < 1 or args.n < args.block:
         raise CLIError(f"--block must be >= 1 and --n >= --block (got --n {args.n}, --block {args.block})")
     if args.record:
-        from ..fileio import check_output_path
+        from ..infra.fileio import check_output_path
 
         check_output_path(args.record, args.force)  # before the work
-    from .. import records
+    from ..infra import records
 
     prov = records.provenance()
     params = {"shapes": list(shapes), "formats": list(fmts), "roundings": ["nearest", "paper", "truncate"],
@@ -358,7 +469,7 @@ def cmd_variants(args) -> int:
                           n=args.n, block=args.block, rows=max(1, args.n // (args.block * 32)))
     record = None
     if args.record:  # the record first: nothing in the printing can lose it
-        from .sweep_records import write_variants_record
+        from .mnist1d.sweep_records import write_variants_record
 
         record = write_variants_record(args.record, params, rows, prov, overwrite=args.force)
     if args.csv:
@@ -374,11 +485,11 @@ def cmd_variants(args) -> int:
 
 
 def cmd_cluster_scaling(args) -> int:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
 
-    from .. import fileio, records
+    from ..infra import fileio, records
     from ..cli import CLIError
-    from ..cluster_scaling import measure, render_table
+    from .mnist1d.cluster_scaling import measure, render_table
 
     try:
         nodes = tuple(int(n) for n in args.nodes.split(",") if n.strip())
@@ -396,7 +507,7 @@ def cmd_cluster_scaling(args) -> int:
 
 
 def cmd_record_time(args) -> int:
-    from .demotime import render_demo_time, write_time_record
+    from .flow.demotime import render_demo_time, write_time_record
 
     cache = None if args.cache_empty is None else args.cache_empty == "yes"
     path = write_time_record(args.time_file, args.record, what=args.what, cache_empty=cache, overwrite=args.force,

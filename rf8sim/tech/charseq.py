@@ -24,7 +24,7 @@ def model_lib_seq():
     import os
     import re
 
-    from .. import cache
+    from ..infra import cache
 
     base = _c.model_lib()
     corners = _c.model_lib_full().parent / "corners"

@@ -78,8 +78,8 @@ def cmd_characterize(args) -> int:
 
 
 def cmd_liberty(args) -> int:
-    from .. import fileio
-    from ..resources import data_dir
+    from ..infra import fileio
+    from ..infra.resources import data_dir
     from . import SKY130_LIBERTY
     from .build import load_raw, rewrite_liberty
 
@@ -101,7 +101,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_lctime_check(args) -> int:
-    from ..records import write_record
+    from ..infra.records import write_record
     from .lctime_check import lctime_check
 
     res = lctime_check(args.cell)

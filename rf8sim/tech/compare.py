@@ -61,7 +61,7 @@ def _positions(ours, ref):
 
 
 def _default_reference() -> Path:
-    from ..resources import source_root
+    from ..infra.resources import source_root
 
     root = source_root()
     p = (root / REFERENCE) if root else REFERENCE
@@ -158,7 +158,7 @@ def _summarize(points, unmatched, ours, reference) -> dict:
 
 
 def _rel(p) -> str:
-    from ..resources import source_root
+    from ..infra.resources import source_root
 
     p = Path(p).absolute()
     root = source_root()
@@ -183,6 +183,6 @@ def print_summary(res: dict, fh) -> None:
 
 
 def write_compare_record(path, res: dict, force: bool = False):
-    from ..records import write_record
+    from ..infra.records import write_record
 
     return write_record(path, res, overwrite=force)

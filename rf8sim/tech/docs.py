@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..docgen import load_record, register
+from ..infra.docgen import load_record, register
 
 CHAR_RECORD = "hdl/tech/sky130/char-record.json"
 COMPARE_RECORD = "hdl/tech/sky130/compare.json"

@@ -93,7 +93,7 @@ def sky130_models(liberty=None) -> Path:
     """The models file for ``liberty`` (default: the checked-in sky130 Liberty), written once into the cache."""
     import hashlib
 
-    from .. import cache, fileio
+    from ..infra import cache, fileio
     from . import liberty as tech_liberty
 
     lib = Path(liberty) if liberty else tech_liberty("sky130")

@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     """``python -m rf8sim.training.bench [--quick] [--device D] [--record FILE [--force]]``."""
     import argparse
 
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.training.bench", description=main.__doc__)
@@ -242,10 +242,10 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="overwrite an existing --record file")
     args = ap.parse_args(argv)
     if args.record:
-        from rf8sim.fileio import check_output_path
+        from rf8sim.infra.fileio import check_output_path
 
         check_output_path(args.record, args.force)
-    from rf8sim.records import provenance
+    from rf8sim.infra.records import provenance
 
     prov = provenance()  # the state of the code that runs (taken before the run, not after)
     rows = run(quick=args.quick, device=args.device)
@@ -258,7 +258,7 @@ def main(argv=None) -> int:
                   "" if ratio is None else f"{ratio:.2f}x", r.get("goal", ""))
     Console().print(t)
     if args.record:
-        from rf8sim.records import write_record
+        from rf8sim.infra.records import write_record
 
         write_record(args.record, {"provenance": prov, "kind": "bench-training",
                                    "device": str(rows[0]["device"]) if rows else None,

@@ -48,7 +48,7 @@ def register(sub) -> None:
                                                  "PE array and compare every output (e.g. 8x8)")
     p.add_argument("--array-simulator", default="verilator", choices=("icarus", "verilator"))
     p.add_argument("--require-all", action="store_true", help="exit 1 unless torch, golden and RTL all ran")
-    p.add_argument("--json", metavar="FILE", help="also write the report as a record (rf8sim.records: provenance, "
+    p.add_argument("--json", metavar="FILE", help="also write the report as a record (rf8sim.infra.records: provenance, "
                                                   "checks, legs, verdict)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_verify_layer)
@@ -184,13 +184,13 @@ def gg_fit_rows(tensors: dict, method="both", min_size=1024, include_1d=False, m
 def cmd_gg_fit(args) -> int:
     import json
 
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     from rich.markup import escape
 
     from ..errors import InputError
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
 
     if args.max_samples < 2 or args.min_size < 2:
         raise InputError(f"--max-samples and --min-size must be >= 2 (got {args.max_samples}, {args.min_size})")
@@ -204,7 +204,7 @@ def cmd_gg_fit(args) -> int:
         raise InputError(f"{args.model}: no tensor with >= {args.min_size} values "
                          f"({'any' if args.all else '>= 2'} dims) to fit")
     if args.json:  # the record first: nothing in the printing can lose it
-        from ..fileio import write_text
+        from ..infra.fileio import write_text
 
         write_text(args.json, json.dumps(all_rows, indent=2) + "\n", overwrite=args.force)
     t = Table(title=f"GG fits of {escape(args.model)} ({len(rows)} tensors)")
@@ -241,7 +241,7 @@ def cmd_verify_layer(args) -> int:
         raise InputError(f"--rtl-slice must be >= 1 (outputs per row pushed through the RTL MAC), got "
                          f"{args.rtl_slice}; to skip the RTL pass --no-rtl")
     if args.json:
-        from ..fileio import check_output_path
+        from ..infra.fileio import check_output_path
 
         check_output_path(args.json, overwrite=args.force)
     rep = verify_layer(in_features=args.in_features, out_features=args.out_features, batch=args.batch,
@@ -250,7 +250,7 @@ def cmd_verify_layer(args) -> int:
                        rtl_slice=0 if args.no_rtl else args.rtl_slice, layer=args.layer, array=args.array,
                        array_simulator=args.array_simulator)
     if args.json:  # the record first: nothing in the printing can lose it
-        from ..records import write_record
+        from ..infra.records import write_record
 
         write_record(args.json, {"verify_layer": rep, "verdict": verdict(rep)}, overwrite=args.force)
     print_report(rep)
@@ -260,18 +260,18 @@ def cmd_verify_layer(args) -> int:
 def _recorded_sweep(args, kind: str, title: str, columns: tuple, run) -> int:
     """Validate --record before the work, take provenance at the start, run, record, print the table;
     exit 1 on any mismatch."""
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     if args.record:
-        from rf8sim.fileio import check_output_path
-        from rf8sim.records import provenance
+        from rf8sim.infra.fileio import check_output_path
+        from rf8sim.infra.records import provenance
 
         check_output_path(args.record, args.force)  # before hours of work, not after
         prov = provenance()  # the code that runs is the code at the start, not at the end
     rows = run()
     if args.record:
-        from rf8sim.records import write_record
+        from rf8sim.infra.records import write_record
 
         write_record(args.record, {"provenance": prov, "kind": kind, "start": args.start, "stop": args.stop,
                                    "rows": rows}, overwrite=args.force)

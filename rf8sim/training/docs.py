@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..docgen import DocgenError, register
-from ..resources import source_root
+from ..infra.docgen import DocgenError, register
+from ..infra.resources import source_root
 
 __all__ = ["sweeps_table", "bench_table", "gpu_table"]
 
@@ -98,7 +98,7 @@ def gpu_table() -> str:
         ex = g["exactness"]
         n, bad = sum(r["compared"] for r in ex), sum(r["mismatches"] for r in ex)
         prov = g.get("provenance")
-        src = _prov(prov) if prov else "no provenance block (the record predates rf8sim.records)"
+        src = _prov(prov) if prov else "no provenance block (the record predates rf8sim.infra.records)"
         out += [f"`{f.name}`: {g['info']['device_name']}, torch {g['info']['torch']}, {src}. CUDA vs CPU: "
                 f"{n:,} values compared, **{bad} mismatches**; numba imported: {g['info'].get('numba_imported')}.",
                 ""] + _table(g["bench"]) + [""]

@@ -114,7 +114,7 @@ def save_rf8(model: nn.Module, path, fmt="rf8", rounding: str = "nearest", granu
     from safetensors.torch import save
 
     from ..errors import OutputExistsError
-    from ..fileio import check_output_path, write_bytes
+    from ..infra.fileio import check_output_path, write_bytes
 
     try:
         path = check_output_path(path, overwrite)

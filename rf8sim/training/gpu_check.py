@@ -91,7 +91,7 @@ def w8a16_exactness(device: str, n_rows: int = 1024) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -104,9 +104,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small benchmark sizes")
     p.add_argument("--no-bench", action="store_true")
     args = p.parse_args(argv)
-    from .. import records
+    from ..infra import records
     from ..errors import RF8SimError
-    from ..fileio import check_output_path
+    from ..infra.fileio import check_output_path
 
     con = Console(width=max(Console().width, 140))
     try:

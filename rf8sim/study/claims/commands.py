@@ -31,7 +31,7 @@ def register(sub) -> None:
 
 
 def cmd_claims(args) -> int:
-    from rf8sim import cache
+    from rf8sim.infra import cache
 
     from . import RECIPES
     from .runner import run_claim
@@ -39,7 +39,7 @@ def cmd_claims(args) -> int:
     if args.cache_dir:
         cache.set_root(args.cache_dir)
     if args.workers != 1 and args.cluster is not None:
-        from rf8sim.cluster import parse_cluster
+        from rf8sim.infra.cluster import parse_cluster
 
         if parse_cluster(args.cluster) != "local":
             from .common import ClaimError

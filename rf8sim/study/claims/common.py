@@ -16,7 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from rf8sim.resources import source_root
+from rf8sim.infra.resources import source_root
 
 __all__ = [
     "ClaimError",
@@ -66,12 +66,12 @@ class fan_out_settings:
 
 def fan_out(fn, jobs, *, kind: str, setting, progress: bool = False, desc: str = "", num_gpus: float = 0.0) -> list:
     """``[fn(job) for job in jobs]`` as tasks (one per seed x arm x setting) through
-    :func:`rf8sim.cluster.run_tasks`: in this process, in local processes or on Ray, each result
+    :func:`rf8sim.infra.cluster.run_tasks`: in this process, in local processes or on Ray, each result
     cached under the cache root by a hash of the recipe, its ``setting``, the job and the code
     version (an interrupted claim run resumes where it stopped).  Results come back in job order,
     as JSON values (tuples become lists).  The recipes train on the CPU (bit-reproducible), so
     ``num_gpus`` is 0 unless a recipe asks for a GPU."""
-    from rf8sim import cache, cluster
+    from rf8sim.infra import cache, cluster
 
     jobs = list(jobs)
     keys = ([cache.content_hash("claims", kind, setting, job, cache.code_version()) for job in jobs]
@@ -84,13 +84,13 @@ def fan_out(fn, jobs, *, kind: str, setting, progress: bool = False, desc: str =
 
 
 def provenance() -> dict:
-    """rf8sim.records.provenance (machine, versions, command, commit, dirty flag, diff hash) plus the
+    """rf8sim.infra.records.provenance (machine, versions, command, commit, dirty flag, diff hash) plus the
     torch settings a claim run depends on."""
     import numpy
     import torch
 
     from rf8sim import __version__
-    from rf8sim.records import provenance as record_provenance
+    from rf8sim.infra.records import provenance as record_provenance
 
     p = record_provenance()
     p.update({"rf8sim": __version__, "git_commit": p["commit"], "torch": torch.__version__,
@@ -100,7 +100,7 @@ def provenance() -> dict:
 
 def check_out_path(path: Path, force: bool) -> None:
     """Refuse (before any work) to overwrite an existing result file unless ``force``."""
-    from rf8sim.fileio import check_output_path
+    from rf8sim.infra.fileio import check_output_path
 
     if path.is_dir() and not path.is_symlink():
         raise ClaimError(f"{path} is a directory; --out takes a directory and writes NAME.json in it")
@@ -109,8 +109,8 @@ def check_out_path(path: Path, force: bool) -> None:
 
 def write_json(path: Path, payload: dict, force: bool) -> None:
     """Write ``payload`` atomically; an existing file is only replaced with ``force``."""
-    from rf8sim.fileio import write_text
-    from rf8sim.records import portable
+    from rf8sim.infra.fileio import write_text
+    from rf8sim.infra.records import portable
 
     payload = portable(json.loads(json.dumps(payload, default=_json_default)))  # no paths of this machine
     write_text(path, json.dumps(payload, indent=1) + "\n", overwrite=force)
@@ -237,7 +237,7 @@ def train_lm(model, tokens, *, steps: int, batch: int, block: int, lr: float, ge
     """
     import torch
 
-    from rf8sim.study.data import lm_batch
+    from rf8sim.study.common.data import lm_batch
 
     optim = _make_opt(model, "adamw", lr)
     losses, evals = [], []
@@ -282,7 +282,7 @@ def eval_lm(model, tokens, block: int, max_windows: int | None = None, batch: in
 
 def print_table(title: str, headers: list[str], rows: list[list], console=None) -> None:
     """A rich summary table."""
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
     from rich.table import Table
 
     t = Table(title=title)

@@ -30,7 +30,7 @@ def _table(headers, rows):
 
 def _machine(prov) -> str:
     m = prov.get("machine")
-    if isinstance(m, dict):  # rf8sim.records.machine()
+    if isinstance(m, dict):  # rf8sim.infra.records.machine()
         load = "" if m.get("load_1min") is None else f", load {m['load_1min']:g} at the start"
         return f"{m.get('cpu', m.get('arch'))}, {m.get('cores')} cores{load}"
     return str(m)
@@ -224,7 +224,7 @@ def _headline(p) -> str:
 
 
 def _load(name: str) -> dict:
-    from rf8sim.docgen import DocgenError
+    from rf8sim.infra.docgen import DocgenError
 
     f = RESULTS_DIR / f"{name}.json"
     if not f.exists():
@@ -233,7 +233,7 @@ def _load(name: str) -> dict:
 
 
 def _register_blocks():
-    from rf8sim.docgen import register
+    from rf8sim.infra.docgen import register
 
     @register("claims:table")
     def _claims_table() -> str:
@@ -271,7 +271,7 @@ def _readme_claims() -> str:
 
 
 def _register_readme():
-    from rf8sim.docgen import register
+    from rf8sim.infra.docgen import register
 
     register("readme:claims")(_readme_claims)
 

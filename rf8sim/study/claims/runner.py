@@ -32,7 +32,7 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
     ray://HOST:PORT) and ``workers`` say where they run; results are cached under the cache
     root unless ``use_cache`` is False.
     """
-    from rf8sim.console import Console
+    from rf8sim.infra.console import Console
 
     from . import RECIPES
 
@@ -40,13 +40,13 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
         raise ClaimError(f"unknown claim {name!r}; valid: {', '.join(RECIPES)}, all")
     if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
         raise ClaimError(f"--seeds must be a positive integer, got {seeds!r}")
-    from rf8sim.cluster import parse_cluster
+    from rf8sim.infra.cluster import parse_cluster
 
     cluster = parse_cluster(cluster)
     if not isinstance(workers, int) or workers < 1:
         raise ClaimError(f"--workers must be a positive integer, got {workers!r}")
     if out is not None:
-        from rf8sim.fileio import check_output_dir
+        from rf8sim.infra.fileio import check_output_dir
 
         check_output_dir(out)
     path = out_path(name, quick, out)

@@ -1,0 +1,307 @@
+"""Generated blocks in README.md and docs/*.md: every table of numbers is rendered from a record.
+
+A block is delimited by ``<!-- BEGIN generated:KEY -->`` and ``<!-- END generated:KEY -->``
+and its content is exactly ``render(KEY)``: a function registered under KEY that reads a
+checked-in record (``rf8sim.infra.records``) and returns markdown.  ``rf8sim docs`` rewrites
+every block; ``rf8sim docs --check`` (and ``tests/test_docs_sync.py``) fails when a
+block differs from its render, names an unknown key, or its record is missing.
+
+Register a renderer where its record is produced::
+
+    from rf8sim.infra.docgen import register
+
+    @register("claims:gg-fit")
+    def _gg_fit_table() -> str:
+        return ...markdown...
+
+The registry by page is :data:`PAGES`: for every page, each of its generated blocks and the
+module that renders it.  Rendering a block imports that one module (:func:`render`); a page's
+blocks must all be listed under it (``tests/test_docs_sync.py``), so the owner of every number on
+a page is found there, and ``rf8sim docs`` on one page loads only that page's renderers.  A module
+whose renderers are not in PAGES yet is found through :data:`RENDERER_MODULES` (:func:`load_all`).
+A missing record raises :class:`DocgenError` from the renderer.  Contributor notes:
+docs/contributing.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import RF8SimError
+
+__all__ = ["REGISTRY", "PAGES", "register", "render", "update_file", "check_file", "blocks", "doc_files",
+           "load_all", "load_page", "renderer_module", "DocgenError", "RENDERER_MODULES", "load_record"]
+
+#: key -> function returning the block's markdown (without the marker lines)
+REGISTRY: dict[str, Callable[[], str]] = {}
+
+#: The registry by page: page (relative to the checkout) -> generated-block key -> the module that
+#: renders it (registers it with :func:`register`).  A new block goes under its page here.
+PAGES: dict[str, dict[str, str]] = {
+    "README.md": {
+        "readme:answer": "rf8sim.study.flow.results",
+        "readme:demo-time": "rf8sim.study.flow.demotime",
+        "study:minilm-run": "rf8sim.study.flow.results",
+        "readme:w8a16-findings": "rf8sim.hdl.ppa_cli",
+        "readme:minilm-answer": "rf8sim.study.flow.results",
+        "readme:measured": "rf8sim.bench",
+        "readme:ci-time": "rf8sim.study.flow.demotime",
+        "readme:claims": "rf8sim.study.claims.report",
+    },
+    "docs/claims.md": {
+        "claims:table": "rf8sim.study.claims.report",
+        "claims:wall-times": "rf8sim.study.claims.report",
+        "claims:detail:gg-fit": "rf8sim.study.claims.report",
+        "claims:detail:gg-init": "rf8sim.study.claims.report",
+        "claims:detail:backslash": "rf8sim.study.claims.report",
+        "claims:detail:deepshape": "rf8sim.study.claims.report",
+        "claims:detail:rf8-inference": "rf8sim.study.claims.report",
+    },
+    "docs/formats.md": {
+        "golden:narrow-gemm": "rf8sim.golden.bench",
+        "formats:aligned-width": "rf8sim.golden.aligned_error",
+        "golden:w8a16-gemm": "rf8sim.golden.bench_w8a16",
+        "formats:aligned-error": "rf8sim.golden.aligned_error",
+    },
+    "docs/hdl.md": {
+        "tech:sky130-char": "rf8sim.tech.docs",
+        "tech:sky130-compare": "rf8sim.tech.docs",
+        "hdl:w8a16-verify": "rf8sim.hdl.sim",
+        "hdl:w8a16-area": "rf8sim.hdl.synth",
+        "hdl:w8a16-goals": "rf8sim.hdl.synth",
+        "hdl:ppa": "rf8sim.hdl.ppa_cli",
+        "hdl:ppa-streams": "rf8sim.hdl.ppa_cli",
+        "hdl:ppa-anchors": "rf8sim.hdl.ppa_cli",
+        "hdl:ppa-glitch": "rf8sim.hdl.ppa_cli",
+        "hdl:activity-calibration": "rf8sim.hdl.activity",
+        "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli",
+        "hdl:array-minilm": "rf8sim.verify_array",
+        "hdl:array-bench": "rf8sim.verify_array",
+        "hdl:array-schedule": "rf8sim.verify_array",
+        "hdl:array-cost": "rf8sim.hdl.array_cost",
+        "hdl:array-goals": "rf8sim.hdl.array_cost",
+        "hdl:route-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-failures-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-spread-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-noise-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-anchors-osu018": "rf8sim.hdl.route_study",
+        "hdl:route-osu018-w8a16": "rf8sim.hdl.route_study",
+        "hdl:route-failures-osu018-w8a16": "rf8sim.hdl.route_study",
+        "hdl:route-noise-osu018-w8a16": "rf8sim.hdl.route_study",
+    },
+    "docs/study.md": {
+        "study:full-run": "rf8sim.study.mnist1d.sweep_records",
+        "study:full-pareto": "rf8sim.study.mnist1d.sweep_records",
+        "study:full-iso": "rf8sim.study.mnist1d.sweep_records",
+        "study:full-area": "rf8sim.study.mnist1d.sweep_records",
+        "study:full-rounding": "rf8sim.study.mnist1d.sweep_records",
+        "study:full-facts": "rf8sim.study.mnist1d.sweep_records",
+        "study:full-findings": "rf8sim.study.mnist1d.sweep_records",
+        "study:gg-sqnr": "rf8sim.study.mnist1d.sweep_records",
+        "study:gg-wins": "rf8sim.study.mnist1d.sweep_records",
+        "study:zoo-table": "rf8sim.study.zoo.report",
+        "study:zoo-facts": "rf8sim.study.zoo.report",
+        "study:zoo-rtl": "rf8sim.study.zoo.report",
+        "study:zoo-tinylm": "rf8sim.study.zoo.pareto",
+        "study:zoo-pareto": "rf8sim.study.zoo.pareto",
+        "study:minilm-run": "rf8sim.study.flow.results",
+        "study:minilm-points": "rf8sim.study.flow.results",
+        "study:minilm-pairs": "rf8sim.study.flow.results",
+        "study:minilm-mixed": "rf8sim.study.flow.results",
+        "study:minilm-answer": "rf8sim.study.flow.results",
+        "study:minilm-mac-costs": "rf8sim.study.minilm.mac_costs",
+        "readme:demo-time": "rf8sim.study.flow.demotime",
+        "study:minilm-costs": "rf8sim.study.minilm.costs",
+        "study:tinylm-run": "rf8sim.study.tinylm.study",
+        "study:tinylm-points": "rf8sim.study.tinylm.study",
+        "study:tinylm-pairs": "rf8sim.study.tinylm.study",
+        "study:tinylm-answer": "rf8sim.study.tinylm.study",
+        "study:thesis": "rf8sim.study.tinylm.thesis",
+        "cluster:scaling": "rf8sim.study.mnist1d.cluster_scaling",
+    },
+    "docs/training.md": {
+        "training:verify-layer": "rf8sim.verify",
+        "training:sweeps": "rf8sim.training.docs",
+        "training:bench": "rf8sim.training.docs",
+        "training:gpu": "rf8sim.training.docs",
+    },
+}
+
+#: Modules whose import registers renderers (each part adds its own module here).
+RENDERER_MODULES = (
+    "rf8sim.bench",
+    "rf8sim.study.claims.report",
+    "rf8sim.golden.aligned_error",
+    "rf8sim.hdl.synth",
+    "rf8sim.hdl.sim",
+    "rf8sim.study.flow.results",
+    "rf8sim.hdl.ppa_cli",
+    "rf8sim.hdl.route_study",
+    "rf8sim.hdl.activity",
+    "rf8sim.hdl.array_cost",
+    "rf8sim.verify",
+    "rf8sim.verify_array",
+    "rf8sim.study.mnist1d.cluster_scaling",
+    "rf8sim.training.docs",
+    "rf8sim.golden.bench",
+    "rf8sim.golden.bench_w8a16",
+    "rf8sim.study.mnist1d.sweep_records",
+    "rf8sim.study.zoo.report",
+    "rf8sim.study.zoo.pareto",
+    "rf8sim.study.minilm.mac_costs",
+    "rf8sim.study.tinylm.study",
+    "rf8sim.study.tinylm.thesis",
+    "rf8sim.tech.docs",
+)
+
+#: markers stand alone on their line (a marker quoted inside a sentence is text)
+_BLOCK = re.compile(r"^<!-- BEGIN generated:(?P<key>[A-Za-z0-9_.:/-]+) -->\n(?P<body>.*?)"
+                    r"^<!-- END generated:(?P=key) -->$", re.S | re.M)
+_MARKER = re.compile(r"^<!-- (BEGIN|END) generated:([^ ]*) -->$", re.M)
+
+
+class DocgenError(RF8SimError, ValueError):
+    """A generated block that cannot be rendered: unknown key, unbalanced markers, missing record."""
+
+
+def load_record(rel_path, kind: str, how: str) -> dict:
+    """The checked-in record ``rel_path`` (relative to the checkout) for a renderer: it must exist
+    (else ``how`` says which command writes it) and be of ``kind``."""
+    import json
+
+    p = Path(__file__).resolve().parents[2] / rel_path
+    if not p.is_file():
+        raise DocgenError(f"record {rel_path} is missing: run `{how}` and check it in")
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise DocgenError(f"record {rel_path} is not valid JSON ({e}): restore it (git checkout -- {rel_path}) "
+                          f"or re-record it with `{how}`") from None
+    if not isinstance(rec, dict) or rec.get("kind") != kind:
+        raise DocgenError(f"{rel_path} is not a {kind} record (its kind is "
+                          f"{rec.get('kind') if isinstance(rec, dict) else type(rec).__name__!r})")
+    return rec
+
+
+def register(key: str):
+    """Decorator: ``fn`` renders the block ``key``."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:/-]+", key):
+        raise DocgenError(f"bad generated-block key {key!r} (letters, digits and _.:/- only)")
+
+    def deco(fn: Callable[[], str]) -> Callable[[], str]:
+        if key in REGISTRY and REGISTRY[key] is not fn:
+            raise DocgenError(f"generated-block key {key!r} is registered twice "
+                              f"({REGISTRY[key].__module__} and {fn.__module__})")
+        REGISTRY[key] = fn
+        return fn
+
+    return deco
+
+
+def load_all() -> None:
+    """Import every module in :data:`RENDERER_MODULES` and :data:`PAGES` so their renderers are registered."""
+    for name in dict.fromkeys([*RENDERER_MODULES, *(m for keys in PAGES.values() for m in keys.values())]):
+        importlib.import_module(name)
+
+
+def load_page(page: str) -> None:
+    """Import the renderer modules of one page of :data:`PAGES` (``"README.md"``, ``"docs/hdl.md"``)."""
+    if page not in PAGES:
+        raise DocgenError(f"no page {page!r} in the docs registry; pages: {', '.join(PAGES)}")
+    for name in dict.fromkeys(PAGES[page].values()):
+        importlib.import_module(name)
+
+
+def renderer_module(fn) -> str:
+    """The module that defines renderer ``fn`` (a function, a lambda or a functools.partial of one)."""
+    while hasattr(fn, "func"):  # functools.partial
+        fn = fn.func
+    return fn.__module__
+
+
+def _owner(key: str) -> str | None:
+    return next((keys[key] for keys in PAGES.values() if key in keys), None)
+
+
+def render(key: str) -> str:
+    """The markdown of block ``key``, ending with exactly one newline (imports only its page's module)."""
+    if key not in REGISTRY and _owner(key):
+        importlib.import_module(_owner(key))
+    if key not in REGISTRY:
+        load_all()
+    if key not in REGISTRY:
+        raise DocgenError(f"no renderer registered for generated block {key!r}; known: {', '.join(sorted(REGISTRY))}")
+    try:
+        text = REGISTRY[key]()
+    except RF8SimError:
+        raise
+    except (ValueError, KeyError, TypeError) as e:  # a damaged record (JSONDecodeError is a ValueError)
+        bad = _unreadable_records()
+        raise DocgenError(f"generated block {key!r} cannot be rendered: {type(e).__name__}: {e}"
+                          + (f"; unreadable record(s): {', '.join(bad)} - restore them (git checkout -- FILE) "
+                             "or re-record them" if bad else " (a record it reads lacks what it needs?)")) from None
+    return text.rstrip("\n") + "\n"
+
+
+def _unreadable_records() -> list[str]:
+    """Checked-in JSON records (``*/results/*.json`` and the like) that do not parse, relative to the checkout."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    bad = []
+    for f in sorted(root.glob("**/results/**/*.json")) + sorted(root.glob("golden/*.json")):
+        if ".venv" in f.parts or "build" in f.relative_to(root).parts[:1]:
+            continue
+        try:
+            json.loads(f.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            bad.append(str(f.relative_to(root)))
+    return bad
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """``(key, current body)`` of every block in ``text``; DocgenError on unbalanced markers."""
+    found = [(m.group("key"), m.group("body")) for m in _BLOCK.finditer(text)]
+    markers = _MARKER.findall(text)
+    if len(markers) != 2 * len(found):
+        raise DocgenError(f"{len(markers)} generated-block markers but {len(found)} complete blocks: "
+                          "every <!-- BEGIN generated:KEY --> needs its <!-- END generated:KEY --> on a later line")
+    return found
+
+
+def _rendered(text: str) -> str:
+    blocks(text)  # validates the markers
+    return _BLOCK.sub(lambda m: f"<!-- BEGIN generated:{m.group('key')} -->\n{render(m.group('key'))}"
+                                f"<!-- END generated:{m.group('key')} -->", text)
+
+
+def check_file(path) -> list[str]:
+    """Keys of the blocks in ``path`` whose content differs from their render (empty: in sync)."""
+    text = Path(path).read_text()
+    return [key for key, body in blocks(text) if body != render(key)]
+
+
+def update_file(path) -> bool:
+    """Rewrite every block in ``path`` from its render; True when the file changed (written atomically)."""
+    from . import fileio
+
+    p = Path(path)
+    text = p.read_text()
+    new = _rendered(text)
+    if new == text:
+        return False
+    fileio.write_text(p, new, overwrite=True)
+    return True
+
+
+def doc_files(root=None) -> list[Path]:
+    """README.md and docs/*.md of the checkout (the files ``rf8sim docs`` maintains)."""
+    from .resources import source_root
+
+    r = Path(root) if root else source_root()
+    if r is None:
+        raise DocgenError("rf8sim docs works on a source checkout (README.md and docs/ are not installed)")
+    return [p for p in [r / "README.md", *sorted((r / "docs").glob("*.md"))] if p.exists()]

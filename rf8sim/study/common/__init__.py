@@ -1,0 +1,1 @@
+"""Shared by every study: the study configuration (TOML), statistics, datasets, models, tables and plots."""

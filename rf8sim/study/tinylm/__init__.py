@@ -1,0 +1,1 @@
+"""TinyLM: the flow's held-out bits per byte study and the thesis (GG prior / QAT) study."""

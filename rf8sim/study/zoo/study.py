@@ -1,0 +1,291 @@
+"""The format zoo measured without RTL (issue 21, item 2): SQNR, bits per weight and MiniLM cosine.
+
+For every format (8-bit element formats with per-channel power-of-two scales, and the named block
+formats of :mod:`rf8sim.scales` with their own scales):
+
+* SQNR of generalized Gaussian samples over the shapes β (scipy ``gennorm``, rows of ``cols``
+  values, one scale per row) after quantize → dequantize in the golden model;
+* SQNR of all Linear weights of all-MiniLM-L6-v2 (one scale per output channel; summed over layers);
+* stored bits per weight: code bits plus the scale's share (8 bits per channel of MiniLM's mean row
+  length, or per block; NVFP4 adds its float32 tensor scale);
+* MiniLM cosine to the float32 embedding on real sentences: weight-only = the float32 model with
+  its Linear weights replaced by their quantized values (the golden quantize → dequantize; the
+  block formats with their own scales), on ``sentences``; W8A8 (activations in the same format,
+  exact accumulator, fp32 where that is wider than 63 bits) through the bit-exact datapath of
+  :mod:`rf8sim.study.minilm.transformer` (every Linear through ``rf8sim.golden.gemm``) where the format
+  has an activation role, on the first ``w8a8_sentences`` (the datapath costs seconds per sentence on this 2-core machine).
+
+``rf8sim study zoo --record study/results/zoo.json`` writes the record docs/study.md is generated from.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ... import formats as F
+from ... import scales as S
+
+__all__ = ["ZOO_FORMATS", "W8A8_FORMATS", "fake_weights", "bits_per_weight", "gg_sqnr", "minilm_weight_sqnr",
+           "minilm_cosine", "run_zoo"]
+
+#: formats the zoo study measures by default (element formats, then named block formats)
+ZOO_FORMATS = ("rf8", "rf8m8", "rf8t1", "rf8t2", "e4m3", "e5m2", "int8", "apot8", "lns8", "posit8",
+               "apot4", "e2m1", "mxfp4", "nvfp4", "mxint8")
+#: formats whose W8A8 datapath (same format for activations, exact accumulator) is measured
+W8A8_FORMATS = ("rf8", "e4m3", "int8", "lns8", "posit8")
+
+
+def _is_block(name: str) -> bool:
+    return S.block_format(name) is not None
+
+
+def fake_weights(w: np.ndarray, name: str) -> np.ndarray:
+    """quantize → dequantize of a 2-D float32 matrix: per-row scales, or the block format's own."""
+    from ...golden import dequantize, quantize
+    from ...golden.blocks import dequantize_block, quantize_block
+
+    if _is_block(name):
+        return dequantize_block(quantize_block(w, name), name)
+    if name not in ("rf8m8", "rf8m8lo"):
+        F.get(name)
+    else:
+        F.register_rf8_variants()
+    codes, k = quantize(w, name, granularity="channel")
+    return dequantize(codes, k, name, granularity="channel")
+
+
+def bits_per_weight(name: str, rows: int, cols: int) -> float:
+    """Stored bits per weight of a rows x cols matrix: code + scale share (8-bit scale per row or block)."""
+    bf = S.block_format(name)
+    if bf is not None:
+        return bf.bits_per_weight(rows * cols)
+    return F.get(name).code_bits + 8.0 / cols
+
+
+def _sqnr(x, y) -> float:
+    x = np.asarray(x, np.float64)
+    e = float(np.sum((x - np.asarray(y, np.float64)) ** 2))
+    return float("inf") if e == 0 else 10.0 * np.log10(float(np.sum(x * x)) / e)
+
+
+def gg_sqnr(formats, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), rows: int = 64, cols: int = 1024, seed: int = 0) -> list:
+    """SQNR (dB) per format and GG shape, one scale per row of ``cols`` (multiple of 32)."""
+    from scipy.stats import gennorm
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for beta in shapes:
+        x = gennorm.rvs(float(beta), size=(rows, cols), random_state=rng).astype(np.float32)
+        for name in formats:
+            out.append({"format": name, "shape": float(beta), "sqnr_db": _sqnr(x, fake_weights(x, name)),
+                        "bits_per_weight": bits_per_weight(name, rows, cols)})
+    return out
+
+
+def _minilm_linears():
+    from ..common.models import load_minilm
+    from ..minilm.transformer import linear_layers
+
+    model = load_minilm()
+    return model, [(n, m.weight.detach().float().numpy()) for n, m in linear_layers(model)]
+
+
+def minilm_weight_sqnr(formats) -> list:
+    """SQNR over all MiniLM Linear weights together, and bits per weight (weighted by layer size)."""
+    _, layers = _minilm_linears()
+    out = []
+    for name in formats:
+        num = den = bits = 0.0
+        n = 0
+        for _, w in layers:
+            y = fake_weights(w, name).astype(np.float64)
+            w64 = w.astype(np.float64)
+            num += float(np.sum(w64 * w64))
+            den += float(np.sum((w64 - y) ** 2))
+            bits += bits_per_weight(name, *w.shape) * w.size
+            n += w.size
+        out.append({"format": name, "sqnr_db": 10.0 * np.log10(num / den), "bits_per_weight": bits / n,
+                    "weights": n, "layers": len(layers)})
+    return out
+
+
+def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentences: int = 50, seed: int = 0,
+                  bootstrap: int = 1000, progress: bool = True) -> list:
+    """1 - cosine to the float32 embedding (mean, 95 % bootstrap CI) per configuration.
+
+    Weight-only: the float32 model with every Linear weight replaced by its quantized value
+    (:func:`fake_weights`, the golden quantize → dequantize), float32 activations, on ``sentences``.
+    W8A8: the bit-exact datapath (activations quantized per tensor, every Linear through
+    ``rf8sim.golden.gemm`` with the exact accumulator) on the first ``w8a8_sentences``.
+    """
+    import torch
+
+    from ..minilm.study import TransformerSpec, _encode, _scores, prepare
+    from ..common.stats import bootstrap_ci
+    from ..minilm.transformer import DatapathConfig, exactify
+
+    spec = TransformerSpec(sentences=sentences, configs=(), seed=seed)
+    model, sents, lens = prepare(spec)
+    torch.manual_seed(seed)
+    ref = _encode(model, sents, lens, spec.batch_size)
+    todo = [(name, "weight-only", None) for name in formats]
+    for name in formats:
+        if name in w8a8:  # exact accumulator; fp32 where the exact one is wider than 63 bits (posits)
+            dp = DatapathConfig(name, name, "nearest", "channel", 32, "exact")
+            if dp.spec(spec.max_terms).width > 63:
+                dp = DatapathConfig(name, name, "nearest", "channel", 32, "fp32")
+            todo.append((name, "W8A8", dp))
+    rows = []
+    for i, (name, mode, dp) in enumerate(todo):
+        t = time.perf_counter()
+        if dp is None:
+            q, path, ns = _fake_model(model, name), "float32 model, quantized weights", len(sents)
+        else:
+            q, path, ns = exactify(model, dp, spec.max_terms), dp.label, min(w8a8_sentences, len(sents))
+        emb = _encode(q, sents[:ns], lens[:ns], spec.batch_size)
+        loss = 1.0 - _scores(ref[:ns], emb)["cosine"]
+        ci = bootstrap_ci(loss, bootstrap, seed=seed)
+        rows.append({"format": name, "mode": mode, "datapath": path, "loss": ci["mean"], "loss_lo": ci["lo"],
+                     "loss_hi": ci["hi"], "sentences": ns, "seconds": time.perf_counter() - t})
+        if progress:
+            print(f"  [{i + 1}/{len(todo)}] {name} {mode}: 1 - cosine {ci['mean']:.3e} on {ns} sentences "
+                  f"({rows[-1]['seconds']:.0f} s)", flush=True)
+    return rows
+
+
+def _fake_model(model, name: str):
+    import copy
+
+    import torch
+
+    from ..minilm.transformer import linear_layers
+
+    q = copy.deepcopy(model)
+    with torch.no_grad():
+        for _, m in linear_layers(q):
+            w = m.weight.detach().float().numpy()
+            m.weight.copy_(torch.from_numpy(fake_weights(w, name)))
+    return q
+
+
+def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: int = 200, w8a8_sentences: int = 50,
+            rows: int = 64, cols: int = 1024, seed: int = 0, cosine: bool = True, progress: bool = True) -> dict:
+    """All measurements of the zoo study (JSON-able)."""
+    for name in formats:
+        if not _is_block(name) and name not in ("rf8m8", "rf8m8lo"):
+            F.check_role(name, "weight")
+    F.register_rf8_variants()
+    t0 = time.perf_counter()
+    gg = gg_sqnr(formats, shapes, rows, cols, seed)
+    t1 = time.perf_counter()
+    mw = minilm_weight_sqnr(formats)
+    t2 = time.perf_counter()
+    cos = (minilm_cosine(formats, sentences=sentences, w8a8_sentences=w8a8_sentences, seed=seed, progress=progress)
+           if cosine else [])
+    t3 = time.perf_counter()
+    return {"params": {"formats": list(formats), "shapes": list(shapes), "rows": rows, "cols": cols,
+                       "sentences": sentences, "w8a8_sentences": w8a8_sentences, "seed": seed,
+                       "w8a8": [f for f in W8A8_FORMATS if f in formats]},
+            "gg": gg, "minilm_weights": mw, "minilm_cosine": cos,
+            "timing_s": {"gg": t1 - t0, "minilm_weights": t2 - t1, "minilm_cosine": t3 - t2}}
+
+
+#: (activation, weight) pairs whose product stage ``rf8sim study zoo-rtl`` verifies and synthesizes
+RTL_PAIRS = (("e4m3", "rf8"), ("e4m3", "rf8t1"), ("e4m3", "rf8t2"), ("e4m3", "e4m3"), ("e4m3", "lns8"),
+             ("e4m3", "posit8"), ("int8", "int8"), ("int8", "lns8"), ("lns8", "lns8"), ("posit8", "posit8"),
+             ("rf8", "rf8"), ("rf8", "rf8t1"),
+             ("bf16", "rf8"), ("bf16", "rf8t1"), ("bf16", "rf8t2"), ("bf16", "e4m3"), ("bf16", "lns8"),
+             ("bf16", "posit8"), ("bf16", "apot8"), ("bf16", "int8"), ("bf16", "e5m2"), ("bf16", "rf8m8"))
+
+#: activation codes of the bf16 product sweep (the edge codes and a seeded sample) x every weight code
+A16_SWEEP = 256
+
+
+#: beats of the MiniLM operand stream per product stage's energy run (as hdl/results/ppa.json)
+POWER_BEATS = 2000
+
+
+def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, beats: int = POWER_BEATS) -> list:
+    """Per (activation, weight) pair: the MAC simulated with Icarus against the golden model and its
+    product stage synthesized (osu018 area).  8-bit activations: the fixed-point (exact) MAC on all
+    65,536 code pairs; bf16 activations: the fp32-accumulator MAC on :data:`A16_SWEEP` activation codes
+    x all 256 weight codes plus 20 random accumulation sequences.
+
+    ``power``: also the product stage's energy per product on ``beats`` beats of the MiniLM operand
+    stream (:func:`rf8sim.hdl.power.ppa`, the flow of ``rf8sim synth --power``: OpenSTA cell energies x
+    toggles of the gate-level netlist on Icarus with specify delays, 10 ns clock), and its critical path."""
+    from ...hdl import MacSpec
+    from ...hdl.sim import verify
+    from ...hdl.synth import synthesize
+
+    rows = []
+    for i, (a, w) in enumerate(pairs):
+        t = time.perf_counter()
+        a16 = F.get(a).code_bits == 16
+        spec = MacSpec.make(a=a, w=w, acc="fp32" if a16 else None)
+        v = verify(spec, products=A16_SWEEP if a16 else True, n_random=20 if a16 else 0, max_len=64, vectors=False)
+        r = v["runs"]["products"]
+        mism = sum(c["mismatched_beats"] for run in v["runs"].values() for c in run["comparisons"])
+        s = synthesize(spec, stage="product")
+        lib = s.get("liberty") or {}
+        mode, pw = (spec.describe()["product"], spec.p_width) if a16 else (spec.product.mode, spec.product.p_width)
+        rows.append({"a": a, "w": w, "acc": spec.acc.kind if a16 else "exact", "product": mode, "product_width": pw,
+                     "verified_products": int(r["products"]), "mismatches": int(mism), "ok": bool(v["ok"]),
+                     "area_um2": lib.get("area_um2"), "nand2_eq": s["generic"]["nand2_eq"],
+                     "depth_cells": lib.get("depth_cells")})
+        if power:
+            from ...hdl.power import DEFAULT_CLOCK_NS, ppa
+
+            e = ppa(synth=s, clock_ns=DEFAULT_CLOCK_NS, streams=("minilm",), beats=beats)
+            m = e["streams"]["minilm"]
+            rows[-1].update({"pj_per_mac": m["pj_per_mac"], "power_stream": "minilm", "power_beats": beats,
+                             "clock_ns": DEFAULT_CLOCK_NS, "critical_path_ns": e["timing"]["critical_path_ns"],
+                             "toggles_per_cycle": m["cell_output_toggles_per_cycle"]})
+        rows[-1]["seconds"] = time.perf_counter() - t
+        if progress:
+            en = f", {rows[-1]['pj_per_mac']:.2f} pJ/product" if power else ""
+            print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {'ok' if v['ok'] else 'MISMATCH'}, product stage "
+                  f"{rows[-1]['area_um2']} um2{en} ({rows[-1]['seconds']:.0f} s)", flush=True)
+    return rows
+
+
+def rtl_proofs(pairs=RTL_PAIRS, whole_timeout: int = 120, split_timeout: int = 600, workdir=None,
+               progress: bool = True) -> list:
+    """Yosys SAT proof of each pair's product stage against the format definitions
+    (:func:`rf8sim.hdl.formal.prove_product_stage`): first the whole code space as one SAT problem
+    (``whole_timeout`` s); where that does not finish, the same after ABC's AND-inverter mapping
+    (``abc -g AND``), then one SAT problem per weight code (``split_timeout`` s each).  A row says which
+    method proved it, or that none finished in time."""
+    import tempfile
+
+    from ...hdl import HdlError, MacSpec
+    from ...hdl.formal import prove_product_stage
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rf8sim-zoo-prove-", dir=workdir) as tmp:
+        for i, (a, w) in enumerate(pairs):
+            spec = MacSpec.make(a=a, w=w, acc="fp32" if F.get(a).code_bits == 16 else None)
+            t = time.perf_counter()
+            row = {"a": a, "w": w, "pairs": 1 << (spec.a_bits + spec.w_bits), "proved": False, "method": None}
+            for method, kw, limit in (("whole", {}, whole_timeout), ("whole after abc -g AND", {"abc": True},
+                                                                     split_timeout),
+                                      ("per weight code", {"split_w": True}, split_timeout)):
+                try:
+                    r = prove_product_stage(spec, workdir=f"{tmp}/{a}_{w}_{method[:5]}", timeout=limit, **kw)
+                except HdlError as e:
+                    if "did not finish" not in str(e):
+                        raise
+                    row.setdefault("timeouts", []).append(f"{method} > {limit} s")
+                    continue
+                row.update({"proved": bool(r["proved"]), "method": method,
+                            "sat_problems": r.get("sat_problems", 1)})
+                break
+            row["seconds"] = time.perf_counter() - t
+            rows.append(row)
+            if progress:
+                st = f"proved ({row['method']})" if row["proved"] else ("FAILED" if row["method"] else "timed out")
+                print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {row['pairs']:,} code pairs {st} "
+                      f"({row['seconds']:.0f} s)", flush=True)
+    return rows
