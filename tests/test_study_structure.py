@@ -65,16 +65,12 @@ CLI_MODULES = ("commands", "cli")
 KNOWN_UPWARD = {
     ("rf8sim.golden.aligned_error", "rf8sim.study"),   # the aligned-error study reads MiniLM data from study
     ("rf8sim.hdl.streams", "rf8sim.study"),            # the minilm energy stream captures MiniLM activations
-    ("rf8sim.study.mnist1d.cluster_scaling", "rf8sim.study.commands"),  # with the circle below
     ("rf8sim.hdl.array_cost", "rf8sim.hdl.array_cli"),  # the cost model also adds `rf8sim array` subcommands
     ("rf8sim.hdl.array_cost", "rf8sim.hdl.route_cli"),  # ...with the --tech/--route options of rf8sim synth
 }
 
 #: Known import circles, each as the prefixes covering all of its members (to be broken by their owners):
 KNOWN_CIRCLES = [
-    ("rf8sim.study.mnist1d.cluster_scaling", "rf8sim.study.commands"),
-    ("rf8sim.study.claims",),                          # the package's __init__ and its runner
-    ("rf8sim.infra.cache", "rf8sim.infra.records"),                # records name cache paths, the cache writes records
     ("rf8sim.tech.char", "rf8sim.tech.charseq"),        # the flip-flop characterization and its driver
 ]
 

@@ -18,6 +18,15 @@ from pathlib import Path
 
 from rf8sim.infra.resources import source_root
 
+#: claim name -> module (imported on demand: torch and the models are heavy).
+RECIPES = {
+    "gg-fit": "rf8sim.study.claims.gg_fit",
+    "rf8-inference": "rf8sim.study.claims.rf8_inference",
+    "gg-init": "rf8sim.study.claims.gg_init",
+    "backslash": "rf8sim.study.claims.backslash",
+    "deepshape": "rf8sim.study.claims.deepshape",
+}
+
 __all__ = [
     "ClaimError",
     "RESULTS_DIR",
