@@ -246,7 +246,7 @@ def train_lm(model, tokens, *, steps: int, batch: int, block: int, lr: float, ge
     """
     import torch
 
-    from rf8sim.study.common.data import lm_batch
+    from rf8sim.workloads.data import lm_batch
 
     optim = _make_opt(model, "adamw", lr)
     losses, evals = [], []
