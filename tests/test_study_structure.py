@@ -62,10 +62,7 @@ LAYERS = {
 CLI_MODULES = ("commands", "cli")
 
 #: Known upward imports (importer prefix, imported prefix), each to be removed by its part's owner:
-KNOWN_UPWARD = {
-    ("rf8sim.hdl.array_cost", "rf8sim.hdl.array_cli"),  # the cost model also adds `rf8sim array` subcommands
-    ("rf8sim.hdl.array_cost", "rf8sim.hdl.route_cli"),  # ...with the --tech/--route options of rf8sim synth
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 #: Known import circles, each as the prefixes covering all of its members (to be broken by their owners):
 KNOWN_CIRCLES = [

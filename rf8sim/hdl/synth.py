@@ -595,68 +595,6 @@ def render_w8a16_summary(path=None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _set(names) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def render_w8a16_findings(path=None, ppa_path=None) -> str:
-    """README's "what RF8 buys" sentences, each computed from the W8A16 synthesis record and the gate-level
-    PPA record and naming the set of units it covers (issue 22: no hand-written generalization)."""
-    from .power import ppa_rows
-
-    rec = _load_w8a16(path)
-    ppa_p = Path(ppa_path) if ppa_path else Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa_w8a16.json"
-    if not ppa_p.exists():
-        raise HdlError(f"{ppa_p} missing: run `python -m rf8sim.hdl.ppa16 --record hdl/results/ppa_w8a16.json`")
-    rows = rec["rows"]
-    a = "bf16"
-    prod = {r["w_fmt"]: r["area_um2"] for r in rows if r["stage"] == "product" and r["a_fmt"] == a and r["area_um2"]}
-    mac = {r["w_fmt"]: r["area_um2"] for r in rows if r["stage"] == "mac" and r["a_fmt"] == a and r["acc"] == "fp32"
-           and r["lanes"] == 1 and r["area_um2"]}
-    energy = {r["w_fmt"]: r["pj_per_mac_minilm"] for r in ppa_rows(ppa_p) if r["stage"] == "mac" and r["a_fmt"] == a
-              and str(r["acc"]).lower() == "fp32" and r["lanes"] == 1 and r.get("pj_per_mac_minilm")}
-    ws = [w for w in W8A16_W if w in prod]
-    if "rf8" not in prod or "rf8" not in mac or "bf16" not in mac:
-        raise HdlError("the W8A16 record lacks the rf8 / bf16 units the README's findings compare")
-
-    def rank(d, unit, fmt):
-        order = sorted((w for w in W8A16_W if w in d), key=d.get)
-        pos = order.index("rf8") + 1
-        return (f"RF8's is {'the smallest' if pos == 1 else f'number {pos} from the smallest'} of the "
-                f"{len(order)} weight formats {_set(order)} ({', '.join(f'{w} {fmt(d[w])}' for w in order)} {unit})")
-
-    fn = _fn
-    out = [f"- W8A16 product stage (weights × {a} activations, 1 lane, osu018): " + rank(prod, "µm²", fn) + "."]
-    out.append(f"- Whole W8A16 MAC (× {a}, float32 accumulator, 1 lane): " + rank(mac, "µm²", fn)
-               + f"; RF8 vs bf16×bf16 {100 * (mac['rf8'] / mac['bf16'] - 1):+.1f} %.")
-    if "rf8" in energy:
-        out.append("- Energy per MAC on the MiniLM operand stream (gate-level, same units): "
-                   + rank(energy, "pJ", lambda v: f"{v:.1f}")
-                   + "; RF8 vs " + ", ".join(f"{w}×{a} {100 * (energy['rf8'] / energy[w] - 1):+.1f} %"
-                                            for w in W8A16_W if w in energy and w != "rf8") + ".")
-    share = {w: prod[w] / mac[w] for w in ws if w in mac}
-    out.append(f"- The product stage is {100 * min(share.values()):.0f} to {100 * max(share.values()):.0f} % of the "
-               f"float32-accumulator MAC's area over {_set(list(share))} weights (the rest: alignment, float32 "
-               "addition, registers).")
-    mac_all = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "mac"}
-    align = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "align"}
-    ratios = []
-    for act in _w8a16_activations():
-        for ln in W8A16_LANES:
-            al, base, au = (mac_all.get((act, "rf8", W8A16_ACC[1], ln)), mac_all.get((act, "bf16", "fp32", ln)),
-                            align.get((act, "rf8", W8A16_ACC[1], ln)))
-            if al and base and au and al["area_um2"] and base["area_um2"] and au["area_um2"]:
-                ratios.append((base["area_um2"] / (al["area_um2"] - au["area_um2"]), act, ln))
-    if ratios:
-        best = max(ratios)
-        out.append(f"- Pre-aligned RF8 unit ({W8A16_ACC[1]}, iFPU/FIGNA style) against the bf16×{best[1]} "
-                   f"float32 MAC, area efficiency with the AlignUnit fully amortised: at most {best[0]:.2f}× over the "
-                   f"{len(ratios)} synthesized (activation, lanes) points ({best[1]}, {best[2]} lanes); the 2× goal is "
-                   + ("reached" if best[0] >= 2 else "not reached") + " (docs/hdl.md, W8A16 goals).")
-    return "\n".join(out) + "\n"
-
-
 def w8a16_table_record(rows: list[dict]) -> dict:
     return {"kind": "synth_w8a16", "yosys": yosys_version(), "library": "osu018_stdcells.lib",
             "notes": "lane-MACs per mm^2 = lanes / area; 'column only' = MAC minus its AlignUnit",
@@ -668,7 +606,6 @@ def _register():
 
     register("hdl:w8a16-area")(lambda: render_w8a16_table())
     register("hdl:w8a16-goals")(lambda: render_w8a16_summary())
-    register("readme:w8a16-findings")(lambda: render_w8a16_findings())
 
 
 _register()
