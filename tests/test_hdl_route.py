@@ -101,6 +101,23 @@ def test_fix_spef_sample():
     assert len(spef["nets"]) == fixed.count("*D_NET")
 
 
+def test_fix_spef_unnamed_endpoint():
+    """Fix-up S5 on the sample with one route end written as rc2dly's ``ERROR`` pin (as it does when qrouter's delay
+    file cannot name a route end): pin line and name dropped, the node an inner node of its net, wires kept; the
+    other nets untouched; spef_error_nets names the net."""
+    from rf8sim.hdl.route import spef_error_nets
+
+    raw = (DATA / "acc4_raw.spef").read_text()
+    bad = raw.replace("*NAME_MAP\n", "*NAME_MAP\n*999 ERROR\n", 1)
+    bad = bad.replace("*I *6:C I *L 0.0129138\n*CAP", "*I *6:C I *L 0.0129138\n*I *999:ERROR I *L 0\n*CAP", 1)
+    bad = bad.replace("9 1_5 *6:C 0\n", "9 1_5 *6:C 0\n10 1_4 *999:ERROR 0.5\n", 1)
+    assert bad.count("ERROR") == 3 and spef_error_nets(bad) == {"_5_"} and spef_error_nets(raw) == set()
+    fixed, ref = fix_spef(bad, "acc4"), fix_spef(raw, "acc4")
+    assert "ERROR" not in fixed and "10 *1:4 *1:90001 0.5" in fixed
+    assert fixed.replace("10 *1:4 *1:90001 0.5\n", "") == ref
+    assert read_spef(fixed)["nets"] == read_spef(ref)["nets"]
+
+
 @osu_lib
 def test_spef_capacitances_are_pf():
     """Fix-up S1's premise: rc2dly's *L pin loads equal the Liberty's pin capacitances, which osu018 declares

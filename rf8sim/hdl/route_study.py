@@ -244,8 +244,9 @@ def render_failures(name: str) -> str:
     n = len(rec["rows"])
     if not bad:
         return f"All {n} runs of `{RECORDS[name]}` routed with 0 failed nets.\n"
-    lines = [f"{len(bad)} of {n} runs of `{RECORDS[name]}` ({rec['tech']}) did not route within {rec.get('tries', 4)} "
-             "placements each; no post-route number is reported for them:", ""]
+    lines = [f"{len(bad)} of {n} runs of `{RECORDS[name]}` ({rec['tech']}) stopped with a one-line `RouteError` (a net "
+             f"still unrouted after {rec.get('tries', 4)} placements, or parasitics that do not match the routed "
+             "netlist); no post-route number is reported for them:", ""]
     lines += [f"* {_unit(r)}, {r['variant']}, seed {r['seed']}: {r['error']}" for r in bad]
     return "\n".join(lines) + "\n"
 
@@ -414,14 +415,16 @@ def render_anchors(tech: str) -> str:
 
 #: the records with blocks in docs/hdl.md and which blocks
 DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
-              "osu018-w8a16": ("route", "route-noise", "route-failures")}
+              "osu018-w8a16": ("route", "route-noise", "route-failures"),
+              "sky130": ("route", "route-spread", "route-noise", "route-failures")}
 _RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
            "route-failures": render_failures}
 
 for _t, _blocks in DOCUMENTED.items():
     for _b in _blocks:
         register(f"hdl:{_b}-{_t}")(functools.partial(_RENDER[_b], _t))
-register("hdl:route-anchors-osu018")(functools.partial(render_anchors, "osu018"))
+for _t in ("osu018", "sky130"):
+    register(f"hdl:route-anchors-{_t}")(functools.partial(render_anchors, _t))
 
 _ = DocgenError  # re-exported for renderers' callers
 
