@@ -722,7 +722,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
         out.append(f"* **{R}×{C}{d}, TOPS/mm² (goal ≥ 2×): {met}.** RF8 × BF16 reaches {g['tops_mm2']:.2f}× the "
                    f"BF16 × BF16 array's TOPS/mm² at the same R×C and a common clock ({g['common_clock_ns']:.2f}"
                    f" ns, the slower array's critical path), {g['tops_mm2_own_fmax']:.2f}× with each array at "
-                   f"its own fmax ({rf['fmax_mhz']:.0f} vs {bf['fmax_mhz']:.0f} MHz).")
+                   f"its own fmax ({rf['fmax_mhz']:.3g} vs {bf['fmax_mhz']:.3g} MHz).")
         if "tops_w" in g:
             met = "met" if g["tops_w_met"] else "not met"
             out.append(f"* **{R}×{C}{d}, TOPS/W (goal ≥ 1.5×): {met}.** RF8 × BF16 spends "
