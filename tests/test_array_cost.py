@@ -128,3 +128,60 @@ def test_unknown_layer():
 
 
 _ = _sta_ok
+
+
+@needs(shutil.which("iverilog"), "Icarus Verilog", "apt-get install iverilog")
+def test_flow_array_stage(tmp_path):
+    """The flow's array stage: a 2x2 W8A16 array generated and run on a real MiniLM tile on Icarus against
+    the golden model (every output counted), its per-inference cost from the checked-in record attached to
+    the MiniLM results; the record's numbers recomputed here from its per-cycle and per-MAC energies."""
+    import dataclasses
+    import json
+
+    from rf8sim.hdl.array_cost import RECORD, per_inference
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.study.flow.answer import array_lines
+    from rf8sim.study.flow.run import default_config
+    from rf8sim.study.flow.stages import Context, stage_array
+
+    cfg = default_config(quick=True)
+    cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, arrays=("bf16xrf8@aligned:32:16",),
+                                                            array_size="2x2", array_depth=4))
+    tr = {"tokens": 130, "sentences": 10}
+    ctx = Context(cfg=cfg, out=tmp_path, console=None, progress=False, state={"transformer": tr})
+    res = stage_array(ctx)
+    (run,) = res["arrays"]
+    assert run["module"] == "array_bf16xrf8_al32m16_2x2_d4_s1" and (tmp_path / "verilog" / f"{run['module']}.v").exists()
+    t = run["tile"]
+    assert run["outputs"] == t["M"] * t["N"] > 0 and run["compared"] == 3 * run["outputs"] and run["mismatches"] == 0
+    assert t["K"] == 384 and t["layer"].startswith("encoder.layer.")
+    rec = json.loads(RECORD.read_text())
+    rows = [r for r in rec["rows"] if (r["config"]["a_fmt"], r["config"]["w_fmt"]) == ("bf16", "rf8")
+            and not r["config"].get("edge_stages") and "energy" in r]
+    (inf,) = tr["arrays"]["rows"]
+    big = max(rows, key=lambda r: r["config"]["rows"])
+    R = big["config"]["rows"]
+    ref = per_inference(ArrayConfig.make("bf16", "rf8", "aligned:32:16", R, R), 13, big["fmax_mhz"],
+                        big["energy"]["static_pj_per_cycle"], big["energy"]["dynamic_pj_per_mac"])
+    assert inf["uj_per_inference"] == pytest.approx(ref["energy_uj"]) and inf["size"] == f"{R}x{R}"
+    # an independent count of the sentence's MACs: 6 layers x (4 x 384^2 + 2 x 384 x 1536) per token
+    assert ref["macs"] == 13 * 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+    line = array_lines(tr)[-1]
+    assert line.startswith("- Per-inference array cost: bf16 × rf8 ") and "0 mismatches" in line
+
+
+def test_flow_array_config_bad_input(tmp_path):
+    from rf8sim.study.common.config import ConfigError, load_config
+
+    cases = [('arrays = ["bf16xrf8"]', "'AxW@ACC'"), ('arrays = ["bf16xrf8@aligned:32:16"]\narray_size = "3x3"',
+                                                      "must divide the block"),
+             ('arrays = ["bf16xrf8@aligned:32:16"]\narray_edge_stages = 2', "edge_stages must be one of"),
+             ('arrays = ["rf8xrf8@16:32"]\narray_synth = ["bf16xrf8@aligned:32:16"]', "is not one of [flow] arrays"),
+             ('arrays = ["bf16xrf8@aligned:32:16"]\narray_depth = 0', "depth")]
+    for i, (body, msg) in enumerate(cases):
+        p = tmp_path / f"c{i}.toml"
+        p.write_text("[flow]\n" + body + "\n")
+        with pytest.raises(ConfigError) as e:
+            load_config(p)
+        assert msg in str(e.value) and "\n" not in str(e.value), (body, str(e.value))
+    assert len(cases) == 5

@@ -167,6 +167,11 @@ def test_array_config_bad_input():
         ArrayConfig.make("bf16", "rf8", "16:32", 4, 4)
     with pytest.raises(HdlError, match="pe_stages"):
         ArrayConfig.make("rf8", "rf8", "16:32", 4, 4, pe_stages=3)
+    for bad in (2, -1, True):
+        with pytest.raises(HdlError, match=r"edge_stages must be one of \(0, 1\)"):
+            ArrayConfig.make("bf16", "rf8", "aligned:32:16", 4, 4, edge_stages=bad)
+    with pytest.raises(HdlError, match="only the aligned .* edge_stages 0"):
+        ArrayConfig.make("rf8", "rf8", "16:32", 4, 4, edge_stages=1)
     with pytest.raises(HdlError, match="not one of"):
         ArrayConfig.make("rf8", "rf8", "sixteen", 4, 4)
 
@@ -189,17 +194,21 @@ CASES = [
     ("rf8", "rf8", "16:24", 21, 16, 8, "edge"),          # saturating fixed point
     ("e5m2", "e4m3", "exact", 9, 8, 4, "edge"),          # NaN / Inf operands, exact accumulator
     ("bf16", "rf8", "aligned:8:12", 11, 16, 8, "edge"),  # W8A16: subnormals, NaN/Inf, fp32 overflow, zero blocks
+    # the BF16 x BF16 baseline with the registered edge adder (edge_stages 1: block sum held, fp32 add a clock later)
+    ("bf16", "bf16", "aligned:8:12", 3, 16, 8, "edge", 1),
 ]
 
 
 @iverilog
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}@{c[2]}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}@{c[2]}" + (f"-e{c[7]}" if len(c) > 7 else ""))
 def test_array_gemm_bit_exact_on_icarus(case, tmp_path):
     from rf8sim.hdl.array import ArrayConfig
     from rf8sim.hdl.arraysim import operands, verify_gemm
 
-    a_fmt, w_fmt, acc, M, K, N, kind = case
-    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, 4, 4, depth=8)
+    a_fmt, w_fmt, acc, M, K, N, kind = case[:7]
+    edge_stages = case[7] if len(case) > 7 else 0
+    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, 4, 4, depth=8, edge_stages=edge_stages)
+    assert cfg.latency == 4 + 1 + 1 + edge_stages
     a, w = operands(cfg, M, K, N, kind, seed=1)
     rep = verify_gemm(cfg, a, w, "icarus", root=tmp_path)
     assert rep["outputs"] == M * N and rep["compared"] == 3 * M * N

@@ -28,6 +28,9 @@ Dataflow (docs/hdl.md, "PE array")::
   bus shared by the whole row; the PE term is :func:`~rf8sim.hdl.w8a16.aligned_term`;
   partial sums are integers down each column; at the edge an exact block register per entry
   and, at a block's last tile, one :class:`~rf8sim.hdl.w8a16.Fp32Add` per column.  R must divide K.
+  ``edge_stages=1`` registers the block sum when a block ends and adds it to the fp32 accumulator
+  one clock later: the adder's operands are held between blocks (it switches on R/K of the clocks)
+  and it has a clock of its own; same adds in the same order (docs/hdl.md says why it is not shared).
 
 The schedule (loop order, weight loads, tags) is :mod:`rf8sim.hdl.schedule`.
 """
@@ -50,7 +53,7 @@ from .spec import HdlError, MacSpec
 from .w8a16 import Fp32Add, align_activation, aligned_term
 
 __all__ = ["ArrayConfig", "PEArray", "generate_array_verilog", "MAX_DIM", "MAX_DEPTH", "PE_STAGES",
-           "ARRAY_ACC_KINDS"]
+           "EDGE_STAGES", "ARRAY_ACC_KINDS"]
 
 #: Largest R and C the generator builds (a 32 x 32 array is ~1,000 PEs; beyond that synthesis is impractical here).
 MAX_DIM = 32
@@ -58,6 +61,10 @@ MAX_DIM = 32
 MAX_DEPTH = 1024
 #: PE pipeline depths: 1 = product and partial-sum add in one clock; 2 = product registered first.
 PE_STAGES = (1, 2)
+#: Register stages between an aligned column's block sum and its float32 edge adder: 0 = the block add and
+#: the fp32 add in one clock; 1 = the block sum registered at a block's last tile (the adder's operands only
+#: change there, R/K of the clocks) and added to the fp32 accumulator one clock later.
+EDGE_STAGES = (0, 1)
 #: Accumulator kinds the array builds.
 ARRAY_ACC_KINDS = ("fixed", "aligned")
 
@@ -92,13 +99,16 @@ class ArrayConfig:
     depth: int
     pe_stages: int
     unit: MacSpec  # the column's unit: R lanes, fixed or aligned
+    edge_stages: int = 0  # aligned: registers between the block sum and the fp32 edge adder (EDGE_STAGES)
 
     @classmethod
     def make(cls, a_fmt="rf8", w_fmt="rf8", acc=None, rows: int = 4, cols: int = 4, depth: int | None = None,
-             pe_stages: int = 1) -> "ArrayConfig":
+             pe_stages: int = 1, edge_stages: int = 0) -> "ArrayConfig":
         R, C = _dim("rows (R)", rows), _dim("cols (C)", cols)
-        if pe_stages not in PE_STAGES:
+        if isinstance(pe_stages, bool) or pe_stages not in PE_STAGES:
             raise HdlError(f"pe_stages must be one of {PE_STAGES}, got {pe_stages!r}")
+        if isinstance(edge_stages, bool) or edge_stages not in EDGE_STAGES:
+            raise HdlError(f"edge_stages must be one of {EDGE_STAGES}, got {edge_stages!r}")
         if depth is None:
             depth = max(16, 1 << (2 * R + C - 2 - 1).bit_length())
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 1 <= depth <= MAX_DEPTH:
@@ -127,6 +137,9 @@ class ArrayConfig:
             if spec.group not in (1, R):
                 raise HdlError(f"accumulator {spec}: the array's order is groups of R = {R} rows; "
                                f"give group 1 or {R}")
+            if edge_stages:
+                raise HdlError(f"edge_stages {edge_stages}: only the aligned (W8A16) arrays have a float32 edge "
+                               "adder to register; fixed-point arrays take edge_stages 0")
             spec = AccSpec(spec.frac_bits, spec.width, group=R)
             unit = MacSpec.make(a, w, spec.ungrouped(), R, "fixed")
         else:
@@ -138,7 +151,14 @@ class ArrayConfig:
                                f"(a column sums R terms of one block); valid R: "
                                f"{', '.join(str(d) for d in range(1, min(MAX_DIM, spec.block) + 1) if spec.block % d == 0)}")
             unit = MacSpec.make(a, w, spec, R)
-        return cls(a, w, spec, R, C, int(depth), int(pe_stages), unit)
+        return cls(a, w, spec, R, C, int(depth), int(pe_stages), unit, int(edge_stages))
+
+    def make_args(self) -> dict:
+        """The keyword arguments of :meth:`make` (and :class:`PEArray`, :func:`generate_array_verilog`)
+        that rebuild this configuration."""
+        return {"a_fmt": self.a_fmt.name, "w_fmt": self.w_fmt.name, "acc": str(self.acc.ungrouped()),
+                "rows": self.rows, "cols": self.cols, "depth": self.depth, "pe_stages": self.pe_stages,
+                "edge_stages": self.edge_stages}
 
     # ---- derived
     @property
@@ -168,7 +188,7 @@ class ArrayConfig:
     @property
     def latency(self) -> int:
         """Clocks from an activation vector on ``in_a`` to its output on column 0 (column c: + c)."""
-        return self.rows + self.pe_stages + 1
+        return self.rows + self.pe_stages + 1 + self.edge_stages
 
     @property
     def load_gap(self) -> int:
@@ -191,7 +211,7 @@ class ArrayConfig:
         acc = (f"f{self.acc.frac_bits}w{self.acc.width}" if self.kind == "fixed"
                else f"al{self.acc.block}m{self.acc.align_bits}")
         name = (f"array_{self.a_fmt.name}x{self.w_fmt.name}_{acc}_{self.rows}x{self.cols}_d{self.depth}"
-                f"_s{self.pe_stages}")
+                f"_s{self.pe_stages}" + (f"_e{self.edge_stages}" if self.edge_stages else ""))
         return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
     def describe(self) -> dict:
@@ -201,7 +221,7 @@ class ArrayConfig:
              "psum_width": self.psum_width(self.rows - 1), "pes": self.rows * self.cols}
         if self.kind == "aligned":
             d.update(block_width=self.unit.block_width, align_units=self.rows, edge_fp32_adders=self.cols,
-                     edge_adder_duty=self.rows / self.acc.block)
+                     edge_adder_duty=self.rows / self.acc.block, edge_stages=self.edge_stages)
         return d
 
     def ports(self) -> dict:
@@ -245,9 +265,9 @@ class PEArray(wiring.Component):
     """
 
     def __init__(self, a_fmt="rf8", w_fmt="rf8", acc=None, rows: int = 4, cols: int = 4, depth: int | None = None,
-                 pe_stages: int = 1):
+                 pe_stages: int = 1, edge_stages: int = 0):
         try:
-            self.config = ArrayConfig.make(a_fmt, w_fmt, acc, rows, cols, depth, pe_stages)
+            self.config = ArrayConfig.make(a_fmt, w_fmt, acc, rows, cols, depth, pe_stages, edge_stages)
         except Exception:
             self._MustUse__silence = True
             raise
@@ -372,12 +392,30 @@ class PEArray(wiring.Component):
                 m.submodules[f"accmem{c}"] = amem
                 brd, bwr = bmem.read_port(domain="comb"), bmem.write_port()
                 ard, awr = amem.read_port(domain="comb"), amem.write_port()
-                m.d.comb += [brd.addr.eq(addr), bwr.addr.eq(addr), ard.addr.eq(addr), awr.addr.eq(addr)]
+                m.d.comb += [brd.addr.eq(addr), bwr.addr.eq(addr)] + (
+                    [] if cfg.edge_stages else [ard.addr.eq(addr), awr.addr.eq(addr)])
                 blk = Signal(signed(BW), name=f"edge_block{c}")
                 m.d.comb += blk.eq(Mux(bfirst, 0, brd.data[0:BW].as_signed()) + ps)
                 bspec = Signal(name=f"edge_bspec{c}")
                 m.d.comb += bspec.eq((brd.data[BW] & ~bfirst) | sp)
                 m.d.comb += [bwr.data.eq(Cat(blk, bspec)), bwr.en.eq(v)]
+                fire = v & blast  # a block's last tile: its sum goes to the fp32 accumulator
+                if cfg.edge_stages:
+                    # the block sum and its tag registered when a block ends, held otherwise: the fp32
+                    # adder's operands change on R/K of the clocks, and it has a clock of its own
+                    e_v = Signal(name=f"edge_fire{c}")
+                    e_blk = Signal(signed(BW), name=f"edge_blk_r{c}", reset_less=True)
+                    e_spec = Signal(name=f"edge_bspec_r{c}", reset_less=True)
+                    e_emax = Signal(len(emax), name=f"edge_emax_r{c}", reset_less=True)
+                    e_addr = Signal(len(addr), name=f"edge_addr_r{c}", reset_less=True)
+                    e_clear = Signal(name=f"edge_clear_r{c}", reset_less=True)
+                    e_last = Signal(name=f"edge_last_r{c}", reset_less=True)
+                    m.d.sync += e_v.eq(fire)
+                    with m.If(fire):
+                        m.d.sync += [e_blk.eq(blk), e_spec.eq(bspec), e_emax.eq(emax), e_addr.eq(addr),
+                                     e_clear.eq(clear), e_last.eq(last)]
+                    fire, blk, bspec, emax, addr, clear, last = e_v, e_blk, e_spec, e_emax, e_addr, e_clear, e_last
+                    m.d.comb += [ard.addr.eq(addr), awr.addr.eq(addr)]
                 xoff = u.a_fields.bias + u.acc.align_bits - 2 - u.w_plan.exp_lo
                 add = Fp32Add(BW, _bits_signed(1 - xoff, u.a_fields.emax_field - xoff) + 1)
                 m.submodules[f"fadd{c}"] = add
@@ -388,8 +426,8 @@ class PEArray(wiring.Component):
                              add.xnan.eq(bspec), add.xinf.eq(0)]
                 ovf = (accv[32] & ~clear) | add.ovf
                 inv = (accv[33] & ~clear) | add.inv
-                m.d.comb += [awr.data.eq(Cat(add.res, ovf, inv)), awr.en.eq(v & blast)]
-                m.d.sync += [o_v.eq(v & blast & last), o_acc.eq(add.res), o_ovf.eq(ovf), o_inv.eq(inv)]
+                m.d.comb += [awr.data.eq(Cat(add.res, ovf, inv)), awr.en.eq(fire)]
+                m.d.sync += [o_v.eq(fire & last), o_acc.eq(add.res), o_ovf.eq(ovf), o_inv.eq(inv)]
             m.d.comb += [self.out_valid[c].eq(o_v), self.out_acc[W * c:W * (c + 1)].eq(o_acc),
                          self.out_overflow[c].eq(o_ovf), self.out_invalid[c].eq(o_inv)]
         return m
@@ -408,19 +446,24 @@ def _header(cfg: ArrayConfig, name: str) -> str:
         f"// latency={d['latency']}: an activation vector on in_a at clock t shows on column c's outputs at "
         f"t+{d['latency']}+c; ports (bits): clk, rst, {ports}",
         f"// regenerate: rf8sim array generate --a-fmt {d['a_fmt']} --w-fmt {d['w_fmt']} --acc {d['acc']} "
-        f"--rows {d['rows']} --cols {d['cols']} --depth {d['depth']} --pe-stages {d['pe_stages']} -o {name}.v",
+        f"--rows {d['rows']} --cols {d['cols']} --depth {d['depth']} --pe-stages {d['pe_stages']}"
+        + (f" --edge-stages {cfg.edge_stages}" if cfg.edge_stages else "") + f" -o {name}.v",
     ]
     lines += [f"// verilator lint_off {rule}" for rule in LINT_WAIVERS]
     return "\n".join(lines) + "\n"
 
 
 def generate_array_verilog(a_fmt="rf8", w_fmt="rf8", acc=None, rows: int = 4, cols: int = 4,
-                           depth: int | None = None, pe_stages: int = 1, name: str | None = None
-                           ) -> tuple[str, ArrayConfig]:
-    """Verilog-2005 text of a :class:`PEArray` and its :class:`ArrayConfig`."""
+                           depth: int | None = None, pe_stages: int = 1, name: str | None = None,
+                           edge_stages: int = 0) -> tuple[str, ArrayConfig]:
+    """Verilog-2005 text of a :class:`PEArray` and its :class:`ArrayConfig`; ``a_fmt`` may be an
+    :class:`ArrayConfig` (the other configuration arguments are then ignored)."""
     from amaranth.back import verilog
 
-    arr = PEArray(a_fmt, w_fmt, acc, rows, cols, depth, pe_stages)
+    if isinstance(a_fmt, ArrayConfig):
+        arr = PEArray(**a_fmt.make_args())
+    else:
+        arr = PEArray(a_fmt, w_fmt, acc, rows, cols, depth, pe_stages, edge_stages)
     name = name or arr.config.module_name()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise HdlError(f"module name {name!r} is not a plain Verilog identifier")

@@ -12,7 +12,7 @@ import importlib
 __all__ = ["register", "config_args", "config_from_args", "parse_size", "ARRAY_COMMAND_MODULES"]
 
 #: Modules adding ``rf8sim array`` subcommands (this one first; the costing part adds its own).
-ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost")
+ARRAY_COMMAND_MODULES = ("rf8sim.hdl.array_cli", "rf8sim.hdl.array_cost_cli")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -34,6 +34,10 @@ def config_args(p) -> None:
                         "(default: the smallest power of two >= max(16, 2R + C - 2), which hides weight reloads)")
     p.add_argument("--pe-stages", type=int, default=1, choices=(1, 2),
                    help="PE pipeline: 1 = product and add in one clock, 2 = product registered (default 1)")
+    p.add_argument("--edge-stages", type=int, default=0, choices=(0, 1),
+                   help="aligned arrays: 1 = each column's block sum registered at a block's end and added to "
+                        "the fp32 accumulator one clock later (the fp32 adder gets its own clock and switches "
+                        "only when a block ends); 0 = both in one clock (default 0)")
 
 
 def config_from_args(args):
@@ -45,7 +49,8 @@ def config_from_args(args):
 
     if acc == "exact" and str(args.a_fmt).lower() in float_activation_formats():
         acc = "aligned:32:16"
-    return ArrayConfig.make(args.a_fmt, args.w_fmt, acc, R, C, args.depth, args.pe_stages)
+    return ArrayConfig.make(args.a_fmt, args.w_fmt, acc, R, C, args.depth, args.pe_stages,
+                            getattr(args, "edge_stages", 0))
 
 
 def register(sub) -> None:
@@ -129,12 +134,12 @@ def cmd_generate(args) -> int:
 
     cfg = config_from_args(args)
     out = check_output_path(args.output, args.force)
-    text, cfg = generate_array_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc.ungrouped(), cfg.rows, cfg.cols, cfg.depth,
-                                       cfg.pe_stages, name=args.module)
+    text, cfg = generate_array_verilog(cfg, name=args.module)
     write_text(out, text, overwrite=args.force)
     d = cfg.describe()
     print(f"wrote {out}: {d['rows']}x{d['cols']} array, {d['a_fmt']} x {d['w_fmt']}, acc {d['acc']} "
           f"(golden order {d['golden_acc']}), depth {d['depth']}, pe_stages {d['pe_stages']}, "
+          + (f"edge_stages {d['edge_stages']}, " if d.get("edge_stages") else "") +
           f"latency {d['latency']} clocks")
     if args.lint:
         lint(out)

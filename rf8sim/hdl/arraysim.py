@@ -160,8 +160,7 @@ def build(cfg: ArrayConfig, simulator: str = "icarus", root: Path | None = None)
     stamp = bdir / "rf8sim-build.json"
     if stamp.exists():
         return {"dir": bdir, **json.loads(stamp.read_text()), "cached": True}
-    text, _ = generate_array_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc.ungrouped(), cfg.rows, cfg.cols, cfg.depth,
-                                     cfg.pe_stages)
+    text, _ = generate_array_verilog(cfg)
     tb = testbench(cfg, name)
     tmp = bdir.parent / f".{bdir.name}.{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -404,8 +403,7 @@ def run_protocol(cfg: ArrayConfig, early: bool = False, vectors: int = 6, seed: 
     from .sim import _environ, _quiet, check_simulator, hdl_dir
 
     env = check_simulator("icarus")
-    text, _ = generate_array_verilog(cfg.a_fmt, cfg.w_fmt, cfg.acc.ungrouped(), cfg.rows, cfg.cols, cfg.depth,
-                                     cfg.pe_stages)
+    text, _ = generate_array_verilog(cfg)
     name = cfg.module_name()
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
     bdir = Path(root or _root()) / "cocotb" / f"{name}-{key}"

@@ -42,6 +42,13 @@ never silently falls back to a default)::
     verify_sequences = 200      # random accumulation sequences per MAC (plus all 65,536 products)
     verify_max_len = 64         # their maximum length
     hist_layers = 3             # weight histograms in the report
+    arrays = []                 # PE arrays generated and verified on a real MiniLM tile (Icarus), 'AxW@ACC',
+                                # e.g. ["bf16xrf8@aligned:32:16", "bf16xbf16@aligned:32:16"]; per-inference
+                                # costs from hdl/results/array_cost.json
+    array_synth = []            # those of `arrays` also synthesized in the run (area, fmax)
+    array_size = "2x2"          # RxC of those arrays
+    array_depth = 4             # accumulator entries per column
+    array_edge_stages = 0       # 1: the registered fp32 edge adder (rf8sim.hdl.array.EDGE_STAGES)
 
     [transformer]               # only `rf8sim flow` reads this section (stage "transformer")
     model = "none"              # "minilm": all-MiniLM-L6-v2 bit-exact (the demo's default); "none": off
@@ -111,6 +118,7 @@ __all__ = [
     "TransformerSection",
     "TinyLMSection",
     "load_config",
+    "resolve_config",
     "config_from_dict",
     "config_hash",
     "GRANULARITIES",
@@ -183,6 +191,11 @@ class FlowSection:
     verify_sequences: int = 200
     verify_max_len: int = 64
     hist_layers: int = 3
+    arrays: tuple = ()
+    array_synth: tuple = ()
+    array_size: str = "2x2"
+    array_depth: int = 4
+    array_edge_stages: int = 0
 
 
 @dataclass(frozen=True)
@@ -267,6 +280,32 @@ def _check_type(section: str, key: str, value, want):
             raise ConfigError(f"{where} must be a non-empty list, got {value!r}")
         return tuple(value)
     return value
+
+
+def _check_arrays(f) -> None:
+    """``[flow] arrays``: 'AxW@ACC' entries the array generator builds at ``array_size`` / ``array_depth``."""
+    bad = [x for x in f.array_synth if x not in f.arrays]
+    if bad:
+        raise ConfigError(f"[flow] array_synth {bad[0]!r} is not one of [flow] arrays {list(f.arrays)}")
+    if not f.arrays:
+        return
+    try:
+        from ...hdl.array import ArrayConfig, parse_size
+        from ...hdl.spec import HdlError
+    except ImportError:  # no rf8sim.hdl here: the array stage is skipped and says why
+        return
+    for entry in f.arrays:
+        pair, at, acc = str(entry).lower().partition("@")
+        parts = pair.split("x")
+        if len(parts) != 2 or not at:
+            raise ConfigError(f"[flow] arrays entries are 'AxW@ACC' (e.g. 'bf16xrf8@aligned:32:16', "
+                              f"'rf8xrf8@16:32'), got {entry!r}")
+        try:
+            R, C = parse_size(f.array_size)
+            ArrayConfig.make(parts[0], parts[1], acc, R, C, f.array_depth, 1, f.array_edge_stages)
+        except HdlError as e:
+            raise ConfigError(f"[flow] arrays {entry!r} (array_size {f.array_size}, array_depth {f.array_depth}, "
+                              f"array_edge_stages {f.array_edge_stages}): {e}") from None
 
 
 def _section(cls, section: str, raw) -> object:
@@ -442,6 +481,7 @@ def config_from_dict(raw: dict) -> StudyConfig:
                               f"'{pair}@fp32'")
     if cfg.flow.verify_sequences < 0 or cfg.flow.verify_max_len < 1:
         raise ConfigError("[flow] verify_sequences must be >= 0 and verify_max_len >= 1")
+    _check_arrays(cfg.flow)
     _check_transformer(cfg.transformer)
     _check_tinylm(cfg)
     if a.mode not in AREA_MODES:
@@ -518,6 +558,20 @@ def _check_tinylm(cfg: "StudyConfig") -> None:
                 dp.validate(cfg.study.max_terms)
         except DatapathError as e:
             raise ConfigError(f"{where}: {e}") from None
+
+
+def resolve_config(arg: "str | Path") -> StudyConfig:
+    """A path, or the name of a shipped config (tiny, small, full, flow, ...: ``rf8sim/study/configs/``)."""
+    from importlib import resources
+
+    p = Path(arg)
+    if p.is_file():
+        return load_config(p)
+    ship = resources.files("rf8sim.study").joinpath("configs", f"{arg}.toml")
+    if not p.suffix and ship.is_file():
+        with resources.as_file(ship) as f:
+            return load_config(f)
+    return load_config(p)  # raises a clear error naming the path
 
 
 def load_config(path: "str | Path") -> StudyConfig:

@@ -263,8 +263,12 @@ def array_lines(tr: dict) -> list[str]:
         bits = [f"{r['area_mm2']:,.3g} mm²" if r.get("area_mm2") is not None else None,
                 f"{r['uj_per_inference']:,.3g} µJ/inference" if r.get("uj_per_inference") is not None else None,
                 f"{r['ms_per_inference']:,.3g} ms/inference" if r.get("ms_per_inference") is not None else None]
-        parts.append(f"{_short(str(r.get('config', '?')))} " + ", ".join(b for b in bits if b))
+        name = r.get("label") or _short(str(r.get("config", "?")))
+        parts.append(f"{name} " + ", ".join(b for b in bits if b))
     src = arr.get("source") if isinstance(arr, dict) else None
+    missing = arr.get("not_costed") if isinstance(arr, dict) else None
+    if missing:
+        parts.append("not in the cost record: " + ", ".join(missing))
     return ["- Per-inference array cost: " + "; ".join(parts) + (f" ({src})" if src else "") + "."]
 
 

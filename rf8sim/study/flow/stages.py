@@ -460,6 +460,65 @@ def stage_tinylm(ctx: Context) -> dict:
     return {"_detail": detail, "timing_s": res["timing_s"]}
 
 
+def stage_array(ctx: Context) -> dict:
+    """Small PE arrays (``[flow] arrays``): generated, verified on a real MiniLM tile on Icarus, the
+    ``array_synth`` ones synthesized; per-inference costs of each kind from the checked-in array cost record
+    at this run's mean sentence length, attached to the MiniLM results (the report's silicon lines)."""
+    f = ctx.cfg.flow
+    if not f.arrays:
+        raise StageSkipped("[flow] arrays is empty")
+    if ctx.skip_hdl:
+        raise StageSkipped("--skip-hdl given")
+    why = hdl_unavailable(need_sim=True)
+    if why:
+        raise StageSkipped(why)
+    from ...infra import cluster as C
+    from ...hdl import array_cost as AC
+    from ...hdl.array import parse_size
+
+    if f.array_synth:
+        from ..mnist1d.area_accuracy import area_available
+
+        ok, why = area_available()
+        if not ok:
+            raise StageSkipped(why)
+    R, Cn = parse_size(f.array_size)
+    entries = [str(x).lower() for x in f.arrays]
+    jobs = [(*e.partition("@")[0].split("x"), e.partition("@")[2], R, Cn, f.array_depth, f.array_edge_stages,
+             e in [str(x).lower() for x in f.array_synth]) for e in entries]
+    d = ctx.out / "verilog"
+    d.mkdir(parents=True, exist_ok=True)
+    got = C.run_tasks(functools.partial(AC.flow_array, liberty=ctx.cfg.area.liberty or "default", out_dir=d), jobs,
+                      kind="array", cluster=ctx.cluster, resources=C.Resources(num_cpus=1, tools=("iverilog", "yosys")),
+                      labels=[f"array {e} {f.array_size}" for e in entries], progress=ctx.progress,
+                      desc="arrays (Icarus, yosys)")
+    bad = [r["module"] for r in got if r["mismatches"] or not r["outputs"]]
+    if bad:
+        raise RuntimeError(f"array(s) {bad} disagree with the golden model on the MiniLM tile")
+    tr = ctx.state.get("transformer")
+    tokens = tr["tokens"] / tr["sentences"] if tr else AC.flow_tokens()[0]
+    from ...infra.records import read_record
+
+    rec = read_record(AC.RECORD)
+    rows = [AC.recorded_inference(j[0], j[1], j[2], f.array_edge_stages, tokens, rec) for j in jobs]
+    prov = rec["provenance"]
+    arrays = {"rows": [r for r in rows if r],
+              "not_costed": [e for e, r in zip(entries, rows) if r is None],
+              "source": (f"per inference: hdl/results/array_cost.json (osu018, commit {str(prov.get('commit'))[:10]}) "
+                         f"at this run's {tokens:.1f} tokens per sentence; this run's {f.array_size} arrays: "
+                         + "; ".join(f"{r['module']} verified on a real MiniLM tile ({r['outputs']} outputs, "
+                                     f"{r['mismatches']} mismatches)"
+                                     + (f", synthesized {r['area_um2'] / 1e6:.3f} mm², fmax {r['fmax_mhz']:.0f} MHz"
+                                        if "area_um2" in r else "") for r in got)),
+              "run": got}
+    if tr is not None:
+        tr["arrays"] = arrays
+    ctx.state["arrays"] = arrays
+    return {"arrays": got, "_detail": "; ".join(
+        f"{r['module']}: {r['outputs']} outputs of a real MiniLM tile, 0 mismatches"
+        + (f", {r['area_um2'] / 1e6:.3f} mm², {r['fmax_mhz']:.0f} MHz" if "area_um2" in r else "") for r in got)}
+
+
 STAGES = (
     ("rtl", stage_rtl),
     ("verify", stage_verify),
@@ -468,5 +527,6 @@ STAGES = (
     ("rate", stage_rate),
     ("evaluate", stage_evaluate),
     ("transformer", stage_transformer),
+    ("array", stage_array),
     ("tinylm", stage_tinylm),
 )
