@@ -62,9 +62,9 @@ PAGES: dict[str, dict[str, str]] = {
     },
     "docs/formats.md": {
         "golden:narrow-gemm": "rf8sim.golden.bench",
-        "formats:aligned-width": "rf8sim.golden.aligned_error",
+        "formats:aligned-width": "rf8sim.study.minilm.aligned_error",
         "golden:w8a16-gemm": "rf8sim.golden.bench_w8a16",
-        "formats:aligned-error": "rf8sim.golden.aligned_error",
+        "formats:aligned-error": "rf8sim.study.minilm.aligned_error",
     },
     "docs/hdl.md": {
         "tech:sky130-char": "rf8sim.tech.docs",
@@ -105,6 +105,8 @@ PAGES: dict[str, dict[str, str]] = {
         "study:zoo-table": "rf8sim.study.zoo.report",
         "study:zoo-facts": "rf8sim.study.zoo.report",
         "study:zoo-rtl": "rf8sim.study.zoo.report",
+        "study:zoo-tinylm": "rf8sim.study.zoo.pareto",
+        "study:zoo-pareto": "rf8sim.study.zoo.pareto",
         "study:minilm-run": "rf8sim.study.flow.results",
         "study:minilm-points": "rf8sim.study.flow.results",
         "study:minilm-pairs": "rf8sim.study.flow.results",
@@ -132,7 +134,7 @@ PAGES: dict[str, dict[str, str]] = {
 RENDERER_MODULES = (
     "rf8sim.bench",
     "rf8sim.study.claims.report",
-    "rf8sim.golden.aligned_error",
+    "rf8sim.study.minilm.aligned_error",
     "rf8sim.hdl.synth",
     "rf8sim.hdl.sim",
     "rf8sim.study.flow.results",
@@ -148,6 +150,7 @@ RENDERER_MODULES = (
     "rf8sim.golden.bench_w8a16",
     "rf8sim.study.mnist1d.sweep_records",
     "rf8sim.study.zoo.report",
+    "rf8sim.study.zoo.pareto",
     "rf8sim.study.minilm.mac_costs",
     "rf8sim.study.tinylm.study",
     "rf8sim.study.tinylm.thesis",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .common.config import resolve_config  # a path or a shipped config's name (stdlib-only module)
+
 
 def register(sub) -> None:
     for name, hlp in (("flow", "the end-to-end co-design flow: RTL, verification, area, training, "
@@ -73,8 +75,38 @@ def register(sub) -> None:
     q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
     q.add_argument("--record", metavar="FILE.json", default=None,
                    help="write the rows as a provenance record (e.g. study/results/zoo-rtl.json)")
+    q.add_argument("--power", action="store_true",
+                   help="also each product stage's pJ per product on the MiniLM operand stream (gate-level Icarus "
+                        "+ OpenSTA, as `rf8sim synth --power`)")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_rtl)
+    q = ssub.add_parser("zoo-prove", help="yosys SAT proof of each zoo product stage against the format "
+                                           "definitions, every code pair (docs/study.md)")
+    q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
+    q.add_argument("--whole-timeout", type=int, default=120,
+                   help="seconds for the whole-space SAT problem before splitting per weight code (default 120)")
+    q.add_argument("--split-timeout", type=int, default=600,
+                   help="seconds for each fallback (SAT after abc -g AND; then per weight code) of one pair (default 600)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-prove.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.set_defaults(func=cmd_zoo_prove)
+    q = ssub.add_parser("zoo-tinylm", help="TinyLM bits per byte of the zoo's formats, weight-only PTQ of the "
+                                            "flow's TinyLM (docs/study.md)")
+    q.add_argument("--formats", default=",".join(_zoo_formats()),
+                   help="formats and block formats (default: the zoo; see `rf8sim formats`)")
+    q.add_argument("--config", default=None, help="study config whose [tinylm] is used (default: the flow's)")
+    q.add_argument("--cache-dir", default=None, help="cache root for the trained TinyLM (default: build/cache)")
+    q.add_argument("--record", metavar="FILE.json", default=None,
+                   help="write the rows as a provenance record (e.g. study/results/zoo-tinylm.json)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_zoo_tinylm)
+    q = ssub.add_parser("zoo-pareto", help="plot the zoo's accuracy against product-stage area and energy from the "
+                                            "zoo, zoo-rtl and zoo-tinylm records")
+    q.add_argument("--plot", metavar="FILE.png", required=True, help="the plot (e.g. docs/img/zoo_pareto_units.png)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing plot")
+    q.set_defaults(func=cmd_zoo_pareto)
     q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
     q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
     q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
@@ -114,7 +146,7 @@ def cmd_tinylm(args) -> int:
         from ..infra import cache
 
         cache.set_root(args.cache_dir)
-    cfg = _resolve_config(args.config) if args.config else None
+    cfg = resolve_config(args.config) if args.config else None
     return record_run(cfg, args.record, cache_dir=args.cache_dir, force=args.force, progress=not args.no_progress)
 
 
@@ -125,23 +157,6 @@ def add_cluster_args(p) -> None:
                         "machine belongs to), ray://HOST:PORT (Ray Client) or HOST:PORT (GCS address)")
     p.add_argument("--cache-dir", default=None,
                    help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
-
-
-def _resolve_config(arg):
-    """A path, or the name of a shipped config (tiny, small, full, flow)."""
-    from importlib import resources
-    from pathlib import Path
-
-    from .common.config import load_config
-
-    p = Path(arg)
-    if p.is_file():
-        return load_config(p)
-    ship = resources.files("rf8sim.study").joinpath("configs", f"{arg}.toml")
-    if not p.suffix and ship.is_file():
-        with resources.as_file(ship) as f:
-            return load_config(f)
-    return load_config(p)  # raises a clear error naming the path
 
 
 def cmd_flow(args) -> int:
@@ -157,7 +172,7 @@ def cmd_flow(args) -> int:
         raise CLIError("--quick selects the embedded quick settings and cannot be combined with --config; "
                        "give a small configuration file instead (e.g. --config tiny)")
     check_output_dir(args.out)
-    cfg = _resolve_config(args.config) if args.config else None
+    cfg = resolve_config(args.config) if args.config else None
     if args.record:
         from ..infra.fileio import check_output_path
 
@@ -201,7 +216,7 @@ def cmd_area_accuracy(args) -> int:
     cluster = parse_cluster(args.cluster) if args.cluster is not None else None
     from ..infra.fileio import check_output_dir, safe_child
 
-    cfg = _resolve_config(args.config)
+    cfg = resolve_config(args.config)
     out = Path(args.out) if args.out else safe_child(Path("build") / "study", cfg.study.name, "[study] name")
     check_output_dir(out)
     if args.workers is not None and args.workers < 1:
@@ -299,6 +314,47 @@ def cmd_zoo(args) -> int:
     return 0
 
 
+def _zoo_pairs(args):
+    from .. import formats as F
+    from ..cli import CLIError
+    from ..hdl import MacSpec
+    from .zoo.study import RTL_PAIRS
+
+    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
+    pairs = RTL_PAIRS
+    if args.pairs:
+        try:
+            pairs = tuple(tuple(p.strip().split(":")) for p in args.pairs.split(",") if p.strip())
+        except ValueError:
+            raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    for a, w in pairs:
+        MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
+    return pairs
+
+
+def cmd_zoo_prove(args) -> int:
+    from ..infra import records
+    from ..cli import CLIError
+    from ..infra.fileio import check_output_path
+    from ..infra.records import write_record
+    from .zoo.study import rtl_proofs
+
+    pairs = _zoo_pairs(args)
+    if args.whole_timeout < 1 or args.split_timeout < 1:
+        raise CLIError("--whole-timeout and --split-timeout must be >= 1 (seconds)")
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    rows = rtl_proofs(pairs, args.whole_timeout, args.split_timeout)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-prove", "rows": rows},
+                            overwrite=args.force)
+        print(f"record: {path}")
+    return 0 if all(r["proved"] or r["method"] is None for r in rows) else 1
+
+
 def cmd_zoo_rtl(args) -> int:
     from ..infra import records
     from ..cli import CLIError
@@ -314,19 +370,59 @@ def cmd_zoo_rtl(args) -> int:
             raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
         if not pairs or any(len(p) != 2 for p in pairs):
             raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
+    from .. import formats as F
     from ..hdl import MacSpec
 
+    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
     for a, w in pairs:
         MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
     if args.record:
         check_output_path(args.record, args.force)
     prov = records.provenance()
-    rows = rtl_products(pairs)
+    rows = rtl_products(pairs, power=args.power)
     if args.record:
         path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-rtl", "rows": rows},
                             overwrite=args.force)
         print(f"record: {path}")
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _check_formats(text: str) -> tuple:
+    from .. import formats as F
+    from .. import scales as S
+
+    fmts = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    F.register_rf8_variants()
+    for f in fmts:
+        if S.block_format(f) is None:
+            F.check_role(f, "weight")  # one line naming the valid ones
+    return fmts
+
+
+def cmd_zoo_tinylm(args) -> int:
+    from ..infra import records
+    from ..infra.fileio import check_output_path
+    from ..infra.records import write_record
+    from .zoo.pareto import TINYLM_KIND, tinylm_bpb
+
+    fmts = _check_formats(args.formats)
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    res = tinylm_bpb(fmts, args.config, cache_dir=args.cache_dir, progress=not args.no_progress)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": TINYLM_KIND, **res}, overwrite=args.force)
+        print(f"record: {path}")
+    return 0
+
+
+def cmd_zoo_pareto(args) -> int:
+    from ..infra.fileio import check_output_path
+    from .zoo.pareto import plot_pareto
+
+    check_output_path(args.plot, args.force)
+    print(f"plot: {plot_pareto(args.plot)}")
+    return 0
 
 
 def cmd_variants(args) -> int:

@@ -41,6 +41,9 @@ def write_report(ctx, stages, total_s: float) -> None:
         from ..tinylm.study import report_markdown
 
         md += report_markdown(tl, out)
+    from ..zoo.pareto import report_markdown as zoo_markdown
+
+    md += zoo_markdown()
 
     # MACs
     macs = {}

@@ -186,18 +186,24 @@ def render_zoo_rtl() -> str:
     rec = load_record(ZOO_RTL_RECORD, "rf8sim-zoo-rtl", f"rf8sim study zoo-rtl --record {ZOO_RTL_RECORD}")
     pv = rec["provenance"]
     m = pv["machine"]
+    power = rec["rows"][0] if rec["rows"] and all("pj_per_mac" in r for r in rec["rows"]) else None
     lines = [f"Record `{ZOO_RTL_RECORD}`: `{pv['command']}` at commit {(pv.get('commit') or '?')[:10]} "
              f"({'dirty' if pv.get('dirty') else 'clean'} tree), {pv.get('utc', '')}, on {m['cpu']}, {m['cores']} "
              f"cores. Each MAC simulated with Icarus against the golden model (8-bit activations: the exact "
              f"fixed-point MAC on all 65,536 code pairs; bf16: the fp32-accumulator MAC on 256 activation codes × "
              f"every weight code plus 20 random sequences); its product stage alone synthesized with yosys onto "
-             f"osu018:", "",
+             f"osu018" + (":" if not power else
+                          f", and its energy per product measured on {power['power_beats']:,} beats of the MiniLM "
+                          f"operand stream (gate-level Icarus with specify delays, OpenSTA cell energies, "
+                          f"{power['clock_ns']:g} ns clock; as `rf8sim synth --power`):"), "",
              "| activation × weight | accumulator | product | verified products (mismatches) | product stage µm² | "
-             "NAND2-eq | depth (cells) |", "|---|---|---|---|---|---|---|"]
+             "NAND2-eq | depth (cells) |" + (" pJ per product | critical path ns |" if power else ""),
+             "|---|---|---|---|---|---|---|" + ("---|---|" if power else "")]
     for r in rec["rows"]:
         lines.append(f"| {r['a']} × {r['w']} | {r.get('acc', 'exact')} | {r['product']} ({r['product_width']} bits) | "
                      f"{r['verified_products']:,} ({r['mismatches']}) | {r['area_um2']:,.0f} | {r['nand2_eq']:,.0f} | "
-                     f"{r['depth_cells']} |")
+                     f"{r['depth_cells']} |" + (f" {r['pj_per_mac']:.2f} | {r['critical_path_ns']:.2f} |"
+                                                if power else ""))
     by = {(r["a"], r["w"]): r for r in rec["rows"]}
     facts = []
     for a in ("e4m3", "rf8", "bf16"):
@@ -206,6 +212,9 @@ def render_zoo_rtl() -> str:
             best = min(ws, key=lambda w: by[(a, w)]["area_um2"])
             facts.append(f"against {a} activations the smallest product stage is {best}'s "
                          f"({by[(a, best)]['area_um2']:,.0f} µm² of {', '.join(ws)})")
+            if power:
+                low = min(ws, key=lambda w: by[(a, w)]["pj_per_mac"])
+                facts.append(f"the least energy per product {low}'s ({by[(a, low)]['pj_per_mac']:.2f} pJ)")
     if all(r["mismatches"] == 0 and r["ok"] for r in rec["rows"]):
         facts.append(f"all {len(rec['rows'])} units match the golden model on every product compared")
     lines += ["", "Computed from the record: " + "; ".join(facts) + "."]

@@ -85,7 +85,7 @@ def gg_sqnr(formats, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), rows: int = 64, cols: in
 
 
 def _minilm_linears():
-    from ..common.models import load_minilm
+    from ...workloads.models import load_minilm
     from ..minilm.transformer import linear_layers
 
     model = load_minilm()
@@ -197,17 +197,25 @@ RTL_PAIRS = (("e4m3", "rf8"), ("e4m3", "rf8t1"), ("e4m3", "rf8t2"), ("e4m3", "e4
              ("e4m3", "posit8"), ("int8", "int8"), ("int8", "lns8"), ("lns8", "lns8"), ("posit8", "posit8"),
              ("rf8", "rf8"), ("rf8", "rf8t1"),
              ("bf16", "rf8"), ("bf16", "rf8t1"), ("bf16", "rf8t2"), ("bf16", "e4m3"), ("bf16", "lns8"),
-             ("bf16", "posit8"), ("bf16", "apot8"))
+             ("bf16", "posit8"), ("bf16", "apot8"), ("bf16", "int8"), ("bf16", "e5m2"), ("bf16", "rf8m8"))
 
 #: activation codes of the bf16 product sweep (the edge codes and a seeded sample) x every weight code
 A16_SWEEP = 256
 
 
-def rtl_products(pairs=RTL_PAIRS, progress: bool = True) -> list:
+#: beats of the MiniLM operand stream per product stage's energy run (as hdl/results/ppa.json)
+POWER_BEATS = 2000
+
+
+def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, beats: int = POWER_BEATS) -> list:
     """Per (activation, weight) pair: the MAC simulated with Icarus against the golden model and its
     product stage synthesized (osu018 area).  8-bit activations: the fixed-point (exact) MAC on all
     65,536 code pairs; bf16 activations: the fp32-accumulator MAC on :data:`A16_SWEEP` activation codes
-    x all 256 weight codes plus 20 random accumulation sequences."""
+    x all 256 weight codes plus 20 random accumulation sequences.
+
+    ``power``: also the product stage's energy per product on ``beats`` beats of the MiniLM operand
+    stream (:func:`rf8sim.hdl.power.ppa`, the flow of ``rf8sim synth --power``: OpenSTA cell energies x
+    toggles of the gate-level netlist on Icarus with specify delays, 10 ns clock), and its critical path."""
     from ...hdl import MacSpec
     from ...hdl.sim import verify
     from ...hdl.synth import synthesize
@@ -226,8 +234,58 @@ def rtl_products(pairs=RTL_PAIRS, progress: bool = True) -> list:
         rows.append({"a": a, "w": w, "acc": spec.acc.kind if a16 else "exact", "product": mode, "product_width": pw,
                      "verified_products": int(r["products"]), "mismatches": int(mism), "ok": bool(v["ok"]),
                      "area_um2": lib.get("area_um2"), "nand2_eq": s["generic"]["nand2_eq"],
-                     "depth_cells": lib.get("depth_cells"), "seconds": time.perf_counter() - t})
+                     "depth_cells": lib.get("depth_cells")})
+        if power:
+            from ...hdl.power import DEFAULT_CLOCK_NS, ppa
+
+            e = ppa(synth=s, clock_ns=DEFAULT_CLOCK_NS, streams=("minilm",), beats=beats)
+            m = e["streams"]["minilm"]
+            rows[-1].update({"pj_per_mac": m["pj_per_mac"], "power_stream": "minilm", "power_beats": beats,
+                             "clock_ns": DEFAULT_CLOCK_NS, "critical_path_ns": e["timing"]["critical_path_ns"],
+                             "toggles_per_cycle": m["cell_output_toggles_per_cycle"]})
+        rows[-1]["seconds"] = time.perf_counter() - t
         if progress:
+            en = f", {rows[-1]['pj_per_mac']:.2f} pJ/product" if power else ""
             print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {'ok' if v['ok'] else 'MISMATCH'}, product stage "
-                  f"{rows[-1]['area_um2']} um2 ({rows[-1]['seconds']:.0f} s)", flush=True)
+                  f"{rows[-1]['area_um2']} um2{en} ({rows[-1]['seconds']:.0f} s)", flush=True)
+    return rows
+
+
+def rtl_proofs(pairs=RTL_PAIRS, whole_timeout: int = 120, split_timeout: int = 600, workdir=None,
+               progress: bool = True) -> list:
+    """Yosys SAT proof of each pair's product stage against the format definitions
+    (:func:`rf8sim.hdl.formal.prove_product_stage`): first the whole code space as one SAT problem
+    (``whole_timeout`` s); where that does not finish, the same after ABC's AND-inverter mapping
+    (``abc -g AND``), then one SAT problem per weight code (``split_timeout`` s each).  A row says which
+    method proved it, or that none finished in time."""
+    import tempfile
+
+    from ...hdl import HdlError, MacSpec
+    from ...hdl.formal import prove_product_stage
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rf8sim-zoo-prove-", dir=workdir) as tmp:
+        for i, (a, w) in enumerate(pairs):
+            spec = MacSpec.make(a=a, w=w, acc="fp32" if F.get(a).code_bits == 16 else None)
+            t = time.perf_counter()
+            row = {"a": a, "w": w, "pairs": 1 << (spec.a_bits + spec.w_bits), "proved": False, "method": None}
+            for method, kw, limit in (("whole", {}, whole_timeout), ("whole after abc -g AND", {"abc": True},
+                                                                     split_timeout),
+                                      ("per weight code", {"split_w": True}, split_timeout)):
+                try:
+                    r = prove_product_stage(spec, workdir=f"{tmp}/{a}_{w}_{method[:5]}", timeout=limit, **kw)
+                except HdlError as e:
+                    if "did not finish" not in str(e):
+                        raise
+                    row.setdefault("timeouts", []).append(f"{method} > {limit} s")
+                    continue
+                row.update({"proved": bool(r["proved"]), "method": method,
+                            "sat_problems": r.get("sat_problems", 1)})
+                break
+            row["seconds"] = time.perf_counter() - t
+            rows.append(row)
+            if progress:
+                st = f"proved ({row['method']})" if row["proved"] else ("FAILED" if row["method"] else "timed out")
+                print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {row['pairs']:,} code pairs {st} "
+                      f"({row['seconds']:.0f} s)", flush=True)
     return rows
