@@ -73,7 +73,7 @@ def layer_accspec(a_fmt, w_fmt, K: int, a_k: np.ndarray, w_k: np.ndarray):
 
 def _minilm_layer(name: str, batch: int):
     """(weight (out, in) float32, activations (tokens, in) float32) of a real MiniLM Linear."""
-    from .study.common.models import load_minilm
+    from .workloads.models import load_minilm
 
     m = load_minilm()
     mods = dict(m.named_modules())

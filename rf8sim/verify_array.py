@@ -4,7 +4,7 @@ Cross-layer code (golden model, torch emulation, RTL, the MiniLM workload), so i
 of the package beside :mod:`rf8sim.verify` and imports the parts lazily.
 
 Every Linear of all-MiniLM-L6-v2 gets its real inputs from a forward pass over real sentences
-(:func:`rf8sim.golden.aligned_error.collect_minilm_linears`, every non-padding token); the
+(:func:`rf8sim.study.minilm.aligned_error.collect_minilm_linears`, every non-padding token); the
 activations are encoded (bf16/fp16: round to nearest even; 8-bit: per-token power-of-two scales)
 and the weights quantized per output channel.  The array has no scale inputs (a power-of-two
 scale is applied outside the datapath), so it runs the GEMM of the **codes**, and the same codes
@@ -88,12 +88,12 @@ def minilm_layers(sentences: int = 8, a_fmt="bf16", w_fmt="rf8", seed: int = 0, 
     import rf8sim.golden as G
 
     from . import formats as F
-    from .golden.aligned_error import collect_minilm_linears
+    from .study.minilm.aligned_error import collect_minilm_linears
 
     if names:
         import torch
 
-        from .study.common.models import load_minilm
+        from .workloads.models import load_minilm
 
         valid = [n for n, m in load_minilm().named_modules() if isinstance(m, torch.nn.Linear)]
         bad = [n for n in names if n not in valid]
@@ -174,7 +174,7 @@ def render_minilm(root=None) -> str:
             f"{t['torch_mismatches']} | {t['cycles']:,} | {sum(x['sim_s'] for x in r['layers']):.0f} | {commit} |")
     lines += ["", "Linear layers of all-MiniLM-L6-v2 (real weights; 36 layers = every one, 6 = the first "
               "encoder block), every real token of the sentences "
-              "(`rf8sim.study.common.data.load_sentences`, seed 0); activations and weights as codes (bf16: RNE cast; "
+              "(`rf8sim.workloads.data.load_sentences`, seed 0); activations and weights as codes (bf16: RNE cast; "
               "8-bit: per-token / per-channel power-of-two scales, applied outside the array), the whole GEMM "
               "of each layer cycle-accurately; golden = `rf8sim.golden.gemm` under the array's order, torch = "
               "the training emulation (every output for `aligned:K:M`; for fixed point the first "

@@ -46,7 +46,7 @@ def test_retrieval_agreement_counts_top1_neighbours():
 
 def test_init_weights_variance_matches_kaiming_and_bias_zero():
     from rf8sim.study.claims.gg_init import init_weights_
-    from rf8sim.study.common.models import MLP
+    from rf8sim.workloads.models import MLP
 
     m = MLP(hidden=(400, 400))
     init_weights_(m, "kaiming-normal", torch.Generator().manual_seed(0))
@@ -215,7 +215,7 @@ def test_quick_deepshape(tmp_path):
 
 def test_deepshape_leaves_tiny_tensors_alone():
     from rf8sim.study.claims.deepshape import MIN_NUMEL, reshape_
-    from rf8sim.study.common.models import CNN1D
+    from rf8sim.workloads.models import CNN1D
 
     torch.manual_seed(0)
     m = CNN1D()

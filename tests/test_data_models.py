@@ -9,8 +9,8 @@ import pytest
 import torch
 from toolcheck import package
 
-from rf8sim.study.common import data as D
-from rf8sim.study.common import models as M
+from rf8sim.workloads import data as D
+from rf8sim.workloads import models as M
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

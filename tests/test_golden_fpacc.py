@@ -652,7 +652,7 @@ def test_docs_blocks_are_generated():
     from pathlib import Path
 
     from rf8sim.infra import docgen
-    from rf8sim.golden import aligned_error  # noqa: F401  (registers the renderers)
+    from rf8sim.study.minilm import aligned_error  # noqa: F401  (registers the renderers)
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
     mine = {k: body for k, body in docgen.blocks(text) if k.startswith("formats:aligned")}
@@ -664,7 +664,7 @@ def test_docs_blocks_are_generated():
 
 def test_aligned_error_record_is_consistent():
     """The checked-in record: every K x M, aligned error falls as M grows (M = 16 the closest)."""
-    from rf8sim.golden.aligned_error import KS, MS, record_path
+    from rf8sim.study.minilm.aligned_error import KS, MS, record_path
     from rf8sim.infra.records import read_record
 
     rec = read_record(record_path())

@@ -7,7 +7,7 @@ import toolcheck
 
 from rf8sim.cli import main
 from rf8sim.study.mnist1d.area_accuracy import area_available, expand_grid
-from rf8sim.study.commands import _resolve_config
+from rf8sim.study.common.config import resolve_config
 
 
 def test_tiny_study_runs(tmp_path, capsys):
@@ -15,7 +15,7 @@ def test_tiny_study_runs(tmp_path, capsys):
     rc = main(["study", "area-accuracy", "--config", "tiny", "--out", str(out), "--no-progress",
                "--cache-dir", str(tmp_path / "cache")])
     assert rc == 0, capsys.readouterr()
-    cfg = _resolve_config("tiny")
+    cfg = resolve_config("tiny")
     pts = expand_grid(cfg)
     with open(out / "results.csv") as fh:
         rows = list(csv.DictReader(fh))

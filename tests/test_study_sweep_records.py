@@ -24,13 +24,13 @@ def _num(t: str) -> float:
 
 def test_checked_in_records_are_clean_and_complete():
     from rf8sim.study.mnist1d.area_accuracy import expand_grid
-    from rf8sim.study.commands import _resolve_config
+    from rf8sim.study.common.config import resolve_config
 
     rec = S.load_sweep_record()
     for r in (rec, S.load_variants_record()):
         pv = r["provenance"]
         assert pv["dirty"] is False and re.fullmatch(r"[0-9a-f]{40}", pv["commit"]), pv["command"]
-    cfg = _resolve_config("full")
+    cfg = resolve_config("full")
     assert rec["config"]["sweep"] == cfg.to_dict()["sweep"] and rec["config"]["model"] == cfg.to_dict()["model"]
     assert len(rec["rows"]) == len(expand_grid(cfg)) == 162
     assert not any(r["error"] for r in rec["rows"]) and all(r["area_um2"] for r in rec["rows"])

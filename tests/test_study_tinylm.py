@@ -124,7 +124,7 @@ def test_pairwise_marks_significance():
 
 
 def test_heldout_text_is_disjoint_and_chunks_are_spread():
-    from rf8sim.study.common.data import load_text_corpus
+    from rf8sim.workloads.data import load_text_corpus
 
     c = load_text_corpus()
     train = set(c.decode(c.train).split("\n\n"))
@@ -140,7 +140,7 @@ def test_heldout_text_is_disjoint_and_chunks_are_spread():
 
 
 def test_bad_input_is_refused_before_long_work(monkeypatch):
-    import rf8sim.study.common.data as D
+    import rf8sim.workloads.data as D
 
     def no_training(*a, **k):
         raise AssertionError("training started before the input was checked")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from rf8sim.study.common.config import ConfigError, config_from_dict
-from rf8sim.study.common.models import MiniLM
+from rf8sim.workloads.models import MiniLM
 from rf8sim.study.common.stats import StatsError, bootstrap_ci, paired_test, retrieval_scores
 from rf8sim.study.minilm.transformer import (DatapathConfig, DatapathError, ExactLinear, check_assignment, exactify,
                                       flag_totals, parse_configs, torch_check)

@@ -237,7 +237,7 @@ def cmd_golden(args) -> int:
 def cmd_aligned_error(args) -> int:
     from rf8sim.infra.console import Console
 
-    from .aligned_error import record_path, render_table, run
+    from ..study.minilm.aligned_error import record_path, render_table, run
 
     if args.sentences < 1 or args.rows < 1:
         raise _err("--sentences and --rows must be >= 1")

@@ -10,7 +10,7 @@ output of layer 0, then layer 1, ...
 
 * ``minilm``: all-MiniLM-L6-v2's real weights (``load_minilm_state``), and the inputs
   that every ``nn.Linear`` really receives in the model's forward pass on real
-  sentences (``rf8sim.study.common.data.load_sentences``); both quantized per tensor with
+  sentences (``rf8sim.workloads.data.load_sentences``); both quantized per tensor with
   ``rf8sim.golden.codec.quantize`` to the unit's weight / activation format (16-bit float
   formats: the values themselves rounded to bf16/fp16 with ``encode``, no scale).
 * ``random``: independent uniform codes (0..255, or 0..65535 for 16-bit formats).
@@ -67,8 +67,8 @@ def _minilm_capture(n_sentences: int = N_SENTENCES):
     """{linear name: (weight (out, in) float32, inputs (tokens, in) float32)} in layer order."""
     import torch
 
-    from ..study.common.data import load_sentences
-    from ..study.common.models import load_minilm, load_minilm_state
+    from ..workloads.data import load_sentences
+    from ..workloads.models import load_minilm, load_minilm_state
 
     state = load_minilm_state()
     model = load_minilm()

@@ -162,11 +162,29 @@ def code_version(*packages: str) -> str:
     return _CODE[key]
 
 
-def _dumps(value) -> str:
-    from .records import _default
+def json_default(o):
+    """``json.dumps(default=...)`` for numpy scalars and arrays and paths (the cache's and the records' JSON)."""
+    try:
+        import numpy as np
 
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            return float(o)
+        if isinstance(o, np.bool_):
+            return bool(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def _dumps(value) -> str:
     # key order kept (it is the producer's, deterministic); NaN/inf kept as JSON's NaN/Infinity
-    return json.dumps(value, default=_default)
+    return json.dumps(value, default=json_default)
 
 
 def canonical(value):

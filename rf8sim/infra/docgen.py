@@ -62,9 +62,9 @@ PAGES: dict[str, dict[str, str]] = {
     },
     "docs/formats.md": {
         "golden:narrow-gemm": "rf8sim.golden.bench",
-        "formats:aligned-width": "rf8sim.golden.aligned_error",
+        "formats:aligned-width": "rf8sim.study.minilm.aligned_error",
         "golden:w8a16-gemm": "rf8sim.golden.bench_w8a16",
-        "formats:aligned-error": "rf8sim.golden.aligned_error",
+        "formats:aligned-error": "rf8sim.study.minilm.aligned_error",
     },
     "docs/hdl.md": {
         "tech:sky130-char": "rf8sim.tech.docs",
@@ -135,7 +135,7 @@ PAGES: dict[str, dict[str, str]] = {
 RENDERER_MODULES = (
     "rf8sim.bench",
     "rf8sim.study.claims.report",
-    "rf8sim.golden.aligned_error",
+    "rf8sim.study.minilm.aligned_error",
     "rf8sim.hdl.synth",
     "rf8sim.hdl.sim",
     "rf8sim.study.flow.results",

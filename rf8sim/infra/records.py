@@ -25,7 +25,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import fileio
+from . import cache, fileio
 from .resources import source_root
 
 __all__ = ["provenance", "git_state", "write_record", "read_record", "machine", "versions", "portable",
@@ -103,25 +103,6 @@ def provenance(command: str | list | None = None) -> dict:
             "utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def _default(o):
-    try:
-        import numpy as np
-
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.floating):
-            return float(o)
-        if isinstance(o, np.bool_):
-            return bool(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-
 def _clean(o):
     """Non-finite floats become strings so the file is strict JSON."""
     if isinstance(o, float) and not math.isfinite(o):
@@ -137,8 +118,6 @@ def _path_roots() -> list[tuple[str, str]]:
     """(absolute folder of this machine, its portable spelling), most specific meaning first: the
     checkout and the working folder become relative paths (a command reruns from the repo root), the
     cache root ``$RF8SIM_CACHE``, the temporary folder ``$TMPDIR``, the home folder ``~``."""
-    from . import cache
-
     roots = []
     for folder, spelled in ((SOURCE_ROOT, "."), (Path.cwd(), "."), (cache.root(), "$RF8SIM_CACHE"),
                             (Path(tempfile.gettempdir()), "$TMPDIR"), (Path.home(), "~")):
@@ -186,7 +165,7 @@ def write_record(path, payload: dict, *, overwrite: bool = False, command=None) 
     Paths of this machine in it are written in their portable form (:func:`portable`)."""
     rec = {"provenance": payload.get("provenance") or provenance(command),
            **{k: v for k, v in payload.items() if k != "provenance"}}
-    rec = portable(_clean(json.loads(json.dumps(rec, default=_default))))
+    rec = portable(_clean(json.loads(json.dumps(rec, default=cache.json_default))))
     text = json.dumps(rec, indent=1, allow_nan=False) + "\n"
     return fileio.write_text(path, text, overwrite=overwrite)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .common.config import resolve_config  # a path or a shipped config's name (stdlib-only module)
+
 
 def register(sub) -> None:
     for name, hlp in (("flow", "the end-to-end co-design flow: RTL, verification, area, training, "
@@ -144,7 +146,7 @@ def cmd_tinylm(args) -> int:
         from ..infra import cache
 
         cache.set_root(args.cache_dir)
-    cfg = _resolve_config(args.config) if args.config else None
+    cfg = resolve_config(args.config) if args.config else None
     return record_run(cfg, args.record, cache_dir=args.cache_dir, force=args.force, progress=not args.no_progress)
 
 
@@ -155,23 +157,6 @@ def add_cluster_args(p) -> None:
                         "machine belongs to), ray://HOST:PORT (Ray Client) or HOST:PORT (GCS address)")
     p.add_argument("--cache-dir", default=None,
                    help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
-
-
-def _resolve_config(arg):
-    """A path, or the name of a shipped config (tiny, small, full, flow)."""
-    from importlib import resources
-    from pathlib import Path
-
-    from .common.config import load_config
-
-    p = Path(arg)
-    if p.is_file():
-        return load_config(p)
-    ship = resources.files("rf8sim.study").joinpath("configs", f"{arg}.toml")
-    if not p.suffix and ship.is_file():
-        with resources.as_file(ship) as f:
-            return load_config(f)
-    return load_config(p)  # raises a clear error naming the path
 
 
 def cmd_flow(args) -> int:
@@ -187,7 +172,7 @@ def cmd_flow(args) -> int:
         raise CLIError("--quick selects the embedded quick settings and cannot be combined with --config; "
                        "give a small configuration file instead (e.g. --config tiny)")
     check_output_dir(args.out)
-    cfg = _resolve_config(args.config) if args.config else None
+    cfg = resolve_config(args.config) if args.config else None
     if args.record:
         from ..infra.fileio import check_output_path
 
@@ -231,7 +216,7 @@ def cmd_area_accuracy(args) -> int:
     cluster = parse_cluster(args.cluster) if args.cluster is not None else None
     from ..infra.fileio import check_output_dir, safe_child
 
-    cfg = _resolve_config(args.config)
+    cfg = resolve_config(args.config)
     out = Path(args.out) if args.out else safe_child(Path("build") / "study", cfg.study.name, "[study] name")
     check_output_dir(out)
     if args.workers is not None and args.workers < 1:

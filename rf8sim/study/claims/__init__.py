@@ -14,14 +14,7 @@ summarizes them.
 
 from __future__ import annotations
 
-#: claim name -> module (imported on demand: torch and the models are heavy).
-RECIPES = {
-    "gg-fit": "rf8sim.study.claims.gg_fit",
-    "rf8-inference": "rf8sim.study.claims.rf8_inference",
-    "gg-init": "rf8sim.study.claims.gg_init",
-    "backslash": "rf8sim.study.claims.backslash",
-    "deepshape": "rf8sim.study.claims.deepshape",
-}
+from .common import RECIPES  # claim name -> module (stdlib-only module, no circle with the runner)
 
 __all__ = ["RECIPES", "run_claim"]
 

@@ -106,7 +106,7 @@ def uniform_coded_bits(model) -> float:
 
 # ------------------------------------------------------------- tasks
 def _data(task, cfg):
-    from rf8sim.study.common.data import load_mnist1d, load_text_corpus
+    from rf8sim.workloads.data import load_mnist1d, load_text_corpus
 
     if task == "tinylm":
         return load_text_corpus(max_bytes=cfg.get("max_bytes"))
@@ -114,7 +114,7 @@ def _data(task, cfg):
 
 
 def _model(task, cfg):
-    from rf8sim.study.common.models import CNN1D, MLP, TinyLM
+    from rf8sim.workloads.models import CNN1D, MLP, TinyLM
 
     return {"mlp": lambda: MLP(), "cnn": lambda: CNN1D(),
             "tinylm": lambda: TinyLM(d_model=cfg["d_model"], n_layer=cfg["n_layer"], n_head=cfg["n_head"],

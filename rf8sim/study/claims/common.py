@@ -18,6 +18,15 @@ from pathlib import Path
 
 from rf8sim.infra.resources import source_root
 
+#: claim name -> module (imported on demand: torch and the models are heavy).
+RECIPES = {
+    "gg-fit": "rf8sim.study.claims.gg_fit",
+    "rf8-inference": "rf8sim.study.claims.rf8_inference",
+    "gg-init": "rf8sim.study.claims.gg_init",
+    "backslash": "rf8sim.study.claims.backslash",
+    "deepshape": "rf8sim.study.claims.deepshape",
+}
+
 __all__ = [
     "ClaimError",
     "RESULTS_DIR",
@@ -237,7 +246,7 @@ def train_lm(model, tokens, *, steps: int, batch: int, block: int, lr: float, ge
     """
     import torch
 
-    from rf8sim.study.common.data import lm_batch
+    from rf8sim.workloads.data import lm_batch
 
     optim = _make_opt(model, "adamw", lr)
     losses, evals = [], []

@@ -30,7 +30,7 @@ FIG_TENSORS = (
 
 def weight_tensors(quick: bool) -> dict:
     """name -> float64 numpy array of the MiniLM matrices (2-D parameters; no pooler)."""
-    from rf8sim.study.common.models import load_minilm_state
+    from rf8sim.workloads.models import load_minilm_state
 
     state = load_minilm_state()
     names = sorted(k for k, v in state.items() if v.ndim == 2 and v.is_floating_point() and not k.startswith("pooler."))

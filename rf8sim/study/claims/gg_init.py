@@ -90,7 +90,7 @@ def _gg_tensor_(gg_init_, w, beta, generator):
 
 
 def _task_data(task, cfg):
-    from rf8sim.study.common.data import load_mnist1d, load_text_corpus
+    from rf8sim.workloads.data import load_mnist1d, load_text_corpus
 
     if task == "tinylm":
         return load_text_corpus(max_bytes=cfg.get("max_bytes"))
@@ -98,7 +98,7 @@ def _task_data(task, cfg):
 
 
 def _make_model(task, cfg):
-    from rf8sim.study.common.models import CNN1D, MLP, TinyLM
+    from rf8sim.workloads.models import CNN1D, MLP, TinyLM
 
     if task == "mlp":
         return MLP()

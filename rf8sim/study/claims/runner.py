@@ -34,7 +34,7 @@ def run_claim(name: str, quick: bool = False, seeds: int | None = None, out=None
     """
     from rf8sim.infra.console import Console
 
-    from . import RECIPES
+    from .common import RECIPES
 
     if name not in RECIPES:
         raise ClaimError(f"unknown claim {name!r}; valid: {', '.join(RECIPES)}, all")

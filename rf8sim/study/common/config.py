@@ -118,6 +118,7 @@ __all__ = [
     "TransformerSection",
     "TinyLMSection",
     "load_config",
+    "resolve_config",
     "config_from_dict",
     "config_hash",
     "GRANULARITIES",
@@ -557,6 +558,20 @@ def _check_tinylm(cfg: "StudyConfig") -> None:
                 dp.validate(cfg.study.max_terms)
         except DatapathError as e:
             raise ConfigError(f"{where}: {e}") from None
+
+
+def resolve_config(arg: "str | Path") -> StudyConfig:
+    """A path, or the name of a shipped config (tiny, small, full, flow, ...: ``rf8sim/study/configs/``)."""
+    from importlib import resources
+
+    p = Path(arg)
+    if p.is_file():
+        return load_config(p)
+    ship = resources.files("rf8sim.study").joinpath("configs", f"{arg}.toml")
+    if not p.suffix and ship.is_file():
+        with resources.as_file(ship) as f:
+            return load_config(f)
+    return load_config(p)  # raises a clear error naming the path
 
 
 def load_config(path: "str | Path") -> StudyConfig:

@@ -35,8 +35,8 @@ def measure(configs, sentences: int = 16, seed: int = 0, granularity: str = "cha
     """CPU and wall seconds per sentence of the float32 model and each configuration (one thread)."""
     import torch
 
-    from ..common.data import load_sentences
-    from ..common.models import load_minilm
+    from ...workloads.data import load_sentences
+    from ...workloads.models import load_minilm
     from .transformer import exactify, parse_configs, torch_check
 
     torch.set_num_threads(1)

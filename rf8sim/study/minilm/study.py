@@ -91,8 +91,8 @@ def _mac_counts(model, lengths: np.ndarray) -> dict[str, int]:
 
 def prepare(spec: TransformerSpec, sentences=None):
     """Load the model and sentences and validate everything before any long work."""
-    from ..common.data import load_sentences
-    from ..common.models import load_minilm
+    from ...workloads.data import load_sentences
+    from ...workloads.models import load_minilm
 
     if spec.model != "minilm":
         raise DatapathError(f"[transformer] model {spec.model!r}: valid: minilm (or none)")

@@ -62,10 +62,10 @@ def measure(config: str = "scale64", nodes=(1, 2), progress: bool = True, consol
     from ...infra import cluster
     from ...infra.raylocal import LocalRayCluster
     from .area_accuracy import expand_grid, run_sweep
-    from ..commands import _resolve_config
+    from ..common.config import resolve_config
 
     console = console or Console()
-    cfg = _resolve_config(config)
+    cfg = resolve_config(config)
     work = Path(tempfile.mkdtemp(prefix="rf8scale"))
     runs = []
     try:

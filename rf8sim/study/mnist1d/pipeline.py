@@ -64,7 +64,7 @@ def _training_code_hash() -> str:
 
     h = hashlib.sha256()
     root = Path(__file__).resolve().parents[2]
-    for f in sorted((root / "training").glob("*.py")) + [root / "study" / "common" / "models.py", Path(__file__)]:
+    for f in sorted((root / "training").glob("*.py")) + [root / "workloads" / "models.py", Path(__file__)]:
         if f.is_file():
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -74,7 +74,7 @@ def _mnist1d_cached(n: int, cache_root: Path):
     """load_mnist1d(n=n) through an .npz cache: generating MNIST-1D takes seconds, reading it ms."""
     import torch
 
-    from ..common.data import MNIST1D_SEED, load_mnist1d
+    from ...workloads.data import MNIST1D_SEED, load_mnist1d
 
     f = cache_root / "data" / f"mnist1d-seed{MNIST1D_SEED}-n{n}.npz"
     if f.is_file():
@@ -104,7 +104,7 @@ than :func:`rf8sim.infra.cache.root`) unless ``keep_model``.
     import torch
     from tqdm.auto import tqdm
 
-    from ..common.models import MLP
+    from ...workloads.models import MLP
 
     mdict = dataclasses.asdict(mcfg)
     key = config_hash({"model": mdict, "seed": seed, "torch": torch.__version__, "code": _training_code_hash(),

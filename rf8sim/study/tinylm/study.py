@@ -1,9 +1,9 @@
 """TinyLM held-out bits per byte through the bit-exact datapath, with statistics (flow stage ``tinylm``).
 
-A small byte-level decoder (:class:`rf8sim.study.common.models.TinyLM`: token + position embeddings,
+A small byte-level decoder (:class:`rf8sim.workloads.models.TinyLM`: token + position embeddings,
 pre-LayerNorm blocks with a packed QKV ``nn.Linear``, causal softmax attention, a GELU MLP, an
 ``nn.Linear`` head) is trained inside the flow on the training split of CPython's
-``pydoc_data.topics`` (:func:`rf8sim.study.common.data.load_text_corpus`: held-out paragraphs are
+``pydoc_data.topics`` (:func:`rf8sim.workloads.data.load_text_corpus`: held-out paragraphs are
 disjoint from the training paragraphs), seeded, one thread, and cached under the cache root's
 ``model/`` by a hash of the training settings, the torch version and the code it runs.
 
@@ -92,7 +92,7 @@ class TinyLMSpec:
 
 
 def _model(spec: TinyLMSpec):
-    from ..common.models import ModelError, TinyLM
+    from ...workloads.models import ModelError, TinyLM
 
     try:
         return TinyLM(d_model=spec.d_model, n_layer=spec.n_layer, n_head=spec.n_head, block=spec.block)
@@ -136,7 +136,7 @@ def chunk_bits(model, chunks, batch: int = 64) -> np.ndarray:
 def _code_hash() -> str:
     import hashlib
 
-    from ..common import data, models
+    from ...workloads import data, models
 
     h = hashlib.sha256()
     for src in (inspect.getsource(models), inspect.getsource(data), inspect.getsource(_train)):
@@ -152,7 +152,7 @@ def _train(spec: TinyLMSpec, tokens, progress: bool, recipe=None):
     import torch
     from tqdm.auto import tqdm
 
-    from ..common.data import lm_batch
+    from ...workloads.data import lm_batch
 
     torch.manual_seed(spec.seed)
     g = torch.Generator().manual_seed(spec.seed)
@@ -186,7 +186,7 @@ def train_tinylm(spec: TinyLMSpec, *, cache_dir=None, progress: bool = True, use
     import torch
 
     from ...infra import cache as _cache
-    from ..common.data import load_text_corpus
+    from ...workloads.data import load_text_corpus
 
     key = _cache.content_hash({"tinylm": spec.train_key(), "torch": torch.__version__, "code": _code_hash(), "v": 1})
     f = _cache.subdir("model", cache_dir) / f"tinylm-{key}.npz"
@@ -225,7 +225,7 @@ def train_tinylm(spec: TinyLMSpec, *, cache_dir=None, progress: bool = True, use
 def prepare(spec: TinyLMSpec):
     """Everything checked before training or evaluation: model shape, configs on its layers, held-out bytes.
     Returns the held-out chunks."""
-    from ..common.data import load_text_corpus
+    from ...workloads.data import load_text_corpus
 
     for k in ("d_model", "n_layer", "n_head", "block", "steps", "batch_size", "a16_chunks", "bootstrap",
               "eval_batch", "scale_block"):

@@ -163,7 +163,7 @@ def train_recipe(spec: ThesisSpec, recipe: str, seed: int, progress: bool = Fals
     """The TinyLM trained by ``recipe`` (one torch thread, seeded) and the recipe's details."""
     import torch
 
-    from ..common.data import load_text_corpus
+    from ...workloads.data import load_text_corpus
     from .study import _train
 
     corpus = load_text_corpus()
@@ -221,7 +221,7 @@ def verdict(gap: dict, change: dict | None, plain_gap: dict) -> str:
 
 def _job(args):
     """One (recipe, seed): train, evaluate on the shared held-out chunks (a worker process may run it)."""
-    from ..common.data import load_text_corpus
+    from ...workloads.data import load_text_corpus
 
     spec, recipe, seed = args
     chunks = heldout_chunks(load_text_corpus().test, spec.block, spec.chunks, 0)
@@ -235,7 +235,7 @@ def run_thesis(spec: ThesisSpec, progress: bool = True, workers: int = 1) -> dic
     """Train every recipe x seed, evaluate, compare; JSON-able results."""
     from tqdm.auto import tqdm
 
-    from ..common.data import load_text_corpus
+    from ...workloads.data import load_text_corpus
     from ..minilm.transformer import check_assignment
 
     spec.check()

@@ -85,7 +85,7 @@ def gg_sqnr(formats, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), rows: int = 64, cols: in
 
 
 def _minilm_linears():
-    from ..common.models import load_minilm
+    from ...workloads.models import load_minilm
     from ..minilm.transformer import linear_layers
 
     model = load_minilm()

@@ -1,8 +1,8 @@
 """How far ``aligned:K:M`` lands from the ``fp32`` accumulator on real data.
 
-Real all-MiniLM-L6-v2 weights (:func:`rf8sim.study.common.models.load_minilm`) and the inputs of
+Real all-MiniLM-L6-v2 weights (:func:`rf8sim.workloads.models.load_minilm`) and the inputs of
 every ``nn.Linear`` in a real forward pass over real sentences
-(:func:`rf8sim.study.common.data.load_sentences`): activations encoded to bf16 (round to nearest
+(:func:`rf8sim.workloads.data.load_sentences`): activations encoded to bf16 (round to nearest
 even), weights to rf8 with per-output-channel power-of-two scales.  For each linear layer,
 ``rows`` token rows are drawn (seeded) and the same codes go through
 ``gemm(..., acc="fp32")`` and ``gemm(..., acc="aligned:K:M")``.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..infra.docgen import register
+from ...infra.docgen import register
 
 __all__ = ["KS", "MS", "record_path", "collect_minilm_linears", "measure", "run", "render_table"]
 
@@ -34,7 +34,7 @@ MS = (8, 10, 12, 16)
 
 def record_path() -> Path:
     """``golden/results/aligned_error.json`` of the checkout (or of the installed package data)."""
-    from ..infra.resources import data_dir
+    from ...infra.resources import data_dir
 
     return data_dir("golden") / "results" / "aligned_error.json"
 
@@ -44,8 +44,8 @@ def collect_minilm_linears(sentences: int = 16, rows: int = 48, seed: int = 0):
     all-MiniLM-L6-v2, ``x`` the layer's real inputs (non-padding tokens) in a forward pass."""
     import torch
 
-    from ..study.common.data import load_sentences
-    from ..study.common.models import load_minilm
+    from ...workloads.data import load_sentences
+    from ...workloads.models import load_minilm
 
     model = load_minilm()
     sents = load_sentences(sentences, seed=seed)
@@ -91,8 +91,8 @@ def _stats(ulp: np.ndarray, rel: np.ndarray, norm: list[float]) -> dict:
 
 def measure(layers, ks=KS, ms=MS, w_fmt: str = "rf8", progress=None) -> dict:
     """Error statistics of every aligned:K:M (and fp32 vs float64) over ``layers``."""
-    from . import codec
-    from .arith import gemm
+    from ...golden import codec
+    from ...golden.arith import gemm
 
     prepared = []
     for name, x, wt in layers:
@@ -138,7 +138,7 @@ def run(out=None, sentences: int = 16, rows: int = 48, seed: int = 0, overwrite:
 
     from rich.progress import Progress
 
-    from ..infra import fileio, records
+    from ...infra import fileio, records
 
     out = record_path() if out is None else out
     fileio.check_output_path(out, overwrite)
@@ -151,7 +151,7 @@ def run(out=None, sentences: int = 16, rows: int = 48, seed: int = 0, overwrite:
     payload = {
         "what": "aligned:K:M accumulator vs fp32 accumulator, bf16 activations x rf8 weights (per-channel "
                 "power-of-two scales), all-MiniLM-L6-v2 linear layers on real sentences",
-        "model": "all-MiniLM-L6-v2 (rf8sim.study.common.models.load_minilm)",
+        "model": "all-MiniLM-L6-v2 (rf8sim.workloads.models.load_minilm)",
         "data": {"sentences": n_sent, "tokens": n_tok, "rows_per_layer": rows, "seed": seed,
                  "layers": [n for n, _, _ in layers], "macs_per_accumulator": int(macs)},
         "results": res,
@@ -168,9 +168,9 @@ def _fmt(v: float) -> str:
 @register("formats:aligned-error")
 def render_table(record=None) -> str:
     """Markdown table of the aligned-vs-fp32 record."""
-    from ..infra import records
+    from ...infra import records
 
-    from ..infra.docgen import DocgenError
+    from ...infra.docgen import DocgenError
 
     if record is None:
         path = record_path()
@@ -198,7 +198,7 @@ def render_table(record=None) -> str:
 @register("formats:aligned-width")
 def render_widths() -> str:
     """Markdown table of the aligned:K:M block register widths (derived from the formats)."""
-    from ..accspec import AccSpec
+    from ...accspec import AccSpec
 
     cols = [(k, m) for k in KS for m in (8, 16)] + [(4096, 24)]
     lines = ["| weights | " + " | ".join(f"K={k}, M={m}" for k, m in cols) + " |",
