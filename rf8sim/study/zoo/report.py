@@ -259,4 +259,9 @@ def render_zoo_prove() -> str:
         lines.append(f"| {r['a']} × {r['w']} | {r['pairs']:,} | {st} | {r['method'] or '-'} | "
                      f"{r.get('sat_problems', '-')} | {r['seconds']:.0f} |")
     lines += ["", "Computed from the record: " + prove_summary(rec["rows"])]
+    done = {f"{r['a']}:{r['w']}" for r in rec["rows"]}
+    left = [p.replace(":", " × ") for p in rec.get("requested", []) if p not in done]
+    if not rec.get("complete", True) and left:
+        lines[-1] += (f" The run was stopped after {len(rec['rows'])} of {len(rec['requested'])} pairs; not reached: "
+                      + ", ".join(left) + " (their check is the simulation above).")
     return "\n".join(lines)
