@@ -131,3 +131,12 @@ def test_prove_summary_counts():
     s = prove_summary(rows)
     assert s.startswith("2 of 4 product stages SAT-proved") and "131,072 pairs in all; 1 whole, 1 whole after abc" in s
     assert "proof FAILED for int8 × lns8" in s and "no proof finished in time for bf16 × lns8" in s
+
+
+@pytest.mark.parametrize("argv,msg", [(["study", "zoo-prove", "--pairs", "e4m3:nope"], "unknown format 'nope'"),
+                                      (["study", "zoo-prove", "--pairs", "e4m3"], "--pairs must be A:W pairs"),
+                                      (["study", "zoo-prove", "--whole-timeout", "0"], "must be >= 1")])
+def test_zoo_prove_cli_bad_input(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err and err.strip().count("\n") == 0
