@@ -28,7 +28,8 @@ __all__ = ["ArrayVerifyError", "array_leg", "minilm_layers", "verify_minilm", "r
 
 #: the checked-in MiniLM array verification records (docs/hdl.md, block ``hdl:array-minilm``)
 RECORDS = ("hdl/results/array-minilm-bf16xrf8-aligned-32-16-8x8.json",
-           "hdl/results/array-minilm-rf8xrf8-exact-8x8.json")
+           "hdl/results/array-minilm-rf8xrf8-exact-8x8.json",
+           "hdl/results/array-minilm-bf16xrf8-aligned-32-16-4x4-e1.json")
 
 
 #: fixed-point arrays: rows (tokens) of each GEMM also compared with the torch emulation (all rows with golden)
@@ -168,7 +169,8 @@ def render_minilm(root=None) -> str:
         c, t, prov = r["config"], r["totals"], r["provenance"]
         commit = (prov.get("commit") or "?")[:10] + (" (dirty)" if prov.get("dirty") else "")
         lines.append(
-            f"| `{rel}` (`{prov['command']}`) | {c['rows']}x{c['cols']} (depth {c['depth']}, {r['simulator']}) | "
+            f"| `{rel}` (`{prov['command']}`) | {c['rows']}x{c['cols']} (depth {c['depth']}, {r['simulator']}"
+            + (", registered edge adder" if c.get("edge_stages") else "") + ") | "
             f"{c['a_fmt']} x {c['w_fmt']} | `{c['acc']}` | {len(r['layers'])} | {r['tokens']} ({r['sentences']}) | "
             f"{t['outputs']:,} | {t['compared']:,} | {t['golden_mismatches']} | {t['torch_compared']:,} | "
             f"{t['torch_mismatches']} | {t['cycles']:,} | {sum(x['sim_s'] for x in r['layers']):.0f} | {commit} |")

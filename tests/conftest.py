@@ -37,3 +37,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _cache_root_per_test():
+    """A test that runs the CLI with --cache-dir sets the process-wide cache root (and $RF8SIM_CACHE);
+    restore both afterwards so the next test sees the root it would see alone."""
+    from rf8sim.infra import cache
+
+    root, env = cache._ROOT, os.environ.get(cache.ENV)
+    yield
+    cache._ROOT = root
+    if env is None:
+        os.environ.pop(cache.ENV, None)
+    else:
+        os.environ[cache.ENV] = env

@@ -416,3 +416,19 @@ def test_integer_formats_of_every_width_encode_as_twos_complement(bits):
     assert got.dtype == (np.uint8 if bits <= 8 else np.uint16)
     assert got.tolist() == want and len(want) >= 1 << 16
     assert decode(got, fmt).tolist() == [float(v - (1 << bits) if v > hi else v) for v in want]
+
+
+@pytest.mark.parametrize("name,mldt", [("e4m3", ml_dtypes.float8_e4m3fn), ("e5m2", ml_dtypes.float8_e5m2)])
+def test_every_bucket_of_the_8bit_table_against_ml_dtypes(name, mldt):
+    """The 8-bit formats index a 2**15-row table by the top bits of |x| (NaN and Inf patterns included, so the
+    table is padded): every 16-bit top pattern, both signs, with low halves 0, 0x8000 and 0xFFFF, through
+    the parallel kernel, against ml_dtypes (NaN compared as NaN: rf8sim writes the canonical positive one)."""
+    top = np.arange(1 << 16, dtype=np.uint32) << 16
+    bits = np.concatenate([top | low for low in (0, 0x8000, 0xFFFF)])
+    x = bits.view(np.float32)
+    got = decode(encode(x, name, saturate=False), name)
+    want = x.astype(mldt).astype(np.float32)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
+    assert x.size == 3 * 65536 and nan.sum() >= 3 * 2 * 127  # the NaN patterns of the input at least

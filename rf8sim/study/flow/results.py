@@ -195,6 +195,10 @@ def render_readme_lead() -> str:
                       f"{'met' if g['tops_w_met'] else 'not met'})")
         else:
             s = "RF8 × BF16 against BF16 × BF16: **not evaluated** (a row is missing from the record)"
+        bw_r, bw_b = ((by.get(k) or {}).get("config", {}).get("block_width") for k in (("bf16", "rf8"), ("bf16", "bf16")))
+        if "tops_mm2" in g and bw_r and bw_b:
+            s += (f" — against the same pre-aligned design with BF16 weights, whose exact block sums are {bw_b} bits "
+                  f"wide (RF8 × BF16: {bw_r}), not a float32-accumulating BF16 array (docs/hdl.md, array goals)")
         if "tops_mm2" in g1:
             s += (f"; with the registered edge adder (`edge_stages` 1, both arrays) {g1['tops_mm2']:.2f}× TOPS/mm²"
                   + (f" and {g1['tops_w']:.2f}× TOPS/W" if "tops_w" in g1 else ""))
