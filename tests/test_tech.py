@@ -52,6 +52,8 @@ def test_one_technology_registry():
     assert route.get_tech("Sky130") is tech.get("sky130") is tech.TECHS["sky130"]
     assert sta.BOUNDARY_FLOPS == (("DFFPOSX1", "D", "Q"), ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"))
     assert route_study.NODES == {"osu018": (180, 1.8), "sky130": (130, 1.8)}
+    # the placement utilization target is per technology (sky130 needs room on qrouter's grid)
+    assert (tech.TECHS["osu018"].utilization, tech.TECHS["sky130"].utilization) == (0.6, 0.5)
     with pytest.raises(tech.TechError, match="valid: osu018, sky130"):
         route.get_tech("gf180")
 

@@ -128,3 +128,20 @@ def test_model_delays_are_the_liberty_first_points():
     text = models_text(liberty("sky130"))
     m = re.search(r"module sky130_fd_sc_hd__inv_1 .*?\(A => Y\) = \(([\d.e-]+), ([\d.e-]+)\);", text, re.S)
     assert (float(m.group(1)), float(m.group(2))) == pytest.approx((first["cell_rise"], first["cell_fall"]), rel=1e-5)
+
+
+def test_liberty_pins_reads_the_quoted_directions():
+    """The sky130 Liberty writes ``direction : "output";`` (quoted); rf8sim.hdl.sta.liberty_pins must read it, or
+    the gate-level energy finds no cell outputs and reports clock and leakage only (it did: every MAC ~2 pJ)."""
+    from rf8sim.hdl.sta import liberty_pins
+    from rf8sim.tech import liberty
+    from rf8sim.tech.cells import CELLS
+
+    pins = liberty_pins(liberty("sky130"))
+    n = 0
+    for c in CELLS:
+        p = pins["sky130_fd_sc_hd__" + c.name]
+        assert {k for k, (d, _) in p.items() if d == "output"} == set(c.outputs), c.name
+        assert {k for k, (d, _) in p.items() if d == "input"} == set(c.inputs), c.name
+        n += len(p)
+    assert n == sum(len(c.inputs) + len(c.outputs) for c in CELLS)

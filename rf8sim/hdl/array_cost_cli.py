@@ -172,6 +172,8 @@ def route_array(cfg, args, liberty) -> dict:
     """``rf8sim array synth --route``: the synthesised array placed and routed; pre/post-route timing."""
     from .route import get_tech, route_design, routed_timing
 
+    if args.utilization is None:
+        args.utilization = get_tech(getattr(args, "tech", None)).utilization
     if not 0.05 <= args.utilization <= 0.95:
         raise HdlError(f"--utilization must be in 0.05..0.95, got {args.utilization}")
     syn = synth_array(cfg, liberty or "default", not args.no_cache)

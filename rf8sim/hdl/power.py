@@ -34,7 +34,7 @@ DEFAULT_CLOCK_NS = 10.0
 DEFAULT_BEATS = 2000
 PRE_BEATS = 4  # stream beats simulated before counting (pipeline fill), after 2 reset cycles
 RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa.json"  # in a source checkout
-POWER_VERSION = 2
+POWER_VERSION = 3  # 3: pin directions read when quoted (sky130 Liberty): cached sky130 energies were clock + leakage only
 
 
 def _iverilog_version() -> str:

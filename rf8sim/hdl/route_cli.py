@@ -16,7 +16,6 @@ from .route import resolve_liberty  # noqa: F401  (re-exported: cmd_synth asks r
 
 __all__ = ["add_arguments", "wants", "resolve_liberty", "run", "route_rows"]
 
-DEFAULT_UTILIZATION = 0.6
 DEFAULT_PLACE_SEED = 12345
 
 
@@ -31,8 +30,9 @@ def add_arguments(p, route: bool = True) -> None:
     g.add_argument("--route", action="store_true",
                    help="place (graywolf) and route (qrouter) the mapped netlist; --timing/--power then report "
                         "pre- and post-route numbers (wire parasitics from the router's SPEF)")
-    g.add_argument("--utilization", type=float, default=DEFAULT_UTILIZATION,
-                   help=f"--route: fraction of the rows the cells fill (default {DEFAULT_UTILIZATION})")
+    g.add_argument("--utilization", type=float, default=None,
+                   help="--route: fraction of the rows the cells fill (default: the technology's, osu018 0.6, "
+                        "sky130 0.5)")
     g.add_argument("--place-seed", type=int, default=DEFAULT_PLACE_SEED,
                    help=f"--route: graywolf's random seed (default {DEFAULT_PLACE_SEED})")
 
@@ -63,7 +63,7 @@ def _route_one(job, liberty, tech, utilization, seed, clock_ns, streams, beats, 
     return row
 
 
-def route_rows(jobs, liberty, tech, *, utilization=DEFAULT_UTILIZATION, seed=DEFAULT_PLACE_SEED, clock_ns=None,
+def route_rows(jobs, liberty, tech, *, utilization=None, seed=DEFAULT_PLACE_SEED, clock_ns=None,
                streams=(), beats=2000, use_cache=True, cluster="local", workers=1, progress=True) -> list:
     """Route every configuration of ``jobs`` (``(a, w, acc, lanes, out, stage)``) through the Ray backend
     (:func:`rf8sim.infra.cluster.run_tasks`), one CPU and the qflow tools per task."""
@@ -105,6 +105,8 @@ def run(args) -> int:
     from .route import get_tech, route_tools_available
 
     t = get_tech(getattr(args, "tech", None)).name
+    if args.utilization is None:
+        args.utilization = get_tech(t).utilization
     if not 0.05 <= args.utilization <= 0.95:
         raise HdlError(f"--utilization must be in 0.05..0.95, got {args.utilization}")
     if not route_tools_available():

@@ -146,7 +146,7 @@ def _job(job, tech, liberty, utilization, clock_ns, streams, beats, use_cache, p
     return row
 
 
-def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=0.6, clock_ns=10.0, streams=("minilm",),
+def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=None, clock_ns=10.0, streams=("minilm",),
                beats=1000, use_cache=True, cluster="local", tries=4, plan=None,
                workers=1, progress=True) -> list:
     from ..infra.cluster import Resources, run_tasks
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name", required=True, choices=sorted(RECORDS), help="which record: its technology and units")
     ap.add_argument("--liberty", default=None, help="override the technology's Liberty file")
     ap.add_argument("--units", default=None, help="indices into UNITS, e.g. 0,1,2 (default: the record's)")
-    ap.add_argument("--utilization", type=float, default=0.6)
+    ap.add_argument("--utilization", type=float, default=None, help="default: the technology's (rf8sim.tech.TECHS)")
     ap.add_argument("--clock-ns", type=float, default=10.0)
     ap.add_argument("--stream", action="append", default=None, help="streams for energy (default minilm)")
     ap.add_argument("--beats", type=int, default=1000)
@@ -186,6 +186,8 @@ def main(argv=None) -> int:
     args.record = args.record or RECORDS[args.name]
     tech = args.name.split("-")[0]
     check_output_path(args.record, args.force)
+    if args.utilization is None:
+        args.utilization = TECHS[tech].utilization
     if not route_tools_available():
         raise HdlError("qflow's graywolf/qrouter/rc2dly are not installed: apt-get install qflow")
     idx = RECORD_UNITS[args.name] if args.units is None else tuple(int(i) for i in args.units.split(","))
@@ -242,8 +244,9 @@ def render_failures(name: str) -> str:
     n = len(rec["rows"])
     if not bad:
         return f"All {n} runs of `{RECORDS[name]}` routed with 0 failed nets.\n"
-    lines = [f"{len(bad)} of {n} runs of `{RECORDS[name]}` ({rec['tech']}) did not route within {rec.get('tries', 4)} "
-             "placements each; no post-route number is reported for them:", ""]
+    lines = [f"{len(bad)} of {n} runs of `{RECORDS[name]}` ({rec['tech']}) stopped with a one-line `RouteError` (a net "
+             f"still unrouted after {rec.get('tries', 4)} placements, or parasitics that do not match the routed "
+             "netlist); no post-route number is reported for them:", ""]
     lines += [f"* {_unit(r)}, {r['variant']}, seed {r['seed']}: {r['error']}" for r in bad]
     return "\n".join(lines) + "\n"
 
@@ -412,14 +415,16 @@ def render_anchors(tech: str) -> str:
 
 #: the records with blocks in docs/hdl.md and which blocks
 DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
-              "osu018-w8a16": ("route", "route-noise", "route-failures")}
+              "osu018-w8a16": ("route", "route-noise", "route-failures"),
+              "sky130": ("route", "route-spread", "route-noise", "route-failures")}
 _RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
            "route-failures": render_failures}
 
 for _t, _blocks in DOCUMENTED.items():
     for _b in _blocks:
         register(f"hdl:{_b}-{_t}")(functools.partial(_RENDER[_b], _t))
-register("hdl:route-anchors-osu018")(functools.partial(render_anchors, "osu018"))
+for _t in ("osu018", "sky130"):
+    register(f"hdl:route-anchors-{_t}")(functools.partial(render_anchors, _t))
 
 _ = DocgenError  # re-exported for renderers' callers
 

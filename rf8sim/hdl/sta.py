@@ -64,7 +64,7 @@ def liberty_pins(lib: Path) -> dict:
         pins = {}
         segs = re.split(r"\bpin\s*\(\s*\"?(\w+)\"?\s*\)", body)
         for pin, pbody in zip(segs[1::2], segs[2::2]):
-            d = re.search(r"\bdirection\s*:\s*(\w+)", pbody)
+            d = re.search(r"\bdirection\s*:\s*\"?(\w+)", pbody)
             c = re.search(r"\bcapacitance\s*:\s*([0-9.eE+-]+)", pbody)
             pins[pin] = (d.group(1) if d else None, float(c.group(1)) if c else 0.0)
         cells[name] = pins
