@@ -119,3 +119,24 @@ def test_flow_report_section_from_records():
     assert md.startswith("## The format zoo (checked-in records, not this run)")
     assert "- RF8 against APoT at equal bits" in md and "- TinyLM weight-only, RF8 against APoT" in md
     assert "weight-only, MiniLM 1 − cosine against product-stage area: the front of" in md
+
+
+def test_prove_summary_counts():
+    from rf8sim.study.zoo.report import prove_summary
+
+    rows = [{"a": "e4m3", "w": "rf8", "pairs": 1 << 16, "proved": True, "method": "whole"},
+            {"a": "e4m3", "w": "lns8", "pairs": 1 << 16, "proved": True, "method": "whole after abc -g AND"},
+            {"a": "bf16", "w": "lns8", "pairs": 1 << 24, "proved": False, "method": None},
+            {"a": "int8", "w": "lns8", "pairs": 1 << 16, "proved": False, "method": "whole"}]
+    s = prove_summary(rows)
+    assert s.startswith("2 of 4 product stages SAT-proved") and "131,072 pairs in all; 1 whole, 1 whole after abc" in s
+    assert "proof FAILED for int8 × lns8" in s and "no proof finished in time for bf16 × lns8" in s
+
+
+@pytest.mark.parametrize("argv,msg", [(["study", "zoo-prove", "--pairs", "e4m3:nope"], "unknown format 'nope'"),
+                                      (["study", "zoo-prove", "--pairs", "e4m3"], "--pairs must be A:W pairs"),
+                                      (["study", "zoo-prove", "--whole-timeout", "0"], "must be >= 1")])
+def test_zoo_prove_cli_bad_input(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err and err.strip().count("\n") == 0

@@ -197,7 +197,8 @@ def cmd_verify_minilm(args) -> int:
 
     prov = records.provenance()
     rep = verify_minilm(args.size, args.a_fmt, args.w_fmt, args.acc, args.sentences, args.simulator, args.layer,
-                        args.depth, progress=lambda s: print(s, flush=True))
+                        args.depth, progress=lambda s: print(s, flush=True), pe_stages=args.pe_stages,
+                        edge_stages=args.edge_stages)
     t = rep["totals"]
     print(f"{len(rep['layers'])} layers, {rep['tokens']} tokens of {rep['sentences']} sentences: {t['outputs']:,} "
           f"outputs ({t['compared']:,} values), {t['golden_mismatches']} mismatches vs golden, "
@@ -216,7 +217,8 @@ def cmd_bench(args) -> int:
     if args.record:
         check_output_path(args.record, overwrite=args.force)
     prov = records.provenance()
-    r = bench_layer(args.size, args.a_fmt, args.w_fmt, args.acc, args.layer, args.tokens, args.simulator)
+    r = bench_layer(args.size, args.a_fmt, args.w_fmt, args.acc, args.layer, args.tokens, args.simulator,
+                    depth=args.depth, pe_stages=args.pe_stages, edge_stages=args.edge_stages)
     print(f"{r['layer']} {r['M']}x{r['K']}x{r['N']} on {args.size} ({args.simulator}): {r['wall_s']:.1f} s wall "
           f"(simulation {r['sim_s']:.1f} s, {r['cycles']:,} cycles, {r['cycles_per_s']:,.0f} cycles/s; goal <= 60 s: "
           f"{'met' if r['met'] else 'missed'}); {r['outputs']:,} outputs, {r['mismatches']} mismatches vs golden")

@@ -110,6 +110,7 @@ PAGES: dict[str, dict[str, str]] = {
         "study:zoo-table": "rf8sim.study.zoo.report",
         "study:zoo-facts": "rf8sim.study.zoo.report",
         "study:zoo-rtl": "rf8sim.study.zoo.report",
+        "study:zoo-prove": "rf8sim.study.zoo.report",
         "study:zoo-tinylm": "rf8sim.study.zoo.pareto",
         "study:zoo-pareto": "rf8sim.study.zoo.pareto",
         "study:minilm-run": "rf8sim.study.flow.results",

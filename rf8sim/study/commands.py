@@ -347,10 +347,17 @@ def cmd_zoo_prove(args) -> int:
     if args.record:
         check_output_path(args.record, args.force)
     prov = records.provenance()
-    rows = rtl_proofs(pairs, args.whole_timeout, args.split_timeout)
-    if args.record:
-        path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-prove", "rows": rows},
-                            overwrite=args.force)
+    requested = [f"{a}:{w}" for a, w in pairs]
+
+    def save(rows, complete=False):  # after every pair: a run stopped early still leaves its proofs
+        if args.record:
+            return write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-prove", "requested": requested,
+                                              "complete": complete, "rows": rows}, overwrite=True)
+        return None
+
+    rows = rtl_proofs(pairs, args.whole_timeout, args.split_timeout, on_row=save)
+    path = save(rows, complete=True)
+    if path:
         print(f"record: {path}")
     return 0 if all(r["proved"] or r["method"] is None for r in rows) else 1
 

@@ -219,3 +219,49 @@ def render_zoo_rtl() -> str:
         facts.append(f"all {len(rec['rows'])} units match the golden model on every product compared")
     lines += ["", "Computed from the record: " + "; ".join(facts) + "."]
     return "\n".join(lines)
+
+
+ZOO_PROVE_RECORD = Path("study") / "results" / "zoo-prove.json"
+
+
+def prove_summary(rows) -> str:
+    """One sentence counting the SAT-proved product stages by method, naming the rest."""
+    proved = [r for r in rows if r["proved"]]
+    by = {}
+    for r in proved:
+        by.setdefault(r["method"], []).append(r)
+    parts = [f"{len(v)} {m}" for m, v in by.items()]
+    pairs = sum(r["pairs"] for r in proved)
+    txt = (f"{len(proved)} of {len(rows)} product stages SAT-proved equal to the format definitions on every code "
+           f"pair ({pairs:,} pairs in all; " + ", ".join(parts) + ")")
+    failed = [f"{r['a']} × {r['w']}" for r in rows if not r["proved"] and r["method"]]
+    open_ = [f"{r['a']} × {r['w']}" for r in rows if not r["proved"] and not r["method"]]
+    if failed:
+        txt += "; proof FAILED for " + ", ".join(failed)
+    if open_:
+        txt += "; no proof finished in time for " + ", ".join(open_) + " (their check is the simulation above)"
+    return txt + "."
+
+
+@register("study:zoo-prove")
+def render_zoo_prove() -> str:
+    from ...infra.docgen import load_record
+
+    rec = load_record(ZOO_PROVE_RECORD, "rf8sim-zoo-prove", f"rf8sim study zoo-prove --record {ZOO_PROVE_RECORD}")
+    pv = rec["provenance"]
+    m = pv["machine"]
+    lines = [f"Record `{ZOO_PROVE_RECORD}`: `{pv['command']}` at commit {(pv.get('commit') or '?')[:10]} "
+             f"({'dirty' if pv.get('dirty') else 'clean'} tree), {pv.get('utc', '')}, on {m['cpu']}, {m['cores']} "
+             "cores:", "", "| activation × weight | code pairs | SAT proof | method | SAT problems | seconds |",
+             "|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        st = "proved" if r["proved"] else ("FAILED" if r["method"] else "not finished: " + "; ".join(r.get("timeouts", [])))
+        lines.append(f"| {r['a']} × {r['w']} | {r['pairs']:,} | {st} | {r['method'] or '-'} | "
+                     f"{r.get('sat_problems', '-')} | {r['seconds']:.0f} |")
+    lines += ["", "Computed from the record: " + prove_summary(rec["rows"])]
+    done = {f"{r['a']}:{r['w']}" for r in rec["rows"]}
+    left = [p.replace(":", " × ") for p in rec.get("requested", []) if p not in done]
+    if not rec.get("complete", True) and left:
+        lines[-1] += (f" The run was stopped after {len(rec['rows'])} of {len(rec['requested'])} pairs; not reached: "
+                      + ", ".join(left) + " (their check is the simulation above).")
+    return "\n".join(lines)

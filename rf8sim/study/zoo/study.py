@@ -252,12 +252,12 @@ def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, be
 
 
 def rtl_proofs(pairs=RTL_PAIRS, whole_timeout: int = 120, split_timeout: int = 600, workdir=None,
-               progress: bool = True) -> list:
+               progress: bool = True, on_row=None) -> list:
     """Yosys SAT proof of each pair's product stage against the format definitions
     (:func:`rf8sim.hdl.formal.prove_product_stage`): first the whole code space as one SAT problem
     (``whole_timeout`` s); where that does not finish, the same after ABC's AND-inverter mapping
     (``abc -g AND``), then one SAT problem per weight code (``split_timeout`` s each).  A row says which
-    method proved it, or that none finished in time."""
+    method proved it, or that none finished in time.  ``on_row(rows)`` is called after each pair."""
     import tempfile
 
     from ...hdl import HdlError, MacSpec
@@ -284,6 +284,8 @@ def rtl_proofs(pairs=RTL_PAIRS, whole_timeout: int = 120, split_timeout: int = 6
                 break
             row["seconds"] = time.perf_counter() - t
             rows.append(row)
+            if on_row is not None:
+                on_row(rows)  # e.g. rewrite the record, so that a run stopped early leaves what it proved
             if progress:
                 st = f"proved ({row['method']})" if row["proved"] else ("FAILED" if row["method"] else "timed out")
                 print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {row['pairs']:,} code pairs {st} "
