@@ -117,14 +117,15 @@ def minilm_layers(sentences: int = 8, a_fmt="bf16", w_fmt="rf8", seed: int = 0, 
 
 
 def verify_minilm(size: str = "8x8", a_fmt="bf16", w_fmt="rf8", acc="aligned:32:16", sentences: int = 8,
-                  simulator: str = "verilator", layers=None, depth: int | None = None, progress=None) -> dict:
+                  simulator: str = "verilator", layers=None, depth: int | None = None, progress=None,
+                  pe_stages: int = 1, edge_stages: int = 0) -> dict:
     """Every (or the named) MiniLM Linear through the array, cycle-accurately; the report dict."""
     from .hdl.array import ArrayConfig, parse_size
 
     if isinstance(sentences, bool) or not isinstance(sentences, int) or sentences < 1:
         raise ArrayVerifyError(f"sentences must be a positive integer, got {sentences!r}")
     R, C = parse_size(size)
-    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, R, C, depth)
+    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, R, C, depth, pe_stages, edge_stages)
     data, n_sent, n_tok = minilm_layers(sentences, a_fmt, w_fmt, names=layers)
     rows = []
     t0 = time.perf_counter()
@@ -197,7 +198,8 @@ BENCH_LAYER = "encoder.layer.0.intermediate.dense"
 
 
 def bench_layer(size: str = "8x8", a_fmt="bf16", w_fmt="rf8", acc="aligned:32:16", layer: str = BENCH_LAYER,
-                tokens: int = 128, simulator: str = "verilator", sentences: int = 8) -> dict:
+                tokens: int = 128, simulator: str = "verilator", sentences: int = 8, depth: int | None = None,
+                pe_stages: int = 1, edge_stages: int = 0) -> dict:
     """Wall-clock of one real MiniLM Linear (``tokens`` real tokens) through the array cycle-accurately:
     schedule + stimulus, simulation, deskew (:func:`rf8sim.hdl.arraysim.run_gemm`; the simulator build is
     done first and timed separately); then the counted comparison with golden (not timed)."""
@@ -208,7 +210,7 @@ def bench_layer(size: str = "8x8", a_fmt="bf16", w_fmt="rf8", acc="aligned:32:16
     from .hdl.arraysim import build, compare, expected, run_gemm
 
     R, C = parse_size(size)
-    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, R, C)
+    cfg = ArrayConfig.make(a_fmt, w_fmt, acc, R, C, depth, pe_stages, edge_stages)
     data, n_sent, n_tok = minilm_layers(sentences, a_fmt, w_fmt, names=[layer])
     _, a, w = data[0]
     if a.shape[0] < tokens:

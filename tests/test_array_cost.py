@@ -145,12 +145,15 @@ def test_flow_array_stage(tmp_path):
     from rf8sim.study.flow.stages import Context, stage_array
 
     cfg = default_config(quick=True)
-    cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, arrays=("bf16xrf8@aligned:32:16",),
-                                                            array_size="2x2", array_depth=4))
+    cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, arrays=("bf16xrf8@aligned:32:16",
+                                                                                    "bf16xint8@aligned:32:16"),
+                                                            array_size="2x2", array_depth=4),
+                              study=dataclasses.replace(cfg.study, workers=2))  # two worker processes, as in the demo
     tr = {"tokens": 130, "sentences": 10}
     ctx = Context(cfg=cfg, out=tmp_path, console=None, progress=False, state={"transformer": tr})
     res = stage_array(ctx)
-    (run,) = res["arrays"]
+    run, run8 = res["arrays"]
+    assert run8["module"] == "array_bf16xint8_al32m16_2x2_d4_s1" and run8["mismatches"] == 0 < run8["outputs"]
     assert run["module"] == "array_bf16xrf8_al32m16_2x2_d4_s1" and (tmp_path / "verilog" / f"{run['module']}.v").exists()
     t = run["tile"]
     assert run["outputs"] == t["M"] * t["N"] > 0 and run["compared"] == 3 * run["outputs"] and run["mismatches"] == 0
@@ -158,7 +161,7 @@ def test_flow_array_stage(tmp_path):
     rec = json.loads(RECORD.read_text())
     rows = [r for r in rec["rows"] if (r["config"]["a_fmt"], r["config"]["w_fmt"]) == ("bf16", "rf8")
             and not r["config"].get("edge_stages") and "energy" in r]
-    (inf,) = tr["arrays"]["rows"]
+    inf, _ = tr["arrays"]["rows"]
     big = max(rows, key=lambda r: r["config"]["rows"])
     R = big["config"]["rows"]
     ref = per_inference(ArrayConfig.make("bf16", "rf8", "aligned:32:16", R, R), 13, big["fmax_mhz"],

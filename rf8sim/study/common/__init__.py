@@ -1,1 +1,2 @@
-"""Shared by every study: the study configuration (TOML), statistics, datasets, models, tables and plots."""
+"""Shared by every study: the study configuration (TOML), statistics, tables and plots (datasets and models:
+:mod:`rf8sim.workloads`)."""

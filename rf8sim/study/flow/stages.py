@@ -489,7 +489,8 @@ def stage_array(ctx: Context) -> dict:
     d = ctx.out / "verilog"
     d.mkdir(parents=True, exist_ok=True)
     got = C.run_tasks(functools.partial(AC.flow_array, liberty=ctx.cfg.area.liberty or "default", out_dir=d), jobs,
-                      kind="array", cluster=ctx.cluster, resources=C.Resources(num_cpus=1, tools=("iverilog", "yosys")),
+                      kind="array", cluster=ctx.cluster, workers=max(1, min(len(jobs), ctx.cfg.study.workers)),
+                      resources=C.Resources(num_cpus=1, tools=("iverilog", "yosys")),
                       labels=[f"array {e} {f.array_size}" for e in entries], progress=ctx.progress,
                       desc="arrays (Icarus, yosys)")
     bad = [r["module"] for r in got if r["mismatches"] or not r["outputs"]]
