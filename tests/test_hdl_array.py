@@ -187,6 +187,26 @@ def test_array_verilog_ports_and_header():
         assert f"input [{bits - 1}:0] {port};" in text or f"output [{bits - 1}:0] {port};" in text, port
 
 
+@pytest.mark.parametrize("edge", [0, 1])
+def test_array_header_regenerate_command_reproduces_the_file(tmp_path, capsys, edge):
+    """The generated array's `// regenerate:` line, run as printed, writes the same file byte for byte
+    (it names --rows/--cols; the CLI once took only --size, so the printed command failed)."""
+    import shlex
+
+    from rf8sim.cli import main
+    from rf8sim.hdl.array import generate_array_verilog
+
+    text, _ = generate_array_verilog("bf16", "rf8", "aligned:8:12", 4, 2, depth=16, edge_stages=edge)
+    line = next(x for x in text.splitlines() if x.startswith("// regenerate: "))
+    argv = shlex.split(line.removeprefix("// regenerate: "))
+    assert argv[:3] == ["rf8sim", "array", "generate"] and argv[-2] == "-o" and "--rows" in argv
+    out = tmp_path / argv[-1]
+    assert main([*argv[1:-1], str(out)]) == 0, capsys.readouterr().err
+    assert out.read_text() == text
+    assert main(["array", "generate", "--rows", "4", "-o", str(tmp_path / "x.v")]) == 2
+    assert "--rows and --cols go together" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------- whole GEMMs on Icarus vs golden
 
 CASES = [

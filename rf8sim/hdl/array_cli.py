@@ -29,6 +29,9 @@ def config_args(p) -> None:
     p.add_argument("--acc", default="exact", help="accumulator: exact[:TERMS] or FRAC:WIDTH (8-bit activations), "
                    "aligned:K:M (bf16/fp16; R must divide K); default exact (aligned:32:16 for bf16/fp16)")
     p.add_argument("--size", default="4x4", help="rows x columns, RxC (default 4x4)")
+    p.add_argument("--rows", type=int, default=None, help="rows R (with --cols: the same as --size RxC, the "
+                   "spelling of the generated Verilog's regenerate line)")
+    p.add_argument("--cols", type=int, default=None, help="columns C (with --rows)")
     p.add_argument("--depth", type=int, default=None,
                    help="accumulator entries per column = activation vectors per weight tile "
                         "(default: the smallest power of two >= max(16, 2R + C - 2), which hides weight reloads)")
@@ -43,7 +46,12 @@ def config_args(p) -> None:
 def config_from_args(args):
     from .array import ArrayConfig
 
-    R, C = parse_size(args.size)
+    rows, cols = getattr(args, "rows", None), getattr(args, "cols", None)
+    if (rows is None) != (cols is None):
+        from .spec import HdlError
+
+        raise HdlError("--rows and --cols go together (or use --size RxC)")
+    R, C = parse_size(args.size if rows is None else f"{rows}x{cols}")
     acc = args.acc
     from .spec import float_activation_formats
 
