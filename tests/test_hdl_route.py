@@ -495,3 +495,49 @@ def test_liberty_missing_a_cell_is_one_line(tmp_path):
     with pytest.raises(RouteError, match=r"cells \['DFFPOSX1'\] of mapped.v are not in the Liberty file"):
         place_and_route(tmp_path / "mapped.v", tmp_path / "cells.lib", tmp_path / "work", "osu018")
     assert not (tmp_path / "work" / "acc4.cel").exists()
+
+
+def test_unrouted_placement_is_placed_again_and_shown(tmp_path, monkeypatch, capsys):
+    """A placement that leaves nets unrouted is placed again with the next seed (the W8A16 MACs on sky130 needed
+    it); every try is in the result and the routed table shows the seed that routed and how many placements it
+    took. Any other RouteError is not retried, and the last try's error is raised. No tool runs here."""
+    from rf8sim.hdl import route
+    from rf8sim.hdl.route_cli import _print
+
+    (tmp_path / "mapped.v").write_text("module m(); endmodule\n")
+    (tmp_path / "cells.lib").write_text("library (x) { }\n")
+    seen = []
+
+    def fake(netlist_v, lib, rw, tech, *, density, seed):
+        seen.append((seed, density))
+        if seed < 12346:
+            raise RouteError(f"routing m (sky130, seed {seed}, utilization {density}) left 122 nets unrouted "
+                             f"(e.g. ['n1']; log {rw}/qrouter.log)")
+        rw.mkdir(parents=True)
+        return {"tech": "sky130", "seed": seed, "failed_nets": 0, "die_um2": 2e5, "utilization": 0.33,
+                "wirelength_um": 1e5, "times": {"qrouter": 9.0}}
+
+    monkeypatch.setattr(route, "place_and_route", fake)
+    synth = {"workdir": str(tmp_path), "module": "m", "stage": "mac"}
+    r = route.route_design(synth, "sky130", density=0.35, seed=12345, root=tmp_path / "route")
+    assert seen == [(12345, 0.35), (12346, 0.35)] and r["seed"] == 12346 and r["cached"] is False
+    assert [t["seed"] for t in r["tries"]] == [12345, 12346] and [t["ok"] for t in r["tries"]] == [False, True]
+    assert "122 nets unrouted" in r["tries"][0]["error"] and "e.g." not in r["tries"][0]["error"]
+    row = {"tech": "sky130", "stage": "mac", "synth_area_um2": 6e4, "route": r,
+           "config": {"a_fmt": "bf16", "w_fmt": "e4m3", "acc": "fp32", "lanes": 1}}
+    _print([row])
+    assert "12346 (2)" in capsys.readouterr().out
+    seen.clear()
+    with pytest.raises(RouteError, match="unrouted"):      # every try left nets: the last error, no number
+        route.route_design(synth, "sky130", density=0.35, seed=1, root=tmp_path / "r2", tries=3)
+    assert seen == [(1, 0.35), (2, 0.35), (3, 0.35)]
+
+    def broken(*a, **k):
+        seen.append("broken")
+        raise RouteError("graywolf failed (exit 1)")
+
+    seen.clear()
+    monkeypatch.setattr(route, "place_and_route", broken)
+    with pytest.raises(RouteError, match="graywolf failed"):
+        route.route_design(synth, "sky130", density=0.35, seed=1, root=tmp_path / "r3")
+    assert seen == ["broken"]

@@ -145,7 +145,7 @@ def _print(rows) -> None:
     from rich.table import Table
 
     t = Table(title="rf8sim synth --route (qflow graywolf + qrouter; post-route = with the router's SPEF)")
-    for h in ("tech", "stage", "a x w", "acc", "lanes", "cell um^2", "die um^2", "util", "wire mm", "failed",
+    for h in ("tech", "stage", "a x w", "acc", "lanes", "cell um^2", "die um^2", "util", "seed (placements)", "wire mm", "failed",
               "crit ns pre", "crit ns post", "wire +%", "pJ/MAC post", "route s"):
         t.add_column(h, justify="right")
     from .power import acc_text
@@ -157,6 +157,7 @@ def _print(rows) -> None:
         pw = r.get("post_route_power") or {}
         t.add_row(r["tech"], r["stage"], f"{c['a_fmt']}x{c['w_fmt']}", acc_text(c), str(c["lanes"]),
                   f"{r['synth_area_um2']:.0f}", f"{ro['die_um2']:.0f}", f"{ro['utilization']:.2f}",
+                  f"{ro['seed']} ({len(ro.get('tries') or [None])})",  # re-placements are shown, never hidden
                   f"{ro['wirelength_um'] / 1e3:.1f}", str(ro["failed_nets"]),
                   f"{pre['critical_path_ns']:.2f}" if pre else "-",
                   f"{tm['post']['critical_path_ns']:.2f}" if tm else "-",
