@@ -874,7 +874,7 @@ if __name__ == "__main__":
 
 # ---------------------------------------------------------------------------- docs
 def _register():
-    from ..infra.docgen import load_record, register
+    from ..infra.docgen import load_record, record_head, register
 
     @register("hdl:activity-calibration")
     def render_calibration() -> str:
@@ -883,9 +883,7 @@ def _register():
                           "python -m rf8sim.hdl.activity --record hdl/results/activity_calibration.json")
         prov = rec["provenance"]
         rows = rec["rows"]
-        m = prov.get("machine", {})
-        lines = [f"Record: `{prov.get('command')}` (commit {str(prov.get('commit'))[:10]}, {m.get('cpu')}, "
-                 f"{m.get('cores')} cores), stream `{rec['stream']}`, {rec['beats']} beats per unit. "
+        lines = [record_head(prov) + f", stream `{rec['stream']}`, {rec['beats']} beats per unit. "
                  "Energy = data-dependent + clock-pin + leakage, per cycle, on the same OpenSTA cell energies; "
                  "error against Icarus with cell delays.", "",
                  "| unit | cells | nets: equal / compared (zero-delay) | Icarus delays / zero-delay energy | "

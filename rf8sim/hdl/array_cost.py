@@ -812,7 +812,7 @@ def goal_verdict(by: dict) -> dict:
 
 
 def _register():
-    from ..infra.docgen import load_record, register
+    from ..infra.docgen import load_record, record_head, register
 
     how = "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png"
 
@@ -826,9 +826,7 @@ def _register():
         flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
         prov = rec["provenance"]
         inf = rec["inference"]
-        m = prov.get("machine", {})
-        lines = [f"Record: `{prov.get('command')}` (commit {str(prov.get('commit'))[:10]}, {m.get('cpu')}, "
-                 f"{m.get('cores')} cores). osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
+        lines = [record_head(prov) + f". osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
                  "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
                  f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
                  f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "

@@ -33,7 +33,8 @@ from pathlib import Path
 from ..errors import RF8SimError
 
 __all__ = ["REGISTRY", "PAGES", "register", "render", "update_file", "check_file", "blocks", "doc_files",
-           "load_all", "load_page", "renderer_module", "DocgenError", "RENDERER_MODULES", "load_record"]
+           "load_all", "load_page", "renderer_module", "DocgenError", "RENDERER_MODULES", "load_record",
+           "record_head"]
 
 #: key -> function returning the block's markdown (without the marker lines)
 REGISTRY: dict[str, Callable[[], str]] = {}
@@ -171,6 +172,12 @@ _MARKER = re.compile(r"^<!-- (BEGIN|END) generated:([^ ]*) -->$", re.M)
 
 class DocgenError(RF8SimError, ValueError):
     """A generated block that cannot be rendered: unknown key, unbalanced markers, missing record."""
+
+
+def record_head(prov: dict) -> str:
+    """A generated block's opening words for its record: "Record: `command` (commit, CPU, cores)"."""
+    m = prov.get("machine", {})
+    return f"Record: `{prov.get('command')}` (commit {str(prov.get('commit'))[:10]}, {m.get('cpu')}, {m.get('cores')} cores)"
 
 
 def load_record(rel_path, kind: str, how: str) -> dict:
