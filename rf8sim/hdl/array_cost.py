@@ -39,8 +39,8 @@ import numpy as np
 from .mac import HdlError
 
 __all__ = ["synth_array", "array_timing", "array_energy", "tile_operands", "per_inference", "cost_one",
-           "cost_table", "RECORD", "PARTS", "GRID", "EDGE_GRID", "TABLE_GRID", "row_label", "edge_stages_of",
-           "add_inference", "table_record", "plot_array", "goal_verdict", "rows_by_pair"]
+           "cost_table", "tile_netlist_stimulus", "RECORD", "PARTS", "GRID", "EDGE_GRID", "TABLE_GRID", "row_label",
+           "edge_stages_of",           "add_inference", "table_record", "plot_array", "goal_verdict", "rows_by_pair"]
 
 RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "array_cost.json"
 COST_VERSION = 1
@@ -406,14 +406,26 @@ def _cell_energies(syn: dict, clock_ns: float) -> dict:
     return en
 
 
+def tile_netlist_stimulus(cfg, work: Path, a, w):
+    """(schedule, parsed netlist, port -> bits per clock) of the tile ``a`` x ``w`` on the array
+    synthesized in ``work`` (:func:`tile_stimulus`; ``RESET_ROWS`` clocks of reset first)."""
+    from .gatesim import parse_netlist
+    from .schedule import block_emax, plan, streams
+
+    blk = cfg.acc.block if cfg.kind == "aligned" else None
+    M, K = a.shape
+    s = plan(M, K, w.shape[0], cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
+    emax = block_emax(a, cfg.unit.a_fields.exp_bits, cfg.unit.a_fields.man_bits, blk) if blk else None
+    nl = parse_netlist(Path(work) / "mapped.v")
+    return s, nl, tile_stimulus(cfg, dict(nl.inputs), streams(s, a, w, emax))
+
+
 def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DEFAULT_CLOCK_NS,
                  model=None, progress: bool = False) -> dict:
     """Energy of one tile on a synthesized array: gate-level activity (:mod:`rf8sim.hdl.activity`) of
     the scheduled streams, the glitch model, OpenSTA's cell energies."""
     from .activity import compile_netlist, load_glitch_model, net_levels, simulate_fast
-    from .gatesim import parse_netlist
     from .power import energy_from_toggles
-    from .schedule import block_emax, plan, streams
     from .sta import liberty_pins
 
     cfg = _config(cfg)
@@ -421,22 +433,22 @@ def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DE
         a, w, info = tile_operands(cfg)
     model = model or load_glitch_model()
     work = Path(syn["workdir"])
-    blk = cfg.acc.block if cfg.kind == "aligned" else None
     M, K = a.shape
     N = w.shape[0]
-    s = plan(M, K, N, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
-    emax = block_emax(a, cfg.unit.a_fields.exp_bits, cfg.unit.a_fields.man_bits, blk) if blk else None
-    st = streams(s, a, w, emax)
-    nl = parse_netlist(work / "mapped.v")
+    t0 = time.perf_counter()
+    s, nl, stim = tile_netlist_stimulus(cfg, work, a, w)
+    stimulus_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     comp = compile_netlist(work / "mapped.v", work / "cells.lib")
     compile_s = time.perf_counter() - t0
-    stim = tile_stimulus(cfg, dict(nl.inputs), st)
     t0 = time.perf_counter()
     g = simulate_fast(comp, stim, RESET_ROWS)
     sim_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     levels = net_levels(comp)
     tog = model.apply(g.toggles, levels)
+    glitch_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     en = _cell_energies(syn, clock_ns)
     pins = liberty_pins(work / "cells.lib")
     per: dict = {}
@@ -452,6 +464,7 @@ def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DE
     total_pj = e["energy_per_cycle_pj"] * g.cycles
     macs = s.macs
     dyn_per_mac = (total_pj - static_pj * g.cycles) / macs
+    energy_s = time.perf_counter() - t0
     return {"tile": {**(info or {}), "M": M, "K": K, "N": N}, "schedule": s.summary(), "cycles": g.cycles,
             "clock_ns": clock_ns, "energy_per_cycle_pj": e["energy_per_cycle_pj"],
             "energy_per_cycle_pj_zero_delay": e0["energy_per_cycle_pj"], "static_pj_per_cycle": static_pj,
@@ -459,7 +472,8 @@ def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DE
             "energy_by_part_pj_per_cycle": dict(sorted(by_part.items(), key=lambda kv: -kv[1])),
             "switching_w": e["switching_w"], "internal_w": e["internal_w"], "leakage_w": e["leakage_w"],
             "activity": {"cycles": g.cycles, "nets": comp.n_real, "cells": len(nl.instances),
-                         "compile_s": compile_s, "sim_s": sim_s, "glitch_model": model.to_json()}}
+                         "compile_s": compile_s, "sim_s": sim_s, "stimulus_s": stimulus_s, "glitch_s": glitch_s,
+                         "energy_s": energy_s, "glitch_model": model.to_json()}}
 
 
 # ---------------------------------------------------------------------------- per inference
