@@ -81,6 +81,7 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli",
         "hdl:array-minilm": "rf8sim.verify_array",
         "hdl:array-bench": "rf8sim.verify_array",
+        "hdl:array-activity": "rf8sim.hdl.array_activity",
         "hdl:array-schedule": "rf8sim.verify_array",
         "hdl:array-cost": "rf8sim.hdl.array_cost",
         "hdl:array-goals": "rf8sim.hdl.array_cost",
