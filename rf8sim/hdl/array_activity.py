@@ -152,7 +152,7 @@ def render() -> str:
     lines += ["", f"The error of the method: fitted on {len(cal['rows'])} MAC units, the glitch model's energy error "
               f"against Icarus with cell delays lies between {min(loo):+.1f} % and {max(loo):+.1f} % with each unit "
               "left out of the fit (rms "
-              f"{float(np.sqrt(np.mean(np.square(loo)))):.1f} %; the activity calibration above)."]
+              f"{float(np.sqrt(np.mean(np.square(loo)))):.1f} %; the activity calibration above).", ""]
     k = rec.get("check")
     if k:
         kc = k["config"]
@@ -166,7 +166,10 @@ def render() -> str:
                   f"zero-delay dynamic energy); the fast zero-delay counts equal Icarus's zero-delay counts on "
                   f"{k['nets_compared'] - k['nets_mismatched']:,} of {k['nets_compared']:,} nets. Icarus took "
                   f"{k['icarus_delay_s']:.0f} s with delays for these {k['cycles']:,} clocks, the fast method "
-                  f"{k['fast_s']:.1f} s."]
+                  f"{k['fast_s']:.1f} s (compilation included); at Icarus's rate on this check "
+                  f"({k['cells'] * k['cycles'] / k['icarus_delay_s'] / 1e6:.2f} M cell-clocks/s) the 8×8 tile above "
+                  f"would take about {b['cells'] * b['cycles'] / (k['cells'] * k['cycles'] / k['icarus_delay_s']) / 60:.0f}"
+                  " min (an estimate, not run)."]
     else:
         lines += ["No array-level check against Icarus is in this record (`--check-size none`)."]
     return "\n".join(lines) + "\n"
