@@ -73,6 +73,8 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:w8a16-verify": "rf8sim.hdl.sim",
         "hdl:w8a16-area": "rf8sim.hdl.synth",
         "hdl:w8a16-goals": "rf8sim.hdl.synth",
+        "hdl:area": "rf8sim.hdl.synth",
+        "hdl:area-findings": "rf8sim.hdl.synth",
         "hdl:ppa": "rf8sim.hdl.ppa_cli",
         "hdl:ppa-streams": "rf8sim.hdl.ppa_cli",
         "hdl:ppa-anchors": "rf8sim.hdl.ppa_cli",
