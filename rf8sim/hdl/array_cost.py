@@ -65,7 +65,7 @@ PARTS = (
     ("weight buffers", r"^(wsh|wuse|wreg|weight)(_|$)|^w_#_#$"),
     ("activation registers", r"^a_#_#$"),
     ("row alignment + skew", r"^(row#|skew|align|aln)"),
-    ("PE datapath", r"^(pe|prod|prodspec|term|sa#|w#_#_sig|psum|pspec)(_|$)"),
+    ("PE datapath", r"^(pe|prod|prodspec|term|sa#|w#_#_sig|psum|pspec|povf|pinv)(_|$)"),
     ("edge accumulation", r"^(edge|o_|out_|accmem|blkmem|fadd|lz_|res$|r$)"),
     ("control", r"^(tag|in_|rst|ctl)|_d#$"),
 )
