@@ -407,14 +407,5 @@ def narrow_table() -> str:
     return "\n".join(out)
 
 
-def _register():
-    from ..infra.docgen import register
-
-    register("golden:narrow-gemm")(narrow_table)
-
-
-_register()
-
-
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -109,14 +109,5 @@ def table() -> str:
     return "\n".join(out)
 
 
-def _register():
-    from ..infra.docgen import register
-
-    register("golden:w8a16-gemm")(table)
-
-
-_register()
-
-
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

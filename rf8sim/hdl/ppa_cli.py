@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..infra.docgen import register
 from .mac import HdlError
 from .power import RECORD, acc_text, check_clock
 
@@ -122,7 +121,6 @@ def _label(r) -> str:
     return f"{r['acc']}{' (exact)' if r.get('acc_label') == 'exact' else ''}"
 
 
-@register("hdl:ppa")
 def render_ppa_table(path=None) -> str:
     rec = _load(path)
     prov = rec["provenance"]
@@ -174,7 +172,6 @@ def _find(rec, a, w, acc_label, lanes, stage="mac"):
     return None
 
 
-@register("hdl:ppa-anchors")
 def render_ppa_anchors(path=None) -> str:
     """The comparison with the published anchors, numbers from the record."""
     rec = _load(path)
@@ -259,7 +256,6 @@ def plot_ppa(record, out, overwrite: bool = False) -> Path:
 ZERO_DELAY_RECORD = RECORD.parent / "ppa_zero_delay.json"
 
 
-@register("hdl:ppa-glitch")
 def render_glitch_table(path=None, zero_path=None) -> str:
     """Cell-output transitions per cycle and pJ/MAC with cell delays (glitches) vs zero-delay simulation."""
     rec, zero = _load(path), _load(zero_path or ZERO_DELAY_RECORD)
@@ -286,7 +282,6 @@ def render_glitch_table(path=None, zero_path=None) -> str:
 GG_RECORD = RECORD.parent / "ppa_gg.json"
 
 
-@register("hdl:ppa-streams")
 def render_stream_table(path=None, gg_path=None) -> str:
     """pJ/MAC per stream: real MiniLM data, GG(beta) synthetic, uniform random codes."""
     rec, gg = _load(path), _load(gg_path or GG_RECORD)
@@ -313,7 +308,6 @@ def render_stream_table(path=None, gg_path=None) -> str:
 W8A16_RECORD = RECORD.parent / "ppa_w8a16.json"
 
 
-@register("hdl:ppa-w8a16")
 def render_ppa_w8a16_table(path=None) -> str:
     """Markdown of ``hdl/results/ppa_w8a16.json``: one row per unit, then RF8 against the bf16 baseline."""
     rec = _load(path or W8A16_RECORD)
@@ -361,7 +355,6 @@ def _set(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-@register("readme:w8a16-findings")
 def render_w8a16_findings(path=None, ppa_path=None) -> str:
     """README's "what RF8 buys" sentences, each computed from the W8A16 synthesis record and the gate-level
     PPA record and naming the set of units it covers (issue 22: no hand-written generalization).  It lives
@@ -419,4 +412,3 @@ def render_w8a16_findings(path=None, ppa_path=None) -> str:
                    f"{len(ratios)} synthesized (activation, lanes) points ({best[1]}, {best[2]} lanes); the 2× goal is "
                    + ("reached" if best[0] >= 2 else "not reached") + " (docs/hdl.md, W8A16 goals).")
     return "\n".join(out) + "\n"
-

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..infra.docgen import DocgenError, load_record, register
+from ..infra.docgen import DocgenError, load_record
 from ..tech import TECHS
 from .mac import HdlError
 
@@ -412,19 +412,6 @@ def render_anchors(tech: str) -> str:
                   "multiplier decides — and the 8×8 INT8 multiplier is the largest of them."))
     return " ".join(txt) + "\n"
 
-
-#: the records with blocks in docs/hdl.md and which blocks
-DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
-              "osu018-w8a16": ("route", "route-noise", "route-failures"),
-              "sky130": ("route", "route-spread", "route-noise", "route-failures")}
-_RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
-           "route-failures": render_failures}
-
-for _t, _blocks in DOCUMENTED.items():
-    for _b in _blocks:
-        register(f"hdl:{_b}-{_t}")(functools.partial(_RENDER[_b], _t))
-for _t in ("osu018", "sky130"):
-    register(f"hdl:route-anchors-{_t}")(functools.partial(render_anchors, _t))
 
 _ = DocgenError  # re-exported for renderers' callers
 

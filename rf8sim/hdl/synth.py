@@ -707,15 +707,3 @@ def w8a16_table_record(rows: list[dict]) -> dict:
     return {"kind": "synth_w8a16", "yosys": yosys_version(), "library": "osu018_stdcells.lib",
             "notes": "lane-MACs per mm^2 = lanes / area; 'column only' = MAC minus its AlignUnit",
             "rows": rows}
-
-
-def _register():
-    from ..infra.docgen import register
-
-    register("hdl:w8a16-area")(lambda: render_w8a16_table())
-    register("hdl:w8a16-goals")(lambda: render_w8a16_summary())
-    register("hdl:area")(lambda: render_area_table())
-    register("hdl:area-findings")(lambda: render_area_findings())
-
-
-_register()

@@ -38,7 +38,7 @@ import numpy as np
 
 from rf8sim.errors import RF8SimError
 
-from ...infra.docgen import DocgenError, register
+from ...infra.docgen import DocgenError
 from ..common.config import TINYLM_MIN_CHUNKS
 from ..minilm.transformer import DatapathConfig, check_assignment, exactify, flag_totals, linear_layers, torch_check
 
@@ -438,12 +438,6 @@ def load_tinylm_record() -> dict:
     return rec
 
 
-def _register(key):
-    """docgen registration, except when this file runs as ``python -m`` (it is then imported a second time)."""
-    return register(key) if __name__ != "__main__" else (lambda fn: fn)
-
-
-@_register("study:tinylm-run")
 def render_run() -> str:
     rec = load_tinylm_record()
     pv, res = rec["provenance"], rec["tinylm"]
@@ -455,18 +449,15 @@ def render_run() -> str:
             + f" Wall seconds: {', '.join(f'{k} {v:.1f}' for k, v in tm.items())}.\n")
 
 
-@_register("study:tinylm-points")
 def render_points() -> str:
     return points_table(load_tinylm_record()["tinylm"])
 
 
-@_register("study:tinylm-pairs")
 def render_pairs() -> str:
     res = load_tinylm_record()["tinylm"]
     return pairs_table(res) + "\n" + check_summary(res) + "\n"
 
 
-@_register("study:tinylm-answer")
 def render_answer() -> str:
     from ..flow.answer import tinylm_answer
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...infra.docgen import DocgenError, register
+from ...infra.docgen import DocgenError
 from .study import TinyLMError, TinyLMSpec, _model, chunk_bits, heldout_chunks
 
 __all__ = ["ThesisSpec", "RECIPES", "THESIS_RECORD", "run_thesis", "verdict", "train_recipe", "record_run"]
@@ -367,11 +367,6 @@ def load_thesis_record() -> dict:
     return rec
 
 
-def _register(key):
-    return register(key) if __name__ != "__main__" else (lambda fn: fn)
-
-
-@_register("study:thesis")
 def render() -> str:
     rec = load_thesis_record()
     pv, res = rec["provenance"], rec["thesis"]
