@@ -43,7 +43,7 @@ def _gg_fit(p: dict) -> str:
 
 def _gg_init(p: dict) -> str:
     rows, s, ev = p["rows"], p["summary"], p["verdict"]["evidence"]
-    out = [f"- **GG initialization (b)**, per task, the best GG shape against the best standard initialization "
+    out = ["- **GG initialization (b)**, per task, the best GG shape against the best standard initialization "
            "(mean test loss ± seed std; the recipe's rule decides): "
            + "; ".join(f"{t}: {s[t]['best_gg']} {_m(s[t]['best_gg_test_loss']):.3f} ± {s[t]['best_gg_test_loss']['std']:.3f} "
                        f"vs {s[t]['best_baseline']} {_m(s[t]['best_baseline_test_loss']):.3f} ± "
@@ -149,17 +149,21 @@ def _rf8_formats(inf: dict) -> str:
                  min(cos[f"{f}/{g}"] for g in ("tensor", "channel", "block")) for f in fl)
     digits = int(math.floor(-math.log10(spread))) if spread > 0 else 9
     i8 = cos["int8/tensor"] < min(cos["int8/channel"], cos["int8/block"]) - 10 ** -digits
+    gran = (f"The floating-point formats ({', '.join(fl)}) are insensitive to the scale granularity (mean cosine of "
+            f"tensor, channel and block scales agree to {digits} digits); "
+            + ("int8 needs per-channel or per-block scales" if i8 else "so is int8")
+            + f" (mean cosine {cos['int8/tensor']:.4f} per tensor, {cos['int8/channel']:.4f} per channel, "
+            f"{cos['int8/block']:.4f} per block).")
     return (f"- **RF8 vs other 8-bit formats (e).** On MiniLM (per-channel scales), RF8 (nearest) has "
             f"{r / e:.1f}× the weight error of e4m3 ({r * 100:.1f} % vs {e * 100:.1f} % relative) and {r / i:.1f}× that "
-            f"of int8 ({i * 100:.1f} %); its embeddings are correspondingly further from float32 (mean cosine "
+            f"of int8 ({i * 100:.1f} %); its embeddings are "
+            + ("correspondingly further from" if cos["rf8-nearest/channel"] < min(cos["e4m3/channel"], cos["int8/channel"])
+               else "not further than theirs from") + " float32 (mean cosine "
             f"{cos['rf8-nearest/channel']:.4f} vs {cos['e4m3/channel']:.4f} and {cos['int8/channel']:.4f}). The "
             f"authors' greedy rounding (`paper`) has top-1 retrieval agreement {top['rf8-paper/channel']:.3f} against "
             f"{top['rf8-nearest/channel']:.3f} for round-to-nearest, and keeping the \"first two significant binary "
             f"digits\" (`truncate`) loses {(1 - top['rf8-truncate/channel']) * 100:.0f} % of the retrieval "
-            f"neighbours. The floating-point formats are insensitive to the scale granularity (mean cosine of "
-            f"tensor, channel and block scales agree to {digits} digits); "
-            f"{'int8 needs per-channel or per-block scales' if i8 else 'so is int8'} (mean cosine {cos['int8/tensor']:.4f} per tensor, {cos['int8/channel']:.4f} per channel, "
-            f"{cos['int8/block']:.4f} per block).")
+            f"neighbours. {gran}")
 
 
 def render_qualifications() -> str:
