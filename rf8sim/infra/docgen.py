@@ -78,6 +78,7 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:w8a16-goals": "rf8sim.hdl.synth:render_w8a16_summary",
         "hdl:area": "rf8sim.hdl.synth:render_area_table",
         "hdl:area-findings": "rf8sim.hdl.synth:render_area_findings",
+        "hdl:w8a16-findings": "rf8sim.hdl.synth:render_w8a16_findings",
         "hdl:ppa": "rf8sim.hdl.ppa_cli:render_ppa_table",
         "hdl:ppa-streams": "rf8sim.hdl.ppa_cli:render_stream_table",
         "hdl:ppa-anchors": "rf8sim.hdl.ppa_cli:render_ppa_anchors",
