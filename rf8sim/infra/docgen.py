@@ -57,6 +57,7 @@ PAGES: dict[str, dict[str, str]] = {
     "docs/claims.md": {
         "claims:table": "rf8sim.study.claims.report:render_claims_table",
         "claims:wall-times": "rf8sim.study.claims.report:render_wall_times",
+        "claims:qualifications": "rf8sim.study.claims.qualify:render_qualifications",
         "claims:detail:gg-fit": "rf8sim.study.claims.report:render_detail(gg-fit)",
         "claims:detail:gg-init": "rf8sim.study.claims.report:render_detail(gg-init)",
         "claims:detail:backslash": "rf8sim.study.claims.report:render_detail(backslash)",
