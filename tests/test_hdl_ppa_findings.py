@@ -58,3 +58,23 @@ def test_ppa_w8a16_findings_recount_and_flip(tmp_path):
     p.write_text(json.dumps(flip))
     out = ppa_cli.render_ppa_w8a16_findings(p)
     assert f"for 0 of the {len(rec['rows'])} units:" in out and "the reverse of the 8-bit table" not in out
+
+
+def test_hdl_bench_table_checks_the_icarus_goal(tmp_path, monkeypatch):
+    """docs/hdl.md "Performance" comes from results/bench.json's hdl rows; the >= 20k beats/s verdict is
+    computed (a copy with a slow Icarus loop says 'not met')."""
+    from rf8sim.hdl import bench
+
+    rec = json.loads((RES.parents[1] / "results" / "bench.json").read_text())
+    hdl = [r for r in rec["rows"] if r.get("part") == "hdl"]
+    text = bench.render_bench_table()
+    assert text.count("\n| ") == len(hdl) + 1  # header + one line per hdl row
+    slow = copy.deepcopy(rec)
+    for r in slow["rows"]:
+        if r["name"].startswith("icarus streamed beats/s (65536 beats, simulation loop only)"):
+            r["value"] = 19_999.0
+    p = tmp_path / "bench.json"
+    p.write_text(json.dumps(slow))
+    monkeypatch.chdir(tmp_path)
+    out = bench.render_bench_table(p)
+    assert "simulation loop only: 20.0 k beats/s, not met" in out

@@ -87,6 +87,7 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:activity-calibration": "rf8sim.hdl.activity:render_calibration",
         "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli:render_ppa_w8a16_table",
         "hdl:ppa-w8a16-findings": "rf8sim.hdl.ppa_cli:render_ppa_w8a16_findings",
+        "hdl:bench": "rf8sim.hdl.bench:render_bench_table",
         "hdl:array-minilm": "rf8sim.verify_array:render_minilm",
         "hdl:array-bench": "rf8sim.verify_array:render_bench",
         "hdl:array-schedule": "rf8sim.verify_array:render_schedule",
