@@ -38,6 +38,7 @@ import numpy as np
 
 from rf8sim.errors import RF8SimError
 
+from ...infra.cliargs import add_record_args
 from ...infra.docgen import DocgenError
 from ..common.config import TINYLM_MIN_CHUNKS
 from ..minilm.transformer import DatapathConfig, check_assignment, exactify, flag_totals, linear_layers, torch_check
@@ -499,10 +500,9 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description="The flow's TinyLM stage alone (its [tinylm] section), as a record.")
     ap.add_argument("--config", default=None, help="flow config (default: the embedded flow.toml)")
+    add_record_args(ap, None, progress=True)
     ap.add_argument("--record", default=None, metavar="FILE.json")
     ap.add_argument("--cache-dir", default=None)
-    ap.add_argument("--force", action="store_true", help="overwrite an existing record")
-    ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     return record_run(a.config, a.record, cache_dir=a.cache_dir, force=a.force, progress=not a.no_progress)
 

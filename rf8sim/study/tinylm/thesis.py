@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...infra.cliargs import add_record_args
 from ...infra.docgen import DocgenError
 from .study import TinyLMError, TinyLMSpec, _model, chunk_bits, heldout_chunks
 
@@ -412,10 +413,8 @@ def add_parser(ssub) -> None:
     q.add_argument("--d-model", type=int, default=ThesisSpec.d_model)
     q.add_argument("--n-layer", type=int, default=ThesisSpec.n_layer)
     q.add_argument("--block", type=int, default=ThesisSpec.block)
-    q.add_argument("--record", metavar="FILE.json", default=None, help=f"write a record (e.g. {THESIS_RECORD})")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    add_record_args(q, f"write a record (e.g. {THESIS_RECORD})", progress=True)
     q.add_argument("--workers", type=int, default=1, help="train recipe x seed in this many processes")
-    q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=_cmd)
 
 
