@@ -344,25 +344,11 @@ def cmd_zoo_prove(args) -> int:
 
 def cmd_zoo_rtl(args) -> int:
     from ..infra import records
-    from ..cli import CLIError
     from ..infra.fileio import check_output_path
     from ..infra.records import write_record
-    from .zoo.study import RTL_PAIRS, rtl_products
+    from .zoo.study import rtl_products
 
-    pairs = RTL_PAIRS
-    if args.pairs:
-        try:
-            pairs = tuple(tuple(p.strip().split(":")) for p in args.pairs.split(",") if p.strip())
-        except ValueError:
-            raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
-        if not pairs or any(len(p) != 2 for p in pairs):
-            raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
-    from .. import formats as F
-    from ..hdl import MacSpec
-
-    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
-    for a, w in pairs:
-        MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
+    pairs = _zoo_pairs(args)
     if args.record:
         check_output_path(args.record, args.force)
     prov = records.provenance()

@@ -207,7 +207,7 @@ def render_readme_lead() -> str:
     lines = minilm_answer(load_minilm_record()["transformer"])
     out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
             or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]
-    noise = route_study.noise_sentences(route_study._rec("osu018"))
+    noise = route_study.noise_sentences(route_study.load_route_record("osu018"))
     inside = [x.split(" — ")[0] for x in noise if "inside the noise" in x]
     if noise:
         out.append(f"- **Flow noise** (`{route_study.RECORDS['osu018']}`, osu018 after routing, ABC scripts × "

@@ -41,6 +41,7 @@ import numpy as np
 
 from ...infra.cliargs import add_record_args
 from ...infra.docgen import DocgenError
+from ..common.config import spec_from
 from .study import TinyLMError, TinyLMSpec, _model, chunk_bits, heldout_chunks
 
 __all__ = ["ThesisSpec", "RECIPES", "THESIS_RECORD", "run_thesis", "verdict", "train_recipe", "record_run"]
@@ -75,9 +76,7 @@ class ThesisSpec:
     max_terms: int = 2048
 
     def tinylm(self, seed: int) -> TinyLMSpec:
-        return TinyLMSpec(d_model=self.d_model, n_layer=self.n_layer, n_head=self.n_head, block=self.block,
-                          steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=seed, chunks=self.chunks,
-                          bootstrap=self.bootstrap, max_terms=self.max_terms)
+        return spec_from(TinyLMSpec, self, seed=seed)
 
     def check(self) -> None:
         for k in ("seeds", "steps", "chunks", "bootstrap"):
