@@ -703,6 +703,78 @@ def render_area_findings(path=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _order_text(areas: dict) -> str:
+    """``RF8 < INT8 < E4M3`` style text of {weight format: area}, smallest first."""
+    return " < ".join(w.upper() for w in sorted(areas, key=areas.get))
+
+
+def render_w8a16_findings(path=None) -> str:
+    """Markdown bullets: what the W8A16 table says, each verdict computed from the record (docs/hdl.md)."""
+    rec = _load_w8a16(path)
+    area = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"], r["stage"]): r["area_um2"] for r in rec["rows"]
+            if r.get("area_um2")}
+    acts = [a for a in _w8a16_activations() if any(k[0] == a for k in area)]
+    goal = list(W8A16_W)  # the goal order, smallest first: rf8 < e4m3 < int8 < bf16
+
+    def holds(ws: dict) -> bool:
+        order = [w for w in goal if w in ws]
+        return len(order) == len(goal) and all(ws[order[i]] < ws[order[i + 1]] for i in range(len(order) - 1))
+
+    prod = {a: {w: area[(a, w, "-", 1, "product")] for w in goal if (a, w, "-", 1, "product") in area} for a in acts}
+    ok = [a for a in acts if holds(prod[a])]
+    out = [f"* **Product stage: goal {'met for every' if len(ok) == len(acts) else 'met for ' + str(len(ok)) + ' of the'} "
+           f"activation format of the record ({', '.join(acts)}).** "
+           + "; ".join(f"{a}: {_order_text(prod[a])} ("
+                       + ", ".join(f"{w} {prod[a][w]:,.0f}" for w in goal if w in prod[a]) + " µm²)" for a in acts)
+           + ". The RF8 weight turns the significand multiplier into one shift-and-add of the activation significand; "
+           "E4M3 needs a small array on the significands, INT8 an array on the 8-bit magnitude, the bf16 baseline a "
+           "full significand multiplier plus its exponent path."]
+    for acc in W8A16_ACC:
+        parts, met, margins = [], [], []
+        for ln in sorted({k[3] for k in area if k[2] == acc and k[4] == "mac"}):
+            for a in acts:
+                ws = {w: area[(a, w, acc, ln, "mac")] for w in goal[:3] if (a, w, acc, ln, "mac") in area}
+                if len(ws) < 3:
+                    continue
+                o = [ws[w] for w in goal[:3]]
+                met.append(o[0] < o[1] < o[2])
+                margins += [(o[i + 1] / o[i] - 1) * 100 for i in range(2)]
+                parts.append(f"{a} lanes {ln}: {_order_text(ws)}")
+        if not parts:
+            continue
+        v = "holds in every case synthesised" if all(met) else ("holds in none" if not any(met) else
+                                                                f"holds in {sum(met)} of {len(met)} cases")
+        out.append(f"* **{acc} MAC, RF8 < E4M3 < INT8 weights: the ordering {v}** ({'; '.join(parts)}; E4M3 over RF8 "
+                   f"and INT8 over E4M3: {min(margins):+.1f} % to {max(margins):+.1f} %)".replace("-", "−") + ".")
+    out.append("  In the fp32 MACs the exact float32 fused adder (two normalisers, the alignment shifter with sticky, "
+               "the result normaliser with subnormal clamp, rounding) is most of the unit and the same for every "
+               "weight format; the product stage decides only the remaining difference. In the aligned:32:16 MACs "
+               "two things dominate and neither is the multiplier: the `AlignUnit`'s double-buffered block buffer "
+               "and, per column, the exact float32 block-sum adder, whose operand is the whole block register: its "
+               "width follows the weight's exponent range, which INT8 does not have.")
+    best = []
+    for a in acts:
+        for ln in W8A16_LANES:
+            al, base, au = (area.get((a, "rf8", W8A16_ACC[1], ln, "mac")), area.get((a, "bf16", "fp32", ln, "mac")),
+                            area.get((a, "rf8", W8A16_ACC[1], ln, "align")))
+            if al and base and au:
+                col = al - au
+                best.append((base / col, base / al, a, ln))
+    if best:
+        top = max(best)
+        reached = top[0] >= 2.0
+        out.append(f"* **Aligned RF8 vs the BF16 × BF16 fp32 baseline (FIGNA's comparison, goal ≥ 2× lane-MACs per µm²): "
+                   f"{'reached' if reached else 'not reached'} in what was synthesised** ({len(best)} (activation, "
+                   f"lanes) points; the best, {top[2]} lanes {top[3]}, is {top[0]:.2f}× with the AlignUnit fully "
+                   f"amortised and {top[1]:.2f}× for one column). Per lane the aligned path is cheap (a shift-and-add and "
+                   "a slice of an integer adder tree, against a whole float32 fused adder per lane in the baseline), so "
+                   "the ratio grows with lanes, while the per-column costs that do not shrink with lanes (the exact "
+                   "block adder and the block buffer) dominate at the lanes synthesised. FIGNA's 6.34× is for wide "
+                   "arrays with shared conversion and FP16 × INT4. The PE arrays below share the alignment along a row "
+                   "and the block adder along a column, which is where this comparison is settled.")
+    return "\n".join(out) + "\n"
+
+
 def w8a16_table_record(rows: list[dict]) -> dict:
     return {"kind": "synth_w8a16", "yosys": yosys_version(), "library": "osu018_stdcells.lib",
             "notes": "lane-MACs per mm^2 = lanes / area; 'column only' = MAC minus its AlignUnit",
