@@ -3,7 +3,7 @@
 ``rf8sim flow --record study/results/minilm-flow.json`` writes the transformer stage's results with
 :func:`rf8sim.infra.records.write_record` (machine, load, versions, command, commit, dirty flag);
 docs/study.md's MiniLM tables are generated from that file (``<!-- BEGIN generated:study:... -->``
-blocks, :mod:`rf8sim.infra.docgen`) and ``tests/test_study_records.py`` checks that they match.
+blocks, :mod:`rf8sim.infra.docgen`) and ``tests/test_study_flow_results.py`` checks that they match.
 """
 
 from __future__ import annotations
