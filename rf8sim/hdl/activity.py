@@ -13,7 +13,7 @@ Liberty ``function`` / ``ff`` descriptions (not from the Verilog cell models Ica
   the stimulus row is applied on the falling edge, the flip-flops load on the rising
   edge; after each, every gate is evaluated once in topological order, and a net whose
   settled value changed counts one toggle (zero-delay semantics: what Icarus without
-  ``-gspecify`` dumps; identical counts are checked in tests/test_activity.py).
+  ``-gspecify`` dumps; identical counts are checked in tests/test_hdl_activity.py).
 
 Glitches (transitions of a net between its settled values, when cell delays differ) are
 then added back by a **glitch model**: the delay-annotated / zero-delay toggle ratio of

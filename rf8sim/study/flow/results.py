@@ -3,7 +3,7 @@
 ``rf8sim flow --record study/results/minilm-flow.json`` writes the transformer stage's results with
 :func:`rf8sim.infra.records.write_record` (machine, load, versions, command, commit, dirty flag);
 docs/study.md's MiniLM tables are generated from that file (``<!-- BEGIN generated:study:... -->``
-blocks, :mod:`rf8sim.infra.docgen`) and ``tests/test_study_records.py`` checks that they match.
+blocks, :mod:`rf8sim.infra.docgen`) and ``tests/test_study_flow_results.py`` checks that they match.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def render_readme_lead() -> str:
     lines = minilm_answer(load_minilm_record()["transformer"])
     out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
             or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]
-    noise = route_study.noise_sentences(route_study._rec("osu018"))
+    noise = route_study.noise_sentences(route_study.load_route_record("osu018"))
     inside = [x.split(" — ")[0] for x in noise if "inside the noise" in x]
     if noise:
         out.append(f"- **Flow noise** (`{route_study.RECORDS['osu018']}`, osu018 after routing, ABC scripts × "
