@@ -174,11 +174,3 @@ def render() -> str:
         lines += ["No array-level check against Icarus is in this record (`--check-size none`)."]
     return "\n".join(lines) + "\n"
 
-
-def _register() -> None:
-    from ..infra.docgen import register
-
-    register("hdl:array-activity")(render)
-
-
-_register()
