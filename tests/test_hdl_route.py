@@ -217,6 +217,7 @@ def test_route_small_design(tmp_path):
     mapped = map_to_cells((DATA / "acc4.v").read_text(), "acc4", tmp_path / "synth")
     r = place_and_route(mapped, mapped.parent / "cells.lib", tmp_path / "route", "osu018", density=0.6, seed=1)
     assert r["failed_nets"] == 0 and r["nets_routed"] >= 15
+    assert "\nvia stack 1\n" in (tmp_path / "route" / "acc4.cfg").read_text()  # fix-up Q1: osu018 keeps qflow's 1
     # independent of the router's verdict: every multi-pin net of the routed DEF carries wires
     d = parse_def((tmp_path / "route" / "acc4_route.def").read_text())
     assert all(v["routed"] for v in d["nets"].values() if len(v["conns"]) >= 2)
@@ -265,6 +266,7 @@ def test_route_small_design_sky130(tmp_path):
     lib = mapped.parent / "cells.lib"
     r = place_and_route(mapped, lib, tmp_path / "route", "sky130", density=0.6, seed=1)
     assert r["failed_nets"] == 0 and r["nets_routed"] >= 15 and r["access_pads_l1"] > 0
+    assert "\nvia stack all\n" in (tmp_path / "route" / "acc4.cfg").read_text()  # fix-up Q1
     d = parse_def((tmp_path / "route" / "acc4_route.def").read_text())
     multi = {n: v for n, v in d["nets"].items() if len(v["conns"]) >= 2}
     assert all(v["routed"] for v in multi.values())

