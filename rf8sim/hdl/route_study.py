@@ -166,7 +166,7 @@ def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=None, cl
 def main(argv=None) -> int:
     from ..infra import records
     from ..infra.fileio import check_output_path
-    from .route import qflow_version, route_tools_available
+    from .route import ROUTE_VERSION, qflow_version, route_tools_available
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.hdl.route_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--name", required=True, choices=sorted(RECORDS), help="which record: its technology and units")
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
            "streams": args.stream or ["minilm"], "variants": dict(ABC_VARIANTS),
            "plans": {k: [list(x) for x in v] for k, v in PLANS.items()},
            "tools": {"qflow": qflow_version(), "sta": sta_version()}, "tries": args.tries,
-           "first_run_only": args.first_run_only,
+           "first_run_only": args.first_run_only, "route_version": ROUTE_VERSION,
            "wall_s": time.perf_counter() - t0, "rows": rows}
     records.write_record(args.record, rec, overwrite=args.force,
                          command=["python", "-m", "rf8sim.hdl.route_study", *(argv or sys.argv[1:])])
@@ -262,7 +262,10 @@ def _head(rec) -> str:
             f"{m.get('cores', m.get('cpu_count', '?'))} cores, commit {str(p.get('commit'))[:10]}"
             f"{' (dirty)' if p.get('dirty') else ''}; {rec['tools']['qflow']}, {rec['tools']['sta']}; "
             f"utilization target {rec['utilization_target']}, clock {rec['clock_ns']} ns, "
-            f"{rec['beats']} gate-level beats of {', '.join(rec['streams'])}; whole run {rec['wall_s'] / 60:.0f} min.")
+            f"{rec['beats']} gate-level beats of {', '.join(rec['streams'])}; whole run {rec['wall_s'] / 60:.0f} min."
+            + ("" if rec.get("route_version", 0) >= 4 else
+               " Made before fix-up C1: its wire capacitances count one edge of each wire where the technology "
+               "LEF means two, so its post-route delays and energies leave out part of the wires' share."))
 
 
 def render_routed(tech: str) -> str:
@@ -416,7 +419,8 @@ def render_anchors(tech: str) -> str:
 #: the records with blocks in docs/hdl.md and which blocks
 DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
               "osu018-w8a16": ("route", "route-noise", "route-failures"),
-              "sky130": ("route", "route-spread", "route-noise", "route-failures")}
+              "sky130": ("route", "route-spread", "route-noise", "route-failures"),
+              "sky130-w8a16": ("route", "route-noise", "route-failures")}
 _RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
            "route-failures": render_failures}
 
