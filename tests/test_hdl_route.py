@@ -623,3 +623,15 @@ def test_unrouted_placement_is_placed_again_and_shown(tmp_path, monkeypatch, cap
     with pytest.raises(RouteError, match="graywolf failed"):
         route.route_design(synth, "sky130", density=0.35, seed=1, root=tmp_path / "r3")
     assert seen == ["broken"]
+
+
+def test_records_say_which_fixups_they_predate():
+    """A route-study record made before fix-ups Q1 (sky130 only) or C1 says so in its generated heading."""
+    from rf8sim.hdl.route import ROUTE_VERSION
+    from rf8sim.hdl.route_study import _before_fixups
+
+    assert "Q1 and C1" in _before_fixups({"tech": "sky130"})  # records before route_version was written
+    assert "fix-up C1:" in _before_fixups({"tech": "osu018"}) and "Q1" not in _before_fixups({"tech": "osu018"})
+    assert "fix-up C1:" in _before_fixups({"tech": "sky130", "route_version": 3})
+    assert _before_fixups({"tech": "sky130", "route_version": ROUTE_VERSION}) == ""
+    assert _before_fixups({"tech": "osu018", "route_version": ROUTE_VERSION}) == ""
