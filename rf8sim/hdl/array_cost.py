@@ -748,7 +748,8 @@ def plot_array(record, out, overwrite: bool = False):
     rows = [r for r in rec["rows"] if "energy" in r]
     labels = [f"{r['config']['a_fmt']}×{r['config']['w_fmt']}\n{r['config']['rows']}x{r['config']['cols']}"
               + (" e1" if edge_stages_of(r["config"]) else "") for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    # one panel per row of the figure: with 4x4 and 8x8 arrays there are some twenty bars per panel
+    fig, axes = plt.subplots(3, 1, figsize=(max(8.0, 0.62 * len(rows)), 10.5))
     for ax, key, title in ((axes[0], "tops_per_mm2_at_fmax", "TOPS/mm² at fmax"),
                            (axes[1], "tops_per_w_at_fmax", "TOPS/W at fmax"),
                            (axes[2], None, "energy per MiniLM sentence (µJ)")):

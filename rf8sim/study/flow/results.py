@@ -166,7 +166,7 @@ def render_readme_lead() -> str:
     """README's first section: what RF8 buys in arrays (goals), on MiniLM, and what is inside the flow noise."""
     from ...infra.docgen import load_record
     from ...hdl import route_study
-    from ...hdl.array_cost import edge_stages_of, goal_verdict, rows_by_pair
+    from ...hdl.array_cost import edge_stages_of, equal_area_lines, goal_verdict, rows_by_pair
     from .answer import minilm_answer
 
     arr = load_record("hdl/results/array_cost.json", "hdl-array-cost", "rf8sim array cost --table")
@@ -204,6 +204,8 @@ def render_readme_lead() -> str:
             part, um2 = next(iter(rf["area_by_part_um2"].items()))
             s += f"; the largest part of the RF8 × BF16 array is its {part} ({100 * um2 / rf['area_um2']:.0f} % of area)"
         out.append(head + s + ".")
+    # the RF8 x BF16 arrays at the equal-area budget's size against it (the budget bullet itself is in docs/hdl.md)
+    out += ["- " + ln[2:] for ln in equal_area_lines(arr)[1:]]
     lines = minilm_answer(load_minilm_record()["transformer"])
     out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
             or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]
