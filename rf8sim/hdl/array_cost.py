@@ -766,6 +766,14 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
                     + (f" and its pJ/MAC {al['pj_per_mac'] / bf['pj_per_mac']:.2f}×" if "energy" in al and "energy" in bf
                        else ""))
         out.append(txt + ".")
+    rf32 = by.get(("bf16", "rf8", "fp32"))
+    if rf32 and bf and not e:
+        r = _ratios(rf32, bf)
+        out.append(f"* {R}×{C}, what the weight format alone buys in the float32 array: RF8 × BF16 `fp32` (the same "
+                   f"PEs with an RF8 weight, one shift-and-add for the multiplier) reaches {r['tops_mm2']:.2f}× the "
+                   f"BF16 × BF16 fp32 array's TOPS/mm² at a common clock ({r['tops_mm2_own_fmax']:.2f}× at each fmax)"
+                   + (f" and {r['tops_w']:.2f}× its TOPS/W ({rf32['pj_per_mac']:.1f} against {bf['pj_per_mac']:.1f} "
+                      "pJ/MAC)" if "tops_w" in r else "") + ".")
     trio = [by.get(("bf16", w)) for w in ("rf8", "e4m3", "int8")]
     if "area_per_mac" in g:
         a, ok = g["area_per_mac"], g["area_order_met"]
