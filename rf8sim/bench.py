@@ -262,12 +262,3 @@ def measured_table() -> str:
     out = [head, "", "| what | number | command |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in table]
     return "\n".join(out)
-
-
-def _register():
-    from .infra.docgen import register
-
-    register("readme:measured")(measured_table)
-
-
-_register()

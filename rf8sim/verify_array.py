@@ -186,13 +186,6 @@ def render_minilm(root=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _register_docs() -> None:
-    from .infra.docgen import register
-
-    register("hdl:array-minilm")(render_minilm)
-    register("hdl:array-bench")(render_bench)
-
-
 #: the checked-in speed benchmark record (docs/hdl.md, block ``hdl:array-bench``)
 BENCH_RECORD = "hdl/results/array-bench.json"
 BENCH_LAYER = "encoder.layer.0.intermediate.dense"
@@ -256,9 +249,6 @@ def render_bench(root=None) -> str:
             f"{r['mismatches']} |\n")
 
 
-_register_docs()
-
-
 def render_schedule() -> str:
     """The docs/hdl.md block ``hdl:array-schedule``: the scheduler's cycle counts for MiniLM's Linear shapes
     (computed by :func:`rf8sim.hdl.schedule.plan`, deterministic; no measurement)."""
@@ -275,12 +265,3 @@ def render_schedule() -> str:
             lines.append(f"| {R}x{R} ({cfg.depth}) | {name} ({K} x {N}) | {s['cycles']:,} | {s['utilization']:.1%} | "
                          f"{s['tiles']:,} | {s['stall_cycles']:,} | {s['fill_drain_cycles']:,} |")
     return "\n".join(lines) + "\n"
-
-
-def _register_schedule() -> None:
-    from .infra.docgen import register
-
-    register("hdl:array-schedule")(render_schedule)
-
-
-_register_schedule()

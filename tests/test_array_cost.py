@@ -188,3 +188,21 @@ def test_flow_array_config_bad_input(tmp_path):
             load_config(p)
         assert msg in str(e.value) and "\n" not in str(e.value), (body, str(e.value))
     assert len(cases) == 5
+
+
+def test_cost_table_title_names_the_library_of_its_rows(capsys):
+    """`rf8sim array cost --tech sky130` printed "(osu018)" above sky130 numbers; the title now names the
+    libraries of the rows it shows."""
+    from rf8sim.hdl.array_cost_cli import _print_rows
+
+    def row(lib):
+        return {"config": {"a_fmt": "bf16", "w_fmt": "rf8", "acc": "aligned:32:16", "rows": 2, "cols": 2,
+                           "edge_stages": 1}, "library": lib, "area_um2": 2.0, "area_per_mac_um2": 0.5,
+                "critical_path_ns": 1.0, "fmax_mhz": 1000.0, "tops_per_mm2_at_fmax": 1.0, "pj_per_mac": 1.0,
+                "tops_per_w_at_fmax": 1.0, "area_by_part_um2": {"pe": 1.0}, "energy": None}
+
+    _print_rows([row("sky130_fd_sc_hd__tt_025C_1v80.rf8sim.lib")])
+    title = capsys.readouterr().out.splitlines()[0]
+    assert "(sky130)" in title and "osu018" not in title
+    _print_rows([row("osu018_stdcells.lib"), row("sky130_fd_sc_hd__tt_025C_1v80.rf8sim.lib")])
+    assert "(osu018, sky130)" in capsys.readouterr().out.splitlines()[0]

@@ -314,6 +314,8 @@ def main(argv=None) -> int:
     [--record FILE [--force]]``."""
     import argparse
 
+    from ..infra.cliargs import add_record_args
+
     from rf8sim.infra.console import Console
     from rich.table import Table
 
@@ -327,8 +329,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=6, help="alternating repetitions per row (default 6)")
     ap.add_argument("--threads", choices=("one", "all"), default="one",
                     help="one thread for BLAS and Numba (default; timed in CPU time) or all (wall clock)")
-    ap.add_argument("--record", metavar="FILE", help="write the rows as a results record")
-    ap.add_argument("--force", action="store_true", help="overwrite an existing --record file")
+    add_record_args(ap, "write the rows as a results record", "overwrite an existing --record file", metavar="FILE")
     args = ap.parse_args(argv)
     if args.size < 64 or args.reps < 1:
         ap.error("--size must be >= 64 and --reps >= 1")
@@ -405,15 +406,6 @@ def narrow_table() -> str:
         out.append(f"| {r['fmt']} × {r['fmt']} | {r['acc']} | {data} | {r['saturating']:,} | {r['value']:.2f} | "
                    f"{r['baseline_ms']:.2f} | {r['time_x']:.1f}× | ≤ {goal}× | {'yes' if r['time_x'] <= goal else '**no**'} |")
     return "\n".join(out)
-
-
-def _register():
-    from ..infra.docgen import register
-
-    register("golden:narrow-gemm")(narrow_table)
-
-
-_register()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -862,83 +862,79 @@ def goal_verdict(by: dict) -> dict:
     return g
 
 
-def _register():
-    from ..infra.docgen import load_record, record_head, register
+def _load_cost_record() -> dict:
+    from ..infra.docgen import load_record
 
-    how = "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png"
+    return load_record("hdl/results/array_cost.json", "hdl-array-cost",
+                       "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png")
 
-    def load():
-        return load_record("hdl/results/array_cost.json", "hdl-array-cost", how)
 
-    @register("hdl:array-cost")
-    def render_table() -> str:
-        """One row per array: MiniLM cosine (flow), area, fmax, TOPS/mm2, pJ/MAC, TOPS/W, per sentence."""
-        rec = load()
-        flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
-        prov = rec["provenance"]
-        inf = rec["inference"]
-        lines = [record_head(prov) + f". osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
-                 "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
-                 f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
-                 f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "
-                 + (f"Equal area: copies of the array that fit the {inf['area_budget']} array's area."
-                    if inf.get("area_budget") else "Equal area: not evaluated (no BF16 × BF16 array in the record)."),
-                 "",
-                 "| array | acc | R×C | MiniLM cosine (flow) | area mm² | µm²/MAC | crit. path ns | fmax MHz | "
-                 "TOPS/mm² | tile (layer, M×K×N, cycles) | pJ/MAC | TOPS/W | µJ / sentence | µs / sentence | "
-                 "µs / sentence, equal area | largest part: area | largest part: energy |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rec["rows"]:
-            c = r["config"]
-            cos, cacc = _flow_cosine(flow, c["a_fmt"], c["w_fmt"])
+def render_table() -> str:
+    """One row per array: MiniLM cosine (flow), area, fmax, TOPS/mm2, pJ/MAC, TOPS/W, per sentence."""
+    from ..infra.docgen import load_record, record_head
+
+    rec = _load_cost_record()
+    flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
+    prov = rec["provenance"]
+    inf = rec["inference"]
+    lines = [record_head(prov) + f". osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
+             "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
+             f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
+             f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "
+             + (f"Equal area: copies of the array that fit the {inf['area_budget']} array's area."
+                if inf.get("area_budget") else "Equal area: not evaluated (no BF16 × BF16 array in the record)."),
+             "",
+             "| array | acc | R×C | MiniLM cosine (flow) | area mm² | µm²/MAC | crit. path ns | fmax MHz | "
+             "TOPS/mm² | tile (layer, M×K×N, cycles) | pJ/MAC | TOPS/W | µJ / sentence | µs / sentence | "
+             "µs / sentence, equal area | largest part: area | largest part: energy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        c = r["config"]
+        cos, cacc = _flow_cosine(flow, c["a_fmt"], c["w_fmt"])
+        en = r.get("energy")
+        ap = next(iter(r["area_by_part_um2"].items()))
+        ep = next(iter(en["energy_by_part_pj_per_cycle"].items())) if en else None
+        etot = sum(en["energy_by_part_pj_per_cycle"].values()) if en else 1
+        t = en["tile"] if en else None
+        lines.append(
+            f"| {_name(c)} | {c['acc']} | {c['rows']}×{c['cols']} | "
+            f"{f'{cos:.4f} ({cacc})' if cos is not None else '–'} | {r['area_um2'] / 1e6:.3f} | "
+            f"{r['area_per_mac_um2']:.0f} | {r['critical_path_ns']:.2f} | {r['fmax_mhz']:.0f} | "
+            f"{r['tops_per_mm2_at_fmax']:.3g} | "
+            + (f"{t['layer'].replace('encoder.layer.', 'L')}, {t['M']}×{t['K']}×{t['N']}, {en['cycles']} | "
+               f"{r['pj_per_mac']:.1f} | {r['tops_per_w_at_fmax']:.3g} | {r['inference']['energy_uj']:.0f} | "
+               f"{r['inference']['latency_us']:.0f} | "
+               + (f"{r['equal_area']['latency_us']:.0f} | " if "equal_area" in r else "– | ")
+               if en else "– | – | – | – | – | – | ")
+            + f"{ap[0]} {100 * ap[1] / r['area_um2']:.0f} % | "
+            + (f"{ep[0]} {100 * ep[1] / etot:.0f} % |" if ep else "– |"))
+    if rec.get("not_computed"):
+        lines += ["", "Not in this record (not synthesized in the session's time on the shared 2-core machine; "
+                  "`rf8sim array cost --table` computes them): " + "; ".join(rec["not_computed"]) + "."]
+    return "\n".join(lines) + "\n"
+
+def render_goals() -> str:
+    """The issue's goals, measured: RF8 x BF16 against BF16 x BF16 (TOPS/mm2, TOPS/W), area per MAC order."""
+    rec = _load_cost_record()
+    out = []
+    sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
+    for R, C in sizes:
+        at = [r for r in rec["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)]
+        designs = sorted({edge_stages_of(r["config"]) for r in at if r["config"]["a_fmt"] in _A16})
+        for e in designs or [0]:
+            out += _goal_lines(R, C, e, rows_by_pair(at, R, C, e), len(designs) > 1)
+        out += _edge_lines(R, C, at)
+        for r in sorted(at, key=lambda r: (r["config"]["a_fmt"] not in _A16, r["config"]["w_fmt"],
+                                           edge_stages_of(r["config"]))):
+            ap = list(r["area_by_part_um2"].items())
+            tot = r["area_um2"]
+            s = ", ".join(f"{k} {100 * v / tot:.0f} %" for k, v in ap[:3])
             en = r.get("energy")
-            ap = next(iter(r["area_by_part_um2"].items()))
-            ep = next(iter(en["energy_by_part_pj_per_cycle"].items())) if en else None
-            etot = sum(en["energy_by_part_pj_per_cycle"].values()) if en else 1
-            t = en["tile"] if en else None
-            lines.append(
-                f"| {_name(c)} | {c['acc']} | {c['rows']}×{c['cols']} | "
-                f"{f'{cos:.4f} ({cacc})' if cos is not None else '–'} | {r['area_um2'] / 1e6:.3f} | "
-                f"{r['area_per_mac_um2']:.0f} | {r['critical_path_ns']:.2f} | {r['fmax_mhz']:.0f} | "
-                f"{r['tops_per_mm2_at_fmax']:.3g} | "
-                + (f"{t['layer'].replace('encoder.layer.', 'L')}, {t['M']}×{t['K']}×{t['N']}, {en['cycles']} | "
-                   f"{r['pj_per_mac']:.1f} | {r['tops_per_w_at_fmax']:.3g} | {r['inference']['energy_uj']:.0f} | "
-                   f"{r['inference']['latency_us']:.0f} | "
-                   + (f"{r['equal_area']['latency_us']:.0f} | " if "equal_area" in r else "– | ")
-                   if en else "– | – | – | – | – | – | ")
-                + f"{ap[0]} {100 * ap[1] / r['area_um2']:.0f} % | "
-                + (f"{ep[0]} {100 * ep[1] / etot:.0f} % |" if ep else "– |"))
-        if rec.get("not_computed"):
-            lines += ["", "Not in this record (not synthesized in the session's time on the shared 2-core machine; "
-                      "`rf8sim array cost --table` computes them): " + "; ".join(rec["not_computed"]) + "."]
-        return "\n".join(lines) + "\n"
-
-    @register("hdl:array-goals")
-    def render_goals() -> str:
-        """The issue's goals, measured: RF8 x BF16 against BF16 x BF16 (TOPS/mm2, TOPS/W), area per MAC order."""
-        rec = load()
-        out = []
-        sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
-        for R, C in sizes:
-            at = [r for r in rec["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)]
-            designs = sorted({edge_stages_of(r["config"]) for r in at if r["config"]["a_fmt"] in _A16})
-            for e in designs or [0]:
-                out += _goal_lines(R, C, e, rows_by_pair(at, R, C, e), len(designs) > 1)
-            out += _edge_lines(R, C, at)
-            for r in sorted(at, key=lambda r: (r["config"]["a_fmt"] not in _A16, r["config"]["w_fmt"],
-                                               edge_stages_of(r["config"]))):
-                ap = list(r["area_by_part_um2"].items())
-                tot = r["area_um2"]
-                s = ", ".join(f"{k} {100 * v / tot:.0f} %" for k, v in ap[:3])
-                en = r.get("energy")
-                e = ""
-                if en:
-                    ep = list(en["energy_by_part_pj_per_cycle"].items())
-                    et = sum(v for _, v in ep)
-                    e = "; energy: " + ", ".join(f"{k} {100 * v / et:.0f} %" for k, v in ep[:3])
-                out.append(f"* {R}×{C} {_name(r['config'])} ({r['config']['acc']}): area: {s}{e}.")
-        covered = ", ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}" for r in rec["rows"])
-        return "\n".join(out) + f"\n\n(Covers the arrays in the record: {covered}.)\n"
-
-
-_register()
+            e = ""
+            if en:
+                ep = list(en["energy_by_part_pj_per_cycle"].items())
+                et = sum(v for _, v in ep)
+                e = "; energy: " + ", ".join(f"{k} {100 * v / et:.0f} %" for k, v in ep[:3])
+            out.append(f"* {R}×{C} {_name(r['config'])} ({r['config']['acc']}): area: {s}{e}.")
+    covered = ", ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}" for r in rec["rows"])
+    return "\n".join(out) + f"\n\n(Covers the arrays in the record: {covered}.)\n"

@@ -72,7 +72,8 @@ def _print_rows(rows: list) -> None:
     from rf8sim.infra.console import Console
     from rich.table import Table
 
-    t = Table(title="rf8sim array cost (osu018)")
+    libs = sorted({str(r.get("library") or "osu018").split("_stdcells")[0].split("_fd_sc_hd")[0] for r in rows})
+    t = Table(title=f"rf8sim array cost ({', '.join(libs) or 'osu018'})")
     for h in ("a x w", "acc", "RxC", "um^2", "um^2/MAC", "crit ns", "fmax MHz", "TOPS/mm2", "pJ/MAC",
               "TOPS/W", "top area part", "top energy part"):
         t.add_column(h, justify="right")

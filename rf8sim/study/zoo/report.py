@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...infra.docgen import register
 
 __all__ = ["ZOO_RECORD", "write_zoo_record", "load_zoo_record", "plot_zoo", "zoo_facts"]
 
@@ -87,7 +86,6 @@ def _run_line(rec: dict) -> str:
             f"{t.get('minilm_weights', 0):.0f} s, MiniLM cosine {t.get('minilm_cosine', 0):.0f} s")
 
 
-@register("study:zoo-table")
 def render_zoo_table() -> str:
     rec = load_zoo_record()
     p = rec["params"]
@@ -169,7 +167,6 @@ def zoo_facts(rec: dict) -> list[str]:
     return out
 
 
-@register("study:zoo-facts")
 def render_zoo_facts() -> str:
     rec = load_zoo_record()
     return "Computed from the record (formats: " + ", ".join(rec["params"]["formats"]) + "):\n\n" + "\n".join(
@@ -179,7 +176,6 @@ def render_zoo_facts() -> str:
 ZOO_RTL_RECORD = Path("study") / "results" / "zoo-rtl.json"
 
 
-@register("study:zoo-rtl")
 def render_zoo_rtl() -> str:
     from ...infra.docgen import load_record
 
@@ -243,7 +239,6 @@ def prove_summary(rows) -> str:
     return txt + "."
 
 
-@register("study:zoo-prove")
 def render_zoo_prove() -> str:
     from ...infra.docgen import load_record
 
