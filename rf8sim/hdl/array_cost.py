@@ -50,11 +50,11 @@ RESET_ROWS = 2
 MINILM_LAYER = "encoder.layer.0.intermediate.dense"
 
 #: (a_fmt, w_fmt, acc) of the answer table: W8A16 pre-aligned arrays, the BF16 baseline (:data:`BASELINE`: bf16 x
-#: bf16 products added in float32 in every PE, TPU / Gemmini style), the pre-aligned BF16 array (a second, weaker
-#: comparison), W8A8 arrays
+#: bf16 products added in float32 in every PE, TPU / Gemmini style), the pre-aligned BF16 array (a second
+#: comparison), W8A8 arrays, and the float32 array with RF8 weights (what the weight format alone buys there)
 GRID = (("bf16", "rf8", "aligned:32:16"), ("bf16", "bf16", "fp32"), ("bf16", "bf16", "aligned:32:16"),
         ("bf16", "e4m3", "aligned:32:16"), ("bf16", "int8", "aligned:32:16"), ("rf8", "rf8", "16:32"),
-        ("e4m3", "e4m3", "16:32"), ("int8", "int8", "16:32"))
+        ("e4m3", "e4m3", "16:32"), ("int8", "int8", "16:32"), ("bf16", "rf8", "fp32"))
 #: the key of the goal verdicts' baseline in :func:`rows_by_pair`: the float32-accumulating BF16 x BF16 array
 BASELINE = ("bf16", "bf16", "fp32")
 #: the W8A16 rows again with the registered edge adder (``edge_stages=1``, :data:`rf8sim.hdl.array.EDGE_STAGES`):
