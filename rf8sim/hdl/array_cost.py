@@ -681,10 +681,10 @@ def plot_array(record, out, overwrite: bool = False):
 
     rec = json.loads(Path(record).read_text())
     rows = [r for r in rec["rows"] if "energy" in r]
-    labels = [f"{r['config']['a_fmt']}×{r['config']['w_fmt']}\n{r['config']['rows']}x{r['config']['cols']}"
+    labels = [f"{r['config']['a_fmt']}×{r['config']['w_fmt']} {r['config']['rows']}x{r['config']['cols']}"
               + (" e1" if edge_stages_of(r["config"]) else "") + (" fp32" if r["config"]["acc"] == "fp32" else "")
               for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6))
     for ax, key, title in ((axes[0], "tops_per_mm2_at_fmax", "TOPS/mm² at fmax"),
                            (axes[1], "tops_per_w_at_fmax", "TOPS/W at fmax"),
                            (axes[2], None, "energy per MiniLM sentence (µJ)")):
@@ -693,7 +693,7 @@ def plot_array(record, out, overwrite: bool = False):
                                                                   else "tab:blue") for r in rows]
         ax.bar(range(len(rows)), vals, color=colors)
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_xticklabels(labels, fontsize=7, rotation=90)
         ax.set_title(title, fontsize=9)
     fig.suptitle("PE arrays on osu018 (hdl/results/array_cost.json); red: RF8 weights, gray: BF16 (fp32: the "
                  "float32 baseline); e1: registered edge adder",
