@@ -388,6 +388,20 @@ def test_verify_layer_array_leg():
 
 
 @iverilog
+def test_verify_layer_array_leg_fp32():
+    """verify-layer --acc fp32 --array: the bf16 layer's GEMM of codes on the float32 array, every output vs golden
+    (fp32 k order) and torch."""
+    from rf8sim.verify import verify_layer
+
+    rep = verify_layer(in_features=32, out_features=8, batch=8, a_fmt="bf16", w_fmt="rf8", acc="fp32", rtl_slice=0,
+                       array="4x4", array_simulator="icarus")
+    assert rep["ok"] and rep["legs"]["array"] == "ran"
+    rows = [c for c in rep["checks"] if c["check"].startswith("PE array")]
+    assert len(rows) == 2 and "fp32" in rows[0]["check"] and all(c["mismatches"] == 0 for c in rows)
+    assert [c["compared"] for c in rows] == [3 * 8 * 8, 3 * 8 * 8]
+
+
+@iverilog
 def test_verify_minilm_cli_builds_the_asked_design(tmp_path, monkeypatch):
     """`rf8sim array verify-minilm --edge-stages 1 --pe-stages 2` runs that design (the options reach the
     array: its record's configuration and cycle count say so), here on a small stand-in layer."""
