@@ -64,6 +64,10 @@ def register(sub) -> None:
     q.add_argument("--w8a8-sentences", type=int, default=50,
                    help="MiniLM sentences through the bit-exact W8A8 datapath (default 50)")
     q.add_argument("--no-cosine", action="store_true", help="skip the MiniLM cosine (SQNR only)")
+    q.add_argument("--reuse", metavar="RECORD.json", default=None,
+                   help="take over the MiniLM cosine rows of an earlier zoo record measured with the same seed, "
+                        "sentences and datapath where the format's quantized MiniLM weights are unchanged "
+                        "(equal weight SQNR); each reused row names its record's commit")
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR against bits per weight")
     q.add_argument("--record", metavar="FILE.json", default=None,
                    help="write the results as a provenance record (e.g. study/results/zoo.json)")
@@ -291,11 +295,16 @@ def cmd_zoo(args) -> int:
     for path in (args.record, args.plot):
         if path:
             check_output_path(path, args.force)  # before the work
+    old = None
+    if args.reuse:
+        from .zoo.report import load_zoo_record
+
+        old = load_zoo_record(Path(args.reuse).absolute())  # read before the run: the same file may be the --record
     from .zoo.study import run_zoo
 
     prov = records.provenance()
     res = run_zoo(fmts, shapes, sentences=args.sentences, w8a8_sentences=args.w8a8_sentences,
-                  cosine=not args.no_cosine, progress=not args.no_progress)
+                  cosine=not args.no_cosine, progress=not args.no_progress, reuse=old)
     record = None
     if args.record:  # the record first: nothing in the printing (or the plot) can lose it
         from .zoo.report import write_zoo_record

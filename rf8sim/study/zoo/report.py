@@ -84,7 +84,19 @@ def _run_line(rec: dict) -> str:
     return (f"Record `{ZOO_RECORD}`: `{pv['command']}` at commit {(pv.get('commit') or '?')[:10]} "
             f"({'dirty' if pv.get('dirty') else 'clean'} tree), {pv.get('utc', '')}, on {m['cpu']}, {m['cores']} cores"
             f"{load_txt} (shared with other engineers' jobs); GG {t.get('gg', 0):.0f} s, MiniLM weights "
-            f"{t.get('minilm_weights', 0):.0f} s, MiniLM cosine {t.get('minilm_cosine', 0):.0f} s")
+            f"{t.get('minilm_weights', 0):.0f} s, MiniLM cosine {t.get('minilm_cosine', 0):.0f} s" + _reused(rec))
+
+
+def _reused(rec: dict) -> str:
+    """Which MiniLM cosine rows the run took over from an earlier record (``--reuse``), and from where."""
+    by = {}
+    for r in rec.get("minilm_cosine", []):
+        if r.get("reused_from"):
+            src = r["reused_from"]
+            by.setdefault((src["commit"][:10], src.get("utc") or "", src.get("command") or ""), []).append(r)
+    return "".join(f"; {len(rs)} MiniLM cosine rows ({', '.join(sorted({r['mode'] for r in rs}))}: "
+                   f"{', '.join(r['format'] for r in rs)}) reused from the record of `{cmd}` at commit {c} ({u}), "
+                   f"their quantized weights unchanged (equal MiniLM weight SQNR)" for (c, u, cmd), rs in by.items())
 
 
 @register("study:zoo-table")

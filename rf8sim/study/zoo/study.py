@@ -28,7 +28,7 @@ from ... import formats as F
 from ... import scales as S
 
 __all__ = ["ZOO_FORMATS", "W8A8_FORMATS", "fake_weights", "bits_per_weight", "gg_sqnr", "minilm_weight_sqnr",
-           "minilm_cosine", "run_zoo"]
+           "minilm_cosine", "reusable_rows", "run_zoo"]
 
 #: formats the zoo study measures by default (element formats, then named block formats)
 ZOO_FORMATS = ("rf8", "rf8m8", "rf8t1", "rf8t2", "e4m3", "e5m2", "int8", "apot8", "lns8", "posit8",
@@ -112,13 +112,15 @@ def minilm_weight_sqnr(formats) -> list:
 
 
 def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentences: int = 50, seed: int = 0,
-                  bootstrap: int = 1000, progress: bool = True) -> list:
+                  bootstrap: int = 1000, progress: bool = True, reuse: "dict | None" = None) -> list:
     """1 - cosine to the float32 embedding (mean, 95 % bootstrap CI) per configuration.
 
     Weight-only: the float32 model with every Linear weight replaced by its quantized value
     (:func:`fake_weights`, the golden quantize → dequantize), float32 activations, on ``sentences``.
     W8A8: the bit-exact datapath (activations quantized per tensor, every Linear through
     ``rf8sim.golden.gemm`` with the exact accumulator) on the first ``w8a8_sentences``.
+    ``reuse``: {(format, mode, datapath, sentences): row} of rows already measured (:func:`reusable_rows`),
+    taken over instead of recomputed.
     """
     import torch
 
@@ -140,6 +142,15 @@ def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentenc
     rows = []
     for i, (name, mode, dp) in enumerate(todo):
         t = time.perf_counter()
+        path = "float32 model, quantized weights" if dp is None else dp.label
+        ns = len(sents) if dp is None else min(w8a8_sentences, len(sents))
+        old = (reuse or {}).get((name, mode, path, ns))
+        if old is not None:
+            rows.append(dict(old))
+            if progress:
+                print(f"  [{i + 1}/{len(todo)}] {name} {mode}: 1 - cosine {old['loss']:.3e} on {ns} sentences "
+                      f"(reused from commit {old['reused_from']['commit'][:10]})", flush=True)
+            continue
         if dp is None:
             q, path, ns = _fake_model(model, name), "float32 model, quantized weights", len(sents)
         else:
@@ -170,9 +181,35 @@ def _fake_model(model, name: str):
     return q
 
 
+def reusable_rows(old: dict, minilm_weights: list, seed: int) -> dict:
+    """The MiniLM cosine rows of an earlier zoo record ``old`` that this run may take over.
+
+    A row is reused only when it was measured with the same seed, and the format's quantized MiniLM
+    weights are those of this run: the SQNR of all MiniLM Linear weights just computed equals the old
+    record's to the last bit (any change in quantization would move it).  Each reused row names the
+    record's commit, time and command (``reused_from``)."""
+    if old.get("params", {}).get("seed") != seed:
+        return {}
+    was = {r["format"]: r["sqnr_db"] for r in old.get("minilm_weights", [])}
+    now = {r["format"]: r["sqnr_db"] for r in minilm_weights}
+    pv = old.get("provenance", {})
+    src = old.get("reused_from_record") or {}
+    out = {}
+    for r in old.get("minilm_cosine", []):
+        f = r["format"]
+        if f in now and was.get(f) == now[f]:
+            row = dict(r)
+            row.setdefault("reused_from", {"commit": pv.get("commit") or "?", "utc": pv.get("utc"),
+                                           "command": pv.get("command"), **src})
+            out[(f, r["mode"], r["datapath"], r["sentences"])] = row
+    return out
+
+
 def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: int = 200, w8a8_sentences: int = 50,
-            rows: int = 64, cols: int = 1024, seed: int = 0, cosine: bool = True, progress: bool = True) -> dict:
-    """All measurements of the zoo study (JSON-able)."""
+            rows: int = 64, cols: int = 1024, seed: int = 0, cosine: bool = True, progress: bool = True,
+            reuse: "dict | None" = None) -> dict:
+    """All measurements of the zoo study (JSON-able).  ``reuse``: an earlier zoo record whose MiniLM cosine
+    rows are taken over where :func:`reusable_rows` allows (the rest is measured)."""
     for name in formats:
         if not _is_block(name) and name not in ("rf8m8", "rf8m8lo"):
             F.check_role(name, "weight")
@@ -182,8 +219,9 @@ def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: i
     t1 = time.perf_counter()
     mw = minilm_weight_sqnr(formats)
     t2 = time.perf_counter()
-    cos = (minilm_cosine(formats, sentences=sentences, w8a8_sentences=w8a8_sentences, seed=seed, progress=progress)
-           if cosine else [])
+    again = reusable_rows(reuse, mw, seed) if reuse else {}
+    cos = (minilm_cosine(formats, sentences=sentences, w8a8_sentences=w8a8_sentences, seed=seed, progress=progress,
+                         reuse=again) if cosine else [])
     t3 = time.perf_counter()
     return {"params": {"formats": list(formats), "shapes": list(shapes), "rows": rows, "cols": cols,
                        "sentences": sentences, "w8a8_sentences": w8a8_sentences, "seed": seed,
