@@ -129,6 +129,19 @@ def render_zoo_table() -> str:
             r = cos.get((f, "W8A8"))
             row.append(ci(r) + ("" if r is None or "acc exact" in r["datapath"] else " (fp32 acc)"))
         lines.append("| " + " | ".join(row) + " |")
+    w16 = [r for r in rec["minilm_cosine"] if r["mode"] == "W8A16"]
+    if w16:
+        lines += ["", f"W8A16: 16-bit activation codes (unscaled; posit16 the zoo's 16-bit activation format, bf16 "
+                      f"beside it), per-channel weight scales, the float32 accumulator of the W8A16 contract; 1 − "
+                      f"cosine on {w16[0]['sentences']} sentences; every Linear layer of the first "
+                      f"{w16[0]['torch_check']['sentences']} sentence(s) also through the torch emulation "
+                      f"(rf8sim.training), compared bit for bit with the golden datapath:", "",
+                  "| weight | activation | 1 − cos | torch emulation: outputs compared (mismatches) |",
+                  "|---|---|---|---|"]
+        for r in w16:
+            t = r["torch_check"]
+            lines.append(f"| {r['format']} | {r['activation']} | {ci(r)} | {t['outputs']:,} in {t['layers']} layers "
+                         f"({t['mismatches']}) |")
     return "\n".join(lines)
 
 
@@ -172,6 +185,14 @@ def zoo_facts(rec: dict) -> list[str]:
                    f"({mw[best]['sqnr_db']:.2f} vs {mw['e4m3']['sqnr_db']:.2f} dB"
                    + (f"; RF8 itself {d0:+.2f} dB" if d0 is not None else "") + f"), GG samples {best} − E4M3 "
                    f"{rng(best, 'e4m3')}" + cmp_cos(best, "e4m3") + ".")
+    w16 = {(r["format"], r["activation"]): r for r in rec["minilm_cosine"] if r["mode"] == "W8A16"}
+    if ("rf8", "posit16") in w16 and ("rf8", "bf16") in w16:
+        p16, b16 = w16[("rf8", "posit16")], w16[("rf8", "bf16")]
+        overlap = not (p16["loss_hi"] < b16["loss_lo"] or b16["loss_hi"] < p16["loss_lo"])
+        out.append(f"posit16 against bf16 activations on RF8 weights (float32 accumulator, {p16['sentences']} "
+                   f"sentences): MiniLM 1 − cosine {p16['loss']:.2e} vs {b16['loss']:.2e} ("
+                   + ("95 % intervals overlap" if overlap else
+                      "lower for " + ("posit16" if p16["loss"] < b16["loss"] else "bf16")) + ").")
     four = [f for f in ("apot4", "e2m1", "mxfp4", "nvfp4") if f in mw]
     if len(four) > 1:
         b4 = max(four, key=lambda f: mw[f]["sqnr_db"])

@@ -27,7 +27,7 @@ import numpy as np
 from ... import formats as F
 from ... import scales as S
 
-__all__ = ["ZOO_FORMATS", "W8A8_FORMATS", "fake_weights", "bits_per_weight", "gg_sqnr", "minilm_weight_sqnr",
+__all__ = ["ZOO_FORMATS", "W8A8_FORMATS", "W8A16_PAIRS", "fake_weights", "bits_per_weight", "gg_sqnr", "minilm_weight_sqnr",
            "minilm_cosine", "reusable_rows", "run_zoo"]
 
 #: formats the zoo study measures by default (element formats, then named block formats)
@@ -35,6 +35,12 @@ ZOO_FORMATS = ("rf8", "rf8m8", "rf8t1", "rf8t2", "e4m3", "e5m2", "int8", "apot8"
                "apot4", "e2m1", "mxfp4", "nvfp4", "mxint8")
 #: formats whose W8A8 datapath (same format for activations, exact accumulator) is measured
 W8A8_FORMATS = ("rf8", "e4m3", "int8", "lns8", "posit8")
+#: (weight, 16-bit activation) datapaths measured with the float32 accumulator (the W8A16 contract):
+#: posit16, the zoo's 16-bit activation format, on posit8 and rf8 weights, and bf16 on rf8 weights beside it
+W8A16_PAIRS = (("posit8", "posit16"), ("rf8", "posit16"), ("rf8", "bf16"))
+#: sentences whose every Linear layer is also run through the torch emulation (rf8sim.training) and
+#: compared bit for bit with the golden datapath, for each W8A16 row
+TORCH_CHECK_SENTENCES = 1
 
 
 def _is_block(name: str) -> bool:
@@ -112,13 +118,18 @@ def minilm_weight_sqnr(formats) -> list:
 
 
 def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentences: int = 50, seed: int = 0,
-                  bootstrap: int = 1000, progress: bool = True, reuse: "dict | None" = None) -> list:
+                  bootstrap: int = 1000, progress: bool = True, reuse: "dict | None" = None,
+                  w8a16=W8A16_PAIRS) -> list:
     """1 - cosine to the float32 embedding (mean, 95 % bootstrap CI) per configuration.
 
     Weight-only: the float32 model with every Linear weight replaced by its quantized value
     (:func:`fake_weights`, the golden quantize → dequantize), float32 activations, on ``sentences``.
     W8A8: the bit-exact datapath (activations quantized per tensor, every Linear through
     ``rf8sim.golden.gemm`` with the exact accumulator) on the first ``w8a8_sentences``.
+    W8A16: ``w8a16`` (weight, 16-bit activation) pairs whose weight format is in ``formats``, the same
+    datapath with unscaled 16-bit activation codes and the float32 accumulator, on the first
+    ``w8a8_sentences``; each also runs every Linear layer of :data:`TORCH_CHECK_SENTENCES` sentences
+    through the torch emulation and counts its bit mismatches with the golden datapath (``torch_check``).
     ``reuse``: {(format, mode, datapath, sentences): row} of rows already measured (:func:`reusable_rows`),
     taken over instead of recomputed.
     """
@@ -139,6 +150,9 @@ def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentenc
             if dp.spec(spec.max_terms).width > 63:
                 dp = DatapathConfig(name, name, "nearest", "channel", 32, "fp32")
             todo.append((name, "W8A8", dp))
+    for w, a in w8a16:
+        if w in formats:
+            todo.append((w, "W8A16", DatapathConfig(w, a, "nearest", "channel", 32, "fp32")))
     rows = []
     for i, (name, mode, dp) in enumerate(todo):
         t = time.perf_counter()
@@ -159,11 +173,29 @@ def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentenc
         loss = 1.0 - _scores(ref[:ns], emb)["cosine"]
         ci = bootstrap_ci(loss, bootstrap, seed=seed)
         rows.append({"format": name, "mode": mode, "datapath": path, "loss": ci["mean"], "loss_lo": ci["lo"],
-                     "loss_hi": ci["hi"], "sentences": ns, "seconds": time.perf_counter() - t})
+                     "loss_hi": ci["hi"], "sentences": ns})
+        if mode == "W8A16":
+            rows[-1]["activation"] = dp.act_format
+            rows[-1]["torch_check"] = _torch_check(q, sents, lens, spec.batch_size)
+        rows[-1]["seconds"] = time.perf_counter() - t
         if progress:
             print(f"  [{i + 1}/{len(todo)}] {name} {mode}: 1 - cosine {ci['mean']:.3e} on {ns} sentences "
                   f"({rows[-1]['seconds']:.0f} s)", flush=True)
     return rows
+
+
+def _torch_check(q, sents, lens, batch_size: int) -> dict:
+    """Every exact Linear layer of the first :data:`TORCH_CHECK_SENTENCES` sentences through the torch
+    emulation (:func:`rf8sim.study.minilm.transformer.torch_check`), summed over the layers."""
+    from ..minilm.study import _encode
+    from ..minilm.transformer import torch_check
+
+    n = TORCH_CHECK_SENTENCES
+    layers = torch_check(q, lambda: _encode(q, sents[:n], lens[:n], batch_size))
+    refs = sorted({r["reference"] for r in layers})
+    return {"sentences": n, "layers": len(layers), "rows": sum(r["rows"] for r in layers),
+            "outputs": sum(r["outputs"] for r in layers), "mismatches": sum(r["mismatches"] for r in layers),
+            "reference": "; ".join(refs)}
 
 
 def _fake_model(model, name: str):
@@ -225,7 +257,8 @@ def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: i
     t3 = time.perf_counter()
     return {"params": {"formats": list(formats), "shapes": list(shapes), "rows": rows, "cols": cols,
                        "sentences": sentences, "w8a8_sentences": w8a8_sentences, "seed": seed,
-                       "w8a8": [f for f in W8A8_FORMATS if f in formats]},
+                       "w8a8": [f for f in W8A8_FORMATS if f in formats],
+                       "w8a16": [f"{w}/{a}" for w, a in W8A16_PAIRS if w in formats]},
             "gg": gg, "minilm_weights": mw, "minilm_cosine": cos,
             "timing_s": {"gg": t1 - t0, "minilm_weights": t2 - t1, "minilm_cosine": t3 - t2}}
 
