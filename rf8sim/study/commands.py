@@ -82,6 +82,9 @@ def register(sub) -> None:
     q.add_argument("--power", action="store_true",
                    help="also each product stage's pJ per product on the MiniLM operand stream (gate-level Icarus "
                         "+ OpenSTA, as `rf8sim synth --power`)")
+    q.add_argument("--reuse", metavar="RECORD.json", default=None,
+                   help="take over the rows of an earlier zoo-rtl record for the pairs it holds whose product-stage "
+                        "Verilog is unchanged (each names its record's commit); measure the rest")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_rtl)
     q = ssub.add_parser("zoo-prove", help="yosys SAT proof of each zoo product stage against the format "
@@ -93,6 +96,9 @@ def register(sub) -> None:
                    help="seconds for each fallback (SAT after abc -g AND; then per weight code) of one pair (default 600)")
     q.add_argument("--record", metavar="FILE.json", default=None,
                    help="write the rows as a provenance record (e.g. study/results/zoo-prove.json)")
+    q.add_argument("--reuse", metavar="RECORD.json", default=None,
+                   help="take over the proofs of an earlier zoo-prove record for the pairs it holds whose "
+                        "product-stage Verilog is unchanged (each names its record's commit); prove the rest")
     q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_prove)
     q = ssub.add_parser("zoo-tinylm", help="TinyLM bits per byte of the zoo's formats, weight-only PTQ of the "
@@ -343,6 +349,33 @@ def _zoo_pairs(args):
     return pairs
 
 
+def _zoo_reuse(path, kind: str, pairs) -> dict:
+    """{(a, w): row} of an earlier zoo-rtl / zoo-prove record ``path`` that this run takes over: the
+    requested pairs it holds whose product stage generates the same Verilog as when it was recorded
+    (``product_sha``; a row recorded before that field existed is taken as it is and says so).
+    Each row names the record's commit, time and command (``reused_from``)."""
+    if not path:
+        return {}
+    from ..infra.docgen import load_record
+    from .zoo.study import product_sha
+
+    rec = load_record(Path(path).absolute(), kind, f"rf8sim study {kind.split('-', 1)[1]} --record {path}")
+    pv = rec.get("provenance", {})
+    out = {}
+    for r in rec.get("rows", []):
+        p = (r["a"], r["w"])
+        if p not in pairs or (kind == "rf8sim-zoo-prove" and not r.get("proved")):
+            continue
+        sha = product_sha(*p)
+        if r.get("product_sha", sha) != sha:
+            continue
+        out[p] = {**r, "product_sha": sha,
+                  "reused_from": r.get("reused_from") or {"commit": pv.get("commit") or "?", "utc": pv.get("utc"),
+                                                          "command": pv.get("command"),
+                                                          "product_sha_checked": "product_sha" in r}}
+    return out
+
+
 def cmd_zoo_prove(args) -> int:
     from ..infra import records
     from ..cli import CLIError
@@ -355,17 +388,23 @@ def cmd_zoo_prove(args) -> int:
         raise CLIError("--whole-timeout and --split-timeout must be >= 1 (seconds)")
     if args.record:
         check_output_path(args.record, args.force)
+    old = _zoo_reuse(args.reuse, "rf8sim-zoo-prove", pairs)
     prov = records.provenance()
     requested = [f"{a}:{w}" for a, w in pairs]
+    todo = [p for p in pairs if p not in old]
+
+    def merged(rows):
+        new = {(r["a"], r["w"]): r for r in rows}
+        return [old.get(p) or new[p] for p in pairs if p in old or p in new]
 
     def save(rows, complete=False):  # after every pair: a run stopped early still leaves its proofs
         if args.record:
             return write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-prove", "requested": requested,
-                                              "complete": complete, "rows": rows}, overwrite=True)
+                                              "complete": complete, "rows": merged(rows)}, overwrite=True)
         return None
 
-    rows = rtl_proofs(pairs, args.whole_timeout, args.split_timeout, on_row=save)
-    path = save(rows, complete=True)
+    rows = merged(rtl_proofs(todo, args.whole_timeout, args.split_timeout, on_row=save))
+    path = save([r for r in rows if not r.get("reused_from")], complete=True)
     if path:
         print(f"record: {path}")
     return 0 if all(r["proved"] or r["method"] is None for r in rows) else 1
@@ -394,8 +433,12 @@ def cmd_zoo_rtl(args) -> int:
         MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
     if args.record:
         check_output_path(args.record, args.force)
+    old = _zoo_reuse(args.reuse, "rf8sim-zoo-rtl", pairs)
+    if args.power and any("pj_per_mac" not in r for r in old.values()):
+        raise CLIError(f"--reuse {args.reuse}: its rows have no energy (it was run without --power)")
     prov = records.provenance()
-    rows = rtl_products(pairs, power=args.power)
+    new = {(r["a"], r["w"]): r for r in rtl_products([p for p in pairs if p not in old], power=args.power)}
+    rows = [old.get(p) or new[p] for p in pairs]
     if args.record:
         path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-rtl", "rows": rows},
                             overwrite=args.force)

@@ -233,10 +233,27 @@ def render_zoo_rtl() -> str:
              "NAND2-eq | depth (cells) |" + (" pJ per product | critical path ns |" if power else ""),
              "|---|---|---|---|---|---|---|" + ("---|---|" if power else "")]
     for r in rec["rows"]:
-        lines.append(f"| {r['a']} × {r['w']} | {r.get('acc', 'exact')} | {r['product']} ({r['product_width']} bits) | "
-                     f"{r['verified_products']:,} ({r['mismatches']}) | {r['area_um2']:,.0f} | {r['nand2_eq']:,.0f} | "
+        unit = f"{r['a']} × {r['w']}" + (f" ({', '.join(r['block_formats'])} elements)" if r.get("block_formats")
+                                          else "")
+        star = " †" if r.get("simulated") == "product stage" else ""
+        lines.append(f"| {unit} | {r.get('acc', 'exact')} | {r['product']} ({r['product_width']} bits) | "
+                     f"{r['verified_products']:,} ({r['mismatches']}){star} | {r['area_um2']:,.0f} | {r['nand2_eq']:,.0f} | "
                      f"{r['depth_cells']} |" + (f" {r['pj_per_mac']:.2f} | {r['critical_path_ns']:.2f} |"
                                                 if power else ""))
+    if any(r.get("simulated") == "product stage" for r in rec["rows"]):
+        from .study import BLOCK_ELEMENTS
+
+        blocks = sorted({b for r in rec["rows"] for b in r.get("block_formats", [])})
+        lines += ["", "† 4-bit weights (" + ", ".join(sorted({r["w"] for r in rec["rows"] if r.get("simulated") ==
+                                                               "product stage"}))
+                  + "): the generator builds their product stage only, simulated with Icarus on every code pair "
+                  "against the golden products (bf16: all 65,536 activation codes × 16 weight codes)"
+                  + (f"; {', '.join(blocks)} multiply {', '.join(sorted({BLOCK_ELEMENTS[b] for b in blocks}))} "
+                     "elements in this stage, and their block scales never enter it: MXFP4's E8M0 scale (one per "
+                     "32 weights) is an exponent added to each block's sum, NVFP4's E4M3 scale (one per 16) "
+                     "multiplies each block's sum and its float32 tensor scale the layer's output, so neither the "
+                     "area nor the energy here includes them; the energy stream holds the E2M1 codes of the MiniLM "
+                     "weights quantized per tensor" if blocks else "") + "."]
     by = {(r["a"], r["w"]): r for r in rec["rows"]}
     facts = []
     for a in ("e4m3", "rf8", "bf16"):
