@@ -309,6 +309,16 @@ def render_zoo_prove() -> str:
         lines.append(f"| {r['a']} × {r['w']} | {r['pairs']:,} | {st} | {r['method'] or '-'} | "
                      f"{r.get('sat_problems', '-')} | {r['seconds']:.0f} |")
     lines += ["", "Computed from the record: " + prove_summary(rec["rows"])]
+    reused = {}
+    for r in rec["rows"]:
+        if r.get("reused_from"):
+            reused.setdefault((r["reused_from"]["commit"][:10], r["reused_from"].get("utc") or ""), []).append(r)
+    for (c, u), rs in reused.items():
+        checked = all(r["reused_from"].get("product_sha_checked") for r in rs)
+        lines[-1] += (f" {len(rs)} of these proofs were taken over (`--reuse`) from the record of commit {c} ({u}): "
+                      + ("their product-stage Verilog hashes equal the recorded ones." if checked else
+                         "that record held no Verilog hashes, so these rows rest on the generator being unchanged "
+                         "for these pairs since; they now carry today's hash (`product_sha`) for any later reuse."))
     done = {f"{r['a']}:{r['w']}" for r in rec["rows"]}
     left = [p.replace(":", " × ") for p in rec.get("requested", []) if p not in done]
     if not rec.get("complete", True) and left:
