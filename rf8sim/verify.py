@@ -463,17 +463,3 @@ def render_records(root=None) -> str:
                      f"{v['acc']} | {n:,} | {bad} | {rtl_s} | "
                      f"{100 * v['float32_linear_bitexact_fraction']:.1f} % | {r['verdict']} | {commit} |")
     return "\n".join(lines) + "\n"
-
-
-def _docs_table() -> str:
-    """The generated block ``training:verify-layer`` of docs/training.md."""
-    return render_records()
-
-
-def _register_docs() -> None:
-    from .infra.docgen import register
-
-    register("training:verify-layer")(_docs_table)
-
-
-_register_docs()

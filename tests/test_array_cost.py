@@ -111,12 +111,29 @@ def test_cli_bad_input(tmp_path, capsys):
 
     cases = [(["cost", "--record", str(tmp_path / "x.json")], "--table"), (["cost", "--clock-ns", "-1"], "clock"),
              (["cost", "--cached-only"], "--table"), (["cost", "--cycles", "0"], "--cycles"),
-             (["synth", "--size", "0x4"], "1..32")]
+             (["synth", "--size", "0x4"], "1..32"), (["activity", "--cycles", "0"], "--cycles"),
+             (["activity", "--check-cycles", "0"], "--check-cycles"), (["activity", "--check-size", "0x2"], "1..32"),
+             (["activity", "--clock-ns", "0"], "clock")]
     for args, word in cases:
         assert main(["array", *args]) == 2, args
         err = capsys.readouterr().err
         assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_activity_check_stimulus_ints():
+    """The Icarus stimulus of the array check: each row of a (rows, width) bit array as one int, bit 0 first
+    (against int.from_bytes of the packed bits, little-endian bit order)."""
+    from rf8sim.hdl.array_activity import _ints
+
+    rng = np.random.default_rng(5)
+    n = 0
+    for width in (1, 7, 64, 129):
+        bits = rng.integers(0, 2, (6, width)).astype(np.uint8)
+        want = [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in bits]
+        assert _ints(bits) == want
+        n += len(want)
+    assert n == 24
 
 
 def test_unknown_layer():
@@ -188,3 +205,21 @@ def test_flow_array_config_bad_input(tmp_path):
             load_config(p)
         assert msg in str(e.value) and "\n" not in str(e.value), (body, str(e.value))
     assert len(cases) == 5
+
+
+def test_cost_table_title_names_the_library_of_its_rows(capsys):
+    """`rf8sim array cost --tech sky130` printed "(osu018)" above sky130 numbers; the title now names the
+    libraries of the rows it shows."""
+    from rf8sim.hdl.array_cost_cli import _print_rows
+
+    def row(lib):
+        return {"config": {"a_fmt": "bf16", "w_fmt": "rf8", "acc": "aligned:32:16", "rows": 2, "cols": 2,
+                           "edge_stages": 1}, "library": lib, "area_um2": 2.0, "area_per_mac_um2": 0.5,
+                "critical_path_ns": 1.0, "fmax_mhz": 1000.0, "tops_per_mm2_at_fmax": 1.0, "pj_per_mac": 1.0,
+                "tops_per_w_at_fmax": 1.0, "area_by_part_um2": {"pe": 1.0}, "energy": None}
+
+    _print_rows([row("sky130_fd_sc_hd__tt_025C_1v80.rf8sim.lib")])
+    title = capsys.readouterr().out.splitlines()[0]
+    assert "(sky130)" in title and "osu018" not in title
+    _print_rows([row("osu018_stdcells.lib"), row("sky130_fd_sc_hd__tt_025C_1v80.rf8sim.lib")])
+    assert "(osu018, sky130)" in capsys.readouterr().out.splitlines()[0]

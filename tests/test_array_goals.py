@@ -32,3 +32,31 @@ def test_goals_met_and_missed_with_known_ratios():
 def test_goals_absent_without_the_baseline():
     by = {("bf16", "rf8"): _row(200.0, 12.0, 3.0, pj=25.0, tops_w=2.5)}
     assert goal_verdict(by) == {}
+
+
+def _arow(a, w, acc, R, parts, e=0, module=None):
+    return {"config": {"a_fmt": a, "w_fmt": w, "acc": acc, "rows": R, "cols": R, "edge_stages": e},
+            "area_um2": float(sum(parts.values())), "area_by_part_um2": dict(parts), "module": module or f"{a}{w}{acc}{R}"}
+
+
+def test_area_budget_measured_extrapolated_and_fallbacks():
+    """The equal-area budget (array_cost.area_budget): the fp32 BF16 8x8 array when measured; else its 4x4 scaled
+    part by part with the RF8 x BF16 pair's measured 8x8/4x4 part ratios (a part the pair lacks: x4 = R x C);
+    else the aligned BF16 8x8; else the largest BF16 array. Expected areas computed by hand."""
+    from rf8sim.hdl.array_cost import area_budget
+
+    rf4 = _arow("bf16", "rf8", "aligned:32:16", 4, {"PE datapath": 100.0, "edge accumulation": 200.0}, e=1)
+    rf8 = _arow("bf16", "rf8", "aligned:32:16", 8, {"PE datapath": 400.0, "edge accumulation": 900.0}, e=1)
+    fp4 = _arow("bf16", "bf16", "fp32", 4, {"PE datapath": 1000.0, "edge accumulation": 10.0, "control": 5.0})
+    al8 = _arow("bf16", "bf16", "aligned:32:16", 8, {"PE datapath": 7.0})
+    al4 = _arow("bf16", "bf16", "aligned:32:16", 4, {"PE datapath": 3.0})
+    b = area_budget([rf4, rf8, fp4, al4])
+    assert b["how"] == "extrapolated" and "extrapolated to 8x8" in b["label"] and "fp32 4x4" in b["label"]
+    assert b["area_um2"] == 1000.0 * 4 + 10.0 * 4.5 + 5.0 * 4  # PE x4, edge x4.5 (900/200), control x4 (R x C)
+    assert b["part_ratios"] == {"PE datapath": 4.0, "edge accumulation": 4.5, "control": 4.0}
+    fp8 = _arow("bf16", "bf16", "fp32", 8, {"PE datapath": 123.0})
+    assert area_budget([rf4, rf8, fp4, fp8, al8]) == {"label": "bf16 x bf16 fp32 8x8", "area_um2": 123.0,
+                                                      "how": "measured", "module": fp8["module"]}
+    assert area_budget([rf4, fp4, al8])["label"] == "bf16 x bf16 aligned:32:16 8x8"  # no RF8 8x8 to scale by
+    assert area_budget([rf4, rf8, al4])["label"] == "bf16 x bf16 aligned:32:16 4x4"
+    assert area_budget([rf4, rf8]) is None

@@ -20,8 +20,8 @@ def test_every_generated_block_matches_its_record():
 
 
 def test_every_block_is_in_the_registry_of_its_page():
-    """docgen.PAGES lists each page's blocks with the module that renders them, and rendering a block
-    imports that module only (a subprocess starts from an empty registry)."""
+    """docgen.PAGES lists each page's blocks with the renderer that writes them (module:function), and
+    rendering a block imports that module only (a subprocess starts from an empty registry)."""
     import subprocess
     import sys
 
@@ -37,7 +37,7 @@ def test_every_block_is_in_the_registry_of_its_page():
         assert set(keys) == set(have), f"{page}: docgen.PAGES lists blocks the page lacks: {set(have) - set(keys)}"
         for key in keys:
             docgen.render(key)
-            assert docgen.renderer_module(docgen.REGISTRY[key]) == docgen.PAGES[page][key], (page, key)
+            assert docgen.renderer_module(docgen.REGISTRY[key]) == docgen.PAGES[page][key].split(":")[0], (page, key)
             n += 1
     assert n >= 50
     code = ("import sys; from rf8sim.infra import docgen; docgen.render('training:bench'); "
@@ -46,6 +46,42 @@ def test_every_block_is_in_the_registry_of_its_page():
     assert out.strip() == "[]", out  # the training page's renderer alone: no hdl or study module imported
     with pytest.raises(docgen.DocgenError, match="no page 'docs/nope.md'.*README.md"):
         docgen.load_page("docs/nope.md")
+
+
+def test_importing_a_renderer_module_registers_nothing():
+    """Renderers are found through docgen.PAGES only: importing docgen, every module PAGES names and every
+    study module leaves the registry empty (a module-level @register or register(...)(fn) fails this)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, pkgutil, rf8sim.study\n"
+            "from rf8sim.infra import docgen\n"
+            "mods = sorted({e.split(':')[0] for keys in docgen.PAGES.values() for e in keys.values()}\n"
+            "              | {m.name for m in pkgutil.walk_packages(rf8sim.study.__path__, 'rf8sim.study.')})\n"
+            "for m in mods:\n"
+            "    importlib.import_module(m)\n"
+            "print(len(mods), sorted(docgen.REGISTRY))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert int(out[0]) >= 50 and out[1].strip() == "[]", out
+
+
+def test_renderer_entries_resolve_to_module_functions():
+    """Every PAGES entry names a module-level function; a block on two pages has one renderer; bad entries
+    are one clear error."""
+    n, seen = 0, {}
+    for keys in docgen.PAGES.values():
+        for key, entry in keys.items():
+            assert seen.setdefault(key, entry) == entry, (key, entry, seen[key])
+            mod, _, fn = entry.partition(":")
+            assert fn and "." not in fn and "<" not in fn, entry
+            n += 1
+    assert n >= 80
+    assert docgen.resolve("rf8sim.study.claims.report:render_detail(gg-fit)")() == \
+        __import__("rf8sim.study.claims.report", fromlist=["x"]).render_detail("gg-fit")
+    with pytest.raises(docgen.DocgenError, match="bad renderer entry 'rf8sim.bench'"):
+        docgen.resolve("rf8sim.bench")
+    with pytest.raises(docgen.DocgenError, match="rf8sim.bench has no function 'nope'"):
+        docgen.resolve("rf8sim.bench:nope")
 
 
 def test_every_registered_block_is_used_somewhere():

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("README.md", "docs/study.md")
+PAGES = ("README.md", "docs/study.md", "docs/claims.md")
 #: modules whose plain (non f-string) text reaches the flow's report.md
 REPORT_MODULES = ("rf8sim/study/flow/report.py", "rf8sim/study/flow/answer.py")
 

@@ -42,7 +42,8 @@ def _readme_w8a16_row(readme: str) -> str:
 
 def _w8a16_cells(bench_rows: list) -> tuple[str, list[str]]:
     """The README cell recounted from results/bench.json's W8A16 rows by another route: the time ratio is the
-    row's time over the float32 matmul row's time of the same shape (the record's ``ratio`` is not read)."""
+    row's time over its float32 matmul time (``baseline_ms``, timed alternately with it; older records: the
+    float32 matmul row of the same shape); the record's ``ratio`` is not read."""
     f32 = {r["name"].split("matmul ")[1]: r["value"] for r in bench_rows if r["name"].startswith("numpy float32 matmul ")}
     parts, n = [], 0
     for wn in ("rf8", "bf16"):
@@ -52,7 +53,8 @@ def _w8a16_cells(bench_rows: list) -> tuple[str, list[str]]:
                   and f", acc {acc}, auto (" in r["name"]]
             assert len(rs) == 1, (wn, acc)
             shape = rs[0]["name"].split(" GEMM ")[1].split(",")[0]
-            cells.append(f"{acc} {rs[0]['value'] / f32[shape]:.1f}×")
+            base = rs[0].get("baseline_ms", f32[shape])  # timed alternately with the row where the record has it
+            cells.append(f"{acc} {rs[0]['value'] / base:.1f}×")
             n += 1
         parts.append(f"{wn} weights: " + ", ".join(cells))
     return shape, ["; ".join(parts), str(n)]

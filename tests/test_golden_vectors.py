@@ -155,7 +155,7 @@ def test_16bit_tables_and_encode_vectors_against_ml_dtypes():
 
 
 def test_mx_vectors_against_gfloat_and_fractions():
-    from test_mx import _gfloat_blocks, _gfloat, _ref_mx_rf8
+    from test_scales_mx import _gfloat_blocks, _gfloat, _ref_mx_rf8
 
     from rf8sim import scales as S
 
@@ -180,7 +180,7 @@ def test_mx_vectors_against_gfloat_and_fractions():
         bfi = getattr(gf.formats, gname)
         for b, (sbyte, ecodes, dec) in enumerate(_gfloat_blocks(gf, bfi, x)):
             if not fin[b] or int(sbyte) - 127 - offset < S.SCALE_MIN:
-                continue  # non-finite blocks checked above; int8 clamp difference documented in test_mx
+                continue  # non-finite blocks checked above; int8 clamp difference documented in test_scales_mx
             assert int(kb[b]) + offset == int(sbyte) - 127
             assert v["codes"].reshape(-1, 32)[b].tolist() == [int(c) for c in ecodes]
             assert np.array_equal(v["deq"].reshape(-1, 32)[b].astype(np.float64), dec)

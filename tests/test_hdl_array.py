@@ -157,8 +157,13 @@ def test_array_config_bad_input():
             ArrayConfig.make("rf8", "rf8", "16:32", bad, 4)
     with pytest.raises(HdlError, match="cols"):
         ArrayConfig.make("rf8", "rf8", "16:32", 4, 0)
-    with pytest.raises(HdlError, match="an fp32 chain has no integer partial sums"):
-        ArrayConfig.make("bf16", "rf8", "fp32", 4, 4)
+    with pytest.raises(HdlError, match="the fp32 array takes bf16/fp16 activations, got rf8"):
+        ArrayConfig.make("rf8", "rf8", "fp32", 4, 4)
+    with pytest.raises(HdlError, match="no edge adder to register; it takes edge_stages 0"):
+        ArrayConfig.make("bf16", "rf8", "fp32", 4, 4, edge_stages=1)
+    with pytest.raises(HdlError, match="needs R \\+ C >= 3"):
+        ArrayConfig.make("bf16", "bf16", "fp32", 1, 1)
+    assert ArrayConfig.make("bf16", "bf16", "fp32", 2, 1).golden_acc() == AccSpec.fp32()
     with pytest.raises(HdlError, match="must divide the block K = 32.*valid R: 1, 2, 4, 8, 16, 32"):
         ArrayConfig.make("bf16", "rf8", "aligned:32:16", 12, 4)
     with pytest.raises(HdlError, match="takes bf16/fp16 activations"):
@@ -216,6 +221,9 @@ CASES = [
     ("bf16", "rf8", "aligned:8:12", 11, 16, 8, "edge"),  # W8A16: subnormals, NaN/Inf, fp32 overflow, zero blocks
     # the BF16 x BF16 baseline with the registered edge adder (edge_stages 1: block sum held, fp32 add a clock later)
     ("bf16", "bf16", "aligned:8:12", 3, 16, 8, "edge", 1),
+    # the float32 baseline arrays (a float32 partial sum down each column, k order): NaN/Inf, subnormals, overflow
+    ("bf16", "bf16", "fp32", 11, 16, 8, "edge"),
+    ("bf16", "rf8", "fp32", 11, 16, 8, "edge"),
 ]
 
 
@@ -235,7 +243,7 @@ def test_array_gemm_bit_exact_on_icarus(case, tmp_path):
     assert rep["mismatches"] == 0, rep
     s = rep["schedule"]
     assert rep["sim_cycles"] == s["cycles"] and s["tiles"] == (N // 4) * (K // 4) * -(-M // 8)
-    if cfg.kind == "aligned":
+    if cfg.kind != "fixed":
         assert rep["invalid"] > 0 and rep["overflowed"] > 0
     elif acc != "exact":
         assert rep["overflowed"] > 0
@@ -261,6 +269,36 @@ def test_aligned_array_against_fraction_reference(tmp_path):
             assert (int(got["acc"][m, j]), bool(got["overflow"][m, j]), bool(got["invalid"][m, j])) == ref, (m, j)
             n += 1
     assert n == 24
+
+
+@iverilog
+@pytest.mark.parametrize("w_fmt", ["bf16", "rf8"])
+def test_fp32_array_against_torch_and_fraction_reference(w_fmt, tmp_path):
+    """The float32 baseline array (PE: exact product + one RNE float32 add; the running sum re-enters the top of
+    the column for the next K tile) on random and edge operands, pipelined PEs (pe_stages 2), against three
+    references: the golden model, the torch emulation, and the Fraction float32 chain in k order."""
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.arraysim import compare, expected, operands, run_gemm
+    from rf8sim.verify_array import _torch_check
+
+    from oracles.binary32 import fp32_dot
+
+    cfg = ArrayConfig.make("bf16", w_fmt, "fp32", 4, 4, depth=8, pe_stages=2)
+    assert cfg.latency == 4 + 2 + 1 and cfg.describe()["pe_fp32_adders"] == 16
+    n = flagged = 0
+    for kind, M, K, N in (("random", 10, 16, 4), ("edge", 7, 24, 8)):
+        a, w = operands(cfg, M, K, N, kind, seed=3)
+        got = run_gemm(cfg, a, w, "icarus", root=tmp_path, tag=kind)
+        for ref in (expected(cfg, a, w), _torch_check(cfg, a, w)):
+            rep = compare(got, ref)
+            assert rep["outputs"] == M * N and rep["mismatches"] == 0, (kind, rep)
+        for m in range(M):
+            for j in range(N):
+                ref = fp32_dot([int(x) for x in a[m]], [int(x) for x in w[j]], "bf16", w_fmt)
+                assert (int(got["acc"][m, j]), bool(got["overflow"][m, j]), bool(got["invalid"][m, j])) == ref, (m, j)
+                flagged += ref[1] or ref[2]
+                n += 1
+    assert n == 10 * 4 + 7 * 8 and flagged > 0
 
 
 @icarus
@@ -313,7 +351,7 @@ def test_larger_arrays_on_verilator(case):
     (["array", "schedule", "--size", "8x8", "--k", "100"], "K must be a multiple of R = 8"),
     (["array", "schedule", "--size", "4x4", "--n", "6"], "N must be a multiple of C = 4"),
     (["array", "schedule", "--a-fmt", "bf16", "--acc", "aligned:32:16", "--k", "48"], "alignment block 32"),
-    (["array", "schedule", "--a-fmt", "bf16", "--acc", "fp32"], "an fp32 chain has no integer partial sums"),
+    (["array", "schedule", "--a-fmt", "rf8", "--acc", "fp32"], "the fp32 array takes bf16/fp16 activations"),
     (["array", "schedule", "--a-fmt", "bf16", "--acc", "aligned:8:16", "--size", "16x16"], "must divide the block"),
     (["array", "schedule", "--depth", "0"], "depth"),
     (["array", "verify-minilm", "--layer", "encoder.layer.9.output.dense"], "MiniLM has no Linear layer"),

@@ -62,7 +62,7 @@ def test_bits_per_byte_against_independent_references(study):
 def test_every_linear_layer_is_bit_exact(study):
     """Every Linear of the TinyLM is an ExactLinear; the stage's per-layer torch check compared all of them
     (count asserted) with 0 mismatches; one layer against Python integers / Fractions."""
-    from test_study_transformer import _ref_linear
+    from test_study_minilm_transformer import _ref_linear
 
     res, cache = study
     assert res["layers"] == ["blocks.0.qkv", "blocks.0.proj", "blocks.0.fc1", "blocks.0.fc2", "head"]

@@ -145,6 +145,37 @@ def test_cli_bad_input_is_one_line(tmp_path):
 
 
 
+# ---- the characterization cache keys --------------------------------------------------------------
+
+@needs_ngspice
+@needs_sky130
+def test_task_keys_are_those_of_the_checked_in_raw_results():
+    """Every cell's characterization key is the one its checked-in raw result was stored under (pinned for
+    inv_1), so `rf8sim tech characterize` seeds the cache from them instead of simulating for an hour and a
+    half.  An edit to the measuring code (tech.spice, char, cells; charseq for flip-flops) fails this until
+    its author chooses in rf8sim.tech.build: a fresh key (re-characterize) or, for a pure move, the old one."""
+    from rf8sim.tech import build
+
+    raw = build.load_raw()
+    assert raw["keys"]["inv_1"] == "310436100d76a89b951775e9"
+    assert build.task_key("inv_1") == "310436100d76a89b951775e9"
+    same = [n for n, k in raw["keys"].items() if build.task_key(n) == k]
+    assert len(same) == len(raw["keys"]) == 50 and {"dfxtp_1", "dfrtp_1"} <= set(same)
+
+
+def test_changed_measuring_code_gets_a_fresh_key(monkeypatch):
+    """Measuring sources other than the moved ones give their own hash as the key's code part, never the
+    checked-in one (a stale result is never returned); the moved ones give the measured one."""
+    from rf8sim.infra import cache
+    from rf8sim.tech import build
+
+    for kind in ("comb", "seq"):
+        assert build.code_key(kind) == build.MEASURED_CODE[kind]
+    assert build.MEASURED_CODE["comb"] != build.MEASURED_CODE["seq"]
+    monkeypatch.setattr(cache, "code_version", lambda *mods: "0123456789abcdef" if "tech.char" in mods else "x")
+    assert build.code_key("comb") == build.code_key("seq") == "0123456789abcdef"
+
+
 # ---- one cell characterized now, against the published library ------------------------------------
 
 @needs_ngspice

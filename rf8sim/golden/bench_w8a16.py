@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     """``python -m rf8sim.golden.bench_w8a16 [--reps N] [--record FILE [--force]]``."""
     import argparse
 
+    from ..infra.cliargs import add_record_args
+
     from rf8sim.infra.console import Console
     from rich.table import Table
 
@@ -66,8 +68,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.golden.bench_w8a16", description=main.__doc__)
     ap.add_argument("--reps", type=int, default=10, help="alternating repetitions per row (default 10)")
-    ap.add_argument("--record", metavar="FILE", help="write the rows as a results record")
-    ap.add_argument("--force", action="store_true", help="overwrite an existing --record file")
+    add_record_args(ap, "write the rows as a results record", "overwrite an existing --record file", metavar="FILE")
     args = ap.parse_args(argv)
     if args.reps < 1:
         ap.error("--reps must be >= 1")
@@ -107,15 +108,6 @@ def table() -> str:
                    f"{r['baseline_ms']:.2f} | {r['time_x']:.1f}× | ≤ {_GOAL:g}× | "
                    f"{'yes' if r['time_x'] <= _GOAL else '**no**'} |")
     return "\n".join(out)
-
-
-def _register():
-    from ..infra.docgen import register
-
-    register("golden:w8a16-gemm")(table)
-
-
-_register()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -171,6 +171,12 @@ def _first_index(shape, flat: int) -> tuple:
 
 
 # ---------------------------------------------------------------------------
+# Every element kernel below comes as a ``parallel=True`` loop and a serial twin of the same eight lines
+# (small inputs skip the parallel launch).  The twins are written out on purpose: a factory returning both
+# loops around one element function would be a Numba closure, and closures miss the on-disk cache (checked
+# with Numba 0.68: every process compiles them again, ~3 s of first-call time per kernel pair).
+
+# ---------------------------------------------------------------------------
 # nearest: sorted thresholds over the float32 magnitude pattern, found through a bucket index
 
 _ERR_OVF = -2  # table marker: overflow with saturate=False and no code for it

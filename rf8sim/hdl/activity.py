@@ -13,7 +13,7 @@ Liberty ``function`` / ``ff`` descriptions (not from the Verilog cell models Ica
   the stimulus row is applied on the falling edge, the flip-flops load on the rising
   edge; after each, every gate is evaluated once in topological order, and a net whose
   settled value changed counts one toggle (zero-delay semantics: what Icarus without
-  ``-gspecify`` dumps; identical counts are checked in tests/test_activity.py).
+  ``-gspecify`` dumps; identical counts are checked in tests/test_hdl_activity.py).
 
 Glitches (transitions of a net between its settled values, when cell delays differ) are
 then added back by a **glitch model**: the delay-annotated / zero-delay toggle ratio of
@@ -873,50 +873,45 @@ if __name__ == "__main__":
 
 
 # ---------------------------------------------------------------------------- docs
-def _register():
-    from ..infra.docgen import load_record, record_head, register
+def render_calibration() -> str:
+    """The fast activity method against Icarus, per calibration unit (record activity_calibration.json)."""
+    from ..infra.docgen import load_record, record_head
 
-    @register("hdl:activity-calibration")
-    def render_calibration() -> str:
-        """The fast activity method against Icarus, per calibration unit (record activity_calibration.json)."""
-        rec = load_record("hdl/results/activity_calibration.json", "hdl-activity-calibration",
-                          "python -m rf8sim.hdl.activity --record hdl/results/activity_calibration.json")
-        prov = rec["provenance"]
-        rows = rec["rows"]
-        lines = [record_head(prov) + f", stream `{rec['stream']}`, {rec['beats']} beats per unit. "
-                 "Energy = data-dependent + clock-pin + leakage, per cycle, on the same OpenSTA cell energies; "
-                 "error against Icarus with cell delays.", "",
-                 "| unit | cells | nets: equal / compared (zero-delay) | Icarus delays / zero-delay energy | "
-                 "error: zero-delay alone | level model | level model, unit left out | one global factor, "
-                 "unit left out | Icarus s (delays) | fast s (compile + run) |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            acc = r["acc"]
-            lines.append(
-                f"| {r['a_fmt']} × {r['w_fmt']} {acc}, lanes {r['lanes']} | {r['cells']} | "
-                f"{r['nets_compared'] - r['nets_mismatched']} / {r['nets_compared']} | "
-                f"{r['glitch_ratio']:.2f} | {r['err_zero_pct']:+.1f} % | {r['err_model_pct']:+.1f} % | "
-                f"{r['err_loo_pct']:+.1f} % | {r['err_global_loo_pct']:+.1f} % | {r['icarus_delay_s']:.1f} | "
-                f"{r['fast_s'] + r['compile_s']:.2f} |")
-        loo = [r["err_loo_pct"] for r in rows]
-        glob = [r["err_global_loo_pct"] for r in rows]
-        eq = sum(r["nets_compared"] - r["nets_mismatched"] for r in rows)
-        tot = sum(r["nets_compared"] for r in rows)
-        cyc = sum(r["cycles"] * r["cells"] for r in rows)
-        fast = sum(r["fast_s"] + r["compile_s"] for r in rows)
-        speed = sum(r["icarus_delay_s"] for r in rows) / fast
-        f = rec["model"]
-        lines += ["", "Level model (factor on a cell output's zero-delay toggles, per logic-level bin, fitted on "
-                  "all units above): " + ", ".join(f"level ≥ {b}: ×{x:.2f}" for b, x in zip(f["bins"], f["factors"])
-                                                    if b > 0) + ".", "",
-                  f"Over these {len(rows)} units: the fast zero-delay counts equal Icarus's zero-delay counts on "
-                  f"{eq} of {tot} nets; with each unit left out of the fit, the level model's energy error lies "
-                  f"between {min(loo):+.1f} % and {max(loo):+.1f} % (rms "
-                  f"{float(np.sqrt(np.mean(np.square(loo)))):.1f} %), one global glitch factor's between "
-                  f"{min(glob):+.1f} % and {max(glob):+.1f} % (rms {float(np.sqrt(np.mean(np.square(glob)))):.1f} %); "
-                  f"the fast method ran {speed:.0f}x faster than Icarus with delays "
-                  f"({cyc / fast / 1e6:.1f} M cell-cycles/s, netlist compilation included)."]
-        return "\n".join(lines) + "\n"
-
-
-_register()
+    rec = load_record("hdl/results/activity_calibration.json", "hdl-activity-calibration",
+                      "python -m rf8sim.hdl.activity --record hdl/results/activity_calibration.json")
+    prov = rec["provenance"]
+    rows = rec["rows"]
+    lines = [record_head(prov) + f", stream `{rec['stream']}`, {rec['beats']} beats per unit. "
+             "Energy = data-dependent + clock-pin + leakage, per cycle, on the same OpenSTA cell energies; "
+             "error against Icarus with cell delays.", "",
+             "| unit | cells | nets: equal / compared (zero-delay) | Icarus delays / zero-delay energy | "
+             "error: zero-delay alone | level model | level model, unit left out | one global factor, "
+             "unit left out | Icarus s (delays) | fast s (compile + run) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = r["acc"]
+        lines.append(
+            f"| {r['a_fmt']} × {r['w_fmt']} {acc}, lanes {r['lanes']} | {r['cells']} | "
+            f"{r['nets_compared'] - r['nets_mismatched']} / {r['nets_compared']} | "
+            f"{r['glitch_ratio']:.2f} | {r['err_zero_pct']:+.1f} % | {r['err_model_pct']:+.1f} % | "
+            f"{r['err_loo_pct']:+.1f} % | {r['err_global_loo_pct']:+.1f} % | {r['icarus_delay_s']:.1f} | "
+            f"{r['fast_s'] + r['compile_s']:.2f} |")
+    loo = [r["err_loo_pct"] for r in rows]
+    glob = [r["err_global_loo_pct"] for r in rows]
+    eq = sum(r["nets_compared"] - r["nets_mismatched"] for r in rows)
+    tot = sum(r["nets_compared"] for r in rows)
+    cyc = sum(r["cycles"] * r["cells"] for r in rows)
+    fast = sum(r["fast_s"] + r["compile_s"] for r in rows)
+    speed = sum(r["icarus_delay_s"] for r in rows) / fast
+    f = rec["model"]
+    lines += ["", "Level model (factor on a cell output's zero-delay toggles, per logic-level bin, fitted on "
+              "all units above): " + ", ".join(f"level ≥ {b}: ×{x:.2f}" for b, x in zip(f["bins"], f["factors"])
+                                                if b > 0) + ".", "",
+              f"Over these {len(rows)} units: the fast zero-delay counts equal Icarus's zero-delay counts on "
+              f"{eq} of {tot} nets; with each unit left out of the fit, the level model's energy error lies "
+              f"between {min(loo):+.1f} % and {max(loo):+.1f} % (rms "
+              f"{float(np.sqrt(np.mean(np.square(loo)))):.1f} %), one global glitch factor's between "
+              f"{min(glob):+.1f} % and {max(glob):+.1f} % (rms {float(np.sqrt(np.mean(np.square(glob)))):.1f} %); "
+              f"the fast method ran {speed:.0f}x faster than Icarus with delays "
+              f"({cyc / fast / 1e6:.1f} M cell-cycles/s, netlist compilation included)."]
+    return "\n".join(lines) + "\n"

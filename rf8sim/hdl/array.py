@@ -31,6 +31,14 @@ Dataflow (docs/hdl.md, "PE array")::
   ``edge_stages=1`` registers the block sum when a block ends and adds it to the fp32 accumulator
   one clock later: the adder's operands are held between blocks (it switches on R/K of the clocks)
   and it has a clock of its own; same adds in the same order (docs/hdl.md says why it is not shared).
+* ``fp32`` (the float32 baseline, TPU/Gemmini style, bf16/fp16 activations): the PE is a
+  :class:`~rf8sim.hdl.w8a16.FloatProductStage` (the exact product of the fp32 MAC unit) and one
+  :class:`~rf8sim.hdl.w8a16.Fp32Add`; the partial sum flowing down a column is a float32 (plus the
+  sticky overflow / invalid bits), rounded once per PE.  The running sum of output (m, n) re-enters
+  the top of column n from its edge accumulator entry for the next K tile (+0 on the first), so every
+  output is the float32 chain of its products in k order: the golden model's ``AccSpec.fp32()``,
+  no new order.  ``pe_stages=2`` registers the exact product before the adder.
+
 
 The schedule (loop order, weight loads, tags) is :mod:`rf8sim.hdl.schedule`.
 """
@@ -50,7 +58,7 @@ from .. import formats as F
 from ..accspec import AccSpec, AccSpecError
 from .mac import ProductStage, align_product
 from .spec import HdlError, MacSpec
-from .w8a16 import Fp32Add, align_activation, aligned_term
+from .w8a16 import FloatProductStage, Fp32Add, align_activation, aligned_term
 
 __all__ = ["ArrayConfig", "PEArray", "generate_array_verilog", "MAX_DIM", "MAX_DEPTH", "PE_STAGES",
            "EDGE_STAGES", "ARRAY_ACC_KINDS"]
@@ -65,8 +73,9 @@ PE_STAGES = (1, 2)
 #: the fp32 add in one clock; 1 = the block sum registered at a block's last tile (the adder's operands only
 #: change there, R/K of the clocks) and added to the fp32 accumulator one clock later.
 EDGE_STAGES = (0, 1)
-#: Accumulator kinds the array builds.
-ARRAY_ACC_KINDS = ("fixed", "aligned")
+#: Accumulator kinds the array builds: fixed point down a column (8-bit activations), pre-aligned blocks
+#: (W8A16) and a float32 partial sum down a column (bf16/fp16 activations; the float baseline).
+ARRAY_ACC_KINDS = ("fixed", "aligned", "fp32")
 
 
 def _bits_signed(lo: int, hi: int) -> int:
@@ -127,9 +136,8 @@ class ArrayConfig:
         except AccSpecError as e:
             raise HdlError(str(e)) from None
         if spec.kind not in ARRAY_ACC_KINDS:
-            raise HdlError(f"accumulator {spec}: the PE array builds fixed-point 'FRAC:WIDTH' (8-bit activations) "
-                           "and 'aligned:K:M' (bf16/fp16 activations); an fp32 chain has no integer partial sums "
-                           "to pass down a column")
+            raise HdlError(f"accumulator {spec}: the PE array builds fixed-point 'FRAC:WIDTH' (8-bit activations), "
+                           "'aligned:K:M' and 'fp32' (bf16/fp16 activations)")
         if spec.kind == "fixed":
             if a16:
                 raise HdlError(f"activation format {a.name}: a fixed-point accumulator takes 8-bit activations; "
@@ -142,6 +150,17 @@ class ArrayConfig:
                                "adder to register; fixed-point arrays take edge_stages 0")
             spec = AccSpec(spec.frac_bits, spec.width, group=R)
             unit = MacSpec.make(a, w, spec.ungrouped(), R, "fixed")
+        elif spec.kind == "fp32":
+            if not a16:
+                raise HdlError(f"accumulator fp32: the fp32 array takes bf16/fp16 activations, got {a.name} "
+                               "(8-bit activations take a fixed-point accumulator, e.g. 'exact' or 'FRAC:WIDTH')")
+            if edge_stages:
+                raise HdlError(f"edge_stages {edge_stages}: the fp32 array adds in every PE and has no edge adder to "
+                               "register; it takes edge_stages 0")
+            if R + C < 3:
+                raise HdlError(f"array {R}x{C}: the fp32 array needs R + C >= 3 (a tile's running sums must leave the "
+                               "column before the next K tile reads them back at the top); use 1x2, 2x1 or larger")
+            unit = MacSpec.make(a, w, spec, R)
         else:
             if not a16:
                 raise HdlError(f"accumulator {spec}: the aligned array takes bf16/fp16 activations, "
@@ -196,7 +215,9 @@ class ArrayConfig:
         return self.rows + self.cols - 1
 
     def psum_width(self, r: int) -> int:
-        """Bits of the partial sum below row r (r + 1 terms)."""
+        """Bits of the partial sum below row r (r + 1 terms); fp32: the float32 (its flags travel beside it)."""
+        if self.kind == "fp32":
+            return 32
         if self.kind == "fixed":
             lo, hi = self.unit.aligned_range
         else:
@@ -209,7 +230,7 @@ class ArrayConfig:
 
     def module_name(self) -> str:
         acc = (f"f{self.acc.frac_bits}w{self.acc.width}" if self.kind == "fixed"
-               else f"al{self.acc.block}m{self.acc.align_bits}")
+               else "fp32" if self.kind == "fp32" else f"al{self.acc.block}m{self.acc.align_bits}")
         name = (f"array_{self.a_fmt.name}x{self.w_fmt.name}_{acc}_{self.rows}x{self.cols}_d{self.depth}"
                 f"_s{self.pe_stages}" + (f"_e{self.edge_stages}" if self.edge_stages else ""))
         return re.sub(r"[^A-Za-z0-9_]", "_", name)
@@ -222,6 +243,8 @@ class ArrayConfig:
         if self.kind == "aligned":
             d.update(block_width=self.unit.block_width, align_units=self.rows, edge_fp32_adders=self.cols,
                      edge_adder_duty=self.rows / self.acc.block, edge_stages=self.edge_stages)
+        elif self.kind == "fp32":
+            d.update(pe_fp32_adders=self.rows * self.cols, top_reentry=True)
         return d
 
     def ports(self) -> dict:
@@ -283,6 +306,7 @@ class PEArray(wiring.Component):
         R, C, S = cfg.rows, cfg.cols, cfg.pe_stages
         AB, WB = cfg.a_bits, cfg.w_bits
         aligned = cfg.kind == "aligned"
+        fp = cfg.kind == "fp32"
         # ---- activation rows: (alignment), skew by r, then a register per PE moving right
         rowbus = []
         for r in range(R):
@@ -302,9 +326,18 @@ class PEArray(wiring.Component):
                 m.d.sync += shadow[0][c].eq(self.in_w[WB * c:WB * (c + 1)])
                 for r in range(1, R):
                     m.d.sync += shadow[r][c].eq(shadow[r - 1][c])
+        # ---- fp32: the running sums re-enter the top of each column from the edge accumulator (docs/hdl.md)
+        top_tag = None
+        if fp:
+            top_in = Signal(2 + cfg.addr_bits, name="tag_top_in")
+            m.d.comb += top_in.eq(Cat(self.in_valid, self.in_clear, self.in_addr))
+            # a vector on in_a at clock t meets row 0 of column c at t + S + c (its adder's clock)
+            top_tag = _delay(m, top_in, S, "tag_top", reset_less=False)
+            accmems = []
         # ---- PEs
         psum_above = [None] * C
         spec_above = [None] * C
+        flags_above = [None] * C
         for r in range(R):
             prev = rowbus[r]
             for c in range(C):
@@ -317,6 +350,39 @@ class PEArray(wiring.Component):
                 m.d.comb += wuse.eq(Mux(swap, shadow[r][c], wact))
                 m.d.sync += wact.eq(wuse)
                 tag = f"{r}_{c}"
+                if fp:
+                    fps = FloatProductStage(cfg.unit)
+                    m.submodules[f"pe_{tag}"] = fps
+                    m.d.comb += [fps.a.eq(areg[0:AB]), fps.w.eq(wuse)]
+                    prod = {k: getattr(fps, k) for k in ("sign", "mag", "exp", "nan", "inf")}
+                    if S == 2:  # the exact product registered before the adder
+                        regs = {k: Signal.like(v, name=f"prod_{k}_{tag}", reset_less=True) for k, v in prod.items()}
+                        m.d.sync += [regs[k].eq(prod[k]) for k in prod]
+                        prod = regs
+                    if r == 0:   # the column's top: the running sum of this output, +0 on its first K tile
+                        if c:
+                            top_tag = _delay(m, top_tag, 1, f"tag_top_c{c}", reset_less=False)
+                        clear_t, addr_t = top_tag[1], top_tag[2:]
+                        mem = Memory(shape=34, depth=cfg.depth, init=[])
+                        m.submodules[f"accmem{c}"] = mem
+                        rd = mem.read_port(domain="comb")
+                        accmems.append(mem)
+                        m.d.comb += rd.addr.eq(addr_t)
+                        acc_in = Mux(clear_t, 0, rd.data[0:32])
+                        ovf_in, inv_in = rd.data[32] & ~clear_t, rd.data[33] & ~clear_t
+                    else:
+                        acc_in = psum_above[c]
+                        ovf_in, inv_in = flags_above[c]
+                    add = Fp32Add(cfg.unit.p_width, cfg.unit.p_exp_width)
+                    m.submodules[f"pe_fadd_{tag}"] = add
+                    m.d.comb += [add.acc.eq(acc_in), add.xs.eq(prod["sign"]), add.xm.eq(prod["mag"]),
+                                 add.xe.eq(prod["exp"]), add.xnan.eq(prod["nan"]), add.xinf.eq(prod["inf"])]
+                    psum = Signal(32, name=f"psum_{tag}", reset_less=True)
+                    povf = Signal(name=f"povf_{tag}", reset_less=True)
+                    pinv = Signal(name=f"pinv_{tag}", reset_less=True)
+                    m.d.sync += [psum.eq(add.res), povf.eq(ovf_in | add.ovf), pinv.eq(inv_in | add.inv)]
+                    psum_above[c], flags_above[c] = psum, (povf, pinv)
+                    continue
                 if aligned:
                     Mb = cfg.acc.align_bits
                     term, wspec = aligned_term(m, cfg.unit, areg[Mb - 1], areg[0:Mb - 1], wuse, tag)
@@ -364,7 +430,14 @@ class PEArray(wiring.Component):
             o_acc = Signal(W, name=f"o_acc{c}", reset_less=True)
             o_ovf = Signal(name=f"o_ovf{c}", reset_less=True)
             o_inv = Signal(name=f"o_inv{c}", reset_less=True)
-            if not aligned:
+            if fp:
+                # the column's running sum after this K tile goes back to its entry (read at the top by the
+                # next K tile of the same outputs, R + 1 or more clocks later: the schedule's tile spacing)
+                povf, pinv = flags_above[c]
+                wr = accmems[c].write_port()
+                m.d.comb += [wr.addr.eq(addr), wr.data.eq(Cat(ps, povf, pinv)), wr.en.eq(v)]
+                m.d.sync += [o_v.eq(v & last), o_acc.eq(ps), o_ovf.eq(povf), o_inv.eq(pinv)]
+            elif not aligned:
                 acc = cfg.unit.acc
                 mem = Memory(shape=W + 2, depth=D, init=[])
                 m.submodules[f"accmem{c}"] = mem

@@ -24,10 +24,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def config_args(p) -> None:
     p.add_argument("--a-fmt", default="rf8", help="activation format: 8-bit (rf8, e4m3, e5m2, int8) with a "
-                   "fixed-point accumulator, or bf16/fp16 with aligned:K:M (default rf8)")
+                   "fixed-point accumulator, or bf16/fp16 with aligned:K:M or fp32 (default rf8)")
     p.add_argument("--w-fmt", default="rf8", help="weight format (default rf8)")
     p.add_argument("--acc", default="exact", help="accumulator: exact[:TERMS] or FRAC:WIDTH (8-bit activations), "
-                   "aligned:K:M (bf16/fp16; R must divide K); default exact (aligned:32:16 for bf16/fp16)")
+                   "aligned:K:M (bf16/fp16; R must divide K) or fp32 (bf16/fp16: a float32 partial sum down each "
+                   "column, the float baseline); default exact (aligned:32:16 for bf16/fp16)")
     p.add_argument("--size", default="4x4", help="rows x columns, RxC (default 4x4)")
     p.add_argument("--rows", type=int, default=None, help="rows R (with --cols: the same as --size RxC, the "
                    "spelling of the generated Verilog's regenerate line)")

@@ -39,8 +39,9 @@ import numpy as np
 from .mac import HdlError
 
 __all__ = ["synth_array", "array_timing", "array_energy", "tile_operands", "per_inference", "cost_one",
-           "cost_table", "RECORD", "PARTS", "GRID", "EDGE_GRID", "TABLE_GRID", "row_label", "edge_stages_of",
-           "add_inference", "table_record", "plot_array", "goal_verdict", "rows_by_pair"]
+           "cost_table", "tile_netlist_stimulus", "RECORD", "PARTS", "GRID", "EDGE_GRID", "TABLE_GRID", "row_label",
+           "edge_stages_of", "add_inference", "area_budget", "table_record", "plot_array", "goal_verdict",
+           "rows_by_pair"]
 
 RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "array_cost.json"
 COST_VERSION = 1
@@ -65,7 +66,7 @@ PARTS = (
     ("weight buffers", r"^(wsh|wuse|wreg|weight)(_|$)|^w_#_#$"),
     ("activation registers", r"^a_#_#$"),
     ("row alignment + skew", r"^(row#|skew|align|aln)"),
-    ("PE datapath", r"^(pe|prod|prodspec|term|sa#|w#_#_sig|psum|pspec)(_|$)"),
+    ("PE datapath", r"^(pe|prod|prodspec|term|sa#|w#_#_sig|psum|pspec|povf|pinv)(_|$)"),
     ("edge accumulation", r"^(edge|o_|out_|accmem|blkmem|fadd|lz_|res$|r$)"),
     ("control", r"^(tag|in_|rst|ctl)|_d#$"),
 )
@@ -406,14 +407,26 @@ def _cell_energies(syn: dict, clock_ns: float) -> dict:
     return en
 
 
+def tile_netlist_stimulus(cfg, work: Path, a, w):
+    """(schedule, parsed netlist, port -> bits per clock) of the tile ``a`` x ``w`` on the array
+    synthesized in ``work`` (:func:`tile_stimulus`; ``RESET_ROWS`` clocks of reset first)."""
+    from .gatesim import parse_netlist
+    from .schedule import block_emax, plan, streams
+
+    blk = cfg.acc.block if cfg.kind == "aligned" else None
+    M, K = a.shape
+    s = plan(M, K, w.shape[0], cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
+    emax = block_emax(a, cfg.unit.a_fields.exp_bits, cfg.unit.a_fields.man_bits, blk) if blk else None
+    nl = parse_netlist(Path(work) / "mapped.v")
+    return s, nl, tile_stimulus(cfg, dict(nl.inputs), streams(s, a, w, emax))
+
+
 def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DEFAULT_CLOCK_NS,
                  model=None, progress: bool = False) -> dict:
     """Energy of one tile on a synthesized array: gate-level activity (:mod:`rf8sim.hdl.activity`) of
     the scheduled streams, the glitch model, OpenSTA's cell energies."""
     from .activity import compile_netlist, load_glitch_model, net_levels, simulate_fast
-    from .gatesim import parse_netlist
     from .power import energy_from_toggles
-    from .schedule import block_emax, plan, streams
     from .sta import liberty_pins
 
     cfg = _config(cfg)
@@ -421,22 +434,22 @@ def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DE
         a, w, info = tile_operands(cfg)
     model = model or load_glitch_model()
     work = Path(syn["workdir"])
-    blk = cfg.acc.block if cfg.kind == "aligned" else None
     M, K = a.shape
     N = w.shape[0]
-    s = plan(M, K, N, cfg.rows, cfg.cols, cfg.depth, blk, cfg.latency)
-    emax = block_emax(a, cfg.unit.a_fields.exp_bits, cfg.unit.a_fields.man_bits, blk) if blk else None
-    st = streams(s, a, w, emax)
-    nl = parse_netlist(work / "mapped.v")
+    t0 = time.perf_counter()
+    s, nl, stim = tile_netlist_stimulus(cfg, work, a, w)
+    stimulus_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     comp = compile_netlist(work / "mapped.v", work / "cells.lib")
     compile_s = time.perf_counter() - t0
-    stim = tile_stimulus(cfg, dict(nl.inputs), st)
     t0 = time.perf_counter()
     g = simulate_fast(comp, stim, RESET_ROWS)
     sim_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     levels = net_levels(comp)
     tog = model.apply(g.toggles, levels)
+    glitch_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     en = _cell_energies(syn, clock_ns)
     pins = liberty_pins(work / "cells.lib")
     per: dict = {}
@@ -452,6 +465,7 @@ def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DE
     total_pj = e["energy_per_cycle_pj"] * g.cycles
     macs = s.macs
     dyn_per_mac = (total_pj - static_pj * g.cycles) / macs
+    energy_s = time.perf_counter() - t0
     return {"tile": {**(info or {}), "M": M, "K": K, "N": N}, "schedule": s.summary(), "cycles": g.cycles,
             "clock_ns": clock_ns, "energy_per_cycle_pj": e["energy_per_cycle_pj"],
             "energy_per_cycle_pj_zero_delay": e0["energy_per_cycle_pj"], "static_pj_per_cycle": static_pj,
@@ -459,7 +473,8 @@ def array_energy(cfg, syn: dict, a=None, w=None, info=None, clock_ns: float = DE
             "energy_by_part_pj_per_cycle": dict(sorted(by_part.items(), key=lambda kv: -kv[1])),
             "switching_w": e["switching_w"], "internal_w": e["internal_w"], "leakage_w": e["leakage_w"],
             "activity": {"cycles": g.cycles, "nets": comp.n_real, "cells": len(nl.instances),
-                         "compile_s": compile_s, "sim_s": sim_s, "glitch_model": model.to_json()}}
+                         "compile_s": compile_s, "sim_s": sim_s, "stimulus_s": stimulus_s, "glitch_s": glitch_s,
+                         "energy_s": energy_s, "glitch_model": model.to_json()}}
 
 
 # ---------------------------------------------------------------------------- per inference
@@ -574,15 +589,70 @@ def _cost_job(job, clock_ns, energy, use_cache, liberty, target_cycles=TARGET_CY
     return cost_one((a, w, acc, e), R, C, clock_ns, energy, use_cache, liberty, target_cycles)
 
 
+def _size(r: dict) -> tuple:
+    return r["config"]["rows"], r["config"]["cols"]
+
+
+def area_budget(rows: list, R: int = 8, C: int = 8) -> dict | None:
+    """The equal-area budget: the area of the BF16 x BF16 ``R`` x ``C`` array, the fair float32-accumulating
+    one (``acc`` fp32) first. In order: that array measured; else **extrapolated** from its largest smaller
+    size part by part, each part scaled by the ratio that part shows between the same two sizes on a
+    measured RF8 x BF16 pair (a part the pair lacks scales with R x C); else the aligned BF16 x BF16 array
+    at R x C; else the largest BF16 x BF16 array in ``rows`` (a smaller budget, labelled by its size).
+    Returns ``{"label", "area_um2", "how": measured|extrapolated, ...}`` or None without BF16 x BF16 rows."""
+    bf = [r for r in rows if (r["config"]["a_fmt"], r["config"]["w_fmt"]) == ("bf16", "bf16")]
+    if not bf:
+        return None
+
+    def label(r, extra=""):
+        c = r["config"]
+        return (f"bf16 x bf16 {c['acc']} {c['rows']}x{c['cols']}" + (" (edge reg.)" if edge_stages_of(c) else "")
+                + extra)
+
+    key = lambda r: (r["config"]["acc"] != "fp32", edge_stages_of(r["config"]) != 0)  # noqa: E731
+    at = sorted((r for r in bf if _size(r) == (R, C)), key=key)
+    if at and at[0]["config"]["acc"] == "fp32":
+        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"]}
+    fp = sorted((r for r in bf if r["config"]["acc"] == "fp32" and _size(r)[0] * _size(r)[1] < R * C),
+                key=lambda r: (-_size(r)[0] * _size(r)[1], edge_stages_of(r["config"])))
+    for small in fp:
+        S = _size(small)
+        pairs = []
+        for r8 in rows:
+            c = r8["config"]
+            if (c["a_fmt"], c["w_fmt"], _size(r8)) != ("bf16", "rf8", (R, C)):
+                continue
+            r4 = [r for r in rows if _size(r) == S and (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"],
+                                                        edge_stages_of(r["config"])) == ("bf16", "rf8", c["acc"],
+                                                                                         edge_stages_of(c))]
+            if r4:
+                pairs.append((r4[0], r8))
+        if not pairs:
+            continue
+        r4, r8 = pairs[0]
+        rc = R * C / (S[0] * S[1])
+        ratio = {p: r8["area_by_part_um2"].get(p, 0.0) / a for p, a in r4["area_by_part_um2"].items() if a > 0}
+        parts = {p: a * ratio.get(p, rc) for p, a in small["area_by_part_um2"].items()}
+        area = sum(parts.values())
+        return {"label": label(small, f", extrapolated to {R}x{C}"),
+                "area_um2": area, "how": "extrapolated", "from_module": small["module"],
+                "from_area_um2": small["area_um2"], "scaled_by_module": r8["module"], "scaled_from_module": r4["module"],
+                "part_ratios": {p: ratio.get(p, rc) for p in small["area_by_part_um2"]}, "parts_um2": parts,
+                "rxc_ratio": rc, "ratio": area / small["area_um2"],
+                "method": (f"each part of the measured {S[0]}x{S[1]} array times the ratio of the same part between "
+                           f"the measured {r4['module']} and {r8['module']} (a part they lack: x{rc:g}, R x C)")}
+    if at:
+        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"]}
+    big = sorted(bf, key=lambda r: (-_size(r)[0] * _size(r)[1], *key(r)))[0]
+    return {"label": label(big), "area_um2": big["area_um2"], "how": "measured", "module": big["module"]}
+
+
 def add_inference(rows: list) -> dict:
-    """Per-inference costs of every row (in place), at equal R x C and at the BF16 x BF16 8x8 area
-    (the baseline of today's edge design, ``edge_stages`` 0)."""
+    """Per-inference costs of every row (in place), at equal R x C and at equal area: as many copies of the
+    array (fractional, sharing the work) as fit the BF16 x BF16 8x8 array's area (:func:`area_budget`)."""
     tokens, src = flow_tokens()
-    bases = sorted((r for r in rows if r["config"]["a_fmt"] == "bf16" and r["config"]["w_fmt"] == "bf16"),
-                   key=lambda r: (edge_stages_of(r["config"]) != 0, (r["config"]["rows"], r["config"]["cols"]) != (8, 8),
-                                  -r["config"]["rows"]))
-    base = bases[0] if bases else None  # the BF16 x BF16 8x8 array, else the largest BF16 x BF16 array costed
-    budget = base["area_um2"] if base else None
+    b = area_budget(rows)
+    budget = b["area_um2"] if b else None
     for r in rows:
         if "energy" not in r:
             continue
@@ -597,8 +667,7 @@ def add_inference(rows: list) -> dict:
                                "energy_uj": inf["energy_uj"], "tops_at_fmax": n * 2 * c["rows"] * c["cols"]
                                * r["fmax_mhz"] * 1e6 / 1e12}
     return {"tokens_per_sentence": tokens, "flow_record": "study/results/minilm-flow.json", **src,
-            "area_budget": f"bf16 x bf16 {base['config']['rows']}x{base['config']['cols']}"
-            + (" (edge reg.)" if edge_stages_of(base["config"]) else "") if base else None}
+            "area_budget": b["label"] if b else None, "area_budget_detail": b}
 
 
 def table_record(rows: list, inference: dict) -> dict:
@@ -811,83 +880,93 @@ def goal_verdict(by: dict) -> dict:
     return g
 
 
-def _register():
-    from ..infra.docgen import load_record, record_head, register
+def _budget_sentence(inf: dict) -> str:
+    """The docs' sentence on the equal-area budget (labelled when it is extrapolated, not synthesized)."""
+    if not inf.get("area_budget"):
+        return "Equal area: not evaluated (no BF16 × BF16 array in the record)."
+    b = inf.get("area_budget_detail") or {}
+    s = (f"Equal area: copies of the array (fractional, sharing the work) that fit the area of the "
+         f"{inf['area_budget']} array")
+    if b.get("how") == "extrapolated":
+        s += (f" — **extrapolated, not synthesized**: {b['area_um2'] / 1e6:.3f} mm², {b['method']}; "
+              f"{b['ratio']:.2f}× the measured {b['from_area_um2'] / 1e6:.3f} mm²")
+    else:
+        s += f" ({b['area_um2'] / 1e6:.3f} mm², synthesized)" if b.get("area_um2") else ""
+    return s + "."
 
-    how = "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png"
 
-    def load():
-        return load_record("hdl/results/array_cost.json", "hdl-array-cost", how)
+def _load_cost_record() -> dict:
+    from ..infra.docgen import load_record
 
-    @register("hdl:array-cost")
-    def render_table() -> str:
-        """One row per array: MiniLM cosine (flow), area, fmax, TOPS/mm2, pJ/MAC, TOPS/W, per sentence."""
-        rec = load()
-        flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
-        prov = rec["provenance"]
-        inf = rec["inference"]
-        lines = [record_head(prov) + f". osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
-                 "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
-                 f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
-                 f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "
-                 + (f"Equal area: copies of the array that fit the {inf['area_budget']} array's area."
-                    if inf.get("area_budget") else "Equal area: not evaluated (no BF16 × BF16 array in the record)."),
-                 "",
-                 "| array | acc | R×C | MiniLM cosine (flow) | area mm² | µm²/MAC | crit. path ns | fmax MHz | "
-                 "TOPS/mm² | tile (layer, M×K×N, cycles) | pJ/MAC | TOPS/W | µJ / sentence | µs / sentence | "
-                 "µs / sentence, equal area | largest part: area | largest part: energy |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rec["rows"]:
-            c = r["config"]
-            cos, cacc = _flow_cosine(flow, c["a_fmt"], c["w_fmt"])
+    return load_record("hdl/results/array_cost.json", "hdl-array-cost",
+                       "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png")
+
+
+def render_table() -> str:
+    """One row per array: MiniLM cosine (flow), area, fmax, TOPS/mm2, pJ/MAC, TOPS/W, per sentence."""
+    from ..infra.docgen import load_record, record_head
+
+    rec = _load_cost_record()
+    flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
+    prov = rec["provenance"]
+    inf = rec["inference"]
+    lines = [record_head(prov) + f". osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
+             "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
+             f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
+             f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "
+             + _budget_sentence(inf),
+             "",
+             "| array | acc | R×C | MiniLM cosine (flow) | area mm² | µm²/MAC | crit. path ns | fmax MHz | "
+             "TOPS/mm² | tile (layer, M×K×N, cycles) | pJ/MAC | TOPS/W | µJ / sentence | µs / sentence | "
+             "µs / sentence, equal area | largest part: area | largest part: energy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        c = r["config"]
+        cos, cacc = _flow_cosine(flow, c["a_fmt"], c["w_fmt"])
+        en = r.get("energy")
+        ap = next(iter(r["area_by_part_um2"].items()))
+        ep = next(iter(en["energy_by_part_pj_per_cycle"].items())) if en else None
+        etot = sum(en["energy_by_part_pj_per_cycle"].values()) if en else 1
+        t = en["tile"] if en else None
+        lines.append(
+            f"| {_name(c)} | {c['acc']} | {c['rows']}×{c['cols']} | "
+            f"{f'{cos:.4f} ({cacc})' if cos is not None else '–'} | {r['area_um2'] / 1e6:.3f} | "
+            f"{r['area_per_mac_um2']:.0f} | {r['critical_path_ns']:.2f} | {r['fmax_mhz']:.0f} | "
+            f"{r['tops_per_mm2_at_fmax']:.3g} | "
+            + (f"{t['layer'].replace('encoder.layer.', 'L')}, {t['M']}×{t['K']}×{t['N']}, {en['cycles']} | "
+               f"{r['pj_per_mac']:.1f} | {r['tops_per_w_at_fmax']:.3g} | {r['inference']['energy_uj']:.0f} | "
+               f"{r['inference']['latency_us']:.0f} | "
+               + (f"{r['equal_area']['latency_us']:.0f} | " if "equal_area" in r else "– | ")
+               if en else "– | – | – | – | – | – | ")
+            + f"{ap[0]} {100 * ap[1] / r['area_um2']:.0f} % | "
+            + (f"{ep[0]} {100 * ep[1] / etot:.0f} % |" if ep else "– |"))
+    if rec.get("not_computed"):
+        lines += ["", "Not in this record (not synthesized in the session's time on the shared 2-core machine; "
+                  "`rf8sim array cost --table` computes them): " + "; ".join(rec["not_computed"]) + "."]
+    return "\n".join(lines) + "\n"
+
+def render_goals() -> str:
+    """The issue's goals, measured: RF8 x BF16 against BF16 x BF16 (TOPS/mm2, TOPS/W), area per MAC order."""
+    rec = _load_cost_record()
+    out = []
+    sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
+    for R, C in sizes:
+        at = [r for r in rec["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)]
+        designs = sorted({edge_stages_of(r["config"]) for r in at if r["config"]["a_fmt"] in _A16})
+        for e in designs or [0]:
+            out += _goal_lines(R, C, e, rows_by_pair(at, R, C, e), len(designs) > 1)
+        out += _edge_lines(R, C, at)
+        for r in sorted(at, key=lambda r: (r["config"]["a_fmt"] not in _A16, r["config"]["w_fmt"],
+                                           edge_stages_of(r["config"]))):
+            ap = list(r["area_by_part_um2"].items())
+            tot = r["area_um2"]
+            s = ", ".join(f"{k} {100 * v / tot:.0f} %" for k, v in ap[:3])
             en = r.get("energy")
-            ap = next(iter(r["area_by_part_um2"].items()))
-            ep = next(iter(en["energy_by_part_pj_per_cycle"].items())) if en else None
-            etot = sum(en["energy_by_part_pj_per_cycle"].values()) if en else 1
-            t = en["tile"] if en else None
-            lines.append(
-                f"| {_name(c)} | {c['acc']} | {c['rows']}×{c['cols']} | "
-                f"{f'{cos:.4f} ({cacc})' if cos is not None else '–'} | {r['area_um2'] / 1e6:.3f} | "
-                f"{r['area_per_mac_um2']:.0f} | {r['critical_path_ns']:.2f} | {r['fmax_mhz']:.0f} | "
-                f"{r['tops_per_mm2_at_fmax']:.3g} | "
-                + (f"{t['layer'].replace('encoder.layer.', 'L')}, {t['M']}×{t['K']}×{t['N']}, {en['cycles']} | "
-                   f"{r['pj_per_mac']:.1f} | {r['tops_per_w_at_fmax']:.3g} | {r['inference']['energy_uj']:.0f} | "
-                   f"{r['inference']['latency_us']:.0f} | "
-                   + (f"{r['equal_area']['latency_us']:.0f} | " if "equal_area" in r else "– | ")
-                   if en else "– | – | – | – | – | – | ")
-                + f"{ap[0]} {100 * ap[1] / r['area_um2']:.0f} % | "
-                + (f"{ep[0]} {100 * ep[1] / etot:.0f} % |" if ep else "– |"))
-        if rec.get("not_computed"):
-            lines += ["", "Not in this record (not synthesized in the session's time on the shared 2-core machine; "
-                      "`rf8sim array cost --table` computes them): " + "; ".join(rec["not_computed"]) + "."]
-        return "\n".join(lines) + "\n"
-
-    @register("hdl:array-goals")
-    def render_goals() -> str:
-        """The issue's goals, measured: RF8 x BF16 against BF16 x BF16 (TOPS/mm2, TOPS/W), area per MAC order."""
-        rec = load()
-        out = []
-        sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
-        for R, C in sizes:
-            at = [r for r in rec["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)]
-            designs = sorted({edge_stages_of(r["config"]) for r in at if r["config"]["a_fmt"] in _A16})
-            for e in designs or [0]:
-                out += _goal_lines(R, C, e, rows_by_pair(at, R, C, e), len(designs) > 1)
-            out += _edge_lines(R, C, at)
-            for r in sorted(at, key=lambda r: (r["config"]["a_fmt"] not in _A16, r["config"]["w_fmt"],
-                                               edge_stages_of(r["config"]))):
-                ap = list(r["area_by_part_um2"].items())
-                tot = r["area_um2"]
-                s = ", ".join(f"{k} {100 * v / tot:.0f} %" for k, v in ap[:3])
-                en = r.get("energy")
-                e = ""
-                if en:
-                    ep = list(en["energy_by_part_pj_per_cycle"].items())
-                    et = sum(v for _, v in ep)
-                    e = "; energy: " + ", ".join(f"{k} {100 * v / et:.0f} %" for k, v in ep[:3])
-                out.append(f"* {R}×{C} {_name(r['config'])} ({r['config']['acc']}): area: {s}{e}.")
-        covered = ", ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}" for r in rec["rows"])
-        return "\n".join(out) + f"\n\n(Covers the arrays in the record: {covered}.)\n"
-
-
-_register()
+            e = ""
+            if en:
+                ep = list(en["energy_by_part_pj_per_cycle"].items())
+                et = sum(v for _, v in ep)
+                e = "; energy: " + ", ".join(f"{k} {100 * v / et:.0f} %" for k, v in ep[:3])
+            out.append(f"* {R}×{C} {_name(r['config'])} ({r['config']['acc']}): area: {s}{e}.")
+    covered = ", ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}" for r in rec["rows"])
+    return "\n".join(out) + f"\n\n(Covers the arrays in the record: {covered}.)\n"

@@ -298,7 +298,7 @@ def expected(cfg: ArrayConfig, a_codes, w_codes) -> dict:
     g = G.gemm(a_codes, w_codes, cfg.a_fmt, cfg.w_fmt, cfg.golden_acc(),
                **({"specials": "propagate"} if cfg.kind == "aligned" else {}))
     acc = np.asarray(g.acc)
-    return {"acc": acc.astype(np.uint32) if cfg.kind == "aligned" else acc, "overflow": np.asarray(g.overflow),
+    return {"acc": acc.astype(np.uint32) if cfg.kind != "fixed" else acc, "overflow": np.asarray(g.overflow),
             "invalid": np.asarray(g.invalid)}
 
 
@@ -380,7 +380,7 @@ def operands(cfg: ArrayConfig, M: int, K: int, N: int, kind: str = "random", see
     pos = rng.random((M, K)) < 0.05
     a[pos] = rng.choice(small_a, int(pos.sum()))
     # specials, rarely (an aligned block with one is NaN: fewer per code there)
-    rate = 0.02 if cfg.kind == "fixed" else 0.06 / blk
+    rate = 0.06 / blk if cfg.kind == "aligned" else 0.02
     if len(sp_a):
         pos = rng.random((M, K)) < rate
         a[pos] = rng.choice(sp_a, int(pos.sum()))

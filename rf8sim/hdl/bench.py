@@ -68,3 +68,32 @@ def run(quick: bool = False) -> list[dict]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
+
+
+def render_bench_table(path=None) -> str:
+    """docs/hdl.md "Performance": the ``part == "hdl"`` rows of results/bench.json (``make bench``), with the
+    Icarus goal (>= 20k beats/s) checked on the recorded numbers."""
+    from ..infra.docgen import load_record, record_head
+
+    rec = load_record(path or "results/bench.json", "rf8sim bench", "make bench")
+    rows = [r for r in rec["rows"] if r.get("part") == "hdl"]
+    if not rows:
+        from ..infra.docgen import DocgenError
+
+        raise DocgenError("results/bench.json has no hdl rows: run `make bench`")
+    load = rec["provenance"].get("machine", {}).get("load_1min")
+    out = [record_head(rec["provenance"]) + (f", load {load:g} at the start" if load is not None else "")
+           + "; ratios are from the same run.", "", "| benchmark | value | baseline | ratio |", "|---|---|---|---|"]
+
+    def val(r):
+        v, u = r["value"], r["unit"]
+        return f"{v / 1e3:.1f} k beats/s" if u == "beats/s" else f"{v:.2f} {u}"
+
+    for r in rows:
+        out.append(f"| {r['name']} | {val(r)} | {r.get('baseline', '')} | "
+                   f"{'' if r.get('ratio') is None else format(r['ratio'], '.1f') + '×'} |")
+    goal = [r for r in rows if r["name"].startswith("icarus streamed beats/s")]
+    out += ["", "Goal ≥ 20 k beats/s on Icarus: " + "; ".join(
+        f"{r['name'].split('(')[1].rstrip(')')}: {r['value'] / 1e3:.1f} k beats/s, "
+        f"{'met' if r['value'] >= 20e3 else 'not met'}" for r in goal) + "."]
+    return "\n".join(out) + "\n"

@@ -29,11 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..infra.docgen import DocgenError, load_record, register
+from ..infra.docgen import DocgenError, load_record
 from ..tech import TECHS
 from .mac import HdlError
 
-__all__ = ["UNITS", "ABC_VARIANTS", "synth_variant", "study_rows", "main"]
+__all__ = ["UNITS", "ABC_VARIANTS", "synth_variant", "study_rows", "main", "load_route_record"]
 
 UNITS = (
     ("rf8", "rf8", "16:32", 1, "mac"), ("e4m3", "e4m3", "16:32", 1, "mac"), ("int8", "int8", "16:32", 1, "mac"),
@@ -166,7 +166,7 @@ def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=None, cl
 def main(argv=None) -> int:
     from ..infra import records
     from ..infra.fileio import check_output_path
-    from .route import qflow_version, route_tools_available
+    from .route import ROUTE_VERSION, qflow_version, route_tools_available
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.hdl.route_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--name", required=True, choices=sorted(RECORDS), help="which record: its technology and units")
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
            "streams": args.stream or ["minilm"], "variants": dict(ABC_VARIANTS),
            "plans": {k: [list(x) for x in v] for k, v in PLANS.items()},
            "tools": {"qflow": qflow_version(), "sta": sta_version()}, "tries": args.tries,
-           "first_run_only": args.first_run_only,
+           "first_run_only": args.first_run_only, "route_version": ROUTE_VERSION,
            "wall_s": time.perf_counter() - t0, "rows": rows}
     records.write_record(args.record, rec, overwrite=args.force,
                          command=["python", "-m", "rf8sim.hdl.route_study", *(argv or sys.argv[1:])])
@@ -215,7 +215,8 @@ def main(argv=None) -> int:
 # ----------------------------------------------------------------------------- docs
 
 
-def _rec(name: str) -> dict:
+def load_route_record(name: str) -> dict:
+    """The checked-in route-study record of ``name`` (a key of :data:`RECORDS`: osu018, sky130, osu018-w8a16)."""
     return load_record(RECORDS[name], "hdl-route-study", f"python -m rf8sim.hdl.route_study --name {name}")
 
 
@@ -239,7 +240,7 @@ def _groups(rec) -> dict:
 
 
 def render_failures(name: str) -> str:
-    rec = _rec(name)
+    rec = load_route_record(name)
     bad = [r for r in rec["rows"] if not r.get("ok", True)]
     n = len(rec["rows"])
     if not bad:
@@ -262,11 +263,28 @@ def _head(rec) -> str:
             f"{m.get('cores', m.get('cpu_count', '?'))} cores, commit {str(p.get('commit'))[:10]}"
             f"{' (dirty)' if p.get('dirty') else ''}; {rec['tools']['qflow']}, {rec['tools']['sta']}; "
             f"utilization target {rec['utilization_target']}, clock {rec['clock_ns']} ns, "
-            f"{rec['beats']} gate-level beats of {', '.join(rec['streams'])}; whole run {rec['wall_s'] / 60:.0f} min.")
+            f"{rec['beats']} gate-level beats of {', '.join(rec['streams'])}; whole run {rec['wall_s'] / 60:.0f} min."
+            + _before_fixups(rec))
+
+
+#: fix-ups that changed routed numbers: (route version that brought it, id, technologies, what the older record lacks)
+LATER_FIXUPS = ((3, "Q1", ("sky130",), "it was routed without stacked vias"),
+                (4, "C1", ("osu018", "sky130"), "its wire capacitances count one edge of each wire where the "
+                 "technology LEF means two, so its post-route delays and energies leave out part of the wires' share"))
+
+
+def _before_fixups(rec) -> str:
+    """The sentence saying which later fix-ups a record predates (records before route version 3 carry none)."""
+    v = rec.get("route_version", 2)
+    miss = [(f, why) for since, f, techs, why in LATER_FIXUPS if v < since and rec["tech"] in techs]
+    if not miss:
+        return ""
+    return (f" Made before fix-up{'s' if len(miss) > 1 else ''} {' and '.join(f for f, _ in miss)}: "
+            + "; ".join(why for _, why in miss) + ".")
 
 
 def render_routed(tech: str) -> str:
-    rec = _rec(tech)
+    rec = load_route_record(tech)
     lines = [_head(rec), "",
              "Rows: default ABC script, seed 1. *pre-route* = the synthesised netlist (no wires); *post-route* "
              "= the routed netlist with the router's SPEF (it also holds the buffers qflow's BLIF step adds for "
@@ -299,7 +317,7 @@ def _span(rows, k):
 
 
 def render_spread(tech: str) -> str:
-    rec = _rec(tech)
+    rec = load_route_record(tech)
     plans = "; ".join(f"{k}: " + ", ".join(f"{v} seed {sd}" for v, sd in p) for k, p in rec["plans"].items())
     lines = [f"Spread over ABC scripts ({'; '.join(f'`{k}` = `{v}`' for k, v in rec['variants'].items())}) and "
              f"placement seeds (runs per unit kind — {plans}): min – max (spread in % of the minimum).", "",
@@ -354,7 +372,7 @@ def _g(x: float) -> str:
 
 
 def render_noise(tech: str) -> str:
-    rec = _rec(tech)
+    rec = load_route_record(tech)
     s = noise_sentences(rec)
     if not s:
         return (f"`{RECORDS[tech]}` has one routed run per unit: no spread measured, so no verdict on which "
@@ -370,7 +388,7 @@ NODES = {n: (t.feature_nm, t.vdd_v) for n, t in TECHS.items()}  # rf8sim.tech.TE
 
 
 def render_anchors(tech: str) -> str:
-    rec = _rec(tech)
+    rec = load_route_record(tech)
     nm, v = NODES[rec["tech"]]
     k = (nm / 45) * (v / 0.9) ** 2
     g = _groups(rec)
@@ -412,19 +430,6 @@ def render_anchors(tech: str) -> str:
                   "multiplier decides — and the 8×8 INT8 multiplier is the largest of them."))
     return " ".join(txt) + "\n"
 
-
-#: the records with blocks in docs/hdl.md and which blocks
-DOCUMENTED = {"osu018": ("route", "route-spread", "route-noise", "route-failures"),
-              "osu018-w8a16": ("route", "route-noise", "route-failures"),
-              "sky130": ("route", "route-spread", "route-noise", "route-failures")}
-_RENDER = {"route": render_routed, "route-spread": render_spread, "route-noise": render_noise,
-           "route-failures": render_failures}
-
-for _t, _blocks in DOCUMENTED.items():
-    for _b in _blocks:
-        register(f"hdl:{_b}-{_t}")(functools.partial(_RENDER[_b], _t))
-for _t in ("osu018", "sky130"):
-    register(f"hdl:route-anchors-{_t}")(functools.partial(render_anchors, _t))
 
 _ = DocgenError  # re-exported for renderers' callers
 

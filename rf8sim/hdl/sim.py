@@ -559,14 +559,3 @@ def render_verify_records() -> str:
                            f"{tag} | {run['beats']:,} | {run['products']:,} | {run['sequences']:,} | {cmp['model']} | "
                            f"{cmp['mismatched_beats']} of {cmp['compared_beats']:,} |")
     return "\n".join(out) + "\n"
-
-
-def _register():
-    try:
-        from ..infra.docgen import register
-    except ImportError:
-        return
-    register("hdl:w8a16-verify")(render_verify_records)
-
-
-_register()

@@ -595,17 +595,187 @@ def render_w8a16_summary(path=None) -> str:
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------------------
+# the 8-bit area table and what it says (record hdl/results/synth_8bit.json: `rf8sim synth --table --json ...`)
+
+AREA_RECORD = "hdl/results/synth_8bit.json"
+
+
+def _load_area(path=None) -> dict:
+    from ..infra.records import read_record
+
+    p = Path(path) if path else Path(__file__).resolve().parents[2] / AREA_RECORD
+    if not p.exists():
+        raise HdlError(f"{p} missing: run `rf8sim synth --table --json {AREA_RECORD}`")
+    return read_record(p)
+
+
+def _area_key(r: dict) -> tuple:
+    """(a, w, accumulator label, lanes, stage) of an area-table row; the label is ``FRAC:WIDTH``, with
+    ``(exact)`` for the 1024-term exact accumulator."""
+    c = r["config"]
+    acc = _acc_label(r)
+    if r["stage"] != "product" and r.get("acc_label") == "exact":
+        acc += " (exact)"
+    return c["a_fmt"], c["w_fmt"], acc, _lanes_of(r), r["stage"]
+
+
+def render_area_table(path=None) -> str:
+    """Markdown: docs/hdl.md's 8-bit area table, one row per configuration of :func:`area_table`."""
+    rec = _load_area(path)
+    prov = rec.get("provenance", {})
+    lib = {r["liberty"]["library"] for r in rec["rows"] if r.get("liberty") and r["liberty"].get("library")}
+    out = [f"Record `{AREA_RECORD}`: `{prov.get('command', '?')}` at commit {str(prov.get('commit', '?'))[:10]} "
+           f"({prov.get('machine', {}).get('cpu', '?')}, {prov.get('machine', {}).get('cores', '?')} cores); "
+           f"{short_yosys_version(rec['rows'][0]['yosys'])}, Liberty {', '.join(sorted(lib)) or 'osu018_stdcells.lib'}; "
+           f"output `fixed`, latency 2, all registers included; \"exact\" = `AccSpec.exact(a, w, 1024)`.", "",
+           "| a × w | accumulator | lanes | gates | flops | NAND2-eq | of which seq | depth (gates) | area µm² | "
+           "seq µm² | comb µm² |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        a, w, acc, ln, st = _area_key(r)
+        g, lb = r["generic"], r.get("liberty") or {}
+        out.append(f"| {a} × {w} | {'product stage alone' if st == 'product' else acc} | {ln} | {g['gates']} | "
+                   f"{g['flops']} | {g['nand2_eq']:.0f} | {g['nand2_eq_seq']:.0f} | {g['depth']} | "
+                   f"{_f(lb.get('area_um2'))} | {_f(lb.get('area_seq_um2'))} | {_f(lb.get('area_comb_um2'))} |")
+    return "\n".join(out) + "\n"
+
+
+def _pct(x: float, base: float) -> str:
+    return f"{(x / base - 1) * 100:+.1f} %".replace("-", "−")
+
+
+def render_area_findings(path=None) -> str:
+    """Markdown bullets: what the 8-bit area table says, each verdict computed from the record and naming
+    the configurations it compares (docs/hdl.md "What the table says")."""
+    rec = _load_area(path)
+    by = {_area_key(r): r for r in rec["rows"]}
+
+    def area(a, w, acc, ln, st="mac"):
+        return by[(a, w, "-" if st == "product" else acc, ln, st)]["liberty"]["area_um2"]
+
+    def nand(a, w, acc, ln, st="mac"):
+        return by[(a, w, "-" if st == "product" else acc, ln, st)]["generic"]["nand2_eq"]
+
+    def exact(a, w):
+        return next(k[2] for k in by if k[:2] == (a, w) and k[2].endswith("(exact)"))
+
+    P = "16:32"
+    rp, ip, rip = (area(a, w, P, 1, "product") for a, w in (("rf8", "rf8"), ("int8", "int8"), ("rf8", "int8")))
+    rn, in_ = nand("rf8", "rf8", P, 1, "product"), nand("int8", "int8", P, 1, "product")
+    out = [f"* **RF8 product stage vs the INT8 multiplier: goal {'met' if rp < ip else 'not met'}.** "
+           f"{rp:.0f} vs {ip:.0f} µm² ({_pct(rp, ip)}), {rn:.0f} vs {in_:.0f} NAND2-eq ({_pct(rn, in_)}): "
+           f"the shift-and-add against an 8×8 array multiplier. RF8 × INT8's product stage (INT8 shifted twice "
+           f"and added) is {rip:.0f} µm² ({_pct(rip, ip)} vs INT8 × INT8)."]
+    lanes = sorted({k[3] for k in by if k[4] == "mac"})
+    cmp = [(ln, area("rf8", "rf8", P, ln), area("e4m3", "e4m3", P, ln), nand("rf8", "rf8", P, ln),
+            nand("e4m3", "e4m3", P, ln)) for ln in lanes]
+    met = all(r < e for _, r, e, _, _ in cmp)
+    er, ee = exact("rf8", "rf8"), exact("e4m3", "e4m3")
+    xr, xe = area("rf8", "rf8", er, 1), area("e4m3", "e4m3", ee, 1)
+    out.append(f"* **RF8 MAC vs E4M3 MAC at equal accumulator ({P}): goal {'met' if met else 'not met'}** "
+               f"(the goal: RF8 smaller at every lane count of the table, {', '.join(map(str, lanes))}). RF8 vs E4M3: "
+               + "; ".join(f"lanes {ln}: {r:.0f} vs {e:.0f} µm² ({_pct(r, e)}), NAND2-eq {_pct(nr, ne)}"
+                           for ln, r, e, nr, ne in cmp)
+               + f". The RF8 product stage alone is {area('rf8', 'rf8', P, 1, 'product'):.0f} vs "
+               f"{area('e4m3', 'e4m3', P, 1, 'product'):.0f} µm² for E4M3, but its exact significand product is "
+               "wider (|P| ≤ 576, 11 bits, vs 225, 9 bits for E4M3), which widens the product registers, the "
+               f"alignment shifter and the lane adders. With the exact 1024-term accumulators (lanes 1) RF8 is "
+               f"{_pct(xr, xe)} µm² and {_pct(nand('rf8', 'rf8', er, 1), nand('e4m3', 'e4m3', ee, 1))} NAND2-eq vs "
+               f"E4M3 ({er.split()[0]} vs {ee.split()[0]}).")
+    pairs = list(dict.fromkeys(k[:2] for k in by))
+    at = {p: area(*p, P, 1) for p in pairs}
+    cheap = min(at, key=at.get)
+    out.append(f"* **Cheapest MAC at {P}, lanes 1, of the {len(pairs)} pairs in the table "
+               f"({', '.join(f'{a} × {w}' for a, w in pairs)}): {cheap[0].upper()} × {cheap[1].upper()}** "
+               f"({at[cheap]:.0f} µm², {_pct(at[cheap], at[('int8', 'int8')])} vs INT8 × INT8, "
+               f"{_pct(at[cheap], at[('e4m3', 'e4m3')])} vs E4M3 × E4M3).")
+    e4, e5, i8 = at[("e4m3", "e4m3")], at[("e5m2", "e5m2")], at[("int8", "int8")]
+    x5, xi = area("e5m2", "e5m2", exact("e5m2", "e5m2"), 1), area("int8", "int8", exact("int8", "int8"), 1)
+    lo, hi = 0.5, 1.8
+    rep = lo <= e4 / i8 - 1 <= hi
+    out.append(f"* **Anchor (FP8 MACs cost 50–180 % more than INT8, arXiv 2303.17951): "
+               f"{'reproduced' if rep else 'not reproduced here'}.** At {P}, lanes 1: E4M3 {_pct(e4, i8)} µm² vs "
+               f"INT8, E5M2 {_pct(e5, i8)}; with the exact accumulators E5M2 ({exact('e5m2', 'e5m2').split()[0]}) "
+               f"is {_pct(x5, xi)} vs INT8 ({exact('int8', 'int8').split()[0]}). The published FP8 MACs accumulate "
+               "in floating point (FP16/FP32 adders with normalisation); this unit accumulates every format in the "
+               "same fixed-point register, so the costly part (alignment + wide add) is shared and the "
+               "multiplier decides.")
+    return "\n".join(out) + "\n"
+
+
+def _order_text(areas: dict) -> str:
+    """``RF8 < INT8 < E4M3`` style text of {weight format: area}, smallest first."""
+    return " < ".join(w.upper() for w in sorted(areas, key=areas.get))
+
+
+def render_w8a16_findings(path=None) -> str:
+    """Markdown bullets: what the W8A16 table says, each verdict computed from the record (docs/hdl.md)."""
+    rec = _load_w8a16(path)
+    area = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"], r["stage"]): r["area_um2"] for r in rec["rows"]
+            if r.get("area_um2")}
+    acts = [a for a in _w8a16_activations() if any(k[0] == a for k in area)]
+    goal = list(W8A16_W)  # the goal order, smallest first: rf8 < e4m3 < int8 < bf16
+
+    def holds(ws: dict) -> bool:
+        order = [w for w in goal if w in ws]
+        return len(order) == len(goal) and all(ws[order[i]] < ws[order[i + 1]] for i in range(len(order) - 1))
+
+    prod = {a: {w: area[(a, w, "-", 1, "product")] for w in goal if (a, w, "-", 1, "product") in area} for a in acts}
+    ok = [a for a in acts if holds(prod[a])]
+    out = [f"* **Product stage: goal {'met for every' if len(ok) == len(acts) else 'met for ' + str(len(ok)) + ' of the'} "
+           f"activation format of the record ({', '.join(acts)}).** "
+           + "; ".join(f"{a}: {_order_text(prod[a])} ("
+                       + ", ".join(f"{w} {prod[a][w]:,.0f}" for w in goal if w in prod[a]) + " µm²)" for a in acts)
+           + ". The RF8 weight turns the significand multiplier into one shift-and-add of the activation significand; "
+           "E4M3 needs a small array on the significands, INT8 an array on the 8-bit magnitude, the bf16 baseline a "
+           "full significand multiplier plus its exponent path."]
+    for acc in W8A16_ACC:
+        parts, met, margins = [], [], []
+        for ln in sorted({k[3] for k in area if k[2] == acc and k[4] == "mac"}):
+            for a in acts:
+                ws = {w: area[(a, w, acc, ln, "mac")] for w in goal[:3] if (a, w, acc, ln, "mac") in area}
+                if len(ws) < 3:
+                    continue
+                o = [ws[w] for w in goal[:3]]
+                met.append(o[0] < o[1] < o[2])
+                margins += [(o[i + 1] / o[i] - 1) * 100 for i in range(2)]
+                parts.append(f"{a} lanes {ln}: {_order_text(ws)}")
+        if not parts:
+            continue
+        v = "holds in every case synthesised" if all(met) else ("holds in none" if not any(met) else
+                                                                f"holds in {sum(met)} of {len(met)} cases")
+        out.append(f"* **{acc} MAC, RF8 < E4M3 < INT8 weights: the ordering {v}** ({'; '.join(parts)}; E4M3 over RF8 "
+                   f"and INT8 over E4M3: {min(margins):+.1f} % to {max(margins):+.1f} %)".replace("-", "−") + ".")
+    out.append("  In the fp32 MACs the exact float32 fused adder (two normalisers, the alignment shifter with sticky, "
+               "the result normaliser with subnormal clamp, rounding) is most of the unit and the same for every "
+               "weight format; the product stage decides only the remaining difference. In the aligned:32:16 MACs "
+               "two things dominate and neither is the multiplier: the `AlignUnit`'s double-buffered block buffer "
+               "and, per column, the exact float32 block-sum adder, whose operand is the whole block register: its "
+               "width follows the weight's exponent range, which INT8 does not have.")
+    best = []
+    for a in acts:
+        for ln in W8A16_LANES:
+            al, base, au = (area.get((a, "rf8", W8A16_ACC[1], ln, "mac")), area.get((a, "bf16", "fp32", ln, "mac")),
+                            area.get((a, "rf8", W8A16_ACC[1], ln, "align")))
+            if al and base and au:
+                col = al - au
+                best.append((base / col, base / al, a, ln))
+    if best:
+        top = max(best)
+        reached = top[0] >= 2.0
+        out.append(f"* **Aligned RF8 vs the BF16 × BF16 fp32 baseline (FIGNA's comparison, goal ≥ 2× lane-MACs per µm²): "
+                   f"{'reached' if reached else 'not reached'} in what was synthesised** ({len(best)} (activation, "
+                   f"lanes) points; the best, {top[2]} lanes {top[3]}, is {top[0]:.2f}× with the AlignUnit fully "
+                   f"amortised and {top[1]:.2f}× for one column). Per lane the aligned path is cheap (a shift-and-add and "
+                   "a slice of an integer adder tree, against a whole float32 fused adder per lane in the baseline), so "
+                   "the ratio grows with lanes, while the per-column costs that do not shrink with lanes (the exact "
+                   "block adder and the block buffer) dominate at the lanes synthesised. FIGNA's 6.34× is for wide "
+                   "arrays with shared conversion and FP16 × INT4. The PE arrays below share the alignment along a row "
+                   "and the block adder along a column, which is where this comparison is settled.")
+    return "\n".join(out) + "\n"
+
+
 def w8a16_table_record(rows: list[dict]) -> dict:
     return {"kind": "synth_w8a16", "yosys": yosys_version(), "library": "osu018_stdcells.lib",
             "notes": "lane-MACs per mm^2 = lanes / area; 'column only' = MAC minus its AlignUnit",
             "rows": rows}
-
-
-def _register():
-    from ..infra.docgen import register
-
-    register("hdl:w8a16-area")(lambda: render_w8a16_table())
-    register("hdl:w8a16-goals")(lambda: render_w8a16_summary())
-
-
-_register()

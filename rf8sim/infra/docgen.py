@@ -6,25 +6,27 @@ checked-in record (``rf8sim.infra.records``) and returns markdown.  ``rf8sim doc
 every block; ``rf8sim docs --check`` (and ``tests/test_docs_sync.py``) fails when a
 block differs from its render, names an unknown key, or its record is missing.
 
-Register a renderer where its record is produced::
+A renderer is a plain module-level function beside the code that produces its record; importing
+a module registers nothing.  The registry by page is :data:`PAGES`: for every page, each of its
+generated blocks and the renderer that writes it, as ``"module:function"`` (or
+``"module:function(arg)"`` for a renderer of a family, called with the one string argument)::
 
-    from rf8sim.infra.docgen import register
+    "docs/claims.md": {
+        "claims:table": "rf8sim.study.claims.report:render_claims_table",
+        "claims:detail:gg-fit": "rf8sim.study.claims.report:render_detail(gg-fit)",
+    },
 
-    @register("claims:gg-fit")
-    def _gg_fit_table() -> str:
-        return ...markdown...
-
-The registry by page is :data:`PAGES`: for every page, each of its generated blocks and the
-module that renders it.  Rendering a block imports that one module (:func:`render`); a page's
-blocks must all be listed under it (``tests/test_docs_sync.py``), so the owner of every number on
-a page is found there, and ``rf8sim docs`` on one page loads only that page's renderers.  A module
-whose renderers are not in PAGES yet is found through :data:`RENDERER_MODULES` (:func:`load_all`).
-A missing record raises :class:`DocgenError` from the renderer.  Contributor notes:
+Rendering a block imports that one module (:func:`render`, :func:`resolve`); a page's blocks must
+all be listed under it (``tests/test_docs_sync.py``), so the owner of every number on a page is
+found there, and ``rf8sim docs`` on one page loads only that page's renderers.  :func:`register`
+adds a renderer by hand (tests, a page outside the checkout); it is never called at import.  A
+missing record raises :class:`DocgenError` from the renderer.  Contributor notes:
 docs/contributing.md.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Callable
@@ -33,136 +35,117 @@ from pathlib import Path
 from ..errors import RF8SimError
 
 __all__ = ["REGISTRY", "PAGES", "register", "render", "update_file", "check_file", "blocks", "doc_files",
-           "load_all", "load_page", "renderer_module", "DocgenError", "RENDERER_MODULES", "load_record",
-           "record_head"]
+           "load_all", "load_page", "renderer_module", "DocgenError", "load_record", "record_head", "resolve"]
 
-#: key -> function returning the block's markdown (without the marker lines)
+#: key -> function returning the block's markdown (without the marker lines): the renderers resolved
+#: from :data:`PAGES` so far and those added with :func:`register`; empty after any import.
 REGISTRY: dict[str, Callable[[], str]] = {}
 
-#: The registry by page: page (relative to the checkout) -> generated-block key -> the module that
-#: renders it (registers it with :func:`register`).  A new block goes under its page here.
+#: The registry by page: page (relative to the checkout) -> generated-block key -> its renderer,
+#: ``"module:function"`` or ``"module:function(arg)"`` (:func:`resolve`).  A new block goes under its page here.
 PAGES: dict[str, dict[str, str]] = {
     "README.md": {
-        "readme:answer": "rf8sim.study.flow.results",
-        "readme:demo-time": "rf8sim.study.flow.demotime",
-        "study:minilm-run": "rf8sim.study.flow.results",
-        "readme:w8a16-findings": "rf8sim.hdl.ppa_cli",
-        "readme:minilm-answer": "rf8sim.study.flow.results",
-        "readme:measured": "rf8sim.bench",
-        "readme:ci-time": "rf8sim.study.flow.demotime",
-        "readme:claims": "rf8sim.study.claims.report",
+        "readme:answer": "rf8sim.study.flow.results:render_readme_lead",
+        "readme:demo-time": "rf8sim.study.flow.demotime:render_demo_time",
+        "study:minilm-run": "rf8sim.study.flow.results:render_run",
+        "readme:w8a16-findings": "rf8sim.hdl.ppa_cli:render_w8a16_findings",
+        "readme:minilm-answer": "rf8sim.study.flow.results:render_readme_answer",
+        "readme:measured": "rf8sim.bench:measured_table",
+        "readme:ci-time": "rf8sim.study.flow.demotime:render_ci_time",
+        "readme:claims": "rf8sim.study.claims.report:render_readme_claims",
     },
     "docs/claims.md": {
-        "claims:table": "rf8sim.study.claims.report",
-        "claims:wall-times": "rf8sim.study.claims.report",
-        "claims:detail:gg-fit": "rf8sim.study.claims.report",
-        "claims:detail:gg-init": "rf8sim.study.claims.report",
-        "claims:detail:backslash": "rf8sim.study.claims.report",
-        "claims:detail:deepshape": "rf8sim.study.claims.report",
-        "claims:detail:rf8-inference": "rf8sim.study.claims.report",
+        "claims:table": "rf8sim.study.claims.report:render_claims_table",
+        "claims:wall-times": "rf8sim.study.claims.report:render_wall_times",
+        "claims:qualifications": "rf8sim.study.claims.qualify:render_qualifications",
+        "claims:detail:gg-fit": "rf8sim.study.claims.report:render_detail(gg-fit)",
+        "claims:detail:gg-init": "rf8sim.study.claims.report:render_detail(gg-init)",
+        "claims:detail:backslash": "rf8sim.study.claims.report:render_detail(backslash)",
+        "claims:detail:deepshape": "rf8sim.study.claims.report:render_detail(deepshape)",
+        "claims:detail:rf8-inference": "rf8sim.study.claims.report:render_detail(rf8-inference)",
     },
     "docs/formats.md": {
-        "golden:narrow-gemm": "rf8sim.golden.bench",
-        "formats:aligned-width": "rf8sim.study.minilm.aligned_error",
-        "golden:w8a16-gemm": "rf8sim.golden.bench_w8a16",
-        "formats:aligned-error": "rf8sim.study.minilm.aligned_error",
+        "golden:narrow-gemm": "rf8sim.golden.bench:narrow_table",
+        "formats:aligned-width": "rf8sim.study.minilm.aligned_error:render_widths",
+        "golden:w8a16-gemm": "rf8sim.golden.bench_w8a16:table",
+        "formats:aligned-error": "rf8sim.study.minilm.aligned_error:render_table",
     },
     "docs/hdl.md": {
-        "tech:sky130-char": "rf8sim.tech.docs",
-        "tech:sky130-compare": "rf8sim.tech.docs",
-        "hdl:w8a16-verify": "rf8sim.hdl.sim",
-        "hdl:w8a16-area": "rf8sim.hdl.synth",
-        "hdl:w8a16-goals": "rf8sim.hdl.synth",
-        "hdl:ppa": "rf8sim.hdl.ppa_cli",
-        "hdl:ppa-streams": "rf8sim.hdl.ppa_cli",
-        "hdl:ppa-anchors": "rf8sim.hdl.ppa_cli",
-        "hdl:ppa-glitch": "rf8sim.hdl.ppa_cli",
-        "hdl:activity-calibration": "rf8sim.hdl.activity",
-        "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli",
-        "hdl:array-minilm": "rf8sim.verify_array",
-        "hdl:array-bench": "rf8sim.verify_array",
-        "hdl:array-schedule": "rf8sim.verify_array",
-        "hdl:array-cost": "rf8sim.hdl.array_cost",
-        "hdl:array-goals": "rf8sim.hdl.array_cost",
-        "hdl:route-osu018": "rf8sim.hdl.route_study",
-        "hdl:route-failures-osu018": "rf8sim.hdl.route_study",
-        "hdl:route-spread-osu018": "rf8sim.hdl.route_study",
-        "hdl:route-noise-osu018": "rf8sim.hdl.route_study",
-        "hdl:route-anchors-osu018": "rf8sim.hdl.route_study",
-        "hdl:route-sky130": "rf8sim.hdl.route_study",
-        "hdl:route-failures-sky130": "rf8sim.hdl.route_study",
-        "hdl:route-spread-sky130": "rf8sim.hdl.route_study",
-        "hdl:route-noise-sky130": "rf8sim.hdl.route_study",
-        "hdl:route-anchors-sky130": "rf8sim.hdl.route_study",
-        "hdl:route-osu018-w8a16": "rf8sim.hdl.route_study",
-        "hdl:route-failures-osu018-w8a16": "rf8sim.hdl.route_study",
-        "hdl:route-noise-osu018-w8a16": "rf8sim.hdl.route_study",
+        "tech:sky130-char": "rf8sim.tech.docs:render_char",
+        "tech:sky130-compare": "rf8sim.tech.docs:render_compare",
+        "hdl:w8a16-verify": "rf8sim.hdl.sim:render_verify_records",
+        "hdl:w8a16-area": "rf8sim.hdl.synth:render_w8a16_table",
+        "hdl:w8a16-goals": "rf8sim.hdl.synth:render_w8a16_summary",
+        "hdl:area": "rf8sim.hdl.synth:render_area_table",
+        "hdl:area-findings": "rf8sim.hdl.synth:render_area_findings",
+        "hdl:w8a16-findings": "rf8sim.hdl.synth:render_w8a16_findings",
+        "hdl:ppa": "rf8sim.hdl.ppa_cli:render_ppa_table",
+        "hdl:ppa-streams": "rf8sim.hdl.ppa_cli:render_stream_table",
+        "hdl:ppa-anchors": "rf8sim.hdl.ppa_cli:render_ppa_anchors",
+        "hdl:ppa-findings": "rf8sim.hdl.ppa_cli:render_ppa_findings",
+        "hdl:ppa-glitch": "rf8sim.hdl.ppa_cli:render_glitch_table",
+        "hdl:activity-calibration": "rf8sim.hdl.activity:render_calibration",
+        "hdl:ppa-w8a16": "rf8sim.hdl.ppa_cli:render_ppa_w8a16_table",
+        "hdl:ppa-w8a16-findings": "rf8sim.hdl.ppa_cli:render_ppa_w8a16_findings",
+        "hdl:bench": "rf8sim.hdl.bench:render_bench_table",
+        "hdl:array-minilm": "rf8sim.verify_array:render_minilm",
+        "hdl:array-bench": "rf8sim.verify_array:render_bench",
+        "hdl:array-activity": "rf8sim.hdl.array_activity:render",
+        "hdl:array-schedule": "rf8sim.verify_array:render_schedule",
+        "hdl:array-cost": "rf8sim.hdl.array_cost:render_table",
+        "hdl:array-goals": "rf8sim.hdl.array_cost:render_goals",
+        "hdl:route-osu018": "rf8sim.hdl.route_study:render_routed(osu018)",
+        "hdl:route-failures-osu018": "rf8sim.hdl.route_study:render_failures(osu018)",
+        "hdl:route-spread-osu018": "rf8sim.hdl.route_study:render_spread(osu018)",
+        "hdl:route-noise-osu018": "rf8sim.hdl.route_study:render_noise(osu018)",
+        "hdl:route-anchors-osu018": "rf8sim.hdl.route_study:render_anchors(osu018)",
+        "hdl:route-sky130": "rf8sim.hdl.route_study:render_routed(sky130)",
+        "hdl:route-failures-sky130": "rf8sim.hdl.route_study:render_failures(sky130)",
+        "hdl:route-spread-sky130": "rf8sim.hdl.route_study:render_spread(sky130)",
+        "hdl:route-noise-sky130": "rf8sim.hdl.route_study:render_noise(sky130)",
+        "hdl:route-anchors-sky130": "rf8sim.hdl.route_study:render_anchors(sky130)",
+        "hdl:route-osu018-w8a16": "rf8sim.hdl.route_study:render_routed(osu018-w8a16)",
+        "hdl:route-failures-osu018-w8a16": "rf8sim.hdl.route_study:render_failures(osu018-w8a16)",
+        "hdl:route-noise-osu018-w8a16": "rf8sim.hdl.route_study:render_noise(osu018-w8a16)",
     },
     "docs/study.md": {
-        "study:full-run": "rf8sim.study.mnist1d.sweep_records",
-        "study:full-pareto": "rf8sim.study.mnist1d.sweep_records",
-        "study:full-iso": "rf8sim.study.mnist1d.sweep_records",
-        "study:full-area": "rf8sim.study.mnist1d.sweep_records",
-        "study:full-rounding": "rf8sim.study.mnist1d.sweep_records",
-        "study:full-facts": "rf8sim.study.mnist1d.sweep_records",
-        "study:full-findings": "rf8sim.study.mnist1d.sweep_records",
-        "study:gg-sqnr": "rf8sim.study.mnist1d.sweep_records",
-        "study:gg-wins": "rf8sim.study.mnist1d.sweep_records",
-        "study:zoo-table": "rf8sim.study.zoo.report",
-        "study:zoo-facts": "rf8sim.study.zoo.report",
-        "study:zoo-rtl": "rf8sim.study.zoo.report",
-        "study:zoo-prove": "rf8sim.study.zoo.report",
-        "study:zoo-tinylm": "rf8sim.study.zoo.pareto",
-        "study:zoo-pareto": "rf8sim.study.zoo.pareto",
-        "study:minilm-run": "rf8sim.study.flow.results",
-        "study:minilm-points": "rf8sim.study.flow.results",
-        "study:minilm-pairs": "rf8sim.study.flow.results",
-        "study:minilm-mixed": "rf8sim.study.flow.results",
-        "study:minilm-answer": "rf8sim.study.flow.results",
-        "study:minilm-mac-costs": "rf8sim.study.minilm.mac_costs",
-        "readme:demo-time": "rf8sim.study.flow.demotime",
-        "study:minilm-costs": "rf8sim.study.minilm.costs",
-        "study:tinylm-run": "rf8sim.study.tinylm.study",
-        "study:tinylm-points": "rf8sim.study.tinylm.study",
-        "study:tinylm-pairs": "rf8sim.study.tinylm.study",
-        "study:tinylm-answer": "rf8sim.study.tinylm.study",
-        "study:thesis": "rf8sim.study.tinylm.thesis",
-        "cluster:scaling": "rf8sim.study.mnist1d.cluster_scaling",
+        "study:full-run": "rf8sim.study.mnist1d.sweep_records:render_full_run",
+        "study:full-pareto": "rf8sim.study.mnist1d.sweep_records:render_full_pareto",
+        "study:full-iso": "rf8sim.study.mnist1d.sweep_records:render_full_iso",
+        "study:full-area": "rf8sim.study.mnist1d.sweep_records:render_full_area",
+        "study:full-rounding": "rf8sim.study.mnist1d.sweep_records:render_full_rounding",
+        "study:full-facts": "rf8sim.study.mnist1d.sweep_records:render_full_facts",
+        "study:full-findings": "rf8sim.study.mnist1d.sweep_records:render_full_findings",
+        "study:gg-sqnr": "rf8sim.study.mnist1d.sweep_records:render_gg_sqnr",
+        "study:gg-wins": "rf8sim.study.mnist1d.sweep_records:render_gg_wins",
+        "study:zoo-table": "rf8sim.study.zoo.report:render_zoo_table",
+        "study:zoo-facts": "rf8sim.study.zoo.report:render_zoo_facts",
+        "study:zoo-rtl": "rf8sim.study.zoo.report:render_zoo_rtl",
+        "study:zoo-prove": "rf8sim.study.zoo.report:render_zoo_prove",
+        "study:zoo-tinylm": "rf8sim.study.zoo.pareto:render_zoo_tinylm",
+        "study:zoo-pareto": "rf8sim.study.zoo.pareto:render_zoo_pareto",
+        "study:minilm-run": "rf8sim.study.flow.results:render_run",
+        "study:minilm-points": "rf8sim.study.flow.results:render_points",
+        "study:minilm-pairs": "rf8sim.study.flow.results:render_pairs",
+        "study:minilm-mixed": "rf8sim.study.flow.results:render_mixed",
+        "study:minilm-answer": "rf8sim.study.flow.results:render_answer",
+        "study:minilm-mac-costs": "rf8sim.study.minilm.mac_costs:render_default_costs",
+        "readme:demo-time": "rf8sim.study.flow.demotime:render_demo_time",
+        "study:minilm-costs": "rf8sim.study.minilm.costs:render_costs",
+        "study:tinylm-run": "rf8sim.study.tinylm.study:render_run",
+        "study:tinylm-points": "rf8sim.study.tinylm.study:render_points",
+        "study:tinylm-pairs": "rf8sim.study.tinylm.study:render_pairs",
+        "study:tinylm-answer": "rf8sim.study.tinylm.study:render_answer",
+        "study:thesis": "rf8sim.study.tinylm.thesis:render",
+        "cluster:scaling": "rf8sim.study.mnist1d.cluster_scaling:render_table",
     },
     "docs/training.md": {
-        "training:verify-layer": "rf8sim.verify",
-        "training:sweeps": "rf8sim.training.docs",
-        "training:bench": "rf8sim.training.docs",
-        "training:gpu": "rf8sim.training.docs",
+        "training:verify-layer": "rf8sim.verify:render_records",
+        "training:sweeps": "rf8sim.training.docs:sweeps_table",
+        "training:bench": "rf8sim.training.docs:bench_table",
+        "training:gpu": "rf8sim.training.docs:gpu_table",
     },
 }
-
-#: Modules whose import registers renderers (each part adds its own module here).
-RENDERER_MODULES = (
-    "rf8sim.bench",
-    "rf8sim.study.claims.report",
-    "rf8sim.study.minilm.aligned_error",
-    "rf8sim.hdl.synth",
-    "rf8sim.hdl.sim",
-    "rf8sim.study.flow.results",
-    "rf8sim.hdl.ppa_cli",
-    "rf8sim.hdl.route_study",
-    "rf8sim.hdl.activity",
-    "rf8sim.hdl.array_cost",
-    "rf8sim.verify",
-    "rf8sim.verify_array",
-    "rf8sim.study.mnist1d.cluster_scaling",
-    "rf8sim.training.docs",
-    "rf8sim.golden.bench",
-    "rf8sim.golden.bench_w8a16",
-    "rf8sim.study.mnist1d.sweep_records",
-    "rf8sim.study.zoo.report",
-    "rf8sim.study.zoo.pareto",
-    "rf8sim.study.minilm.mac_costs",
-    "rf8sim.study.tinylm.study",
-    "rf8sim.study.tinylm.thesis",
-    "rf8sim.tech.docs",
-)
 
 #: markers stand alone on their line (a marker quoted inside a sentence is text)
 _BLOCK = re.compile(r"^<!-- BEGIN generated:(?P<key>[A-Za-z0-9_.:/-]+) -->\n(?P<body>.*?)"
@@ -200,7 +183,7 @@ def load_record(rel_path, kind: str, how: str) -> dict:
 
 
 def register(key: str):
-    """Decorator: ``fn`` renders the block ``key``."""
+    """Decorator: ``fn`` renders the block ``key`` (by hand: the checked-in pages' renderers are in :data:`PAGES`)."""
     if not re.fullmatch(r"[A-Za-z0-9_.:/-]+", key):
         raise DocgenError(f"bad generated-block key {key!r} (letters, digits and _.:/- only)")
 
@@ -214,18 +197,39 @@ def register(key: str):
     return deco
 
 
+_ENTRY = re.compile(r"(?P<module>[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)(?:\((?P<arg>[\w.-]+)\))?")
+
+
+def resolve(entry: str) -> Callable[[], str]:
+    """The renderer named by a :data:`PAGES` entry: ``"module:function"`` (the function itself) or
+    ``"module:function(arg)"`` (the function with its one string argument); imports that module."""
+    m = _ENTRY.fullmatch(entry)
+    if not m:
+        raise DocgenError(f"bad renderer entry {entry!r}: write 'module:function' or 'module:function(arg)'")
+    fn = getattr(importlib.import_module(m["module"]), m["function"], None)
+    if not callable(fn):
+        raise DocgenError(f"renderer entry {entry!r}: {m['module']} has no function {m['function']!r}")
+    return functools.partial(fn, m["arg"]) if m["arg"] is not None else fn
+
+
+def _load(key: str, entry: str) -> None:
+    if key not in REGISTRY:
+        REGISTRY[key] = resolve(entry)
+
+
 def load_all() -> None:
-    """Import every module in :data:`RENDERER_MODULES` and :data:`PAGES` so their renderers are registered."""
-    for name in dict.fromkeys([*RENDERER_MODULES, *(m for keys in PAGES.values() for m in keys.values())]):
-        importlib.import_module(name)
+    """Resolve the renderer of every block of every page of :data:`PAGES` into :data:`REGISTRY`."""
+    for keys in PAGES.values():
+        for key, entry in keys.items():
+            _load(key, entry)
 
 
 def load_page(page: str) -> None:
-    """Import the renderer modules of one page of :data:`PAGES` (``"README.md"``, ``"docs/hdl.md"``)."""
+    """Resolve the renderers of one page of :data:`PAGES` (``"README.md"``, ``"docs/hdl.md"``)."""
     if page not in PAGES:
         raise DocgenError(f"no page {page!r} in the docs registry; pages: {', '.join(PAGES)}")
-    for name in dict.fromkeys(PAGES[page].values()):
-        importlib.import_module(name)
+    for key, entry in PAGES[page].items():
+        _load(key, entry)
 
 
 def renderer_module(fn) -> str:
@@ -240,13 +244,13 @@ def _owner(key: str) -> str | None:
 
 
 def render(key: str) -> str:
-    """The markdown of block ``key``, ending with exactly one newline (imports only its page's module)."""
+    """The markdown of block ``key``, ending with exactly one newline (imports only its renderer's module)."""
     if key not in REGISTRY and _owner(key):
-        importlib.import_module(_owner(key))
+        _load(key, _owner(key))
     if key not in REGISTRY:
-        load_all()
-    if key not in REGISTRY:
-        raise DocgenError(f"no renderer registered for generated block {key!r}; known: {', '.join(sorted(REGISTRY))}")
+        known = sorted({*REGISTRY, *(k for keys in PAGES.values() for k in keys)})
+        raise DocgenError(f"no renderer registered for generated block {key!r} (add it to docgen.PAGES); "
+                          f"known: {', '.join(known)}")
     try:
         text = REGISTRY[key]()
     except RF8SimError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..infra.cliargs import add_record_args
 from .common.config import resolve_config  # a path or a shipped config's name (stdlib-only module)
 
 
@@ -19,15 +20,12 @@ def register(sub) -> None:
         p.add_argument("--skip-hdl", action="store_true",
                        help="skip Verilog generation, simulation and synthesis (reported as skipped)")
         p.add_argument("--quick", action="store_true", help="tiny settings for smoke tests")
-        p.add_argument("--force", action="store_true",
-                       help="replace --out even if it was not written by rf8sim flow")
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        add_record_args(p, "also write the results as a provenance record (e.g. study/results/minilm-flow.json)",
+                        "replace --out even if it was not written by rf8sim flow", progress="no progress bars")
         p.add_argument("--cache-dir", default=None,
                        help="the cache root (default $RF8SIM_CACHE or build/cache under the working directory)")
         p.add_argument("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
                        help="where the verification and synthesis tasks run (default local)")
-        p.add_argument("--record", metavar="FILE.json", default=None,
-                       help="also write the results as a provenance record (e.g. study/results/minilm-flow.json)")
         p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("study", help="design-space studies (accuracy vs area, RF8 variants)")
@@ -38,11 +36,8 @@ def register(sub) -> None:
     q.add_argument("--out", help="output folder (default build/study/<name>)")
     q.add_argument("--workers", type=int, help="local parallel jobs (overrides [study] workers)")
     add_cluster_args(q)
-    q.add_argument("--force", action="store_true", help="overwrite existing results in --out (and --record)")
-    q.add_argument("--no-progress", action="store_true")
-    q.add_argument("--record", metavar="FILE.json", default=None,
-                   help="also write the results as a provenance record (checked before the sweep; "
-                        "an existing file needs --force)")
+    add_record_args(q, "also write the results as a provenance record (checked before the sweep; an existing file "
+                       "needs --force)", "overwrite existing results in --out (and --record)", progress=True)
     q.set_defaults(func=cmd_area_accuracy)
     q = ssub.add_parser("variants", help="SQNR of RF8 variants and baselines on generalized Gaussian samples")
     q.add_argument("--shapes", default="0.5,0.75,1,1.5,2", help="GG shapes β (comma-separated)")
@@ -51,9 +46,8 @@ def register(sub) -> None:
     q.add_argument("--block", type=int, default=32)
     q.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR vs shape")
-    q.add_argument("--record", metavar="FILE.json", default=None,
-                   help="also write the rows as a provenance record (an existing file needs --force)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing --record file")
+    add_record_args(q, "also write the rows as a provenance record (an existing file needs --force)",
+                    "overwrite an existing --record file")
     q.set_defaults(func=cmd_variants)
     q = ssub.add_parser("zoo", help="the format zoo without RTL: SQNR (GG shapes, MiniLM weights), bits per "
                                      "weight, MiniLM cosine weight-only and W8A8 (docs/study.md)")
@@ -69,23 +63,19 @@ def register(sub) -> None:
                         "sentences and datapath where the format's quantized MiniLM weights are unchanged "
                         "(equal weight SQNR); each reused row names its record's commit")
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR against bits per weight")
-    q.add_argument("--record", metavar="FILE.json", default=None,
-                   help="write the results as a provenance record (e.g. study/results/zoo.json)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing --record / --plot file")
-    q.add_argument("--no-progress", action="store_true")
+    add_record_args(q, "write the results as a provenance record (e.g. study/results/zoo.json)",
+                    "overwrite an existing --record / --plot file", progress=True)
     q.set_defaults(func=cmd_zoo)
     q = ssub.add_parser("zoo-rtl", help="product stages of the zoo's 8-bit formats: exhaustive Icarus check "
                                          "against the golden model and osu018 area (docs/study.md)")
     q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
-    q.add_argument("--record", metavar="FILE.json", default=None,
-                   help="write the rows as a provenance record (e.g. study/results/zoo-rtl.json)")
+    add_record_args(q, "write the rows as a provenance record (e.g. study/results/zoo-rtl.json)")
     q.add_argument("--power", action="store_true",
                    help="also each product stage's pJ per product on the MiniLM operand stream (gate-level Icarus "
                         "+ OpenSTA, as `rf8sim synth --power`)")
     q.add_argument("--reuse", metavar="RECORD.json", default=None,
                    help="take over the rows of an earlier zoo-rtl record for the pairs it holds whose product-stage "
                         "Verilog is unchanged (each names its record's commit); measure the rest")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_rtl)
     q = ssub.add_parser("zoo-prove", help="yosys SAT proof of each zoo product stage against the format "
                                            "definitions, every code pair (docs/study.md)")
@@ -94,12 +84,10 @@ def register(sub) -> None:
                    help="seconds for the whole-space SAT problem before splitting per weight code (default 120)")
     q.add_argument("--split-timeout", type=int, default=600,
                    help="seconds for each fallback (SAT after abc -g AND; then per weight code) of one pair (default 600)")
-    q.add_argument("--record", metavar="FILE.json", default=None,
-                   help="write the rows as a provenance record (e.g. study/results/zoo-prove.json)")
+    add_record_args(q, "write the rows as a provenance record (e.g. study/results/zoo-prove.json)")
     q.add_argument("--reuse", metavar="RECORD.json", default=None,
                    help="take over the proofs of an earlier zoo-prove record for the pairs it holds whose "
                         "product-stage Verilog is unchanged (each names its record's commit); prove the rest")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_zoo_prove)
     q = ssub.add_parser("zoo-tinylm", help="TinyLM bits per byte of the zoo's formats, weight-only PTQ of the "
                                             "flow's TinyLM (docs/study.md)")
@@ -107,30 +95,23 @@ def register(sub) -> None:
                    help="formats and block formats (default: the zoo; see `rf8sim formats`)")
     q.add_argument("--config", default=None, help="study config whose [tinylm] is used (default: the flow's)")
     q.add_argument("--cache-dir", default=None, help="cache root for the trained TinyLM (default: build/cache)")
-    q.add_argument("--record", metavar="FILE.json", default=None,
-                   help="write the rows as a provenance record (e.g. study/results/zoo-tinylm.json)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
-    q.add_argument("--no-progress", action="store_true")
+    add_record_args(q, "write the rows as a provenance record (e.g. study/results/zoo-tinylm.json)", progress=True)
     q.set_defaults(func=cmd_zoo_tinylm)
     q = ssub.add_parser("zoo-pareto", help="plot the zoo's accuracy against product-stage area and energy from the "
                                             "zoo, zoo-rtl and zoo-tinylm records")
     q.add_argument("--plot", metavar="FILE.png", required=True, help="the plot (e.g. docs/img/zoo_pareto_units.png)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing plot")
+    add_record_args(q, None, "overwrite an existing plot")
     q.set_defaults(func=cmd_zoo_pareto)
     q = ssub.add_parser("cluster-scaling", help="time one sweep serially and on 1..N local Ray nodes (docs/study.md)")
     q.add_argument("--config", default="scale64", help="study configuration (default: scale64, 64 points)")
     q.add_argument("--nodes", default="1,2", help="local Ray node counts to measure (comma-separated)")
-    q.add_argument("--record", metavar="FILE.json", required=True, help="write the record here (with provenance)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
-    q.add_argument("--no-progress", action="store_true")
+    add_record_args(q, "write the record here (with provenance)", required=True, progress=True)
     q.set_defaults(func=cmd_cluster_scaling)
     q = ssub.add_parser("tinylm", help="the flow's TinyLM stage alone: held-out bits per byte per config, bit-exact")
     q.add_argument("--config", default=None, metavar="FILE.toml", help="flow config with a [tinylm] section "
                    "(default: the embedded flow.toml)")
-    q.add_argument("--record", metavar="FILE.json", default=None,
-                   help="write the results as a provenance record (e.g. study/results/tinylm-flow.json)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
-    q.add_argument("--no-progress", action="store_true")
+    add_record_args(q, "write the results as a provenance record (e.g. study/results/tinylm-flow.json)",
+                    progress=True)
     q.add_argument("--cache-dir", default=None, help="the cache root (default $RF8SIM_CACHE or build/cache)")
     q.set_defaults(func=cmd_tinylm)
     from .tinylm.thesis import add_parser as _thesis_parser
@@ -139,12 +120,11 @@ def register(sub) -> None:
     q = ssub.add_parser("record-time", help="turn a `/usr/bin/time -v` report of a run (make demo-record) "
                                             "into a record (README's measured demo time)")
     q.add_argument("time_file", metavar="TIME.txt", help="the report of `/usr/bin/time -v -o TIME.txt COMMAND`")
-    q.add_argument("--record", metavar="FILE.json", required=True, help="write the record here (with provenance)")
+    add_record_args(q, "write the record here (with provenance)", required=True)
     q.add_argument("--what", default="make demo", help="what was timed, as the README names it")
     q.add_argument("--cache-empty", choices=("yes", "no"), default=None,
                    help="whether the cache root was empty when the run started (a fresh clone: yes)")
     q.add_argument("--budget-s", type=float, default=600.0, help="the run's time budget in seconds (default 600)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
     q.set_defaults(func=cmd_record_time)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
@@ -411,26 +391,13 @@ def cmd_zoo_prove(args) -> int:
 
 
 def cmd_zoo_rtl(args) -> int:
-    from ..infra import records
     from ..cli import CLIError
+    from ..infra import records
     from ..infra.fileio import check_output_path
     from ..infra.records import write_record
-    from .zoo.study import RTL_PAIRS, rtl_products
+    from .zoo.study import rtl_products
 
-    pairs = RTL_PAIRS
-    if args.pairs:
-        try:
-            pairs = tuple(tuple(p.strip().split(":")) for p in args.pairs.split(",") if p.strip())
-        except ValueError:
-            raise CLIError(f"--pairs must be A:W pairs, got {args.pairs!r}") from None
-        if not pairs or any(len(p) != 2 for p in pairs):
-            raise CLIError(f"--pairs must be A:W pairs, e.g. e4m3:lns8, got {args.pairs!r}")
-    from .. import formats as F
-    from ..hdl import MacSpec
-
-    F.register_rf8_variants()  # rf8m8 is one of the zoo's weight formats
-    for a, w in pairs:
-        MacSpec.make(a=a, w=w, acc=None)  # one line naming what is valid, before the work
+    pairs = _zoo_pairs(args)
     if args.record:
         check_output_path(args.record, args.force)
     old = _zoo_reuse(args.reuse, "rf8sim-zoo-rtl", pairs)

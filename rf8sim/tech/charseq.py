@@ -1,4 +1,5 @@
-"""Flip-flops: clock-to-Q and reset-to-Q tables, pin energies, setup and hold (see :mod:`rf8sim.tech.char`).
+"""Flip-flops: clock-to-Q and reset-to-Q tables, pin energies, setup and hold (see :mod:`rf8sim.tech.char`;
+the ngspice layer is :mod:`rf8sim.tech.spice`).
 
 Kept apart from the combinational code so that each has its own cache key (``rf8sim.tech.build``).
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 import itertools
 import time
 
-from . import char as _c
+from . import spice as _c
 from .cells import SLEWS_NS, VDD, Cell
-from .char import SimError, _delay_meas, _integ, _leakage, _Netlist, _pwl, _ramp, _run, _scaled, _slew_meas
+from .spice import SimError, _delay_meas, _integ, _leakage, _Netlist, _pwl, _ramp, _run, _scaled, _slew_meas
 
 __all__ = ["flop_tables", "constraints", "model_lib_seq"]
 
@@ -19,7 +20,7 @@ SPECIAL = "special_nfet_01v8"
 
 
 def model_lib_seq():
-    """:func:`rf8sim.tech.char.model_lib` plus the tt section's ``special_nfet_01v8`` files (its tt model and
+    """:func:`rf8sim.tech.spice.model_lib` plus the tt section's ``special_nfet_01v8`` files (its tt model and
     mismatch corner, as ``corners/tt.spice`` includes them): the flip-flops need them, no other cell does."""
     import os
     import re

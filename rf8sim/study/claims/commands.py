@@ -6,6 +6,7 @@ __all__ = ["register"]
 
 
 def register(sub) -> None:
+    from ...infra.cliargs import add_record_args
     from . import RECIPES
 
     p = sub.add_parser(
@@ -20,8 +21,7 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes and 1-2 seeds (seconds); for CI")
     p.add_argument("--seeds", type=int, default=None, help="number of training seeds (default 3; quick 1-2)")
     p.add_argument("--out", default=None, metavar="DIR", help="directory for NAME.json (and figures)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing result file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_record_args(p, None, "overwrite an existing result file", progress="no progress bars")
     p.add_argument("--workers", type=int, default=1, help="local parallel tasks (default 1: in this process)")
     p.add_argument("--no-cache", action="store_true", help="recompute every task instead of reusing cached results")
     from ..commands import add_cluster_args

@@ -232,48 +232,37 @@ def _load(name: str) -> dict:
     return json.loads(f.read_text())
 
 
-def _register_blocks():
-    from rf8sim.infra.docgen import register
+def render_claims_table() -> str:
+    """docs/claims.md: one row per claim with our numbers and the verdict."""
+    rows = []
+    for name, (claim, setup) in _SETUP.items():
+        p = _load(name)
+        v = p.get("verdict") or {}
+        rows.append([claim, setup, _headline(p), f"**{v.get('verdict', 'not recorded')}**"])
+    return _table(["claim (paper)", "setup (ours)", "our numbers (record: training/results/NAME.json)",
+                   "verdict (rule in the detail section)"], rows)
 
-    @register("claims:table")
-    def _claims_table() -> str:
-        rows = []
-        for name, (claim, setup) in _SETUP.items():
-            p = _load(name)
-            v = p.get("verdict") or {}
-            rows.append([claim, setup, _headline(p), f"**{v.get('verdict', 'not recorded')}**"])
-        return _table(["claim (paper)", "setup (ours)", "our numbers (record: training/results/NAME.json)",
-                       "verdict (rule in the detail section)"], rows)
 
-    @register("claims:wall-times")
-    def _wall_times() -> str:
-        rows = []
-        for name in _SETUP:
-            p = _load(name)
-            rows.append([f"`{p['command']}`", f"{p['wall_time_s']:.0f} s ({p['wall_time_s'] / 60:.1f} min)",
-                         _machine(p["provenance"]), _commit(p["provenance"])])
-        return _table(["recipe", "wall time", "machine", "code"], rows)
-
+def render_wall_times() -> str:
+    """docs/claims.md: wall time, machine and code of each recipe's record."""
+    rows = []
     for name in _SETUP:
-        register(f"claims:detail:{name}")(lambda name=name: render_one(_load(name)))
+        p = _load(name)
+        rows.append([f"`{p['command']}`", f"{p['wall_time_s']:.0f} s ({p['wall_time_s'] / 60:.1f} min)",
+                     _machine(p["provenance"]), _commit(p["provenance"])])
+    return _table(["recipe", "wall time", "machine", "code"], rows)
 
 
-_register_blocks()
+def render_detail(name: str) -> str:
+    """docs/claims.md: the detail section of claim ``name`` (blocks ``claims:detail:NAME``)."""
+    return render_one(_load(name))
 
 
-def _readme_claims() -> str:
+def render_readme_claims() -> str:
+    """README: one line per claim with its verdict."""
     out = []
     for name, (claim, _) in _SETUP.items():
         p = _load(name)
         v = (p.get("verdict") or {}).get("verdict", "not recorded")
         out.append(f"- {claim}: **{v}** (`training/results/{name}.json`)")
     return "\n".join(out)
-
-
-def _register_readme():
-    from rf8sim.infra.docgen import register
-
-    register("readme:claims")(_readme_claims)
-
-
-_register_readme()

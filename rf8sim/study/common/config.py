@@ -121,6 +121,7 @@ __all__ = [
     "resolve_config",
     "config_from_dict",
     "config_hash",
+    "spec_from",
     "GRANULARITIES",
     "study_granularity",
 ]
@@ -558,6 +559,16 @@ def _check_tinylm(cfg: "StudyConfig") -> None:
                 dp.validate(cfg.study.max_terms)
         except DatapathError as e:
             raise ConfigError(f"{where}: {e}") from None
+
+
+def spec_from(cls, source, **overrides):
+    """A ``cls`` (a stage's spec dataclass) whose fields take the values of the same-named fields of ``source``
+    (a config section or another spec; lists become tuples), then ``overrides``; the spec's other fields keep
+    their defaults.  One place for the section -> spec copy that every stage needs."""
+    have = {f.name for f in fields(source)}
+    vals = {f.name: getattr(source, f.name) for f in fields(cls) if f.name in have and f.name not in overrides}
+    vals = {k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()}
+    return cls(**vals, **overrides)
 
 
 def resolve_config(arg: "str | Path") -> StudyConfig:

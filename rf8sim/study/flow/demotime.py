@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...infra.docgen import load_record, register
+from ...infra.docgen import load_record
 from ...errors import InputError, InputFileError
 
 __all__ = ["DEMO_TIME_RECORD", "BUDGET_S", "parse_time_v", "write_time_record"]
@@ -108,11 +108,9 @@ def render_time(rel) -> str:
             f"{' (dirty tree)' if pv.get('dirty') else ''}, record `{rel}`.\n")
 
 
-@register("readme:demo-time")
 def render_demo_time() -> str:
     return render_time(DEMO_TIME_RECORD)
 
 
-@register("readme:ci-time")
 def render_ci_time() -> str:
     return render_time(CI_TIME_RECORD)

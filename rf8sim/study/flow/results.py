@@ -3,7 +3,7 @@
 ``rf8sim flow --record study/results/minilm-flow.json`` writes the transformer stage's results with
 :func:`rf8sim.infra.records.write_record` (machine, load, versions, command, commit, dirty flag);
 docs/study.md's MiniLM tables are generated from that file (``<!-- BEGIN generated:study:... -->``
-blocks, :mod:`rf8sim.infra.docgen`) and ``tests/test_study_records.py`` checks that they match.
+blocks, :mod:`rf8sim.infra.docgen`) and ``tests/test_study_flow_results.py`` checks that they match.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...infra.docgen import DocgenError, register
+from ...infra.docgen import DocgenError
 
 __all__ = ["MINILM_RECORD", "write_flow_record", "load_minilm_record"]
 
@@ -54,7 +54,6 @@ def load_minilm_record(path=None) -> dict:
     return rec
 
 
-@register("study:minilm-run")
 def render_run() -> str:
     rec = load_minilm_record()
     pv, tr = rec["provenance"], rec["transformer"]
@@ -67,7 +66,6 @@ def render_run() -> str:
             f"{tr['tokens']:,} tokens. Stages: {stages}; total {rec['total_s']:.0f} s.\n")
 
 
-@register("study:minilm-points")
 def render_points() -> str:
     tr = load_minilm_record()["transformer"]
     energy = any(p.get("pj_per_mac") is not None for p in tr["points"])
@@ -86,7 +84,6 @@ def render_points() -> str:
     return "\n".join(lines) + "\n"
 
 
-@register("study:minilm-pairs")
 def render_pairs() -> str:
     tr = load_minilm_record()["transformer"]
     lines = ["| A | B | metric | A − B [95 % CI] | p (Wilcoxon) | significant |", "|---|---|---|---|---|---|"]
@@ -121,7 +118,6 @@ def _mixed_table(mx: dict, unit: str, cost_key: str, fmt: str, on, with_source: 
     return lines
 
 
-@register("study:minilm-mixed")
 def render_mixed() -> str:
     tr = load_minilm_record()["transformer"]
     mx = tr["mixed"]
@@ -148,7 +144,6 @@ def render_mixed() -> str:
                   f"outputs, {sum(r['mismatches'] for r in ck)} mismatches."]
     return "\n".join(lines) + "\n"
 
-@register("study:minilm-answer")
 def render_answer() -> str:
     """The flow report's first section, from the checked-in flow record (MiniLM, TinyLM, silicon)."""
     from .answer import answer_lines
@@ -157,7 +152,6 @@ def render_answer() -> str:
     return "\n".join(answer_lines(rec["transformer"], rec.get("tinylm"))) + "\n"
 
 
-@register("readme:minilm-answer")
 def render_readme_answer() -> str:
     """README: which uniform configurations meet the MiniLM constraint and where RF8 stands (cosine)."""
     from .answer import minilm_answer
@@ -168,7 +162,6 @@ def render_readme_answer() -> str:
     return "\n".join(keep) + "\n"
 
 
-@register("readme:answer")
 def render_readme_lead() -> str:
     """README's first section: what RF8 buys in arrays (goals), on MiniLM, and what is inside the flow noise."""
     from ...infra.docgen import load_record
@@ -214,14 +207,10 @@ def render_readme_lead() -> str:
     lines = minilm_answer(load_minilm_record()["transformer"])
     out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
             or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]
-    noise = route_study.noise_sentences(route_study._rec("osu018"))
+    noise = route_study.noise_sentences(route_study.load_route_record("osu018"))
     inside = [x.split(" — ")[0] for x in noise if "inside the noise" in x]
     if noise:
         out.append(f"- **Flow noise** (`{route_study.RECORDS['osu018']}`, osu018 after routing, ABC scripts × "
                    f"placement seeds): {len(inside)} of {len(noise)} format differences checked are inside the "
                    "noise" + (": " + "; ".join(inside) if inside else "") + ".")
     return "\n".join(out) + "\n"
-
-
-from ..minilm import costs as _costs  # noqa: E402,F401  (registers the study:minilm-costs renderer)
-from . import demotime as _demotime  # noqa: E402,F401  (registers the readme:demo-time renderer)

@@ -394,16 +394,10 @@ def stage_evaluate(ctx: Context) -> dict:
 
 def transformer_spec(cfg):
     """The transformer stage's :class:`~rf8sim.study.minilm.study.TransformerSpec` from ``[transformer]``."""
+    from ..common.config import spec_from
     from ..minilm.study import TransformerSpec
 
-    t = cfg.transformer
-    return TransformerSpec(model=t.model, sentences=t.sentences, min_words=t.min_words, max_words=t.max_words,
-                           seed=cfg.study.seed, configs=tuple(t.configs), granularity=t.granularity,
-                           acc=tuple(t.acc), sensitivity_sentences=t.sensitivity_sentences,
-                           a16_sentences=t.a16_sentences,
-                           min_cosine=t.min_cosine, batch_size=t.batch_size, bootstrap=t.bootstrap,
-                           torch_check=t.torch_check, max_terms=max(cfg.study.max_terms, 1536),
-                           objectives=tuple(t.objectives))
+    return spec_from(TransformerSpec, cfg.transformer, seed=cfg.study.seed, max_terms=max(cfg.study.max_terms, 1536))
 
 
 def _synth_areas(ctx: Context) -> dict:

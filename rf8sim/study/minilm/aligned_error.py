@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...infra.docgen import register
 
 __all__ = ["KS", "MS", "record_path", "collect_minilm_linears", "measure", "run", "render_table"]
 
@@ -165,7 +164,6 @@ def _fmt(v: float) -> str:
     return "0" if v == 0 else f"{v:.2g}" if v < 0.01 else f"{v:.3g}" if v < 1e5 else f"{v:.2e}"
 
 
-@register("formats:aligned-error")
 def render_table(record=None) -> str:
     """Markdown table of the aligned-vs-fp32 record."""
     from ...infra import records
@@ -195,7 +193,6 @@ def render_table(record=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-@register("formats:aligned-width")
 def render_widths() -> str:
     """Markdown table of the aligned:K:M block register widths (derived from the formats)."""
     from ...accspec import AccSpec

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...infra.docgen import DocgenError, load_record, register
+from ...infra.docgen import DocgenError, load_record
 
 __all__ = ["COSTS_RECORD", "measure", "extrapolate", "write_costs_record"]
 
@@ -118,7 +118,6 @@ def load_costs_record(path=None) -> dict:
     return load_record(COSTS_RECORD, "rf8sim-minilm-costs", f"python -m rf8sim.study.minilm.costs --record {COSTS_RECORD}")
 
 
-@register("study:minilm-costs")
 def render_costs() -> str:
     from ..common.config import load_config
 

@@ -149,26 +149,21 @@ def _default_configs() -> list:
     return [d for c in t.configs for d in parse_configs(c, t.granularity, 32, t.acc)]
 
 
-def _register():
-    from ...infra.docgen import register
-
-    @register("study:minilm-mac-costs")
-    def render_default_costs() -> str:
-        """Cost per MAC of the default flow's configurations, from the checked-in records."""
-        rec = recorded_costs()
-        lines = ["| configuration | MAC | µm² per MAC | area from | pJ/MAC (MiniLM stream) | energy from |",
-                 "|---|---|---|---|---|---|"]
-        for dp in _default_configs():
-            c = rec.get(mac_key(dp), MacCost(mac_key(dp)))
-            lines.append(f"| {dp.label} | {c.mac} | {'-' if c.area_um2 is None else f'{c.area_um2:,.0f}'} | "
-                         f"{c.area_source or '-'} | {'-' if c.pj_per_mac is None else f'{c.pj_per_mac:,.1f}'} | "
-                         f"{c.energy_source or '-'} |")
-        lines += ["", "In a flow run the 8-bit MACs' areas come from that run's synthesis instead (same generator; the "
-                  "records are one earlier synthesis of the same Verilog flow)."]
-        return "\n".join(lines)
+def render_default_costs() -> str:
+    """Cost per MAC of the default flow's configurations, from the checked-in records."""
+    rec = recorded_costs()
+    lines = ["| configuration | MAC | µm² per MAC | area from | pJ/MAC (MiniLM stream) | energy from |",
+             "|---|---|---|---|---|---|"]
+    for dp in _default_configs():
+        c = rec.get(mac_key(dp), MacCost(mac_key(dp)))
+        lines.append(f"| {dp.label} | {c.mac} | {'-' if c.area_um2 is None else f'{c.area_um2:,.0f}'} | "
+                     f"{c.area_source or '-'} | {'-' if c.pj_per_mac is None else f'{c.pj_per_mac:,.1f}'} | "
+                     f"{c.energy_source or '-'} |")
+    lines += ["", "In a flow run the 8-bit MACs' areas come from that run's synthesis instead (same generator; the "
+              "records are one earlier synthesis of the same Verilog flow)."]
+    return "\n".join(lines)
 
 
-_register()
 
 
 def sweep_costs(rows, recorded: dict | None = None) -> tuple[list[dict], list[str]]:

@@ -149,11 +149,3 @@ def render_table(rec: dict | None = None) -> str:
                      f"{r['load_1min_after']:.1f} | {r['tasks_computed']} | "
                      f"{'byte-identical' if r['identical_to_serial'] else 'DIFFERENT'} |")
     return "\n".join(lines) + "\n"
-
-
-try:  # the docs generator (rf8sim.infra.docgen) renders the table from the checked-in record
-    from ...infra.docgen import register as _register
-
-    _register("cluster:scaling")(render_table)
-except ImportError:  # pragma: no cover - docgen not present in this checkout
-    pass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...infra.docgen import DocgenError, register
+from ...infra.docgen import DocgenError
 
 __all__ = ["SWEEP_RECORD", "VARIANTS_RECORD", "write_sweep_record", "write_variants_record",
            "load_sweep_record", "load_variants_record"]
@@ -25,7 +25,6 @@ VARIANTS_RECORD = Path("study") / "results" / "variants-gg-shape.json"
 ROW_FIELDS = ("label", "group", "w_format", "a_format", "rounding", "granularity", "block", "acc", "acc_frac",
               "acc_width", "lanes", "accuracy", "fq_accuracy", "area_um2", "nand2_eq", "cells", "pareto",
               "overflow_frac", "n_eval", "error")
-
 
 
 def write_sweep_record(path, cfg, res, prov: dict, *, overwrite: bool = False) -> Path:
@@ -129,7 +128,6 @@ def _rows(rec, lanes=None):
 # ---------------------------------------------------------------------------
 # the `full` area-accuracy study
 
-@register("study:full-run")
 def render_full_run() -> str:
     rec = load_sweep_record()
     t, md = rec["timings"], rec["model"]
@@ -155,7 +153,6 @@ def render_full_run() -> str:
             f"{', '.join(str(x) for x in sw['lanes'])}).")
 
 
-@register("study:full-pareto")
 def render_full_pareto() -> str:
     rec = load_sweep_record()
     front = [r for r in _rows(rec, 1) if r["pareto"]]
@@ -174,7 +171,6 @@ def render_full_pareto() -> str:
     return "\n".join(lines)
 
 
-@register("study:full-iso")
 def render_full_iso() -> str:
     rec = load_sweep_record()
     iso = rec["iso_accuracy"]
@@ -213,7 +209,6 @@ def _area_table(rec) -> tuple[list, list, dict]:
     return accs, lanes, (area, exact)
 
 
-@register("study:full-area")
 def render_full_area() -> str:
     rec = load_sweep_record()
     accs, lanes, (area, exact) = _area_table(rec)
@@ -228,7 +223,6 @@ def render_full_area() -> str:
     return "\n".join(lines)
 
 
-@register("study:full-rounding")
 def render_full_rounding() -> str:
     """Accuracy per weight format / rounding (rows) and granularity (columns), 1 lane; accumulators with the
     same accuracies share a row."""
@@ -257,7 +251,6 @@ def _pick(rec, fmt, acc=None, lanes=1, rounding="nearest", granularity="tensor",
     raise DocgenError(f"{SWEEP_RECORD}: no point {fmt}/{rounding}/{granularity}/acc {acc or 'exact'}/L{lanes}")
 
 
-@register("study:full-facts")
 def render_full_facts() -> str:
     """The comparisons the prose of docs/study.md draws, computed from the record."""
     rec = load_sweep_record()
@@ -319,7 +312,6 @@ def _names(xs) -> str:
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
 
 
-@register("study:full-findings")
 def render_full_findings() -> str:
     """The general statements docs/study.md draws from the `full` sweep, each computed from the record and
     naming the set of points it covers (issue 22: no hand-written "X is best")."""
@@ -383,7 +375,6 @@ def render_full_findings() -> str:
 # ---------------------------------------------------------------------------
 # SQNR vs GG shape
 
-@register("study:gg-sqnr")
 def render_gg_sqnr() -> str:
     rec = load_variants_record()
     pr = rec["params"]
@@ -430,7 +421,6 @@ def render_gg_sqnr() -> str:
     return "\n".join(lines)
 
 
-@register("study:gg-wins")
 def render_gg_wins() -> str:
     """Which format has the higher SQNR than RF8 (nearest, tensor scales) at which GG shapes, per format and
     scale granularity, computed from the variants record (the set: every shape of the record)."""

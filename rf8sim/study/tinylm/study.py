@@ -38,8 +38,9 @@ import numpy as np
 
 from rf8sim.errors import RF8SimError
 
-from ...infra.docgen import DocgenError, register
-from ..common.config import TINYLM_MIN_CHUNKS
+from ...infra.cliargs import add_record_args
+from ...infra.docgen import DocgenError
+from ..common.config import TINYLM_MIN_CHUNKS, spec_from
 from ..minilm.transformer import DatapathConfig, check_assignment, exactify, flag_totals, linear_layers, torch_check
 
 __all__ = ["TinyLMSpec", "TinyLMError", "heldout_chunks", "chunk_bits", "train_tinylm", "prepare",
@@ -320,15 +321,9 @@ def spec_from_config(cfg) -> TinyLMSpec:
     """The stage's :class:`TinyLMSpec` from ``[tinylm]`` (``configs = "transformer"``: the transformer's
     configs, granularity and accumulators)."""
     t = cfg.tinylm
-    if t.configs == "transformer":
-        configs, gran, acc = tuple(cfg.transformer.configs), cfg.transformer.granularity, tuple(cfg.transformer.acc)
-    else:
-        configs, gran, acc = tuple(t.configs), t.granularity, tuple(t.acc)
-    return TinyLMSpec(d_model=t.d_model, n_layer=t.n_layer, n_head=t.n_head, block=t.block, steps=t.steps,
-                      batch_size=t.batch_size, lr=t.lr, seed=cfg.study.seed, chunks=t.chunks, a16_chunks=t.a16_chunks,
-                      max_rel_loss=t.max_rel_loss,
-                      configs=configs, granularity=gran, acc=acc, bootstrap=t.bootstrap, torch_check=t.torch_check,
-                      max_terms=cfg.study.max_terms)
+    src = cfg.transformer if t.configs == "transformer" else t
+    return spec_from(TinyLMSpec, t, seed=cfg.study.seed, configs=tuple(src.configs), granularity=src.granularity,
+                     acc=tuple(src.acc), max_terms=cfg.study.max_terms)
 
 
 def plot_bpb(res: dict, path) -> None:
@@ -438,12 +433,6 @@ def load_tinylm_record() -> dict:
     return rec
 
 
-def _register(key):
-    """docgen registration, except when this file runs as ``python -m`` (it is then imported a second time)."""
-    return register(key) if __name__ != "__main__" else (lambda fn: fn)
-
-
-@_register("study:tinylm-run")
 def render_run() -> str:
     rec = load_tinylm_record()
     pv, res = rec["provenance"], rec["tinylm"]
@@ -455,18 +444,15 @@ def render_run() -> str:
             + f" Wall seconds: {', '.join(f'{k} {v:.1f}' for k, v in tm.items())}.\n")
 
 
-@_register("study:tinylm-points")
 def render_points() -> str:
     return points_table(load_tinylm_record()["tinylm"])
 
 
-@_register("study:tinylm-pairs")
 def render_pairs() -> str:
     res = load_tinylm_record()["tinylm"]
     return pairs_table(res) + "\n" + check_summary(res) + "\n"
 
 
-@_register("study:tinylm-answer")
 def render_answer() -> str:
     from ..flow.answer import tinylm_answer
 
@@ -508,10 +494,9 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description="The flow's TinyLM stage alone (its [tinylm] section), as a record.")
     ap.add_argument("--config", default=None, help="flow config (default: the embedded flow.toml)")
+    add_record_args(ap, None, progress=True)
     ap.add_argument("--record", default=None, metavar="FILE.json")
     ap.add_argument("--cache-dir", default=None)
-    ap.add_argument("--force", action="store_true", help="overwrite an existing record")
-    ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     return record_run(a.config, a.record, cache_dir=a.cache_dir, force=a.force, progress=not a.no_progress)
 

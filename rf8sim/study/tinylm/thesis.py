@@ -39,7 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...infra.docgen import DocgenError, register
+from ...infra.cliargs import add_record_args
+from ...infra.docgen import DocgenError
+from ..common.config import spec_from
 from .study import TinyLMError, TinyLMSpec, _model, chunk_bits, heldout_chunks
 
 __all__ = ["ThesisSpec", "RECIPES", "THESIS_RECORD", "run_thesis", "verdict", "train_recipe", "record_run"]
@@ -74,9 +76,7 @@ class ThesisSpec:
     max_terms: int = 2048
 
     def tinylm(self, seed: int) -> TinyLMSpec:
-        return TinyLMSpec(d_model=self.d_model, n_layer=self.n_layer, n_head=self.n_head, block=self.block,
-                          steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=seed, chunks=self.chunks,
-                          bootstrap=self.bootstrap, max_terms=self.max_terms)
+        return spec_from(TinyLMSpec, self, seed=seed)
 
     def check(self) -> None:
         for k in ("seeds", "steps", "chunks", "bootstrap"):
@@ -367,11 +367,6 @@ def load_thesis_record() -> dict:
     return rec
 
 
-def _register(key):
-    return register(key) if __name__ != "__main__" else (lambda fn: fn)
-
-
-@_register("study:thesis")
 def render() -> str:
     rec = load_thesis_record()
     pv, res = rec["provenance"], rec["thesis"]
@@ -417,10 +412,8 @@ def add_parser(ssub) -> None:
     q.add_argument("--d-model", type=int, default=ThesisSpec.d_model)
     q.add_argument("--n-layer", type=int, default=ThesisSpec.n_layer)
     q.add_argument("--block", type=int, default=ThesisSpec.block)
-    q.add_argument("--record", metavar="FILE.json", default=None, help=f"write a record (e.g. {THESIS_RECORD})")
-    q.add_argument("--force", action="store_true", help="overwrite an existing record")
+    add_record_args(q, f"write a record (e.g. {THESIS_RECORD})", progress=True)
     q.add_argument("--workers", type=int, default=1, help="train recipe x seed in this many processes")
-    q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=_cmd)
 
 

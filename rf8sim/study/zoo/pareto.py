@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...infra.docgen import register
 
 __all__ = ["ZOO_TINYLM_RECORD", "tinylm_bpb", "pareto_points", "front", "plot_pareto", "tinylm_facts",
            "pareto_facts"]
@@ -142,7 +141,6 @@ def tinylm_facts(rec: dict) -> list[str]:
     return out
 
 
-@register("study:zoo-tinylm")
 def render_zoo_tinylm() -> str:
     rec = load_tinylm()
     p = rec["params"]
@@ -261,7 +259,6 @@ def pareto_facts(points) -> list[str]:
     return out
 
 
-@register("study:zoo-pareto")
 def render_zoo_pareto() -> str:
     zoo, rtl, tiny = _records()
     pts = pareto_points(zoo, rtl, tiny)

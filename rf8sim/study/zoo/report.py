@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...infra.docgen import register
 
 __all__ = ["ZOO_RECORD", "write_zoo_record", "load_zoo_record", "plot_zoo", "zoo_facts"]
 
@@ -99,7 +98,6 @@ def _reused(rec: dict) -> str:
                    f"their quantized weights unchanged (equal MiniLM weight SQNR)" for (c, u, cmd), rs in by.items())
 
 
-@register("study:zoo-table")
 def render_zoo_table() -> str:
     rec = load_zoo_record()
     p = rec["params"]
@@ -202,7 +200,6 @@ def zoo_facts(rec: dict) -> list[str]:
     return out
 
 
-@register("study:zoo-facts")
 def render_zoo_facts() -> str:
     rec = load_zoo_record()
     return "Computed from the record (formats: " + ", ".join(rec["params"]["formats"]) + "):\n\n" + "\n".join(
@@ -212,7 +209,6 @@ def render_zoo_facts() -> str:
 ZOO_RTL_RECORD = Path("study") / "results" / "zoo-rtl.json"
 
 
-@register("study:zoo-rtl")
 def render_zoo_rtl() -> str:
     from ...infra.docgen import load_record
 
@@ -293,7 +289,6 @@ def prove_summary(rows) -> str:
     return txt + "."
 
 
-@register("study:zoo-prove")
 def render_zoo_prove() -> str:
     from ...infra.docgen import load_record
 

@@ -1,4 +1,4 @@
-"""Datasets and models of rf8sim.study: determinism, shapes, and the MiniLM forward
+"""Datasets and models of rf8sim.workloads: determinism, shapes, and the MiniLM forward
 checked against sentence-transformers' own offline load of the same folder."""
 
 import os

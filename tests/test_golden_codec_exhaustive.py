@@ -1,7 +1,7 @@
 """All 2^32 float32 bit patterns through e4m3 and e5m2 encode (saturate=False) == ml_dtypes' casts.
 
 About a minute per format on 2 cores, so behind the `slow` marker (`make test-slow`); the default
-run checks a 2^24-pattern stride of the same space (test_codec.py).
+run checks a 2^24-pattern stride of the same space (test_golden_codec.py).
 """
 
 import ml_dtypes

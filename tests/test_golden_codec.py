@@ -119,7 +119,7 @@ def test_outputs_are_canonical(name):
 
 @pytest.mark.parametrize("name,mdt", [("e4m3", ml_dtypes.float8_e4m3fn), ("e5m2", ml_dtypes.float8_e5m2)])
 def test_ocp_sampled_patterns_match_ml_dtypes(name, mdt):
-    """2^24 float32 patterns (a stride through all 2^32; the full sweep is test_codec_exhaustive)."""
+    """2^24 float32 patterns (a stride through all 2^32; the full sweep is test_golden_codec_exhaustive)."""
     fmt = F.get(name)
     bits = (np.arange(1 << 24, dtype=np.uint64) * 255 + 12345).astype(np.uint32)
     x = bits.view(np.float32)

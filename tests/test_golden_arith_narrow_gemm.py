@@ -53,7 +53,7 @@ def test_fast_equals_sequential_random_every_granularity():
                     compared += fast.acc.size
                     saturated += int(fast.overflow.sum())
     assert compared == len(PAIRS) * 2 * len(SPECS) * 4 * M * N
-    assert saturated > 1000  # the clamped rows were exercised (the split path: test_golden_splitgemm.py)
+    assert saturated > 1000  # the clamped rows were exercised (the split path: test_golden_arith_narrow_gemm_split.py)
 
 
 @pytest.mark.parametrize("fa,fw,spec_text", [("rf8", "rf8", "4:24"), ("e4m3", "e4m3", "8:24"),
