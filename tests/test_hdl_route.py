@@ -28,6 +28,9 @@ N_ACCESS_PADS = 186  # pins given a pad by fix-up L1 over the 51 characterized s
 NO_ACCESS_PAD = {("and3_1", "C"), ("dfrtp_1", "RESET_B"), ("fa_1", "A"), ("fa_1", "B"), ("inv_1", "A"), ("inv_1", "Y")}
 DATA = Path(__file__).resolve().parent / "data" / "route"
 OSU_LIB = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
+#: fix-up C1: SPEF wire capacitance / the LEF's length x (width x area + 2 x edge) stays below this (qrouter counts
+#: one extra pitch per segment end: acc4 1.21 on sky130, 1.26 on osu018; without C1 about 0.6 and 0.67)
+C1_MAX_RATIO = 1.45
 ACC4_PORTS = [("clk", "input", 1), ("rst", "input", 1), ("a", "input", 4), ("q", "output", 4), ("zero", "output", 1)]
 
 
@@ -202,6 +205,75 @@ def test_unknown_technology(capsys):
         assert rc == 2 and len(err.strip().splitlines()) == 1 and msg in err and "Traceback" not in err, (cmd, err)
 
 
+# ----------------------------------------------------------------------------- fix-up C1: wire capacitance
+
+
+def _lef_routing_layers(lef_text: str) -> dict:
+    """``{layer: (width um, CPERSQDIST pF/um^2, EDGECAPACITANCE pF/um)}`` of the ROUTING layers, read line by line."""
+    out, name, kind, vals = {}, None, None, {}
+    for ln in lef_text.splitlines():
+        f = ln.split()
+        if f[:1] == ["LAYER"] and len(f) == 2:
+            name, kind, vals = f[1], None, {}
+        elif name and f[:1] == ["TYPE"]:
+            kind = f[1]
+        elif name and f[:1] == ["WIDTH"] and "w" not in vals:
+            vals["w"] = float(f[1])
+        elif name and f[:2] == ["CAPACITANCE", "CPERSQDIST"]:
+            vals["a"] = float(f[2])
+        elif name and f[:1] == ["EDGECAPACITANCE"]:
+            vals["e"] = float(f[1])
+        elif name and f[:2] == ["END", name]:
+            if kind == "ROUTING":
+                out[name] = (vals["w"], vals.get("a", 0.0), vals.get("e", 0.0))
+            name = None
+    return out
+
+
+def _lef_wire_cap_pf(def_text: str, lef_text: str) -> float:
+    """Wire capacitance of a routed DEF the LEF's way: each wire's length x (width x CPERSQDIST + 2 x
+    EDGECAPACITANCE), lengths summed per layer from the ROUTED points (vias add nothing)."""
+    layers = _lef_routing_layers(lef_text)
+    units = float(re.search(r"UNITS DISTANCE MICRONS (\d+)", def_text).group(1))
+    nets = def_text[def_text.index("\nNETS"):def_text.index("END NETS")]
+    total = 0.0
+    for part in re.split(r"\+ ROUTED|\bNEW\b", nets)[1:]:
+        words = part.split()
+        layer, pts, last = words[0], [], None
+        for x, y in re.findall(r"\(\s*(\S+)\s+(\S+)(?:\s+\S+)?\s*\)", part.split(";")[0].split("\n- ")[0]):
+            last = (last[0] if x == "*" else float(x), last[1] if y == "*" else float(y)) if last else (float(x), float(y))
+            pts.append(last)
+        length = sum(abs(b[0] - a[0]) + abs(b[1] - a[1]) for a, b in zip(pts, pts[1:])) / units
+        w, a, e = layers[layer]
+        total += length * (w * a + 2 * e)
+    return total
+
+
+def test_edge_cap_both_sides_doubles_only_edge_capacitance():
+    """Fix-up C1 on the two technology LEFs: every EDGECAPACITANCE doubled (6 routing layers each), every other
+    line unchanged."""
+    from rf8sim.hdl.route import _sky130_src, edge_cap_both_sides
+
+    lefs = [OSU_LIB.with_suffix(".lef")]
+    try:
+        lefs.append(_sky130_src() / "sky130_fd_sc_hd" / "tech" / "sky130_fd_sc_hd__nom.tlef")
+    except Exception:
+        pass
+    checked = 0
+    for lef in lefs:
+        if not lef.is_file():
+            continue
+        old, new = lef.read_text(), edge_cap_both_sides(lef.read_text())
+        a, b = old.splitlines(), new.splitlines()
+        assert len(a) == len(b)
+        diff = [(x, y) for x, y in zip(a, b) if x != y]
+        assert all(x.split()[0] == "EDGECAPACITANCE" == y.split()[0] for x, y in diff)
+        assert [2 * float(x.split()[1]) for x, _ in diff] == pytest.approx([float(y.split()[1]) for _, y in diff])
+        assert len(diff) == len(_lef_routing_layers(old)) == 6
+        checked += 1
+    assert checked >= 1
+
+
 # ----------------------------------------------------------------------------- one small design, end to end
 
 
@@ -217,6 +289,10 @@ def test_route_small_design(tmp_path):
     mapped = map_to_cells((DATA / "acc4.v").read_text(), "acc4", tmp_path / "synth")
     r = place_and_route(mapped, mapped.parent / "cells.lib", tmp_path / "route", "osu018", density=0.6, seed=1)
     assert r["failed_nets"] == 0 and r["nets_routed"] >= 15
+    assert "\nvia stack 1\n" in (tmp_path / "route" / "acc4.cfg").read_text()  # fix-up Q1: osu018 keeps qflow's 1
+    # fix-up C1: the SPEF's wire capacitance is the LEF's two-edge value (qrouter adds a pitch per segment end)
+    lef_c = _lef_wire_cap_pf((tmp_path / "route" / "acc4_route.def").read_text(), OSU_LIB.with_suffix(".lef").read_text())
+    assert 1.0 <= r["wire_cap_pf"] / lef_c <= C1_MAX_RATIO
     # independent of the router's verdict: every multi-pin net of the routed DEF carries wires
     d = parse_def((tmp_path / "route" / "acc4_route.def").read_text())
     assert all(v["routed"] for v in d["nets"].values() if len(v["conns"]) >= 2)
@@ -265,6 +341,12 @@ def test_route_small_design_sky130(tmp_path):
     lib = mapped.parent / "cells.lib"
     r = place_and_route(mapped, lib, tmp_path / "route", "sky130", density=0.6, seed=1)
     assert r["failed_nets"] == 0 and r["nets_routed"] >= 15 and r["access_pads_l1"] > 0
+    assert "\nvia stack all\n" in (tmp_path / "route" / "acc4.cfg").read_text()  # fix-up Q1
+    from rf8sim.hdl.route import _sky130_src
+
+    tlef = _sky130_src() / "sky130_fd_sc_hd" / "tech" / "sky130_fd_sc_hd__nom.tlef"  # fix-up C1, as above
+    lef_c = _lef_wire_cap_pf((tmp_path / "route" / "acc4_route.def").read_text(), tlef.read_text())
+    assert 1.0 <= r["wire_cap_pf"] / lef_c <= C1_MAX_RATIO
     d = parse_def((tmp_path / "route" / "acc4_route.def").read_text())
     multi = {n: v for n, v in d["nets"].items() if len(v["conns"]) >= 2}
     assert all(v["routed"] for v in multi.values())
@@ -541,3 +623,15 @@ def test_unrouted_placement_is_placed_again_and_shown(tmp_path, monkeypatch, cap
     with pytest.raises(RouteError, match="graywolf failed"):
         route.route_design(synth, "sky130", density=0.35, seed=1, root=tmp_path / "r3")
     assert seen == ["broken"]
+
+
+def test_records_say_which_fixups_they_predate():
+    """A route-study record made before fix-ups Q1 (sky130 only) or C1 says so in its generated heading."""
+    from rf8sim.hdl.route import ROUTE_VERSION
+    from rf8sim.hdl.route_study import _before_fixups
+
+    assert "Q1 and C1" in _before_fixups({"tech": "sky130"})  # records before route_version was written
+    assert "fix-up C1:" in _before_fixups({"tech": "osu018"}) and "Q1" not in _before_fixups({"tech": "osu018"})
+    assert "fix-up C1:" in _before_fixups({"tech": "sky130", "route_version": 3})
+    assert _before_fixups({"tech": "sky130", "route_version": ROUTE_VERSION}) == ""
+    assert _before_fixups({"tech": "osu018", "route_version": ROUTE_VERSION}) == ""

