@@ -9,7 +9,7 @@ activations are encoded (bf16/fp16: round to nearest even; 8-bit: per-token powe
 and the weights quantized per output channel.  The array has no scale inputs (a power-of-two
 scale is applied outside the datapath), so it runs the GEMM of the **codes**, and the same codes
 go through ``rf8sim.golden.gemm`` under the array's accumulation order and, where it has that
-order, through the torch emulation (``aligned:K:M``: every output; fixed point, grouped order too:
+order, through the torch emulation (``aligned:K:M``, ``fp32``: every output; fixed point, grouped order too:
 the first :data:`TORCH_FIXED_ROWS` rows of each layer).  Every output is compared, the
 accumulator bits and both flags.
 """
@@ -29,7 +29,8 @@ __all__ = ["ArrayVerifyError", "array_leg", "minilm_layers", "verify_minilm", "r
 #: the checked-in MiniLM array verification records (docs/hdl.md, block ``hdl:array-minilm``)
 RECORDS = ("hdl/results/array-minilm-bf16xrf8-aligned-32-16-8x8.json",
            "hdl/results/array-minilm-rf8xrf8-exact-8x8.json",
-           "hdl/results/array-minilm-bf16xrf8-aligned-32-16-4x4-e1.json")
+           "hdl/results/array-minilm-bf16xrf8-aligned-32-16-4x4-e1.json",
+           "hdl/results/array-minilm-bf16xbf16-fp32-4x4.json")
 
 
 #: fixed-point arrays: rows (tokens) of each GEMM also compared with the torch emulation (all rows with golden)
@@ -180,7 +181,7 @@ def render_minilm(root=None) -> str:
               "(`rf8sim.workloads.data.load_sentences`, seed 0); activations and weights as codes (bf16: RNE cast; "
               "8-bit: per-token / per-channel power-of-two scales, applied outside the array), the whole GEMM "
               "of each layer cycle-accurately; golden = `rf8sim.golden.gemm` under the array's order, torch = "
-              "the training emulation (every output for `aligned:K:M`; for fixed point the first "
+              "the training emulation (every output for `aligned:K:M` and `fp32`; for fixed point the first "
               f"{TORCH_FIXED_ROWS} tokens of each layer: its integer emulation is slow)."]
     return "\n".join(lines) + "\n"
 

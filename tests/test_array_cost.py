@@ -111,12 +111,29 @@ def test_cli_bad_input(tmp_path, capsys):
 
     cases = [(["cost", "--record", str(tmp_path / "x.json")], "--table"), (["cost", "--clock-ns", "-1"], "clock"),
              (["cost", "--cached-only"], "--table"), (["cost", "--cycles", "0"], "--cycles"),
-             (["synth", "--size", "0x4"], "1..32")]
+             (["synth", "--size", "0x4"], "1..32"), (["activity", "--cycles", "0"], "--cycles"),
+             (["activity", "--check-cycles", "0"], "--check-cycles"), (["activity", "--check-size", "0x2"], "1..32"),
+             (["activity", "--clock-ns", "0"], "clock")]
     for args, word in cases:
         assert main(["array", *args]) == 2, args
         err = capsys.readouterr().err
         assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_activity_check_stimulus_ints():
+    """The Icarus stimulus of the array check: each row of a (rows, width) bit array as one int, bit 0 first
+    (against int.from_bytes of the packed bits, little-endian bit order)."""
+    from rf8sim.hdl.array_activity import _ints
+
+    rng = np.random.default_rng(5)
+    n = 0
+    for width in (1, 7, 64, 129):
+        bits = rng.integers(0, 2, (6, width)).astype(np.uint8)
+        want = [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in bits]
+        assert _ints(bits) == want
+        n += len(want)
+    assert n == 24
 
 
 def test_unknown_layer():

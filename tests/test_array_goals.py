@@ -1,8 +1,9 @@
-"""Issue 19's goal verdicts (rf8sim.hdl.array_cost.goal_verdict) on hand-made rows with known ratios."""
+"""Issue 19's goal verdicts (rf8sim.hdl.array_cost.goal_verdict) on hand-made rows with known ratios: against
+the float32 BF16 x BF16 array (the baseline), and against the pre-aligned BF16 x BF16 array (a second comparison)."""
 
 import pytest
 
-from rf8sim.hdl.array_cost import goal_verdict
+from rf8sim.hdl.array_cost import BASELINE, goal_verdict, rows_by_pair
 
 
 def _row(area, crit, tops_mm2, pj=None, tops_w=None, per_mac=None):
@@ -14,7 +15,8 @@ def _row(area, crit, tops_mm2, pj=None, tops_w=None, per_mac=None):
 
 
 def test_goals_met_and_missed_with_known_ratios():
-    by = {("bf16", "bf16"): _row(400.0, 9.0, 1.0, pj=30.0, tops_w=2.0),
+    by = {BASELINE: _row(400.0, 9.0, 1.0, pj=30.0, tops_w=2.0),
+          ("bf16", "bf16"): _row(1000.0, 20.0, 0.5, pj=100.0, tops_w=0.5),
           ("bf16", "rf8"): _row(200.0, 12.0, 3.0, pj=25.0, tops_w=2.5, per_mac=10.0),
           ("bf16", "e4m3"): _row(210.0, 9.0, 1.0, per_mac=11.0),
           ("bf16", "int8"): _row(220.0, 9.0, 1.0, per_mac=12.0)}
@@ -25,6 +27,9 @@ def test_goals_met_and_missed_with_known_ratios():
     assert g["tops_w"] == pytest.approx(1.2) and not g["tops_w_met"]  # 30 / 25 < 1.5
     assert g["tops_w_own_fmax"] == 1.25
     assert g["area_per_mac"] == [10.0, 11.0, 12.0] and g["area_order_met"]
+    al = g["aligned"]   # the pre-aligned BF16 array: its own ratios, never the baseline's
+    assert al["tops_mm2"] == 5.0 and al["common_clock_ns"] == 20.0 and al["tops_mm2_own_fmax"] == 6.0
+    assert al["tops_w"] == 4.0 and al["tops_w_met"] and al["tops_w_own_fmax"] == 5.0
     by[("bf16", "e4m3")]["area_per_mac_um2"] = 9.0
     assert not goal_verdict(by)["area_order_met"]
 
@@ -32,3 +37,49 @@ def test_goals_met_and_missed_with_known_ratios():
 def test_goals_absent_without_the_baseline():
     by = {("bf16", "rf8"): _row(200.0, 12.0, 3.0, pj=25.0, tops_w=2.5)}
     assert goal_verdict(by) == {}
+    # the pre-aligned BF16 array alone is not the baseline: only the second comparison
+    by[("bf16", "bf16")] = _row(400.0, 9.0, 1.0, pj=30.0, tops_w=2.0)
+    g = goal_verdict(by)
+    assert "tops_mm2" not in g and g["aligned"]["tops_mm2"] == 2.0
+
+
+def test_rows_by_pair_keeps_the_fp32_baseline_apart():
+    """The fp32 and the pre-aligned BF16 x BF16 rows share (a_fmt, w_fmt): the fp32 one is keyed BASELINE, and
+    (no edge adder) belongs to both edge designs; the aligned rows follow their edge_stages."""
+    def row(acc, edge=0, R=4):
+        return {"config": {"a_fmt": "bf16", "w_fmt": "bf16" if acc != "rf8" else "rf8", "rows": R, "cols": R,
+                           "acc": "aligned:32:16" if acc == "rf8" else acc, "edge_stages": edge}}
+    rows = [row("fp32"), row("aligned:32:16"), row("aligned:32:16", 1), row("rf8"), row("rf8", 1), row("fp32", R=8)]
+    for e in (0, 1):
+        by = rows_by_pair(rows, 4, 4, e)
+        assert set(by) == {BASELINE, ("bf16", "bf16"), ("bf16", "rf8")}
+        assert by[BASELINE] is rows[0] and by[("bf16", "bf16")] is rows[1 + e] and by[("bf16", "rf8")] is rows[3 + e]
+    assert rows_by_pair(rows, 8, 8, 0) == {BASELINE: rows[5]}
+
+
+def _arow(a, w, acc, R, parts, e=0, module=None):
+    return {"config": {"a_fmt": a, "w_fmt": w, "acc": acc, "rows": R, "cols": R, "edge_stages": e},
+            "area_um2": float(sum(parts.values())), "area_by_part_um2": dict(parts), "module": module or f"{a}{w}{acc}{R}"}
+
+
+def test_area_budget_measured_extrapolated_and_fallbacks():
+    """The equal-area budget (array_cost.area_budget): the fp32 BF16 8x8 array when measured; else its 4x4 scaled
+    part by part with the RF8 x BF16 pair's measured 8x8/4x4 part ratios (a part the pair lacks: x4 = R x C);
+    else the aligned BF16 8x8; else the largest BF16 array. Expected areas computed by hand."""
+    from rf8sim.hdl.array_cost import area_budget
+
+    rf4 = _arow("bf16", "rf8", "aligned:32:16", 4, {"PE datapath": 100.0, "edge accumulation": 200.0}, e=1)
+    rf8 = _arow("bf16", "rf8", "aligned:32:16", 8, {"PE datapath": 400.0, "edge accumulation": 900.0}, e=1)
+    fp4 = _arow("bf16", "bf16", "fp32", 4, {"PE datapath": 1000.0, "edge accumulation": 10.0, "control": 5.0})
+    al8 = _arow("bf16", "bf16", "aligned:32:16", 8, {"PE datapath": 7.0})
+    al4 = _arow("bf16", "bf16", "aligned:32:16", 4, {"PE datapath": 3.0})
+    b = area_budget([rf4, rf8, fp4, al4])
+    assert b["how"] == "extrapolated" and "extrapolated to 8x8" in b["label"] and "fp32 4x4" in b["label"]
+    assert b["area_um2"] == 1000.0 * 4 + 10.0 * 4.5 + 5.0 * 4  # PE x4, edge x4.5 (900/200), control x4 (R x C)
+    assert b["part_ratios"] == {"PE datapath": 4.0, "edge accumulation": 4.5, "control": 4.0}
+    fp8 = _arow("bf16", "bf16", "fp32", 8, {"PE datapath": 123.0})
+    assert area_budget([rf4, rf8, fp4, fp8, al8]) == {"label": "bf16 x bf16 fp32 8x8", "area_um2": 123.0,
+                                                      "how": "measured", "module": fp8["module"]}
+    assert area_budget([rf4, fp4, al8])["label"] == "bf16 x bf16 aligned:32:16 8x8"  # no RF8 8x8 to scale by
+    assert area_budget([rf4, rf8, al4])["label"] == "bf16 x bf16 aligned:32:16 4x4"
+    assert area_budget([rf4, rf8]) is None

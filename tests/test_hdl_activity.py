@@ -188,3 +188,29 @@ def test_stimulus_errors_and_glitch_model(tmp_path):
     est = m.apply({"n1": 10, "p": 4}, u["levels"])
     assert est["p"] == 4 and est["n1"] == pytest.approx(10 * m.factors[1])
     assert GlitchModel([1.0] * 10).apply({"x": 3}, {"x": 50})["x"] == 3
+
+
+def test_sky130_liberty_cells_all_read_with_their_functions(tmp_path):
+    """sky130's Liberty quotes pin directions (``direction : "output"``): the evaluator read none of them, so
+    every sky130 gate was a cell without an output function and an array's energy on sky130 was its clock and
+    leakage only. All 51 characterized cells must come with their output functions (the one with an
+    asynchronous reset stays marked unsupported, which fails a netlist using it loudly), and a pin whose
+    direction cannot be read marks its cell unsupported instead of dropping its function."""
+    from pathlib import Path
+
+    from rf8sim.hdl.activity import CellLib
+
+    lib = Path(__file__).resolve().parents[1] / "hdl" / "tech" / "sky130" / "sky130_fd_sc_hd__tt_025C_1v80.rf8sim.lib"
+    cells = CellLib.read(lib).cells
+    assert len(cells) == 51
+    with_funcs = [n for n, c in cells.items() if c["funcs"]]
+    assert len(with_funcs) == 51
+    unsupported = {n: c["unsupported"] for n, c in cells.items() if c["unsupported"]}
+    assert unsupported == {"sky130_fd_sc_hd__dfrtp_1": "asynchronous clear/preset"}
+    nand = cells["sky130_fd_sc_hd__nand2_1"]["funcs"]["Y"]
+    assert sorted(nand[0]) == ["A", "B"] and nand[1] == 0b0111  # !(A&B): true unless both inputs are 1
+
+    bad = tmp_path / "bad.lib"
+    bad.write_text('library (x) { cell (odd) { pin (A) { capacitance : 1; } '
+                   'pin (Y) { direction : "output"; function : "!A"; } } }')
+    assert CellLib.read(bad).cells["odd"]["unsupported"] == "pin A without a readable direction"

@@ -65,3 +65,57 @@ def test_zoo_cli_bad_input(fmts, msg, capsys):
     assert main(["study", "zoo", "--formats", fmts, "--no-cosine"]) == 2
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def _cos_row(fmt, mode, loss, sentences=1000, datapath="float32 model, quantized weights", **kw):
+    return {"format": fmt, "mode": mode, "datapath": datapath, "loss": loss, "loss_lo": loss * 0.99,
+            "loss_hi": loss * 1.01, "sentences": sentences, "seconds": 1.0, **kw}
+
+
+def test_reusable_rows_only_where_the_quantized_weights_are_unchanged():
+    old = {"provenance": {"commit": "a" * 40, "utc": "2026-12-07T19:06:21Z", "command": "rf8sim study zoo"},
+           "params": {"seed": 0},
+           "minilm_weights": [{"format": "rf8", "sqnr_db": 28.455518463612105},
+                              {"format": "apot8", "sqnr_db": 22.402341572835326}],
+           "minilm_cosine": [_cos_row("rf8", "weight-only", 3e-3), _cos_row("apot8", "weight-only", 1e-2),
+                             _cos_row("rf8", "W8A8", 5e-3, 200, "rf8 channel acc exact")]}
+    now = [{"format": "rf8", "sqnr_db": 28.455518463612105}, {"format": "apot8", "sqnr_db": 22.40234157283533}]
+    got = zoo.reusable_rows(old, now, seed=0)
+    # apot8's weights moved in the last bit of their SQNR: its row is measured again
+    assert set(got) == {("rf8", "weight-only", "float32 model, quantized weights", 1000),
+                        ("rf8", "W8A8", "rf8 channel acc exact", 200)}
+    r = got[("rf8", "weight-only", "float32 model, quantized weights", 1000)]
+    assert r["reused_from"]["commit"] == "a" * 40 and r["loss"] == 3e-3
+    assert zoo.reusable_rows(old, now, seed=1) == {}  # another seed: other sentences' bootstrap
+    # a row reused once keeps naming the record that measured it
+    old2 = {**old, "provenance": {"commit": "b" * 40}, "minilm_cosine": [r]}
+    again = zoo.reusable_rows(old2, now, seed=0)
+    assert next(iter(again.values()))["reused_from"]["commit"] == "a" * 40
+
+
+def test_w8a16_table_and_posit16_sentence():
+    from rf8sim.study.zoo.report import render_zoo_table
+
+    rec = _fake_record(5.0, 0.5)
+    chk = {"sentences": 1, "layers": 36, "rows": 288, "outputs": 165_888, "mismatches": 0, "reference": "torch"}
+    rec["minilm_cosine"] = [_cos_row("rf8", "W8A16", 4e-3, datapath="rf8/a:posit16 channel acc fp32",
+                                     activation="posit16", torch_check=chk),
+                            _cos_row("rf8", "W8A16", 2e-3, datapath="rf8/a:bf16 channel acc fp32",
+                                     activation="bf16", torch_check=chk)]
+    facts = zoo_facts(rec)
+    assert any(f.startswith("posit16 against bf16 activations on RF8 weights") and "lower for bf16" in f
+               for f in facts)
+    rec["minilm_cosine"][0]["loss"] = 1.5e-3
+    rec["minilm_cosine"][0]["loss_lo"], rec["minilm_cosine"][0]["loss_hi"] = 1.4e-3, 1.6e-3
+    assert any("lower for posit16" in f for f in zoo_facts(rec))
+    rec.update(provenance={"command": "c", "commit": "d" * 40, "machine": {"cpu": "x", "cores": 2}},
+               params={**rec["params"], "rows": 4, "cols": 8})
+    import rf8sim.study.zoo.report as R
+
+    orig = R.load_zoo_record
+    R.load_zoo_record = lambda path=None: rec
+    try:
+        table = render_zoo_table()
+    finally:
+        R.load_zoo_record = orig
+    assert "| rf8 | posit16 | 1.50e-03 [1.40e-03, 1.60e-03] | 165,888 in 36 layers (0) |" in table

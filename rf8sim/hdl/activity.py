@@ -194,8 +194,10 @@ def _read_cell(name: str, body: str) -> dict:
                     info["ff"] = (ins, _truth_table(ast, ins), clk)
     segs = re.split(r"\bpin\s*\(\s*\"?([\w\[\]]+)\"?\s*\)", body)
     for pin, pbody in zip(segs[1::2], segs[2::2]):
-        d = re.search(r"\bdirection\s*:\s*(\w+)", pbody)
+        d = re.search(r"\bdirection\s*:\s*\"?(\w+)", pbody)  # sky130's Liberty quotes it: direction : "output"
         info["pins"][pin] = d.group(1) if d else None
+        if d is None:  # a pin read without its direction would drop the cell's function silently (no toggles)
+            info["unsupported"] = info["unsupported"] or f"pin {pin} without a readable direction"
         if d and d.group(1) == "output":
             if re.search(r"\bthree_state\s*:", pbody):
                 info["unsupported"] = info["unsupported"] or f"three-state pin {pin}"

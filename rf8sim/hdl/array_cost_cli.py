@@ -11,7 +11,7 @@ from .array_cost import (DEFAULT_CLOCK_NS, TABLE_GRID, TARGET_CYCLES, add_infere
                          edge_stages_of, plot_array, synth_array, table_record)
 from .mac import HdlError
 
-__all__ = ["register_array", "cmd_synth", "cmd_cost", "route_array"]
+__all__ = ["register_array", "cmd_synth", "cmd_cost", "cmd_activity", "route_array"]
 
 
 def register_array(asub) -> None:
@@ -52,6 +52,22 @@ def register_array(asub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite outputs")
     _route_arguments(p, route=False)  # --tech
     p.set_defaults(func=cmd_cost)
+    p = asub.add_parser("activity", help="benchmark: wall clock of the gate-level activity of a real MiniLM tile "
+                                         "(>= 10,000 clocks) on the 8x8 array, and the method's error on a small "
+                                         "array against Icarus with cell delays")
+    config_args(p)
+    p.set_defaults(a_fmt="bf16", acc="aligned:32:16", size="8x8", edge_stages=1)
+    p.add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS, help="clock target (ns)")
+    p.add_argument("--cycles", type=int, default=TARGET_CYCLES, help="tile length in clocks (at least; default "
+                                                                     f"{TARGET_CYCLES})")
+    p.add_argument("--check-size", default="2x2", help="RxC of the array checked against Icarus with delays "
+                                                       "(same formats; 'none' skips the check; default 2x2)")
+    p.add_argument("--check-cycles", type=int, default=1000, help="clocks of the Icarus check (default 1000)")
+    p.add_argument("--liberty", default=None)
+    p.add_argument("--no-cache", action="store_true", help="resynthesize even when a cached netlist exists")
+    p.add_argument("--record", help="write the record (hdl/results/array_activity.json)")
+    p.add_argument("--force", action="store_true", help="overwrite --record")
+    p.set_defaults(func=cmd_activity)
 
 
 def _check_common(args) -> None:
@@ -166,6 +182,46 @@ def cmd_cost(args) -> int:
         if args.plot:
             plot_array(args.record, args.plot, overwrite=args.force)
             print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_activity(args) -> int:
+    import sys
+
+    from ..infra.records import write_record
+    from .array import ArrayConfig
+    from .array_activity import bench, check
+    from .array_cli import config_from_args, parse_size
+
+    _check_common(args)
+    for name in ("cycles", "check_cycles"):
+        if getattr(args, name) < 1:
+            raise HdlError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    cfg = config_from_args(args)
+    small = None
+    if args.check_size.strip().lower() != "none":
+        R, C = parse_size(args.check_size)
+        small = ArrayConfig.make(**{**cfg.make_args(), "rows": R, "cols": C, "depth": None})
+    lib = args.liberty or "default"
+    b = bench(cfg, args.cycles, args.clock_ns, lib, not args.no_cache)
+    print(f"{b['module']}: {b['cells']:,} cells, real tile {b['tile']['layer']} {b['tile']['M']}x{b['tile']['K']}x"
+          f"{b['tile']['N']}, {b['cycles']:,} clocks: activity {b['activity_s']:.1f} s (stimulus {b['stimulus_s']:.1f}, "
+          f"compile {b['compile_s']:.1f}, zero-delay run {b['sim_s']:.1f}, glitch model {b['glitch_s']:.1f}), "
+          f"{b['energy_wall_s']:.1f} s with the energy sum; {b['cell_cycles_per_s'] / 1e6:.1f} M cell-clocks/s; "
+          f"{b['pj_per_mac']:.1f} pJ/MAC; load {b['load_average'][0]:.1f} -> {b['load_average'][1]:.1f}; "
+          f"goal (>= {b['goal_cycles']:,} clocks on 8x8 in <= {b['goal_s']:.0f} s): {'met' if b['met'] else 'not met'}")
+    k = None
+    if small is not None:
+        k = check(small, args.check_cycles, args.clock_ns, lib, not args.no_cache)
+        print(f"check {k['module']} ({k['cells']:,} cells, {k['cycles']:,} clocks) against Icarus with delays: "
+              f"zero-delay {k['err_zero_pct']:+.1f} %, glitch model {k['err_model_pct']:+.1f} % energy per clock; "
+              f"zero-delay counts equal on {k['nets_compared'] - k['nets_mismatched']}/{k['nets_compared']} nets; "
+              f"Icarus {k['icarus_delay_s']:.0f} s, fast {k['fast_s']:.1f} s")
+    if args.record:
+        cmd = ["rf8sim", *sys.argv[1:]] if Path(sys.argv[0]).name in ("rf8sim", "__main__.py", "cli.py") else None
+        write_record(args.record, {"kind": "hdl-array-activity", "version": 1, "bench": b, "check": k},
+                     overwrite=args.force, command=cmd)
+        print(f"wrote {args.record}")
     return 0
 
 

@@ -30,17 +30,22 @@ from .spec import HdlError, MacSpec, float_fields
 
 __all__ = ["prove_product_stage"]
 
+#: the code whose reference significand ``mutate`` flips (a proof must then fail); 0x3A mod 16 = 10
+#: for the 4-bit formats
+_MUTATED = 0x3A
+
 def _table_module(name: str, fmt: F.Format, ew: int, sw: int, mutate: bool = False) -> str:
-    lines = [f"module {name}(input [7:0] c, output reg s, output reg [{sw - 1}:0] sig,",
+    nb = fmt.code_bits
+    lines = [f"module {name}(input [{nb - 1}:0] c, output reg s, output reg [{sw - 1}:0] sig,",
              f"    output reg signed [{ew - 1}:0] e, output reg sp);",
              "  always @* begin", "    case (c)"]
-    for c in range(256):
+    for c in range(fmt.n_codes):
         sp = int(fmt.special[c] != F.SPECIAL_FINITE)
         sig = 0 if sp else int(fmt.sig[c])
         e = 0 if sp else int(fmt.exp[c])
-        if mutate and c == 0x3A:
+        if mutate and c == _MUTATED % fmt.n_codes:
             sig ^= 1
-        lines.append(f"      8'd{c}: begin s = 1'b{int(fmt.sign[c])}; sig = {sw}'d{sig}; "
+        lines.append(f"      {nb}'d{c}: begin s = 1'b{int(fmt.sign[c])}; sig = {sw}'d{sig}; "
                      f"e = {'-' if e < 0 else ''}{ew}'sd{abs(e)}; sp = 1'b{sp}; end")
     lines += ["      default: begin s = 1'b0; sig = 0; e = 0; sp = 1'b0; end",
               "    endcase", "  end", "endmodule"]
@@ -62,7 +67,7 @@ def _fixed_checker(spec: MacSpec, work: Path, mutate: bool) -> int:
     pw, shw = plan.p_width, plan.sh_width
     ref = [_table_module("tab_a", a, ew, sw, mutate), _table_module("tab_w", w, ew, sw)]
     ref.append(f"""
-module check(input [7:0] a, input [7:0] w, output ok);
+module check(input [{a.code_bits - 1}:0] a, input [{w.code_bits - 1}:0] w, output ok);
   wire signed [{pw - 1}:0] p;
   wire [{shw - 1}:0] sh;
   wire special;
@@ -81,7 +86,7 @@ module check(input [7:0] a, input [7:0] w, output ok);
 endmodule
 """)
     (work / "ref.v").write_text("\n".join(ref))
-    return 1 << 16
+    return 1 << (a.code_bits + w.code_bits)
 
 
 EW = 12   # signed exponent width of the reference (|exp| <= 300)
@@ -106,17 +111,18 @@ endmodule
 
 
 def _table8_module(name: str, fmt: F.Format, mutate: bool = False, sw: int = SW) -> str:
-    lines = [f"module {name}(input [7:0] c, output reg s, output reg [{sw - 1}:0] sig,",
+    nb = fmt.code_bits
+    lines = [f"module {name}(input [{nb - 1}:0] c, output reg s, output reg [{sw - 1}:0] sig,",
              f"    output reg signed [{EW - 1}:0] e, output reg nan, output reg inf);",
              "  always @* begin", "    case (c)"]
-    for c in range(256):
+    for c in range(fmt.n_codes):
         nan = int(fmt.special[c] == F.SPECIAL_NAN)
         inf = int(fmt.special[c] == F.SPECIAL_INF)
         sig = 0 if (nan or inf) else int(fmt.sig[c])
         e = 0 if (nan or inf) else int(fmt.exp[c])
-        if mutate and c == 0x3A:
+        if mutate and c == _MUTATED % fmt.n_codes:
             sig ^= 1
-        lines.append(f"      8'd{c}: begin s = 1'b{int(fmt.sign[c])}; sig = {sw}'d{sig}; "
+        lines.append(f"      {nb}'d{c}: begin s = 1'b{int(fmt.sign[c])}; sig = {sw}'d{sig}; "
                      f"e = {'-' if e < 0 else ''}{EW}'sd{abs(e)}; nan = 1'b{nan}; inf = 1'b{inf}; end")
     lines += ["      default: begin s = 1'b0; sig = 0; e = 0; nan = 1'b0; inf = 1'b0; end",
               "    endcase", "  end", "endmodule"]
@@ -138,7 +144,7 @@ def _float_checker(spec: MacSpec, work: Path, mutate: bool) -> int:
     cfg = MacSpec.make(spec.a, spec.w, "fp32", 1)
     (work / "dut.v").write_text(verilog.convert(FloatProductStage(cfg), name="dut16", emit_src=False))
     wb = cfg.w_bits
-    sw = _sig_width(cfg.w) if wb == 8 else SW  # wider for APoT's 22-bit significands
+    sw = _sig_width(cfg.w) if wb != 16 else SW  # wider for APoT's 22-bit significands
     ref = [_dec16_module("ref_a", cfg.a_fields, mutate and wb == 16, sw)]
     if wb == 16:
         ref.append(_dec16_module("ref_w", float_fields(cfg.w), sw=sw))

@@ -28,7 +28,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import formats as F
-from .spec import LATENCY, MAX_LANES, RESULTS, HdlError, MacSpec, ProductPlan, _check_layout, _layout
+from .spec import LATENCY, MAX_LANES, NARROW_BITS, RESULTS, HdlError, MacSpec, ProductPlan, _check_layout, _layout
 
 __all__ = ["HdlError", "MacConfig", "MacUnit", "ProductStage", "Fp32Convert", "LATENCY", "OUT_MODES", "MAX_LANES",
            "spec_of"]
@@ -72,17 +72,18 @@ class _Decoded:
         lay = _layout(fmt)
         self.fmt, self.kind = fmt, lay["kind"]
         self.exp_const = lay["exp_const"]
-        if self.kind == "table":  # a 256-entry ROM: sign, odd significand, exponent field, special
+        if self.kind == "table":  # a 256-entry (4-bit codes: 16-entry) ROM: sign, significand, exponent field, special
             fin = fmt.finite & (fmt.sig > 0)
-            sp = [int(fmt.special[c] != F.SPECIAL_FINITE) for c in range(256)]
-            sig = [0 if sp[c] else int(fmt.sig[c]) for c in range(256)]
-            fields = {"sign": [0 if sp[c] else int(fmt.sign[c]) for c in range(256)], "sig": sig,
-                      "efield": [int(fmt.exp[c]) - self.exp_const if sig[c] else 0 for c in range(256)],
+            n = fmt.n_codes
+            sp = [int(fmt.special[c] != F.SPECIAL_FINITE) for c in range(n)]
+            sig = [0 if sp[c] else int(fmt.sig[c]) for c in range(n)]
+            fields = {"sign": [0 if sp[c] else int(fmt.sign[c]) for c in range(n)], "sig": sig,
+                      "efield": [int(fmt.exp[c]) - self.exp_const if sig[c] else 0 for c in range(n)],
                       "special": sp, "zero": [int(v == 0) for v in sig]}
             out = {}
             for k, vals in fields.items():
                 wd = max(1, max(vals).bit_length())
-                rom = Const(sum(v << (c * wd) for c, v in enumerate(vals)), 256 * wd)
+                rom = Const(sum(v << (c * wd) for c, v in enumerate(vals)), n * wd)
                 out[k] = Signal(wd, name=f"{name}_{k}")
                 # a constant indexed by the code: a continuous assignment (no process to start at time 0)
                 m.d.comb += out[k].eq(rom.bit_select(code * wd, wd))
@@ -169,7 +170,7 @@ class ProductStage(wiring.Component):
             _check_layout(f)
         self.plan = ProductPlan.make(a_fmt, w_fmt)
         super().__init__({
-            "a": In(8), "w": In(8),
+            "a": In(self.plan.a_fmt.code_bits), "w": In(self.plan.w_fmt.code_bits),
             "p": Out(signed(self.plan.p_width)), "sh": Out(self.plan.sh_width), "special": Out(1),
         })
 
@@ -194,6 +195,15 @@ class ProductStage(wiring.Component):
         m.d.comb += esum.eq(a.efield + w.efield - (a.efield_min + w.efield_min))
         m.d.comb += self.sh.eq(esum[0:shw])
         return m
+
+
+def narrow_unit_error(spec: MacSpec) -> None:
+    """HdlError for a whole unit with 4-bit codes: those formats are built as product stages only."""
+    narrow = [f.name for f in (spec.a, spec.w) if f.code_bits == NARROW_BITS]
+    if narrow:
+        raise HdlError(f"{', '.join(narrow)} has 4-bit codes: the generator builds its product stage only "
+                       f"(rf8sim synth --stage product, rf8sim study zoo-prove / zoo-rtl), not a whole MAC unit; "
+                       f"whole units take 8-bit weights ({', '.join(F.names(8))}) or bf16")
 
 
 def align_product(m: Module, cfg: MacSpec, p, sh, i):
@@ -266,6 +276,7 @@ class MacUnit(wiring.Component):
             if self.spec.kind != "fixed":
                 raise HdlError(f"MacUnit builds fixed-point accumulators, not {self.spec.acc}: use "
                                "rf8sim.hdl.make_unit(spec), which picks the datapath by acc.kind")
+            narrow_unit_error(self.spec)
         except Exception:
             self._MustUse__silence = True  # a rejected configuration is not an unused elaboratable
             raise

@@ -56,6 +56,11 @@ def _bits_signed(lo: int, hi: int) -> int:
 def _layout(fmt: F.Format):
     """Per code, what the 8-bit decoder computes; checked against the Format tables."""
     kind = fmt.kind
+    if fmt.code_bits == NARROW_BITS:
+        # 4-bit codes (APoT4; E2M1, the elements of MXFP4 and NVFP4): a 16-entry table of (sign,
+        # significand, exponent - its minimum), whatever their kind
+        nz = fmt.finite & (fmt.sig > 0)
+        return dict(kind="table", exp_const=int(fmt.exp[nz].min()))
     if kind == "residual":
         dmax = max(d for _, d in fmt.residuals)
         return dict(kind=kind, dmax=dmax, exp_const=-(fmt.bias + dmax))
@@ -101,12 +106,17 @@ def _model_decode(fmt: F.Format, code: int):
 TABLE_KINDS = ("levels", "lns", "posit", "terms")
 
 
+#: code width of the narrow weight formats the generator builds as 16-entry tables (product stages)
+NARROW_BITS = 4
+
+
 @functools.lru_cache(maxsize=None)
 def _check_layout(fmt: F.Format) -> None:
-    if fmt.code_bits != 8:
+    if fmt.code_bits not in (8, NARROW_BITS):
         raise HdlError(f"format {fmt.name!r} has {fmt.code_bits}-bit codes; the fixed-point MAC takes 8-bit "
-                       f"formats ({', '.join(F.names(8))}); 16-bit activations take acc fp32 or aligned:K:M")
-    for c in range(256):
+                       f"formats ({', '.join(F.names(8))}) and the 4-bit ones ({', '.join(F.names(NARROW_BITS))}) "
+                       f"as weights; 16-bit activations take acc fp32 or aligned:K:M")
+    for c in range(fmt.n_codes):
         s, sig, e, sp = _model_decode(fmt, c)
         if sp != F.SPECIAL_FINITE:
             continue
@@ -166,8 +176,8 @@ def _product_plan(a: F.Format, w: F.Format) -> ProductPlan:
     sw = np.where(w.sign == 1, -w.sig, w.sig)[w.finite]
     prods = np.outer(sa, sw)
     p_lo, p_hi = int(prods.min()), int(prods.max())
-    xa = [x for x in (_model_decode(a, c)[2] for c in range(256)) if x is not None]
-    xw = [x for x in (_model_decode(w, c)[2] for c in range(256)) if x is not None]
+    xa = [x for x in (_model_decode(a, c)[2] for c in range(a.n_codes)) if x is not None]
+    xw = [x for x in (_model_decode(w, c)[2] for c in range(w.n_codes)) if x is not None]
     return ProductPlan(a, w, mode, p_lo, p_hi, min(xa) + min(xw), max(xa) + max(xw))
 
 
@@ -261,7 +271,7 @@ def _weight_plan(f: F.Format) -> WeightPlan:
         return WeightPlan(f.name, "residual", 8, hi, 1 + lay["exp_const"], E_hi + lay["exp_const"])
     if lay["kind"] == "table":  # table decoder: odd significand, exponent field = exp - exp_const
         nz = f.finite & (f.sig > 0)
-        return WeightPlan(f.name, "table", 8, int(f.sig[nz].max()), lay["exp_const"], int(f.exp[nz].max()))
+        return WeightPlan(f.name, "table", f.code_bits, int(f.sig[nz].max()), lay["exp_const"], int(f.exp[nz].max()))
     efs = {((c >> f.man_bits) & E_hi) for c in range(256) if f.finite[c]}  # exponent fields of finite codes
     return WeightPlan(f.name, "float", 8, (1 << (f.man_bits + 1)) - 1, max(min(efs), 1) + lay["exp_const"],
                       max(efs) + lay["exp_const"])

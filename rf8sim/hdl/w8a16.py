@@ -80,7 +80,7 @@ class _WeightDec:
         f = F.get(plan.name)
         dec = _Decoded(m, f, code, name)
         self.residual = dec if plan.kind == "residual" else None
-        if plan.kind == "table":  # the 256-entry table: NaR (posits) is the only special, a NaN
+        if plan.kind == "table":  # the 256- (16-) entry table: NaR (posits) is the only special, a NaN
             self.sign, self.sig, self.efield, self.exp_const = dec.sign, dec.value, dec.efield, dec.exp_const
             self.zero, self.nan, self.inf, self.efield_min = dec.zero, dec.special, Const(0, 1), 0
             return
@@ -306,6 +306,9 @@ class _Unit(wiring.Component):
             if self.spec.kind != self.want:
                 raise HdlError(f"{type(self).__name__} builds the {self.want} accumulator, got {self.spec.acc}: "
                                "use rf8sim.hdl.make_unit(spec), which picks the datapath by acc.kind")
+            from .mac import narrow_unit_error
+
+            narrow_unit_error(self.spec)
         except Exception:
             self._MustUse__silence = True
             raise

@@ -90,6 +90,7 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:bench": "rf8sim.hdl.bench:render_bench_table",
         "hdl:array-minilm": "rf8sim.verify_array:render_minilm",
         "hdl:array-bench": "rf8sim.verify_array:render_bench",
+        "hdl:array-activity": "rf8sim.hdl.array_activity:render",
         "hdl:array-schedule": "rf8sim.verify_array:render_schedule",
         "hdl:array-cost": "rf8sim.hdl.array_cost:render_table",
         "hdl:array-goals": "rf8sim.hdl.array_cost:render_goals",

@@ -58,6 +58,10 @@ def register(sub) -> None:
     q.add_argument("--w8a8-sentences", type=int, default=50,
                    help="MiniLM sentences through the bit-exact W8A8 datapath (default 50)")
     q.add_argument("--no-cosine", action="store_true", help="skip the MiniLM cosine (SQNR only)")
+    q.add_argument("--reuse", metavar="RECORD.json", default=None,
+                   help="take over the MiniLM cosine rows of an earlier zoo record measured with the same seed, "
+                        "sentences and datapath where the format's quantized MiniLM weights are unchanged "
+                        "(equal weight SQNR); each reused row names its record's commit")
     q.add_argument("--plot", metavar="FILE.png", help="also plot SQNR against bits per weight")
     add_record_args(q, "write the results as a provenance record (e.g. study/results/zoo.json)",
                     "overwrite an existing --record / --plot file", progress=True)
@@ -69,6 +73,9 @@ def register(sub) -> None:
     q.add_argument("--power", action="store_true",
                    help="also each product stage's pJ per product on the MiniLM operand stream (gate-level Icarus "
                         "+ OpenSTA, as `rf8sim synth --power`)")
+    q.add_argument("--reuse", metavar="RECORD.json", default=None,
+                   help="take over the rows of an earlier zoo-rtl record for the pairs it holds whose product-stage "
+                        "Verilog is unchanged (each names its record's commit); measure the rest")
     q.set_defaults(func=cmd_zoo_rtl)
     q = ssub.add_parser("zoo-prove", help="yosys SAT proof of each zoo product stage against the format "
                                            "definitions, every code pair (docs/study.md)")
@@ -78,6 +85,9 @@ def register(sub) -> None:
     q.add_argument("--split-timeout", type=int, default=600,
                    help="seconds for each fallback (SAT after abc -g AND; then per weight code) of one pair (default 600)")
     add_record_args(q, "write the rows as a provenance record (e.g. study/results/zoo-prove.json)")
+    q.add_argument("--reuse", metavar="RECORD.json", default=None,
+                   help="take over the proofs of an earlier zoo-prove record for the pairs it holds whose "
+                        "product-stage Verilog is unchanged (each names its record's commit); prove the rest")
     q.set_defaults(func=cmd_zoo_prove)
     q = ssub.add_parser("zoo-tinylm", help="TinyLM bits per byte of the zoo's formats, weight-only PTQ of the "
                                             "flow's TinyLM (docs/study.md)")
@@ -271,11 +281,16 @@ def cmd_zoo(args) -> int:
     for path in (args.record, args.plot):
         if path:
             check_output_path(path, args.force)  # before the work
+    old = None
+    if args.reuse:
+        from .zoo.report import load_zoo_record
+
+        old = load_zoo_record(Path(args.reuse).absolute())  # read before the run: the same file may be the --record
     from .zoo.study import run_zoo
 
     prov = records.provenance()
     res = run_zoo(fmts, shapes, sentences=args.sentences, w8a8_sentences=args.w8a8_sentences,
-                  cosine=not args.no_cosine, progress=not args.no_progress)
+                  cosine=not args.no_cosine, progress=not args.no_progress, reuse=old)
     record = None
     if args.record:  # the record first: nothing in the printing (or the plot) can lose it
         from .zoo.report import write_zoo_record
@@ -314,6 +329,33 @@ def _zoo_pairs(args):
     return pairs
 
 
+def _zoo_reuse(path, kind: str, pairs) -> dict:
+    """{(a, w): row} of an earlier zoo-rtl / zoo-prove record ``path`` that this run takes over: the
+    requested pairs it holds whose product stage generates the same Verilog as when it was recorded
+    (``product_sha``; a row recorded before that field existed is taken as it is and says so).
+    Each row names the record's commit, time and command (``reused_from``)."""
+    if not path:
+        return {}
+    from ..infra.docgen import load_record
+    from .zoo.study import product_sha
+
+    rec = load_record(Path(path).absolute(), kind, f"rf8sim study {kind.split('-', 1)[1]} --record {path}")
+    pv = rec.get("provenance", {})
+    out = {}
+    for r in rec.get("rows", []):
+        p = (r["a"], r["w"])
+        if p not in pairs or (kind == "rf8sim-zoo-prove" and not r.get("proved")):
+            continue
+        sha = product_sha(*p)
+        if r.get("product_sha", sha) != sha:
+            continue
+        out[p] = {**r, "product_sha": sha,
+                  "reused_from": r.get("reused_from") or {"commit": pv.get("commit") or "?", "utc": pv.get("utc"),
+                                                          "command": pv.get("command"),
+                                                          "product_sha_checked": "product_sha" in r}}
+    return out
+
+
 def cmd_zoo_prove(args) -> int:
     from ..infra import records
     from ..cli import CLIError
@@ -326,23 +368,30 @@ def cmd_zoo_prove(args) -> int:
         raise CLIError("--whole-timeout and --split-timeout must be >= 1 (seconds)")
     if args.record:
         check_output_path(args.record, args.force)
+    old = _zoo_reuse(args.reuse, "rf8sim-zoo-prove", pairs)
     prov = records.provenance()
     requested = [f"{a}:{w}" for a, w in pairs]
+    todo = [p for p in pairs if p not in old]
+
+    def merged(rows):
+        new = {(r["a"], r["w"]): r for r in rows}
+        return [old.get(p) or new[p] for p in pairs if p in old or p in new]
 
     def save(rows, complete=False):  # after every pair: a run stopped early still leaves its proofs
         if args.record:
             return write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-prove", "requested": requested,
-                                              "complete": complete, "rows": rows}, overwrite=True)
+                                              "complete": complete, "rows": merged(rows)}, overwrite=True)
         return None
 
-    rows = rtl_proofs(pairs, args.whole_timeout, args.split_timeout, on_row=save)
-    path = save(rows, complete=True)
+    rows = merged(rtl_proofs(todo, args.whole_timeout, args.split_timeout, on_row=save))
+    path = save([r for r in rows if not r.get("reused_from")], complete=True)
     if path:
         print(f"record: {path}")
     return 0 if all(r["proved"] or r["method"] is None for r in rows) else 1
 
 
 def cmd_zoo_rtl(args) -> int:
+    from ..cli import CLIError
     from ..infra import records
     from ..infra.fileio import check_output_path
     from ..infra.records import write_record
@@ -351,8 +400,12 @@ def cmd_zoo_rtl(args) -> int:
     pairs = _zoo_pairs(args)
     if args.record:
         check_output_path(args.record, args.force)
+    old = _zoo_reuse(args.reuse, "rf8sim-zoo-rtl", pairs)
+    if args.power and any("pj_per_mac" not in r for r in old.values()):
+        raise CLIError(f"--reuse {args.reuse}: its rows have no energy (it was run without --power)")
     prov = records.provenance()
-    rows = rtl_products(pairs, power=args.power)
+    new = {(r["a"], r["w"]): r for r in rtl_products([p for p in pairs if p not in old], power=args.power)}
+    rows = [old.get(p) or new[p] for p in pairs]
     if args.record:
         path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-rtl", "rows": rows},
                             overwrite=args.force)

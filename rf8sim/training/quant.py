@@ -66,11 +66,24 @@ _NONFINITE = ("raise", "propagate")
 
 def _fmt(fmt) -> F.Format:
     f = F.get(fmt)
-    if f.code_bits > 8:
+    if f.code_bits > 8 and not _table16(f):
         raise QuantError(f"{f.name} has {f.code_bits}-bit codes; the scaled quantizer takes 8-bit formats "
-                         f"({', '.join(F.names(code_bits=8))}); 16-bit float formats ({', '.join(floatcodes.FORMATS)}) "
-                         "are encoded unscaled: encode/decode/fake_quant")
+                         f"({', '.join(F.names(code_bits=8))}) and the 16-bit posits "
+                         f"({', '.join(n for n in F.names(16) if _table16(F.get(n)))}); 16-bit float formats "
+                         f"({', '.join(floatcodes.FORMATS)}) are encoded unscaled: encode/decode/fake_quant")
     return f
+
+
+def _table16(f: F.Format) -> bool:
+    """16-bit formats encoded through the lookup tables like the 8-bit ones (posit16): uint16 codes."""
+    return f.code_bits == 16 and f.kind == "posit"
+
+
+def _code_tensor(c: torch.Tensor, fmt: F.Format) -> torch.Tensor:
+    """int32 codes (0 .. 2**code_bits - 1) as the format's code dtype: uint8, or uint16 for posit16."""
+    if fmt.code_bits <= 8:
+        return c.to(torch.uint8)
+    return c.to(torch.int16).view(torch.uint16)  # two's complement wrap: the low 16 bits
 
 
 def _check_rounding(fmt: F.Format, rounding: str) -> str:
@@ -211,7 +224,8 @@ def _encode32(x: torch.Tensor, fmt: F.Format, rounding: str, saturate: bool) -> 
 def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool | None = None) -> torch.Tensor:
     """Canonical codes of ``x`` (no scaling), bit-identical to ``rf8sim.golden.encode``.
 
-    ``x``: float32 tensor (float16/bfloat16 converted exactly).  8-bit formats: uint8 codes;
+    ``x``: float32 tensor (float16/bfloat16 converted exactly).  8-bit formats: uint8 codes (posit16:
+    uint16, through the same tables);
     NaN raises for formats without NaN (rf8, int8) and gives the canonical NaN code otherwise;
     values beyond max saturate (``saturate=False``: OCP overflow for e4m3/e5m2, QuantError for
     rf8/int8).  16-bit floats (bf16, fp16; :mod:`.floatcodes`): uint16 codes by torch's RNE
@@ -228,20 +242,24 @@ def encode(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", saturate: bool
         raise QuantError(f"saturate must be True or False, got {saturate!r}")
     x = _as_float32(x)
     if x.numel() == 0:
-        return torch.empty(x.shape, dtype=torch.uint8, device=x.device)
-    return _encode32(x.contiguous(), fmt, rounding, saturate).to(torch.uint8)
+        return _code_tensor(torch.empty(x.shape, dtype=torch.int32, device=x.device), fmt)
+    return _code_tensor(_encode32(x.contiguous(), fmt, rounding, saturate), fmt)
 
 
 def decode(codes: torch.Tensor, fmt="rf8") -> torch.Tensor:
-    """float32 values of ``codes`` (uint8; uint16 for bf16/fp16): every finite value is exact in float32."""
+    """float32 values of ``codes`` (uint8; uint16 for bf16/fp16 and posit16): every finite value is exact in float32."""
     if floatcodes.takes(fmt):
         return floatcodes.decode(codes, fmt)
     fmt = _fmt(fmt)
-    if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8:
-        raise QuantError(f"codes must be a torch.uint8 tensor, got "
+    want = torch.uint8 if fmt.code_bits <= 8 else torch.uint16
+    if not isinstance(codes, torch.Tensor) or codes.dtype != want:
+        raise QuantError(f"{fmt.name} codes must be a {want} tensor, got "
                          f"{codes.dtype if isinstance(codes, torch.Tensor) else type(codes).__name__}")
     d = _tables(fmt).on(codes.device)
-    flat = codes.reshape(-1).to(torch.int32)
+    if want == torch.uint8:
+        flat = codes.reshape(-1).to(torch.int32)
+    else:
+        flat = codes.reshape(-1).view(torch.int16).to(torch.int32) & 0xFFFF
     return d["values"].index_select(0, flat).view(codes.shape)
 
 
@@ -383,7 +401,7 @@ def quantize(x: torch.Tensor, fmt="rf8", rounding: str = "nearest", granularity:
         y = torch.where(nan_blk[:, None], torch.zeros_like(y), y)
         saturate = True
     ys = _apply_scale(y, -k[:, None])
-    codes = _encode32(ys, fmt, rounding, saturate).to(torch.uint8)
+    codes = _code_tensor(_encode32(ys, fmt, rounding, saturate), fmt)
     codes = _unfold(codes, x.shape, granularity, block)
     return codes, k.to(torch.int8).reshape(sshape)
 
@@ -532,7 +550,7 @@ def _fq_values(x: torch.Tensor, fmt: F.Format, rounding: str, granularity: str, 
         return _unfold(v, x.shape, granularity, block)
     ys = _apply_scale(y, -k)
     ysf = torch.where(torch.isfinite(ys), ys, torch.zeros_like(ys)) if nonfinite == "propagate" else ys
-    v = decode(_encode32(ysf, fmt, rounding, True).to(torch.uint8), fmt)
+    v = decode(_code_tensor(_encode32(ysf, fmt, rounding, True), fmt), fmt)
     # value * 2**k: one correctly rounded float32 product for k >= -149 (always, for int8 k)
     out = v * _pow2_f32(k)
     if nonfinite == "propagate":

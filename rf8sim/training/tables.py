@@ -82,11 +82,14 @@ class _Tables:
         n_idx = len(mags) + (1 if self.overflow_idx is not None else 0)
         code_of_idx = np.zeros(n_idx, np.int32)
         canon = fmt.is_canonical
-        for i, m in enumerate(mags):
-            if fmt.kind == "int":
-                break  # int8 is rounded arithmetically (asymmetric range); no magnitude table needed
-            c = np.flatnonzero(canon & fmt.finite & (np.abs(fmt.values) == m) & (fmt.sign == 0))
-            code_of_idx[i] = int(c[0])
+        if fmt.kind != "int":  # int8 is rounded arithmetically (asymmetric range); no magnitude table needed
+            # each magnitude's smallest canonical positive code (one pass: posit16 has 32,767 magnitudes)
+            pos = np.flatnonzero(canon & fmt.finite & (fmt.sign == 0))
+            at = np.searchsorted(mags, np.abs(np.asarray(fmt.values, np.float64)[pos]))
+            ok = (at < len(mags)) & (mags[np.minimum(at, len(mags) - 1)] == np.abs(fmt.values[pos]))
+            first_idx, first = np.unique(at[ok], return_index=True)
+            assert np.array_equal(first_idx, np.arange(len(mags))), f"{fmt.name}: a magnitude without a code"
+            code_of_idx[: len(mags)] = pos[ok][first]
         val_of_idx = np.append(mags, np.nan if fmt.inf_code is None else np.inf)[:n_idx]
         if self.overflow_idx is not None:
             ovf = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code

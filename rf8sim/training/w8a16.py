@@ -91,11 +91,14 @@ def _act_parts(c: torch.Tensor, f: _F16):
 
 
 def _act8_parts(a_codes: torch.Tensor, a_fmt):
-    """As _act_parts for 8-bit activation codes (uint8), from rf8sim.formats; the alignment exponent
+    """As _act_parts for 8-bit activation codes (uint8) and posit16 (uint16), from rf8sim.formats; the alignment exponent
     field is E (zeros/subnormals 1) for floats and RF8-family formats, none (-1) for int8."""
     f = F.get(a_fmt)
-    if not isinstance(a_codes, torch.Tensor) or a_codes.dtype != torch.uint8:
-        raise GemmError(f"a_codes must be a torch.uint8 tensor of {f.name} codes")
+    want = torch.uint8 if f.code_bits <= 8 else torch.uint16  # uint16: posit16 (decoded by its tables too)
+    if not isinstance(a_codes, torch.Tensor) or a_codes.dtype != want:
+        raise GemmError(f"a_codes must be a {want} tensor of {f.name} codes")
+    if want == torch.uint16:
+        a_codes = a_codes.view(torch.int16).to(torch.int32) & 0xFFFF
     fin = f.special == F.SPECIAL_FINITE
     exp = np.where(fin, f.exp, 0).astype(np.int64)
     codes = np.arange(len(f.values))
@@ -184,7 +187,8 @@ def gemm_float(a_codes, w_codes, a_fmt="bf16", w_fmt="rf8", acc="fp32", w_scale_
     codes (uint8 8-bit formats or uint16 bf16, (N, K), nn.Linear layout) under the contract's ``fp32``
     or ``aligned:K:M`` accumulator; bit-exact (see the module docstring).
 
-    8-bit activation formats (uint8 codes, with ``a_scale_exp``) go through the same accumulators
+    8-bit activation formats (uint8 codes, with ``a_scale_exp``) and posit16 (uint16 codes, decoded from
+    its tables like the 8-bit ones) go through the same accumulators
     (as in ``rf8sim.golden.gemm``); under ``aligned`` their scale must be constant along a row
     (tensor or channel granularity)."""
     spec = float_acc(acc)

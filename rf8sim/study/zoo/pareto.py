@@ -179,16 +179,20 @@ def pareto_points(zoo: dict, rtl: dict, tiny: dict | None) -> list[dict]:
             mode = "W8A8"
         else:
             continue
-        c = cos.get((r["w"], mode))
-        if c is None:
-            continue
-        t = tb.get(r["w"]) if mode == "weight-only" else None
-        out.append({"unit": f"{r['a']} × {r['w']}", "w": r["w"], "mode": mode, "area_um2": r["area_um2"],
-                    "pj": r.get("pj_per_mac"), "loss": c["loss"], "loss_lo": c["loss_lo"], "loss_hi": c["loss_hi"],
-                    "sentences": c["sentences"], "bpb": t["bpb"] if t else None,
-                    "bpb_lo": t["bpb_lo"] if t else None, "bpb_hi": t["bpb_hi"] if t else None,
-                    "dbpb": t.get("delta_float32") if t else None, "dbpb_lo": t.get("delta_lo") if t else None,
-                    "dbpb_hi": t.get("delta_hi") if t else None})
+        # a 4-bit element stage also stands for the block formats built on it (their scales are applied
+        # after the block sums, outside the product stage): one point per format with its own accuracy
+        blocks = r.get("block_formats", []) if mode == "weight-only" else []
+        for w, unit in [(r["w"], f"{r['a']} × {r['w']}")] + [(b, f"{r['a']} × {r['w']} ({b})") for b in blocks]:
+            c = cos.get((w, mode))
+            if c is None:
+                continue
+            t = tb.get(w) if mode == "weight-only" else None
+            out.append({"unit": unit, "w": w, "mode": mode, "area_um2": r["area_um2"],
+                        "pj": r.get("pj_per_mac"), "loss": c["loss"], "loss_lo": c["loss_lo"], "loss_hi": c["loss_hi"],
+                        "sentences": c["sentences"], "bpb": t["bpb"] if t else None,
+                        "bpb_lo": t["bpb_lo"] if t else None, "bpb_hi": t["bpb_hi"] if t else None,
+                        "dbpb": t.get("delta_float32") if t else None, "dbpb_lo": t.get("delta_lo") if t else None,
+                        "dbpb_hi": t.get("delta_hi") if t else None})
     return out
 
 

@@ -83,7 +83,19 @@ def _run_line(rec: dict) -> str:
     return (f"Record `{ZOO_RECORD}`: `{pv['command']}` at commit {(pv.get('commit') or '?')[:10]} "
             f"({'dirty' if pv.get('dirty') else 'clean'} tree), {pv.get('utc', '')}, on {m['cpu']}, {m['cores']} cores"
             f"{load_txt} (shared with other engineers' jobs); GG {t.get('gg', 0):.0f} s, MiniLM weights "
-            f"{t.get('minilm_weights', 0):.0f} s, MiniLM cosine {t.get('minilm_cosine', 0):.0f} s")
+            f"{t.get('minilm_weights', 0):.0f} s, MiniLM cosine {t.get('minilm_cosine', 0):.0f} s" + _reused(rec))
+
+
+def _reused(rec: dict) -> str:
+    """Which MiniLM cosine rows the run took over from an earlier record (``--reuse``), and from where."""
+    by = {}
+    for r in rec.get("minilm_cosine", []):
+        if r.get("reused_from"):
+            src = r["reused_from"]
+            by.setdefault((src["commit"][:10], src.get("utc") or "", src.get("command") or ""), []).append(r)
+    return "".join(f"; {len(rs)} MiniLM cosine rows ({', '.join(sorted({r['mode'] for r in rs}))}: "
+                   f"{', '.join(r['format'] for r in rs)}) reused from the record of `{cmd}` at commit {c} ({u}), "
+                   f"their quantized weights unchanged (equal MiniLM weight SQNR)" for (c, u, cmd), rs in by.items())
 
 
 def render_zoo_table() -> str:
@@ -115,6 +127,19 @@ def render_zoo_table() -> str:
             r = cos.get((f, "W8A8"))
             row.append(ci(r) + ("" if r is None or "acc exact" in r["datapath"] else " (fp32 acc)"))
         lines.append("| " + " | ".join(row) + " |")
+    w16 = [r for r in rec["minilm_cosine"] if r["mode"] == "W8A16"]
+    if w16:
+        lines += ["", f"W8A16: 16-bit activation codes (unscaled; posit16 the zoo's 16-bit activation format, bf16 "
+                      f"beside it), per-channel weight scales, the float32 accumulator of the W8A16 contract; 1 − "
+                      f"cosine on {w16[0]['sentences']} sentences; every Linear layer of the first "
+                      f"{w16[0]['torch_check']['sentences']} sentence(s) also through the torch emulation "
+                      f"(rf8sim.training), compared bit for bit with the golden datapath:", "",
+                  "| weight | activation | 1 − cos | torch emulation: outputs compared (mismatches) |",
+                  "|---|---|---|---|"]
+        for r in w16:
+            t = r["torch_check"]
+            lines.append(f"| {r['format']} | {r['activation']} | {ci(r)} | {t['outputs']:,} in {t['layers']} layers "
+                         f"({t['mismatches']}) |")
     return "\n".join(lines)
 
 
@@ -158,6 +183,14 @@ def zoo_facts(rec: dict) -> list[str]:
                    f"({mw[best]['sqnr_db']:.2f} vs {mw['e4m3']['sqnr_db']:.2f} dB"
                    + (f"; RF8 itself {d0:+.2f} dB" if d0 is not None else "") + f"), GG samples {best} − E4M3 "
                    f"{rng(best, 'e4m3')}" + cmp_cos(best, "e4m3") + ".")
+    w16 = {(r["format"], r["activation"]): r for r in rec["minilm_cosine"] if r["mode"] == "W8A16"}
+    if ("rf8", "posit16") in w16 and ("rf8", "bf16") in w16:
+        p16, b16 = w16[("rf8", "posit16")], w16[("rf8", "bf16")]
+        overlap = not (p16["loss_hi"] < b16["loss_lo"] or b16["loss_hi"] < p16["loss_lo"])
+        out.append(f"posit16 against bf16 activations on RF8 weights (float32 accumulator, {p16['sentences']} "
+                   f"sentences): MiniLM 1 − cosine {p16['loss']:.2e} vs {b16['loss']:.2e} ("
+                   + ("95 % intervals overlap" if overlap else
+                      "lower for " + ("posit16" if p16["loss"] < b16["loss"] else "bf16")) + ").")
     four = [f for f in ("apot4", "e2m1", "mxfp4", "nvfp4") if f in mw]
     if len(four) > 1:
         b4 = max(four, key=lambda f: mw[f]["sqnr_db"])
@@ -196,10 +229,27 @@ def render_zoo_rtl() -> str:
              "NAND2-eq | depth (cells) |" + (" pJ per product | critical path ns |" if power else ""),
              "|---|---|---|---|---|---|---|" + ("---|---|" if power else "")]
     for r in rec["rows"]:
-        lines.append(f"| {r['a']} × {r['w']} | {r.get('acc', 'exact')} | {r['product']} ({r['product_width']} bits) | "
-                     f"{r['verified_products']:,} ({r['mismatches']}) | {r['area_um2']:,.0f} | {r['nand2_eq']:,.0f} | "
+        unit = f"{r['a']} × {r['w']}" + (f" ({', '.join(r['block_formats'])} elements)" if r.get("block_formats")
+                                          else "")
+        star = " †" if r.get("simulated") == "product stage" else ""
+        lines.append(f"| {unit} | {r.get('acc', 'exact')} | {r['product']} ({r['product_width']} bits) | "
+                     f"{r['verified_products']:,} ({r['mismatches']}){star} | {r['area_um2']:,.0f} | {r['nand2_eq']:,.0f} | "
                      f"{r['depth_cells']} |" + (f" {r['pj_per_mac']:.2f} | {r['critical_path_ns']:.2f} |"
                                                 if power else ""))
+    if any(r.get("simulated") == "product stage" for r in rec["rows"]):
+        from .study import BLOCK_ELEMENTS
+
+        blocks = sorted({b for r in rec["rows"] for b in r.get("block_formats", [])})
+        lines += ["", "† 4-bit weights (" + ", ".join(sorted({r["w"] for r in rec["rows"] if r.get("simulated") ==
+                                                               "product stage"}))
+                  + "): the generator builds their product stage only, simulated with Icarus on every code pair "
+                  "against the golden products (bf16: all 65,536 activation codes × 16 weight codes)"
+                  + (f"; {', '.join(blocks)} multiply {', '.join(sorted({BLOCK_ELEMENTS[b] for b in blocks}))} "
+                     "elements in this stage, and their block scales never enter it: MXFP4's E8M0 scale (one per "
+                     "32 weights) is an exponent added to each block's sum, NVFP4's E4M3 scale (one per 16) "
+                     "multiplies each block's sum and its float32 tensor scale the layer's output, so neither the "
+                     "area nor the energy here includes them; the energy stream holds the E2M1 codes of the MiniLM "
+                     "weights quantized per tensor" if blocks else "") + "."]
     by = {(r["a"], r["w"]): r for r in rec["rows"]}
     facts = []
     for a in ("e4m3", "rf8", "bf16"):
@@ -254,6 +304,16 @@ def render_zoo_prove() -> str:
         lines.append(f"| {r['a']} × {r['w']} | {r['pairs']:,} | {st} | {r['method'] or '-'} | "
                      f"{r.get('sat_problems', '-')} | {r['seconds']:.0f} |")
     lines += ["", "Computed from the record: " + prove_summary(rec["rows"])]
+    reused = {}
+    for r in rec["rows"]:
+        if r.get("reused_from"):
+            reused.setdefault((r["reused_from"]["commit"][:10], r["reused_from"].get("utc") or ""), []).append(r)
+    for (c, u), rs in reused.items():
+        checked = all(r["reused_from"].get("product_sha_checked") for r in rs)
+        lines[-1] += (f" {len(rs)} of these proofs were taken over (`--reuse`) from the record of commit {c} ({u}): "
+                      + ("their product-stage Verilog hashes equal the recorded ones." if checked else
+                         "that record held no Verilog hashes, so these rows rest on the generator being unchanged "
+                         "for these pairs since; they now carry today's hash (`product_sha`) for any later reuse."))
     done = {f"{r['a']}:{r['w']}" for r in rec["rows"]}
     left = [p.replace(":", " × ") for p in rec.get("requested", []) if p not in done]
     if not rec.get("complete", True) and left:

@@ -27,14 +27,20 @@ import numpy as np
 from ... import formats as F
 from ... import scales as S
 
-__all__ = ["ZOO_FORMATS", "W8A8_FORMATS", "fake_weights", "bits_per_weight", "gg_sqnr", "minilm_weight_sqnr",
-           "minilm_cosine", "run_zoo"]
+__all__ = ["ZOO_FORMATS", "W8A8_FORMATS", "W8A16_PAIRS", "fake_weights", "bits_per_weight", "gg_sqnr", "minilm_weight_sqnr",
+           "minilm_cosine", "reusable_rows", "run_zoo"]
 
 #: formats the zoo study measures by default (element formats, then named block formats)
 ZOO_FORMATS = ("rf8", "rf8m8", "rf8t1", "rf8t2", "e4m3", "e5m2", "int8", "apot8", "lns8", "posit8",
                "apot4", "e2m1", "mxfp4", "nvfp4", "mxint8")
 #: formats whose W8A8 datapath (same format for activations, exact accumulator) is measured
 W8A8_FORMATS = ("rf8", "e4m3", "int8", "lns8", "posit8")
+#: (weight, 16-bit activation) datapaths measured with the float32 accumulator (the W8A16 contract):
+#: posit16, the zoo's 16-bit activation format, on posit8 and rf8 weights, and bf16 on rf8 weights beside it
+W8A16_PAIRS = (("posit8", "posit16"), ("rf8", "posit16"), ("rf8", "bf16"))
+#: sentences whose every Linear layer is also run through the torch emulation (rf8sim.training) and
+#: compared bit for bit with the golden datapath, for each W8A16 row
+TORCH_CHECK_SENTENCES = 1
 
 
 def _is_block(name: str) -> bool:
@@ -112,13 +118,20 @@ def minilm_weight_sqnr(formats) -> list:
 
 
 def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentences: int = 50, seed: int = 0,
-                  bootstrap: int = 1000, progress: bool = True) -> list:
+                  bootstrap: int = 1000, progress: bool = True, reuse: "dict | None" = None,
+                  w8a16=W8A16_PAIRS) -> list:
     """1 - cosine to the float32 embedding (mean, 95 % bootstrap CI) per configuration.
 
     Weight-only: the float32 model with every Linear weight replaced by its quantized value
     (:func:`fake_weights`, the golden quantize → dequantize), float32 activations, on ``sentences``.
     W8A8: the bit-exact datapath (activations quantized per tensor, every Linear through
     ``rf8sim.golden.gemm`` with the exact accumulator) on the first ``w8a8_sentences``.
+    W8A16: ``w8a16`` (weight, 16-bit activation) pairs whose weight format is in ``formats``, the same
+    datapath with unscaled 16-bit activation codes and the float32 accumulator, on the first
+    ``w8a8_sentences``; each also runs every Linear layer of :data:`TORCH_CHECK_SENTENCES` sentences
+    through the torch emulation and counts its bit mismatches with the golden datapath (``torch_check``).
+    ``reuse``: {(format, mode, datapath, sentences): row} of rows already measured (:func:`reusable_rows`),
+    taken over instead of recomputed.
     """
     import torch
 
@@ -137,9 +150,21 @@ def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentenc
             if dp.spec(spec.max_terms).width > 63:
                 dp = DatapathConfig(name, name, "nearest", "channel", 32, "fp32")
             todo.append((name, "W8A8", dp))
+    for w, a in w8a16:
+        if w in formats:
+            todo.append((w, "W8A16", DatapathConfig(w, a, "nearest", "channel", 32, "fp32")))
     rows = []
     for i, (name, mode, dp) in enumerate(todo):
         t = time.perf_counter()
+        path = "float32 model, quantized weights" if dp is None else dp.label
+        ns = len(sents) if dp is None else min(w8a8_sentences, len(sents))
+        old = (reuse or {}).get((name, mode, path, ns))
+        if old is not None:
+            rows.append(dict(old))
+            if progress:
+                print(f"  [{i + 1}/{len(todo)}] {name} {mode}: 1 - cosine {old['loss']:.3e} on {ns} sentences "
+                      f"(reused from commit {old['reused_from']['commit'][:10]})", flush=True)
+            continue
         if dp is None:
             q, path, ns = _fake_model(model, name), "float32 model, quantized weights", len(sents)
         else:
@@ -148,11 +173,29 @@ def minilm_cosine(formats, w8a8=W8A8_FORMATS, sentences: int = 200, w8a8_sentenc
         loss = 1.0 - _scores(ref[:ns], emb)["cosine"]
         ci = bootstrap_ci(loss, bootstrap, seed=seed)
         rows.append({"format": name, "mode": mode, "datapath": path, "loss": ci["mean"], "loss_lo": ci["lo"],
-                     "loss_hi": ci["hi"], "sentences": ns, "seconds": time.perf_counter() - t})
+                     "loss_hi": ci["hi"], "sentences": ns})
+        if mode == "W8A16":
+            rows[-1]["activation"] = dp.act_format
+            rows[-1]["torch_check"] = _torch_check(q, sents, lens, spec.batch_size)
+        rows[-1]["seconds"] = time.perf_counter() - t
         if progress:
             print(f"  [{i + 1}/{len(todo)}] {name} {mode}: 1 - cosine {ci['mean']:.3e} on {ns} sentences "
                   f"({rows[-1]['seconds']:.0f} s)", flush=True)
     return rows
+
+
+def _torch_check(q, sents, lens, batch_size: int) -> dict:
+    """Every exact Linear layer of the first :data:`TORCH_CHECK_SENTENCES` sentences through the torch
+    emulation (:func:`rf8sim.study.minilm.transformer.torch_check`), summed over the layers."""
+    from ..minilm.study import _encode
+    from ..minilm.transformer import torch_check
+
+    n = TORCH_CHECK_SENTENCES
+    layers = torch_check(q, lambda: _encode(q, sents[:n], lens[:n], batch_size))
+    refs = sorted({r["reference"] for r in layers})
+    return {"sentences": n, "layers": len(layers), "rows": sum(r["rows"] for r in layers),
+            "outputs": sum(r["outputs"] for r in layers), "mismatches": sum(r["mismatches"] for r in layers),
+            "reference": "; ".join(refs)}
 
 
 def _fake_model(model, name: str):
@@ -170,9 +213,35 @@ def _fake_model(model, name: str):
     return q
 
 
+def reusable_rows(old: dict, minilm_weights: list, seed: int) -> dict:
+    """The MiniLM cosine rows of an earlier zoo record ``old`` that this run may take over.
+
+    A row is reused only when it was measured with the same seed, and the format's quantized MiniLM
+    weights are those of this run: the SQNR of all MiniLM Linear weights just computed equals the old
+    record's to the last bit (any change in quantization would move it).  Each reused row names the
+    record's commit, time and command (``reused_from``)."""
+    if old.get("params", {}).get("seed") != seed:
+        return {}
+    was = {r["format"]: r["sqnr_db"] for r in old.get("minilm_weights", [])}
+    now = {r["format"]: r["sqnr_db"] for r in minilm_weights}
+    pv = old.get("provenance", {})
+    src = old.get("reused_from_record") or {}
+    out = {}
+    for r in old.get("minilm_cosine", []):
+        f = r["format"]
+        if f in now and was.get(f) == now[f]:
+            row = dict(r)
+            row.setdefault("reused_from", {"commit": pv.get("commit") or "?", "utc": pv.get("utc"),
+                                           "command": pv.get("command"), **src})
+            out[(f, r["mode"], r["datapath"], r["sentences"])] = row
+    return out
+
+
 def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: int = 200, w8a8_sentences: int = 50,
-            rows: int = 64, cols: int = 1024, seed: int = 0, cosine: bool = True, progress: bool = True) -> dict:
-    """All measurements of the zoo study (JSON-able)."""
+            rows: int = 64, cols: int = 1024, seed: int = 0, cosine: bool = True, progress: bool = True,
+            reuse: "dict | None" = None) -> dict:
+    """All measurements of the zoo study (JSON-able).  ``reuse``: an earlier zoo record whose MiniLM cosine
+    rows are taken over where :func:`reusable_rows` allows (the rest is measured)."""
     for name in formats:
         if not _is_block(name) and name not in ("rf8m8", "rf8m8lo"):
             F.check_role(name, "weight")
@@ -182,12 +251,14 @@ def run_zoo(formats=ZOO_FORMATS, shapes=(0.5, 0.75, 1.0, 1.5, 2.0), sentences: i
     t1 = time.perf_counter()
     mw = minilm_weight_sqnr(formats)
     t2 = time.perf_counter()
-    cos = (minilm_cosine(formats, sentences=sentences, w8a8_sentences=w8a8_sentences, seed=seed, progress=progress)
-           if cosine else [])
+    again = reusable_rows(reuse, mw, seed) if reuse else {}
+    cos = (minilm_cosine(formats, sentences=sentences, w8a8_sentences=w8a8_sentences, seed=seed, progress=progress,
+                         reuse=again) if cosine else [])
     t3 = time.perf_counter()
     return {"params": {"formats": list(formats), "shapes": list(shapes), "rows": rows, "cols": cols,
                        "sentences": sentences, "w8a8_sentences": w8a8_sentences, "seed": seed,
-                       "w8a8": [f for f in W8A8_FORMATS if f in formats]},
+                       "w8a8": [f for f in W8A8_FORMATS if f in formats],
+                       "w8a16": [f"{w}/{a}" for w, a in W8A16_PAIRS if w in formats]},
             "gg": gg, "minilm_weights": mw, "minilm_cosine": cos,
             "timing_s": {"gg": t1 - t0, "minilm_weights": t2 - t1, "minilm_cosine": t3 - t2}}
 
@@ -197,7 +268,14 @@ RTL_PAIRS = (("e4m3", "rf8"), ("e4m3", "rf8t1"), ("e4m3", "rf8t2"), ("e4m3", "e4
              ("e4m3", "posit8"), ("int8", "int8"), ("int8", "lns8"), ("lns8", "lns8"), ("posit8", "posit8"),
              ("rf8", "rf8"), ("rf8", "rf8t1"),
              ("bf16", "rf8"), ("bf16", "rf8t1"), ("bf16", "rf8t2"), ("bf16", "e4m3"), ("bf16", "lns8"),
-             ("bf16", "posit8"), ("bf16", "apot8"), ("bf16", "int8"), ("bf16", "e5m2"), ("bf16", "rf8m8"))
+             ("bf16", "posit8"), ("bf16", "apot8"), ("bf16", "int8"), ("bf16", "e5m2"), ("bf16", "rf8m8"),
+             ("e4m3", "apot4"), ("e4m3", "e2m1"), ("bf16", "apot4"), ("bf16", "e2m1"))
+
+#: the block formats whose elements a 4-bit product stage multiplies: MXFP4 and NVFP4 hold E2M1 codes.
+#: Their block scales never enter the product stage: MXFP4's E8M0 scale (one per 32 weights) is an
+#: exponent added to each block's sum, NVFP4's E4M3 scale (one per 16) multiplies each block's sum
+#: and its float32 tensor scale the layer's output, all after the products are summed.
+BLOCK_ELEMENTS = {"mxfp4": "e2m1", "nvfp4": "e2m1"}
 
 #: activation codes of the bf16 product sweep (the edge codes and a seeded sample) x every weight code
 A16_SWEEP = 256
@@ -205,6 +283,21 @@ A16_SWEEP = 256
 
 #: beats of the MiniLM operand stream per product stage's energy run (as hdl/results/ppa.json)
 POWER_BEATS = 2000
+
+
+def product_sha(a: str, w: str) -> str:
+    """SHA-256 (16 hex digits) of the Verilog of the (a, w) product stage the zoo synthesizes and proves:
+    a record row holding it can be reused while the generator produces the same circuit."""
+    import hashlib
+
+    from amaranth.back import verilog
+
+    from ...hdl import MacSpec
+    from ...hdl.units import product_stage
+
+    spec = MacSpec.make(a=a, w=w, acc="fp32" if F.get(a).code_bits == 16 else None)
+    v = verilog.convert(product_stage(spec), name="product", emit_src=False)
+    return hashlib.sha256(v.encode()).hexdigest()[:16]
 
 
 def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, beats: int = POWER_BEATS) -> list:
@@ -218,6 +311,7 @@ def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, be
     toggles of the gate-level netlist on Icarus with specify delays, 10 ns clock), and its critical path."""
     from ...hdl import MacSpec
     from ...hdl.sim import verify
+    from ...hdl.spec import NARROW_BITS
     from ...hdl.synth import synthesize
 
     rows = []
@@ -225,16 +319,27 @@ def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, be
         t = time.perf_counter()
         a16 = F.get(a).code_bits == 16
         spec = MacSpec.make(a=a, w=w, acc="fp32" if a16 else None)
-        v = verify(spec, products=A16_SWEEP if a16 else True, n_random=20 if a16 else 0, max_len=64, vectors=False)
-        r = v["runs"]["products"]
-        mism = sum(c["mismatched_beats"] for run in v["runs"].values() for c in run["comparisons"])
+        if NARROW_BITS in (spec.a_bits, spec.w_bits):  # product stage only: every code pair through it
+            from ...hdl.prodsim import simulate_product_stage
+
+            r = simulate_product_stage(spec)
+            n_checked, mism, ok, check = r["pairs"], r["mismatches"], r["mismatches"] == 0, "product stage"
+        else:
+            v = verify(spec, products=A16_SWEEP if a16 else True, n_random=20 if a16 else 0, max_len=64,
+                       vectors=False)
+            mism = sum(c["mismatched_beats"] for run in v["runs"].values() for c in run["comparisons"])
+            n_checked, ok, check = v["runs"]["products"]["products"], v["ok"], "MAC"
         s = synthesize(spec, stage="product")
         lib = s.get("liberty") or {}
         mode, pw = (spec.describe()["product"], spec.p_width) if a16 else (spec.product.mode, spec.product.p_width)
         rows.append({"a": a, "w": w, "acc": spec.acc.kind if a16 else "exact", "product": mode, "product_width": pw,
-                     "verified_products": int(r["products"]), "mismatches": int(mism), "ok": bool(v["ok"]),
+                     "verified_products": int(n_checked), "mismatches": int(mism), "ok": bool(ok), "simulated": check,
                      "area_um2": lib.get("area_um2"), "nand2_eq": s["generic"]["nand2_eq"],
                      "depth_cells": lib.get("depth_cells")})
+        rows[-1]["product_sha"] = product_sha(a, w)
+        elems = [b for b, e in BLOCK_ELEMENTS.items() if e == w]
+        if elems:
+            rows[-1]["block_formats"] = elems
         if power:
             from ...hdl.power import DEFAULT_CLOCK_NS, ppa
 
@@ -246,7 +351,7 @@ def rtl_products(pairs=RTL_PAIRS, progress: bool = True, power: bool = False, be
         rows[-1]["seconds"] = time.perf_counter() - t
         if progress:
             en = f", {rows[-1]['pj_per_mac']:.2f} pJ/product" if power else ""
-            print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {'ok' if v['ok'] else 'MISMATCH'}, product stage "
+            print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {'ok' if ok else 'MISMATCH'}, product stage "
                   f"{rows[-1]['area_um2']} um2{en} ({rows[-1]['seconds']:.0f} s)", flush=True)
     return rows
 
@@ -283,6 +388,7 @@ def rtl_proofs(pairs=RTL_PAIRS, whole_timeout: int = 120, split_timeout: int = 6
                             "sat_problems": r.get("sat_problems", 1)})
                 break
             row["seconds"] = time.perf_counter() - t
+            row["product_sha"] = product_sha(a, w)
             rows.append(row)
             if on_row is not None:
                 on_row(rows)  # e.g. rewrite the record, so that a run stopped early leaves what it proved
