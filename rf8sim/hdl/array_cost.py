@@ -1029,7 +1029,8 @@ def equal_area_lines(rec: dict) -> list:
         txt = (f"* **{R}×{C} {_name(c)} ({c['acc']}) at equal area, TOPS/mm² (goal ≥ 2×): "
                f"{'met' if ratio >= 2 else 'not met'}**"
                + (" against an extrapolated baseline area" if ext else "")
-               + f": {ratio:.2f}× the {inf['area_budget']} array's TOPS/mm² at a common clock (the area ratio)")
+               + f": {ratio:.2f}× the TOPS/mm² of the budget's array ({inf['area_budget']}) at a common clock "
+               "(the area ratio)")
         if fp and "energy" in r:
             f0 = fp[0]
             txt += (f"; TOPS/W {f0['pj_per_mac'] / r['pj_per_mac']:.2f}× the {f0['config']['rows']}×{f0['config']['cols']} "
