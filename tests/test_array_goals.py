@@ -78,8 +78,11 @@ def test_area_budget_measured_extrapolated_and_fallbacks():
     assert b["area_um2"] == 1000.0 * 4 + 10.0 * 4.5 + 5.0 * 4  # PE x4, edge x4.5 (900/200), control x4 (R x C)
     assert b["part_ratios"] == {"PE datapath": 4.0, "edge accumulation": 4.5, "control": 4.0}
     fp8 = _arow("bf16", "bf16", "fp32", 8, {"PE datapath": 123.0})
-    assert area_budget([rf4, rf8, fp4, fp8, al8]) == {"label": "bf16 x bf16 fp32 8x8", "area_um2": 123.0,
-                                                      "how": "measured", "module": fp8["module"], "size": [8, 8]}
+    assert area_budget([rf4, rf8, fp8, al8]) == {"label": "bf16 x bf16 fp32 8x8", "area_um2": 123.0,
+                                                 "how": "measured", "module": fp8["module"], "size": [8, 8]}
+    m = area_budget([rf4, rf8, fp4, fp8, al8])  # measured, with what the extrapolation would have said
+    assert m["area_um2"] == 123.0 and m["extrapolation_check"]["area_um2"] == b["area_um2"]
+    assert m["extrapolation_check"]["error_pct"] == 100 * (b["area_um2"] / 123.0 - 1)
     assert area_budget([rf4, fp4, al8])["label"] == "bf16 x bf16 aligned:32:16 8x8"  # no RF8 8x8 to scale by
     assert area_budget([rf4, rf8, al4])["label"] == "bf16 x bf16 aligned:32:16 4x4"
     assert area_budget([rf4, rf8]) is None

@@ -619,8 +619,13 @@ def area_budget(rows: list, R: int = 8, C: int = 8) -> dict | None:
     key = lambda r: (r["config"]["acc"] != "fp32", edge_stages_of(r["config"]) != 0)  # noqa: E731
     at = sorted((r for r in bf if _size(r) == (R, C)), key=key)
     if at and at[0]["config"]["acc"] == "fp32":
-        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"],
-                "size": [R, C]}
+        out = {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"],
+               "size": [R, C]}
+        ext = area_budget([r for r in rows if r is not at[0]], R, C)  # what the extrapolation would have said
+        if ext and ext["how"] == "extrapolated":
+            out["extrapolation_check"] = {"area_um2": ext["area_um2"], "label": ext["label"],
+                                          "error_pct": 100 * (ext["area_um2"] / out["area_um2"] - 1)}
+        return out
     fp = sorted((r for r in bf if r["config"]["acc"] == "fp32" and _size(r)[0] * _size(r)[1] < R * C),
                 key=lambda r: (-_size(r)[0] * _size(r)[1], edge_stages_of(r["config"])))
     for small in fp:
@@ -946,7 +951,12 @@ def _budget_sentence(inf: dict) -> str:
         s += (f" — **extrapolated, not synthesized**: {b['area_um2'] / 1e6:.3f} mm², {b['method']}; "
               f"{b['ratio']:.2f}× the measured {b['from_area_um2'] / 1e6:.3f} mm²")
     else:
-        s += f" ({b['area_um2'] / 1e6:.3f} mm², synthesized)" if b.get("area_um2") else ""
+        s += f" ({b['area_um2'] / 1e6:.3f} mm², synthesized" if b.get("area_um2") else ""
+        x = b.get("extrapolation_check")
+        if x:
+            s += (f"; the part-by-part extrapolation from the smaller float32 array, used while this one was not "
+                  f"synthesized, gives {x['area_um2'] / 1e6:.3f} mm², {x['error_pct']:+.1f} %")
+        s += ")" if b.get("area_um2") else ""
     return s + "."
 
 
