@@ -107,6 +107,9 @@ def test_equal_area_lines_ratio_and_label():
     assert "extrapolated, not synthesized" in text
     assert "TOPS/mm² (goal ≥ 2×): met** against an extrapolated baseline area: 3.08×" in text  # 4000 / 1300
     assert "TOPS/W 2.50×" in text and "a smaller array" in text  # 250 / 100 pJ/MAC, fp32 array is 4x4
+    measured = {"inference": {**inf, "area_budget_detail": {**inf["area_budget_detail"], "how": "measured"}},
+                "rows": rows}
+    assert len(equal_area_lines(measured)) == 1  # the goal bullets of that size compare with a synthesized budget
     rf8["area_um2"] = 2500.0
     assert "not met** against an extrapolated baseline area: 1.60×" in "\n".join(equal_area_lines({"inference": inf,
                                                                                                     "rows": rows}))

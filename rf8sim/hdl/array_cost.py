@@ -772,7 +772,9 @@ def plot_array(record, out, overwrite: bool = False):
         ax.bar(range(len(rows)), vals, color=colors)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=7, rotation=90)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title + ("" if key else ", log scale"), fontsize=9)
+        if not key:
+            ax.set_yscale("log")  # the pre-aligned BF16 array spends some 100x the others
     fig.suptitle("PE arrays on osu018 (hdl/results/array_cost.json); red: RF8 weights, gray: BF16 (fp32: the "
                  "float32 baseline); e1: registered edge adder",
                  fontsize=9)
@@ -1012,8 +1014,9 @@ def render_table() -> str:
 
 def equal_area_lines(rec: dict) -> list:
     """The equal-area comparison of a cost record (markdown bullets): the budget (synthesized or extrapolated,
-    :func:`area_budget`), every costed array's copies in it and its per-sentence latency and energy, and the
-    RF8 x BF16 arrays of the budget's size against it (TOPS/mm² at a common clock = the area ratio; TOPS/W
+    :func:`area_budget`), every costed array's copies in it and its per-sentence latency and energy, and, when
+    the budget is extrapolated (no goal bullet compares with it), the RF8 x BF16 arrays of the budget's size
+    against it (TOPS/mm² at a common clock = the area ratio; TOPS/W
     against the largest synthesized float32 BF16 x BF16 array's pJ/MAC, whose size is named)."""
     inf = rec["inference"]
     b = inf.get("area_budget_detail")
@@ -1028,6 +1031,8 @@ def equal_area_lines(rec: dict) -> list:
            + "; ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}: {r['equal_area']['copies']:.2f}"
                        f" copies, {r['equal_area']['latency_us'] / 1e3:.1f} ms, {r['inference']['energy_uj'] / 1e3:.1f} mJ"
                        for r in sorted(rows, key=lambda r: r["equal_area"]["latency_us"])) + "."]
+    if not ext:
+        return out  # a synthesized budget array of R x C: the goal bullets of that size already compare with it
     R, C = b.get("size", [8, 8])
     fp = sorted((r for r in rec["rows"] if (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"])
                  == ("bf16", "bf16", "fp32") and "energy" in r), key=lambda r: -r["config"]["rows"] * r["config"]["cols"])
