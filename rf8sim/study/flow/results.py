@@ -167,8 +167,9 @@ ARRAY_RECORDS = (("hdl/results/array_cost.json", "osu018"), ("hdl/results/array_
 
 
 def _array_lines(arr: dict, rec_path: str, tech: str) -> list[str]:
-    """The README answer's array lines of one array-cost record, one per R x C."""
-    from ...hdl.array_cost import BASELINE, edge_stages_of, goal_verdict, rows_by_pair
+    """The README answer's array lines of one array-cost record, one per R x C, then the RF8 x BF16 arrays at
+    the equal-area budget's size against it (the budget bullet itself is in docs/hdl.md)."""
+    from ...hdl.array_cost import BASELINE, edge_stages_of, equal_area_lines, goal_verdict, rows_by_pair
 
     out = []
     sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in arr["rows"]})
@@ -210,6 +211,7 @@ def _array_lines(arr: dict, rec_path: str, tech: str) -> list[str]:
             part, um2 = next(iter(rf["area_by_part_um2"].items()))
             s += f"; the largest part of the RF8 × BF16 array is its {part} ({100 * um2 / rf['area_um2']:.0f} % of area)"
         out.append(head + s + ".")
+    out += ["- " + ln[2:] for ln in equal_area_lines(arr)[1:]]
     return out
 
 
