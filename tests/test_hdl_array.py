@@ -301,6 +301,24 @@ def test_fp32_array_against_torch_and_fraction_reference(w_fmt, tmp_path):
     assert n == 10 * 4 + 7 * 8 and flagged > 0
 
 
+@iverilog
+@pytest.mark.parametrize("R,C", [(2, 1), (1, 2)])
+def test_fp32_array_at_the_tile_spacing_bound(R, C, tmp_path):
+    """R + C = 3: the schedule spaces K tiles 2R + C - 2 = R + 1 clocks apart, exactly the clocks a running sum
+    takes from the top of the column back to its edge entry; one vector per tile (M = 1) and short chunks."""
+    from rf8sim.hdl.array import ArrayConfig
+    from rf8sim.hdl.arraysim import operands, verify_gemm
+
+    cfg = ArrayConfig.make("fp16", "e4m3", "fp32", R, C, depth=2, pe_stages=2)
+    n = 0
+    for M in (1, 3):
+        a, w = operands(cfg, M, 8, 2, "random", seed=M)
+        rep = verify_gemm(cfg, a, w, "icarus", root=tmp_path, tag=f"m{M}")
+        assert rep["mismatches"] == 0 and rep["schedule"]["tiles"] == (2 // C) * (8 // R) * -(-M // 2), rep
+        n += rep["outputs"]
+    assert n == 2 + 6
+
+
 @icarus
 def test_double_buffer_protocol_with_cocotb(tmp_path):
     """cocotb drives the ports clock by clock: two tiles, the next tile's weights loaded while the first
@@ -385,6 +403,20 @@ def test_verify_layer_array_leg():
     assert len(rows) == 2 and all(c["mismatches"] == 0 for c in rows)
     assert [c["compared"] for c in rows] == [3 * 8 * 8, 3 * 8 * 8]
     assert "saturated" in rows[0]["note"] and not rows[0]["note"].startswith("0 saturated")
+
+
+@iverilog
+def test_verify_layer_array_leg_fp32():
+    """verify-layer --acc fp32 --array: the bf16 layer's GEMM of codes on the float32 array, every output vs golden
+    (fp32 k order) and torch."""
+    from rf8sim.verify import verify_layer
+
+    rep = verify_layer(in_features=32, out_features=8, batch=8, a_fmt="bf16", w_fmt="rf8", acc="fp32", rtl_slice=0,
+                       array="4x4", array_simulator="icarus")
+    assert rep["ok"] and rep["legs"]["array"] == "ran"
+    rows = [c for c in rep["checks"] if c["check"].startswith("PE array")]
+    assert len(rows) == 2 and "fp32" in rows[0]["check"] and all(c["mismatches"] == 0 for c in rows)
+    assert [c["compared"] for c in rows] == [3 * 8 * 8, 3 * 8 * 8]
 
 
 @iverilog

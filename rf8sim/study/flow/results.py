@@ -162,14 +162,15 @@ def render_readme_answer() -> str:
     return "\n".join(keep) + "\n"
 
 
-def render_readme_lead() -> str:
-    """README's first section: what RF8 buys in arrays (goals), on MiniLM, and what is inside the flow noise."""
-    from ...infra.docgen import load_record
-    from ...hdl import route_study
-    from ...hdl.array_cost import BASELINE, edge_stages_of, goal_verdict, rows_by_pair
-    from .answer import minilm_answer
+#: the array-cost records the README answer reads, per technology (osu018 required, the others when checked in)
+ARRAY_RECORDS = (("hdl/results/array_cost.json", "osu018"), ("hdl/results/array_cost_sky130.json", "sky130"))
 
-    arr = load_record("hdl/results/array_cost.json", "hdl-array-cost", "rf8sim array cost --table")
+
+def _array_lines(arr: dict, rec_path: str, tech: str) -> list[str]:
+    """The README answer's array lines of one array-cost record, one per R x C, then the RF8 x BF16 arrays at
+    the equal-area budget's size against it (the budget bullet itself is in docs/hdl.md)."""
+    from ...hdl.array_cost import BASELINE, edge_stages_of, equal_area_lines, goal_verdict, rows_by_pair
+
     out = []
     sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in arr["rows"]})
     for R, C in sizes:
@@ -179,7 +180,7 @@ def render_readme_lead() -> str:
         g1 = goal_verdict(rows_by_pair(arr["rows"], R, C, 1)) if any(
             edge_stages_of(r["config"]) for r in arr["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)) \
             else {}
-        head = (f"- **{R}×{C} arrays** (`hdl/results/array_cost.json`, osu018 before routing; arrays: {names}): ")
+        head = (f"- **{R}×{C} arrays** (`{rec_path}`, {tech} before routing; arrays: {names}): ")
         if "tops_mm2" in g:
             s = (f"RF8 × BF16 reaches **{g['tops_mm2']:.2f}×** the TOPS/mm² of the BF16 × BF16 array that adds in "
                  f"float32 down each column (`fp32`, the baseline; goal ≥ 2×: {'met' if g['tops_mm2_met'] else 'not met'})")
@@ -210,6 +211,22 @@ def render_readme_lead() -> str:
             part, um2 = next(iter(rf["area_by_part_um2"].items()))
             s += f"; the largest part of the RF8 × BF16 array is its {part} ({100 * um2 / rf['area_um2']:.0f} % of area)"
         out.append(head + s + ".")
+    out += ["- " + ln[2:] for ln in equal_area_lines(arr)[1:]]
+    return out
+
+
+def render_readme_lead() -> str:
+    """README's first section: what RF8 buys in arrays (goals), on MiniLM, and what is inside the flow noise."""
+    from ...infra.docgen import load_record
+    from ...hdl import route_study
+    from .answer import minilm_answer
+
+    out = []
+    for rec_path, tech in ARRAY_RECORDS:
+        if tech != "osu018" and not (Path(__file__).resolve().parents[3] / rec_path).is_file():
+            continue  # the other technologies' records are optional; osu018's is the one the flow needs
+        arr = load_record(rec_path, "hdl-array-cost", f"rf8sim array cost --table --tech {tech} --record {rec_path}")
+        out += _array_lines(arr, rec_path, tech)
     lines = minilm_answer(load_minilm_record()["transformer"])
     out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
             or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]
