@@ -79,7 +79,31 @@ def test_area_budget_measured_extrapolated_and_fallbacks():
     assert b["part_ratios"] == {"PE datapath": 4.0, "edge accumulation": 4.5, "control": 4.0}
     fp8 = _arow("bf16", "bf16", "fp32", 8, {"PE datapath": 123.0})
     assert area_budget([rf4, rf8, fp4, fp8, al8]) == {"label": "bf16 x bf16 fp32 8x8", "area_um2": 123.0,
-                                                      "how": "measured", "module": fp8["module"]}
+                                                      "how": "measured", "module": fp8["module"], "size": [8, 8]}
     assert area_budget([rf4, fp4, al8])["label"] == "bf16 x bf16 aligned:32:16 8x8"  # no RF8 8x8 to scale by
     assert area_budget([rf4, rf8, al4])["label"] == "bf16 x bf16 aligned:32:16 4x4"
     assert area_budget([rf4, rf8]) is None
+
+
+def test_equal_area_lines_ratio_and_label():
+    """The equal-area bullets: RF8 x BF16 at the budget's size gets budget / its area as its TOPS/mm² ratio (goal
+    >= 2x), the TOPS/W ratio from the fp32 BF16 array's pJ/MAC, and an extrapolated budget says so."""
+    from rf8sim.hdl.array_cost import add_inference, equal_area_lines
+
+    rf4 = _arow("bf16", "rf8", "aligned:32:16", 4, {"PE datapath": 100.0, "edge accumulation": 200.0}, e=1)
+    rf8 = _arow("bf16", "rf8", "aligned:32:16", 8, {"PE datapath": 400.0, "edge accumulation": 900.0}, e=1)
+    fp4 = _arow("bf16", "bf16", "fp32", 4, {"PE datapath": 1000.0})
+    for r, pj in ((rf8, 100.0), (fp4, 250.0)):
+        r.update(fmax_mhz=10.0, pe_stages=1, pj_per_mac=pj,
+                 energy={"static_pj_per_cycle": 1.0, "dynamic_pj_per_mac": pj})
+        r["config"]["pe_stages"] = 1
+    rows = [rf4, rf8, fp4]
+    inf = add_inference(rows)
+    assert inf["area_budget"] == "bf16 x bf16 fp32 4x4, extrapolated to 8x8" and inf["area_budget_detail"]["area_um2"] == 4000.0
+    text = "\n".join(equal_area_lines({"inference": inf, "rows": rows}))
+    assert "extrapolated, not synthesized" in text
+    assert "TOPS/mm² (goal ≥ 2×): met** against an extrapolated baseline area: 3.08×" in text  # 4000 / 1300
+    assert "TOPS/W 2.50×" in text and "a smaller array" in text  # 250 / 100 pJ/MAC, fp32 array is 4x4
+    rf8["area_um2"] = 2500.0
+    assert "not met** against an extrapolated baseline area: 1.60×" in "\n".join(equal_area_lines({"inference": inf,
+                                                                                                    "rows": rows}))

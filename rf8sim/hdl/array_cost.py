@@ -40,7 +40,7 @@ from .mac import HdlError
 
 __all__ = ["synth_array", "array_timing", "array_energy", "tile_operands", "per_inference", "cost_one",
            "cost_table", "tile_netlist_stimulus", "RECORD", "PARTS", "GRID", "EDGE_GRID", "TABLE_GRID", "row_label",
-           "edge_stages_of", "add_inference", "area_budget", "table_record", "plot_array", "goal_verdict",
+           "edge_stages_of", "add_inference", "area_budget", "equal_area_lines", "table_record", "plot_array", "goal_verdict",
            "rows_by_pair"]
 
 RECORD = Path(__file__).resolve().parents[2] / "hdl" / "results" / "array_cost.json"
@@ -619,7 +619,8 @@ def area_budget(rows: list, R: int = 8, C: int = 8) -> dict | None:
     key = lambda r: (r["config"]["acc"] != "fp32", edge_stages_of(r["config"]) != 0)  # noqa: E731
     at = sorted((r for r in bf if _size(r) == (R, C)), key=key)
     if at and at[0]["config"]["acc"] == "fp32":
-        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"]}
+        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"],
+                "size": [R, C]}
     fp = sorted((r for r in bf if r["config"]["acc"] == "fp32" and _size(r)[0] * _size(r)[1] < R * C),
                 key=lambda r: (-_size(r)[0] * _size(r)[1], edge_stages_of(r["config"])))
     for small in fp:
@@ -641,7 +642,7 @@ def area_budget(rows: list, R: int = 8, C: int = 8) -> dict | None:
         ratio = {p: r8["area_by_part_um2"].get(p, 0.0) / a for p, a in r4["area_by_part_um2"].items() if a > 0}
         parts = {p: a * ratio.get(p, rc) for p, a in small["area_by_part_um2"].items()}
         area = sum(parts.values())
-        return {"label": label(small, f", extrapolated to {R}x{C}"),
+        return {"label": label(small, f", extrapolated to {R}x{C}"), "size": [R, C],
                 "area_um2": area, "how": "extrapolated", "from_module": small["module"],
                 "from_area_um2": small["area_um2"], "scaled_by_module": r8["module"], "scaled_from_module": r4["module"],
                 "part_ratios": {p: ratio.get(p, rc) for p in small["area_by_part_um2"]}, "parts_um2": parts,
@@ -649,9 +650,11 @@ def area_budget(rows: list, R: int = 8, C: int = 8) -> dict | None:
                 "method": (f"each part of the measured {S[0]}x{S[1]} array times the ratio of the same part between "
                            f"the measured {r4['module']} and {r8['module']} (a part they lack: x{rc:g}, R x C)")}
     if at:
-        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"]}
+        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"],
+                "size": [R, C]}
     big = sorted(bf, key=lambda r: (-_size(r)[0] * _size(r)[1], *key(r)))[0]
-    return {"label": label(big), "area_um2": big["area_um2"], "how": "measured", "module": big["module"]}
+    return {"label": label(big), "area_um2": big["area_um2"], "how": "measured", "module": big["module"],
+            "size": list(_size(big))}
 
 
 def add_inference(rows: list) -> dict:
@@ -750,10 +753,11 @@ def plot_array(record, out, overwrite: bool = False):
 
     rec = json.loads(Path(record).read_text())
     rows = [r for r in rec["rows"] if "energy" in r]
-    labels = [f"{r['config']['a_fmt']}×{r['config']['w_fmt']} {r['config']['rows']}x{r['config']['cols']}"
+    labels = [f"{r['config']['a_fmt']}×{r['config']['w_fmt']}\n{r['config']['rows']}x{r['config']['cols']}"
               + (" e1" if edge_stages_of(r["config"]) else "") + (" fp32" if r["config"]["acc"] == "fp32" else "")
               for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6))
+    # one panel per row of the figure: with 4x4 and 8x8 arrays there are some twenty bars per panel
+    fig, axes = plt.subplots(3, 1, figsize=(max(8.0, 0.62 * len(rows)), 10.5))
     for ax, key, title in ((axes[0], "tops_per_mm2_at_fmax", "TOPS/mm² at fmax"),
                            (axes[1], "tops_per_w_at_fmax", "TOPS/W at fmax"),
                            (axes[2], None, "energy per MiniLM sentence (µJ)")):
@@ -947,22 +951,30 @@ def _budget_sentence(inf: dict) -> str:
     return s + "."
 
 
-def _load_cost_record() -> dict:
-    from ..infra.docgen import load_record
-
-    return load_record("hdl/results/array_cost.json", "hdl-array-cost",
-                       "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png")
+#: the checked-in array-cost record of each technology
+COST_RECORDS = {"osu018": "hdl/results/array_cost.json", "sky130": "hdl/results/array_cost_sky130.json"}
 
 
-def render_table() -> str:
+def _load_cost_record(tech: str = "osu018") -> dict:
+    from ..infra.docgen import DocgenError, load_record
+
+    if tech not in COST_RECORDS:
+        raise DocgenError(f"no array-cost record for technology {tech!r}; records: {', '.join(COST_RECORDS)}")
+    p = COST_RECORDS[tech]
+    how = (f"rf8sim array cost --table --record {p} --plot docs/img/hdl_array.png" if tech == "osu018" else
+           f"rf8sim array cost --table --cached-only --tech {tech} --sizes 4x4 --record {p}")
+    return load_record(p, "hdl-array-cost", how)
+
+
+def render_table(tech: str = "osu018") -> str:
     """One row per array: MiniLM cosine (flow), area, fmax, TOPS/mm2, pJ/MAC, TOPS/W, per sentence."""
     from ..infra.docgen import load_record, record_head
 
-    rec = _load_cost_record()
+    rec = _load_cost_record(tech)
     flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
     prov = rec["provenance"]
     inf = rec["inference"]
-    lines = [record_head(prov) + f". osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
+    lines = [record_head(prov) + f". {tech}, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
              "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
              f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
              f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "
@@ -997,9 +1009,49 @@ def render_table() -> str:
                   "`rf8sim array cost --table` computes them): " + "; ".join(rec["not_computed"]) + "."]
     return "\n".join(lines) + "\n"
 
-def render_goals() -> str:
+def equal_area_lines(rec: dict) -> list:
+    """The equal-area comparison of a cost record (markdown bullets): the budget (synthesized or extrapolated,
+    :func:`area_budget`), every costed array's copies in it and its per-sentence latency and energy, and the
+    RF8 x BF16 arrays of the budget's size against it (TOPS/mm² at a common clock = the area ratio; TOPS/W
+    against the largest synthesized float32 BF16 x BF16 array's pJ/MAC, whose size is named)."""
+    inf = rec["inference"]
+    b = inf.get("area_budget_detail")
+    if not b:
+        return []
+    ext = b["how"] == "extrapolated"
+    rows = [r for r in rec["rows"] if "equal_area" in r]
+    out = [f"* **Equal area: the {inf['area_budget']} array's {b['area_um2'] / 1e6:.3f} mm²**"
+           + (" (extrapolated, not synthesized; the table's opening says how)" if ext else " (synthesized)")
+           + f". Copies of each array that fit it, sharing the work of one MiniLM sentence ({inf['tokens_per_sentence']}"
+           " tokens, every Linear layer), latency at each array's fmax and energy: "
+           + "; ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}: {r['equal_area']['copies']:.2f}"
+                       f" copies, {r['equal_area']['latency_us'] / 1e3:.1f} ms, {r['inference']['energy_uj'] / 1e3:.1f} mJ"
+                       for r in sorted(rows, key=lambda r: r["equal_area"]["latency_us"])) + "."]
+    R, C = b.get("size", [8, 8])
+    fp = sorted((r for r in rec["rows"] if (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"])
+                 == ("bf16", "bf16", "fp32") and "energy" in r), key=lambda r: -r["config"]["rows"] * r["config"]["cols"])
+    for r in rec["rows"]:
+        c = r["config"]
+        if (c["a_fmt"], c["w_fmt"], c["rows"], c["cols"]) != ("bf16", "rf8", R, C):
+            continue
+        ratio = b["area_um2"] / r["area_um2"]
+        txt = (f"* **{R}×{C} {_name(c)} ({c['acc']}) at equal area, TOPS/mm² (goal ≥ 2×): "
+               f"{'met' if ratio >= 2 else 'not met'}**"
+               + (" against an extrapolated baseline area" if ext else "")
+               + f": {ratio:.2f}× the {inf['area_budget']} array's TOPS/mm² at a common clock (the area ratio)")
+        if fp and "energy" in r:
+            f0 = fp[0]
+            txt += (f"; TOPS/W {f0['pj_per_mac'] / r['pj_per_mac']:.2f}× the {f0['config']['rows']}×{f0['config']['cols']} "
+                    f"BF16 × BF16 fp32 array's ({r['pj_per_mac']:.1f} against {f0['pj_per_mac']:.1f} pJ/MAC"
+                    + (", a smaller array: its per-MAC energy stands in for the 8×8 one's" if
+                       (f0["config"]["rows"], f0["config"]["cols"]) != (R, C) else "") + ")")
+        out.append(txt + ".")
+    return out
+
+
+def render_goals(tech: str = "osu018") -> str:
     """The issue's goals, measured: RF8 x BF16 against BF16 x BF16 (TOPS/mm2, TOPS/W), area per MAC order."""
-    rec = _load_cost_record()
+    rec = _load_cost_record(tech)
     out = []
     sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
     for R, C in sizes:
@@ -1021,5 +1073,6 @@ def render_goals() -> str:
                 et = sum(v for _, v in ep)
                 e = "; energy: " + ", ".join(f"{k} {100 * v / et:.0f} %" for k, v in ep[:3])
             out.append(f"* {R}×{C} {_name(r['config'])} ({r['config']['acc']}): area: {s}{e}.")
+    out += equal_area_lines(rec)
     covered = ", ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}" for r in rec["rows"])
     return "\n".join(out) + f"\n\n(Covers the arrays in the record: {covered}.)\n"

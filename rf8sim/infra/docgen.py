@@ -107,6 +107,9 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:route-osu018-w8a16": "rf8sim.hdl.route_study:render_routed(osu018-w8a16)",
         "hdl:route-failures-osu018-w8a16": "rf8sim.hdl.route_study:render_failures(osu018-w8a16)",
         "hdl:route-noise-osu018-w8a16": "rf8sim.hdl.route_study:render_noise(osu018-w8a16)",
+        "hdl:route-sky130-w8a16": "rf8sim.hdl.route_study:render_routed(sky130-w8a16)",
+        "hdl:route-failures-sky130-w8a16": "rf8sim.hdl.route_study:render_failures(sky130-w8a16)",
+        "hdl:route-noise-sky130-w8a16": "rf8sim.hdl.route_study:render_noise(sky130-w8a16)",
     },
     "docs/study.md": {
         "study:full-run": "rf8sim.study.mnist1d.sweep_records:render_full_run",

@@ -164,58 +164,10 @@ def render_readme_answer() -> str:
 
 def render_readme_lead() -> str:
     """README's first section: what RF8 buys in arrays (goals), on MiniLM, and what is inside the flow noise."""
-    from ...infra.docgen import load_record
     from ...hdl import route_study
-    from ...hdl.array_cost import BASELINE, edge_stages_of, goal_verdict, rows_by_pair
-    from .answer import minilm_answer
+    from .answer import array_answer_lines, minilm_answer
 
-    arr = load_record("hdl/results/array_cost.json", "hdl-array-cost", "rf8sim array cost --table")
-    out = []
-    sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in arr["rows"]})
-    for R, C in sizes:
-        # the RF8 x BF16 design of the verdict: the edge adder in the block's clock where the record has it, else
-        # the registered one (the other design, when both are there, follows as a second clause)
-        rf_edges = sorted({edge_stages_of(r["config"]) for r in arr["rows"]
-                           if (r["config"]["rows"], r["config"]["cols"]) == (R, C)
-                           and (r["config"]["a_fmt"], r["config"]["w_fmt"]) == ("bf16", "rf8")
-                           and r["config"]["acc"] != "fp32"}) or [0]
-        e_main = rf_edges[0]
-        by = rows_by_pair(arr["rows"], R, C, e_main)
-        g = goal_verdict(by)
-        names = ", ".join(f"{k[0]} × {k[1]}" + (f" {k[2]}" if len(k) > 2 else "") for k in by)
-        g1 = goal_verdict(rows_by_pair(arr["rows"], R, C, 1)) if e_main == 0 and 1 in rf_edges else {}
-        head = (f"- **{R}×{C} arrays** (`hdl/results/array_cost.json`, osu018 before routing; arrays: {names}"
-                + (", W8A16 with the registered edge adder" if e_main else "") + "): ")
-        if "tops_mm2" in g:
-            s = (f"RF8 × BF16 reaches **{g['tops_mm2']:.2f}×** the TOPS/mm² of the BF16 × BF16 array that adds in "
-                 f"float32 down each column (`fp32`, the baseline; goal ≥ 2×: {'met' if g['tops_mm2_met'] else 'not met'})")
-            if "tops_w" in g:
-                s += (f" and **{g['tops_w']:.2f}×** its TOPS/W on real MiniLM tiles (goal ≥ 1.5×: "
-                      f"{'met' if g['tops_w_met'] else 'not met'})")
-        else:
-            s = ("RF8 × BF16 against the BF16 × BF16 fp32 array: **not evaluated** ("
-                 + ("the fp32 baseline" if BASELINE not in by else "a row") + " is missing from the record)")
-        if "tops_mm2" in g1:
-            s += (f"; with the registered edge adder (`edge_stages` 1) {g1['tops_mm2']:.2f}× TOPS/mm²"
-                  + (f" and {g1['tops_w']:.2f}× TOPS/W" if "tops_w" in g1 else ""))
-        if "aligned" in g:
-            a = g["aligned"]
-            bw_r, bw_b = (by[k]["config"].get("block_width") for k in (("bf16", "rf8"), ("bf16", "bf16")))
-            al, bf = by[("bf16", "bf16")], by.get(BASELINE)
-            s += (f"; against the pre-aligned BF16 × BF16 array (the same design with BF16 weights, {bw_b}-bit exact "
-                  f"block sums against {bw_r}" + (f", {al['area_um2'] / bf['area_um2']:.2f}× the fp32 array's area"
-                                                  if bf else "")
-                  + f"), a second comparison: {a['tops_mm2']:.2f}× TOPS/mm²"
-                  + (f", {a['tops_w']:.2f}× TOPS/W" if "tops_w" in a else ""))
-        if "area_per_mac" in g:
-            a = g["area_per_mac"]
-            s += (f"; area per MAC RF8 / E4M3 / INT8 × BF16 = {a[0]:,.0f} / {a[1]:,.0f} / {a[2]:,.0f} µm² "
-                  f"(RF8 ≤ E4M3 ≤ INT8: {'met' if g['area_order_met'] else 'not met'})")
-        rf = by.get(("bf16", "rf8"))
-        if rf:
-            part, um2 = next(iter(rf["area_by_part_um2"].items()))
-            s += f"; the largest part of the RF8 × BF16 array is its {part} ({100 * um2 / rf['area_um2']:.0f} % of area)"
-        out.append(head + s + ".")
+    out = array_answer_lines(required=True)
     lines = minilm_answer(load_minilm_record()["transformer"])
     out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
             or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]
