@@ -125,6 +125,7 @@ PAGES: dict[str, dict[str, str]] = {
         "study:zoo-facts": "rf8sim.study.zoo.report:render_zoo_facts",
         "study:zoo-rtl": "rf8sim.study.zoo.report:render_zoo_rtl",
         "study:zoo-prove": "rf8sim.study.zoo.report:render_zoo_prove",
+        "study:zoo-mac": "rf8sim.study.zoo.report:render_zoo_mac",
         "study:zoo-tinylm": "rf8sim.study.zoo.pareto:render_zoo_tinylm",
         "study:zoo-pareto": "rf8sim.study.zoo.pareto:render_zoo_pareto",
         "study:minilm-run": "rf8sim.study.flow.results:render_run",
