@@ -94,6 +94,8 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:array-schedule": "rf8sim.verify_array:render_schedule",
         "hdl:array-cost": "rf8sim.hdl.array_cost:render_table",
         "hdl:array-goals": "rf8sim.hdl.array_cost:render_goals",
+        "hdl:array-cost-sky130": "rf8sim.hdl.array_cost:render_table(sky130)",
+        "hdl:array-goals-sky130": "rf8sim.hdl.array_cost:render_goals(sky130)",
         "hdl:route-osu018": "rf8sim.hdl.route_study:render_routed(osu018)",
         "hdl:route-failures-osu018": "rf8sim.hdl.route_study:render_failures(osu018)",
         "hdl:route-spread-osu018": "rf8sim.hdl.route_study:render_spread(osu018)",
