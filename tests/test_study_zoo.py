@@ -119,3 +119,30 @@ def test_w8a16_table_and_posit16_sentence():
     finally:
         R.load_zoo_record = orig
     assert "| rf8 | posit16 | 1.50e-03 [1.40e-03, 1.60e-03] | 165,888 in 36 layers (0) |" in table
+
+
+def test_zoo_mac_table_and_sentences():
+    from rf8sim.study.zoo.report import render_zoo_mac_rows
+
+    def row(a, w, mac, prod):
+        return {"a": a, "w": w, "acc": "exact" if a != "bf16" else "fp32", "power_stream": "minilm",
+                "power_beats": 2000, "clock_ns": 10.0, "mac_area_um2": 10_000.0, "mac_pj": mac,
+                "product_area_um2": 4_000.0, "product_pj": prod, "product_share": prod / mac}
+
+    rec = {"provenance": {"command": "rf8sim study zoo-mac", "commit": "e" * 40, "machine": {"cpu": "x", "cores": 2}},
+           "rows": [row("e4m3", "e4m3", 40.0, 8.0), row("rf8", "rf8", 30.0, 9.0), row("bf16", "rf8", 100.0, 10.0),
+                    row("bf16", "e4m3", 90.0, 15.0)]}
+    t = render_zoo_mac_rows(rec)
+    assert "| rf8 × rf8 | exact | 10,000 | 30.00 | 4,000 | 9.00 | 30 % |" in t
+    assert "with 8-bit activations the least energy per whole MAC is rf8 × rf8's (30.00 pJ of e4m3 × e4m3, " \
+           "rf8 × rf8; the least per product stage e4m3 × e4m3's, 8.00 pJ)" in t
+    assert "with bf16 activations the least energy per whole MAC is bf16 × e4m3's" in t
+    assert "the product stage is 10 to 30 % of a whole MAC's energy here" in t
+
+
+def test_zoo_mac_cli_bad_input(capsys):
+    assert main(["study", "zoo-mac", "--pairs", "e4m3:e2m1"]) == 2
+    err = capsys.readouterr().err
+    assert "e2m1 has 4-bit codes: the generator builds its product stage only" in err and len(err.splitlines()) == 1
+    assert main(["study", "zoo-mac", "--pairs", "e4m3:rf8", "--beats", "0"]) == 2
+    assert "--beats must be >= 1" in capsys.readouterr().err

@@ -803,6 +803,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
     """The issue's goals at one size for one edge design (``by``: :func:`rows_by_pair`; :func:`goal_verdict`):
     against the float32 BF16 x BF16 array (:data:`BASELINE`), then against the pre-aligned BF16 x BF16 array."""
     out = []
+    once = not e or not tag  # lines that do not depend on the edge design: with the first design only
     d = (" (registered edge adder)" if e else " (edge adder in the block's clock)") if tag else ""
     g = goal_verdict(by)
     rf, bf, al = by.get(("bf16", "rf8")), by.get(BASELINE), by.get(("bf16", "bf16"))
@@ -822,7 +823,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
             out.append(f"* **{R}×{C}{d}, TOPS/W against the BF16 × BF16 fp32 array (goal ≥ 1.5×): not evaluated**: "
                        "no tile energy for " + " and ".join(n for n, r in (("RF8 × BF16", rf), ("BF16 × BF16 fp32", bf))
                                                           if "energy" not in r) + " in this record.")
-        if not e:
+        if once:
             out.append(f"* The baseline: the BF16 × BF16 `fp32` array, the float array an accelerator is compared "
                        f"with (TPU / Gemmini style): every PE multiplies bf16 × bf16 exactly and adds the product to "
                        f"the float32 partial sum flowing down its column, one rounding per PE (docs/formats.md §4c); "
@@ -847,7 +848,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
                        else ""))
         out.append(txt + ".")
     rf32 = by.get(("bf16", "rf8", "fp32"))
-    if rf32 and bf and not e:
+    if rf32 and bf and once:
         r = _ratios(rf32, bf)
         out.append(f"* {R}×{C}, what the weight format alone buys in the float32 array: RF8 × BF16 `fp32` (the same "
                    f"PEs with an RF8 weight, one shift-and-add for the multiplier) reaches {r['tops_mm2']:.2f}× the "
@@ -864,7 +865,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
                    + ", ".join(f"{w.upper()} × BF16" for w, t in zip(("rf8", "e4m3", "int8"), trio) if not t)
                    + " not in this record.")
     w8 = [by.get((w, w)) for w in ("rf8", "e4m3", "int8")]
-    if all(w8) and not e:
+    if all(w8) and once:
         a8 = [t["area_per_mac_um2"] for t in w8]
         e8 = [t.get("pj_per_mac") for t in w8]
         out.append(f"* {R}×{C} W8A8 (16:32): area per MAC RF8 / E4M3 / INT8 = {a8[0]:.0f} / {a8[1]:.0f} / "
@@ -962,22 +963,30 @@ def _budget_sentence(inf: dict) -> str:
     return s + "."
 
 
-def _load_cost_record() -> dict:
-    from ..infra.docgen import load_record
-
-    return load_record("hdl/results/array_cost.json", "hdl-array-cost",
-                       "rf8sim array cost --table --record hdl/results/array_cost.json --plot docs/img/hdl_array.png")
+#: the checked-in array-cost record of each technology
+COST_RECORDS = {"osu018": "hdl/results/array_cost.json", "sky130": "hdl/results/array_cost_sky130.json"}
 
 
-def render_table() -> str:
+def _load_cost_record(tech: str = "osu018") -> dict:
+    from ..infra.docgen import DocgenError, load_record
+
+    if tech not in COST_RECORDS:
+        raise DocgenError(f"no array-cost record for technology {tech!r}; records: {', '.join(COST_RECORDS)}")
+    p = COST_RECORDS[tech]
+    how = (f"rf8sim array cost --table --record {p} --plot docs/img/hdl_array.png" if tech == "osu018" else
+           f"rf8sim array cost --table --cached-only --tech {tech} --sizes 4x4 --record {p}")
+    return load_record(p, "hdl-array-cost", how)
+
+
+def render_table(tech: str = "osu018") -> str:
     """One row per array: MiniLM cosine (flow), area, fmax, TOPS/mm2, pJ/MAC, TOPS/W, per sentence."""
     from ..infra.docgen import load_record, record_head
 
-    rec = _load_cost_record()
+    rec = _load_cost_record(tech)
     flow = load_record("study/results/minilm-flow.json", "rf8sim-flow", "rf8sim flow")
     prov = rec["provenance"]
     inf = rec["inference"]
-    lines = [record_head(prov) + f". osu018, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
+    lines = [record_head(prov) + f". {tech}, clock target {rec['rows'][0]['clock_ns']} ns; energy from "
              "gate-level activity of a real MiniLM tile (fast zero-delay activity × the calibrated glitch "
              f"model); per sentence: every Linear layer of all-MiniLM-L6-v2 at {inf['tokens_per_sentence']} "
              f"tokens (the flow record's mean, {inf['tokens']} tokens / {inf['sentences']} sentences). "
@@ -1056,14 +1065,15 @@ def equal_area_lines(rec: dict) -> list:
     return out
 
 
-def render_goals() -> str:
+def render_goals(tech: str = "osu018") -> str:
     """The issue's goals, measured: RF8 x BF16 against BF16 x BF16 (TOPS/mm2, TOPS/W), area per MAC order."""
-    rec = _load_cost_record()
+    rec = _load_cost_record(tech)
     out = []
     sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
     for R, C in sizes:
         at = [r for r in rec["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)]
-        designs = sorted({edge_stages_of(r["config"]) for r in at if r["config"]["a_fmt"] in _A16})
+        designs = sorted({edge_stages_of(r["config"]) for r in at
+                          if r["config"]["a_fmt"] in _A16 and r["config"]["acc"] != "fp32"})
         for e in designs or [0]:
             out += _goal_lines(R, C, e, rows_by_pair(at, R, C, e), len(designs) > 1)
         out += _edge_lines(R, C, at)

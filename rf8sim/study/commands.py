@@ -77,6 +77,13 @@ def register(sub) -> None:
                    help="take over the rows of an earlier zoo-rtl record for the pairs it holds whose product-stage "
                         "Verilog is unchanged (each names its record's commit); measure the rest")
     q.set_defaults(func=cmd_zoo_rtl)
+    q = ssub.add_parser("zoo-mac", help="whole-MAC area and energy (product stage + accumulator) of zoo units beside "
+                                         "their product stage, on the MiniLM operand stream (docs/study.md)")
+    q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the W8A8 units and three "
+                                                  "bf16 ones)")
+    q.add_argument("--beats", type=int, default=None, help="beats of the MiniLM stream (default 2000)")
+    add_record_args(q, "write the rows as a provenance record (e.g. study/results/zoo-mac.json)", progress=True)
+    q.set_defaults(func=cmd_zoo_mac)
     q = ssub.add_parser("zoo-prove", help="yosys SAT proof of each zoo product stage against the format "
                                            "definitions, every code pair (docs/study.md)")
     q.add_argument("--pairs", default=None, help="A:W pairs, comma-separated (default: the zoo's)")
@@ -411,6 +418,35 @@ def cmd_zoo_rtl(args) -> int:
                             overwrite=args.force)
         print(f"record: {path}")
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def cmd_zoo_mac(args) -> int:
+    from ..cli import CLIError
+    from ..hdl.mac import narrow_unit_error
+    from ..infra import records
+    from ..infra.fileio import check_output_path
+    from ..infra.records import write_record
+    from .zoo.study import MAC_PAIRS, POWER_BEATS, rtl_macs
+
+    if args.pairs is None:
+        args.pairs = ",".join(f"{a}:{w}" for a, w in MAC_PAIRS)
+    pairs = _zoo_pairs(args)
+    from ..hdl import MacSpec
+
+    for a, w in pairs:
+        narrow_unit_error(MacSpec.make(a=a, w=w, acc=None))  # 4-bit codes: no whole unit, one line
+    beats = POWER_BEATS if args.beats is None else args.beats
+    if beats < 1:
+        raise CLIError(f"--beats must be >= 1, got {beats}")
+    if args.record:
+        check_output_path(args.record, args.force)
+    prov = records.provenance()
+    rows = rtl_macs(pairs, beats=beats, progress=not args.no_progress)
+    if args.record:
+        path = write_record(args.record, {"provenance": prov, "kind": "rf8sim-zoo-mac", "rows": rows},
+                            overwrite=args.force)
+        print(f"record: {path}")
+    return 0
 
 
 def _check_formats(text: str) -> tuple:

@@ -21,7 +21,10 @@ covers; nothing is asserted that the run did not measure.  Per model:
 
 from __future__ import annotations
 
-__all__ = ["answer_markdown", "answer_lines", "minilm_answer", "tinylm_answer", "silicon_lines", "array_lines"]
+from pathlib import Path
+
+__all__ = ["answer_markdown", "answer_lines", "array_answer_lines", "minilm_answer", "tinylm_answer", "silicon_lines",
+           "array_lines"]
 
 #: cost axes: key in the mixed results, per-point cost key, unit, words
 AXES = (("mixed", "area_um2", "µm² per MAC", "MAC area"),
@@ -272,6 +275,82 @@ def array_lines(tr: dict) -> list[str]:
     return ["- Per-inference array cost: " + "; ".join(parts) + (f" ({src})" if src else "") + "."]
 
 
+#: the array-cost records the README answer reads, per technology (osu018 required, the others when checked in)
+ARRAY_RECORDS = (("hdl/results/array_cost.json", "osu018"), ("hdl/results/array_cost_sky130.json", "sky130"))
+
+
+def array_answer_lines(required: bool = False) -> list[str]:
+    """The array answer, one block of lines per technology whose array-cost record is checked in (osu018's is
+    ``required`` for the README; the flow report leads with whatever is there, or says it is missing)."""
+    from ...infra.docgen import load_record
+
+    out = []
+    for rec_path, tech in ARRAY_RECORDS:
+        if not (required and tech == "osu018") and not (Path(__file__).resolve().parents[3] / rec_path).is_file():
+            continue
+        arr = load_record(rec_path, "hdl-array-cost", f"rf8sim array cost --table --tech {tech} --record {rec_path}")
+        out += _array_lines(arr, rec_path, tech)
+    if not out:
+        out = ["- Arrays: no array-cost record in this installation (`hdl/results/array_cost.json`, written by "
+               "`rf8sim array cost --table --record ...`)."]
+    return out
+
+
+def _array_lines(arr: dict, rec_path: str, tech: str) -> list[str]:
+    """The README answer's array lines of one array-cost record, one per R x C, then the RF8 x BF16 arrays at
+    the equal-area budget's size against it (the budget bullet itself is in docs/hdl.md)."""
+    from ...hdl.array_cost import BASELINE, edge_stages_of, equal_area_lines, goal_verdict, rows_by_pair
+
+    out = []
+    sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in arr["rows"]})
+    for R, C in sizes:
+        # the RF8 x BF16 design of the verdict: the edge adder in the block's clock where the record has it, else
+        # the registered one (the other design, when both are there, follows as a second clause)
+        rf_edges = sorted({edge_stages_of(r["config"]) for r in arr["rows"]
+                           if (r["config"]["rows"], r["config"]["cols"]) == (R, C)
+                           and (r["config"]["a_fmt"], r["config"]["w_fmt"]) == ("bf16", "rf8")
+                           and r["config"]["acc"] != "fp32"}) or [0]
+        e_main = rf_edges[0]
+        by = rows_by_pair(arr["rows"], R, C, e_main)
+        g = goal_verdict(by)
+        names = ", ".join(f"{k[0]} × {k[1]}" + (f" {k[2]}" if len(k) > 2 else "") for k in by)
+        g1 = goal_verdict(rows_by_pair(arr["rows"], R, C, 1)) if e_main == 0 and 1 in rf_edges else {}
+        head = (f"- **{R}×{C} arrays** (`{rec_path}`, {tech} before routing; arrays: {names}"
+                + (", W8A16 with the registered edge adder" if e_main else "") + "): ")
+        if "tops_mm2" in g:
+            s = (f"RF8 × BF16 reaches **{g['tops_mm2']:.2f}×** the TOPS/mm² of the BF16 × BF16 array that adds in "
+                 f"float32 down each column (`fp32`, the baseline; goal ≥ 2×: {'met' if g['tops_mm2_met'] else 'not met'})")
+            if "tops_w" in g:
+                s += (f" and **{g['tops_w']:.2f}×** its TOPS/W on real MiniLM tiles (goal ≥ 1.5×: "
+                      f"{'met' if g['tops_w_met'] else 'not met'})")
+        else:
+            s = ("RF8 × BF16 against the BF16 × BF16 fp32 array: **not evaluated** ("
+                 + ("the fp32 baseline" if BASELINE not in by else "a row") + " is missing from the record)")
+        if "tops_mm2" in g1:
+            s += (f"; with the registered edge adder (`edge_stages` 1) {g1['tops_mm2']:.2f}× TOPS/mm²"
+                  + (f" and {g1['tops_w']:.2f}× TOPS/W" if "tops_w" in g1 else ""))
+        if "aligned" in g:
+            a = g["aligned"]
+            bw_r, bw_b = (by[k]["config"].get("block_width") for k in (("bf16", "rf8"), ("bf16", "bf16")))
+            al, bf = by[("bf16", "bf16")], by.get(BASELINE)
+            s += (f"; against the pre-aligned BF16 × BF16 array (the same design with BF16 weights, {bw_b}-bit exact "
+                  f"block sums against {bw_r}" + (f", {al['area_um2'] / bf['area_um2']:.2f}× the fp32 array's area"
+                                                  if bf else "")
+                  + f"), a second comparison: {a['tops_mm2']:.2f}× TOPS/mm²"
+                  + (f", {a['tops_w']:.2f}× TOPS/W" if "tops_w" in a else ""))
+        if "area_per_mac" in g:
+            a = g["area_per_mac"]
+            s += (f"; area per MAC RF8 / E4M3 / INT8 × BF16 = {a[0]:,.0f} / {a[1]:,.0f} / {a[2]:,.0f} µm² "
+                  f"(RF8 ≤ E4M3 ≤ INT8: {'met' if g['area_order_met'] else 'not met'})")
+        rf = by.get(("bf16", "rf8"))
+        if rf:
+            part, um2 = next(iter(rf["area_by_part_um2"].items()))
+            s += f"; the largest part of the RF8 × BF16 array is its {part} ({100 * um2 / rf['area_um2']:.0f} % of area)"
+        out.append(head + s + ".")
+    out += ["- " + ln[2:] for ln in equal_area_lines(arr)[1:]]
+    return out
+
+
 def answer_markdown(tr: dict | None, tl: dict | None, heading: str = "## The answer") -> list[str]:
     """The report's first section (markdown lines); empty when neither model stage ran."""
     if tr is None and tl is None:
@@ -283,8 +362,9 @@ def answer_markdown(tr: dict | None, tl: dict | None, heading: str = "## The ans
 
 
 def answer_lines(tr: dict | None, tl: dict | None) -> list[str]:
-    """The answer's bullets: MiniLM, TinyLM (costs from the MiniLM run when it ran), silicon."""
-    lines = []
+    """The answer's bullets: the arrays (checked-in records), MiniLM, TinyLM (costs from the MiniLM run when it
+    ran), silicon."""
+    lines = array_answer_lines()  # the array verdict leads (from the checked-in array-cost records)
     if tr is not None:
         lines += minilm_answer(tr)
     if tl is not None:

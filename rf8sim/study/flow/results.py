@@ -164,59 +164,10 @@ def render_readme_answer() -> str:
 
 def render_readme_lead() -> str:
     """README's first section: what RF8 buys in arrays (goals), on MiniLM, and what is inside the flow noise."""
-    from ...infra.docgen import load_record
     from ...hdl import route_study
-    from ...hdl.array_cost import BASELINE, edge_stages_of, equal_area_lines, goal_verdict, rows_by_pair
-    from .answer import minilm_answer
+    from .answer import array_answer_lines, minilm_answer
 
-    arr = load_record("hdl/results/array_cost.json", "hdl-array-cost", "rf8sim array cost --table")
-    out = []
-    sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in arr["rows"]})
-    for R, C in sizes:
-        by = rows_by_pair(arr["rows"], R, C, 0)
-        g = goal_verdict(by)
-        g1 = goal_verdict(rows_by_pair(arr["rows"], R, C, 1)) if any(
-            edge_stages_of(r["config"]) for r in arr["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)) \
-            else {}
-        e1_only = "tops_mm2" not in g and "tops_mm2" in g1  # the only W8A16 design costed at this size
-        if e1_only:
-            by, g, g1 = rows_by_pair(arr["rows"], R, C, 1), g1, {}
-        names = ", ".join(f"{k[0]} × {k[1]}" + (f" {k[2]}" if len(k) > 2 else "") for k in by)
-        head = (f"- **{R}×{C} arrays** (`hdl/results/array_cost.json`, osu018 before routing; arrays: {names}"
-                + ("; the W8A16 arrays with the registered edge adder, `edge_stages` 1, the only design costed at "
-                   "this size" if e1_only else "") + "): ")
-        if "tops_mm2" in g:
-            s = (f"RF8 × BF16 reaches **{g['tops_mm2']:.2f}×** the TOPS/mm² of the BF16 × BF16 array that adds in "
-                 f"float32 down each column (`fp32`, the baseline; goal ≥ 2×: {'met' if g['tops_mm2_met'] else 'not met'})")
-            if "tops_w" in g:
-                s += (f" and **{g['tops_w']:.2f}×** its TOPS/W on real MiniLM tiles (goal ≥ 1.5×: "
-                      f"{'met' if g['tops_w_met'] else 'not met'})")
-        else:
-            s = ("RF8 × BF16 against the BF16 × BF16 fp32 array: **not evaluated** ("
-                 + ("the fp32 baseline" if BASELINE not in by else "a row") + " is missing from the record)")
-        if "tops_mm2" in g1:
-            s += (f"; with the registered edge adder (`edge_stages` 1) {g1['tops_mm2']:.2f}× TOPS/mm²"
-                  + (f" and {g1['tops_w']:.2f}× TOPS/W" if "tops_w" in g1 else ""))
-        if "aligned" in g:
-            a = g["aligned"]
-            bw_r, bw_b = (by[k]["config"].get("block_width") for k in (("bf16", "rf8"), ("bf16", "bf16")))
-            al, bf = by[("bf16", "bf16")], by.get(BASELINE)
-            s += (f"; against the pre-aligned BF16 × BF16 array (the same design with BF16 weights, {bw_b}-bit exact "
-                  f"block sums against {bw_r}" + (f", {al['area_um2'] / bf['area_um2']:.2f}× the fp32 array's area"
-                                                  if bf else "")
-                  + f"), a second comparison: {a['tops_mm2']:.2f}× TOPS/mm²"
-                  + (f", {a['tops_w']:.2f}× TOPS/W" if "tops_w" in a else ""))
-        if "area_per_mac" in g:
-            a = g["area_per_mac"]
-            s += (f"; area per MAC RF8 / E4M3 / INT8 × BF16 = {a[0]:,.0f} / {a[1]:,.0f} / {a[2]:,.0f} µm² "
-                  f"(RF8 ≤ E4M3 ≤ INT8: {'met' if g['area_order_met'] else 'not met'})")
-        rf = by.get(("bf16", "rf8"))
-        if rf:
-            part, um2 = next(iter(rf["area_by_part_um2"].items()))
-            s += f"; the largest part of the RF8 × BF16 array is its {part} ({100 * um2 / rf['area_um2']:.0f} % of area)"
-        out.append(head + s + ".")
-    # the RF8 x BF16 arrays at the equal-area budget's size against it (the budget bullet itself is in docs/hdl.md)
-    out += ["- " + ln[2:] for ln in equal_area_lines(arr)[1:]]
+    out = array_answer_lines(required=True)
     lines = minilm_answer(load_minilm_record()["transformer"])
     out += [ln for ln in lines if "uniformly" in ln or "no uniform" in ln
             or (ln.startswith("- MiniLM, RF8 rf8/a:") and "mean cosine" in ln)]

@@ -320,3 +320,45 @@ def render_zoo_prove() -> str:
         lines[-1] += (f" The run was stopped after {len(rec['rows'])} of {len(rec['requested'])} pairs; not reached: "
                       + ", ".join(left) + " (their check is the simulation above).")
     return "\n".join(lines)
+
+
+ZOO_MAC_RECORD = Path("study") / "results" / "zoo-mac.json"
+
+
+def render_zoo_mac_rows(rec: dict) -> str:
+    pv = rec["provenance"]
+    m = pv["machine"]
+    rows = rec["rows"]
+    r0 = rows[0]
+    lines = [f"Record `{ZOO_MAC_RECORD}`: `{pv['command']}` at commit {(pv.get('commit') or '?')[:10]} "
+             f"({'dirty' if pv.get('dirty') else 'clean'} tree), {pv.get('utc', '')}, on {m['cpu']}, {m['cores']} "
+             f"cores. Whole units (product stage, then the exact fixed-point accumulator for 1,024 terms with 8-bit "
+             f"activations, or the fp32 accumulator with bf16) synthesized onto osu018 beside their product stage "
+             f"alone, both run on {r0['power_beats']:,} beats of the MiniLM operand stream ({r0['clock_ns']:g} ns "
+             f"clock, as `rf8sim synth --power`):", "",
+             "| activation × weight | accumulator | MAC µm² | MAC pJ per MAC | product stage µm² | product stage pJ | "
+             "product stage share of the energy |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['a']} × {r['w']} | {r['acc']} | {r['mac_area_um2']:,.0f} | {r['mac_pj']:.2f} | "
+                     f"{r['product_area_um2']:,.0f} | {r['product_pj']:.2f} | {100 * r['product_share']:.0f} % |")
+    facts = []
+    for group, sel in (("8-bit activations", lambda r: r["a"] != "bf16"), ("bf16 activations",
+                                                                          lambda r: r["a"] == "bf16")):
+        g = [r for r in rows if sel(r)]
+        if len(g) > 1:
+            lo = min(g, key=lambda r: r["mac_pj"])
+            lo_p = min(g, key=lambda r: r["product_pj"])
+            facts.append(f"with {group} the least energy per whole MAC is {lo['a']} × {lo['w']}'s "
+                         f"({lo['mac_pj']:.2f} pJ of {', '.join(r['a'] + ' × ' + r['w'] for r in g)}; the least per "
+                         f"product stage {lo_p['a']} × {lo_p['w']}'s, {lo_p['product_pj']:.2f} pJ)")
+    sh = [r["product_share"] for r in rows]
+    facts.append(f"the product stage is {100 * min(sh):.0f} to {100 * max(sh):.0f} % of a whole MAC's energy here")
+    lines += ["", "Computed from the record: " + "; ".join(facts) + "."]
+    return "\n".join(lines)
+
+
+def render_zoo_mac() -> str:
+    from ...infra.docgen import load_record
+
+    return render_zoo_mac_rows(load_record(ZOO_MAC_RECORD, "rf8sim-zoo-mac",
+                                           f"rf8sim study zoo-mac --record {ZOO_MAC_RECORD}"))

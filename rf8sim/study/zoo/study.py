@@ -397,3 +397,36 @@ def rtl_proofs(pairs=RTL_PAIRS, whole_timeout: int = 120, split_timeout: int = 6
                 print(f"  [{i + 1}/{len(pairs)}] {a} x {w}: {row['pairs']:,} code pairs {st} "
                       f"({row['seconds']:.0f} s)", flush=True)
     return rows
+
+
+#: (activation, weight) units whose whole MAC (product stage + accumulator) ``rf8sim study zoo-mac``
+#: measures: the W8A8 units of the zoo's W8A8 rows and three bf16 units (fp32 accumulator)
+MAC_PAIRS = (("e4m3", "e4m3"), ("rf8", "rf8"), ("int8", "int8"), ("posit8", "posit8"), ("lns8", "lns8"),
+             ("bf16", "rf8"), ("bf16", "e4m3"), ("bf16", "apot8"))
+
+
+def rtl_macs(pairs=MAC_PAIRS, beats: int = POWER_BEATS, progress: bool = True) -> list:
+    """Per (activation, weight) pair: area and energy per MAC of the whole unit (product stage, exact
+    fixed-point accumulator for 1,024 terms with 8-bit activations, fp32 accumulator with bf16) beside its
+    product stage alone, both on ``beats`` beats of the MiniLM operand stream (:func:`rf8sim.hdl.power.ppa`,
+    as :func:`rtl_products` with ``power``)."""
+    from ...hdl import MacSpec
+    from ...hdl.power import DEFAULT_CLOCK_NS, ppa
+
+    rows = []
+    for i, (a, w) in enumerate(pairs):
+        t = time.perf_counter()
+        spec = MacSpec.make(a=a, w=w, acc="fp32" if F.get(a).code_bits == 16 else None)
+        row = {"a": a, "w": w, "acc": str(spec.acc), "power_stream": "minilm", "power_beats": beats,
+               "clock_ns": DEFAULT_CLOCK_NS}
+        for stage in ("product", "mac"):
+            e = ppa(spec, stage=stage, clock_ns=DEFAULT_CLOCK_NS, streams=("minilm",), beats=beats)
+            row[f"{stage}_area_um2"] = e["area_um2"]
+            row[f"{stage}_pj"] = e["streams"]["minilm"]["pj_per_mac"]
+        row["product_share"] = row["product_pj"] / row["mac_pj"]
+        row["seconds"] = time.perf_counter() - t
+        rows.append(row)
+        if progress:
+            print(f"  [{i + 1}/{len(pairs)}] {a} x {w} ({row['acc']}): MAC {row['mac_pj']:.2f} pJ, product stage "
+                  f"{row['product_pj']:.2f} pJ ({row['seconds']:.0f} s)", flush=True)
+    return rows
