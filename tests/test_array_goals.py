@@ -78,8 +78,11 @@ def test_area_budget_measured_extrapolated_and_fallbacks():
     assert b["area_um2"] == 1000.0 * 4 + 10.0 * 4.5 + 5.0 * 4  # PE x4, edge x4.5 (900/200), control x4 (R x C)
     assert b["part_ratios"] == {"PE datapath": 4.0, "edge accumulation": 4.5, "control": 4.0}
     fp8 = _arow("bf16", "bf16", "fp32", 8, {"PE datapath": 123.0})
-    assert area_budget([rf4, rf8, fp4, fp8, al8]) == {"label": "bf16 x bf16 fp32 8x8", "area_um2": 123.0,
-                                                      "how": "measured", "module": fp8["module"], "size": [8, 8]}
+    assert area_budget([rf4, rf8, fp8, al8]) == {"label": "bf16 x bf16 fp32 8x8", "area_um2": 123.0,
+                                                 "how": "measured", "module": fp8["module"], "size": [8, 8]}
+    m = area_budget([rf4, rf8, fp4, fp8, al8])  # measured, with what the extrapolation would have said
+    assert m["area_um2"] == 123.0 and m["extrapolation_check"]["area_um2"] == b["area_um2"]
+    assert m["extrapolation_check"]["error_pct"] == 100 * (b["area_um2"] / 123.0 - 1)
     assert area_budget([rf4, fp4, al8])["label"] == "bf16 x bf16 aligned:32:16 8x8"  # no RF8 8x8 to scale by
     assert area_budget([rf4, rf8, al4])["label"] == "bf16 x bf16 aligned:32:16 4x4"
     assert area_budget([rf4, rf8]) is None
@@ -104,6 +107,9 @@ def test_equal_area_lines_ratio_and_label():
     assert "extrapolated, not synthesized" in text
     assert "TOPS/mm² (goal ≥ 2×): met** against an extrapolated baseline area: 3.08×" in text  # 4000 / 1300
     assert "TOPS/W 2.50×" in text and "a smaller array" in text  # 250 / 100 pJ/MAC, fp32 array is 4x4
+    measured = {"inference": {**inf, "area_budget_detail": {**inf["area_budget_detail"], "how": "measured"}},
+                "rows": rows}
+    assert len(equal_area_lines(measured)) == 1  # the goal bullets of that size compare with a synthesized budget
     rf8["area_um2"] = 2500.0
     assert "not met** against an extrapolated baseline area: 1.60×" in "\n".join(equal_area_lines({"inference": inf,
                                                                                                     "rows": rows}))

@@ -140,3 +140,19 @@ def test_zoo_prove_cli_bad_input(argv, msg, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_block_formats_ride_on_their_element_stage():
+    zoo = _zoo()
+    zoo["minilm_cosine"] += [{"format": f, "mode": "weight-only", "loss": l, "loss_lo": l * 0.9, "loss_hi": l * 1.1,
+                              "sentences": 10} for f, l in [("e2m1", 8e-2), ("mxfp4", 4e-2), ("nvfp4", 3e-2)]]
+    rtl = _rtl()
+    rtl["rows"].append({"a": "bf16", "w": "e2m1", "area_um2": 3300, "pj_per_mac": 2.6,
+                        "block_formats": ["mxfp4", "nvfp4"]})
+    rtl["rows"].append({"a": "e4m3", "w": "e2m1", "area_um2": 2300, "pj_per_mac": 2.4,
+                        "block_formats": ["mxfp4", "nvfp4"]})  # mixed formats: no point at all
+    by = {p["unit"]: p for p in zp.pareto_points(zoo, rtl, None)}
+    assert {"bf16 × e2m1", "bf16 × e2m1 (mxfp4)", "bf16 × e2m1 (nvfp4)"} <= set(by)
+    assert not any(u.startswith("e4m3 × e2m1") for u in by)
+    assert by["bf16 × e2m1 (nvfp4)"]["loss"] == 3e-2 and by["bf16 × e2m1 (nvfp4)"]["area_um2"] == 3300
+    assert by["bf16 × e2m1 (mxfp4)"]["w"] == "mxfp4"

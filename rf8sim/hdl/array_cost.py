@@ -619,8 +619,13 @@ def area_budget(rows: list, R: int = 8, C: int = 8) -> dict | None:
     key = lambda r: (r["config"]["acc"] != "fp32", edge_stages_of(r["config"]) != 0)  # noqa: E731
     at = sorted((r for r in bf if _size(r) == (R, C)), key=key)
     if at and at[0]["config"]["acc"] == "fp32":
-        return {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"],
-                "size": [R, C]}
+        out = {"label": label(at[0]), "area_um2": at[0]["area_um2"], "how": "measured", "module": at[0]["module"],
+               "size": [R, C]}
+        ext = area_budget([r for r in rows if r is not at[0]], R, C)  # what the extrapolation would have said
+        if ext and ext["how"] == "extrapolated":
+            out["extrapolation_check"] = {"area_um2": ext["area_um2"], "label": ext["label"],
+                                          "error_pct": 100 * (ext["area_um2"] / out["area_um2"] - 1)}
+        return out
     fp = sorted((r for r in bf if r["config"]["acc"] == "fp32" and _size(r)[0] * _size(r)[1] < R * C),
                 key=lambda r: (-_size(r)[0] * _size(r)[1], edge_stages_of(r["config"])))
     for small in fp:
@@ -767,7 +772,9 @@ def plot_array(record, out, overwrite: bool = False):
         ax.bar(range(len(rows)), vals, color=colors)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=7, rotation=90)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title + ("" if key else ", log scale"), fontsize=9)
+        if not key:
+            ax.set_yscale("log")  # the pre-aligned BF16 array spends some 100x the others
     fig.suptitle("PE arrays on osu018 (hdl/results/array_cost.json); red: RF8 weights, gray: BF16 (fp32: the "
                  "float32 baseline); e1: registered edge adder",
                  fontsize=9)
@@ -796,6 +803,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
     """The issue's goals at one size for one edge design (``by``: :func:`rows_by_pair`; :func:`goal_verdict`):
     against the float32 BF16 x BF16 array (:data:`BASELINE`), then against the pre-aligned BF16 x BF16 array."""
     out = []
+    once = not e or not tag  # lines that do not depend on the edge design: with the first design only
     d = (" (registered edge adder)" if e else " (edge adder in the block's clock)") if tag else ""
     g = goal_verdict(by)
     rf, bf, al = by.get(("bf16", "rf8")), by.get(BASELINE), by.get(("bf16", "bf16"))
@@ -815,7 +823,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
             out.append(f"* **{R}×{C}{d}, TOPS/W against the BF16 × BF16 fp32 array (goal ≥ 1.5×): not evaluated**: "
                        "no tile energy for " + " and ".join(n for n, r in (("RF8 × BF16", rf), ("BF16 × BF16 fp32", bf))
                                                           if "energy" not in r) + " in this record.")
-        if not e:
+        if once:
             out.append(f"* The baseline: the BF16 × BF16 `fp32` array, the float array an accelerator is compared "
                        f"with (TPU / Gemmini style): every PE multiplies bf16 × bf16 exactly and adds the product to "
                        f"the float32 partial sum flowing down its column, one rounding per PE (docs/formats.md §4c); "
@@ -840,7 +848,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
                        else ""))
         out.append(txt + ".")
     rf32 = by.get(("bf16", "rf8", "fp32"))
-    if rf32 and bf and not e:
+    if rf32 and bf and once:
         r = _ratios(rf32, bf)
         out.append(f"* {R}×{C}, what the weight format alone buys in the float32 array: RF8 × BF16 `fp32` (the same "
                    f"PEs with an RF8 weight, one shift-and-add for the multiplier) reaches {r['tops_mm2']:.2f}× the "
@@ -857,7 +865,7 @@ def _goal_lines(R: int, C: int, e: int, by: dict, tag: bool) -> list:
                    + ", ".join(f"{w.upper()} × BF16" for w, t in zip(("rf8", "e4m3", "int8"), trio) if not t)
                    + " not in this record.")
     w8 = [by.get((w, w)) for w in ("rf8", "e4m3", "int8")]
-    if all(w8) and not e:
+    if all(w8) and once:
         a8 = [t["area_per_mac_um2"] for t in w8]
         e8 = [t.get("pj_per_mac") for t in w8]
         out.append(f"* {R}×{C} W8A8 (16:32): area per MAC RF8 / E4M3 / INT8 = {a8[0]:.0f} / {a8[1]:.0f} / "
@@ -946,7 +954,12 @@ def _budget_sentence(inf: dict) -> str:
         s += (f" — **extrapolated, not synthesized**: {b['area_um2'] / 1e6:.3f} mm², {b['method']}; "
               f"{b['ratio']:.2f}× the measured {b['from_area_um2'] / 1e6:.3f} mm²")
     else:
-        s += f" ({b['area_um2'] / 1e6:.3f} mm², synthesized)" if b.get("area_um2") else ""
+        s += f" ({b['area_um2'] / 1e6:.3f} mm², synthesized" if b.get("area_um2") else ""
+        x = b.get("extrapolation_check")
+        if x:
+            s += (f"; the part-by-part extrapolation from the smaller float32 array, used while this one was not "
+                  f"synthesized, gives {x['area_um2'] / 1e6:.3f} mm², {x['error_pct']:+.1f} %")
+        s += ")" if b.get("area_um2") else ""
     return s + "."
 
 
@@ -1010,8 +1023,9 @@ def render_table(tech: str = "osu018") -> str:
 
 def equal_area_lines(rec: dict) -> list:
     """The equal-area comparison of a cost record (markdown bullets): the budget (synthesized or extrapolated,
-    :func:`area_budget`), every costed array's copies in it and its per-sentence latency and energy, and the
-    RF8 x BF16 arrays of the budget's size against it (TOPS/mm² at a common clock = the area ratio; TOPS/W
+    :func:`area_budget`), every costed array's copies in it and its per-sentence latency and energy, and, when
+    the budget is extrapolated (no goal bullet compares with it), the RF8 x BF16 arrays of the budget's size
+    against it (TOPS/mm² at a common clock = the area ratio; TOPS/W
     against the largest synthesized float32 BF16 x BF16 array's pJ/MAC, whose size is named)."""
     inf = rec["inference"]
     b = inf.get("area_budget_detail")
@@ -1026,6 +1040,8 @@ def equal_area_lines(rec: dict) -> list:
            + "; ".join(f"{_name(r['config'])} {r['config']['rows']}×{r['config']['cols']}: {r['equal_area']['copies']:.2f}"
                        f" copies, {r['equal_area']['latency_us'] / 1e3:.1f} ms, {r['inference']['energy_uj'] / 1e3:.1f} mJ"
                        for r in sorted(rows, key=lambda r: r["equal_area"]["latency_us"])) + "."]
+    if not ext:
+        return out  # a synthesized budget array of R x C: the goal bullets of that size already compare with it
     R, C = b.get("size", [8, 8])
     fp = sorted((r for r in rec["rows"] if (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"])
                  == ("bf16", "bf16", "fp32") and "energy" in r), key=lambda r: -r["config"]["rows"] * r["config"]["cols"])
@@ -1037,7 +1053,8 @@ def equal_area_lines(rec: dict) -> list:
         txt = (f"* **{R}×{C} {_name(c)} ({c['acc']}) at equal area, TOPS/mm² (goal ≥ 2×): "
                f"{'met' if ratio >= 2 else 'not met'}**"
                + (" against an extrapolated baseline area" if ext else "")
-               + f": {ratio:.2f}× the {inf['area_budget']} array's TOPS/mm² at a common clock (the area ratio)")
+               + f": {ratio:.2f}× the TOPS/mm² of the budget's array ({inf['area_budget']}) at a common clock "
+               "(the area ratio)")
         if fp and "energy" in r:
             f0 = fp[0]
             txt += (f"; TOPS/W {f0['pj_per_mac'] / r['pj_per_mac']:.2f}× the {f0['config']['rows']}×{f0['config']['cols']} "
@@ -1055,7 +1072,8 @@ def render_goals(tech: str = "osu018") -> str:
     sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"]})
     for R, C in sizes:
         at = [r for r in rec["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)]
-        designs = sorted({edge_stages_of(r["config"]) for r in at if r["config"]["a_fmt"] in _A16})
+        designs = sorted({edge_stages_of(r["config"]) for r in at
+                          if r["config"]["a_fmt"] in _A16 and r["config"]["acc"] != "fp32"})
         for e in designs or [0]:
             out += _goal_lines(R, C, e, rows_by_pair(at, R, C, e), len(designs) > 1)
         out += _edge_lines(R, C, at)

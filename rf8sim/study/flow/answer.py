@@ -304,13 +304,19 @@ def _array_lines(arr: dict, rec_path: str, tech: str) -> list[str]:
     out = []
     sizes = sorted({(r["config"]["rows"], r["config"]["cols"]) for r in arr["rows"]})
     for R, C in sizes:
-        by = rows_by_pair(arr["rows"], R, C, 0)
+        # the RF8 x BF16 design of the verdict: the edge adder in the block's clock where the record has it, else
+        # the registered one (the other design, when both are there, follows as a second clause)
+        rf_edges = sorted({edge_stages_of(r["config"]) for r in arr["rows"]
+                           if (r["config"]["rows"], r["config"]["cols"]) == (R, C)
+                           and (r["config"]["a_fmt"], r["config"]["w_fmt"]) == ("bf16", "rf8")
+                           and r["config"]["acc"] != "fp32"}) or [0]
+        e_main = rf_edges[0]
+        by = rows_by_pair(arr["rows"], R, C, e_main)
         g = goal_verdict(by)
         names = ", ".join(f"{k[0]} × {k[1]}" + (f" {k[2]}" if len(k) > 2 else "") for k in by)
-        g1 = goal_verdict(rows_by_pair(arr["rows"], R, C, 1)) if any(
-            edge_stages_of(r["config"]) for r in arr["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)) \
-            else {}
-        head = (f"- **{R}×{C} arrays** (`{rec_path}`, {tech} before routing; arrays: {names}): ")
+        g1 = goal_verdict(rows_by_pair(arr["rows"], R, C, 1)) if e_main == 0 and 1 in rf_edges else {}
+        head = (f"- **{R}×{C} arrays** (`{rec_path}`, {tech} before routing; arrays: {names}"
+                + (", W8A16 with the registered edge adder" if e_main else "") + "): ")
         if "tops_mm2" in g:
             s = (f"RF8 × BF16 reaches **{g['tops_mm2']:.2f}×** the TOPS/mm² of the BF16 × BF16 array that adds in "
                  f"float32 down each column (`fp32`, the baseline; goal ≥ 2×: {'met' if g['tops_mm2_met'] else 'not met'})")

@@ -278,6 +278,12 @@ def render_zoo_pareto() -> str:
         mark = ("*" if p["unit"] in fa[p["mode"]] else "-") + " / " + ("*" if p["unit"] in fe[p["mode"]] else "-")
         lines.append(f"| {p['unit']} | {p['mode']} ({p['sentences']} sent.) | {p['area_um2']:,.0f} | {pj} | "
                      f"{p['loss']:.2e} [{p['loss_lo']:.2e}, {p['loss_hi']:.2e}] | {bpb} | {mark} |")
+    blocks = sorted({p["w"] for p in pts if p["unit"].endswith(f"({p['w']})")})
+    if blocks:
+        lines += ["", f"The {', '.join(blocks)} points take the area and energy of the product stage of their "
+                      "elements only: their block-scale hardware (an exponent add or a scale multiply per block sum, "
+                      "outside the product stage) is not in these numbers, so their place on the fronts is a lower "
+                      "bound on their cost."]
     facts = pareto_facts(pts)
     if facts:
         lines += ["", "Computed from the records:", ""] + [f"- {s}" for s in facts]
