@@ -123,7 +123,7 @@ def cmd_synth(args) -> int:
     if args.json:
         from ..infra.records import write_record
 
-        write_record(args.json, {"rows": [row]}, overwrite=args.force)
+        write_record(args.json, {"kind": "hdl-array-synth", "rows": [row]}, overwrite=args.force)
     return 0
 
 

@@ -267,6 +267,29 @@ def _head(rec) -> str:
             + _before_fixups(rec))
 
 
+#: ``rf8sim array synth --route`` records shown in docs/hdl.md (technology -> file)
+ARRAY_ROUTE_RECORDS = {"sky130": "hdl/results/route_sky130_array2x2.json"}
+
+
+def render_array_route(tech: str) -> str:
+    """One sentence per routed array of ``ARRAY_ROUTE_RECORDS[tech]``: command, nets, failed nets, die, critical path
+    without and with the wires, placement and routing time."""
+    path = ARRAY_ROUTE_RECORDS[tech]
+    rec = load_record(path, "hdl-array-synth", "rf8sim array synth --tech TECH --route --json FILE")
+    p = rec["provenance"]
+    out = []
+    for row in rec["rows"]:
+        r, t = row["route"], row["routed_timing"]
+        c = row["config"]
+        out.append(f"Record `{path}`: `{p.get('command')}` (commit {str(p.get('commit'))[:10]}): the {c['rows']}x{c['cols']} "
+                   f"{c['a_fmt']} × {c['w_fmt']} array ({c['acc']}, depth {c.get('depth')}) placed and routed on {r['tech']}: "
+                   f"{r['nets_routed']} nets, {r['failed_nets']} failed, die {r['die_um2']:.0f} µm² (utilization "
+                   f"{r['utilization']:.2f}), critical path {t['pre']['critical_path_ns']:.2f} ns without wires and "
+                   f"{t['post']['critical_path_ns']:.2f} ns with them; placement {r['times']['place_s']:.0f} s, "
+                   f"routing {r['times']['route_s']:.0f} s.")
+    return "\n".join(out) + "\n"
+
+
 #: fix-ups that changed routed numbers: (route version that brought it, id, technologies, what the older record lacks)
 LATER_FIXUPS = ((3, "Q1", ("sky130",), "it was routed without stacked vias"),
                 (4, "C1", ("osu018", "sky130"), "its wire capacitances count one edge of each wire where the "

@@ -112,6 +112,7 @@ PAGES: dict[str, dict[str, str]] = {
         "hdl:route-sky130-w8a16": "rf8sim.hdl.route_study:render_routed(sky130-w8a16)",
         "hdl:route-failures-sky130-w8a16": "rf8sim.hdl.route_study:render_failures(sky130-w8a16)",
         "hdl:route-noise-sky130-w8a16": "rf8sim.hdl.route_study:render_noise(sky130-w8a16)",
+        "hdl:route-array-sky130": "rf8sim.hdl.route_study:render_array_route(sky130)",
     },
     "docs/study.md": {
         "study:full-run": "rf8sim.study.mnist1d.sweep_records:render_full_run",
