@@ -957,7 +957,7 @@ def _budget_sentence(inf: dict) -> str:
         s += f" ({b['area_um2'] / 1e6:.3f} mm², synthesized" if b.get("area_um2") else ""
         x = b.get("extrapolation_check")
         if x:
-            s += (f"; the part-by-part extrapolation from the smaller float32 array, used while this one was not "
+            s += (f"; the part-by-part extrapolation from the smaller float32 array, the fallback when this one is not "
                   f"synthesized, gives {x['area_um2'] / 1e6:.3f} mm², {x['error_pct']:+.1f} %")
         s += ")" if b.get("area_um2") else ""
     return s + "."
