@@ -326,6 +326,12 @@ def _array_lines(arr: dict, rec_path: str, tech: str) -> list[str]:
         else:
             s = ("RF8 × BF16 against the BF16 × BF16 fp32 array: **not evaluated** ("
                  + ("the fp32 baseline" if BASELINE not in by else "a row") + " is missing from the record)")
+            w8 = [r for r in arr["rows"] if (r["config"]["rows"], r["config"]["cols"]) == (R, C)
+                  and r["config"]["a_fmt"] == r["config"]["w_fmt"] and r["config"]["a_fmt"] != "bf16"]
+            if w8:  # what the record does have at this size: the W8A8 arrays
+                s += ("; W8A8 costed: " + ", ".join(
+                    f"{r['config']['a_fmt'].upper()} × {r['config']['w_fmt'].upper()} {r['area_per_mac_um2']:,.0f} µm²/MAC"
+                    + (f", {r['pj_per_mac']:.1f} pJ/MAC" if r.get("pj_per_mac") is not None else "") for r in w8))
         if "tops_mm2" in g1:
             s += (f"; with the registered edge adder (`edge_stages` 1) {g1['tops_mm2']:.2f}× TOPS/mm²"
                   + (f" and {g1['tops_w']:.2f}× TOPS/W" if "tops_w" in g1 else ""))
