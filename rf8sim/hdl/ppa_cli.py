@@ -489,7 +489,7 @@ def render_w8a16_findings(path=None, ppa_path=None) -> str:
     PPA record and naming the set of units it covers (issue 22: no hand-written generalization).  It lives
     here, not in synth.py, because it reads both records: synth.py importing power.py closes an import circle."""
     from .power import ppa_rows
-    from .synth import W8A16_ACC, W8A16_LANES, W8A16_W, _fn, _load_w8a16, _w8a16_activations
+    from .synth import W8A16_ACC, W8A16_W, _fn, _load_w8a16, aligned_points
 
     rec = _load_w8a16(path)
     ppa_p = Path(ppa_path) if ppa_path else Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa_w8a16.json"
@@ -525,15 +525,7 @@ def render_w8a16_findings(path=None, ppa_path=None) -> str:
     out.append(f"- The product stage is {100 * min(share.values()):.0f} to {100 * max(share.values()):.0f} % of the "
                f"float32-accumulator MAC's area over {_set(list(share))} weights (the rest: alignment, float32 "
                "addition, registers).")
-    mac_all = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "mac"}
-    align = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "align"}
-    ratios = []
-    for act in _w8a16_activations():
-        for ln in W8A16_LANES:
-            al, base, au = (mac_all.get((act, "rf8", W8A16_ACC[1], ln)), mac_all.get((act, "bf16", "fp32", ln)),
-                            align.get((act, "rf8", W8A16_ACC[1], ln)))
-            if al and base and au and al["area_um2"] and base["area_um2"] and au["area_um2"]:
-                ratios.append((base["area_um2"] / (al["area_um2"] - au["area_um2"]), act, ln))
+    ratios = [(p["base"] / p["column"], p["act"], p["lanes"]) for p in aligned_points(rows)]
     if ratios:
         best = max(ratios)
         out.append(f"- Pre-aligned RF8 unit ({W8A16_ACC[1]}, iFPU/FIGNA style) against the bf16×{best[1]} "

@@ -444,6 +444,24 @@ def _w8a16_activations() -> tuple[str, ...]:
     return float_activation_formats()
 
 
+def aligned_points(rows: list[dict]) -> list[dict]:
+    """The (activation, lanes) points where the record has the aligned RF8 MAC, its AlignUnit and the bf16 x bf16
+    fp32 MAC, all with an area: their areas and the aligned MAC's column alone (MAC minus AlignUnit), in
+    activation then lanes order. The FIGNA-style comparison of the goals table and the findings reads these."""
+    def area(a, w, acc, ln, stage):
+        return next((r["area_um2"] for r in rows if (r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"], r["stage"]) ==
+                     (a, w, acc, ln, stage)), None)
+
+    out = []
+    for a in _w8a16_activations():
+        for ln in W8A16_LANES:
+            mac, au, base = (area(a, "rf8", W8A16_ACC[1], ln, "mac"), area(a, "rf8", W8A16_ACC[1], ln, "align"),
+                             area(a, "bf16", "fp32", ln, "mac"))
+            if mac and au and base:
+                out.append({"act": a, "lanes": ln, "mac": mac, "align": au, "base": base, "column": mac - au})
+    return out
+
+
 #: the lanes-16 points synthesised when the full lanes-16 grid does not fit the time (docs/hdl.md says so)
 W8A16_L16_POINTS = (("bf16", "rf8", "aligned:32:16", 16, "align"), ("bf16", "rf8", "aligned:32:16", 16, "mac"),
                     ("bf16", "bf16", "fp32", 16, "mac"), ("bf16", "rf8", "fp32", 16, "mac"),
@@ -564,7 +582,6 @@ def render_w8a16_summary(path=None) -> str:
     rec = _load_w8a16(path)
     rows = rec["rows"]
     mac = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "mac"}
-    align = {(r["a_fmt"], r["w_fmt"], r["acc"], r["lanes"]): r for r in rows if r["stage"] == "align"}
     out = ["| a | accumulator | lanes | rf8 µm² | e4m3 µm² | int8 µm² | bf16 µm² | rf8 < e4m3 < int8 < bf16 |",
            "|---|---|---|---|---|---|---|---|"]
     for (a, acc, ln) in sorted({(k[0], k[2], k[3]) for k in mac}, key=lambda t: (t[2], t[0], t[1])):
@@ -581,17 +598,11 @@ def render_w8a16_summary(path=None) -> str:
             "bf16×bf16 fp32 µm² | efficiency ratio: one column | 16 columns share one AlignUnit | "
             "AlignUnit fully amortised |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for a in _w8a16_activations():
-        for ln in W8A16_LANES:
-            al = mac.get((a, "rf8", W8A16_ACC[1], ln))
-            base = mac.get((a, "bf16", "fp32", ln))
-            au = align.get((a, "rf8", W8A16_ACC[1], ln))
-            if not (al and base and au and al["area_um2"] and base["area_um2"] and au["area_um2"]):
-                continue
-            col = al["area_um2"] - au["area_um2"]
-            out.append(f"| {a} | {ln} | {_fn(al['area_um2'])} | {_fn(au['area_um2'])} ({_fn(au['area_um2'] / ln)}) | "
-                       f"{_fn(col)} | {_fn(base['area_um2'])} | {base['area_um2'] / al['area_um2']:.2f}× | "
-                       f"{base['area_um2'] / (col + au['area_um2'] / 16):.2f}× | {base['area_um2'] / col:.2f}× |")
+    for pt in aligned_points(rows):
+        ln, au, col, base = pt["lanes"], pt["align"], pt["column"], pt["base"]
+        out.append(f"| {pt['act']} | {ln} | {_fn(pt['mac'])} | {_fn(au)} ({_fn(au / ln)}) | "
+                   f"{_fn(col)} | {_fn(base)} | {base / pt['mac']:.2f}× | "
+                   f"{base / (col + au / 16):.2f}× | {base / col:.2f}× |")
     return "\n".join(out) + "\n"
 
 
@@ -752,14 +763,7 @@ def render_w8a16_findings(path=None) -> str:
                "two things dominate and neither is the multiplier: the `AlignUnit`'s double-buffered block buffer "
                "and, per column, the exact float32 block-sum adder, whose operand is the whole block register: its "
                "width follows the weight's exponent range, which INT8 does not have.")
-    best = []
-    for a in acts:
-        for ln in W8A16_LANES:
-            al, base, au = (area.get((a, "rf8", W8A16_ACC[1], ln, "mac")), area.get((a, "bf16", "fp32", ln, "mac")),
-                            area.get((a, "rf8", W8A16_ACC[1], ln, "align")))
-            if al and base and au:
-                col = al - au
-                best.append((base / col, base / al, a, ln))
+    best = [(p["base"] / p["column"], p["base"] / p["mac"], p["act"], p["lanes"]) for p in aligned_points(rec["rows"])]
     if best:
         top = max(best)
         reached = top[0] >= 2.0
