@@ -41,6 +41,16 @@ def _f32_of(v: Fraction) -> np.float32:
     return _fraction_to_f32(v)
 
 
+def _captured(q, lin, ids, mask):
+    """The activations ``lin`` receives in one forward pass of the quantized model ``q``."""
+    cap = []
+    lin.capture = cap
+    with torch.no_grad():
+        q(ids, mask)
+    lin.capture = None
+    return cap[0]
+
+
 def _ref_linear(lin: ExactLinear, x2: np.ndarray) -> np.ndarray:
     """One layer from the definition with Python integers / Fractions (torch quantizer for the codes)."""
     from rf8sim import formats as F
@@ -82,12 +92,7 @@ def test_every_linear_is_bit_exact_against_python_integers_and_torch(cfg):
     # two layers from the definition, a few rows each
     compared = 0
     for lin in (layers[0], layers[-1]):
-        cap = []
-        lin.capture = cap
-        with torch.no_grad():
-            q(ids, mask)
-        lin.capture = None
-        x2 = cap[0][:3]
+        x2 = _captured(q, lin, ids, mask)[:3]
         got = lin.golden_rows(x2)[0]
         ref = _ref_linear(lin, x2)
         assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
@@ -260,12 +265,7 @@ def test_w8a16_layers_are_bit_exact_against_fractions(cfg):
     assert sum(r["mismatches"] for r in rows) == 0, [r for r in rows if r["mismatches"]]
     compared = 0
     for lin in (layers[0], layers[-1]):
-        cap = []
-        lin.capture = cap
-        with torch.no_grad():
-            q(ids, mask)
-        lin.capture = None
-        x2 = cap[0][:2]
+        x2 = _captured(q, lin, ids, mask)[:2]
         got = lin.golden_float(x2)[0]
         ref = _ref_float_linear(lin, x2)
         assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), (got, ref)
