@@ -249,3 +249,31 @@ def test_flow_mac_entries_are_checked(mac, msg):
     raw["flow"]["macs"] = [mac]
     with pytest.raises(ConfigError, match=msg):
         config_from_dict(raw)
+
+
+def test_uniform_assignments_take_the_sweep_point_instead_of_a_second_encode(monkeypatch):
+    """A search that lands on one configuration for every layer group takes that configuration's sweep
+    point (:func:`uniform_verifications`) instead of encoding the sentences again; its verification equals
+    a fresh encode of the model with every Linear layer on that configuration."""
+    import numpy as np
+
+    from rf8sim.study.common.stats import bootstrap_ci
+    from rf8sim.study.minilm import study
+
+    spec = TransformerSpec(sentences=20, configs=("int8",), sensitivity_sentences=2, bootstrap=100, batch_size=20,
+                           min_cosine=0.9, torch_check=False)
+    calls = []
+    real = study.exactify
+    monkeypatch.setattr(study, "exactify", lambda m, a, t=None: calls.append(a) or real(m, a, t))
+    res = run_transformer_study(spec, {"int8xint8": 1.0}, progress=False)
+    groups = res["sensitivity"]["groups"]
+    assert len(groups) == 12 and len(calls) == 1 + len(groups)  # the sweep point and the scan; no search encodes
+
+    model, sentences, lengths = study.prepare(spec)
+    ref = study._encode(model, sentences, lengths, spec.batch_size)
+    emb = study._encode(real(model, spec.datapaths()[0], spec.max_terms), sentences, lengths, spec.batch_size)
+    fresh = bootstrap_ci((ref.astype(np.float64) * emb.astype(np.float64)).sum(1), spec.bootstrap, seed=spec.seed)
+    for key in ("mixed", "mixed_energy", "mixed_bits"):
+        m = res[key]
+        assert set(m["assignment"].values()) == {"int8 channel acc exact"} and m["meets_constraint"], key
+        assert m["verified"] == fresh and [h["sentences"] for h in m["history"]] == [20], key

@@ -214,7 +214,9 @@ def run_transformer_study(spec: TransformerSpec, areas: dict, *, progress: bool 
                 pairs.append({"a": a, "b": b, "metric": metric, "sentences": nn_, **r})
 
     sens = _sensitivity(model, sentences, lengths, spec, dps, ref, progress)
-    seen: dict = {}  # assignment -> verification, shared by the searches (they often land on the same one)
+    # assignment -> verification, shared by the searches (they often land on the same one); an assignment
+    # that puts every group on one configuration is that configuration's sweep point
+    seen = uniform_verifications(dps, sens["groups"], per, spec)
     mixed = {o: _mixed(model, sentences, lengths, spec, dps, ref, costs, sens, per, progress, o, seen)
              for o in spec.objectives}
     mixed_bits = _mixed(model, sentences, lengths, spec, dps, ref, costs, sens, per, progress, "weight_bits", seen)
@@ -230,6 +232,19 @@ def _spec_dict(spec) -> dict:
 
     d = dataclasses.asdict(spec)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def uniform_verifications(dps, groups, per: dict, spec) -> dict:
+    """The mixed searches' verifications that the sweep has already made, keyed as the searches key them.
+
+    An assignment that puts every layer group on one configuration quantizes every Linear layer with it,
+    exactly as that configuration's sweep point did (the groups cover every Linear layer), on the same
+    sentences (``a16_sentences`` for a float accumulator), so its cosines are the sweep's, bit for bit."""
+    from ..common.stats import bootstrap_ci
+
+    return {tuple(sorted((g, dp.label) for g in groups)):
+            (len(per[dp.label]["cosine"]), bootstrap_ci(per[dp.label]["cosine"], spec.bootstrap, seed=spec.seed))
+            for dp in dps}
 
 
 def _sensitivity(model, sentences, lengths, spec, dps, ref, progress) -> dict:
