@@ -209,3 +209,32 @@ def test_split_scales_and_scaled_conversion():
     want = [_f32_rne(Fraction(int(a)) * Fraction(2) ** (int(s) - 2)) for a, s in zip(acc[0], scale[0])]
     np.testing.assert_array_equal(got[0].view(np.uint32), np.array(want, np.float32).view(np.uint32))
     assert got[0, 1] != 0 and np.isinf(got[0, 3])
+
+
+def test_scaled_conversion_both_routes_against_fractions():
+    """Both routes of ``scaled_to_float32`` against the Fraction oracle: the float64 one (``|acc| <= 2**53``,
+    moderate exponents) and the general one (a larger ``acc`` in the same array sends every element there),
+    on accumulators of every bit length, ties and results that are subnormal, normal or overflow."""
+    from rf8sim.study.mnist1d.inference import scaled_to_float32
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    bits = rng.integers(0, 54, n)
+    acc = (rng.integers(0, 1 << 62, n, dtype=np.int64) >> (62 - bits)) * rng.choice([-1, 1], n)
+    acc[:64] = (np.arange(64, dtype=np.int64) * 2 + 1) << 23  # a 25-bit odd value: ties at 24 bits
+    acc[64:72] = [0, 1, -1, 1 << 53, -(1 << 53), (1 << 53) - 1, 3, -7]
+    scale = rng.integers(-200, 150, n)
+    frac = 20
+    want = np.array([_f32_rne(Fraction(int(a)) * Fraction(2) ** (int(s) - frac)) for a, s in zip(acc, scale)],
+                    np.float32)
+    want = np.where(want == 0, np.copysign(want, acc), want).astype(np.float32)  # IEEE: -tiny rounds to -0
+    kinds = {"subnormal": 0, "normal": 0, "inf": 0, "zero": 0}
+    for w in want:
+        kinds["zero" if w == 0 else "inf" if np.isinf(w) else "subnormal" if abs(w) < 2.0 ** -126 else "normal"] += 1
+    assert min(kinds.values()) >= 8, kinds
+    fast = scaled_to_float32(acc, frac, scale)
+    wide = np.append(acc, np.int64(1) << 60)  # one element beyond 2**53: the general route for all
+    general = scaled_to_float32(wide, frac, np.append(scale, 0))[:n]
+    for got in (fast, general):
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert fast.shape == general.shape == (n,)
