@@ -179,6 +179,28 @@ def test_flow_array_stage(tmp_path):
     assert line.startswith("- Per-inference array cost: bf16 × rf8 ") and "0 mismatches" in line
 
 
+def test_flow_costs_compare_arrays_of_one_size():
+    """The flow's per-inference rows come from the largest size every kind has in the record: the demo's
+    RF8 x BF16 array (aligned, edge adder not registered) has 4x4 only, its fp32 BF16 baseline 4x4 and 8x8."""
+    import json
+
+    from rf8sim.hdl.array_cost import RECORD, common_size, recorded_inference
+
+    rec = json.loads(RECORD.read_text())
+    rf8, bf16 = ("bf16", "rf8", "aligned:32:16", 0), ("bf16", "bf16", "fp32", 0)
+    have = {k: sorted((r["config"]["rows"], r["config"]["cols"]) for r in rec["rows"] if "energy" in r
+                      and (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"],
+                           int(r["config"].get("edge_stages", 0))) == k) for k in (rf8, bf16)}
+    assert have == {rf8: [(4, 4)], bf16: [(4, 4), (8, 8)]}
+    assert common_size([rf8, bf16], rec) == (4, 4) and common_size([bf16], rec) == (8, 8)
+    assert common_size([rf8, ("bf16", "bf16", "fp32", 1)], rec) == (4, 4)  # a kind with no row is left out
+    assert common_size([("rf8", "rf8", "16:32", 0), ("bf16", "rf8", "aligned:32:16", 1)], rec) == (8, 8)
+    alone = recorded_inference(*bf16, 27.0, rec)
+    paired = recorded_inference(*bf16, 27.0, rec, (4, 4))
+    assert alone["size"] == "8x8" and paired["size"] == "4x4" and paired["area_mm2"] < alone["area_mm2"]
+    assert recorded_inference(*rf8, 27.0, rec, (8, 8)) is None
+
+
 def test_flow_array_config_bad_input(tmp_path):
     from rf8sim.study.common.config import ConfigError, load_config
 

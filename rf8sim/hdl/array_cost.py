@@ -726,11 +726,29 @@ def flow_array(job, liberty="default", out_dir=None, clock_ns: float = DEFAULT_C
     return out
 
 
-def recorded_inference(a_fmt: str, w_fmt: str, acc: str, edge_stages: int, tokens: float, rec: dict) -> dict | None:
-    """Per-inference cost of the largest array of this kind costed in the record ``rec``
-    (hdl/results/array_cost.json) for a sentence of ``tokens`` tokens, or None if it has none."""
-    rows = [r for r in rec["rows"] if "energy" in r and (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"],
+def _costed(rec: dict, a_fmt: str, w_fmt: str, acc: str, edge_stages: int) -> list[dict]:
+    """The rows of ``rec`` with an energy for arrays of this kind, every size."""
+    return [r for r in rec["rows"] if "energy" in r and (r["config"]["a_fmt"], r["config"]["w_fmt"], r["config"]["acc"],
                                                          edge_stages_of(r["config"])) == (a_fmt, w_fmt, acc, edge_stages)]
+
+
+def common_size(kinds, rec: dict) -> tuple | None:
+    """The largest ``(rows, cols)`` that every kind ``(a_fmt, w_fmt, acc, edge_stages)`` costed in ``rec`` has,
+    so that their per-inference costs compare arrays of one size; None when they share none (a kind with no
+    costed row at all is left out: it is reported as not costed)."""
+    sizes = [{(r["config"]["rows"], r["config"]["cols"]) for r in _costed(rec, *k)} for k in kinds]
+    sizes = [s for s in sizes if s]
+    common = set.intersection(*sizes) if sizes else set()
+    return max(common, key=lambda s: (s[0] * s[1], s)) if common else None
+
+
+def recorded_inference(a_fmt: str, w_fmt: str, acc: str, edge_stages: int, tokens: float, rec: dict,
+                       size: tuple | None = None) -> dict | None:
+    """Per-inference cost of the largest array of this kind costed in the record ``rec``
+    (hdl/results/array_cost.json), or of the one of ``size`` ``(rows, cols)``, for a sentence of ``tokens``
+    tokens; None if it has none."""
+    rows = [r for r in _costed(rec, a_fmt, w_fmt, acc, edge_stages)
+            if size is None or (r["config"]["rows"], r["config"]["cols"]) == tuple(size)]
     if not rows:
         return None
     r = max(rows, key=lambda r: r["config"]["rows"] * r["config"]["cols"])

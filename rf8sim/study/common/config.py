@@ -43,7 +43,7 @@ never silently falls back to a default)::
     verify_max_len = 64         # their maximum length
     hist_layers = 3             # weight histograms in the report
     arrays = []                 # PE arrays generated and verified on a real MiniLM tile (Icarus), 'AxW@ACC',
-                                # e.g. ["bf16xrf8@aligned:32:16", "bf16xbf16@aligned:32:16"]; per-inference
+                                # e.g. ["bf16xrf8@aligned:32:16", "bf16xbf16@fp32"]; per-inference
                                 # costs from hdl/results/array_cost.json
     array_synth = []            # those of `arrays` also synthesized in the run (area, fmax)
     array_size = "2x2"          # RxC of those arrays

@@ -456,7 +456,8 @@ def stage_tinylm(ctx: Context) -> dict:
 
 def stage_array(ctx: Context) -> dict:
     """Small PE arrays (``[flow] arrays``): generated, verified on a real MiniLM tile on Icarus, the
-    ``array_synth`` ones synthesized; per-inference costs of each kind from the checked-in array cost record
+    ``array_synth`` ones synthesized; per-inference costs of each kind from the checked-in array cost record,
+    at the largest size every kind has there (:func:`rf8sim.hdl.array_cost.common_size`),
     at this run's mean sentence length, attached to the MiniLM results (the report's silicon lines)."""
     f = ctx.cfg.flow
     if not f.arrays:
@@ -495,7 +496,8 @@ def stage_array(ctx: Context) -> dict:
     from ...infra.records import read_record
 
     rec = read_record(AC.RECORD)
-    rows = [AC.recorded_inference(j[0], j[1], j[2], f.array_edge_stages, tokens, rec) for j in jobs]
+    size = AC.common_size([(*j[:3], f.array_edge_stages) for j in jobs], rec)  # compare arrays of one size
+    rows = [AC.recorded_inference(j[0], j[1], j[2], f.array_edge_stages, tokens, rec, size) for j in jobs]
     prov = rec["provenance"]
     arrays = {"rows": [r for r in rows if r],
               "not_costed": [e for e, r in zip(entries, rows) if r is None],
