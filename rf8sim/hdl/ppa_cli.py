@@ -494,7 +494,8 @@ def render_w8a16_findings(path=None, ppa_path=None) -> str:
     rec = _load_w8a16(path)
     ppa_p = Path(ppa_path) if ppa_path else Path(__file__).resolve().parents[2] / "hdl" / "results" / "ppa_w8a16.json"
     if not ppa_p.exists():
-        raise HdlError(f"{ppa_p} missing: run `python -m rf8sim.hdl.ppa16 --record hdl/results/ppa_w8a16.json`")
+        raise HdlError(f"{ppa_p} missing: run `rf8sim synth --table w8a16 --timing --power --record "
+                       "hdl/results/ppa_w8a16.json`")
     rows = rec["rows"]
     a = "bf16"
     prod = {r["w_fmt"]: r["area_um2"] for r in rows if r["stage"] == "product" and r["a_fmt"] == a and r["area_um2"]}

@@ -116,7 +116,7 @@ def run(args) -> int:
                                "tcl` (or `make sysdeps` as root)")
     if getattr(args, "record", None) or getattr(args, "plot", None):
         raise HdlError("--route writes its rows with --json FILE (the route records are written by "
-                       "`python -m rf8sim.hdl.route_cli`)")
+                       "`python -m rf8sim.hdl.route_study --name NAME`)")
     if args.json:
         fileio.check_output_path(args.json, getattr(args, "force", False))
     clock = check_clock(args.clock_ns if args.clock_ns is not None else 10.0) if (args.timing or args.power) else None
