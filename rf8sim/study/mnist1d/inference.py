@@ -160,13 +160,12 @@ def scaled_to_float32(acc, frac_bits: int, scale: np.ndarray) -> np.ndarray:
         if -(1 << 53) <= a.min() and a.max() <= 1 << 53 and e.size and -900 <= e.min() and e.max() <= 900:
             with np.errstate(over="ignore"):
                 return np.ldexp(a.astype(np.float64), e.astype(np.int32)).astype(np.float32)
-    y = np.asarray(golden.to_float32(acc, frac_bits), np.float64) * np.exp2(np.asarray(scale, np.float64))
+    y = np.asarray(golden.to_float32(a, frac_bits), np.float64) * np.exp2(np.asarray(scale, np.float64))
     tiny, huge = np.float64(2.0 ** -126), np.float64(np.finfo(np.float32).max)
     bad = (y != 0) & ((np.abs(y) < tiny) | (np.abs(y) > huge))
     with np.errstate(over="ignore"):  # overflowing elements are recomputed below
         out = y.astype(np.float32)
     if bad.any():
-        a = np.asarray(acc)
         sc = np.broadcast_to(np.asarray(scale), out.shape)
         for idx in zip(*np.nonzero(bad)):
             v = Fraction(int(a[idx])) * Fraction(2) ** (int(sc[idx]) - frac_bits)
